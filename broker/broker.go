@@ -1,0 +1,393 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ampsbroker/ampsbroker/listener"
+)
+
+// ErrBrokerClosed is returned by Serve, ServeConn and Connect after
+// Shutdown or Close.
+var ErrBrokerClosed = errors.New("broker: closed")
+
+// ErrSlowConsumer is the cause recorded for an endpoint whose outbound
+// queue overflowed its budget (AMPS disconnect reason "slow client").
+var ErrSlowConsumer = errors.New("broker: slow consumer: outbound queue over budget")
+
+// Broker routes AMPS messages between the clients of its listeners and its
+// in-process clients. Create one with New; it has no package-level state.
+type Broker struct {
+	opts   Options
+	log    *slog.Logger
+	authOn bool
+
+	routersMu sync.RWMutex
+	routers   map[string]*router // by message type (semantics §2: (name, type) is a topic's identity)
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[listener.Listener]struct{}
+	pending   map[net.Conn]struct{} // raw connections in handshake
+	sessions  map[*session]struct{} // network sessions
+	clients   map[*Client]struct{}  // in-process clients
+	wg        sync.WaitGroup        // every goroutine the broker runs or waits for
+	doneCh    chan struct{}         // closed by Shutdown/Close
+	ctx       context.Context       // cancelled by Shutdown/Close
+	cancel    context.CancelFunc
+
+	stats counters
+}
+
+// counters are the broker's running totals.
+type counters struct {
+	connections   atomic.Int64
+	messagesIn    atomic.Int64
+	messagesOut   atomic.Int64
+	bytesIn       atomic.Int64
+	bytesOut      atomic.Int64
+	slowConsumers atomic.Int64
+	authFailures  atomic.Int64
+}
+
+// Stats is a snapshot of a broker's counters.
+type Stats struct {
+	Connections   int64 // open network connections
+	Clients       int64 // open in-process clients
+	MessagesIn    int64 // publishes received
+	MessagesOut   int64 // deliveries written or handed to in-process handlers
+	BytesIn       int64 // inbound frame bytes
+	BytesOut      int64 // outbound message bytes
+	SlowConsumers int64 // endpoints disconnected for overflowing their queue
+	AuthFailures  int64 // rejected logons
+	Subscriptions int64 // active subscriptions
+}
+
+// New returns a Broker configured by opts; nil means all defaults.
+func New(opts *Options) *Broker {
+	b := &Broker{
+		routers:   make(map[string]*router),
+		listeners: make(map[listener.Listener]struct{}),
+		pending:   make(map[net.Conn]struct{}),
+		sessions:  make(map[*session]struct{}),
+		clients:   make(map[*Client]struct{}),
+		doneCh:    make(chan struct{}),
+	}
+	if opts != nil {
+		b.opts = *opts
+	}
+	o := &b.opts
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Version == "" {
+		o.Version = DefaultVersion
+	}
+	if o.OutboundQueueBytes <= 0 {
+		o.OutboundQueueBytes = DefaultOutboundQueueBytes
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if o.LogonTimeout <= 0 {
+		o.LogonTimeout = DefaultLogonTimeout
+	}
+	if o.HeartbeatMisses <= 0 {
+		o.HeartbeatMisses = DefaultHeartbeatMisses
+	}
+	b.log = o.Logger
+	b.authOn = o.Authenticator != nil
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	return b
+}
+
+// router returns the router of a message type.
+func (b *Broker) router(mt string) *router {
+	b.routersMu.RLock()
+	r := b.routers[mt]
+	b.routersMu.RUnlock()
+	if r != nil {
+		return r
+	}
+	b.routersMu.Lock()
+	defer b.routersMu.Unlock()
+	r = b.routers[mt]
+	if r == nil {
+		r = newRouter(0)
+		b.routers[mt] = r
+	}
+	return r
+}
+
+// Serve accepts connections on l until Shutdown or Close, running each
+// connection's handshake and session in its own goroutine. It always
+// returns a non-nil error; after Shutdown or Close it is ErrBrokerClosed.
+// Serve closes l when it returns.
+func (b *Broker) Serve(l listener.Listener) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		l.Close()
+		return ErrBrokerClosed
+	}
+	b.listeners[l] = struct{}{}
+	b.wg.Add(1)
+	b.mu.Unlock()
+	defer b.wg.Done()
+	defer func() {
+		b.mu.Lock()
+		delete(b.listeners, l)
+		b.mu.Unlock()
+		l.Close()
+	}()
+
+	b.log.Info("serving", "transport", l.Name(), "addr", l.Addr().String())
+	var backoff time.Duration
+	for {
+		raw, err := l.Accept()
+		if err != nil {
+			if b.isClosed() {
+				return ErrBrokerClosed
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() || isTemporary(err) {
+				// Back off on temporary errors (such as running out of file
+				// descriptors) like net/http.Server does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				b.log.Warn("accept error; retrying", "transport", l.Name(), "err", err, "delay", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-b.doneCh:
+					return ErrBrokerClosed
+				}
+				continue
+			}
+			return fmt.Errorf("broker: accept on %s %s: %w", l.Name(), l.Addr(), err)
+		}
+		backoff = 0
+		if !b.trackPending(raw) {
+			raw.Close()
+			return ErrBrokerClosed
+		}
+		go b.handshakeAndServe(l, raw)
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (b *Broker) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+// trackPending registers a raw connection and one goroutine for it.
+func (b *Broker) trackPending(c net.Conn) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
+	}
+	b.pending[c] = struct{}{}
+	b.wg.Add(1)
+	return true
+}
+
+func (b *Broker) handshakeAndServe(l listener.Listener, raw net.Conn) {
+	defer b.wg.Done()
+	ctx, cancel := context.WithTimeout(b.ctx, b.opts.HandshakeTimeout)
+	c, err := l.Handshake(ctx, raw)
+	cancel()
+	b.mu.Lock()
+	delete(b.pending, raw)
+	b.mu.Unlock()
+	if err != nil {
+		raw.Close()
+		b.log.Debug("handshake failed", "transport", l.Name(), "remote", raw.RemoteAddr().String(), "err", err)
+		return
+	}
+	if err := b.ServeConn(b.ctx, c); err != nil && !errors.Is(err, ErrBrokerClosed) {
+		b.log.Debug("session ended", "transport", l.Name(), "remote", raw.RemoteAddr().String(), "err", err)
+	}
+}
+
+// ServeConn runs an AMPS session on c until the client disconnects, the
+// session fails, ctx is done, or the broker shuts down; it closes c before
+// it returns. Transports that own their goroutines (such as an
+// http.Handler for WebSocket) call it directly. The returned error says why
+// the session ended; nil means the client closed the connection.
+func (b *Broker) ServeConn(ctx context.Context, c listener.Conn) error {
+	s := newSession(b, c)
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		c.Close()
+		return ErrBrokerClosed
+	}
+	b.sessions[s] = struct{}{}
+	b.wg.Add(1)
+	b.mu.Unlock()
+	b.stats.connections.Add(1)
+	defer func() {
+		b.mu.Lock()
+		delete(b.sessions, s)
+		b.mu.Unlock()
+		b.stats.connections.Add(-1)
+		b.wg.Done()
+	}()
+	return s.run(ctx)
+}
+
+// Shutdown gracefully stops the broker: it closes every listener, stops
+// accepting, lets each session's writer flush what is already queued, then
+// closes the connections and in-process clients, and waits for every
+// goroutine the broker started or serves. If ctx ends first it closes
+// everything at once, still waits for the goroutines to return, and returns
+// ctx's error.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	b.mu.Lock()
+	already := b.closed
+	b.closed = true
+	ls := make([]listener.Listener, 0, len(b.listeners))
+	for l := range b.listeners {
+		ls = append(ls, l)
+	}
+	pending := make([]net.Conn, 0, len(b.pending))
+	for c := range b.pending {
+		pending = append(pending, c)
+	}
+	sessions := make([]*session, 0, len(b.sessions))
+	for s := range b.sessions {
+		sessions = append(sessions, s)
+	}
+	clients := make([]*Client, 0, len(b.clients))
+	for c := range b.clients {
+		clients = append(clients, c)
+	}
+	b.mu.Unlock()
+	if !already {
+		close(b.doneCh)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	for _, c := range pending {
+		c.Close()
+	}
+	for _, s := range sessions {
+		s.drain()
+	}
+	for _, c := range clients {
+		c.shutdown(true)
+	}
+
+	done := make(chan struct{})
+	go func() {
+		b.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		b.cancel()
+		return nil
+	case <-ctx.Done():
+		b.cancel()
+		b.forceClose()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Close stops the broker at once: listeners, connections and in-process
+// clients are closed without flushing. It waits for the broker's goroutines.
+func (b *Broker) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := b.Shutdown(ctx)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func (b *Broker) forceClose() {
+	b.mu.Lock()
+	sessions := make([]*session, 0, len(b.sessions))
+	for s := range b.sessions {
+		sessions = append(sessions, s)
+	}
+	clients := make([]*Client, 0, len(b.clients))
+	for c := range b.clients {
+		clients = append(clients, c)
+	}
+	pending := make([]net.Conn, 0, len(b.pending))
+	for c := range b.pending {
+		pending = append(pending, c)
+	}
+	b.mu.Unlock()
+	for _, c := range pending {
+		c.Close()
+	}
+	for _, s := range sessions {
+		s.abort(errShutdown)
+	}
+	for _, c := range clients {
+		c.shutdown(false)
+	}
+}
+
+var errShutdown = errors.New("broker: shut down")
+
+// Stats returns a snapshot of the broker's counters.
+func (b *Broker) Stats() Stats {
+	b.mu.Lock()
+	nclients := int64(len(b.clients))
+	b.mu.Unlock()
+	var subs int64
+	b.routersMu.Lock()
+	for _, r := range b.routers {
+		r.mu.RLock()
+		subs += int64(len(r.regex))
+		for _, ss := range r.exact {
+			subs += int64(len(ss))
+		}
+		r.mu.RUnlock()
+	}
+	b.routersMu.Unlock()
+	return Stats{
+		Connections:   b.stats.connections.Load(),
+		Clients:       nclients,
+		MessagesIn:    b.stats.messagesIn.Load(),
+		MessagesOut:   b.stats.messagesOut.Load(),
+		BytesIn:       b.stats.bytesIn.Load(),
+		BytesOut:      b.stats.bytesOut.Load(),
+		SlowConsumers: b.stats.slowConsumers.Load(),
+		AuthFailures:  b.stats.authFailures.Load(),
+		Subscriptions: subs,
+	}
+}
+
+// publish routes one message to every matching subscription of the message
+// type mt. It never blocks on a receiver.
+func (b *Broker) publish(mt, topic, correlationID string, body []byte) {
+	b.stats.messagesIn.Add(1)
+	ts := b.router(mt).targets(topic)
+	if len(ts) == 0 {
+		return
+	}
+	d := newDelivery(topic, correlationID, body)
+	for i := range ts {
+		ts[i].ep.enqueueDelivery(d, &ts[i])
+	}
+}

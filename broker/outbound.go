@@ -1,0 +1,122 @@
+package broker
+
+import (
+	"sync"
+)
+
+// outItem is one queued outbound message: either a shared delivery for a
+// target, or a pre-encoded header (acks, heartbeats) with an optional body.
+type outItem struct {
+	d      *delivery
+	t      *target
+	header []byte
+	body   []byte
+	size   int
+}
+
+// outbound is a bounded queue of messages for one endpoint, drained by that
+// endpoint's own goroutine. Producers never block: when the queued bytes
+// would exceed the limit the queue is marked overflowed and the endpoint is
+// closed as a slow consumer (AMPS disconnect reason "slow client",
+// semantics §5), so no publisher ever waits for another client's reader.
+type outbound struct {
+	mu         sync.Mutex
+	items      []outItem
+	bytes      int
+	limit      int
+	closed     bool
+	overflowed bool
+	// notify has room for one token: set when items were added or the
+	// state changed.
+	notify chan struct{}
+}
+
+func newOutbound(limit int) *outbound {
+	return &outbound{limit: limit, notify: make(chan struct{}, 1)}
+}
+
+// pushResult says what push did.
+type pushResult int
+
+const (
+	pushOK       pushResult = iota // queued
+	pushClosed                     // the queue was already closed
+	pushOverflow                   // this push overflowed the budget; the queue is now closed
+)
+
+// push queues it without blocking.
+func (q *outbound) push(it outItem) pushResult {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return pushClosed
+	}
+	if q.bytes+it.size > q.limit && q.bytes > 0 {
+		// A single message larger than the whole budget is still accepted
+		// into an empty queue: the frame-size limit bounds it.
+		q.overflowed = true
+		q.closed = true
+		q.items = nil
+		q.bytes = 0
+		q.mu.Unlock()
+		q.wake()
+		return pushOverflow
+	}
+	q.items = append(q.items, it)
+	q.bytes += it.size
+	q.mu.Unlock()
+	q.wake()
+	return pushOK
+}
+
+func (q *outbound) wake() {
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
+
+// take moves all queued items into buf (reusing its storage) and returns
+// them, with whether the queue is closed and whether it overflowed. The
+// items' bytes stay counted until release.
+func (q *outbound) take(buf []outItem) (items []outItem, closed, overflowed bool) {
+	q.mu.Lock()
+	items, q.items = q.items, buf[:0]
+	closed, overflowed = q.closed, q.overflowed
+	q.mu.Unlock()
+	return items, closed, overflowed
+}
+
+// release returns n written bytes to the budget.
+func (q *outbound) release(n int) {
+	q.mu.Lock()
+	q.bytes = max(q.bytes-n, 0)
+	q.mu.Unlock()
+}
+
+// close stops the queue; items still queued are drained by the consumer
+// (take keeps returning them) only when drain is true.
+func (q *outbound) close(drain bool) {
+	q.mu.Lock()
+	q.closed = true
+	if !drain {
+		q.items = nil
+		q.bytes = 0
+	}
+	q.mu.Unlock()
+	q.wake()
+}
+
+// queued returns the number of queued bytes.
+func (q *outbound) queued() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.bytes
+}
+
+// clearItems drops references held by a drained batch so the slice can be
+// reused without pinning deliveries.
+func clearItems(items []outItem) []outItem {
+	clear(items)
+	return items[:0]
+}

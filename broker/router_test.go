@@ -1,0 +1,93 @@
+package broker
+
+import (
+	"slices"
+	"testing"
+)
+
+type nopEndpoint struct{ name string }
+
+func (nopEndpoint) enqueueDelivery(*delivery, *target) bool { return true }
+
+func sids(ts []target) []string {
+	var out []string
+	for _, t := range ts {
+		out = append(out, string(t.sids))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func mustSub(t *testing.T, id, topic string, ep endpoint) *subscription {
+	t.Helper()
+	s, reason := newSubscription(id, topic, false)
+	if reason != "" {
+		t.Fatalf("%s: %s", topic, reason)
+	}
+	s.owner = ep
+	return s
+}
+
+func TestRouterKeepsCacheCurrent(t *testing.T) {
+	r := newRouter(0)
+	a, b := &nopEndpoint{"a"}, &nopEndpoint{"b"}
+	// Warm the cache before any subscription exists.
+	if got := r.targets("orders/eu"); len(got) != 0 {
+		t.Fatalf("empty router matched %v", got)
+	}
+	exact := mustSub(t, "e", "orders/eu", a)
+	rx := mustSub(t, "r", "^orders/", a)
+	other := mustSub(t, "o", "eu$", b)
+	r.add(exact)
+	r.add(rx)
+	r.add(other)
+	if got, want := sids(r.targets("orders/eu")), []string{`"e,r"`, `"o"`}; !slices.Equal(got, want) {
+		t.Fatalf("targets = %v, want %v", got, want)
+	}
+	if got, want := sids(r.targets("orders/us")), []string{`"r"`}; !slices.Equal(got, want) {
+		t.Fatalf("targets = %v, want %v", got, want)
+	}
+	r.remove(rx)
+	if got, want := sids(r.targets("orders/eu")), []string{`"e"`, `"o"`}; !slices.Equal(got, want) {
+		t.Fatalf("after remove: %v, want %v", got, want)
+	}
+	if got := r.targets("orders/us"); len(got) != 0 {
+		t.Fatalf("removed regex still matches: %v", sids(got))
+	}
+	r.replace(exact, mustSub(t, "e", "orders/us", a))
+	if got, want := sids(r.targets("orders/us")), []string{`"e"`}; !slices.Equal(got, want) {
+		t.Fatalf("after replace: %v, want %v", got, want)
+	}
+}
+
+func TestRouterCacheIsBounded(t *testing.T) {
+	r := newRouter(8)
+	r.add(mustSub(t, "r", "x", &nopEndpoint{}))
+	r.targets("x")
+	for i := 0; i < 100; i++ {
+		r.targets(string(rune('a'+i%26)) + string(rune('a'+i/26)))
+	}
+	if len(r.cache) > 8 {
+		t.Fatalf("cache holds %d topics, bound is 8", len(r.cache))
+	}
+	if got := r.targets("x"); len(got) != 1 {
+		t.Fatalf("evicted topic not recomputed: %v", got)
+	}
+}
+
+func TestSplitOptions(t *testing.T) {
+	got := splitOptions("replace, select=[-/a,+/b] ,oof,,conflation=1s")
+	want := []string{"replace", "select=[-/a,+/b]", "oof", "conflation=1s"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestParseAcks(t *testing.T) {
+	if got := parseAcks("processed, completed,bogus,parsed"); got != ackProcessed|ackCompleted|ackReceived {
+		t.Fatalf("got %b", got)
+	}
+	if parseAcks("") != 0 || parseAcks("none") != 0 {
+		t.Fatal("empty or none requested acks")
+	}
+}

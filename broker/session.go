@@ -1,0 +1,307 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ampsbroker/ampsbroker/listener"
+	"github.com/ampsbroker/ampsbroker/protocol"
+)
+
+// Reasons a session ends; they are logged, never sent (AMPS sends no
+// farewell, semantics §5.3).
+var (
+	errLogonTimeout   = errors.New("broker: no logon before the logon timeout")
+	errHeartbeat      = errors.New("broker: heartbeat: no message from the client for the allowed heartbeat intervals")
+	errWriteTimeout   = errors.New("broker: write timeout: client took no data")
+	errAuth           = errors.New("broker: auth: logon rejected")
+	errLogonRequired  = errors.New("broker: command before logon")
+	errUnknownCommand = errors.New("broker: unknown command")
+)
+
+// heartbeatFrame is the server heartbeat (wire spec §8.5).
+var heartbeatFrame = []byte(`{"c":"heartbeat"}`)
+
+// session is one network client connection. Its reader runs on the
+// goroutine that called ServeConn; its writer is a goroutine of its own
+// that the reader starts and waits for.
+type session struct {
+	b    *Broker
+	c    listener.Conn
+	info *listener.ConnInfo
+	log  *slog.Logger
+	q    *outbound
+
+	ctx    context.Context // cancelled when the session ends
+	cancel context.CancelFunc
+
+	causeMu sync.Mutex
+	cause   error
+
+	lastRead   atomic.Int64 // unix nanoseconds of the last inbound message
+	hbInterval atomic.Int64 // heartbeat interval in nanoseconds; 0 = off
+	loggedOn   atomic.Bool
+
+	// Owned by the reader goroutine.
+	h          protocol.Header
+	clientName string
+	mt         string
+	rt         *router
+	subs       map[string]*subscription
+}
+
+func newSession(b *Broker, c listener.Conn) *session {
+	s := &session{
+		b:    b,
+		c:    c,
+		info: c.Info(),
+		q:    newOutbound(b.opts.OutboundQueueBytes),
+		subs: make(map[string]*subscription),
+	}
+	if s.info == nil {
+		s.info = &listener.ConnInfo{}
+	}
+	remote := ""
+	if s.info.RemoteAddr != nil {
+		remote = s.info.RemoteAddr.String()
+	}
+	s.log = b.log.With("transport", s.info.Transport, "remote", remote)
+	return s
+}
+
+// setCause records why the session ends; the first cause wins.
+func (s *session) setCause(err error) {
+	s.causeMu.Lock()
+	if s.cause == nil {
+		s.cause = err
+	}
+	s.causeMu.Unlock()
+}
+
+func (s *session) getCause() error {
+	s.causeMu.Lock()
+	defer s.causeMu.Unlock()
+	return s.cause
+}
+
+// abort ends the session at once: queued messages are dropped and the
+// connection is closed. Safe from any goroutine, any number of times.
+func (s *session) abort(err error) {
+	s.setCause(err)
+	s.q.close(false)
+	s.c.Close()
+}
+
+// finish ends the session after the writer has flushed what is queued.
+func (s *session) finish(err error) {
+	s.setCause(err)
+	s.q.close(true)
+}
+
+// drain is Shutdown's graceful close.
+func (s *session) drain() { s.finish(errShutdown) }
+
+func (s *session) run(ctx context.Context) error {
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	defer s.cancel()
+	stop := context.AfterFunc(s.ctx, func() {
+		if ctx.Err() != nil {
+			s.abort(ctx.Err())
+		}
+	})
+	defer stop()
+	logonTimer := time.AfterFunc(s.b.opts.LogonTimeout, func() {
+		if !s.loggedOn.Load() {
+			s.abort(errLogonTimeout)
+		}
+	})
+	defer logonTimer.Stop()
+
+	s.lastRead.Store(time.Now().UnixNano())
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		s.writeLoop()
+	}()
+
+	graceful, err := s.readLoop()
+	if graceful {
+		// A failure ack is queued ahead of the close: let the writer
+		// flush it, bounded by the write timeout, then close.
+		s.finish(err)
+	} else {
+		s.abort(err)
+	}
+	<-writerDone
+	s.c.Close()
+	s.unsubscribeAll()
+
+	cause := s.getCause()
+	switch {
+	case cause == nil:
+		return nil
+	case errors.Is(cause, io.EOF), errors.Is(cause, net.ErrClosed):
+		return nil
+	}
+	s.log.Debug("connection closed", "client_name", s.clientName, "reason", cause)
+	return cause
+}
+
+// readLoop reads and dispatches commands in order until the connection
+// fails or a command ends the session. graceful reports that queued
+// messages (a failure ack) must be flushed before closing.
+func (s *session) readLoop() (graceful bool, err error) {
+	for {
+		hdr, body, err := s.c.ReadMessage()
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+				return false, io.EOF
+			}
+			s.log.Info("closing connection: read failed", "err", err)
+			return false, fmt.Errorf("broker: read: %w", err)
+		}
+		s.lastRead.Store(time.Now().UnixNano())
+		s.b.stats.bytesIn.Add(int64(len(hdr) + len(body)))
+		if err := protocol.DecodeHeader(hdr, &s.h); err != nil {
+			s.log.Info("closing connection: malformed header", "err", err)
+			return false, fmt.Errorf("broker: %w", err)
+		}
+		if err := s.dispatch(&s.h, body); err != nil {
+			return true, err
+		}
+	}
+}
+
+// writeLoop writes queued messages, coalescing everything queued into one
+// flush, and runs the heartbeat timer and watchdog (wire spec §10).
+func (s *session) writeLoop() {
+	defer s.cancel()
+	var (
+		spare    []outItem
+		scratch  = make([]byte, 0, 512)
+		interval time.Duration
+		ticker   *time.Ticker
+		tickC    <-chan time.Time
+	)
+	defer func() {
+		if ticker != nil {
+			ticker.Stop()
+		}
+	}()
+	wt := time.AfterFunc(time.Hour, func() { s.abort(errWriteTimeout) })
+	wt.Stop()
+	defer wt.Stop()
+
+	for {
+		select {
+		case <-s.q.notify:
+		case <-tickC:
+			silence := time.Duration(time.Now().UnixNano() - s.lastRead.Load())
+			if silence > time.Duration(s.b.opts.HeartbeatMisses)*interval {
+				s.log.Info("closing connection: heartbeat", "client_name", s.clientName, "silence", silence)
+				s.abort(errHeartbeat)
+				return
+			}
+			s.q.push(outItem{header: heartbeatFrame, size: len(heartbeatFrame)})
+			continue
+		}
+		if iv := time.Duration(s.hbInterval.Load()); iv != interval {
+			interval = iv
+			if ticker != nil {
+				ticker.Stop()
+				ticker, tickC = nil, nil
+			}
+			if iv > 0 {
+				// Skew each tick past the interval so it always arrives more
+				// than one interval after the client's previous beat (wire
+				// spec §10.2).
+				ticker = time.NewTicker(iv + DefaultHeartbeatSkew)
+				tickC = ticker.C
+			}
+		}
+		items, closed, overflowed := s.q.take(spare)
+		if overflowed {
+			return
+		}
+		if len(items) > 0 {
+			wt.Reset(s.b.opts.WriteTimeout)
+			n, err := s.writeItems(items, &scratch)
+			if err == nil {
+				err = s.c.Flush()
+			}
+			wt.Stop()
+			s.q.release(n)
+			spare = clearItems(items)
+			if err != nil {
+				s.abort(fmt.Errorf("broker: write: %w", err))
+				return
+			}
+		} else {
+			spare = items
+		}
+		if closed {
+			s.c.Close()
+			return
+		}
+	}
+}
+
+func (s *session) writeItems(items []outItem, scratch *[]byte) (int, error) {
+	n := 0
+	var deliveries int64
+	for i := range items {
+		it := &items[i]
+		hdr := it.header
+		body := it.body
+		if it.d != nil {
+			*scratch = it.d.appendHeader((*scratch)[:0], it.t)
+			hdr = *scratch
+			body = it.d.body
+			deliveries++
+		}
+		if err := s.c.WriteMessage(hdr, body); err != nil {
+			return n, err
+		}
+		n += it.size
+	}
+	s.b.stats.messagesOut.Add(deliveries)
+	s.b.stats.bytesOut.Add(int64(n))
+	return n, nil
+}
+
+// enqueueDelivery implements endpoint.
+func (s *session) enqueueDelivery(d *delivery, t *target) bool {
+	return s.enqueue(outItem{d: d, t: t, size: d.size(t)})
+}
+
+func (s *session) enqueue(it outItem) bool {
+	switch s.q.push(it) {
+	case pushOK:
+		return true
+	case pushOverflow:
+		s.b.stats.slowConsumers.Add(1)
+		s.log.Warn("closing connection: slow client", "client_name", s.clientName,
+			"queued_limit", s.b.opts.OutboundQueueBytes)
+		s.abort(ErrSlowConsumer)
+	}
+	return false
+}
+
+// unsubscribeAll removes every subscription of the session (wire spec §7.7:
+// a disconnect drops them implicitly).
+func (s *session) unsubscribeAll() {
+	if s.rt == nil {
+		return
+	}
+	for id, sub := range s.subs {
+		s.rt.remove(sub)
+		delete(s.subs, id)
+	}
+}

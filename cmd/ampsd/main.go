@@ -1,0 +1,191 @@
+// Command ampsd runs an ampsbroker server on sensible defaults: AMPS over
+// TCP on :9007 (raw and HTTP-preflight clients), and the WebSocket
+// transport of the official JavaScript client on :9008.
+//
+//	go run ./cmd/ampsd
+//	go run ./cmd/ampsd -tcp 127.0.0.1:9007 -unix /tmp/amps.sock -log-level debug
+//
+// SIGINT or SIGTERM shut it down gracefully: listeners close, queued
+// messages are flushed, then connections close. A second signal stops it at
+// once.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/ampsbroker/ampsbroker/listener"
+)
+
+// Defaults for the command-line flags.
+const (
+	// defaultTCPAddr listens on IPv4 and IPv6 (a port alone, as in AMPS).
+	defaultTCPAddr = ":9007"
+	// defaultWSAddr is the WebSocket transport for the JavaScript client.
+	defaultWSAddr = ":9008"
+	// shutdownTimeout bounds the graceful drain after a signal.
+	shutdownTimeout = 10 * time.Second
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "ampsd:", err)
+		os.Exit(1)
+	}
+}
+
+// flags are ampsd's command-line settings.
+type flags struct {
+	tcp, unix, ws   string
+	tlsCert, tlsKey string
+	onePort         bool
+	logLevel        string
+}
+
+func parseFlags(args []string, stderr io.Writer) (*flags, error) {
+	fs := flag.NewFlagSet("ampsd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := &flags{}
+	fs.StringVar(&f.tcp, "tcp", defaultTCPAddr, "AMPS TCP transport address (AMPS InetAddr rules: a port alone listens on IPv4 and IPv6, 0.0.0.0:p IPv4 only, [::]:p IPv6 only); empty disables")
+	fs.StringVar(&f.unix, "unix", "", "AMPS Unix domain socket path; empty disables")
+	fs.StringVar(&f.ws, "ws", defaultWSAddr, "WebSocket transport address for the JavaScript client; empty disables")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate file: TLS on the TCP and WebSocket transports (needs -tls-key)")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key file for -tls-cert")
+	fs.BoolVar(&f.onePort, "one-port", false, "also accept WebSocket clients on the TCP port (raw AMPS, preflight and WebSocket on one port)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return nil, errors.New("-tls-cert and -tls-key go together")
+	}
+	return f, nil
+}
+
+func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level %q: %w", level, err)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// openListeners opens the transports the flags ask for. On error it closes
+// the ones already open.
+func openListeners(f *flags) ([]listener.Listener, error) {
+	var tlsConfig *tls.Config
+	if f.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+		if err != nil {
+			return nil, fmt.Errorf("loading -tls-cert %s and -tls-key %s: %w", f.tlsCert, f.tlsKey, err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	var ls []listener.Listener
+	fail := func(err error) ([]listener.Listener, error) {
+		for _, l := range ls {
+			l.Close()
+		}
+		return nil, err
+	}
+	if f.tcp != "" {
+		opts := &listener.TCPOptions{TLSConfig: tlsConfig}
+		if f.onePort {
+			opts.WebSocket = &listener.WebSocketOptions{}
+		}
+		l, err := listener.ListenTCP(f.tcp, opts)
+		if err != nil {
+			return fail(err)
+		}
+		ls = append(ls, l)
+	}
+	if f.ws != "" {
+		l, err := listener.ListenWebSocket(f.ws, &listener.WebSocketOptions{TLSConfig: tlsConfig})
+		if err != nil {
+			return fail(err)
+		}
+		ls = append(ls, l)
+	}
+	if f.unix != "" {
+		l, err := listener.ListenUnix(f.unix, nil)
+		if err != nil {
+			return fail(err)
+		}
+		ls = append(ls, l)
+	}
+	if len(ls) == 0 {
+		return nil, errors.New("no transport enabled: set -tcp, -ws or -unix")
+	}
+	return ls, nil
+}
+
+func run(args []string, stderr io.Writer) error {
+	f, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := newLogger(f.logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	ls, err := openListeners(f)
+	if err != nil {
+		return err
+	}
+	return serve(log, broker.New(&broker.Options{Logger: log}), ls)
+}
+
+// serve runs b on ls until SIGINT or SIGTERM, then shuts it down.
+func serve(log *slog.Logger, b *broker.Broker, ls []listener.Listener) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	errc := make(chan error, len(ls))
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		log.Info("listening", "transport", l.Name(), "addr", l.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.Serve(l); !errors.Is(err, broker.ErrBrokerClosed) {
+				errc <- err
+			}
+		}()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "timeout", shutdownTimeout)
+	case runErr = <-errc:
+		log.Error("transport failed; shutting down", "err", runErr)
+	}
+	stop() // a second signal now terminates the process
+
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := b.Shutdown(sctx); err != nil {
+		log.Warn("shutdown was not graceful", "err", err)
+	}
+	wg.Wait()
+	log.Info("stopped")
+	return runErr
+}

@@ -1,0 +1,330 @@
+// Package config reads AMPS-style XML configuration files (the AMPSConfig
+// documents real AMPS servers run with) into plain Go values, validates
+// them, and turns them into broker options and listeners.
+//
+// A host either loads a file:
+//
+//	cfg, err := config.Load("amps.xml", nil)
+//
+// or writes the same configuration as Go values (config.Config{...}) and
+// calls Validate. Either way, Config.BrokerOptions gives the broker.Options
+// and Config.ListenAll opens the enabled transports.
+//
+// The supported subset and every decision taken where AMPS is silent are
+// those of amps-config (the project's configuration spec); comments cite it
+// by section, e.g. "amps-config §3.3".
+package config
+
+import (
+	"crypto/tls"
+	"os"
+	"time"
+)
+
+// Transport types (amps-config §3.2).
+const (
+	// TypeTCP is plain TCP; it becomes TLS when Certificate and PrivateKey
+	// are both set.
+	TypeTCP = "tcp"
+	// TypeTCPS is TLS over TCP; Certificate and PrivateKey are required.
+	TypeTCPS = "tcps"
+	// TypeUnix is a Unix domain socket at FileName.
+	TypeUnix = "amps-unix"
+)
+
+// Header protocols (amps-config §3.4).
+const (
+	// ProtocolAMPS is the length-framed AMPS stream protocol, with HTTP
+	// preflight. "json" is accepted as a synonym.
+	ProtocolAMPS = "amps"
+	// ProtocolWebSocket carries AMPS commands in WebSocket frames.
+	ProtocolWebSocket = "websocket"
+)
+
+// Transport initial states (amps-config §3.1 InitialState).
+const (
+	// StateEnabled: the transport listens at startup (the default).
+	StateEnabled = "enabled"
+	// StateDisabled: the transport is configured but not opened by
+	// ListenAll; the host may open it later with Transport.Listen.
+	StateDisabled = "disabled"
+)
+
+// SOW durabilities (amps-config §6.2).
+const (
+	// DurabilityTransient keeps the topic in memory only.
+	DurabilityTransient = "transient"
+	// DurabilityPersistent keeps it in FileName; not available in v1.
+	DurabilityPersistent = "persistent"
+)
+
+// Defaults and limits applied by this package.
+const (
+	// DefaultClientMaxCapacity is the share of MessageMemoryLimit one client
+	// may hold when ClientMaxCapacity is not set (AMPS 5.3.4 default,
+	// amps-config §2).
+	DefaultClientMaxCapacity = 50.0
+
+	// DefaultCycleDetectionThreshold caps the size of a document after
+	// includes and variable expansion (AMPS ConfigCycleDetectionThreshold
+	// default, amps-config §1 step 5).
+	DefaultCycleDetectionThreshold = 5 << 20
+
+	// MaxIncludeDepth bounds Include nesting, a second guard next to cycle
+	// detection.
+	MaxIncludeDepth = 32
+
+	// maxUnixPath is the longest socket path Linux accepts (sun_path holds
+	// 108 bytes including the terminating NUL; amps-config §3.7).
+	maxUnixPath = 107
+)
+
+// builtinMessageTypes are the message types AMPS loads without configuration
+// (amps-config §3.5, wire §12).
+var builtinMessageTypes = []string{"fix", "nvfix", "xml", "json", "msgpack", "bson", "bflat", "binary"}
+
+// Config is a broker configuration. Every field's zero value works; only
+// Name is required. Fields marked "Go only" have no AMPS element (AMPS has
+// no such knob, amps-config §3.11) and are set by the host.
+type Config struct {
+	// Name is the instance name used in logs. Required; no spaces, '/',
+	// '\', '$' or '~' (AMPS "AMPS Process Options").
+	Name string
+
+	// Description is informational.
+	Description string
+
+	// RequiredMinimumVersion, when set, makes Validate fail if the broker
+	// reports an older version. SuggestedMinimumVersion only warns (in
+	// Parse and Load).
+	RequiredMinimumVersion  string
+	SuggestedMinimumVersion string
+
+	// Version is the server version the broker reports (Go only). Default
+	// broker.DefaultVersion.
+	Version string
+
+	// MessageMemoryLimit is the instance pool of queued outbound bytes
+	// (amps-config §3.10). Zero means the broker default. See BrokerOptions
+	// for how it maps onto the broker.
+	MessageMemoryLimit int64
+
+	// ClientMessageAgeLimit disconnects a client whose oldest unsent message
+	// is older than this. Zero: no limit.
+	ClientMessageAgeLimit time.Duration
+
+	// ClientMaxCapacity is the percentage of MessageMemoryLimit one client
+	// may hold, in (0,100]. Zero means DefaultClientMaxCapacity.
+	ClientMaxCapacity float64
+
+	// NoRegexTopics makes regular-expression characters in subscription
+	// topics literal (AMPS RegexTopicSupport false).
+	NoRegexTopics bool
+
+	// MaxFrameSize is the largest inbound message (Go only), given by
+	// ListenAll to transports without their own. Zero means the listener
+	// default.
+	MaxFrameSize int
+
+	// Authentication and Entitlement are the instance defaults (amps-config
+	// §7.1); nil means the AMPS default modules (accept everyone, allow
+	// everything).
+	Authentication *Module
+	Entitlement    *Module
+
+	// Modules declares loadable modules (amps-config §8).
+	Modules []ModuleDef
+
+	// MessageTypes declares message types beyond the built-ins
+	// (amps-config §5).
+	MessageTypes []MessageType
+
+	// Transports are the listeners (amps-config §3).
+	Transports []Transport
+
+	// SOW defines State-of-the-World topics (amps-config §6), kept for the
+	// SOW implementation.
+	SOW []SOWTopic
+
+	// Logging holds the Logging targets (amps-config §9.2).
+	Logging []LogTarget
+
+	// Warnings are the non-fatal problems Parse or Load found (ignored and
+	// approximated elements). Validate does not read or set it.
+	Warnings []Diagnostic
+
+	// positions maps element paths to where Parse found them, so Validate
+	// can name lines.
+	positions map[string]pos
+}
+
+// Transport is one listener (amps-config §3.1).
+type Transport struct {
+	// Name identifies the transport in logs; required and unique.
+	Name string
+
+	// Type is TypeTCP, TypeTCPS or TypeUnix. Required.
+	Type string
+
+	// InetAddr is the listen address for tcp and tcps: "port", "host:port",
+	// "0.0.0.0:port" (IPv4 only), "[::]:port" (IPv6 only), "[addr]:port"
+	// (amps-config §3.3). Port 0 picks a free port.
+	InetAddr string
+
+	// Protocol is ProtocolAMPS or ProtocolWebSocket; empty means amps.
+	Protocol string
+
+	// MessageType fixes the message type of the transport's connections;
+	// empty lets each client choose (amps-config §3.5).
+	MessageType string
+
+	// InitialState is StateEnabled (or empty) or StateDisabled.
+	InitialState string
+
+	// Certificate and PrivateKey are PEM files. Both are required for
+	// tcps; on tcp, setting both turns TLS on (amps-config §3.6).
+	Certificate string
+	PrivateKey  string
+
+	// SecureSocketProtocols is the space-separated list of TLS versions
+	// allowed ("TLSv1.2 TLSv1.3"). Empty means Go's defaults (TLS 1.2 and
+	// 1.3) rather than AMPS's "TLSv1.1 TLSv1.2 TLSv1.3": TLS 1.1 is off in
+	// Go servers unless asked for by name.
+	SecureSocketProtocols string
+
+	// Ciphers is an OpenSSL cipher list. Explicit suite names are
+	// translated; keyword expressions keep Go's defaults (with a warning).
+	Ciphers string
+
+	// VerifyClient requires a client certificate signed by CAFile or a
+	// .pem file in CAPath (mutual TLS).
+	VerifyClient bool
+	CAFile       string
+	CAPath       string
+
+	// TLSConfig, when non-nil, is used as is instead of one built from the
+	// fields above (Go only), e.g. for certificate reload.
+	TLSConfig *tls.Config
+
+	// FileName is the socket path for amps-unix.
+	FileName string
+
+	// FileMask is the socket file's permission bits for amps-unix. Zero
+	// leaves the listener's default.
+	FileMask os.FileMode
+
+	// PerMessageDeflate offers WebSocket permessage-deflate. AMPS enables
+	// it unless the element says "disabled"; Parse follows that, while the
+	// Go zero value is off.
+	PerMessageDeflate bool
+
+	// HTTPHeaders are extra "Name: value" headers for the WebSocket upgrade
+	// response. Kept for the listener; not applied yet.
+	HTTPHeaders []string
+
+	// OriginPatterns restricts browser Origins on websocket transports (Go
+	// only). Empty accepts every Origin, because AMPS does no origin check
+	// (amps-config §3.11).
+	OriginPatterns []string
+
+	// MaxFrameSize is the largest inbound message on this transport (Go
+	// only). Zero means Config.MaxFrameSize in ListenAll, else the listener
+	// default.
+	MaxFrameSize int
+
+	// HandshakeTimeout bounds TLS, preflight and WebSocket handshakes (Go
+	// only). Zero means the listener default.
+	HandshakeTimeout time.Duration
+
+	// Per-transport slow-client settings (amps-config §3.10). Zero means the
+	// instance value.
+	MessageMemoryLimit    int64
+	ClientMessageAgeLimit time.Duration
+	ClientMaxCapacity     float64
+
+	// Authentication and Entitlement override the instance defaults for
+	// connections on this transport.
+	Authentication *Module
+	Entitlement    *Module
+}
+
+// Module selects an authentication or entitlement module (amps-config §7).
+type Module struct {
+	// Module is a built-in module name or the Name of a ModuleDef.
+	Module string
+	// Options are the module's option elements, by element name.
+	Options map[string]string
+}
+
+// ModuleDef declares a module in the Modules block (amps-config §8).
+type ModuleDef struct {
+	Name    string
+	Library string
+	Options map[string]string
+}
+
+// MessageType declares a message type (amps-config §5).
+type MessageType struct {
+	// Name is how transports and topics refer to the type.
+	Name string
+	// Module is the implementation; only "json" is supported.
+	Module string
+}
+
+// SOWTopic is a State-of-the-World topic definition (amps-config §6.2).
+type SOWTopic struct {
+	// Name is the exact topic name. Required.
+	Name string
+	// MessageType is the type of stored messages. Required.
+	MessageType string
+	// Keys are the XPath-like fields forming the record identity ("/id").
+	// Empty means publishers supply explicit SOW keys.
+	Keys []string
+	// KeyDomain seeds key hashing; only with Keys. Default: Name.
+	KeyDomain string
+	// Durability is DurabilityTransient (or empty) or DurabilityPersistent.
+	// The Go zero value is transient; in XML an absent Durability means
+	// persistent, as in AMPS.
+	Durability string
+	// FileName is the backing file of a persistent topic.
+	FileName string
+	// Expiration is the default record lifetime; zero means none.
+	Expiration time.Duration
+	// ExpirationEnabled honours per-message lifetimes ("e" header). It is
+	// implied by a non-zero Expiration (amps-config §6.4).
+	ExpirationEnabled bool
+	// ExpectedKeyCountHint pre-sizes the key table; not a limit.
+	ExpectedKeyCountHint int64
+}
+
+// LogTarget is one Logging/Target (amps-config §9.2).
+type LogTarget struct {
+	// Protocol is stdout, stderr, file, gzip or syslog.
+	Protocol string
+	// Level is the lowest level logged (AMPS level names).
+	Level string
+	// Levels lists extra individual levels.
+	Levels string
+	// FileName is the log file of file and gzip targets.
+	FileName string
+	// RotationThreshold is the file size that triggers rotation.
+	RotationThreshold int64
+}
+
+// enabled reports whether ListenAll opens the transport.
+func (t *Transport) enabled() bool {
+	return t.InitialState == "" || t.InitialState == StateEnabled
+}
+
+// protocol returns the normalised protocol.
+func (t *Transport) protocol() string {
+	if t.Protocol == "" || t.Protocol == "json" {
+		return ProtocolAMPS
+	}
+	return t.Protocol
+}
+
+// usesTLS reports whether the transport speaks TLS.
+func (t *Transport) usesTLS() bool {
+	return t.TLSConfig != nil || t.Type == TypeTCPS || (t.Certificate != "" && t.PrivateKey != "")
+}

@@ -1,0 +1,33 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// FuzzParse feeds arbitrary documents to Parse: it must never panic, and a
+// failure must always be an *Error listing at least one error.
+func FuzzParse(f *testing.F) {
+	if b, err := os.ReadFile("testdata/edge-broker.xml"); err == nil {
+		f.Add(string(b))
+	}
+	f.Add(string(Sample()))
+	f.Add(doc("<Transports><Transport><Name>a</Name><Type>tcp</Type><InetAddr>0</InetAddr></Transport></Transports>"))
+	f.Fuzz(func(t *testing.T, s string) {
+		env := func(string) (string, bool) { return "x", true }
+		// BaseDir is an empty temp dir so Includes resolve to nothing real.
+		for _, lenient := range []bool{false, true} {
+			cfg, err := Parse(strings.NewReader(s), &ParseOptions{Lenient: lenient, LookupEnv: env, BaseDir: t.TempDir()})
+			if err != nil {
+				e, ok := err.(*Error)
+				if !ok || len(e.Errors) == 0 {
+					t.Fatalf("error %T %v", err, err)
+				}
+				continue
+			}
+			_ = cfg.Summary()
+			_ = cfg.BrokerOptions()
+		}
+	})
+}

@@ -1,0 +1,177 @@
+package config
+
+// level is an element's support level (amps-config §0.2).
+type level uint8
+
+const (
+	lvUse        level = iota // MUST/SHOULD: decoded and applied
+	lvQuiet                   // informational: decoded or skipped silently
+	lvAccept                  // ACCEPT: validated, ignored, one warning
+	lvReject                  // REJECT: error, a warning in lenient mode
+	lvRejectHard              // REJECT!: error in both modes
+)
+
+// elem describes what may appear at one place in an AMPSConfig document.
+type elem struct {
+	lv     level
+	repeat bool             // may appear more than once
+	kids   map[string]*elem // child elements; nil for text elements
+	opaque bool             // any children (module Options, ignored blocks)
+	code   Code             // code of the accept/reject diagnostic; default CodeAccepted / CodeUnsupported
+	why    string           // the diagnostic's reason
+}
+
+func leaf() *elem                        { return &elem{} }
+func leaves() *elem                      { return &elem{repeat: true} }
+func block(k map[string]*elem) *elem     { return &elem{kids: k} }
+func blocks(k map[string]*elem) *elem    { return &elem{kids: k, repeat: true} }
+func opaqueBlock() *elem                 { return &elem{opaque: true} }
+func quiet() *elem                       { return &elem{lv: lvQuiet} }
+func accept(why string) *elem            { return &elem{lv: lvAccept, opaque: true, why: why} }
+func reject(why string) *elem            { return &elem{lv: lvReject, opaque: true, why: why} }
+func rejectHard(why string) *elem        { return &elem{lv: lvRejectHard, opaque: true, why: why} }
+func warnOnly(code Code, w string) *elem { return &elem{lv: lvAccept, code: code, why: w} }
+
+// moduleRef is an Authentication, Entitlement or filter element (§7.1).
+func moduleRef() *elem {
+	return block(map[string]*elem{"Module": leaf(), "Options": opaqueBlock()})
+}
+
+// slow-client elements shared by the root and Transport (§3.10).
+const diskWhy = "ignored: clients over MessageMemoryLimit are disconnected, not offlined"
+
+var transportSchema = blocks(map[string]*elem{
+	"Name":                  leaf(),
+	"Type":                  leaf(),
+	"InetAddr":              leaf(),
+	"Protocol":              leaf(),
+	"MessageType":           leaf(),
+	"InitialState":          leaf(),
+	"Authentication":        moduleRef(),
+	"Entitlement":           moduleRef(),
+	"MessageMemoryLimit":    leaf(),
+	"MessageDiskLimit":      warnOnly(CodeSlowClient, diskWhy),
+	"MessageDiskPath":       warnOnly(CodeSlowClient, diskWhy),
+	"ClientMessageAgeLimit": leaf(),
+	"ClientMaxCapacity":     leaf(),
+	"TransportFilter":       {lv: lvReject, repeat: true, opaque: true, why: "transport filters are not supported by this broker"},
+	"Certificate":           leaf(),
+	"PrivateKey":            leaf(),
+	"Ciphers":               leaf(),
+	"SecureSocketProtocols": leaf(),
+	"VerifyClient":          leaf(),
+	"CAFile":                leaf(),
+	"CAPath":                leaf(),
+	"FileName":              leaf(),
+	"FileMask":              leaf(),
+	"PerMessageDeflate":     leaf(),
+	"HTTPHeader":            leaves(),
+})
+
+var topicKids = map[string]*elem{
+	"Name":                 leaf(),
+	"Topic":                leaf(), // legacy synonym of Name (§6.1)
+	"MessageType":          leaf(),
+	"Key":                  leaves(),
+	"KeyDomain":            leaf(),
+	"KeyGenerator":         reject("KeyGenerator is not supported: custom key modules cannot be loaded"),
+	"FileName":             leaf(),
+	"Durability":           leaf(),
+	"Duration":             leaf(), // legacy synonym of Durability (§6.1)
+	"RecoveryPoint":        accept("RecoveryPoint accepted but ignored: there is no transaction log"),
+	"Expiration":           leaf(),
+	"History":              rejectHard("History is not supported: point-in-time queries would silently return current data"),
+	"HashIndex":            {lv: lvAccept, repeat: true, opaque: true, why: "HashIndex accepted but ignored (an optional optimisation)"},
+	"Index":                {lv: lvAccept, repeat: true, opaque: true, why: "Index accepted but ignored (indexes are built on demand)"},
+	"ExpectedKeyCountHint": leaf(),
+	"SlabSize":             leaf(),
+	"InitialSlabCount":     leaf(),
+	"Preprocessing":        rejectHard("Preprocessing is not supported: messages would be stored unmodified"),
+	"Enrichment":           rejectHard("Enrichment is not supported: messages would be stored unmodified"),
+	"Pattern":              rejectHard("Pattern topics are not supported: matching topics would not be SOW topics"),
+}
+
+// sowKids: Topic is supported; every other container is REJECT! (§6.1).
+var sowKids = map[string]*elem{
+	"Topic":             blocks(topicKids),
+	"TopicDefinition":   blocks(topicKids), // legacy alias (§6.1)
+	"View":              {lv: lvRejectHard, repeat: true, opaque: true, why: "View is not supported: clients querying it would get unexplained failures"},
+	"Queue":             {lv: lvRejectHard, repeat: true, opaque: true, why: "Queue is not supported"},
+	"LocalQueue":        {lv: lvRejectHard, repeat: true, opaque: true, why: "LocalQueue is not supported"},
+	"GroupLocalQueue":   {lv: lvRejectHard, repeat: true, opaque: true, why: "GroupLocalQueue is not supported"},
+	"ConflatedTopic":    {lv: lvRejectHard, repeat: true, opaque: true, why: "ConflatedTopic is not supported"},
+	"ReplicaDefinition": {lv: lvRejectHard, repeat: true, opaque: true, why: "ReplicaDefinition (ConflatedTopic) is not supported"},
+}
+
+// rootSchema is the vocabulary of amps-config §2 and the sections it points
+// to.
+var rootSchema = block(map[string]*elem{
+	"Name":                          leaf(),
+	"Group":                         accept("Group accepted but ignored: there is no replication"),
+	"ProcessName":                   quiet(),
+	"Description":                   quiet(),
+	"Environment":                   quiet(),
+	"SuggestedMinimumVersion":       leaf(),
+	"RequiredMinimumVersion":        leaf(),
+	"ConfigIncludeCommentDefault":   leaf(),
+	"ConfigCycleDetectionThreshold": leaf(),
+	"ConfigValidation":              leaf(),
+	"RegexTopicSupport":             leaf(),
+	"SOWStatisticsInterval":         accept("SOWStatisticsInterval accepted but /AMPS/SOWStats is not published"),
+	"SOWStatsInterval":              accept("SOWStatsInterval accepted but /AMPS/SOWStats is not published"),
+	"MessageMemoryLimit":            leaf(),
+	"MessageDiskLimit":              warnOnly(CodeSlowClient, diskWhy),
+	"MessageDiskPath":               warnOnly(CodeSlowClient, diskWhy),
+	"ClientMessageAgeLimit":         leaf(),
+	"ClientMaxCapacity":             leaf(),
+	"MiniDumpDirectory":             accept("MiniDumpDirectory accepted but ignored: no crash dumps are written"),
+	"MiniDumpFileMask":              accept("MiniDumpFileMask accepted but ignored: no crash dumps are written"),
+	"Tuning":                        accept("Tuning accepted but ignored"),
+	"Externals":                     accept("Externals accepted but ignored: TLS uses Go's crypto/tls"),
+	"UserDefinedFunctions":          reject("UserDefinedFunctions is not supported: C modules cannot be loaded"),
+	"Modules": block(map[string]*elem{
+		"Module": blocks(map[string]*elem{"Name": leaf(), "Library": leaf(), "Options": opaqueBlock()}),
+	}),
+	"MessageTypes": block(map[string]*elem{
+		"MessageType": blocks(map[string]*elem{
+			"Name":                         leaf(),
+			"Module":                       leaf(),
+			"AMPSVersionCompliance":        accept("AMPSVersionCompliance accepted but ignored"),
+			"Options":                      reject("message type Options are not supported: custom modules cannot be loaded"),
+			"FieldSeparator":               reject("FieldSeparator is not supported: only json payloads are parsed"),
+			"HeaderSeparator":              reject("HeaderSeparator is not supported: only json payloads are parsed"),
+			"MessageSeparator":             reject("MessageSeparator is not supported: only json payloads are parsed"),
+			"EarlyTerminationOptimization": leaf(),
+		}),
+	}),
+	"Protocols": reject("customised Protocols are not supported yet; use Protocol amps or websocket on the transport"),
+	"Transports": block(map[string]*elem{
+		"Transport": transportSchema,
+	}),
+	"Admin": {lv: lvAccept, why: "Admin block accepted but not served by this broker", kids: map[string]*elem{
+		"InetAddr": leaf(), "FileName": leaf(), "Interval": leaf(), "WWWAuthenticate": leaf(),
+		"Authentication": moduleRef(), "Entitlement": moduleRef(), "AnonymousPaths": leaf(),
+		"Header": leaves(), "ExternalInetAddr": leaf(), "AccessControlAllowOrigin": leaf(),
+		"SessionOptions": leaf(), "SQLTransport": leaf(), "SQLTransportInetAddr": leaf(),
+		"Certificate": leaf(), "PrivateKey": leaf(), "Ciphers": leaf(),
+	}},
+	"Logging": block(map[string]*elem{
+		"Target": blocks(map[string]*elem{
+			"Protocol": leaf(), "Level": leaf(), "Levels": leaf(),
+			"IncludeErrors":     accept("IncludeErrors accepted but ignored: log records carry no AMPS message ids"),
+			"ExcludeErrors":     accept("ExcludeErrors accepted but ignored: log records carry no AMPS message ids"),
+			"FileName":          leaf(),
+			"RotationThreshold": leaf(),
+			"Ident":             accept("Ident accepted but ignored"),
+			"Options":           accept("Options accepted but ignored"),
+			"Facility":          accept("Facility accepted but ignored"),
+		}),
+	}),
+	"Authentication": moduleRef(),
+	"Entitlement":    moduleRef(),
+	"SOW":            block(sowKids),
+	"TopicMetaData":  block(sowKids), // legacy alias of SOW (§6.1)
+	"TransactionLog": rejectHard("TransactionLog is not supported: bookmark replay and persisted journals are unavailable"),
+	"Replication":    {lv: lvReject, opaque: true, code: CodeTransportReplication, why: "replication is not supported by this broker"},
+	"Actions":        reject("Actions are not supported: scheduled and event-driven actions would never run"),
+})

@@ -1,0 +1,159 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Summary describes the instance and its transports for humans, e.g. for
+// "ampsd -check-config". It ends with the warnings Parse collected.
+func (c *Config) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "instance %s", c.Name)
+	if c.Description != "" {
+		fmt.Fprintf(&b, " (%s)", c.Description)
+	}
+	b.WriteString("\n")
+	if c.MessageMemoryLimit > 0 || c.ClientMessageAgeLimit > 0 || c.ClientMaxCapacity > 0 {
+		fmt.Fprintf(&b, "  slow clients: MessageMemoryLimit=%s ClientMessageAgeLimit=%v ClientMaxCapacity=%v%%\n",
+			formatSize(c.MessageMemoryLimit), c.ClientMessageAgeLimit, capacityOrDefault(c.ClientMaxCapacity))
+	}
+	fmt.Fprintf(&b, "  %d transport(s)\n", len(c.Transports))
+	for _, t := range c.Transports {
+		where := t.InetAddr
+		if t.Type == TypeUnix {
+			where = t.FileName
+			if t.FileMask != 0 {
+				where += fmt.Sprintf(" mode %04o", uint32(t.FileMask))
+			}
+		}
+		mt := t.MessageType
+		if mt == "" {
+			mt = "any"
+		}
+		extra := ""
+		if t.usesTLS() {
+			extra += " tls"
+			if t.VerifyClient {
+				extra += "+client-cert"
+			}
+		}
+		if t.protocol() == ProtocolWebSocket && t.PerMessageDeflate {
+			extra += " deflate"
+		}
+		if !t.enabled() {
+			extra += " (disabled)"
+		}
+		fmt.Fprintf(&b, "    %-16s %-9s %-9s %-6s %s%s\n", t.Name, t.Type, t.protocol(), mt, where, extra)
+	}
+	if len(c.SOW) > 0 {
+		fmt.Fprintf(&b, "  %d SOW topic(s)\n", len(c.SOW))
+		for _, s := range c.SOW {
+			keys := strings.Join(s.Keys, ",")
+			if keys == "" {
+				keys = "explicit keys"
+			}
+			fmt.Fprintf(&b, "    %s (%s) key %s, %s\n", s.Name, s.MessageType, keys, durabilityOrDefault(s.Durability))
+		}
+	}
+	if len(c.Warnings) > 0 {
+		fmt.Fprintf(&b, "  %d warning(s)\n", len(c.Warnings))
+		for _, w := range c.Warnings {
+			fmt.Fprintf(&b, "    %s [%s]\n", w.Error(), w.Code)
+		}
+	}
+	return b.String()
+}
+
+func capacityOrDefault(v float64) float64 {
+	if v == 0 {
+		return DefaultClientMaxCapacity
+	}
+	return v
+}
+
+func durabilityOrDefault(d string) string {
+	if d == "" {
+		return DurabilityTransient
+	}
+	return d
+}
+
+// Sample returns a commented configuration with one transport of each kind
+// (tcp, websocket, tcps and amps-unix), for "ampsd -sample-config". It
+// parses without errors when the variables TLS_DIR (holding server.crt and
+// server.key) and RUN_DIR are defined.
+func Sample() []byte {
+	return []byte(sampleConfig)
+}
+
+const sampleConfig = `<?xml version="1.0" encoding="UTF-8"?>
+<!--
+  Sample ampsbroker configuration (AMPS AMPSConfig format).
+  ${NAME} is replaced by the environment variable NAME; an undefined
+  variable is an error. Sizes take KB/MB/GB, intervals ms/s/m/h/d.
+-->
+<AMPSConfig>
+  <!-- Instance name, used in logs. Required. -->
+  <Name>sample-broker</Name>
+
+  <!-- Slow clients: each client may queue ClientMaxCapacity of
+       MessageMemoryLimit; a client whose writes stall for
+       ClientMessageAgeLimit is disconnected. -->
+  <MessageMemoryLimit>512MB</MessageMemoryLimit>
+  <ClientMaxCapacity>25%</ClientMaxCapacity>
+  <ClientMessageAgeLimit>30s</ClientMessageAgeLimit>
+
+  <Transports>
+    <!-- Plain TCP: tcp://host:9007/amps/json -->
+    <Transport>
+      <Name>json-tcp</Name>
+      <Type>tcp</Type>
+      <InetAddr>9007</InetAddr>
+      <Protocol>amps</Protocol>
+      <MessageType>json</MessageType>
+    </Transport>
+
+    <!-- WebSocket for the JavaScript client: ws://host:9008/amps/json -->
+    <Transport>
+      <Name>json-ws</Name>
+      <Type>tcp</Type>
+      <InetAddr>9008</InetAddr>
+      <Protocol>websocket</Protocol>
+      <MessageType>json</MessageType>
+    </Transport>
+
+    <!-- TLS: tcps://host:9443/amps/json -->
+    <Transport>
+      <Name>json-tls</Name>
+      <Type>tcps</Type>
+      <InetAddr>9443</InetAddr>
+      <Protocol>amps</Protocol>
+      <MessageType>json</MessageType>
+      <Certificate>${TLS_DIR}/server.crt</Certificate>
+      <PrivateKey>${TLS_DIR}/server.key</PrivateKey>
+      <SecureSocketProtocols>TLSv1.2 TLSv1.3</SecureSocketProtocols>
+    </Transport>
+
+    <!-- Unix domain socket for processes on this host -->
+    <Transport>
+      <Name>json-local</Name>
+      <Type>amps-unix</Type>
+      <FileName>${RUN_DIR}/amps.sock</FileName>
+      <FileMask>0660</FileMask>
+      <Protocol>amps</Protocol>
+      <MessageType>json</MessageType>
+    </Transport>
+  </Transports>
+
+  <!-- A State-of-the-World topic keyed on /id, kept in memory. -->
+  <SOW>
+    <Topic>
+      <Name>orders</Name>
+      <MessageType>json</MessageType>
+      <Key>/id</Key>
+      <Durability>transient</Durability>
+    </Topic>
+  </SOW>
+</AMPSConfig>
+`

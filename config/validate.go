@@ -1,0 +1,532 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/ampsbroker/ampsbroker/listener"
+)
+
+// Built-in security modules (amps-config §7.2).
+var (
+	builtinAuthentication = map[string]bool{
+		"amps-default-authentication-module":    true,
+		"amps-implicit-authentication-module":   true,
+		"amps-default-no-authentication-module": true,
+	}
+	builtinEntitlement = map[string]bool{
+		"amps-default-entitlement-module":    true,
+		"amps-default-no-entitlement-module": true,
+	}
+)
+
+// emulatedLibraries are the Modules/Module Library values this broker can
+// stand in for (amps-config §8).
+var emulatedLibraries = map[string]bool{
+	"libamps_simple_access_entitlement.so": true,
+}
+
+// Validate checks the configuration and reports every problem at once as an
+// *Error (nil when there is none). It reads the certificate, key and CA
+// files named by TLS transports, and looks at existing amps-unix socket
+// files. Warnings are not returned; Parse and Load put them in Warnings.
+func (c *Config) Validate() error {
+	var ds diags
+	c.validate(&ds)
+	if e, _ := ds.result(); e != nil {
+		return e
+	}
+	return nil
+}
+
+// at returns where the Go value at path came from: the element path and
+// line Parse recorded for it or for its nearest recorded ancestor. For Go
+// values it is just the path.
+func (c *Config) at(path string) pos {
+	for p := path; p != ""; {
+		if got, ok := c.positions[p]; ok {
+			return pos{path: got.path + path[len(p):], file: got.file, line: got.line}
+		}
+		i := strings.LastIndexByte(p, '/')
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	if got, ok := c.positions[""]; ok {
+		return pos{path: path, file: got.file, line: got.line}
+	}
+	return pos{path: path}
+}
+
+func (c *Config) validate(ds *diags) {
+	// amps-config §2 Name: required; no spaces, '/', '\', '$', '~'.
+	if strings.TrimSpace(c.Name) == "" {
+		ds.errorf(CodeNameMissing, c.at("Name"), "instance Name is required")
+	} else if strings.ContainsAny(c.Name, " \t/\\$~") {
+		ds.errorf(CodeValue, c.at("Name"), "instance Name %q must not contain spaces, '/', '\\', '$' or '~'", c.Name)
+	}
+
+	version := c.Version
+	if version == "" {
+		version = broker.DefaultVersion
+	}
+	if c.RequiredMinimumVersion != "" {
+		if cmp, err := compareVersions(version, c.RequiredMinimumVersion); err != nil {
+			ds.errorf(CodeValue, c.at("RequiredMinimumVersion"), "%v", err)
+		} else if cmp < 0 {
+			ds.errorf(CodeVersion, c.at("RequiredMinimumVersion"), "config requires AMPS >= %s, broker reports %s", c.RequiredMinimumVersion, version)
+		}
+	}
+	if c.SuggestedMinimumVersion != "" {
+		if cmp, err := compareVersions(version, c.SuggestedMinimumVersion); err != nil {
+			ds.errorf(CodeValue, c.at("SuggestedMinimumVersion"), "%v", err)
+		} else if cmp < 0 {
+			ds.warnf(CodeVersion, c.at("SuggestedMinimumVersion"), "config suggests AMPS >= %s, broker reports %s", c.SuggestedMinimumVersion, version)
+		}
+	}
+
+	validateLimits(ds, c.at(""), "", c.MessageMemoryLimit, c.ClientMessageAgeLimit, c.ClientMaxCapacity)
+	if c.MaxFrameSize < 0 {
+		ds.errorf(CodeValue, c.at("MaxFrameSize"), "MaxFrameSize %d must not be negative", c.MaxFrameSize)
+	}
+
+	modules := map[string]bool{}
+	for i, m := range c.Modules {
+		p := c.at(fmt.Sprintf("Modules/Module[%d]", i+1))
+		switch {
+		case m.Name == "":
+			ds.errorf(CodeModuleUnknown, p, "Module has no Name")
+		case modules[m.Name]:
+			ds.errorf(CodeModuleUnknown, p, "two modules named %q", m.Name)
+		case !emulatedLibraries[libraryBase(m.Library)]:
+			ds.errorf(CodeModuleLibrary, p, "Module %q: library %q is not available in this broker", m.Name, m.Library)
+		}
+		modules[m.Name] = true
+	}
+	c.validateModule(ds, c.at("Authentication"), "", "Authentication", c.Authentication, builtinAuthentication, modules)
+	c.validateModule(ds, c.at("Entitlement"), "", "Entitlement", c.Entitlement, builtinEntitlement, modules)
+
+	types := map[string]bool{}
+	for _, n := range builtinMessageTypes {
+		types[n] = true
+	}
+	for i, mt := range c.MessageTypes {
+		p := c.at(fmt.Sprintf("MessageTypes/MessageType[%d]", i+1))
+		if mt.Name == "" {
+			ds.errorf(CodeMessageType, p, "MessageType has no Name")
+			continue
+		}
+		if mt.Module != "" && mt.Module != "json" {
+			ds.errorf(CodeUnsupported, p.child("Module"), "MessageType %q: module %q is not supported (only json)", mt.Name, mt.Module)
+		}
+		types[mt.Name] = true
+	}
+
+	c.validateTransports(ds, types, modules)
+	c.validateSOW(ds, types)
+}
+
+// libraryBase strips directories from a module library path.
+func libraryBase(lib string) string {
+	if i := strings.LastIndexAny(lib, `/\`); i >= 0 {
+		return lib[i+1:]
+	}
+	return lib
+}
+
+// validateLimits checks slow-client settings (amps-config §3.10).
+func validateLimits(ds *diags, p pos, who string, mem int64, age time.Duration, capacity float64) {
+	if mem < 0 {
+		ds.errorf(CodeValue, p.child("MessageMemoryLimit"), "%sMessageMemoryLimit %d must not be negative", who, mem)
+	}
+	if age < 0 {
+		ds.errorf(CodeValue, p.child("ClientMessageAgeLimit"), "%sClientMessageAgeLimit %v must not be negative", who, age)
+	}
+	if capacity < 0 || capacity > 100 {
+		ds.errorf(CodeValue, p.child("ClientMaxCapacity"), "%sClientMaxCapacity '%v%%': must be in (0,100]", who, capacity)
+	}
+}
+
+func (c *Config) validateModule(ds *diags, p pos, who, kind string, m *Module, builtin, declared map[string]bool) {
+	if m == nil {
+		return
+	}
+	switch {
+	case m.Module == "":
+		ds.errorf(CodeModuleUnknown, p, "%s%s without Module", who, kind)
+	case !builtin[m.Module] && !declared[m.Module]:
+		ds.errorf(CodeModuleUnknown, p.child("Module"), "%s%s module %q is not defined", who, kind, m.Module)
+	}
+}
+
+// tcpAddr is a parsed InetAddr: host "" means every address of both
+// families (amps-config §3.3).
+type tcpAddr struct {
+	host string // "", an IP literal or a host name
+	port int
+}
+
+// parseInetAddr checks the InetAddr grammar of amps-config §3.3:
+// port | host ":" port, IPv6 literals bracketed, port 0..65535 (0 for
+// embedding: ephemeral).
+func parseInetAddr(s string) (tcpAddr, error) {
+	if s == "" {
+		return tcpAddr{}, fmt.Errorf("empty")
+	}
+	host, portStr := "", s
+	if strings.Contains(s, ":") {
+		h, p, err := net.SplitHostPort(s)
+		if err != nil {
+			// "::1:9007": unbracketed IPv6 is ambiguous (§3.3).
+			return tcpAddr{}, fmt.Errorf("%q is malformed (write IPv6 addresses as [addr]:port)", s)
+		}
+		host, portStr = h, p
+		if strings.Contains(host, ":") && !strings.HasPrefix(s, "[") {
+			return tcpAddr{}, fmt.Errorf("%q is malformed (write IPv6 addresses as [addr]:port)", s)
+		}
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || portStr == "" || portStr[0] == '+' || portStr[0] == '-' {
+		return tcpAddr{}, fmt.Errorf("%q: port %q is not a number", s, portStr)
+	}
+	if port > 65535 {
+		return tcpAddr{}, fmt.Errorf("%q: port %d out of range 1..65535", s, port)
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil && !validHostName(host) {
+			return tcpAddr{}, fmt.Errorf("%q: host %q is neither an IP address nor a host name", s, host)
+		}
+	}
+	return tcpAddr{host: host, port: port}, nil
+}
+
+// validHostName is a loose RFC 1123 check.
+func validHostName(h string) bool {
+	if len(h) == 0 || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// conflicts reports whether two addresses cannot both be bound: same
+// non-zero port and either the same host, or one of them a wildcard that
+// covers the other (amps-config §3.3: "9007" is dual stack, "0.0.0.0"
+// IPv4 only, "[::]" IPv6 only).
+func (a tcpAddr) conflicts(b tcpAddr) bool {
+	if a.port == 0 || a.port != b.port {
+		return false
+	}
+	if a.host == b.host || a.host == "" || b.host == "" {
+		return true
+	}
+	covers := func(w, o string) bool {
+		ip, err := netip.ParseAddr(o)
+		switch w {
+		case "0.0.0.0":
+			return err == nil && ip.Is4()
+		case "::":
+			return err == nil && ip.Is6()
+		}
+		return false
+	}
+	return covers(a.host, b.host) || covers(b.host, a.host)
+}
+
+func (a tcpAddr) String() string {
+	if a.host == "" {
+		return "[::]:" + strconv.Itoa(a.port)
+	}
+	return net.JoinHostPort(a.host, strconv.Itoa(a.port))
+}
+
+func (c *Config) validateTransports(ds *diags, types, modules map[string]bool) {
+	names := map[string]int{}
+	type bound struct {
+		name string
+		addr tcpAddr
+	}
+	var tcp []bound
+	unixPaths := map[string]string{}
+
+	for i := range c.Transports {
+		t := &c.Transports[i]
+		path := fmt.Sprintf("Transports/Transport[%d]", i+1)
+		p := c.at(path)
+		who := fmt.Sprintf("transport %q: ", t.Name)
+
+		// CFG-TRANSPORT-NAME
+		if t.Name == "" {
+			ds.errorf(CodeTransportName, c.at(path+"/Name"), "transport Name is required")
+			who = fmt.Sprintf("transport #%d: ", i+1)
+		} else if j, dup := names[t.Name]; dup {
+			ds.errorf(CodeTransportName, c.at(path+"/Name"), "two transports named %q (the other is Transport[%d])", t.Name, j+1)
+		} else {
+			names[t.Name] = i
+		}
+
+		// CFG-TRANSPORT-TYPE / CFG-TRANSPORT-REPLICATION (amps-config §3.2)
+		switch t.Type {
+		case TypeTCP, TypeTCPS, TypeUnix:
+		case "":
+			ds.errorf(CodeTransportType, c.at(path+"/Type"), "%sType is required (tcp, tcps or amps-unix)", who)
+			continue
+		case "amps-replication", "amps-replication-secure":
+			ds.errorf(CodeTransportReplication, c.at(path+"/Type"), "%sreplication transports are not supported by this broker", who)
+			continue
+		default:
+			ds.errorf(CodeTransportType, c.at(path+"/Type"), "%sunknown Type %q (use tcp, tcps or amps-unix)", who, t.Type)
+			continue
+		}
+
+		// CFG-PROTOCOL (amps-config §3.4)
+		proto := t.protocol()
+		switch proto {
+		case ProtocolAMPS, ProtocolWebSocket:
+		case "fix", "nvfix", "xml", "soap", "fix-session":
+			ds.errorf(CodeProtocol, c.at(path+"/Protocol"), "%sProtocol %q not supported (use amps)", who, t.Protocol)
+		default:
+			ds.errorf(CodeProtocol, c.at(path+"/Protocol"), "%sunknown Protocol %q (use amps or websocket)", who, t.Protocol)
+		}
+
+		if t.MessageType != "" && !types[t.MessageType] {
+			ds.errorf(CodeMessageType, c.at(path+"/MessageType"), "%sunknown MessageType %q", who, t.MessageType)
+		}
+
+		switch t.InitialState {
+		case "", StateEnabled, StateDisabled:
+		default:
+			ds.errorf(CodeValue, c.at(path+"/InitialState"), "%sInitialState %q must be enabled or disabled", who, t.InitialState)
+		}
+
+		if t.Type == TypeUnix {
+			// amps-config §3.7
+			if proto == ProtocolWebSocket {
+				ds.errorf(CodeWSType, c.at(path+"/Protocol"), "%swebsocket requires Type tcp or tcps", who)
+			}
+			if t.Certificate != "" || t.PrivateKey != "" || t.CAFile != "" || t.CAPath != "" || t.VerifyClient || t.SecureSocketProtocols != "" || t.Ciphers != "" || t.TLSConfig != nil {
+				ds.errorf(CodeTLSOnUnix, p, "%sTLS options not valid for amps-unix", who)
+			}
+			if t.InetAddr != "" {
+				ds.warnf(CodeIgnored, c.at(path+"/InetAddr"), "%sInetAddr ignored for Type amps-unix", who)
+			}
+			switch {
+			case t.FileName == "":
+				ds.errorf(CodeUnixPath, c.at(path+"/FileName"), "%sFileName is required for Type amps-unix", who)
+			case len(t.FileName) > maxUnixPath:
+				ds.errorf(CodeUnixPath, c.at(path+"/FileName"), "%sFileName %q is %d bytes, longer than the %d a socket path may have", who, t.FileName, len(t.FileName), maxUnixPath)
+			default:
+				if other, dup := unixPaths[t.FileName]; dup {
+					ds.errorf(CodeAddrConflict, p, "transports %q and %q both listen on %s", other, t.Name, t.FileName)
+				}
+				unixPaths[t.FileName] = t.Name
+				checkSocketFile(ds, c.at(path+"/FileName"), who, t.FileName)
+			}
+			if t.FileMask&^os.ModePerm != 0 {
+				ds.errorf(CodeUnixMask, c.at(path+"/FileMask"), "%sFileMask %#o has bits beyond 0777", who, uint32(t.FileMask))
+			} else if t.FileMask != 0 && t.FileMask&0o200 == 0 {
+				// Connecting to a socket needs write permission (§3.7).
+				ds.warnf(CodeUnixMask, c.at(path+"/FileMask"), "%sFileMask '%04o' gives no write permission; clients cannot connect", who, uint32(t.FileMask))
+			}
+		} else {
+			// tcp / tcps (amps-config §3.3, §3.6)
+			if t.InetAddr == "" {
+				ds.errorf(CodeInetAddr, c.at(path+"/InetAddr"), "%sInetAddr missing (required for Type %s)", who, t.Type)
+			} else if _, _, err := listener.ParseTCPAddr(t.InetAddr); err != nil {
+				// The listener's grammar is the one ListenTCP applies (§3.3).
+				ds.errorf(CodeInetAddr, c.at(path+"/InetAddr"), "%s%s", who, strings.TrimPrefix(err.Error(), "listener: "))
+			} else if a, err := parseInetAddr(t.InetAddr); err == nil {
+				for _, o := range tcp {
+					if a.conflicts(o.addr) {
+						ds.errorf(CodeAddrConflict, c.at(path+"/InetAddr"), "transports %q and %q both listen on %s", o.name, t.Name, a)
+						break
+					}
+				}
+				tcp = append(tcp, bound{t.Name, a})
+			}
+			if t.TLSConfig == nil {
+				hasCert, hasKey := t.Certificate != "", t.PrivateKey != ""
+				switch {
+				case t.Type == TypeTCPS && (!hasCert || !hasKey):
+					ds.errorf(CodeTLSMissing, p, "%sType tcps requires Certificate and PrivateKey", who)
+				case hasCert != hasKey:
+					ds.errorf(CodeTLSMissing, p, "%sCertificate and PrivateKey must be given together", who)
+				case hasCert:
+					t.loadTLS(ds, p)
+				default:
+					if t.VerifyClient || t.CAFile != "" || t.CAPath != "" || t.SecureSocketProtocols != "" || t.Ciphers != "" {
+						ds.warnf(CodeIgnored, p, "%sTLS options ignored without Certificate and PrivateKey", who)
+					}
+				}
+			}
+			if t.FileName != "" || t.FileMask != 0 {
+				ds.warnf(CodeIgnored, p, "%sFileName and FileMask ignored for Type %s", who, t.Type)
+			}
+		}
+		if proto != ProtocolWebSocket && len(t.HTTPHeaders) > 0 {
+			ds.warnf(CodeIgnored, c.at(path+"/HTTPHeader[1]"), "%sHTTPHeader ignored for Protocol %s", who, proto)
+		}
+		for j, h := range t.HTTPHeaders {
+			name, _, ok := strings.Cut(h, ":")
+			if !ok || strings.TrimSpace(name) == "" || strings.ContainsAny(h, "\r\n") {
+				ds.errorf(CodeValue, c.at(fmt.Sprintf("%s/HTTPHeader[%d]", path, j+1)), "%sHTTPHeader %q must be 'Name: value' on one line", who, h)
+			}
+		}
+		if t.MaxFrameSize < 0 {
+			ds.errorf(CodeValue, p, "%sMaxFrameSize %d must not be negative", who, t.MaxFrameSize)
+		}
+		validateLimits(ds, p, who, t.MessageMemoryLimit, t.ClientMessageAgeLimit, t.ClientMaxCapacity)
+		c.validateModule(ds, c.at(path+"/Authentication"), who, "Authentication", t.Authentication, builtinAuthentication, modules)
+		c.validateModule(ds, c.at(path+"/Entitlement"), who, "Entitlement", t.Entitlement, builtinEntitlement, modules)
+	}
+}
+
+// checkSocketFile implements amps-config §3.7 "Stale file": a socket
+// nobody answers on is left for the listener to replace; a live socket or
+// any other file is CFG-UNIX-INUSE.
+func checkSocketFile(ds *diags, p pos, who, path string) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return // absent (or unreadable: the listener reports it)
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		ds.errorf(CodeUnixInUse, p, "%s%s exists and is not a socket", who, path)
+		return
+	}
+	conn, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		conn.Close()
+		ds.errorf(CodeUnixInUse, p, "%s%s is in use by a running server", who, path)
+	}
+}
+
+func (c *Config) validateSOW(ds *diags, types map[string]bool) {
+	seen := map[[2]string]int{}
+	for i, t := range c.SOW {
+		path := fmt.Sprintf("SOW/Topic[%d]", i+1)
+		p := c.at(path)
+		who := fmt.Sprintf("SOW Topic %q", t.Name)
+		if t.Name == "" {
+			ds.errorf(CodeSOWTopic, c.at(path+"/Name"), "SOW Topic needs a Name")
+			who = fmt.Sprintf("SOW Topic #%d", i+1)
+		}
+		if t.MessageType == "" {
+			ds.errorf(CodeSOWTopic, c.at(path+"/MessageType"), "%s needs a MessageType", who)
+		} else if !types[t.MessageType] {
+			ds.errorf(CodeMessageType, c.at(path+"/MessageType"), "%s: unknown MessageType %q", who, t.MessageType)
+		}
+		if t.Name != "" && t.MessageType != "" {
+			k := [2]string{t.Name, t.MessageType}
+			if j, dup := seen[k]; dup {
+				ds.errorf(CodeSOWTopic, p, "SOW Topic %q (%s) defined twice (first as Topic[%d])", t.Name, t.MessageType, j+1)
+			} else {
+				seen[k] = i
+			}
+		}
+		// amps-config §6.2, §11 CFG-SOW-KEY: a Key starts with '/' (XPath
+		// identifier) or is a bracketed name.
+		for j, k := range t.Keys {
+			if !(strings.HasPrefix(k, "/") && len(k) > 1 || strings.HasPrefix(k, "[") && strings.HasSuffix(k, "]") && len(k) > 2) {
+				ds.errorf(CodeSOWKey, c.at(fmt.Sprintf("%s/Key[%d]", path, j+1)), "%s: Key %q must start with '/' (e.g. /id)", who, k)
+			}
+		}
+		if t.KeyDomain != "" && len(t.Keys) == 0 {
+			ds.errorf(CodeSOWKey, c.at(path+"/KeyDomain"), "%s: KeyDomain requires at least one Key", who)
+		}
+		// v1 parses only json payloads (amps-config §5, CFG-SOW-TYPE).
+		if len(t.Keys) > 0 && t.MessageType != "" && !isJSONType(t.MessageType, c.MessageTypes) {
+			ds.errorf(CodeSOWType, p, "%s (%s): computed keys need json in this broker", who, t.MessageType)
+		}
+		switch t.Durability {
+		case "", DurabilityTransient:
+		case DurabilityPersistent:
+			if t.FileName == "" {
+				ds.errorf(CodeSOWStorage, p, "%s: Durability persistent needs FileName (or set transient)", who)
+			} else {
+				ds.errorf(CodeSOWStorage, p, "%s: persistent SOW topics are not supported by this broker (set Durability transient)", who)
+			}
+		default:
+			ds.errorf(CodeValue, c.at(path+"/Durability"), "%s: Durability %q must be persistent or transient", who, t.Durability)
+		}
+		if t.Expiration < 0 {
+			ds.errorf(CodeValue, c.at(path+"/Expiration"), "%s: Expiration %v must not be negative", who, t.Expiration)
+		}
+	}
+}
+
+// isJSONType reports whether a message type name is json or declared with
+// the json module.
+func isJSONType(name string, declared []MessageType) bool {
+	if name == "json" {
+		return true
+	}
+	for _, mt := range declared {
+		if mt.Name == name && mt.Module == "json" {
+			return true
+		}
+	}
+	return false
+}
+
+// compareVersions compares dot-separated numeric versions ("5.3.4.0" vs
+// "5.3"); missing parts count as zero. Non-numeric suffix parts of have
+// (build hashes) are ignored.
+func compareVersions(have, want string) (int, error) {
+	parse := func(s string, strict bool) ([]int, error) {
+		var out []int
+		for _, part := range strings.Split(strings.TrimSpace(s), ".") {
+			n, err := strconv.Atoi(part)
+			if err != nil {
+				if strict {
+					return nil, fmt.Errorf("version %q is not dot-separated numbers", s)
+				}
+				break
+			}
+			out = append(out, n)
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("version %q is not dot-separated numbers", s)
+		}
+		return out, nil
+	}
+	h, err := parse(have, false)
+	if err != nil {
+		return 0, err
+	}
+	w, err := parse(want, true)
+	if err != nil {
+		return 0, err
+	}
+	for i := 0; i < len(h) || i < len(w); i++ {
+		var a, b int
+		if i < len(h) {
+			a = h[i]
+		}
+		if i < len(w) {
+			b = w[i]
+		}
+		if a != b {
+			if a < b {
+				return -1, nil
+			}
+			return 1, nil
+		}
+	}
+	return 0, nil
+}

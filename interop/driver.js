@@ -1,0 +1,482 @@
+#!/usr/bin/env node
+// driver.js runs one named scenario of the official AMPS JavaScript client
+// (npm "amps", pinned in package.json) against a broker and reports what
+// happened as JSON lines on stdout. The Go tests in this folder start it.
+//
+// Usage:
+//   node driver.js <scenario> [--uri URI] [--topic T] [--count N]
+//                  [--echo-topic T] [--hold SECONDS] [--size BYTES]
+//                  [--timeout SECONDS]
+//   URI defaults to $AMPS_URI, e.g. ws://127.0.0.1:9007/amps/json.
+//
+// Output: one JSON object per line. Every line has "event". The last line is
+// {"event":"result","scenario":...,"ok":true|false,...}. Exit status: 0 when
+// ok, 1 on a failed check, 2 on a usage error, 3 when the hard timeout fired
+// (the process can never outlive --timeout, default 60 s).
+//
+// Notes on the client (amps 5.3.4-0.378635.60b2fcc), read from its amps.d.ts
+// and amps.js:
+// * new Client(name); connect(uri) opens the WebSocket, sends the "text" or
+//   "binary" selector frame and then logon; the promise resolves on the
+//   processed logon ack and rejects with {commandId, message} on a failed one.
+// * heartbeat(interval[, timeout]) must be called before connect; it sends
+//   {"c":"heartbeat","a":"received","o":"start,N"} after logon, beats when a
+//   server heartbeat arrives more than N s after its last beat, and reports
+//   "4000 Heartbeat absence" through the error handler after 2N s of silence.
+// * subscribe(handler, topic, filter?) resolves with the sub id (= cid,
+//   "autoN") on a processed success ack and rejects with Error(reason) on a
+//   failure ack. unsubscribe(subId) and flush() wait for their processed ack.
+// * publish(topic, data) sends and returns nothing; failures only reach
+//   failedWriteHandler, and only for persisted acks.
+// * disconnect() closes the socket with 1000 "Disconnect from the client" and
+//   resolves at once; no AMPS logoff is sent. A Client may connect again.
+// * errorHandler(fn) gets connection errors and {name:'997'} for frames the
+//   client could not process; lastChanceMessageHandler(fn) gets deliveries
+//   whose sids name no live subscription; transportFilter(fn) sees every raw
+//   frame (fn(data, outgoing)); incoming frames are MessageEvents (.data).
+// * Under Node the client uses the "websocket" package's W3CWebSocket with
+//   only {maxReceivedFrameSize: 1 TiB, assembleFragments: true}: there is no
+//   way to pass tlsOptions, so wss with a self-signed certificate needs
+//   NODE_EXTRA_CA_CERTS=<cert.pem> (what the Go tests do) or
+//   NODE_TLS_REJECT_UNAUTHORIZED=0. Outbound frames above 16 KiB are
+//   fragmented by that library; inbound fragmented messages are capped at
+//   8 MiB (its default maxReceivedMessageSize).
+// * Browser: amps.js itself is a UMD bundle (webpackUniversalModuleDefinition)
+//   that sets window.amps when loaded by a <script> tag and then uses the
+//   browser's WebSocket; amps.min.js is the minified equivalent.
+'use strict';
+
+const { Client } = require('amps');
+
+// Defaults for command line options.
+const DEFAULT_TIMEOUT_SECONDS = 60; // hard limit on the whole run
+const DEFAULT_COUNT = 10; // messages per scenario unless --count
+const DEFAULT_LARGE_SIZE = 1 << 20; // bytes of the "large" message body
+const DEFAULT_HOLD_SECONDS = 5; // idle time of the "heartbeat" scenario
+const DEFAULT_TOPIC = 'interop';
+
+const EXIT_OK = 0;
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+const EXIT_TIMEOUT = 3;
+
+// emit writes one JSON line to stdout.
+function emit(event, fields) {
+  process.stdout.write(JSON.stringify(Object.assign({ event }, fields)) + '\n');
+}
+
+let finished = false;
+
+// finish prints the result line and exits once stdout is drained.
+function finish(scenario, ok, fields, code) {
+  if (finished) return;
+  finished = true;
+  emit('result', Object.assign({ scenario, ok }, fields));
+  const status = code !== undefined ? code : (ok ? EXIT_OK : EXIT_FAILED);
+  process.stdout.write('', () => process.exit(status));
+}
+
+function parseArgs(argv) {
+  const opts = {
+    scenario: argv[0],
+    uri: process.env.AMPS_URI || '',
+    topic: DEFAULT_TOPIC,
+    count: DEFAULT_COUNT,
+    echoTopic: '',
+    hold: DEFAULT_HOLD_SECONDS,
+    size: DEFAULT_LARGE_SIZE,
+    timeout: DEFAULT_TIMEOUT_SECONDS,
+  };
+  const numeric = { '--count': 'count', '--hold': 'hold', '--size': 'size', '--timeout': 'timeout' };
+  const text = { '--uri': 'uri', '--topic': 'topic', '--echo-topic': 'echoTopic' };
+  for (let i = 1; i < argv.length; i += 2) {
+    const flag = argv[i];
+    const value = argv[i + 1];
+    if (value === undefined) throw new Error(`flag ${flag} needs a value`);
+    if (numeric[flag]) {
+      const n = Number(value);
+      if (!Number.isFinite(n) || n < 0) throw new Error(`flag ${flag}: ${JSON.stringify(value)} is not a non-negative number`);
+      opts[numeric[flag]] = n;
+    } else if (text[flag]) {
+      opts[text[flag]] = value;
+    } else {
+      throw new Error(`unknown flag ${JSON.stringify(flag)}`);
+    }
+  }
+  if (!opts.scenario) throw new Error('missing scenario name');
+  if (!opts.uri) throw new Error('missing --uri (or AMPS_URI)');
+  return opts;
+}
+
+// errors collects every error reported by a client's error handler; a
+// scenario fails when any is left unexpected at the end.
+const errors = [];
+
+// newClient returns a client whose errors are recorded under its name.
+function newClient(name) {
+  const client = new Client(name);
+  client.errorHandler((err) => {
+    const e = { client: name, name: err && err.name, message: err && (err.message || String(err)) };
+    errors.push(e);
+    emit('client_error', e);
+  });
+  return client;
+}
+
+async function connect(client, uri) {
+  try {
+    await client.connect(uri);
+  } catch (err) {
+    throw new Error(`connect ${uri} as ${client.name()}: ${describe(err)}`);
+  }
+  emit('logon', { client: client.name(), server_version: client.serverVersion(), name_hash: client.nameHash() });
+  return client;
+}
+
+// describe renders what a rejected client promise carried.
+function describe(err) {
+  if (err instanceof Error) return err.message;
+  if (err && err.message && err.message.reason) return `${err.message.status}: ${err.message.reason}`;
+  if (err && typeof err.message === 'string') return err.message;
+  try { return JSON.stringify(err); } catch (_) { return String(err); }
+}
+
+// Inbox collects messages delivered to one handler and lets a scenario wait
+// for a number of them.
+class Inbox {
+  constructor(label) {
+    this.label = label;
+    this.messages = [];
+    this.waiters = [];
+    this.handler = (m) => this.push(m);
+  }
+  push(m) {
+    this.messages.push({ topic: m.header.topic(), data: m.data });
+    this.waiters = this.waiters.filter((w) => {
+      if (this.messages.length >= w.n) { w.resolve(this.messages); return false; }
+      return true;
+    });
+  }
+  // wait resolves once n messages have arrived.
+  wait(n) {
+    if (this.messages.length >= n) return Promise.resolve(this.messages);
+    return new Promise((resolve) => this.waiters.push({ n, resolve }));
+  }
+}
+
+// watchDeliveries counts incoming "p" headers per subscription id by looking
+// at the raw frames, so deliveries the client itself would drop are seen too,
+// and records when server heartbeats came in and client beats went out.
+function watchDeliveries(client) {
+  const bySid = {};
+  const t0 = Date.now();
+  const heartbeatAt = []; // ms since watching began, per server heartbeat
+  const beatAt = []; // ms since watching began, per client beat
+  client.transportFilter((data, outgoing) => {
+    const text = outgoing ? data : data && data.data;
+    if (typeof text !== 'string' || text[0] !== '{') return;
+    let h;
+    try { h = JSON.parse(text); } catch (_) { return; }
+    if (outgoing) {
+      if (h.c === 'heartbeat' && h.o === 'beat') beatAt.push(Date.now() - t0);
+      return;
+    }
+    if (h.c === 'heartbeat') heartbeatAt.push(Date.now() - t0);
+    if ((h.c === 'p' || h.c === 'publish') && typeof h.sids === 'string') {
+      for (const sid of h.sids.split(',')) bySid[sid] = (bySid[sid] || 0) + 1;
+    }
+  });
+  return {
+    deliveries: (sid) => bySid[sid] || 0,
+    heartbeats: () => heartbeatAt.length,
+    beats: () => beatAt.length,
+    // timeline lists both, for diagnosing heartbeat cadence problems.
+    timeline: () => ({ heartbeat_ms: heartbeatAt.slice(), beat_ms: beatAt.slice() }),
+  };
+}
+
+function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+}
+
+// payload returns a deterministic printable string of n characters, so any
+// corruption or truncation shows up in a comparison.
+function payload(n) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  let x = 2463534242;
+  const out = new Array(n);
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    out[i] = alphabet[x % alphabet.length];
+  }
+  return out.join('');
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios. Each returns the fields of its result line or throws.
+
+const scenarios = {
+  // logon: connect + logon, then a clean disconnect.
+  async logon(o) {
+    const c = await connect(newClient('js-logon'), o.uri);
+    const version = c.serverVersion();
+    check(/^\d+\.\d+\.\d+\.\d+/.test(version), `server version ${JSON.stringify(version)} has four numeric parts`);
+    await c.disconnect();
+    return { server_version: version, name_hash: c.nameHash() };
+  },
+
+  // pubsub: two JS clients; one subscribes, the other publishes --count
+  // messages (with non-ASCII text) which must arrive whole and in order.
+  async pubsub(o) {
+    const sub = await connect(newClient('js-sub'), o.uri);
+    const pub = await connect(newClient('js-pub'), o.uri);
+    const inbox = new Inbox('sub');
+    const subId = await sub.subscribe(inbox.handler, o.topic);
+    emit('subscribed', { sub_id: subId, topic: o.topic });
+    for (let i = 0; i < o.count; i++) pub.publish(o.topic, { seq: i, text: 'héllo wörld ✓' });
+    const got = await inbox.wait(o.count);
+    check(got.length === o.count, `received ${got.length} messages, want ${o.count}`);
+    got.forEach((m, i) => {
+      check(m.topic === o.topic, `message ${i} topic ${JSON.stringify(m.topic)}, want ${JSON.stringify(o.topic)}`);
+      check(m.data && m.data.seq === i, `message ${i} has seq ${m.data && m.data.seq}`);
+      check(m.data.text === 'héllo wörld ✓', `message ${i} text ${JSON.stringify(m.data.text)}`);
+    });
+    await pub.disconnect();
+    await sub.disconnect();
+    return { received: got.length };
+  },
+
+  // receive: subscribe to --topic, print "ready", then wait for --count
+  // messages published by someone else and print each. With --echo-topic each
+  // received body is published again there.
+  async receive(o) {
+    const c = await connect(newClient('js-receiver'), o.uri);
+    const inbox = new Inbox('receive');
+    const onMessage = (m) => {
+      inbox.handler(m);
+      emit('message', { topic: m.header.topic(), data: m.data });
+      if (o.echoTopic) c.publish(o.echoTopic, m.data);
+    };
+    const subId = await c.subscribe(onMessage, o.topic);
+    emit('ready', { sub_id: subId, topic: o.topic });
+    const got = await inbox.wait(o.count);
+    if (o.echoTopic) await c.flush();
+    await c.disconnect();
+    return { received: got.length };
+  },
+
+  // publish: publish --count messages {"seq":i,"from":"js"} to --topic, wait
+  // for a flush ack so the broker has processed them all, then disconnect.
+  async publish(o) {
+    const c = await connect(newClient('js-publisher'), o.uri);
+    for (let i = 0; i < o.count; i++) c.publish(o.topic, { seq: i, from: 'js' });
+    await c.flush();
+    await c.disconnect();
+    return { published: o.count };
+  },
+
+  // regex: AMPS topic regexes are unanchored PCRE (wire spec §11); deliveries
+  // carry the real topic and one frame may name several sids. --topic must be
+  // free of regex metacharacters.
+  async regex(o) {
+    const base = o.topic;
+    const sub = await connect(newClient('js-regex-sub'), o.uri);
+    const pub = await connect(newClient('js-regex-pub'), o.uri);
+    const anchored = new Inbox('anchored');
+    const loose = new Inbox('loose');
+    const anchoredRe = `^${base}/(a|b|end)$`;
+    const looseRe = `${base}.b`; // "." matches "/"; unanchored: also "zz/<base>/b"
+    await sub.subscribe(anchored.handler, anchoredRe);
+    await sub.subscribe(loose.handler, looseRe);
+    emit('subscribed', { anchored: anchoredRe, loose: looseRe });
+    const sent = [`${base}/a`, `${base}/c`, `${base}/b`, `zz/${base}/b`, `${base}/end`];
+    sent.forEach((t, i) => pub.publish(t, { i, t }));
+    // The sentinel "<base>/end" is published last: once it is in, every
+    // earlier message that was going to match has arrived too.
+    await anchored.wait(3);
+    const a = anchored.messages.map((m) => m.topic);
+    const l = loose.messages.map((m) => m.topic);
+    check(JSON.stringify(a) === JSON.stringify([`${base}/a`, `${base}/b`, `${base}/end`]),
+      `anchored ${anchoredRe} got topics ${JSON.stringify(a)}`);
+    check(JSON.stringify(l) === JSON.stringify([`${base}/b`, `zz/${base}/b`]), `unanchored ${looseRe} got topics ${JSON.stringify(l)}`);
+    anchored.messages.forEach((m) => check(m.data.t === m.topic, `body ${JSON.stringify(m.data)} under topic ${m.topic}`));
+    await pub.disconnect();
+    await sub.disconnect();
+    return { anchored: a, unanchored: l };
+  },
+
+  // unsubscribe: after the unsubscribe ack nothing more is delivered for that
+  // subscription (wire spec §7.7). A second subscription on a sentinel topic
+  // tells when everything published before the sentinel has been delivered.
+  async unsubscribe(o) {
+    const sub = await connect(newClient('js-unsub-sub'), o.uri);
+    const pub = await connect(newClient('js-unsub-pub'), o.uri);
+    const watch = watchDeliveries(sub);
+    const strays = [];
+    // The client hands this handler the raw header object, not a Message.
+    sub.lastChanceMessageHandler((m) => strays.push(m.t));
+    const main = new Inbox('main');
+    const sentinel = new Inbox('sentinel');
+    const sentinelTopic = `${o.topic}-sentinel`;
+    const mainId = await sub.subscribe(main.handler, o.topic);
+    await sub.subscribe(sentinel.handler, sentinelTopic);
+    pub.publish(o.topic, { n: 1 });
+    await main.wait(1);
+    await sub.unsubscribe(mainId);
+    const before = watch.deliveries(mainId);
+    emit('unsubscribed', { sub_id: mainId });
+    pub.publish(o.topic, { n: 2 });
+    pub.publish(sentinelTopic, { n: 3 });
+    await sentinel.wait(1);
+    check(main.messages.length === 1, `handler got ${main.messages.length} messages, want 1`);
+    check(watch.deliveries(mainId) === before, `${watch.deliveries(mainId) - before} deliveries for ${mainId} after its unsubscribe ack`);
+    check(strays.length === 0, `deliveries for no live subscription: ${JSON.stringify(strays)}`);
+    await pub.disconnect();
+    await sub.disconnect();
+    return { sub_id: mainId };
+  },
+
+  // large: one message of --size bytes (default 1 MiB) as JSON text. The Node
+  // library fragments it on the way in; the broker must reassemble it.
+  async large(o) {
+    const sub = await connect(newClient('js-large-sub'), o.uri);
+    const pub = await connect(newClient('js-large-pub'), o.uri);
+    const inbox = new Inbox('large');
+    await sub.subscribe(inbox.handler, o.topic);
+    const overhead = '{"pad":""}'.length;
+    check(o.size > overhead, `--size ${o.size} must exceed ${overhead}`);
+    const pad = payload(o.size - overhead);
+    const body = JSON.stringify({ pad });
+    check(Buffer.byteLength(body) === o.size, `built body of ${Buffer.byteLength(body)} bytes, want ${o.size}`);
+    pub.publish(o.topic, body);
+    const [m] = await inbox.wait(1);
+    check(m.data && typeof m.data.pad === 'string', 'delivered body has no "pad" string');
+    check(m.data.pad.length === pad.length, `delivered pad of ${m.data.pad.length} chars, want ${pad.length}`);
+    check(m.data.pad === pad, 'delivered pad differs from the published one');
+    await pub.disconnect();
+    await sub.disconnect();
+    return { bytes: o.size };
+  },
+
+  // order: --count messages (the Go test asks 1,000) arrive complete and in
+  // publish order.
+  async order(o) {
+    const sub = await connect(newClient('js-order-sub'), o.uri);
+    const pub = await connect(newClient('js-order-pub'), o.uri);
+    const inbox = new Inbox('order');
+    await sub.subscribe(inbox.handler, o.topic);
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < o.count; i++) pub.publish(o.topic, { seq: i });
+    const got = await inbox.wait(o.count);
+    const elapsedMs = Number(process.hrtime.bigint() - start) / 1e6;
+    for (let i = 0; i < got.length; i++) {
+      check(got[i].data.seq === i, `message ${i} has seq ${got[i].data.seq}`);
+    }
+    await pub.disconnect();
+    await sub.disconnect();
+    return { received: got.length, elapsed_ms: Math.round(elapsedMs) };
+  },
+
+  // heartbeat: heartbeat(1) held for --hold idle seconds. The client reports
+  // "Heartbeat absence" after 2 s without server heartbeats (wire spec
+  // §10.2), so staying error-free proves the broker ticks; a flush afterwards
+  // proves the connection still answers.
+  async heartbeat(o) {
+    const c = newClient('js-heartbeat');
+    const watch = watchDeliveries(c);
+    c.heartbeat(1);
+    await connect(c, o.uri);
+    await new Promise((resolve) => setTimeout(resolve, o.hold * 1000));
+    const heartbeats = watch.heartbeats();
+    const beats = watch.beats();
+    emit('held', Object.assign({ seconds: o.hold, heartbeats, beats }, watch.timeline()));
+    check(errors.length === 0, `client errors while idle: ${JSON.stringify(errors)}`);
+    check(heartbeats >= 2, `${heartbeats} server heartbeats in ${o.hold} s with heartbeat(1)`);
+    check(beats >= 1, `client sent ${beats} beats`);
+    await c.flush();
+    await c.disconnect();
+    return { heartbeats, beats };
+  },
+
+  // failack: failure acks surface as rejected promises carrying the reason
+  // (wire spec §7.4, §9), and the connection stays usable afterwards.
+  async failack(o) {
+    const c = await connect(newClient('js-failack'), o.uri);
+    const ignore = () => {};
+    const reasons = {};
+    for (const [label, topic, filter] of [['bad_regex', '(', undefined], ['bad_filter', o.topic, '/x = = (']]) {
+      let rejected = null;
+      try {
+        const id = await c.subscribe(ignore, topic, filter);
+        emit('unexpected_success', { label, sub_id: id });
+      } catch (err) {
+        rejected = err;
+      }
+      check(rejected !== null, `${label}: subscribe(${JSON.stringify(topic)}, ${JSON.stringify(filter)}) resolved; want a rejection`);
+      check(rejected instanceof Error, `${label}: rejected with ${describe(rejected)}, want an Error`);
+      reasons[label] = rejected.message;
+      emit('rejected', { label, reason: rejected.message });
+    }
+    const inbox = new Inbox('after');
+    await c.subscribe(inbox.handler, o.topic);
+    c.publish(o.topic, { after: 'failures' });
+    const [m] = await inbox.wait(1);
+    check(m.data.after === 'failures', `after the failures got ${JSON.stringify(m.data)}`);
+    await c.disconnect();
+    return { reasons };
+  },
+
+  // disconnect: disconnect() resolves and closes with 1000; the same Client
+  // then connects again under the same name (its ids restart at auto1, wire
+  // spec §13.2) and works.
+  async disconnect(o) {
+    const c = await connect(newClient('js-disconnect'), o.uri);
+    await c.subscribe(() => {}, o.topic);
+    await c.disconnect();
+    check(!c.isConnected(), 'isConnected() is true after disconnect()');
+    emit('disconnected', {});
+    await connect(c, o.uri);
+    const inbox = new Inbox('again');
+    await c.subscribe(inbox.handler, o.topic);
+    c.publish(o.topic, { again: true });
+    const [m] = await inbox.wait(1);
+    check(m.data.again === true, `after reconnect got ${JSON.stringify(m.data)}`);
+    await c.disconnect();
+    return { reconnected: true };
+  },
+};
+
+async function main() {
+  let opts;
+  try {
+    opts = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    emit('usage', { error: err.message, scenarios: Object.keys(scenarios) });
+    return finish(undefined, false, { error: err.message }, EXIT_USAGE);
+  }
+  const run = scenarios[opts.scenario];
+  if (!run) {
+    const msg = `unknown scenario ${JSON.stringify(opts.scenario)}`;
+    emit('usage', { error: msg, scenarios: Object.keys(scenarios) });
+    return finish(opts.scenario, false, { error: msg }, EXIT_USAGE);
+  }
+  // The hard timeout: the run ends here whatever the client is waiting for.
+  setTimeout(() => {
+    finish(opts.scenario, false, { error: `timed out after ${opts.timeout} s`, client_errors: errors }, EXIT_TIMEOUT);
+  }, opts.timeout * 1000);
+  try {
+    const fields = await run(opts);
+    if (errors.length > 0) {
+      return finish(opts.scenario, false, Object.assign({ error: 'client reported errors', client_errors: errors }, fields));
+    }
+    finish(opts.scenario, true, fields);
+  } catch (err) {
+    finish(opts.scenario, false, { error: describe(err), client_errors: errors });
+  }
+}
+
+process.on('unhandledRejection', (err) => {
+  finish(process.argv[2], false, { error: `unhandled rejection: ${describe(err)}`, client_errors: errors });
+});
+
+main();

@@ -1,0 +1,179 @@
+package interop
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/ampsbroker/ampsbroker/listener"
+)
+
+// shutdownTimeout bounds Broker.Shutdown at the end of a test.
+const shutdownTimeout = 10 * time.Second
+
+// syncBuffer is a goroutine-safe log sink; its content is printed only when
+// a test fails, so passing runs stay quiet.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// testBroker is a broker serving a TCP listener (with preflight) and a
+// WebSocket listener on loopback, and optionally a wss listener.
+type testBroker struct {
+	*broker.Broker
+	TCPAddr string // host:port of the stream transport
+	WSAddr  string // host:port of the ws transport
+	WSSAddr string // host:port of the wss transport, when asked for
+	CAFile  string // PEM of the wss certificate, for NODE_EXTRA_CA_CERTS
+}
+
+// brokerConfig selects optional transports of startBroker.
+type brokerConfig struct {
+	wss            bool     // add a wss listener with a self-signed certificate
+	originPatterns []string // WebSocket OriginPatterns (browsers send Origin)
+}
+
+// startBroker starts a broker with its listeners; the test's cleanup shuts it
+// down and waits for every Serve call to return.
+func startBroker(t testing.TB, cfg brokerConfig) *testBroker {
+	t.Helper()
+	logs := &syncBuffer{}
+	b := broker.New(&broker.Options{
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	tb := &testBroker{Broker: b}
+	var serving sync.WaitGroup
+	serve := func(l listener.Listener) {
+		serving.Add(1)
+		go func() {
+			defer serving.Done()
+			if err := b.Serve(l); err != nil && !errors.Is(err, broker.ErrBrokerClosed) {
+				logs.Write([]byte("Serve " + l.Name() + ": " + err.Error() + "\n"))
+			}
+		}()
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		if err := b.Shutdown(ctx); err != nil {
+			t.Errorf("broker Shutdown: %v", err)
+		}
+		serving.Wait()
+		if t.Failed() {
+			t.Logf("broker log:\n%s", logs.String())
+		}
+	})
+
+	tcp, err := listener.ListenTCP("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatalf("ListenTCP: %v", err)
+	}
+	tb.TCPAddr = tcp.Addr().String()
+	serve(tcp)
+
+	ws, err := listener.ListenWebSocket("127.0.0.1:0", &listener.WebSocketOptions{OriginPatterns: cfg.originPatterns})
+	if err != nil {
+		t.Fatalf("ListenWebSocket: %v", err)
+	}
+	tb.WSAddr = ws.Addr().String()
+	serve(ws)
+
+	if cfg.wss {
+		tlsConf, caFile := selfSignedTLS(t)
+		wss, err := listener.ListenWebSocket("127.0.0.1:0", &listener.WebSocketOptions{Name: "wss", TLSConfig: tlsConf})
+		if err != nil {
+			t.Fatalf("ListenWebSocket (wss): %v", err)
+		}
+		tb.WSSAddr = wss.Addr().String()
+		tb.CAFile = caFile
+		serve(wss)
+	}
+	return tb
+}
+
+// wsURI is the JS client's URI for this broker's ws transport.
+func (tb *testBroker) wsURI() string { return "ws://" + tb.WSAddr + "/amps/json" }
+
+// selfSignedTLS makes a certificate for 127.0.0.1 and localhost, returns a
+// server config using it and the path of its PEM (a CA for the client).
+func selfSignedTLS(t testing.TB) (*tls.Config, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "ampsbroker interop test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		DNSNames:              []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, caFile
+}
+
+// waitFor polls cond until it holds or the deadline passes. It is for
+// conditions that settle asynchronously (a closed connection being reaped),
+// not for measuring time.
+func waitFor(t testing.TB, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after %v waiting for %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,11 @@
+// Package protocol implements the AMPS client wire protocol: the JSON message
+// header (Header, DecodeHeader, AppendHeader), the stream encoding used on
+// TCP, TLS and Unix sockets (StreamReader, NewStreamConn) and the WebSocket
+// encoding of the official JavaScript client. Section numbers in comments
+// refer to the team's wire specification, amps-wire-protocol.md.
+//
+// The codecs never touch the broker's state and allocate little: decoding a
+// header allocates only the strings it stores, encoding one allocates
+// nothing when the destination has room, and reading a frame reuses one
+// buffer per connection.
+package protocol

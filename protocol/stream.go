@@ -1,0 +1,269 @@
+package protocol
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"sync"
+	"sync/atomic"
+)
+
+// Stream encoding limits and buffer sizes (spec §2).
+const (
+	// DefaultMaxFrameSize is the largest inbound stream frame (header plus
+	// body, without the 4-byte length prefix) accepted when no limit is
+	// configured. Real AMPS rejects messages above 200 MB; we use 200 MiB,
+	// the recommendation of wire spec §2.2. It also makes the bytes "GET "
+	// (0x47455420, about 1.2 GB) an impossible length, which is how an HTTP
+	// preflight is told apart from a frame (§2.1).
+	DefaultMaxFrameSize = 200 << 20
+
+	// DefaultReadBufferSize is the size of the buffered reader a stream
+	// connection reads through, so that small frames cost one read system
+	// call for several frames rather than two per frame.
+	DefaultReadBufferSize = 16 << 10
+
+	// DefaultWriteBufferSize is the size of the buffer WriteMessage fills
+	// before Flush (or a full buffer) sends it.
+	DefaultWriteBufferSize = 32 << 10
+
+	// frameLengthSize is the size of the big-endian length prefix (§2.1).
+	frameLengthSize = 4
+
+	// frameGrowChunk is the first allocation made for a frame larger than
+	// the reader's current buffer. The buffer then doubles, capped at the
+	// claimed length, only as bytes actually arrive, so a peer that claims
+	// a huge frame and sends little costs little memory.
+	frameGrowChunk = 32 << 10
+
+	// frameRetainSize is the largest frame buffer a StreamReader keeps
+	// between frames. A larger buffer is dropped at the next ReadFrame so
+	// that an idle connection does not pin the memory of one big message.
+	frameRetainSize = 1 << 20
+)
+
+// ErrFrameTooLarge is wrapped by the error a StreamReader returns when a
+// frame's length prefix exceeds the reader's limit. The frame is not read
+// and the connection cannot be resynchronised; close it (wire spec §2.2:
+// "reject larger with disconnect").
+var ErrFrameTooLarge = errors.New("protocol: frame too large")
+
+// ErrMessageTooLarge is returned by WriteMessage when header plus body do
+// not fit the 32-bit length prefix of the stream encoding (spec §2.1).
+var ErrMessageTooLarge = errors.New("protocol: message does not fit a 32-bit frame length")
+
+// StreamReader reads length-prefixed frames of the stream encoding (wire
+// spec §2.1). It is not safe for concurrent use.
+type StreamReader struct {
+	r   io.Reader
+	max int
+	buf []byte
+	err error // sticky: after a framing error the stream is out of sync
+	pfx [frameLengthSize]byte
+}
+
+// NewStreamReader returns a reader of frames from r. Frames longer than
+// maxFrameSize bytes are refused; maxFrameSize <= 0 means
+// DefaultMaxFrameSize. r is read as given: wrap a raw socket in a
+// bufio.Reader to avoid two read calls per frame (NewStreamConn does).
+func NewStreamReader(r io.Reader, maxFrameSize int) *StreamReader {
+	if maxFrameSize <= 0 {
+		maxFrameSize = DefaultMaxFrameSize
+	}
+	return &StreamReader{r: r, max: maxFrameSize}
+}
+
+// ReadFrame returns the next non-empty frame, without its length prefix.
+// The slice is valid until the next call.
+//
+// Zero-length frames carry nothing and are skipped (wire spec §2.1 and open
+// question §15.11: we ignore them rather than answer them).
+//
+// At a clean end of stream between frames ReadFrame returns io.EOF. A stream
+// that ends inside a frame returns an error wrapping io.ErrUnexpectedEOF; a
+// length above the limit returns an error wrapping ErrFrameTooLarge without
+// reading or allocating the frame. After any error the reader keeps
+// returning that error.
+func (r *StreamReader) ReadFrame() ([]byte, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	if cap(r.buf) > frameRetainSize {
+		r.buf = nil
+	}
+	for {
+		if n, err := io.ReadFull(r.r, r.pfx[:]); err != nil {
+			if err == io.ErrUnexpectedEOF {
+				err = fmt.Errorf("protocol: stream ended inside a frame length prefix (%d of %d bytes): %w",
+					n, frameLengthSize, io.ErrUnexpectedEOF)
+			}
+			r.err = err
+			return nil, err
+		}
+		size := binary.BigEndian.Uint32(r.pfx[:])
+		if size == 0 {
+			continue
+		}
+		if uint64(size) > uint64(r.max) {
+			r.err = fmt.Errorf("protocol: frame length %d (prefix %x) exceeds the limit of %d bytes: %w",
+				size, r.pfx[:], r.max, ErrFrameTooLarge)
+			return nil, r.err
+		}
+		frame, err := r.readBody(int(size))
+		if err != nil {
+			r.err = err
+			return nil, err
+		}
+		return frame, nil
+	}
+}
+
+// readBody reads exactly n bytes into r.buf. When n exceeds the buffer the
+// buffer grows geometrically as data arrives rather than to n at once.
+func (r *StreamReader) readBody(n int) ([]byte, error) {
+	if n <= cap(r.buf) {
+		buf := r.buf[:n]
+		if got, err := io.ReadFull(r.r, buf); err != nil {
+			return nil, r.bodyError(got, n, err)
+		}
+		return buf, nil
+	}
+	buf := r.buf[:0]
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			grown := max(2*cap(buf), frameGrowChunk)
+			grown = min(grown, n)
+			nb := make([]byte, len(buf), grown)
+			copy(nb, buf)
+			buf = nb
+		}
+		got, err := r.r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+got]
+		if err != nil && len(buf) < n {
+			return nil, r.bodyError(len(buf), n, err)
+		}
+	}
+	r.buf = buf
+	return buf, nil
+}
+
+func (r *StreamReader) bodyError(got, n int, err error) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return fmt.Errorf("protocol: stream ended after %d of %d frame bytes: %w", got, n, io.ErrUnexpectedEOF)
+	}
+	return err
+}
+
+// AppendStreamFrame appends one stream frame (spec §2.1) to dst: the
+// big-endian length of header plus body, then header, then body. The caller
+// keeps header plus body under 4 GiB.
+func AppendStreamFrame(dst, header, body []byte) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(header)+len(body)))
+	dst = append(dst, header...)
+	return append(dst, body...)
+}
+
+// StreamOptions configures NewStreamConn. A nil *StreamOptions, like the
+// zero value, means all defaults.
+type StreamOptions struct {
+	// MaxFrameSize is the largest inbound frame in bytes; a longer one ends
+	// the connection with ErrFrameTooLarge. Default DefaultMaxFrameSize.
+	MaxFrameSize int
+	// WriteBufferSize is the size of the outbound buffer. Default
+	// DefaultWriteBufferSize.
+	WriteBufferSize int
+	// ReadBufferSize is the size of the inbound buffer that frames are read
+	// through. Default DefaultReadBufferSize.
+	ReadBufferSize int
+}
+
+// NewStreamConn returns a Conn speaking the stream encoding (spec §2) over
+// rwc: TCP, TLS, Unix sockets and connections after an HTTP preflight.
+// Close closes rwc; rwc.Close must be safe to call while another goroutine is
+// blocked in Read or Write (net.Conn's is), which is how Close unblocks them.
+//
+// Close does not flush: call Flush first for a graceful end. This keeps Close
+// free of the writer's buffer, so it is safe from any goroutine.
+func NewStreamConn(rwc io.ReadWriteCloser, opts *StreamOptions) Conn {
+	var o StreamOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.WriteBufferSize <= 0 {
+		o.WriteBufferSize = DefaultWriteBufferSize
+	}
+	if o.ReadBufferSize <= 0 {
+		o.ReadBufferSize = DefaultReadBufferSize
+	}
+	c := &streamConn{rwc: rwc}
+	c.r = NewStreamReader(bufio.NewReaderSize(rwc, o.ReadBufferSize), o.MaxFrameSize)
+	c.w = bufio.NewWriterSize(rwc, o.WriteBufferSize)
+	return c
+}
+
+type streamConn struct {
+	rwc io.ReadWriteCloser
+	r   *StreamReader
+	w   *bufio.Writer
+	pfx [frameLengthSize]byte
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var errWriteClosed = fmt.Errorf("protocol: write on closed stream connection: %w", net.ErrClosed)
+
+func (c *streamConn) ReadMessage() (header, body []byte, err error) {
+	frame, err := c.r.ReadFrame()
+	if err != nil {
+		return nil, nil, err
+	}
+	end, err := HeaderEnd(frame)
+	if err != nil {
+		// The frame was consumed whole, but a peer that sends a frame
+		// without a header is broken; keep the documented contract that
+		// the connection is unusable after an error.
+		c.r.err = err
+		return nil, nil, err
+	}
+	return frame[:end], frame[end:], nil
+}
+
+func (c *streamConn) WriteMessage(header, body []byte) error {
+	if c.closed.Load() {
+		return errWriteClosed
+	}
+	n := len(header) + len(body)
+	if uint64(n) > math.MaxUint32 {
+		return fmt.Errorf("protocol: message of %d bytes: %w", n, ErrMessageTooLarge)
+	}
+	binary.BigEndian.PutUint32(c.pfx[:], uint32(n))
+	if _, err := c.w.Write(c.pfx[:]); err != nil {
+		return err
+	}
+	if _, err := c.w.Write(header); err != nil {
+		return err
+	}
+	_, err := c.w.Write(body)
+	return err
+}
+
+func (c *streamConn) Flush() error {
+	if c.closed.Load() {
+		return errWriteClosed
+	}
+	return c.w.Flush()
+}
+
+func (c *streamConn) Close() error {
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		c.closeErr = c.rwc.Close()
+	})
+	return c.closeErr
+}

@@ -1,0 +1,358 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// wsFrame is one WebSocket message as the codec sees it.
+type wsFrame struct {
+	Text    bool
+	Payload string
+}
+
+func txt(s string) wsFrame { return wsFrame{true, s} }
+func bin(s string) wsFrame { return wsFrame{false, s} }
+
+// count is the little-endian count frame the JS client writes (wire spec §3.3).
+func count(n uint32) wsFrame {
+	return bin(string(binary.LittleEndian.AppendUint32(nil, n)))
+}
+
+// burst is a JS client burst: count, header, data parts.
+func burst(header string, parts ...wsFrame) []wsFrame {
+	return append([]wsFrame{count(uint32(1 + len(parts))), txt(header)}, parts...)
+}
+
+func streamFrame(header, body string) string {
+	return string(AppendWSStreamMessage(nil, []byte(header), []byte(body)))
+}
+
+type wsMsg struct{ Header, Body string }
+
+// decodeAll feeds frames and collects messages until the first error.
+func decodeAll(d *WSDecoder, frames []wsFrame) ([]wsMsg, error) {
+	var got []wsMsg
+	for _, f := range frames {
+		if err := d.Feed(f.Text, []byte(f.Payload)); err != nil {
+			return got, err
+		}
+		for {
+			h, b, ok := d.Next()
+			if !ok {
+				break
+			}
+			got = append(got, wsMsg{string(h), string(b)})
+		}
+	}
+	return got, nil
+}
+
+func TestWSDecoder(t *testing.T) {
+	logon := `{"c":"logon","cid":"auto0","a":"processed","version":"5.3.4.0.378635.60b2fcc:javascript","client_name":"js-probe","user_id":""}`
+	pub := `{"c":"publish","t":"orders"}`
+	cat := func(fs ...[]wsFrame) []wsFrame {
+		var out []wsFrame
+		for _, f := range fs {
+			out = append(out, f...)
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		max     int
+		frames  []wsFrame
+		want    []wsMsg
+		mode    WSMode
+		wantErr error
+	}{
+		{
+			name: "spec 14.1 transcript",
+			frames: cat([]wsFrame{txt("text")},
+				burst(logon),
+				burst(`{"c":"heartbeat","a":"received","o":"start,1","cid":"auto1"}`),
+				burst(pub, txt(`{"id":1,"qty":10}`))),
+			want: []wsMsg{{logon, ""}, {`{"c":"heartbeat","a":"received","o":"start,1","cid":"auto1"}`, ""}, {pub, `{"id":1,"qty":10}`}},
+			mode: WSModeText,
+		},
+		{
+			name:   "binary selector, mixed and empty parts concatenate",
+			frames: cat([]wsFrame{txt("binary")}, burst(pub, txt(""), bin("\x00\x00\x00\x02"), txt("ab"), bin(""), bin("\xffc"))),
+			want:   []wsMsg{{pub, "\x00\x00\x00\x02ab\xffc"}},
+			mode:   WSModeBinary,
+		},
+		{
+			name:   "empty publish part",
+			frames: cat([]wsFrame{txt("text")}, burst(pub, txt(""))),
+			want:   []wsMsg{{pub, ""}},
+			mode:   WSModeText,
+		},
+		{
+			name:   "big-endian count fallback",
+			frames: []wsFrame{txt("text"), bin("\x00\x00\x00\x02"), txt(pub), txt("x")},
+			want:   []wsMsg{{pub, "x"}},
+			mode:   WSModeText,
+		},
+		{
+			name:   "stream variant, frames split and joined across messages",
+			frames: []wsFrame{bin(streamFrame(logon, "") + streamFrame(pub, `{"a":1}`)[:9]), bin(streamFrame(pub, `{"a":1}`)[9:] + "\x00\x00\x00\x00" + streamFrame(`{"c":"p"}`, "{}"))},
+			want:   []wsMsg{{logon, ""}, {pub, `{"a":1}`}, {`{"c":"p"}`, "{}"}},
+			mode:   WSModeStream,
+		},
+		{name: "no selector: header first", frames: []wsFrame{txt(logon)}, wantErr: ErrWSNoSelector},
+		{name: "no selector: count first", frames: []wsFrame{count(1)}, wantErr: ErrWSNoSelector},
+		{name: "selector wrong case", frames: []wsFrame{txt("TEXT")}, wantErr: ErrWSNoSelector},
+		{name: "count as text", frames: []wsFrame{txt("text"), txt("\x01\x00\x00\x00")}, wantErr: ErrWSBadCount},
+		{name: "count 3 bytes", frames: []wsFrame{txt("text"), bin("\x01\x00\x00")}, wantErr: ErrWSBadCount},
+		{name: "count zero", frames: []wsFrame{txt("text"), count(0)}, wantErr: ErrWSBadCount},
+		{name: "count huge", frames: []wsFrame{txt("text"), count(0x47455420)}, wantErr: ErrWSBadCount},
+		{name: "binary header", frames: []wsFrame{txt("text"), count(1), bin(logon)}, wantErr: ErrWSBadHeader},
+		{name: "header not object", frames: []wsFrame{txt("text"), count(1), txt("hello")}, wantErr: ErrWSBadHeader},
+		{name: "empty header", frames: []wsFrame{txt("text"), count(2), txt("")}, wantErr: ErrWSBadHeader},
+		{name: "stream then text", frames: []wsFrame{bin(streamFrame(logon, "")), txt("x")}, want: []wsMsg{{logon, ""}}, wantErr: ErrWSBadHeader},
+		{name: "stream body without header", frames: []wsFrame{bin(streamFrame(`{"c":"p"}`, "")), bin("\x00\x00\x00\x03abc")}, want: []wsMsg{{`{"c":"p"}`, ""}}, wantErr: ErrWSBadHeader},
+		{name: "too large over parts", max: 40, frames: cat([]wsFrame{txt("text")}, burst(pub, txt(strings.Repeat("a", 12)), txt("b"))), wantErr: ErrWSMessageTooLarge},
+		{name: "too large header", max: 10, frames: cat([]wsFrame{txt("text")}, burst(pub)), wantErr: ErrWSMessageTooLarge},
+		{name: "too large stream", max: 100, frames: []wsFrame{bin(streamFrame(`{"c":"p"}`, "")), bin("\x00\x01\x00\x00")}, want: []wsMsg{{`{"c":"p"}`, ""}}, wantErr: ErrWSMessageTooLarge},
+		{name: "exactly at limit", max: len(pub) + 3, frames: cat([]wsFrame{txt("text")}, burst(pub, txt("abc"))), want: []wsMsg{{pub, "abc"}}, mode: WSModeText},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &WSDecoder{MaxMessageSize: tt.max}
+			got, err := decodeAll(d, tt.frames)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("error = %v, want %v", err, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("messages (-want +got):\n%s", diff)
+			}
+			if tt.wantErr != nil {
+				if err2 := d.Feed(true, []byte("text")); !errors.Is(err2, tt.wantErr) {
+					t.Errorf("Feed after error = %v, want the sticky %v", err2, tt.wantErr)
+				}
+				return
+			}
+			if d.Mode() != tt.mode {
+				t.Errorf("Mode = %v, want %v", d.Mode(), tt.mode)
+			}
+		})
+	}
+}
+
+func TestWSDecoderErrorsNameInput(t *testing.T) {
+	d := &WSDecoder{}
+	err := d.Feed(true, []byte("hello there"))
+	if err == nil || !strings.Contains(err.Error(), `"hello there"`) {
+		t.Fatalf("error %v does not quote the bad frame", err)
+	}
+	if !errors.Is(ErrWSMessageTooLarge, ErrFrameTooLarge) {
+		t.Fatal("ErrWSMessageTooLarge does not wrap ErrFrameTooLarge")
+	}
+}
+
+func TestWSDecoderFrameLimit(t *testing.T) {
+	d := &WSDecoder{MaxMessageSize: 100}
+	if got := d.FrameLimit(); got != 104 {
+		t.Errorf("before selector: %d, want 104 (a stream-variant frame)", got)
+	}
+	steps := []struct {
+		f    wsFrame
+		want int64
+	}{
+		{txt("text"), wsSmallFrameLimit},
+		{count(3), 100},
+		{txt(`{"c":"p"}`), 91},
+		{txt("0123456789"), 81},
+		{txt("x"), wsSmallFrameLimit},
+	}
+	for i, s := range steps {
+		if err := d.Feed(s.f.Text, []byte(s.f.Payload)); err != nil {
+			t.Fatal(err)
+		}
+		if got := d.FrameLimit(); got != s.want {
+			t.Errorf("after step %d: FrameLimit = %d, want %d", i, got, s.want)
+		}
+	}
+}
+
+// TestWSDecoderKeepsUnreadStreamMessages checks that feeding before Next
+// drained a stream-variant message keeps that message intact.
+func TestWSDecoderKeepsUnreadStreamMessages(t *testing.T) {
+	d := &WSDecoder{}
+	if err := d.Feed(false, []byte(streamFrame(`{"c":"a"}`, "1")+streamFrame(`{"c":"b"}`, "2"))); err != nil {
+		t.Fatal(err)
+	}
+	if h, _, _ := d.Next(); string(h) != `{"c":"a"}` {
+		t.Fatalf("first = %q", h)
+	}
+	if err := d.Feed(false, []byte(streamFrame(`{"c":"c"}`, "3"))); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for h, b, ok := d.Next(); ok; h, b, ok = d.Next() {
+		got = append(got, string(h)+string(b))
+	}
+	if want := []string{`{"c":"b"}2`, `{"c":"c"}3`}; !cmp.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func collectFrames(t *testing.T, header, body string, binaryMode bool) ([]wsFrame, error) {
+	t.Helper()
+	var got []wsFrame
+	err := WSFrames([]byte(header), []byte(body), binaryMode, func(text bool, p []byte) error {
+		got = append(got, wsFrame{text, string(p)})
+		return nil
+	})
+	return got, err
+}
+
+func TestWSFrames(t *testing.T) {
+	sowHdr := `{"c":"sow","t":"orders","query_id":"auto4","bs":2}`
+	rec1, rec2 := `{"k":"1","ts":"20240101T000000.000000Z","l":17}`, `{"k":"2","l":33}`
+	sowBody := rec1 + `{"id":1,"qty":10}` + rec2 + `{"id":2,"qty":20,"note":"héllo"}`
+	tests := []struct {
+		name    string
+		header  string
+		body    string
+		binary  bool
+		want    []wsFrame
+		wantErr bool
+	}{
+		{name: "ack", header: `{"c":"ack","cid":"1","status":"success"}`, want: []wsFrame{txt(`{"c":"ack","cid":"1","status":"success"}`)}},
+		{name: "p text", header: `{"c":"p","t":"o","l":17}`, body: `{"id":1,"qty":10}`, want: []wsFrame{txt(`{"c":"p","t":"o","l":17}`), txt(`{"id":1,"qty":10}`)}},
+		{name: "p binary mode", header: `{"c":"p","l":3}`, body: "a=1", binary: true, want: []wsFrame{txt(`{"c":"p","l":3}`), bin("a=1")}},
+		{name: "p non-UTF-8 in text mode", header: `{"c":"p","l":2}`, body: "\xff\xfe", want: []wsFrame{txt(`{"c":"p","l":2}`), bin("\xff\xfe")}},
+		{name: "publish l 0", header: `{"c":"publish","t":"o","l":0}`, want: []wsFrame{txt(`{"c":"publish","t":"o","l":0}`)}},
+		{name: "oof l 0 binary", header: `{"c":"oof","l":0}`, binary: true, want: []wsFrame{txt(`{"c":"oof","l":0}`)}},
+		{name: "p empty without l", header: `{"c":"p"}`, want: []wsFrame{txt(`{"c":"p"}`), bin("")}},
+		{name: "p with string l", header: `{"c":"p","l":"0"}`, want: []wsFrame{txt(`{"c":"p","l":"0"}`), bin("")}},
+		{name: "header value with brace", header: `{"t":"a}b","c":"p","l":1}`, body: "x", want: []wsFrame{txt(`{"t":"a}b","c":"p","l":1}`), txt("x")}},
+		{name: "sow text", header: sowHdr, body: sowBody, want: []wsFrame{txt(sowHdr), txt(rec1), txt(`{"id":1,"qty":10}`), txt(rec2), txt(`{"id":2,"qty":20,"note":"héllo"}`)}},
+		{name: "sow binary", header: sowHdr, body: sowBody, binary: true, want: []wsFrame{txt(sowHdr), txt(rec1), bin(`{"id":1,"qty":10}`), txt(rec2), bin(`{"id":2,"qty":20,"note":"héllo"}`)}},
+		{name: "sow empty record", header: `{"c":"sow","bs":1}`, body: `{"k":"1","l":0}`, want: []wsFrame{txt(`{"c":"sow","bs":1}`), txt(`{"k":"1","l":0}`), bin("")}},
+		{name: "sow zero records", header: `{"c":"sow","bs":0}`, want: []wsFrame{txt(`{"c":"sow","bs":0}`)}},
+		{name: "sow record data starting with brace", header: `{"c":"sow","bs":1}`, body: `{"l":2}{}`, want: []wsFrame{txt(`{"c":"sow","bs":1}`), txt(`{"l":2}`), txt(`{}`)}},
+		{name: "l 0 with body", header: `{"c":"p","l":0}`, body: "x", wantErr: true},
+		{name: "ack with body", header: `{"c":"ack"}`, body: "x", wantErr: true},
+		{name: "empty header", header: ``, wantErr: true},
+		{name: "header with trailing bytes", header: `{"c":"ack"}x`, wantErr: true},
+		{name: "sow without bs", header: `{"c":"sow"}`, body: `{"l":1}x`, wantErr: true},
+		{name: "sow bs mismatch", header: `{"c":"sow","bs":2}`, body: `{"l":1}x`, wantErr: true},
+		{name: "sow record without l", header: `{"c":"sow","bs":1}`, body: `{"k":"1"}x`, wantErr: true},
+		{name: "sow record l too big", header: `{"c":"sow","bs":1}`, body: `{"l":5}x`, wantErr: true},
+		{name: "sow garbage", header: `{"c":"sow","bs":1}`, body: `xyz`, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := collectFrames(t, tt.header, tt.body, tt.binary)
+			if tt.wantErr {
+				if !errors.Is(err, ErrWSFraming) {
+					t.Fatalf("error = %v, want ErrWSFraming", err)
+				}
+				if len(got) != 0 {
+					t.Errorf("emitted %d frames before failing", len(got))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("frames (-want +got):\n%s", diff)
+			}
+			for _, f := range got {
+				if f.Text && f.Payload == "" {
+					t.Errorf("empty text frame emitted (wire spec §3.4 rule 3)")
+				}
+			}
+		})
+	}
+}
+
+func TestWSFramesEmitError(t *testing.T) {
+	boom := errors.New("boom")
+	err := WSFrames([]byte(`{"c":"p","l":1}`), []byte("x"), false, func(bool, []byte) error { return boom })
+	if !errors.Is(err, boom) {
+		t.Fatalf("error = %v, want boom", err)
+	}
+}
+
+func TestWSObjectEnd(t *testing.T) {
+	tests := map[string]int{
+		`{}`:                        2,
+		`{ }rest`:                   3,
+		`{"a":"}"}{}`:               9,
+		`{"a":"\"}"}x`:              11,
+		`{"a":{"b":[1,"]"]},"c":1}`: 25,
+		`{"a":1`:                    -1,
+		`{"a" 1}`:                   -1,
+		`{"a":}`:                    -1,
+		`x{}`:                       -1,
+		``:                          -1,
+		`{"a":"\`:                   -1,
+		`{"a":1,}`:                  -1,
+	}
+	for in, want := range tests {
+		if got := wsObjectEnd([]byte(in)); got != want {
+			t.Errorf("wsObjectEnd(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+func BenchmarkWSDecoder(b *testing.B) {
+	header := []byte(`{"c":"publish","t":"orders","cid":"auto9"}`)
+	for _, size := range []int{64, 1024, 64 << 10} {
+		body := bytes.Repeat([]byte("x"), size)
+		cnt := binary.LittleEndian.AppendUint32(nil, 2)
+		b.Run(fmt.Sprintf("publish_body_%dB", size), func(b *testing.B) {
+			d := &WSDecoder{}
+			if err := d.Feed(true, []byte("text")); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(header) + size))
+			b.ReportAllocs()
+			for b.Loop() {
+				d.Feed(false, cnt)
+				d.Feed(true, header)
+				d.Feed(true, body)
+				if _, _, ok := d.Next(); !ok {
+					b.Fatal("no message")
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkWSFrames(b *testing.B) {
+	var body []byte
+	for i := range 10 {
+		rec := fmt.Sprintf(`{"id":%d,"qty":%d,"note":"some text"}`, i, i*10)
+		body = fmt.Appendf(body, `{"k":"%d","l":%d}%s`, i, len(rec), rec)
+	}
+	cases := []struct {
+		name         string
+		header, body []byte
+	}{
+		{"p_text_128B", []byte(`{"c":"p","t":"orders","sids":"auto2","bm":"1|2|","l":128}`), bytes.Repeat([]byte("y"), 128)},
+		{"sow_10_records", []byte(`{"c":"sow","t":"orders","query_id":"auto4","bs":10}`), body},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			emit := func(bool, []byte) error { return nil }
+			b.SetBytes(int64(len(c.header) + len(c.body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := WSFrames(c.header, c.body, false, emit); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
