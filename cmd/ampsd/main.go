@@ -40,7 +40,9 @@ const (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stderr); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, stop, os.Args[1:], os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "ampsd:", err)
 		os.Exit(1)
 	}
@@ -134,7 +136,10 @@ func openListeners(f *flags) ([]listener.Listener, error) {
 	return ls, nil
 }
 
-func run(args []string, stderr io.Writer) error {
+// run starts the broker and serves until ctx is done. release is called
+// when shutdown begins: main passes the signal context's stop, so that a
+// second signal terminates the process.
+func run(ctx context.Context, release func(), args []string, stderr io.Writer) error {
 	f, err := parseFlags(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -150,14 +155,11 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return serve(log, broker.New(&broker.Options{Logger: log}), ls)
+	return serve(ctx, release, log, broker.New(&broker.Options{Logger: log}), ls)
 }
 
-// serve runs b on ls until SIGINT or SIGTERM, then shuts it down.
-func serve(log *slog.Logger, b *broker.Broker, ls []listener.Listener) error {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
+// serve runs b on ls until ctx is done, then shuts it down.
+func serve(ctx context.Context, release func(), log *slog.Logger, b *broker.Broker, ls []listener.Listener) error {
 	errc := make(chan error, len(ls))
 	var wg sync.WaitGroup
 	for _, l := range ls {
@@ -178,7 +180,7 @@ func serve(log *slog.Logger, b *broker.Broker, ls []listener.Listener) error {
 	case runErr = <-errc:
 		log.Error("transport failed; shutting down", "err", runErr)
 	}
-	stop() // a second signal now terminates the process
+	release()
 
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a log sink safe for the broker's goroutines and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor polls the log until re matches and returns the submatches.
+func waitFor(t *testing.T, log *syncBuffer, re *regexp.Regexp) []string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := re.FindStringSubmatch(log.String()); m != nil {
+			return m
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("log never matched %s:\n%s", re, log.String())
+	return nil
+}
+
+func logonOK(t *testing.T, network, addr string) {
+	t.Helper()
+	c, err := net.DialTimeout(network, addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	logon := `{"c":"logon","cid":"1","client_name":"t","mt":"json","a":"processed"}`
+	c.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(logon))), logon...))
+	r := bufio.NewReader(c)
+	var n uint32
+	if err := binary.Read(r, binary.BigEndian, &n); err != nil {
+		t.Fatalf("%s %s: %v", network, addr, err)
+	}
+	ack := make([]byte, n)
+	io.ReadFull(r, ack)
+	if !strings.Contains(string(ack), `"status":"success"`) {
+		t.Fatalf("logon over %s: %s", network, ack)
+	}
+}
+
+func TestRunServesEachTransportAndStopsOnCancel(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "amps.sock")
+	log := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, func() {}, []string{"-tcp", "127.0.0.1:0", "-ws", "", "-unix", sock, "-log-level", "debug"}, log)
+	}()
+	// One log line per transport with the bound address.
+	tcp := waitFor(t, log, regexp.MustCompile(`msg=listening transport=tcp addr=(127\.0\.0\.1:\d+)`))
+	waitFor(t, log, regexp.MustCompile(`msg=listening transport=unix addr=`+regexp.QuoteMeta(sock)))
+	logonOK(t, "tcp", tcp[1])
+	logonOK(t, "unix", sock)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	if !strings.Contains(log.String(), "msg=stopped") {
+		t.Errorf("no stop line in log:\n%s", log)
+	}
+}
+
+func TestFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-tcp", "", "-ws", ""}, "no transport enabled"},
+		{[]string{"-tls-cert", "x.pem"}, "-tls-cert and -tls-key go together"},
+		{[]string{"-log-level", "loud"}, `-log-level "loud"`},
+		{[]string{"-tcp", "nonsense:port:9", "-ws", ""}, "nonsense:port:9"},
+		{[]string{"extra"}, "unexpected arguments: extra"},
+	} {
+		err := run(context.Background(), func() {}, tc.args, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("run(%q) = %v, want error containing %q", tc.args, err, tc.want)
+		}
+	}
+}
