@@ -108,9 +108,17 @@ function parseArgs(argv) {
   return opts;
 }
 
-// errors collects every error reported by a client's error handler; a
-// scenario fails when any is left unexpected at the end.
+// errors collects every error reported by a client's error handler. No
+// scenario expects one (failure acks reject promises instead), so the first
+// error ends the run at once through clientFailed rather than leaving the
+// scenario waiting for something the closed connection will never bring.
 const errors = [];
+let failClient;
+const clientFailed = new Promise((_, reject) => { failClient = reject; });
+
+// diagnostics holds functions whose results are added to a failed result
+// line (e.g. the heartbeat timeline).
+const diagnostics = {};
 
 // newClient returns a client whose errors are recorded under its name.
 function newClient(name) {
@@ -119,6 +127,7 @@ function newClient(name) {
     const e = { client: name, name: err && err.name, message: err && (err.message || String(err)) };
     errors.push(e);
     emit('client_error', e);
+    failClient(new Error(`client ${name} reported error ${e.name}: ${e.message}`));
   });
   return client;
 }
@@ -384,6 +393,7 @@ const scenarios = {
   async heartbeat(o) {
     const c = newClient('js-heartbeat');
     const watch = watchDeliveries(c);
+    diagnostics.heartbeat = watch.timeline;
     c.heartbeat(1);
     await connect(c, o.uri);
     await new Promise((resolve) => setTimeout(resolve, o.hold * 1000));
@@ -462,21 +472,28 @@ async function main() {
   }
   // The hard timeout: the run ends here whatever the client is waiting for.
   setTimeout(() => {
-    finish(opts.scenario, false, { error: `timed out after ${opts.timeout} s`, client_errors: errors }, EXIT_TIMEOUT);
+    finish(opts.scenario, false, failure(`timed out after ${opts.timeout} s`), EXIT_TIMEOUT);
   }, opts.timeout * 1000);
   try {
-    const fields = await run(opts);
+    const fields = await Promise.race([run(opts), clientFailed]);
     if (errors.length > 0) {
-      return finish(opts.scenario, false, Object.assign({ error: 'client reported errors', client_errors: errors }, fields));
+      return finish(opts.scenario, false, Object.assign(failure('client reported errors'), fields));
     }
     finish(opts.scenario, true, fields);
   } catch (err) {
-    finish(opts.scenario, false, { error: describe(err), client_errors: errors });
+    finish(opts.scenario, false, failure(describe(err)));
   }
 }
 
+// failure builds the fields of a failed result line.
+function failure(message) {
+  const fields = { error: message, client_errors: errors };
+  for (const [k, f] of Object.entries(diagnostics)) fields[k] = f();
+  return fields;
+}
+
 process.on('unhandledRejection', (err) => {
-  finish(process.argv[2], false, { error: `unhandled rejection: ${describe(err)}`, client_errors: errors });
+  finish(process.argv[2], false, failure(`unhandled rejection: ${describe(err)}`));
 });
 
 main();

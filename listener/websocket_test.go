@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -163,21 +164,28 @@ func (c *jsClient) burst(header string, parts ...string) {
 	}
 }
 
-type frame struct {
+type wsTestFrame struct {
 	text    bool
 	payload string
 }
 
-func (c *jsClient) read() (frame, error) {
+func (f wsTestFrame) String() string {
+	if f.text {
+		return "text " + strconv.Quote(f.payload)
+	}
+	return "bin " + strconv.Quote(f.payload)
+}
+
+func (c *jsClient) read() (wsTestFrame, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	typ, p, err := c.ws.Read(ctx)
-	return frame{typ == websocket.MessageText, string(p)}, err
+	return wsTestFrame{typ == websocket.MessageText, string(p)}, err
 }
 
-func (c *jsClient) readN(n int) []frame {
+func (c *jsClient) readN(n int) []wsTestFrame {
 	c.t.Helper()
-	var out []frame
+	var out []wsTestFrame
 	for range n {
 		f, err := c.read()
 		if err != nil {
@@ -285,16 +293,16 @@ func TestWebSocketOutboundTextMode(t *testing.T) {
 	if err := conn.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	want := []frame{
+	want := []wsTestFrame{
 		{true, writes[0].header},
 		{true, writes[1].header}, {true, `{"id":1,"qty":10}`},
-		{true, writes[2].header}, // l:0, no data frame
+		{true, writes[2].header},                      // l:0, no data frame
 		{true, writes[3].header}, {false, "\xff\xfe"}, // non-UTF-8 falls back to binary
 		{true, sow}, {true, r1}, {true, `{"id":1,"qty":10}`}, {true, r2}, {true, `{"id":2,"qty":20,"note":"héllo"}`},
 		{true, writes[5].header},
 	}
 	if got := c.readN(len(want)); !equalFrames(got, want) {
-		t.Errorf("frames:\n got %q\nwant %q", got, want)
+		t.Errorf("frames:\n got %v\nwant %v", got, want)
 	}
 	// A message the JS client cannot decode is refused, not sent.
 	if err := conn.WriteMessage([]byte(`{"c":"p","l":0}`), []byte("x")); !errors.Is(err, protocol.ErrWSFraming) {
@@ -302,7 +310,7 @@ func TestWebSocketOutboundTextMode(t *testing.T) {
 	}
 }
 
-func equalFrames(a, b []frame) bool {
+func equalFrames(a, b []wsTestFrame) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -332,12 +340,12 @@ func TestWebSocketOutboundBinaryMode(t *testing.T) {
 	if err := conn.WriteMessage([]byte(sow), []byte(`{"k":"1","l":3}b=2{"k":"2","l":0}`)); err != nil {
 		t.Fatal(err)
 	}
-	want := []frame{
+	want := []wsTestFrame{
 		{true, `{"c":"p","l":3}`}, {false, "a=1"},
 		{true, sow}, {true, `{"k":"1","l":3}`}, {false, "b=2"}, {true, `{"k":"2","l":0}`}, {false, ""},
 	}
 	if got := c.readN(len(want)); !equalFrames(got, want) {
-		t.Errorf("frames:\n got %q\nwant %q", got, want)
+		t.Errorf("frames:\n got %v\nwant %v", got, want)
 	}
 }
 
@@ -456,8 +464,8 @@ func TestWebSocketTLS(t *testing.T) {
 	if err := conn.WriteMessage([]byte(`{"c":"ack","status":"success"}`), nil); err != nil {
 		t.Fatal(err)
 	}
-	if got := c.readN(1); got[0] != (frame{true, `{"c":"ack","status":"success"}`}) {
-		t.Errorf("got %q", got)
+	if got := c.readN(1); got[0] != (wsTestFrame{true, `{"c":"ack","status":"success"}`}) {
+		t.Errorf("got %v", got)
 	}
 }
 
@@ -635,11 +643,11 @@ func TestWebSocketHandshakeContext(t *testing.T) {
 
 func TestWebSocketHandler(t *testing.T) {
 	srv := newRecServer(t)
-	for _, tls := range []bool{false, true} {
-		name := map[bool]string{false: "ws", true: "wss"}[tls]
+	for _, useTLS := range []bool{false, true} {
+		name := map[bool]string{false: "ws", true: "wss"}[useTLS]
 		t.Run(name, func(t *testing.T) {
 			var hs *httptest.Server
-			if tls {
+			if useTLS {
 				hs = httptest.NewTLSServer(NewWebSocketHandler(srv, &WebSocketOptions{PerMessageDeflate: true}))
 			} else {
 				hs = httptest.NewServer(NewWebSocketHandler(srv, &WebSocketOptions{PerMessageDeflate: true}))
@@ -654,7 +662,7 @@ func TestWebSocketHandler(t *testing.T) {
 				t.Errorf("server chose subprotocol %q, want none", p)
 			}
 			conn := recv(t, srv.conns, "connection")
-			if info := conn.Info(); info.MessageType != "json" || (info.TLS != nil) != tls || info.Request == nil || info.RemoteAddr == nil {
+			if info := conn.Info(); info.MessageType != "json" || (info.TLS != nil) != useTLS || info.Request == nil || info.RemoteAddr == nil {
 				t.Errorf("Info = %+v", info)
 			}
 			c.send(true, "text")
@@ -666,8 +674,8 @@ func TestWebSocketHandler(t *testing.T) {
 			if err := conn.WriteMessage([]byte(`{"c":"p","t":"orders","l":1700}`), []byte(body)); err != nil {
 				t.Fatal(err)
 			}
-			if got := c.readN(2); got[1] != (frame{true, body}) {
-				t.Errorf("delivery data frame %.60q", got[1])
+			if got := c.readN(2); got[1] != (wsTestFrame{true, body}) {
+				t.Errorf("delivery data frame %.60s", got[1])
 			}
 			c.ws.Close(websocket.StatusNormalClosure, "Disconnect from the client")
 			if err := recv(t, srv.errs, "read error"); err != io.EOF {
@@ -698,9 +706,9 @@ func TestWebSocketGoClientStreamVariant(t *testing.T) {
 	if err := conn.WriteMessage([]byte(`{"c":"p","t":"orders","l":8}`), []byte(`{"id":1}`)); err != nil {
 		t.Fatal(err)
 	}
-	want := frame{false, string(protocol.AppendWSStreamMessage(nil, []byte(`{"c":"p","t":"orders","l":8}`), []byte(`{"id":1}`)))}
+	want := wsTestFrame{false, string(protocol.AppendWSStreamMessage(nil, []byte(`{"c":"p","t":"orders","l":8}`), []byte(`{"id":1}`)))}
 	if got := c.readN(1); got[0] != want {
-		t.Errorf("got %q, want %q", got[0], want)
+		t.Errorf("got %v, want %v", got[0], want)
 	}
 }
 
@@ -833,7 +841,7 @@ func BenchmarkWebSocketConn(b *testing.B) {
 			defer conn.Close()
 			body := []byte(strings.Repeat("x", size))
 			header := []byte(`{"c":"publish","t":"orders"}`)
-			out := []byte(`{"c":"p","t":"orders","sids":"auto2","l":` + itoa(size) + `}`)
+			out := []byte(`{"c":"p","t":"orders","sids":"auto2","l":` + strconv.Itoa(size) + `}`)
 			count := binary.LittleEndian.AppendUint32(nil, 2)
 			ws.Write(ctx, websocket.MessageText, []byte("text"))
 			b.SetBytes(int64(2 * (len(header) + size)))
@@ -853,17 +861,4 @@ func BenchmarkWebSocketConn(b *testing.B) {
 			}
 		})
 	}
-}
-
-func itoa(n int) string {
-	return string(binary.AppendUvarint(nil, 0)[:0]) + func() string {
-		s := ""
-		for {
-			s = string(rune('0'+n%10)) + s
-			n /= 10
-			if n == 0 {
-				return s
-			}
-		}
-	}()
 }

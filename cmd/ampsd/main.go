@@ -4,6 +4,9 @@
 //
 //	go run ./cmd/ampsd
 //	go run ./cmd/ampsd -tcp 127.0.0.1:9007 -unix /tmp/amps.sock -log-level debug
+//	go run ./cmd/ampsd -config amps.xml
+//	go run ./cmd/ampsd -check-config amps.xml
+//	go run ./cmd/ampsd -sample-config > amps.xml
 //
 // SIGINT or SIGTERM shut it down gracefully: listeners close, queued
 // messages are flushed, then connections close. A second signal stops it at
@@ -26,6 +29,7 @@ import (
 	"time"
 
 	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/ampsbroker/ampsbroker/config"
 	"github.com/ampsbroker/ampsbroker/listener"
 )
 
@@ -54,7 +58,15 @@ type flags struct {
 	tlsCert, tlsKey string
 	onePort         bool
 	logLevel        string
+
+	configFile   string // -config
+	checkConfig  string // -check-config
+	sampleConfig bool   // -sample-config
 }
+
+// transportFlags are the flags that define transports; they are refused
+// together with -config.
+var transportFlags = []string{"tcp", "unix", "ws", "tls-cert", "tls-key", "one-port"}
 
 func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs := flag.NewFlagSet("ampsd", flag.ContinueOnError)
@@ -67,11 +79,30 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key file for -tls-cert")
 	fs.BoolVar(&f.onePort, "one-port", false, "also accept WebSocket clients on the TCP port (raw AMPS, preflight and WebSocket on one port)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.configFile, "config", "", "AMPS-style XML configuration file; it defines the transports, so -tcp, -unix, -ws, -tls-cert, -tls-key and -one-port given with it are an error (the file is the single source of truth; the flag defaults are not used)")
+	fs.StringVar(&f.checkConfig, "check-config", "", "parse and validate this AMPS-style XML configuration file, print a summary and exit (status 1 if invalid)")
+	fs.BoolVar(&f.sampleConfig, "sample-config", false, "print a commented sample configuration file and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if f.configFile != "" {
+		// Refuse rather than merge: a flag silently overriding or adding to
+		// the file's transports would make the effective setup depend on
+		// both places.
+		var clash []string
+		fs.Visit(func(fl *flag.Flag) {
+			for _, name := range transportFlags {
+				if fl.Name == name {
+					clash = append(clash, "-"+name)
+				}
+			}
+		})
+		if len(clash) > 0 {
+			return nil, fmt.Errorf("-config defines the transports; remove %s", strings.Join(clash, ", "))
+		}
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return nil, errors.New("-tls-cert and -tls-key go together")
@@ -147,9 +178,40 @@ func run(ctx context.Context, release func(), args []string, stderr io.Writer) e
 		}
 		return err
 	}
+	if f.sampleConfig {
+		_, err := os.Stdout.Write(config.Sample())
+		return err
+	}
+	if f.checkConfig != "" {
+		cfg, err := config.Load(f.checkConfig, nil)
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(os.Stdout, cfg.Summary())
+		return nil
+	}
 	log, err := newLogger(f.logLevel, stderr)
 	if err != nil {
 		return err
+	}
+	if f.configFile != "" {
+		cfg, err := config.Load(f.configFile, nil)
+		if err != nil {
+			return err
+		}
+		for _, w := range cfg.Warnings {
+			log.Warn("config", "problem", w.Error(), "code", string(w.Code))
+		}
+		ls, err := cfg.ListenAll()
+		if err != nil {
+			return err
+		}
+		if len(ls) == 0 {
+			return fmt.Errorf("%s: no enabled transport", f.configFile)
+		}
+		opts := cfg.BrokerOptions()
+		opts.Logger = log
+		return serve(ctx, release, log, broker.New(&opts), ls)
 	}
 	ls, err := openListeners(f)
 	if err != nil {
