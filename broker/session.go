@@ -45,6 +45,11 @@ type session struct {
 	causeMu sync.Mutex
 	cause   error
 
+	// closeOnce starts the goroutine that closes c for abort; closed is
+	// closed when that close has returned.
+	closeOnce sync.Once
+	closed    chan struct{}
+
 	lastRead   atomic.Int64 // unix nanoseconds of the last inbound message
 	hbInterval atomic.Int64 // heartbeat interval in nanoseconds; 0 = off
 	loggedOn   atomic.Bool
@@ -59,11 +64,12 @@ type session struct {
 
 func newSession(b *Broker, c listener.Conn) *session {
 	s := &session{
-		b:    b,
-		c:    c,
-		info: c.Info(),
-		q:    newOutbound(b.opts.OutboundQueueBytes),
-		subs: make(map[string]*subscription),
+		b:      b,
+		c:      c,
+		info:   c.Info(),
+		q:      newOutbound(b.opts.OutboundQueueBytes),
+		subs:   make(map[string]*subscription),
+		closed: make(chan struct{}),
 	}
 	if s.info == nil {
 		s.info = &listener.ConnInfo{}
@@ -92,11 +98,29 @@ func (s *session) getCause() error {
 }
 
 // abort ends the session at once: queued messages are dropped and the
-// connection is closed. Safe from any goroutine, any number of times.
+// connection is closed. Safe from any goroutine, any number of times, and
+// it never blocks its caller, which may be another client's publisher: a
+// WebSocket close waits for the close handshake, so the close runs on a
+// goroutine of its own that run waits for.
 func (s *session) abort(err error) {
 	s.setCause(err)
 	s.q.close(false)
-	s.c.Close()
+	s.closeOnce.Do(func() {
+		go func() {
+			defer close(s.closed)
+			s.c.Close()
+		}()
+	})
+}
+
+// closeConn closes c on the calling goroutine unless abort already did,
+// and waits for the close.
+func (s *session) closeConn() {
+	s.closeOnce.Do(func() {
+		s.c.Close()
+		close(s.closed)
+	})
+	<-s.closed
 }
 
 // finish ends the session after the writer has flushed what is queued.
@@ -140,7 +164,7 @@ func (s *session) run(ctx context.Context) error {
 		s.abort(err)
 	}
 	<-writerDone
-	s.c.Close()
+	s.closeConn()
 	s.unsubscribeAll()
 
 	cause := s.getCause()
@@ -247,7 +271,7 @@ func (s *session) writeLoop() {
 			spare = items
 		}
 		if closed {
-			s.c.Close()
+			s.closeConn()
 			return
 		}
 	}
