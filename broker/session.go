@@ -243,10 +243,7 @@ func (s *session) writeLoop() {
 				ticker, tickC = nil, nil
 			}
 			if iv > 0 {
-				// Skew each tick past the interval so it always arrives more
-				// than one interval after the client's previous beat (wire
-				// spec §10.2).
-				ticker = time.NewTicker(iv + DefaultHeartbeatSkew)
+				ticker = time.NewTicker(iv / HeartbeatTicksPerInterval)
 				tickC = ticker.C
 			}
 		}
