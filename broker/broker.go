@@ -1,11 +1,13 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +19,11 @@ import (
 // Shutdown or Close.
 var ErrBrokerClosed = errors.New("broker: closed")
 
+// ErrTooManyConnections is returned by ServeConn when a connection limit
+// (Options.MaxConnections, TransportOptions.MaxConnections) is reached; the
+// connection was closed.
+var ErrTooManyConnections = errors.New("broker: too many connections")
+
 // ErrSlowConsumer is the cause recorded for an endpoint whose outbound
 // queue overflowed its budget (AMPS disconnect reason "slow client").
 var ErrSlowConsumer = errors.New("broker: slow consumer: outbound queue over budget")
@@ -24,25 +31,31 @@ var ErrSlowConsumer = errors.New("broker: slow consumer: outbound queue over bud
 // Broker routes AMPS messages between the clients of its listeners and its
 // in-process clients. Create one with New; it has no package-level state.
 type Broker struct {
-	opts   Options
-	log    *slog.Logger
-	authOn bool
+	opts Options
+	log  *slog.Logger
 
 	routersMu sync.RWMutex
 	routers   map[string]*router // by message type (semantics §2: (name, type) is a topic's identity)
 
-	mu        sync.Mutex
-	closed    bool
-	listeners map[listener.Listener]struct{}
-	pending   map[net.Conn]struct{} // raw connections in handshake
-	sessions  map[*session]struct{} // network sessions
-	clients   map[*Client]struct{}  // in-process clients
-	wg        sync.WaitGroup        // every goroutine the broker runs or waits for
-	doneCh    chan struct{}         // closed by Shutdown/Close
-	ctx       context.Context       // cancelled by Shutdown/Close
-	cancel    context.CancelFunc
+	mu             sync.Mutex
+	closed         bool
+	conns          int            // pending + sessions, for MaxConnections
+	transportConns map[string]int // the same per transport name
+	janitorOn      bool
+	listeners      map[listener.Listener]struct{}
+	pending        map[net.Conn]struct{} // raw connections in handshake
+	sessions       map[*session]struct{} // network sessions
+	clients        map[*Client]struct{}  // in-process clients
+	wg             sync.WaitGroup        // every goroutine the broker runs or waits for
+	doneCh         chan struct{}         // closed by Shutdown/Close
+	ctx            context.Context       // cancelled by Shutdown/Close
+	cancel         context.CancelFunc
 
-	stats counters
+	stats  counters
+	nextID atomic.Uint64
+	// clock is a coarse "now" in unix nanoseconds, advanced by the janitor,
+	// for stamping queued messages without a clock read per delivery.
+	clock atomic.Int64
 }
 
 // counters are the broker's running totals.
@@ -54,6 +67,9 @@ type counters struct {
 	bytesOut      atomic.Int64
 	slowConsumers atomic.Int64
 	authFailures  atomic.Int64
+	rejected      atomic.Int64
+	dropped       atomic.Int64
+	notEntitled   atomic.Int64
 }
 
 // Stats is a snapshot of a broker's counters.
@@ -64,9 +80,28 @@ type Stats struct {
 	MessagesOut   int64 // deliveries written or handed to in-process handlers
 	BytesIn       int64 // inbound frame bytes
 	BytesOut      int64 // outbound message bytes
-	SlowConsumers int64 // endpoints disconnected for overflowing their queue
+	SlowConsumers int64 // endpoints disconnected as slow consumers (budget or age)
 	AuthFailures  int64 // rejected logons
 	Subscriptions int64 // active subscriptions
+	Rejected      int64 // connections closed at accept by a connection limit
+	Dropped       int64 // deliveries dropped for in-process clients that drop when slow
+	NotEntitled   int64 // commands and regex topics refused by an Entitler
+
+	// Transports counts open connections per transport name.
+	Transports map[string]int64
+	// Conns describes each open network connection, in ID order.
+	Conns []ConnStats
+}
+
+// ConnStats describes one network connection in a Stats snapshot.
+type ConnStats struct {
+	ID            uint64 // as in ConnEvent.ID
+	Transport     string
+	RemoteAddr    string
+	ClientName    string // known after logon
+	UserID        string // known after logon
+	Subscriptions int
+	QueuedBytes   int // outbound bytes queued or being written
 }
 
 // New returns a Broker configured by opts; nil means all defaults.
@@ -78,7 +113,10 @@ func New(opts *Options) *Broker {
 		sessions:  make(map[*session]struct{}),
 		clients:   make(map[*Client]struct{}),
 		doneCh:    make(chan struct{}),
+
+		transportConns: make(map[string]int),
 	}
+	b.clock.Store(time.Now().UnixNano())
 	if opts != nil {
 		b.opts = *opts
 	}
@@ -104,8 +142,19 @@ func New(opts *Options) *Broker {
 	if o.HeartbeatMisses <= 0 {
 		o.HeartbeatMisses = DefaultHeartbeatMisses
 	}
+	if o.MaxMessageAge == 0 {
+		o.MaxMessageAge = DefaultMaxMessageAge
+	}
+	if o.MaxConnections == 0 {
+		o.MaxConnections = DefaultMaxConnections
+	}
+	if o.MaxSubscriptions == 0 {
+		o.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if o.MaxHeaderSize <= 0 {
+		o.MaxHeaderSize = DefaultMaxHeaderSize
+	}
 	b.log = o.Logger
-	b.authOn = o.Authenticator != nil
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	return b
 }
@@ -173,9 +222,13 @@ func (b *Broker) Serve(l listener.Listener) error {
 			return fmt.Errorf("broker: accept on %s %s: %w", l.Name(), l.Addr(), err)
 		}
 		backoff = 0
-		if !b.trackPending(raw) {
+		switch b.admit(l.Name(), raw) {
+		case admitClosed:
 			raw.Close()
 			return ErrBrokerClosed
+		case admitFull:
+			raw.Close()
+			continue
 		}
 		go b.handshakeAndServe(l, raw)
 	}
@@ -192,20 +245,52 @@ func (b *Broker) isClosed() bool {
 	return b.closed
 }
 
-// trackPending registers a raw connection and one goroutine for it.
-func (b *Broker) trackPending(c net.Conn) bool {
+// admission results.
+const (
+	admitOK = iota
+	admitClosed
+	admitFull
+)
+
+// admit counts a new connection of transport against the connection
+// limits and, when raw is not nil, registers it as pending with one
+// goroutine for it. Each admitOK must be matched by release.
+func (b *Broker) admit(transport string, raw net.Conn) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return false
+		return admitClosed
 	}
-	b.pending[c] = struct{}{}
-	b.wg.Add(1)
-	return true
+	tmax := b.opts.Transports[transport].MaxConnections
+	if (b.opts.MaxConnections > 0 && b.conns >= b.opts.MaxConnections) ||
+		(tmax > 0 && b.transportConns[transport] >= tmax) {
+		b.stats.rejected.Add(1)
+		b.log.Warn("connection refused: too many connections", "transport", transport,
+			"open", b.conns, "max", b.opts.MaxConnections, "transport_open", b.transportConns[transport], "transport_max", tmax)
+		return admitFull
+	}
+	b.conns++
+	b.transportConns[transport]++
+	if raw != nil {
+		b.pending[raw] = struct{}{}
+		b.wg.Add(1)
+	}
+	return admitOK
+}
+
+// release undoes admit's count.
+func (b *Broker) release(transport string) {
+	b.mu.Lock()
+	b.conns--
+	if b.transportConns[transport]--; b.transportConns[transport] <= 0 {
+		delete(b.transportConns, transport)
+	}
+	b.mu.Unlock()
 }
 
 func (b *Broker) handshakeAndServe(l listener.Listener, raw net.Conn) {
 	defer b.wg.Done()
+	defer b.release(l.Name())
 	ctx, cancel := context.WithTimeout(b.ctx, b.opts.HandshakeTimeout)
 	c, err := l.Handshake(ctx, raw)
 	cancel()
@@ -217,7 +302,7 @@ func (b *Broker) handshakeAndServe(l listener.Listener, raw net.Conn) {
 		b.log.Debug("handshake failed", "transport", l.Name(), "remote", raw.RemoteAddr().String(), "err", err)
 		return
 	}
-	if err := b.ServeConn(b.ctx, c); err != nil && !errors.Is(err, ErrBrokerClosed) {
+	if err := b.serveConn(b.ctx, c, false); err != nil && !errors.Is(err, ErrBrokerClosed) {
 		b.log.Debug("session ended", "transport", l.Name(), "remote", raw.RemoteAddr().String(), "err", err)
 	}
 }
@@ -228,7 +313,24 @@ func (b *Broker) handshakeAndServe(l listener.Listener, raw net.Conn) {
 // http.Handler for WebSocket) call it directly. The returned error says why
 // the session ended; nil means the client closed the connection.
 func (b *Broker) ServeConn(ctx context.Context, c listener.Conn) error {
+	return b.serveConn(ctx, c, true)
+}
+
+// serveConn runs a session; admit says whether the connection still has to
+// pass the connection limits (Serve admitted its connections at accept).
+func (b *Broker) serveConn(ctx context.Context, c listener.Conn, admit bool) error {
 	s := newSession(b, c)
+	if admit {
+		switch b.admit(s.info.Transport, nil) {
+		case admitClosed:
+			c.Close()
+			return ErrBrokerClosed
+		case admitFull:
+			c.Close()
+			return ErrTooManyConnections
+		}
+		defer b.release(s.info.Transport)
+	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -237,6 +339,7 @@ func (b *Broker) ServeConn(ctx context.Context, c listener.Conn) error {
 	}
 	b.sessions[s] = struct{}{}
 	b.wg.Add(1)
+	b.startJanitorLocked()
 	b.mu.Unlock()
 	b.stats.connections.Add(1)
 	defer func() {
@@ -353,7 +456,20 @@ var errShutdown = errors.New("broker: shut down")
 func (b *Broker) Stats() Stats {
 	b.mu.Lock()
 	nclients := int64(len(b.clients))
+	transports := make(map[string]int64, len(b.transportConns))
+	for name, n := range b.transportConns {
+		transports[name] = int64(n)
+	}
+	sessions := make([]*session, 0, len(b.sessions))
+	for s := range b.sessions {
+		sessions = append(sessions, s)
+	}
 	b.mu.Unlock()
+	conns := make([]ConnStats, 0, len(sessions))
+	for _, s := range sessions {
+		conns = append(conns, s.stats())
+	}
+	slices.SortFunc(conns, func(a, b ConnStats) int { return cmp.Compare(a.ID, b.ID) })
 	var subs int64
 	b.routersMu.Lock()
 	for _, r := range b.routers {
@@ -375,6 +491,11 @@ func (b *Broker) Stats() Stats {
 		SlowConsumers: b.stats.slowConsumers.Load(),
 		AuthFailures:  b.stats.authFailures.Load(),
 		Subscriptions: subs,
+		Rejected:      b.stats.rejected.Load(),
+		Dropped:       b.stats.dropped.Load(),
+		NotEntitled:   b.stats.notEntitled.Load(),
+		Transports:    transports,
+		Conns:         conns,
 	}
 }
 
@@ -390,4 +511,85 @@ func (b *Broker) publish(mt, topic, correlationID string, body []byte) {
 	for i := range ts {
 		ts[i].ep.enqueueDelivery(d, &ts[i])
 	}
+}
+
+// janitorTick is how often the janitor advances the coarse clock and
+// checks the age of queued messages.
+const janitorTick = 250 * time.Millisecond
+
+// startJanitorLocked starts the janitor on first use; b.mu is held. It
+// stops when the broker shuts down.
+func (b *Broker) startJanitorLocked() {
+	if b.janitorOn {
+		return
+	}
+	b.janitorOn = true
+	b.wg.Add(1)
+	go b.janitor()
+}
+
+// janitor advances the coarse clock and disconnects endpoints whose oldest
+// queued message is older than MaxMessageAge (AMPS ClientMessageAgeLimit,
+// semantics §5.4 step 3).
+func (b *Broker) janitor() {
+	defer b.wg.Done()
+	t := time.NewTicker(janitorTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.doneCh:
+			return
+		case now := <-t.C:
+			b.clock.Store(now.UnixNano())
+			if b.opts.MaxMessageAge > 0 {
+				b.checkAges(now.UnixNano() - int64(b.opts.MaxMessageAge))
+			}
+		}
+	}
+}
+
+func (b *Broker) checkAges(cutoff int64) {
+	b.mu.Lock()
+	var old []*session
+	for s := range b.sessions {
+		if at := s.q.oldest(); at != 0 && at < cutoff {
+			old = append(old, s)
+		}
+	}
+	var oldClients []*Client
+	for c := range b.clients {
+		if at := c.q.oldest(); at != 0 && at < cutoff && !c.opts.DropWhenSlow {
+			oldClients = append(oldClients, c)
+		}
+	}
+	b.mu.Unlock()
+	for _, s := range old {
+		s.slowConsumer("oldest queued message is older than the age limit")
+	}
+	for _, c := range oldClients {
+		c.slowConsumer("oldest queued message is older than the age limit")
+	}
+}
+
+// ResetEntitlements forgets cached entitlement answers and disconnects the
+// connections of userID, which must log on again to be checked anew (AMPS
+// disconnect reason "entitlement reset", semantics §8.2).
+func (b *Broker) ResetEntitlements(userID string) {
+	b.mu.Lock()
+	var victims []*session
+	for s := range b.sessions {
+		if s.userID.Load() != nil && *s.userID.Load() == userID {
+			victims = append(victims, s)
+		}
+	}
+	b.mu.Unlock()
+	for _, s := range victims {
+		s.log.Info("closing connection: entitlement reset", "user_id", userID)
+		s.abort(errEntitlementReset)
+	}
+	b.routersMu.RLock()
+	for _, r := range b.routers {
+		r.resetCache()
+	}
+	b.routersMu.RUnlock()
 }

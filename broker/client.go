@@ -43,7 +43,7 @@ type Message struct {
 type Client struct {
 	b    *Broker
 	name string
-	mt   string
+	opts ClientOptions
 	rt   *router
 	q    *outbound
 
@@ -57,21 +57,51 @@ type Client struct {
 	done   chan struct{}
 }
 
-// Connect returns an in-process client named name. In-process clients are
-// part of the host program and are not passed to the Authenticator.
+// ClientOptions configures an in-process client. The zero value works.
+type ClientOptions struct {
+	// MessageType is the message type of the client's topics. Default
+	// DefaultClientMessageType.
+	MessageType string
+	// QueueBytes bounds the client's queued deliveries. Default the
+	// broker's OutboundQueueBytes.
+	QueueBytes int
+	// DropWhenSlow drops deliveries that do not fit the queue (counted in
+	// Stats.Dropped) instead of closing the client with ErrSlowConsumer.
+	// Such a client is also exempt from the message age limit.
+	DropWhenSlow bool
+}
+
+// Connect returns an in-process client named name with default options.
+// In-process clients are part of the host program and are not passed to
+// the Authenticator or the Entitler.
 func (b *Broker) Connect(ctx context.Context, name string) (*Client, error) {
+	return b.ConnectWith(ctx, name, nil)
+}
+
+// ConnectWith returns an in-process client configured by opts (nil means
+// defaults).
+func (b *Broker) ConnectWith(ctx context.Context, name string, opts *ClientOptions) (*Client, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	c := &Client{
 		b:    b,
 		name: name,
-		mt:   DefaultClientMessageType,
-		rt:   b.router(DefaultClientMessageType),
-		q:    newOutbound(b.opts.OutboundQueueBytes),
 		subs: make(map[string]*subscription),
 		done: make(chan struct{}),
 	}
+	if opts != nil {
+		c.opts = *opts
+	}
+	if c.opts.MessageType == "" {
+		c.opts.MessageType = DefaultClientMessageType
+	}
+	if c.opts.QueueBytes <= 0 {
+		c.opts.QueueBytes = b.opts.OutboundQueueBytes
+	}
+	c.rt = b.router(c.opts.MessageType)
+	c.q = newOutbound(c.opts.QueueBytes)
+	c.q.dropWhenFull = c.opts.DropWhenSlow
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -79,6 +109,7 @@ func (b *Broker) Connect(ctx context.Context, name string) (*Client, error) {
 	}
 	b.clients[c] = struct{}{}
 	b.wg.Add(1)
+	b.startJanitorLocked()
 	b.mu.Unlock()
 	go c.deliverLoop()
 	return c, nil
@@ -98,7 +129,7 @@ func (c *Client) Publish(ctx context.Context, topic string, data []byte) error {
 	}
 	switch reason := publishTopicReason(topic); reason {
 	case "":
-		c.b.publish(c.mt, topic, "", data)
+		c.b.publish(c.opts.MessageType, topic, "", data)
 	case reasonDiscard:
 	default:
 		return fmt.Errorf("broker: publish to %q: %s", topic, reason)
@@ -218,16 +249,24 @@ func (c *Client) closeWith(cause error, drain bool) {
 
 // enqueueDelivery implements endpoint.
 func (c *Client) enqueueDelivery(d *delivery, t *target) bool {
-	switch c.q.push(outItem{d: d, t: t, size: d.size(t)}) {
+	switch c.q.push(outItem{d: d, t: t, size: d.size(t), at: c.b.clock.Load()}) {
 	case pushOK:
 		return true
+	case pushDropped:
+		c.b.stats.dropped.Add(1)
+		return true
 	case pushOverflow:
-		c.b.stats.slowConsumers.Add(1)
-		c.b.log.Warn("closing in-process client: slow consumer", "client_name", c.name,
-			"queued_limit", c.b.opts.OutboundQueueBytes)
-		c.closeWith(ErrSlowConsumer, false)
+		c.slowConsumer("queue over its byte budget")
 	}
 	return false
+}
+
+// slowConsumer closes the client as a slow consumer.
+func (c *Client) slowConsumer(why string) {
+	c.b.stats.slowConsumers.Add(1)
+	c.b.log.Warn("closing in-process client: slow consumer", "client_name", c.name, "why", why,
+		"queued_limit", c.opts.QueueBytes)
+	c.closeWith(ErrSlowConsumer, false)
 }
 
 func (c *Client) deliverLoop() {

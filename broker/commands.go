@@ -32,6 +32,7 @@ const (
 	ReasonTypeMismatch     = "message type mismatch"
 	ReasonFilterNotSupp    = "filters are not supported yet"
 	ReasonBookmarkNotSupp  = "bookmark replay is not supported: no transaction log"
+	ReasonTooManySubs      = "too many subscriptions"
 	reasonNotSupportedTail = " is not supported yet"
 )
 
@@ -218,8 +219,8 @@ func (s *session) logon(h *protocol.Header) error {
 		s.log.Info("closing connection: logon refused", "reason", reason, "mt", h.MessageType)
 		return fmt.Errorf("broker: logon refused: %s (mt %q, transport %q)", reason, h.MessageType, s.info.MessageType)
 	}
-	if s.b.authOn {
-		err := s.b.opts.Authenticator.Authenticate(s.ctx, &LogonRequest{Header: h, Conn: s.info})
+	if s.auth != nil {
+		err := s.auth.Authenticate(s.ctx, &LogonRequest{Header: h, Conn: s.info})
 		if err != nil {
 			s.b.stats.authFailures.Add(1)
 			s.ack(h, protocol.AckProcessed, protocol.StatusFailure, ReasonAuthFailure, nil)
@@ -230,9 +231,11 @@ func (s *session) logon(h *protocol.Header) error {
 	s.clientName = h.ClientName
 	s.mt = mt
 	s.rt = s.b.router(mt)
+	user := h.UserID
+	s.userID.Store(&user)
 	s.loggedOn.Store(true)
 	reason = ""
-	if !s.b.authOn {
+	if s.auth == nil {
 		reason = ReasonAuthDisabled
 	}
 	s.ack(h, protocol.AckProcessed, protocol.StatusSuccess, reason, func(a *protocol.Header) {
@@ -242,6 +245,7 @@ func (s *session) logon(h *protocol.Header) error {
 		a.Version = s.b.opts.Version
 	})
 	s.log.Debug("logon", "client_name", h.ClientName, "user_id", h.UserID, "mt", mt)
+	s.event(StateActive, nil)
 	return nil
 }
 
@@ -318,6 +322,11 @@ func (s *session) publish(h *protocol.Header, body []byte) {
 			s.fail(h, reason, nil)
 			return
 		}
+	} else if !s.entitled(h.Topic, Write) {
+		// A refused publish is dropped; the failure is visible only in
+		// the acks the publisher asked for (semantics §8.2).
+		s.fail(h, ReasonNotEntitled, nil)
+		return
 	} else {
 		s.b.publish(s.mt, h.Topic, h.CorrelationID, body)
 	}
@@ -399,16 +408,35 @@ func (s *session) subscribe(h *protocol.Header) {
 		return
 	}
 	sub.owner = s
-	if old := s.subs[id]; old != nil {
-		if !hasOption(opts, "replace") {
-			s.fail(h, ReasonSubIDInUse, fill)
-			return
+	old := s.subs[id]
+	if old != nil && !hasOption(opts, "replace") {
+		s.fail(h, ReasonSubIDInUse, fill)
+		return
+	}
+	if old == nil && s.b.opts.MaxSubscriptions > 0 && len(s.subs) >= s.b.opts.MaxSubscriptions {
+		s.fail(h, ReasonTooManySubs, fill)
+		return
+	}
+	if s.ent != nil {
+		if sub.re == nil {
+			// A literal topic is checked once, now (semantics §8.2).
+			if !s.entitled(sub.topic, Read) {
+				s.fail(h, ReasonNotEntitled, fill)
+				return
+			}
+		} else {
+			// A regex is checked per concrete topic as it is first matched;
+			// forbidden topics are withheld silently.
+			sub.readable = func(topic string) bool { return s.entitled(topic, Read) }
 		}
+	}
+	if old != nil {
 		s.rt.replace(old, sub)
 	} else {
 		s.rt.add(sub)
 	}
 	s.subs[id] = sub
+	s.nsubs.Store(int64(len(s.subs)))
 	s.acks(h, parseAcks(h.AckType), protocol.StatusSuccess, "", fill)
 }
 
@@ -426,6 +454,7 @@ func (s *session) unsubscribe(h *protocol.Header) {
 				delete(s.subs, id)
 			}
 		}
+		s.nsubs.Store(int64(len(s.subs)))
 	}
 	s.acks(h, parseAcks(h.AckType), protocol.StatusSuccess, "", nil)
 }

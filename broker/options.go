@@ -47,6 +47,26 @@ const (
 	// DefaultWriteTimeout bounds one socket write of queued messages. A
 	// reader that takes no bytes for this long is a slow consumer.
 	DefaultWriteTimeout = 30 * time.Second
+
+	// DefaultMaxMessageAge is AMPS's ClientMessageAgeLimit: a connection
+	// whose oldest queued message waited longer is a slow consumer
+	// (semantics §5.1). It catches readers that make progress, but too
+	// little to ever catch up, which neither the byte budget nor the write
+	// timeout may notice for a long time.
+	DefaultMaxMessageAge = 2 * time.Minute
+
+	// DefaultMaxConnections bounds open connections (including those in
+	// their handshake) per broker. Beyond it new connections are closed
+	// right after accept, before any TLS or HTTP work.
+	DefaultMaxConnections = 10000
+
+	// DefaultMaxSubscriptions bounds the subscriptions of one connection.
+	DefaultMaxSubscriptions = 10000
+
+	// DefaultMaxHeaderSize bounds the JSON header of one inbound message.
+	// Headers are small (a few hundred bytes); filters with long IN lists
+	// are the largest legitimate ones.
+	DefaultMaxHeaderSize = 1 << 20
 )
 
 // Options configures a Broker. The zero value works: it accepts every logon
@@ -81,6 +101,90 @@ type Options struct {
 	// HeartbeatMisses is how many heartbeat intervals of silence close a
 	// heartbeating connection. Default DefaultHeartbeatMisses.
 	HeartbeatMisses int
+
+	// MaxMessageAge disconnects a connection whose oldest queued message
+	// is older (AMPS ClientMessageAgeLimit). Default DefaultMaxMessageAge;
+	// negative disables the check.
+	MaxMessageAge time.Duration
+
+	// MaxConnections bounds open network connections. Default
+	// DefaultMaxConnections; negative means no limit.
+	MaxConnections int
+
+	// MaxSubscriptions bounds the subscriptions of one connection; a
+	// subscribe beyond it fails with ReasonTooManySubscriptions. Default
+	// DefaultMaxSubscriptions; negative means no limit.
+	MaxSubscriptions int
+
+	// MaxHeaderSize bounds an inbound message's header; a larger one closes
+	// the connection. Default DefaultMaxHeaderSize.
+	MaxHeaderSize int
+
+	// Entitler decides what logged-on users may read and write. Default:
+	// everything is allowed (AMPS's amps-default-entitlement-module).
+	Entitler Entitler
+
+	// Transports overrides settings for the connections of one transport,
+	// keyed by the listener's Name (AMPS: a Transport's own Authentication
+	// and Entitlement elements take precedence over the instance's).
+	Transports map[string]TransportOptions
+
+	// ConnState, when set, is called as connections change state. It is
+	// called on the connection's goroutine and must not block.
+	ConnState func(ConnEvent)
+}
+
+// TransportOptions are the settings of one transport that override the
+// broker's. Nil or zero fields fall back to the broker's Options.
+type TransportOptions struct {
+	// Authenticator checks logons on this transport.
+	Authenticator Authenticator
+	// Entitler decides what users of this transport may read and write.
+	Entitler Entitler
+	// MaxConnections bounds open connections of this transport, within the
+	// broker-wide MaxConnections. Zero means only the broker-wide limit.
+	MaxConnections int
+}
+
+// ConnState is the state of a network connection, reported to
+// Options.ConnState.
+type ConnState int
+
+// Connection states.
+const (
+	// StateNew: the transport handshake is done; the session starts.
+	StateNew ConnState = iota
+	// StateActive: the logon succeeded.
+	StateActive
+	// StateClosed: the connection is closed; ConnEvent.Err says why.
+	StateClosed
+)
+
+func (s ConnState) String() string {
+	switch s {
+	case StateNew:
+		return "new"
+	case StateActive:
+		return "active"
+	case StateClosed:
+		return "closed"
+	}
+	return "unknown"
+}
+
+// ConnEvent is one state change of a connection.
+type ConnEvent struct {
+	State ConnState
+	// ID identifies the connection for the life of the broker; it matches
+	// ConnStats.ID.
+	ID uint64
+	// Conn describes the connection.
+	Conn *listener.ConnInfo
+	// ClientName and UserID are known from StateActive on.
+	ClientName, UserID string
+	// Err is why the connection closed (StateClosed); nil when the client
+	// closed it.
+	Err error
 }
 
 // Authenticator decides whether a logon is accepted. It is called once per

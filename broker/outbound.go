@@ -12,6 +12,9 @@ type outItem struct {
 	header []byte
 	body   []byte
 	size   int
+	// at is when it was queued, in unix nanoseconds of the broker's
+	// coarse clock.
+	at int64
 }
 
 // outbound is a bounded queue of messages for one endpoint, drained by that
@@ -20,10 +23,15 @@ type outItem struct {
 // closed as a slow consumer (AMPS disconnect reason "slow client",
 // semantics §5), so no publisher ever waits for another client's reader.
 type outbound struct {
-	mu         sync.Mutex
-	items      []outItem
-	bytes      int
-	limit      int
+	mu    sync.Mutex
+	items []outItem
+	bytes int
+	limit int
+	// dropWhenFull drops items that do not fit instead of closing.
+	dropWhenFull bool
+	// inflightAt is the queue time of the oldest item taken but not yet
+	// released; 0 when nothing is in flight.
+	inflightAt int64
 	closed     bool
 	overflowed bool
 	// notify has room for one token: set when items were added or the
@@ -42,6 +50,7 @@ const (
 	pushOK       pushResult = iota // queued
 	pushClosed                     // the queue was already closed
 	pushOverflow                   // this push overflowed the budget; the queue is now closed
+	pushDropped                    // the item did not fit and was dropped (dropWhenFull)
 )
 
 // push queues it without blocking.
@@ -54,6 +63,10 @@ func (q *outbound) push(it outItem) pushResult {
 	if q.bytes+it.size > q.limit && q.bytes > 0 {
 		// A single message larger than the whole budget is still accepted
 		// into an empty queue: the frame-size limit bounds it.
+		if q.dropWhenFull {
+			q.mu.Unlock()
+			return pushDropped
+		}
 		q.overflowed = true
 		q.closed = true
 		q.items = nil
@@ -83,6 +96,9 @@ func (q *outbound) take(buf []outItem) (items []outItem, closed, overflowed bool
 	q.mu.Lock()
 	items, q.items = q.items, buf[:0]
 	closed, overflowed = q.closed, q.overflowed
+	if len(items) > 0 {
+		q.inflightAt = items[0].at
+	}
 	q.mu.Unlock()
 	return items, closed, overflowed
 }
@@ -91,6 +107,7 @@ func (q *outbound) take(buf []outItem) (items []outItem, closed, overflowed bool
 func (q *outbound) release(n int) {
 	q.mu.Lock()
 	q.bytes = max(q.bytes-n, 0)
+	q.inflightAt = 0
 	q.mu.Unlock()
 }
 
@@ -105,6 +122,20 @@ func (q *outbound) close(drain bool) {
 	}
 	q.mu.Unlock()
 	q.wake()
+}
+
+// oldest returns the queue time of the oldest message queued or in
+// flight, or 0 when there is none.
+func (q *outbound) oldest() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.inflightAt != 0 {
+		return q.inflightAt
+	}
+	if len(q.items) > 0 {
+		return q.items[0].at
+	}
+	return 0
 }
 
 // queued returns the number of queued bytes.

@@ -36,6 +36,15 @@ type subscription struct {
 
 	// handler is set for in-process subscriptions.
 	handler func(Message)
+	// readable, when set, tells whether the owner may read a concrete
+	// topic; it is asked for regex subscriptions when a topic is first
+	// matched (semantics §8.2).
+	readable func(topic string) bool
+}
+
+// matchesTopic reports whether a regex subscription takes topic.
+func (s *subscription) matchesTopic(topic string) bool {
+	return s.re.MatchString(topic) && (s.readable == nil || s.readable(topic))
 }
 
 func (s *subscription) matches(topic string) bool {
@@ -143,7 +152,7 @@ func (r *router) targets(topic string) []target {
 	e = &topicEntry{}
 	e.subs = append(e.subs, r.exact[topic]...)
 	for _, s := range r.regex {
-		if s.re.MatchString(topic) {
+		if s.matchesTopic(topic) {
 			e.subs = append(e.subs, s)
 		}
 	}
@@ -156,6 +165,14 @@ func (r *router) targets(topic string) []target {
 	}
 	r.cache[topic] = e
 	return e.targets
+}
+
+// resetCache drops every cached topic; entries are recomputed, asking
+// entitlements again, on the next publish.
+func (r *router) resetCache() {
+	r.mu.Lock()
+	r.cache = make(map[string]*topicEntry)
+	r.mu.Unlock()
 }
 
 // add registers s.
@@ -176,7 +193,7 @@ func (r *router) addLocked(s *subscription) {
 	}
 	r.regex = append(r.regex, s)
 	for topic, e := range r.cache {
-		if s.re.MatchString(topic) {
+		if s.matchesTopic(topic) {
 			e.subs = append(e.subs[:len(e.subs):len(e.subs)], s)
 			e.rebuild()
 		}

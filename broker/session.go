@@ -18,12 +18,13 @@ import (
 // Reasons a session ends; they are logged, never sent (AMPS sends no
 // farewell, semantics §5.3).
 var (
-	errLogonTimeout   = errors.New("broker: no logon before the logon timeout")
-	errHeartbeat      = errors.New("broker: heartbeat: no message from the client for the allowed heartbeat intervals")
-	errWriteTimeout   = errors.New("broker: write timeout: client took no data")
-	errAuth           = errors.New("broker: auth: logon rejected")
-	errLogonRequired  = errors.New("broker: command before logon")
-	errUnknownCommand = errors.New("broker: unknown command")
+	errLogonTimeout     = errors.New("broker: no logon before the logon timeout")
+	errHeartbeat        = errors.New("broker: heartbeat: no message from the client for the allowed heartbeat intervals")
+	errWriteTimeout     = errors.New("broker: write timeout: client took no data")
+	errAuth             = errors.New("broker: auth: logon rejected")
+	errLogonRequired    = errors.New("broker: command before logon")
+	errUnknownCommand   = errors.New("broker: unknown command")
+	errEntitlementReset = errors.New("broker: entitlement reset")
 )
 
 // heartbeatFrame is the server heartbeat (wire spec §8.5).
@@ -34,10 +35,18 @@ var heartbeatFrame = []byte(`{"c":"heartbeat"}`)
 // that the reader starts and waits for.
 type session struct {
 	b    *Broker
+	id   uint64
 	c    listener.Conn
 	info *listener.ConnInfo
 	log  *slog.Logger
 	q    *outbound
+
+	// auth and ent are the transport's, else the broker's (config §7.1).
+	auth Authenticator
+	ent  Entitler
+	// userID is set at logon (read by ResetEntitlements and Stats).
+	userID atomic.Pointer[string]
+	nsubs  atomic.Int64
 
 	ctx    context.Context // cancelled when the session ends
 	cancel context.CancelFunc
@@ -78,8 +87,56 @@ func newSession(b *Broker, c listener.Conn) *session {
 	if s.info.RemoteAddr != nil {
 		remote = s.info.RemoteAddr.String()
 	}
-	s.log = b.log.With("transport", s.info.Transport, "remote", remote)
+	s.log = b.log.With("conn", s.id, "transport", s.info.Transport, "remote", remote)
+	t := b.opts.Transports[s.info.Transport]
+	s.auth, s.ent = b.opts.Authenticator, b.opts.Entitler
+	if t.Authenticator != nil {
+		s.auth = t.Authenticator
+	}
+	if t.Entitler != nil {
+		s.ent = t.Entitler
+	}
 	return s
+}
+
+// event reports a state change to Options.ConnState.
+func (s *session) event(state ConnState, err error) {
+	f := s.b.opts.ConnState
+	if f == nil {
+		return
+	}
+	ev := ConnEvent{State: state, ID: s.id, Conn: s.info, Err: err}
+	if u := s.userID.Load(); u != nil {
+		ev.UserID = *u
+		ev.ClientName = s.clientName
+	}
+	f(ev)
+}
+
+// stats describes the session for Broker.Stats.
+func (s *session) stats() ConnStats {
+	cs := ConnStats{
+		ID:            s.id,
+		Transport:     s.info.Transport,
+		Subscriptions: int(s.nsubs.Load()),
+		QueuedBytes:   s.q.queued(),
+	}
+	if s.info.RemoteAddr != nil {
+		cs.RemoteAddr = s.info.RemoteAddr.String()
+	}
+	if u := s.userID.Load(); u != nil {
+		cs.UserID = *u
+		cs.ClientName = s.clientName
+	}
+	return cs
+}
+
+// slowConsumer disconnects the session as a slow client (semantics §5.4).
+func (s *session) slowConsumer(why string) {
+	s.b.stats.slowConsumers.Add(1)
+	s.log.Warn("closing connection: slow client", "client_name", s.clientName, "why", why,
+		"queued_bytes", s.q.queued(), "queued_limit", s.b.opts.OutboundQueueBytes)
+	s.abort(ErrSlowConsumer)
 }
 
 // setCause records why the session ends; the first cause wins.
@@ -149,6 +206,7 @@ func (s *session) run(ctx context.Context) error {
 	defer logonTimer.Stop()
 
 	s.lastRead.Store(time.Now().UnixNano())
+	s.event(StateNew, nil)
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
@@ -168,13 +226,13 @@ func (s *session) run(ctx context.Context) error {
 	s.unsubscribeAll()
 
 	cause := s.getCause()
-	switch {
-	case cause == nil:
-		return nil
-	case errors.Is(cause, io.EOF), errors.Is(cause, net.ErrClosed):
-		return nil
+	if errors.Is(cause, io.EOF) || errors.Is(cause, net.ErrClosed) {
+		cause = nil
 	}
-	s.log.Debug("connection closed", "client_name", s.clientName, "reason", cause)
+	s.event(StateClosed, cause)
+	if cause != nil {
+		s.log.Debug("connection closed", "client_name", s.clientName, "reason", cause)
+	}
 	return cause
 }
 
@@ -193,6 +251,10 @@ func (s *session) readLoop() (graceful bool, err error) {
 		}
 		s.lastRead.Store(time.Now().UnixNano())
 		s.b.stats.bytesIn.Add(int64(len(hdr) + len(body)))
+		if len(hdr) > s.b.opts.MaxHeaderSize {
+			s.log.Info("closing connection: header too large", "size", len(hdr), "max", s.b.opts.MaxHeaderSize)
+			return false, fmt.Errorf("broker: header of %d bytes is over the limit of %d", len(hdr), s.b.opts.MaxHeaderSize)
+		}
 		if err := protocol.DecodeHeader(hdr, &s.h); err != nil {
 			s.log.Info("closing connection: malformed header", "err", err)
 			return false, fmt.Errorf("broker: %w", err)
@@ -303,14 +365,12 @@ func (s *session) enqueueDelivery(d *delivery, t *target) bool {
 }
 
 func (s *session) enqueue(it outItem) bool {
+	it.at = s.b.clock.Load()
 	switch s.q.push(it) {
 	case pushOK:
 		return true
 	case pushOverflow:
-		s.b.stats.slowConsumers.Add(1)
-		s.log.Warn("closing connection: slow client", "client_name", s.clientName,
-			"queued_limit", s.b.opts.OutboundQueueBytes)
-		s.abort(ErrSlowConsumer)
+		s.slowConsumer("outbound queue over its byte budget")
 	}
 	return false
 }
@@ -325,4 +385,18 @@ func (s *session) unsubscribeAll() {
 		s.rt.remove(sub)
 		delete(s.subs, id)
 	}
+	s.nsubs.Store(0)
+}
+
+// entitled asks the session's Entitler, counting refusals.
+func (s *session) entitled(topic string, p Permission) bool {
+	if s.ent == nil {
+		return true
+	}
+	id := &Identity{UserID: *s.userID.Load(), ClientName: s.clientName, Conn: s.info}
+	if s.ent.Entitled(id, topic, p) {
+		return true
+	}
+	s.b.stats.notEntitled.Add(1)
+	return false
 }

@@ -54,6 +54,11 @@ func dialWire(t testing.TB, network, addr string) *wireClient {
 		t.Fatalf("dial %s %s: %v", network, addr, err)
 	}
 	t.Cleanup(func() { c.Close() })
+	return wrapWire(t, c)
+}
+
+// wrapWire makes a wireClient of an open connection.
+func wrapWire(t testing.TB, c net.Conn) *wireClient {
 	return &wireClient{t: t, conn: c, br: bufio.NewReaderSize(c, 64<<10)}
 }
 

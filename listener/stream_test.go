@@ -121,6 +121,10 @@ func exchange(t testing.TB, client io.ReadWriter, server Conn) {
 
 func expectMessage(t testing.TB, server Conn, header, body string) {
 	t.Helper()
+	// A lost message must fail the test, not hang it: closing the conn
+	// unblocks ReadMessage.
+	timer := time.AfterFunc(waitLimit, func() { server.Close() })
+	defer timer.Stop()
 	h, b, err := server.ReadMessage()
 	if err != nil {
 		t.Fatalf("server ReadMessage: %v", err)
@@ -175,6 +179,7 @@ func dial(t testing.TB, network, addr string) net.Conn {
 	if err != nil {
 		t.Fatalf("dial %s %s: %v", network, addr, err)
 	}
+	c.SetDeadline(time.Now().Add(waitLimit)) // turns a hang into a failure
 	t.Cleanup(func() { c.Close() })
 	return c
 }

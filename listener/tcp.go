@@ -2,7 +2,6 @@ package listener
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net"
 )
@@ -91,6 +90,3 @@ func (l *TCPListener) Name() string { return l.cfg.name }
 
 // Close stops accepting. Connections already accepted stay open.
 func (l *TCPListener) Close() error { return l.ln.Close() }
-
-// TLSConfig returns the TLS configuration, nil without TLS.
-func (l *TCPListener) TLSConfig() *tls.Config { return l.cfg.tlsConfig }

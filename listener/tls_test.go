@@ -55,6 +55,7 @@ func dialTLS(t testing.TB, addr string, cfg *tls.Config) *tls.Conn {
 	if err != nil {
 		t.Fatalf("tls.Dial %s: %v", addr, err)
 	}
+	c.SetDeadline(time.Now().Add(waitLimit))
 	t.Cleanup(func() { c.Close() })
 	return c
 }

@@ -1,0 +1,366 @@
+package broker_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"errors"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/ampsbroker/ampsbroker/listener"
+)
+
+func logonAs(t *testing.T, c *wireClient, user, pw string) frame {
+	t.Helper()
+	c.send(map[string]any{"c": "logon", "cid": "L", "client_name": user + "-app", "user_id": user, "pw": pw, "mt": "json", "a": "processed"}, nil)
+	return c.recv()
+}
+
+func TestEntitlements(t *testing.T) {
+	ent := broker.TopicPrefixTable{
+		"alice": {Read: []string{"orders/", "public/"}, Write: []string{"orders/"}},
+		"*":     {Read: []string{"news/"}},
+	}
+	b, eps := startBroker(t, &broker.Options{
+		Authenticator: broker.UserTable{"alice": "a-pw", "bob": "b-pw"},
+		Entitler:      ent,
+	})
+	alice := dialWire(t, "tcp", eps["tcp"].addr)
+	if f := logonAs(t, alice, "alice", "a-pw"); f.str("status") != "success" || f.str("reason") != "" {
+		t.Fatalf("alice logon: %s", f.raw)
+	}
+	bob := dialWire(t, "tcp", eps["tcp"].addr)
+	logonAs(t, bob, "bob", "b-pw")
+
+	// Literal topic: checked at subscribe.
+	bob.send(map[string]any{"c": "subscribe", "cid": "1", "sub_id": "1", "t": "orders/1", "a": "processed"}, nil)
+	if f := bob.recv(); f.str("status") != "failure" || f.str("reason") != "not entitled" {
+		t.Fatalf("bob subscribe orders/1: %s", f.raw)
+	}
+	// Regex: accepted; forbidden concrete topics are withheld silently.
+	bob.subscribe("rx", ".*") // matches everything; bob may read only news/
+	alice.subscribe("ax", "^(orders|secret)/")
+	// Publish: refused without write permission.
+	bob.send(map[string]any{"c": "p", "cid": "p1", "t": "orders/1", "a": "processed"}, []byte("x"))
+	if f := bob.recvSkipping(); f.str("status") != "failure" || f.str("reason") != "not entitled" {
+		t.Fatalf("bob publish: %s", f.raw)
+	}
+	alice.publish("orders/1", []byte("o1"))
+	if f := alice.recvSkipping(); f.str("t") != "orders/1" {
+		t.Fatalf("alice got %s", f.raw)
+	}
+	ic, _ := b.Connect(context.Background(), "feeder") // in-process: not checked
+	ic.Publish(context.Background(), "secret/x", []byte("s"))
+	ic.Publish(context.Background(), "news/1", []byte("n"))
+	if f := bob.recvSkipping(); f.str("t") != "news/1" {
+		t.Fatalf("bob's regex got %s (orders/1 and secret/x must be withheld)", f.raw)
+	}
+	alice.flush("af") // alice may not read secret/: nothing arrived before the flush ack
+	if got := b.Stats().NotEntitled; got < 3 {
+		t.Errorf("NotEntitled = %d, want >= 3", got)
+	}
+
+	// ResetEntitlements disconnects the user's connections.
+	b.ResetEntitlements("bob")
+	bob.expectClosed()
+	alice.flush("still-here")
+}
+
+func TestPerTransportSecurity(t *testing.T) {
+	b := broker.New(&broker.Options{
+		Authenticator: broker.UserTable{"ops": "x"},
+		Transports: map[string]broker.TransportOptions{
+			"open": {Authenticator: broker.AuthenticatorFunc(func(context.Context, *broker.LogonRequest) error { return nil })},
+		},
+	})
+	strict, _ := listener.ListenTCP("127.0.0.1:0", nil)
+	open, _ := listener.ListenTCP("127.0.0.1:0", &listener.TCPOptions{Name: "open"})
+	go b.Serve(strict)
+	go b.Serve(open)
+	defer b.Close()
+	s := dialWire(t, "tcp", strict.Addr().String())
+	if f := logonAs(t, s, "guest", ""); f.str("reason") != "auth failure" {
+		t.Fatalf("strict transport: %s", f.raw)
+	}
+	o := dialWire(t, "tcp", open.Addr().String())
+	if f := logonAs(t, o, "guest", ""); f.str("status") != "success" {
+		t.Fatalf("open transport: %s", f.raw)
+	}
+}
+
+func TestConnectionLimits(t *testing.T) {
+	b := broker.New(&broker.Options{
+		MaxConnections: 3,
+		Transports:     map[string]broker.TransportOptions{"small": {MaxConnections: 1}},
+	})
+	defer b.Close()
+	big, _ := listener.ListenTCP("127.0.0.1:0", nil)
+	small, _ := listener.ListenTCP("127.0.0.1:0", &listener.TCPOptions{Name: "small"})
+	go b.Serve(big)
+	go b.Serve(small)
+
+	s1 := dialWire(t, "tcp", small.Addr().String())
+	s1.logon("s1")
+	s2 := dialWire(t, "tcp", small.Addr().String())
+	s2.expectClosed() // transport limit
+	b1 := dialWire(t, "tcp", big.Addr().String())
+	b1.logon("b1")
+	b2 := dialWire(t, "tcp", big.Addr().String())
+	b2.logon("b2")
+	b3 := dialWire(t, "tcp", big.Addr().String())
+	b3.expectClosed() // broker limit
+	st := b.Stats()
+	if st.Rejected != 2 || st.Transports["small"] != 1 || st.Transports["tcp"] != 2 {
+		t.Fatalf("stats: rejected %d, transports %v", st.Rejected, st.Transports)
+	}
+	// A closed connection frees its place.
+	s1.conn.Close()
+	deadline := time.Now().Add(ioTimeout)
+	for b.Stats().Transports["small"] != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("closed connection still counted")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	dialWire(t, "tcp", small.Addr().String()).logon("s3")
+}
+
+func TestSubscriptionAndHeaderLimits(t *testing.T) {
+	_, eps := startBroker(t, &broker.Options{MaxSubscriptions: 2, MaxHeaderSize: 200})
+	c := dialWire(t, "tcp", eps["tcp"].addr)
+	c.logon("c")
+	c.subscribe("1", "a")
+	c.subscribe("2", "b")
+	c.send(map[string]any{"c": "subscribe", "cid": "3", "t": "c", "a": "processed"}, nil)
+	if f := c.recv(); f.str("reason") != "too many subscriptions" {
+		t.Fatalf("third subscription: %s", f.raw)
+	}
+	// replace does not add a subscription
+	c.send(map[string]any{"c": "subscribe", "cid": "4", "sub_id": "2", "t": "c", "o": "replace", "a": "processed"}, nil)
+	if f := c.recv(); f.str("status") != "success" {
+		t.Fatalf("replace at the limit: %s", f.raw)
+	}
+	big := make([]byte, 300)
+	for i := range big {
+		big[i] = 'x'
+	}
+	c.send(map[string]any{"c": "p", "t": "a", "x": string(big)}, nil)
+	c.expectClosed()
+}
+
+func TestMessageAgeLimit(t *testing.T) {
+	b, eps := startBroker(t, &broker.Options{MaxMessageAge: 300 * time.Millisecond, WriteTimeout: time.Hour})
+	slow := dialWire(t, "tcp", eps["tcp"].addr)
+	slow.logon("slow")
+	slow.subscribe("s", "feed")
+	pub := dialWire(t, "tcp", eps["tcp"].addr)
+	pub.logon("pub")
+	body := make([]byte, 64<<10)
+	for i := 0; i < 400; i++ { // 25 MiB: more than the socket buffers hold
+		pub.publish("feed", body)
+	}
+	pub.flush("f")
+	deadline := time.Now().Add(ioTimeout)
+	for b.Stats().SlowConsumers != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("SlowConsumers = %d; the age limit did not trigger", b.Stats().SlowConsumers)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	slow.expectClosed()
+}
+
+func TestInProcessDropWhenSlow(t *testing.T) {
+	b := broker.New(nil)
+	defer b.Close()
+	ctx := context.Background()
+	block := make(chan struct{})
+	c, _ := b.ConnectWith(ctx, "dropper", &broker.ClientOptions{QueueBytes: 4096, DropWhenSlow: true})
+	var mu sync.Mutex
+	var got int
+	c.Subscribe(ctx, "t", func(broker.Message) {
+		<-block
+		mu.Lock()
+		got++
+		mu.Unlock()
+	})
+	pub, _ := b.Connect(ctx, "pub")
+	for i := 0; i < 1000; i++ {
+		pub.Publish(ctx, "t", make([]byte, 100))
+	}
+	close(block)
+	if b.Stats().Dropped == 0 {
+		t.Fatal("nothing dropped")
+	}
+	// Every publish was either queued (and is handled now) or dropped.
+	deadline := time.Now().Add(ioTimeout)
+	for {
+		mu.Lock()
+		n := got
+		mu.Unlock()
+		if int64(n)+b.Stats().Dropped == 1000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("handled %d + dropped %d != 1000 published", n, b.Stats().Dropped)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case <-c.Done():
+		t.Fatalf("client closed: %v", c.Err())
+	default:
+	}
+}
+
+func TestConnStateAndStats(t *testing.T) {
+	var mu sync.Mutex
+	var events []broker.ConnEvent
+	b, eps := startBroker(t, &broker.Options{ConnState: func(ev broker.ConnEvent) {
+		mu.Lock()
+		events = append(events, ev)
+		mu.Unlock()
+	}})
+	c := dialWire(t, "tcp", eps["tcp"].addr)
+	c.logon("watched")
+	c.subscribe("s", "t")
+	st := b.Stats()
+	if len(st.Conns) != 1 || st.Conns[0].ClientName != "watched" || st.Conns[0].Subscriptions != 1 || st.Conns[0].Transport != "tcp" {
+		t.Fatalf("Conns = %+v", st.Conns)
+	}
+	// The HTTP handler serves the same snapshot.
+	srv := httptest.NewServer(b.StatsHandler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var served broker.Stats
+	json.NewDecoder(resp.Body).Decode(&served)
+	resp.Body.Close()
+	if served.Connections != 1 || len(served.Conns) != 1 || served.Conns[0].ClientName != "watched" {
+		t.Fatalf("served stats %+v", served)
+	}
+	c.conn.Close()
+	deadline := time.Now().Add(ioTimeout)
+	for {
+		mu.Lock()
+		n := len(events)
+		mu.Unlock()
+		if n == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events: %+v", events)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []broker.ConnState{broker.StateNew, broker.StateActive, broker.StateClosed}
+	for i, ev := range events {
+		if ev.State != want[i] || ev.ID != events[0].ID {
+			t.Errorf("event %d: %+v", i, ev)
+		}
+	}
+	if events[2].ClientName != "watched" || events[2].Err != nil {
+		t.Errorf("closed event: %+v", events[2])
+	}
+}
+
+// With mutual TLS the Authenticator sees the client's verified certificate.
+func TestMutualTLSPeerCertificateReachesAuthenticator(t *testing.T) {
+	ca, caKey := newCA(t)
+	serverCert := leaf(t, ca, caKey, "server", x509.ExtKeyUsageServerAuth)
+	clientCert := leaf(t, ca, caKey, "alice", x509.ExtKeyUsageClientAuth)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	var mu sync.Mutex
+	var cn string
+	b := broker.New(&broker.Options{Authenticator: broker.AuthenticatorFunc(func(_ context.Context, r *broker.LogonRequest) error {
+		if r.Conn.TLS == nil || len(r.Conn.TLS.PeerCertificates) == 0 {
+			return errors.New("no client certificate")
+		}
+		mu.Lock()
+		cn = r.Conn.TLS.PeerCertificates[0].Subject.CommonName
+		mu.Unlock()
+		return nil
+	})})
+	defer b.Close()
+	l, err := listener.ListenTCP("127.0.0.1:0", &listener.TCPOptions{TLSConfig: &tls.Config{
+		Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go b.Serve(l)
+	dial := func(certs []tls.Certificate) (*wireClient, error) {
+		conn, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", Certificates: certs})
+		if err != nil {
+			return nil, err
+		}
+		t.Cleanup(func() { conn.Close() })
+		return wrapWire(t, conn), nil
+	}
+	c, err := dial([]tls.Certificate{clientCert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.logon("mtls")
+	mu.Lock()
+	if cn != "alice" {
+		t.Errorf("authenticator saw CN %q", cn)
+	}
+	mu.Unlock()
+	// Without a client certificate the TLS handshake fails.
+	if c, err := dial(nil); err == nil {
+		if _, err := c.read(); err == nil {
+			t.Fatal("connection without a client certificate was served")
+		}
+	}
+}
+
+func newCA(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(der)
+	return ca, key
+}
+
+func leaf(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn string, usage x509.ExtKeyUsage) tls.Certificate {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
