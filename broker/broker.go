@@ -388,11 +388,15 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	for _, c := range pending {
 		c.Close()
 	}
-	for _, s := range sessions {
-		s.drain()
-	}
-	for _, c := range clients {
-		c.shutdown(true)
+	if ctx.Err() != nil {
+		b.forceClose() // Close, or a context already done: nothing is flushed
+	} else {
+		for _, s := range sessions {
+			s.drain()
+		}
+		for _, c := range clients {
+			c.shutdown(true)
+		}
 	}
 
 	done := make(chan struct{})

@@ -196,7 +196,7 @@ func (s *Subscription) Unsubscribe() error {
 // handler call starts after Close returns. Close does not wait for a
 // running handler, so a handler may call it.
 func (c *Client) Close() error {
-	c.shutdown(false)
+	c.closeWith(ErrClientClosed, false)
 	return nil
 }
 
@@ -218,15 +218,9 @@ func (c *Client) isClosed() bool {
 	return c.closed
 }
 
-// shutdown closes the client; drain lets queued deliveries run first
-// (broker Shutdown), otherwise they are dropped.
-func (c *Client) shutdown(drain bool) {
-	var cause error = ErrClientClosed
-	if drain {
-		cause = ErrBrokerClosed
-	}
-	c.closeWith(cause, drain)
-}
+// shutdown closes the client because the broker shuts down; drain lets
+// queued deliveries run first, otherwise they are dropped.
+func (c *Client) shutdown(drain bool) { c.closeWith(ErrBrokerClosed, drain) }
 
 func (c *Client) closeWith(cause error, drain bool) {
 	c.mu.Lock()
