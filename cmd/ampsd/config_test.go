@@ -150,7 +150,7 @@ func startRun(t *testing.T, args ...string) (log *syncBuffer, stop func() error)
 	log = &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, func() {}, args, log) }()
+	go func() { done <- run(ctx, func() {}, args, io.Discard, log) }()
 	var stopped bool
 	var result error
 	stop = func() error {
@@ -170,36 +170,12 @@ func startRun(t *testing.T, args ...string) (log *syncBuffer, stop func() error)
 	return log, stop
 }
 
-// captureStdout runs fn with os.Stdout redirected to a pipe and returns
-// what fn wrote there: -check-config and -sample-config print to
-// os.Stdout, not to run's stderr writer.
-func captureStdout(t *testing.T, fn func()) string {
+// captureStdout runs fn with a buffer for run's stdout, where
+// -check-config and -sample-config print, and returns what was written.
+func captureStdout(t *testing.T, fn func(stdout io.Writer)) string {
 	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out bytes.Buffer
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		io.Copy(&out, r)
-		r.Close()
-	}()
-	saved := os.Stdout
-	os.Stdout = w
-	restored := false
-	restore := func() {
-		if !restored {
-			restored = true
-			os.Stdout = saved
-			w.Close()
-			<-copied
-		}
-	}
-	defer restore() // also when fn ends the test with t.Fatal
-	fn()
-	restore()
+	fn(&out)
 	return out.String()
 }
 
@@ -429,9 +405,28 @@ func TestConfigServesEveryTransportOnOneBroker(t *testing.T) {
 		delete(want, body)
 	}
 
-	t0 := time.Now(); defer func() { t.Logf("stop took %v\n%s", time.Since(t0), log) }()
+	if strings.Contains(log.String(), "level=WARN") || strings.Contains(log.String(), "level=ERROR") {
+		t.Errorf("a clean configuration logged problems:\n%s", log)
+	}
+
+	// Shutdown closes every client: the WebSocket one with a close
+	// handshake (its reader answers the server's close frame), the stream
+	// ones with EOF.
+	wsClosed := make(chan error, 1)
+	go func() {
+		_, _, err := ws.c.Read(ws.ctx)
+		wsClosed <- err
+	}()
 	if err := stop(); err != nil {
 		t.Fatalf("run returned %v after cancel, want nil:\n%s", err, log)
+	}
+	if err := <-wsClosed; websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+		t.Errorf("websocket client after shutdown: %v, want close status %v", err, websocket.StatusNormalClosure)
+	}
+	for _, c := range []*streamClient{tcpc, tlsc, unixc} {
+		if _, err := c.r.ReadByte(); err != io.EOF {
+			t.Errorf("%s client after shutdown: read error %v, want EOF", c.what, err)
+		}
 	}
 	if !strings.Contains(log.String(), "msg=stopped") {
 		t.Errorf("no stop line in log:\n%s", log)
@@ -444,6 +439,10 @@ func TestConfigServesEveryTransportOnOneBroker(t *testing.T) {
 	if c, err := net.DialTimeout("unix", sock, 5*time.Second); err == nil {
 		c.Close()
 		t.Errorf("unix transport %s still accepts after run returned", sock)
+	}
+	// The socket file is removed on clean shutdown (amps-config §3.7).
+	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket file %s still there after shutdown (stat: %v)", sock, err)
 	}
 }
 
@@ -467,8 +466,8 @@ func TestCheckConfigPrintsSummaryWithoutListening(t *testing.T) {
 
 	log := &syncBuffer{}
 	var err error
-	out := captureStdout(t, func() {
-		err = run(context.Background(), func() {}, []string{"-check-config", path}, log)
+	out := captureStdout(t, func(stdout io.Writer) {
+		err = run(context.Background(), func() {}, []string{"-check-config", path}, stdout, log)
 	})
 	if err != nil {
 		t.Fatalf("-check-config %s: %v", path, err)
@@ -526,8 +525,8 @@ func TestCheckConfigReportsElementPathAndLine(t *testing.T) {
 	path, _ := writeConfig(t, text)
 
 	var err error
-	out := captureStdout(t, func() {
-		err = run(context.Background(), func() {}, []string{"-check-config", path}, io.Discard)
+	out := captureStdout(t, func(stdout io.Writer) {
+		err = run(context.Background(), func() {}, []string{"-check-config", path}, stdout, io.Discard)
 	})
 	if err == nil {
 		t.Fatalf("-check-config accepted InetAddr 127.0.0.1:70000; printed:\n%s", out)
@@ -552,7 +551,7 @@ func TestConfigWithErrorsDoesNotStart(t *testing.T) {
 	sock := filepath.Join(filepath.Dir(path), "amps.sock")
 
 	log := &syncBuffer{}
-	err := run(context.Background(), func() {}, []string{"-config", path}, log)
+	err := run(context.Background(), func() {}, []string{"-config", path}, io.Discard, log)
 	if err == nil || !strings.Contains(err.Error(), "Transports/Transport[2]/InetAddr") || !strings.Contains(err.Error(), fmt.Sprintf("line %d", line)) {
 		t.Fatalf("-config with a bad InetAddr: %v, want the element path and line %d", err, line)
 	}
@@ -566,8 +565,8 @@ func TestConfigWithErrorsDoesNotStart(t *testing.T) {
 
 func TestSampleConfigParses(t *testing.T) {
 	var err error
-	out := captureStdout(t, func() {
-		err = run(context.Background(), func() {}, []string{"-sample-config"}, io.Discard)
+	out := captureStdout(t, func(stdout io.Writer) {
+		err = run(context.Background(), func() {}, []string{"-sample-config"}, stdout, io.Discard)
 	})
 	if err != nil {
 		t.Fatalf("-sample-config: %v", err)
@@ -623,7 +622,7 @@ func TestConfigRefusesTransportFlags(t *testing.T) {
 		{[]string{"-config", path, "-unix", sock}, "remove -unix"},
 	} {
 		log := &syncBuffer{}
-		err := run(context.Background(), func() {}, tc.args, log)
+		err := run(context.Background(), func() {}, tc.args, io.Discard, log)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("run(%q) = %v, want error containing %q", tc.args, err, tc.want)
 		}

@@ -46,7 +46,7 @@ const (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, stop, os.Args[1:], os.Stderr); err != nil {
+	if err := run(ctx, stop, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "ampsd:", err)
 		os.Exit(1)
 	}
@@ -170,7 +170,7 @@ func openListeners(f *flags) ([]listener.Listener, error) {
 // run starts the broker and serves until ctx is done. release is called
 // when shutdown begins: main passes the signal context's stop, so that a
 // second signal terminates the process.
-func run(ctx context.Context, release func(), args []string, stderr io.Writer) error {
+func run(ctx context.Context, release func(), args []string, stdout, stderr io.Writer) error {
 	f, err := parseFlags(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -179,7 +179,7 @@ func run(ctx context.Context, release func(), args []string, stderr io.Writer) e
 		return err
 	}
 	if f.sampleConfig {
-		_, err := os.Stdout.Write(config.Sample())
+		_, err := stdout.Write(config.Sample())
 		return err
 	}
 	if f.checkConfig != "" {
@@ -187,7 +187,7 @@ func run(ctx context.Context, release func(), args []string, stderr io.Writer) e
 		if err != nil {
 			return err
 		}
-		fmt.Fprint(os.Stdout, cfg.Summary())
+		fmt.Fprint(stdout, cfg.Summary())
 		return nil
 	}
 	log, err := newLogger(f.logLevel, stderr)

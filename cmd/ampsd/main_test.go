@@ -76,7 +76,7 @@ func TestRunServesEachTransportAndStopsOnCancel(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, func() {}, []string{"-tcp", "127.0.0.1:0", "-ws", "", "-unix", sock, "-log-level", "debug"}, log)
+		done <- run(ctx, func() {}, []string{"-tcp", "127.0.0.1:0", "-ws", "", "-unix", sock, "-log-level", "debug"}, io.Discard, log)
 	}()
 	// One log line per transport with the bound address.
 	tcp := waitFor(t, log, regexp.MustCompile(`msg=listening transport=tcp addr=(127\.0\.0\.1:\d+)`))
@@ -108,7 +108,7 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"-tcp", "nonsense:port:9", "-ws", ""}, "nonsense:port:9"},
 		{[]string{"extra"}, "unexpected arguments: extra"},
 	} {
-		err := run(context.Background(), func() {}, tc.args, io.Discard)
+		err := run(context.Background(), func() {}, tc.args, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("run(%q) = %v, want error containing %q", tc.args, err, tc.want)
 		}
