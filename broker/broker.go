@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"sync"
@@ -362,22 +363,10 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	b.mu.Lock()
 	already := b.closed
 	b.closed = true
-	ls := make([]listener.Listener, 0, len(b.listeners))
-	for l := range b.listeners {
-		ls = append(ls, l)
-	}
-	pending := make([]net.Conn, 0, len(b.pending))
-	for c := range b.pending {
-		pending = append(pending, c)
-	}
-	sessions := make([]*session, 0, len(b.sessions))
-	for s := range b.sessions {
-		sessions = append(sessions, s)
-	}
-	clients := make([]*Client, 0, len(b.clients))
-	for c := range b.clients {
-		clients = append(clients, c)
-	}
+	ls := slices.Collect(maps.Keys(b.listeners))
+	pending := slices.Collect(maps.Keys(b.pending))
+	sessions := slices.Collect(maps.Keys(b.sessions))
+	clients := slices.Collect(maps.Keys(b.clients))
 	b.mu.Unlock()
 	if !already {
 		close(b.doneCh)
@@ -430,18 +419,9 @@ func (b *Broker) Close() error {
 
 func (b *Broker) forceClose() {
 	b.mu.Lock()
-	sessions := make([]*session, 0, len(b.sessions))
-	for s := range b.sessions {
-		sessions = append(sessions, s)
-	}
-	clients := make([]*Client, 0, len(b.clients))
-	for c := range b.clients {
-		clients = append(clients, c)
-	}
-	pending := make([]net.Conn, 0, len(b.pending))
-	for c := range b.pending {
-		pending = append(pending, c)
-	}
+	sessions := slices.Collect(maps.Keys(b.sessions))
+	clients := slices.Collect(maps.Keys(b.clients))
+	pending := slices.Collect(maps.Keys(b.pending))
 	b.mu.Unlock()
 	for _, c := range pending {
 		c.Close()
@@ -464,10 +444,7 @@ func (b *Broker) Stats() Stats {
 	for name, n := range b.transportConns {
 		transports[name] = int64(n)
 	}
-	sessions := make([]*session, 0, len(b.sessions))
-	for s := range b.sessions {
-		sessions = append(sessions, s)
-	}
+	sessions := slices.Collect(maps.Keys(b.sessions))
 	b.mu.Unlock()
 	conns := make([]ConnStats, 0, len(sessions))
 	for _, s := range sessions {
