@@ -522,24 +522,25 @@ func (b *Broker) janitor() {
 			return
 		case now := <-t.C:
 			b.clock.Store(now.UnixNano())
-			if b.opts.MaxMessageAge > 0 {
-				b.checkAges(now.UnixNano() - int64(b.opts.MaxMessageAge))
-			}
+			b.checkAges(now.UnixNano())
 		}
 	}
 }
 
-func (b *Broker) checkAges(cutoff int64) {
+func (b *Broker) checkAges(now int64) {
+	tooOld := func(at int64, limit time.Duration) bool {
+		return limit > 0 && at != 0 && now-at > int64(limit)
+	}
 	b.mu.Lock()
 	var old []*session
 	for s := range b.sessions {
-		if at := s.q.oldest(); at != 0 && at < cutoff {
+		if tooOld(s.q.oldest(), s.maxAge) {
 			old = append(old, s)
 		}
 	}
 	var oldClients []*Client
 	for c := range b.clients {
-		if at := c.q.oldest(); at != 0 && at < cutoff && !c.opts.DropWhenSlow {
+		if !c.opts.DropWhenSlow && tooOld(c.q.oldest(), b.opts.MaxMessageAge) {
 			oldClients = append(oldClients, c)
 		}
 	}

@@ -144,6 +144,13 @@ type TransportOptions struct {
 	// MaxConnections bounds open connections of this transport, within the
 	// broker-wide MaxConnections. Zero means only the broker-wide limit.
 	MaxConnections int
+	// OutboundQueueBytes bounds each connection's queued outbound bytes on
+	// this transport (AMPS: a transport's own slow-client settings). Zero
+	// means the broker's OutboundQueueBytes.
+	OutboundQueueBytes int
+	// MaxMessageAge is this transport's ClientMessageAgeLimit. Zero means
+	// the broker's MaxMessageAge; negative disables the check.
+	MaxMessageAge time.Duration
 }
 
 // ConnState is the state of a network connection, reported to

@@ -364,3 +364,33 @@ func leaf(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn string
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
+
+// A transport's own slow-client budget applies to its connections only.
+func TestPerTransportQueueBudget(t *testing.T) {
+	b := broker.New(&broker.Options{Transports: map[string]broker.TransportOptions{
+		"wan": {OutboundQueueBytes: 256 << 10},
+	}})
+	defer b.Close()
+	lan, _ := listener.ListenTCP("127.0.0.1:0", nil)
+	wan, _ := listener.ListenTCP("127.0.0.1:0", &listener.TCPOptions{Name: "wan"})
+	go b.Serve(lan)
+	go b.Serve(wan)
+	onLAN := dialWire(t, "tcp", lan.Addr().String())
+	onLAN.logon("lan-reader")
+	onLAN.subscribe("s", "feed")
+	onWAN := dialWire(t, "tcp", wan.Addr().String())
+	onWAN.logon("wan-reader")
+	onWAN.subscribe("s", "feed")
+	pub := dialWire(t, "tcp", lan.Addr().String())
+	pub.logon("pub")
+	body := make([]byte, 64<<10)
+	for i := 0; i < 256; i++ { // 16 MiB, read by neither subscriber
+		pub.publish("feed", body)
+	}
+	pub.flush("f")
+	onWAN.expectClosed()
+	st := b.Stats()
+	if st.SlowConsumers != 1 || st.Transports["tcp"] != 2 {
+		t.Fatalf("SlowConsumers %d, transports %v: only the wan reader should be gone", st.SlowConsumers, st.Transports)
+	}
+}

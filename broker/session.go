@@ -44,6 +44,9 @@ type session struct {
 	// auth and ent are the transport's, else the broker's (config §7.1).
 	auth Authenticator
 	ent  Entitler
+	// maxAge is the message age limit of the session's transport; <= 0
+	// disables it.
+	maxAge time.Duration
 	// userID is set at logon (read by ResetEntitlements and Stats).
 	userID atomic.Pointer[string]
 	nsubs  atomic.Int64
@@ -77,6 +80,7 @@ func newSession(b *Broker, c listener.Conn) *session {
 		c:      c,
 		info:   c.Info(),
 		q:      newOutbound(b.opts.OutboundQueueBytes),
+		maxAge: b.opts.MaxMessageAge,
 		subs:   make(map[string]*subscription),
 		closed: make(chan struct{}),
 	}
@@ -95,6 +99,12 @@ func newSession(b *Broker, c listener.Conn) *session {
 	}
 	if t.Entitler != nil {
 		s.ent = t.Entitler
+	}
+	if t.OutboundQueueBytes > 0 {
+		s.q.limit = t.OutboundQueueBytes
+	}
+	if t.MaxMessageAge != 0 {
+		s.maxAge = t.MaxMessageAge
 	}
 	return s
 }
@@ -135,7 +145,7 @@ func (s *session) stats() ConnStats {
 func (s *session) slowConsumer(why string) {
 	s.b.stats.slowConsumers.Add(1)
 	s.log.Warn("closing connection: slow client", "client_name", s.clientName, "why", why,
-		"queued_bytes", s.q.queued(), "queued_limit", s.b.opts.OutboundQueueBytes)
+		"queued_bytes", s.q.queued(), "queued_limit", s.q.limit)
 	s.abort(ErrSlowConsumer)
 }
 
