@@ -19,6 +19,8 @@ import (
 	"crypto/tls"
 	"os"
 	"time"
+
+	"github.com/ampsbroker/ampsbroker/broker"
 )
 
 // Transport types (amps-config §3.2).
@@ -110,7 +112,8 @@ type Config struct {
 	MessageMemoryLimit int64
 
 	// ClientMessageAgeLimit disconnects a client whose oldest unsent message
-	// is older than this. Zero: no limit.
+	// is older than this (broker.Options.MaxMessageAge). Zero: no limit,
+	// the AMPS default (amps-config §2).
 	ClientMessageAgeLimit time.Duration
 
 	// ClientMaxCapacity is the percentage of MessageMemoryLimit one client
@@ -128,9 +131,17 @@ type Config struct {
 
 	// Authentication and Entitlement are the instance defaults (amps-config
 	// §7.1); nil means the AMPS default modules (accept everyone, allow
-	// everything).
+	// everything). See BrokerOptions for what each module becomes.
 	Authentication *Module
 	Entitlement    *Module
+
+	// Authenticators and Entitlers are the Go-side modules (amps-config
+	// §7.3), by the name a Module element uses (Go only). A Module value
+	// resolves to a built-in module first, then to these, then to a
+	// Modules/Module declaration; anything else is CFG-MODULE-UNKNOWN.
+	// Parse and Load copy them from ParseOptions.
+	Authenticators map[string]broker.Authenticator
+	Entitlers      map[string]broker.Entitler
 
 	// Modules declares loadable modules (amps-config §8).
 	Modules []ModuleDef
@@ -237,10 +248,18 @@ type Transport struct {
 	HandshakeTimeout time.Duration
 
 	// Per-transport slow-client settings (amps-config §3.10). Zero means the
-	// instance value.
+	// instance value. BrokerOptions puts them in broker.TransportOptions:
+	// OutboundQueueBytes (this transport's share of its pool) and
+	// MaxMessageAge.
 	MessageMemoryLimit    int64
 	ClientMessageAgeLimit time.Duration
 	ClientMaxCapacity     float64
+
+	// MaxConnections bounds the open connections of this transport, within
+	// the broker-wide limit (Go only: AMPS has no such knob, amps-config
+	// §3.11). Zero means only the broker-wide limit. BrokerOptions puts it
+	// in broker.TransportOptions.
+	MaxConnections int
 
 	// Authentication and Entitlement override the instance defaults for
 	// connections on this transport.

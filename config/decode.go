@@ -232,16 +232,18 @@ func (d *decoder) decodeRoot(root *node) {
 	c.ClientMaxCapacity, _ = value(d, root, "ClientMaxCapacity", ParsePercent)
 	c.Authentication = d.moduleRef(d.kid(root, "Authentication"))
 	c.Entitlement = d.moduleRef(d.kid(root, "Entitlement"))
+	d.rememberModule("Authentication", d.kid(root, "Authentication"))
+	d.rememberModule("Entitlement", d.kid(root, "Entitlement"))
 
 	if ms := d.kid(root, "Modules"); ms != nil {
 		for _, m := range d.kids(ms, "Module") {
 			def := ModuleDef{Name: d.text(m, "Name"), Library: d.text(m, "Library"), Options: d.options(d.kid(m, "Options"))}
-			if d.lenient && def.Name != "" && !emulatedLibraries[libraryBase(def.Library)] {
+			if d.lenient && def.Name != "" && !emulatedLibraries[libraryBase(def.Library)] && !d.cfg.goModule(def.Name) {
 				// CFG-MODULE-LIBRARY is E/W: lenient drops the module.
 				d.ds.warnf(CodeModuleLibrary, d.at(m), "Module %q: library %q is not available in this broker; skipped", def.Name, def.Library)
 				continue
 			}
-			d.remember(fmt.Sprintf("Modules/Module[%d]", len(c.Modules)+1), m)
+			d.rememberModule(fmt.Sprintf("Modules/Module[%d]", len(c.Modules)+1), m)
 			c.Modules = append(c.Modules, def)
 		}
 	}
@@ -260,7 +262,10 @@ func (d *decoder) decodeRoot(root *node) {
 	if ts := d.kid(root, "Transports"); ts != nil {
 		for _, tn := range d.kids(ts, "Transport") {
 			if t, ok := d.transport(tn); ok {
-				d.remember(fmt.Sprintf("Transports/Transport[%d]", len(c.Transports)+1), tn)
+				path := fmt.Sprintf("Transports/Transport[%d]", len(c.Transports)+1)
+				d.remember(path, tn)
+				d.rememberModule(path+"/Authentication", d.kid(tn, "Authentication"))
+				d.rememberModule(path+"/Entitlement", d.kid(tn, "Entitlement"))
 				c.Transports = append(c.Transports, t)
 			}
 		}
@@ -291,6 +296,25 @@ func (d *decoder) decodeRoot(root *node) {
 	}
 	if adm := d.kid(root, "Admin"); adm != nil {
 		d.admin(adm)
+	}
+}
+
+// rememberModule records where a module element (Authentication,
+// Entitlement or Modules/Module) and each of its Options came from, so that
+// Validate names the line of a bad option.
+func (d *decoder) rememberModule(goPath string, n *node) {
+	if n == nil {
+		return
+	}
+	d.remember(goPath, n)
+	o := d.kid(n, "Options")
+	if o == nil {
+		return
+	}
+	base := d.xmlPath[o]
+	for _, c := range o.children {
+		// Options is opaque to check, so its children have no path yet.
+		d.cfg.positions[goPath+"/Options/"+c.name] = pos{path: base + "/" + c.name, file: c.file, line: c.line}
 	}
 }
 

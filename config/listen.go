@@ -1,7 +1,6 @@
 package config
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -121,92 +120,62 @@ func (c *Config) Listen(name string) (listener.Listener, error) {
 }
 
 // BrokerOptions returns the broker options the configuration implies. The
-// host adds what a file cannot say (Logger, its own Authenticator).
+// host adds what a file cannot say (Logger, ConnState, the Go-only limits
+// of amps-config §3.11). Call it on a Config that passes Validate (Parse
+// and Load validate): a module that cannot be resolved makes its
+// transport refuse every logon (ErrModuleUnusable) rather than run open.
 //
-// Mapping (amps-config §3.10 and §7):
+// Mapping (amps-config §3.9, §3.10, §7):
 //   - OutboundQueueBytes = MessageMemoryLimit × ClientMaxCapacity / 100:
 //     the broker bounds each connection's queue, which is the share of the
 //     pool one client may hold. The shared pool itself (the largest
 //     consumer is disconnected when the sum exceeds MessageMemoryLimit) has
-//     no broker option yet.
-//   - WriteTimeout = ClientMessageAgeLimit: a write blocked that long means
-//     the oldest queued message is at least that old, so the client is
-//     disconnected no later than AMPS would. Messages aging in the queue
-//     while writes still progress are not measured.
-//   - Authenticator: set when the instance or a transport selects a module
-//     other than the default (see authenticator).
+//     no broker option; without MessageMemoryLimit the broker default
+//     applies.
+//   - MaxMessageAge = ClientMessageAgeLimit. Without it, MaxMessageAge is
+//     negative (no age limit): the AMPS default is none (amps-config §2),
+//     and queues stay bounded by OutboundQueueBytes.
+//   - WriteTimeout, HandshakeTimeout, LogonTimeout, MaxConnections,
+//     MaxSubscriptions, MaxHeaderSize keep the broker defaults: no AMPS
+//     element means them (amps-config §3.11).
+//   - Authenticator and Entitler: the instance Authentication and
+//     Entitlement modules. amps-default-authentication-module is nil
+//     (accept everyone; the ack says "authentication disabled"), or a
+//     check for a non-empty user_id with RequireUsername;
+//     amps-default-no-authentication-module refuses every logon;
+//     amps-default-entitlement-module is nil (allow all);
+//     amps-default-no-entitlement-module denies every topic and refuses
+//     logons; a simple access module is a *SimpleAccess; a Go-registered
+//     name is the registered value.
+//   - Transports[name]: for each transport with its own Authentication or
+//     Entitlement, the modules that govern its connections (its own, else
+//     the instance's); also Transport.MaxConnections.
 //
-// Per-transport slow-client settings and Entitlement have no broker option
-// yet and are not applied.
+// Not mapped: the transport-level MessageMemoryLimit, ClientMessageAgeLimit
+// and ClientMaxCapacity (broker.TransportOptions has no such fields;
+// Validate warns), AllowSpoofing (the broker always records the supplied
+// user_id), and module Options for Go-registered modules.
+// clientBudget is one client's share of a MessageMemoryLimit pool: the
+// broker has no shared pool, so each connection gets ClientMaxCapacity
+// percent of it (amps-config §3.10). Zero when no pool is set.
+func clientBudget(pool int64, capacity float64) int {
+	if pool <= 0 {
+		return 0
+	}
+	if capacity == 0 {
+		capacity = DefaultClientMaxCapacity
+	}
+	return max(int(float64(pool)*capacity/100), 1)
+}
+
 func (c *Config) BrokerOptions() broker.Options {
 	// MaxFrameSize is a listener option (see ListenAll), not a broker one.
 	o := broker.Options{Version: c.Version}
-	if c.MessageMemoryLimit > 0 {
-		capacity := c.ClientMaxCapacity
-		if capacity == 0 {
-			capacity = DefaultClientMaxCapacity
-		}
-		o.OutboundQueueBytes = int(float64(c.MessageMemoryLimit) * capacity / 100)
-		if o.OutboundQueueBytes < 1 {
-			o.OutboundQueueBytes = 1
-		}
+	o.OutboundQueueBytes = clientBudget(c.MessageMemoryLimit, c.ClientMaxCapacity)
+	o.MaxMessageAge = c.ClientMessageAgeLimit
+	if o.MaxMessageAge <= 0 {
+		o.MaxMessageAge = -1
 	}
-	if c.ClientMessageAgeLimit > 0 {
-		o.WriteTimeout = c.ClientMessageAgeLimit
-	}
-	o.Authenticator = c.authenticator()
+	c.security(&o)
 	return o
-}
-
-// errNoAuthentication rejects logons on amps-default-no-authentication-module.
-var errNoAuthentication = errors.New("config: amps-default-no-authentication-module rejects every logon")
-
-// errUserRequired rejects a logon without user name when RequireUsername is
-// true (amps-config §7.2).
-var errUserRequired = errors.New("config: RequireUsername is set and the logon has no user_id")
-
-// authenticator builds an Authenticator from the built-in modules chosen per
-// transport, falling back to the instance default (amps-config §7.1). It
-// returns nil when everyone is accepted everywhere, the broker default.
-func (c *Config) authenticator() broker.Authenticator {
-	decide := func(m *Module) error {
-		if m == nil {
-			return nil
-		}
-		switch m.Module {
-		case "amps-default-no-authentication-module":
-			return errNoAuthentication
-		case "amps-default-authentication-module":
-			if v, err := ParseBool(m.Options["RequireUsername"]); err == nil && v {
-				return errUserRequired
-			}
-		}
-		return nil
-	}
-	instance := decide(c.Authentication)
-	perTransport := map[string]error{}
-	special := instance != nil
-	for _, t := range c.Transports {
-		if t.Authentication != nil {
-			perTransport[t.Name] = decide(t.Authentication)
-			special = special || perTransport[t.Name] != nil
-		}
-	}
-	if !special {
-		return nil
-	}
-	return broker.AuthenticatorFunc(func(_ context.Context, req *broker.LogonRequest) error {
-		rule := instance
-		if req.Conn != nil {
-			if r, ok := perTransport[req.Conn.Transport]; ok {
-				rule = r
-			}
-		}
-		if rule == errUserRequired {
-			if req.Header != nil && req.Header.UserID != "" {
-				return nil
-			}
-		}
-		return rule
-	})
 }

@@ -22,7 +22,6 @@ import (
 
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/listener"
-	"github.com/ampsbroker/ampsbroker/protocol"
 	"github.com/coder/websocket"
 )
 
@@ -111,7 +110,10 @@ func TestExampleFile(t *testing.T) {
 	for _, w := range cfg.Warnings {
 		warned = append(warned, string(w.Code)+" "+w.Path)
 	}
-	want := []string{"CFG-SLOW-CLIENT MessageDiskLimit", "CFG-ACCEPTED Admin", "CFG-ACCEPTED Tuning"}
+	want := []string{
+		"CFG-SLOW-CLIENT MessageDiskLimit",
+		"CFG-ACCEPTED Admin", "CFG-ACCEPTED Tuning",
+	}
 	if strings.Join(warned, "\n") != strings.Join(want, "\n") {
 		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(warned, "\n"), strings.Join(want, "\n"))
 	}
@@ -119,8 +121,17 @@ func TestExampleFile(t *testing.T) {
 	if want := int(768 << 20 * 40 / 100); o.OutboundQueueBytes < want-1 || o.OutboundQueueBytes > want {
 		t.Errorf("OutboundQueueBytes = %d, want 40%% of 768MB", o.OutboundQueueBytes)
 	}
-	if o.WriteTimeout != 45*time.Second {
-		t.Errorf("WriteTimeout = %v", o.WriteTimeout)
+	if o.MaxMessageAge != 45*time.Second || o.WriteTimeout != 0 {
+		t.Errorf("MaxMessageAge = %v, WriteTimeout = %v; want 45s and the broker default", o.MaxMessageAge, o.WriteTimeout)
+	}
+	if o.Authenticator != nil || o.Entitler != nil {
+		t.Errorf("default modules mapped to %v, %v; want nil (broker defaults)", o.Authenticator, o.Entitler)
+	}
+	// The tcps transport's own slow-client settings (amps-config §3.10):
+	// 40% (the instance's ClientMaxCapacity) of its own 256MB pool, 3m.
+	wantTLS := broker.TransportOptions{OutboundQueueBytes: int(256 << 20 * 40 / 100), MaxMessageAge: 3 * time.Minute}
+	if len(o.Transports) != 1 || o.Transports[tls.Name] != wantTLS {
+		t.Errorf("Transports = %+v, want only %s: %+v", o.Transports, tls.Name, wantTLS)
 	}
 }
 
@@ -299,39 +310,5 @@ func TestMutualTLS(t *testing.T) {
 	tr.PrivateKey = key2
 	if _, err := tr.LoadTLS(); err == nil || !strings.Contains(err.Error(), "private key does not match certificate") {
 		t.Errorf("mismatched key: %v", err)
-	}
-}
-
-// TestAuthenticationModules checks the built-in module mapping of §7.2.
-func TestAuthenticationModules(t *testing.T) {
-	cfg := &Config{
-		Name:           "x",
-		Authentication: &Module{Module: "amps-default-no-authentication-module"},
-		Transports: []Transport{
-			{Name: "open", Type: TypeTCP, InetAddr: "0", Authentication: &Module{Module: "amps-default-authentication-module", Options: map[string]string{"RequireUsername": "true"}}},
-			{Name: "closed", Type: TypeTCP, InetAddr: "1"},
-		},
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	a := cfg.BrokerOptions().Authenticator
-	if a == nil {
-		t.Fatal("no Authenticator")
-	}
-	try := func(transport, user string) error {
-		var h = broker.LogonRequest{Conn: &listener.ConnInfo{Transport: transport}}
-		h.Header = new(protocol.Header)
-		h.Header.UserID = user
-		return a.Authenticate(context.Background(), &h)
-	}
-	if err := try("open", "alice"); err != nil {
-		t.Errorf("open transport with user: %v", err)
-	}
-	if err := try("open", ""); err == nil {
-		t.Error("RequireUsername accepted an empty user")
-	}
-	if err := try("closed", "alice"); err == nil {
-		t.Error("instance no-authentication module accepted a logon")
 	}
 }

@@ -49,6 +49,15 @@ type ParseOptions struct {
 	// Default DefaultCycleDetectionThreshold; a smaller
 	// ConfigCycleDetectionThreshold in the document also applies.
 	MaxSize int64
+
+	// Authenticators and Entitlers register Go-side modules by name
+	// (amps-config §7.3, AMPS's RegisterAuthenticator/RegisterEntitler):
+	// an Authentication or Entitlement element whose Module is one of
+	// these names selects it, and a Modules/Module with that Name needs no
+	// loadable Library. Built-in module names cannot be overridden. They
+	// are copied to Config.Authenticators and Config.Entitlers.
+	Authenticators map[string]broker.Authenticator
+	Entitlers      map[string]broker.Entitler
 }
 
 // Load reads, expands, decodes and validates the configuration file at
@@ -132,7 +141,8 @@ func parseBytes(data []byte, o *ParseOptions) (*Config, error) {
 		p.vars["AMPS_CONFIG_DIRECTORY"] = o.BaseDir
 	}
 
-	cfg := &Config{Version: o.Version, positions: map[string]pos{}}
+	cfg := &Config{Version: o.Version, positions: map[string]pos{},
+		Authenticators: o.Authenticators, Entitlers: o.Entitlers}
 	p.total = int64(len(data))
 	if p.total > o.maxSize() {
 		ds.errorf(CodeIncludeCycle, pos{file: o.FileName}, "configuration is larger than %d bytes", o.maxSize())

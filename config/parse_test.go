@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ampsbroker/ampsbroker/broker"
 )
 
 func TestSubstitution(t *testing.T) {
@@ -68,8 +70,8 @@ func TestValuesDecoded(t *testing.T) {
 		t.Errorf("legacy topic: %+v", s)
 	}
 	o := cfg.BrokerOptions()
-	if o.OutboundQueueBytes != 2<<20 || o.WriteTimeout != 5*time.Minute || o.Authenticator != nil {
-		t.Errorf("BrokerOptions = %+v, want 2MB queue (20%% of 10MB), 5m write timeout", o)
+	if o.OutboundQueueBytes != 2<<20 || o.MaxMessageAge != 5*time.Minute || o.WriteTimeout != 0 || o.Authenticator != nil {
+		t.Errorf("BrokerOptions = %+v, want 2MB queue (20%% of 10MB), 5m message age, default write timeout", o)
 	}
 }
 
@@ -162,8 +164,18 @@ func TestSampleParses(t *testing.T) {
 			t.Errorf("Sample lacks a %s transport", want)
 		}
 	}
+	// The sample's security: default modules (nil, broker defaults) and a
+	// simple access entitlement on the Unix transport.
+	o := cfg.BrokerOptions()
+	if o.Authenticator != nil || o.Entitler != nil || len(o.Transports) != 1 {
+		t.Fatalf("Sample security = %v, %v, %+v; want defaults plus json-local", o.Authenticator, o.Entitler, o.Transports)
+	}
+	ent := o.Transports["json-local"].Entitler
+	if ent == nil || !ent.Entitled(&broker.Identity{}, "orders", broker.Write) || ent.Entitled(&broker.Identity{}, "admin/users", broker.Read) {
+		t.Errorf("json-local Entitler %v does not allow orders and deny admin/", ent)
+	}
 	sum := cfg.Summary()
-	for _, want := range []string{"instance sample-broker", "4 transport(s)", "json-tls", "tls", "amps.sock mode 0660", "orders (json) key /id, transient"} {
+	for _, want := range []string{"instance sample-broker", "4 transport(s)", "json-tls", "tls", "amps.sock mode 0660", "orders (json) key /id, transient", "json-local: entitlement local-access"} {
 		if !strings.Contains(sum, want) {
 			t.Errorf("Summary lacks %q:\n%s", want, sum)
 		}

@@ -18,6 +18,9 @@ func (c *Config) Summary() string {
 		fmt.Fprintf(&b, "  slow clients: MessageMemoryLimit=%s ClientMessageAgeLimit=%v ClientMaxCapacity=%v%%\n",
 			formatSize(c.MessageMemoryLimit), c.ClientMessageAgeLimit, capacityOrDefault(c.ClientMaxCapacity))
 	}
+	if c.Authentication != nil || c.Entitlement != nil {
+		fmt.Fprintf(&b, "  authentication: %s\n  entitlement: %s\n", describeModule(c.Authentication), describeModule(c.Entitlement))
+	}
 	fmt.Fprintf(&b, "  %d transport(s)\n", len(c.Transports))
 	for _, t := range c.Transports {
 		where := t.InetAddr
@@ -45,6 +48,12 @@ func (c *Config) Summary() string {
 			extra += " (disabled)"
 		}
 		fmt.Fprintf(&b, "    %-16s %-9s %-9s %-6s %s%s\n", t.Name, t.Type, t.protocol(), mt, where, extra)
+		if t.Authentication != nil {
+			fmt.Fprintf(&b, "      %s: authentication %s\n", t.Name, describeModule(t.Authentication))
+		}
+		if t.Entitlement != nil {
+			fmt.Fprintf(&b, "      %s: entitlement %s\n", t.Name, describeModule(t.Entitlement))
+		}
 	}
 	if len(c.SOW) > 0 {
 		fmt.Fprintf(&b, "  %d SOW topic(s)\n", len(c.SOW))
@@ -98,11 +107,36 @@ const sampleConfig = `<?xml version="1.0" encoding="UTF-8"?>
   <Name>sample-broker</Name>
 
   <!-- Slow clients: each client may queue ClientMaxCapacity of
-       MessageMemoryLimit; a client whose writes stall for
-       ClientMessageAgeLimit is disconnected. -->
+       MessageMemoryLimit; a client whose oldest queued message is older
+       than ClientMessageAgeLimit is disconnected. -->
   <MessageMemoryLimit>512MB</MessageMemoryLimit>
   <ClientMaxCapacity>25%</ClientMaxCapacity>
   <ClientMessageAgeLimit>30s</ClientMessageAgeLimit>
+
+  <!-- Security modules for every transport that does not name its own.
+       The default modules accept every logon and allow every topic.
+       Other choices: amps-default-no-authentication-module (refuse all),
+       amps-default-no-entitlement-module (deny all), a module declared
+       under Modules, or a name the Go host registered. -->
+  <Authentication>
+    <Module>amps-default-authentication-module</Module>
+    <Options>
+      <!-- true: a logon without user_id is refused -->
+      <RequireUsername>false</RequireUsername>
+    </Options>
+  </Authentication>
+  <Entitlement>
+    <Module>amps-default-entitlement-module</Module>
+  </Entitlement>
+
+  <!-- Topic-based entitlement, the same for every user; the Unix socket
+       transport below uses it. -->
+  <Modules>
+    <Module>
+      <Name>local-access</Name>
+      <Library>libamps_simple_access_entitlement.so</Library>
+    </Module>
+  </Modules>
 
   <Transports>
     <!-- Plain TCP: tcp://host:9007/amps/json -->
@@ -143,6 +177,16 @@ const sampleConfig = `<?xml version="1.0" encoding="UTF-8"?>
       <FileMask>0660</FileMask>
       <Protocol>amps</Protocol>
       <MessageType>json</MessageType>
+      <!-- Local processes may read and write every topic except those
+           under admin/ (regular expressions; deny wins). -->
+      <Entitlement>
+        <Module>local-access</Module>
+        <Options>
+          <AllowedTopics>.*</AllowedTopics>
+          <DeniedTopics>^admin/</DeniedTopics>
+          <GrantedPermissions>read,write</GrantedPermissions>
+        </Options>
+      </Entitlement>
     </Transport>
   </Transports>
 

@@ -13,23 +13,10 @@ import (
 	"github.com/ampsbroker/ampsbroker/listener"
 )
 
-// Built-in security modules (amps-config §7.2).
-var (
-	builtinAuthentication = map[string]bool{
-		"amps-default-authentication-module":    true,
-		"amps-implicit-authentication-module":   true,
-		"amps-default-no-authentication-module": true,
-	}
-	builtinEntitlement = map[string]bool{
-		"amps-default-entitlement-module":    true,
-		"amps-default-no-entitlement-module": true,
-	}
-)
-
 // emulatedLibraries are the Modules/Module Library values this broker can
 // stand in for (amps-config §8).
 var emulatedLibraries = map[string]bool{
-	"libamps_simple_access_entitlement.so": true,
+	LibrarySimpleAccess: true,
 }
 
 // Validate checks the configuration and reports every problem at once as an
@@ -99,19 +86,28 @@ func (c *Config) validate(ds *diags) {
 
 	modules := map[string]bool{}
 	for i, m := range c.Modules {
-		p := c.at(fmt.Sprintf("Modules/Module[%d]", i+1))
+		path := fmt.Sprintf("Modules/Module[%d]", i+1)
+		p := c.at(path)
 		switch {
 		case m.Name == "":
 			ds.errorf(CodeModuleUnknown, p, "Module has no Name")
 		case modules[m.Name]:
 			ds.errorf(CodeModuleUnknown, p, "two modules named %q", m.Name)
+		case c.goModule(m.Name):
+			// amps-config §8: a Go-registered Name needs no loadable library.
+			if m.Library != "" {
+				ds.warnf(CodeAccepted, c.at(path+"/Library"), "Module %q is registered in Go; Library %q is not loaded", m.Name, m.Library)
+			}
 		case !emulatedLibraries[libraryBase(m.Library)]:
 			ds.errorf(CodeModuleLibrary, p, "Module %q: library %q is not available in this broker", m.Name, m.Library)
+		case libraryBase(m.Library) == LibrarySimpleAccess:
+			who := fmt.Sprintf("Module %q: ", m.Name)
+			checkSimpleAccessOptions(ds, func(name string) pos { return c.at(path + "/Options/" + name) }, who, m.Options)
 		}
 		modules[m.Name] = true
 	}
-	c.validateModule(ds, c.at("Authentication"), "", "Authentication", c.Authentication, builtinAuthentication, modules)
-	c.validateModule(ds, c.at("Entitlement"), "", "Entitlement", c.Entitlement, builtinEntitlement, modules)
+	c.checkModule(ds, "Authentication", "", kindAuthentication, c.Authentication)
+	c.checkModule(ds, "Entitlement", "", kindEntitlement, c.Entitlement)
 
 	types := map[string]bool{}
 	for _, n := range builtinMessageTypes {
@@ -129,7 +125,7 @@ func (c *Config) validate(ds *diags) {
 		types[mt.Name] = true
 	}
 
-	c.validateTransports(ds, types, modules)
+	c.validateTransports(ds, types)
 	c.validateSOW(ds, types)
 }
 
@@ -151,18 +147,6 @@ func validateLimits(ds *diags, p pos, who string, mem int64, age time.Duration, 
 	}
 	if capacity < 0 || capacity > 100 {
 		ds.errorf(CodeValue, p.child("ClientMaxCapacity"), "%sClientMaxCapacity '%v%%': must be in (0,100]", who, capacity)
-	}
-}
-
-func (c *Config) validateModule(ds *diags, p pos, who, kind string, m *Module, builtin, declared map[string]bool) {
-	if m == nil {
-		return
-	}
-	switch {
-	case m.Module == "":
-		ds.errorf(CodeModuleUnknown, p, "%s%s without Module", who, kind)
-	case !builtin[m.Module] && !declared[m.Module]:
-		ds.errorf(CodeModuleUnknown, p.child("Module"), "%s%s module %q is not defined", who, kind, m.Module)
 	}
 }
 
@@ -256,7 +240,7 @@ func (a tcpAddr) String() string {
 	return net.JoinHostPort(a.host, strconv.Itoa(a.port))
 }
 
-func (c *Config) validateTransports(ds *diags, types, modules map[string]bool) {
+func (c *Config) validateTransports(ds *diags, types map[string]bool) {
 	names := map[string]int{}
 	type bound struct {
 		name string
@@ -392,8 +376,11 @@ func (c *Config) validateTransports(ds *diags, types, modules map[string]bool) {
 			ds.errorf(CodeValue, p, "%sMaxFrameSize %d must not be negative", who, t.MaxFrameSize)
 		}
 		validateLimits(ds, p, who, t.MessageMemoryLimit, t.ClientMessageAgeLimit, t.ClientMaxCapacity)
-		c.validateModule(ds, c.at(path+"/Authentication"), who, "Authentication", t.Authentication, builtinAuthentication, modules)
-		c.validateModule(ds, c.at(path+"/Entitlement"), who, "Entitlement", t.Entitlement, builtinEntitlement, modules)
+		if t.MaxConnections < 0 {
+			ds.errorf(CodeValue, p, "%sMaxConnections %d must not be negative", who, t.MaxConnections)
+		}
+		c.checkModule(ds, path+"/Authentication", who, kindAuthentication, t.Authentication)
+		c.checkModule(ds, path+"/Entitlement", who, kindEntitlement, t.Entitlement)
 	}
 }
 
