@@ -7,19 +7,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -27,6 +21,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ampsbroker/ampsbroker/internal/testcert"
 
 	"github.com/ampsbroker/ampsbroker/config"
 	"github.com/coder/websocket"
@@ -84,48 +80,14 @@ const fourTransports = `<?xml version="1.0" encoding="UTF-8"?>
 // transportNames are the Names in fourTransports, in order.
 var transportNames = []string{"json-tcp", "json-ws", "json-tls", "json-local"}
 
-// writeCert generates a self-signed ECDSA certificate for 127.0.0.1 and
-// writes it and its key as PEM files crtName and keyName in dir. It returns
-// the certificate, which doubles as the client's only trusted root.
+// writeCert generates a certificate for 127.0.0.1 and writes it and its
+// key as PEM files crtName and keyName in dir. It returns the issuing
+// authority's certificate, the client's only trusted root.
 func writeCert(t *testing.T, dir, crtName, keyName string) *x509.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "ampsd test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePEM := func(name, typ string, b []byte, mode os.FileMode) {
-		t.Helper()
-		data := pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b})
-		if err := os.WriteFile(filepath.Join(dir, name), data, mode); err != nil {
-			t.Fatal(err)
-		}
-	}
-	writePEM(crtName, "CERTIFICATE", der, 0o644)
-	writePEM(keyName, "PRIVATE KEY", keyDER, 0o600)
-	return cert
+	is := testcert.NewIssuer(t)
+	testcert.WritePEM(t, dir, crtName, keyName, is.Server(t))
+	return is.Cert
 }
 
 // writeConfig writes text as amps.xml in a new temporary directory, next to
@@ -350,8 +312,8 @@ func TestConfigServesEveryTransportOnOneBroker(t *testing.T) {
 		t.Fatalf("TLS dial %s: %v", addrs["json-tls"], err)
 	}
 	state := tc.(*tls.Conn).ConnectionState()
-	if len(state.PeerCertificates) == 0 || !state.PeerCertificates[0].Equal(cert) {
-		t.Fatalf("TLS transport did not present the configured certificate")
+	if len(state.PeerCertificates) == 0 || state.PeerCertificates[0].CheckSignatureFrom(cert) != nil {
+		t.Fatalf("TLS transport did not present the configured certificate (one issued by the test CA)")
 	}
 	if state.Version < tls.VersionTLS12 {
 		t.Errorf("TLS version %x, below the configured TLSv1.2", state.Version)
