@@ -1,0 +1,32 @@
+// Package broker routes AMPS messages. A Broker owns sessions (one per
+// network connection), the topic routers and in-process clients; it has no
+// package-level state, so a program or a test may run as many as it likes.
+//
+// A host creates one with New (the zero Options work), hands it listeners
+// with Serve, or connections with ServeConn, and stops it with Shutdown,
+// which stops accepting, flushes what each connection has queued, closes
+// the connections and waits for every goroutine the broker runs:
+//
+//	b := broker.New(nil)
+//	l, _ := listener.ListenTCP(":9007", nil)
+//	go b.Serve(l)
+//	...
+//	b.Shutdown(ctx)
+//
+// Each session reads commands in order on the goroutine that serves it and
+// writes through a goroutine of its own from a bounded queue, coalescing
+// queued messages into one flush. A publish finds its subscribers through a
+// per-message-type router (an exact-topic map plus regex subscriptions
+// matched once per distinct topic), encodes the delivery once, and queues
+// it on every receiving connection without blocking: a connection that does
+// not keep up is disconnected as a slow consumer instead of slowing anyone
+// else.
+//
+// Go code takes part without a socket through Connect, which returns an
+// in-process Client using the same router and topic rules.
+//
+// Security is two hooks: an Authenticator for logons and an Entitler for
+// topics, per broker and per transport (Options.Transports); UserTable and
+// TopicPrefixTable are ready-made implementations. Stats, StatsHandler and
+// Options.ConnState let a host export metrics with its own library.
+package broker
