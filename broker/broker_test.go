@@ -572,3 +572,19 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A failed publish that asked for a persisted ack echoes its sequence
+// number, so a publish store can return the message to the application.
+func TestFailedPublishAckCarriesSequence(t *testing.T) {
+	_, eps := startBroker(t, nil)
+	c := dialWire(t, "tcp", eps["tcp"].addr)
+	c.logon("store")
+	c.send(map[string]any{"c": "publish", "t": "/AMPS/forbidden", "a": "persisted", "s": "1795369341455000001"}, []byte("x"))
+	f := c.recv()
+	if f.str("a") != "persisted" || f.str("status") != "failure" || f.str("s") != "1795369341455000001" {
+		t.Fatalf("got %s", f.raw)
+	}
+	if !regexp.MustCompile(`"s":1795369341455000001,`).MatchString(f.raw) {
+		t.Errorf("s is not a bare integer followed by a comma (wire spec §5): %s", f.raw)
+	}
+}

@@ -276,6 +276,14 @@ func nameHash(name string) uint64 {
 	return f.Sum64()
 }
 
+// The writer checks heartbeat timing this many times per interval, and
+// at least every minHeartbeatCheck: the finer, the sooner after the
+// client's window opens its prompt arrives.
+const (
+	heartbeatChecksPerInterval = 10
+	minHeartbeatCheck          = 10 * time.Millisecond
+)
+
 // maxHeartbeatInterval bounds "start,N" so the ticker arithmetic cannot
 // overflow; a day is far beyond any sensible interval.
 const maxHeartbeatInterval = 24 * time.Hour
@@ -300,10 +308,13 @@ func (s *session) heartbeat(h *protocol.Header) {
 			s.fail(h, ReasonInvalidOptions, nil)
 			return
 		}
+		s.lastBeat.Store(time.Now().UnixNano())
 		s.hbInterval.Store(int64(iv))
 		s.q.wake()
 	case "beat":
-		// Liveness was recorded when the message was read; no reply.
+		// No reply (wire spec §7.2); the writer times its next heartbeat
+		// from this beat.
+		s.lastBeat.Store(time.Now().UnixNano())
 	case "stop":
 		s.hbInterval.Store(0)
 		s.q.wake()
@@ -317,15 +328,22 @@ func (s *session) heartbeat(h *protocol.Header) {
 // publish implements wire spec §7.3 for topics without a SOW.
 func (s *session) publish(h *protocol.Header, body []byte) {
 	want := parseAcks(h.AckType)
+	// Failure acks carry the publish's sequence number, so a publish store
+	// can hand the failed message back to the application (wire spec §7.3).
+	seq := func(a *protocol.Header) {
+		if h.Has(protocol.FieldSequence) {
+			a.Set(protocol.FieldSequence, h.Sequence)
+		}
+	}
 	if reason := publishTopicReason(h.Topic); reason != "" {
 		if reason != reasonDiscard {
-			s.fail(h, reason, nil)
+			s.fail(h, reason, seq)
 			return
 		}
 	} else if !s.entitled(h.Topic, Write) {
 		// A refused publish is dropped; the failure is visible only in
 		// the acks the publisher asked for (semantics §8.2).
-		s.fail(h, ReasonNotEntitled, nil)
+		s.fail(h, ReasonNotEntitled, seq)
 		return
 	} else {
 		s.b.publish(s.mt, h.Topic, h.CorrelationID, body)
@@ -337,11 +355,7 @@ func (s *session) publish(h *protocol.Header, body []byte) {
 	if want&ackPersisted != 0 {
 		// The publish is as durable as it will get once routed; echo the
 		// publisher's sequence so a publish store can discard it.
-		s.ack(h, protocol.AckPersisted, protocol.StatusSuccess, "", func(a *protocol.Header) {
-			if h.Has(protocol.FieldSequence) {
-				a.Set(protocol.FieldSequence, h.Sequence)
-			}
-		})
+		s.ack(h, protocol.AckPersisted, protocol.StatusSuccess, "", seq)
 	}
 }
 

@@ -36,14 +36,6 @@ const (
 	// leaves one interval of slack.
 	DefaultHeartbeatMisses = 3
 
-	// HeartbeatTicksPerInterval is how many server heartbeats are sent per
-	// client interval N. The JS client beats back only when more than N has
-	// passed since its previous beat, and gives up 2N after it (wire spec
-	// §10.2). With a tick every N exactly, a tick that arrives a hair early
-	// is skipped and the next one races the 2N deadline (seen under load).
-	// With a tick every N/2 the client beats at most 1.5N apart.
-	HeartbeatTicksPerInterval = 2
-
 	// DefaultWriteTimeout bounds one socket write of queued messages. A
 	// reader that takes no bytes for this long is a slow consumer.
 	DefaultWriteTimeout = 30 * time.Second

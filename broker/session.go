@@ -64,6 +64,7 @@ type session struct {
 
 	lastRead   atomic.Int64 // unix nanoseconds of the last inbound message
 	hbInterval atomic.Int64 // heartbeat interval in nanoseconds; 0 = off
+	lastBeat   atomic.Int64 // unix nanoseconds of the client's last heartbeat command
 	loggedOn   atomic.Bool
 
 	// Owned by the reader goroutine.
@@ -283,6 +284,7 @@ func (s *session) writeLoop() {
 		spare    []outItem
 		scratch  = make([]byte, 0, 512)
 		interval time.Duration
+		lastSent time.Time // of our last heartbeat
 		ticker   *time.Ticker
 		tickC    <-chan time.Time
 	)
@@ -298,14 +300,26 @@ func (s *session) writeLoop() {
 	for {
 		select {
 		case <-s.q.notify:
-		case <-tickC:
-			silence := time.Duration(time.Now().UnixNano() - s.lastRead.Load())
+		case now := <-tickC:
+			silence := time.Duration(now.UnixNano() - s.lastRead.Load())
 			if silence > time.Duration(s.b.opts.HeartbeatMisses)*interval {
 				s.log.Info("closing connection: heartbeat", "client_name", s.clientName, "silence", silence)
 				s.abort(errHeartbeat)
 				return
 			}
-			s.q.push(outItem{header: heartbeatFrame, size: len(heartbeatFrame)})
+			// Prompt a beat as soon as the client may send one: the JS
+			// client beats on a server message only when more than the
+			// interval has passed since its own last beat, and gives up 2
+			// intervals after it (wire spec §10.2). Its last beat left
+			// before we read it, so a heartbeat sent one interval after
+			// that read always gets an answer, with most of the second
+			// interval to spare. Without an answer, prompt again after
+			// half an interval.
+			sinceBeat := time.Duration(now.UnixNano() - s.lastBeat.Load())
+			if sinceBeat > interval && now.Sub(lastSent) >= interval/2 {
+				lastSent = now
+				s.q.push(outItem{header: heartbeatFrame, size: len(heartbeatFrame)})
+			}
 			continue
 		}
 		if iv := time.Duration(s.hbInterval.Load()); iv != interval {
@@ -315,7 +329,7 @@ func (s *session) writeLoop() {
 				ticker, tickC = nil, nil
 			}
 			if iv > 0 {
-				ticker = time.NewTicker(iv / HeartbeatTicksPerInterval)
+				ticker = time.NewTicker(max(iv/heartbeatChecksPerInterval, minHeartbeatCheck))
 				tickC = ticker.C
 			}
 		}
