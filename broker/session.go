@@ -78,6 +78,7 @@ type session struct {
 func newSession(b *Broker, c listener.Conn) *session {
 	s := &session{
 		b:      b,
+		id:     b.nextID.Add(1),
 		c:      c,
 		info:   c.Info(),
 		q:      newOutbound(b.opts.OutboundQueueBytes),
