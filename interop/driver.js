@@ -6,8 +6,9 @@
 // Usage:
 //   node driver.js <scenario> [--uri URI] [--topic T] [--count N]
 //                  [--echo-topic T] [--hold SECONDS] [--size BYTES]
-//                  [--timeout SECONDS]
-//   URI defaults to $AMPS_URI, e.g. ws://127.0.0.1:9007/amps/json.
+//                  [--denied-topic T] [--peer-uri URI] [--timeout SECONDS]
+//   URI defaults to $AMPS_URI, e.g. ws://127.0.0.1:9007/amps/json; it may
+//   carry credentials (ws://user:password@host:port/amps/json).
 //
 // Output: one JSON object per line. Every line has "event". The last line is
 // {"event":"result","scenario":...,"ok":true|false,...}. Exit status: 0 when
@@ -27,7 +28,21 @@
 //   "autoN") on a processed success ack and rejects with Error(reason) on a
 //   failure ack. unsubscribe(subId) and flush() wait for their processed ack.
 // * publish(topic, data) sends and returns nothing; failures only reach
-//   failedWriteHandler, and only for persisted acks.
+//   failedWriteHandler, and only for persisted acks: with a publish store
+//   (publishStore(new MemoryPublishStore())) publish() asks for a persisted
+//   ack and a failed one ("not entitled", "duplicate" or status failure)
+//   calls failedWriteHandler(message, reason). When the ack carries the
+//   publish's "s" the client hands back the stored message; without "s" it
+//   hands over the ack itself. execute(new Command('publish')...ackType(
+//   'processed'), handler) instead delivers the processed ack (status and
+//   reason) to handler; its promise resolves at once with the cid.
+// * User and password in the URI become the logon's user_id and pw (and,
+//   under Node only, an Authorization: Basic header on the upgrade).
+//   A failed logon ack makes connect() reject with {commandId, message}
+//   where message is the raw ack object (status, reason), not an Error. The
+//   client keeps the socket open after that; when the server closes it the
+//   connection state listeners see Disconnected (0) and, in this classic
+//   mode (no server chooser, no delay strategy), it does not reconnect.
 // * disconnect() closes the socket with 1000 "Disconnect from the client" and
 //   resolves at once; no AMPS logoff is sent. A Client may connect again.
 // * errorHandler(fn) gets connection errors and {name:'997'} for frames the
@@ -46,7 +61,7 @@
 //   browser's WebSocket; amps.min.js is the minified equivalent.
 'use strict';
 
-const { Client } = require('amps');
+const { Client, Command, MemoryPublishStore } = require('amps');
 
 // Defaults for command line options.
 const DEFAULT_TIMEOUT_SECONDS = 60; // hard limit on the whole run
@@ -67,6 +82,9 @@ function emit(event, fields) {
 
 let finished = false;
 
+// startedAt is when the driver started; event times (t_ms) count from it.
+const startedAt = Date.now();
+
 // finish prints the result line and exits once stdout is drained.
 function finish(scenario, ok, fields, code) {
   if (finished) return;
@@ -83,12 +101,17 @@ function parseArgs(argv) {
     topic: DEFAULT_TOPIC,
     count: DEFAULT_COUNT,
     echoTopic: '',
+    deniedTopic: '',
+    peerUri: '',
     hold: DEFAULT_HOLD_SECONDS,
     size: DEFAULT_LARGE_SIZE,
     timeout: DEFAULT_TIMEOUT_SECONDS,
   };
   const numeric = { '--count': 'count', '--hold': 'hold', '--size': 'size', '--timeout': 'timeout' };
-  const text = { '--uri': 'uri', '--topic': 'topic', '--echo-topic': 'echoTopic' };
+  const text = {
+    '--uri': 'uri', '--topic': 'topic', '--echo-topic': 'echoTopic',
+    '--denied-topic': 'deniedTopic', '--peer-uri': 'peerUri',
+  };
   for (let i = 1; i < argv.length; i += 2) {
     const flag = argv[i];
     const value = argv[i + 1];
@@ -124,7 +147,7 @@ const diagnostics = {};
 function newClient(name) {
   const client = new Client(name);
   client.errorHandler((err) => {
-    const e = { client: name, name: err && err.name, message: err && (err.message || String(err)) };
+    const e = { client: name, name: err && err.name, message: err && (err.message || String(err)), t_ms: Date.now() - startedAt };
     errors.push(e);
     emit('client_error', e);
     failClient(new Error(`client ${name} reported error ${e.name}: ${e.message}`));
@@ -136,10 +159,23 @@ async function connect(client, uri) {
   try {
     await client.connect(uri);
   } catch (err) {
-    throw new Error(`connect ${uri} as ${client.name()}: ${describe(err)}`);
+    throw new Error(`connect ${redact(uri)} as ${client.name()}: ${describe(err)}`);
   }
   emit('logon', { client: client.name(), server_version: client.serverVersion(), name_hash: client.nameHash() });
   return client;
+}
+
+// redact hides the password of a URI with credentials in messages.
+function redact(uri) {
+  return uri.replace(/^([a-z]+:\/\/[^:@/]*):[^@/]*@/i, '$1:***@');
+}
+
+// deferred returns a promise with its resolve function, for events that
+// arrive through callbacks.
+function deferred() {
+  let resolve;
+  const promise = new Promise((r) => { resolve = r; });
+  return { promise, resolve };
 }
 
 // describe renders what a rejected client promise carried.
@@ -178,9 +214,10 @@ class Inbox {
 // and records when server heartbeats came in and client beats went out.
 function watchDeliveries(client) {
   const bySid = {};
-  const t0 = Date.now();
-  const heartbeatAt = []; // ms since watching began, per server heartbeat
-  const beatAt = []; // ms since watching began, per client beat
+  const topics = []; // topic of every raw delivery, in arrival order
+  const t0 = startedAt;
+  const heartbeatAt = []; // ms since the driver started, per server heartbeat
+  const beatAt = []; // ms since the driver started, per client beat
   client.transportFilter((data, outgoing) => {
     const text = outgoing ? data : data && data.data;
     if (typeof text !== 'string' || text[0] !== '{') return;
@@ -193,10 +230,12 @@ function watchDeliveries(client) {
     if (h.c === 'heartbeat') heartbeatAt.push(Date.now() - t0);
     if ((h.c === 'p' || h.c === 'publish') && typeof h.sids === 'string') {
       for (const sid of h.sids.split(',')) bySid[sid] = (bySid[sid] || 0) + 1;
+      topics.push(h.t);
     }
   });
   return {
     deliveries: (sid) => bySid[sid] || 0,
+    topics: () => topics.slice(),
     heartbeats: () => heartbeatAt.length,
     beats: () => beatAt.length,
     // timeline lists both, for diagnosing heartbeat cadence problems.
@@ -434,6 +473,179 @@ const scenarios = {
     check(m.data.after === 'failures', `after the failures got ${JSON.stringify(m.data)}`);
     await c.disconnect();
     return { reasons };
+  },
+
+  // badlogon: --uri carries credentials the broker refuses. connect() must
+  // reject with the logon's {commandId, message}, message being the failure
+  // ack (wire spec §9.1), and then the broker must close the connection
+  // (§7.1 step 3): the client keeps the socket open after a failed logon and
+  // this scenario never calls disconnect(), so the Disconnected state can
+  // only come from the socket being closed under the client. The reason is
+  // reported for the Go test to compare.
+  async badlogon(o) {
+    const c = newClient('js-badlogon');
+    const states = [];
+    const closed = deferred();
+    c.addConnectionStateListener((state) => {
+      states.push(state);
+      if (state === Client.ConnectionStateListener.Disconnected) closed.resolve();
+    });
+    let rejected = null;
+    try {
+      await c.connect(o.uri);
+      emit('unexpected_logon', { server_version: c.serverVersion() });
+    } catch (err) {
+      rejected = err;
+    }
+    check(rejected !== null, `connect(${redact(o.uri)}) resolved; want a rejection`);
+    check(!(rejected instanceof Error), `connect() rejected with Error(${JSON.stringify(rejected.message)}), want the logon's {commandId, message}`);
+    const ack = (rejected && rejected.message) || {};
+    emit('rejected', { command_id: rejected.commandId, ack });
+    check(typeof rejected.commandId === 'string' && rejected.commandId !== '', `rejection has commandId ${JSON.stringify(rejected.commandId)}`);
+    check(ack.c === 'ack' && ack.a === 'processed', `rejection carries ${JSON.stringify(ack)}, want the processed logon ack`);
+    check(ack.cid === rejected.commandId, `ack cid ${JSON.stringify(ack.cid)} is not the logon's ${JSON.stringify(rejected.commandId)}`);
+    await closed.promise;
+    emit('closed_by_server', { states });
+    check(!c.isConnected(), 'isConnected() is true after the server closed the socket');
+    return { command_id: rejected.commandId, status: ack.status, reason: ack.reason, states };
+  },
+
+  // denysub: the --uri user may not read --denied-topic. Subscribing to it
+  // rejects with Error(reason) (wire spec §9.1, semantics §8.2); the
+  // connection stays usable, shown by a subscription to --topic that the
+  // user may read and write.
+  async denysub(o) {
+    const c = await connect(newClient('js-denysub'), o.uri);
+    let rejected = null;
+    try {
+      const id = await c.subscribe(() => {}, o.deniedTopic);
+      emit('unexpected_success', { sub_id: id, topic: o.deniedTopic });
+    } catch (err) {
+      rejected = err;
+    }
+    check(rejected !== null, `subscribe(${JSON.stringify(o.deniedTopic)}) resolved; want a rejection`);
+    check(rejected instanceof Error, `subscribe rejected with ${describe(rejected)}, want an Error`);
+    emit('rejected', { topic: o.deniedTopic, reason: rejected.message });
+    const inbox = new Inbox('allowed');
+    await c.subscribe(inbox.handler, o.topic);
+    c.publish(o.topic, { after: 'refusal' });
+    const [m] = await inbox.wait(1);
+    check(m.data.after === 'refusal', `after the refusal got ${JSON.stringify(m.data)}`);
+    await c.disconnect();
+    return { reason: rejected.message };
+  },
+
+  // denypub: the --uri user may not write --denied-topic. publish() itself
+  // reports nothing, so the refusal is observed the two ways the client
+  // offers (see the notes at the top):
+  // * the Command API with a processed ack: execute() hands the ack, with
+  //   status and reason, to the command's handler;
+  // * publish() on a client with a publish store, which asks for persisted
+  //   acks: the client calls failedWriteHandler(message, reason).
+  // Each client then publishes to --topic, which it may write, and the
+  // messages arrive, so the refusals left the connections usable.
+  async denypub(o) {
+    const sub = await connect(newClient('js-denypub-sub'), o.uri);
+    const inbox = new Inbox('allowed');
+    await sub.subscribe(inbox.handler, o.topic);
+
+    // Acks arrive in command order, so once a later flush is acked every
+    // ack of the publishes before it has been handled: the checks below
+    // never wait for an ack that may not come.
+    const cmd = await connect(newClient('js-denypub-cmd'), o.uri);
+    const acks = {};
+    const publishAck = (topic, data) => {
+      const command = new Command('publish').topic(topic).data(data).ackType('processed');
+      return cmd.execute(command, (m) => {
+        if (m.header.command() === 'ack' && m.header.ackType() === 'processed') {
+          acks[topic] = { status: m.header.status(), reason: m.header.reason() || '' };
+          emit('publish_ack', Object.assign({ topic }, acks[topic]));
+        }
+      });
+    };
+    await publishAck(o.deniedTopic, { from: 'command', n: 1 });
+    await publishAck(o.topic, { from: 'command', n: 2 });
+    await cmd.flush();
+    check(acks[o.deniedTopic] !== undefined, `no processed ack for the publish to ${o.deniedTopic} before the flush ack`);
+    check(acks[o.topic] !== undefined, `no processed ack for the publish to ${o.topic} before the flush ack`);
+
+    const store = newClient('js-denypub-store').publishStore(new MemoryPublishStore());
+    const persistedAcks = []; // raw persisted acks, for the report
+    store.transportFilter((data, outgoing) => {
+      const text = outgoing ? data : data && data.data;
+      if (typeof text !== 'string' || text[0] !== '{') return;
+      try {
+        const h = JSON.parse(text);
+        if (h.c === 'ack' && h.a === 'persisted') persistedAcks.push(h);
+      } catch (_) { /* not a header */ }
+    });
+    const failedWrites = [];
+    store.failedWriteHandler((m, reason) => {
+      // m is the stored message when the ack names its sequence ("s"),
+      // else the ack itself (a raw object); report what the application got.
+      const header = m && m.header ? { c: m.header.command(), t: m.header.topic() } : { c: m && m.c, t: m && m.t };
+      const data = m && m.data !== undefined ? m.data : null;
+      failedWrites.push({ reason, header, data });
+      emit('failed_write', { reason, header, data });
+    });
+    await connect(store, o.uri);
+    store.publish(o.deniedTopic, { from: 'store', n: 3 });
+    store.publish(o.topic, { from: 'store', n: 4 });
+    await store.flush('persisted');
+    check(failedWrites.length === 1, `failedWriteHandler called ${failedWrites.length} times before the flush ack, want 1: ${JSON.stringify(failedWrites)}`);
+
+    const got = await inbox.wait(2);
+    const seen = got.map((m) => m.data.n);
+    check(JSON.stringify(seen) === '[2,4]', `subscriber to ${o.topic} got messages ${JSON.stringify(seen)}, want [2,4]`);
+    await store.disconnect();
+    await cmd.disconnect();
+    await sub.disconnect();
+    return {
+      command_denied: acks[o.deniedTopic],
+      command_allowed: acks[o.topic],
+      failed_write: failedWrites[0],
+      persisted_acks: persistedAcks,
+    };
+  },
+
+  // denyregex: the --uri user subscribes to a regex matching both --topic/rx/
+  // and --denied-topic/rx/ topics; the --peer-uri user, who may write both,
+  // publishes to them alternately and last to <topic>/rx/end. Forbidden
+  // topics are withheld from regex subscriptions (semantics §8.2); the
+  // marker is published last, so once it is in every permitted message has
+  // arrived and any forbidden one would have too. The raw frames are
+  // watched as well, so a delivery the client itself dropped still counts.
+  // --topic and --denied-topic must be free of regex metacharacters.
+  async denyregex(o) {
+    check(o.peerUri !== '', 'denyregex needs --peer-uri');
+    const sub = newClient('js-denyregex-sub');
+    const watch = watchDeliveries(sub);
+    const strays = [];
+    sub.lastChanceMessageHandler((m) => strays.push(m.t));
+    await connect(sub, o.uri);
+    const peer = await connect(newClient('js-denyregex-peer'), o.peerUri);
+    const marker = `${o.topic}/rx/end`;
+    const pattern = `^(${o.topic}|${o.deniedTopic})/rx/`;
+    const got = [];
+    const done = deferred();
+    await sub.subscribe((m) => {
+      got.push(m.header.topic());
+      if (m.header.topic() === marker) done.resolve();
+    }, pattern);
+    emit('subscribed', { pattern });
+    const sent = [];
+    for (let i = 1; i <= 3; i++) sent.push(`${o.deniedTopic}/rx/${i}`, `${o.topic}/rx/${i}`);
+    sent.push(marker);
+    sent.forEach((t, i) => peer.publish(t, { i, t }));
+    await done.promise;
+    const want = sent.filter((t) => t.startsWith(`${o.topic}/`));
+    check(JSON.stringify(got) === JSON.stringify(want), `regex ${pattern} got topics ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
+    const raw = watch.topics();
+    check(JSON.stringify(raw) === JSON.stringify(want), `raw deliveries on topics ${JSON.stringify(raw)}, want ${JSON.stringify(want)}`);
+    check(strays.length === 0, `deliveries for no live subscription: ${JSON.stringify(strays)}`);
+    await peer.disconnect();
+    await sub.disconnect();
+    return { pattern, topics: got };
   },
 
   // disconnect: disconnect() resolves and closes with 1000; the same Client

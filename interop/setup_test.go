@@ -54,12 +54,38 @@ type testBroker struct {
 	WSAddr  string // host:port of the ws transport
 	WSSAddr string // host:port of the wss transport, when asked for
 	CAFile  string // PEM of the wss certificate, for NODE_EXTRA_CA_CERTS
+
+	events *connEvents // every Options.ConnState report
 }
 
-// brokerConfig selects optional transports of startBroker.
+// brokerConfig selects optional transports and security of startBroker.
 type brokerConfig struct {
 	wss            bool     // add a wss listener with a self-signed certificate
 	originPatterns []string // WebSocket OriginPatterns (browsers send Origin)
+
+	authenticator broker.Authenticator // Options.Authenticator; nil accepts all
+	entitler      broker.Entitler      // Options.Entitler; nil allows all
+}
+
+// connEvents records the broker's connection state reports in order.
+type connEvents struct {
+	mu  sync.Mutex
+	all []broker.ConnEvent
+}
+
+// record is the broker's Options.ConnState: it runs on connection
+// goroutines, so it only appends.
+func (r *connEvents) record(ev broker.ConnEvent) {
+	r.mu.Lock()
+	r.all = append(r.all, ev)
+	r.mu.Unlock()
+}
+
+// snapshot returns the events so far.
+func (r *connEvents) snapshot() []broker.ConnEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]broker.ConnEvent(nil), r.all...)
 }
 
 // startBroker starts a broker with its listeners; the test's cleanup shuts it
@@ -67,10 +93,14 @@ type brokerConfig struct {
 func startBroker(t testing.TB, cfg brokerConfig) *testBroker {
 	t.Helper()
 	logs := &syncBuffer{}
+	events := &connEvents{}
 	b := broker.New(&broker.Options{
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:        slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Authenticator: cfg.authenticator,
+		Entitler:      cfg.entitler,
+		ConnState:     events.record,
 	})
-	tb := &testBroker{Broker: b}
+	tb := &testBroker{Broker: b, events: events}
 	var serving sync.WaitGroup
 	serve := func(l listener.Listener) {
 		serving.Add(1)
