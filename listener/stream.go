@@ -48,6 +48,29 @@ const (
 // writes return at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
+// bounded runs step with c's deadline set to deadline and moved into the
+// past when ctx ends, which unblocks whatever read or write step is in.
+// It clears the deadline afterwards. If ctx ended while step ran, it
+// returns ctx's cause: the deadline may have been set after anything it
+// could clear, and ctx says to give up anyway.
+func bounded(ctx context.Context, c net.Conn, deadline time.Time, step func() error) error {
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	if err := c.SetDeadline(deadline); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(aLongTimeAgo) })
+	err := step()
+	if !stop() {
+		return context.Cause(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	return c.SetDeadline(time.Time{})
+}
+
 // streamConfig is the part of TCPOptions and UnixOptions that handshakeStream
 // needs, with defaults applied.
 type streamConfig struct {
@@ -96,30 +119,16 @@ func handshakeStream(ctx context.Context, c net.Conn, cfg *streamConfig) (Conn, 
 		c.Close()
 		return nil, fmt.Errorf("listener %s: handshake with %v: %w", cfg.name, info.RemoteAddr, err)
 	}
-	if err := context.Cause(ctx); err != nil {
-		return fail(err)
-	}
 	timeout := cfg.timeout
 	if timeout <= 0 {
 		timeout = DefaultHandshakeTimeout
 	}
 	deadline := time.Now().Add(timeout)
-	if err := c.SetDeadline(deadline); err != nil {
-		return fail(err)
-	}
-	// A done ctx moves the deadline into the past, which unblocks whatever
-	// read or write the handshake is in.
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(aLongTimeAgo) })
-	h, err := cfg.hello(c, deadline, info)
-	if !stop() {
-		// ctx ended while we worked; its deadline may have been set after
-		// anything we could clear, and ctx says to give up anyway.
-		return fail(context.Cause(ctx))
-	}
-	if err != nil {
-		return fail(err)
-	}
-	if err := c.SetDeadline(time.Time{}); err != nil {
+	var h hello
+	if err := bounded(ctx, c, deadline, func() (err error) {
+		h, err = cfg.hello(c, deadline, info)
+		return err
+	}); err != nil {
 		return fail(err)
 	}
 	info.Request = h.req

@@ -123,25 +123,11 @@ func (l *WebSocketListener) Handshake(ctx context.Context, c net.Conn) (Conn, er
 		c.Close()
 		return nil, fmt.Errorf("listener %s: websocket handshake with %v: %w", info.Transport, info.RemoteAddr, err)
 	}
-	if err := context.Cause(ctx); err != nil {
-		return fail(err)
-	}
-	if err := c.SetDeadline(time.Now().Add(l.opts.handshakeTimeout())); err != nil {
-		return fail(err)
-	}
-	// A done ctx moves the deadline into the past, which unblocks whatever
-	// read or write the handshake is in.
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(aLongTimeAgo) })
-	conn, err := l.handshake(c, &info)
-	if !stop() {
-		// ctx ended while we worked and may have set the deadline after
-		// anything we could clear: give up.
-		return fail(context.Cause(ctx))
-	}
-	if err != nil {
-		return fail(err)
-	}
-	if err := c.SetDeadline(time.Time{}); err != nil {
+	var conn Conn
+	if err := bounded(ctx, c, time.Now().Add(l.opts.handshakeTimeout()), func() (err error) {
+		conn, err = l.handshake(c, &info)
+		return err
+	}); err != nil {
 		return fail(err)
 	}
 	return conn, nil
