@@ -37,7 +37,8 @@ const (
 	DefaultHeartbeatMisses = 3
 
 	// DefaultWriteTimeout bounds one socket write of queued messages. A
-	// reader that takes no bytes for this long is a slow consumer.
+	// reader that takes no bytes for this long is disconnected as a slow
+	// consumer (counted in Stats.SlowConsumers).
 	DefaultWriteTimeout = 30 * time.Second
 
 	// DefaultMaxMessageAge is AMPS's ClientMessageAgeLimit: a connection

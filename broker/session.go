@@ -20,7 +20,7 @@ import (
 var (
 	errLogonTimeout     = errors.New("broker: no logon before the logon timeout")
 	errHeartbeat        = errors.New("broker: heartbeat: no message from the client for the allowed heartbeat intervals")
-	errWriteTimeout     = errors.New("broker: write timeout: client took no data")
+	errWriteTimeout     = errors.New("write timeout: the client took no data")
 	errAuth             = errors.New("broker: auth: logon rejected")
 	errLogonRequired    = errors.New("broker: command before logon")
 	errUnknownCommand   = errors.New("broker: unknown command")
@@ -177,6 +177,12 @@ func (s *session) abort(err error) {
 	s.closeOnce.Do(func() {
 		go func() {
 			defer close(s.closed)
+			// A slow consumer is reset, not closed: a graceful close would
+			// wait behind the unsent data it is cut off for.
+			if a, ok := s.c.(listener.Aborter); ok && errors.Is(err, ErrSlowConsumer) {
+				a.Abort()
+				return
+			}
 			s.c.Close()
 		}()
 	})
@@ -282,19 +288,22 @@ func (s *session) readLoop() (graceful bool, err error) {
 func (s *session) writeLoop() {
 	defer s.cancel()
 	var (
-		spare    []outItem
-		scratch  = make([]byte, 0, 512)
-		interval time.Duration
-		lastSent time.Time // of our last heartbeat
-		ticker   *time.Ticker
-		tickC    <-chan time.Time
+		spare     []outItem
+		scratch   = make([]byte, 0, 512)
+		interval  time.Duration
+		lastSent  time.Time // of our last heartbeat
+		lastTick  time.Time // when the heartbeat ticker last fired
+		tickEvery time.Duration
+		ticker    *time.Ticker
+		tickC     <-chan time.Time
 	)
 	defer func() {
 		if ticker != nil {
 			ticker.Stop()
 		}
 	}()
-	wt := time.AfterFunc(time.Hour, func() { s.abort(errWriteTimeout) })
+	// A client that takes no data for WriteTimeout is a slow client too.
+	wt := time.AfterFunc(time.Hour, func() { s.slowConsumer(errWriteTimeout.Error()) })
 	wt.Stop()
 	defer wt.Stop()
 
@@ -302,8 +311,13 @@ func (s *session) writeLoop() {
 		select {
 		case <-s.q.notify:
 		case now := <-tickC:
+			// A tick far behind schedule means this process was paused
+			// (GC, an overloaded machine); the client's beats may be
+			// unread in the socket, so judge silence from the next tick.
+			paused := now.Sub(lastTick) > 2*tickEvery
+			lastTick = now
 			silence := time.Duration(now.UnixNano() - s.lastRead.Load())
-			if silence > time.Duration(s.b.opts.HeartbeatMisses)*interval {
+			if !paused && silence > time.Duration(s.b.opts.HeartbeatMisses)*interval {
 				s.log.Info("closing connection: heartbeat", "client_name", s.clientName, "silence", silence)
 				s.abort(errHeartbeat)
 				return
@@ -330,7 +344,9 @@ func (s *session) writeLoop() {
 				ticker, tickC = nil, nil
 			}
 			if iv > 0 {
-				ticker = time.NewTicker(max(iv/heartbeatChecksPerInterval, minHeartbeatCheck))
+				tickEvery = max(iv/heartbeatChecksPerInterval, minHeartbeatCheck)
+				ticker = time.NewTicker(tickEvery)
+				lastTick = time.Now()
 				tickC = ticker.C
 			}
 		}

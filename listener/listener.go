@@ -46,6 +46,29 @@ type Conn interface {
 	Info() *ConnInfo
 }
 
+// Aborter is implemented by Conns that can drop a connection at once,
+// discarding data not yet sent: a TCP reset instead of a FIN queued behind
+// megabytes the client is not reading, and no WebSocket close handshake.
+// The broker aborts clients it cuts off as slow consumers, whose queued
+// messages AMPS discards anyway (semantics §5.2), so that neither the
+// kernel nor the client waits on them.
+type Aborter interface {
+	Abort() error
+}
+
+// abortNetConn resets c when it is TCP (directly or under TLS) and closes
+// it. Under TLS it closes the TCP connection beneath: a TLS close would
+// first try to send close_notify behind the unsent data.
+func abortNetConn(c net.Conn) error {
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = tc.NetConn()
+	}
+	if tcp, ok := c.(*net.TCPConn); ok {
+		tcp.SetLinger(0)
+	}
+	return c.Close()
+}
+
 // ConnInfo describes an accepted connection to the broker's Authenticator,
 // logs and statistics.
 type ConnInfo struct {

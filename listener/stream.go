@@ -86,10 +86,20 @@ type streamConfig struct {
 type streamConn struct {
 	protocol.Conn
 	info *ConnInfo
+	raw  net.Conn // the accepted conn, or the *tls.Conn over it
 }
 
 // Info describes the connection.
 func (c *streamConn) Info() *ConnInfo { return c.info }
+
+// Abort implements Aborter.
+func (c *streamConn) Abort() error {
+	// Reset the socket first: closing the codec first would close a TLS
+	// session, which tries to send close_notify behind the unsent data.
+	err := abortNetConn(c.raw)
+	c.Conn.Close() // marks the codec closed; the socket is already gone
+	return err
+}
 
 // hello is the outcome of the steps before AMPS framing.
 type hello struct {
@@ -145,7 +155,7 @@ func handshakeStream(ctx context.Context, c net.Conn, cfg *streamConfig) (Conn, 
 		}
 	}
 	pc := protocol.NewStreamConn(preflight.NewConn(h.conn, h.br), &protocol.StreamOptions{MaxFrameSize: cfg.maxFrameSize})
-	return &streamConn{Conn: pc, info: info}, nil
+	return &streamConn{Conn: pc, info: info, raw: h.conn}, nil
 }
 
 // hello runs TLS and the preflight on c, whose deadline is already set.

@@ -159,6 +159,14 @@ func (c *wsConn) writeFrame(text bool, p []byte) error {
 // Flush does nothing: the WebSocket library sends every frame as written.
 func (c *wsConn) Flush() error { return nil }
 
+// Abort implements Aborter: it drops the connection without a close
+// handshake, resetting it.
+func (c *wsConn) Abort() error {
+	err := abortNetConn(c.raw)
+	c.ws.CloseNow()
+	return err
+}
+
 // Close closes the connection with status 1000 (wire spec §3.5). It waits
 // at most WebSocketCloseTimeout for the client's answer, then drops the
 // connection. It is safe to call from any goroutine and more than once;

@@ -1,0 +1,22 @@
+// Package stresstest holds attack and soak tests of the broker. It has no
+// library code: its tests start a broker on 127.0.0.1, attack it over real
+// sockets with hostile clients (garbage bytes, truncated and oversized
+// frames, endless headers, HTTP preflight floods, slowloris, connection
+// bursts, readers that never read) while well-behaved clients check that
+// they lose nothing, and check the broker's authentication and entitlement
+// answers over TCP.
+//
+// The soak test (TestSoak) runs only when asked for, because it takes
+// minutes:
+//
+//	go test -run TestSoak -timeout 30m -v ./stresstest -args -soak -soak.duration=3m
+//
+// or scripts/soak.sh. The test flags go after -args: go test stops reading
+// its own flags at the first one it does not know. It churns connections, mixes publishers and
+// subscribers (some heartbeating, some never reading), samples memory,
+// goroutines and broker statistics, and fails when they grow.
+//
+// The test clients here speak the AMPS stream encoding from the wire spec
+// (§2, §4, §7) with their own small codec rather than package protocol, so
+// the broker is checked against an independent reading of the spec.
+package stresstest
