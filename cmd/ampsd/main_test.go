@@ -4,15 +4,20 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"io"
 	"net"
+	"net/http"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ampsbroker/ampsbroker/internal/testcert"
+	"github.com/coder/websocket"
 )
 
 // syncBuffer is a log sink safe for the broker's goroutines and the test.
@@ -112,5 +117,55 @@ func TestFlagErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("run(%q) = %v, want error containing %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// With -tls-cert and -tls-key both the TCP and the WebSocket transports
+// speak TLS; -one-port lets WebSocket clients use the TCP port as well.
+func TestRunTLSAndOnePort(t *testing.T) {
+	dir := t.TempDir()
+	is := testcert.NewIssuer(t)
+	certFile, keyFile := testcert.WritePEM(t, dir, "s.crt", "s.key", is.Server(t))
+	log := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, func() {}, []string{"-tcp", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-tls-cert", certFile, "-tls-key", keyFile, "-one-port"}, io.Discard, log)
+	}()
+	tcp := waitFor(t, log, regexp.MustCompile(`msg=listening transport=tcps addr=(127\.0\.0\.1:\d+)`))
+	ws := waitFor(t, log, regexp.MustCompile(`msg=listening transport=websocket addr=(127\.0\.0\.1:\d+)`))
+
+	// AMPS over TLS on the TCP port.
+	c, err := tls.Dial("tcp", tcp[1], is.ClientConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	// wss on both the WebSocket port and, with -one-port, the TCP port.
+	for _, addr := range []string{ws[1], tcp[1]} {
+		dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+		conn, _, err := websocket.Dial(dctx, "wss://"+addr+"/amps/json", &websocket.DialOptions{
+			HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: is.ClientConfig()}},
+		})
+		dcancel()
+		if err != nil {
+			t.Fatalf("wss://%s: %v", addr, err)
+		}
+		conn.CloseNow()
+	}
+	// A plain TCP client is not served on the TLS port.
+	if plain, err := net.DialTimeout("tcp", tcp[1], 5*time.Second); err == nil {
+		plain.SetDeadline(time.Now().Add(10 * time.Second))
+		logon := `{"c":"logon","cid":"1","mt":"json","a":"processed"}`
+		plain.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(logon))), logon...))
+		if b, _ := io.ReadAll(plain); strings.Contains(string(b), "success") {
+			t.Error("plain logon succeeded on the TLS port")
+		}
+		plain.Close()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
