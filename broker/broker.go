@@ -200,7 +200,7 @@ func (b *Broker) Serve(l listener.Listener) error {
 		l.Close()
 	}()
 
-	b.log.Info("serving", "transport", l.Name(), "addr", l.Addr().String())
+	b.log.Debug("serving", "transport", l.Name(), "addr", l.Addr().String())
 	var backoff time.Duration
 	for {
 		raw, err := l.Accept()
