@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"fmt"
 	"hash/fnv"
 	"regexp"
@@ -213,11 +214,12 @@ func (s *session) logon(h *protocol.Header) error {
 		s.ack(h, protocol.AckProcessed, protocol.StatusFailure, ReasonAlreadyLoggedOn, nil)
 		return nil
 	}
-	mt, reason := resolveMessageType(h.MessageType, s.info.MessageType, s.info.FixedMessageType)
+	mt, reason := resolveMessageType(h.MessageType, s.info.MessageType, s.info.TransportMessageType)
 	if reason != "" {
 		s.ack(h, protocol.AckProcessed, protocol.StatusFailure, reason, nil)
 		s.log.Info("closing connection: logon refused", "reason", reason, "mt", h.MessageType)
-		return fmt.Errorf("broker: logon refused: %s (mt %q, transport %q)", reason, h.MessageType, s.info.MessageType)
+		return fmt.Errorf("broker: logon refused: %s (logon mt %q, path type %q, transport type %q)",
+			reason, h.MessageType, s.info.MessageType, s.info.TransportMessageType)
 	}
 	if s.auth != nil {
 		err := s.auth.Authenticate(s.ctx, &LogonRequest{Header: h, Conn: s.info})
@@ -249,20 +251,21 @@ func (s *session) logon(h *protocol.Header) error {
 	return nil
 }
 
-// resolveMessageType applies config spec §3.5: the client's declared type
-// (logon "mt" or the URL path), the transport's fixed type, and the
-// built-in types. It returns the type, or a failure reason.
-func resolveMessageType(declared, transport string, fixed bool) (string, string) {
+// resolveMessageType applies config spec §3.5 and wire spec §12: the
+// client declares a type in its logon "mt" or, failing that, in its URL
+// path; a transport with a configured type serves only that type; without
+// one the client must declare a built-in type. It returns the type, or a
+// failure reason.
+func resolveMessageType(logon, path, transport string) (string, string) {
+	declared := cmp.Or(logon, path)
 	switch {
-	case fixed && declared != "" && declared != transport:
+	case transport != "" && declared != "" && declared != transport:
 		return "", ReasonTypeMismatch
-	case declared != "":
 	case transport != "":
-		declared = transport
-	default:
+		return transport, ""
+	case declared == "":
 		return "", ReasonMessageType
-	}
-	if !builtinMessageTypes[declared] {
+	case !builtinMessageTypes[declared]:
 		return "", ReasonUnknownType
 	}
 	return declared, ""

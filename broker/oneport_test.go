@@ -179,3 +179,21 @@ func TestWebSocketHandlerOnHostServer(t *testing.T) {
 		t.Fatalf("after Shutdown: %v, want close 1000", err)
 	}
 }
+
+// A transport with a configured message type refuses, at logon, a
+// WebSocket client whose path asks for another (amps-config §3.5).
+func TestWebSocketMessageTypeMismatchFailsLogon(t *testing.T) {
+	b, _ := startBroker(t, nil)
+	l, err := listener.ListenWebSocket("127.0.0.1:0", &listener.WebSocketOptions{MessageType: "json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go b.Serve(l)
+	c := dialJS(t, "ws://"+l.Addr().String()+"/amps/nvfix")
+	c.send(`{"c":"logon","cid":"auto0","a":"processed","client_name":"x","user_id":""}`, "")
+	if h, _ := c.recv(); h["status"] != "failure" || h["reason"] != "message type mismatch" {
+		t.Fatalf("logon ack %v", h)
+	}
+	ok := dialJS(t, "ws://"+l.Addr().String()+"/amps/json")
+	ok.logonAndSubscribe("t")
+}

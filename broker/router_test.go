@@ -91,3 +91,25 @@ func TestParseAcks(t *testing.T) {
 		t.Fatal("empty or none requested acks")
 	}
 }
+
+func TestResolveMessageType(t *testing.T) {
+	for _, tc := range []struct {
+		logon, path, transport string
+		want, reason           string
+	}{
+		{"json", "", "", "json", ""},
+		{"", "nvfix", "", "nvfix", ""},                // WebSocket or preflight path
+		{"json", "xml", "", "json", ""},               // the logon's mt comes first
+		{"", "", "json", "json", ""},                  // the transport's type
+		{"json", "", "json", "json", ""},              // asking for it explicitly
+		{"", "nvfix", "json", "", ReasonTypeMismatch}, // path asks for another
+		{"xml", "", "json", "", ReasonTypeMismatch},   // logon asks for another
+		{"", "", "", "", ReasonMessageType},           // nobody says
+		{"yaml", "", "", "", ReasonUnknownType},       // not a built-in type
+	} {
+		mt, reason := resolveMessageType(tc.logon, tc.path, tc.transport)
+		if mt != tc.want || reason != tc.reason {
+			t.Errorf("resolveMessageType(%q, %q, %q) = %q, %q; want %q, %q", tc.logon, tc.path, tc.transport, mt, reason, tc.want, tc.reason)
+		}
+	}
+}

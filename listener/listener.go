@@ -79,12 +79,13 @@ type ConnInfo struct {
 	// LocalAddr and RemoteAddr are the socket addresses.
 	LocalAddr, RemoteAddr net.Addr
 	// MessageType is the message type the connection asked for in its URL
-	// path (".../amps/<mt>", WebSocket and preflight) or, when it did not,
-	// the transport's configured MessageType. Empty when neither says.
+	// path (".../amps/<mt>", WebSocket and preflight); empty when it did
+	// not.
 	MessageType string
-	// FixedMessageType is true when the transport is configured with a
-	// MessageType: a logon asking for another type is refused (amps-config §3.5).
-	FixedMessageType bool
+	// TransportMessageType is the transport's configured MessageType;
+	// empty when clients choose. With it set, a connection that asks for
+	// another type is refused at logon (amps-config §3.5).
+	TransportMessageType string
 	// Request is the HTTP request line and headers of a preflight or a
 	// WebSocket upgrade; nil for a plain stream connection.
 	Request *http.Request

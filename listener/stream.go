@@ -118,12 +118,11 @@ type hello struct {
 // cleared again on success. On error c is closed.
 func handshakeStream(ctx context.Context, c net.Conn, cfg *streamConfig) (Conn, error) {
 	info := &ConnInfo{
-		Transport:        cfg.name,
-		Protocol:         "amps",
-		LocalAddr:        c.LocalAddr(),
-		RemoteAddr:       c.RemoteAddr(),
-		MessageType:      cfg.messageType,
-		FixedMessageType: cfg.messageType != "",
+		Transport:            cfg.name,
+		Protocol:             "amps",
+		LocalAddr:            c.LocalAddr(),
+		RemoteAddr:           c.RemoteAddr(),
+		TransportMessageType: cfg.messageType,
 	}
 	fail := func(err error) (Conn, error) {
 		c.Close()
@@ -148,11 +147,9 @@ func handshakeStream(ctx context.Context, c net.Conn, cfg *streamConfig) (Conn, 
 	}
 	if h.req != nil {
 		// The path's type is what the client asked for; with a fixed
-		// type the broker refuses a different one (ConnInfo, amps-config
+		// type the broker refuses a different one at logon (amps-config
 		// §3.5).
-		if mt := preflight.MessageType(h.req.URL.Path); mt != "" {
-			info.MessageType = mt
-		}
+		info.MessageType = preflight.MessageType(h.req.URL.Path)
 	}
 	pc := protocol.NewStreamConn(preflight.NewConn(h.conn, h.br), &protocol.StreamOptions{MaxFrameSize: cfg.maxFrameSize})
 	return &streamConn{Conn: pc, info: info, raw: h.conn}, nil

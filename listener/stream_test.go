@@ -207,7 +207,7 @@ func TestPlainAMPS(t *testing.T) {
 	exchange(t, c, s)
 	info := s.Info()
 	if info.Transport != "tcp" || info.Protocol != "amps" || info.Request != nil || info.TLS != nil ||
-		info.MessageType != "" || info.FixedMessageType ||
+		info.MessageType != "" || info.TransportMessageType != "" ||
 		info.RemoteAddr.String() != c.LocalAddr().String() || info.LocalAddr.String() != c.RemoteAddr().String() {
 		t.Errorf("Info = %+v", info)
 	}
@@ -238,7 +238,7 @@ func TestPreflight(t *testing.T) {
 			name:    "Go client without Upgrade",
 			request: "GET /amps HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Probe: yes\r\n\r\n",
 			opts:    &TCPOptions{MessageType: "json"},
-			mt:      "json",
+			mt:      "", // "/amps" names no type: the transport's applies
 			fixed:   true,
 			header:  "X-Probe",
 		},
@@ -270,8 +270,8 @@ func TestPreflight(t *testing.T) {
 			expectMessage(t, s, `{"c":"logon"}`, "x")
 			exchange(t, c, s)
 			info := s.Info()
-			if info.MessageType != tt.mt || info.FixedMessageType != tt.fixed || info.Protocol != "amps" {
-				t.Errorf("Info MessageType %q fixed %v protocol %q; want %q %v amps", info.MessageType, info.FixedMessageType, info.Protocol, tt.mt, tt.fixed)
+			if info.MessageType != tt.mt || (info.TransportMessageType != "") != tt.fixed || info.Protocol != "amps" {
+				t.Errorf("Info MessageType %q transport type %q protocol %q; want %q fixed %v amps", info.MessageType, info.TransportMessageType, info.Protocol, tt.mt, tt.fixed)
 			}
 			if info.Request == nil || info.Request.Header.Get(tt.header) == "" {
 				t.Errorf("Info().Request = %+v; want header %s", info.Request, tt.header)

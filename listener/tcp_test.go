@@ -115,7 +115,7 @@ func TestNewTCPListener(t *testing.T) {
 	}
 	results := serveHandshakes(t, l)
 	c, s := logon(t, results, "tcp", l.Addr().String())
-	if info := s.Info(); info.Transport != "edge" || info.MessageType != "json" || !info.FixedMessageType {
+	if info := s.Info(); info.Transport != "edge" || info.MessageType != "" || info.TransportMessageType != "json" {
 		t.Errorf("Info = %+v", info)
 	}
 	exchange(t, c, s)

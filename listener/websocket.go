@@ -60,10 +60,6 @@ var (
 	// 400 or 431.
 	ErrWebSocketRequest = errors.New("listener: bad websocket upgrade request")
 
-	// ErrWebSocketMessageType means the URL path asked for a message type
-	// other than the transport's configured MessageType. The client got 404.
-	ErrWebSocketMessageType = errors.New("listener: websocket path names another message type than the transport's")
-
 	// ErrWebSocketUpgrade means the WebSocket library refused the upgrade
 	// (not a WebSocket request, wrong version or key, forbidden Origin). The
 	// client got the library's error response (426, 400, 403, ...).

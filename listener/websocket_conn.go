@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -47,7 +48,7 @@ func newWSConn(ws *websocket.Conn, raw net.Conn, info ConnInfo, opts *WebSocketO
 		c.dec.MaxMessageSize = int(min(opts.MaxMessageSize, int64(^uint(0)>>1)))
 	}
 	c.fallback = protocol.WSModeBinary
-	if info.MessageType == "" || info.MessageType == "json" {
+	if mt := cmp.Or(info.MessageType, info.TransportMessageType); mt == "" || mt == "json" {
 		c.fallback = protocol.WSModeText
 	}
 	c.emit = c.writeFrame

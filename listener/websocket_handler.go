@@ -64,21 +64,13 @@ func wsUpgrade(w wsHijacker, r *http.Request, opts *WebSocketOptions, info ConnI
 	// way is accepted too: the message type is then the transport's, or
 	// none, and the logon must declare it in "mt" (amps-config §3.5), as the
 	// third-party Go client does. A path naming another type than the
-	// transport's fixed one is refused here with 404 (open question wire
-	// spec §15.16; the JS client sends no "mt" in its logon, so the path is
-	// the only place the mismatch can be seen, and ConnInfo carries only one
-	// type).
-	pathType := preflight.MessageType(r.URL.Path)
+	// transport's fixed one is upgraded all the same and refused at logon
+	// with a failure ack (open question wire spec §15.16; amps-config §3.5
+	// prefers this, so the JS client surfaces a readable error rather than
+	// a failed connect).
+	info.MessageType = preflight.MessageType(r.URL.Path)
 	if opts.MessageType != "" {
-		info.MessageType, info.FixedMessageType = opts.MessageType, true
-	}
-	if info.FixedMessageType {
-		if pathType != "" && pathType != info.MessageType {
-			http.Error(w, "message type "+strconv.Quote(pathType)+" is not served here", http.StatusNotFound)
-			return nil, fmt.Errorf("%w: path %q asks for %q, transport serves %q", ErrWebSocketMessageType, r.URL.Path, pathType, info.MessageType)
-		}
-	} else {
-		info.MessageType = pathType
+		info.TransportMessageType = opts.MessageType
 	}
 
 	ws, err := websocket.Accept(w, r, opts.acceptOptions())
