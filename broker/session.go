@@ -333,7 +333,7 @@ func (s *session) writeLoop() {
 			sinceBeat := time.Duration(now.UnixNano() - s.lastBeat.Load())
 			if sinceBeat > interval && now.Sub(lastSent) >= interval/2 {
 				lastSent = now
-				s.q.push(outItem{header: heartbeatFrame, size: len(heartbeatFrame)})
+				s.enqueue(outItem{header: heartbeatFrame, size: len(heartbeatFrame)})
 			}
 			continue
 		}
