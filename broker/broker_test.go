@@ -588,3 +588,58 @@ func TestFailedPublishAckCarriesSequence(t *testing.T) {
 		t.Errorf("s is not a bare integer followed by a comma (wire spec §5): %s", f.raw)
 	}
 }
+
+// Nothing for a subscription follows its unsubscribe ack (wire spec §7.7),
+// even while publishers race the unsubscribe.
+func TestNoDeliveryAfterUnsubscribeAck(t *testing.T) {
+	b, eps := startBroker(t, nil)
+	ctx := context.Background()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		pub, err := b.Connect(ctx, fmt.Sprint("pub", g))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					pub.Publish(ctx, "orders", []byte("x"))
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	sub := dialWire(t, "tcp", eps["tcp"].addr)
+	sub.logon("sub")
+	// awaitAck reads up to the ack of cid, calling seen for every delivery.
+	awaitAck := func(cid string, seen func(frame)) {
+		for {
+			f := sub.recv()
+			if f.str("c") == "ack" && f.str("cid") == cid {
+				return
+			}
+			if f.str("c") == "p" && seen != nil {
+				seen(f)
+			}
+		}
+	}
+	for i := 0; i < 30; i++ {
+		id := fmt.Sprint("s", i)
+		sub.send(map[string]any{"c": "subscribe", "cid": id, "sub_id": id, "t": "orders", "a": "processed"}, nil)
+		awaitAck(id, nil)
+		sub.send(map[string]any{"c": "unsubscribe", "cid": "u" + id, "sub_id": id, "a": "processed"}, nil)
+		awaitAck("u"+id, nil)
+		sub.send(map[string]any{"c": "flush", "cid": "f" + id, "a": "processed"}, nil)
+		awaitAck("f"+id, func(f frame) {
+			if f.str("sids") == id {
+				t.Fatalf("iteration %d: delivery for %s after its unsubscribe ack: %s", i, id, f.raw)
+			}
+		})
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 
 	"github.com/nats-io/nuid"
 )
@@ -46,9 +45,6 @@ type Client struct {
 	opts ClientOptions
 	rt   *router
 	q    *outbound
-
-	// dropping is set by a Close that discards queued deliveries.
-	dropping atomic.Bool
 
 	mu     sync.Mutex
 	subs   map[string]*subscription
@@ -141,7 +137,6 @@ func (c *Client) Publish(ctx context.Context, topic string, data []byte) error {
 type Subscription struct {
 	c   *Client
 	sub *subscription
-	off atomic.Bool
 }
 
 // ID returns the subscription id that deliveries carry in Message.SubID.
@@ -163,11 +158,7 @@ func (c *Client) Subscribe(ctx context.Context, topic string, handler func(Messa
 	}
 	s := &Subscription{c: c, sub: sub}
 	sub.owner = c
-	sub.handler = func(m Message) {
-		if !s.off.Load() {
-			handler(m)
-		}
-	}
+	sub.handler = handler
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -181,7 +172,7 @@ func (c *Client) Subscribe(ctx context.Context, topic string, handler func(Messa
 // Unsubscribe removes the subscription. No handler call for it starts
 // after Unsubscribe returns (one already running may still finish).
 func (s *Subscription) Unsubscribe() error {
-	s.off.Store(true)
+	s.sub.removed.Store(true)
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -230,10 +221,10 @@ func (c *Client) closeWith(cause error, drain bool) {
 	}
 	c.closed = true
 	c.err = cause
-	if !drain {
-		c.dropping.Store(true)
-	}
 	for id, sub := range c.subs {
+		// Draining (broker Shutdown) still hands queued messages over;
+		// otherwise no handler call starts after this.
+		sub.removed.Store(!drain)
 		c.rt.remove(sub)
 		delete(c.subs, id)
 	}
@@ -277,18 +268,24 @@ func (c *Client) deliverLoop() {
 		if overflowed {
 			return
 		}
-		n := 0
+		n, delivered := 0, 0
 		for i := range items {
 			it := &items[i]
-			if c.dropping.Load() {
-				break // closed without drain: no handler starts after Close
-			}
+			handled := false
 			for _, sub := range it.t.subs {
-				sub.handler(Message{Topic: it.d.topic, SubID: sub.id, CorrelationID: it.d.correlationID, Data: it.d.body})
+				// Unsubscribe and Close mark subscriptions removed: no
+				// handler call for them starts afterwards.
+				if !sub.removed.Load() {
+					sub.handler(Message{Topic: it.d.topic, SubID: sub.id, CorrelationID: it.d.correlationID, Data: it.d.body})
+					handled = true
+				}
+			}
+			if handled {
+				delivered++
 			}
 			n += it.size
 		}
-		c.b.stats.messagesOut.Add(int64(len(items)))
+		c.b.stats.messagesOut.Add(int64(delivered))
 		c.q.release(n)
 		spare = clearItems(items)
 		if closed {

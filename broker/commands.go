@@ -448,6 +448,7 @@ func (s *session) subscribe(h *protocol.Header) {
 		}
 	}
 	if old != nil {
+		old.removed.Store(true)
 		s.rt.replace(old, sub)
 	} else {
 		s.rt.add(sub)
@@ -467,6 +468,7 @@ func (s *session) unsubscribe(h *protocol.Header) {
 		for _, id := range strings.Split(ids, ",") {
 			id = strings.TrimSpace(id)
 			if sub := s.subs[id]; sub != nil {
+				sub.removed.Store(true)
 				s.rt.remove(sub)
 				delete(s.subs, id)
 			}

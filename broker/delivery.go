@@ -52,11 +52,37 @@ func newDelivery(topic, correlationID string, body []byte) *delivery {
 	}
 }
 
-// appendHeader appends the delivery header for t to dst.
-func (d *delivery) appendHeader(dst []byte, t *target) []byte {
+// appendHeader appends the delivery header for t to dst. It leaves out
+// subscriptions removed since t was built, and reports false when none is
+// left (the delivery is then dropped).
+func (d *delivery) appendHeader(dst []byte, t *target) ([]byte, bool) {
+	live := 0
+	for _, s := range t.subs {
+		if !s.removed.Load() {
+			live++
+		}
+	}
+	if live == 0 {
+		return dst, false
+	}
 	dst = append(dst, d.prefix...)
-	dst = append(dst, t.sids...)
-	return append(dst, d.suffix...)
+	if live == len(t.subs) {
+		dst = append(dst, t.sids...)
+	} else {
+		// Rare: an unsubscribe raced this delivery. Spell out the ids
+		// still subscribed.
+		var ids []byte
+		for _, s := range t.subs {
+			if !s.removed.Load() {
+				if len(ids) > 0 {
+					ids = append(ids, ',')
+				}
+				ids = append(ids, s.id...)
+			}
+		}
+		dst = protocol.AppendString(dst, string(ids))
+	}
+	return append(dst, d.suffix...), true
 }
 
 // size is what the delivery costs in a connection's outbound budget.

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ampsbroker/ampsbroker/protocol"
 )
@@ -40,6 +41,13 @@ type subscription struct {
 	// topic; it is asked for regex subscriptions when a topic is first
 	// matched (semantics §8.2).
 	readable func(topic string) bool
+
+	// removed is set when the subscription is unsubscribed or replaced,
+	// before the ack is queued. A publisher that found the subscription
+	// just before may still queue a delivery for it; the endpoint's writer
+	// drops it, so nothing for a subscription follows its unsubscribe ack
+	// (wire spec §7.7).
+	removed atomic.Bool
 }
 
 // matchesTopic reports whether a regex subscription takes topic.

@@ -385,7 +385,11 @@ func (s *session) writeItems(items []outItem, scratch *[]byte) (int, error) {
 		hdr := it.header
 		body := it.body
 		if it.d != nil {
-			*scratch = it.d.appendHeader((*scratch)[:0], it.t)
+			var live bool
+			if *scratch, live = it.d.appendHeader((*scratch)[:0], it.t); !live {
+				n += it.size
+				continue
+			}
 			hdr = *scratch
 			body = it.d.body
 			deliveries++
@@ -423,6 +427,7 @@ func (s *session) unsubscribeAll() {
 		return
 	}
 	for id, sub := range s.subs {
+		sub.removed.Store(true)
 		s.rt.remove(sub)
 		delete(s.subs, id)
 	}
