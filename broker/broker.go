@@ -452,7 +452,7 @@ func (b *Broker) Stats() Stats {
 	}
 	slices.SortFunc(conns, func(a, b ConnStats) int { return cmp.Compare(a.ID, b.ID) })
 	var subs int64
-	b.routersMu.Lock()
+	b.routersMu.RLock()
 	for _, r := range b.routers {
 		r.mu.RLock()
 		subs += int64(len(r.regex))
@@ -461,7 +461,7 @@ func (b *Broker) Stats() Stats {
 		}
 		r.mu.RUnlock()
 	}
-	b.routersMu.Unlock()
+	b.routersMu.RUnlock()
 	return Stats{
 		Connections:   b.stats.connections.Load(),
 		Clients:       nclients,
@@ -480,11 +480,12 @@ func (b *Broker) Stats() Stats {
 	}
 }
 
-// publish routes one message to every matching subscription of the message
-// type mt. It never blocks on a receiver.
-func (b *Broker) publish(mt, topic, correlationID string, body []byte) {
+// publish routes one message through r, the router of the publisher's
+// message type, to every matching subscription. It never blocks on a
+// receiver.
+func (b *Broker) publish(r *router, topic, correlationID string, body []byte) {
 	b.stats.messagesIn.Add(1)
-	ts := b.router(mt).targets(topic)
+	ts := r.targets(topic)
 	if len(ts) == 0 {
 		return
 	}

@@ -643,3 +643,54 @@ func TestNoDeliveryAfterUnsubscribeAck(t *testing.T) {
 		})
 	}
 }
+
+// A client that beats on its own clock, never waiting for the server,
+// still gets a server heartbeat every interval (wire spec §10.1).
+func TestHeartbeatsReachAClientThatBeatsFirst(t *testing.T) {
+	_, eps := startBroker(t, nil)
+	c := dialWire(t, "tcp", eps["tcp"].addr)
+	c.logon("beater")
+	c.send(map[string]any{"c": "heartbeat", "cid": "1", "opts": "start,1", "a": "processed"}, nil)
+	if f := c.recv(); f.str("a") != "processed" {
+		t.Fatal(f.raw)
+	}
+	stop := make(chan struct{})
+	beaterDone := make(chan struct{})
+	go func() {
+		defer close(beaterDone)
+		tick := time.NewTicker(700 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				c.send(map[string]any{"c": "heartbeat", "opts": "beat"}, nil)
+			}
+		}
+	}()
+	for i := 0; i < 3; i++ {
+		if f := c.recv(); f.raw != `{"c":"heartbeat"}` {
+			t.Fatalf("got %s, want a server heartbeat", f.raw)
+		}
+	}
+	close(stop)
+	<-beaterDone
+}
+
+// An unsubscribe that names only a query cancels that query and leaves
+// the subscriptions alone.
+func TestUnsubscribeQueryOnlyKeepsSubscriptions(t *testing.T) {
+	_, eps := startBroker(t, nil)
+	c := dialWire(t, "tcp", eps["tcp"].addr)
+	c.logon("q")
+	c.subscribe("s", "t")
+	c.send(map[string]any{"c": "unsubscribe", "cid": "u", "query_id": "q1", "a": "processed"}, nil)
+	if f := c.recv(); f.str("cid") != "u" || f.str("status") != "success" {
+		t.Fatal(f.raw)
+	}
+	c.publish("t", []byte("still"))
+	if f := c.recvSkipping(); string(f.body) != "still" {
+		t.Fatalf("got %s", f.raw)
+	}
+}

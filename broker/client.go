@@ -125,7 +125,7 @@ func (c *Client) Publish(ctx context.Context, topic string, data []byte) error {
 	}
 	switch reason := publishTopicReason(topic); reason {
 	case "":
-		c.b.publish(c.opts.MessageType, topic, "", data)
+		c.b.publish(c.rt, topic, "", data)
 	case reasonDiscard:
 	default:
 		return fmt.Errorf("broker: publish to %q: %s", topic, reason)

@@ -349,7 +349,7 @@ func (s *session) publish(h *protocol.Header, body []byte) {
 		s.fail(h, ReasonNotEntitled, seq)
 		return
 	} else {
-		s.b.publish(s.mt, h.Topic, h.CorrelationID, body)
+		s.b.publish(s.rt, h.Topic, h.CorrelationID, body)
 	}
 	if want == 0 {
 		return
@@ -461,10 +461,13 @@ func (s *session) subscribe(h *protocol.Header) {
 // unsubscribe implements wire spec §7.7: one id, a comma list, or "all"
 // (also the default when no id is given). Unknown ids are not an error.
 func (s *session) unsubscribe(h *protocol.Header) {
-	ids := strings.TrimSpace(h.SubID)
-	if ids == "" || ids == "all" {
+	switch ids := strings.TrimSpace(h.SubID); {
+	case ids == "" && h.QueryID != "":
+		// Only a query to cancel (semantics §9), and no query here runs
+		// longer than its command: nothing to do.
+	case ids == "" || ids == "all":
 		s.unsubscribeAll()
-	} else {
+	default:
 		for _, id := range strings.Split(ids, ",") {
 			id = strings.TrimSpace(id)
 			if sub := s.subs[id]; sub != nil {

@@ -79,7 +79,7 @@ func BenchmarkFanOutToSessions(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				br.publish("json", "orders", "", body)
+				br.publish(br.router("json"), "orders", "", body)
 			}
 			for _, c := range conns {
 				for c.written.Load() < int64(b.N+2) {

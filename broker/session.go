@@ -322,16 +322,17 @@ func (s *session) writeLoop() {
 				s.abort(errHeartbeat)
 				return
 			}
-			// Prompt a beat as soon as the client may send one: the JS
-			// client beats on a server message only when more than the
-			// interval has passed since its own last beat, and gives up 2
-			// intervals after it (wire spec §10.2). Its last beat left
-			// before we read it, so a heartbeat sent one interval after
-			// that read always gets an answer, with most of the second
-			// interval to spare. Without an answer, prompt again after
-			// half an interval.
+			// A heartbeat goes out every interval (wire spec §10.1), and
+			// also as soon as the client may beat back: the JS client
+			// beats on a server message only when more than the interval
+			// has passed since its own last beat, and gives up 2 intervals
+			// after it (§10.2). Its last beat left before we read it, so a
+			// heartbeat sent one interval after that read always gets an
+			// answer, with most of the second interval to spare. Without
+			// an answer, prompt again after half an interval.
 			sinceBeat := time.Duration(now.UnixNano() - s.lastBeat.Load())
-			if sinceBeat > interval && now.Sub(lastSent) >= interval/2 {
+			sinceSent := now.Sub(lastSent)
+			if sinceSent >= interval || (sinceBeat > interval && sinceSent >= interval/2) {
 				lastSent = now
 				s.enqueue(outItem{header: heartbeatFrame, size: len(heartbeatFrame)})
 			}
