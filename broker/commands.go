@@ -140,7 +140,7 @@ func (s *session) ack(h *protocol.Header, ackType, status, reason string, fill f
 		fill(&a)
 	}
 	buf := protocol.AppendHeader(make([]byte, 0, 128), &a)
-	s.enqueue(outItem{header: buf, size: len(buf)})
+	s.enqueue(outItem{header: buf, size: len(buf) + itemOverhead})
 }
 
 // acks sends every requested ack type with the same status and reason.

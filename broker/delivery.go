@@ -87,5 +87,5 @@ func (d *delivery) appendHeader(dst []byte, t *target) ([]byte, bool) {
 
 // size is what the delivery costs in a connection's outbound budget.
 func (d *delivery) size(t *target) int {
-	return len(d.prefix) + len(t.sids) + len(d.suffix) + len(d.body)
+	return len(d.prefix) + len(t.sids) + len(d.suffix) + len(d.body) + itemOverhead
 }

@@ -4,6 +4,17 @@ import (
 	"sync"
 )
 
+// itemOverhead is what one queued message costs beyond its wire bytes: its
+// outItem in the queue and in the writer's batch, and its share of the
+// delivery it points at. Counting it keeps a flood of tiny messages
+// within the byte budget too.
+const itemOverhead = 192
+
+// retainItems is the largest batch slice the queue keeps for reuse once
+// traffic falls off; a larger one is let go so a burst does not pin its
+// peak for the life of the connection.
+const retainItems = 1024
+
 // outItem is one queued outbound message: either a shared delivery for a
 // target, or a pre-encoded header (acks, heartbeats) with an optional body.
 type outItem struct {
@@ -94,7 +105,11 @@ func (q *outbound) wake() {
 // items' bytes stay counted until release.
 func (q *outbound) take(buf []outItem) (items []outItem, closed, overflowed bool) {
 	q.mu.Lock()
-	items, q.items = q.items, buf[:0]
+	items = q.items
+	if cap(buf) > retainItems && len(items) < cap(buf)/4 {
+		buf = nil // traffic fell off: let the burst's slice go
+	}
+	q.items = buf[:0]
 	closed, overflowed = q.closed, q.overflowed
 	if len(items) > 0 {
 		q.inflightAt = items[0].at
@@ -146,8 +161,12 @@ func (q *outbound) queued() int {
 }
 
 // clearItems drops references held by a drained batch so the slice can be
-// reused without pinning deliveries.
+// reused without pinning deliveries. A large slice that the batch used
+// only a quarter of is let go.
 func clearItems(items []outItem) []outItem {
+	if cap(items) > retainItems && len(items) < cap(items)/4 {
+		return nil
+	}
 	clear(items)
 	return items[:0]
 }

@@ -113,3 +113,41 @@ func TestResolveMessageType(t *testing.T) {
 		}
 	}
 }
+
+// A burst's large batch slice is let go once traffic falls off, and every
+// queued message is charged its bookkeeping as well as its bytes.
+func TestOutboundMemoryIsBounded(t *testing.T) {
+	q := newOutbound(1 << 30)
+	var spare []outItem
+	burst := func(n int) {
+		for i := 0; i < n; i++ {
+			q.push(outItem{header: heartbeatFrame, size: len(heartbeatFrame) + itemOverhead})
+		}
+		items, _, _ := q.take(spare)
+		q.release(len(items) * (len(heartbeatFrame) + itemOverhead))
+		spare = clearItems(items)
+	}
+	burst(100000)
+	if cap(spare) < 100000 {
+		t.Fatalf("a busy batch should be reused, cap %d", cap(spare))
+	}
+	burst(10)
+	burst(10)
+	if cap(spare) > retainItems || cap(q.items) > retainItems {
+		t.Fatalf("quiet batches keep slices of %d and %d items", cap(spare), cap(q.items))
+	}
+	d := newDelivery("t", "", nil)
+	if d.size(&target{sids: []byte(`"s"`)}) < itemOverhead {
+		t.Fatal("an empty delivery is charged less than its bookkeeping")
+	}
+	// 1 MiB of budget holds at most about 1 MiB / itemOverhead empty
+	// messages, not millions.
+	q = newOutbound(1 << 20)
+	n := 0
+	for q.push(outItem{d: d, size: d.size(&target{})}) == pushOK {
+		n++
+	}
+	if n > (1<<20)/itemOverhead {
+		t.Fatalf("%d empty messages fit a 1 MiB budget", n)
+	}
+}

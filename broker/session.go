@@ -334,7 +334,7 @@ func (s *session) writeLoop() {
 			sinceSent := now.Sub(lastSent)
 			if sinceSent >= interval || (sinceBeat > interval && sinceSent >= interval/2) {
 				lastSent = now
-				s.enqueue(outItem{header: heartbeatFrame, size: len(heartbeatFrame)})
+				s.enqueue(outItem{header: heartbeatFrame, size: len(heartbeatFrame) + itemOverhead})
 			}
 			continue
 		}
@@ -379,7 +379,7 @@ func (s *session) writeLoop() {
 }
 
 func (s *session) writeItems(items []outItem, scratch *[]byte) (int, error) {
-	n := 0
+	n, wire := 0, 0
 	var deliveries int64
 	for i := range items {
 		it := &items[i]
@@ -399,9 +399,10 @@ func (s *session) writeItems(items []outItem, scratch *[]byte) (int, error) {
 			return n, err
 		}
 		n += it.size
+		wire += len(hdr) + len(body)
 	}
 	s.b.stats.messagesOut.Add(deliveries)
-	s.b.stats.bytesOut.Add(int64(n))
+	s.b.stats.bytesOut.Add(int64(wire))
 	return n, nil
 }
 
