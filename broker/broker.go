@@ -155,6 +155,9 @@ func New(opts *Options) *Broker {
 	if o.MaxHeaderSize <= 0 {
 		o.MaxHeaderSize = DefaultMaxHeaderSize
 	}
+	if o.MaxRegexProgram <= 0 {
+		o.MaxRegexProgram = DefaultMaxRegexProgram
+	}
 	b.log = o.Logger
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	return b

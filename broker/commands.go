@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 	"time"
@@ -381,7 +382,7 @@ func publishTopicReason(topic string) string {
 
 // newSubscription validates a subscription topic and compiles a regex topic
 // once (wire spec §11). It returns a failure reason on error.
-func newSubscription(id, topic string, nonRegex bool) (*subscription, string) {
+func newSubscription(id, topic string, nonRegex bool, maxProgram int) (*subscription, string) {
 	if topic == "" {
 		return nil, ReasonNoTopic
 	}
@@ -390,12 +391,29 @@ func newSubscription(id, topic string, nonRegex bool) (*subscription, string) {
 		// AMPS uses PCRE; Go's RE2 lacks backreferences and lookaround, and
 		// such patterns are refused (wire spec §11).
 		re, err := regexp.Compile(topic)
-		if err != nil {
+		if err != nil || regexProgramSize(topic) > maxProgram {
 			return nil, ReasonBadRegexTopic
 		}
 		sub.re = re
 	}
 	return sub, ""
+}
+
+// regexProgramSize is the number of instructions topic compiles to. RE2
+// matches in time linear in the topic, but the factor is the program size,
+// and a regex is matched while the router is locked: a short pattern with
+// nested counted repetitions can compile to a program that takes a second
+// per topic.
+func regexProgramSize(topic string) int {
+	re, err := syntax.Parse(topic, syntax.Perl)
+	if err != nil {
+		return 0
+	}
+	prog, err := syntax.Compile(re.Simplify())
+	if err != nil {
+		return 0
+	}
+	return len(prog.Inst)
 }
 
 // subscribe implements wire spec §7.4 without filters, SOW or bookmarks.
@@ -419,7 +437,7 @@ func (s *session) subscribe(h *protocol.Header) {
 		return
 	}
 	opts := splitOptions(h.Options)
-	sub, reason := newSubscription(id, h.Topic, hasOption(opts, "non_regex_topic"))
+	sub, reason := newSubscription(id, h.Topic, hasOption(opts, "non_regex_topic"), s.b.opts.MaxRegexProgram)
 	if reason != "" {
 		s.fail(h, reason, fill)
 		return

@@ -56,6 +56,12 @@ const (
 	// DefaultMaxSubscriptions bounds the subscriptions of one connection.
 	DefaultMaxSubscriptions = 10000
 
+	// DefaultMaxRegexProgram bounds the compiled size (instructions) of a
+	// regex subscription topic. Real topic patterns compile to tens of
+	// instructions; nested counted repetitions such as (a?){1000} compile
+	// to thousands, and matching them holds up routing for everyone.
+	DefaultMaxRegexProgram = 2000
+
 	// DefaultMaxHeaderSize bounds the JSON header of one inbound message.
 	// Headers are small (a few hundred bytes); filters with long IN lists
 	// are the largest legitimate ones.
@@ -112,6 +118,11 @@ type Options struct {
 	// MaxHeaderSize bounds an inbound message's header; a larger one closes
 	// the connection. Default DefaultMaxHeaderSize.
 	MaxHeaderSize int
+
+	// MaxRegexProgram bounds the compiled size of a regex subscription
+	// topic; a larger one is refused with "bad regex topic". Default
+	// DefaultMaxRegexProgram.
+	MaxRegexProgram int
 
 	// Entitler decides what logged-on users may read and write. Default:
 	// everything is allowed (AMPS's amps-default-entitlement-module).

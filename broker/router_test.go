@@ -2,6 +2,7 @@ package broker
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -20,7 +21,7 @@ func sids(ts []target) []string {
 
 func mustSub(t *testing.T, id, topic string, ep endpoint) *subscription {
 	t.Helper()
-	s, reason := newSubscription(id, topic, false)
+	s, reason := newSubscription(id, topic, false, DefaultMaxRegexProgram)
 	if reason != "" {
 		t.Fatalf("%s: %s", topic, reason)
 	}
@@ -149,5 +150,17 @@ func TestOutboundMemoryIsBounded(t *testing.T) {
 	}
 	if n > (1<<20)/itemOverhead {
 		t.Fatalf("%d empty messages fit a 1 MiB budget", n)
+	}
+}
+
+func TestRegexProgramSizeLimit(t *testing.T) {
+	for _, topic := range []string{`^orders\.`, `.*_ORDERS`, `(?i)^(trades|quotes)/[a-z]{2,8}/eu$`, `trade.info`} {
+		if _, reason := newSubscription("s", topic, false, DefaultMaxRegexProgram); reason != "" {
+			t.Errorf("%q refused: %s (program size %d)", topic, reason, regexProgramSize(topic))
+		}
+	}
+	heavy := strings.Repeat(`(?:[^#]?){1000}`, 3)
+	if _, reason := newSubscription("s", heavy, false, DefaultMaxRegexProgram); reason != ReasonBadRegexTopic {
+		t.Errorf("heavy regex (program size %d) accepted", regexProgramSize(heavy))
 	}
 }
