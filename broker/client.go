@@ -38,6 +38,8 @@ type Message struct {
 // a time, in delivery order, on a goroutine of the client's own; they must
 // not block for long, because the client's queue is bounded like a
 // connection's and overflowing it disconnects the client (ErrSlowConsumer).
+// A handler must not call Broker.Shutdown or Close, which wait for the
+// goroutine it runs on.
 // A Client is safe for concurrent use.
 type Client struct {
 	b    *Broker

@@ -134,7 +134,8 @@ type Options struct {
 	Transports map[string]TransportOptions
 
 	// ConnState, when set, is called as connections change state. It is
-	// called on the connection's goroutine and must not block.
+	// called on the connection's goroutine and must not block, nor call
+	// Shutdown or Close (they wait for that goroutine).
 	ConnState func(ConnEvent)
 }
 
