@@ -280,14 +280,6 @@ func nameHash(name string) uint64 {
 	return f.Sum64()
 }
 
-// The writer checks heartbeat timing this many times per interval, and
-// at least every minHeartbeatCheck: the finer, the sooner after the
-// client's window opens its prompt arrives.
-const (
-	heartbeatChecksPerInterval = 10
-	minHeartbeatCheck          = 10 * time.Millisecond
-)
-
 // maxHeartbeatInterval bounds "start,N" so the ticker arithmetic cannot
 // overflow; a day is far beyond any sensible interval.
 const maxHeartbeatInterval = 24 * time.Hour

@@ -288,14 +288,11 @@ func (s *session) readLoop() (graceful bool, err error) {
 func (s *session) writeLoop() {
 	defer s.cancel()
 	var (
-		spare     []outItem
-		scratch   = make([]byte, 0, 512)
-		interval  time.Duration
-		lastSent  time.Time // of our last heartbeat
-		lastTick  time.Time // when the heartbeat ticker last fired
-		tickEvery time.Duration
-		ticker    *time.Ticker
-		tickC     <-chan time.Time
+		spare   []outItem
+		scratch = make([]byte, 0, 512)
+		hb      = heartbeater{misses: s.b.opts.HeartbeatMisses}
+		ticker  *time.Ticker
+		tickC   <-chan time.Time
 	)
 	defer func() {
 		if ticker != nil {
@@ -311,43 +308,25 @@ func (s *session) writeLoop() {
 		select {
 		case <-s.q.notify:
 		case now := <-tickC:
-			// A tick far behind schedule means this process was paused
-			// (GC, an overloaded machine); the client's beats may be
-			// unread in the socket, so judge silence from the next tick.
-			paused := now.Sub(lastTick) > 2*tickEvery
-			lastTick = now
-			silence := time.Duration(now.UnixNano() - s.lastRead.Load())
-			if !paused && silence > time.Duration(s.b.opts.HeartbeatMisses)*interval {
-				s.log.Info("closing connection: heartbeat", "client_name", s.clientName, "silence", silence)
+			dead, send := hb.tick(now, time.Unix(0, s.lastRead.Load()), time.Unix(0, s.lastBeat.Load()))
+			if dead {
+				s.log.Info("closing connection: heartbeat", "client_name", s.clientName,
+					"silence", now.Sub(time.Unix(0, s.lastRead.Load())))
 				s.abort(errHeartbeat)
 				return
 			}
-			// A heartbeat goes out every interval (wire spec §10.1), and
-			// also as soon as the client may beat back: the JS client
-			// beats on a server message only when more than the interval
-			// has passed since its own last beat, and gives up 2 intervals
-			// after it (§10.2). Its last beat left before we read it, so a
-			// heartbeat sent one interval after that read always gets an
-			// answer, with most of the second interval to spare. Without
-			// an answer, prompt again after half an interval.
-			sinceBeat := time.Duration(now.UnixNano() - s.lastBeat.Load())
-			sinceSent := now.Sub(lastSent)
-			if sinceSent >= interval || (sinceBeat > interval && sinceSent >= interval/2) {
-				lastSent = now
+			if send {
 				s.enqueue(outItem{header: heartbeatFrame, size: len(heartbeatFrame) + itemOverhead})
 			}
 			continue
 		}
-		if iv := time.Duration(s.hbInterval.Load()); iv != interval {
-			interval = iv
+		if iv := time.Duration(s.hbInterval.Load()); iv != hb.interval {
 			if ticker != nil {
 				ticker.Stop()
 				ticker, tickC = nil, nil
 			}
-			if iv > 0 {
-				tickEvery = max(iv/heartbeatChecksPerInterval, minHeartbeatCheck)
-				ticker = time.NewTicker(tickEvery)
-				lastTick = time.Now()
+			if every := hb.start(iv, time.Now()); every > 0 {
+				ticker = time.NewTicker(every)
 				tickC = ticker.C
 			}
 		}

@@ -1,0 +1,66 @@
+package broker
+
+import "time"
+
+// The writer checks heartbeat timing this many times per interval, and at
+// least every minHeartbeatCheck: the finer, the sooner after the client's
+// window opens its prompt arrives.
+const (
+	heartbeatChecksPerInterval = 10
+	minHeartbeatCheck          = 10 * time.Millisecond
+)
+
+// heartbeater times one session's server heartbeats and its liveness
+// watchdog (wire spec §10). The session's writer owns it.
+type heartbeater struct {
+	misses   int           // intervals of inbound silence that end the session
+	interval time.Duration // the client's N; 0 when heartbeats are off
+	every    time.Duration // how often tick runs
+	lastSent time.Time     // our last heartbeat
+	lastTick time.Time
+}
+
+// start (re)starts heartbeats with interval iv (0 stops them) and returns
+// how often tick must run, or 0.
+func (h *heartbeater) start(iv time.Duration, now time.Time) time.Duration {
+	h.interval = iv
+	if iv <= 0 {
+		h.every = 0
+		return 0
+	}
+	h.every = max(iv/heartbeatChecksPerInterval, minHeartbeatCheck)
+	h.lastTick = now
+	return h.every
+}
+
+// tick decides at now whether the client is dead (silent for misses
+// intervals: lastRead is its last message of any kind) and whether to send
+// a heartbeat (lastBeat is its last heartbeat command).
+//
+// A heartbeat goes out every interval (§10.1), and also as soon as the
+// client may beat back: the JS client beats on a server message only when
+// more than the interval has passed since its own last beat, and gives up
+// two intervals after it (§10.2). Its last beat left before we read it, so
+// a heartbeat one interval after that read always gets an answer, with
+// most of the second interval to spare. A regular heartbeat sent just
+// before that moment does not count as the prompt (the client ignores it);
+// without an answer the prompt is repeated after half an interval.
+func (h *heartbeater) tick(now, lastRead, lastBeat time.Time) (dead, send bool) {
+	// A tick far behind schedule means this process was paused (GC, an
+	// overloaded machine); the client's beats may be unread in the socket,
+	// so silence is judged from the next tick on.
+	paused := now.Sub(h.lastTick) > 2*h.every
+	h.lastTick = now
+	if !paused && now.Sub(lastRead) > time.Duration(h.misses)*h.interval {
+		return true, false
+	}
+	sinceSent := now.Sub(h.lastSent)
+	windowOpen := lastBeat.Add(h.interval) // the client may beat from here on
+	regular := sinceSent >= h.interval
+	prompt := now.After(windowOpen) && (!h.lastSent.After(windowOpen) || sinceSent >= h.interval/2)
+	if regular || prompt {
+		h.lastSent = now
+		return false, true
+	}
+	return false, false
+}
