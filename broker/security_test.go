@@ -80,16 +80,13 @@ func TestPerTransportSecurity(t *testing.T) {
 			"open": {Authenticator: broker.AuthenticatorFunc(func(context.Context, *broker.LogonRequest) error { return nil })},
 		},
 	})
-	strict, _ := listener.ListenTCP("127.0.0.1:0", nil)
-	open, _ := listener.ListenTCP("127.0.0.1:0", &listener.TCPOptions{Name: "open"})
-	go b.Serve(strict)
-	go b.Serve(open)
 	defer b.Close()
-	s := dialWire(t, "tcp", strict.Addr().String())
+	strict, open := serveTCP(t, b, "tcp"), serveTCP(t, b, "open")
+	s := dialWire(t, "tcp", strict)
 	if f := logonAs(t, s, "guest", ""); f.str("reason") != "auth failure" {
 		t.Fatalf("strict transport: %s", f.raw)
 	}
-	o := dialWire(t, "tcp", open.Addr().String())
+	o := dialWire(t, "tcp", open)
 	if f := logonAs(t, o, "guest", ""); f.str("status") != "success" {
 		t.Fatalf("open transport: %s", f.raw)
 	}
@@ -101,20 +98,17 @@ func TestConnectionLimits(t *testing.T) {
 		Transports:     map[string]broker.TransportOptions{"small": {MaxConnections: 1}},
 	})
 	defer b.Close()
-	big, _ := listener.ListenTCP("127.0.0.1:0", nil)
-	small, _ := listener.ListenTCP("127.0.0.1:0", &listener.TCPOptions{Name: "small"})
-	go b.Serve(big)
-	go b.Serve(small)
+	big, small := serveTCP(t, b, "tcp"), serveTCP(t, b, "small")
 
-	s1 := dialWire(t, "tcp", small.Addr().String())
+	s1 := dialWire(t, "tcp", small)
 	s1.logon("s1")
-	s2 := dialWire(t, "tcp", small.Addr().String())
+	s2 := dialWire(t, "tcp", small)
 	s2.expectClosed() // transport limit
-	b1 := dialWire(t, "tcp", big.Addr().String())
+	b1 := dialWire(t, "tcp", big)
 	b1.logon("b1")
-	b2 := dialWire(t, "tcp", big.Addr().String())
+	b2 := dialWire(t, "tcp", big)
 	b2.logon("b2")
-	b3 := dialWire(t, "tcp", big.Addr().String())
+	b3 := dialWire(t, "tcp", big)
 	b3.expectClosed() // broker limit
 	st := b.Stats()
 	if st.Rejected != 2 || st.Transports["small"] != 1 || st.Transports["tcp"] != 2 {
@@ -129,7 +123,7 @@ func TestConnectionLimits(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	dialWire(t, "tcp", small.Addr().String()).logon("s3")
+	dialWire(t, "tcp", small).logon("s3")
 }
 
 func TestSubscriptionAndHeaderLimits(t *testing.T) {
@@ -330,17 +324,14 @@ func TestPerTransportQueueBudget(t *testing.T) {
 		"wan": {OutboundQueueBytes: 256 << 10},
 	}})
 	defer b.Close()
-	lan, _ := listener.ListenTCP("127.0.0.1:0", nil)
-	wan, _ := listener.ListenTCP("127.0.0.1:0", &listener.TCPOptions{Name: "wan"})
-	go b.Serve(lan)
-	go b.Serve(wan)
-	onLAN := dialWire(t, "tcp", lan.Addr().String())
+	lan, wan := serveTCP(t, b, "tcp"), serveTCP(t, b, "wan")
+	onLAN := dialWire(t, "tcp", lan)
 	onLAN.logon("lan-reader")
 	onLAN.subscribe("s", "feed")
-	onWAN := dialWire(t, "tcp", wan.Addr().String())
+	onWAN := dialWire(t, "tcp", wan)
 	onWAN.logon("wan-reader")
 	onWAN.subscribe("s", "feed")
-	pub := dialWire(t, "tcp", lan.Addr().String())
+	pub := dialWire(t, "tcp", lan)
 	pub.logon("pub")
 	body := make([]byte, 64<<10)
 	for i := 0; i < 256; i++ { // 16 MiB, read by neither subscriber
@@ -352,4 +343,16 @@ func TestPerTransportQueueBudget(t *testing.T) {
 	if st.SlowConsumers != 1 || st.Transports["tcp"] != 2 {
 		t.Fatalf("SlowConsumers %d, transports %v: only the wan reader should be gone", st.SlowConsumers, st.Transports)
 	}
+}
+
+// serveTCP has b serve a TCP listener named name on 127.0.0.1:0 and returns
+// its address. The listener closes with the broker.
+func serveTCP(t *testing.T, b *broker.Broker, name string) string {
+	t.Helper()
+	l, err := listener.ListenTCP("127.0.0.1:0", &listener.TCPOptions{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go b.Serve(l)
+	return l.Addr().String()
 }
