@@ -61,7 +61,6 @@ type Broker struct {
 
 // counters are the broker's running totals.
 type counters struct {
-	connections   atomic.Int64
 	messagesIn    atomic.Int64
 	messagesOut   atomic.Int64
 	bytesIn       atomic.Int64
@@ -345,12 +344,10 @@ func (b *Broker) serveConn(ctx context.Context, c listener.Conn, admit bool) err
 	b.wg.Add(1)
 	b.startJanitorLocked()
 	b.mu.Unlock()
-	b.stats.connections.Add(1)
 	defer func() {
 		b.mu.Lock()
 		delete(b.sessions, s)
 		b.mu.Unlock()
-		b.stats.connections.Add(-1)
 		b.wg.Done()
 	}()
 	return s.run(ctx)
@@ -466,7 +463,7 @@ func (b *Broker) Stats() Stats {
 	}
 	b.routersMu.RUnlock()
 	return Stats{
-		Connections:   b.stats.connections.Load(),
+		Connections:   int64(len(sessions)),
 		Clients:       nclients,
 		MessagesIn:    b.stats.messagesIn.Load(),
 		MessagesOut:   b.stats.messagesOut.Load(),
