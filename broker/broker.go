@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ampsbroker/ampsbroker/listener"
+	"github.com/ampsbroker/ampsbroker/transport"
 )
 
 // ErrBrokerClosed is returned by Serve, ServeConn and Connect after
@@ -43,7 +43,7 @@ type Broker struct {
 	conns          int            // pending + sessions, for MaxConnections
 	transportConns map[string]int // the same per transport name
 	janitorOn      bool
-	listeners      map[listener.Listener]struct{}
+	listeners      map[transport.Listener]struct{}
 	pending        map[net.Conn]struct{} // raw connections in handshake
 	sessions       map[*session]struct{} // network sessions
 	clients        map[*Client]struct{}  // in-process clients
@@ -108,7 +108,7 @@ type ConnStats struct {
 func New(opts *Options) *Broker {
 	b := &Broker{
 		routers:   make(map[string]*router),
-		listeners: make(map[listener.Listener]struct{}),
+		listeners: make(map[transport.Listener]struct{}),
 		pending:   make(map[net.Conn]struct{}),
 		sessions:  make(map[*session]struct{}),
 		clients:   make(map[*Client]struct{}),
@@ -184,7 +184,7 @@ func (b *Broker) router(mt string) *router {
 // connection's handshake and session in its own goroutine. It always
 // returns a non-nil error; after Shutdown or Close it is ErrBrokerClosed.
 // Serve closes l when it returns.
-func (b *Broker) Serve(l listener.Listener) error {
+func (b *Broker) Serve(l transport.Listener) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -291,7 +291,7 @@ func (b *Broker) release(transport string) {
 	b.mu.Unlock()
 }
 
-func (b *Broker) handshakeAndServe(l listener.Listener, raw net.Conn) {
+func (b *Broker) handshakeAndServe(l transport.Listener, raw net.Conn) {
 	defer b.wg.Done()
 	defer b.release(l.Name())
 	ctx, cancel := context.WithTimeout(b.ctx, b.opts.HandshakeTimeout)
@@ -315,13 +315,13 @@ func (b *Broker) handshakeAndServe(l listener.Listener, raw net.Conn) {
 // it returns. Transports that own their goroutines (such as an
 // http.Handler for WebSocket) call it directly. The returned error says why
 // the session ended; nil means the client closed the connection.
-func (b *Broker) ServeConn(ctx context.Context, c listener.Conn) error {
+func (b *Broker) ServeConn(ctx context.Context, c transport.Conn) error {
 	return b.serveConn(ctx, c, true)
 }
 
 // serveConn runs a session; admit says whether the connection still has to
 // pass the connection limits (Serve admitted its connections at accept).
-func (b *Broker) serveConn(ctx context.Context, c listener.Conn, admit bool) error {
+func (b *Broker) serveConn(ctx context.Context, c transport.Conn, admit bool) error {
 	s := newSession(b, c)
 	if admit {
 		switch b.admit(s.info.Transport, nil) {

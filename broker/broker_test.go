@@ -15,6 +15,7 @@ import (
 
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/listener"
+	"github.com/ampsbroker/ampsbroker/transport"
 )
 
 // endpoint is a served listener: the network and address to dial.
@@ -41,7 +42,7 @@ func startBrokerWith(t testing.TB, opts *broker.Options, tcpOpts *listener.TCPOp
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	for _, l := range []listener.Listener{tcp, unix} {
+	for _, l := range []transport.Listener{tcp, unix} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

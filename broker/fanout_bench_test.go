@@ -8,10 +8,10 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/ampsbroker/ampsbroker/listener"
+	"github.com/ampsbroker/ampsbroker/transport"
 )
 
-// discardConn is a listener.Conn that logs on, subscribes to "orders",
+// discardConn is a transport.Conn that logs on, subscribes to "orders",
 // then counts the messages written to it until it is closed. It measures
 // the broker's delivery path without a socket.
 type discardConn struct {
@@ -50,8 +50,8 @@ func (c *discardConn) Close() error {
 	c.once.Do(func() { close(c.closed) })
 	return nil
 }
-func (c *discardConn) Info() *listener.ConnInfo {
-	return &listener.ConnInfo{Transport: "bench", Protocol: "amps"}
+func (c *discardConn) Info() *transport.ConnInfo {
+	return &transport.ConnInfo{Transport: "bench", Protocol: "amps"}
 }
 
 // BenchmarkFanOutToSessions publishes to N network sessions (without

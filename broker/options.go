@@ -5,8 +5,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/ampsbroker/ampsbroker/listener"
 	"github.com/ampsbroker/ampsbroker/protocol"
+	"github.com/ampsbroker/ampsbroker/transport"
 )
 
 // Defaults for Options. Each applies when the corresponding field is zero.
@@ -191,7 +191,7 @@ type ConnEvent struct {
 	// ConnStats.ID.
 	ID uint64
 	// Conn describes the connection.
-	Conn *listener.ConnInfo
+	Conn *transport.ConnInfo
 	// ClientName and UserID are known from StateActive on.
 	ClientName, UserID string
 	// Err is why the connection closed (StateClosed); nil when the client
@@ -223,5 +223,5 @@ type LogonRequest struct {
 	Header *protocol.Header
 	// Conn describes the connection: transport, addresses, preflight or
 	// WebSocket request headers, TLS state. Nil for in-process clients.
-	Conn *listener.ConnInfo
+	Conn *transport.ConnInfo
 }

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/ampsbroker/ampsbroker/listener"
+	"github.com/ampsbroker/ampsbroker/transport"
 )
 
 // Permission is what an Entitler is asked to allow (semantics §8.2).
@@ -39,7 +39,7 @@ type Identity struct {
 	// ClientName is the client_name of the logon.
 	ClientName string
 	// Conn describes the connection.
-	Conn *listener.ConnInfo
+	Conn *transport.ConnInfo
 }
 
 // Entitler decides what a logged-on user may do (semantics §8.2):

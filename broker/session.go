@@ -11,8 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ampsbroker/ampsbroker/listener"
 	"github.com/ampsbroker/ampsbroker/protocol"
+	"github.com/ampsbroker/ampsbroker/transport"
 )
 
 // Reasons a session ends; they are logged, never sent (AMPS sends no
@@ -36,8 +36,8 @@ var heartbeatFrame = []byte(`{"c":"heartbeat"}`)
 type session struct {
 	b    *Broker
 	id   uint64
-	c    listener.Conn
-	info *listener.ConnInfo
+	c    transport.Conn
+	info *transport.ConnInfo
 	log  *slog.Logger
 	q    *outbound
 
@@ -75,7 +75,7 @@ type session struct {
 	subs       map[string]*subscription
 }
 
-func newSession(b *Broker, c listener.Conn) *session {
+func newSession(b *Broker, c transport.Conn) *session {
 	s := &session{
 		b:      b,
 		id:     b.nextID.Add(1),
@@ -87,7 +87,7 @@ func newSession(b *Broker, c listener.Conn) *session {
 		closed: make(chan struct{}),
 	}
 	if s.info == nil {
-		s.info = &listener.ConnInfo{}
+		s.info = &transport.ConnInfo{}
 	}
 	remote := ""
 	if s.info.RemoteAddr != nil {
@@ -179,7 +179,7 @@ func (s *session) abort(err error) {
 			defer close(s.closed)
 			// A slow consumer is reset, not closed: a graceful close would
 			// wait behind the unsent data it is cut off for.
-			if a, ok := s.c.(listener.Aborter); ok && errors.Is(err, ErrSlowConsumer) {
+			if a, ok := s.c.(transport.Aborter); ok && errors.Is(err, ErrSlowConsumer) {
 				a.Abort()
 				return
 			}

@@ -7,13 +7,14 @@ import (
 
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/listener"
+	"github.com/ampsbroker/ampsbroker/transport"
 )
 
 // Listen opens the transport through the listener package: ListenTCP for
 // amps on tcp/tcps, ListenWebSocket for websocket, ListenUnix for
 // amps-unix. It opens the transport whatever its InitialState, so a host can
 // enable a disabled transport later. It does not call Validate.
-func (t *Transport) Listen() (listener.Listener, error) {
+func (t *Transport) Listen() (transport.Listener, error) {
 	tlsConf, err := t.LoadTLS()
 	if err != nil {
 		return nil, fmt.Errorf("config: transport %q: %w", t.Name, err)
@@ -21,7 +22,7 @@ func (t *Transport) Listen() (listener.Listener, error) {
 	if t.Type == TypeTCPS && tlsConf == nil {
 		return nil, fmt.Errorf("config: transport %q: Type tcps requires Certificate and PrivateKey", t.Name)
 	}
-	var l listener.Listener
+	var l transport.Listener
 	switch t.Type {
 	case TypeTCP, TypeTCPS:
 		switch t.protocol() {
@@ -80,8 +81,8 @@ func (t *Transport) webSocketOptions(tlsConf *tls.Config) *listener.WebSocketOpt
 // ListenAll opens every enabled transport in order. If one fails it closes
 // those already opened and returns the error. Transports without their own
 // MaxFrameSize get Config.MaxFrameSize.
-func (c *Config) ListenAll() ([]listener.Listener, error) {
-	var ls []listener.Listener
+func (c *Config) ListenAll() ([]transport.Listener, error) {
+	var ls []transport.Listener
 	for i := range c.Transports {
 		t := c.Transports[i]
 		if !t.enabled() {
@@ -106,7 +107,7 @@ func (c *Config) ListenAll() ([]listener.Listener, error) {
 }
 
 // Listen opens the transport named name (enabled or not).
-func (c *Config) Listen(name string) (listener.Listener, error) {
+func (c *Config) Listen(name string) (transport.Listener, error) {
 	for i := range c.Transports {
 		if c.Transports[i].Name == name {
 			t := c.Transports[i]

@@ -17,7 +17,7 @@ import (
 	"github.com/ampsbroker/ampsbroker/internal/testcert"
 
 	"github.com/ampsbroker/ampsbroker/broker"
-	"github.com/ampsbroker/ampsbroker/listener"
+	"github.com/ampsbroker/ampsbroker/transport"
 	"github.com/coder/websocket"
 )
 
@@ -154,7 +154,7 @@ func TestExampleListenAndConnect(t *testing.T) {
 		}
 		wg.Wait()
 	}()
-	byName := map[string]listener.Listener{}
+	byName := map[string]transport.Listener{}
 	for _, l := range ls {
 		byName[l.Name()] = l
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/config"
-	"github.com/ampsbroker/ampsbroker/listener"
+	"github.com/ampsbroker/ampsbroker/transport"
 )
 
 // securityConfig has a Go-registered authenticator for the whole instance
@@ -170,7 +170,7 @@ func TestSecurityEndToEnd(t *testing.T) {
 	for _, l := range ls {
 		addr[l.Name()] = l.Addr().String()
 		wg.Add(1)
-		go func(l listener.Listener) {
+		go func(l transport.Listener) {
 			defer wg.Done()
 			b.Serve(l)
 		}(l)

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/ampsbroker/ampsbroker/broker"
-	"github.com/ampsbroker/ampsbroker/listener"
 	"github.com/ampsbroker/ampsbroker/protocol"
+	"github.com/ampsbroker/ampsbroker/transport"
 )
 
 // effective returns the Authenticator and Entitler the broker uses for a
@@ -31,22 +31,22 @@ func effective(o broker.Options, transport string) (broker.Authenticator, broker
 
 // logonErr runs a logon through the effective Authenticator; a nil
 // Authenticator accepts (broker default).
-func logonErr(o broker.Options, transport, user, password string) error {
-	a, _ := effective(o, transport)
+func logonErr(o broker.Options, tname, user, password string) error {
+	a, _ := effective(o, tname)
 	if a == nil {
 		return nil
 	}
 	h := &protocol.Header{UserID: user, Password: password}
-	return a.Authenticate(context.Background(), &broker.LogonRequest{Header: h, Conn: &listener.ConnInfo{Transport: transport}})
+	return a.Authenticate(context.Background(), &broker.LogonRequest{Header: h, Conn: &transport.ConnInfo{Transport: tname}})
 }
 
 // entitled asks the effective Entitler; nil allows (broker default).
-func entitled(o broker.Options, transport, user, topic string, p broker.Permission) bool {
-	_, e := effective(o, transport)
+func entitled(o broker.Options, tname, user, topic string, p broker.Permission) bool {
+	_, e := effective(o, tname)
 	if e == nil {
 		return true
 	}
-	return e.Entitled(&broker.Identity{UserID: user, Conn: &listener.ConnInfo{Transport: transport}}, topic, p)
+	return e.Entitled(&broker.Identity{UserID: user, Conn: &transport.ConnInfo{Transport: tname}}, topic, p)
 }
 
 type logonCheck struct {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/listener"
+	"github.com/ampsbroker/ampsbroker/transport"
 )
 
 // shutdownTimeout bounds Broker.Shutdown at the end of a test.
@@ -96,7 +97,7 @@ func startBroker(t testing.TB, cfg brokerConfig) *testBroker {
 	})
 	tb := &testBroker{Broker: b, events: events}
 	var serving sync.WaitGroup
-	serve := func(l listener.Listener) {
+	serve := func(l transport.Listener) {
 		serving.Add(1)
 		go func() {
 			defer serving.Done()

@@ -6,6 +6,8 @@ import (
 	"net"
 	"syscall"
 	"testing"
+
+	"github.com/ampsbroker/ampsbroker/transport"
 )
 
 // Abort resets a stream connection instead of closing it behind unsent
@@ -32,9 +34,9 @@ func TestStreamAbortResets(t *testing.T) {
 			}
 			s := nextConn(t, results)
 			expectMessage(t, s, `{"c":"logon","mt":"json"}`, "")
-			a, ok := s.(Aborter)
+			a, ok := s.(transport.Aborter)
 			if !ok {
-				t.Fatalf("%T does not implement Aborter", s)
+				t.Fatalf("%T does not implement transport.Aborter", s)
 			}
 			// Queue data the client never reads, then abort.
 			for i := 0; i < 64; i++ {

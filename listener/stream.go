@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ampsbroker/ampsbroker/transport"
+
 	"github.com/ampsbroker/ampsbroker/preflight"
 	"github.com/ampsbroker/ampsbroker/protocol"
 )
@@ -82,17 +84,17 @@ type streamConfig struct {
 	webSocket    *WebSocketOptions // nil: refuse WebSocket upgrades
 }
 
-// streamConn is the Conn returned for the stream encoding.
+// streamConn is the transport.Conn returned for the stream encoding.
 type streamConn struct {
 	protocol.Conn
-	info *ConnInfo
+	info *transport.ConnInfo
 	raw  net.Conn // the accepted conn, or the *tls.Conn over it
 }
 
 // Info describes the connection.
-func (c *streamConn) Info() *ConnInfo { return c.info }
+func (c *streamConn) Info() *transport.ConnInfo { return c.info }
 
-// Abort implements Aborter.
+// Abort implements transport.Aborter.
 func (c *streamConn) Abort() error {
 	// Reset the socket first: closing the codec first would close a TLS
 	// session, which tries to send close_notify behind the unsent data.
@@ -116,15 +118,15 @@ type hello struct {
 //
 // Everything is bounded by ctx and cfg.timeout through c's deadline, which is
 // cleared again on success. On error c is closed.
-func handshakeStream(ctx context.Context, c net.Conn, cfg *streamConfig) (Conn, error) {
-	info := &ConnInfo{
+func handshakeStream(ctx context.Context, c net.Conn, cfg *streamConfig) (transport.Conn, error) {
+	info := &transport.ConnInfo{
 		Transport:            cfg.name,
 		Protocol:             "amps",
 		LocalAddr:            c.LocalAddr(),
 		RemoteAddr:           c.RemoteAddr(),
 		TransportMessageType: cfg.messageType,
 	}
-	fail := func(err error) (Conn, error) {
+	fail := func(err error) (transport.Conn, error) {
 		c.Close()
 		return nil, fmt.Errorf("listener %s: handshake with %v: %w", cfg.name, info.RemoteAddr, err)
 	}
@@ -156,7 +158,7 @@ func handshakeStream(ctx context.Context, c net.Conn, cfg *streamConfig) (Conn, 
 }
 
 // hello runs TLS and the preflight on c, whose deadline is already set.
-func (cfg *streamConfig) hello(c net.Conn, deadline time.Time, info *ConnInfo) (hello, error) {
+func (cfg *streamConfig) hello(c net.Conn, deadline time.Time, info *transport.ConnInfo) (hello, error) {
 	if cfg.tlsConfig != nil {
 		tc := tls.Server(c, cfg.tlsConfig)
 		if err := tc.Handshake(); err != nil {

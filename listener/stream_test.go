@@ -13,12 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ampsbroker/ampsbroker/transport"
+
 	"github.com/ampsbroker/ampsbroker/preflight"
 )
 
 // handshakeResult is the outcome of one server-side Handshake.
 type handshakeResult struct {
-	conn Conn
+	conn transport.Conn
 	err  error
 }
 
@@ -26,7 +28,7 @@ type handshakeResult struct {
 // way the broker does, delivering the outcomes in order of completion. The
 // goroutines belong to the test: cleanup closes l, cancels their context,
 // waits for them and closes the connections nobody took.
-func serveHandshakes(t testing.TB, l Listener) <-chan handshakeResult {
+func serveHandshakes(t testing.TB, l transport.Listener) <-chan handshakeResult {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	results := make(chan handshakeResult, 64)
@@ -77,7 +79,7 @@ func next(t testing.TB, results <-chan handshakeResult) handshakeResult {
 }
 
 // nextConn waits for a successful handshake.
-func nextConn(t testing.TB, results <-chan handshakeResult) Conn {
+func nextConn(t testing.TB, results <-chan handshakeResult) transport.Conn {
 	t.Helper()
 	r := next(t, results)
 	if r.err != nil {
@@ -110,7 +112,7 @@ func readFrame(t testing.TB, r io.Reader) string {
 // exchange checks that AMPS messages flow both ways between a client socket
 // and the server Conn: the client's frame arrives as header and body, and
 // the server's message arrives as a frame.
-func exchange(t testing.TB, client io.ReadWriter, server Conn) {
+func exchange(t testing.TB, client io.ReadWriter, server transport.Conn) {
 	t.Helper()
 	if _, err := client.Write(frame(`{"c":"publish","t":"a"}`, `{"id":1}`)); err != nil {
 		t.Fatalf("client write: %v", err)
@@ -119,7 +121,7 @@ func exchange(t testing.TB, client io.ReadWriter, server Conn) {
 	expectReply(t, client, server)
 }
 
-func expectMessage(t testing.TB, server Conn, header, body string) {
+func expectMessage(t testing.TB, server transport.Conn, header, body string) {
 	t.Helper()
 	// A lost message must fail the test, not hang it: closing the conn
 	// unblocks ReadMessage.
@@ -134,7 +136,7 @@ func expectMessage(t testing.TB, server Conn, header, body string) {
 	}
 }
 
-func expectReply(t testing.TB, client io.Reader, server Conn) {
+func expectReply(t testing.TB, client io.Reader, server transport.Conn) {
 	t.Helper()
 	if err := server.WriteMessage([]byte(`{"c":"ack","s":0}`), nil); err != nil {
 		t.Fatalf("server WriteMessage: %v", err)
@@ -161,7 +163,7 @@ func readAllUntilClose(t testing.TB, c net.Conn) string {
 // logon dials addr, sends a logon frame at once (AMPS clients speak first;
 // the handshake waits for their first bytes), waits for the server side and
 // checks the logon arrived.
-func logon(t testing.TB, results <-chan handshakeResult, network, addr string) (net.Conn, Conn) {
+func logon(t testing.TB, results <-chan handshakeResult, network, addr string) (net.Conn, transport.Conn) {
 	t.Helper()
 	c := dial(t, network, addr)
 	if _, err := c.Write(frame(`{"c":"logon","mt":"json"}`, "")); err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+
+	"github.com/ampsbroker/ampsbroker/transport"
 )
 
 // TCPListener is a TCP transport (AMPS types tcp and tcps): plain TCP, or TLS
@@ -14,7 +16,7 @@ type TCPListener struct {
 	cfg streamConfig
 }
 
-var _ Listener = (*TCPListener)(nil)
+var _ transport.Listener = (*TCPListener)(nil)
 
 // ListenTCP listens on addr, an AMPS InetAddr (see ParseTCPAddr): "9007" or
 // ":9007" listens on IPv4 and IPv6, "0.0.0.0:9007" on IPv4 only, "[::]:9007"
@@ -78,7 +80,7 @@ func (l *TCPListener) Accept() (net.Conn, error) { return l.ln.Accept() }
 // TCPOptions.WebSocket is set; anything else is answered with 400 and
 // closed (wire spec §4.3). All of it is bounded by ctx and
 // TCPOptions.HandshakeTimeout. On error c is closed.
-func (l *TCPListener) Handshake(ctx context.Context, c net.Conn) (Conn, error) {
+func (l *TCPListener) Handshake(ctx context.Context, c net.Conn) (transport.Conn, error) {
 	return handshakeStream(ctx, c, &l.cfg)
 }
 

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ampsbroker/ampsbroker/transport"
 )
 
 // Unix transport defaults.
@@ -51,7 +53,7 @@ type UnixListener struct {
 	removeOnce sync.Once
 }
 
-var _ Listener = (*UnixListener)(nil)
+var _ transport.Listener = (*UnixListener)(nil)
 
 // ListenUnix creates a Unix domain socket at path and listens on it, then sets
 // the file's mode to UnixOptions.Mode (default DefaultUnixMode), as AMPS
@@ -159,7 +161,7 @@ func (l *UnixListener) Accept() (net.Conn, error) { return l.ln.Accept() }
 // returns the stream connection. There is no TLS on a Unix socket
 // (amps-config §3.7) and a WebSocket upgrade is refused with 400. Bounded by
 // ctx and UnixOptions.HandshakeTimeout. On error c is closed.
-func (l *UnixListener) Handshake(ctx context.Context, c net.Conn) (Conn, error) {
+func (l *UnixListener) Handshake(ctx context.Context, c net.Conn) (transport.Conn, error) {
 	return handshakeStream(ctx, c, &l.cfg)
 }
 

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ampsbroker/ampsbroker/transport"
+
 	"github.com/coder/websocket"
 )
 
@@ -20,7 +22,7 @@ const (
 	// statistics when WebSocketOptions.Name is empty.
 	DefaultWebSocketName = "websocket"
 
-	// WebSocketProtocol is ConnInfo.Protocol for WebSocket connections.
+	// WebSocketProtocol is transport.ConnInfo.Protocol for WebSocket connections.
 	WebSocketProtocol = "websocket"
 
 	// WebSocketCloseTimeout bounds the close handshake Conn.Close performs
@@ -109,17 +111,17 @@ func (l *WebSocketListener) Close() error { return l.ln.Close() }
 // request and upgrades c. It is bounded by ctx and by the HandshakeTimeout
 // option (default DefaultHandshakeTimeout). A request that is not a valid
 // WebSocket upgrade gets an HTTP error response. On error c is closed.
-func (l *WebSocketListener) Handshake(ctx context.Context, c net.Conn) (Conn, error) {
-	info := ConnInfo{
+func (l *WebSocketListener) Handshake(ctx context.Context, c net.Conn) (transport.Conn, error) {
+	info := transport.ConnInfo{
 		Transport:  l.opts.name(),
 		LocalAddr:  c.LocalAddr(),
 		RemoteAddr: c.RemoteAddr(),
 	}
-	fail := func(err error) (Conn, error) {
+	fail := func(err error) (transport.Conn, error) {
 		c.Close()
 		return nil, fmt.Errorf("listener %s: websocket handshake with %v: %w", info.Transport, info.RemoteAddr, err)
 	}
-	var conn Conn
+	var conn transport.Conn
 	if err := bounded(ctx, c, time.Now().Add(l.opts.handshakeTimeout()), func() (err error) {
 		conn, err = l.handshake(c, &info)
 		return err
@@ -130,7 +132,7 @@ func (l *WebSocketListener) Handshake(ctx context.Context, c net.Conn) (Conn, er
 }
 
 // handshake is Handshake's work on c, whose deadline is set.
-func (l *WebSocketListener) handshake(c net.Conn, info *ConnInfo) (*wsConn, error) {
+func (l *WebSocketListener) handshake(c net.Conn, info *transport.ConnInfo) (*wsConn, error) {
 	nc := c
 	if l.opts.TLSConfig != nil {
 		tc := tls.Server(c, l.opts.TLSConfig)
@@ -164,7 +166,7 @@ func (l *WebSocketListener) handshake(c net.Conn, info *ConnInfo) (*wsConn, erro
 
 // upgradeRaw answers the upgrade request req, read from nc through br, on
 // nc itself.
-func upgradeRaw(nc net.Conn, br *bufio.Reader, req *http.Request, opts *WebSocketOptions, info ConnInfo) (*wsConn, error) {
+func upgradeRaw(nc net.Conn, br *bufio.Reader, req *http.Request, opts *WebSocketOptions, info transport.ConnInfo) (*wsConn, error) {
 	req.RemoteAddr = nc.RemoteAddr().String()
 	req.TLS = info.TLS
 	rw := newWSRawResponse(nc, br)

@@ -11,16 +11,18 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ampsbroker/ampsbroker/transport"
+
 	"github.com/ampsbroker/ampsbroker/protocol"
 	"github.com/coder/websocket"
 )
 
-// wsConn is the Conn of a WebSocket client: protocol.WSDecoder on the read
+// wsConn is the transport.Conn of a WebSocket client: protocol.WSDecoder on the read
 // side, protocol.WSFrames on the write side, over a *websocket.Conn.
 type wsConn struct {
 	ws   *websocket.Conn
 	raw  net.Conn // the hijacked connection, force-closed when Close overruns
-	info ConnInfo
+	info transport.ConnInfo
 
 	// Read side, used by the one reading goroutine.
 	dec  protocol.WSDecoder
@@ -42,7 +44,7 @@ type wsConn struct {
 	closeTimeout time.Duration
 }
 
-func newWSConn(ws *websocket.Conn, raw net.Conn, info ConnInfo, opts *WebSocketOptions) *wsConn {
+func newWSConn(ws *websocket.Conn, raw net.Conn, info transport.ConnInfo, opts *WebSocketOptions) *wsConn {
 	c := &wsConn{ws: ws, raw: raw, info: info, closeTimeout: WebSocketCloseTimeout}
 	if opts.MaxMessageSize > 0 {
 		c.dec.MaxMessageSize = int(min(opts.MaxMessageSize, int64(^uint(0)>>1)))
@@ -59,7 +61,7 @@ func newWSConn(ws *websocket.Conn, raw net.Conn, info ConnInfo, opts *WebSocketO
 }
 
 // Info describes the connection.
-func (c *wsConn) Info() *ConnInfo { return &c.info }
+func (c *wsConn) Info() *transport.ConnInfo { return &c.info }
 
 // ReadMessage returns the next AMPS message. A client that closed with 1000
 // or 1001 ends the stream with io.EOF. A framing error closes the
@@ -160,7 +162,7 @@ func (c *wsConn) writeFrame(text bool, p []byte) error {
 // Flush does nothing: the WebSocket library sends every frame as written.
 func (c *wsConn) Flush() error { return nil }
 
-// Abort implements Aborter: it drops the connection without a close
+// Abort implements transport.Aborter: it drops the connection without a close
 // handshake, resetting it.
 func (c *wsConn) Abort() error {
 	err := abortNetConn(c.raw)

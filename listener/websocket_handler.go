@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ampsbroker/ampsbroker/transport"
+
 	"github.com/ampsbroker/ampsbroker/preflight"
 	"github.com/ampsbroker/ampsbroker/protocol"
 	"github.com/coder/websocket"
@@ -23,14 +25,14 @@ import (
 // type is taken from ".../amps/<mt>"). opts may be nil; its TLSConfig and
 // HandshakeTimeout are not used, as the http.Server owns TLS and timeouts.
 // The http.Server does not track upgraded connections: Shutdown does not
-// close them, the ConnServer does.
-func NewWebSocketHandler(srv ConnServer, opts *WebSocketOptions) http.Handler {
+// close them, the transport.ConnServer does.
+func NewWebSocketHandler(srv transport.ConnServer, opts *WebSocketOptions) http.Handler {
 	var o WebSocketOptions
 	if opts != nil {
 		o = *opts
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		info := ConnInfo{Transport: o.name(), TLS: r.TLS}
+		info := transport.ConnInfo{Transport: o.name(), TLS: r.TLS}
 		rec := &wsHijackRecorder{ResponseWriter: w}
 		conn, err := wsUpgrade(rec, r, &o, info)
 		if err != nil {
@@ -56,7 +58,7 @@ type wsHijacker interface {
 // message connection. info carries Transport and TLS (and, from a stream
 // transport, its fixed message type); wsUpgrade fills in the rest. On error
 // an HTTP error response has been written to w.
-func wsUpgrade(w wsHijacker, r *http.Request, opts *WebSocketOptions, info ConnInfo) (*wsConn, error) {
+func wsUpgrade(w wsHijacker, r *http.Request, opts *WebSocketOptions, info transport.ConnInfo) (*wsConn, error) {
 	info.Protocol = WebSocketProtocol
 	info.Request = r
 	// Path rule (wire spec §1): the last two segments are "amps" and the

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/ampsbroker/ampsbroker/transport"
 )
 
 // serveWebSocketOnStream completes a WebSocket upgrade that arrived on a
@@ -22,7 +24,7 @@ import (
 // keeps the stream transport's name, gets Protocol "websocket" and takes its
 // message type from opts.MessageType, else the stream transport's fixed
 // type, else the URL path. On error c is closed.
-func serveWebSocketOnStream(ctx context.Context, c net.Conn, br *bufio.Reader, req *http.Request, opts *WebSocketOptions, info *ConnInfo) (Conn, error) {
+func serveWebSocketOnStream(ctx context.Context, c net.Conn, br *bufio.Reader, req *http.Request, opts *WebSocketOptions, info *transport.ConnInfo) (transport.Conn, error) {
 	var o WebSocketOptions
 	if opts != nil {
 		o = *opts
@@ -31,7 +33,7 @@ func serveWebSocketOnStream(ctx context.Context, c net.Conn, br *bufio.Reader, r
 	if base.Transport == "" {
 		base.Transport = o.name()
 	}
-	fail := func(err error) (Conn, error) {
+	fail := func(err error) (transport.Conn, error) {
 		c.Close()
 		return nil, fmt.Errorf("listener %s: websocket upgrade of %v: %w", base.Transport, base.RemoteAddr, err)
 	}

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ampsbroker/ampsbroker/transport"
+
 	"github.com/ampsbroker/ampsbroker/internal/testcert"
 
 	"github.com/ampsbroker/ampsbroker/protocol"
@@ -29,11 +31,11 @@ const testTimeout = 10 * time.Second
 
 type msg struct{ header, body string }
 
-// recServer is a ConnServer that records what it reads and hands each Conn
+// recServer is a transport.ConnServer that records what it reads and hands each transport.Conn
 // to the test. Every ServeConn it runs is stopped by the test's cleanup.
 type recServer struct {
 	ctx   context.Context
-	conns chan Conn
+	conns chan transport.Conn
 	msgs  chan msg
 	errs  chan error
 	wg    sync.WaitGroup
@@ -41,12 +43,12 @@ type recServer struct {
 
 func newRecServer(t *testing.T) *recServer {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &recServer{ctx: ctx, conns: make(chan Conn, 16), msgs: make(chan msg, 256), errs: make(chan error, 16)}
+	s := &recServer{ctx: ctx, conns: make(chan transport.Conn, 16), msgs: make(chan msg, 256), errs: make(chan error, 16)}
 	t.Cleanup(func() { cancel(); s.wg.Wait() })
 	return s
 }
 
-func (s *recServer) ServeConn(_ context.Context, c Conn) error {
+func (s *recServer) ServeConn(_ context.Context, c transport.Conn) error {
 	s.wg.Add(1)
 	defer s.wg.Done()
 	stop := context.AfterFunc(s.ctx, func() { c.Close() })
@@ -75,7 +77,7 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 
 // serveListener runs Accept and Handshake on l the way a broker does,
 // handing connections to srv. Handshake errors go to the returned channel.
-func serveListener(t *testing.T, l Listener, srv *recServer) <-chan error {
+func serveListener(t *testing.T, l transport.Listener, srv *recServer) <-chan error {
 	hsErrs := make(chan error, 16)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -693,7 +695,7 @@ func TestServeWebSocketOnStream(t *testing.T) {
 	}
 	defer ln.Close()
 	type result struct {
-		conn Conn
+		conn transport.Conn
 		err  error
 	}
 	res := make(chan result, 1)
@@ -710,7 +712,7 @@ func TestServeWebSocketOnStream(t *testing.T) {
 			res <- result{nil, err}
 			return
 		}
-		info := &ConnInfo{Transport: "tcp", Protocol: "amps", LocalAddr: c.LocalAddr(), RemoteAddr: c.RemoteAddr(), Request: req}
+		info := &transport.ConnInfo{Transport: "tcp", Protocol: "amps", LocalAddr: c.LocalAddr(), RemoteAddr: c.RemoteAddr(), Request: req}
 		conn, err := serveWebSocketOnStream(context.Background(), c, br, req, &WebSocketOptions{}, info)
 		res <- result{conn, err}
 	}()
@@ -775,7 +777,7 @@ func BenchmarkWebSocketConn(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer l.Close()
-			ready := make(chan Conn, 1)
+			ready := make(chan transport.Conn, 1)
 			go func() {
 				c, err := l.Accept()
 				if err != nil {

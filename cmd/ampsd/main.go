@@ -31,6 +31,7 @@ import (
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/config"
 	"github.com/ampsbroker/ampsbroker/listener"
+	"github.com/ampsbroker/ampsbroker/transport"
 )
 
 // Defaults for the command-line flags.
@@ -120,7 +121,7 @@ func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 
 // openListeners opens the transports the flags ask for. On error it closes
 // the ones already open.
-func openListeners(f *flags) ([]listener.Listener, error) {
+func openListeners(f *flags) ([]transport.Listener, error) {
 	var tlsConfig *tls.Config
 	if f.tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
@@ -129,8 +130,8 @@ func openListeners(f *flags) ([]listener.Listener, error) {
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	var ls []listener.Listener
-	fail := func(err error) ([]listener.Listener, error) {
+	var ls []transport.Listener
+	fail := func(err error) ([]transport.Listener, error) {
 		for _, l := range ls {
 			l.Close()
 		}
@@ -221,7 +222,7 @@ func run(ctx context.Context, release func(), args []string, stdout, stderr io.W
 }
 
 // serve runs b on ls until ctx is done, then shuts it down.
-func serve(ctx context.Context, release func(), log *slog.Logger, b *broker.Broker, ls []listener.Listener) error {
+func serve(ctx context.Context, release func(), log *slog.Logger, b *broker.Broker, ls []transport.Listener) error {
 	errc := make(chan error, len(ls))
 	var wg sync.WaitGroup
 	for _, l := range ls {
