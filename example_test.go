@@ -45,7 +45,7 @@ func Example_inProcessClient() {
 	defer b.Close()
 	ctx := context.Background()
 
-	c, err := b.Connect(ctx, "prices-service")
+	c, err := b.Connect(ctx, "prices-service", nil)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -20,10 +20,10 @@ func BenchmarkPublishInProcess(b *testing.B) {
 			ctx := context.Background()
 			var got atomic.Int64
 			for i := 0; i < n; i++ {
-				c, _ := br.Connect(ctx, fmt.Sprint("s", i))
+				c, _ := br.Connect(ctx, fmt.Sprint("s", i), nil)
 				c.Subscribe(ctx, "orders", func(broker.Message) { got.Add(1) })
 			}
-			pub, _ := br.Connect(ctx, "pub")
+			pub, _ := br.Connect(ctx, "pub", nil)
 			body := []byte(`{"id":1,"qty":5,"px":101.25}`)
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))

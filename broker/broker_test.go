@@ -406,7 +406,7 @@ func TestTopicsArePerMessageType(t *testing.T) {
 func TestInProcessAndNetworkClients(t *testing.T) {
 	b, eps := startBroker(t, nil)
 	ctx := context.Background()
-	ic, err := b.Connect(ctx, "inproc")
+	ic, err := b.Connect(ctx, "inproc", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +449,7 @@ func TestInProcessUnsubscribeAndClose(t *testing.T) {
 	b := broker.New(nil)
 	defer b.Close()
 	ctx := context.Background()
-	c, _ := b.Connect(ctx, "c")
+	c, _ := b.Connect(ctx, "c", nil)
 	var mu sync.Mutex
 	var seen []string
 	sub, err := c.Subscribe(ctx, "t", func(m broker.Message) {
@@ -533,7 +533,7 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 		served := make(chan error, 1)
 		go func() { served <- b.Serve(tcp) }()
 		ctx := context.Background()
-		ic, _ := b.Connect(ctx, "ic")
+		ic, _ := b.Connect(ctx, "ic", nil)
 		ic.Subscribe(ctx, "t", func(broker.Message) {})
 		var clients []*wireClient
 		for i := 0; i < 5; i++ {
@@ -560,7 +560,7 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 			c.expectClosed()
 			c.conn.Close()
 		}
-		if _, err := b.Connect(ctx, "late"); !errors.Is(err, broker.ErrBrokerClosed) {
+		if _, err := b.Connect(ctx, "late", nil); !errors.Is(err, broker.ErrBrokerClosed) {
 			t.Errorf("Connect after Shutdown = %v", err)
 		}
 	}()
@@ -598,7 +598,7 @@ func TestNoDeliveryAfterUnsubscribeAck(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for g := 0; g < 4; g++ {
-		pub, err := b.Connect(ctx, fmt.Sprint("pub", g))
+		pub, err := b.Connect(ctx, fmt.Sprint("pub", g), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

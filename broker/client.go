@@ -69,16 +69,10 @@ type ClientOptions struct {
 	DropWhenSlow bool
 }
 
-// Connect returns an in-process client named name with default options.
-// In-process clients are part of the host program and are not passed to
-// the Authenticator or the Entitler.
-func (b *Broker) Connect(ctx context.Context, name string) (*Client, error) {
-	return b.ConnectWith(ctx, name, nil)
-}
-
-// ConnectWith returns an in-process client configured by opts (nil means
-// defaults).
-func (b *Broker) ConnectWith(ctx context.Context, name string, opts *ClientOptions) (*Client, error) {
+// Connect returns an in-process client named name, configured by opts
+// (nil means defaults). In-process clients are part of the host program
+// and are not passed to the Authenticator or the Entitler.
+func (b *Broker) Connect(ctx context.Context, name string, opts *ClientOptions) (*Client, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -56,7 +56,7 @@ func TestEntitlements(t *testing.T) {
 	if f := alice.recvSkipping(); f.str("t") != "orders/1" {
 		t.Fatalf("alice got %s", f.raw)
 	}
-	ic, _ := b.Connect(context.Background(), "feeder") // in-process: not checked
+	ic, _ := b.Connect(context.Background(), "feeder", nil) // in-process: not checked
 	ic.Publish(context.Background(), "secret/x", []byte("s"))
 	ic.Publish(context.Background(), "news/1", []byte("n"))
 	if f := bob.recvSkipping(); f.str("t") != "news/1" {
@@ -176,7 +176,7 @@ func TestInProcessDropWhenSlow(t *testing.T) {
 	defer b.Close()
 	ctx := context.Background()
 	block := make(chan struct{})
-	c, _ := b.ConnectWith(ctx, "dropper", &broker.ClientOptions{QueueBytes: 4096, DropWhenSlow: true})
+	c, _ := b.Connect(ctx, "dropper", &broker.ClientOptions{QueueBytes: 4096, DropWhenSlow: true})
 	var mu sync.Mutex
 	var got int
 	c.Subscribe(ctx, "t", func(broker.Message) {
@@ -185,7 +185,7 @@ func TestInProcessDropWhenSlow(t *testing.T) {
 		got++
 		mu.Unlock()
 	})
-	pub, _ := b.Connect(ctx, "pub")
+	pub, _ := b.Connect(ctx, "pub", nil)
 	for i := 0; i < 1000; i++ {
 		pub.Publish(ctx, "t", make([]byte, 100))
 	}

@@ -41,7 +41,7 @@ func connectInProcess(t testing.TB, tb *testBroker, name string) *broker.Client 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), tcpIOTimeout)
 	defer cancel()
-	c, err := tb.Connect(ctx, name)
+	c, err := tb.Connect(ctx, name, nil)
 	if err != nil {
 		t.Fatalf("Connect(%q): %v", name, err)
 	}

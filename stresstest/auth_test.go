@@ -37,7 +37,7 @@ func TestAuthAndEntitlementFailuresOverTCP(t *testing.T) {
 	// An in-process client is not checked by the Entitler: it sees every
 	// topic, so it can tell whether a refused publish went anywhere.
 	ctx := context.Background()
-	watcher, err := sb.b.Connect(ctx, "watcher")
+	watcher, err := sb.b.Connect(ctx, "watcher", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestAuthAndEntitlementFailuresOverTCP(t *testing.T) {
 		}
 		// The publisher is in process, so its own publishes are not
 		// checked; what alice receives is filtered by her read rights.
-		pub, err := sb.b.Connect(ctx, "publisher")
+		pub, err := sb.b.Connect(ctx, "publisher", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
