@@ -16,19 +16,6 @@ import (
 	"github.com/ampsbroker/ampsbroker/transport"
 )
 
-// ErrBrokerClosed is returned by Serve, ServeConn and Connect after
-// Shutdown or Close.
-var ErrBrokerClosed = errors.New("broker: closed")
-
-// ErrTooManyConnections is returned by ServeConn when a connection limit
-// (Options.MaxConnections, TransportOptions.MaxConnections) is reached; the
-// connection was closed.
-var ErrTooManyConnections = errors.New("broker: too many connections")
-
-// ErrSlowConsumer is the cause recorded for an endpoint whose outbound
-// queue overflowed its budget (AMPS disconnect reason "slow client").
-var ErrSlowConsumer = errors.New("broker: slow consumer: outbound queue over budget")
-
 // Broker routes AMPS messages between the clients of its listeners and its
 // in-process clients. Create one with New; it has no package-level state.
 type Broker struct {
@@ -101,7 +88,11 @@ type ConnStats struct {
 	ClientName    string // known after logon
 	UserID        string // known after logon
 	Subscriptions int
-	QueuedBytes   int // outbound bytes queued or being written
+	QueuedBytes   int   // outbound bytes queued or being written
+	MessagesIn    int64 // publishes received from this connection
+	MessagesOut   int64 // deliveries written to it
+	BytesIn       int64 // inbound frame bytes
+	BytesOut      int64 // outbound message bytes
 }
 
 // New returns a Broker configured by opts; nil means all defaults.
@@ -380,11 +371,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	if ctx.Err() != nil {
 		b.forceClose() // Close, or a context already done: nothing is flushed
 	} else {
-		for _, s := range sessions {
-			s.drain()
-		}
-		for _, c := range clients {
-			c.shutdown(true)
+		// A graceful end: each endpoint sends what is queued first.
+		for _, e := range endpointsOf(sessions, clients) {
+			e.close(ErrBrokerClosed)
 		}
 	}
 
@@ -426,15 +415,22 @@ func (b *Broker) forceClose() {
 	for _, c := range pending {
 		c.Close()
 	}
-	for _, s := range sessions {
-		s.abort(errShutdown)
-	}
-	for _, c := range clients {
-		c.shutdown(false)
+	for _, e := range endpointsOf(sessions, clients) {
+		e.close(errClosedNow)
 	}
 }
 
-var errShutdown = errors.New("broker: shut down")
+// endpointsOf lists the endpoints of sessions and clients.
+func endpointsOf(sessions []*session, clients []*Client) []*endpoint {
+	eps := make([]*endpoint, 0, len(sessions)+len(clients))
+	for _, s := range sessions {
+		eps = append(eps, &s.endpoint)
+	}
+	for _, c := range clients {
+		eps = append(eps, &c.endpoint)
+	}
+	return eps
+}
 
 // Stats returns a snapshot of the broker's counters.
 func (b *Broker) Stats() Stats {
@@ -480,21 +476,6 @@ func (b *Broker) Stats() Stats {
 	}
 }
 
-// publish routes one message through r, the router of the publisher's
-// message type, to every matching subscription. It never blocks on a
-// receiver.
-func (b *Broker) publish(r *router, topic, correlationID string, body []byte) {
-	b.stats.messagesIn.Add(1)
-	ts := r.targets(topic)
-	if len(ts) == 0 {
-		return
-	}
-	d := newDelivery(topic, correlationID, body)
-	for i := range ts {
-		ts[i].ep.enqueueDelivery(d, &ts[i])
-	}
-}
-
 // janitorTick is how often the janitor advances the coarse clock and
 // checks the age of queued messages.
 const janitorTick = 250 * time.Millisecond
@@ -529,28 +510,14 @@ func (b *Broker) janitor() {
 }
 
 func (b *Broker) checkAges(now int64) {
-	tooOld := func(at int64, limit time.Duration) bool {
-		return limit > 0 && at != 0 && now-at > int64(limit)
-	}
 	b.mu.Lock()
-	var old []*session
-	for s := range b.sessions {
-		if tooOld(s.q.oldest(), s.maxAge) {
-			old = append(old, s)
-		}
-	}
-	var oldClients []*Client
-	for c := range b.clients {
-		if !c.opts.DropWhenSlow && tooOld(c.q.oldest(), b.opts.MaxMessageAge) {
-			oldClients = append(oldClients, c)
-		}
-	}
+	sessions := slices.Collect(maps.Keys(b.sessions))
+	clients := slices.Collect(maps.Keys(b.clients))
 	b.mu.Unlock()
-	for _, s := range old {
-		s.slowConsumer("oldest queued message is older than the age limit")
-	}
-	for _, c := range oldClients {
-		c.slowConsumer("oldest queued message is older than the age limit")
+	for _, e := range endpointsOf(sessions, clients) {
+		if e.tooOld(now) {
+			e.slowConsumer(ErrSlowConsumer, "oldest queued message is older than the age limit")
+		}
 	}
 }
 
@@ -568,7 +535,7 @@ func (b *Broker) ResetEntitlements(userID string) {
 	b.mu.Unlock()
 	for _, s := range victims {
 		s.log.Info("closing connection: entitlement reset", "user_id", userID)
-		s.abort(errEntitlementReset)
+		s.close(ErrEntitlementReset)
 	}
 	b.routersMu.RLock()
 	for _, r := range b.routers {

@@ -9,11 +9,6 @@ import (
 	"github.com/nats-io/nuid"
 )
 
-// ErrClientClosed is returned by a Client's methods after Close, after the
-// broker shut down, or after the client was disconnected as a slow consumer
-// (see Client.Err).
-var ErrClientClosed = errors.New("broker: client closed")
-
 // DefaultClientMessageType is the message type of in-process clients. Topics
 // are per message type (semantics §2), so in-process clients exchange
 // messages with network clients that logged on with "json".
@@ -42,17 +37,14 @@ type Message struct {
 // goroutine it runs on.
 // A Client is safe for concurrent use.
 type Client struct {
-	b    *Broker
+	endpoint
 	name string
 	opts ClientOptions
 	rt   *router
-	q    *outbound
 
-	mu     sync.Mutex
-	subs   map[string]*subscription
-	closed bool
-	err    error
-	done   chan struct{}
+	mu   sync.Mutex
+	subs map[string]*subscription
+	done chan struct{}
 }
 
 // ClientOptions configures an in-process client. The zero value works.
@@ -77,7 +69,6 @@ func (b *Broker) Connect(ctx context.Context, name string, opts *ClientOptions) 
 		return nil, err
 	}
 	c := &Client{
-		b:    b,
 		name: name,
 		subs: make(map[string]*subscription),
 		done: make(chan struct{}),
@@ -91,9 +82,14 @@ func (b *Broker) Connect(ctx context.Context, name string, opts *ClientOptions) 
 	if c.opts.QueueBytes <= 0 {
 		c.opts.QueueBytes = b.opts.OutboundQueueBytes
 	}
-	c.rt = b.router(c.opts.MessageType)
-	c.q = newOutbound(c.opts.QueueBytes)
+	maxAge := b.opts.MaxMessageAge
+	if c.opts.DropWhenSlow {
+		maxAge = 0 // it never falls behind: what does not fit is dropped
+	}
+	c.endpoint = b.newEndpoint(c.opts.QueueBytes, maxAge, b.log.With("client_name", name, "transport", "in-process"))
 	c.q.dropWhenFull = c.opts.DropWhenSlow
+	c.ending = c.dropSubscriptions
+	c.rt = b.router(c.opts.MessageType)
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -116,12 +112,12 @@ func (c *Client) Publish(ctx context.Context, topic string, data []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if c.isClosed() {
+	if c.closing() {
 		return ErrClientClosed
 	}
 	switch reason := publishTopicReason(topic); reason {
 	case "":
-		c.b.publish(c.rt, topic, "", data)
+		c.b.publish(&c.endpoint, c.rt, topic, "", data)
 	case reasonDiscard:
 	default:
 		return fmt.Errorf("broker: publish to %q: %s", topic, reason)
@@ -153,11 +149,11 @@ func (c *Client) Subscribe(ctx context.Context, topic string, handler func(Messa
 		return nil, fmt.Errorf("broker: subscribe to %q: %s", topic, reason)
 	}
 	s := &Subscription{c: c, sub: sub}
-	sub.owner = c
+	sub.owner = &c.endpoint
 	sub.handler = handler
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closing() {
 		return nil, ErrClientClosed
 	}
 	c.subs[sub.id] = sub
@@ -183,7 +179,7 @@ func (s *Subscription) Unsubscribe() error {
 // handler call starts after Close returns. Close does not wait for a
 // running handler, so a handler may call it.
 func (c *Client) Close() error {
-	c.closeWith(ErrClientClosed, false)
+	c.close(ErrClientClosed)
 	return nil
 }
 
@@ -191,63 +187,27 @@ func (c *Client) Close() error {
 func (c *Client) Done() <-chan struct{} { return c.done }
 
 // Err returns why the client closed: nil while open, ErrClientClosed after
-// Close, ErrSlowConsumer when its queue overflowed, ErrBrokerClosed after
-// the broker shut down.
+// Close, ErrSlowConsumer when its queue overflowed or grew too old,
+// ErrBrokerClosed after the broker shut down.
 func (c *Client) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
+	cause, _ := c.closeState()
+	return cause
 }
 
-func (c *Client) isClosed() bool {
+// dropSubscriptions is the client's part of the close path: its
+// subscriptions leave the router. When the client ends now, they are also
+// marked removed so that no handler call starts for them; a flush (the
+// broker's graceful Shutdown) still hands queued messages over.
+func (c *Client) dropSubscriptions(mode closeMode) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.closed
-}
-
-// shutdown closes the client because the broker shuts down; drain lets
-// queued deliveries run first, otherwise they are dropped.
-func (c *Client) shutdown(drain bool) { c.closeWith(ErrBrokerClosed, drain) }
-
-func (c *Client) closeWith(cause error, drain bool) {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.closed = true
-	c.err = cause
 	for id, sub := range c.subs {
-		// Draining (broker Shutdown) still hands queued messages over;
-		// otherwise no handler call starts after this.
-		sub.removed.Store(!drain)
+		if mode != modeFlush {
+			sub.removed.Store(true)
+		}
 		c.rt.remove(sub)
 		delete(c.subs, id)
 	}
-	c.mu.Unlock()
-	c.q.close(drain)
-}
-
-// enqueueDelivery implements endpoint.
-func (c *Client) enqueueDelivery(d *delivery, t *target) bool {
-	switch c.q.push(outItem{d: d, t: t, size: d.size(t), at: c.b.clock.Load()}) {
-	case pushOK:
-		return true
-	case pushDropped:
-		c.b.stats.dropped.Add(1)
-		return true
-	case pushOverflow:
-		c.slowConsumer("queue over its byte budget")
-	}
-	return false
-}
-
-// slowConsumer closes the client as a slow consumer.
-func (c *Client) slowConsumer(why string) {
-	c.b.stats.slowConsumers.Add(1)
-	c.b.log.Warn("closing in-process client: slow consumer", "client_name", c.name, "why", why,
-		"queued_limit", c.opts.QueueBytes)
-	c.closeWith(ErrSlowConsumer, false)
 }
 
 func (c *Client) deliverLoop() {
@@ -258,34 +218,30 @@ func (c *Client) deliverLoop() {
 		c.b.mu.Unlock()
 		close(c.done)
 	}()
-	var spare []outItem
 	for range c.q.notify {
-		items, closed, overflowed := c.q.take(spare)
-		if overflowed {
-			return
-		}
-		n, delivered := 0, 0
-		for i := range items {
-			it := &items[i]
-			handled := false
-			for _, sub := range it.t.subs {
-				// Unsubscribe and Close mark subscriptions removed: no
-				// handler call for them starts afterwards.
-				if !sub.removed.Load() {
-					sub.handler(Message{Topic: it.d.topic, SubID: sub.id, CorrelationID: it.d.correlationID, Data: it.d.body})
-					handled = true
-				}
-			}
-			if handled {
-				delivered++
-			}
-			n += it.size
-		}
-		c.b.stats.messagesOut.Add(int64(delivered))
-		c.q.release(n)
-		spare = clearItems(items)
-		if closed {
+		if stop, _ := c.serveBatch(c.deliver); stop {
 			return
 		}
 	}
+}
+
+// deliver runs the handlers of a batch, in order.
+func (c *Client) deliver(items []outItem) (delivered, bytes int64, err error) {
+	for i := range items {
+		it := &items[i]
+		handled := false
+		for _, sub := range it.t.subs {
+			// Unsubscribe and Close mark subscriptions removed: no
+			// handler call for them starts afterwards.
+			if !sub.removed.Load() {
+				sub.handler(Message{Topic: it.d.topic, SubID: sub.id, CorrelationID: it.d.correlationID, Data: it.d.body})
+				handled = true
+			}
+		}
+		if handled {
+			delivered++
+		}
+	}
+	// In-process deliveries are not serialised: no bytes go out.
+	return delivered, 0, nil
 }

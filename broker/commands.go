@@ -176,7 +176,7 @@ func (s *session) dispatch(h *protocol.Header, body []byte) error {
 		// §7.1): answer with a failure and close.
 		s.ack(h, protocol.AckProcessed, protocol.StatusFailure, ReasonLogonRequired, nil)
 		s.log.Info("closing connection: command before logon", "command", h.Command)
-		return errLogonRequired
+		return fmt.Errorf("%w: %q before logon", ErrProtocol, h.Command)
 	}
 	switch h.Command {
 	case protocol.CmdHeartbeat:
@@ -203,7 +203,7 @@ func (s *session) dispatch(h *protocol.Header, body []byte) error {
 		// AMPS closes the connection on an unknown command (wire spec §7.10).
 		s.fail(h, ReasonUnknownCommand, nil)
 		s.log.Info("closing connection: unknown command", "command", h.Command)
-		return fmt.Errorf("%w %q", errUnknownCommand, h.Command)
+		return fmt.Errorf("%w: unknown command %q", ErrProtocol, h.Command)
 	}
 	return nil
 }
@@ -219,8 +219,8 @@ func (s *session) logon(h *protocol.Header) error {
 	if reason != "" {
 		s.ack(h, protocol.AckProcessed, protocol.StatusFailure, reason, nil)
 		s.log.Info("closing connection: logon refused", "reason", reason, "mt", h.MessageType)
-		return fmt.Errorf("broker: logon refused: %s (logon mt %q, path type %q, transport type %q)",
-			reason, h.MessageType, s.info.MessageType, s.info.TransportMessageType)
+		return fmt.Errorf("%w: %s (logon mt %q, path type %q, transport type %q)",
+			ErrLogonRefused, reason, h.MessageType, s.info.MessageType, s.info.TransportMessageType)
 	}
 	if s.auth != nil {
 		err := s.auth.Authenticate(s.ctx, &LogonRequest{Header: h, Conn: s.info})
@@ -228,7 +228,7 @@ func (s *session) logon(h *protocol.Header) error {
 			s.b.stats.authFailures.Add(1)
 			s.ack(h, protocol.AckProcessed, protocol.StatusFailure, ReasonAuthFailure, nil)
 			s.log.Info("closing connection: auth", "user_id", h.UserID, "client_name", h.ClientName, "err", err)
-			return fmt.Errorf("%w: user %q: %v", errAuth, h.UserID, err)
+			return fmt.Errorf("%w: user %q: %w", ErrAuthFailure, h.UserID, err)
 		}
 	}
 	s.clientName = h.ClientName
@@ -321,57 +321,6 @@ func (s *session) heartbeat(h *protocol.Header) {
 	s.acks(h, want&(ackReceived|ackProcessed), protocol.StatusSuccess, "", nil)
 }
 
-// publish implements wire spec §7.3 for topics without a SOW.
-func (s *session) publish(h *protocol.Header, body []byte) {
-	want := parseAcks(h.AckType)
-	// Failure acks carry the publish's sequence number, so a publish store
-	// can hand the failed message back to the application (wire spec §7.3).
-	seq := func(a *protocol.Header) {
-		if h.Has(protocol.FieldSequence) {
-			a.Set(protocol.FieldSequence, h.Sequence)
-		}
-	}
-	if reason := publishTopicReason(h.Topic); reason != "" {
-		if reason != reasonDiscard {
-			s.fail(h, reason, seq)
-			return
-		}
-	} else if !s.entitled(h.Topic, Write) {
-		// A refused publish is dropped; the failure is visible only in
-		// the acks the publisher asked for (semantics §8.2).
-		s.fail(h, ReasonNotEntitled, seq)
-		return
-	} else {
-		s.b.publish(s.rt, h.Topic, h.CorrelationID, body)
-	}
-	if want == 0 {
-		return
-	}
-	s.acks(h, want&^ackPersisted, protocol.StatusSuccess, "", nil)
-	if want&ackPersisted != 0 {
-		// The publish is as durable as it will get once routed; echo the
-		// publisher's sequence so a publish store can discard it.
-		s.ack(h, protocol.AckPersisted, protocol.StatusSuccess, "", seq)
-	}
-}
-
-// reasonDiscard marks a publish that is accepted and dropped.
-const reasonDiscard = "\x00discard"
-
-// publishTopicReason checks a publish topic (semantics §2: /AMPS/ is
-// reserved for the server, but /AMPS/devnull is accepted and discarded).
-func publishTopicReason(topic string) string {
-	switch {
-	case topic == "":
-		return ReasonNoTopic
-	case topic == "/AMPS/devnull":
-		return reasonDiscard
-	case strings.HasPrefix(topic, "/AMPS"):
-		return ReasonInvalidTopic
-	}
-	return ""
-}
-
 // newSubscription validates a subscription topic and compiles a regex topic
 // once (wire spec §11). It returns a failure reason on error.
 func newSubscription(id, topic string, nonRegex bool, maxProgram int) (*subscription, string) {
@@ -434,7 +383,7 @@ func (s *session) subscribe(h *protocol.Header) {
 		s.fail(h, reason, fill)
 		return
 	}
-	sub.owner = s
+	sub.owner = &s.endpoint
 	old := s.subs[id]
 	if old != nil && !hasOption(opts, "replace") {
 		s.fail(h, ReasonSubIDInUse, fill)

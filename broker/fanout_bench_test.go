@@ -75,11 +75,12 @@ func BenchmarkFanOutToSessions(b *testing.B) {
 				}
 			}
 			body := []byte(`{"id":1,"qty":5,"px":101.25}`)
+			pub := br.newEndpoint(0, 0, nil)
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				br.publish(br.router("json"), "orders", "", body)
+				br.publish(&pub, br.router("json"), "orders", "", body)
 			}
 			for _, c := range conns {
 				for c.written.Load() < int64(b.N+2) {

@@ -22,18 +22,12 @@ const regexMeta = `^$.*+?()[]{}|\`
 // isRegexTopic reports whether a subscription topic is a regular expression.
 func isRegexTopic(topic string) bool { return strings.ContainsAny(topic, regexMeta) }
 
-// endpoint receives deliveries: a network session or an in-process client.
-// enqueue must not block; it returns false when the endpoint is gone.
-type endpoint interface {
-	enqueueDelivery(d *delivery, t *target) bool
-}
-
 // subscription is one subscription of one endpoint.
 type subscription struct {
 	id    string
 	topic string
 	re    *regexp.Regexp // nil: exact topic
-	owner endpoint
+	owner *endpoint
 
 	// handler is set for in-process subscriptions.
 	handler func(Message)
@@ -67,7 +61,7 @@ func (s *subscription) matches(topic string) bool {
 // names all of this connection's subscriptions that matched). Targets are
 // immutable once published in a topicEntry, so queued items may point at them.
 type target struct {
-	ep   endpoint
+	ep   *endpoint
 	subs []*subscription
 	// sids is the JSON string literal (quotes included) of the
 	// comma-separated subscription ids, ready to copy into a header.

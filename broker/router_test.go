@@ -6,9 +6,8 @@ import (
 	"testing"
 )
 
-type nopEndpoint struct{ name string }
-
-func (nopEndpoint) enqueueDelivery(*delivery, *target) bool { return true }
+// nopEndpoint is an endpoint for router tests; nothing is ever queued on it.
+func nopEndpoint() *endpoint { return &endpoint{} }
 
 func sids(ts []target) []string {
 	var out []string
@@ -19,7 +18,7 @@ func sids(ts []target) []string {
 	return out
 }
 
-func mustSub(t *testing.T, id, topic string, ep endpoint) *subscription {
+func mustSub(t *testing.T, id, topic string, ep *endpoint) *subscription {
 	t.Helper()
 	s, reason := newSubscription(id, topic, false, DefaultMaxRegexProgram)
 	if reason != "" {
@@ -31,7 +30,7 @@ func mustSub(t *testing.T, id, topic string, ep endpoint) *subscription {
 
 func TestRouterKeepsCacheCurrent(t *testing.T) {
 	r := newRouter(0)
-	a, b := &nopEndpoint{"a"}, &nopEndpoint{"b"}
+	a, b := nopEndpoint(), nopEndpoint()
 	// Warm the cache before any subscription exists.
 	if got := r.targets("orders/eu"); len(got) != 0 {
 		t.Fatalf("empty router matched %v", got)
@@ -63,7 +62,7 @@ func TestRouterKeepsCacheCurrent(t *testing.T) {
 
 func TestRouterCacheIsBounded(t *testing.T) {
 	r := newRouter(8)
-	r.add(mustSub(t, "r", "x", &nopEndpoint{}))
+	r.add(mustSub(t, "r", "x", nopEndpoint()))
 	r.targets("x")
 	for i := 0; i < 100; i++ {
 		r.targets(string(rune('a'+i%26)) + string(rune('a'+i/26)))

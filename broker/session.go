@@ -1,11 +1,11 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -15,18 +15,6 @@ import (
 	"github.com/ampsbroker/ampsbroker/transport"
 )
 
-// Reasons a session ends; they are logged, never sent (AMPS sends no
-// farewell, semantics §5.3).
-var (
-	errLogonTimeout     = errors.New("broker: no logon before the logon timeout")
-	errHeartbeat        = errors.New("broker: heartbeat: no message from the client for the allowed heartbeat intervals")
-	errWriteTimeout     = errors.New("write timeout: the client took no data")
-	errAuth             = errors.New("broker: auth: logon rejected")
-	errLogonRequired    = errors.New("broker: command before logon")
-	errUnknownCommand   = errors.New("broker: unknown command")
-	errEntitlementReset = errors.New("broker: entitlement reset")
-)
-
 // heartbeatFrame is the server heartbeat (wire spec §8.5).
 var heartbeatFrame = []byte(`{"c":"heartbeat"}`)
 
@@ -34,33 +22,26 @@ var heartbeatFrame = []byte(`{"c":"heartbeat"}`)
 // goroutine that called ServeConn; its writer is a goroutine of its own
 // that the reader starts and waits for.
 type session struct {
-	b    *Broker
-	id   uint64
+	endpoint
 	c    transport.Conn
 	info *transport.ConnInfo
-	log  *slog.Logger
-	q    *outbound
 
-	// auth and ent are the transport's, else the broker's (config §7.1).
+	// auth and ent are the transport's, else the broker's.
 	auth Authenticator
 	ent  Entitler
-	// maxAge is the message age limit of the session's transport; <= 0
-	// disables it.
-	maxAge time.Duration
 	// userID is set at logon (read by ResetEntitlements and Stats).
 	userID atomic.Pointer[string]
 	nsubs  atomic.Int64
 
-	ctx    context.Context // cancelled when the session ends
+	// ctx is the session's context (for the Authenticator), cancelled
+	// when the writer ends.
+	ctx    context.Context
 	cancel context.CancelFunc
 
-	causeMu sync.Mutex
-	cause   error
-
-	// closeOnce starts the goroutine that closes c for abort; closed is
-	// closed when that close has returned.
-	closeOnce sync.Once
-	closed    chan struct{}
+	// connOnce closes c exactly once; connClosed is closed when that close
+	// has returned.
+	connOnce   sync.Once
+	connClosed chan struct{}
 
 	lastRead   atomic.Int64 // unix nanoseconds of the last inbound message
 	hbInterval atomic.Int64 // heartbeat interval in nanoseconds; 0 = off
@@ -76,37 +57,35 @@ type session struct {
 }
 
 func newSession(b *Broker, c transport.Conn) *session {
-	s := &session{
-		b:      b,
-		id:     b.nextID.Add(1),
-		c:      c,
-		info:   c.Info(),
-		q:      newOutbound(b.opts.OutboundQueueBytes),
-		maxAge: b.opts.MaxMessageAge,
-		subs:   make(map[string]*subscription),
-		closed: make(chan struct{}),
-	}
-	if s.info == nil {
-		s.info = &transport.ConnInfo{}
+	info := c.Info()
+	if info == nil {
+		info = &transport.ConnInfo{}
 	}
 	remote := ""
-	if s.info.RemoteAddr != nil {
-		remote = s.info.RemoteAddr.String()
+	if info.RemoteAddr != nil {
+		remote = info.RemoteAddr.String()
 	}
-	s.log = b.log.With("conn", s.id, "transport", s.info.Transport, "remote", remote)
-	t := b.opts.Transports[s.info.Transport]
+	t := b.opts.Transports[info.Transport]
+	queueBytes := cmp.Or(max(t.OutboundQueueBytes, 0), b.opts.OutboundQueueBytes)
+	maxAge := b.opts.MaxMessageAge
+	if t.MaxMessageAge != 0 {
+		maxAge = t.MaxMessageAge
+	}
+	s := &session{
+		c:          c,
+		info:       info,
+		subs:       make(map[string]*subscription),
+		connClosed: make(chan struct{}),
+	}
+	s.endpoint = b.newEndpoint(queueBytes, maxAge, nil)
+	s.log = b.log.With("conn", s.id, "transport", info.Transport, "remote", remote)
+	s.ending = s.endConn
 	s.auth, s.ent = b.opts.Authenticator, b.opts.Entitler
 	if t.Authenticator != nil {
 		s.auth = t.Authenticator
 	}
 	if t.Entitler != nil {
 		s.ent = t.Entitler
-	}
-	if t.OutboundQueueBytes > 0 {
-		s.q.limit = t.OutboundQueueBytes
-	}
-	if t.MaxMessageAge != 0 {
-		s.maxAge = t.MaxMessageAge
 	}
 	return s
 }
@@ -132,6 +111,10 @@ func (s *session) stats() ConnStats {
 		Transport:     s.info.Transport,
 		Subscriptions: int(s.nsubs.Load()),
 		QueuedBytes:   s.q.queued(),
+		MessagesIn:    s.messagesIn.Load(),
+		MessagesOut:   s.messagesOut.Load(),
+		BytesIn:       s.bytesIn.Load(),
+		BytesOut:      s.bytesOut.Load(),
 	}
 	if s.info.RemoteAddr != nil {
 		cs.RemoteAddr = s.info.RemoteAddr.String()
@@ -143,43 +126,19 @@ func (s *session) stats() ConnStats {
 	return cs
 }
 
-// slowConsumer disconnects the session as a slow client (semantics §5.4).
-func (s *session) slowConsumer(why string) {
-	s.b.stats.slowConsumers.Add(1)
-	s.log.Warn("closing connection: slow client", "client_name", s.clientName, "why", why,
-		"queued_bytes", s.q.queued(), "queued_limit", s.q.limit)
-	s.abort(ErrSlowConsumer)
-}
-
-// setCause records why the session ends; the first cause wins.
-func (s *session) setCause(err error) {
-	s.causeMu.Lock()
-	if s.cause == nil {
-		s.cause = err
+// endConn is the session's part of the close path. A flush leaves the
+// connection to the writer, which closes it once the queue is sent. To end
+// now, the connection is closed (or, for a reset, aborted) on a goroutine
+// of its own that run waits for, since a WebSocket close waits for the
+// close handshake and the caller may be another client's publisher.
+func (s *session) endConn(mode closeMode) {
+	if mode == modeFlush {
+		return
 	}
-	s.causeMu.Unlock()
-}
-
-func (s *session) getCause() error {
-	s.causeMu.Lock()
-	defer s.causeMu.Unlock()
-	return s.cause
-}
-
-// abort ends the session at once: queued messages are dropped and the
-// connection is closed. Safe from any goroutine, any number of times, and
-// it never blocks its caller, which may be another client's publisher: a
-// WebSocket close waits for the close handshake, so the close runs on a
-// goroutine of its own that run waits for.
-func (s *session) abort(err error) {
-	s.setCause(err)
-	s.q.close(false)
-	s.closeOnce.Do(func() {
+	s.connOnce.Do(func() {
 		go func() {
-			defer close(s.closed)
-			// A slow consumer is reset, not closed: a graceful close would
-			// wait behind the unsent data it is cut off for.
-			if a, ok := s.c.(transport.Aborter); ok && errors.Is(err, ErrSlowConsumer) {
+			defer close(s.connClosed)
+			if a, ok := s.c.(transport.Aborter); ok && mode == modeReset {
 				a.Abort()
 				return
 			}
@@ -188,37 +147,27 @@ func (s *session) abort(err error) {
 	})
 }
 
-// closeConn closes c on the calling goroutine unless abort already did,
+// closeConn closes c on the calling goroutine unless endConn already did,
 // and waits for the close.
 func (s *session) closeConn() {
-	s.closeOnce.Do(func() {
+	s.connOnce.Do(func() {
 		s.c.Close()
-		close(s.closed)
+		close(s.connClosed)
 	})
-	<-s.closed
+	<-s.connClosed
 }
-
-// finish ends the session after the writer has flushed what is queued.
-func (s *session) finish(err error) {
-	s.setCause(err)
-	s.q.close(true)
-}
-
-// drain is Shutdown's graceful close.
-func (s *session) drain() { s.finish(errShutdown) }
 
 func (s *session) run(ctx context.Context) error {
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	defer s.cancel()
-	stop := context.AfterFunc(s.ctx, func() {
-		if ctx.Err() != nil {
-			s.abort(ctx.Err())
-		}
+	stop := context.AfterFunc(ctx, func() {
+		s.close(fmt.Errorf("broker: serve context ended: %w", context.Cause(ctx)))
 	})
 	defer stop()
 	logonTimer := time.AfterFunc(s.b.opts.LogonTimeout, func() {
 		if !s.loggedOn.Load() {
-			s.abort(errLogonTimeout)
+			s.log.Info("closing connection: no logon", "timeout", s.b.opts.LogonTimeout)
+			s.close(ErrLogonTimeout)
 		}
 	})
 	defer logonTimer.Stop()
@@ -231,21 +180,14 @@ func (s *session) run(ctx context.Context) error {
 		s.writeLoop()
 	}()
 
-	graceful, err := s.readLoop()
-	if graceful {
-		// A failure ack is queued ahead of the close: let the writer
-		// flush it, bounded by the write timeout, then close.
-		s.finish(err)
-	} else {
-		s.abort(err)
-	}
+	s.close(s.readLoop())
 	<-writerDone
 	s.closeConn()
 	s.unsubscribeAll()
 
-	cause := s.getCause()
+	cause, _ := s.closeState()
 	if errors.Is(cause, io.EOF) || errors.Is(cause, net.ErrClosed) {
-		cause = nil
+		cause = nil // the client closed the connection
 	}
 	s.event(StateClosed, cause)
 	if cause != nil {
@@ -255,40 +197,48 @@ func (s *session) run(ctx context.Context) error {
 }
 
 // readLoop reads and dispatches commands in order until the connection
-// fails or a command ends the session. graceful reports that queued
-// messages (a failure ack) must be flushed before closing.
-func (s *session) readLoop() (graceful bool, err error) {
+// fails or a command ends the session, and returns why.
+func (s *session) readLoop() error {
 	for {
 		hdr, body, err := s.c.ReadMessage()
 		if err != nil {
+			if cause, _ := s.closeState(); cause != nil {
+				return cause // the read failed because the session is ending
+			}
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
-				return false, io.EOF
+				return io.EOF
+			}
+			var se *protocol.SyntaxError
+			if errors.Is(err, protocol.ErrFrameTooLarge) || errors.As(err, &se) {
+				s.log.Info("closing connection: bad frame", "err", err)
+				return fmt.Errorf("%w: %w", ErrProtocol, err)
 			}
 			s.log.Info("closing connection: read failed", "err", err)
-			return false, fmt.Errorf("broker: read: %w", err)
+			return fmt.Errorf("broker: read: %w", err)
 		}
+		n := int64(len(hdr) + len(body))
 		s.lastRead.Store(time.Now().UnixNano())
-		s.b.stats.bytesIn.Add(int64(len(hdr) + len(body)))
+		s.bytesIn.Add(n)
+		s.b.stats.bytesIn.Add(n)
 		if len(hdr) > s.b.opts.MaxHeaderSize {
 			s.log.Info("closing connection: header too large", "size", len(hdr), "max", s.b.opts.MaxHeaderSize)
-			return false, fmt.Errorf("broker: header of %d bytes is over the limit of %d", len(hdr), s.b.opts.MaxHeaderSize)
+			return fmt.Errorf("%w: header of %d bytes is over the limit of %d", ErrProtocol, len(hdr), s.b.opts.MaxHeaderSize)
 		}
 		if err := protocol.DecodeHeader(hdr, &s.h); err != nil {
 			s.log.Info("closing connection: malformed header", "err", err)
-			return false, fmt.Errorf("broker: %w", err)
+			return fmt.Errorf("%w: %w", ErrProtocol, err)
 		}
 		if err := s.dispatch(&s.h, body); err != nil {
-			return true, err
+			return err
 		}
 	}
 }
 
 // writeLoop writes queued messages, coalescing everything queued into one
-// flush, and runs the heartbeat timer and watchdog (wire spec §10).
+// flush, and runs the heartbeat timer and watchdog.
 func (s *session) writeLoop() {
 	defer s.cancel()
 	var (
-		spare   []outItem
 		scratch = make([]byte, 0, 512)
 		hb      = heartbeater{misses: s.b.opts.HeartbeatMisses}
 		ticker  *time.Ticker
@@ -299,10 +249,22 @@ func (s *session) writeLoop() {
 			ticker.Stop()
 		}
 	}()
-	// A client that takes no data for WriteTimeout is a slow client too.
-	wt := time.AfterFunc(time.Hour, func() { s.slowConsumer(errWriteTimeout.Error()) })
+	// A client that takes no data for WriteTimeout is cut off like a slow
+	// consumer.
+	wt := time.AfterFunc(time.Hour, func() {
+		s.slowConsumer(ErrWriteTimeout, "a write took longer than the write timeout")
+	})
 	wt.Stop()
 	defer wt.Stop()
+	write := func(items []outItem) (int64, int64, error) {
+		wt.Reset(s.b.opts.WriteTimeout)
+		defer wt.Stop()
+		msgs, bytes, err := s.writeItems(items, &scratch)
+		if err == nil {
+			err = s.c.Flush()
+		}
+		return msgs, bytes, err
+	}
 
 	for {
 		select {
@@ -312,7 +274,7 @@ func (s *session) writeLoop() {
 			if dead {
 				s.log.Info("closing connection: heartbeat", "client_name", s.clientName,
 					"silence", now.Sub(time.Unix(0, s.lastRead.Load())))
-				s.abort(errHeartbeat)
+				s.close(ErrHeartbeatTimeout)
 				return
 			}
 			if send {
@@ -330,36 +292,23 @@ func (s *session) writeLoop() {
 				tickC = ticker.C
 			}
 		}
-		items, closed, overflowed := s.q.take(spare)
-		if overflowed {
+		stop, err := s.serveBatch(write)
+		if err != nil {
+			s.close(fmt.Errorf("broker: write: %w", err))
 			return
 		}
-		if len(items) > 0 {
-			wt.Reset(s.b.opts.WriteTimeout)
-			n, err := s.writeItems(items, &scratch)
-			if err == nil {
-				err = s.c.Flush()
+		if stop {
+			if _, mode := s.closeState(); mode == modeFlush {
+				s.closeConn()
 			}
-			wt.Stop()
-			s.q.release(n)
-			spare = clearItems(items)
-			if err != nil {
-				s.abort(fmt.Errorf("broker: write: %w", err))
-				return
-			}
-		} else {
-			spare = items
-		}
-		if closed {
-			s.closeConn()
 			return
 		}
 	}
 }
 
-func (s *session) writeItems(items []outItem, scratch *[]byte) (int, error) {
-	n, wire := 0, 0
-	var deliveries int64
+// writeItems writes a batch; it counts the deliveries among it and the
+// bytes written.
+func (s *session) writeItems(items []outItem, scratch *[]byte) (deliveries, wire int64, err error) {
 	for i := range items {
 		it := &items[i]
 		hdr := it.header
@@ -367,7 +316,6 @@ func (s *session) writeItems(items []outItem, scratch *[]byte) (int, error) {
 		if it.d != nil {
 			var live bool
 			if *scratch, live = it.d.appendHeader((*scratch)[:0], it.t); !live {
-				n += it.size
 				continue
 			}
 			hdr = *scratch
@@ -375,30 +323,11 @@ func (s *session) writeItems(items []outItem, scratch *[]byte) (int, error) {
 			deliveries++
 		}
 		if err := s.c.WriteMessage(hdr, body); err != nil {
-			return n, err
+			return deliveries, wire, err
 		}
-		n += it.size
-		wire += len(hdr) + len(body)
+		wire += int64(len(hdr) + len(body))
 	}
-	s.b.stats.messagesOut.Add(deliveries)
-	s.b.stats.bytesOut.Add(int64(wire))
-	return n, nil
-}
-
-// enqueueDelivery implements endpoint.
-func (s *session) enqueueDelivery(d *delivery, t *target) bool {
-	return s.enqueue(outItem{d: d, t: t, size: d.size(t)})
-}
-
-func (s *session) enqueue(it outItem) bool {
-	it.at = s.b.clock.Load()
-	switch s.q.push(it) {
-	case pushOK:
-		return true
-	case pushOverflow:
-		s.slowConsumer("outbound queue over its byte budget")
-	}
-	return false
+	return deliveries, wire, nil
 }
 
 // unsubscribeAll removes every subscription of the session (wire spec §7.7:

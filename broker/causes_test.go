@@ -1,0 +1,285 @@
+package broker_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/ampsbroker/ampsbroker/listener"
+)
+
+// closedEvents records the StateClosed events of a broker.
+type closedEvents chan broker.ConnEvent
+
+func (ch closedEvents) hook(o *broker.Options) *broker.Options {
+	if o == nil {
+		o = &broker.Options{}
+	}
+	o.ConnState = func(ev broker.ConnEvent) {
+		if ev.State == broker.StateClosed {
+			ch <- ev
+		}
+	}
+	return o
+}
+
+// next waits for the next connection to close and returns its cause.
+func (ch closedEvents) next(t *testing.T) error {
+	t.Helper()
+	select {
+	case ev := <-ch:
+		return ev.Err
+	case <-time.After(ioTimeout):
+		t.Fatal("no connection closed")
+		return nil
+	}
+}
+
+// TestCloseCauses provokes every way a connection can end over a real
+// socket and checks the cause that ConnEvent.Err reports.
+func TestCloseCauses(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    broker.Options
+		provoke func(t *testing.T, b *broker.Broker, c *wireClient)
+		want    error // nil: the client closed the connection itself
+	}{
+		{
+			name: "client closes",
+			provoke: func(t *testing.T, b *broker.Broker, c *wireClient) {
+				c.logon("bye")
+				c.conn.Close()
+			},
+		},
+		{
+			name: "logon timeout",
+			opts: broker.Options{LogonTimeout: 50 * time.Millisecond},
+			provoke: func(t *testing.T, b *broker.Broker, c *wireClient) {
+				// A zero-length frame ends the handshake (it is no
+				// preflight) and carries nothing; no logon follows.
+				c.conn.Write(make([]byte, 4))
+				c.expectClosed()
+			},
+			want: broker.ErrLogonTimeout,
+		},
+		{
+			name: "heartbeat timeout",
+			opts: broker.Options{HeartbeatMisses: 1},
+			provoke: func(t *testing.T, b *broker.Broker, c *wireClient) {
+				c.logon("silent")
+				c.send(map[string]any{"c": "heartbeat", "cid": "h", "opts": "start,1", "a": "processed"}, nil)
+				c.expectClosed() // heartbeats arrive, the client never answers
+			},
+			want: broker.ErrHeartbeatTimeout,
+		},
+		{
+			name: "slow consumer",
+			opts: broker.Options{OutboundQueueBytes: 256 << 10},
+			provoke: func(t *testing.T, b *broker.Broker, c *wireClient) {
+				c.logon("slow")
+				c.subscribe("s", "feed")
+				floodUntilClosed(t, b, "feed")
+			},
+			want: broker.ErrSlowConsumer,
+		},
+		{
+			name: "write timeout",
+			opts: broker.Options{OutboundQueueBytes: 1 << 30, WriteTimeout: 100 * time.Millisecond},
+			provoke: func(t *testing.T, b *broker.Broker, c *wireClient) {
+				c.logon("stuck")
+				c.subscribe("s", "feed")
+				floodUntilClosed(t, b, "feed")
+			},
+			want: broker.ErrWriteTimeout,
+		},
+		{
+			name: "entitlement reset",
+			provoke: func(t *testing.T, b *broker.Broker, c *wireClient) {
+				c.logon("reset") // as user "u"
+				b.ResetEntitlements("u")
+				c.expectClosed()
+			},
+			want: broker.ErrEntitlementReset,
+		},
+		{
+			name: "auth failure",
+			opts: broker.Options{Authenticator: broker.AuthenticatorFunc(func(context.Context, *broker.LogonRequest) error {
+				return errors.New("no such user")
+			})},
+			provoke: refusedLogon("json", broker.ReasonAuthFailure),
+			want:    broker.ErrAuthFailure,
+		},
+		{
+			name:    "logon refused",
+			provoke: refusedLogon("no-such-type", broker.ReasonUnknownType),
+			want:    broker.ErrLogonRefused,
+		},
+		{
+			name: "command before logon",
+			provoke: func(t *testing.T, b *broker.Broker, c *wireClient) {
+				c.send(map[string]any{"c": "subscribe", "cid": "1", "t": "x", "a": "processed"}, nil)
+				c.expectClosed()
+			},
+			want: broker.ErrProtocol,
+		},
+		{
+			name: "unknown command",
+			provoke: func(t *testing.T, b *broker.Broker, c *wireClient) {
+				c.logon("odd")
+				c.send(map[string]any{"c": "frobnicate", "cid": "1", "a": "processed"}, nil)
+				c.expectClosed()
+			},
+			want: broker.ErrProtocol,
+		},
+		{
+			name: "malformed header",
+			provoke: func(t *testing.T, b *broker.Broker, c *wireClient) {
+				c.logon("garbage")
+				c.sendRaw(`{"c":"p","t":`, nil)
+				c.expectClosed()
+			},
+			want: broker.ErrProtocol,
+		},
+		{
+			name: "shutdown",
+			provoke: func(t *testing.T, b *broker.Broker, c *wireClient) {
+				c.logon("late")
+				ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+				defer cancel()
+				if err := b.Shutdown(ctx); err != nil {
+					t.Errorf("Shutdown: %v", err)
+				}
+				c.expectClosed()
+			},
+			want: broker.ErrBrokerClosed,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			events := make(closedEvents, 16)
+			b, eps := startBroker(t, events.hook(&tt.opts))
+			c := dialWire(t, "tcp", eps["tcp"].addr)
+			tt.provoke(t, b, c)
+			err := events.next(t)
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("ConnEvent.Err = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("ConnEvent.Err = %v, want errors.Is %v", err, tt.want)
+			}
+		})
+	}
+}
+
+// refusedLogon logs on with message type mt, expects a failure ack with
+// reason, then the close.
+func refusedLogon(mt, reason string) func(t *testing.T, b *broker.Broker, c *wireClient) {
+	return func(t *testing.T, b *broker.Broker, c *wireClient) {
+		c.send(map[string]any{"c": "logon", "cid": "0", "user_id": "eve", "mt": mt, "a": "processed"}, nil)
+		if f := c.recv(); f.str("reason") != reason {
+			t.Fatalf("logon ack: %s, want reason %q", f.raw, reason)
+		}
+		c.expectClosed()
+	}
+}
+
+// floodUntilClosed publishes 16 KiB messages to topic from an in-process
+// client until a connection closes (at most 64 MiB).
+func floodUntilClosed(t *testing.T, b *broker.Broker, topic string) {
+	t.Helper()
+	ctx := context.Background()
+	pub, err := b.Connect(ctx, "flood", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	body := bytes.Repeat([]byte("x"), 16<<10)
+	start := b.Stats().Connections
+	for i := 0; i < 4096 && b.Stats().Connections == start; i++ {
+		if err := pub.Publish(ctx, topic, body); err != nil {
+			t.Fatal(err)
+		}
+		if i%64 == 63 {
+			time.Sleep(5 * time.Millisecond) // let the writer meet the full socket
+		}
+	}
+}
+
+// TestServeConnReturnsCause checks that ServeConn returns the same cause
+// for a connection the host serves itself.
+func TestServeConnReturnsCause(t *testing.T) {
+	b := broker.New(&broker.Options{LogonTimeout: 50 * time.Millisecond})
+	defer b.Close()
+	l, err := listener.ListenTCP("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	client, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	client.Write(make([]byte, 4)) // an empty frame, then silence
+	raw, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := l.Handshake(context.Background(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ServeConn(context.Background(), c); !errors.Is(err, broker.ErrLogonTimeout) {
+		t.Fatalf("ServeConn = %v, want ErrLogonTimeout", err)
+	}
+}
+
+// TestInProcessClientCauses checks Client.Err for each way an in-process
+// client ends.
+func TestInProcessClientCauses(t *testing.T) {
+	ctx := context.Background()
+	t.Run("close", func(t *testing.T) {
+		b := broker.New(nil)
+		defer b.Close()
+		c, _ := b.Connect(ctx, "c", nil)
+		c.Close()
+		<-c.Done()
+		if !errors.Is(c.Err(), broker.ErrClientClosed) {
+			t.Fatalf("Err = %v, want ErrClientClosed", c.Err())
+		}
+	})
+	t.Run("slow consumer", func(t *testing.T) {
+		b := broker.New(nil)
+		defer b.Close()
+		release := make(chan struct{})
+		defer close(release)
+		c, _ := b.Connect(ctx, "slow", &broker.ClientOptions{QueueBytes: 64 << 10})
+		c.Subscribe(ctx, "t", func(broker.Message) { <-release })
+		pub, _ := b.Connect(ctx, "pub", nil)
+		body := make([]byte, 1024)
+		for i := 0; i < 1000 && c.Err() == nil; i++ {
+			pub.Publish(ctx, "t", body)
+		}
+		if !errors.Is(c.Err(), broker.ErrSlowConsumer) {
+			t.Fatalf("Err = %v, want ErrSlowConsumer", c.Err())
+		}
+	})
+	t.Run("shutdown", func(t *testing.T) {
+		b := broker.New(nil)
+		c, _ := b.Connect(ctx, "c", nil)
+		if err := b.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		<-c.Done()
+		if !errors.Is(c.Err(), broker.ErrBrokerClosed) {
+			t.Fatalf("Err = %v, want ErrBrokerClosed", c.Err())
+		}
+	})
+}

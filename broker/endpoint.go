@@ -1,0 +1,194 @@
+package broker
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// endpoint is what every receiver of messages has, a network session and
+// an in-process client alike: an id, a bounded outbound queue with its
+// byte budget and message age limit, counters, and the close state. It has
+// one close path, close(cause), and the cause decides how it ends.
+type endpoint struct {
+	b   *Broker
+	id  uint64
+	log *slog.Logger
+	q   *outbound
+	// maxAge is the message age limit; <= 0 disables it.
+	maxAge time.Duration
+
+	// Counters of this endpoint; the broker keeps the totals.
+	messagesIn, bytesIn, messagesOut, bytesOut atomic.Int64
+
+	mu    sync.Mutex
+	mode  closeMode
+	cause error
+	// ending is told each time the close mode grows harsher, once per
+	// mode, outside mu: a session closes or resets its connection, a
+	// client drops its subscriptions.
+	ending func(closeMode)
+
+	// spare is the batch slice the consumer reuses; owned by it.
+	spare []outItem
+}
+
+// closeMode is how an endpoint ends. A harsher mode overrides a gentler
+// one; the first cause stays the one reported.
+type closeMode uint8
+
+const (
+	modeOpen  closeMode = iota
+	modeFlush           // send what is queued, then close
+	modeNow             // drop what is queued, close
+	modeReset           // drop what is queued, reset the connection
+)
+
+// errClosedNow is the cause Close (and a Shutdown whose context ran out)
+// gives: still ErrBrokerClosed to errors.Is, but nothing is flushed.
+var errClosedNow = &closedNow{}
+
+type closedNow struct{}
+
+func (*closedNow) Error() string        { return ErrBrokerClosed.Error() }
+func (*closedNow) Is(target error) bool { return target == ErrBrokerClosed }
+
+// closeModeOf is the rule by which a cause decides how an endpoint ends:
+//   - a client cut off for not taking data (slow consumer, write timeout)
+//     is reset, since a graceful close would wait behind the very data it
+//     is cut off for;
+//   - a graceful Shutdown, and a refusal that the client was told about in
+//     a failure ack (auth, logon, protocol), flush what is queued first,
+//     so the ack arrives before the close;
+//   - everything else (timeouts, entitlement reset, a lost connection,
+//     Close, the owner's Close) drops what is queued and closes.
+func closeModeOf(cause error) closeMode {
+	switch {
+	case cause == errClosedNow:
+		return modeNow
+	case errors.Is(cause, ErrSlowConsumer), errors.Is(cause, ErrWriteTimeout):
+		return modeReset
+	case errors.Is(cause, ErrBrokerClosed), errors.Is(cause, ErrAuthFailure),
+		errors.Is(cause, ErrLogonRefused), errors.Is(cause, ErrProtocol):
+		return modeFlush
+	}
+	return modeNow
+}
+
+func (b *Broker) newEndpoint(queueBytes int, maxAge time.Duration, log *slog.Logger) endpoint {
+	return endpoint{
+		b:      b,
+		id:     b.nextID.Add(1),
+		log:    log,
+		q:      newOutbound(queueBytes),
+		maxAge: maxAge,
+	}
+}
+
+// close ends the endpoint for cause; see closeModeOf. It reports whether
+// cause is the one the endpoint ends with (the first). It is safe from any
+// goroutine, any number of times, and never blocks its caller, which may
+// be another client's publisher.
+func (e *endpoint) close(cause error) (first bool) {
+	mode := closeModeOf(cause)
+	e.mu.Lock()
+	if e.cause == nil {
+		e.cause, first = cause, true
+	}
+	if mode <= e.mode {
+		e.mu.Unlock()
+		return first
+	}
+	e.mode = mode
+	e.mu.Unlock()
+	e.q.close(mode == modeFlush)
+	if e.ending != nil {
+		e.ending(mode)
+	}
+	return first
+}
+
+// closing reports whether close was called.
+func (e *endpoint) closing() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.mode != modeOpen
+}
+
+// closeState returns the first cause and the current mode.
+func (e *endpoint) closeState() (error, closeMode) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cause, e.mode
+}
+
+// slowConsumer closes the endpoint as a slow consumer (AMPS disconnect
+// reason "slow client"): its queue is over budget or too old.
+func (e *endpoint) slowConsumer(cause error, why string) {
+	queued := e.q.queued()
+	if e.close(cause) {
+		e.b.stats.slowConsumers.Add(1)
+		e.log.Warn("closing: slow client", "why", why, "queued_bytes", queued, "queued_limit", e.q.limit)
+	}
+}
+
+// enqueue queues it without blocking. It returns false when the endpoint
+// is gone or went over its budget with this item, which closes it.
+func (e *endpoint) enqueue(it outItem) bool {
+	it.at = e.b.clock.Load()
+	switch e.q.push(it) {
+	case pushOK:
+		return true
+	case pushDropped:
+		e.b.stats.dropped.Add(1)
+		return true
+	case pushOverflow:
+		e.slowConsumer(ErrSlowConsumer, "outbound queue over its byte budget")
+	}
+	return false
+}
+
+// enqueueDelivery queues a published message for the subscriptions of
+// this endpoint that t lists.
+func (e *endpoint) enqueueDelivery(d *delivery, t *target) bool {
+	return e.enqueue(outItem{d: d, t: t, size: d.size(t)})
+}
+
+// tooOld reports whether the oldest queued message is past the age limit
+// at now (unix nanoseconds).
+func (e *endpoint) tooOld(now int64) bool {
+	at := e.q.oldest()
+	return e.maxAge > 0 && at != 0 && now-at > int64(e.maxAge)
+}
+
+// serveBatch is one turn of the endpoint's consumer: it takes everything
+// queued, hands it to write, counts what write delivered and returns its
+// bytes to the budget. stop reports that the queue is closed and drained,
+// or was dropped, and the consumer must end; err is write's error.
+func (e *endpoint) serveBatch(write func([]outItem) (msgs, bytes int64, err error)) (stop bool, err error) {
+	items, closed, overflowed := e.q.take(e.spare)
+	if overflowed {
+		return true, nil
+	}
+	if len(items) > 0 {
+		msgs, bytes, werr := write(items)
+		n := 0
+		for i := range items {
+			n += items[i].size
+		}
+		e.q.release(n)
+		e.spare = clearItems(items)
+		e.messagesOut.Add(msgs)
+		e.bytesOut.Add(bytes)
+		e.b.stats.messagesOut.Add(msgs)
+		e.b.stats.bytesOut.Add(bytes)
+		if werr != nil {
+			return true, werr
+		}
+	} else {
+		e.spare = items
+	}
+	return closed, nil
+}
