@@ -135,8 +135,9 @@ type Subscription struct {
 func (s *Subscription) ID() string { return s.sub.id }
 
 // Subscribe calls handler for every message published to topic from now
-// on. A topic with regex characters is an unanchored regular expression
-// (wire spec §11).
+// on. A topic containing any of ^$.*+?()[]{}|\ is a regular expression
+// that matches anywhere in a topic ("ord.r" matches "new_orders"; anchor
+// with ^ and $); any other topic matches only itself.
 func (c *Client) Subscribe(ctx context.Context, topic string, handler func(Message)) (*Subscription, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -56,7 +56,9 @@ const (
 	ackStats
 )
 
-// ackOrder is the order acks are sent in (wire spec §7).
+// ackOrder is the order a command's acks are sent in: the stages of the
+// command as they happen (received, processed, completed, persisted), then
+// stats.
 var ackOrder = []struct {
 	bit  ackSet
 	name string
@@ -208,10 +210,19 @@ func (s *session) dispatch(h *protocol.Header, body []byte) error {
 	return nil
 }
 
-// logon implements wire spec §7.1.
+// logon answers a logon, which must be the client's first command: one
+// logon per connection. It settles the connection's message type (see
+// resolveMessageType), asks the Authenticator, if any, and on any failure
+// sends a failed processed ack and ends the connection. The success ack
+// echoes the client name and carries the server version, the last publish
+// sequence seen from this client (always 0: there is no transaction log) and
+// the bookmark "<client name hash>|0|"; its reason is "authentication
+// disabled" when there is no Authenticator, as real AMPS says. Every answer
+// is a processed ack whatever "a" asked for: the clients always ask for it.
 func (s *session) logon(h *protocol.Header) error {
 	if s.loggedOn.Load() {
-		// Only one logon per connection; the reason string is ours (§15.5).
+		// A second logon is refused and the connection stays up. AMPS's
+		// reason string for this is unknown, so ReasonAlreadyLoggedOn is ours.
 		s.ack(h, protocol.AckProcessed, protocol.StatusFailure, ReasonAlreadyLoggedOn, nil)
 		return nil
 	}
@@ -284,7 +295,11 @@ func nameHash(name string) uint64 {
 // overflow; a day is far beyond any sensible interval.
 const maxHeartbeatInterval = 24 * time.Hour
 
-// heartbeat implements wire spec §7.2 and §10.
+// heartbeat handles the client's heartbeat command, whose option is
+// "start,N" (send a heartbeat every N seconds and watch the client for
+// silence), "beat" (the client is alive; no reply) or "stop" (turn both
+// off). On success only the received and processed acks are sent, the only
+// ones AMPS supports for heartbeat; a malformed option fails the command.
 func (s *session) heartbeat(h *protocol.Header) {
 	opts := splitOptions(h.Options)
 	want := parseAcks(h.AckType)
@@ -357,7 +372,11 @@ func regexProgramSize(topic string) int {
 	return len(prog.Inst)
 }
 
-// subscribe implements wire spec §7.4 without filters, SOW or bookmarks.
+// subscribe registers a live subscription under sub_id (else the command
+// id, else a generated id). A sub_id already in use fails unless the
+// "replace" option swaps the old subscription's topic for the new one.
+// Content filters and bookmark replay are not supported and fail the
+// command; there is no SOW.
 func (s *session) subscribe(h *protocol.Header) {
 	id := h.SubID
 	if id == "" {

@@ -11,7 +11,9 @@ const (
 )
 
 // heartbeater times one session's server heartbeats and its liveness
-// watchdog (wire spec §10). The session's writer owns it.
+// watchdog, both started by the client's "heartbeat start,N": the server
+// sends a heartbeat about every N seconds and ends a session that has been
+// silent for misses intervals. The session's writer owns it.
 type heartbeater struct {
 	misses   int           // intervals of inbound silence that end the session
 	interval time.Duration // the client's N; 0 when heartbeats are off

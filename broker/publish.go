@@ -10,7 +10,11 @@ import (
 // connection (or an in-process Client.Publish) to the outbound queue of
 // every endpoint with a matching subscription.
 
-// publish implements wire spec §7.3 for topics without a SOW.
+// publish handles a publish command (there is no SOW to store into). The
+// topic is literal, even with regex characters; it must be non-empty and
+// outside /AMPS (see publishTopicReason), and the user entitled to write it.
+// The message then goes to every matching subscription. Acks are sent only
+// when asked for; a persisted ack echoes the publisher's sequence number.
 func (s *session) publish(h *protocol.Header, body []byte) {
 	want := parseAcks(h.AckType)
 	// Failure acks carry the publish's sequence number, so a publish store

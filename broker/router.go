@@ -32,8 +32,9 @@ type subscription struct {
 	// handler is set for in-process subscriptions.
 	handler func(Message)
 	// readable, when set, tells whether the owner may read a concrete
-	// topic; it is asked for regex subscriptions when a topic is first
-	// matched (semantics §8.2).
+	// topic. A regex subscription's read permission is asked per concrete
+	// topic when that topic is first matched; a forbidden topic's messages
+	// are withheld without any error to the subscriber.
 	readable func(topic string) bool
 
 	// removed is set when the subscription is unsubscribed or replaced,

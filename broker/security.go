@@ -46,10 +46,12 @@ type Identity struct {
 //
 //   - subscribe to a literal topic: Read, checked once; a refusal fails the
 //     subscribe with "not entitled";
-//   - subscribe to a regex topic: Read, checked for each concrete topic
-//     when its first message is about to be delivered; forbidden topics are
-//     withheld silently and the answer is cached per topic until
-//     Broker.ResetEntitlements;
+//   - subscribe to a regex topic: Read, checked for each concrete topic the
+//     subscription meets (a topic already in the routing cache when it
+//     subscribes, or the first message on a new one); forbidden topics are
+//     withheld silently. The answer is kept with the topic's routing entry
+//     until Broker.ResetEntitlements or until the bounded cache evicts
+//     that entry, so the same question may be asked again;
 //   - publish: Write; a refusal fails the publish with "not entitled" and
 //     drops the message.
 //

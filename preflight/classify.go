@@ -10,8 +10,9 @@ import (
 type Kind int
 
 const (
-	// AMPS is the stream framing of wire spec §2: "Upgrade: tcp", "Upgrade:
-	// tcps", or no Upgrade header at all.
+	// AMPS is the AMPS stream framing (each message a 4-byte big-endian
+	// length, then its header and body), asked for by "Upgrade: tcp",
+	// "Upgrade: tcps", or no Upgrade header at all.
 	AMPS Kind = iota + 1
 	// WebSocket is "Upgrade: websocket": the WebSocket encoding of wire spec
 	// §3, served on the stream port when the listener allows it.

@@ -16,7 +16,8 @@
 // subscribers (some heartbeating, some never reading), samples memory,
 // goroutines and broker statistics, and fails when they grow.
 //
-// The test clients here speak the AMPS stream encoding from the wire spec
-// (§2, §4, §7) with their own small codec rather than package protocol, so
-// the broker is checked against an independent reading of the spec.
+// The test clients here speak the AMPS stream encoding (length-prefixed
+// frames, the HTTP preflight, the commands and their acks) with their own
+// small codec rather than package protocol, so the broker is checked against
+// an independent reading of the spec.
 package stresstest
