@@ -42,6 +42,7 @@ type Broker struct {
 	closed         bool
 	conns          int            // pending + sessions, for MaxConnections
 	transportConns map[string]int // the same per transport name
+	overrides      overrideCheck  // Options.Transports keys seen in use
 	janitorOn      bool
 	listeners      map[transport.Listener]struct{}
 	pending        map[net.Conn]struct{} // raw connections in handshake
@@ -133,9 +134,6 @@ func New(opts *Options) *Broker {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout
 	}
-	if o.HandshakeTimeout <= 0 {
-		o.HandshakeTimeout = DefaultHandshakeTimeout
-	}
 	if o.LogonTimeout <= 0 {
 		o.LogonTimeout = DefaultLogonTimeout
 	}
@@ -174,7 +172,7 @@ func (b *Broker) router(mt string) *router {
 	defer b.routersMu.Unlock()
 	r = b.routers[mt]
 	if r == nil {
-		r = newRouter(0)
+		r = newRouter(b.opts.TopicCacheSize)
 		b.routers[mt] = r
 	}
 	return r
@@ -274,6 +272,7 @@ func (b *Broker) admit(transport string, raw net.Conn) int {
 	}
 	b.conns++
 	b.transportConns[transport]++
+	b.checkOverrides(transport)
 	if raw != nil {
 		b.pending[raw] = struct{}{}
 		b.wg.Add(1)
@@ -294,9 +293,10 @@ func (b *Broker) release(transport string) {
 func (b *Broker) handshakeAndServe(l transport.Listener, raw net.Conn) {
 	defer b.wg.Done()
 	defer b.release(l.Name())
-	ctx, cancel := context.WithTimeout(b.ctx, b.opts.HandshakeTimeout)
-	c, err := l.Handshake(ctx, raw)
-	cancel()
+	// The listener bounds its handshake (listener.DefaultHandshakeTimeout
+	// and each transport's HandshakeTimeout option); b.ctx ends it early
+	// when the broker shuts down.
+	c, err := l.Handshake(b.ctx, raw)
 	b.mu.Lock()
 	delete(b.pending, raw)
 	b.mu.Unlock()
