@@ -97,12 +97,12 @@ type Stats struct {
 // ConnStats describes one network connection in a Stats snapshot.
 type ConnStats struct {
 	ID            uint64 // as in ConnEvent.ID
-	Transport     string
-	RemoteAddr    string
+	Transport     string // the Name of the listener that accepted it
+	RemoteAddr    string // the client's address
 	ClientName    string // known after logon
 	UserID        string // known after logon
-	Subscriptions int
-	QueuedBytes   int // outbound bytes queued or being written
+	Subscriptions int    // open subscriptions
+	QueuedBytes   int    // outbound bytes queued or being written
 }
 
 // New returns a Broker configured by opts; nil means all defaults.

@@ -194,6 +194,7 @@ const (
 	StateClosed
 )
 
+// String names the state: "new", "active" or "closed".
 func (s ConnState) String() string {
 	switch s {
 	case StateNew:
@@ -208,6 +209,7 @@ func (s ConnState) String() string {
 
 // ConnEvent is one state change of a connection.
 type ConnEvent struct {
+	// State is the state the connection entered.
 	State ConnState
 	// ID identifies the connection for the life of the broker; it matches
 	// ConnStats.ID.

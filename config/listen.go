@@ -163,19 +163,19 @@ func clientBudget(pool int64, capacity float64) int {
 //     amps-default-no-entitlement-module denies every topic and refuses
 //     logons; a simple access module is a *SimpleAccess; a Go-registered
 //     name is the registered value.
-//   - Transports[name]: for each transport with its own Authentication or
-//     Entitlement, the modules that govern its connections (its own, else
-//     the instance's); also Transport.MaxConnections. The keys are the
-//     Names of declared transports, disabled ones included (a host may
+//   - Transports[name]: for each transport with its own Authentication,
+//     Entitlement, slow-client settings (MessageMemoryLimit,
+//     ClientMaxCapacity, ClientMessageAgeLimit: OutboundQueueBytes and
+//     MaxMessageAge, what it leaves out taken from the instance) or
+//     MaxConnections, the settings that govern its connections. The keys are
+//     the Names of declared transports, disabled ones included (a host may
 //     open them later with Listen), so none can name a transport the
 //     configuration does not have; a host that never opens a disabled
 //     transport may delete its key, or the broker warns that it names no
 //     served transport.
 //
-// Not mapped: the transport-level MessageMemoryLimit, ClientMessageAgeLimit
-// and ClientMaxCapacity (broker.TransportOptions has no such fields;
-// Validate warns), AllowSpoofing (the broker always records the supplied
-// user_id), and module Options for Go-registered modules.
+// Not mapped: AllowSpoofing (the broker always records the supplied
+// user_id) and module Options for Go-registered modules.
 func (c *Config) BrokerOptions() broker.Options {
 	// MaxFrameSize and HandshakeTimeout are listener options (see Listen),
 	// not broker ones.

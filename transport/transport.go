@@ -55,6 +55,7 @@ type Conn interface {
 // discards what was queued for such a client anyway, so neither the kernel
 // nor the client should wait on it.
 type Aborter interface {
+	// Abort closes the connection at once, dropping unsent data.
 	Abort() error
 }
 
@@ -85,5 +86,7 @@ type ConnInfo struct {
 // ConnServer runs an AMPS session on a Conn until it ends. *broker.Broker
 // implements it; the WebSocket http.Handler hands upgraded connections to it.
 type ConnServer interface {
+	// ServeConn runs the session on c until it ends or ctx is done, closes
+	// c, and returns why the session ended (nil: the client closed it).
 	ServeConn(ctx context.Context, c Conn) error
 }
