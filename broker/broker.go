@@ -179,7 +179,9 @@ func (b *Broker) router(mt string) *router {
 }
 
 // Serve accepts connections on l until Shutdown or Close, running each
-// connection's handshake and session in its own goroutine. It always
+// connection's handshake and session in its own goroutine. The handshake
+// is bounded by l itself (the listeners of package listener by their
+// HandshakeTimeout option); Shutdown and Close end it early. It always
 // returns a non-nil error; after Shutdown or Close it is ErrBrokerClosed.
 // Serve closes l when it returns.
 func (b *Broker) Serve(l transport.Listener) error {

@@ -26,8 +26,10 @@ type Listener interface {
 
 	// Handshake performs what the transport needs before AMPS messages flow
 	// (TLS handshake, HTTP preflight, WebSocket upgrade) and returns the
-	// message connection. It must return when ctx is done; on error it has
-	// closed c.
+	// message connection. It bounds its own duration (package listener's
+	// listeners by their HandshakeTimeout option; the broker sets no
+	// deadline) and must return when ctx is done; on error it has closed
+	// c.
 	Handshake(ctx context.Context, c net.Conn) (Conn, error)
 
 	// Addr is the bound address (with the real port when port 0 was asked for).
