@@ -29,6 +29,7 @@ type Broker struct {
 	closed         bool
 	conns          int            // pending + sessions, for MaxConnections
 	transportConns map[string]int // the same per transport name
+	overrides      overrideCheck  // Options.Transports keys seen in use
 	janitorOn      bool
 	listeners      map[transport.Listener]struct{}
 	pending        map[net.Conn]struct{} // raw connections in handshake
@@ -83,16 +84,16 @@ type Stats struct {
 // ConnStats describes one network connection in a Stats snapshot.
 type ConnStats struct {
 	ID            uint64 // as in ConnEvent.ID
-	Transport     string
-	RemoteAddr    string
+	Transport     string // the Name of the listener that accepted it
+	RemoteAddr    string // the client's address
 	ClientName    string // known after logon
 	UserID        string // known after logon
-	Subscriptions int
-	QueuedBytes   int   // outbound bytes queued or being written
-	MessagesIn    int64 // publishes received from this connection
-	MessagesOut   int64 // deliveries written to it
-	BytesIn       int64 // inbound frame bytes
-	BytesOut      int64 // outbound message bytes
+	Subscriptions int    // open subscriptions
+	QueuedBytes   int    // outbound bytes queued or being written
+	MessagesIn    int64  // publishes received from this connection
+	MessagesOut   int64  // deliveries written to it
+	BytesIn       int64  // inbound frame bytes
+	BytesOut      int64  // outbound message bytes
 }
 
 // New returns a Broker configured by opts; nil means all defaults.
@@ -123,9 +124,6 @@ func New(opts *Options) *Broker {
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout
-	}
-	if o.HandshakeTimeout <= 0 {
-		o.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if o.LogonTimeout <= 0 {
 		o.LogonTimeout = DefaultLogonTimeout
@@ -165,14 +163,16 @@ func (b *Broker) router(mt string) *router {
 	defer b.routersMu.Unlock()
 	r = b.routers[mt]
 	if r == nil {
-		r = newRouter(0)
+		r = newRouter(b.opts.TopicCacheSize)
 		b.routers[mt] = r
 	}
 	return r
 }
 
 // Serve accepts connections on l until Shutdown or Close, running each
-// connection's handshake and session in its own goroutine. It always
+// connection's handshake and session in its own goroutine. The handshake
+// is bounded by l itself (the listeners of package listener by their
+// HandshakeTimeout option); Shutdown and Close end it early. It always
 // returns a non-nil error; after Shutdown or Close it is ErrBrokerClosed.
 // Serve closes l when it returns.
 func (b *Broker) Serve(l transport.Listener) error {
@@ -265,6 +265,7 @@ func (b *Broker) admit(transport string, raw net.Conn) int {
 	}
 	b.conns++
 	b.transportConns[transport]++
+	b.checkOverrides(transport)
 	if raw != nil {
 		b.pending[raw] = struct{}{}
 		b.wg.Add(1)
@@ -285,9 +286,10 @@ func (b *Broker) release(transport string) {
 func (b *Broker) handshakeAndServe(l transport.Listener, raw net.Conn) {
 	defer b.wg.Done()
 	defer b.release(l.Name())
-	ctx, cancel := context.WithTimeout(b.ctx, b.opts.HandshakeTimeout)
-	c, err := l.Handshake(ctx, raw)
-	cancel()
+	// The listener bounds its handshake (listener.DefaultHandshakeTimeout
+	// and each transport's HandshakeTimeout option); b.ctx ends it early
+	// when the broker shuts down.
+	c, err := l.Handshake(b.ctx, raw)
 	b.mu.Lock()
 	delete(b.pending, raw)
 	b.mu.Unlock()

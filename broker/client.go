@@ -145,7 +145,7 @@ func (c *Client) Subscribe(ctx context.Context, topic string, handler func(Messa
 	if handler == nil {
 		return nil, errors.New("broker: Subscribe: nil handler")
 	}
-	sub, reason := newSubscription(nuid.Next(), topic, false, c.b.opts.MaxRegexProgram)
+	sub, reason := newSubscription(nuid.Next(), topic, c.b.opts.NoRegexTopics, c.b.opts.MaxRegexProgram)
 	if reason != "" {
 		return nil, fmt.Errorf("broker: subscribe to %q: %s", topic, reason)
 	}

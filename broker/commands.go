@@ -397,7 +397,7 @@ func (s *session) subscribe(h *protocol.Header) {
 		return
 	}
 	opts := splitOptions(h.Options)
-	sub, reason := newSubscription(id, h.Topic, hasOption(opts, "non_regex_topic"), s.b.opts.MaxRegexProgram)
+	sub, reason := newSubscription(id, h.Topic, s.b.opts.NoRegexTopics || hasOption(opts, "non_regex_topic"), s.b.opts.MaxRegexProgram)
 	if reason != "" {
 		s.fail(h, reason, fill)
 		return

@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ampsbroker/ampsbroker/protocol"
@@ -21,10 +23,6 @@ const (
 	// and is disconnected (AMPS reason "slow client"). 64 MiB holds several
 	// seconds of a busy feed without letting one reader hold the heap.
 	DefaultOutboundQueueBytes = 64 << 20
-
-	// DefaultHandshakeTimeout bounds TLS, preflight and WebSocket handshakes
-	// run by Serve.
-	DefaultHandshakeTimeout = 10 * time.Second
 
 	// DefaultLogonTimeout is how long a connection may stay without a
 	// successful logon before it is closed.
@@ -66,6 +64,13 @@ const (
 	// Headers are small (a few hundred bytes); filters with long IN lists
 	// are the largest legitimate ones.
 	DefaultMaxHeaderSize = 1 << 20
+
+	// DefaultTopicCacheSize bounds how many distinct topics of one message
+	// type the broker remembers the matching subscriptions for. A topic
+	// that falls out of the cache is matched again on its next publish, so
+	// the bound trades memory for one regex pass over the subscriptions of
+	// an evicted topic.
+	DefaultTopicCacheSize = 64 << 10
 )
 
 // Options configures a Broker. The zero value works: it accepts every logon
@@ -88,10 +93,6 @@ type Options struct {
 
 	// WriteTimeout bounds one write to a client. Default DefaultWriteTimeout.
 	WriteTimeout time.Duration
-
-	// HandshakeTimeout bounds listener handshakes in Serve. Default
-	// DefaultHandshakeTimeout.
-	HandshakeTimeout time.Duration
 
 	// LogonTimeout closes connections that have not logged on in time.
 	// Default DefaultLogonTimeout.
@@ -124,6 +125,18 @@ type Options struct {
 	// DefaultMaxRegexProgram.
 	MaxRegexProgram int
 
+	// TopicCacheSize bounds, per message type, how many distinct topics
+	// keep their matching subscriptions cached. Default
+	// DefaultTopicCacheSize.
+	TopicCacheSize int
+
+	// NoRegexTopics takes every subscription topic literally, as if each
+	// subscribe carried the "non_regex_topic" option: a topic such as
+	// "orders.*" then matches only messages published to "orders.*" (AMPS
+	// RegexTopicSupport false). Default false: a topic with regex
+	// characters is an unanchored regular expression.
+	NoRegexTopics bool
+
 	// Entitler decides what logged-on users may read and write. Default:
 	// everything is allowed (AMPS's amps-default-entitlement-module).
 	Entitler Entitler
@@ -131,6 +144,15 @@ type Options struct {
 	// Transports overrides settings for the connections of one transport,
 	// keyed by the listener's Name (AMPS: a Transport's own Authentication
 	// and Entitlement elements take precedence over the instance's).
+	//
+	// A key that names no transport would leave that transport's
+	// connections on the broker-wide settings without a word, so the
+	// broker checks the keys when a transport gets its first connection:
+	// a key that is neither the Name of a listener being served nor the
+	// transport of a connection seen so far is logged once, at Warn level,
+	// with the names in service (and a close match when there is one).
+	// Serve every listener before clients connect, or the keys of the
+	// ones not served yet are reported too.
 	Transports map[string]TransportOptions
 
 	// ConnState, when set, is called as connections change state. It is
@@ -172,6 +194,7 @@ const (
 	StateClosed
 )
 
+// String names the state: "new", "active" or "closed".
 func (s ConnState) String() string {
 	switch s {
 	case StateNew:
@@ -186,6 +209,7 @@ func (s ConnState) String() string {
 
 // ConnEvent is one state change of a connection.
 type ConnEvent struct {
+	// State is the state the connection entered.
 	State ConnState
 	// ID identifies the connection for the life of the broker; it matches
 	// ConnStats.ID.
@@ -194,7 +218,11 @@ type ConnEvent struct {
 	Conn *transport.ConnInfo
 	// ClientName and UserID are known from StateActive on.
 	ClientName, UserID string
-	// Err is why the connection closed (StateClosed); nil when the client
+	// Err is why the connection closed (StateClosed): one of the close
+	// causes (ErrSlowConsumer, ErrWriteTimeout, ErrLogonTimeout,
+	// ErrHeartbeatTimeout, ErrEntitlementReset, ErrAuthFailure,
+	// ErrLogonRefused, ErrProtocol, ErrBrokerClosed), possibly wrapped with
+	// details, or the read error of a lost connection; nil when the client
 	// closed it.
 	Err error
 }
@@ -224,4 +252,78 @@ type LogonRequest struct {
 	// Conn describes the connection: transport, addresses, preflight or
 	// WebSocket request headers, TLS state. Nil for in-process clients.
 	Conn *transport.ConnInfo
+}
+
+// overrideCheck remembers, for the check of Options.Transports keys, which
+// transports had connections and which keys were reported. Guarded by
+// Broker.mu.
+type overrideCheck struct {
+	seen     map[string]bool // transports that had a connection
+	reported map[string]bool // keys already logged
+}
+
+// checkOverrides is called by admit, with b.mu held, for every admitted
+// connection of transport. On a transport's first connection it logs each
+// Options.Transports key that names no listener being served and no
+// transport seen so far; each key is logged once.
+func (b *Broker) checkOverrides(transport string) {
+	c := &b.overrides
+	if len(b.opts.Transports) == 0 || c.seen[transport] {
+		return
+	}
+	if c.seen == nil {
+		c.seen, c.reported = map[string]bool{}, map[string]bool{}
+	}
+	c.seen[transport] = true
+	known := make(map[string]bool, len(c.seen)+len(b.listeners))
+	for name := range c.seen {
+		known[name] = true
+	}
+	for l := range b.listeners {
+		known[l.Name()] = true
+	}
+	var missing []string
+	for key := range b.opts.Transports {
+		if !known[key] && !c.reported[key] {
+			missing = append(missing, key)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	slices.Sort(missing)
+	serving := make([]string, 0, len(known))
+	for name := range known {
+		serving = append(serving, name)
+	}
+	slices.Sort(serving)
+	for _, key := range missing {
+		c.reported[key] = true
+		args := []any{"key", key, "transports", serving}
+		if m := closeName(key, serving); m != "" {
+			args = append(args, "did_you_mean", m)
+		}
+		b.log.Warn("Options.Transports names no transport this broker serves; its settings apply to no connection", args...)
+	}
+}
+
+// closeName returns the name in names that equals key once case and the
+// separators '-', '_', '.' and ' ' are ignored, or "".
+func closeName(key string, names []string) string {
+	norm := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			switch r {
+			case '-', '_', '.', ' ':
+				return -1
+			}
+			return r
+		}, strings.ToLower(s))
+	}
+	k := norm(key)
+	for _, n := range names {
+		if norm(n) == k {
+			return n
+		}
+	}
+	return ""
 }

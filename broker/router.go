@@ -9,12 +9,6 @@ import (
 	"github.com/ampsbroker/ampsbroker/protocol"
 )
 
-// DefaultTopicCacheSize bounds how many distinct topics a router remembers
-// the matching subscriptions for. A topic that falls out of the cache is
-// matched again on its next publish, so the bound trades memory for one
-// regex pass over the subscriptions of an evicted topic.
-const DefaultTopicCacheSize = 64 << 10
-
 // regexMeta are the characters that make a subscription topic a regular
 // expression (wire spec §11).
 const regexMeta = `^$.*+?()[]{}|\`

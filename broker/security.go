@@ -21,6 +21,7 @@ const (
 	Write
 )
 
+// String names the permission: "read" or "write".
 func (p Permission) String() string {
 	switch p {
 	case Read:
@@ -59,6 +60,8 @@ type Identity struct {
 // be fast and must not block. In-process clients are part of the host
 // program and are not checked.
 type Entitler interface {
+	// Entitled reports whether the logged-on user id may use topic with
+	// permission p.
 	Entitled(id *Identity, topic string, p Permission) bool
 }
 
@@ -91,7 +94,10 @@ func (t UserTable) Authenticate(_ context.Context, req *LogonRequest) error {
 // TopicPrefixes lists the topic prefixes a user may read and write. The
 // prefix "" matches every topic.
 type TopicPrefixes struct {
-	Read, Write []string
+	// Read lists the prefixes of topics the user may subscribe to.
+	Read []string
+	// Write lists the prefixes of topics the user may publish to.
+	Write []string
 }
 
 // TopicPrefixTable is an Entitler that grants by topic prefix, per user_id.

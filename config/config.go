@@ -97,9 +97,11 @@ type Config struct {
 	Description string
 
 	// RequiredMinimumVersion, when set, makes Validate fail if the broker
-	// reports an older version. SuggestedMinimumVersion only warns (in
-	// Parse and Load).
-	RequiredMinimumVersion  string
+	// reports an older version.
+	RequiredMinimumVersion string
+
+	// SuggestedMinimumVersion, when set, makes Parse and Load warn if the
+	// broker reports an older version.
 	SuggestedMinimumVersion string
 
 	// Version is the server version the broker reports (Go only). Default
@@ -129,19 +131,25 @@ type Config struct {
 	// default.
 	MaxFrameSize int
 
-	// Authentication and Entitlement are the instance defaults (amps-config
-	// §7.1); nil means the AMPS default modules (accept everyone, allow
-	// everything). See BrokerOptions for what each module becomes.
+	// Authentication is the instance's authentication module (amps-config
+	// §7.1); nil means the AMPS default (accept everyone). See
+	// BrokerOptions for what each module becomes.
 	Authentication *Module
-	Entitlement    *Module
 
-	// Authenticators and Entitlers are the Go-side modules (amps-config
+	// Entitlement is the instance's entitlement module; nil means the AMPS
+	// default (allow everything).
+	Entitlement *Module
+
+	// Authenticators are the Go-side authentication modules (amps-config
 	// §7.3), by the name a Module element uses (Go only). A Module value
 	// resolves to a built-in module first, then to these, then to a
 	// Modules/Module declaration; anything else is CFG-MODULE-UNKNOWN.
 	// Parse and Load copy them from ParseOptions.
 	Authenticators map[string]broker.Authenticator
-	Entitlers      map[string]broker.Entitler
+
+	// Entitlers are the Go-side entitlement modules, resolved as
+	// Authenticators are.
+	Entitlers map[string]broker.Entitler
 
 	// Modules declares loadable modules (amps-config §8).
 	Modules []ModuleDef
@@ -192,10 +200,13 @@ type Transport struct {
 	// InitialState is StateEnabled (or empty) or StateDisabled.
 	InitialState string
 
-	// Certificate and PrivateKey are PEM files. Both are required for
-	// tcps; on tcp, setting both turns TLS on (amps-config §3.6).
+	// Certificate is the PEM certificate (chain) file. Certificate and
+	// PrivateKey are both required for tcps; on tcp, setting both turns
+	// TLS on (amps-config §3.6).
 	Certificate string
-	PrivateKey  string
+
+	// PrivateKey is the PEM file of Certificate's private key.
+	PrivateKey string
 
 	// SecureSocketProtocols is the space-separated list of TLS versions
 	// allowed ("TLSv1.2 TLSv1.3"). Empty means Go's defaults (TLS 1.2 and
@@ -210,8 +221,13 @@ type Transport struct {
 	// VerifyClient requires a client certificate signed by CAFile or a
 	// .pem file in CAPath (mutual TLS).
 	VerifyClient bool
-	CAFile       string
-	CAPath       string
+
+	// CAFile is a PEM file of the authorities client certificates are
+	// checked against.
+	CAFile string
+
+	// CAPath is a directory whose .pem files are such authorities.
+	CAPath string
 
 	// TLSConfig, when non-nil, is used as is instead of one built from the
 	// fields above (Go only), e.g. for certificate reload.
@@ -244,16 +260,23 @@ type Transport struct {
 	MaxFrameSize int
 
 	// HandshakeTimeout bounds TLS, preflight and WebSocket handshakes (Go
-	// only). Zero means the listener default.
+	// only): the listener's HandshakeTimeout, the only handshake timeout.
+	// Zero means listener.DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 
-	// Per-transport slow-client settings (amps-config §3.10). Zero means the
-	// instance value. BrokerOptions puts them in broker.TransportOptions:
-	// OutboundQueueBytes (this transport's share of its pool) and
-	// MaxMessageAge.
-	MessageMemoryLimit    int64
+	// MessageMemoryLimit is this transport's pool of queued outbound bytes
+	// (amps-config §3.10). Zero means the instance value. BrokerOptions
+	// puts this transport's per-client share of it (see ClientMaxCapacity)
+	// in broker.TransportOptions.OutboundQueueBytes.
+	MessageMemoryLimit int64
+
+	// ClientMessageAgeLimit is this transport's ClientMessageAgeLimit; zero
+	// means the instance value (broker.TransportOptions.MaxMessageAge).
 	ClientMessageAgeLimit time.Duration
-	ClientMaxCapacity     float64
+
+	// ClientMaxCapacity is the percentage of this transport's pool one
+	// client may hold; zero means the instance value.
+	ClientMaxCapacity float64
 
 	// MaxConnections bounds the open connections of this transport, within
 	// the broker-wide limit (Go only: AMPS has no such knob, amps-config
@@ -261,10 +284,13 @@ type Transport struct {
 	// in broker.TransportOptions.
 	MaxConnections int
 
-	// Authentication and Entitlement override the instance defaults for
+	// Authentication overrides the instance's authentication module for
 	// connections on this transport.
 	Authentication *Module
-	Entitlement    *Module
+
+	// Entitlement overrides the instance's entitlement module for
+	// connections on this transport.
+	Entitlement *Module
 }
 
 // Module selects an authentication or entitlement module (amps-config §7).
@@ -277,8 +303,12 @@ type Module struct {
 
 // ModuleDef declares a module in the Modules block (amps-config §8).
 type ModuleDef struct {
-	Name    string
+	// Name is how Authentication and Entitlement elements refer to it.
+	Name string
+	// Library is the shared object AMPS would load; only the simple
+	// access entitlement library is emulated.
 	Library string
+	// Options are the module's option elements, by element name.
 	Options map[string]string
 }
 

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/ampsbroker/ampsbroker/listener"
 )
 
 // decoder turns the expanded element tree into a Config.
@@ -502,8 +504,8 @@ func (d *decoder) logTarget(n *node) LogTarget {
 // admin validates the accepted Admin block (amps-config §9.1).
 func (d *decoder) admin(n *node) {
 	if a := d.kid(n, "InetAddr"); a != nil {
-		if _, err := parseInetAddr(a.text); err != nil {
-			d.ds.errorf(CodeInetAddr, d.at(a), "Admin InetAddr %v", err)
+		if _, err := listener.ParseInetAddr(a.text); err != nil {
+			d.ds.errorf(CodeInetAddr, d.at(a), "Admin %s", strings.TrimPrefix(err.Error(), "listener: "))
 		}
 	}
 	if iv, ok := value(d, n, "Interval", ParseInterval); ok && iv < time.Second {

@@ -112,6 +112,7 @@ const (
 	SeverityWarning
 )
 
+// String is "error" or "warning".
 func (s Severity) String() string {
 	if s == SeverityWarning {
 		return "warning"
@@ -121,7 +122,9 @@ func (s Severity) String() string {
 
 // Diagnostic is one problem found in a configuration. It implements error.
 type Diagnostic struct {
-	Code     Code
+	// Code classifies the problem (amps-config §11), e.g. CodeInetAddr.
+	Code Code
+	// Severity says whether the problem stops loading.
 	Severity Severity
 	// Path is the element path below the root, with 1-based indexes on
 	// repeatable elements, e.g. "Transports/Transport[2]/InetAddr". Empty

@@ -68,7 +68,7 @@ func (t *Transport) webSocketOptions(tlsConf *tls.Config) *listener.WebSocketOpt
 		OriginPatterns:    t.OriginPatterns,
 		PerMessageDeflate: t.PerMessageDeflate,
 		HandshakeTimeout:  t.HandshakeTimeout,
-		MaxMessageSize:    int64(t.MaxFrameSize),
+		MaxFrameSize:      t.MaxFrameSize,
 	}
 	// AMPS checks no Origin (amps-config §3.11), so a file-configured
 	// websocket transport accepts every Origin unless the host restricts it.
@@ -120,6 +120,19 @@ func (c *Config) Listen(name string) (transport.Listener, error) {
 	return nil, fmt.Errorf("%w: %q", ErrUnknownTransport, name)
 }
 
+// clientBudget is one client's share of a MessageMemoryLimit pool: the
+// broker has no shared pool, so each connection gets ClientMaxCapacity
+// percent of it (amps-config §3.10). Zero when no pool is set.
+func clientBudget(pool int64, capacity float64) int {
+	if pool <= 0 {
+		return 0
+	}
+	if capacity == 0 {
+		capacity = DefaultClientMaxCapacity
+	}
+	return max(int(float64(pool)*capacity/100), 1)
+}
+
 // BrokerOptions returns the broker options the configuration implies. The
 // host adds what a file cannot say (Logger, ConnState, the Go-only limits
 // of amps-config §3.11). Call it on a Config that passes Validate (Parse
@@ -136,9 +149,11 @@ func (c *Config) Listen(name string) (transport.Listener, error) {
 //   - MaxMessageAge = ClientMessageAgeLimit. Without it, MaxMessageAge is
 //     negative (no age limit): the AMPS default is none (amps-config §2),
 //     and queues stay bounded by OutboundQueueBytes.
-//   - WriteTimeout, HandshakeTimeout, LogonTimeout, MaxConnections,
-//     MaxSubscriptions, MaxHeaderSize keep the broker defaults: no AMPS
-//     element means them (amps-config §3.11).
+//   - NoRegexTopics = NoRegexTopics (AMPS RegexTopicSupport false).
+//   - WriteTimeout, LogonTimeout, MaxConnections, MaxSubscriptions,
+//     MaxHeaderSize, TopicCacheSize keep the broker defaults: no AMPS
+//     element means them (amps-config §3.11). The handshake timeout and
+//     MaxFrameSize are listener options (see Listen).
 //   - Authenticator and Entitler: the instance Authentication and
 //     Entitlement modules. amps-default-authentication-module is nil
 //     (accept everyone; the ack says "authentication disabled"), or a
@@ -148,30 +163,23 @@ func (c *Config) Listen(name string) (transport.Listener, error) {
 //     amps-default-no-entitlement-module denies every topic and refuses
 //     logons; a simple access module is a *SimpleAccess; a Go-registered
 //     name is the registered value.
-//   - Transports[name]: for each transport with its own Authentication or
-//     Entitlement, the modules that govern its connections (its own, else
-//     the instance's); also Transport.MaxConnections.
+//   - Transports[name]: for each transport with its own Authentication,
+//     Entitlement, slow-client settings (MessageMemoryLimit,
+//     ClientMaxCapacity, ClientMessageAgeLimit: OutboundQueueBytes and
+//     MaxMessageAge, what it leaves out taken from the instance) or
+//     MaxConnections, the settings that govern its connections. The keys are
+//     the Names of declared transports, disabled ones included (a host may
+//     open them later with Listen), so none can name a transport the
+//     configuration does not have; a host that never opens a disabled
+//     transport may delete its key, or the broker warns that it names no
+//     served transport.
 //
-// Not mapped: the transport-level MessageMemoryLimit, ClientMessageAgeLimit
-// and ClientMaxCapacity (broker.TransportOptions has no such fields;
-// Validate warns), AllowSpoofing (the broker always records the supplied
-// user_id), and module Options for Go-registered modules.
-// clientBudget is one client's share of a MessageMemoryLimit pool: the
-// broker has no shared pool, so each connection gets ClientMaxCapacity
-// percent of it (amps-config §3.10). Zero when no pool is set.
-func clientBudget(pool int64, capacity float64) int {
-	if pool <= 0 {
-		return 0
-	}
-	if capacity == 0 {
-		capacity = DefaultClientMaxCapacity
-	}
-	return max(int(float64(pool)*capacity/100), 1)
-}
-
+// Not mapped: AllowSpoofing (the broker always records the supplied
+// user_id) and module Options for Go-registered modules.
 func (c *Config) BrokerOptions() broker.Options {
-	// MaxFrameSize is a listener option (see ListenAll), not a broker one.
-	o := broker.Options{Version: c.Version}
+	// MaxFrameSize and HandshakeTimeout are listener options (see Listen),
+	// not broker ones.
+	o := broker.Options{Version: c.Version, NoRegexTopics: c.NoRegexTopics}
 	o.OutboundQueueBytes = clientBudget(c.MessageMemoryLimit, c.ClientMaxCapacity)
 	o.MaxMessageAge = c.ClientMessageAgeLimit
 	if o.MaxMessageAge <= 0 {

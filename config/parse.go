@@ -57,7 +57,9 @@ type ParseOptions struct {
 	// loadable Library. Built-in module names cannot be overridden. They
 	// are copied to Config.Authenticators and Config.Entitlers.
 	Authenticators map[string]broker.Authenticator
-	Entitlers      map[string]broker.Entitler
+	// Entitlers are the Go-side entitlement modules, by name, as
+	// Authenticators are for authentication.
+	Entitlers map[string]broker.Entitler
 }
 
 // Load reads, expands, decodes and validates the configuration file at

@@ -150,74 +150,15 @@ func validateLimits(ds *diags, p pos, who string, mem int64, age time.Duration, 
 	}
 }
 
-// tcpAddr is a parsed InetAddr: host "" means every address of both
-// families (amps-config §3.3).
-type tcpAddr struct {
-	host string // "", an IP literal or a host name
-	port int
-}
-
-// parseInetAddr checks the InetAddr grammar of amps-config §3.3:
-// port | host ":" port, IPv6 literals bracketed, port 0..65535 (0 for
-// embedding: ephemeral).
-func parseInetAddr(s string) (tcpAddr, error) {
-	if s == "" {
-		return tcpAddr{}, fmt.Errorf("empty")
-	}
-	host, portStr := "", s
-	if strings.Contains(s, ":") {
-		h, p, err := net.SplitHostPort(s)
-		if err != nil {
-			// "::1:9007": unbracketed IPv6 is ambiguous (§3.3).
-			return tcpAddr{}, fmt.Errorf("%q is malformed (write IPv6 addresses as [addr]:port)", s)
-		}
-		host, portStr = h, p
-		if strings.Contains(host, ":") && !strings.HasPrefix(s, "[") {
-			return tcpAddr{}, fmt.Errorf("%q is malformed (write IPv6 addresses as [addr]:port)", s)
-		}
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || portStr == "" || portStr[0] == '+' || portStr[0] == '-' {
-		return tcpAddr{}, fmt.Errorf("%q: port %q is not a number", s, portStr)
-	}
-	if port > 65535 {
-		return tcpAddr{}, fmt.Errorf("%q: port %d out of range 1..65535", s, port)
-	}
-	if host != "" {
-		if _, err := netip.ParseAddr(host); err != nil && !validHostName(host) {
-			return tcpAddr{}, fmt.Errorf("%q: host %q is neither an IP address nor a host name", s, host)
-		}
-	}
-	return tcpAddr{host: host, port: port}, nil
-}
-
-// validHostName is a loose RFC 1123 check.
-func validHostName(h string) bool {
-	if len(h) == 0 || len(h) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(h, ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// conflicts reports whether two addresses cannot both be bound: same
+// conflicts reports whether two InetAddrs cannot both be bound: same
 // non-zero port and either the same host, or one of them a wildcard that
 // covers the other (amps-config §3.3: "9007" is dual stack, "0.0.0.0"
 // IPv4 only, "[::]" IPv6 only).
-func (a tcpAddr) conflicts(b tcpAddr) bool {
-	if a.port == 0 || a.port != b.port {
+func conflicts(a, b listener.InetAddr) bool {
+	if a.Port == 0 || a.Port != b.Port {
 		return false
 	}
-	if a.host == b.host || a.host == "" || b.host == "" {
+	if a.Host == b.Host || a.Host == "" || b.Host == "" {
 		return true
 	}
 	covers := func(w, o string) bool {
@@ -230,21 +171,23 @@ func (a tcpAddr) conflicts(b tcpAddr) bool {
 		}
 		return false
 	}
-	return covers(a.host, b.host) || covers(b.host, a.host)
+	return covers(a.Host, b.Host) || covers(b.Host, a.Host)
 }
 
-func (a tcpAddr) String() string {
-	if a.host == "" {
-		return "[::]:" + strconv.Itoa(a.port)
+// boundAddr names what an InetAddr binds, for conflict messages: a port
+// alone binds every address of both families.
+func boundAddr(a listener.InetAddr) string {
+	if a.Host == "" {
+		return "[::]:" + strconv.Itoa(a.Port)
 	}
-	return net.JoinHostPort(a.host, strconv.Itoa(a.port))
+	return a.Address()
 }
 
 func (c *Config) validateTransports(ds *diags, types map[string]bool) {
 	names := map[string]int{}
 	type bound struct {
 		name string
-		addr tcpAddr
+		addr listener.InetAddr
 	}
 	var tcp []bound
 	unixPaths := map[string]string{}
@@ -332,13 +275,14 @@ func (c *Config) validateTransports(ds *diags, types map[string]bool) {
 			// tcp / tcps (amps-config §3.3, §3.6)
 			if t.InetAddr == "" {
 				ds.errorf(CodeInetAddr, c.at(path+"/InetAddr"), "%sInetAddr missing (required for Type %s)", who, t.Type)
-			} else if _, _, err := listener.ParseTCPAddr(t.InetAddr); err != nil {
-				// The listener's grammar is the one ListenTCP applies (§3.3).
+			} else if a, err := listener.ParseInetAddr(t.InetAddr); err != nil {
+				// The listener's grammar is the one ListenTCP and
+				// ListenWebSocket apply (§3.3).
 				ds.errorf(CodeInetAddr, c.at(path+"/InetAddr"), "%s%s", who, strings.TrimPrefix(err.Error(), "listener: "))
-			} else if a, err := parseInetAddr(t.InetAddr); err == nil {
+			} else {
 				for _, o := range tcp {
-					if a.conflicts(o.addr) {
-						ds.errorf(CodeAddrConflict, c.at(path+"/InetAddr"), "transports %q and %q both listen on %s", o.name, t.Name, a)
+					if conflicts(a, o.addr) {
+						ds.errorf(CodeAddrConflict, c.at(path+"/InetAddr"), "transports %q and %q both listen on %s", o.name, t.Name, boundAddr(a))
 						break
 					}
 				}

@@ -144,6 +144,12 @@ func TestValidationErrors(t *testing.T) {
 			"TransactionLog: TransactionLog is not supported: bookmark replay and persisted journals are unavailable (line 3)"},
 		{"unsupported view", doc("<SOW>\n<View><Name>v</Name></View>\n</SOW>"), CodeUnsupported,
 			"SOW/View[1]: View is not supported: clients querying it would get unexplained failures (line 4)"},
+		{"admin inetaddr", doc("<Admin><InetAddr>localhost:http</InetAddr></Admin>"), CodeInetAddr,
+			`Admin/InetAddr: Admin invalid InetAddr "localhost:http": port "http" is not a decimal number (line 3)`},
+		{"inetaddr host", doc("<Transports>\n" + tcp("a", "bad..host:9007", "") + "\n</Transports>"), CodeInetAddr,
+			`Transports/Transport[1]/InetAddr: transport "a": invalid InetAddr "bad..host:9007": "bad..host" is neither an IP literal nor a host name (line 4)`},
+		{"addr conflict v6 wildcard", doc("<Transports>\n" + tcp("a", "[::]:27002", "") + "\n" + tcp("b", "[::1]:27002", "") + "\n</Transports>"), CodeAddrConflict,
+			`Transports/Transport[2]/InetAddr: transports "a" and "b" both listen on [::1]:27002 (line 5)`},
 		{"admin sql", doc("<Transports>\n" + tcp("json-tcp", "1", "") + "\n</Transports>\n<Admin><SQLTransport>json-tcp</SQLTransport></Admin>"), CodeAdminSQL,
 			"Admin/SQLTransport: SQLTransport 'json-tcp' is not a websocket transport (line 6)"},
 	}

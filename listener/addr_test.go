@@ -52,6 +52,9 @@ func TestParseTCPAddrErrors(t *testing.T) {
 		"[localhost]:9007",
 		"1.2.3.4:9007:1",
 		"bad host:9007",
+		"a..b:9007",
+		"host!:9007",
+		"caf\u00e9.example:9007",
 		" 9007",
 	} {
 		network, address, err := ParseTCPAddr(in)
@@ -61,6 +64,27 @@ func TestParseTCPAddrErrors(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), `"`+in+`"`) {
 			t.Errorf("ParseTCPAddr(%q) error %q does not quote the input", in, err)
+		}
+	}
+}
+
+// TestParseInetAddrParts: the parsed form keeps the host apart, so config
+// can tell which transports would bind the same address.
+func TestParseInetAddrParts(t *testing.T) {
+	tests := []struct {
+		in   string
+		want InetAddr
+	}{
+		{"9007", InetAddr{Network: "tcp", Port: 9007}},
+		{"0.0.0.0:1", InetAddr{Network: "tcp4", Host: "0.0.0.0", Port: 1}},
+		{"[::]:2", InetAddr{Network: "tcp6", Host: "::", Port: 2}},
+		{"[fe80::1%lo]:3", InetAddr{Network: "tcp6", Host: "fe80::1%lo", Port: 3}},
+		{"amps_1.example.com.:4", InetAddr{Network: "tcp", Host: "amps_1.example.com.", Port: 4}},
+	}
+	for _, tt := range tests {
+		got, err := ParseInetAddr(tt.in)
+		if err != nil || got != tt.want {
+			t.Errorf("ParseInetAddr(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
 		}
 	}
 }

@@ -19,15 +19,19 @@ type TCPOptions struct {
 	// MessageType fixes the connection's message type (e.g. "json"); empty
 	// lets the client choose.
 	MessageType string
-	// HandshakeTimeout bounds the TLS handshake and the preflight request.
-	// Default DefaultHandshakeTimeout.
+	// HandshakeTimeout bounds everything before AMPS messages flow: the
+	// TLS handshake, the preflight request and, on a shared port, the
+	// WebSocket upgrade. Default DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
-	// MaxFrameSize is the largest inbound AMPS frame. Default
+	// MaxFrameSize is the largest inbound AMPS message (header plus body)
+	// in bytes; a larger one ends the connection. Default
 	// protocol.DefaultMaxFrameSize.
 	MaxFrameSize int
 	// WebSocket, when non-nil, lets WebSocket clients share this port: a
 	// request with "Upgrade: websocket" is handed to the WebSocket transport
-	// with these options.
+	// with these options. The port's own Name, TLSConfig, HandshakeTimeout
+	// and MaxFrameSize apply to those connections too; the ones in
+	// WebSocket are not used.
 	WebSocket *WebSocketOptions
 }
 
@@ -39,9 +43,11 @@ type UnixOptions struct {
 	Mode os.FileMode
 	// MessageType fixes the connection's message type; empty lets the client choose.
 	MessageType string
-	// HandshakeTimeout bounds the preflight request. Default DefaultHandshakeTimeout.
+	// HandshakeTimeout bounds the preflight request. Default
+	// DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
-	// MaxFrameSize is the largest inbound AMPS frame. Default
+	// MaxFrameSize is the largest inbound AMPS message (header plus body)
+	// in bytes; a larger one ends the connection. Default
 	// protocol.DefaultMaxFrameSize.
 	MaxFrameSize int
 }
@@ -61,11 +67,17 @@ type WebSocketOptions struct {
 	OriginPatterns []string
 	// InsecureSkipVerifyOrigin accepts every Origin.
 	InsecureSkipVerifyOrigin bool
-	// MaxMessageSize is the largest inbound AMPS message (all its frames
-	// together). Default protocol.DefaultMaxFrameSize.
-	MaxMessageSize int64
+	// MaxFrameSize is the largest inbound AMPS message (header plus body,
+	// however many WebSocket frames carry it) in bytes; a larger one closes
+	// the connection with status 1009. Default protocol.DefaultMaxFrameSize.
+	// It has the name and type of the stream transports' option because it
+	// is the same limit.
+	MaxFrameSize int
 	// PerMessageDeflate offers permessage-deflate compression.
 	PerMessageDeflate bool
-	// HandshakeTimeout bounds the HTTP upgrade. Default DefaultHandshakeTimeout.
+	// HandshakeTimeout bounds the TLS handshake and the HTTP upgrade
+	// (ListenWebSocket), or the writing of the upgrade response
+	// (NewWebSocketHandler: the host's http.Server reads the request under
+	// its own timeouts). Default DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 }

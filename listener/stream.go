@@ -17,15 +17,23 @@ import (
 	"github.com/ampsbroker/ampsbroker/protocol"
 )
 
-// Defaults shared by the transports.
-const (
-	// DefaultHandshakeTimeout bounds what a transport does before AMPS
-	// messages flow: the TLS handshake, an HTTP preflight, a WebSocket
-	// upgrade. Clients do all of it right after connecting, so ten seconds
-	// only matters for a client that stalls; such a client holds a socket
-	// and a goroutine until then.
-	DefaultHandshakeTimeout = 10 * time.Second
-)
+// DefaultHandshakeTimeout bounds what a transport does before AMPS
+// messages flow: the TLS handshake, an HTTP preflight, a WebSocket upgrade.
+// It is the default of the HandshakeTimeout option of every transport
+// (TCPOptions, UnixOptions, WebSocketOptions), the only handshake timeout
+// there is: the broker runs Handshake under a context that ends only when
+// it shuts down. Clients do all of it right after connecting, so ten
+// seconds only matters for a client that stalls; such a client holds a
+// socket and a goroutine until then.
+const DefaultHandshakeTimeout = 10 * time.Second
+
+// handshakeTimeout is d, or DefaultHandshakeTimeout when d is not positive.
+func handshakeTimeout(d time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return DefaultHandshakeTimeout
+}
 
 // Internal tuning of the stream handshake.
 const (
@@ -77,8 +85,8 @@ func bounded(ctx context.Context, c net.Conn, deadline time.Time, step func() er
 // needs, with defaults applied.
 type streamConfig struct {
 	name         string
-	tlsConfig    *tls.Config // nil: no TLS
-	timeout      time.Duration
+	tlsConfig    *tls.Config   // nil: no TLS
+	timeout      time.Duration // <= 0: DefaultHandshakeTimeout
 	messageType  string
 	maxFrameSize int               // <= 0: protocol.DefaultMaxFrameSize
 	webSocket    *WebSocketOptions // nil: refuse WebSocket upgrades
@@ -130,11 +138,7 @@ func handshakeStream(ctx context.Context, c net.Conn, cfg *streamConfig) (transp
 		c.Close()
 		return nil, fmt.Errorf("listener %s: handshake with %v: %w", cfg.name, info.RemoteAddr, err)
 	}
-	timeout := cfg.timeout
-	if timeout <= 0 {
-		timeout = DefaultHandshakeTimeout
-	}
-	deadline := time.Now().Add(timeout)
+	deadline := time.Now().Add(handshakeTimeout(cfg.timeout))
 	var h hello
 	if err := bounded(ctx, c, deadline, func() (err error) {
 		h, err = cfg.hello(c, deadline, info)
@@ -144,8 +148,9 @@ func handshakeStream(ctx context.Context, c net.Conn, cfg *streamConfig) (transp
 	}
 	info.Request = h.req
 	if h.webSocket {
-		// The WebSocket transport owns the rest, its own timeout included.
-		return serveWebSocketOnStream(ctx, h.conn, h.br, h.req, cfg.webSocket, info)
+		// The upgrade finishes within the same deadline: one handshake
+		// timeout per connection, whatever it turns out to speak.
+		return serveWebSocketOnStream(ctx, h.conn, h.br, h.req, cfg, info, deadline)
 	}
 	if h.req != nil {
 		// The path's type is what the client asked for; with a fixed

@@ -122,7 +122,7 @@ func (l *WebSocketListener) Handshake(ctx context.Context, c net.Conn) (transpor
 		return nil, fmt.Errorf("listener %s: websocket handshake with %v: %w", info.Transport, info.RemoteAddr, err)
 	}
 	var conn transport.Conn
-	if err := bounded(ctx, c, time.Now().Add(l.opts.handshakeTimeout()), func() (err error) {
+	if err := bounded(ctx, c, time.Now().Add(handshakeTimeout(l.opts.HandshakeTimeout)), func() (err error) {
 		conn, err = l.handshake(c, &info)
 		return err
 	}); err != nil {
@@ -158,7 +158,7 @@ func (l *WebSocketListener) handshake(c net.Conn, info *transport.ConnInfo) (*ws
 		}
 		http.Error(rw, "malformed HTTP request", http.StatusBadRequest)
 		rw.finish()
-		return nil, fmt.Errorf("%w: %v", ErrWebSocketRequest, err)
+		return nil, fmt.Errorf("%w: %w", ErrWebSocketRequest, err)
 	}
 	lr.N = 1<<63 - 1 // the head is read; the limit no longer applies
 	return upgradeRaw(nc, br, req, &l.opts, *info)
@@ -183,13 +183,6 @@ func (o *WebSocketOptions) name() string {
 		return o.Name
 	}
 	return DefaultWebSocketName
-}
-
-func (o *WebSocketOptions) handshakeTimeout() time.Duration {
-	if o.HandshakeTimeout > 0 {
-		return o.HandshakeTimeout
-	}
-	return DefaultHandshakeTimeout
 }
 
 // acceptOptions maps the options to the WebSocket library's.

@@ -46,9 +46,7 @@ type wsConn struct {
 
 func newWSConn(ws *websocket.Conn, raw net.Conn, info transport.ConnInfo, opts *WebSocketOptions) *wsConn {
 	c := &wsConn{ws: ws, raw: raw, info: info, closeTimeout: WebSocketCloseTimeout}
-	if opts.MaxMessageSize > 0 {
-		c.dec.MaxMessageSize = int(min(opts.MaxMessageSize, int64(^uint(0)>>1)))
-	}
+	c.dec.MaxMessageSize = opts.MaxFrameSize // <= 0: the decoder's default
 	c.fallback = protocol.WSModeBinary
 	if mt := cmp.Or(info.MessageType, info.TransportMessageType); mt == "" || mt == "json" {
 		c.fallback = protocol.WSModeText

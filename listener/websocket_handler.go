@@ -22,8 +22,10 @@ import (
 // WebSocket encoding of the official AMPS JavaScript client (wire spec §3)
 // and runs srv.ServeConn on each connection until it returns, for hosts that
 // mount the broker on their own http.Server (any path works: the message
-// type is taken from ".../amps/<mt>"). opts may be nil; its TLSConfig and
-// HandshakeTimeout are not used, as the http.Server owns TLS and timeouts.
+// type is taken from ".../amps/<mt>"). opts may be nil; its TLSConfig is
+// not used, as the http.Server owns TLS. The http.Server reads the request
+// under its own timeouts (ReadHeaderTimeout); HandshakeTimeout bounds the
+// rest, the writing of the upgrade response.
 // The http.Server does not track upgraded connections: Shutdown does not
 // close them, the transport.ConnServer does.
 func NewWebSocketHandler(srv transport.ConnServer, opts *WebSocketOptions) http.Handler {
@@ -31,8 +33,15 @@ func NewWebSocketHandler(srv transport.ConnServer, opts *WebSocketOptions) http.
 	if opts != nil {
 		o = *opts
 	}
+	timeout := handshakeTimeout(o.HandshakeTimeout)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info := transport.ConnInfo{Transport: o.name(), TLS: r.TLS}
+		// The upgrade response is flushed while the connection is
+		// hijacked, under the deadline the server's connection has then.
+		// A server without WriteTimeout would wait on a client that reads
+		// nothing for ever. Writers that cannot take a deadline (test
+		// recorders) go without.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeout))
 		rec := &wsHijackRecorder{ResponseWriter: w}
 		conn, err := wsUpgrade(rec, r, &o, info)
 		if err != nil {
@@ -96,7 +105,8 @@ type wsHijackRecorder struct {
 }
 
 // Hijack takes the connection over from the http.Server and clears the
-// deadlines its ReadTimeout or WriteTimeout may have left on it.
+// deadlines its ReadTimeout or WriteTimeout (or the handshake timeout) may
+// have left on it.
 func (h *wsHijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
 	if err != nil {

@@ -348,8 +348,8 @@ func TestWebSocketOutboundBinaryMode(t *testing.T) {
 	}
 }
 
-func TestWebSocketMaxMessageSize(t *testing.T) {
-	l, srv, _ := listenWS(t, &WebSocketOptions{MaxMessageSize: 1024})
+func TestWebSocketMaxFrameSize(t *testing.T) {
+	l, srv, _ := listenWS(t, &WebSocketOptions{MaxFrameSize: 1024})
 	t.Run("over several frames", func(t *testing.T) {
 		c, _ := dialJS(t, wsURL(l, "ws", "/amps/json"), nil)
 		recv(t, srv.conns, "connection")
@@ -713,7 +713,7 @@ func TestServeWebSocketOnStream(t *testing.T) {
 			return
 		}
 		info := &transport.ConnInfo{Transport: "tcp", Protocol: "amps", LocalAddr: c.LocalAddr(), RemoteAddr: c.RemoteAddr(), Request: req}
-		conn, err := serveWebSocketOnStream(context.Background(), c, br, req, &WebSocketOptions{}, info)
+		conn, err := serveWebSocketOnStream(context.Background(), c, br, req, &streamConfig{webSocket: &WebSocketOptions{}}, info, time.Now().Add(testTimeout))
 		res <- result{conn, err}
 	}()
 

@@ -29,24 +29,18 @@
 // WriteBadRequest before the connection is closed.
 package preflight
 
-import (
-	"errors"
-	"time"
-)
+import "errors"
 
-// Defaults. Each applies when the corresponding argument is zero.
-const (
-	// DefaultMaxHeaderBytes caps the request line plus header lines of a
-	// preflight, blank line included. Wire spec §4.3 suggests 16 KiB; it
-	// leaves room for cookies and bearer tokens added by proxies or by the
-	// application (addHttpPreflightHeader, wire spec §4.1).
-	DefaultMaxHeaderBytes = 16 << 10
-
-	// DefaultTimeout is how long a client may take to send its whole
-	// preflight request. Clients write the request in one go right after
-	// connecting, so ten seconds is generous even across a slow proxy.
-	DefaultTimeout = 10 * time.Second
-)
+// DefaultMaxHeaderBytes caps the request line plus header lines of a
+// preflight, blank line included; ReadRequest applies it when its maxBytes
+// is zero. Wire spec §4.3 suggests 16 KiB; it leaves room for cookies and
+// bearer tokens added by proxies or by the application
+// (addHttpPreflightHeader, wire spec §4.1).
+//
+// The package reads from whatever the caller gives it and sets no
+// deadline: how long a client may take over its preflight is the
+// transport's handshake timeout (listener.DefaultHandshakeTimeout).
+const DefaultMaxHeaderBytes = 16 << 10
 
 // Sentinel errors. The errors returned by this package wrap one of them and
 // add the offending input.

@@ -22,6 +22,7 @@ type SyntaxError struct {
 	Msg string
 }
 
+// Error says where the header broke and how.
 func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("protocol: malformed header at byte %d: %s", e.Offset, e.Msg)
 }

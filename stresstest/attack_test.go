@@ -261,7 +261,6 @@ func TestHostileClientsDoNotHurtWellBehavedOnes(t *testing.T) {
 
 	sb := startBroker(t, &broker.Options{
 		OutboundQueueBytes: attackQueueBytes,
-		HandshakeTimeout:   attackHandshakeTimeout,
 		LogonTimeout:       attackLogonTimeout,
 		MaxHeaderSize:      attackMaxHeader,
 	}, &listener.TCPOptions{

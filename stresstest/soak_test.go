@@ -133,7 +133,6 @@ func TestSoak(t *testing.T) {
 		},
 		OutboundQueueBytes: soakQueueBytes,
 		MaxMessageAge:      soakMaxMessageAge,
-		HandshakeTimeout:   soakTimeouts,
 		LogonTimeout:       soakTimeouts,
 	}, &listener.TCPOptions{HandshakeTimeout: soakTimeouts})
 	var cnt soakCounters

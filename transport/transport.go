@@ -26,8 +26,10 @@ type Listener interface {
 
 	// Handshake performs what the transport needs before AMPS messages flow
 	// (TLS handshake, HTTP preflight, WebSocket upgrade) and returns the
-	// message connection. It must return when ctx is done; on error it has
-	// closed c.
+	// message connection. It bounds its own duration (package listener's
+	// listeners by their HandshakeTimeout option; the broker sets no
+	// deadline) and must return when ctx is done; on error it has closed
+	// c.
 	Handshake(ctx context.Context, c net.Conn) (Conn, error)
 
 	// Addr is the bound address (with the real port when port 0 was asked for).
@@ -55,6 +57,7 @@ type Conn interface {
 // discards what was queued for such a client anyway, so neither the kernel
 // nor the client should wait on it.
 type Aborter interface {
+	// Abort closes the connection at once, dropping unsent data.
 	Abort() error
 }
 
@@ -85,5 +88,7 @@ type ConnInfo struct {
 // ConnServer runs an AMPS session on a Conn until it ends. *broker.Broker
 // implements it; the WebSocket http.Handler hands upgraded connections to it.
 type ConnServer interface {
+	// ServeConn runs the session on c until it ends or ctx is done, closes
+	// c, and returns why the session ended (nil: the client closed it).
 	ServeConn(ctx context.Context, c Conn) error
 }

@@ -212,6 +212,13 @@ func run(ctx context.Context, release func(), args []string, stdout, stderr io.W
 		}
 		opts := cfg.BrokerOptions()
 		opts.Logger = log
+		// ampsd never opens a disabled transport, so its overrides would
+		// only make the broker warn that they name no served transport.
+		for _, t := range cfg.Transports {
+			if t.InitialState == config.StateDisabled {
+				delete(opts.Transports, t.Name)
+			}
+		}
 		return serve(ctx, release, log, broker.New(&opts), ls)
 	}
 	ls, err := openListeners(f)

@@ -24,9 +24,9 @@ const validity = 24 * time.Hour
 
 // Issuer is a certificate authority for one test.
 type Issuer struct {
-	// Cert is the authority's certificate; Pool holds it, for RootCAs or
-	// ClientCAs.
+	// Cert is the authority's certificate.
 	Cert *x509.Certificate
+	// Pool holds Cert, for RootCAs or ClientCAs.
 	Pool *x509.CertPool
 	key  *ecdsa.PrivateKey
 }
