@@ -56,7 +56,7 @@ type Message struct {
 	// Header is RawHeader decoded by protocol.DecodeHeader.
 	Header protocol.Header
 	// RawHeader is the header's JSON text as the broker sent it.
-	RawHeader []byte
+	RawHeader string
 	// Body is the payload after the header (for a sow batch on WebSocket:
 	// the records in the stream form, record header then data).
 	Body []byte
@@ -67,7 +67,7 @@ type Message struct {
 // keys protocol.Header has no field for, and checks the broker's encoder
 // against an independent decoder.
 func (m Message) Field(key string) string {
-	dec := json.NewDecoder(strings.NewReader(string(m.RawHeader)))
+	dec := json.NewDecoder(strings.NewReader(m.RawHeader))
 	dec.UseNumber()
 	var h map[string]any
 	if dec.Decode(&h) != nil {
@@ -84,7 +84,7 @@ func (m Message) Field(key string) string {
 }
 
 // String returns the header text followed by the body.
-func (m Message) String() string { return string(m.RawHeader) + string(m.Body) }
+func (m Message) String() string { return m.RawHeader + string(m.Body) }
 
 // Conn is a protocol-level AMPS client connection for tests, in the stream
 // encoding (tcp, tcps, unix, with or without the HTTP preflight) or the
@@ -402,7 +402,7 @@ func (c *Conn) ReadWithin(d time.Duration) (Message, error) {
 }
 
 func decoded(header, body []byte) (Message, error) {
-	m := Message{RawHeader: header, Body: body}
+	m := Message{RawHeader: string(header), Body: body}
 	if err := protocol.DecodeHeader(header, &m.Header); err != nil {
 		return Message{}, fmt.Errorf("ampstest: bad header %q: %w", header, err)
 	}
