@@ -14,7 +14,7 @@ import (
 // well-behaved client on the same broker keeps working throughout.
 func TestBadInputClosesOnlyTheOffender(t *testing.T) {
 	tb := ampstest.NewBroker(t, &ampstest.Options{TCP: &listener.TCPOptions{MaxFrameSize: 1 << 20}})
-		good := tb.Dial(tb.TCPURL(), nil)
+	good := tb.Dial(tb.TCPURL(), nil)
 	good.Logon("good")
 	good.Subscribe("s", "t")
 
