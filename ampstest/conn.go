@@ -243,6 +243,25 @@ func (c *Conn) dialWS(u *url.URL, o *DialOptions) error {
 // tests that need it: to half-close it, set deadlines or read raw bytes.
 func (c *Conn) NetConn() net.Conn { return c.nc }
 
+// RawReader returns the buffered reader of a stream connection (nil on
+// WebSocket), for tests that read the broker's bytes undecoded, such as an
+// HTTP answer. Bytes read from it are gone for Read.
+func (c *Conn) RawReader() io.Reader {
+	if c.br == nil {
+		return nil
+	}
+	return c.br
+}
+
+// SetReadDeadline sets the deadline of the next raw read from NetConn or
+// RawReader to now plus d, no later than DialOptions.Deadline.
+func (c *Conn) SetReadDeadline(d time.Duration) error {
+	if c.nc == nil {
+		return errors.New("ampstest: SetReadDeadline on a WebSocket connection")
+	}
+	return c.nc.SetReadDeadline(c.opDeadline(d))
+}
+
 // WebSocket returns the WebSocket of a ws or wss connection (nil otherwise).
 func (c *Conn) WebSocket() *websocket.Conn { return c.ws }
 
@@ -577,7 +596,7 @@ func (c *Conn) ExpectClosed(within time.Duration) (string, error) {
 			n++
 			continue
 		}
-		if how := closeKind(err); how != "" {
+		if how := CloseKind(err); how != "" {
 			return how, nil
 		}
 		var ne net.Error
@@ -588,8 +607,10 @@ func (c *Conn) ExpectClosed(within time.Duration) (string, error) {
 	}
 }
 
-// closeKind names how a connection ended, or "" when err is no end.
-func closeKind(err error) string {
+// CloseKind names how a connection ended, judging by the error of a read or
+// write: "EOF", "reset", "broken pipe" or "websocket close <code>"; "" when
+// err says no such thing.
+func CloseKind(err error) string {
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "EOF"
