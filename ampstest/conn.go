@@ -406,6 +406,22 @@ func (c *Conn) ReadWithin(d time.Duration) (Message, error) {
 		c.pending = c.pending[1:]
 		return m, nil
 	}
+	m, err := c.readMessage(d)
+	if err != nil {
+		return Message{}, err
+	}
+	// A message that carries a payload and states its length in "l" must
+	// have exactly that many bytes after the header.
+	switch m.Header.Command {
+	case protocol.CmdP, protocol.CmdPublish, protocol.CmdOOF:
+		if m.Header.Has(protocol.FieldLength) && m.Header.Length != uint64(len(m.Body)) {
+			return Message{}, fmt.Errorf("ampstest: header %s says l=%d, but the body has %d bytes", m.RawHeader, m.Header.Length, len(m.Body))
+		}
+	}
+	return m, nil
+}
+
+func (c *Conn) readMessage(d time.Duration) (Message, error) {
 	if c.ws != nil {
 		return c.readWS(d)
 	}

@@ -158,7 +158,7 @@ func TestNginxTCPPreflightAndJSWebSocket(t *testing.T) {
 	// The routing prefix /client/ stays in the path the broker sees; it must
 	// ignore everything before /amps/<mt> (wire spec §1).
 	goc := logonTCP(t, proxy, "/client/amps/json", "go-behind-nginx")
-	if _, err := goc.subscribe(fromJS); err != nil {
+	if err := goc.Subscribe("sub", fromJS); err != nil {
 		t.Fatal(err)
 	}
 	d := startDriver(t, "ws://"+proxy+"/ws/amps/json", nil, "receive",
@@ -167,22 +167,22 @@ func TestNginxTCPPreflightAndJSWebSocket(t *testing.T) {
 	want := make([]string, count)
 	for i := range want {
 		want[i] = fmt.Sprintf(`{"seq":%d,"via":"nginx"}`, i)
-		if err := goc.publish(toJS, []byte(want[i])); err != nil {
+		if err := goc.Publish(toJS, []byte(want[i])); err != nil {
 			t.Fatalf("publish through nginx: %v", err)
 		}
 	}
 	d.result()
 	for i := range want {
-		m, err := goc.nextDelivery()
+		m, err := goc.Next()
 		if err != nil {
 			t.Fatalf("echo %d through nginx: %v", i, err)
 		}
 		if m.Header.Topic != fromJS || string(m.Body) != want[i] {
-			t.Fatalf("echo %d: got %s%s, want topic %s body %s", i, m.Raw, m.Body, fromJS, want[i])
+			t.Fatalf("echo %d: got %s%s, want topic %s body %s", i, m.RawHeader, m.Body, fromJS, want[i])
 		}
 	}
 	// The stream connection still works after the exchange.
-	if err := goc.flush(); err != nil {
+	if err := goc.Flush("flush"); err != nil {
 		t.Fatalf("flush through nginx: %v", err)
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/ampsbroker/ampsbroker/ampstest"
-
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/listener"
 )

@@ -22,7 +22,6 @@ import (
 	"github.com/ampsbroker/ampsbroker/internal/testcert"
 
 	"github.com/ampsbroker/ampsbroker/ampstest"
-
 	"github.com/ampsbroker/ampsbroker/config"
 	"github.com/coder/websocket"
 )
