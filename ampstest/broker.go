@@ -25,6 +25,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -362,4 +363,19 @@ func (b *Broker) String() string {
 		s += " unix=" + b.UnixPath
 	}
 	return s
+}
+
+// FreePort returns 127.0.0.1:P for a TCP port that was free a moment ago,
+// for a program that must be given an address rather than a listener (a
+// proxy, a child process). Another process may take the port before it is
+// used; prefer a listener on 127.0.0.1:0 where the program accepts one.
+func FreePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("ampstest: reserving a loopback port: %v", err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
 }

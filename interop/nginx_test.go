@@ -11,6 +11,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/ampsbroker/ampsbroker/ampstest"
 )
 
 // nginx in front of the broker, as in 60East's reverse-proxy setups: stream
@@ -62,19 +64,6 @@ http {
 }
 `))
 
-// freeLoopbackPort returns a port that was free a moment ago. nginx cannot
-// be handed a listening socket, so this small race is accepted.
-func freeLoopbackPort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // startNginx runs nginx proxying /client/ to tcpAddr and /ws/ to wsAddr and
 // returns its address. The test's cleanup stops it by its pid (SIGTERM: fast
 // shutdown, which also closes upgraded connections) and reaps it.
@@ -88,7 +77,7 @@ func startNginx(t testing.TB, tcpAddr, wsAddr string) string {
 		bin = "/usr/sbin/nginx"
 	}
 	dir := t.TempDir()
-	listen := freeLoopbackPort(t)
+	listen := ampstest.FreePort(t)
 	var conf bytes.Buffer
 	if err := nginxConfTemplate.Execute(&conf, map[string]string{
 		"Dir": dir, "Listen": listen, "TCP": tcpAddr, "WS": wsAddr,

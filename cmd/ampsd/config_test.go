@@ -279,20 +279,8 @@ func TestConfigServesEveryTransportOnOneBroker(t *testing.T) {
 	}
 }
 
-// reservePort returns a loopback TCP port that was free a moment ago.
-func reservePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 func TestCheckConfigPrintsSummaryWithoutListening(t *testing.T) {
-	addr := reservePort(t)
+	addr := ampstest.FreePort(t)
 	text := strings.Replace(fourTransports, "<InetAddr>127.0.0.1:0</InetAddr>", "<InetAddr>"+addr+"</InetAddr>", 1)
 	path, _ := writeConfig(t, text)
 	sock := filepath.Join(filepath.Dir(path), "amps.sock")
