@@ -1,16 +1,14 @@
 package ampsbroker_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log"
 	"net"
+	"testing"
 	"time"
 
+	"github.com/ampsbroker/ampsbroker/ampstest"
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/listener"
 )
@@ -62,43 +60,29 @@ func Example_inProcessClient() {
 	// Output: prices/EURUSD {"bid":1.0842}
 }
 
-// A unit test needs an AMPS broker for a client under test: start one on
-// 127.0.0.1:0 in milliseconds and point the client at l.Addr(). Here the
-// "client" is a few lines speaking the stream encoding by hand: a 4-byte
-// big-endian length, then the JSON header.
-func Example_brokerForTests() {
-	b := broker.New(nil)
-	l, err := listener.ListenTCP("127.0.0.1:0", nil)
-	if err != nil {
-		log.Fatal(err)
-	}
-	go b.Serve(l)
-	defer b.Close()
+// A unit test of an AMPS application starts a broker with ampstest: it
+// listens on loopback ports, hands out the URIs real clients take, and
+// stops (checking that none of its goroutines is left) when the test ends.
+// The test client of ampstest speaks the wire protocol to check what the
+// application published.
+func Example_ampstest() {
+	t := &testing.T{} // in a real test, the *testing.T the test was given
+	b := ampstest.NewBroker(t, nil)
+	defer b.Stop() // a real test leaves this and the Close calls to t.Cleanup
 
-	conn, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer conn.Close()
-	logon := `{"c":"logon","cid":"1","client_name":"test","mt":"json","a":"processed"}`
-	frame := binary.BigEndian.AppendUint32(nil, uint32(len(logon)))
-	if _, err := conn.Write(append(frame, logon...)); err != nil {
-		log.Fatal(err)
-	}
+	sub := ampstest.Dial(t, b.TCPURL(), nil)
+	defer sub.Close()
+	sub.Logon("checker")
+	sub.Subscribe("s1", "orders")
 
-	r := bufio.NewReader(conn)
-	var n uint32
-	if err := binary.Read(r, binary.BigEndian, &n); err != nil {
-		log.Fatal(err)
-	}
-	ack := make([]byte, n)
-	if _, err := io.ReadFull(r, ack); err != nil {
-		log.Fatal(err)
-	}
-	var h struct{ C, Status, Reason string }
-	if err := json.Unmarshal(ack, &h); err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(h.C, h.Status, h.Reason)
-	// Output: ack success authentication disabled
+	// The application under test would publish here, with its own client
+	// pointed at b.TCPURL() or b.WSURL().
+	pub := ampstest.Dial(t, b.WSURL(), nil)
+	defer pub.Close()
+	pub.Logon("app")
+	pub.Publish("orders", []byte(`{"qty":5}`))
+
+	m := sub.Next()
+	fmt.Println(m.Header.Command, m.Header.Topic, m.Header.SubIDs, string(m.Body))
+	// Output: p orders s1 {"qty":5}
 }

@@ -6,17 +6,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ampsbroker/ampsbroker/ampstest"
 	"github.com/ampsbroker/ampsbroker/listener"
 )
 
 // Each kind of bad input closes only the offending connection; a
 // well-behaved client on the same broker keeps working throughout.
 func TestBadInputClosesOnlyTheOffender(t *testing.T) {
-	_, eps := startBrokerWith(t, nil, &listener.TCPOptions{MaxFrameSize: 1 << 20})
-	addr := eps["tcp"].addr
-	good := dialWire(t, "tcp", addr)
-	good.logon("good")
-	good.subscribe("s", "t")
+	tb := ampstest.NewBroker(t, &ampstest.Options{TCP: &listener.TCPOptions{MaxFrameSize: 1 << 20}})
+	good := tb.Dial(tb.TCPURL(), nil)
+	good.Logon("good")
+	good.Subscribe("s", "t")
 
 	prefix := func(n uint32) []byte {
 		var b [4]byte
@@ -33,43 +33,41 @@ func TestBadInputClosesOnlyTheOffender(t *testing.T) {
 	}
 	for name, raw := range cases {
 		t.Run(name, func(t *testing.T) {
-			bad := dialWire(t, "tcp", addr)
-			bad.logon("bad")
-			if _, err := bad.conn.Write(raw); err != nil {
-				t.Fatal(err)
-			}
-			bad.expectClosed()
-			good.publish("t", []byte(name))
-			if f := good.recvSkipping(); string(f.body) != name {
-				t.Fatalf("good client got %s%s", f.raw, f.body)
+			bad := tb.Dial(tb.TCPURL(), nil)
+			bad.Logon("bad")
+			bad.WriteRaw(raw)
+			bad.ExpectClosed()
+			good.Publish("t", []byte(name))
+			if f := good.Next(); string(f.Body) != name {
+				t.Fatalf("good client got %s%s", f.RawHeader, f.Body)
 			}
 		})
 	}
 	t.Run("truncated frame", func(t *testing.T) {
-		bad := dialWire(t, "tcp", addr)
-		bad.logon("trunc")
-		bad.conn.Write(append(prefix(100), `{"c":"p"`...))
-		bad.conn.(interface{ CloseWrite() error }).CloseWrite()
-		bad.expectClosed()
-		good.flush("after-trunc")
+		bad := tb.Dial(tb.TCPURL(), nil)
+		bad.Logon("trunc")
+		bad.WriteRaw(append(prefix(100), `{"c":"p"`...))
+		bad.NetConn().(interface{ CloseWrite() error }).CloseWrite()
+		bad.ExpectClosed()
+		good.Flush("after-trunc")
 	})
 }
 
 // A client that claims a huge frame and sends a few bytes costs the broker
 // memory in proportion to what it sent, not to what it claimed.
 func TestClaimedLengthDoesNotAllocate(t *testing.T) {
-	_, eps := startBroker(t, nil) // default limit: 200 MiB
+	tb := startBroker(t, nil) // default limit: 200 MiB
 	const claim = 150 << 20
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	var conns []*wireClient
+	var conns []*ampstest.Client
 	for i := 0; i < 4; i++ {
-		c := dialWire(t, "tcp", eps["tcp"].addr)
-		c.logon("claim")
+		c := tb.Dial(tb.TCPURL(), nil)
+		c.Logon("claim")
 		var p [4]byte
 		binary.BigEndian.PutUint32(p[:], claim)
-		c.conn.Write(append(p[:], `{"c":"p","t":"x"}abc`...))
+		c.WriteRaw(append(p[:], `{"c":"p","t":"x"}abc`...))
 		conns = append(conns, c)
 	}
 	time.Sleep(200 * time.Millisecond) // let the broker read what arrived
@@ -78,6 +76,6 @@ func TestClaimedLengthDoesNotAllocate(t *testing.T) {
 		t.Fatalf("broker allocated %d MiB for 4 claimed frames of %d MiB with 20 bytes each", grown>>20, claim>>20)
 	}
 	for _, c := range conns {
-		c.conn.Close()
+		c.Close()
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
@@ -13,108 +12,74 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ampsbroker/ampsbroker/ampstest"
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/listener"
-	"github.com/ampsbroker/ampsbroker/transport"
 )
 
-// endpoint is a served listener: the network and address to dial.
-type endpoint struct{ network, addr string }
-
-// startBroker starts a broker with a TCP listener on 127.0.0.1:0 and a Unix
-// listener in a temp dir, and shuts it down (checking it drains) at the end
-// of the test.
-func startBroker(t testing.TB, opts *broker.Options) (*broker.Broker, map[string]endpoint) {
+// startBroker starts a test broker serving TCP, WebSocket and a Unix
+// socket; it stops, checking that it drains, when the test ends.
+func startBroker(t testing.TB, opts *broker.Options) *ampstest.Broker {
 	t.Helper()
-	return startBrokerWith(t, opts, nil)
+	return ampstest.NewBroker(t, &ampstest.Options{Broker: opts, Unix: true})
 }
 
-// startBrokerWith is startBroker with options for the TCP listener.
-func startBrokerWith(t testing.TB, opts *broker.Options, tcpOpts *listener.TCPOptions) (*broker.Broker, map[string]endpoint) {
+// dialTCP connects a test client to a TCP listener at addr.
+func dialTCP(t testing.TB, addr string) *ampstest.Client {
 	t.Helper()
-	b := broker.New(opts)
-	tcp, err := listener.ListenTCP("127.0.0.1:0", tcpOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unix, err := listener.ListenUnix(filepath.Join(t.TempDir(), "amps.sock"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	for _, l := range []transport.Listener{tcp, unix} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := b.Serve(l); !errors.Is(err, broker.ErrBrokerClosed) {
-				t.Errorf("Serve(%s) = %v, want ErrBrokerClosed", l.Name(), err)
-			}
-		}()
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		wg.Wait()
-	})
-	return b, map[string]endpoint{
-		"tcp":  {"tcp", tcp.Addr().String()},
-		"unix": {"unix", unix.Addr().String()},
-	}
+	return ampstest.Dial(t, "tcp://"+addr+"/amps/json", nil)
 }
 
 // forEachTransport runs f once over TCP and once over a Unix socket.
-func forEachTransport(t *testing.T, opts *broker.Options, f func(t *testing.T, b *broker.Broker, dial func() *wireClient)) {
+func forEachTransport(t *testing.T, opts *broker.Options, f func(t *testing.T, b *broker.Broker, dial func() *ampstest.Client)) {
 	for _, name := range []string{"tcp", "unix"} {
 		t.Run(name, func(t *testing.T) {
-			b, eps := startBroker(t, opts)
-			ep := eps[name]
-			f(t, b, func() *wireClient { return dialWire(t, ep.network, ep.addr) })
+			b := startBroker(t, opts)
+			uri := map[string]string{"tcp": b.TCPURL(), "unix": b.UnixURL()}[name]
+			f(t, b.Broker, func() *ampstest.Client { return ampstest.Dial(t, uri, nil) })
 		})
 	}
 }
 
 func TestLogonAck(t *testing.T) {
-	forEachTransport(t, nil, func(t *testing.T, b *broker.Broker, dial func() *wireClient) {
+	forEachTransport(t, nil, func(t *testing.T, b *broker.Broker, dial func() *ampstest.Client) {
 		c := dial()
-		ack := c.logon("pub-1")
+		ack := c.Logon("pub-1")
 		want := map[string]string{
 			"c": "ack", "cid": "0", "a": "processed", "status": "success",
 			"client_name": "pub-1", "reason": "authentication disabled", "s": "0",
 		}
 		for k, v := range want {
-			if got := ack.str(k); got != v {
-				t.Errorf("logon ack %s = %q, want %q (ack %s)", k, got, v, ack.raw)
+			if got := ack.Field(k); got != v {
+				t.Errorf("logon ack %s = %q, want %q (ack %s)", k, got, v, ack.RawHeader)
 			}
 		}
-		if !regexp.MustCompile(`^\d+\.\d+\.\d+\.\d+`).MatchString(ack.str("version")) {
-			t.Errorf("version %q lacks four numeric parts", ack.str("version"))
+		if !regexp.MustCompile(`^\d+\.\d+\.\d+\.\d+`).MatchString(ack.Field("version")) {
+			t.Errorf("version %q lacks four numeric parts", ack.Field("version"))
 		}
-		if !regexp.MustCompile(`^\d+\|0\|$`).MatchString(ack.str("bm")) {
-			t.Errorf("bm %q, want <hash>|0|", ack.str("bm"))
+		if !regexp.MustCompile(`^\d+\|0\|$`).MatchString(ack.Field("bm")) {
+			t.Errorf("bm %q, want <hash>|0|", ack.Field("bm"))
 		}
 		// The JS client extracts s with the pattern "s":<digits>, (wire spec §5).
-		if !regexp.MustCompile(`"s":\d+,`).MatchString(ack.raw) {
-			t.Errorf("s is not a bare integer followed by a comma: %s", ack.raw)
+		if !regexp.MustCompile(`"s":\d+,`).MatchString(ack.RawHeader) {
+			t.Errorf("s is not a bare integer followed by a comma: %s", ack.RawHeader)
 		}
 	})
 }
 
 func TestPublishSubscribeExactAndRegex(t *testing.T) {
-	forEachTransport(t, nil, func(t *testing.T, b *broker.Broker, dial func() *wireClient) {
+	forEachTransport(t, nil, func(t *testing.T, b *broker.Broker, dial func() *ampstest.Client) {
 		sub, pub := dial(), dial()
-		sub.logon("sub")
-		pub.logon("pub")
-		sub.subscribe("exact", "orders")
-		sub.subscribe("rx", `^orders\.`)
+		sub.Logon("sub")
+		pub.Logon("pub")
+		sub.Subscribe("exact", "orders")
+		sub.Subscribe("rx", `^orders\.`)
 
-		pub.publish("orders", []byte(`{"id":1}`))
-		pub.publish("orders.eu", []byte(`{"id":2}`))
-		pub.publish("other", []byte(`{"id":3}`))
-		pub.publish("xorders.eu", []byte(`{"id":4}`)) // anchored regex: no match
-		pub.publish("orders", []byte(`{"id":5}`))
+		pub.Publish("orders", []byte(`{"id":1}`))
+		pub.Publish("orders.eu", []byte(`{"id":2}`))
+		pub.Publish("other", []byte(`{"id":3}`))
+		pub.Publish("xorders.eu", []byte(`{"id":4}`)) // anchored regex: no match
+		pub.Publish("orders", []byte(`{"id":5}`))
 
 		want := []struct{ topic, sids, body string }{
 			{"orders", "exact", `{"id":1}`},
@@ -122,60 +87,60 @@ func TestPublishSubscribeExactAndRegex(t *testing.T) {
 			{"orders", "exact", `{"id":5}`},
 		}
 		for _, w := range want {
-			f := sub.recvSkipping()
-			if f.str("c") != "p" || f.str("t") != w.topic || f.str("sids") != w.sids || string(f.body) != w.body {
-				t.Fatalf("got %s%s, want p on %s sids %s body %s", f.raw, f.body, w.topic, w.sids, w.body)
+			f := sub.Next()
+			if f.Field("c") != "p" || f.Field("t") != w.topic || f.Field("sids") != w.sids || string(f.Body) != w.body {
+				t.Fatalf("got %s%s, want p on %s sids %s body %s", f.RawHeader, f.Body, w.topic, w.sids, w.body)
 			}
-			if f.str("l") != fmt.Sprint(len(w.body)) {
-				t.Errorf("l = %s, want %d", f.str("l"), len(w.body))
+			if f.Field("l") != fmt.Sprint(len(w.body)) {
+				t.Errorf("l = %s, want %d", f.Field("l"), len(w.body))
 			}
 		}
 	})
 }
 
 func TestOneDeliveryListsEveryMatchingSubscription(t *testing.T) {
-	_, eps := startBroker(t, nil)
-	c := dialWire(t, "tcp", eps["tcp"].addr)
-	c.logon("both")
-	c.subscribe("a", "orders")
-	c.subscribe("b", "ord.*") // unanchored regex (wire spec §11)
-	c.subscribe("c", "nomatch")
-	c.publish("orders", []byte("x")) // local echo: the publisher is subscribed
-	f := c.recvSkipping()
-	if got := f.str("sids"); got != "a,b" {
-		t.Fatalf("sids = %q, want a,b (%s)", got, f.raw)
+	tb := startBroker(t, nil)
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("both")
+	c.Subscribe("a", "orders")
+	c.Subscribe("b", "ord.*") // unanchored regex (wire spec §11)
+	c.Subscribe("c", "nomatch")
+	c.Publish("orders", []byte("x")) // local echo: the publisher is subscribed
+	f := c.Next()
+	if got := f.Field("sids"); got != "a,b" {
+		t.Fatalf("sids = %q, want a,b (%s)", got, f.RawHeader)
 	}
-	c.flush("f1") // no second delivery precedes the flush ack
+	c.Flush("f1") // no second delivery precedes the flush ack
 }
 
 func TestUnsubscribeStopsDeliveries(t *testing.T) {
-	forEachTransport(t, nil, func(t *testing.T, b *broker.Broker, dial func() *wireClient) {
+	forEachTransport(t, nil, func(t *testing.T, b *broker.Broker, dial func() *ampstest.Client) {
 		sub, pub := dial(), dial()
-		sub.logon("sub")
-		pub.logon("pub")
-		sub.subscribe("s1", "orders")
-		sub.subscribe("s2", "marker")
-		pub.publish("orders", []byte("before"))
-		if f := sub.recvSkipping(); string(f.body) != "before" {
-			t.Fatalf("got %s", f.raw)
+		sub.Logon("sub")
+		pub.Logon("pub")
+		sub.Subscribe("s1", "orders")
+		sub.Subscribe("s2", "marker")
+		pub.Publish("orders", []byte("before"))
+		if f := sub.Next(); string(f.Body) != "before" {
+			t.Fatalf("got %s", f.RawHeader)
 		}
-		sub.send(map[string]any{"c": "unsubscribe", "cid": "u1", "sub_id": "s1", "a": "processed"}, nil)
-		if f := sub.recvSkipping(); f.str("c") != "ack" || f.str("cid") != "u1" || f.str("status") != "success" {
-			t.Fatalf("unsubscribe ack: %s", f.raw)
+		sub.SendJSON(map[string]any{"c": "unsubscribe", "cid": "u1", "sub_id": "s1", "a": "processed"}, nil)
+		if f := sub.Next(); f.Field("c") != "ack" || f.Field("cid") != "u1" || f.Field("status") != "success" {
+			t.Fatalf("unsubscribe ack: %s", f.RawHeader)
 		}
-		pub.publish("orders", []byte("after"))
-		pub.publish("marker", []byte("end"))
+		pub.Publish("orders", []byte("after"))
+		pub.Publish("marker", []byte("end"))
 		// Deliveries from one publisher keep their order, so the marker
 		// arriving first proves "after" was not delivered.
-		if f := sub.recvSkipping(); f.str("t") != "marker" {
-			t.Fatalf("after unsubscribe got %s%s", f.raw, f.body)
+		if f := sub.Next(); f.Field("t") != "marker" {
+			t.Fatalf("after unsubscribe got %s%s", f.RawHeader, f.Body)
 		}
 		// unsubscribe all (the Go client's default, no sub_id).
-		sub.send(map[string]any{"c": "unsubscribe", "cid": "u2", "a": "processed"}, nil)
-		sub.recvSkipping()
-		pub.publish("marker", []byte("gone"))
-		pub.flush("pf")
-		sub.flush("sf")
+		sub.SendJSON(map[string]any{"c": "unsubscribe", "cid": "u2", "a": "processed"}, nil)
+		sub.Next()
+		pub.Publish("marker", []byte("gone"))
+		pub.Flush("pf")
+		sub.Flush("sf")
 		if got := b.Stats().Subscriptions; got != 0 {
 			t.Errorf("Subscriptions = %d after unsubscribe all", got)
 		}
@@ -183,87 +148,87 @@ func TestUnsubscribeStopsDeliveries(t *testing.T) {
 }
 
 func TestLargeMessageAndBurst(t *testing.T) {
-	forEachTransport(t, nil, func(t *testing.T, b *broker.Broker, dial func() *wireClient) {
+	forEachTransport(t, nil, func(t *testing.T, b *broker.Broker, dial func() *ampstest.Client) {
 		sub, pub := dial(), dial()
-		sub.logon("sub")
-		pub.logon("pub")
-		sub.subscribe("big", "big")
-		sub.subscribe("burst", "burst")
+		sub.Logon("sub")
+		pub.Logon("pub")
+		sub.Subscribe("big", "big")
+		sub.Subscribe("burst", "burst")
 
 		big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
 		big[12345] = '\n'
-		pub.publish("big", big)
-		if f := sub.recvSkipping(); !bytes.Equal(f.body, big) {
-			t.Fatalf("1 MiB body differs: got %d bytes", len(f.body))
+		pub.Publish("big", big)
+		if f := sub.Next(); !bytes.Equal(f.Body, big) {
+			t.Fatalf("1 MiB body differs: got %d bytes", len(f.Body))
 		}
 
 		const n = 10000
 		go func() {
 			for i := 0; i < n; i++ {
-				pub.publish("burst", []byte(fmt.Sprintf(`{"n":%d}`, i)))
+				pub.Publish("burst", []byte(fmt.Sprintf(`{"n":%d}`, i)))
 			}
 		}()
 		for i := 0; i < n; i++ {
-			f := sub.recvSkipping()
-			if want := fmt.Sprintf(`{"n":%d}`, i); string(f.body) != want {
-				t.Fatalf("message %d: got %s, want %s", i, f.body, want)
+			f := sub.Next()
+			if want := fmt.Sprintf(`{"n":%d}`, i); string(f.Body) != want {
+				t.Fatalf("message %d: got %s, want %s", i, f.Body, want)
 			}
 		}
 	})
 }
 
 func TestHeartbeatsKeepIdleConnectionOpen(t *testing.T) {
-	forEachTransport(t, nil, func(t *testing.T, b *broker.Broker, dial func() *wireClient) {
+	forEachTransport(t, nil, func(t *testing.T, b *broker.Broker, dial func() *ampstest.Client) {
 		c := dial()
-		c.logon("hb")
-		c.send(map[string]any{"c": "heartbeat", "cid": "1", "opts": "start,1", "a": "processed"}, nil)
-		if f := c.recv(); f.str("a") != "processed" || f.str("status") != "success" {
-			t.Fatalf("heartbeat ack: %s", f.raw)
+		c.Logon("hb")
+		c.SendJSON(map[string]any{"c": "heartbeat", "cid": "1", "opts": "start,1", "a": "processed"}, nil)
+		if f := c.Read(); f.Field("a") != "processed" || f.Field("status") != "success" {
+			t.Fatalf("heartbeat ack: %s", f.RawHeader)
 		}
 		// Answer four server beats, as a client does (wire spec §10.1).
 		for i := 0; i < 4; i++ {
-			f := c.recv()
-			if f.raw != `{"c":"heartbeat"}` {
-				t.Fatalf("beat %d: got %s", i, f.raw)
+			f := c.Read()
+			if f.RawHeader != `{"c":"heartbeat"}` {
+				t.Fatalf("beat %d: got %s", i, f.RawHeader)
 			}
-			c.send(map[string]any{"c": "heartbeat", "opts": "beat"}, nil)
+			c.SendJSON(map[string]any{"c": "heartbeat", "opts": "beat"}, nil)
 		}
-		c.flush("still-open")
+		c.Flush("still-open")
 	})
 }
 
 func TestSilentHeartbeatingClientIsDropped(t *testing.T) {
-	_, eps := startBroker(t, &broker.Options{HeartbeatMisses: 1})
-	c := dialWire(t, "tcp", eps["tcp"].addr)
-	c.logon("silent")
-	c.send(map[string]any{"c": "heartbeat", "cid": "1", "o": "start,1", "a": "received"}, nil)
-	if f := c.recv(); f.str("a") != "received" {
-		t.Fatalf("heartbeat ack: %s", f.raw)
+	tb := startBroker(t, &broker.Options{HeartbeatMisses: 1})
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("silent")
+	c.SendJSON(map[string]any{"c": "heartbeat", "cid": "1", "o": "start,1", "a": "received"}, nil)
+	if f := c.Read(); f.Field("a") != "received" {
+		t.Fatalf("heartbeat ack: %s", f.RawHeader)
 	}
-	c.expectClosed() // never beats back
+	c.ExpectClosed() // never beats back
 }
 
 func TestSubscribeWithoutTopicFailsAndConnectionStaysUsable(t *testing.T) {
-	forEachTransport(t, nil, func(t *testing.T, b *broker.Broker, dial func() *wireClient) {
+	forEachTransport(t, nil, func(t *testing.T, b *broker.Broker, dial func() *ampstest.Client) {
 		c := dial()
-		c.logon("c")
-		c.send(map[string]any{"c": "subscribe", "cid": "1", "sub_id": "1", "a": "processed"}, nil)
-		f := c.recv()
-		if f.str("status") != "failure" || f.str("reason") != "no topic" || f.str("cid") != "1" {
-			t.Fatalf("got %s", f.raw)
+		c.Logon("c")
+		c.SendJSON(map[string]any{"c": "subscribe", "cid": "1", "sub_id": "1", "a": "processed"}, nil)
+		f := c.Read()
+		if f.Field("status") != "failure" || f.Field("reason") != "no topic" || f.Field("cid") != "1" {
+			t.Fatalf("got %s", f.RawHeader)
 		}
-		c.subscribe("2", "t")
-		c.publish("t", []byte("ok"))
-		if f := c.recvSkipping(); string(f.body) != "ok" {
-			t.Fatalf("got %s", f.raw)
+		c.Subscribe("2", "t")
+		c.Publish("t", []byte("ok"))
+		if f := c.Next(); string(f.Body) != "ok" {
+			t.Fatalf("got %s", f.RawHeader)
 		}
 	})
 }
 
 func TestCommandFailures(t *testing.T) {
-	_, eps := startBroker(t, nil)
-	c := dialWire(t, "tcp", eps["tcp"].addr)
-	c.logon("f")
+	tb := startBroker(t, nil)
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("f")
 	cases := []struct {
 		header map[string]any
 		reason string
@@ -280,58 +245,58 @@ func TestCommandFailures(t *testing.T) {
 		{map[string]any{"c": "logon", "cid": "again", "a": "processed"}, "already logged on"},
 	}
 	for _, tc := range cases {
-		c.send(tc.header, nil)
-		f := c.recv()
-		if f.str("cid") != tc.header["cid"] || f.str("status") != "failure" || f.str("reason") != tc.reason {
-			t.Errorf("%v: got %s, want failure %q", tc.header, f.raw, tc.reason)
+		c.SendJSON(tc.header, nil)
+		f := c.Read()
+		if f.Field("cid") != tc.header["cid"] || f.Field("status") != "failure" || f.Field("reason") != tc.reason {
+			t.Errorf("%v: got %s, want failure %q", tc.header, f.RawHeader, tc.reason)
 		}
 		if tc.header["c"] == "sow" {
-			if f := c.recv(); f.str("a") != "completed" || f.str("status") != "failure" {
-				t.Errorf("sow completed ack: %s", f.raw)
+			if f := c.Read(); f.Field("a") != "completed" || f.Field("status") != "failure" {
+				t.Errorf("sow completed ack: %s", f.RawHeader)
 			}
 		}
 	}
 	// subid in use, then replace.
-	c.subscribe("dup", "one")
-	c.send(map[string]any{"c": "subscribe", "cid": "dup2", "sub_id": "dup", "t": "two", "a": "processed"}, nil)
-	if f := c.recv(); f.str("reason") != "subid in use" {
-		t.Errorf("reused sub_id: %s", f.raw)
+	c.Subscribe("dup", "one")
+	c.SendJSON(map[string]any{"c": "subscribe", "cid": "dup2", "sub_id": "dup", "t": "two", "a": "processed"}, nil)
+	if f := c.Read(); f.Field("reason") != "subid in use" {
+		t.Errorf("reused sub_id: %s", f.RawHeader)
 	}
-	c.send(map[string]any{"c": "subscribe", "cid": "dup3", "sub_id": "dup", "t": "two", "o": "replace", "a": "processed"}, nil)
-	if f := c.recv(); f.str("status") != "success" {
-		t.Errorf("replace: %s", f.raw)
+	c.SendJSON(map[string]any{"c": "subscribe", "cid": "dup3", "sub_id": "dup", "t": "two", "o": "replace", "a": "processed"}, nil)
+	if f := c.Read(); f.Field("status") != "success" {
+		t.Errorf("replace: %s", f.RawHeader)
 	}
-	c.publish("one", []byte("1"))
-	c.publish("two", []byte("2"))
-	if f := c.recvSkipping(); f.str("t") != "two" || f.str("sids") != "dup" {
-		t.Errorf("after replace got %s", f.raw)
+	c.Publish("one", []byte("1"))
+	c.Publish("two", []byte("2"))
+	if f := c.Next(); f.Field("t") != "two" || f.Field("sids") != "dup" {
+		t.Errorf("after replace got %s", f.RawHeader)
 	}
 	// /AMPS/devnull is accepted and discarded (semantics §2).
-	c.send(map[string]any{"c": "p", "cid": "dn", "t": "/AMPS/devnull", "a": "processed"}, []byte("x"))
-	if f := c.recv(); f.str("status") != "success" {
-		t.Errorf("devnull: %s", f.raw)
+	c.SendJSON(map[string]any{"c": "p", "cid": "dn", "t": "/AMPS/devnull", "a": "processed"}, []byte("x"))
+	if f := c.Read(); f.Field("status") != "success" {
+		t.Errorf("devnull: %s", f.RawHeader)
 	}
 }
 
 func TestUnknownCommandFailsThenCloses(t *testing.T) {
-	_, eps := startBroker(t, nil)
-	c := dialWire(t, "tcp", eps["tcp"].addr)
-	c.logon("u")
-	c.send(map[string]any{"c": "frobnicate", "cid": "9", "a": "processed"}, nil)
-	if f := c.recv(); f.str("reason") != "unknown command" || f.str("status") != "failure" {
-		t.Fatalf("got %s", f.raw)
+	tb := startBroker(t, nil)
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("u")
+	c.SendJSON(map[string]any{"c": "frobnicate", "cid": "9", "a": "processed"}, nil)
+	if f := c.Read(); f.Field("reason") != "unknown command" || f.Field("status") != "failure" {
+		t.Fatalf("got %s", f.RawHeader)
 	}
-	c.expectClosed()
+	c.ExpectClosed()
 }
 
 func TestCommandBeforeLogonFailsThenCloses(t *testing.T) {
-	_, eps := startBroker(t, nil)
-	c := dialWire(t, "tcp", eps["tcp"].addr)
-	c.send(map[string]any{"c": "subscribe", "cid": "1", "t": "x", "a": "processed"}, nil)
-	if f := c.recv(); f.str("status") != "failure" || f.str("reason") != "logon required" {
-		t.Fatalf("got %s", f.raw)
+	tb := startBroker(t, nil)
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.SendJSON(map[string]any{"c": "subscribe", "cid": "1", "t": "x", "a": "processed"}, nil)
+	if f := c.Read(); f.Field("status") != "failure" || f.Field("reason") != "logon required" {
+		t.Fatalf("got %s", f.RawHeader)
 	}
-	c.expectClosed()
+	c.ExpectClosed()
 }
 
 func TestAuthenticator(t *testing.T) {
@@ -343,28 +308,29 @@ func TestAuthenticator(t *testing.T) {
 		}
 		return errors.New("bad password")
 	})
-	b, eps := startBroker(t, &broker.Options{Authenticator: auth})
-	ok := dialWire(t, "tcp", eps["tcp"].addr)
-	ok.send(map[string]any{"c": "logon", "cid": "1", "user_id": "alice", "pw": "secret", "mt": "json", "a": "processed"}, nil)
-	if f := ok.recv(); f.str("status") != "success" || f.str("reason") != "" {
-		t.Fatalf("good logon: %s", f.raw)
+	tb := startBroker(t, &broker.Options{Authenticator: auth})
+	b := tb.Broker
+	ok := tb.Dial(tb.TCPURL(), nil)
+	ok.SendJSON(map[string]any{"c": "logon", "cid": "1", "user_id": "alice", "pw": "secret", "mt": "json", "a": "processed"}, nil)
+	if f := ok.Read(); f.Field("status") != "success" || f.Field("reason") != "" {
+		t.Fatalf("good logon: %s", f.RawHeader)
 	}
 	if seen == nil || seen.Conn == nil || seen.Conn.Transport == "" || seen.Conn.RemoteAddr == nil {
 		t.Fatalf("authenticator did not see the connection: %+v", seen)
 	}
-	bad := dialWire(t, "tcp", eps["tcp"].addr)
-	bad.send(map[string]any{"c": "logon", "cid": "2", "user_id": "alice", "pw": "nope", "mt": "json", "a": "processed"}, nil)
-	if f := bad.recv(); f.str("status") != "failure" || f.str("reason") != "auth failure" {
-		t.Fatalf("bad logon: %s", f.raw)
+	bad := tb.Dial(tb.TCPURL(), nil)
+	bad.SendJSON(map[string]any{"c": "logon", "cid": "2", "user_id": "alice", "pw": "nope", "mt": "json", "a": "processed"}, nil)
+	if f := bad.Read(); f.Field("status") != "failure" || f.Field("reason") != "auth failure" {
+		t.Fatalf("bad logon: %s", f.RawHeader)
 	}
-	bad.expectClosed()
+	bad.ExpectClosed()
 	if got := b.Stats().AuthFailures; got != 1 {
 		t.Errorf("AuthFailures = %d, want 1", got)
 	}
 }
 
 func TestMessageTypeRules(t *testing.T) {
-	_, eps := startBroker(t, nil)
+	tb := startBroker(t, nil)
 	for _, tc := range []struct {
 		mt     any
 		reason string
@@ -372,39 +338,40 @@ func TestMessageTypeRules(t *testing.T) {
 		{nil, "message type required"},
 		{"yaml", "unknown message type"},
 	} {
-		c := dialWire(t, "tcp", eps["tcp"].addr)
+		c := tb.Dial(tb.TCPURL(), nil)
 		h := map[string]any{"c": "logon", "cid": "1", "a": "processed"}
 		if tc.mt != nil {
 			h["mt"] = tc.mt
 		}
-		c.send(h, nil)
-		if f := c.recv(); f.str("status") != "failure" || f.str("reason") != tc.reason {
-			t.Errorf("mt %v: %s", tc.mt, f.raw)
+		c.SendJSON(h, nil)
+		if f := c.Read(); f.Field("status") != "failure" || f.Field("reason") != tc.reason {
+			t.Errorf("mt %v: %s", tc.mt, f.RawHeader)
 		}
-		c.expectClosed()
+		c.ExpectClosed()
 	}
 }
 
 // Topics are per message type (semantics §2): an nvfix subscriber does not
 // see json publishes to the same name.
 func TestTopicsArePerMessageType(t *testing.T) {
-	_, eps := startBroker(t, nil)
-	fix := dialWire(t, "tcp", eps["tcp"].addr)
-	fix.send(map[string]any{"c": "logon", "cid": "1", "mt": "nvfix", "a": "processed"}, nil)
-	fix.recv()
-	fix.subscribe("s", "t")
-	js := dialWire(t, "tcp", eps["tcp"].addr)
-	js.logon("json")
-	js.publish("t", []byte("{}"))
-	js.flush("f")
-	fix.publish("t", []byte("a=1"))
-	if f := fix.recvSkipping(); string(f.body) != "a=1" {
-		t.Fatalf("nvfix subscriber got %s%s", f.raw, f.body)
+	tb := startBroker(t, nil)
+	fix := tb.Dial(tb.TCPURL(), nil)
+	fix.SendJSON(map[string]any{"c": "logon", "cid": "1", "mt": "nvfix", "a": "processed"}, nil)
+	fix.Read()
+	fix.Subscribe("s", "t")
+	js := tb.Dial(tb.TCPURL(), nil)
+	js.Logon("json")
+	js.Publish("t", []byte("{}"))
+	js.Flush("f")
+	fix.Publish("t", []byte("a=1"))
+	if f := fix.Next(); string(f.Body) != "a=1" {
+		t.Fatalf("nvfix subscriber got %s%s", f.RawHeader, f.Body)
 	}
 }
 
 func TestInProcessAndNetworkClients(t *testing.T) {
-	b, eps := startBroker(t, nil)
+	tb := startBroker(t, nil)
+	b := tb.Broker
 	ctx := context.Background()
 	ic, err := b.Connect(ctx, "inproc", nil)
 	if err != nil {
@@ -414,27 +381,28 @@ func TestInProcessAndNetworkClients(t *testing.T) {
 	if _, err := ic.Subscribe(ctx, `^prices/`, func(m broker.Message) { got <- m }); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"tcp", "unix"} {
-		net := dialWire(t, eps[name].network, eps[name].addr)
-		net.logon("net-" + name)
-		net.subscribe("n", "from-go")
+	for _, ep := range [][2]string{{"tcp", tb.TCPURL()}, {"unix", tb.UnixURL()}} {
+		name := ep[0]
+		net := ampstest.Dial(t, ep[1], nil)
+		net.Logon("net-" + name)
+		net.Subscribe("n", "from-go")
 
 		// network -> in-process
-		net.publish("prices/"+name, []byte(`{"px":1}`))
+		net.Publish("prices/"+name, []byte(`{"px":1}`))
 		select {
 		case m := <-got:
 			if m.Topic != "prices/"+name || string(m.Data) != `{"px":1}` {
 				t.Fatalf("in-process got %+v", m)
 			}
-		case <-time.After(ioTimeout):
+		case <-time.After(ampstest.DefaultTimeout):
 			t.Fatal("in-process subscriber got nothing")
 		}
 		// in-process -> network
 		if err := ic.Publish(ctx, "from-go", []byte("hello "+name)); err != nil {
 			t.Fatal(err)
 		}
-		if f := net.recvSkipping(); f.str("t") != "from-go" || string(f.body) != "hello "+name || f.str("sids") != "n" {
-			t.Fatalf("network got %s%s", f.raw, f.body)
+		if f := net.Next(); f.Field("t") != "from-go" || string(f.Body) != "hello "+name || f.Field("sids") != "n" {
+			t.Fatalf("network got %s%s", f.RawHeader, f.Body)
 		}
 	}
 	if err := ic.Publish(ctx, "/AMPS/x", nil); err == nil {
@@ -485,15 +453,16 @@ func TestInProcessUnsubscribeAndClose(t *testing.T) {
 // A subscriber that never reads is disconnected as a slow consumer while
 // the publisher and a well-behaved subscriber carry on.
 func TestSlowConsumerIsDisconnected(t *testing.T) {
-	b, eps := startBroker(t, &broker.Options{OutboundQueueBytes: 256 << 10})
-	slow := dialWire(t, "tcp", eps["tcp"].addr)
-	slow.logon("slow")
-	slow.subscribe("s", "feed")
-	good := dialWire(t, "tcp", eps["tcp"].addr)
-	good.logon("good")
-	good.subscribe("g", "feed")
-	pub := dialWire(t, "tcp", eps["tcp"].addr)
-	pub.logon("pub")
+	tb := startBroker(t, &broker.Options{OutboundQueueBytes: 256 << 10})
+	b := tb.Broker
+	slow := tb.Dial(tb.TCPURL(), nil)
+	slow.Logon("slow")
+	slow.Subscribe("s", "feed")
+	good := tb.Dial(tb.TCPURL(), nil)
+	good.Logon("good")
+	good.Subscribe("g", "feed")
+	pub := tb.Dial(tb.TCPURL(), nil)
+	pub.Logon("pub")
 
 	body := bytes.Repeat([]byte("x"), 16<<10)
 	// 32 MiB in all: far beyond the socket buffers plus the budget. The
@@ -504,22 +473,22 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	const n, batch = 2048, 4
 	for i := 0; i < n; i += batch {
 		for j := 0; j < batch; j++ {
-			pub.publish("feed", body)
+			pub.Publish("feed", body)
 		}
 		for j := 0; j < batch; j++ {
-			if f := good.recvSkipping(); f.str("c") != "p" || len(f.body) != len(body) {
-				t.Fatalf("well-behaved subscriber, message %d: %s", i+j, f.raw)
+			if f := good.Next(); f.Field("c") != "p" || len(f.Body) != len(body) {
+				t.Fatalf("well-behaved subscriber, message %d: %s", i+j, f.RawHeader)
 			}
 		}
 	}
-	deadline := time.Now().Add(ioTimeout)
+	deadline := time.Now().Add(ampstest.DefaultTimeout)
 	for b.Stats().SlowConsumers != 1 {
 		if time.Now().After(deadline) {
 			t.Fatalf("SlowConsumers = %d, want 1", b.Stats().SlowConsumers)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	slow.expectClosed()
+	slow.ExpectClosed()
 }
 
 func TestShutdownLeavesNoGoroutines(t *testing.T) {
@@ -535,12 +504,12 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 		ctx := context.Background()
 		ic, _ := b.Connect(ctx, "ic", nil)
 		ic.Subscribe(ctx, "t", func(broker.Message) {})
-		var clients []*wireClient
+		var clients []*ampstest.Client
 		for i := 0; i < 5; i++ {
-			c := dialWire(t, "tcp", tcp.Addr().String())
-			c.logon(fmt.Sprint("c", i))
-			c.subscribe("s", "t")
-			c.send(map[string]any{"c": "heartbeat", "o": "start,1"}, nil)
+			c := dialTCP(t, tcp.Addr().String())
+			c.Logon(fmt.Sprint("c", i))
+			c.Subscribe("s", "t")
+			c.SendJSON(map[string]any{"c": "heartbeat", "o": "start,1"}, nil)
 			clients = append(clients, c)
 		}
 		ic.Publish(ctx, "t", []byte("queued"))
@@ -554,11 +523,11 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 		}
 		// Graceful: what was queued is delivered before the close.
 		for _, c := range clients {
-			if f := c.recvSkipping(); string(f.body) != "queued" {
-				t.Errorf("got %s before close", f.raw)
+			if f := c.Next(); string(f.Body) != "queued" {
+				t.Errorf("got %s before close", f.RawHeader)
 			}
-			c.expectClosed()
-			c.conn.Close()
+			c.ExpectClosed()
+			c.Close()
 		}
 		if _, err := b.Connect(ctx, "late", nil); !errors.Is(err, broker.ErrBrokerClosed) {
 			t.Errorf("Connect after Shutdown = %v", err)
@@ -577,23 +546,24 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 // A failed publish that asked for a persisted ack echoes its sequence
 // number, so a publish store can return the message to the application.
 func TestFailedPublishAckCarriesSequence(t *testing.T) {
-	_, eps := startBroker(t, nil)
-	c := dialWire(t, "tcp", eps["tcp"].addr)
-	c.logon("store")
-	c.send(map[string]any{"c": "publish", "t": "/AMPS/forbidden", "a": "persisted", "s": "1795369341455000001"}, []byte("x"))
-	f := c.recv()
-	if f.str("a") != "persisted" || f.str("status") != "failure" || f.str("s") != "1795369341455000001" {
-		t.Fatalf("got %s", f.raw)
+	tb := startBroker(t, nil)
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("store")
+	c.SendJSON(map[string]any{"c": "publish", "t": "/AMPS/forbidden", "a": "persisted", "s": "1795369341455000001"}, []byte("x"))
+	f := c.Read()
+	if f.Field("a") != "persisted" || f.Field("status") != "failure" || f.Field("s") != "1795369341455000001" {
+		t.Fatalf("got %s", f.RawHeader)
 	}
-	if !regexp.MustCompile(`"s":1795369341455000001,`).MatchString(f.raw) {
-		t.Errorf("s is not a bare integer followed by a comma (wire spec §5): %s", f.raw)
+	if !regexp.MustCompile(`"s":1795369341455000001,`).MatchString(f.RawHeader) {
+		t.Errorf("s is not a bare integer followed by a comma (wire spec §5): %s", f.RawHeader)
 	}
 }
 
 // Nothing for a subscription follows its unsubscribe ack (wire spec §7.7),
 // even while publishers race the unsubscribe.
 func TestNoDeliveryAfterUnsubscribeAck(t *testing.T) {
-	b, eps := startBroker(t, nil)
+	tb := startBroker(t, nil)
+	b := tb.Broker
 	ctx := context.Background()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -616,30 +586,30 @@ func TestNoDeliveryAfterUnsubscribeAck(t *testing.T) {
 		}()
 	}
 	defer func() { close(stop); wg.Wait() }()
-	sub := dialWire(t, "tcp", eps["tcp"].addr)
-	sub.logon("sub")
+	sub := tb.Dial(tb.TCPURL(), nil)
+	sub.Logon("sub")
 	// awaitAck reads up to the ack of cid, calling seen for every delivery.
-	awaitAck := func(cid string, seen func(frame)) {
+	awaitAck := func(cid string, seen func(ampstest.Message)) {
 		for {
-			f := sub.recv()
-			if f.str("c") == "ack" && f.str("cid") == cid {
+			f := sub.Read()
+			if f.Field("c") == "ack" && f.Field("cid") == cid {
 				return
 			}
-			if f.str("c") == "p" && seen != nil {
+			if f.Field("c") == "p" && seen != nil {
 				seen(f)
 			}
 		}
 	}
 	for i := 0; i < 30; i++ {
 		id := fmt.Sprint("s", i)
-		sub.send(map[string]any{"c": "subscribe", "cid": id, "sub_id": id, "t": "orders", "a": "processed"}, nil)
+		sub.SendJSON(map[string]any{"c": "subscribe", "cid": id, "sub_id": id, "t": "orders", "a": "processed"}, nil)
 		awaitAck(id, nil)
-		sub.send(map[string]any{"c": "unsubscribe", "cid": "u" + id, "sub_id": id, "a": "processed"}, nil)
+		sub.SendJSON(map[string]any{"c": "unsubscribe", "cid": "u" + id, "sub_id": id, "a": "processed"}, nil)
 		awaitAck("u"+id, nil)
-		sub.send(map[string]any{"c": "flush", "cid": "f" + id, "a": "processed"}, nil)
-		awaitAck("f"+id, func(f frame) {
-			if f.str("sids") == id {
-				t.Fatalf("iteration %d: delivery for %s after its unsubscribe ack: %s", i, id, f.raw)
+		sub.SendJSON(map[string]any{"c": "flush", "cid": "f" + id, "a": "processed"}, nil)
+		awaitAck("f"+id, func(f ampstest.Message) {
+			if f.Field("sids") == id {
+				t.Fatalf("iteration %d: delivery for %s after its unsubscribe ack: %s", i, id, f.RawHeader)
 			}
 		})
 	}
@@ -648,12 +618,12 @@ func TestNoDeliveryAfterUnsubscribeAck(t *testing.T) {
 // A client that beats on its own clock, never waiting for the server,
 // still gets a server heartbeat every interval (wire spec §10.1).
 func TestHeartbeatsReachAClientThatBeatsFirst(t *testing.T) {
-	_, eps := startBroker(t, nil)
-	c := dialWire(t, "tcp", eps["tcp"].addr)
-	c.logon("beater")
-	c.send(map[string]any{"c": "heartbeat", "cid": "1", "opts": "start,1", "a": "processed"}, nil)
-	if f := c.recv(); f.str("a") != "processed" {
-		t.Fatal(f.raw)
+	tb := startBroker(t, nil)
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("beater")
+	c.SendJSON(map[string]any{"c": "heartbeat", "cid": "1", "opts": "start,1", "a": "processed"}, nil)
+	if f := c.Read(); f.Field("a") != "processed" {
+		t.Fatal(f.RawHeader)
 	}
 	stop := make(chan struct{})
 	beaterDone := make(chan struct{})
@@ -666,13 +636,13 @@ func TestHeartbeatsReachAClientThatBeatsFirst(t *testing.T) {
 			case <-stop:
 				return
 			case <-tick.C:
-				c.send(map[string]any{"c": "heartbeat", "opts": "beat"}, nil)
+				c.SendJSON(map[string]any{"c": "heartbeat", "opts": "beat"}, nil)
 			}
 		}
 	}()
 	for i := 0; i < 3; i++ {
-		if f := c.recv(); f.raw != `{"c":"heartbeat"}` {
-			t.Fatalf("got %s, want a server heartbeat", f.raw)
+		if f := c.Read(); f.RawHeader != `{"c":"heartbeat"}` {
+			t.Fatalf("got %s, want a server heartbeat", f.RawHeader)
 		}
 	}
 	close(stop)
@@ -682,16 +652,16 @@ func TestHeartbeatsReachAClientThatBeatsFirst(t *testing.T) {
 // An unsubscribe that names only a query cancels that query and leaves
 // the subscriptions alone.
 func TestUnsubscribeQueryOnlyKeepsSubscriptions(t *testing.T) {
-	_, eps := startBroker(t, nil)
-	c := dialWire(t, "tcp", eps["tcp"].addr)
-	c.logon("q")
-	c.subscribe("s", "t")
-	c.send(map[string]any{"c": "unsubscribe", "cid": "u", "query_id": "q1", "a": "processed"}, nil)
-	if f := c.recv(); f.str("cid") != "u" || f.str("status") != "success" {
-		t.Fatal(f.raw)
+	tb := startBroker(t, nil)
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("q")
+	c.Subscribe("s", "t")
+	c.SendJSON(map[string]any{"c": "unsubscribe", "cid": "u", "query_id": "q1", "a": "processed"}, nil)
+	if f := c.Read(); f.Field("cid") != "u" || f.Field("status") != "success" {
+		t.Fatal(f.RawHeader)
 	}
-	c.publish("t", []byte("still"))
-	if f := c.recvSkipping(); string(f.body) != "still" {
-		t.Fatalf("got %s", f.raw)
+	c.Publish("t", []byte("still"))
+	if f := c.Next(); string(f.Body) != "still" {
+		t.Fatalf("got %s", f.RawHeader)
 	}
 }

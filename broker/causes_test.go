@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ampsbroker/ampsbroker/ampstest"
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/listener"
 )
@@ -33,7 +34,7 @@ func (ch closedEvents) next(t *testing.T) error {
 	select {
 	case ev := <-ch:
 		return ev.Err
-	case <-time.After(ioTimeout):
+	case <-time.After(ampstest.DefaultTimeout):
 		t.Fatal("no connection closed")
 		return nil
 	}
@@ -45,43 +46,43 @@ func TestCloseCauses(t *testing.T) {
 	tests := []struct {
 		name    string
 		opts    broker.Options
-		provoke func(t *testing.T, b *broker.Broker, c *wireClient)
+		provoke func(t *testing.T, b *broker.Broker, c *ampstest.Client)
 		want    error // nil: the client closed the connection itself
 	}{
 		{
 			name: "client closes",
-			provoke: func(t *testing.T, b *broker.Broker, c *wireClient) {
-				c.logon("bye")
-				c.conn.Close()
+			provoke: func(t *testing.T, b *broker.Broker, c *ampstest.Client) {
+				c.Logon("bye")
+				c.Close()
 			},
 		},
 		{
 			name: "logon timeout",
 			opts: broker.Options{LogonTimeout: 50 * time.Millisecond},
-			provoke: func(t *testing.T, b *broker.Broker, c *wireClient) {
+			provoke: func(t *testing.T, b *broker.Broker, c *ampstest.Client) {
 				// A zero-length frame ends the handshake (it is no
 				// preflight) and carries nothing; no logon follows.
-				c.conn.Write(make([]byte, 4))
-				c.expectClosed()
+				c.WriteRaw(make([]byte, 4))
+				c.ExpectClosed()
 			},
 			want: broker.ErrLogonTimeout,
 		},
 		{
 			name: "heartbeat timeout",
 			opts: broker.Options{HeartbeatMisses: 1},
-			provoke: func(t *testing.T, b *broker.Broker, c *wireClient) {
-				c.logon("silent")
-				c.send(map[string]any{"c": "heartbeat", "cid": "h", "opts": "start,1", "a": "processed"}, nil)
-				c.expectClosed() // heartbeats arrive, the client never answers
+			provoke: func(t *testing.T, b *broker.Broker, c *ampstest.Client) {
+				c.Logon("silent")
+				c.SendJSON(map[string]any{"c": "heartbeat", "cid": "h", "opts": "start,1", "a": "processed"}, nil)
+				c.ExpectClosed() // heartbeats arrive, the client never answers
 			},
 			want: broker.ErrHeartbeatTimeout,
 		},
 		{
 			name: "slow consumer",
 			opts: broker.Options{OutboundQueueBytes: 256 << 10},
-			provoke: func(t *testing.T, b *broker.Broker, c *wireClient) {
-				c.logon("slow")
-				c.subscribe("s", "feed")
+			provoke: func(t *testing.T, b *broker.Broker, c *ampstest.Client) {
+				c.Logon("slow")
+				c.Subscribe("s", "feed")
 				floodUntilClosed(t, b, "feed")
 			},
 			want: broker.ErrSlowConsumer,
@@ -89,19 +90,19 @@ func TestCloseCauses(t *testing.T) {
 		{
 			name: "write timeout",
 			opts: broker.Options{OutboundQueueBytes: 1 << 30, WriteTimeout: 100 * time.Millisecond},
-			provoke: func(t *testing.T, b *broker.Broker, c *wireClient) {
-				c.logon("stuck")
-				c.subscribe("s", "feed")
+			provoke: func(t *testing.T, b *broker.Broker, c *ampstest.Client) {
+				c.Logon("stuck")
+				c.Subscribe("s", "feed")
 				floodUntilClosed(t, b, "feed")
 			},
 			want: broker.ErrWriteTimeout,
 		},
 		{
 			name: "entitlement reset",
-			provoke: func(t *testing.T, b *broker.Broker, c *wireClient) {
-				c.logon("reset") // as user "u"
-				b.ResetEntitlements("u")
-				c.expectClosed()
+			provoke: func(t *testing.T, b *broker.Broker, c *ampstest.Client) {
+				c.Logon("reset") // as user "reset"
+				b.ResetEntitlements("reset")
+				c.ExpectClosed()
 			},
 			want: broker.ErrEntitlementReset,
 		},
@@ -120,40 +121,40 @@ func TestCloseCauses(t *testing.T) {
 		},
 		{
 			name: "command before logon",
-			provoke: func(t *testing.T, b *broker.Broker, c *wireClient) {
-				c.send(map[string]any{"c": "subscribe", "cid": "1", "t": "x", "a": "processed"}, nil)
-				c.expectClosed()
+			provoke: func(t *testing.T, b *broker.Broker, c *ampstest.Client) {
+				c.SendJSON(map[string]any{"c": "subscribe", "cid": "1", "t": "x", "a": "processed"}, nil)
+				c.ExpectClosed()
 			},
 			want: broker.ErrProtocol,
 		},
 		{
 			name: "unknown command",
-			provoke: func(t *testing.T, b *broker.Broker, c *wireClient) {
-				c.logon("odd")
-				c.send(map[string]any{"c": "frobnicate", "cid": "1", "a": "processed"}, nil)
-				c.expectClosed()
+			provoke: func(t *testing.T, b *broker.Broker, c *ampstest.Client) {
+				c.Logon("odd")
+				c.SendJSON(map[string]any{"c": "frobnicate", "cid": "1", "a": "processed"}, nil)
+				c.ExpectClosed()
 			},
 			want: broker.ErrProtocol,
 		},
 		{
 			name: "malformed header",
-			provoke: func(t *testing.T, b *broker.Broker, c *wireClient) {
-				c.logon("garbage")
-				c.sendRaw(`{"c":"p","t":`, nil)
-				c.expectClosed()
+			provoke: func(t *testing.T, b *broker.Broker, c *ampstest.Client) {
+				c.Logon("garbage")
+				c.SendHeader(`{"c":"p","t":`, nil)
+				c.ExpectClosed()
 			},
 			want: broker.ErrProtocol,
 		},
 		{
 			name: "shutdown",
-			provoke: func(t *testing.T, b *broker.Broker, c *wireClient) {
-				c.logon("late")
-				ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+			provoke: func(t *testing.T, b *broker.Broker, c *ampstest.Client) {
+				c.Logon("late")
+				ctx, cancel := context.WithTimeout(context.Background(), ampstest.DefaultTimeout)
 				defer cancel()
 				if err := b.Shutdown(ctx); err != nil {
 					t.Errorf("Shutdown: %v", err)
 				}
-				c.expectClosed()
+				c.ExpectClosed()
 			},
 			want: broker.ErrBrokerClosed,
 		},
@@ -161,9 +162,9 @@ func TestCloseCauses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			events := make(closedEvents, 16)
-			b, eps := startBroker(t, events.hook(&tt.opts))
-			c := dialWire(t, "tcp", eps["tcp"].addr)
-			tt.provoke(t, b, c)
+			b := startBroker(t, events.hook(&tt.opts))
+			c := ampstest.Dial(t, b.TCPURL(), nil)
+			tt.provoke(t, b.Broker, c)
 			err := events.next(t)
 			if tt.want == nil {
 				if err != nil {
@@ -180,13 +181,13 @@ func TestCloseCauses(t *testing.T) {
 
 // refusedLogon logs on with message type mt, expects a failure ack with
 // reason, then the close.
-func refusedLogon(mt, reason string) func(t *testing.T, b *broker.Broker, c *wireClient) {
-	return func(t *testing.T, b *broker.Broker, c *wireClient) {
-		c.send(map[string]any{"c": "logon", "cid": "0", "user_id": "eve", "mt": mt, "a": "processed"}, nil)
-		if f := c.recv(); f.str("reason") != reason {
-			t.Fatalf("logon ack: %s, want reason %q", f.raw, reason)
+func refusedLogon(mt, reason string) func(t *testing.T, b *broker.Broker, c *ampstest.Client) {
+	return func(t *testing.T, b *broker.Broker, c *ampstest.Client) {
+		c.SendJSON(map[string]any{"c": "logon", "cid": "0", "user_id": "eve", "mt": mt, "a": "processed"}, nil)
+		if f := c.Read(); f.Field("reason") != reason {
+			t.Fatalf("logon ack: %s, want reason %q", f.RawHeader, reason)
 		}
-		c.expectClosed()
+		c.ExpectClosed()
 	}
 }
 

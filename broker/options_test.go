@@ -39,13 +39,13 @@ const unknownOverride = "Options.Transports names no transport"
 // names no served transport is reported once, with the near miss.
 func TestUnknownTransportOverrideIsLogged(t *testing.T) {
 	var log syncBuffer
-	b, _ := startBroker(t, &broker.Options{
+	b := startBroker(t, &broker.Options{
 		Logger:     slog.New(slog.NewTextHandler(&log, nil)),
 		Transports: map[string]broker.TransportOptions{"TCP-Edge": {MaxConnections: 5}},
 	})
-	addr := serveTCP(t, b, "tcp_edge")
+	addr := serveTCP(t, b.Broker, "tcp_edge")
 	for _, name := range []string{"one", "two"} {
-		dialWire(t, "tcp", addr).logon(name)
+		dialTCP(t, addr).Logon(name)
 	}
 	got := log.String()
 	if n := strings.Count(got, unknownOverride); n != 1 {
@@ -63,7 +63,7 @@ func TestUnknownTransportOverrideIsLogged(t *testing.T) {
 // nothing.
 func TestServedTransportOverrideIsNotLogged(t *testing.T) {
 	var log syncBuffer
-	b, eps := startBroker(t, &broker.Options{
+	b := startBroker(t, &broker.Options{
 		Logger: slog.New(slog.NewTextHandler(&log, nil)),
 		Transports: map[string]broker.TransportOptions{
 			"tcp":  {MaxConnections: 5},
@@ -75,7 +75,7 @@ func TestServedTransportOverrideIsNotLogged(t *testing.T) {
 	go func() { defer close(served); b.Serve(idle) }()
 	t.Cleanup(func() { idle.Close(); <-served })
 	<-idle.accepting // Serve has registered it
-	dialWire(t, "tcp", eps["tcp"].addr).logon("one")
+	dialTCP(t, b.TCPAddr).Logon("one")
 	if got := log.String(); strings.Contains(got, unknownOverride) {
 		t.Errorf("served overrides were reported:\n%s", got)
 	}
@@ -110,14 +110,14 @@ func (l *idleListener) Close() error {
 // TestNoRegexTopics: with Options.NoRegexTopics a topic with regex
 // characters is matched literally, over the wire and in process.
 func TestNoRegexTopics(t *testing.T) {
-	b, eps := startBroker(t, &broker.Options{NoRegexTopics: true})
+	b := startBroker(t, &broker.Options{NoRegexTopics: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	sub, pub := dialWire(t, "tcp", eps["tcp"].addr), dialWire(t, "tcp", eps["tcp"].addr)
-	sub.logon("sub")
-	pub.logon("pub")
-	sub.subscribe("rx", "orders.*")
+	sub, pub := dialTCP(t, b.TCPAddr), dialTCP(t, b.TCPAddr)
+	sub.Logon("sub")
+	pub.Logon("pub")
+	sub.Subscribe("rx", "orders.*")
 
 	inproc, err := b.Connect(ctx, "inproc", nil)
 	if err != nil {
@@ -129,10 +129,10 @@ func TestNoRegexTopics(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	pub.publish("orders.eu", []byte(`{"id":1}`)) // would match as a regex
-	pub.publish("orders.*", []byte(`{"id":2}`))
-	if f := sub.recvSkipping(); f.str("t") != "orders.*" || string(f.body) != `{"id":2}` {
-		t.Errorf("network subscriber got %s%s, want only the publish to the literal topic", f.raw, f.body)
+	pub.Publish("orders.eu", []byte(`{"id":1}`)) // would match as a regex
+	pub.Publish("orders.*", []byte(`{"id":2}`))
+	if f := sub.Next(); f.Field("t") != "orders.*" || string(f.Body) != `{"id":2}` {
+		t.Errorf("network subscriber got %s%s, want only the publish to the literal topic", f.RawHeader, f.Body)
 	}
 	select {
 	case topic := <-got:

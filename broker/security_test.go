@@ -13,14 +13,15 @@ import (
 
 	"github.com/ampsbroker/ampsbroker/internal/testcert"
 
+	"github.com/ampsbroker/ampsbroker/ampstest"
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/listener"
 )
 
-func logonAs(t *testing.T, c *wireClient, user, pw string) frame {
+func logonAs(t *testing.T, c *ampstest.Client, user, pw string) ampstest.Message {
 	t.Helper()
-	c.send(map[string]any{"c": "logon", "cid": "L", "client_name": user + "-app", "user_id": user, "pw": pw, "mt": "json", "a": "processed"}, nil)
-	return c.recv()
+	c.SendJSON(map[string]any{"c": "logon", "cid": "L", "client_name": user + "-app", "user_id": user, "pw": pw, "mt": "json", "a": "processed"}, nil)
+	return c.Read()
 }
 
 func TestEntitlements(t *testing.T) {
@@ -28,49 +29,50 @@ func TestEntitlements(t *testing.T) {
 		"alice": {Read: []string{"orders/", "public/"}, Write: []string{"orders/"}},
 		"*":     {Read: []string{"news/"}},
 	}
-	b, eps := startBroker(t, &broker.Options{
+	tb := startBroker(t, &broker.Options{
 		Authenticator: broker.UserTable{"alice": "a-pw", "bob": "b-pw"},
 		Entitler:      ent,
 	})
-	alice := dialWire(t, "tcp", eps["tcp"].addr)
-	if f := logonAs(t, alice, "alice", "a-pw"); f.str("status") != "success" || f.str("reason") != "" {
-		t.Fatalf("alice logon: %s", f.raw)
+	b := tb.Broker
+	alice := tb.Dial(tb.TCPURL(), nil)
+	if f := logonAs(t, alice, "alice", "a-pw"); f.Field("status") != "success" || f.Field("reason") != "" {
+		t.Fatalf("alice logon: %s", f.RawHeader)
 	}
-	bob := dialWire(t, "tcp", eps["tcp"].addr)
+	bob := tb.Dial(tb.TCPURL(), nil)
 	logonAs(t, bob, "bob", "b-pw")
 
 	// Literal topic: checked at subscribe.
-	bob.send(map[string]any{"c": "subscribe", "cid": "1", "sub_id": "1", "t": "orders/1", "a": "processed"}, nil)
-	if f := bob.recv(); f.str("status") != "failure" || f.str("reason") != "not entitled" {
-		t.Fatalf("bob subscribe orders/1: %s", f.raw)
+	bob.SendJSON(map[string]any{"c": "subscribe", "cid": "1", "sub_id": "1", "t": "orders/1", "a": "processed"}, nil)
+	if f := bob.Read(); f.Field("status") != "failure" || f.Field("reason") != "not entitled" {
+		t.Fatalf("bob subscribe orders/1: %s", f.RawHeader)
 	}
 	// Regex: accepted; forbidden concrete topics are withheld silently.
-	bob.subscribe("rx", ".*") // matches everything; bob may read only news/
-	alice.subscribe("ax", "^(orders|secret)/")
+	bob.Subscribe("rx", ".*") // matches everything; bob may read only news/
+	alice.Subscribe("ax", "^(orders|secret)/")
 	// Publish: refused without write permission.
-	bob.send(map[string]any{"c": "p", "cid": "p1", "t": "orders/1", "a": "processed"}, []byte("x"))
-	if f := bob.recvSkipping(); f.str("status") != "failure" || f.str("reason") != "not entitled" {
-		t.Fatalf("bob publish: %s", f.raw)
+	bob.SendJSON(map[string]any{"c": "p", "cid": "p1", "t": "orders/1", "a": "processed"}, []byte("x"))
+	if f := bob.Next(); f.Field("status") != "failure" || f.Field("reason") != "not entitled" {
+		t.Fatalf("bob publish: %s", f.RawHeader)
 	}
-	alice.publish("orders/1", []byte("o1"))
-	if f := alice.recvSkipping(); f.str("t") != "orders/1" {
-		t.Fatalf("alice got %s", f.raw)
+	alice.Publish("orders/1", []byte("o1"))
+	if f := alice.Next(); f.Field("t") != "orders/1" {
+		t.Fatalf("alice got %s", f.RawHeader)
 	}
 	ic, _ := b.Connect(context.Background(), "feeder", nil) // in-process: not checked
 	ic.Publish(context.Background(), "secret/x", []byte("s"))
 	ic.Publish(context.Background(), "news/1", []byte("n"))
-	if f := bob.recvSkipping(); f.str("t") != "news/1" {
-		t.Fatalf("bob's regex got %s (orders/1 and secret/x must be withheld)", f.raw)
+	if f := bob.Next(); f.Field("t") != "news/1" {
+		t.Fatalf("bob's regex got %s (orders/1 and secret/x must be withheld)", f.RawHeader)
 	}
-	alice.flush("af") // alice may not read secret/: nothing arrived before the flush ack
+	alice.Flush("af") // alice may not read secret/: nothing arrived before the flush ack
 	if got := b.Stats().NotEntitled; got < 3 {
 		t.Errorf("NotEntitled = %d, want >= 3", got)
 	}
 
 	// ResetEntitlements disconnects the user's connections.
 	b.ResetEntitlements("bob")
-	bob.expectClosed()
-	alice.flush("still-here")
+	bob.ExpectClosed()
+	alice.Flush("still-here")
 }
 
 func TestPerTransportSecurity(t *testing.T) {
@@ -82,13 +84,13 @@ func TestPerTransportSecurity(t *testing.T) {
 	})
 	defer b.Close()
 	strict, open := serveTCP(t, b, "tcp"), serveTCP(t, b, "open")
-	s := dialWire(t, "tcp", strict)
-	if f := logonAs(t, s, "guest", ""); f.str("reason") != "auth failure" {
-		t.Fatalf("strict transport: %s", f.raw)
+	s := dialTCP(t, strict)
+	if f := logonAs(t, s, "guest", ""); f.Field("reason") != "auth failure" {
+		t.Fatalf("strict transport: %s", f.RawHeader)
 	}
-	o := dialWire(t, "tcp", open)
-	if f := logonAs(t, o, "guest", ""); f.str("status") != "success" {
-		t.Fatalf("open transport: %s", f.raw)
+	o := dialTCP(t, open)
+	if f := logonAs(t, o, "guest", ""); f.Field("status") != "success" {
+		t.Fatalf("open transport: %s", f.RawHeader)
 	}
 }
 
@@ -100,75 +102,76 @@ func TestConnectionLimits(t *testing.T) {
 	defer b.Close()
 	big, small := serveTCP(t, b, "tcp"), serveTCP(t, b, "small")
 
-	s1 := dialWire(t, "tcp", small)
-	s1.logon("s1")
-	s2 := dialWire(t, "tcp", small)
-	s2.expectClosed() // transport limit
-	b1 := dialWire(t, "tcp", big)
-	b1.logon("b1")
-	b2 := dialWire(t, "tcp", big)
-	b2.logon("b2")
-	b3 := dialWire(t, "tcp", big)
-	b3.expectClosed() // broker limit
+	s1 := dialTCP(t, small)
+	s1.Logon("s1")
+	s2 := dialTCP(t, small)
+	s2.ExpectClosed() // transport limit
+	b1 := dialTCP(t, big)
+	b1.Logon("b1")
+	b2 := dialTCP(t, big)
+	b2.Logon("b2")
+	b3 := dialTCP(t, big)
+	b3.ExpectClosed() // broker limit
 	st := b.Stats()
 	if st.Rejected != 2 || st.Transports["small"] != 1 || st.Transports["tcp"] != 2 {
 		t.Fatalf("stats: rejected %d, transports %v", st.Rejected, st.Transports)
 	}
 	// A closed connection frees its place.
-	s1.conn.Close()
-	deadline := time.Now().Add(ioTimeout)
+	s1.Close()
+	deadline := time.Now().Add(ampstest.DefaultTimeout)
 	for b.Stats().Transports["small"] != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("closed connection still counted")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	dialWire(t, "tcp", small).logon("s3")
+	dialTCP(t, small).Logon("s3")
 }
 
 func TestSubscriptionAndHeaderLimits(t *testing.T) {
-	_, eps := startBroker(t, &broker.Options{MaxSubscriptions: 2, MaxHeaderSize: 200})
-	c := dialWire(t, "tcp", eps["tcp"].addr)
-	c.logon("c")
-	c.subscribe("1", "a")
-	c.subscribe("2", "b")
-	c.send(map[string]any{"c": "subscribe", "cid": "3", "t": "c", "a": "processed"}, nil)
-	if f := c.recv(); f.str("reason") != "too many subscriptions" {
-		t.Fatalf("third subscription: %s", f.raw)
+	tb := startBroker(t, &broker.Options{MaxSubscriptions: 2, MaxHeaderSize: 200})
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("c")
+	c.Subscribe("1", "a")
+	c.Subscribe("2", "b")
+	c.SendJSON(map[string]any{"c": "subscribe", "cid": "3", "t": "c", "a": "processed"}, nil)
+	if f := c.Read(); f.Field("reason") != "too many subscriptions" {
+		t.Fatalf("third subscription: %s", f.RawHeader)
 	}
 	// replace does not add a subscription
-	c.send(map[string]any{"c": "subscribe", "cid": "4", "sub_id": "2", "t": "c", "o": "replace", "a": "processed"}, nil)
-	if f := c.recv(); f.str("status") != "success" {
-		t.Fatalf("replace at the limit: %s", f.raw)
+	c.SendJSON(map[string]any{"c": "subscribe", "cid": "4", "sub_id": "2", "t": "c", "o": "replace", "a": "processed"}, nil)
+	if f := c.Read(); f.Field("status") != "success" {
+		t.Fatalf("replace at the limit: %s", f.RawHeader)
 	}
 	big := make([]byte, 300)
 	for i := range big {
 		big[i] = 'x'
 	}
-	c.send(map[string]any{"c": "p", "t": "a", "x": string(big)}, nil)
-	c.expectClosed()
+	c.SendJSON(map[string]any{"c": "p", "t": "a", "x": string(big)}, nil)
+	c.ExpectClosed()
 }
 
 func TestMessageAgeLimit(t *testing.T) {
-	b, eps := startBroker(t, &broker.Options{MaxMessageAge: 300 * time.Millisecond, WriteTimeout: time.Hour})
-	slow := dialWire(t, "tcp", eps["tcp"].addr)
-	slow.logon("slow")
-	slow.subscribe("s", "feed")
-	pub := dialWire(t, "tcp", eps["tcp"].addr)
-	pub.logon("pub")
+	tb := startBroker(t, &broker.Options{MaxMessageAge: 300 * time.Millisecond, WriteTimeout: time.Hour})
+	b := tb.Broker
+	slow := tb.Dial(tb.TCPURL(), nil)
+	slow.Logon("slow")
+	slow.Subscribe("s", "feed")
+	pub := tb.Dial(tb.TCPURL(), nil)
+	pub.Logon("pub")
 	body := make([]byte, 64<<10)
 	for i := 0; i < 400; i++ { // 25 MiB: more than the socket buffers hold
-		pub.publish("feed", body)
+		pub.Publish("feed", body)
 	}
-	pub.flush("f")
-	deadline := time.Now().Add(ioTimeout)
+	pub.Flush("f")
+	deadline := time.Now().Add(ampstest.DefaultTimeout)
 	for b.Stats().SlowConsumers != 1 {
 		if time.Now().After(deadline) {
 			t.Fatalf("SlowConsumers = %d; the age limit did not trigger", b.Stats().SlowConsumers)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	slow.expectClosed()
+	slow.ExpectClosed()
 }
 
 func TestInProcessDropWhenSlow(t *testing.T) {
@@ -194,7 +197,7 @@ func TestInProcessDropWhenSlow(t *testing.T) {
 		t.Fatal("nothing dropped")
 	}
 	// Every publish was either queued (and is handled now) or dropped.
-	deadline := time.Now().Add(ioTimeout)
+	deadline := time.Now().Add(ampstest.DefaultTimeout)
 	for {
 		mu.Lock()
 		n := got
@@ -217,14 +220,15 @@ func TestInProcessDropWhenSlow(t *testing.T) {
 func TestConnStateAndStats(t *testing.T) {
 	var mu sync.Mutex
 	var events []broker.ConnEvent
-	b, eps := startBroker(t, &broker.Options{ConnState: func(ev broker.ConnEvent) {
+	tb := startBroker(t, &broker.Options{ConnState: func(ev broker.ConnEvent) {
 		mu.Lock()
 		events = append(events, ev)
 		mu.Unlock()
 	}})
-	c := dialWire(t, "tcp", eps["tcp"].addr)
-	c.logon("watched")
-	c.subscribe("s", "t")
+	b := tb.Broker
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("watched")
+	c.Subscribe("s", "t")
 	st := b.Stats()
 	if len(st.Conns) != 1 || st.Conns[0].ClientName != "watched" || st.Conns[0].Subscriptions != 1 || st.Conns[0].Transport != "tcp" {
 		t.Fatalf("Conns = %+v", st.Conns)
@@ -242,8 +246,8 @@ func TestConnStateAndStats(t *testing.T) {
 	if served.Connections != 1 || len(served.Conns) != 1 || served.Conns[0].ClientName != "watched" {
 		t.Fatalf("served stats %+v", served)
 	}
-	c.conn.Close()
-	deadline := time.Now().Add(ioTimeout)
+	c.Close()
+	deadline := time.Now().Add(ampstest.DefaultTimeout)
 	for {
 		mu.Lock()
 		n := len(events)
@@ -292,19 +296,20 @@ func TestMutualTLSPeerCertificateReachesAuthenticator(t *testing.T) {
 		t.Fatal(err)
 	}
 	go b.Serve(l)
-	dial := func(certs []tls.Certificate) (*wireClient, error) {
-		conn, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", Certificates: certs})
+	dial := func(certs []tls.Certificate) (*ampstest.Client, error) {
+		conn, err := ampstest.DialConn("tcps://"+l.Addr().String()+"/amps/json",
+			&ampstest.DialOptions{TLS: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", Certificates: certs}})
 		if err != nil {
 			return nil, err
 		}
 		t.Cleanup(func() { conn.Close() })
-		return wrapWire(t, conn), nil
+		return ampstest.NewClient(t, conn), nil
 	}
 	c, err := dial([]tls.Certificate{clientCert})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.logon("mtls")
+	c.Logon("mtls")
 	mu.Lock()
 	if cn != "alice" {
 		t.Errorf("authenticator saw CN %q", cn)
@@ -312,7 +317,7 @@ func TestMutualTLSPeerCertificateReachesAuthenticator(t *testing.T) {
 	mu.Unlock()
 	// Without a client certificate the TLS handshake fails.
 	if c, err := dial(nil); err == nil {
-		if _, err := c.read(); err == nil {
+		if _, err := c.Conn.Read(); err == nil {
 			t.Fatal("connection without a client certificate was served")
 		}
 	}
@@ -325,20 +330,20 @@ func TestPerTransportQueueBudget(t *testing.T) {
 	}})
 	defer b.Close()
 	lan, wan := serveTCP(t, b, "tcp"), serveTCP(t, b, "wan")
-	onLAN := dialWire(t, "tcp", lan)
-	onLAN.logon("lan-reader")
-	onLAN.subscribe("s", "feed")
-	onWAN := dialWire(t, "tcp", wan)
-	onWAN.logon("wan-reader")
-	onWAN.subscribe("s", "feed")
-	pub := dialWire(t, "tcp", lan)
-	pub.logon("pub")
+	onLAN := dialTCP(t, lan)
+	onLAN.Logon("lan-reader")
+	onLAN.Subscribe("s", "feed")
+	onWAN := dialTCP(t, wan)
+	onWAN.Logon("wan-reader")
+	onWAN.Subscribe("s", "feed")
+	pub := dialTCP(t, lan)
+	pub.Logon("pub")
 	body := make([]byte, 64<<10)
 	for i := 0; i < 256; i++ { // 16 MiB, read by neither subscriber
-		pub.publish("feed", body)
+		pub.Publish("feed", body)
 	}
-	pub.flush("f")
-	onWAN.expectClosed()
+	pub.Flush("f")
+	onWAN.ExpectClosed()
 	st := b.Stats()
 	if st.SlowConsumers != 1 || st.Transports["tcp"] != 2 {
 		t.Fatalf("SlowConsumers %d, transports %v: only the wan reader should be gone", st.SlowConsumers, st.Transports)

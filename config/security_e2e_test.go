@@ -1,22 +1,15 @@
 package config_test
 
 import (
-	"bufio"
-	"bytes"
-	"context"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
+	"github.com/ampsbroker/ampsbroker/ampstest"
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/config"
-	"github.com/ampsbroker/ampsbroker/transport"
+	"github.com/ampsbroker/ampsbroker/protocol"
 )
 
 // securityConfig has a Go-registered authenticator for the whole instance
@@ -57,91 +50,20 @@ const securityConfig = `<AMPSConfig>
 </AMPSConfig>
 `
 
-// rawClient speaks the AMPS stream protocol directly (wire §2.1: 4-byte
-// big-endian length, JSON header, body), without package protocol.
-type rawClient struct {
-	t    *testing.T
-	conn net.Conn
-	br   *bufio.Reader
+// command sends h asking for a processed ack and returns the ack's status
+// and reason.
+func command(c *ampstest.Client, h protocol.Header) (status, reason string) {
+	h.AckType = protocol.AckProcessed
+	c.Send(&h, nil)
+	ack := c.AwaitAck(h.CommandID, protocol.AckProcessed)
+	return ack.Header.Status, ack.Header.Reason
 }
 
-func dialRaw(t *testing.T, addr string) *rawClient {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &rawClient{t: t, conn: c, br: bufio.NewReader(c)}
-}
-
-func (c *rawClient) send(h map[string]string, body string) {
-	c.t.Helper()
-	hb, err := json.Marshal(h)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	frame := make([]byte, 4, 4+len(hb)+len(body))
-	binary.BigEndian.PutUint32(frame, uint32(len(hb)+len(body)))
-	frame = append(append(frame, hb...), body...)
-	c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.conn.Write(frame); err != nil {
-		c.t.Fatalf("write %s: %v", hb, err)
-	}
-}
-
-// read returns the next non-heartbeat frame's header and body.
-func (c *rawClient) read() (map[string]any, string, error) {
-	for {
-		c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		var n [4]byte
-		if _, err := io.ReadFull(c.br, n[:]); err != nil {
-			return nil, "", err
-		}
-		data := make([]byte, binary.BigEndian.Uint32(n[:]))
-		if _, err := io.ReadFull(c.br, data); err != nil {
-			return nil, "", err
-		}
-		dec := json.NewDecoder(bytes.NewReader(data))
-		var h map[string]any
-		if err := dec.Decode(&h); err != nil {
-			return nil, "", err
-		}
-		if h["c"] == "heartbeat" {
-			continue
-		}
-		return h, string(data[dec.InputOffset():]), nil
-	}
-}
-
-func (c *rawClient) recv() (map[string]any, string) {
-	c.t.Helper()
-	h, body, err := c.read()
-	if err != nil {
-		c.t.Fatalf("read: %v", err)
-	}
-	return h, body
-}
-
-// command sends h (asking for a processed ack) and returns the ack's
-// status and reason.
-func (c *rawClient) command(h map[string]string) (status, reason string) {
-	c.t.Helper()
-	h["a"] = "processed"
-	c.send(h, "")
-	ack, _ := c.recv()
-	if ack["c"] != "ack" || ack["cid"] != h["cid"] {
-		c.t.Fatalf("%s: got %v, want its ack", h["c"], ack)
-	}
-	s, _ := ack["status"].(string)
-	r, _ := ack["reason"].(string)
-	return s, r
-}
-
-func (c *rawClient) logon(user, password string) (status, reason string) {
-	c.t.Helper()
-	return c.command(map[string]string{"c": "logon", "cid": "logon", "client_name": "e2e-" + user,
-		"user_id": user, "pw": password, "mt": "json", "version": "5.3.4.0:go"})
+// logon logs c on as user with password and returns the ack's status and
+// reason.
+func logon(c *ampstest.Client, user, password string) (status, reason string) {
+	ack := c.LogonWith(&protocol.Header{CommandID: "logon", ClientName: "e2e-" + user, UserID: user, Password: password, Version: "5.3.4.0:go"})
+	return ack.Header.Status, ack.Header.Reason
 }
 
 // TestSecurityEndToEnd loads a configuration with a Go-registered
@@ -164,75 +86,62 @@ func TestSecurityEndToEnd(t *testing.T) {
 		t.Fatalf("ListenAll: %v", err)
 	}
 	opts := cfg.BrokerOptions()
-	b := broker.New(&opts)
-	var wg sync.WaitGroup
+	b := ampstest.NewBroker(t, &ampstest.Options{Broker: &opts})
 	addr := map[string]string{}
 	for _, l := range ls {
 		addr[l.Name()] = l.Addr().String()
-		wg.Add(1)
-		go func(l transport.Listener) {
-			defer wg.Done()
-			b.Serve(l)
-		}(l)
+		b.ServeListener(l)
 	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		wg.Wait()
-	}()
 
 	// A wrong password: "auth failure", then the connection closes.
-	bad := dialRaw(t, addr["readers"])
-	if status, reason := bad.logon("alice", "guess"); status != "failure" || reason != "auth failure" {
+	bad := ampstest.Dial(t, "tcp://"+addr["readers"]+"/amps/json", nil)
+	if status, reason := logon(bad, "alice", "guess"); status != "failure" || reason != "auth failure" {
 		t.Errorf("bad password: ack %s %q, want failure \"auth failure\"", status, reason)
 	}
 	var ne net.Error
-	if h, _, err := bad.read(); err == nil {
-		t.Errorf("after auth failure the broker sent %v instead of closing", h)
+	if m, err := bad.Conn.Read(); err == nil {
+		t.Errorf("after auth failure the broker sent %s instead of closing", m)
 	} else if errors.As(err, &ne) && ne.Timeout() {
 		t.Error("broker did not close the connection after auth failure")
 	}
 
 	// An unknown user is refused the same way on the other transport: the
 	// instance Authentication governs both.
-	stranger := dialRaw(t, addr["writers"])
-	if status, reason := stranger.logon("mallory", "alice-pw"); status != "failure" || reason != "auth failure" {
+	stranger := ampstest.Dial(t, "tcp://"+addr["writers"]+"/amps/json", nil)
+	if status, reason := logon(stranger, "mallory", "alice-pw"); status != "failure" || reason != "auth failure" {
 		t.Errorf("unknown user: ack %s %q, want failure \"auth failure\"", status, reason)
 	}
 
-	reader := dialRaw(t, addr["readers"])
-	if status, reason := reader.logon("alice", "alice-pw"); status != "success" {
+	reader := ampstest.Dial(t, "tcp://"+addr["readers"]+"/amps/json", nil)
+	if status, reason := logon(reader, "alice", "alice-pw"); status != "success" {
 		t.Fatalf("alice logon: %s %q", status, reason)
 	}
 	for _, topic := range []string{"orders/secret", "fills", "eu/orders/1"} {
-		if status, reason := reader.command(map[string]string{"c": "subscribe", "cid": "s-" + topic, "sub_id": topic, "t": topic}); status != "failure" || reason != "not entitled" {
+		if status, reason := command(reader, protocol.Header{Command: "subscribe", CommandID: "s-" + topic, SubID: topic, Topic: topic}); status != "failure" || reason != "not entitled" {
 			t.Errorf("subscribe %q on readers: %s %q, want failure \"not entitled\"", topic, status, reason)
 		}
 	}
-	if status, reason := reader.command(map[string]string{"c": "subscribe", "cid": "s-ok", "sub_id": "ok", "t": "orders/eu"}); status != "success" {
+	if status, reason := command(reader, protocol.Header{Command: "subscribe", CommandID: "s-ok", SubID: "ok", Topic: "orders/eu"}); status != "success" {
 		t.Fatalf("subscribe orders/eu on readers: %s %q", status, reason)
 	}
 	// GrantedPermissions read: no publishing from this transport.
-	if status, reason := reader.command(map[string]string{"c": "publish", "cid": "p-r", "t": "orders/eu"}); status != "failure" || reason != "not entitled" {
+	if status, reason := command(reader, protocol.Header{Command: "publish", CommandID: "p-r", Topic: "orders/eu"}); status != "failure" || reason != "not entitled" {
 		t.Errorf("publish on readers: %s %q, want failure \"not entitled\"", status, reason)
 	}
 
 	// The writers transport has no Entitlement of its own: everything is
 	// allowed, and alice's allowed subscription receives the message.
-	writer := dialRaw(t, addr["writers"])
-	if status, reason := writer.logon("bob", "bob-pw"); status != "success" {
+	writer := ampstest.Dial(t, "tcp://"+addr["writers"]+"/amps/json", nil)
+	if status, reason := logon(writer, "bob", "bob-pw"); status != "success" {
 		t.Fatalf("bob logon: %s %q", status, reason)
 	}
-	writer.send(map[string]string{"c": "p", "t": "orders/secret"}, `{"id":0}`)
-	writer.send(map[string]string{"c": "p", "t": "orders/eu"}, `{"id":1}`)
-	if status, reason := writer.command(map[string]string{"c": "flush", "cid": "f"}); status != "success" {
+	writer.Publish("orders/secret", []byte(`{"id":0}`))
+	writer.Publish("orders/eu", []byte(`{"id":1}`))
+	if status, reason := command(writer, protocol.Header{Command: "flush", CommandID: "f"}); status != "success" {
 		t.Fatalf("flush on writers: %s %q", status, reason)
 	}
-	h, body := reader.recv()
-	if h["c"] != "p" || h["t"] != "orders/eu" || h["sids"] != "ok" || body != `{"id":1}` {
-		t.Errorf("reader got %v %s, want the orders/eu publish", h, body)
+	m := reader.Next()
+	if m.Header.Command != "p" || m.Header.Topic != "orders/eu" || m.Header.SubIDs != "ok" || string(m.Body) != `{"id":1}` {
+		t.Errorf("reader got %s, want the orders/eu publish", m)
 	}
 }

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ampsbroker/ampsbroker/ampstest"
+	"github.com/ampsbroker/ampsbroker/protocol"
+
 	"github.com/ampsbroker/ampsbroker/broker"
 )
 
@@ -50,18 +53,32 @@ func connectInProcess(t testing.TB, tb *testBroker, name string) *broker.Client 
 }
 
 // logonTCP dials the broker's stream transport and logs on.
-func logonTCP(t testing.TB, addr, preflightPath, name string) *tcpClient {
+// When preflightPath is not empty, the client first sends the HTTP
+// preflight (GET preflightPath with Upgrade: tcp) and requires a 101 answer.
+func logonTCP(t testing.TB, addr, preflightPath, name string) *ampstest.Conn {
 	t.Helper()
-	c, err := dialTCP(addr, preflightPath)
+	uri := "tcp://" + addr + "/amps/json"
+	if preflightPath != "" {
+		uri = "tcp://" + addr + preflightPath + "?http_preflight=true"
+	}
+	c, err := ampstest.DialConn(uri, &ampstest.DialOptions{Timeout: tcpIOTimeout})
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if err := c.logon(name); err != nil {
-		t.Fatalf("TCP logon: %v", err)
+	ack, err := c.LogonWith(&protocol.Header{ClientName: name, UserID: "interop", Version: "0.0.1:go-interop"})
+	if err == nil && ack.Header.Status != protocol.StatusSuccess {
+		err = fmt.Errorf("ack %s", ack)
+	}
+	if err != nil {
+		t.Fatalf("TCP logon as %s: %v", name, err)
 	}
 	return c
 }
+
+// tcpIOTimeout bounds every read and write of a Go test client, so a broker
+// that never answers fails the test instead of hanging it.
+const tcpIOTimeout = 20 * time.Second
 
 func TestJSLogon(t *testing.T) {
 	t.Parallel()
@@ -119,7 +136,7 @@ func TestJSReceivesFromTCPPublisher(t *testing.T) {
 	tb := startBroker(t, brokerConfig{})
 	pub := logonTCP(t, tb.TCPAddr, "", "go-tcp-pub")
 	jsReceives(t, tb, "from-tcp", 5, func(i int, body []byte) {
-		if err := pub.publish("from-tcp", body); err != nil {
+		if err := pub.Publish("from-tcp", body); err != nil {
 			t.Fatalf("TCP publish %d: %v", i, err)
 		}
 	})
@@ -143,7 +160,7 @@ func TestJSPublishesToGoSubscribers(t *testing.T) {
 	tb := startBroker(t, brokerConfig{})
 	const topic, count = "from-js", 20
 	tcpSub := logonTCP(t, tb.TCPAddr, "", "go-tcp-sub")
-	if _, err := tcpSub.subscribe(topic); err != nil {
+	if err := tcpSub.Subscribe("sub", topic); err != nil {
 		t.Fatal(err)
 	}
 	in := newInbox()
@@ -157,12 +174,12 @@ func TestJSPublishesToGoSubscribers(t *testing.T) {
 
 	for i := 0; i < count; i++ {
 		want := fmt.Sprintf(`{"seq":%d,"from":"js"}`, i)
-		m, err := tcpSub.nextDelivery()
+		m, err := tcpSub.Next()
 		if err != nil {
 			t.Fatalf("TCP subscriber, message %d: %v", i, err)
 		}
 		if m.Header.Topic != topic || string(m.Body) != want {
-			t.Fatalf("TCP subscriber got %s%s, want topic %q body %s", m.Raw, m.Body, topic, want)
+			t.Fatalf("TCP subscriber got %s%s, want topic %q body %s", m.RawHeader, m.Body, topic, want)
 		}
 		im := in.next(t)
 		if im.Topic != topic || string(im.Data) != want {
@@ -189,12 +206,12 @@ func TestJSOneMebibyteMessage(t *testing.T) {
 	tb := startBroker(t, brokerConfig{})
 	const size = 1 << 20
 	tcpSub := logonTCP(t, tb.TCPAddr, "", "go-large-sub")
-	if _, err := tcpSub.subscribe("large"); err != nil {
+	if err := tcpSub.Subscribe("sub", "large"); err != nil {
 		t.Fatal(err)
 	}
 	runDriver(t, tb.wsURI(), nil, "large", "--topic", "large", "--size", fmt.Sprint(size))
 	// The same message reaches a stream subscriber intact.
-	m, err := tcpSub.nextDelivery()
+	m, err := tcpSub.Next()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/ampsbroker/ampsbroker/ampstest"
 )
 
 // nginx in front of the broker, as in 60East's reverse-proxy setups: stream
@@ -62,19 +64,6 @@ http {
 }
 `))
 
-// freeLoopbackPort returns a port that was free a moment ago. nginx cannot
-// be handed a listening socket, so this small race is accepted.
-func freeLoopbackPort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // startNginx runs nginx proxying /client/ to tcpAddr and /ws/ to wsAddr and
 // returns its address. The test's cleanup stops it by its pid (SIGTERM: fast
 // shutdown, which also closes upgraded connections) and reaps it.
@@ -88,7 +77,7 @@ func startNginx(t testing.TB, tcpAddr, wsAddr string) string {
 		bin = "/usr/sbin/nginx"
 	}
 	dir := t.TempDir()
-	listen := freeLoopbackPort(t)
+	listen := ampstest.FreePort(t)
 	var conf bytes.Buffer
 	if err := nginxConfTemplate.Execute(&conf, map[string]string{
 		"Dir": dir, "Listen": listen, "TCP": tcpAddr, "WS": wsAddr,
@@ -158,7 +147,7 @@ func TestNginxTCPPreflightAndJSWebSocket(t *testing.T) {
 	// The routing prefix /client/ stays in the path the broker sees; it must
 	// ignore everything before /amps/<mt> (wire spec §1).
 	goc := logonTCP(t, proxy, "/client/amps/json", "go-behind-nginx")
-	if _, err := goc.subscribe(fromJS); err != nil {
+	if err := goc.Subscribe("sub", fromJS); err != nil {
 		t.Fatal(err)
 	}
 	d := startDriver(t, "ws://"+proxy+"/ws/amps/json", nil, "receive",
@@ -167,22 +156,22 @@ func TestNginxTCPPreflightAndJSWebSocket(t *testing.T) {
 	want := make([]string, count)
 	for i := range want {
 		want[i] = fmt.Sprintf(`{"seq":%d,"via":"nginx"}`, i)
-		if err := goc.publish(toJS, []byte(want[i])); err != nil {
+		if err := goc.Publish(toJS, []byte(want[i])); err != nil {
 			t.Fatalf("publish through nginx: %v", err)
 		}
 	}
 	d.result()
 	for i := range want {
-		m, err := goc.nextDelivery()
+		m, err := goc.Next()
 		if err != nil {
 			t.Fatalf("echo %d through nginx: %v", i, err)
 		}
 		if m.Header.Topic != fromJS || string(m.Body) != want[i] {
-			t.Fatalf("echo %d: got %s%s, want topic %s body %s", i, m.Raw, m.Body, fromJS, want[i])
+			t.Fatalf("echo %d: got %s%s, want topic %s body %s", i, m.RawHeader, m.Body, fromJS, want[i])
 		}
 	}
 	// The stream connection still works after the exchange.
-	if err := goc.flush(); err != nil {
+	if err := goc.Flush("flush"); err != nil {
 		t.Fatalf("flush through nginx: %v", err)
 	}
 }

@@ -2,9 +2,6 @@ package interop
 
 import (
 	"bytes"
-	"context"
-	"crypto/tls"
-	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,15 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ampsbroker/ampsbroker/internal/testcert"
-
+	"github.com/ampsbroker/ampsbroker/ampstest"
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/listener"
-	"github.com/ampsbroker/ampsbroker/transport"
 )
-
-// shutdownTimeout bounds Broker.Shutdown at the end of a test.
-const shutdownTimeout = 10 * time.Second
 
 // syncBuffer is a goroutine-safe log sink; its content is printed only when
 // a test fails, so passing runs stay quiet.
@@ -41,21 +33,18 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// testBroker is a broker serving a TCP listener (with preflight) and a
-// WebSocket listener on loopback, and optionally a wss listener.
+// testBroker is an ampstest broker serving TCP (with preflight) and
+// WebSocket on loopback, and optionally wss.
 type testBroker struct {
-	*broker.Broker
-	TCPAddr string // host:port of the stream transport
-	WSAddr  string // host:port of the ws transport
-	WSSAddr string // host:port of the wss transport, when asked for
-	CAFile  string // PEM of the wss certificate, for NODE_EXTRA_CA_CERTS
+	*ampstest.Broker
+	CAFile string // PEM of the wss certificate's issuer, for NODE_EXTRA_CA_CERTS
 
 	events *connEvents // every Options.ConnState report
 }
 
 // brokerConfig selects optional transports and security of startBroker.
 type brokerConfig struct {
-	wss            bool     // add a wss listener with a self-signed certificate
+	wss            bool     // add a wss listener with a throwaway CA
 	originPatterns []string // WebSocket OriginPatterns (browsers send Origin)
 
 	authenticator broker.Authenticator // Options.Authenticator; nil accepts all
@@ -83,83 +72,40 @@ func (r *connEvents) snapshot() []broker.ConnEvent {
 	return append([]broker.ConnEvent(nil), r.all...)
 }
 
-// startBroker starts a broker with its listeners; the test's cleanup shuts it
-// down and waits for every Serve call to return.
+// startBroker starts a broker with its listeners; it stops when the test
+// ends, and its debug log is printed if the test failed.
 func startBroker(t testing.TB, cfg brokerConfig) *testBroker {
 	t.Helper()
 	logs := &syncBuffer{}
 	events := &connEvents{}
-	b := broker.New(&broker.Options{
-		Logger:        slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Authenticator: cfg.authenticator,
-		Entitler:      cfg.entitler,
-		ConnState:     events.record,
-	})
-	tb := &testBroker{Broker: b, events: events}
-	var serving sync.WaitGroup
-	serve := func(l transport.Listener) {
-		serving.Add(1)
-		go func() {
-			defer serving.Done()
-			if err := b.Serve(l); err != nil && !errors.Is(err, broker.ErrBrokerClosed) {
-				logs.Write([]byte("Serve " + l.Name() + ": " + err.Error() + "\n"))
-			}
-		}()
-	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer cancel()
-		if err := b.Shutdown(ctx); err != nil {
-			t.Errorf("broker Shutdown: %v", err)
-		}
-		serving.Wait()
+		// Runs after the broker's own cleanup has stopped it.
 		if t.Failed() {
 			t.Logf("broker log:\n%s", logs.String())
 		}
 	})
-
-	tcp, err := listener.ListenTCP("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatalf("ListenTCP: %v", err)
-	}
-	tb.TCPAddr = tcp.Addr().String()
-	serve(tcp)
-
-	ws, err := listener.ListenWebSocket("127.0.0.1:0", &listener.WebSocketOptions{OriginPatterns: cfg.originPatterns})
-	if err != nil {
-		t.Fatalf("ListenWebSocket: %v", err)
-	}
-	tb.WSAddr = ws.Addr().String()
-	serve(ws)
-
+	b := ampstest.NewBroker(t, &ampstest.Options{
+		Broker: &broker.Options{
+			Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			ConnState: events.record,
+		},
+		Authenticator: cfg.authenticator,
+		Entitler:      cfg.entitler,
+		WebSocket:     &listener.WebSocketOptions{OriginPatterns: cfg.originPatterns},
+		TLS:           cfg.wss,
+	})
+	tb := &testBroker{Broker: b, events: events}
 	if cfg.wss {
-		tlsConf, caFile := selfSignedTLS(t)
-		wss, err := listener.ListenWebSocket("127.0.0.1:0", &listener.WebSocketOptions{Name: "wss", TLSConfig: tlsConf})
-		if err != nil {
-			t.Fatalf("ListenWebSocket (wss): %v", err)
+		tb.CAFile = filepath.Join(t.TempDir(), "ca.pem")
+		if err := os.WriteFile(tb.CAFile, b.CAPEM, 0o600); err != nil {
+			t.Fatal(err)
 		}
-		tb.WSSAddr = wss.Addr().String()
-		tb.CAFile = caFile
-		serve(wss)
 	}
 	return tb
 }
 
 // wsURI is the JS client's URI for this broker's ws transport.
-func (tb *testBroker) wsURI() string { return "ws://" + tb.WSAddr + "/amps/json" }
-
-// selfSignedTLS makes a certificate for 127.0.0.1 and localhost, returns a
-// server config using it and the path of its issuer's PEM (the CA the
-// client trusts, through NODE_EXTRA_CA_CERTS).
-func selfSignedTLS(t testing.TB) (*tls.Config, string) {
-	t.Helper()
-	is := testcert.NewIssuer(t)
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, is.PEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{is.Server(t)}, MinVersion: tls.VersionTLS12}, caFile
-}
+func (tb *testBroker) wsURI() string { return tb.WSURL() }
 
 // waitFor polls cond until it holds or the deadline passes. It is for
 // conditions that settle asynchronously (a closed connection being reaped),

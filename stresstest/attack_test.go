@@ -2,16 +2,21 @@ package stresstest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ampsbroker/ampsbroker/ampstest"
+	"github.com/ampsbroker/ampsbroker/protocol"
 
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/listener"
@@ -75,11 +80,11 @@ type arena struct {
 	out   *outcomes
 }
 
-func (a *arena) dial() (*client, error) { return dialClient(a.addr, a.limit) }
+func (a *arena) dial() (*ampstest.Conn, error) { return dialClient(a.addr, a.limit) }
 
 // expectClose waits for the broker to close c and records how it did.
-func (a *arena) expectClose(c *client, attack string) error {
-	kind, err := c.expectClosed(outcomeWithin)
+func (a *arena) expectClose(c *ampstest.Conn, attack string) error {
+	kind, err := c.ExpectClosed(outcomeWithin)
 	if err != nil {
 		return err
 	}
@@ -90,9 +95,9 @@ func (a *arena) expectClose(c *client, attack string) error {
 // sendAndExpectClose writes data and expects the broker to close the
 // connection. A write that fails because the broker already closed is
 // that outcome too.
-func (a *arena) sendAndExpectClose(c *client, attack string, data []byte) error {
-	if err := c.writeRaw(data); err != nil {
-		if kind := closeKind(err); kind != "" {
+func (a *arena) sendAndExpectClose(c *ampstest.Conn, attack string, data []byte) error {
+	if err := c.WriteRaw(data); err != nil {
+		if kind := ampstest.CloseKind(err); kind != "" {
 			a.out.add(attack, kind+" during write")
 			return nil
 		}
@@ -103,30 +108,33 @@ func (a *arena) sendAndExpectClose(c *client, attack string, data []byte) error 
 
 // expectFailureAck reads the processed ack of cid, checks it is a failure
 // with reason, then expects the close.
-func (a *arena) expectFailureAck(c *client, attack, cid, reason string) error {
-	ack, err := c.awaitAck(cid, "processed")
+func (a *arena) expectFailureAck(c *ampstest.Conn, attack, cid, reason string) error {
+	ack, err := c.AwaitAck(cid, "processed")
 	if err != nil {
 		return err
 	}
-	if ack.str("status") != "failure" || ack.str("reason") != reason {
+	if ack.Field("status") != "failure" || ack.Field("reason") != reason {
 		return fmt.Errorf("got %s, want a failure ack with reason %q", ack, reason)
 	}
-	kind, err := c.expectClosed(outcomeWithin)
+	kind, err := c.ExpectClosed(outcomeWithin)
 	if err != nil {
 		return fmt.Errorf("after the failure ack: %w", err)
 	}
-	a.out.add(attack, "failure ack "+jsonString(reason)+", then "+kind)
+	a.out.add(attack, "failure ack "+strconv.Quote(reason)+", then "+kind)
 	return nil
 }
 
 // expectHTTPOutcome reads everything the broker sends until it closes and
 // checks it against what is allowed: "400" (a 400 answer, then close) or
 // "close" (close without any answer).
-func (a *arena) expectHTTPOutcome(c *client, attack string, allowed ...string) error {
-	c.conn.SetReadDeadline(c.deadline(outcomeWithin))
+func (a *arena) expectHTTPOutcome(c *ampstest.Conn, attack string, allowed ...string) error {
+	c.SetReadDeadline(outcomeWithin)
 	var got bytes.Buffer
-	_, err := io.Copy(&got, c.br)
-	kind := closeKind(err)
+	_, err := io.Copy(&got, c.RawReader())
+	if err == nil { // io.Copy reports the end of the stream as no error
+		err = io.EOF
+	}
+	kind := ampstest.CloseKind(err)
 	if kind == "" {
 		return fmt.Errorf("broker did not close the connection within %v (got %q): %v", outcomeWithin, got.Bytes(), err)
 	}
@@ -174,7 +182,7 @@ func repeat(cr *crew, name string, n, par int, attack func(i int) error) {
 }
 
 // withClient dials, runs f, and closes the client.
-func (a *arena) withClient(f func(c *client) error) error {
+func (a *arena) withClient(f func(c *ampstest.Conn) error) error {
 	c, err := a.dial()
 	if err != nil {
 		return err
@@ -184,9 +192,9 @@ func (a *arena) withClient(f func(c *client) error) error {
 }
 
 // loggedOn dials and logs on, then runs f.
-func (a *arena) loggedOn(name string, f func(c *client) error) error {
-	return a.withClient(func(c *client) error {
-		if err := c.logonOK(name); err != nil {
+func (a *arena) loggedOn(name string, f func(c *ampstest.Conn) error) error {
+	return a.withClient(func(c *ampstest.Conn) error {
+		if err := logonOK(c, name); err != nil {
 			return err
 		}
 		return f(c)
@@ -196,7 +204,7 @@ func (a *arena) loggedOn(name string, f func(c *client) error) error {
 // trickle writes data one byte every 100 ms until done is closed, the data
 // runs out or a write fails, on a goroutine that the returned function
 // stops and waits for.
-func trickle(c *client, data []byte) (stop func()) {
+func trickle(c *ampstest.Conn, data []byte) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -205,7 +213,7 @@ func trickle(c *client, data []byte) (stop func()) {
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for _, b := range data {
-			if c.writeRaw([]byte{b}) != nil {
+			if c.WriteRaw([]byte{b}) != nil {
 				return
 			}
 			select {
@@ -225,19 +233,19 @@ func trickle(c *client, data []byte) (stop func()) {
 // bytes went out, on a goroutine that the returned function waits for. It
 // reports an error only when a write failed other than by the broker
 // closing the connection.
-func flood(c *client, prefix []byte, filler []byte, limit int) (wait func() error) {
+func flood(c *ampstest.Conn, prefix []byte, filler []byte, limit int) (wait func() error) {
 	var wg sync.WaitGroup
 	var werr error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		err := c.writeRaw(prefix)
+		err := c.WriteRaw(prefix)
 		for sent := len(prefix); err == nil && sent < limit; sent += len(filler) {
-			err = c.writeRaw(filler)
+			err = c.WriteRaw(filler)
 		}
 		// The broker closing (reset, broken pipe) or the attacker's own
 		// abort (net.ErrClosed) ends the flood.
-		if err != nil && closeKind(err) == "" && !errors.Is(err, net.ErrClosed) {
+		if err != nil && ampstest.CloseKind(err) == "" && !errors.Is(err, net.ErrClosed) {
 			werr = fmt.Errorf("flood write: %w", err)
 		}
 	}()
@@ -273,7 +281,7 @@ func TestHostileClientsDoNotHurtWellBehavedOnes(t *testing.T) {
 	stopPeak := func() { peakOnce.Do(func() { memPeakSample = peak.Stop() }) }
 	t.Cleanup(stopPeak)
 
-	good, err := startGoodStream(sb.addr, limit, goodMinMessages)
+	good, err := startGoodStream(sb.TCPAddr, limit, goodMinMessages)
 	if err != nil {
 		t.Fatalf("well-behaved clients: %v", err)
 	}
@@ -282,17 +290,17 @@ func TestHostileClientsDoNotHurtWellBehavedOnes(t *testing.T) {
 	// Stats identifies each connection (ConnStats.ID, "as in
 	// ConnEvent.ID", unique for the life of the broker): an operator
 	// picks the attacker out of Conns by it.
-	if st := sb.b.Stats(); len(st.Conns) != 2 || st.Conns[0].ID == st.Conns[1].ID {
+	if st := sb.Stats(); len(st.Conns) != 2 || st.Conns[0].ID == st.Conns[1].ID {
 		t.Errorf("Stats.Conns of the well-behaved pair = %+v, want 2 entries with distinct IDs", st.Conns)
 	}
 
-	a := &arena{addr: sb.addr, limit: limit, out: &outcomes{}}
+	a := &arena{addr: sb.TCPAddr, limit: limit, out: &outcomes{}}
 	var atk crew
 	started := time.Now()
 
 	// Framing attacks (wire spec §2.1, §2.2).
 	repeat(&atk, "garbage before logon", 50, 2, func(i int) error {
-		return a.withClient(func(c *client) error {
+		return a.withClient(func(c *ampstest.Conn) error {
 			data := randomBytes(uint64(i), 1+i*80)
 			if data[0] == 'G' { // "GET " would be a preflight (§2.1)
 				data[0] = 'g'
@@ -301,7 +309,7 @@ func TestHostileClientsDoNotHurtWellBehavedOnes(t *testing.T) {
 		})
 	})
 	repeat(&atk, "garbage after logon", 50, 2, func(i int) error {
-		return a.loggedOn("garbage", func(c *client) error {
+		return a.loggedOn("garbage", func(c *ampstest.Conn) error {
 			data := randomBytes(uint64(1000+i), 4+i*80)
 			// A first byte of at least 1 claims 16 MiB or more, over the
 			// 1 MiB frame limit, so the frame cannot just wait for bytes.
@@ -310,17 +318,17 @@ func TestHostileClientsDoNotHurtWellBehavedOnes(t *testing.T) {
 		})
 	})
 	repeat(&atk, "truncated frame, then EOF", 20, 2, func(i int) error {
-		return a.loggedOn("trunc", func(c *client) error {
+		return a.loggedOn("trunc", func(c *ampstest.Conn) error {
 			data := append(lengthPrefix(100), `{"c":"p","t":"x"}abc`...)
-			if err := c.writeRaw(data); err != nil {
+			if err := c.WriteRaw(data); err != nil {
 				return err
 			}
-			c.conn.(*net.TCPConn).CloseWrite()
+			c.NetConn().(*net.TCPConn).CloseWrite()
 			return a.expectClose(c, "truncated frame, then EOF")
 		})
 	})
 	repeat(&atk, "truncated frame, then stall", 4, 4, func(i int) error {
-		return a.withClient(func(c *client) error {
+		return a.withClient(func(c *ampstest.Conn) error {
 			// Half a logon that never completes: only the logon timeout
 			// can end it.
 			return a.sendAndExpectClose(c, "truncated frame, then stall",
@@ -328,40 +336,40 @@ func TestHostileClientsDoNotHurtWellBehavedOnes(t *testing.T) {
 		})
 	})
 	repeat(&atk, "4 GiB length before logon", 20, 2, func(i int) error {
-		return a.withClient(func(c *client) error {
+		return a.withClient(func(c *ampstest.Conn) error {
 			return a.sendAndExpectClose(c, "4 GiB length before logon", lengthPrefix(0xFFFFFFFF))
 		})
 	})
 	repeat(&atk, "4 GiB length after logon", 20, 2, func(i int) error {
-		return a.loggedOn("4gib", func(c *client) error {
+		return a.loggedOn("4gib", func(c *ampstest.Conn) error {
 			return a.sendAndExpectClose(c, "4 GiB length after logon", append(lengthPrefix(0xFFFFFFFF), `{"c":"p"`...))
 		})
 	})
 	repeat(&atk, "header never ends", 4, 4, func(i int) error {
-		return a.loggedOn("endless", func(c *client) error {
+		return a.loggedOn("endless", func(c *ampstest.Conn) error {
 			// The frame claims the largest allowed size and its header
 			// never closes; the writer keeps going past the frame.
 			wait := flood(c, append(lengthPrefix(attackMaxFrame), `{"c":"p","t":"`...),
 				bytes.Repeat([]byte("a"), 16<<10), 2*attackMaxFrame)
 			err := a.expectClose(c, "header never ends")
-			c.abort() // unblocks the writer if the broker did not close
+			c.Abort() // unblocks the writer if the broker did not close
 			return errors.Join(err, wait())
 		})
 	})
 	repeat(&atk, "header over MaxHeaderSize", 10, 2, func(i int) error {
-		return a.loggedOn("bighdr", func(c *client) error {
+		return a.loggedOn("bighdr", func(c *ampstest.Conn) error {
 			h := `{"c":"p","t":"` + strings.Repeat("a", attackMaxHeader+1) + `"}`
-			return a.sendAndExpectClose(c, "header over MaxHeaderSize", appendFrame(nil, h, []byte("x")))
+			return a.sendAndExpectClose(c, "header over MaxHeaderSize", protocol.AppendStreamFrame(nil, []byte(h), []byte("x")))
 		})
 	})
 	repeat(&atk, "header is not JSON", 10, 2, func(i int) error {
-		return a.loggedOn("notjson", func(c *client) error {
+		return a.loggedOn("notjson", func(c *ampstest.Conn) error {
 			hdr := []string{`{"c":"p","t":tt}`, `["c","p"]`, `hello world`, `{"c":"p","t":"x"`}[i%4]
-			return a.sendAndExpectClose(c, "header is not JSON", appendFrame(nil, hdr, nil))
+			return a.sendAndExpectClose(c, "header is not JSON", protocol.AppendStreamFrame(nil, []byte(hdr), nil))
 		})
 	})
 	repeat(&atk, "zero-length frames, no logon", 4, 4, func(i int) error {
-		return a.withClient(func(c *client) error {
+		return a.withClient(func(c *ampstest.Conn) error {
 			// Zero-length frames are skipped (wire spec §2.1); they must
 			// not keep a connection alive without a logon.
 			return a.sendAndExpectClose(c, "zero-length frames, no logon", make([]byte, 4<<10))
@@ -370,16 +378,16 @@ func TestHostileClientsDoNotHurtWellBehavedOnes(t *testing.T) {
 
 	// Command-level attacks with a failure ack (wire spec §7.1, §7.10).
 	repeat(&atk, "command before logon", 10, 2, func(i int) error {
-		return a.withClient(func(c *client) error {
-			if err := c.send(map[string]any{"c": "subscribe", "cid": "s1", "t": "x", "a": "processed"}, nil); err != nil {
+		return a.withClient(func(c *ampstest.Conn) error {
+			if err := c.SendJSON(map[string]any{"c": "subscribe", "cid": "s1", "t": "x", "a": "processed"}, nil); err != nil {
 				return err
 			}
 			return a.expectFailureAck(c, "command before logon", "s1", broker.ReasonLogonRequired)
 		})
 	})
 	repeat(&atk, "unknown command", 10, 2, func(i int) error {
-		return a.loggedOn("unknown", func(c *client) error {
-			if err := c.send(map[string]any{"c": "explode", "cid": "u1", "a": "processed"}, nil); err != nil {
+		return a.loggedOn("unknown", func(c *ampstest.Conn) error {
+			if err := c.SendJSON(map[string]any{"c": "explode", "cid": "u1", "a": "processed"}, nil); err != nil {
 				return err
 			}
 			return a.expectFailureAck(c, "unknown command", "u1", broker.ReasonUnknownCommand)
@@ -388,30 +396,30 @@ func TestHostileClientsDoNotHurtWellBehavedOnes(t *testing.T) {
 
 	// Preflight attacks (wire spec §4.3).
 	repeat(&atk, "preflight header flood", 8, 4, func(i int) error {
-		return a.withClient(func(c *client) error {
+		return a.withClient(func(c *ampstest.Conn) error {
 			line := []byte("X-Flood: " + strings.Repeat("f", 90) + "\r\n")
 			wait := flood(c, []byte("GET /amps/json HTTP/1.1\r\nHost: 127.0.0.1\r\n"), line, 1<<20)
 			err := a.expectHTTPOutcome(c, "preflight header flood", "400")
-			c.abort()
+			c.Abort()
 			return errors.Join(err, wait())
 		})
 	})
 	repeat(&atk, "preflight refused", 12, 2, func(i int) error {
-		return a.withClient(func(c *client) error {
+		return a.withClient(func(c *ampstest.Conn) error {
 			req := []string{
 				"GET /amps/json HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\n\r\n",
 				"GET /amps/json HTTP/2.0\r\nHost: x\r\n\r\n",
 				"GET \x01\x02 nonsense\r\n\r\n",
 			}[i%3]
-			if err := c.writeRaw([]byte(req)); err != nil {
+			if err := c.WriteRaw([]byte(req)); err != nil {
 				return err
 			}
 			return a.expectHTTPOutcome(c, "preflight refused", "400")
 		})
 	})
 	repeat(&atk, "slowloris preflight", 6, 6, func(i int) error {
-		return a.withClient(func(c *client) error {
-			if err := c.writeRaw([]byte("GET /amps/json HTTP/1.1\r\n")); err != nil {
+		return a.withClient(func(c *ampstest.Conn) error {
+			if err := c.WriteRaw([]byte("GET /amps/json HTTP/1.1\r\n")); err != nil {
 				return err
 			}
 			stop := trickle(c, bytes.Repeat([]byte("X"), 1000))
@@ -424,11 +432,11 @@ func TestHostileClientsDoNotHurtWellBehavedOnes(t *testing.T) {
 
 	// Logon slowloris (LogonTimeout, HandshakeTimeout).
 	repeat(&atk, "silent after connect", 4, 4, func(i int) error {
-		return a.withClient(func(c *client) error { return a.expectClose(c, "silent after connect") })
+		return a.withClient(func(c *ampstest.Conn) error { return a.expectClose(c, "silent after connect") })
 	})
 	repeat(&atk, "silent after preflight", 4, 4, func(i int) error {
-		return a.withClient(func(c *client) error {
-			status, err := c.preflight("/amps/json")
+		return a.withClient(func(c *ampstest.Conn) error {
+			status, err := preflightStatus(c, "/amps/json")
 			if err != nil {
 				return err
 			}
@@ -439,8 +447,8 @@ func TestHostileClientsDoNotHurtWellBehavedOnes(t *testing.T) {
 		})
 	})
 	repeat(&atk, "logon trickled", 4, 4, func(i int) error {
-		return a.withClient(func(c *client) error {
-			stop := trickle(c, appendFrame(nil, `{"c":"logon","cid":"1","client_name":"slow","mt":"json","a":"processed"}`, nil))
+		return a.withClient(func(c *ampstest.Conn) error {
+			stop := trickle(c, protocol.AppendStreamFrame(nil, []byte(`{"c":"logon","cid":"1","client_name":"slow","mt":"json","a":"processed"}`), nil))
 			defer stop()
 			return a.expectClose(c, "logon trickled")
 		})
@@ -457,15 +465,15 @@ func TestHostileClientsDoNotHurtWellBehavedOnes(t *testing.T) {
 			c.Close()
 			a.out.add("connection burst", "closed at once")
 		case 1:
-			c.abort()
+			c.Abort()
 			a.out.add("connection burst", "reset at once")
 		case 2:
-			c.writeRaw([]byte("GET /am"))
+			c.WriteRaw([]byte("GET /am"))
 			c.Close()
 			a.out.add("connection burst", "half a preflight, closed")
 		case 3:
-			err := c.logonOK(fmt.Sprint("burst-", i))
-			c.abort()
+			err := logonOK(c, fmt.Sprint("burst-", i))
+			c.Abort()
 			if err != nil {
 				return err
 			}
@@ -477,7 +485,7 @@ func TestHostileClientsDoNotHurtWellBehavedOnes(t *testing.T) {
 	// Subscribers that never read, while a publisher floods their topic
 	// (semantics §5.4).
 	atk.Go("never-reading subscribers", func() error {
-		return neverReadingSubscribers(a, sb.b)
+		return neverReadingSubscribers(a, sb.Broker)
 	})
 
 	errs := atk.Wait()
@@ -490,14 +498,14 @@ func TestHostileClientsDoNotHurtWellBehavedOnes(t *testing.T) {
 
 	// Only the well-behaved pair is left.
 	if !waitFor(outcomeWithin, func() bool {
-		st := sb.b.Stats()
+		st := sb.Stats()
 		return st.Connections == 2 && st.Transports["tcp"] == 2
 	}) {
-		st := sb.b.Stats()
+		st := sb.Stats()
 		t.Errorf("after the attacks: %d sessions, %v open per transport, want 2 (the well-behaved pair); conns %+v",
 			st.Connections, st.Transports, st.Conns)
 	}
-	st := sb.b.Stats()
+	st := sb.Stats()
 	if st.SlowConsumers != neverReaders {
 		t.Errorf("Stats.SlowConsumers = %d, want %d (the never-reading subscribers only)", st.SlowConsumers, neverReaders)
 	}
@@ -514,7 +522,7 @@ func TestHostileClientsDoNotHurtWellBehavedOnes(t *testing.T) {
 		st.MessagesIn, st.MessagesOut, st.BytesIn>>20, st.SlowConsumers)
 
 	stopPeak()
-	sb.shutdown(t)
+	sb.Stop()
 	memAfter := readMem(true)
 	t.Logf("memory: baseline RSS %.1f MiB heap %.1f MiB; peak RSS %.1f MiB heap %.1f MiB; after shutdown RSS %.1f MiB heap %.1f MiB",
 		mib(mem0.rss), mib(mem0.heapInuse), mib(memPeakSample.rss), mib(memPeakSample.heapInuse),
@@ -537,7 +545,7 @@ func TestHostileClientsDoNotHurtWellBehavedOnes(t *testing.T) {
 func neverReadingSubscribers(a *arena, b *broker.Broker) error {
 	const topic = "flood"
 	slow0 := b.Stats().SlowConsumers
-	var readers []*client
+	var readers []*ampstest.Conn
 	defer func() {
 		for _, c := range readers {
 			c.Close()
@@ -554,11 +562,11 @@ func neverReadingSubscribers(a *arena, b *broker.Broker) error {
 		// the loopback MSS (64 KiB): a window that can never hold one
 		// segment stalls the final drain in sender-side silly window
 		// avoidance, which only persist-timer probes get through.
-		c.conn.(*net.TCPConn).SetReadBuffer(256 << 10)
-		if err := c.logonOK(fmt.Sprint("never-reads-", i)); err != nil {
+		c.NetConn().(*net.TCPConn).SetReadBuffer(256 << 10)
+		if err := logonOK(c, fmt.Sprint("never-reads-", i)); err != nil {
 			return err
 		}
-		if err := c.subscribe("s", topic); err != nil {
+		if err := c.Subscribe("s", topic); err != nil {
 			return err
 		}
 	}
@@ -567,7 +575,7 @@ func neverReadingSubscribers(a *arena, b *broker.Broker) error {
 		return err
 	}
 	defer pub.Close()
-	if err := pub.logonOK("flooder"); err != nil {
+	if err := logonOK(pub, "flooder"); err != nil {
 		return err
 	}
 	body := bytes.Repeat([]byte("z"), floodBody)
@@ -578,7 +586,7 @@ func neverReadingSubscribers(a *arena, b *broker.Broker) error {
 				b.Stats().SlowConsumers-slow0, neverReaders, sent, floodBody)
 		}
 		for range 64 {
-			if err := pub.publish(topic, body); err != nil {
+			if err := pub.Publish(topic, body); err != nil {
 				return fmt.Errorf("flood publish %d: %w", sent, err)
 			}
 			sent++
@@ -589,7 +597,7 @@ func neverReadingSubscribers(a *arena, b *broker.Broker) error {
 		if err := a.expectClose(c, "never-reading subscriber"); err != nil {
 			st := b.Stats()
 			return fmt.Errorf("never-reader %d (local %v): %w\nslow consumers %d; open conns %+v\n%s",
-				i, c.conn.LocalAddr(), err, st.SlowConsumers-slow0, st.Conns, goroutineDump())
+				i, c.NetConn().LocalAddr(), err, st.SlowConsumers-slow0, st.Conns, goroutineDump())
 		}
 	}
 	return nil
@@ -603,4 +611,10 @@ func randomBytes(seed uint64, n int) []byte {
 		b[i] = byte(r.Uint32())
 	}
 	return b
+}
+
+// lengthPrefix returns a bare 4-byte big-endian length prefix of the stream
+// encoding, for frames that lie about their length.
+func lengthPrefix(n uint32) []byte {
+	return binary.BigEndian.AppendUint32(nil, n)
 }

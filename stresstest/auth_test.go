@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ampsbroker/ampsbroker/ampstest"
+	"github.com/ampsbroker/ampsbroker/protocol"
+
 	"github.com/ampsbroker/ampsbroker/broker"
 )
 
@@ -24,9 +27,9 @@ func TestAuthAndEntitlementFailuresOverTCP(t *testing.T) {
 			"bob":   {Read: []string{"pub/"}, Write: []string{"bob/"}},
 		},
 	}, nil)
-	dial := func() *client {
+	dial := func() *ampstest.Conn {
 		t.Helper()
-		c, err := dialClient(sb.addr, limit)
+		c, err := dialClient(sb.TCPAddr, limit)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -37,7 +40,7 @@ func TestAuthAndEntitlementFailuresOverTCP(t *testing.T) {
 	// An in-process client is not checked by the Entitler: it sees every
 	// topic, so it can tell whether a refused publish went anywhere.
 	ctx := context.Background()
-	watcher, err := sb.b.Connect(ctx, "watcher", nil)
+	watcher, err := sb.Connect(ctx, "watcher", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +53,7 @@ func TestAuthAndEntitlementFailuresOverTCP(t *testing.T) {
 		select {
 		case m := <-seen:
 			return m
-		case <-time.After(opTimeout):
+		case <-time.After(ampstest.DefaultTimeout):
 			t.Fatal("the in-process watcher received nothing")
 		}
 		return broker.Message{}
@@ -61,24 +64,24 @@ func TestAuthAndEntitlementFailuresOverTCP(t *testing.T) {
 			{"alice", "wrong"}, {"alice", ""}, {"mallory", "alice-pw"}, {"", ""},
 		} {
 			c := dial()
-			ack, err := c.logon("intruder", cred.user, cred.pw)
+			ack, err := c.LogonWith(&protocol.Header{CommandID: "logon", ClientName: "intruder", UserID: cred.user, Password: cred.pw})
 			if err != nil {
 				t.Fatalf("logon %q/%q: %v", cred.user, cred.pw, err)
 			}
-			if ack.str("status") != "failure" || ack.str("reason") != broker.ReasonAuthFailure {
+			if ack.Field("status") != "failure" || ack.Field("reason") != broker.ReasonAuthFailure {
 				t.Errorf("logon %q/%q: got %s, want a failure ack with reason %q", cred.user, cred.pw, ack, broker.ReasonAuthFailure)
 			}
-			if _, err := c.expectClosed(opTimeout); err != nil {
+			if _, err := c.ExpectClosed(ampstest.DefaultTimeout); err != nil {
 				t.Errorf("logon %q/%q: after the failure ack: %v", cred.user, cred.pw, err)
 			}
 		}
-		if got := sb.b.Stats().AuthFailures; got != 4 {
+		if got := sb.Stats().AuthFailures; got != 4 {
 			t.Errorf("Stats.AuthFailures = %d, want 4", got)
 		}
 	})
 
 	alice := dial()
-	if ack, err := alice.logon("alice-app", "alice", "alice-pw"); err != nil || ack.str("status") != "success" {
+	if ack, err := alice.LogonWith(&protocol.Header{CommandID: "logon", ClientName: "alice-app", UserID: "alice", Password: "alice-pw"}); err != nil || ack.Field("status") != "success" {
 		t.Fatalf("alice's logon: %v %s", err, ack)
 	}
 
@@ -87,31 +90,31 @@ func TestAuthAndEntitlementFailuresOverTCP(t *testing.T) {
 	t.Run("forbidden literal subscribe", func(t *testing.T) {
 		for i, topic := range []string{"secret/x", "bob/x", "pub"} {
 			cid := fmt.Sprint("sub-", i)
-			if err := alice.send(map[string]any{"c": "subscribe", "cid": cid, "sub_id": cid, "t": topic, "a": "processed"}, nil); err != nil {
+			if err := alice.SendJSON(map[string]any{"c": "subscribe", "cid": cid, "sub_id": cid, "t": topic, "a": "processed"}, nil); err != nil {
 				t.Fatal(err)
 			}
-			ack, err := alice.awaitAck(cid, "processed")
+			ack, err := alice.AwaitAck(cid, "processed")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ack.str("status") != "failure" || ack.str("reason") != broker.ReasonNotEntitled || ack.str("sub_id") != cid {
+			if ack.Field("status") != "failure" || ack.Field("reason") != broker.ReasonNotEntitled || ack.Field("sub_id") != cid {
 				t.Errorf("subscribe to %q: got %s, want a failure ack with reason %q and sub_id %q",
 					topic, ack, broker.ReasonNotEntitled, cid)
 			}
 		}
 		// The connection stays open and permitted commands still work.
-		if err := alice.subscribe("ok", "alice/inbox"); err != nil {
+		if err := alice.Subscribe("ok", "alice/inbox"); err != nil {
 			t.Errorf("permitted subscribe after the refusals: %v", err)
 		}
 	})
 
 	t.Run("forbidden publish", func(t *testing.T) {
-		pubAck := func(cid, topic string) frame {
+		pubAck := func(cid, topic string) ampstest.Message {
 			t.Helper()
-			if err := alice.send(map[string]any{"c": "p", "cid": cid, "t": topic, "a": "processed"}, []byte(cid)); err != nil {
+			if err := alice.SendJSON(map[string]any{"c": "p", "cid": cid, "t": topic, "a": "processed"}, []byte(cid)); err != nil {
 				t.Fatal(err)
 			}
-			ack, err := alice.awaitAck(cid, "processed")
+			ack, err := alice.AwaitAck(cid, "processed")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,13 +122,13 @@ func TestAuthAndEntitlementFailuresOverTCP(t *testing.T) {
 		}
 		for i, topic := range []string{"secret/x", "bob/x"} {
 			cid := fmt.Sprint("forbidden-", i)
-			if ack := pubAck(cid, topic); ack.str("status") != "failure" || ack.str("reason") != broker.ReasonNotEntitled {
+			if ack := pubAck(cid, topic); ack.Field("status") != "failure" || ack.Field("reason") != broker.ReasonNotEntitled {
 				t.Errorf("publish to %q: got %s, want a failure ack with reason %q", topic, ack, broker.ReasonNotEntitled)
 			}
 		}
 		// Deliveries to the watcher keep alice's publish order, so if a
 		// refused publish had been routed it would show up before this.
-		if ack := pubAck("allowed", "pub/news"); ack.str("status") != "success" {
+		if ack := pubAck("allowed", "pub/news"); ack.Field("status") != "success" {
 			t.Errorf("permitted publish: %s", ack)
 		}
 		if m := nextSeen(); m.Topic != "pub/news" || string(m.Data) != "allowed" {
@@ -134,12 +137,12 @@ func TestAuthAndEntitlementFailuresOverTCP(t *testing.T) {
 	})
 
 	t.Run("regex subscription", func(t *testing.T) {
-		if err := alice.subscribe("rx", `^(pub|secret|alice|bob)/`); err != nil {
+		if err := alice.Subscribe("rx", `^(pub|secret|alice|bob)/`); err != nil {
 			t.Fatal(err)
 		}
 		// The publisher is in process, so its own publishes are not
 		// checked; what alice receives is filtered by her read rights.
-		pub, err := sb.b.Connect(ctx, "publisher", nil)
+		pub, err := sb.Connect(ctx, "publisher", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,11 +158,11 @@ func TestAuthAndEntitlementFailuresOverTCP(t *testing.T) {
 			{"pub/a", "rx", "1"}, {"alice/b", "rx", "3"}, {"pub/a", "rx", "5"}, {"pub/end", "rx", "7"},
 		}
 		for _, w := range want {
-			f, err := alice.readFrame()
+			f, err := alice.Read()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if f.str("c") != "p" || f.str("t") != w.topic || f.str("sids") != w.sids || string(f.body) != w.body {
+			if f.Field("c") != "p" || f.Field("t") != w.topic || f.Field("sids") != w.sids || string(f.Body) != w.body {
 				t.Fatalf("alice got %s, want %s %q on %s", f, w.sids, w.body, w.topic)
 			}
 		}
@@ -167,19 +170,19 @@ func TestAuthAndEntitlementFailuresOverTCP(t *testing.T) {
 
 	t.Run("bob may write where he may not read", func(t *testing.T) {
 		bob := dial()
-		if ack, err := bob.logon("bob-app", "bob", "bob-pw"); err != nil || ack.str("status") != "success" {
+		if ack, err := bob.LogonWith(&protocol.Header{CommandID: "logon", ClientName: "bob-app", UserID: "bob", Password: "bob-pw"}); err != nil || ack.Field("status") != "success" {
 			t.Fatalf("bob's logon: %v %s", err, ack)
 		}
-		if err := bob.send(map[string]any{"c": "subscribe", "cid": "s", "t": "bob/x", "a": "processed"}, nil); err != nil {
+		if err := bob.SendJSON(map[string]any{"c": "subscribe", "cid": "s", "t": "bob/x", "a": "processed"}, nil); err != nil {
 			t.Fatal(err)
 		}
-		if ack, err := bob.awaitAck("s", "processed"); err != nil || ack.str("reason") != broker.ReasonNotEntitled {
+		if ack, err := bob.AwaitAck("s", "processed"); err != nil || ack.Field("reason") != broker.ReasonNotEntitled {
 			t.Errorf("bob subscribing to bob/x: %v %s, want %q", err, ack, broker.ReasonNotEntitled)
 		}
-		if err := bob.send(map[string]any{"c": "p", "cid": "w", "t": "bob/x", "a": "processed"}, []byte("b")); err != nil {
+		if err := bob.SendJSON(map[string]any{"c": "p", "cid": "w", "t": "bob/x", "a": "processed"}, []byte("b")); err != nil {
 			t.Fatal(err)
 		}
-		if ack, err := bob.awaitAck("w", "processed"); err != nil || ack.str("status") != "success" {
+		if ack, err := bob.AwaitAck("w", "processed"); err != nil || ack.Field("status") != "success" {
 			t.Errorf("bob publishing to bob/x: %v %s, want success", err, ack)
 		}
 		if m := nextSeen(); m.Topic != "bob/x" {
@@ -191,7 +194,7 @@ func TestAuthAndEntitlementFailuresOverTCP(t *testing.T) {
 	// subscribe, and the 5 topics alice's regex matched but may not read
 	// (secret/a, bob/a, secret/b, bob/b, bob/x), each asked once because
 	// the answer is cached per topic (Entitler doc, semantics §8.2).
-	if got := sb.b.Stats().NotEntitled; got != 11 {
+	if got := sb.Stats().NotEntitled; got != 11 {
 		t.Errorf("Stats.NotEntitled = %d, want 11", got)
 	}
 	watcher.Close()

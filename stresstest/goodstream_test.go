@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/ampsbroker/ampsbroker/ampstest"
 )
 
 // goodStream is a well-behaved publisher and subscriber exchanging a
@@ -15,7 +17,7 @@ import (
 // comes near the broker's outbound budget: if the subscriber is cut off or
 // loses a message, hostile clients did it.
 type goodStream struct {
-	pub, sub *client
+	pub, sub *ampstest.Conn
 	stopCh   chan struct{}
 	subDone  chan struct{}
 	received atomic.Int64
@@ -40,11 +42,11 @@ func startGoodStream(addr string, limit time.Time, minMessages int64) (*goodStre
 	if g.sub, err = dialClient(addr, limit); err != nil {
 		return nil, err
 	}
-	if err := g.sub.logonOK("good-sub"); err != nil {
+	if err := logonOK(g.sub, "good-sub"); err != nil {
 		g.sub.Close()
 		return nil, err
 	}
-	if err := g.sub.subscribe(goodTopic, goodTopic); err != nil {
+	if err := g.sub.Subscribe(goodTopic, goodTopic); err != nil {
 		g.sub.Close()
 		return nil, err
 	}
@@ -52,12 +54,12 @@ func startGoodStream(addr string, limit time.Time, minMessages int64) (*goodStre
 		g.sub.Close()
 		return nil, err
 	}
-	status, err := g.pub.preflight("/amps/json")
+	status, err := preflightStatus(g.pub, "/amps/json")
 	if err == nil && !strings.HasPrefix(status, "HTTP/1.1 101 ") {
 		err = fmt.Errorf("preflight answered %q, want 101", status)
 	}
 	if err == nil {
-		err = g.pub.logonOK("good-pub")
+		err = logonOK(g.pub, "good-pub")
 	}
 	if err != nil {
 		g.sub.Close()
@@ -93,13 +95,13 @@ func (g *goodStream) publish(limit time.Time, minMessages int64) error {
 				return fmt.Errorf("subscriber stuck at %d of %d messages at the test's deadline", g.received.Load(), n)
 			}
 		}
-		if err := g.pub.publish(goodTopic, fmt.Appendf(nil, `{"n":%d}`, n)); err != nil {
+		if err := g.pub.Publish(goodTopic, fmt.Appendf(nil, `{"n":%d}`, n)); err != nil {
 			return fmt.Errorf("publish %d: %w", n, err)
 		}
 		n++
 	}
 	g.sent = n
-	return g.pub.publish(goodTopic, fmt.Appendf(nil, `{"end":%d}`, n))
+	return g.pub.Publish(goodTopic, fmt.Appendf(nil, `{"end":%d}`, n))
 }
 
 // subscribe checks every delivery: right topic and subscription, numbers
@@ -108,19 +110,19 @@ func (g *goodStream) subscribe() error {
 	defer close(g.subDone)
 	var next int64
 	for {
-		f, err := g.sub.readFrame()
+		f, err := g.sub.Read()
 		if err != nil {
 			return fmt.Errorf("after %d messages: %w", next, err)
 		}
-		if f.str("c") == "heartbeat" {
+		if f.Field("c") == "heartbeat" {
 			continue
 		}
-		if f.str("c") != "p" || f.str("t") != goodTopic || f.str("sids") != goodTopic {
+		if f.Field("c") != "p" || f.Field("t") != goodTopic || f.Field("sids") != goodTopic {
 			return fmt.Errorf("after %d messages: unexpected %s", next, f)
 		}
 		var m struct{ N, End *int64 }
-		if err := json.Unmarshal(f.body, &m); err != nil || (m.N == nil) == (m.End == nil) {
-			return fmt.Errorf("after %d messages: bad body %q", next, f.body)
+		if err := json.Unmarshal(f.Body, &m); err != nil || (m.N == nil) == (m.End == nil) {
+			return fmt.Errorf("after %d messages: bad body %q", next, f.Body)
 		}
 		if m.End != nil {
 			if *m.End != next {

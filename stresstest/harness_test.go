@@ -3,8 +3,6 @@ package stresstest
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -16,51 +14,38 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ampsbroker/ampsbroker/ampstest"
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/listener"
 )
 
-// servedBroker is a broker serving one TCP listener on 127.0.0.1.
-type servedBroker struct {
-	b    *broker.Broker
-	addr string
-
-	serveErr  chan error
-	closeOnce sync.Once
-}
-
-// startBroker starts a broker with a TCP listener on 127.0.0.1:0. The test
-// stops it with shutdown; a cleanup closes it if the test ends early.
-func startBroker(t testing.TB, opts *broker.Options, tcpOpts *listener.TCPOptions) *servedBroker {
+// startBroker starts a test broker whose TCP listener has tcpOpts; it
+// stops, checking that it drains, when the test ends or at sb.Stop().
+func startBroker(t testing.TB, opts *broker.Options, tcpOpts *listener.TCPOptions) *ampstest.Broker {
 	t.Helper()
-	l, err := listener.ListenTCP("127.0.0.1:0", tcpOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb := &servedBroker{b: broker.New(opts), addr: l.Addr().String(), serveErr: make(chan error, 1)}
-	go func() { sb.serveErr <- sb.b.Serve(l) }()
-	t.Cleanup(func() { sb.shutdown(t) })
-	return sb
+	return ampstest.NewBroker(t, &ampstest.Options{Broker: opts, TCP: tcpOpts})
 }
 
-// shutdown shuts the broker down gracefully (bounded by 10 s) and checks
-// that Serve returned ErrBrokerClosed. It is idempotent.
-func (sb *servedBroker) shutdown(t testing.TB) {
-	sb.closeOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := sb.b.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		select {
-		case err := <-sb.serveErr:
-			if !errors.Is(err, broker.ErrBrokerClosed) {
-				t.Errorf("Serve returned %v, want ErrBrokerClosed", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("Serve did not return within 10 s of Shutdown")
-		}
-	})
+// dialClient connects a test client to the TCP transport at addr; none of
+// its operations waits past limit.
+func dialClient(addr string, limit time.Time) (*ampstest.Conn, error) {
+	return ampstest.DialConn("tcp://"+addr+"/amps/json", &ampstest.DialOptions{Deadline: limit})
+}
+
+// logonOK logs c on as name and requires success.
+func logonOK(c *ampstest.Conn, name string) error {
+	_, err := c.Logon(name)
+	return err
+}
+
+// preflightStatus sends the HTTP preflight for target and returns the
+// answer's status line.
+func preflightStatus(c *ampstest.Conn, target string) (string, error) {
+	resp, err := c.Preflight(target, nil)
+	if err != nil {
+		return "", err
+	}
+	return resp.Proto + " " + resp.Status, nil
 }
 
 // waitFor polls cond every 20 ms until it holds or within passes.

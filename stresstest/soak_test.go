@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ampsbroker/ampsbroker/ampstest"
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/listener"
 )
@@ -149,7 +150,7 @@ func TestSoak(t *testing.T) {
 	// Long-lived subscribers: each checks every publisher whole.
 	var longSubs crew
 	type longSub struct {
-		c      *client
+		c      *ampstest.Conn
 		topic  string
 		check  *seqCheck
 		hb     bool
@@ -157,24 +158,24 @@ func TestSoak(t *testing.T) {
 	}
 	var subs []*longSub
 	for i, topic := range []string{"soak/0", `^soak/[01]$`, `^soak/`, "soak/3"} {
-		c, err := dialClient(sb.addr, limit)
+		c, err := dialClient(sb.TCPAddr, limit)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
 		ls := &longSub{c: c, topic: topic, check: newSeqCheck(true), hb: i%2 == 1, wantPs: map[string]bool{}}
-		if err := c.logonOK(fmt.Sprint("long-sub-", i)); err != nil {
+		if err := logonOK(c, fmt.Sprint("long-sub-", i)); err != nil {
 			t.Fatal(err)
 		}
 		if ls.hb {
-			if err := c.startHeartbeat(1); err != nil {
+			if err := c.Heartbeat(1); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := c.awaitAck("hb", "received"); err != nil {
+			if _, err := c.AwaitAck("hb", "received"); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := c.subscribe("s", topic); err != nil {
+		if err := c.Subscribe("s", topic); err != nil {
 			t.Fatal(err)
 		}
 		for p := 0; p < soakPublishers; p++ {
@@ -186,7 +187,7 @@ func TestSoak(t *testing.T) {
 	}
 	for i, ls := range subs {
 		longSubs.Go(fmt.Sprint("long-lived subscriber ", i), func() error {
-			defer func() { ls.c.conn.SetDeadline(time.Now()) }()
+			defer func() { ls.c.NetConn().SetDeadline(time.Now()) }()
 			return readSoak(ls.c, ls.check, &cnt, func() bool {
 				for p := range ls.wantPs {
 					if !ls.check.ended[p] {
@@ -202,12 +203,12 @@ func TestSoak(t *testing.T) {
 	// Long-lived publishers.
 	for p := 0; p < soakPublishers; p++ {
 		load.Go(fmt.Sprint("publisher L", p), func() error {
-			c, err := dialClient(sb.addr, limit)
+			c, err := dialClient(sb.TCPAddr, limit)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			if err := c.logonOK(fmt.Sprint("long-pub-", p)); err != nil {
+			if err := logonOK(c, fmt.Sprint("long-pub-", p)); err != nil {
 				return err
 			}
 			perTick := max(*soakRate/100, 1)
@@ -218,14 +219,14 @@ func TestSoak(t *testing.T) {
 			for !stopped() {
 				<-tick.C
 				for range perTick {
-					if err := c.publish(topic, fmt.Appendf(nil, `{"p":%q,"n":%d}`, id, n)); err != nil {
+					if err := c.Publish(topic, fmt.Appendf(nil, `{"p":%q,"n":%d}`, id, n)); err != nil {
 						return fmt.Errorf("publish %d: %w", n, err)
 					}
 					n++
 				}
 				cnt.published.Add(int64(perTick))
 			}
-			if err := c.publish(topic, fmt.Appendf(nil, `{"p":%q,"end":%d}`, id, n)); err != nil {
+			if err := c.Publish(topic, fmt.Appendf(nil, `{"p":%q,"end":%d}`, id, n)); err != nil {
 				return err
 			}
 			return flushAndClose(c)
@@ -236,7 +237,7 @@ func TestSoak(t *testing.T) {
 		load.Go(fmt.Sprint("churning publisher ", w), func() error {
 			r := rand.New(rand.NewPCG(uint64(w), 1))
 			for life := 0; !stopped(); life++ {
-				if err := churnPublisher(sb.addr, limit, fmt.Sprintf("C%d-%d", w, life), r, &cnt); err != nil {
+				if err := churnPublisher(sb.TCPAddr, limit, fmt.Sprintf("C%d-%d", w, life), r, &cnt); err != nil {
 					return fmt.Errorf("life %d: %w", life, err)
 				}
 				cnt.pubLives.Add(1)
@@ -249,7 +250,7 @@ func TestSoak(t *testing.T) {
 		load.Go(fmt.Sprint("churning subscriber ", w), func() error {
 			r := rand.New(rand.NewPCG(uint64(w), 2))
 			for life := 0; !stopped(); life++ {
-				if err := churnSubscriber(sb.addr, limit, fmt.Sprintf("churn-sub-%d-%d", w, life), r, &cnt); err != nil {
+				if err := churnSubscriber(sb.TCPAddr, limit, fmt.Sprintf("churn-sub-%d-%d", w, life), r, &cnt); err != nil {
 					return fmt.Errorf("life %d: %w", life, err)
 				}
 				cnt.subLives.Add(1)
@@ -261,7 +262,7 @@ func TestSoak(t *testing.T) {
 	for w := 0; w < soakSlowConsumers; w++ {
 		load.Go(fmt.Sprint("slow consumer ", w), func() error {
 			for life := 0; !stopped(); life++ {
-				if err := slowConsumerLife(sb.b, sb.addr, limit, fmt.Sprintf("slow-%d-%d", w, life), stop, &cnt); err != nil {
+				if err := slowConsumerLife(sb.Broker, sb.TCPAddr, limit, fmt.Sprintf("slow-%d-%d", w, life), stop, &cnt); err != nil {
 					return fmt.Errorf("life %d: %w", life, err)
 				}
 				cnt.slowLives.Add(1)
@@ -275,7 +276,7 @@ func TestSoak(t *testing.T) {
 		defer pace.Stop()
 		for i := 0; !stopped(); i++ {
 			<-pace.C
-			c, err := dialClient(sb.addr, limit)
+			c, err := dialClient(sb.TCPAddr, limit)
 			if err != nil {
 				return err
 			}
@@ -283,10 +284,10 @@ func TestSoak(t *testing.T) {
 			case 0:
 				c.Close()
 			case 1:
-				c.abort()
+				c.Abort()
 			case 2:
-				err := c.logonOK(fmt.Sprint("raw-", i))
-				c.abort()
+				err := logonOK(c, fmt.Sprint("raw-", i))
+				c.Abort()
 				if err != nil {
 					return err
 				}
@@ -301,7 +302,7 @@ func TestSoak(t *testing.T) {
 	start := time.Now()
 	sample := func() {
 		rows = append(rows, soakSampleRow{at: time.Since(start), mem: readMem(true),
-			goroutines: runtime.NumGoroutine(), st: sb.b.Stats()})
+			goroutines: runtime.NumGoroutine(), st: sb.Stats()})
 	}
 	sample()
 	tick := time.NewTicker(*soakSample)
@@ -321,7 +322,7 @@ func TestSoak(t *testing.T) {
 		t.Logf("broker's reason for closing %s: %s", k, v)
 		return true
 	})
-	final := sb.b.Stats()
+	final := sb.Stats()
 
 	t.Logf("%8s %9s %9s %6s %6s %6s %11s %11s %5s", "at", "RSS MiB", "heap MiB", "gorout", "conns", "subs", "msgs in", "msgs out", "slow")
 	for _, r := range rows {
@@ -347,7 +348,7 @@ func TestSoak(t *testing.T) {
 	}
 	checkFlat(t, rows)
 
-	sb.shutdown(t)
+	sb.Stop()
 	checkGoroutines(t, baseGoroutines, 10*time.Second)
 }
 
@@ -403,9 +404,9 @@ func topicMatches(sub, topic string) bool {
 
 // readSoak reads deliveries, answers heartbeats, and checks sequences
 // until done says so or the connection fails.
-func readSoak(c *client, chk *seqCheck, cnt *soakCounters, done func() bool) error {
+func readSoak(c *ampstest.Conn, chk *seqCheck, cnt *soakCounters, done func() bool) error {
 	for !done() {
-		f, err := c.readFrame()
+		f, err := c.Read()
 		if err != nil {
 			return fmt.Errorf("after %d messages: %w", chk.msgs, err)
 		}
@@ -416,27 +417,27 @@ func readSoak(c *client, chk *seqCheck, cnt *soakCounters, done func() bool) err
 	return nil
 }
 
-func handleSoakFrame(c *client, f frame, chk *seqCheck, cnt *soakCounters) error {
-	switch f.str("c") {
+func handleSoakFrame(c *ampstest.Conn, f ampstest.Message, chk *seqCheck, cnt *soakCounters) error {
+	switch f.Field("c") {
 	case "heartbeat":
 		cnt.heartbeats.Add(1)
 		cnt.beatsSent.Add(1)
-		return c.beat()
+		return c.Beat()
 	case "p":
 		cnt.received.Add(1)
-		return chk.check(f.body)
+		return chk.check(f.Body)
 	}
 	return fmt.Errorf("unexpected %s", f)
 }
 
 // flushAndClose waits for a flush ack, so everything sent before it has
 // been routed, then closes.
-func flushAndClose(c *client) error {
+func flushAndClose(c *ampstest.Conn) error {
 	defer c.Close()
-	if err := c.send(map[string]any{"c": "flush", "cid": "f", "a": "processed"}, nil); err != nil {
+	if err := c.SendJSON(map[string]any{"c": "flush", "cid": "f", "a": "processed"}, nil); err != nil {
 		return err
 	}
-	_, err := c.awaitAck("f", "processed")
+	_, err := c.AwaitAck("f", "processed")
 	return err
 }
 
@@ -449,13 +450,13 @@ func churnPublisher(addr string, limit time.Time, id string, r *rand.Rand, cnt *
 		return err
 	}
 	defer c.Close()
-	if err := c.logonOK(id); err != nil {
+	if err := logonOK(c, id); err != nil {
 		return err
 	}
 	topic := fmt.Sprint("soak/", r.IntN(soakTopics))
 	total := int64(50 + r.IntN(500))
 	for n := int64(0); n < total; n++ {
-		if err := c.publish(topic, fmt.Appendf(nil, `{"p":%q,"n":%d}`, id, n)); err != nil {
+		if err := c.Publish(topic, fmt.Appendf(nil, `{"p":%q,"n":%d}`, id, n)); err != nil {
 			return err
 		}
 		if n%10 == 9 {
@@ -463,7 +464,7 @@ func churnPublisher(addr string, limit time.Time, id string, r *rand.Rand, cnt *
 		}
 	}
 	cnt.published.Add(total)
-	if err := c.publish(topic, fmt.Appendf(nil, `{"p":%q,"end":%d}`, id, total)); err != nil {
+	if err := c.Publish(topic, fmt.Appendf(nil, `{"p":%q,"end":%d}`, id, total)); err != nil {
 		return err
 	}
 	return flushAndClose(c)
@@ -478,30 +479,30 @@ func churnSubscriber(addr string, limit time.Time, name string, r *rand.Rand, cn
 		return err
 	}
 	defer c.Close()
-	if err := c.logonOK(name); err != nil {
+	if err := logonOK(c, name); err != nil {
 		return err
 	}
 	hb := r.IntN(2) == 0
 	if hb {
-		if err := c.startHeartbeat(1); err != nil {
+		if err := c.Heartbeat(1); err != nil {
 			return err
 		}
 	}
 	topic := soakSubscriptions[r.IntN(len(soakSubscriptions))]
-	if err := c.send(map[string]any{"c": "subscribe", "cid": "s", "sub_id": "s", "t": topic, "a": "processed"}, nil); err != nil {
+	if err := c.SendJSON(map[string]any{"c": "subscribe", "cid": "s", "sub_id": "s", "t": topic, "a": "processed"}, nil); err != nil {
 		return err
 	}
 	chk := newSeqCheck(false)
 	acked := false
 	end := time.Now().Add(time.Duration(500+r.IntN(2500)) * time.Millisecond)
 	for time.Now().Before(end) || !acked {
-		wait := opTimeout
+		wait := ampstest.DefaultTimeout
 		if acked {
 			// Once subscribed, read until the life ends; traffic may
 			// stop meanwhile (the soak's end), which is no error.
 			wait = time.Until(end)
 		}
-		f, err := c.readFrameWithin(wait)
+		f, err := c.ReadWithin(wait)
 		var ne net.Error
 		if acked && errors.As(err, &ne) && ne.Timeout() && !time.Now().Before(end) {
 			break
@@ -509,11 +510,11 @@ func churnSubscriber(addr string, limit time.Time, name string, r *rand.Rand, cn
 		if err != nil {
 			return fmt.Errorf("%s on %q after %d messages: %w", name, topic, chk.msgs, err)
 		}
-		if f.str("c") == "ack" {
-			if f.str("status") != "success" {
+		if f.Field("c") == "ack" {
+			if f.Field("status") != "success" {
 				return fmt.Errorf("%s: %s", name, f)
 			}
-			acked = acked || f.str("cid") == "s"
+			acked = acked || f.Field("cid") == "s"
 			continue
 		}
 		if err := handleSoakFrame(c, f, chk, cnt); err != nil {
@@ -522,9 +523,9 @@ func churnSubscriber(addr string, limit time.Time, name string, r *rand.Rand, cn
 	}
 	switch r.IntN(3) {
 	case 0:
-		return c.send(map[string]any{"c": "unsubscribe", "sub_id": "all"}, nil)
+		return c.SendJSON(map[string]any{"c": "unsubscribe", "sub_id": "all"}, nil)
 	case 1:
-		c.abort()
+		c.Abort()
 	}
 	return nil
 }
@@ -537,11 +538,11 @@ func slowConsumerLife(b *broker.Broker, addr string, limit time.Time, name strin
 		return err
 	}
 	defer c.Close()
-	c.conn.(*net.TCPConn).SetReadBuffer(256 << 10)
-	if err := c.logonOK(name); err != nil {
+	c.NetConn().(*net.TCPConn).SetReadBuffer(256 << 10)
+	if err := logonOK(c, name); err != nil {
 		return err
 	}
-	if err := c.subscribe("s", `^soak/`); err != nil {
+	if err := c.Subscribe("s", `^soak/`); err != nil {
 		return err
 	}
 	before := b.Stats().SlowConsumers
@@ -561,7 +562,7 @@ func slowConsumerLife(b *broker.Broker, addr string, limit time.Time, name strin
 	// reader's window was shut for long. Seen: 14 s from the cut to EOF.
 	// So this wait is bounded by 2 minutes, and the time is reported.
 	cut := time.Now()
-	_, err = c.expectClosed(slowCloseWithin)
+	_, err = c.ExpectClosed(slowCloseWithin)
 	if err == nil {
 		d := time.Since(cut)
 		for {

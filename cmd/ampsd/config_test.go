@@ -4,13 +4,10 @@ package main
 // -sample-config (amps-config §3 and §10), over real sockets.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +21,7 @@ import (
 
 	"github.com/ampsbroker/ampsbroker/internal/testcert"
 
+	"github.com/ampsbroker/ampsbroker/ampstest"
 	"github.com/ampsbroker/ampsbroker/config"
 	"github.com/coder/websocket"
 )
@@ -141,115 +139,6 @@ func captureStdout(t *testing.T, fn func(stdout io.Writer)) string {
 	return out.String()
 }
 
-// streamClient is an AMPS client on a stream transport (tcp, tcps,
-// amps-unix): 4-byte big-endian length, then header and body (wire §2.1).
-type streamClient struct {
-	t    *testing.T
-	what string
-	c    net.Conn
-	r    *bufio.Reader
-}
-
-func newStreamClient(t *testing.T, what string, c net.Conn) *streamClient {
-	t.Helper()
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(15 * time.Second))
-	return &streamClient{t: t, what: what, c: c, r: bufio.NewReader(c)}
-}
-
-func (s *streamClient) send(headerAndBody string) {
-	s.t.Helper()
-	frame := append(binary.BigEndian.AppendUint32(nil, uint32(len(headerAndBody))), headerAndBody...)
-	if _, err := s.c.Write(frame); err != nil {
-		s.t.Fatalf("%s: write: %v", s.what, err)
-	}
-}
-
-func (s *streamClient) recv() string {
-	s.t.Helper()
-	var n uint32
-	if err := binary.Read(s.r, binary.BigEndian, &n); err != nil {
-		s.t.Fatalf("%s: reading frame length: %v", s.what, err)
-	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(s.r, b); err != nil {
-		s.t.Fatalf("%s: reading %d-byte frame: %v", s.what, n, err)
-	}
-	return string(b)
-}
-
-// logon sends the raw AMPS logon of the brief and checks the ack.
-func (s *streamClient) logon() {
-	s.t.Helper()
-	s.send(`{"c":"logon","cid":"1","client_name":"t","mt":"json","a":"processed"}`)
-	ack := s.recv()
-	if !strings.Contains(ack, `"c":"ack"`) || !strings.Contains(ack, `"status":"success"`) {
-		s.t.Fatalf("%s: logon answered with %s", s.what, ack)
-	}
-}
-
-// wsClient speaks the WebSocket encoding of the official JavaScript client
-// (wire §3).
-type wsClient struct {
-	t   *testing.T
-	c   *websocket.Conn
-	ctx context.Context
-}
-
-func dialWS(t *testing.T, addr string) *wsClient {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	t.Cleanup(cancel)
-	c, _, err := websocket.Dial(ctx, "ws://"+addr+"/amps/json", nil)
-	if err != nil {
-		t.Fatalf("websocket dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { c.CloseNow() })
-	w := &wsClient{t: t, c: c, ctx: ctx}
-	// The payload-encoding selector, sent once before logon (wire §3.2).
-	w.write(websocket.MessageText, "text")
-	return w
-}
-
-func (w *wsClient) write(typ websocket.MessageType, p string) {
-	w.t.Helper()
-	if err := w.c.Write(w.ctx, typ, []byte(p)); err != nil {
-		w.t.Fatalf("websocket write %q: %v", p, err)
-	}
-}
-
-// command sends a header-only command: count frame 01 00 00 00 (little
-// endian, wire §3.3), then the header as a text frame.
-func (w *wsClient) command(header string) {
-	w.t.Helper()
-	w.write(websocket.MessageBinary, "\x01\x00\x00\x00")
-	w.write(websocket.MessageText, header)
-}
-
-// readText reads one frame and requires it to be text: every server
-// header, and JSON bodies in text mode, are text frames (wire §3.4).
-func (w *wsClient) readText() string {
-	w.t.Helper()
-	typ, p, err := w.c.Read(w.ctx)
-	if err != nil {
-		w.t.Fatalf("websocket read: %v", err)
-	}
-	if typ != websocket.MessageText {
-		w.t.Fatalf("websocket frame %q is %v, want text", p, typ)
-	}
-	return string(p)
-}
-
-// header decodes an AMPS JSON header.
-func header(t *testing.T, s string) map[string]any {
-	t.Helper()
-	var h map[string]any
-	if err := json.Unmarshal([]byte(s), &h); err != nil {
-		t.Fatalf("header %q: %v", s, err)
-	}
-	return h
-}
-
 var listeningRE = regexp.MustCompile(`msg=listening transport=(\S+) addr=(\S+)`)
 
 // boundAddrs waits until the log names every transport in names and returns
@@ -295,51 +184,32 @@ func TestConfigServesEveryTransportOnOneBroker(t *testing.T) {
 	}
 
 	// Plain TCP.
-	nc, err := net.DialTimeout("tcp", addrs["json-tcp"], 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tcpc := newStreamClient(t, "tcp", nc)
-	tcpc.logon()
+	tcpc := ampstest.Dial(t, "tcp://"+addrs["json-tcp"]+"/amps/json", nil)
+	tcpc.Logon("t")
 
 	// TLS, verifying the server certificate against the generated CA
 	// (InsecureSkipVerify stays false).
 	roots := x509.NewCertPool()
 	roots.AddCert(cert)
-	dialer := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 5 * time.Second}, Config: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}}
-	tc, err := dialer.DialContext(context.Background(), "tcp", addrs["json-tls"])
-	if err != nil {
-		t.Fatalf("TLS dial %s: %v", addrs["json-tls"], err)
-	}
-	state := tc.(*tls.Conn).ConnectionState()
+	tlsc := ampstest.Dial(t, "tcps://"+addrs["json-tls"]+"/amps/json",
+		&ampstest.DialOptions{TLS: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}})
+	state := tlsc.NetConn().(*tls.Conn).ConnectionState()
 	if len(state.PeerCertificates) == 0 || state.PeerCertificates[0].CheckSignatureFrom(cert) != nil {
 		t.Fatalf("TLS transport did not present the configured certificate (one issued by the test CA)")
 	}
 	if state.Version < tls.VersionTLS12 {
 		t.Errorf("TLS version %x, below the configured TLSv1.2", state.Version)
 	}
-	tlsc := newStreamClient(t, "tls", tc)
-	tlsc.logon()
+	tlsc.Logon("t")
 
 	// Unix domain socket.
-	uc, err := net.DialTimeout("unix", sock, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unixc := newStreamClient(t, "unix", uc)
-	unixc.logon()
+	unixc := ampstest.Dial(t, "unix://"+sock, nil)
+	unixc.Logon("t")
 
 	// WebSocket, as the JavaScript client does it.
-	ws := dialWS(t, addrs["json-ws"])
-	ws.command(`{"c":"logon","cid":"1","client_name":"t","mt":"json","a":"processed"}`)
-	if ack := ws.readText(); !strings.Contains(ack, `"status":"success"`) {
-		t.Fatalf("websocket logon answered with %s", ack)
-	}
-	ws.command(`{"c":"subscribe","t":"orders","cid":"2","sub_id":"2","a":"processed"}`)
-	ack := header(t, ws.readText())
-	if ack["c"] != "ack" || ack["cid"] != "2" || ack["status"] != "success" {
-		t.Fatalf("websocket subscribe answered with %v", ack)
-	}
+	ws := ampstest.Dial(t, "ws://"+addrs["json-ws"]+"/amps/json", nil)
+	ws.Logon("t")
+	ws.Subscribe("2", "orders")
 
 	// A publish from each stream transport reaches the WebSocket
 	// subscriber: one broker behind all four listeners.
@@ -348,23 +218,22 @@ func TestConfigServesEveryTransportOnOneBroker(t *testing.T) {
 		"tls":  `{"id":2,"via":"tls"}`,
 		"unix": `{"id":3,"via":"unix"}`,
 	}
-	tcpc.send(`{"c":"p","t":"orders"}` + bodies["tcp"])
-	tlsc.send(`{"c":"p","t":"orders"}` + bodies["tls"])
-	unixc.send(`{"c":"p","t":"orders"}` + bodies["unix"])
+	tcpc.Publish("orders", []byte(bodies["tcp"]))
+	tlsc.Publish("orders", []byte(bodies["tls"]))
+	unixc.Publish("orders", []byte(bodies["unix"]))
 	want := map[string]bool{bodies["tcp"]: true, bodies["tls"]: true, bodies["unix"]: true}
 	for range len(want) {
-		h := header(t, ws.readText())
-		if h["c"] != "p" || h["t"] != "orders" || h["sids"] != "2" {
-			t.Fatalf("websocket got %v, want a delivery on orders for sids 2", h)
+		m := ws.Next()
+		if m.Header.Command != "p" || m.Header.Topic != "orders" || m.Header.SubIDs != "2" {
+			t.Fatalf("websocket got %s, want a delivery on orders for sids 2", m)
 		}
-		body := ws.readText()
-		if l, ok := h["l"].(float64); !ok || int(l) != len(body) {
-			t.Errorf("delivery header l=%v, body is %d bytes", h["l"], len(body))
+		if m.Field("l") != fmt.Sprint(len(m.Body)) {
+			t.Errorf("delivery header l=%s, body is %d bytes", m.Field("l"), len(m.Body))
 		}
-		if !want[body] {
-			t.Fatalf("websocket delivery body %s, want one of %v", body, want)
+		if !want[string(m.Body)] {
+			t.Fatalf("websocket delivery body %s, want one of %v", m.Body, want)
 		}
-		delete(want, body)
+		delete(want, string(m.Body))
 	}
 
 	if strings.Contains(log.String(), "level=WARN") || strings.Contains(log.String(), "level=ERROR") {
@@ -376,7 +245,9 @@ func TestConfigServesEveryTransportOnOneBroker(t *testing.T) {
 	// ones with EOF.
 	wsClosed := make(chan error, 1)
 	go func() {
-		_, _, err := ws.c.Read(ws.ctx)
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		_, _, err := ws.WebSocket().Read(ctx)
 		wsClosed <- err
 	}()
 	if err := stop(); err != nil {
@@ -385,9 +256,9 @@ func TestConfigServesEveryTransportOnOneBroker(t *testing.T) {
 	if err := <-wsClosed; websocket.CloseStatus(err) != websocket.StatusNormalClosure {
 		t.Errorf("websocket client after shutdown: %v, want close status %v", err, websocket.StatusNormalClosure)
 	}
-	for _, c := range []*streamClient{tcpc, tlsc, unixc} {
-		if _, err := c.r.ReadByte(); err != io.EOF {
-			t.Errorf("%s client after shutdown: read error %v, want EOF", c.what, err)
+	for what, c := range map[string]*ampstest.Client{"tcp": tcpc, "tls": tlsc, "unix": unixc} {
+		if _, err := c.Conn.Read(); err != io.EOF {
+			t.Errorf("%s client after shutdown: read error %v, want EOF", what, err)
 		}
 	}
 	if !strings.Contains(log.String(), "msg=stopped") {
@@ -408,20 +279,8 @@ func TestConfigServesEveryTransportOnOneBroker(t *testing.T) {
 	}
 }
 
-// reservePort returns a loopback TCP port that was free a moment ago.
-func reservePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 func TestCheckConfigPrintsSummaryWithoutListening(t *testing.T) {
-	addr := reservePort(t)
+	addr := ampstest.FreePort(t)
 	text := strings.Replace(fourTransports, "<InetAddr>127.0.0.1:0</InetAddr>", "<InetAddr>"+addr+"</InetAddr>", 1)
 	path, _ := writeConfig(t, text)
 	sock := filepath.Join(filepath.Dir(path), "amps.sock")
