@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -11,34 +10,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ampsbroker/ampsbroker/ampstest"
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/transport"
 )
-
-// syncBuffer is a bytes.Buffer a logger and a test can share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 const unknownOverride = "Options.Transports names no transport"
 
 // TestUnknownTransportOverrideIsLogged: an Options.Transports key that
 // names no served transport is reported once, with the near miss.
 func TestUnknownTransportOverrideIsLogged(t *testing.T) {
-	var log syncBuffer
+	var log ampstest.LogBuffer
 	b := startBroker(t, &broker.Options{
 		Logger:     slog.New(slog.NewTextHandler(&log, nil)),
 		Transports: map[string]broker.TransportOptions{"TCP-Edge": {MaxConnections: 5}},
@@ -62,7 +44,7 @@ func TestUnknownTransportOverrideIsLogged(t *testing.T) {
 // connections, or a listener being served that has none yet, raise
 // nothing.
 func TestServedTransportOverrideIsNotLogged(t *testing.T) {
-	var log syncBuffer
+	var log ampstest.LogBuffer
 	b := startBroker(t, &broker.Options{
 		Logger: slog.New(slog.NewTextHandler(&log, nil)),
 		Transports: map[string]broker.TransportOptions{

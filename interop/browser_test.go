@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ampsbroker/ampsbroker/ampstest"
 )
 
 // The official client's UMD bundle in a real browser: headless Chromium
@@ -86,7 +88,7 @@ func chromiumPath(t testing.TB) string {
 // startChromium opens pageURL in headless Chromium. Chromium runs in its own
 // process group (it forks zygote and renderer processes); cleanup signals
 // that group by its id and reaps the browser.
-func startChromium(t testing.TB, pageURL string) *syncBuffer {
+func startChromium(t testing.TB, pageURL string) *ampstest.LogBuffer {
 	t.Helper()
 	bin := chromiumPath(t)
 	profile := t.TempDir()
@@ -98,7 +100,7 @@ func startChromium(t testing.TB, pageURL string) *syncBuffer {
 		"--user-data-dir="+filepath.Join(profile, "profile"),
 		pageURL)
 	cmd.Env = append(os.Environ(), "HOME="+profile)
-	logs := &syncBuffer{}
+	logs := &ampstest.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

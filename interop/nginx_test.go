@@ -92,7 +92,7 @@ func startNginx(t testing.TB, tcpAddr, wsAddr string) string {
 	// -e sets the log used before the config is read, so nginx never touches
 	// /var/log/nginx.
 	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-e", errorLog)
-	out := &syncBuffer{}
+	out := &ampstest.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting nginx: %v", err)

@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"bytes"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,25 +12,6 @@ import (
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/listener"
 )
-
-// syncBuffer is a goroutine-safe log sink; its content is printed only when
-// a test fails, so passing runs stay quiet.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // testBroker is an ampstest broker serving TCP (with preflight) and
 // WebSocket on loopback, and optionally wss.
@@ -76,7 +56,7 @@ func (r *connEvents) snapshot() []broker.ConnEvent {
 // ends, and its debug log is printed if the test failed.
 func startBroker(t testing.TB, cfg brokerConfig) *testBroker {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &ampstest.LogBuffer{}
 	events := &connEvents{}
 	t.Cleanup(func() {
 		// Runs after the broker's own cleanup has stopped it.

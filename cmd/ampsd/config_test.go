@@ -105,9 +105,9 @@ func writeConfig(t *testing.T, text string) (string, *x509.Certificate) {
 // startRun runs ampsd with args in a goroutine. The returned stop cancels
 // it and returns run's result; a cleanup does the same if the test ends
 // early, so the goroutine never outlives the test.
-func startRun(t *testing.T, args ...string) (log *syncBuffer, stop func() error) {
+func startRun(t *testing.T, args ...string) (log *ampstest.LogBuffer, stop func() error) {
 	t.Helper()
-	log = &syncBuffer{}
+	log = &ampstest.LogBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, func() {}, args, io.Discard, log) }()
@@ -143,7 +143,7 @@ var listeningRE = regexp.MustCompile(`msg=listening transport=(\S+) addr=(\S+)`)
 
 // boundAddrs waits until the log names every transport in names and returns
 // each one's bound address.
-func boundAddrs(t *testing.T, log *syncBuffer, names []string) map[string]string {
+func boundAddrs(t *testing.T, log *ampstest.LogBuffer, names []string) map[string]string {
 	t.Helper()
 	for _, name := range names {
 		waitFor(t, log, regexp.MustCompile(`msg=listening transport=`+regexp.QuoteMeta(name)+` addr=`))
@@ -285,7 +285,7 @@ func TestCheckConfigPrintsSummaryWithoutListening(t *testing.T) {
 	path, _ := writeConfig(t, text)
 	sock := filepath.Join(filepath.Dir(path), "amps.sock")
 
-	log := &syncBuffer{}
+	log := &ampstest.LogBuffer{}
 	var err error
 	out := captureStdout(t, func(stdout io.Writer) {
 		err = run(context.Background(), func() {}, []string{"-check-config", path}, stdout, log)
@@ -371,7 +371,7 @@ func TestConfigWithErrorsDoesNotStart(t *testing.T) {
 	path, _ := writeConfig(t, text)
 	sock := filepath.Join(filepath.Dir(path), "amps.sock")
 
-	log := &syncBuffer{}
+	log := &ampstest.LogBuffer{}
 	err := run(context.Background(), func() {}, []string{"-config", path}, io.Discard, log)
 	if err == nil || !strings.Contains(err.Error(), "Transports/Transport[2]/InetAddr") || !strings.Contains(err.Error(), fmt.Sprintf("line %d", line)) {
 		t.Fatalf("-config with a bad InetAddr: %v, want the element path and line %d", err, line)
@@ -442,7 +442,7 @@ func TestConfigRefusesTransportFlags(t *testing.T) {
 		{[]string{"-config", path, "-ws", "", "-one-port"}, "-config defines the transports; remove -one-port, -ws"},
 		{[]string{"-config", path, "-unix", sock}, "remove -unix"},
 	} {
-		log := &syncBuffer{}
+		log := &ampstest.LogBuffer{}
 		err := run(context.Background(), func() {}, tc.args, io.Discard, log)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("run(%q) = %v, want error containing %q", tc.args, err, tc.want)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -12,34 +11,16 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/ampsbroker/ampsbroker/ampstest"
 	"github.com/ampsbroker/ampsbroker/internal/testcert"
 	"github.com/coder/websocket"
 )
 
-// syncBuffer is a log sink safe for the broker's goroutines and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // waitFor polls the log until re matches and returns the submatches.
-func waitFor(t *testing.T, log *syncBuffer, re *regexp.Regexp) []string {
+func waitFor(t *testing.T, log *ampstest.LogBuffer, re *regexp.Regexp) []string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -76,7 +57,7 @@ func logonOK(t *testing.T, network, addr string) {
 
 func TestRunServesEachTransportAndStopsOnCancel(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "amps.sock")
-	log := &syncBuffer{}
+	log := &ampstest.LogBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -126,7 +107,7 @@ func TestRunTLSAndOnePort(t *testing.T) {
 	dir := t.TempDir()
 	is := testcert.NewIssuer(t)
 	certFile, keyFile := testcert.WritePEM(t, dir, "s.crt", "s.key", is.Server(t))
-	log := &syncBuffer{}
+	log := &ampstest.LogBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
