@@ -10,9 +10,10 @@
 // calls Validate. Either way, Config.BrokerOptions gives the broker.Options
 // and Config.ListenAll opens the enabled transports.
 //
-// The supported subset and every decision taken where AMPS is silent are
-// those of amps-config (the project's configuration spec); comments cite it
-// by section, e.g. "amps-config §3.3".
+// Where AMPS's documentation is silent or contradicts itself, the comment
+// at the code says what this package decided and why. Section numbers such
+// as "amps-config §3.3" point into the project's configuration spec, which
+// is not part of this repository; they are pointers only.
 package config
 
 import (
@@ -194,7 +195,7 @@ type Transport struct {
 	Protocol string
 
 	// MessageType fixes the message type of the transport's connections;
-	// empty lets each client choose (amps-config §3.5).
+	// empty lets each client choose at logon (amps-config §3.5).
 	MessageType string
 
 	// InitialState is StateEnabled (or empty) or StateDisabled.

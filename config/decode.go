@@ -22,9 +22,14 @@ type decoder struct {
 	skip map[*node]bool
 }
 
-// check walks n against its schema entry: it reports unknown, duplicated,
-// accepted and rejected elements (amps-config §0.2, §1.4, §1.5) and records
-// every element's path. at is n's position.
+// check walks n against its schema entry and records every element's path;
+// at is n's position. Element names are case-sensitive, so a case-only
+// mismatch is an unknown element, reported with a "did you mean" hint. An
+// unknown element is an error in strict mode and a warning in lenient mode.
+// A single-valued element given twice is an error. An element we parse but
+// ignore earns a warning; an unsupported one is an error, downgraded to a
+// warning in lenient mode unless dropping it would change what clients
+// see (lvRejectHard). Reported elements are not decoded.
 func (d *decoder) check(n *node, e *elem, at pos) {
 	if d.xmlPath == nil {
 		d.xmlPath = map[*node]string{}
@@ -99,7 +104,8 @@ func (d *decoder) check(n *node, e *elem, at pos) {
 }
 
 // suggest finds the element the user probably meant: a case-insensitive
-// match (amps-config §1.4), or a name within edit distance 2.
+// match (element names are case-sensitive, so "inetaddr" is unknown), or a
+// name within edit distance 2.
 func suggest(name string, kids map[string]*elem) string {
 	names := make([]string, 0, len(kids))
 	for k := range kids {
@@ -208,7 +214,9 @@ func value[T any](d *decoder, n *node, name string, fn func(string) (T, error)) 
 	return v, true
 }
 
-// enum lower-cases an enumerated value (case-insensitive, amps-config §1.4).
+// enum lower-cases an enumerated value: enumerated values (Type, Protocol,
+// Durability, levels, booleans) are case-insensitive, as the AMPS
+// documentation writes both "True" and "true".
 func enum(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
 func (d *decoder) decodeRoot(root *node) {
@@ -223,7 +231,8 @@ func (d *decoder) decodeRoot(root *node) {
 		d.cycleThreshold = v
 	}
 	if v, ok := value(d, root, "ConfigValidation", ParseBool); ok && !v {
-		// amps-config §2: we always validate.
+		// ConfigValidation disabled lets AMPS start on an invalid file; this
+		// broker always validates, so the element is only acknowledged.
 		d.ds.warnf(CodeAccepted, d.at(d.kid(root, "ConfigValidation")), "ConfigValidation disabled is ignored: this broker always validates")
 	}
 	if v, ok := value(d, root, "RegexTopicSupport", ParseBool); ok {
@@ -241,7 +250,8 @@ func (d *decoder) decodeRoot(root *node) {
 		for _, m := range d.kids(ms, "Module") {
 			def := ModuleDef{Name: d.text(m, "Name"), Library: d.text(m, "Library"), Options: d.options(d.kid(m, "Options"))}
 			if d.lenient && def.Name != "" && !emulatedLibraries[libraryBase(def.Library)] && !d.cfg.goModule(def.Name) {
-				// CFG-MODULE-LIBRARY is E/W: lenient drops the module.
+				// A library this broker cannot emulate is an error in strict
+				// mode (Validate); lenient mode drops the module instead.
 				d.ds.warnf(CodeModuleLibrary, d.at(m), "Module %q: library %q is not available in this broker; skipped", def.Name, def.Library)
 				continue
 			}
@@ -371,14 +381,17 @@ func (d *decoder) transport(n *node) (Transport, bool) {
 		t.HTTPHeaders = append(t.HTTPHeaders, h.text)
 	}
 
-	// amps-config §3.4 [D!]: a missing Protocol defaults to amps, with a warning.
+	// The AMPS documentation both lists Protocol as required and says amps
+	// is used when none is given. We default to amps, with a warning so the
+	// omission stays visible.
 	if d.kid(n, "Protocol") == nil {
 		d.ds.warnf(CodeProtocolDefaulted, at, "%sProtocol not set, using amps", who)
 	} else if t.Protocol == "json" {
-		t.Protocol = ProtocolAMPS // synonym (§3.4)
+		t.Protocol = ProtocolAMPS // AMPS treats json as a synonym of amps
 	}
 
-	// amps-config §3.8: PerMessageDeflate is on unless the literal "disabled".
+	// PerMessageDeflate is on unless the element says literally "disabled",
+	// as in AMPS (no other false-like spelling turns it off).
 	t.PerMessageDeflate = true
 	if pmd := d.kid(n, "PerMessageDeflate"); pmd != nil {
 		t.PerMessageDeflate = enum(pmd.text) != "disabled"
@@ -391,7 +404,8 @@ func (d *decoder) transport(n *node) (Transport, bool) {
 	}
 
 	if d.lenient {
-		// E/W problems that lenient mode skips (amps-config §11).
+		// Problems that are errors in strict mode (Validate reports them)
+		// but that lenient mode turns into a warning and skips the transport.
 		switch t.Type {
 		case "amps-replication", "amps-replication-secure":
 			d.ds.warnf(CodeTransportReplication, at, "%sreplication transports are not supported by this broker; skipped", who)
@@ -415,7 +429,7 @@ func (d *decoder) topic(n *node) SOWTopic {
 		Durability:  enum(d.text(n, "Durability")),
 	}
 	if t.Name == "" {
-		t.Name = d.text(n, "Topic") // legacy synonym (§6.1)
+		t.Name = d.text(n, "Topic") // pre-5.0 name of Name, still accepted
 	}
 	if t.Durability == "" {
 		t.Durability = enum(d.text(n, "Duration"))
@@ -424,12 +438,13 @@ func (d *decoder) topic(n *node) SOWTopic {
 		t.Keys = append(t.Keys, k.text)
 	}
 	at := d.at(n)
-	// amps-config §6.2: an absent Durability means persistent, as in AMPS.
+	// An absent Durability means persistent, as in AMPS.
 	if t.Durability == "" {
 		t.Durability = DurabilityPersistent
 	}
 	if t.Durability == DurabilityPersistent && d.lenient {
-		// CFG-SOW-STORAGE is E/W: lenient runs the topic in memory (§6.2).
+		// Persistent storage is not implemented: an error in strict mode
+		// (Validate), while lenient mode runs the topic in memory instead.
 		d.ds.warnf(CodeSOWStorage, at, "SOW Topic %q: persistent storage is not supported; running it as transient", t.Name)
 		t.Durability = DurabilityTransient
 	}
@@ -464,7 +479,8 @@ func (d *decoder) topic(n *node) SOWTopic {
 	return t
 }
 
-// logLevels are the AMPS level names (amps-config §9.2).
+// logLevels are the AMPS level names, lowest first, plus "none" and the
+// obsolete "debug".
 var logLevels = map[string]bool{
 	"developer": true, "trace": true, "stats": true, "info": true, "warning": true,
 	"error": true, "critical": true, "emergency": true, "none": true, "debug": true,
@@ -491,7 +507,9 @@ func (d *decoder) logTarget(n *node) LogTarget {
 		d.ds.errorf(CodeValue, d.at(d.kid(n, "Level")), "unknown log Level %q", t.Level)
 	}
 	if t.Level == "" && t.Levels == "" {
-		// amps-config §9.2 [D!]: a target without levels logs nothing.
+		// The AMPS documentation gives three different defaults for Level
+		// (none, no default, info). We take none: a target without Level or
+		// Levels logs nothing, and we warn about it.
 		d.ds.warnf(CodeValue, at, "logging Target without Level or Levels logs nothing")
 	}
 	if (t.Protocol == "file" || t.Protocol == "gzip") && t.FileName == "" {
@@ -501,7 +519,9 @@ func (d *decoder) logTarget(n *node) LogTarget {
 	return t
 }
 
-// admin validates the accepted Admin block (amps-config §9.1).
+// admin validates the Admin block, which is accepted but not served: its
+// InetAddr has the transport InetAddr syntax, Interval is at least 1s, and
+// SQLTransport must name a websocket transport.
 func (d *decoder) admin(n *node) {
 	if a := d.kid(n, "InetAddr"); a != nil {
 		if _, err := listener.ParseInetAddr(a.text); err != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/ampsbroker/ampsbroker/broker"
 )
 
-// Options of the simple access entitlement module (amps-config §7.2).
+// Options of the simple access entitlement module.
 const (
 	optAllowedTopics      = "AllowedTopics"
 	optDeniedTopics       = "DeniedTopics"
@@ -18,9 +18,8 @@ const (
 )
 
 // SimpleAccess is a broker.Entitler with the behaviour of AMPS's simple
-// access entitlement module (libamps_simple_access_entitlement.so,
-// amps-config §7.2): the same rights for every user, decided by topic name
-// alone. The zero value allows everything, like the module without
+// access entitlement module (libamps_simple_access_entitlement.so): the
+// same rights for every user, decided by topic name alone. The zero value allows everything, like the module without
 // Options.
 type SimpleAccess struct {
 	// Allowed matches the topics that may be used (AllowedTopics). Nil
@@ -50,9 +49,9 @@ type SimpleAccess struct {
 // The expressions use Go's RE2 syntax, which covers the PCRE subset topic
 // patterns use but has no backreferences or lookaround; such patterns are
 // reported as errors rather than approximated. A pattern matches anywhere
-// in the topic unless anchored with ^ and $, as AMPS topic regexes do
-// (semantics §2 "Anchoring"; our reading for this module, whose
-// documentation does not say).
+// in the topic unless anchored with ^ and $, as AMPS subscription topic
+// regexes do; the module's documentation does not say, so this is our
+// reading.
 func NewSimpleAccess(options map[string]string) (*SimpleAccess, error) {
 	var sa SimpleAccess
 	for _, name := range []string{optAllowedTopics, optDeniedTopics} {

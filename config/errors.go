@@ -7,11 +7,11 @@ import (
 	"strings"
 )
 
-// Code identifies a kind of configuration problem. The values are the stable
-// identifiers of amps-config §11, so tests and tools can match on them.
+// Code identifies a kind of configuration problem. The values ("CFG-...")
+// are stable, so tests and tools can match on them.
 type Code string
 
-// Diagnostic codes (amps-config §11).
+// Diagnostic codes.
 const (
 	// CodeXML: the file is not well-formed XML.
 	CodeXML Code = "CFG-XML"
@@ -122,7 +122,7 @@ func (s Severity) String() string {
 
 // Diagnostic is one problem found in a configuration. It implements error.
 type Diagnostic struct {
-	// Code classifies the problem (amps-config §11), e.g. CodeInetAddr.
+	// Code classifies the problem, e.g. CodeInetAddr.
 	Code Code
 	// Severity says whether the problem stops loading.
 	Severity Severity
@@ -224,12 +224,12 @@ type diags struct {
 
 func (ds *diags) add(d Diagnostic) { ds.list = append(ds.list, d) }
 
-// errorf records an error (E in amps-config §11).
+// errorf records an error, in strict and lenient mode alike.
 func (ds *diags) errorf(code Code, at pos, format string, args ...any) {
 	ds.add(Diagnostic{Code: code, Severity: SeverityError, Path: at.path, File: at.file, Line: at.line, Message: fmt.Sprintf(format, args...)})
 }
 
-// warnf records a warning (W in amps-config §11).
+// warnf records a warning, in strict and lenient mode alike.
 func (ds *diags) warnf(code Code, at pos, format string, args ...any) {
 	ds.add(Diagnostic{Code: code, Severity: SeverityWarning, Path: at.path, File: at.file, Line: at.line, Message: fmt.Sprintf(format, args...)})
 }

@@ -134,12 +134,12 @@ func clientBudget(pool int64, capacity float64) int {
 }
 
 // BrokerOptions returns the broker options the configuration implies. The
-// host adds what a file cannot say (Logger, ConnState, the Go-only limits
-// of amps-config §3.11). Call it on a Config that passes Validate (Parse
+// host adds what a file cannot say (Logger, ConnState, and the limits AMPS
+// has no element for). Call it on a Config that passes Validate (Parse
 // and Load validate): a module that cannot be resolved makes its
 // transport refuse every logon (ErrModuleUnusable) rather than run open.
 //
-// Mapping (amps-config §3.9, §3.10, §7):
+// Mapping:
 //   - OutboundQueueBytes = MessageMemoryLimit × ClientMaxCapacity / 100:
 //     the broker bounds each connection's queue, which is the share of the
 //     pool one client may hold. The shared pool itself (the largest

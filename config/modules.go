@@ -10,16 +10,17 @@ import (
 	"github.com/ampsbroker/ampsbroker/broker"
 )
 
-// Built-in authentication and entitlement modules (amps-config §7.2). They
-// need no Modules declaration.
+// Built-in authentication and entitlement modules. They need no Modules
+// declaration.
 const (
 	// ModuleDefaultAuthentication accepts every logon. Options:
 	// AllowSpoofing, RequireLogon, RequireUsername.
 	ModuleDefaultAuthentication = "amps-default-authentication-module"
 	// ModuleImplicitAuthentication logs a connection on with empty
 	// credentials when its first command is not a logon. This broker
-	// requires an explicit logon, so the module is REJECT (see
-	// BrokerOptions).
+	// requires an explicit logon, so Validate reports the module as
+	// unsupported: an error in strict mode; lenient mode runs it as
+	// ModuleDefaultAuthentication (see BrokerOptions).
 	ModuleImplicitAuthentication = "amps-implicit-authentication-module"
 	// ModuleNoAuthentication refuses every logon: an instance default that
 	// transports must override.
@@ -31,12 +32,11 @@ const (
 )
 
 // LibrarySimpleAccess is the Library of AMPS's simple access entitlement
-// module, the one module library this package emulates (amps-config §8):
-// a Modules/Module with this Library is an entitlement module built by
+// module, the one module library this package emulates: a Modules/Module with this Library is an entitlement module built by
 // NewSimpleAccess from its Options.
 const LibrarySimpleAccess = "libamps_simple_access_entitlement.so"
 
-// Options of the built-in authentication modules (amps-config §7.2).
+// Options of the built-in authentication modules.
 const (
 	optAllowSpoofing   = "AllowSpoofing"
 	optRequireLogon    = "RequireLogon"
@@ -51,13 +51,12 @@ var (
 	ErrNoAuthentication = errors.New("config: amps-default-no-authentication-module refuses every logon")
 
 	// ErrUserRequired refuses a logon without user_id when the default
-	// authentication module has RequireUsername true (amps-config §7.2,
-	// semantics §8.1).
+	// authentication module has RequireUsername true.
 	ErrUserRequired = errors.New("config: RequireUsername is set and the logon has no user_id")
 
 	// ErrLogonNotEntitled refuses a logon on a transport governed by
 	// amps-default-no-entitlement-module: logon is itself an entitlement
-	// resource, and that module denies every resource (amps-config §7.2).
+	// resource, and that module denies every resource.
 	ErrLogonNotEntitled = errors.New("config: amps-default-no-entitlement-module denies the logon")
 
 	// ErrModuleUnusable refuses every logon on a transport whose
@@ -94,7 +93,7 @@ func builtinKind(name string) (moduleKind, bool) {
 }
 
 // goModule reports whether name is registered as a Go-side module of any
-// kind (amps-config §7.3).
+// kind.
 func (c *Config) goModule(name string) bool {
 	_, a := c.Authenticators[name]
 	_, e := c.Entitlers[name]
@@ -112,8 +111,11 @@ func (c *Config) moduleDef(name string) (*ModuleDef, int) {
 }
 
 // checkModule validates one Authentication or Entitlement element at
-// path (amps-config §7.1-§7.3, §11 CFG-MODULE-UNKNOWN). Resolution order
-// is that of §7.3: built-in name, Go-registered name, Modules declaration.
+// path. Module is required and resolves, in this order, to a built-in
+// module, a Go-registered module, or a Modules declaration; the module
+// found must be of the element's kind. Anything else is
+// CFG-MODULE-UNKNOWN. A declaration with a library other than the simple
+// access one is reported where it is declared (CFG-MODULE-LIBRARY).
 func (c *Config) checkModule(ds *diags, path, who string, kind moduleKind, m *Module) {
 	if m == nil {
 		return
@@ -170,9 +172,10 @@ func (c *Config) checkModule(ds *diags, path, who string, kind moduleKind, m *Mo
 	checkSimpleAccessOptions(ds, optAt, who, m.Options)
 }
 
-// checkBuiltinOptions validates the options of a built-in module
-// (amps-config §7.2). Options a module does not define are ignored with a
-// warning, since AMPS hands Options to the module uninterpreted (§7.1).
+// checkBuiltinOptions validates the options of a built-in module: the
+// options it defines are booleans. Options a module does not define are
+// ignored with a warning, since AMPS hands Options to the module
+// uninterpreted.
 func checkBuiltinOptions(ds *diags, at pos, optAt func(string) pos, who string, m *Module) {
 	known := map[string]bool{}
 	switch m.Module {
@@ -180,11 +183,11 @@ func checkBuiltinOptions(ds *diags, at pos, optAt func(string) pos, who string, 
 		known = map[string]bool{optAllowSpoofing: true, optRequireLogon: true, optRequireUsername: true}
 	case ModuleImplicitAuthentication:
 		known = map[string]bool{optAllowSpoofing: true}
-		// amps-config §7.2 lists the implicit module as MUST, but the broker
-		// always requires logon first (wire §7.1). Clients that rely on
-		// implicit logon see their first command refused and the connection
-		// closed, so the difference is visible: REJECT, not REJECT!. In
-		// lenient mode the module acts as the default module.
+		// AMPS offers implicit logon, but this broker always requires a
+		// logon as the first command. A client relying on implicit logon
+		// sees its first command refused and the connection closed, so the
+		// gap cannot go unnoticed: an error in strict mode, and in lenient
+		// mode a warning, the module then acting as the default module.
 		ds.strictf(CodeUnsupported, at, "%s%s: implicit logon is not supported by this broker; clients must send logon first", who, m.Module)
 	}
 	for _, name := range sortedKeys(m.Options) {
@@ -265,7 +268,7 @@ var requireUsername = broker.AuthenticatorFunc(func(_ context.Context, req *brok
 // AllowSpoofing is not mapped: the broker always records the supplied
 // user_id as the connection's identity (AllowSpoofing true). With false,
 // AMPS records an empty name; that only matters to an entitlement keyed on
-// user names, and none of the built-in ones is (amps-config §7.2).
+// user names, and none of the built-in ones is.
 func (c *Config) authenticator(m *Module) broker.Authenticator {
 	if m == nil {
 		return nil
@@ -274,7 +277,7 @@ func (c *Config) authenticator(m *Module) broker.Authenticator {
 	case ModuleDefaultAuthentication, ModuleImplicitAuthentication:
 		// RequireLogon false and the implicit module are rejected by
 		// Validate in strict mode; lenient mode runs them as the default
-		// module: logon stays required (broker wire §7.1).
+		// module: logon stays required.
 		if v, err := ParseBool(m.Options[optRequireUsername]); err == nil && v {
 			return requireUsername
 		}
@@ -315,8 +318,8 @@ func (c *Config) entitler(m *Module) (e broker.Entitler, denyLogon bool) {
 }
 
 // security fills o.Authenticator, o.Entitler and o.Transports from the
-// instance and transport Authentication and Entitlement elements
-// (amps-config §3.9, §7.1): a transport's own element wins over the
+// instance and transport Authentication and Entitlement elements: a
+// transport's own element wins over the
 // instance's, which wins over the default modules.
 func (c *Config) security(o *broker.Options) {
 	instAuth := c.authenticator(c.Authentication)
@@ -333,8 +336,8 @@ func (c *Config) security(o *broker.Options) {
 		var to broker.TransportOptions
 		to.MaxConnections = t.MaxConnections
 		if slowClient {
-			// A transport's own slow-client settings (amps-config §3.10);
-			// what it leaves out comes from the instance.
+			// A transport's own slow-client settings; what it leaves out
+			// comes from the instance.
 			pool, capacity := t.MessageMemoryLimit, t.ClientMaxCapacity
 			if pool == 0 {
 				pool = c.MessageMemoryLimit

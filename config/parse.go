@@ -16,15 +16,20 @@ import (
 // ParseOptions configures Parse and Load. A nil *ParseOptions means the
 // defaults documented on each field.
 type ParseOptions struct {
-	// Lenient turns the problems amps-config §11 marks E/W (unknown
-	// elements, unsupported-but-known elements other than REJECT!, undefined
-	// variables, replication transports, persistent SOW topics) into
-	// warnings: the element is skipped or approximated. Default false
-	// (strict), the ConfigMode default of amps-config §0.2.
+	// Lenient turns into warnings the errors whose element can be skipped
+	// or approximated without clients being misled: unknown elements,
+	// unsupported elements whose absence clients notice anyway, undefined
+	// variables (they become empty), replication transports, legacy
+	// protocols, module libraries and message-type modules we cannot
+	// emulate, implicit logon, persistent SOW topics (run in memory).
+	// Unsupported elements whose absence would silently change what
+	// clients see stay errors. Default false (strict): a copied AMPS file
+	// that relies on a missing feature must not start as if all were well
+	// unless the host opted in.
 	Lenient bool
 
 	// Vars defines ${NAME} variables; they win over the process environment
-	// (the AMPS -DNAME=value switch, amps-config §1.1).
+	// (the equivalent of the AMPS -DNAME=value switch).
 	Vars map[string]string
 
 	// LookupEnv reads the process environment. Default os.LookupEnv.
@@ -36,8 +41,9 @@ type ParseOptions struct {
 	FileName string
 
 	// BaseDir resolves relative Include paths. Default: the working
-	// directory, as AMPS resolves relative paths (amps-config §1.2, §12
-	// question 1).
+	// directory. The AMPS documentation does not say how Include paths are
+	// resolved, only that relative paths in general are relative to the
+	// working directory, so we do the same.
 	BaseDir string
 
 	// Version is the broker version used for AMPS_VERSION and the
@@ -51,7 +57,7 @@ type ParseOptions struct {
 	MaxSize int64
 
 	// Authenticators and Entitlers register Go-side modules by name
-	// (amps-config §7.3, AMPS's RegisterAuthenticator/RegisterEntitler):
+	// (Go cannot load AMPS's C modules, so these take their place):
 	// an Authentication or Entitlement element whose Module is one of
 	// these names selects it, and a Modules/Module with that Name needs no
 	// loadable Library. Built-in module names cannot be overridden. They
@@ -252,11 +258,10 @@ func (p *parser) parseDoc(data []byte, file string) []*node {
 	}
 }
 
-// expand replaces ${NAME} tokens in element text and attribute values
-// (amps-config §1.1). We substitute after XML tokenisation rather than in
-// the raw text, so variables in comments are not expanded and a value
-// cannot inject markup; §1.1 only promises substitution in element text and
-// attribute values.
+// expand replaces ${NAME} tokens in element text and attribute values.
+// That is where AMPS documents substitution; we substitute after XML
+// tokenisation rather than in the raw text, so variables in comments are
+// not expanded and a value cannot inject markup.
 func (p *parser) expand(s string, at pos) string {
 	if !strings.Contains(s, "${") {
 		return s
@@ -281,8 +286,9 @@ func (p *parser) expand(s string, at pos) string {
 			b.WriteString(v)
 			continue
 		}
-		// Undefined variables: amps-config §1.1 and §12 question 4 decide
-		// error in strict mode, empty string plus a warning in lenient.
+		// AMPS does not document undefined variables. We make them an
+		// error in strict mode, and an empty string plus a warning in
+		// lenient mode.
 		if p.ds.lenient {
 			p.ds.warnf(CodeEnvUndefined, at, "variable ${%s} is not defined; using an empty string", name)
 		} else {
@@ -292,7 +298,7 @@ func (p *parser) expand(s string, at pos) string {
 }
 
 // lookup resolves a variable: ParseOptions.Vars, then the environment,
-// then the built-ins (amps-config §1.1 lookup order).
+// then the built-ins (AMPS_CONFIG_PATH and the like).
 func (p *parser) lookup(name string) (string, bool) {
 	if v, ok := p.opts.Vars[name]; ok {
 		return v, true
@@ -309,7 +315,9 @@ func (p *parser) lookup(name string) (string, bool) {
 }
 
 // include reads the file an Include names and returns its top-level
-// elements, which replace the Include in place (amps-config §1.2).
+// elements, which replace the Include in place. A file that includes
+// itself, directly or not, is an error, as is an expansion above
+// MaxSize or nesting deeper than MaxIncludeDepth.
 func (p *parser) include(n *node) []*node {
 	at := pos{file: n.file, line: n.line, path: "Include"}
 	if len(n.children) > 0 {
@@ -322,7 +330,8 @@ func (p *parser) include(n *node) []*node {
 	}
 	for _, a := range n.attrs {
 		if a.Name.Local == "comment" {
-			// comment= only changes dumped text (amps-config §1.2); we do not dump.
+			// In AMPS comment= only brackets the included text with XML
+			// comments in dumped output; we do not dump, so it is only checked.
 			if _, err := ParseBool(a.Value); err != nil {
 				p.ds.errorf(CodeValue, at, "Include comment=%q: %v", a.Value, err)
 			}
@@ -375,7 +384,7 @@ func (p *parser) include(n *node) []*node {
 		p.files = p.files[:len(p.files)-1]
 		p.names = p.names[:len(p.names)-1]
 	}()
-	// An included file is a fragment: zero or more top-level elements
-	// (amps-config §1.2 "Multiple siblings").
+	// An included file is parsed as a fragment of zero or more top-level
+	// elements, so one file can hold several Topic or Transport siblings.
 	return p.parseDoc(data, resolved)
 }

@@ -1,14 +1,14 @@
 package config
 
-// level is an element's support level (amps-config §0.2).
+// level is how far this package supports an element.
 type level uint8
 
 const (
-	lvUse        level = iota // MUST/SHOULD: decoded and applied
+	lvUse        level = iota // supported: decoded and applied
 	lvQuiet                   // informational: decoded or skipped silently
-	lvAccept                  // ACCEPT: validated, ignored, one warning
-	lvReject                  // REJECT: error, a warning in lenient mode
-	lvRejectHard              // REJECT!: error in both modes
+	lvAccept                  // validated but ignored, with one warning
+	lvReject                  // unsupported: error, a warning in lenient mode
+	lvRejectHard              // unsupported, and skipping it would mislead clients: error in both modes
 )
 
 // elem describes what may appear at one place in an AMPSConfig document.
@@ -32,12 +32,13 @@ func reject(why string) *elem            { return &elem{lv: lvReject, opaque: tr
 func rejectHard(why string) *elem        { return &elem{lv: lvRejectHard, opaque: true, why: why} }
 func warnOnly(code Code, w string) *elem { return &elem{lv: lvAccept, code: code, why: w} }
 
-// moduleRef is an Authentication, Entitlement or filter element (§7.1).
+// moduleRef is an Authentication, Entitlement or filter element: a Module
+// name plus Options handed to the module.
 func moduleRef() *elem {
 	return block(map[string]*elem{"Module": leaf(), "Options": opaqueBlock()})
 }
 
-// slow-client elements shared by the root and Transport (§3.10).
+// slow-client elements shared by the root and Transport.
 const diskWhy = "ignored: clients over MessageMemoryLimit are disconnected, not offlined"
 
 var transportSchema = blocks(map[string]*elem{
@@ -70,14 +71,14 @@ var transportSchema = blocks(map[string]*elem{
 
 var topicKids = map[string]*elem{
 	"Name":                 leaf(),
-	"Topic":                leaf(), // legacy synonym of Name (§6.1)
+	"Topic":                leaf(), // pre-5.0 name of Name, still accepted
 	"MessageType":          leaf(),
 	"Key":                  leaves(),
 	"KeyDomain":            leaf(),
 	"KeyGenerator":         reject("KeyGenerator is not supported: custom key modules cannot be loaded"),
 	"FileName":             leaf(),
 	"Durability":           leaf(),
-	"Duration":             leaf(), // legacy synonym of Durability (§6.1)
+	"Duration":             leaf(), // pre-5.0 name of Durability (storage, not a lifetime)
 	"RecoveryPoint":        accept("RecoveryPoint accepted but ignored: there is no transaction log"),
 	"Expiration":           leaf(),
 	"History":              rejectHard("History is not supported: point-in-time queries would silently return current data"),
@@ -91,10 +92,12 @@ var topicKids = map[string]*elem{
 	"Pattern":              rejectHard("Pattern topics are not supported: matching topics would not be SOW topics"),
 }
 
-// sowKids: Topic is supported; every other container is REJECT! (§6.1).
+// sowKids: Topic is supported; every other container is an error even in
+// lenient mode, as a client querying a view or queue that silently vanished
+// would get failures it cannot explain.
 var sowKids = map[string]*elem{
 	"Topic":             blocks(topicKids),
-	"TopicDefinition":   blocks(topicKids), // legacy alias (§6.1)
+	"TopicDefinition":   blocks(topicKids), // pre-5.0 name of Topic
 	"View":              {lv: lvRejectHard, repeat: true, opaque: true, why: "View is not supported: clients querying it would get unexplained failures"},
 	"Queue":             {lv: lvRejectHard, repeat: true, opaque: true, why: "Queue is not supported"},
 	"LocalQueue":        {lv: lvRejectHard, repeat: true, opaque: true, why: "LocalQueue is not supported"},
@@ -103,8 +106,8 @@ var sowKids = map[string]*elem{
 	"ReplicaDefinition": {lv: lvRejectHard, repeat: true, opaque: true, why: "ReplicaDefinition (ConflatedTopic) is not supported"},
 }
 
-// rootSchema is the vocabulary of amps-config §2 and the sections it points
-// to.
+// rootSchema is the vocabulary of an AMPSConfig document: the elements
+// allowed under the root and, recursively, below them.
 var rootSchema = block(map[string]*elem{
 	"Name":                          leaf(),
 	"Group":                         accept("Group accepted but ignored: there is no replication"),
@@ -170,7 +173,7 @@ var rootSchema = block(map[string]*elem{
 	"Authentication": moduleRef(),
 	"Entitlement":    moduleRef(),
 	"SOW":            block(sowKids),
-	"TopicMetaData":  block(sowKids), // legacy alias of SOW (§6.1)
+	"TopicMetaData":  block(sowKids), // pre-5.0 name of SOW
 	"TransactionLog": rejectHard("TransactionLog is not supported: bookmark replay and persisted journals are unavailable"),
 	"Replication":    {lv: lvReject, opaque: true, code: CodeTransportReplication, why: "replication is not supported by this broker"},
 	"Actions":        reject("Actions are not supported: scheduled and event-driven actions would never run"),

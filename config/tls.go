@@ -12,7 +12,8 @@ import (
 )
 
 // tlsVersions maps SecureSocketProtocols tokens, lower-cased, to Go
-// versions (amps-config §3.6).
+// versions. SSLv2 and SSLv3, which AMPS also names, are refused: Go has
+// neither.
 var tlsVersions = map[string]uint16{
 	"tlsv1":   tls.VersionTLS10,
 	"tlsv1.0": tls.VersionTLS10,
@@ -22,7 +23,9 @@ var tlsVersions = map[string]uint16{
 }
 
 // opensslCiphers maps OpenSSL names of the TLS 1.2 suites Go implements to
-// Go's IDs (amps-config §3.6 Ciphers, §12 question 13).
+// Go's IDs. AMPS hands Ciphers to OpenSSL verbatim; only explicit suite
+// names can be translated faithfully, so a list with OpenSSL keywords
+// ("HIGH:!aNULL") keeps Go's defaults, with a warning.
 var opensslCiphers = map[string]uint16{
 	"ECDHE-ECDSA-AES128-GCM-SHA256": tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
 	"ECDHE-RSA-AES128-GCM-SHA256":   tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
@@ -67,7 +70,9 @@ func (t *Transport) loadTLS(ds *diags, p pos) *tls.Config {
 	cfg := &tls.Config{}
 	ok := true
 
-	// amps-config §3.6: tls.LoadX509KeyPair at startup; failure is CFG-TLS-LOAD.
+	// Certificate and key are read here and not reloaded later; an
+	// unreadable file or a key that does not match the certificate is an
+	// error.
 	cert, err := tls.LoadX509KeyPair(t.Certificate, t.PrivateKey)
 	if err != nil {
 		ds.errorf(CodeTLSLoad, p, "transport %q: cannot load Certificate %q with PrivateKey %q: %v", t.Name, t.Certificate, t.PrivateKey, tlsLoadReason(err))
@@ -85,7 +90,8 @@ func (t *Transport) loadTLS(ds *diags, p pos) *tls.Config {
 		default:
 			cfg.MinVersion, cfg.MaxVersion = lo, hi
 			if gap {
-				// A hole in the list cannot be expressed with Min/MaxVersion (§3.6).
+				// A hole in the list ("TLSv1 TLSv1.3") cannot be expressed with
+				// Min/MaxVersion: allow the whole span and warn.
 				ds.warnf(CodeTLSProtocol, p.child("SecureSocketProtocols"), "transport %q: %q has a gap; allowing every version from the lowest to the highest", t.Name, t.SecureSocketProtocols)
 			}
 		}
@@ -108,7 +114,8 @@ func (t *Transport) loadTLS(ds *diags, p pos) *tls.Config {
 			ds.errorf(CodeTLSCA, p.child("CAFile"), "transport %q: %v", t.Name, err)
 			ok = false
 		} else {
-			// amps-config §3.6: mTLS refuses the handshake without a valid client certificate.
+			// VerifyClient: a client without a certificate signed by one of
+			// these authorities fails the handshake, before any AMPS command.
 			cfg.ClientAuth = tls.RequireAndVerifyClientCert
 			cfg.ClientCAs = pool
 		}
@@ -183,8 +190,8 @@ func translateCiphers(list string) ([]uint16, bool) {
 	return out, true
 }
 
-// loadCAs builds a pool from a PEM file and every .pem file of a directory
-// (amps-config §3.6 CAPath: non-recursive).
+// loadCAs builds a pool from a PEM file and every .pem file directly in a
+// directory (not its subdirectories); both may be given.
 func loadCAs(file, dir string) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	var files []string

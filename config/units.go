@@ -9,7 +9,7 @@ import (
 )
 
 // Byte multipliers. AMPS does not document whether "1MB" is 10^6 or 2^20
-// bytes (amps-config §12 question 2); we settle on powers of 1024 for every
+// bytes; we settle on powers of 1024 for every
 // byte-valued element, including the one-letter forms ("2G").
 const (
 	kib = 1 << 10
@@ -18,8 +18,8 @@ const (
 	tib = 1 << 40
 )
 
-// sizeUnits lists byte suffixes, longest first so "mb" wins over "m"
-// (amps-config §1.3: k/kb, m/mb, g/gb, t/tb in any case).
+// sizeUnits lists byte suffixes (k/kb, m/mb, g/gb, t/tb, matched in any
+// case), longest first so "mb" wins over "m".
 var sizeUnits = []struct {
 	suffix string
 	mult   float64
@@ -29,7 +29,7 @@ var sizeUnits = []struct {
 }
 
 // intervalUnits lists interval suffixes, longest first so "ms" wins over
-// "m" and "s" (amps-config §1.3).
+// "m" and "s".
 var intervalUnits = []struct {
 	suffix string
 	unit   time.Duration
@@ -59,7 +59,7 @@ func splitNumber(s string) (num float64, suffix string, err error) {
 // ParseSize parses an AMPS byte size: a number, optionally with a decimal
 // part, followed by k, kb, m, mb, g, gb, t or tb in any case, or nothing
 // (bytes). Examples: "10MB", "2G", "512kb", "1.5GB", "4096". Multipliers
-// are powers of 1024 (amps-config §1.3, §12 question 2).
+// are powers of 1024, as AMPS does not document the base.
 func ParseSize(s string) (int64, error) {
 	num, suf, err := splitNumber(s)
 	if err != nil {
@@ -88,8 +88,7 @@ func ParseSize(s string) (int64, error) {
 // ParseInterval parses an AMPS time interval: a number followed by ns, us,
 // ms, s, m, h, d or w in any case ("250ms", "30s", "5m", "1h", "1w").
 // Decimals are allowed ("1.5s"). A bare number means seconds: AMPS leaves
-// this open (amps-config §12 question 3) and seconds is its most common
-// unit. "0s" is legal.
+// this open and seconds is its most common unit. "0s" is legal.
 func ParseInterval(s string) (time.Duration, error) {
 	num, suf, err := splitNumber(s)
 	if err != nil {
@@ -115,8 +114,7 @@ func ParseInterval(s string) (time.Duration, error) {
 	return time.Duration(v), nil
 }
 
-// ParsePercent parses "40%" or "40" into 40. The value must lie in (0,100]
-// (amps-config §1.3).
+// ParsePercent parses "40%" or "40" into 40. The value must lie in (0,100].
 func ParsePercent(s string) (float64, error) {
 	t := strings.TrimSuffix(strings.TrimSpace(s), "%")
 	v, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
@@ -129,8 +127,9 @@ func ParsePercent(s string) (float64, error) {
 	return v, nil
 }
 
-// ParseBool parses the boolean spellings AMPS files use: true/false,
-// enabled/disabled, yes/no, 1/0, in any case (amps-config §1.3, §1.4).
+// ParseBool parses the boolean spellings AMPS files use, which mix
+// true/false and enabled/disabled, plus enable/disable, yes/no, on/off and
+// 1/0, in any case.
 func ParseBool(s string) (bool, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "true", "enabled", "enable", "yes", "on", "1":
@@ -158,7 +157,7 @@ func parseFileMask(s string) (uint32, error) {
 }
 
 // parseCount parses a count with an optional exponent suffix k (10^3) or
-// M (10^6) (amps-config §1.3 "Large count").
+// M (10^6), as AMPS writes large counts ("10M").
 func parseCount(s string) (int64, error) {
 	num, suf, err := splitNumber(s)
 	if err != nil {
@@ -168,7 +167,7 @@ func parseCount(s string) (int64, error) {
 	case "":
 	case "k":
 		num *= 1e3
-	case "m": // a count has no minutes, so m means 10^6 here (§1.4)
+	case "m": // units are case-insensitive and a count has no minutes, so m means 10^6
 		num *= 1e6
 	default:
 		return 0, fmt.Errorf("count %q: unknown suffix %q (use k or M)", s, suf)

@@ -14,7 +14,8 @@ import (
 )
 
 // emulatedLibraries are the Modules/Module Library values this broker can
-// stand in for (amps-config §8).
+// stand in for; any other library is CFG-MODULE-LIBRARY unless the module's
+// Name is registered in Go.
 var emulatedLibraries = map[string]bool{
 	LibrarySimpleAccess: true,
 }
@@ -53,7 +54,8 @@ func (c *Config) at(path string) pos {
 }
 
 func (c *Config) validate(ds *diags) {
-	// amps-config §2 Name: required; no spaces, '/', '\', '$', '~'.
+	// The instance Name is required and, as AMPS asks, contains no spaces,
+	// '/', '\', '$' or '~' (it ends up in file names).
 	if strings.TrimSpace(c.Name) == "" {
 		ds.errorf(CodeNameMissing, c.at("Name"), "instance Name is required")
 	} else if strings.ContainsAny(c.Name, " \t/\\$~") {
@@ -94,7 +96,7 @@ func (c *Config) validate(ds *diags) {
 		case modules[m.Name]:
 			ds.errorf(CodeModuleUnknown, p, "two modules named %q", m.Name)
 		case c.goModule(m.Name):
-			// amps-config §8: a Go-registered Name needs no loadable library.
+			// A Go-registered Name needs no loadable library.
 			if m.Library != "" {
 				ds.warnf(CodeAccepted, c.at(path+"/Library"), "Module %q is registered in Go; Library %q is not loaded", m.Name, m.Library)
 			}
@@ -137,7 +139,8 @@ func libraryBase(lib string) string {
 	return lib
 }
 
-// validateLimits checks slow-client settings (amps-config §3.10).
+// validateLimits checks slow-client settings: none is negative, and
+// ClientMaxCapacity is a percentage (zero meaning the default).
 func validateLimits(ds *diags, p pos, who string, mem int64, age time.Duration, capacity float64) {
 	if mem < 0 {
 		ds.errorf(CodeValue, p.child("MessageMemoryLimit"), "%sMessageMemoryLimit %d must not be negative", who, mem)
@@ -152,8 +155,8 @@ func validateLimits(ds *diags, p pos, who string, mem int64, age time.Duration, 
 
 // conflicts reports whether two InetAddrs cannot both be bound: same
 // non-zero port and either the same host, or one of them a wildcard that
-// covers the other (amps-config §3.3: "9007" is dual stack, "0.0.0.0"
-// IPv4 only, "[::]" IPv6 only).
+// covers the other: a port alone ("9007") listens on IPv4 and IPv6,
+// "0.0.0.0" on every IPv4 address, "[::]" on every IPv6 address.
 func conflicts(a, b listener.InetAddr) bool {
 	if a.Port == 0 || a.Port != b.Port {
 		return false
@@ -208,7 +211,8 @@ func (c *Config) validateTransports(ds *diags, types map[string]bool) {
 			names[t.Name] = i
 		}
 
-		// CFG-TRANSPORT-TYPE / CFG-TRANSPORT-REPLICATION (amps-config §3.2)
+		// Type is tcp, tcps or amps-unix; replication transports are
+		// recognised but not supported.
 		switch t.Type {
 		case TypeTCP, TypeTCPS, TypeUnix:
 		case "":
@@ -222,7 +226,8 @@ func (c *Config) validateTransports(ds *diags, types map[string]bool) {
 			continue
 		}
 
-		// CFG-PROTOCOL (amps-config §3.4)
+		// Protocol is amps or websocket; the legacy header protocols are
+		// recognised but not supported.
 		proto := t.protocol()
 		switch proto {
 		case ProtocolAMPS, ProtocolWebSocket:
@@ -243,7 +248,9 @@ func (c *Config) validateTransports(ds *diags, types map[string]bool) {
 		}
 
 		if t.Type == TypeUnix {
-			// amps-config §3.7
+			// amps-unix: websocket and TLS are not available over a Unix
+			// socket; FileName is required and fits in sun_path; InetAddr
+			// is ignored.
 			if proto == ProtocolWebSocket {
 				ds.errorf(CodeWSType, c.at(path+"/Protocol"), "%swebsocket requires Type tcp or tcps", who)
 			}
@@ -268,16 +275,19 @@ func (c *Config) validateTransports(ds *diags, types map[string]bool) {
 			if t.FileMask&^os.ModePerm != 0 {
 				ds.errorf(CodeUnixMask, c.at(path+"/FileMask"), "%sFileMask %#o has bits beyond 0777", who, uint32(t.FileMask))
 			} else if t.FileMask != 0 && t.FileMask&0o200 == 0 {
-				// Connecting to a socket needs write permission (§3.7).
+				// A client needs write permission on the socket file to
+				// connect, so a mask without owner write is likely a mistake.
 				ds.warnf(CodeUnixMask, c.at(path+"/FileMask"), "%sFileMask '%04o' gives no write permission; clients cannot connect", who, uint32(t.FileMask))
 			}
 		} else {
-			// tcp / tcps (amps-config §3.3, §3.6)
+			// tcp / tcps: InetAddr is required, and no two transports may
+			// bind the same address. tcps needs Certificate and PrivateKey;
+			// tcp with both becomes TLS; one without the other is an error.
 			if t.InetAddr == "" {
 				ds.errorf(CodeInetAddr, c.at(path+"/InetAddr"), "%sInetAddr missing (required for Type %s)", who, t.Type)
 			} else if a, err := listener.ParseInetAddr(t.InetAddr); err != nil {
 				// The listener's grammar is the one ListenTCP and
-				// ListenWebSocket apply (§3.3).
+				// ListenWebSocket apply.
 				ds.errorf(CodeInetAddr, c.at(path+"/InetAddr"), "%s%s", who, strings.TrimPrefix(err.Error(), "listener: "))
 			} else {
 				for _, o := range tcp {
@@ -328,9 +338,9 @@ func (c *Config) validateTransports(ds *diags, types map[string]bool) {
 	}
 }
 
-// checkSocketFile implements amps-config §3.7 "Stale file": a socket
-// nobody answers on is left for the listener to replace; a live socket or
-// any other file is CFG-UNIX-INUSE.
+// checkSocketFile checks what already exists at a Unix socket path: a
+// socket nobody answers on is stale and left for the listener to replace;
+// a live socket or any other file is CFG-UNIX-INUSE.
 func checkSocketFile(ds *diags, p pos, who, path string) {
 	fi, err := os.Lstat(path)
 	if err != nil {
@@ -370,8 +380,8 @@ func (c *Config) validateSOW(ds *diags, types map[string]bool) {
 				seen[k] = i
 			}
 		}
-		// amps-config §6.2, §11 CFG-SOW-KEY: a Key starts with '/' (XPath
-		// identifier) or is a bracketed name.
+		// A Key starts with '/' (an XPath-like field path such as /id) or
+		// is a bracketed name.
 		for j, k := range t.Keys {
 			if !(strings.HasPrefix(k, "/") && len(k) > 1 || strings.HasPrefix(k, "[") && strings.HasSuffix(k, "]") && len(k) > 2) {
 				ds.errorf(CodeSOWKey, c.at(fmt.Sprintf("%s/Key[%d]", path, j+1)), "%s: Key %q must start with '/' (e.g. /id)", who, k)
@@ -380,7 +390,9 @@ func (c *Config) validateSOW(ds *diags, types map[string]bool) {
 		if t.KeyDomain != "" && len(t.Keys) == 0 {
 			ds.errorf(CodeSOWKey, c.at(path+"/KeyDomain"), "%s: KeyDomain requires at least one Key", who)
 		}
-		// v1 parses only json payloads (amps-config §5, CFG-SOW-TYPE).
+		// The broker parses only json payloads, so keys it computes from
+		// message fields need a json topic; other types must publish
+		// explicit keys.
 		if len(t.Keys) > 0 && t.MessageType != "" && !isJSONType(t.MessageType, c.MessageTypes) {
 			ds.errorf(CodeSOWType, p, "%s (%s): computed keys need json in this broker", who, t.MessageType)
 		}

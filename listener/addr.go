@@ -56,8 +56,9 @@ func (a InetAddr) String() string { return a.Address() }
 // which part is wrong.
 //
 // A host name is passed to net.Listen as is, which listens on the first
-// address the name resolves to. amps-config §3.3 suggests one listener per
-// resolved address; a host that needs that resolves the name itself and calls
+// address the name resolves to. AMPS documents host names only for the
+// admin server, so whether it listens on every resolved address is not
+// known; a host that needs that resolves the name itself and calls
 // ListenTCP once per address.
 func ParseInetAddr(addr string) (InetAddr, error) {
 	if addr == "" {

@@ -9,8 +9,10 @@ import (
 )
 
 // TCPListener is a TCP transport (AMPS types tcp and tcps): plain TCP, or TLS
-// when TCPOptions.TLSConfig is set, with the HTTP preflight of wire spec §4
-// accepted on every connection. It implements Listener.
+// when TCPOptions.TLSConfig is set. Every connection may start with an HTTP
+// preflight, an HTTP upgrade request a client sends before any AMPS bytes
+// so that HTTP proxies pass the connection (see Handshake). It implements
+// Listener.
 type TCPListener struct {
 	ln  net.Listener
 	cfg streamConfig

@@ -32,8 +32,8 @@ const (
 // Sentinel errors of ListenUnix. Each error returned wraps one and names the
 // path.
 var (
-	// ErrSocketInUse means a process is listening on the socket file already
-	// (amps-config §3.7, CFG-UNIX-INUSE). The file is left alone.
+	// ErrSocketInUse means a process is listening on the socket file
+	// already. The file is left alone.
 	ErrSocketInUse = errors.New("listener: unix socket in use")
 
 	// ErrNotSocket means the path exists and is not a socket. It is never
@@ -60,8 +60,7 @@ var _ transport.Listener = (*UnixListener)(nil)
 // applies FileMask after creation (amps-config §3.7). A nil opts means all
 // defaults.
 //
-// When a file already exists at path (amps-config §3.7, settled here as the
-// spec suggests):
+// When a file already exists at path (a case AMPS does not document):
 //   - a socket nobody listens on (connect refused), left by a process that
 //     died, is removed and the path reused;
 //   - a socket a process listens on is left alone and ErrSocketInUse
