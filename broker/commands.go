@@ -140,8 +140,8 @@ func (s *session) ack(h *protocol.Header, ackType, status, reason string, fill f
 	if fill != nil {
 		fill(&a)
 	}
-	buf := protocol.AppendHeader(make([]byte, 0, 128), &a)
-	s.enqueue(outItem{header: buf, size: len(buf) + itemOverhead})
+	m := protocol.Message{Header: &a}
+	s.enqueue(outItem{m: m, size: m.Len() + itemOverhead})
 }
 
 // acks sends every requested ack type with the same status and reason.

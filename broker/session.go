@@ -27,8 +27,9 @@ var (
 	errEntitlementReset = errors.New("broker: entitlement reset")
 )
 
-// heartbeatFrame is the server heartbeat (wire spec §8.5).
-var heartbeatFrame = []byte(`{"c":"heartbeat"}`)
+// heartbeatMessage is the server heartbeat (wire spec §8.5): the command
+// alone.
+var heartbeatMessage = protocol.Message{Header: &protocol.Header{Command: protocol.CmdHeartbeat}}
 
 // session is one network client connection. Its reader runs on the
 // goroutine that called ServeConn; its writer is a goroutine of its own
@@ -288,11 +289,10 @@ func (s *session) readLoop() (graceful bool, err error) {
 func (s *session) writeLoop() {
 	defer s.cancel()
 	var (
-		spare   []outItem
-		scratch = make([]byte, 0, 512)
-		hb      = heartbeater{misses: s.b.opts.HeartbeatMisses}
-		ticker  *time.Ticker
-		tickC   <-chan time.Time
+		spare  []outItem
+		hb     = heartbeater{misses: s.b.opts.HeartbeatMisses}
+		ticker *time.Ticker
+		tickC  <-chan time.Time
 	)
 	defer func() {
 		if ticker != nil {
@@ -316,7 +316,7 @@ func (s *session) writeLoop() {
 				return
 			}
 			if send {
-				s.enqueue(outItem{header: heartbeatFrame, size: len(heartbeatFrame) + itemOverhead})
+				s.enqueue(outItem{m: heartbeatMessage, size: heartbeatMessage.Len() + itemOverhead})
 			}
 			continue
 		}
@@ -336,7 +336,7 @@ func (s *session) writeLoop() {
 		}
 		if len(items) > 0 {
 			wt.Reset(s.b.opts.WriteTimeout)
-			n, err := s.writeItems(items, &scratch)
+			n, err := s.writeItems(items)
 			if err == nil {
 				err = s.c.Flush()
 			}
@@ -357,28 +357,27 @@ func (s *session) writeLoop() {
 	}
 }
 
-func (s *session) writeItems(items []outItem, scratch *[]byte) (int, error) {
+func (s *session) writeItems(items []outItem) (int, error) {
 	n, wire := 0, 0
 	var deliveries int64
 	for i := range items {
 		it := &items[i]
-		hdr := it.header
-		body := it.body
 		if it.d != nil {
 			var live bool
-			if *scratch, live = it.d.appendHeader((*scratch)[:0], it.t); !live {
+			// The message is built in the queued item itself, which the
+			// batch owns, so handing it to the Conn allocates nothing.
+			if it.m, live = it.d.message(it.t); !live {
 				n += it.size
 				continue
 			}
-			hdr = *scratch
-			body = it.d.body
 			deliveries++
 		}
-		if err := s.c.WriteMessage(hdr, body); err != nil {
+		m := &it.m
+		if err := s.c.WriteMessage(m); err != nil {
 			return n, err
 		}
 		n += it.size
-		wire += len(hdr) + len(body)
+		wire += m.Len()
 	}
 	s.b.stats.messagesOut.Add(deliveries)
 	s.b.stats.bytesOut.Add(int64(wire))

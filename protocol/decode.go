@@ -47,11 +47,13 @@ func skipSpace(data []byte, i int) int {
 // at the start of data, the header of a stream frame (wire spec §2.1). The
 // bytes after it are the message body, which may itself begin with '{'.
 //
-// HeaderEnd skips leading whitespace, tracks nesting of objects and arrays
-// (values of unknown keys), and skips strings honouring backslash escapes, so
-// a '}' inside a string value does not end the header. It does not validate
-// the JSON otherwise; DecodeHeader does. Data that does not start with '{',
-// or that ends before the object closes, yields a *SyntaxError.
+// The end of the header is found by parsing the object's JSON syntax, with
+// the same code DecodeHeader uses to skip the values of unknown keys:
+// strings honour backslash escapes, so a '}' inside a string value does not
+// end the header, and nested objects and arrays must close properly. Key
+// names and value types are not checked; DecodeHeader does that. Leading
+// whitespace is skipped. Data that does not start with a complete, well-formed
+// object yields a *SyntaxError.
 func HeaderEnd(data []byte) (int, error) {
 	i := skipSpace(data, 0)
 	if i == len(data) {
@@ -60,44 +62,7 @@ func HeaderEnd(data []byte) (int, error) {
 	if data[i] != '{' {
 		return 0, syntaxErr(i, "expected '{' at start of header, found %q", data[i])
 	}
-	depth := 0
-	for ; i < len(data); i++ {
-		switch data[i] {
-		case '"':
-			end := stringEnd(data, i)
-			if end < 0 {
-				return 0, endErr(data, fmt.Sprintf("inside the string starting at byte %d", i))
-			}
-			i = end - 1
-		case '{', '[':
-			depth++
-		case '}', ']':
-			depth--
-			if depth == 0 {
-				if data[i] == ']' {
-					return 0, syntaxErr(i, "']' closes the header object")
-				}
-				return i + 1, nil
-			}
-		}
-	}
-	return 0, endErr(data, fmt.Sprintf("with %d unclosed '{' or '['", depth))
-}
-
-// stringEnd returns the index just past the closing quote of the string
-// whose opening quote is at data[start], or -1 if the data ends first. A
-// backslash always escapes the byte after it. (Header strings are short, so
-// a plain loop beats bytes.IndexByte's call overhead here.)
-func stringEnd(data []byte, start int) int {
-	for i := start + 1; i < len(data); i++ {
-		switch data[i] {
-		case '"':
-			return i + 1
-		case '\\':
-			i++
-		}
-	}
-	return -1
+	return skipContainer(data, i, 1)
 }
 
 // DecodeHeader resets *h and decodes into it the JSON header object that is

@@ -39,11 +39,31 @@ const allFields = FieldGracePeriod<<1 - 1
 // Because the encoder escapes every '"' inside values, the text `"s":`
 // cannot occur anywhere else in the header.
 func AppendHeader(dst []byte, h *Header) []byte {
-	// Every key is written with a leading comma; the first comma is then
-	// overwritten by the opening brace.
 	start := len(dst)
+	dst = appendKeysBeforeSids(dst, h, h.hasKeysAfterSeq())
+	dst = appendStringKey(dst, `,"sids":`, h.SubIDs)
+	dst = appendKeysAfterSids(dst, h)
+	return closeObject(dst, start)
+}
+
+// Every key is written with a leading comma; closeObject then overwrites the
+// first comma with the opening brace.
+
+// closeObject turns the comma-led keys in dst[start:] into a JSON object.
+func closeObject(dst []byte, start int) []byte {
+	if len(dst) == start {
+		return append(dst, '{', '}')
+	}
+	dst[start] = '{'
+	return append(dst, '}')
+}
+
+// appendKeysBeforeSids writes the keys AppendHeader puts before "sids", each
+// with a leading comma. keysAfterSeq says whether any key other than c, cid
+// and s follows, which decides where s goes (see AppendHeader).
+func appendKeysBeforeSids(dst []byte, h *Header, keysAfterSeq bool) []byte {
 	hasSeq := h.Present&FieldSequence != 0
-	seqEarly := hasSeq && !h.hasKeysAfterSeq()
+	seqEarly := hasSeq && !keysAfterSeq
 
 	dst = appendStringKey(dst, `,"c":`, h.Command)
 	if seqEarly {
@@ -54,8 +74,12 @@ func AppendHeader(dst []byte, h *Header) []byte {
 		dst = appendSeq(dst, h.Sequence)
 	}
 	dst = appendStringKey(dst, `,"t":`, h.Topic)
-	dst = appendStringKey(dst, `,"sub_id":`, h.SubID)
-	dst = appendStringKey(dst, `,"sids":`, h.SubIDs)
+	return appendStringKey(dst, `,"sub_id":`, h.SubID)
+}
+
+// appendKeysAfterSids writes the keys AppendHeader puts after "sids", each
+// with a leading comma.
+func appendKeysAfterSids(dst []byte, h *Header) []byte {
 	dst = appendStringKey(dst, `,"query_id":`, h.QueryID)
 	dst = appendStringKey(dst, `,"bm":`, h.Bookmark)
 	dst = appendStringKey(dst, `,"client_name":`, h.ClientName)
@@ -98,13 +122,7 @@ func AppendHeader(dst []byte, h *Header) []byte {
 	dst = appendBoolKey(dst, `,"data_only":true`, h.DataOnly)
 	dst = appendBoolKey(dst, `,"send_subscription_ids":true`, h.SendSubscriptionIDs)
 
-	dst = appendNumKey(dst, `,"l":`, h, FieldLength)
-
-	if len(dst) == start {
-		return append(dst, '{', '}')
-	}
-	dst[start] = '{'
-	return append(dst, '}')
+	return appendNumKey(dst, `,"l":`, h, FieldLength)
 }
 
 // hasKeysAfterSeq reports whether AppendHeader writes any key other than c,

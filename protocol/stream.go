@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -104,14 +103,13 @@ func (r *StreamReader) ReadFrame() ([]byte, error) {
 			r.err = err
 			return nil, err
 		}
-		size := binary.BigEndian.Uint32(r.pfx[:])
+		size, err := frameSize(r.pfx[:], r.max, ErrFrameTooLarge)
+		if err != nil {
+			r.err = err
+			return nil, err
+		}
 		if size == 0 {
 			continue
-		}
-		if uint64(size) > uint64(r.max) {
-			r.err = fmt.Errorf("protocol: frame length %d (prefix %x) exceeds the limit of %d bytes: %w",
-				size, r.pfx[:], r.max, ErrFrameTooLarge)
-			return nil, r.err
 		}
 		frame, err := r.readBody(int(size))
 		if err != nil {
@@ -158,9 +156,38 @@ func (r *StreamReader) bodyError(got, n int, err error) error {
 	return err
 }
 
+// frameSize reads the length prefix at the start of p (4 bytes, big-endian,
+// counting the header and body that follow; spec §2.1) and checks it against
+// max. A zero length is returned as such: the frame carries nothing and the
+// caller skips it (spec §2.1 and open question §15.11: we ignore such frames
+// rather than answer them). A length above max is an error wrapping
+// tooLarge, which is or wraps ErrFrameTooLarge. The stream encoding and the
+// WebSocket stream variant (spec §3.6) both read frames through frameSize
+// and splitFrame.
+func frameSize(p []byte, max int, tooLarge error) (int, error) {
+	size := binary.BigEndian.Uint32(p)
+	if uint64(size) > uint64(max) {
+		return 0, fmt.Errorf("protocol: frame length %d (prefix %x) exceeds the limit of %d bytes: %w",
+			size, p[:frameLengthSize], max, tooLarge)
+	}
+	return int(size), nil
+}
+
+// splitFrame splits a non-empty frame into its header object and body. The
+// header ends at the brace closing the JSON object the frame starts with;
+// the body, which may itself start with '{', is the rest (spec §2.1).
+func splitFrame(frame []byte) (header, body []byte, err error) {
+	end, err := HeaderEnd(frame)
+	if err != nil {
+		return nil, nil, err
+	}
+	return frame[:end:end], frame[end:], nil
+}
+
 // AppendStreamFrame appends one stream frame (spec §2.1) to dst: the
 // big-endian length of header plus body, then header, then body. The caller
-// keeps header plus body under 4 GiB.
+// keeps header plus body under 4 GiB. It is for clients and tests that
+// hold an encoded header; the broker writes Messages.
 func AppendStreamFrame(dst, header, body []byte) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(header)+len(body)))
 	dst = append(dst, header...)
@@ -209,7 +236,9 @@ type streamConn struct {
 	rwc io.ReadWriteCloser
 	r   *StreamReader
 	w   *bufio.Writer
-	pfx [frameLengthSize]byte
+	// buf holds the length prefix and header (and a sow batch's records)
+	// of the message being written.
+	buf []byte
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -223,7 +252,7 @@ func (c *streamConn) ReadMessage() (header, body []byte, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	end, err := HeaderEnd(frame)
+	header, body, err = splitFrame(frame)
 	if err != nil {
 		// The frame was consumed whole, but a peer that sends a frame
 		// without a header is broken; keep the documented contract that
@@ -231,25 +260,24 @@ func (c *streamConn) ReadMessage() (header, body []byte, err error) {
 		c.r.err = err
 		return nil, nil, err
 	}
-	return frame[:end], frame[end:], nil
+	return header, body, nil
 }
 
-func (c *streamConn) WriteMessage(header, body []byte) error {
+func (c *streamConn) WriteMessage(m *Message) error {
 	if c.closed.Load() {
 		return errWriteClosed
 	}
-	n := len(header) + len(body)
-	if uint64(n) > math.MaxUint32 {
-		return fmt.Errorf("protocol: message of %d bytes: %w", n, ErrMessageTooLarge)
-	}
-	binary.BigEndian.PutUint32(c.pfx[:], uint32(n))
-	if _, err := c.w.Write(c.pfx[:]); err != nil {
+	buf, err := appendStreamStart(c.buf[:0], m)
+	if err != nil {
 		return err
 	}
-	if _, err := c.w.Write(header); err != nil {
+	if cap(buf) <= frameRetainSize {
+		c.buf = buf
+	}
+	if _, err := c.w.Write(buf); err != nil {
 		return err
 	}
-	_, err := c.w.Write(body)
+	_, err = c.w.Write(m.Body)
 	return err
 }
 

@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"testing"
@@ -99,42 +98,6 @@ func FuzzWSDecoder(f *testing.F) {
 			if got[i] != got2[i] {
 				t.Fatalf("message %d: %q, re-decoded %q", i, got[i], got2[i])
 			}
-		}
-	})
-}
-
-// FuzzWSFrames checks that outbound framing never panics, never emits an
-// empty text frame, starts with the header as text, and loses no body byte.
-func FuzzWSFrames(f *testing.F) {
-	f.Add([]byte(`{"c":"p","l":3}`), []byte("abc"), false)
-	f.Add([]byte(`{"c":"sow","bs":2}`), []byte(`{"k":"1","l":2}{}{"k":"2","l":1}x`), true)
-	f.Add([]byte(`{"c":"oof","l":0}`), []byte{}, false)
-	f.Fuzz(func(t *testing.T, header, body []byte, binaryMode bool) {
-		var frames []wsFrame
-		err := WSFrames(header, body, binaryMode, func(text bool, p []byte) error {
-			frames = append(frames, wsFrame{text, string(p)})
-			return nil
-		})
-		if err != nil {
-			if len(frames) != 0 {
-				t.Fatalf("%d frames emitted before error %v", len(frames), err)
-			}
-			return
-		}
-		if len(frames) == 0 || !frames[0].Text || frames[0].Payload != string(header) {
-			t.Fatalf("first frame %+v is not the text header", frames)
-		}
-		var data []byte
-		for i, fr := range frames {
-			if fr.Text && fr.Payload == "" {
-				t.Fatalf("frame %d is an empty text frame", i)
-			}
-			if i > 0 {
-				data = append(data, fr.Payload...)
-			}
-		}
-		if !bytes.Equal(data, body) {
-			t.Fatalf("frames after the header carry %q, body is %q", data, body)
 		}
 	})
 }
