@@ -140,7 +140,7 @@ func (s *session) ack(h *protocol.Header, ackType, status, reason string, fill f
 	if fill != nil {
 		fill(&a)
 	}
-	m := protocol.Message{Header: &a}
+	m := &protocol.Message{Header: &a}
 	s.enqueue(outItem{m: m, size: m.Len() + itemOverhead})
 }
 

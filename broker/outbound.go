@@ -18,11 +18,12 @@ const itemOverhead = 192
 const retainItems = 1024
 
 // outItem is one queued outbound message: either a shared delivery for a
-// target, or a message of its own (acks, heartbeats).
+// target, or a message of its own (acks, heartbeats), which the writer
+// does not modify.
 type outItem struct {
 	d    *delivery
 	t    *target
-	m    protocol.Message
+	m    *protocol.Message
 	size int
 	// at is when it was queued, in unix nanoseconds of the broker's
 	// coarse clock.

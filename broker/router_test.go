@@ -124,7 +124,7 @@ func TestOutboundMemoryIsBounded(t *testing.T) {
 	var spare []outItem
 	burst := func(n int) {
 		for i := 0; i < n; i++ {
-			q.push(outItem{m: heartbeatMessage, size: heartbeatMessage.Len() + itemOverhead})
+			q.push(outItem{m: &heartbeatMessage, size: heartbeatMessage.Len() + itemOverhead})
 		}
 		items, _, _ := q.take(spare)
 		q.release(len(items) * (heartbeatMessage.Len() + itemOverhead))

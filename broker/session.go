@@ -289,7 +289,10 @@ func (s *session) readLoop() (graceful bool, err error) {
 func (s *session) writeLoop() {
 	defer s.cancel()
 	var (
-		spare  []outItem
+		spare []outItem
+		// dm holds each delivery as it is written; reusing it keeps
+		// writing allocation-free.
+		dm     = new(protocol.Message)
 		hb     = heartbeater{misses: s.b.opts.HeartbeatMisses}
 		ticker *time.Ticker
 		tickC  <-chan time.Time
@@ -316,7 +319,7 @@ func (s *session) writeLoop() {
 				return
 			}
 			if send {
-				s.enqueue(outItem{m: heartbeatMessage, size: heartbeatMessage.Len() + itemOverhead})
+				s.enqueue(outItem{m: &heartbeatMessage, size: heartbeatMessage.Len() + itemOverhead})
 			}
 			continue
 		}
@@ -336,7 +339,7 @@ func (s *session) writeLoop() {
 		}
 		if len(items) > 0 {
 			wt.Reset(s.b.opts.WriteTimeout)
-			n, err := s.writeItems(items)
+			n, err := s.writeItems(items, dm)
 			if err == nil {
 				err = s.c.Flush()
 			}
@@ -357,22 +360,21 @@ func (s *session) writeLoop() {
 	}
 }
 
-func (s *session) writeItems(items []outItem) (int, error) {
+func (s *session) writeItems(items []outItem, dm *protocol.Message) (int, error) {
 	n, wire := 0, 0
 	var deliveries int64
 	for i := range items {
 		it := &items[i]
+		m := it.m
 		if it.d != nil {
 			var live bool
-			// The message is built in the queued item itself, which the
-			// batch owns, so handing it to the Conn allocates nothing.
-			if it.m, live = it.d.message(it.t); !live {
+			if *dm, live = it.d.message(it.t); !live {
 				n += it.size
 				continue
 			}
+			m = dm
 			deliveries++
 		}
-		m := &it.m
 		if err := s.c.WriteMessage(m); err != nil {
 			return n, err
 		}

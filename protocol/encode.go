@@ -28,7 +28,8 @@ const allFields = FieldGracePeriod<<1 - 1
 //	timeout_interval grace_period
 //	send_empty send_keys send_oof data_only send_subscription_ids l
 //
-// "l" comes last, right before the body it measures.
+// "l" comes last, right before the body it measures. Message.AppendHeader
+// and SharedHeader write their headers with the same code, in the same order.
 //
 // The JS client re-reads "s" from the header text with the pattern
 // `"s":<digits>,` (wire spec §5, "JS sequence-number trap"), so s is a bare
