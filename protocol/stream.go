@@ -174,14 +174,15 @@ func frameSize(p []byte, max int, tooLarge error) (int, error) {
 }
 
 // splitFrame splits a non-empty frame into its header object and body. The
-// header ends at the brace closing the JSON object the frame starts with;
-// the body, which may itself start with '{', is the rest (spec §2.1).
+// header ends at the brace closing the JSON object the frame starts with
+// (whitespace before the object is dropped); the body, which may itself
+// start with '{', is the rest (spec §2.1).
 func splitFrame(frame []byte) (header, body []byte, err error) {
 	end, err := HeaderEnd(frame)
 	if err != nil {
 		return nil, nil, err
 	}
-	return frame[:end:end], frame[end:], nil
+	return frame[skipSpace(frame, 0):end:end], frame[end:], nil
 }
 
 // AppendStreamFrame appends one stream frame (spec §2.1) to dst: the

@@ -120,8 +120,11 @@ const (
 	wsFailed                       // sticky error
 )
 
-// wsSpan locates one decoded message inside a decoder buffer.
-type wsSpan struct{ start, headerEnd, end int }
+// wsSpan locates one decoded message inside a decoder buffer: its bytes
+// are buf[start:end], its header buf[header:headerEnd] (start and header
+// differ by whitespace before a stream-variant header) and its body
+// buf[headerEnd:end].
+type wsSpan struct{ start, header, headerEnd, end int }
 
 // WSDecoder turns the WebSocket messages of one client session into AMPS
 // messages. The zero value is ready to use with default limits.
@@ -213,7 +216,7 @@ func (d *WSDecoder) Next() (header, body []byte, ok bool) {
 	}
 	s := d.ready[d.next]
 	d.next++
-	return d.buf[s.start:s.headerEnd:s.headerEnd], d.buf[s.headerEnd:s.end:s.end], true
+	return d.buf[s.header:s.headerEnd:s.headerEnd], d.buf[s.headerEnd:s.end:s.end], true
 }
 
 // Feed consumes one complete WebSocket message (text reports the text
@@ -358,6 +361,7 @@ func (d *WSDecoder) feedStream(text bool, p []byte) error {
 		d.buf, d.streamOff = d.buf[:n], d.streamOff-keep
 		for i := range d.ready {
 			d.ready[i].start -= keep
+			d.ready[i].header -= keep
 			d.ready[i].headerEnd -= keep
 			d.ready[i].end -= keep
 		}
@@ -381,11 +385,12 @@ func (d *WSDecoder) feedStream(text bool, p []byte) error {
 		if n == 0 {
 			continue // a zero-length frame carries nothing (see frameSize)
 		}
-		header, _, err := splitFrame(d.buf[start:end])
+		header, body, err := splitFrame(d.buf[start:end])
 		if err != nil {
 			return fmt.Errorf("%w: stream frame of %d bytes does not start with a JSON object %s: %w", ErrWSBadHeader, n, wsQuote(d.buf[start:end]), err)
 		}
-		d.ready = append(d.ready, wsSpan{start: start, headerEnd: start + len(header), end: end})
+		hEnd := end - len(body)
+		d.ready = append(d.ready, wsSpan{start: start, header: hEnd - len(header), headerEnd: hEnd, end: end})
 	}
 }
 
