@@ -29,17 +29,20 @@ func newDelivery(topic, correlationID string, body []byte) *delivery {
 	d := &delivery{topic: topic, correlationID: correlationID}
 	h := protocol.Header{Command: protocol.CmdP, Topic: topic, CorrelationID: correlationID}
 	h.Set(protocol.FieldLength, uint64(len(body)))
-	buf := make([]byte, 0, len(topic)+len(correlationID)+len(body)+64)
+	// Room for the header without escapes: ,"c":"p" ,"t":"" ,"x":"" ,"l":
+	// and 20 digits take 47 bytes besides topic and correlation id.
+	buf := make([]byte, 0, len(topic)+len(correlationID)+len(body)+48)
 	buf = d.hdr.Prepare(buf, &h)
 	s := len(buf)
 	d.body = append(buf, body...)[s:]
 	return d
 }
 
-// message returns the delivery as written to t's connection. It leaves out
-// subscriptions removed since t was built, and reports false when none is
-// left (the delivery is then dropped).
-func (d *delivery) message(t *target) (protocol.Message, bool) {
+// message sets m to the delivery as written to t's connection (m is the
+// writer's, reused for every delivery, so writing one allocates nothing).
+// It leaves out subscriptions removed since t was built, and reports false
+// when none is left (the delivery is then dropped).
+func (d *delivery) message(t *target, m *protocol.Message) bool {
 	live := 0
 	for _, s := range t.subs {
 		if !s.removed.Load() {
@@ -47,9 +50,9 @@ func (d *delivery) message(t *target) (protocol.Message, bool) {
 		}
 	}
 	if live == 0 {
-		return protocol.Message{}, false
+		return false
 	}
-	m := protocol.Message{Shared: &d.hdr, SubIDs: t.sids, Body: d.body}
+	m.Shared, m.SubIDs, m.Body = &d.hdr, t.sids, d.body
 	if live < len(t.subs) {
 		// Rare: an unsubscribe raced this delivery. Spell out the ids
 		// still subscribed.
@@ -64,11 +67,10 @@ func (d *delivery) message(t *target) (protocol.Message, bool) {
 		}
 		m.SubIDs = protocol.NewSubIDs(ids.String())
 	}
-	return m, true
+	return true
 }
 
 // size is what the delivery costs in a connection's outbound budget.
 func (d *delivery) size(t *target) int {
-	m := protocol.Message{Shared: &d.hdr, SubIDs: t.sids, Body: d.body}
-	return m.Len() + itemOverhead
+	return d.hdr.Len(t.sids) + len(d.body) + itemOverhead
 }

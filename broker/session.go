@@ -367,8 +367,7 @@ func (s *session) writeItems(items []outItem, dm *protocol.Message) (int, error)
 		it := &items[i]
 		m := it.m
 		if it.d != nil {
-			var live bool
-			if *dm, live = it.d.message(it.t); !live {
+			if !it.d.message(it.t, dm) {
 				n += it.size
 				continue
 			}

@@ -52,8 +52,7 @@ type Record struct {
 // so that splicing it into a SharedHeader is a copy. The zero value means
 // no "sids" key.
 type SubIDs struct {
-	ids string
-	lit []byte // JSON string literal of ids, quotes included; nil when empty
+	lit []byte // JSON string literal of the ids, quotes included; nil when empty
 }
 
 // NewSubIDs encodes ids, a comma-separated list without spaces.
@@ -61,14 +60,27 @@ func NewSubIDs(ids string) SubIDs {
 	if ids == "" {
 		return SubIDs{}
 	}
-	return SubIDs{ids: ids, lit: AppendString(nil, ids)}
+	return SubIDs{lit: AppendString(nil, ids)}
 }
 
 // IsZero reports whether s means no "sids" key.
 func (s SubIDs) IsZero() bool { return len(s.lit) == 0 }
 
-// String returns the ids as given to NewSubIDs.
-func (s SubIDs) String() string { return s.ids }
+// String returns the ids as given to NewSubIDs (invalid UTF-8 replaced).
+func (s SubIDs) String() string {
+	if len(s.lit) == 0 {
+		return ""
+	}
+	return unescape(s.lit[1 : len(s.lit)-1])
+}
+
+// keyLen is how many bytes s adds to a header: the "sids" key and value.
+func (s SubIDs) keyLen() int {
+	if len(s.lit) == 0 {
+		return 0
+	}
+	return len(sidsKey) + len(s.lit)
+}
 
 const sidsKey = `,"sids":`
 
@@ -82,10 +94,12 @@ const sidsKey = `,"sids":`
 // A SharedHeader is immutable once prepared and may be written from many
 // goroutines at once.
 type SharedHeader struct {
-	// head and tail are the keys before and after "sids", each key with a
-	// leading comma (the first comma becomes '{' on output).
-	head, tail []byte
-	f          framing
+	// enc holds the keys before "sids" (enc[:mid]) and after it
+	// (enc[mid:]), each key with a leading comma; on output the first
+	// comma becomes '{'.
+	enc []byte
+	mid int
+	f   framing
 }
 
 // Prepare encodes h (whose SubIDs is ignored) into p, appending the bytes
@@ -98,34 +112,32 @@ func (p *SharedHeader) Prepare(dst []byte, h *Header) []byte {
 	dst = appendKeysBeforeSids(dst, h, true)
 	mid := len(dst)
 	dst = appendKeysAfterSids(dst, h)
-	p.head = dst[start:mid:mid]
-	p.tail = dst[mid:len(dst):len(dst)]
+	p.enc = dst[start:len(dst):len(dst)]
+	p.mid = mid - start
 	p.f = h.framing()
 	return dst
+}
+
+// Len returns the length of the header written for a recipient with
+// subscription ids s.
+func (p *SharedHeader) Len(s SubIDs) int {
+	n := len(p.enc) + s.keyLen()
+	if n == 0 {
+		return 2 // "{}"
+	}
+	return n + 1 // the first comma became '{'; add '}'
 }
 
 // appendTo writes the header for the recipient with subscription ids s.
 func (p *SharedHeader) appendTo(dst []byte, s SubIDs) []byte {
 	start := len(dst)
-	dst = append(dst, p.head...)
+	dst = append(dst, p.enc[:p.mid]...)
 	if len(s.lit) > 0 {
 		dst = append(dst, sidsKey...)
 		dst = append(dst, s.lit...)
 	}
-	dst = append(dst, p.tail...)
+	dst = append(dst, p.enc[p.mid:]...)
 	return closeObject(dst, start)
-}
-
-// len is the length of appendTo's output.
-func (p *SharedHeader) len(s SubIDs) int {
-	n := len(p.head) + len(p.tail)
-	if len(s.lit) > 0 {
-		n += len(sidsKey) + len(s.lit)
-	}
-	if n == 0 {
-		return 2
-	}
-	return n + 1 // the first comma became '{'; add '}'
 }
 
 // framing is what the encoders need to know about a header to frame its
@@ -170,12 +182,19 @@ func (m *Message) AppendHeader(dst []byte) []byte {
 
 // Len returns the number of bytes m takes in the stream encoding without
 // the 4-byte length prefix: header, body, and each record's header and
-// data. For a message with a SharedHeader it is arithmetic; otherwise the
+// data. For a delivery with a SharedHeader it is arithmetic; otherwise the
 // headers are encoded (into a stack buffer when they fit) to measure them.
 func (m *Message) Len() int {
+	if m.Shared != nil && len(m.Records) == 0 {
+		return m.Shared.Len(m.SubIDs) + len(m.Body)
+	}
+	return m.encodedLen()
+}
+
+func (m *Message) encodedLen() int {
 	n := len(m.Body)
 	if m.Shared != nil {
-		n += m.Shared.len(m.SubIDs)
+		n += m.Shared.Len(m.SubIDs)
 	} else {
 		var buf [256]byte
 		n += len(m.AppendHeader(buf[:0]))
