@@ -392,29 +392,6 @@ func scanString(data []byte, start int) (raw []byte, slow bool, next int, err er
 	return nil, false, 0, endErr(data, fmt.Sprintf("inside the string starting at byte %d", start))
 }
 
-// skipString returns the index just past the closing quote of the string
-// whose opening quote is at data[start]. Only escapes can make a string
-// malformed (scanString tolerates invalid UTF-8 and control characters), so
-// a string without a backslash is skipped in one tight loop and others are
-// validated by scanString.
-func skipString(data []byte, start int) (int, error) {
-	if i := stringStop(data, start+1); i < len(data) && data[i] == '"' {
-		return i + 1, nil
-	}
-	_, _, next, err := scanString(data, start)
-	return next, err
-}
-
-// stringStop returns the index of the first '"' or '\\' in data at or after
-// i, or len(data): where the plain run of a string ends. Header strings are
-// short, so a plain loop the compiler inlines beats bytes.IndexByte.
-func stringStop(data []byte, i int) int {
-	for i < len(data) && data[i] != '"' && data[i] != '\\' {
-		i++
-	}
-	return i
-}
-
 func hex4(b []byte) (rune, bool) {
 	var r rune
 	for _, c := range b {
@@ -817,4 +794,27 @@ closed: // the container at level ended just before i
 		closer = '}'
 	}
 	goto next
+}
+
+// skipString returns the index just past the closing quote of the string
+// whose opening quote is at data[start]. Only escapes can make a string
+// malformed (scanString tolerates invalid UTF-8 and control characters), so
+// a string without a backslash is skipped in one tight loop and others are
+// validated by scanString.
+func skipString(data []byte, start int) (int, error) {
+	if i := stringStop(data, start+1); i < len(data) && data[i] == '"' {
+		return i + 1, nil
+	}
+	_, _, next, err := scanString(data, start)
+	return next, err
+}
+
+// stringStop returns the index of the first '"' or '\\' in data at or after
+// i, or len(data): where the plain run of a string ends. Header strings are
+// short, so a plain loop the compiler inlines beats bytes.IndexByte.
+func stringStop(data []byte, i int) int {
+	for i < len(data) && data[i] != '"' && data[i] != '\\' {
+		i++
+	}
+	return i
 }

@@ -41,9 +41,7 @@ const allFields = FieldGracePeriod<<1 - 1
 // cannot occur anywhere else in the header.
 func AppendHeader(dst []byte, h *Header) []byte {
 	start := len(dst)
-	dst = appendKeysBeforeSids(dst, h, h.hasKeysAfterSeq())
-	dst = appendStringKey(dst, `,"sids":`, h.SubIDs)
-	dst = appendKeysAfterSids(dst, h)
+	dst, _ = appendKeys(dst, h, h.hasKeysAfterSeq(), true)
 	return closeObject(dst, start)
 }
 
@@ -59,10 +57,12 @@ func closeObject(dst []byte, start int) []byte {
 	return append(dst, '}')
 }
 
-// appendKeysBeforeSids writes the keys AppendHeader puts before "sids", each
-// with a leading comma. keysAfterSeq says whether any key other than c, cid
-// and s follows, which decides where s goes (see AppendHeader).
-func appendKeysBeforeSids(dst []byte, h *Header, keysAfterSeq bool) []byte {
+// appendKeys writes h's keys in AppendHeader's order, each with a leading
+// comma, and returns the extended slice and the length it had where "sids"
+// goes. withSids says whether h.SubIDs is written (SharedHeader leaves the
+// place empty). keysAfterSeq says whether any key other than c, cid and s
+// follows, which decides where s goes (see AppendHeader).
+func appendKeys(dst []byte, h *Header, keysAfterSeq, withSids bool) ([]byte, int) {
 	hasSeq := h.Present&FieldSequence != 0
 	seqEarly := hasSeq && !keysAfterSeq
 
@@ -75,12 +75,11 @@ func appendKeysBeforeSids(dst []byte, h *Header, keysAfterSeq bool) []byte {
 		dst = appendSeq(dst, h.Sequence)
 	}
 	dst = appendStringKey(dst, `,"t":`, h.Topic)
-	return appendStringKey(dst, `,"sub_id":`, h.SubID)
-}
-
-// appendKeysAfterSids writes the keys AppendHeader puts after "sids", each
-// with a leading comma.
-func appendKeysAfterSids(dst []byte, h *Header) []byte {
+	dst = appendStringKey(dst, `,"sub_id":`, h.SubID)
+	mid := len(dst)
+	if withSids {
+		dst = appendStringKey(dst, `,"sids":`, h.SubIDs)
+	}
 	dst = appendStringKey(dst, `,"query_id":`, h.QueryID)
 	dst = appendStringKey(dst, `,"bm":`, h.Bookmark)
 	dst = appendStringKey(dst, `,"client_name":`, h.ClientName)
@@ -123,7 +122,7 @@ func appendKeysAfterSids(dst []byte, h *Header) []byte {
 	dst = appendBoolKey(dst, `,"data_only":true`, h.DataOnly)
 	dst = appendBoolKey(dst, `,"send_subscription_ids":true`, h.SendSubscriptionIDs)
 
-	return appendNumKey(dst, `,"l":`, h, FieldLength)
+	return appendNumKey(dst, `,"l":`, h, FieldLength), mid
 }
 
 // hasKeysAfterSeq reports whether AppendHeader writes any key other than c,

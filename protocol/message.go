@@ -109,9 +109,7 @@ type SharedHeader struct {
 // "s", if present, is placed as if every recipient had a "sids" key.
 func (p *SharedHeader) Prepare(dst []byte, h *Header) []byte {
 	start := len(dst)
-	dst = appendKeysBeforeSids(dst, h, true)
-	mid := len(dst)
-	dst = appendKeysAfterSids(dst, h)
+	dst, mid := appendKeys(dst, h, true, false)
 	p.enc = dst[start:len(dst):len(dst)]
 	p.mid = mid - start
 	p.f = h.framing()

@@ -165,12 +165,17 @@ func (r *StreamReader) bodyError(got, n int, err error) error {
 // WebSocket stream variant (spec §3.6) both read frames through frameSize
 // and splitFrame.
 func frameSize(p []byte, max int, tooLarge error) (int, error) {
-	size := binary.BigEndian.Uint32(p)
-	if uint64(size) > uint64(max) {
-		return 0, fmt.Errorf("protocol: frame length %d (prefix %x) exceeds the limit of %d bytes: %w",
-			size, p[:frameLengthSize], max, tooLarge)
+	size := int64(binary.BigEndian.Uint32(p))
+	if size > int64(max) {
+		return 0, frameSizeError(p, max, tooLarge)
 	}
 	return int(size), nil
+}
+
+// frameSizeError is frameSize's error, apart so frameSize stays inlinable.
+func frameSizeError(p []byte, max int, tooLarge error) error {
+	return fmt.Errorf("protocol: frame length %d (prefix %x) exceeds the limit of %d bytes: %w",
+		binary.BigEndian.Uint32(p), p[:frameLengthSize], max, tooLarge)
 }
 
 // splitFrame splits a non-empty frame into its header object and body. The

@@ -120,11 +120,9 @@ const (
 	wsFailed                       // sticky error
 )
 
-// wsSpan locates one decoded message inside a decoder buffer: its bytes
-// are buf[start:end], its header buf[header:headerEnd] (start and header
-// differ by whitespace before a stream-variant header) and its body
-// buf[headerEnd:end].
-type wsSpan struct{ start, header, headerEnd, end int }
+// wsSpan locates one decoded message inside a decoder buffer: its header is
+// buf[start:headerEnd] and its body buf[headerEnd:end].
+type wsSpan struct{ start, headerEnd, end int }
 
 // WSDecoder turns the WebSocket messages of one client session into AMPS
 // messages. The zero value is ready to use with default limits.
@@ -216,7 +214,7 @@ func (d *WSDecoder) Next() (header, body []byte, ok bool) {
 	}
 	s := d.ready[d.next]
 	d.next++
-	return d.buf[s.header:s.headerEnd:s.headerEnd], d.buf[s.headerEnd:s.end:s.end], true
+	return d.buf[s.start:s.headerEnd:s.headerEnd], d.buf[s.headerEnd:s.end:s.end], true
 }
 
 // Feed consumes one complete WebSocket message (text reports the text
@@ -344,26 +342,26 @@ func (d *WSDecoder) looksLikeStream(p []byte) bool {
 }
 
 // feedStream appends p to the stream and cuts every complete frame out of it
-// (wire spec §2.1). Bytes of frames Next already returned are discarded
-// first, so buf holds only frames not yet returned, at most one partial
+// (wire spec §2.1). Bytes before the first message Next has not returned
+// yet (or before the unparsed rest, when none is pending) are discarded
+// first, so buf holds only messages not yet returned, at most one partial
 // frame, and p.
 func (d *WSDecoder) feedStream(text bool, p []byte) error {
 	if text {
 		return fmt.Errorf("%w: text frame %s in a stream-variant session (wire spec §3.6), which must send binary frames", ErrWSBadHeader, wsQuote(p))
 	}
-	keep := d.streamOff
+	drop := d.streamOff
 	if d.next < len(d.ready) {
-		keep = d.ready[d.next].start - frameLengthSize
+		drop = d.ready[d.next].start
 	}
 	d.ready, d.next = append(d.ready[:0], d.ready[d.next:]...), 0
-	if keep > 0 {
-		n := copy(d.buf, d.buf[keep:])
-		d.buf, d.streamOff = d.buf[:n], d.streamOff-keep
+	if drop > 0 {
+		n := copy(d.buf, d.buf[drop:])
+		d.buf, d.streamOff = d.buf[:n], d.streamOff-drop
 		for i := range d.ready {
-			d.ready[i].start -= keep
-			d.ready[i].header -= keep
-			d.ready[i].headerEnd -= keep
-			d.ready[i].end -= keep
+			d.ready[i].start -= drop
+			d.ready[i].headerEnd -= drop
+			d.ready[i].end -= drop
 		}
 	}
 	d.buf = append(d.buf, p...)
@@ -390,7 +388,7 @@ func (d *WSDecoder) feedStream(text bool, p []byte) error {
 			return fmt.Errorf("%w: stream frame of %d bytes does not start with a JSON object %s: %w", ErrWSBadHeader, n, wsQuote(d.buf[start:end]), err)
 		}
 		hEnd := end - len(body)
-		d.ready = append(d.ready, wsSpan{start: start, header: hEnd - len(header), headerEnd: hEnd, end: end})
+		d.ready = append(d.ready, wsSpan{start: hEnd - len(header), headerEnd: hEnd, end: end})
 	}
 }
 
