@@ -234,17 +234,18 @@ func NewStreamConn(rwc io.ReadWriteCloser, opts *StreamOptions) Conn {
 	}
 	c := &streamConn{rwc: rwc}
 	c.r = NewStreamReader(bufio.NewReaderSize(rwc, o.ReadBufferSize), o.MaxFrameSize)
-	c.w = bufio.NewWriterSize(rwc, o.WriteBufferSize)
+	c.size = o.WriteBufferSize
 	return c
 }
 
 type streamConn struct {
 	rwc io.ReadWriteCloser
 	r   *StreamReader
-	w   *bufio.Writer
-	// buf holds the length prefix and header (and a sow batch's records)
-	// of the message being written.
-	buf []byte
+	// buf holds whole frames not yet sent. Frames are encoded straight
+	// into it; Flush, or a frame that does not fit in size bytes, sends it.
+	buf  []byte
+	size int
+	werr error // sticky: after a failed write the stream is out of sync
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -273,25 +274,54 @@ func (c *streamConn) WriteMessage(m *Message) error {
 	if c.closed.Load() {
 		return errWriteClosed
 	}
-	buf, err := appendStreamStart(c.buf[:0], m)
+	if c.werr != nil {
+		return c.werr
+	}
+	buf, err := appendStreamStart(c.buf, m)
 	if err != nil {
 		return err
 	}
-	if cap(buf) <= frameRetainSize {
-		c.buf = buf
+	if len(buf)+len(m.Body) <= c.size {
+		c.buf = append(buf, m.Body...)
+		return nil
 	}
-	if _, err := c.w.Write(buf); err != nil {
+	// The frame does not fit: send what is buffered with the frame's start,
+	// then its body as it is.
+	c.buf = buf
+	if err := c.send(c.buf); err != nil {
 		return err
 	}
-	_, err = c.w.Write(m.Body)
-	return err
+	return c.send(m.Body)
+}
+
+// send writes p to the connection and empties the buffer, which it lets go
+// when a big frame grew it.
+func (c *streamConn) send(p []byte) error {
+	if len(p) > 0 {
+		n, err := c.rwc.Write(p)
+		if err == nil && n < len(p) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			c.werr = err
+			return err
+		}
+	}
+	c.buf = c.buf[:0]
+	if cap(c.buf) > max(c.size, frameRetainSize) {
+		c.buf = nil
+	}
+	return nil
 }
 
 func (c *streamConn) Flush() error {
 	if c.closed.Load() {
 		return errWriteClosed
 	}
-	return c.w.Flush()
+	if c.werr != nil {
+		return c.werr
+	}
+	return c.send(c.buf)
 }
 
 func (c *streamConn) Close() error {

@@ -314,11 +314,17 @@ func BenchmarkWSEncode(b *testing.B) {
 		rec := fmt.Sprintf(`{"id":%d,"qty":%d,"note":"some text"}`, i, i*10)
 		sow = fmt.Appendf(sow, `{"k":"%d","l":%d}%s`, i, len(rec), rec)
 	}
+	// A delivery as the broker writes it: a shared header with this
+	// connection's "sids" spliced in.
+	var shared SharedHeader
+	dh := withNums(Header{Command: CmdP, Topic: "orders", Bookmark: "1|2|"}, FieldLength, uint64(128))
+	shared.Prepare(nil, &dh)
+	delivery := &Message{Shared: &shared, SubIDs: NewSubIDs("auto2"), Body: bytes.Repeat([]byte("y"), 128)}
 	cases := []struct {
 		name string
 		m    *Message
 	}{
-		{"p_text_128B", parseMessage(b, `{"c":"p","t":"orders","sids":"auto2","bm":"1|2|","l":128}`+strings.Repeat("y", 128))},
+		{"p_text_128B", delivery},
 		{"sow_10_records", parseMessage(b, string(sow))},
 	}
 	for _, c := range cases {
