@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/nats-io/nuid"
 
@@ -132,18 +133,24 @@ func hasOption(opts []string, name string) bool {
 
 // ack queues one ack for h. fill, when non-nil, adds command-specific fields.
 func (s *session) ack(h *protocol.Header, ackType, status, reason string, fill func(*protocol.Header)) {
-	a := protocol.Header{
+	// The ack's header and message share one allocation.
+	am := &struct {
+		h protocol.Header
+		m protocol.Message
+	}{h: protocol.Header{
 		Command:   protocol.CmdAck,
 		CommandID: h.CommandID,
 		AckType:   ackType,
 		Status:    status,
 		Reason:    reason,
-	}
+	}}
 	if fill != nil {
-		fill(&a)
+		fill(&am.h)
 	}
-	buf := protocol.AppendHeader(make([]byte, 0, 128), &a)
-	s.enqueue(outItem{header: buf, size: len(buf) + itemOverhead})
+	am.m.Header = &am.h
+	// Its budget share counts that allocation too, so a flood of acks to
+	// a client that does not read stays within the byte budget.
+	s.enqueue(outItem{m: &am.m, size: am.m.Len() + itemOverhead + int(unsafe.Sizeof(*am))})
 }
 
 // acks sends every requested ack type with the same status and reason.

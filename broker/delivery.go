@@ -1,61 +1,48 @@
 package broker
 
 import (
-	"strconv"
+	"strings"
 
 	"github.com/ampsbroker/ampsbroker/protocol"
 )
 
-// delivery is one published message encoded once for every recipient. The
-// per-connection part of a delivery header, "sids", comes from the target;
-// the writer assembles prefix + sids + suffix into its own scratch buffer, so
-// fanning out to N connections allocates nothing beyond this value.
+// delivery is one published message encoded once for every recipient. Its
+// header is a protocol.SharedHeader: recipients differ only in "sids",
+// which comes from the target and is spliced in by the connection's
+// writer, so fanning out to N connections allocates nothing beyond this
+// value.
 //
-// Header layout (wire spec §8.2):
+// Header (wire spec §8.2):
 //
 //	{"c":"p","t":<topic>,"sids":<ids>[,"x":<correlation id>],"l":<len>}<body>
 type delivery struct {
 	topic string
-	// prefix is `{"c":"p","t":"<topic>","sids":`.
-	prefix []byte
-	// suffix is `[,"x":"<cid>"],"l":<len>}`.
-	suffix []byte
-	body   []byte
+	hdr   protocol.SharedHeader
+	body  []byte
 	// correlationID is the publisher's "x", passed through (wire spec §8.2).
 	correlationID string
 }
 
-// newDelivery copies body: the publisher's read buffer is reused.
-// prefix, suffix and body share one allocation.
+// newDelivery copies body: the publisher's read buffer is reused. The
+// encoded header and the body share one allocation.
 func newDelivery(topic, correlationID string, body []byte) *delivery {
-	n := len(topic) + len(correlationID) + len(body) + 64
-	buf := make([]byte, 0, n)
-	buf = append(buf, `{"c":"p","t":`...)
-	buf = protocol.AppendString(buf, topic)
-	buf = append(buf, `,"sids":`...)
-	p := len(buf)
-	if correlationID != "" {
-		buf = append(buf, `,"x":`...)
-		buf = protocol.AppendString(buf, correlationID)
-	}
-	buf = append(buf, `,"l":`...)
-	buf = strconv.AppendInt(buf, int64(len(body)), 10)
-	buf = append(buf, '}')
+	d := &delivery{topic: topic, correlationID: correlationID}
+	h := protocol.Header{Command: protocol.CmdP, Topic: topic, CorrelationID: correlationID}
+	h.Set(protocol.FieldLength, uint64(len(body)))
+	// Room for the header without escapes: ,"c":"p" ,"t":"" ,"x":"" ,"l":
+	// and 20 digits take 47 bytes besides topic and correlation id.
+	buf := make([]byte, 0, len(topic)+len(correlationID)+len(body)+48)
+	buf = d.hdr.Prepare(buf, &h)
 	s := len(buf)
-	buf = append(buf, body...)
-	return &delivery{
-		topic:         topic,
-		prefix:        buf[:p:p],
-		suffix:        buf[p:s:s],
-		body:          buf[s:],
-		correlationID: correlationID,
-	}
+	d.body = append(buf, body...)[s:]
+	return d
 }
 
-// appendHeader appends the delivery header for t to dst. It leaves out
-// subscriptions removed since t was built, and reports false when none is
-// left (the delivery is then dropped).
-func (d *delivery) appendHeader(dst []byte, t *target) ([]byte, bool) {
+// message sets m to the delivery as written to t's connection (m is the
+// writer's, reused for every delivery, so writing one allocates nothing).
+// It leaves out subscriptions removed since t was built, and reports false
+// when none is left (the delivery is then dropped).
+func (d *delivery) message(t *target, m *protocol.Message) bool {
 	live := 0
 	for _, s := range t.subs {
 		if !s.removed.Load() {
@@ -63,29 +50,27 @@ func (d *delivery) appendHeader(dst []byte, t *target) ([]byte, bool) {
 		}
 	}
 	if live == 0 {
-		return dst, false
+		return false
 	}
-	dst = append(dst, d.prefix...)
-	if live == len(t.subs) {
-		dst = append(dst, t.sids...)
-	} else {
+	m.Shared, m.SubIDs, m.Body = &d.hdr, t.sids, d.body
+	if live < len(t.subs) {
 		// Rare: an unsubscribe raced this delivery. Spell out the ids
 		// still subscribed.
-		var ids []byte
+		var ids strings.Builder
 		for _, s := range t.subs {
 			if !s.removed.Load() {
-				if len(ids) > 0 {
-					ids = append(ids, ',')
+				if ids.Len() > 0 {
+					ids.WriteByte(',')
 				}
-				ids = append(ids, s.id...)
+				ids.WriteString(s.id)
 			}
 		}
-		dst = protocol.AppendString(dst, string(ids))
+		m.SubIDs = protocol.NewSubIDs(ids.String())
 	}
-	return append(dst, d.suffix...), true
+	return true
 }
 
 // size is what the delivery costs in a connection's outbound budget.
 func (d *delivery) size(t *target) int {
-	return len(d.prefix) + len(t.sids) + len(d.suffix) + len(d.body) + itemOverhead
+	return d.hdr.Len(t.sids) + len(d.body) + itemOverhead
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/ampsbroker/ampsbroker/protocol"
 	"github.com/ampsbroker/ampsbroker/transport"
 )
 
@@ -16,6 +17,7 @@ import (
 // the broker's delivery path without a socket.
 type discardConn struct {
 	script  [][2]string
+	buf     []byte // the writer's header scratch
 	written atomic.Int64
 	closed  chan struct{}
 	once    sync.Once
@@ -41,7 +43,10 @@ func (c *discardConn) ReadMessage() ([]byte, []byte, error) {
 	return nil, nil, io.EOF
 }
 
-func (c *discardConn) WriteMessage(header, body []byte) error {
+// WriteMessage encodes the header as a transport would (the per-recipient
+// splice of "sids" into a shared delivery header) and drops it.
+func (c *discardConn) WriteMessage(m *protocol.Message) error {
+	c.buf = m.AppendHeader(c.buf[:0])
 	c.written.Add(1)
 	return nil
 }

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"sync"
+
+	"github.com/ampsbroker/ampsbroker/protocol"
 )
 
 // itemOverhead is what one queued message costs beyond its wire bytes: its
@@ -16,13 +18,13 @@ const itemOverhead = 192
 const retainItems = 1024
 
 // outItem is one queued outbound message: either a shared delivery for a
-// target, or a pre-encoded header (acks, heartbeats) with an optional body.
+// target, or a message of its own (acks, heartbeats), which the writer
+// does not modify.
 type outItem struct {
-	d      *delivery
-	t      *target
-	header []byte
-	body   []byte
-	size   int
+	d    *delivery
+	t    *target
+	m    *protocol.Message
+	size int
 	// at is when it was queued, in unix nanoseconds of the broker's
 	// coarse clock.
 	at int64

@@ -58,9 +58,9 @@ func (s *subscription) matches(topic string) bool {
 type target struct {
 	ep   *endpoint
 	subs []*subscription
-	// sids is the JSON string literal (quotes included) of the
-	// comma-separated subscription ids, ready to copy into a header.
-	sids []byte
+	// sids is the comma-separated subscription ids, encoded once so a
+	// writer copies them into the delivery header.
+	sids protocol.SubIDs
 }
 
 // topicEntry caches the targets of one concrete topic. Its targets slice is
@@ -98,7 +98,7 @@ func groupTargets(subs []*subscription) []target {
 			}
 			ids.WriteString(s.id)
 		}
-		ts[i].sids = protocol.AppendString(nil, ids.String())
+		ts[i].sids = protocol.NewSubIDs(ids.String())
 	}
 	return ts
 }

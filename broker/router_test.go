@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ampsbroker/ampsbroker/protocol"
 )
 
 // nopEndpoint is an endpoint for router tests; nothing is ever queued on it.
@@ -12,7 +14,7 @@ func nopEndpoint() *endpoint { return &endpoint{} }
 func sids(ts []target) []string {
 	var out []string
 	for _, t := range ts {
-		out = append(out, string(t.sids))
+		out = append(out, t.sids.String())
 	}
 	slices.Sort(out)
 	return out
@@ -41,21 +43,21 @@ func TestRouterKeepsCacheCurrent(t *testing.T) {
 	r.add(exact)
 	r.add(rx)
 	r.add(other)
-	if got, want := sids(r.targets("orders/eu")), []string{`"e,r"`, `"o"`}; !slices.Equal(got, want) {
+	if got, want := sids(r.targets("orders/eu")), []string{`e,r`, `o`}; !slices.Equal(got, want) {
 		t.Fatalf("targets = %v, want %v", got, want)
 	}
-	if got, want := sids(r.targets("orders/us")), []string{`"r"`}; !slices.Equal(got, want) {
+	if got, want := sids(r.targets("orders/us")), []string{`r`}; !slices.Equal(got, want) {
 		t.Fatalf("targets = %v, want %v", got, want)
 	}
 	r.remove(rx)
-	if got, want := sids(r.targets("orders/eu")), []string{`"e"`, `"o"`}; !slices.Equal(got, want) {
+	if got, want := sids(r.targets("orders/eu")), []string{`e`, `o`}; !slices.Equal(got, want) {
 		t.Fatalf("after remove: %v, want %v", got, want)
 	}
 	if got := r.targets("orders/us"); len(got) != 0 {
 		t.Fatalf("removed regex still matches: %v", sids(got))
 	}
 	r.replace(exact, mustSub(t, "e", "orders/us", a))
-	if got, want := sids(r.targets("orders/us")), []string{`"e"`}; !slices.Equal(got, want) {
+	if got, want := sids(r.targets("orders/us")), []string{`e`}; !slices.Equal(got, want) {
 		t.Fatalf("after replace: %v, want %v", got, want)
 	}
 }
@@ -121,10 +123,10 @@ func TestOutboundMemoryIsBounded(t *testing.T) {
 	var spare []outItem
 	burst := func(n int) {
 		for i := 0; i < n; i++ {
-			q.push(outItem{header: heartbeatFrame, size: len(heartbeatFrame) + itemOverhead})
+			q.push(outItem{m: &heartbeatMessage, size: heartbeatMessage.Len() + itemOverhead})
 		}
 		items, _, _ := q.take(spare)
-		q.release(len(items) * (len(heartbeatFrame) + itemOverhead))
+		q.release(len(items) * (heartbeatMessage.Len() + itemOverhead))
 		spare = clearItems(items)
 	}
 	burst(100000)
@@ -137,7 +139,7 @@ func TestOutboundMemoryIsBounded(t *testing.T) {
 		t.Fatalf("quiet batches keep slices of %d and %d items", cap(spare), cap(q.items))
 	}
 	d := newDelivery("t", "", nil)
-	if d.size(&target{sids: []byte(`"s"`)}) < itemOverhead {
+	if d.size(&target{sids: protocol.NewSubIDs("s")}) < itemOverhead {
 		t.Fatal("an empty delivery is charged less than its bookkeeping")
 	}
 	// 1 MiB of budget holds at most about 1 MiB / itemOverhead empty

@@ -15,8 +15,8 @@ import (
 	"github.com/ampsbroker/ampsbroker/transport"
 )
 
-// heartbeatFrame is the server heartbeat (wire spec §8.5).
-var heartbeatFrame = []byte(`{"c":"heartbeat"}`)
+// heartbeatMessage is the server heartbeat: the command alone.
+var heartbeatMessage = protocol.Message{Header: &protocol.Header{Command: protocol.CmdHeartbeat}}
 
 // session is one network client connection. Its reader runs on the
 // goroutine that called ServeConn; its writer is a goroutine of its own
@@ -239,10 +239,12 @@ func (s *session) readLoop() error {
 func (s *session) writeLoop() {
 	defer s.cancel()
 	var (
-		scratch = make([]byte, 0, 512)
-		hb      = heartbeater{misses: s.b.opts.HeartbeatMisses}
-		ticker  *time.Ticker
-		tickC   <-chan time.Time
+		// dm holds each delivery as it is written; reusing it keeps
+		// writing allocation-free.
+		dm     = new(protocol.Message)
+		hb     = heartbeater{misses: s.b.opts.HeartbeatMisses}
+		ticker *time.Ticker
+		tickC  <-chan time.Time
 	)
 	defer func() {
 		if ticker != nil {
@@ -259,7 +261,7 @@ func (s *session) writeLoop() {
 	write := func(items []outItem) (int64, int64, error) {
 		wt.Reset(s.b.opts.WriteTimeout)
 		defer wt.Stop()
-		msgs, bytes, err := s.writeItems(items, &scratch)
+		msgs, bytes, err := s.writeItems(items, dm)
 		if err == nil {
 			err = s.c.Flush()
 		}
@@ -278,7 +280,7 @@ func (s *session) writeLoop() {
 				return
 			}
 			if send {
-				s.enqueue(outItem{header: heartbeatFrame, size: len(heartbeatFrame) + itemOverhead})
+				s.enqueue(outItem{m: &heartbeatMessage, size: heartbeatMessage.Len() + itemOverhead})
 			}
 			continue
 		}
@@ -306,26 +308,23 @@ func (s *session) writeLoop() {
 	}
 }
 
-// writeItems writes a batch; it counts the deliveries among it and the
-// bytes written.
-func (s *session) writeItems(items []outItem, scratch *[]byte) (deliveries, wire int64, err error) {
+// writeItems writes a batch, each delivery through dm; it counts the
+// deliveries among it and the bytes written.
+func (s *session) writeItems(items []outItem, dm *protocol.Message) (deliveries, wire int64, err error) {
 	for i := range items {
 		it := &items[i]
-		hdr := it.header
-		body := it.body
+		m := it.m
 		if it.d != nil {
-			var live bool
-			if *scratch, live = it.d.appendHeader((*scratch)[:0], it.t); !live {
+			if !it.d.message(it.t, dm) {
 				continue
 			}
-			hdr = *scratch
-			body = it.d.body
+			m = dm
 			deliveries++
 		}
-		if err := s.c.WriteMessage(hdr, body); err != nil {
+		if err := s.c.WriteMessage(m); err != nil {
 			return deliveries, wire, err
 		}
-		wire += int64(len(hdr) + len(body))
+		wire += int64(m.Len())
 	}
 	return deliveries, wire, nil
 }

@@ -40,7 +40,7 @@ func TestStreamAbortResets(t *testing.T) {
 			}
 			// Queue data the client never reads, then abort.
 			for i := 0; i < 64; i++ {
-				s.WriteMessage([]byte(`{"c":"p","t":"x","l":1024}`), make([]byte, 1024))
+				s.WriteMessage(outMsg(t, `{"c":"p","t":"x","l":1024}`, string(make([]byte, 1024))))
 			}
 			s.Flush()
 			if err := a.Abort(); err != nil {

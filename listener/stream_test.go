@@ -138,7 +138,7 @@ func expectMessage(t testing.TB, server transport.Conn, header, body string) {
 
 func expectReply(t testing.TB, client io.Reader, server transport.Conn) {
 	t.Helper()
-	if err := server.WriteMessage([]byte(`{"c":"ack","s":0}`), nil); err != nil {
+	if err := server.WriteMessage(outMsg(t, `{"c":"ack","s":0}`, "")); err != nil {
 		t.Fatalf("server WriteMessage: %v", err)
 	}
 	if err := server.Flush(); err != nil {
@@ -409,7 +409,7 @@ func TestPreflightThenServerFrame(t *testing.T) {
 	io.WriteString(c, "GET /amps/json HTTP/1.1\r\nUpgrade: tcp\r\n\r\n")
 	s := nextConn(t, results)
 	// Server speaks first here, so the 101 and this frame may share a read.
-	if err := s.WriteMessage([]byte(`{"c":"heartbeat"}`), nil); err != nil {
+	if err := s.WriteMessage(outMsg(t, `{"c":"heartbeat"}`, "")); err != nil {
 		t.Fatal(err)
 	}
 	s.Flush()

@@ -18,7 +18,7 @@ import (
 )
 
 // wsConn is the transport.Conn of a WebSocket client: protocol.WSDecoder on the read
-// side, protocol.WSFrames on the write side, over a *websocket.Conn.
+// side, protocol.WSEncoder on the write side, over a *websocket.Conn.
 type wsConn struct {
 	ws   *websocket.Conn
 	raw  net.Conn // the hijacked connection, force-closed when Close overruns
@@ -36,7 +36,7 @@ type wsConn struct {
 	// Write side. wmu keeps the frames of one message contiguous (wire spec
 	// §3.4 rule 5) even if several goroutines write.
 	wmu  sync.Mutex
-	wbuf []byte
+	enc  protocol.WSEncoder
 	emit func(text bool, p []byte) error
 
 	closeOnce    sync.Once
@@ -122,28 +122,18 @@ func readAllInto(dst []byte, r io.Reader) ([]byte, error) {
 	}
 }
 
-// WriteMessage writes the frames of one message (wire spec §3.4), each as
-// one unfragmented WebSocket message, without letting another message's
-// frames in between. Until the client's selector arrived it frames payloads
-// for the URL's message type.
-func (c *wsConn) WriteMessage(header, body []byte) error {
+// WriteMessage writes the frames of one message (wire spec §3.4, or one
+// stream frame in the §3.6 variant), each as one unfragmented WebSocket
+// message, without letting another message's frames in between. Until the
+// client's selector arrived it frames payloads for the URL's message type.
+func (c *wsConn) WriteMessage(m *protocol.Message) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	mode := protocol.WSMode(c.mode.Load())
 	if mode == protocol.WSModeUnknown {
 		mode = c.fallback
 	}
-	var err error
-	if mode == protocol.WSModeStream {
-		c.wbuf = protocol.AppendWSStreamMessage(c.wbuf[:0], header, body)
-		err = c.writeFrame(false, c.wbuf)
-		if cap(c.wbuf) > wsRetainBufferBytes {
-			c.wbuf = nil
-		}
-	} else {
-		err = protocol.WSFrames(header, body, mode == protocol.WSModeBinary, c.emit)
-	}
-	if err != nil {
+	if err := c.enc.Encode(m, mode, c.emit); err != nil {
 		return fmt.Errorf("listener: websocket write to %v: %w", c.info.RemoteAddr, err)
 	}
 	return nil

@@ -275,7 +275,7 @@ func TestWebSocketOutboundTextMode(t *testing.T) {
 	recv(t, srv.msgs, "logon")
 
 	sow := `{"c":"sow","t":"orders","query_id":"auto4","bs":2}`
-	r1, r2 := `{"k":"1","ts":"20240101T000000.000000Z","l":17}`, `{"k":"2","l":33}`
+	r1, r2 := `{"ts":"20240101T000000.000000Z","k":"1","l":17}`, `{"k":"2","l":33}`
 	writes := []msg{
 		{`{"c":"ack","cid":"auto0","status":"success"}`, ""},
 		{`{"c":"p","t":"orders","sids":"auto2","l":17}`, `{"id":1,"qty":10}`},
@@ -285,7 +285,7 @@ func TestWebSocketOutboundTextMode(t *testing.T) {
 		{`{"c":"group_end","query_id":"auto4"}`, ""},
 	}
 	for _, m := range writes {
-		if err := conn.WriteMessage([]byte(m.header), []byte(m.body)); err != nil {
+		if err := conn.WriteMessage(outMsg(t, m.header, m.body)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -304,7 +304,7 @@ func TestWebSocketOutboundTextMode(t *testing.T) {
 		t.Errorf("frames:\n got %v\nwant %v", got, want)
 	}
 	// A message the JS client cannot decode is refused, not sent.
-	if err := conn.WriteMessage([]byte(`{"c":"p","l":0}`), []byte("x")); !errors.Is(err, protocol.ErrWSFraming) {
+	if err := conn.WriteMessage(outMsg(t, `{"c":"p","l":0}`, "x")); !errors.Is(err, protocol.ErrWSFraming) {
 		t.Errorf("WriteMessage with l:0 and a body = %v, want ErrWSFraming", err)
 	}
 }
@@ -329,14 +329,14 @@ func TestWebSocketOutboundBinaryMode(t *testing.T) {
 		t.Errorf("MessageType = %q, want nvfix", conn.Info().MessageType)
 	}
 	// Before the selector arrives the URL's type decides: nvfix is binary.
-	if err := conn.WriteMessage([]byte(`{"c":"p","l":3}`), []byte("a=1")); err != nil {
+	if err := conn.WriteMessage(outMsg(t, `{"c":"p","l":3}`, "a=1")); err != nil {
 		t.Fatal(err)
 	}
 	c.send(true, "binary")
 	c.burst(`{"c":"logon"}`)
 	recv(t, srv.msgs, "logon")
 	sow := `{"c":"sow","bs":2}`
-	if err := conn.WriteMessage([]byte(sow), []byte(`{"k":"1","l":3}b=2{"k":"2","l":0}`)); err != nil {
+	if err := conn.WriteMessage(outMsg(t, sow, `{"k":"1","l":3}b=2{"k":"2","l":0}`)); err != nil {
 		t.Fatal(err)
 	}
 	want := []wsTestFrame{
@@ -406,7 +406,7 @@ func TestWebSocketCloseHandshake(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		if err := conn.WriteMessage([]byte(`{"c":"heartbeat"}`), nil); err == nil {
+		if err := conn.WriteMessage(outMsg(t, `{"c":"heartbeat"}`, "")); err == nil {
 			t.Error("WriteMessage after Close succeeded")
 		}
 		if err := recv(t, srv.errs, "read error"); err == nil {
@@ -460,7 +460,7 @@ func TestWebSocketTLS(t *testing.T) {
 	if got := recv(t, srv.msgs, "logon"); got.header != `{"c":"logon"}` {
 		t.Errorf("got %q", got)
 	}
-	if err := conn.WriteMessage([]byte(`{"c":"ack","status":"success"}`), nil); err != nil {
+	if err := conn.WriteMessage(outMsg(t, `{"c":"ack","status":"success"}`, "")); err != nil {
 		t.Fatal(err)
 	}
 	if got := c.readN(1); got[0] != (wsTestFrame{true, `{"c":"ack","status":"success"}`}) {
@@ -635,7 +635,7 @@ func TestWebSocketHandler(t *testing.T) {
 			if got := recv(t, srv.msgs, "publish"); got != (msg{`{"c":"publish","t":"orders"}`, body}) {
 				t.Errorf("got %.60q", got)
 			}
-			if err := conn.WriteMessage([]byte(`{"c":"p","t":"orders","l":1700}`), []byte(body)); err != nil {
+			if err := conn.WriteMessage(outMsg(t, `{"c":"p","t":"orders","l":1700}`, body)); err != nil {
 				t.Fatal(err)
 			}
 			if got := c.readN(2); got[1] != (wsTestFrame{true, body}) {
@@ -663,14 +663,14 @@ func TestWebSocketGoClientStreamVariant(t *testing.T) {
 	c, _ := dialJS(t, wsURL(l, "ws", "/amps/json"), nil)
 	conn := recv(t, srv.conns, "connection")
 	logon := `{"c":"logon","cid":"0","a":"processed","client_name":"go-probe","version":"0.8.18","mt":"json"}`
-	c.send(false, string(protocol.AppendWSStreamMessage(nil, []byte(logon), nil)))
+	c.send(false, string(protocol.AppendStreamFrame(nil, []byte(logon), nil)))
 	if got := recv(t, srv.msgs, "logon"); got.header != logon {
 		t.Fatalf("got %q", got)
 	}
-	if err := conn.WriteMessage([]byte(`{"c":"p","t":"orders","l":8}`), []byte(`{"id":1}`)); err != nil {
+	if err := conn.WriteMessage(outMsg(t, `{"c":"p","t":"orders","l":8}`, `{"id":1}`)); err != nil {
 		t.Fatal(err)
 	}
-	want := wsTestFrame{false, string(protocol.AppendWSStreamMessage(nil, []byte(`{"c":"p","t":"orders","l":8}`), []byte(`{"id":1}`)))}
+	want := wsTestFrame{false, string(protocol.AppendStreamFrame(nil, []byte(`{"c":"p","t":"orders","l":8}`), []byte(`{"id":1}`)))}
 	if got := c.readN(1); got[0] != want {
 		t.Errorf("got %v, want %v", got[0], want)
 	}
@@ -753,7 +753,7 @@ func TestServeWebSocketOnStream(t *testing.T) {
 	if err != nil || string(h) != `{"c":"logon","cid":"auto0"}` {
 		t.Fatalf("ReadMessage = %q, %v", h, err)
 	}
-	if err := r.conn.WriteMessage([]byte(`{"c":"ack","cid":"auto0"}`), nil); err != nil {
+	if err := r.conn.WriteMessage(outMsg(t, `{"c":"ack","cid":"auto0"}`, "")); err != nil {
 		t.Fatal(err)
 	}
 	hdr := make([]byte, 2)
@@ -805,7 +805,13 @@ func BenchmarkWebSocketConn(b *testing.B) {
 			defer conn.Close()
 			body := []byte(strings.Repeat("x", size))
 			header := []byte(`{"c":"publish","t":"orders"}`)
-			out := []byte(`{"c":"p","t":"orders","sids":"auto2","l":` + strconv.Itoa(size) + `}`)
+			// A delivery as the broker writes it: a header shared by every
+			// recipient, with this connection's "sids" spliced in.
+			oh := protocol.Header{Command: protocol.CmdP, Topic: "orders"}
+			oh.Set(protocol.FieldLength, uint64(size))
+			var shared protocol.SharedHeader
+			shared.Prepare(nil, &oh)
+			out := &protocol.Message{Shared: &shared, SubIDs: protocol.NewSubIDs("auto2"), Body: body}
 			count := binary.LittleEndian.AppendUint32(nil, 2)
 			ws.Write(ctx, websocket.MessageText, []byte("text"))
 			b.SetBytes(int64(2 * (len(header) + size)))
@@ -817,7 +823,7 @@ func BenchmarkWebSocketConn(b *testing.B) {
 				if _, _, err := conn.ReadMessage(); err != nil {
 					b.Fatal(err)
 				}
-				if err := conn.WriteMessage(out, body); err != nil {
+				if err := conn.WriteMessage(out); err != nil {
 					b.Fatal(err)
 				}
 				ws.Read(ctx)

@@ -64,13 +64,15 @@ func BenchmarkAppendHeader(b *testing.B) {
 }
 
 func BenchmarkStreamConnWriteMessage(b *testing.B) {
-	header := []byte(`{"c":"p","t":"orders","sids":"7","bm":"1457924087319513207|1|","l":16}`)
-	body := []byte(`{"id":1,"qty":5}`)
+	h := withNums(Header{Command: CmdP, Topic: "orders", Bookmark: "1457924087319513207|1|"}, FieldLength, uint64(16))
+	var p SharedHeader
+	p.Prepare(nil, &h)
+	m := &Message{Shared: &p, SubIDs: NewSubIDs("7"), Body: []byte(`{"id":1,"qty":5}`)}
 	c := NewStreamConn(discardRWC{}, nil)
 	b.ReportAllocs()
-	b.SetBytes(int64(4 + len(header) + len(body)))
+	b.SetBytes(int64(4 + m.Len()))
 	for b.Loop() {
-		if err := c.WriteMessage(header, body); err != nil {
+		if err := c.WriteMessage(m); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -15,13 +15,14 @@ type Conn interface {
 	// ErrFrameTooLarge and *SyntaxError); the connection is then unusable.
 	ReadMessage() (header, body []byte, err error)
 
-	// WriteMessage writes one whole message: a compact JSON header and a body.
-	// It may buffer; Flush sends what is buffered. Frames belonging to one
-	// message are never split by another message. On the WebSocket encoding a
-	// "sow" message's body (record header + data pairs, spec §2.3) is sent as
-	// the record frames of spec §3.4, and headers of "p"/"oof" messages must
-	// carry "l".
-	WriteMessage(header, body []byte) error
+	// WriteMessage encodes and writes one whole message. It may buffer;
+	// Flush sends what is buffered. Frames belonging to one message are
+	// never split by another message. m and what it points to are not
+	// retained after WriteMessage returns. A message that breaks the rules
+	// of Message yields an error wrapping ErrBadMessage and writes nothing;
+	// on the WebSocket encoding, one the JS client cannot decode yields
+	// ErrWSFraming (see WSEncoder).
+	WriteMessage(m *Message) error
 
 	// Flush sends buffered messages.
 	Flush() error

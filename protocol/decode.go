@@ -38,7 +38,8 @@ func endErr(data []byte, what string) *SyntaxError {
 func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
 
 func skipSpace(data []byte, i int) int {
-	for i < len(data) && isSpace(data[i]) {
+	// Every JSON space is <= ' ', so one comparison settles most bytes.
+	for i < len(data) && data[i] <= ' ' && isSpace(data[i]) {
 		i++
 	}
 	return i
@@ -48,11 +49,13 @@ func skipSpace(data []byte, i int) int {
 // at the start of data, the header of a stream frame (wire spec §2.1). The
 // bytes after it are the message body, which may itself begin with '{'.
 //
-// HeaderEnd skips leading whitespace, tracks nesting of objects and arrays
-// (values of unknown keys), and skips strings honouring backslash escapes, so
-// a '}' inside a string value does not end the header. It does not validate
-// the JSON otherwise; DecodeHeader does. Data that does not start with '{',
-// or that ends before the object closes, yields a *SyntaxError.
+// The end of the header is found by parsing the object's JSON syntax, with
+// the same code DecodeHeader uses to skip the values of unknown keys:
+// strings honour backslash escapes, so a '}' inside a string value does not
+// end the header, and nested objects and arrays must close properly. Key
+// names and value types are not checked; DecodeHeader does that. Leading
+// whitespace is skipped. Data that does not start with a complete, well-formed
+// object yields a *SyntaxError.
 func HeaderEnd(data []byte) (int, error) {
 	i := skipSpace(data, 0)
 	if i == len(data) {
@@ -61,44 +64,7 @@ func HeaderEnd(data []byte) (int, error) {
 	if data[i] != '{' {
 		return 0, syntaxErr(i, "expected '{' at start of header, found %q", data[i])
 	}
-	depth := 0
-	for ; i < len(data); i++ {
-		switch data[i] {
-		case '"':
-			end := stringEnd(data, i)
-			if end < 0 {
-				return 0, endErr(data, fmt.Sprintf("inside the string starting at byte %d", i))
-			}
-			i = end - 1
-		case '{', '[':
-			depth++
-		case '}', ']':
-			depth--
-			if depth == 0 {
-				if data[i] == ']' {
-					return 0, syntaxErr(i, "']' closes the header object")
-				}
-				return i + 1, nil
-			}
-		}
-	}
-	return 0, endErr(data, fmt.Sprintf("with %d unclosed '{' or '['", depth))
-}
-
-// stringEnd returns the index just past the closing quote of the string
-// whose opening quote is at data[start], or -1 if the data ends first. A
-// backslash always escapes the byte after it. (Header strings are short, so
-// a plain loop beats bytes.IndexByte's call overhead here.)
-func stringEnd(data []byte, start int) int {
-	for i := start + 1; i < len(data); i++ {
-		switch data[i] {
-		case '"':
-			return i + 1
-		case '\\':
-			i++
-		}
-	}
-	return -1
+	return skipContainer(data, i, 1)
 }
 
 // DecodeHeader resets *h and decodes into it the JSON header object that is
@@ -644,25 +610,12 @@ func skipNumber(data []byte, i int) (int, error) {
 	if data[i] == '-' {
 		i++
 	}
-	digits := func(what string) error {
-		j := i
-		for i < len(data) && '0' <= data[i] && data[i] <= '9' {
-			i++
-		}
-		if i == j {
-			if i == len(data) {
-				return endErr(data, "inside a number")
-			}
-			return syntaxErr(i, "invalid number starting at byte %d: expected a digit %s, found %q", start, what, data[i])
-		}
-		return nil
-	}
-	if err := digits("first"); err != nil {
+	var err error
+	if i, err = skipDigits(data, i, start, "first"); err != nil {
 		return 0, err
 	}
 	if i < len(data) && data[i] == '.' {
-		i++
-		if err := digits("after '.'"); err != nil {
+		if i, err = skipDigits(data, i+1, start, "after '.'"); err != nil {
 			return 0, err
 		}
 	}
@@ -671,20 +624,46 @@ func skipNumber(data []byte, i int) (int, error) {
 		if i < len(data) && (data[i] == '+' || data[i] == '-') {
 			i++
 		}
-		if err := digits("in the exponent"); err != nil {
+		if i, err = skipDigits(data, i, start, "in the exponent"); err != nil {
 			return 0, err
 		}
 	}
 	return i, nil
 }
 
+// skipDigits skips one or more decimal digits of the number starting at
+// data[start]; what says where in the number they are, for the error.
+func skipDigits(data []byte, i, start int, what string) (int, error) {
+	j := i
+	for j < len(data) && '0' <= data[j] && data[j] <= '9' {
+		j++
+	}
+	if j == i {
+		if j == len(data) {
+			return 0, endErr(data, "inside a number")
+		}
+		return 0, syntaxErr(j, "invalid number starting at byte %d: expected a digit %s, found %q", start, what, data[j])
+	}
+	return j, nil
+}
+
 // skipValue skips any JSON value at data[i] (the value of an unknown key)
 // and returns the index just past it. depth counts enclosing containers.
 func skipValue(data []byte, i, depth int) (int, error) {
+	if c := data[i]; c == '{' || c == '[' {
+		if depth >= maxHeaderNesting {
+			return 0, syntaxErr(i, "values nested deeper than %d levels", maxHeaderNesting)
+		}
+		return skipContainer(data, i, depth+1)
+	}
+	return skipScalar(data, i)
+}
+
+// skipScalar skips the string, number, true, false or null at data[i].
+func skipScalar(data []byte, i int) (int, error) {
 	switch c := data[i]; {
 	case c == '"':
-		_, _, next, err := scanString(data, i)
-		return next, err
+		return skipString(data, i)
 	case c == '-' || '0' <= c && c <= '9':
 		return skipNumber(data, i)
 	case c == 't':
@@ -693,65 +672,150 @@ func skipValue(data []byte, i, depth int) (int, error) {
 		return skipLiteral(data, i, "false")
 	case c == 'n':
 		return skipLiteral(data, i, "null")
-	case c == '{' || c == '[':
-		if depth >= maxHeaderNesting {
-			return 0, syntaxErr(i, "values nested deeper than %d levels", maxHeaderNesting)
-		}
-		return skipContainer(data, i, depth+1)
 	}
 	return 0, syntaxErr(i, "expected a value, found %q", data[i])
 }
 
-// skipContainer skips the object or array opening at data[i].
+// skipContainer skips the object or array opening at data[i], whose
+// nesting depth (itself included) is depth, and returns the index just past
+// its closing bracket. It is the one place that knows where a JSON object
+// ends: HeaderEnd uses it for the header, DecodeHeader for the values of
+// unknown keys. It checks the JSON syntax (keys are strings followed by
+// ':', values are separated by ',', brackets match; string escapes are
+// checked by scanString) in one pass without allocating. Nested containers
+// are tracked in a word of bits, one per level saying whether it is an
+// object; containers nested deeper than a word holds are skipped by a
+// nested call.
 func skipContainer(data []byte, i, depth int) (int, error) {
-	closer := byte(']')
-	isObject := data[i] == '{'
-	if isObject {
+	var (
+		objects uint64 // bit n: the container at level n is an object
+		level   = -1   // the innermost open container; 0 is the one at data[i]
+		isObj   bool
+		closer  byte
+		c       byte
+		j       int
+		err     error
+	)
+open: // data[i] opens a container
+	level++
+	isObj = data[i] == '{'
+	closer = ']'
+	if isObj {
 		closer = '}'
+		objects |= 1 << level
+	} else {
+		objects &^= 1 << level
 	}
 	i = skipSpace(data, i+1)
 	if i < len(data) && data[i] == closer {
-		return i + 1, nil
+		i++
+		goto closed
 	}
-	for {
-		if isObject {
-			if i == len(data) {
-				return 0, endErr(data, "where a key was expected")
-			}
-			if data[i] != '"' {
-				return 0, syntaxErr(i, "expected '\"' to start a key, found %q", data[i])
-			}
-			_, _, next, err := scanString(data, i)
-			if err != nil {
-				return 0, err
-			}
-			i = skipSpace(data, next)
+member: // a member (object) or element (array) starts at i
+	if isObj {
+		if i == len(data) {
+			return 0, endErr(data, "where a key was expected")
+		}
+		if data[i] != '"' {
+			return 0, syntaxErr(i, "expected '\"' to start a key, found %q", data[i])
+		}
+		// Plain strings and integers, most of a header, are skipped
+		// here; the rest is left to skipString and skipScalar.
+		if j = stringStop(data, i+1); j < len(data) && data[j] == '"' {
+			i = j + 1
+		} else if i, err = skipString(data, i); err != nil {
+			return 0, err
+		}
+		if i < len(data) && data[i] == ':' {
+			i++ // compact "key":value, the usual case
+		} else {
+			i = skipSpace(data, i)
 			if i == len(data) {
 				return 0, endErr(data, "where ':' was expected")
 			}
 			if data[i] != ':' {
 				return 0, syntaxErr(i, "expected ':' after a key, found %q", data[i])
 			}
-			i = skipSpace(data, i+1)
+			i++
 		}
-		if i == len(data) {
-			return 0, endErr(data, "where a value was expected")
-		}
-		next, err := skipValue(data, i, depth)
-		if err != nil {
+		i = skipSpace(data, i)
+	}
+	if i == len(data) {
+		return 0, endErr(data, "where a value was expected")
+	}
+	if c = data[i]; c == '"' {
+		if j = stringStop(data, i+1); j < len(data) && data[j] == '"' {
+			i = j + 1
+		} else if i, err = skipString(data, i); err != nil {
 			return 0, err
 		}
-		i = skipSpace(data, next)
-		if i == len(data) {
-			return 0, endErr(data, fmt.Sprintf("with an unclosed %q", closer))
+	} else if '0' <= c && c <= '9' {
+		for j = i + 1; j < len(data) && '0' <= data[j] && data[j] <= '9'; j++ {
 		}
-		switch data[i] {
-		case ',':
-			i = skipSpace(data, i+1)
-		case closer:
-			return i + 1, nil
-		default:
-			return 0, syntaxErr(i, "expected ',' or %q, found %q", closer, data[i])
+		if j == len(data) || data[j] != '.' && data[j] != 'e' && data[j] != 'E' {
+			i = j
+		} else if i, err = skipNumber(data, i); err != nil {
+			return 0, err
 		}
+	} else if c == '{' || c == '[' {
+		if depth+level >= maxHeaderNesting {
+			return 0, syntaxErr(i, "values nested deeper than %d levels", maxHeaderNesting)
+		}
+		if level < 63 {
+			goto open
+		}
+		if i, err = skipContainer(data, i, depth+level+1); err != nil {
+			return 0, err
+		}
+	} else if i, err = skipScalar(data, i); err != nil {
+		return 0, err
 	}
+next: // a value ended just before i
+	i = skipSpace(data, i)
+	if i == len(data) {
+		return 0, endErr(data, fmt.Sprintf("with an unclosed %q", closer))
+	}
+	switch data[i] {
+	case ',':
+		i = skipSpace(data, i+1)
+		goto member
+	case closer:
+		i++
+		goto closed
+	}
+	return 0, syntaxErr(i, "expected ',' or %q, found %q", closer, data[i])
+closed: // the container at level ended just before i
+	if level == 0 {
+		return i, nil
+	}
+	level--
+	isObj = objects&(1<<level) != 0
+	closer = ']'
+	if isObj {
+		closer = '}'
+	}
+	goto next
+}
+
+// skipString returns the index just past the closing quote of the string
+// whose opening quote is at data[start]. Only escapes can make a string
+// malformed (scanString tolerates invalid UTF-8 and control characters), so
+// a string without a backslash is skipped in one tight loop and others are
+// validated by scanString.
+func skipString(data []byte, start int) (int, error) {
+	if i := stringStop(data, start+1); i < len(data) && data[i] == '"' {
+		return i + 1, nil
+	}
+	_, _, next, err := scanString(data, start)
+	return next, err
+}
+
+// stringStop returns the index of the first '"' or '\\' in data at or after
+// i, or len(data): where the plain run of a string ends. Header strings are
+// short, so a plain loop the compiler inlines beats bytes.IndexByte.
+func stringStop(data []byte, i int) int {
+	for i < len(data) && data[i] != '"' && data[i] != '\\' {
+		i++
+	}
+	return i
 }

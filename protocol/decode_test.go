@@ -205,6 +205,26 @@ func TestHeaderEnd(t *testing.T) {
 			t.Errorf("HeaderEnd(%s) = %d, %v; want %d", tt.in, got, err, tt.want)
 		}
 	}
+	// Deep nesting, past the 64 levels skipContainer tracks in one word:
+	// objects and arrays alternate, so a closer taken from the wrong level
+	// would fail.
+	var deep, deepBad strings.Builder
+	deep.WriteString(`{"zz":`)
+	for range 100 {
+		deep.WriteString(`[{"a":`)
+	}
+	deep.WriteString(`"}]"`)
+	for range 100 {
+		deep.WriteString(`}]`)
+	}
+	deepBad.WriteString(deep.String()[:deep.Len()-100] + "]" + strings.Repeat("}]", 49) + "}") // one '}' became ']'
+	deep.WriteString(`}{"body":1}`)
+	if got, err := HeaderEnd([]byte(deep.String())); err != nil || got != deep.Len()-len(`{"body":1}`) {
+		t.Errorf("HeaderEnd(deeply nested) = %d, %v; want %d", got, err, deep.Len()-len(`{"body":1}`))
+	}
+	if _, err := HeaderEnd([]byte(deepBad.String())); err == nil {
+		t.Errorf("HeaderEnd(%s) accepted a mismatched bracket", deepBad.String())
+	}
 	bad := []struct {
 		in      string
 		wantOff int
@@ -215,8 +235,13 @@ func TestHeaderEnd(t *testing.T) {
 		{`{"c":"p"`, 8},
 		{`{"c":"p}`, 8},
 		{`{"c":"\"}`, 9},
-		{`{"zz":[}`, 8},
+		{`{"zz":[}`, 7},
 		{`{]`, 1},
+		{`{"a" 1}`, 5},
+		{`{"a":}`, 5},
+		{`{"a":1,}`, 7},
+		{`{"a":[1,]}`, 8},
+		{`{"a":tru}`, 5},
 	}
 	for _, tt := range bad {
 		_, err := HeaderEnd([]byte(tt.in))

@@ -1,8 +1,11 @@
 // Package protocol implements the AMPS client wire protocol: the JSON message
-// header (Header, DecodeHeader, AppendHeader), the stream encoding used on
-// TCP, TLS and Unix sockets (StreamReader, NewStreamConn) and the WebSocket
-// encoding of the official JavaScript client. Section numbers in comments
-// refer to the team's wire specification, amps-wire-protocol.md.
+// header (Header, DecodeHeader, AppendHeader), outbound messages as values
+// (Message, with a SharedHeader for deliveries fanned out to many
+// connections), the stream encoding used on TCP, TLS and Unix sockets
+// (StreamReader, NewStreamConn, AppendStreamMessage) and the WebSocket
+// encoding of the official JavaScript client (WSDecoder, WSEncoder). All
+// JSON headers are written by AppendHeader's code; section numbers in
+// comments refer to the team's wire specification, amps-wire-protocol.md.
 //
 // The codecs never touch the broker's state and allocate little: decoding a
 // header allocates only the strings it stores, encoding one allocates

@@ -28,7 +28,8 @@ const allFields = FieldGracePeriod<<1 - 1
 //	timeout_interval grace_period
 //	send_empty send_keys send_oof data_only send_subscription_ids l
 //
-// "l" comes last, right before the body it measures.
+// "l" comes last, right before the body it measures. Message.AppendHeader
+// and SharedHeader write their headers with the same code, in the same order.
 //
 // The JS client re-reads "s" from the header text with the pattern
 // `"s":<digits>,` (wire spec §5, "JS sequence-number trap"), so s is a bare
@@ -39,11 +40,31 @@ const allFields = FieldGracePeriod<<1 - 1
 // Because the encoder escapes every '"' inside values, the text `"s":`
 // cannot occur anywhere else in the header.
 func AppendHeader(dst []byte, h *Header) []byte {
-	// Every key is written with a leading comma; the first comma is then
-	// overwritten by the opening brace.
 	start := len(dst)
+	dst, _ = appendKeys(dst, h, h.hasKeysAfterSeq(), true)
+	return closeObject(dst, start)
+}
+
+// Every key is written with a leading comma; closeObject then overwrites the
+// first comma with the opening brace.
+
+// closeObject turns the comma-led keys in dst[start:] into a JSON object.
+func closeObject(dst []byte, start int) []byte {
+	if len(dst) == start {
+		return append(dst, '{', '}')
+	}
+	dst[start] = '{'
+	return append(dst, '}')
+}
+
+// appendKeys writes h's keys in AppendHeader's order, each with a leading
+// comma, and returns the extended slice and the length it had where "sids"
+// goes. withSids says whether h.SubIDs is written (SharedHeader leaves the
+// place empty). keysAfterSeq says whether any key other than c, cid and s
+// follows, which decides where s goes (see AppendHeader).
+func appendKeys(dst []byte, h *Header, keysAfterSeq, withSids bool) ([]byte, int) {
 	hasSeq := h.Present&FieldSequence != 0
-	seqEarly := hasSeq && !h.hasKeysAfterSeq()
+	seqEarly := hasSeq && !keysAfterSeq
 
 	dst = appendStringKey(dst, `,"c":`, h.Command)
 	if seqEarly {
@@ -55,7 +76,10 @@ func AppendHeader(dst []byte, h *Header) []byte {
 	}
 	dst = appendStringKey(dst, `,"t":`, h.Topic)
 	dst = appendStringKey(dst, `,"sub_id":`, h.SubID)
-	dst = appendStringKey(dst, `,"sids":`, h.SubIDs)
+	mid := len(dst)
+	if withSids {
+		dst = appendStringKey(dst, `,"sids":`, h.SubIDs)
+	}
 	dst = appendStringKey(dst, `,"query_id":`, h.QueryID)
 	dst = appendStringKey(dst, `,"bm":`, h.Bookmark)
 	dst = appendStringKey(dst, `,"client_name":`, h.ClientName)
@@ -98,13 +122,7 @@ func AppendHeader(dst []byte, h *Header) []byte {
 	dst = appendBoolKey(dst, `,"data_only":true`, h.DataOnly)
 	dst = appendBoolKey(dst, `,"send_subscription_ids":true`, h.SendSubscriptionIDs)
 
-	dst = appendNumKey(dst, `,"l":`, h, FieldLength)
-
-	if len(dst) == start {
-		return append(dst, '{', '}')
-	}
-	dst[start] = '{'
-	return append(dst, '}')
+	return appendNumKey(dst, `,"l":`, h, FieldLength), mid
 }
 
 // hasKeysAfterSeq reports whether AppendHeader writes any key other than c,

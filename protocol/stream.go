@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -104,14 +103,13 @@ func (r *StreamReader) ReadFrame() ([]byte, error) {
 			r.err = err
 			return nil, err
 		}
-		size := binary.BigEndian.Uint32(r.pfx[:])
+		size, err := frameSize(r.pfx[:], r.max, ErrFrameTooLarge)
+		if err != nil {
+			r.err = err
+			return nil, err
+		}
 		if size == 0 {
 			continue
-		}
-		if uint64(size) > uint64(r.max) {
-			r.err = fmt.Errorf("protocol: frame length %d (prefix %x) exceeds the limit of %d bytes: %w",
-				size, r.pfx[:], r.max, ErrFrameTooLarge)
-			return nil, r.err
 		}
 		frame, err := r.readBody(int(size))
 		if err != nil {
@@ -158,9 +156,44 @@ func (r *StreamReader) bodyError(got, n int, err error) error {
 	return err
 }
 
+// frameSize reads the length prefix at the start of p (4 bytes, big-endian,
+// counting the header and body that follow; spec §2.1) and checks it against
+// max. A zero length is returned as such: the frame carries nothing and the
+// caller skips it (spec §2.1 and open question §15.11: we ignore such frames
+// rather than answer them). A length above max is an error wrapping
+// tooLarge, which is or wraps ErrFrameTooLarge. The stream encoding and the
+// WebSocket stream variant (spec §3.6) both read frames through frameSize
+// and splitFrame.
+func frameSize(p []byte, max int, tooLarge error) (int, error) {
+	size := int64(binary.BigEndian.Uint32(p))
+	if size > int64(max) {
+		return 0, frameSizeError(p, max, tooLarge)
+	}
+	return int(size), nil
+}
+
+// frameSizeError is frameSize's error, apart so frameSize stays inlinable.
+func frameSizeError(p []byte, max int, tooLarge error) error {
+	return fmt.Errorf("protocol: frame length %d (prefix %x) exceeds the limit of %d bytes: %w",
+		binary.BigEndian.Uint32(p), p[:frameLengthSize], max, tooLarge)
+}
+
+// splitFrame splits a non-empty frame into its header object and body. The
+// header ends at the brace closing the JSON object the frame starts with
+// (whitespace before the object is dropped); the body, which may itself
+// start with '{', is the rest (spec §2.1).
+func splitFrame(frame []byte) (header, body []byte, err error) {
+	end, err := HeaderEnd(frame)
+	if err != nil {
+		return nil, nil, err
+	}
+	return frame[skipSpace(frame, 0):end:end], frame[end:], nil
+}
+
 // AppendStreamFrame appends one stream frame (spec §2.1) to dst: the
 // big-endian length of header plus body, then header, then body. The caller
-// keeps header plus body under 4 GiB.
+// keeps header plus body under 4 GiB. It is for clients and tests that
+// hold an encoded header; the broker writes Messages.
 func AppendStreamFrame(dst, header, body []byte) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(header)+len(body)))
 	dst = append(dst, header...)
@@ -201,15 +234,18 @@ func NewStreamConn(rwc io.ReadWriteCloser, opts *StreamOptions) Conn {
 	}
 	c := &streamConn{rwc: rwc}
 	c.r = NewStreamReader(bufio.NewReaderSize(rwc, o.ReadBufferSize), o.MaxFrameSize)
-	c.w = bufio.NewWriterSize(rwc, o.WriteBufferSize)
+	c.size = o.WriteBufferSize
 	return c
 }
 
 type streamConn struct {
 	rwc io.ReadWriteCloser
 	r   *StreamReader
-	w   *bufio.Writer
-	pfx [frameLengthSize]byte
+	// buf holds whole frames not yet sent. Frames are encoded straight
+	// into it; Flush, or a frame that does not fit in size bytes, sends it.
+	buf  []byte
+	size int
+	werr error // sticky: after a failed write the stream is out of sync
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -223,7 +259,7 @@ func (c *streamConn) ReadMessage() (header, body []byte, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	end, err := HeaderEnd(frame)
+	header, body, err = splitFrame(frame)
 	if err != nil {
 		// The frame was consumed whole, but a peer that sends a frame
 		// without a header is broken; keep the documented contract that
@@ -231,33 +267,61 @@ func (c *streamConn) ReadMessage() (header, body []byte, err error) {
 		c.r.err = err
 		return nil, nil, err
 	}
-	return frame[:end], frame[end:], nil
+	return header, body, nil
 }
 
-func (c *streamConn) WriteMessage(header, body []byte) error {
+func (c *streamConn) WriteMessage(m *Message) error {
 	if c.closed.Load() {
 		return errWriteClosed
 	}
-	n := len(header) + len(body)
-	if uint64(n) > math.MaxUint32 {
-		return fmt.Errorf("protocol: message of %d bytes: %w", n, ErrMessageTooLarge)
+	if c.werr != nil {
+		return c.werr
 	}
-	binary.BigEndian.PutUint32(c.pfx[:], uint32(n))
-	if _, err := c.w.Write(c.pfx[:]); err != nil {
+	buf, err := appendStreamStart(c.buf, m)
+	if err != nil {
 		return err
 	}
-	if _, err := c.w.Write(header); err != nil {
+	if len(buf)+len(m.Body) <= c.size {
+		c.buf = append(buf, m.Body...)
+		return nil
+	}
+	// The frame does not fit: send what is buffered with the frame's start,
+	// then its body as it is.
+	c.buf = buf
+	if err := c.send(c.buf); err != nil {
 		return err
 	}
-	_, err := c.w.Write(body)
-	return err
+	return c.send(m.Body)
+}
+
+// send writes p to the connection and empties the buffer, which it lets go
+// when a big frame grew it.
+func (c *streamConn) send(p []byte) error {
+	if len(p) > 0 {
+		n, err := c.rwc.Write(p)
+		if err == nil && n < len(p) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			c.werr = err
+			return err
+		}
+	}
+	c.buf = c.buf[:0]
+	if cap(c.buf) > max(c.size, frameRetainSize) {
+		c.buf = nil
+	}
+	return nil
 }
 
 func (c *streamConn) Flush() error {
 	if c.closed.Load() {
 		return errWriteClosed
 	}
-	return c.w.Flush()
+	if c.werr != nil {
+		return c.werr
+	}
+	return c.send(c.buf)
 }
 
 func (c *streamConn) Close() error {

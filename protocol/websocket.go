@@ -45,10 +45,6 @@ const (
 	wsBEFallbackMinLE = 0x01000000
 	wsBEFallbackMaxBE = 64
 
-	// wsStreamPrefixSize is the 4-byte big-endian length prefix of the stream
-	// encoding (wire spec §2.1), used by the §3.6 variant.
-	wsStreamPrefixSize = 4
-
 	// wsQuoteLimit bounds how many bytes of a bad frame an error message quotes.
 	wsQuoteLimit = 32
 )
@@ -76,10 +72,10 @@ var (
 	// listener closes such connections with WebSocket status 1009.
 	ErrWSMessageTooLarge = fmt.Errorf("%w: websocket message over the size limit", ErrFrameTooLarge)
 
-	// ErrWSFraming is returned by WSFrames when a message cannot be expressed
-	// in frames the JS client decodes correctly (wire spec §3.4): an empty
-	// header, a body on a command the client reads without data, "l":0 with
-	// a body, or a malformed sow batch.
+	// ErrWSFraming is returned by WSEncoder.Encode when a message cannot be
+	// expressed in frames the JS client decodes correctly (wire spec §3.4):
+	// a body on a command the client reads without data, or "l":0 with a
+	// body.
 	ErrWSFraming = errors.New("protocol: message cannot be framed for websocket")
 )
 
@@ -124,7 +120,8 @@ const (
 	wsFailed                       // sticky error
 )
 
-// wsSpan locates one decoded message inside a decoder buffer.
+// wsSpan locates one decoded message inside a decoder buffer: its header is
+// buf[start:headerEnd] and its body buf[headerEnd:end].
 type wsSpan struct{ start, headerEnd, end int }
 
 // WSDecoder turns the WebSocket messages of one client session into AMPS
@@ -197,9 +194,9 @@ func (d *WSDecoder) FrameLimit() int64 {
 	switch {
 	case d.state == wsAwaitSelector:
 		// The first message may be the stream variant's first frame.
-		return max + wsStreamPrefixSize
+		return max + frameLengthSize
 	case d.mode == WSModeStream:
-		return max + wsStreamPrefixSize
+		return max + frameLengthSize
 	case d.state == wsAwaitHeader || d.state == wsAwaitData:
 		if left := max - int64(len(d.buf)); left > 0 {
 			return left
@@ -337,60 +334,61 @@ func wsCount(p []byte) uint64 {
 // looksLikeStream reports whether a binary first message is the start of the
 // stream encoding used by the third-party Go client (wire spec §3.6).
 func (d *WSDecoder) looksLikeStream(p []byte) bool {
-	if len(p) < wsStreamPrefixSize+1 || p[wsStreamPrefixSize] != '{' {
+	if len(p) < frameLengthSize+1 || p[frameLengthSize] != '{' {
 		return false
 	}
-	n := binary.BigEndian.Uint32(p)
-	return n >= 2 && uint64(n) <= uint64(d.maxSize())
+	n, err := frameSize(p, d.maxSize(), ErrWSMessageTooLarge)
+	return err == nil && n >= 2
 }
 
 // feedStream appends p to the stream and cuts every complete frame out of it
-// (wire spec §2.1). Bytes of frames Next already returned are discarded
-// first, so buf holds only frames not yet returned, at most one partial
+// (wire spec §2.1). Bytes before the first message Next has not returned
+// yet (or before the unparsed rest, when none is pending) are discarded
+// first, so buf holds only messages not yet returned, at most one partial
 // frame, and p.
 func (d *WSDecoder) feedStream(text bool, p []byte) error {
 	if text {
 		return fmt.Errorf("%w: text frame %s in a stream-variant session (wire spec §3.6), which must send binary frames", ErrWSBadHeader, wsQuote(p))
 	}
-	keep := d.streamOff
+	drop := d.streamOff
 	if d.next < len(d.ready) {
-		keep = d.ready[d.next].start - wsStreamPrefixSize
+		drop = d.ready[d.next].start
 	}
 	d.ready, d.next = append(d.ready[:0], d.ready[d.next:]...), 0
-	if keep > 0 {
-		n := copy(d.buf, d.buf[keep:])
-		d.buf, d.streamOff = d.buf[:n], d.streamOff-keep
+	if drop > 0 {
+		n := copy(d.buf, d.buf[drop:])
+		d.buf, d.streamOff = d.buf[:n], d.streamOff-drop
 		for i := range d.ready {
-			d.ready[i].start -= keep
-			d.ready[i].headerEnd -= keep
-			d.ready[i].end -= keep
+			d.ready[i].start -= drop
+			d.ready[i].headerEnd -= drop
+			d.ready[i].end -= drop
 		}
 	}
 	d.buf = append(d.buf, p...)
 	for {
 		rest := d.buf[d.streamOff:]
-		if len(rest) < wsStreamPrefixSize {
+		if len(rest) < frameLengthSize {
 			return nil
 		}
-		n := binary.BigEndian.Uint32(rest)
-		if uint64(n) > uint64(d.maxSize()) {
-			return fmt.Errorf("%w: stream frame length %d (prefix % x) exceeds %d", ErrWSMessageTooLarge, n, rest[:wsStreamPrefixSize], d.maxSize())
+		n, err := frameSize(rest, d.maxSize(), ErrWSMessageTooLarge)
+		if err != nil {
+			return err
 		}
-		if len(rest) < wsStreamPrefixSize+int(n) {
+		if len(rest) < frameLengthSize+n {
 			return nil
 		}
-		start := d.streamOff + wsStreamPrefixSize
-		end := start + int(n)
+		start := d.streamOff + frameLengthSize
+		end := start + n
 		d.streamOff = end
 		if n == 0 {
-			// A zero-length frame carries nothing; ignore it (wire spec §2.1, §15.11).
-			continue
+			continue // a zero-length frame carries nothing (see frameSize)
 		}
-		h := wsObjectEnd(d.buf[start:end])
-		if h < 0 {
-			return fmt.Errorf("%w: stream frame of %d bytes does not start with a JSON object: %s", ErrWSBadHeader, n, wsQuote(d.buf[start:end]))
+		header, body, err := splitFrame(d.buf[start:end])
+		if err != nil {
+			return fmt.Errorf("%w: stream frame of %d bytes does not start with a JSON object %s: %w", ErrWSBadHeader, n, wsQuote(d.buf[start:end]), err)
 		}
-		d.ready = append(d.ready, wsSpan{start: start, headerEnd: start + h, end: end})
+		hEnd := end - len(body)
+		d.ready = append(d.ready, wsSpan{start: hEnd - len(header), headerEnd: hEnd, end: end})
 	}
 }
 
@@ -402,20 +400,28 @@ func wsQuote(p []byte) string {
 	return strconv.Quote(string(p))
 }
 
-// AppendWSStreamMessage appends one message in the stream encoding (4-byte
-// big-endian length, header, body; wire spec §2.1) to dst. A WSModeStream
-// session (wire spec §3.6) carries it as one binary WebSocket message.
-func AppendWSStreamMessage(dst, header, body []byte) []byte {
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(header)+len(body)))
-	dst = append(dst, header...)
-	return append(dst, body...)
+// wsRetainSize is the largest encoding buffer a WSEncoder keeps between
+// messages, so that one big message does not pin its memory.
+const wsRetainSize = 1 << 20
+
+// WSEncoder writes outbound Messages as the WebSocket frames of one session.
+// The zero value is ready to use. It is not safe for concurrent use: the
+// frames of one message must go out contiguously anyway (wire spec §3.4
+// rule 5), so a connection encodes under the lock that keeps them together.
+type WSEncoder struct {
+	buf []byte
 }
 
-// WSFrames splits one outbound message into the WebSocket frames the JS
-// client expects (wire spec §3.4) and passes each to emit, in order; emit's
-// text reports the text opcode. binaryMode is true after the "binary"
-// selector. Every frame must be sent as one unfragmented WebSocket message
-// (rule 7) and the frames of one call contiguously (rule 5).
+// Encode frames m for a session in the given mode and passes each frame to
+// emit, in order; emit's text reports the text opcode, and payload is valid
+// only until emit returns. Every frame must be sent as one unfragmented
+// WebSocket message (rule 7) and the frames of one call contiguously (rule
+// 5). The frames are chosen from m's values; no header is parsed.
+//
+// In WSModeStream (the third-party Go client, wire spec §3.6) the message
+// is one binary frame holding its stream encoding (AppendStreamMessage).
+// Otherwise the frames are those the official JS client expects (wire spec
+// §3.4); WSModeBinary is the "binary" selector, any other mode means text:
 //
 //   - The header is always one text frame (rule 1).
 //   - "p", "publish" and "oof": with a non-empty body, one data frame: binary
@@ -423,89 +429,81 @@ func AppendWSStreamMessage(dst, header, body []byte) []byte {
 //     valid UTF-8 (rule 8). With an empty body and "l" in the header, no
 //     data frame (rule 3); if "l" is missing the client waits for a data
 //     frame, so an empty binary frame is sent (which it decodes as "").
-//   - "sow": per record of the body (a record header object carrying "l",
-//     then exactly l bytes; wire spec §2.3) a text record-header frame and a
-//     data frame, framed as above except that an empty record is an empty
-//     binary frame (the client reads one data frame per record). The number
-//     of records must equal the header's "bs" (rule 6).
+//     "l":0 with a non-empty body is an error: the client would read the
+//     body as the next message's header.
+//   - "sow": after its header, per record a text record-header frame
+//     (carrying "l", see Record) and a data frame, framed as above except
+//     that an empty record is an empty binary frame (the client reads one
+//     data frame per record). Message requires "bs" to equal the number of
+//     records (rule 6).
 //   - Any other command is sent as its header alone and must have no body.
 //
-// No empty text frame is ever produced (rule 3). A message that breaks these
-// rules yields an error wrapping ErrWSFraming and no frames.
-func WSFrames(header, body []byte, binaryMode bool, emit func(text bool, payload []byte) error) error {
-	var f wsFields
-	if end := f.scan(header); end != len(header) {
-		return fmt.Errorf("%w: header %s is not one JSON object", ErrWSFraming, wsQuote(header))
-	}
-	switch string(f.command) {
-	case CmdP, CmdPublish, CmdOOF:
-		if f.hasLength && f.length == 0 && len(body) > 0 {
-			return fmt.Errorf("%w: %q header says \"l\":0 but the body has %d bytes", ErrWSFraming, f.command, len(body))
-		}
-		if err := emit(true, header); err != nil {
+// No empty text frame is ever produced (rule 3). A message that breaks
+// these rules yields an error wrapping ErrBadMessage or ErrWSFraming and no
+// frames; an error from emit is returned as is.
+func (e *WSEncoder) Encode(m *Message, mode WSMode, emit func(text bool, payload []byte) error) error {
+	defer e.trim()
+	if mode == WSModeStream {
+		var err error
+		if e.buf, err = AppendStreamMessage(e.buf[:0], m); err != nil {
 			return err
 		}
-		if len(body) == 0 && f.hasLength {
+		return emit(false, e.buf)
+	}
+	if err := m.check(); err != nil {
+		return err
+	}
+	binaryMode := mode == WSModeBinary
+	f := m.framing()
+	switch f.command {
+	case CmdP, CmdPublish, CmdOOF:
+		hasLength := f.present&FieldLength != 0
+		if hasLength && f.length == 0 && len(m.Body) > 0 {
+			return fmt.Errorf("%w: %q header says \"l\":0 but the body has %d bytes", ErrWSFraming, f.command, len(m.Body))
+		}
+		if err := e.emitHeader(m, emit); err != nil {
+			return err
+		}
+		if len(m.Body) == 0 && hasLength {
 			return nil
 		}
-		return emit(wsTextData(body, binaryMode), body)
+		return emit(wsTextData(m.Body, binaryMode), m.Body)
 
 	case CmdSOW:
-		if err := wsCheckSOW(&f, body); err != nil {
+		if err := e.emitHeader(m, emit); err != nil {
 			return err
 		}
-		if err := emit(true, header); err != nil {
-			return err
-		}
-		for rest := body; len(rest) > 0; {
-			var r wsFields
-			h := r.scan(rest)
-			data := rest[h : h+int(r.length)]
-			if err := emit(true, rest[:h]); err != nil {
+		for i := range m.Records {
+			r := &m.Records[i]
+			e.buf = appendRecordHeader(e.buf[:0], r)
+			if err := emit(true, e.buf); err != nil {
 				return err
 			}
-			if err := emit(wsTextData(data, binaryMode), data); err != nil {
+			if err := emit(wsTextData(r.Data, binaryMode), r.Data); err != nil {
 				return err
 			}
-			rest = rest[h+int(r.length):]
 		}
 		return nil
 	}
-	if len(body) > 0 {
-		return fmt.Errorf("%w: command %q carries a %d-byte body but the JS client reads it as header only", ErrWSFraming, f.command, len(body))
+	if len(m.Body) > 0 {
+		return fmt.Errorf("%w: command %q carries a %d-byte body but the JS client reads it as header only", ErrWSFraming, f.command, len(m.Body))
 	}
-	return emit(true, header)
+	return e.emitHeader(m, emit)
+}
+
+func (e *WSEncoder) emitHeader(m *Message, emit func(bool, []byte) error) error {
+	e.buf = m.AppendHeader(e.buf[:0])
+	return emit(true, e.buf)
+}
+
+func (e *WSEncoder) trim() {
+	if cap(e.buf) > wsRetainSize {
+		e.buf = nil
+	}
 }
 
 // wsTextData reports whether a data frame goes out as text: only in text
 // mode, only when non-empty (rule 3) and valid UTF-8 (rule 8).
 func wsTextData(data []byte, binaryMode bool) bool {
 	return !binaryMode && len(data) > 0 && utf8.Valid(data)
-}
-
-// wsCheckSOW validates a sow batch before any frame is emitted, so a bad
-// batch never leaves the client half way through one.
-func wsCheckSOW(f *wsFields, body []byte) error {
-	if !f.hasBatch {
-		return fmt.Errorf("%w: sow header without a numeric \"bs\" (wire spec §3.4 rule 6)", ErrWSFraming)
-	}
-	var n uint64
-	for off := 0; off < len(body); n++ {
-		var r wsFields
-		h := r.scan(body[off:])
-		if h < 0 {
-			return fmt.Errorf("%w: sow record %d at body offset %d does not start with a JSON object: %s", ErrWSFraming, n+1, off, wsQuote(body[off:]))
-		}
-		if !r.hasLength {
-			return fmt.Errorf("%w: sow record %d header %s has no numeric \"l\"", ErrWSFraming, n+1, wsQuote(body[off:off+h]))
-		}
-		if r.length > uint64(len(body)-off-h) {
-			return fmt.Errorf("%w: sow record %d says \"l\":%d but only %d bytes follow", ErrWSFraming, n+1, r.length, len(body)-off-h)
-		}
-		off += h + int(r.length)
-	}
-	if n != f.batch {
-		return fmt.Errorf("%w: sow header says \"bs\":%d but the body holds %d records", ErrWSFraming, f.batch, n)
-	}
-	return nil
 }

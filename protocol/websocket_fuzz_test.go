@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
+	"slices"
 	"testing"
 )
 
@@ -103,38 +105,57 @@ func FuzzWSDecoder(f *testing.F) {
 	})
 }
 
-// FuzzWSFrames checks that outbound framing never panics, never emits an
-// empty text frame, starts with the header as text, and loses no body byte.
-func FuzzWSFrames(f *testing.F) {
-	f.Add([]byte(`{"c":"p","l":3}`), []byte("abc"), false)
-	f.Add([]byte(`{"c":"sow","bs":2}`), []byte(`{"k":"1","l":2}{}{"k":"2","l":1}x`), true)
-	f.Add([]byte(`{"c":"oof","l":0}`), []byte{}, false)
-	f.Fuzz(func(t *testing.T, header, body []byte, binaryMode bool) {
-		var frames []wsFrame
-		err := WSFrames(header, body, binaryMode, func(text bool, p []byte) error {
-			frames = append(frames, wsFrame{text, string(p)})
-			return nil
-		})
-		if err != nil {
-			if len(frames) != 0 {
-				t.Fatalf("%d frames emitted before error %v", len(frames), err)
+// FuzzStreamVariantMatchesStreamConn checks that the stream encoding and
+// the WebSocket stream variant (wire spec §3.6), which share one frame
+// splitter, cut the same bytes into the same messages and refuse the same
+// bad frames, however the bytes are spread over WebSocket messages.
+func FuzzStreamVariantMatchesStreamConn(f *testing.F) {
+	f.Add([]byte("\x00\x00\x00\x0a{\"c\":\"p\"}x\x00\x00\x00\x00\x00\x00\x00\x03 {}"), uint8(5))
+	f.Add([]byte("\x00\x00\x00\x02{}\x00\x00\x01\x00{"), uint8(9))
+	f.Add([]byte("\x00\x00\x00\x03{]}"), uint8(7))
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
+		const limit = 256
+		c := NewStreamConn(&captureRWC{Reader: bytes.NewReader(data)}, &StreamOptions{MaxFrameSize: limit})
+		var want []wsMsg
+		var wantErr error
+		for {
+			h, b, err := c.ReadMessage()
+			if err != nil {
+				wantErr = err
+				break
 			}
-			return
+			want = append(want, wsMsg{string(h), string(b)})
 		}
-		if len(frames) == 0 || !frames[0].Text || frames[0].Payload != string(header) {
-			t.Fatalf("first frame %+v is not the text header", frames)
+		n := max(int(chunk), 5)
+		d := &WSDecoder{MaxMessageSize: limit}
+		if !d.looksLikeStream(data[:min(n, len(data))]) {
+			return // not recognisable as the variant from its first message
 		}
-		var data []byte
-		for i, fr := range frames {
-			if fr.Text && fr.Payload == "" {
-				t.Fatalf("frame %d is an empty text frame", i)
+		var got []wsMsg
+		var err error
+		for rest := data; len(rest) > 0 && err == nil; {
+			k := min(n, len(rest))
+			if err = d.Feed(false, rest[:k]); err == nil {
+				for h, b, ok := d.Next(); ok; h, b, ok = d.Next() {
+					got = append(got, wsMsg{string(h), string(b)})
+				}
 			}
-			if i > 0 {
-				data = append(data, fr.Payload...)
-			}
+			rest = rest[k:]
 		}
-		if !bytes.Equal(data, body) {
-			t.Fatalf("frames after the header carry %q, body is %q", data, body)
+		// A Feed that fails drops the messages it completed, so after an
+		// error the variant has a prefix of the stream encoding's messages.
+		if err == nil && len(got) != len(want) || len(got) > len(want) || !slices.Equal(got, want[:len(got)]) {
+			t.Fatalf("WebSocket stream variant gave %q (error %v), stream encoding %q", got, err, want)
+		}
+		// At the end of the bytes the stream encoding reports EOF (clean or
+		// not) while the variant waits for more; any other error is a bad
+		// frame both must refuse.
+		endOfData := errors.Is(wantErr, io.EOF) || errors.Is(wantErr, io.ErrUnexpectedEOF)
+		if endOfData != (err == nil) {
+			t.Fatalf("stream encoding ended with %v, WebSocket stream variant with %v", wantErr, err)
+		}
+		if errors.Is(wantErr, ErrFrameTooLarge) != errors.Is(err, ErrFrameTooLarge) {
+			t.Fatalf("size limit: stream encoding %v, WebSocket stream variant %v", wantErr, err)
 		}
 	})
 }

@@ -31,7 +31,7 @@ func burst(header string, parts ...wsFrame) []wsFrame {
 }
 
 func streamFrame(header, body string) string {
-	return string(AppendWSStreamMessage(nil, []byte(header), []byte(body)))
+	return string(AppendStreamFrame(nil, []byte(header), []byte(body)))
 }
 
 type wsMsg struct{ Header, Body string }
@@ -203,58 +203,46 @@ func TestWSDecoderKeepsUnreadStreamMessages(t *testing.T) {
 	}
 }
 
-func collectFrames(t *testing.T, header, body string, binaryMode bool) ([]wsFrame, error) {
-	t.Helper()
-	var got []wsFrame
-	err := WSFrames([]byte(header), []byte(body), binaryMode, func(text bool, p []byte) error {
-		got = append(got, wsFrame{text, string(p)})
-		return nil
-	})
-	return got, err
-}
-
-func TestWSFrames(t *testing.T) {
+func TestWSEncoder(t *testing.T) {
 	sowHdr := `{"c":"sow","t":"orders","query_id":"auto4","bs":2}`
-	rec1, rec2 := `{"k":"1","ts":"20240101T000000.000000Z","l":17}`, `{"k":"2","l":33}`
+	rec1, rec2 := `{"ts":"20240101T000000.000000Z","k":"1","l":17}`, `{"k":"2","l":33}`
 	sowBody := rec1 + `{"id":1,"qty":10}` + rec2 + `{"id":2,"qty":20,"note":"héllo"}`
 	tests := []struct {
 		name    string
-		header  string
-		body    string
+		frame   string // header and body, parsed into a Message
 		binary  bool
 		want    []wsFrame
-		wantErr bool
+		wantErr error
 	}{
-		{name: "ack", header: `{"c":"ack","cid":"1","status":"success"}`, want: []wsFrame{txt(`{"c":"ack","cid":"1","status":"success"}`)}},
-		{name: "p text", header: `{"c":"p","t":"o","l":17}`, body: `{"id":1,"qty":10}`, want: []wsFrame{txt(`{"c":"p","t":"o","l":17}`), txt(`{"id":1,"qty":10}`)}},
-		{name: "p binary mode", header: `{"c":"p","l":3}`, body: "a=1", binary: true, want: []wsFrame{txt(`{"c":"p","l":3}`), bin("a=1")}},
-		{name: "p non-UTF-8 in text mode", header: `{"c":"p","l":2}`, body: "\xff\xfe", want: []wsFrame{txt(`{"c":"p","l":2}`), bin("\xff\xfe")}},
-		{name: "publish l 0", header: `{"c":"publish","t":"o","l":0}`, want: []wsFrame{txt(`{"c":"publish","t":"o","l":0}`)}},
-		{name: "oof l 0 binary", header: `{"c":"oof","l":0}`, binary: true, want: []wsFrame{txt(`{"c":"oof","l":0}`)}},
-		{name: "p empty without l", header: `{"c":"p"}`, want: []wsFrame{txt(`{"c":"p"}`), bin("")}},
-		{name: "p with string l", header: `{"c":"p","l":"0"}`, want: []wsFrame{txt(`{"c":"p","l":"0"}`), bin("")}},
-		{name: "header value with brace", header: `{"t":"a}b","c":"p","l":1}`, body: "x", want: []wsFrame{txt(`{"t":"a}b","c":"p","l":1}`), txt("x")}},
-		{name: "sow text", header: sowHdr, body: sowBody, want: []wsFrame{txt(sowHdr), txt(rec1), txt(`{"id":1,"qty":10}`), txt(rec2), txt(`{"id":2,"qty":20,"note":"héllo"}`)}},
-		{name: "sow binary", header: sowHdr, body: sowBody, binary: true, want: []wsFrame{txt(sowHdr), txt(rec1), bin(`{"id":1,"qty":10}`), txt(rec2), bin(`{"id":2,"qty":20,"note":"héllo"}`)}},
-		{name: "sow empty record", header: `{"c":"sow","bs":1}`, body: `{"k":"1","l":0}`, want: []wsFrame{txt(`{"c":"sow","bs":1}`), txt(`{"k":"1","l":0}`), bin("")}},
-		{name: "sow zero records", header: `{"c":"sow","bs":0}`, want: []wsFrame{txt(`{"c":"sow","bs":0}`)}},
-		{name: "sow record data starting with brace", header: `{"c":"sow","bs":1}`, body: `{"l":2}{}`, want: []wsFrame{txt(`{"c":"sow","bs":1}`), txt(`{"l":2}`), txt(`{}`)}},
-		{name: "l 0 with body", header: `{"c":"p","l":0}`, body: "x", wantErr: true},
-		{name: "ack with body", header: `{"c":"ack"}`, body: "x", wantErr: true},
-		{name: "empty header", header: ``, wantErr: true},
-		{name: "header with trailing bytes", header: `{"c":"ack"}x`, wantErr: true},
-		{name: "sow without bs", header: `{"c":"sow"}`, body: `{"l":1}x`, wantErr: true},
-		{name: "sow bs mismatch", header: `{"c":"sow","bs":2}`, body: `{"l":1}x`, wantErr: true},
-		{name: "sow record without l", header: `{"c":"sow","bs":1}`, body: `{"k":"1"}x`, wantErr: true},
-		{name: "sow record l too big", header: `{"c":"sow","bs":1}`, body: `{"l":5}x`, wantErr: true},
-		{name: "sow garbage", header: `{"c":"sow","bs":1}`, body: `xyz`, wantErr: true},
+		{name: "ack", frame: `{"c":"ack","cid":"1","status":"success"}`, want: []wsFrame{txt(`{"c":"ack","cid":"1","status":"success"}`)}},
+		{name: "heartbeat", frame: `{"c":"heartbeat"}`, binary: true, want: []wsFrame{txt(`{"c":"heartbeat"}`)}},
+		{name: "p text", frame: `{"c":"p","t":"o","l":17}{"id":1,"qty":10}`, want: []wsFrame{txt(`{"c":"p","t":"o","l":17}`), txt(`{"id":1,"qty":10}`)}},
+		{name: "p binary mode", frame: `{"c":"p","l":3}a=1`, binary: true, want: []wsFrame{txt(`{"c":"p","l":3}`), bin("a=1")}},
+		{name: "p non-UTF-8 in text mode", frame: "{\"c\":\"p\",\"l\":2}\xff\xfe", want: []wsFrame{txt(`{"c":"p","l":2}`), bin("\xff\xfe")}},
+		{name: "publish l 0", frame: `{"c":"publish","t":"o","l":0}`, want: []wsFrame{txt(`{"c":"publish","t":"o","l":0}`)}},
+		{name: "oof l 0 binary", frame: `{"c":"oof","l":0}`, binary: true, want: []wsFrame{txt(`{"c":"oof","l":0}`)}},
+		{name: "p empty without l", frame: `{"c":"p"}`, want: []wsFrame{txt(`{"c":"p"}`), bin("")}},
+		{name: "header value with brace", frame: `{"c":"p","t":"a}b","l":1}x`, want: []wsFrame{txt(`{"c":"p","t":"a}b","l":1}`), txt("x")}},
+		{name: "sow text", frame: sowHdr + sowBody, want: []wsFrame{txt(sowHdr), txt(rec1), txt(`{"id":1,"qty":10}`), txt(rec2), txt(`{"id":2,"qty":20,"note":"héllo"}`)}},
+		{name: "sow binary", frame: sowHdr + sowBody, binary: true, want: []wsFrame{txt(sowHdr), txt(rec1), bin(`{"id":1,"qty":10}`), txt(rec2), bin(`{"id":2,"qty":20,"note":"héllo"}`)}},
+		{name: "sow empty record", frame: `{"c":"sow","bs":1}{"k":"1","l":0}`, want: []wsFrame{txt(`{"c":"sow","bs":1}`), txt(`{"k":"1","l":0}`), bin("")}},
+		{name: "sow zero records", frame: `{"c":"sow","bs":0}`, want: []wsFrame{txt(`{"c":"sow","bs":0}`)}},
+		{name: "sow record data starting with brace", frame: `{"c":"sow","bs":1}{"l":2}{}`, want: []wsFrame{txt(`{"c":"sow","bs":1}`), txt(`{"l":2}`), txt(`{}`)}},
+		{name: "l 0 with body", frame: `{"c":"p","l":0}x`, wantErr: ErrWSFraming},
+		{name: "ack with body", frame: `{"c":"ack"}x`, wantErr: ErrWSFraming},
+		{name: "sow without bs", frame: `{"c":"sow"}{"l":1}x`, wantErr: ErrBadMessage},
+		{name: "sow bs mismatch", frame: `{"c":"sow","bs":2}{"l":1}x`, wantErr: ErrBadMessage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := collectFrames(t, tt.header, tt.body, tt.binary)
-			if tt.wantErr {
-				if !errors.Is(err, ErrWSFraming) {
-					t.Fatalf("error = %v, want ErrWSFraming", err)
+			mode := WSModeText
+			if tt.binary {
+				mode = WSModeBinary
+			}
+			got, err := encodeFrames(parseMessage(t, tt.frame), mode)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("error = %v, want %v", err, tt.wantErr)
 				}
 				if len(got) != 0 {
 					t.Errorf("emitted %d frames before failing", len(got))
@@ -272,36 +260,25 @@ func TestWSFrames(t *testing.T) {
 					t.Errorf("empty text frame emitted (wire spec §3.4 rule 3)")
 				}
 			}
+			// The stream variant carries the same message as one stream frame.
+			sf, err := encodeFrames(parseMessage(t, tt.frame), WSModeStream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := []wsFrame{bin(streamFrame(tt.frame, ""))}; !cmp.Equal(sf, want) {
+				t.Errorf("stream variant = %+v, want %+v", sf, want)
+			}
 		})
 	}
 }
 
-func TestWSFramesEmitError(t *testing.T) {
+func TestWSEncoderEmitError(t *testing.T) {
 	boom := errors.New("boom")
-	err := WSFrames([]byte(`{"c":"p","l":1}`), []byte("x"), false, func(bool, []byte) error { return boom })
-	if !errors.Is(err, boom) {
-		t.Fatalf("error = %v, want boom", err)
-	}
-}
-
-func TestWSObjectEnd(t *testing.T) {
-	tests := map[string]int{
-		`{}`:                        2,
-		`{ }rest`:                   3,
-		`{"a":"}"}{}`:               9,
-		`{"a":"\"}"}x`:              11,
-		`{"a":{"b":[1,"]"]},"c":1}`: 25,
-		`{"a":1`:                    -1,
-		`{"a" 1}`:                   -1,
-		`{"a":}`:                    -1,
-		`x{}`:                       -1,
-		``:                          -1,
-		`{"a":"\`:                   -1,
-		`{"a":1,}`:                  -1,
-	}
-	for in, want := range tests {
-		if got := wsObjectEnd([]byte(in)); got != want {
-			t.Errorf("wsObjectEnd(%q) = %d, want %d", in, got, want)
+	var e WSEncoder
+	m := parseMessage(t, `{"c":"p","l":1}x`)
+	for _, mode := range []WSMode{WSModeText, WSModeStream} {
+		if err := e.Encode(m, mode, func(bool, []byte) error { return boom }); !errors.Is(err, boom) {
+			t.Fatalf("%v mode: error = %v, want boom", mode, err)
 		}
 	}
 }
@@ -330,26 +307,34 @@ func BenchmarkWSDecoder(b *testing.B) {
 	}
 }
 
-func BenchmarkWSFrames(b *testing.B) {
-	var body []byte
+func BenchmarkWSEncode(b *testing.B) {
+	var sow []byte
+	sow = append(sow, `{"c":"sow","t":"orders","query_id":"auto4","bs":10}`...)
 	for i := range 10 {
 		rec := fmt.Sprintf(`{"id":%d,"qty":%d,"note":"some text"}`, i, i*10)
-		body = fmt.Appendf(body, `{"k":"%d","l":%d}%s`, i, len(rec), rec)
+		sow = fmt.Appendf(sow, `{"k":"%d","l":%d}%s`, i, len(rec), rec)
 	}
+	// A delivery as the broker writes it: a shared header with this
+	// connection's "sids" spliced in.
+	var shared SharedHeader
+	dh := withNums(Header{Command: CmdP, Topic: "orders", Bookmark: "1|2|"}, FieldLength, uint64(128))
+	shared.Prepare(nil, &dh)
+	delivery := &Message{Shared: &shared, SubIDs: NewSubIDs("auto2"), Body: bytes.Repeat([]byte("y"), 128)}
 	cases := []struct {
-		name         string
-		header, body []byte
+		name string
+		m    *Message
 	}{
-		{"p_text_128B", []byte(`{"c":"p","t":"orders","sids":"auto2","bm":"1|2|","l":128}`), bytes.Repeat([]byte("y"), 128)},
-		{"sow_10_records", []byte(`{"c":"sow","t":"orders","query_id":"auto4","bs":10}`), body},
+		{"p_text_128B", delivery},
+		{"sow_10_records", parseMessage(b, string(sow))},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			emit := func(bool, []byte) error { return nil }
-			b.SetBytes(int64(len(c.header) + len(c.body)))
+			var e WSEncoder
+			b.SetBytes(int64(c.m.Len()))
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := WSFrames(c.header, c.body, false, emit); err != nil {
+				if err := e.Encode(c.m, WSModeText, emit); err != nil {
 					b.Fatal(err)
 				}
 			}
