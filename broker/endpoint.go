@@ -150,12 +150,6 @@ func (e *endpoint) enqueue(it outItem) bool {
 	return false
 }
 
-// enqueueDelivery queues a published message for the subscriptions of
-// this endpoint that t lists.
-func (e *endpoint) enqueueDelivery(d *delivery, t *target) bool {
-	return e.enqueue(outItem{d: d, t: t, size: d.size(t)})
-}
-
 // tooOld reports whether the oldest queued message is past the age limit
 // at now (unix nanoseconds).
 func (e *endpoint) tooOld(now int64) bool {
