@@ -78,24 +78,16 @@ func TestCloseCauses(t *testing.T) {
 			want: broker.ErrHeartbeatTimeout,
 		},
 		{
-			name: "slow consumer",
-			opts: broker.Options{OutboundQueueBytes: 256 << 10},
-			provoke: func(t *testing.T, b *broker.Broker, c *ampstest.Client) {
-				c.Logon("slow")
-				c.Subscribe("s", "feed")
-				floodUntilClosed(t, b, "feed")
-			},
-			want: broker.ErrSlowConsumer,
+			name:    "slow consumer",
+			opts:    broker.Options{OutboundQueueBytes: 256 << 10},
+			provoke: subscribeThenFlood("slow"),
+			want:    broker.ErrSlowConsumer,
 		},
 		{
-			name: "write timeout",
-			opts: broker.Options{OutboundQueueBytes: 1 << 30, WriteTimeout: 100 * time.Millisecond},
-			provoke: func(t *testing.T, b *broker.Broker, c *ampstest.Client) {
-				c.Logon("stuck")
-				c.Subscribe("s", "feed")
-				floodUntilClosed(t, b, "feed")
-			},
-			want: broker.ErrWriteTimeout,
+			name:    "write timeout",
+			opts:    broker.Options{OutboundQueueBytes: 1 << 30, WriteTimeout: 100 * time.Millisecond},
+			provoke: subscribeThenFlood("stuck"),
+			want:    broker.ErrWriteTimeout,
 		},
 		{
 			name: "entitlement reset",
@@ -188,6 +180,16 @@ func refusedLogon(mt, reason string) func(t *testing.T, b *broker.Broker, c *amp
 			t.Fatalf("logon ack: %s, want reason %q", f.RawHeader, reason)
 		}
 		c.ExpectClosed()
+	}
+}
+
+// subscribeThenFlood logs on as name, subscribes to "feed" and, never
+// reading, has the feed flooded until the connection closes.
+func subscribeThenFlood(name string) func(t *testing.T, b *broker.Broker, c *ampstest.Client) {
+	return func(t *testing.T, b *broker.Broker, c *ampstest.Client) {
+		c.Logon(name)
+		c.Subscribe("s", "feed")
+		floodUntilClosed(t, b, "feed")
 	}
 }
 

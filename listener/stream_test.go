@@ -24,14 +24,13 @@ type handshakeResult struct {
 	err  error
 }
 
-// serveHandshakes accepts connections on l and runs Handshake on each, the
-// way the broker does, delivering the outcomes in order of completion. The
-// goroutines belong to the test: cleanup closes l, cancels their context,
-// waits for them and closes the connections nobody took.
-func serveHandshakes(t testing.TB, l transport.Listener) <-chan handshakeResult {
+// acceptLoop accepts connections on l and runs Handshake on each, the way
+// the broker does, passing each outcome to handle on the connection's own
+// goroutine. The goroutines belong to the test: cleanup closes l, cancels
+// the handshakes' context and waits for them.
+func acceptLoop(t testing.TB, l transport.Listener, handle func(ctx context.Context, c transport.Conn, err error)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	results := make(chan handshakeResult, 64)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -45,20 +44,30 @@ func serveHandshakes(t testing.TB, l transport.Listener) <-chan handshakeResult 
 			go func() {
 				defer wg.Done()
 				hc, err := l.Handshake(ctx, c)
-				results <- handshakeResult{hc, err}
+				handle(ctx, hc, err)
 			}()
 		}
 	}()
+	t.Cleanup(func() { l.Close(); cancel(); wg.Wait() })
+}
+
+// serveHandshakes runs acceptLoop on l and delivers the outcomes in order
+// of completion. After the loop has stopped, cleanup closes the
+// connections nobody took.
+func serveHandshakes(t testing.TB, l transport.Listener) <-chan handshakeResult {
+	t.Helper()
+	results := make(chan handshakeResult, 64)
+	// Registered first, so it runs after acceptLoop's cleanup.
 	t.Cleanup(func() {
-		l.Close()
-		cancel()
-		wg.Wait()
 		close(results)
 		for r := range results {
 			if r.conn != nil {
 				r.conn.Close()
 			}
 		}
+	})
+	acceptLoop(t, l, func(_ context.Context, c transport.Conn, err error) {
+		results <- handshakeResult{c, err}
 	})
 	return results
 }

@@ -79,30 +79,14 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 // handing connections to srv. Handshake errors go to the returned channel.
 func serveListener(t *testing.T, l transport.Listener, srv *recServer) <-chan error {
 	hsErrs := make(chan error, 16)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				conn, err := l.Handshake(ctx, c)
-				if err != nil {
-					hsErrs <- err
-					return
-				}
-				srv.ServeConn(ctx, conn)
-				conn.Close()
-			}()
+	acceptLoop(t, l, func(ctx context.Context, conn transport.Conn, err error) {
+		if err != nil {
+			hsErrs <- err
+			return
 		}
-	}()
-	t.Cleanup(func() { l.Close(); cancel(); wg.Wait() })
+		srv.ServeConn(ctx, conn)
+		conn.Close()
+	})
 	return hsErrs
 }
 
