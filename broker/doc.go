@@ -22,6 +22,16 @@
 // not keep up is disconnected as a slow consumer instead of slowing anyone
 // else.
 //
+// Every endpoint, a network session or an in-process client, ends
+// through one close path that takes its cause; the cause is one of the
+// exported Err… values (ErrSlowConsumer, ErrHeartbeatTimeout, …), reported
+// by ConnEvent.Err, ServeConn and Client.Err, and it decides whether what
+// is queued is flushed first, dropped, or the connection reset.
+//
+// The broker reaches transports only through package transport's
+// interfaces, so it imports none of them; package listener has TCP, TLS,
+// Unix sockets and WebSocket.
+//
 // Go code takes part without a socket through Connect, which returns an
 // in-process Client using the same router and topic rules.
 //
