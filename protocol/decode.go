@@ -419,8 +419,14 @@ func unescape(raw []byte) string {
 	for i := 0; i < len(raw); {
 		c := raw[i]
 		if c < utf8.RuneSelf && c != '\\' {
-			sb.WriteByte(c)
-			i++
+			// Copy the run of plain ASCII up to the next escape or
+			// multi-byte character in one go.
+			j := i + 1
+			for j < len(raw) && raw[j] < utf8.RuneSelf && raw[j] != '\\' {
+				j++
+			}
+			sb.Write(raw[i:j])
+			i = j
 			continue
 		}
 		if c != '\\' {

@@ -332,13 +332,16 @@ func wsCount(p []byte) uint64 {
 }
 
 // looksLikeStream reports whether a binary first message is the start of the
-// stream encoding used by the third-party Go client (wire spec §3.6).
+// stream encoding used by the third-party Go client (wire spec §3.6): a
+// big-endian length within the size limit, at least "{}", and then '{'. It
+// only recognises the encoding (frameSize then reads it), and is kept small
+// enough to inline into feedOfficial, whose hot path it sits beside.
 func (d *WSDecoder) looksLikeStream(p []byte) bool {
 	if len(p) < frameLengthSize+1 || p[frameLengthSize] != '{' {
 		return false
 	}
-	n, err := frameSize(p, d.maxSize(), ErrWSMessageTooLarge)
-	return err == nil && n >= 2
+	n := binary.BigEndian.Uint32(p)
+	return n >= 2 && uint64(n) <= uint64(d.maxSize())
 }
 
 // feedStream appends p to the stream and cuts every complete frame out of it
