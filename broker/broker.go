@@ -48,6 +48,11 @@ type Broker struct {
 }
 
 // counters are the broker's running totals.
+//
+// Traffic (messages and bytes in and out) is counted by each endpoint on
+// its own, so that publishers and writers on different cores never contend
+// for one counter; these four fields hold only the totals of endpoints that
+// have ended (see retire), and Stats adds the live ones.
 type counters struct {
 	messagesIn    atomic.Int64
 	messagesOut   atomic.Int64
@@ -58,6 +63,27 @@ type counters struct {
 	rejected      atomic.Int64
 	dropped       atomic.Int64
 	notEntitled   atomic.Int64
+}
+
+// retire adds the traffic of an endpoint leaving the broker to its totals;
+// b.mu is held.
+func (b *Broker) retire(e *endpoint) { b.stats.addTraffic(e) }
+
+// addTraffic adds e's traffic counters to c.
+func (c *counters) addTraffic(e *endpoint) {
+	msgs, bytes := e.q.sent()
+	c.messagesIn.Add(e.messagesIn.Load())
+	c.messagesOut.Add(msgs)
+	c.bytesIn.Add(e.bytesIn.Load())
+	c.bytesOut.Add(bytes)
+}
+
+// add adds the traffic counters of o to c.
+func (c *counters) add(o *counters) {
+	c.messagesIn.Add(o.messagesIn.Load())
+	c.messagesOut.Add(o.messagesOut.Load())
+	c.bytesIn.Add(o.bytesIn.Load())
+	c.bytesOut.Add(o.bytesOut.Load())
 }
 
 // Stats is a snapshot of a broker's counters.
@@ -340,6 +366,7 @@ func (b *Broker) serveConn(ctx context.Context, c transport.Conn, admit bool) er
 	defer func() {
 		b.mu.Lock()
 		delete(b.sessions, s)
+		b.retire(&s.endpoint)
 		b.mu.Unlock()
 		b.wg.Done()
 	}()
@@ -443,6 +470,13 @@ func (b *Broker) Stats() Stats {
 		transports[name] = int64(n)
 	}
 	sessions := slices.Collect(maps.Keys(b.sessions))
+	clients := slices.Collect(maps.Keys(b.clients))
+	// The totals of ended endpoints, and the live ones, at one moment.
+	var total counters
+	total.add(&b.stats)
+	for _, e := range endpointsOf(sessions, clients) {
+		total.addTraffic(e)
+	}
 	b.mu.Unlock()
 	conns := make([]ConnStats, 0, len(sessions))
 	for _, s := range sessions {
@@ -463,10 +497,10 @@ func (b *Broker) Stats() Stats {
 	return Stats{
 		Connections:   int64(len(sessions)),
 		Clients:       nclients,
-		MessagesIn:    b.stats.messagesIn.Load(),
-		MessagesOut:   b.stats.messagesOut.Load(),
-		BytesIn:       b.stats.bytesIn.Load(),
-		BytesOut:      b.stats.bytesOut.Load(),
+		MessagesIn:    total.messagesIn.Load(),
+		MessagesOut:   total.messagesOut.Load(),
+		BytesIn:       total.bytesIn.Load(),
+		BytesOut:      total.bytesOut.Load(),
 		SlowConsumers: b.stats.slowConsumers.Load(),
 		AuthFailures:  b.stats.authFailures.Load(),
 		Subscriptions: subs,

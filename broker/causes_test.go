@@ -286,3 +286,17 @@ func TestInProcessClientCauses(t *testing.T) {
 		}
 	})
 }
+
+// TestWebSocketFramingErrorIsProtocolError checks that a WebSocket client
+// that breaks the JavaScript client's framing ends with ErrProtocol.
+func TestWebSocketFramingErrorIsProtocolError(t *testing.T) {
+	events := make(closedEvents, 4)
+	b := startBroker(t, events.hook(nil))
+	c := ampstest.Dial(t, b.WSURL(), nil)                            // sends the "text" selector
+	if err := c.WriteWS(true, []byte(`{"c":"logon"}`)); err != nil { // a header where a count frame belongs
+		t.Fatal(err)
+	}
+	if err := events.next(t); !errors.Is(err, broker.ErrProtocol) {
+		t.Fatalf("ConnEvent.Err = %v, want errors.Is ErrProtocol", err)
+	}
+}

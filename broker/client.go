@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/nats-io/nuid"
@@ -216,13 +217,19 @@ func (c *Client) deliverLoop() {
 	defer func() {
 		c.b.mu.Lock()
 		delete(c.b.clients, c)
+		c.b.retire(&c.endpoint)
 		c.b.mu.Unlock()
 		close(c.done)
 	}()
+	var spare []outItem
 	for range c.q.notify {
-		if stop, _ := c.serveBatch(c.deliver); stop {
+		if stop, _ := c.serveBatch(&spare, c.deliver); stop {
 			return
 		}
+		// Yield once before waiting for the next wake-up: a publisher
+		// fanning out to many clients has likely queued more by then,
+		// and one batch costs less than a park and a wake-up per message.
+		runtime.Gosched()
 	}
 }
 

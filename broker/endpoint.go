@@ -13,15 +13,13 @@ import (
 // byte budget and message age limit, counters, and the close state. It has
 // one close path, close(cause), and the cause decides how it ends.
 type endpoint struct {
+	// Read by every publisher that delivers to this endpoint.
 	b   *Broker
 	id  uint64
 	log *slog.Logger
 	q   *outbound
 	// maxAge is the message age limit; <= 0 disables it.
 	maxAge time.Duration
-
-	// Counters of this endpoint; the broker keeps the totals.
-	messagesIn, bytesIn, messagesOut, bytesOut atomic.Int64
 
 	mu    sync.Mutex
 	mode  closeMode
@@ -31,8 +29,13 @@ type endpoint struct {
 	// client drops its subscriptions.
 	ending func(closeMode)
 
-	// spare is the batch slice the consumer reuses; owned by it.
-	spare []outItem
+	// The inbound traffic counters are written by the endpoint's own
+	// reader for every message; the padding keeps them off the cache line
+	// of the fields above, which publishers on other cores read. (The
+	// outbound counters live in the queue, under the lock the writer takes
+	// anyway.) The broker adds them to its totals when the endpoint ends.
+	_                   [64]byte
+	messagesIn, bytesIn atomic.Int64
 }
 
 // closeMode is how an endpoint ends. A harsher mode overrides a gentler
@@ -158,31 +161,28 @@ func (e *endpoint) tooOld(now int64) bool {
 }
 
 // serveBatch is one turn of the endpoint's consumer: it takes everything
-// queued, hands it to write, counts what write delivered and returns its
-// bytes to the budget. stop reports that the queue is closed and drained,
-// or was dropped, and the consumer must end; err is write's error.
-func (e *endpoint) serveBatch(write func([]outItem) (msgs, bytes int64, err error)) (stop bool, err error) {
-	items, closed, overflowed := e.q.take(e.spare)
+// queued (reusing *spare, which the consumer owns), hands it to write,
+// and returns the items' bytes to the budget along with what write
+// delivered. stop reports that the queue is closed and drained, or was
+// dropped, and the consumer must end; err is write's error.
+func (e *endpoint) serveBatch(spare *[]outItem, write func([]outItem) (msgs, bytes int64, err error)) (stop bool, err error) {
+	items, closed, overflowed := e.q.take(*spare)
 	if overflowed {
 		return true, nil
 	}
-	if len(items) > 0 {
-		msgs, bytes, werr := write(items)
-		n := 0
-		for i := range items {
-			n += items[i].size
-		}
-		e.q.release(n)
-		e.spare = clearItems(items)
-		e.messagesOut.Add(msgs)
-		e.bytesOut.Add(bytes)
-		e.b.stats.messagesOut.Add(msgs)
-		e.b.stats.bytesOut.Add(bytes)
-		if werr != nil {
-			return true, werr
-		}
-	} else {
-		e.spare = items
+	if len(items) == 0 {
+		*spare = items
+		return closed, nil
+	}
+	msgs, bytes, werr := write(items)
+	n := 0
+	for i := range items {
+		n += items[i].size
+	}
+	e.q.release(n, msgs, bytes)
+	*spare = clearItems(items)
+	if werr != nil {
+		return true, werr
 	}
 	return closed, nil
 }

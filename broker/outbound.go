@@ -47,6 +47,8 @@ type outbound struct {
 	inflightAt int64
 	closed     bool
 	overflowed bool
+	// sentMessages and sentBytes count what the consumer delivered.
+	sentMessages, sentBytes int64
 	// notify has room for one token: set when items were added or the
 	// state changed.
 	notify chan struct{}
@@ -88,10 +90,16 @@ func (q *outbound) push(it outItem) pushResult {
 		q.wake()
 		return pushOverflow
 	}
+	// Only the first item of a batch needs to wake the consumer: while
+	// items are queued, the wake-up sent for the first is still pending,
+	// or the consumer holds it and has yet to take them.
+	first := len(q.items) == 0
 	q.items = append(q.items, it)
 	q.bytes += it.size
 	q.mu.Unlock()
-	q.wake()
+	if first {
+		q.wake()
+	}
 	return pushOK
 }
 
@@ -120,12 +128,22 @@ func (q *outbound) take(buf []outItem) (items []outItem, closed, overflowed bool
 	return items, closed, overflowed
 }
 
-// release returns n written bytes to the budget.
-func (q *outbound) release(n int) {
+// release returns n bytes of a taken batch to the budget and counts the
+// messages and bytes the consumer delivered of it.
+func (q *outbound) release(n int, msgs, bytes int64) {
 	q.mu.Lock()
 	q.bytes = max(q.bytes-n, 0)
 	q.inflightAt = 0
+	q.sentMessages += msgs
+	q.sentBytes += bytes
 	q.mu.Unlock()
+}
+
+// sent returns the messages and bytes the consumer delivered.
+func (q *outbound) sent() (msgs, bytes int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.sentMessages, q.sentBytes
 }
 
 // close stops the queue; items still queued are drained by the consumer

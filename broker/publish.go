@@ -72,7 +72,6 @@ func publishTopicReason(topic string) string {
 // blocks on a receiver.
 func (b *Broker) publish(from *endpoint, r *router, topic, correlationID string, body []byte) {
 	from.messagesIn.Add(1)
-	b.stats.messagesIn.Add(1)
 	ts := r.targets(topic)
 	if len(ts) == 0 {
 		return

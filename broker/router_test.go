@@ -126,7 +126,7 @@ func TestOutboundMemoryIsBounded(t *testing.T) {
 			q.push(outItem{m: &heartbeatMessage, size: heartbeatMessage.Len() + itemOverhead})
 		}
 		items, _, _ := q.take(spare)
-		q.release(len(items) * (heartbeatMessage.Len() + itemOverhead))
+		q.release(len(items)*(heartbeatMessage.Len()+itemOverhead), 0, 0)
 		spare = clearItems(items)
 	}
 	burst(100000)

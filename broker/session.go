@@ -112,10 +112,9 @@ func (s *session) stats() ConnStats {
 		Subscriptions: int(s.nsubs.Load()),
 		QueuedBytes:   s.q.queued(),
 		MessagesIn:    s.messagesIn.Load(),
-		MessagesOut:   s.messagesOut.Load(),
 		BytesIn:       s.bytesIn.Load(),
-		BytesOut:      s.bytesOut.Load(),
 	}
+	cs.MessagesOut, cs.BytesOut = s.q.sent()
 	if s.info.RemoteAddr != nil {
 		cs.RemoteAddr = s.info.RemoteAddr.String()
 	}
@@ -208,8 +207,7 @@ func (s *session) readLoop() error {
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 				return io.EOF
 			}
-			var se *protocol.SyntaxError
-			if errors.Is(err, protocol.ErrFrameTooLarge) || errors.As(err, &se) {
+			if brokeProtocol(err) {
 				s.log.Info("closing connection: bad frame", "err", err)
 				return fmt.Errorf("%w: %w", ErrProtocol, err)
 			}
@@ -219,7 +217,6 @@ func (s *session) readLoop() error {
 		n := int64(len(hdr) + len(body))
 		s.lastRead.Store(time.Now().UnixNano())
 		s.bytesIn.Add(n)
-		s.b.stats.bytesIn.Add(n)
 		if len(hdr) > s.b.opts.MaxHeaderSize {
 			s.log.Info("closing connection: header too large", "size", len(hdr), "max", s.b.opts.MaxHeaderSize)
 			return fmt.Errorf("%w: header of %d bytes is over the limit of %d", ErrProtocol, len(hdr), s.b.opts.MaxHeaderSize)
@@ -234,6 +231,17 @@ func (s *session) readLoop() error {
 	}
 }
 
+// brokeProtocol reports whether a read failed because the client sent
+// something the encoding does not allow (rather than the connection
+// failing): an oversized frame, a malformed header, or WebSocket frames
+// out of the JavaScript client's order.
+func brokeProtocol(err error) bool {
+	var se *protocol.SyntaxError
+	return errors.As(err, &se) || errors.Is(err, protocol.ErrFrameTooLarge) ||
+		errors.Is(err, protocol.ErrWSNoSelector) || errors.Is(err, protocol.ErrWSBadCount) ||
+		errors.Is(err, protocol.ErrWSBadHeader)
+}
+
 // writeLoop writes queued messages, coalescing everything queued into one
 // flush, and runs the heartbeat timer and watchdog.
 func (s *session) writeLoop() {
@@ -242,6 +250,7 @@ func (s *session) writeLoop() {
 		// dm holds each delivery as it is written; reusing it keeps
 		// writing allocation-free.
 		dm     = new(protocol.Message)
+		spare  []outItem
 		hb     = heartbeater{misses: s.b.opts.HeartbeatMisses}
 		ticker *time.Ticker
 		tickC  <-chan time.Time
@@ -294,7 +303,7 @@ func (s *session) writeLoop() {
 				tickC = ticker.C
 			}
 		}
-		stop, err := s.serveBatch(write)
+		stop, err := s.serveBatch(&spare, write)
 		if err != nil {
 			s.close(fmt.Errorf("broker: write: %w", err))
 			return
