@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -298,5 +299,60 @@ func TestWebSocketFramingErrorIsProtocolError(t *testing.T) {
 	}
 	if err := events.next(t); !errors.Is(err, broker.ErrProtocol) {
 		t.Fatalf("ConnEvent.Err = %v, want errors.Is ErrProtocol", err)
+	}
+}
+
+// TestCloseDuringGracefulShutdownStopsHandlers checks that Client.Close
+// ends a client that a graceful Shutdown is still draining: no handler
+// call starts after Close returns, even inside the batch being delivered.
+func TestCloseDuringGracefulShutdownStopsHandlers(t *testing.T) {
+	ctx := context.Background()
+	b := broker.New(nil)
+	c, _ := b.Connect(ctx, "drained", nil)
+	var calls atomic.Int32
+	started, release := make(chan struct{}), make(chan struct{})
+	c.Subscribe(ctx, "t", func(broker.Message) {
+		if calls.Add(1) == 1 {
+			close(started)
+			<-release
+		}
+	})
+	pub, _ := b.Connect(ctx, "pub", nil)
+	for range 10 {
+		pub.Publish(ctx, "t", []byte("x"))
+	}
+	<-started // the first handler call holds the batch
+	shut := make(chan error, 1)
+	go func() { shut <- b.Shutdown(ctx) }()
+	// Shutdown has begun draining when pub is closed by it.
+	<-pub.Done()
+	c.Close()
+	after := calls.Load()
+	close(release)
+	<-c.Done()
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if got := calls.Load(); got != after {
+		t.Fatalf("%d handler calls started after Close returned", got-after)
+	}
+}
+
+// TestShutdownDeadlineCutsWebSocketCloseShort checks that when Shutdown's
+// context ends, a graceful WebSocket close still waiting for a client that
+// does not answer is aborted rather than waited out.
+func TestShutdownDeadlineCutsWebSocketCloseShort(t *testing.T) {
+	b := startBroker(t, nil)
+	c := ampstest.Dial(t, b.WSURL(), nil)
+	c.Logon("mute") // and then never reads again
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := b.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want the context's deadline", err)
+	}
+	// Without the abort it returns only when the close handshake gives up.
+	if took := time.Since(start); took >= listener.WebSocketCloseTimeout {
+		t.Fatalf("Shutdown took %v, as long as the WebSocket close timeout", took)
 	}
 }

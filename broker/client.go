@@ -239,9 +239,10 @@ func (c *Client) deliver(items []outItem) (delivered, bytes int64, err error) {
 		it := &items[i]
 		handled := false
 		for _, sub := range it.t.subs {
-			// Unsubscribe and Close mark subscriptions removed: no
-			// handler call for them starts afterwards.
-			if !sub.removed.Load() {
+			// Unsubscribe marks a subscription removed, and Close (or a
+			// Shutdown that stopped waiting) ends the client: no handler
+			// call starts after either returns.
+			if !sub.removed.Load() && !c.ended() {
 				sub.handler(Message{Topic: it.d.topic, SubID: sub.id, CorrelationID: it.d.correlationID, Data: it.d.body})
 				handled = true
 			}

@@ -22,8 +22,10 @@ type endpoint struct {
 	maxAge time.Duration
 
 	mu    sync.Mutex
-	mode  closeMode
 	cause error
+	// mode is the closeMode, written under mu; it is read without mu by
+	// the consumer, which checks it before each message.
+	mode atomic.Uint32
 	// ending is told each time the close mode grows harsher, once per
 	// mode, outside mu: a session closes or resets its connection, a
 	// client drops its subscriptions.
@@ -100,11 +102,11 @@ func (e *endpoint) close(cause error) (first bool) {
 	if e.cause == nil {
 		e.cause, first = cause, true
 	}
-	if mode <= e.mode {
+	if mode <= closeMode(e.mode.Load()) {
 		e.mu.Unlock()
 		return first
 	}
-	e.mode = mode
+	e.mode.Store(uint32(mode))
 	e.mu.Unlock()
 	e.q.close(mode == modeFlush)
 	if e.ending != nil {
@@ -114,17 +116,17 @@ func (e *endpoint) close(cause error) (first bool) {
 }
 
 // closing reports whether close was called.
-func (e *endpoint) closing() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.mode != modeOpen
-}
+func (e *endpoint) closing() bool { return e.mode.Load() != uint32(modeOpen) }
+
+// ended reports whether the endpoint ends without sending what is queued:
+// its consumer then stops at once, even inside a batch.
+func (e *endpoint) ended() bool { return e.mode.Load() >= uint32(modeNow) }
 
 // closeState returns the first cause and the current mode.
 func (e *endpoint) closeState() (error, closeMode) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.cause, e.mode
+	return e.cause, closeMode(e.mode.Load())
 }
 
 // slowConsumer closes the endpoint as a slow consumer (AMPS disconnect

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,10 +37,10 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// connOnce closes c exactly once; connClosed is closed when that close
-	// has returned.
-	connOnce   sync.Once
-	connClosed chan struct{}
+	// connClaimed is set by whichever closes c first; connClosed is
+	// closed when that close has returned.
+	connClaimed atomic.Bool
+	connClosed  chan struct{}
 
 	lastRead   atomic.Int64 // unix nanoseconds of the last inbound message
 	hbInterval atomic.Int64 // heartbeat interval in nanoseconds; 0 = off
@@ -129,30 +128,37 @@ func (s *session) stats() ConnStats {
 // connection to the writer, which closes it once the queue is sent. To end
 // now, the connection is closed (or, for a reset, aborted) on a goroutine
 // of its own that run waits for, since a WebSocket close waits for the
-// close handshake and the caller may be another client's publisher.
+// close handshake and the caller may be another client's publisher. When
+// a close is already under way (the writer's graceful one, which may be
+// waiting on the client), it is cut short by an abort.
 func (s *session) endConn(mode closeMode) {
 	if mode == modeFlush {
 		return
 	}
-	s.connOnce.Do(func() {
-		go func() {
-			defer close(s.connClosed)
-			if a, ok := s.c.(transport.Aborter); ok && mode == modeReset {
-				a.Abort()
-				return
-			}
-			s.c.Close()
-		}()
-	})
+	a, canAbort := s.c.(transport.Aborter)
+	if !s.connClaimed.CompareAndSwap(false, true) {
+		if canAbort {
+			a.Abort()
+		}
+		return
+	}
+	go func() {
+		defer close(s.connClosed)
+		if canAbort && mode == modeReset {
+			a.Abort()
+			return
+		}
+		s.c.Close()
+	}()
 }
 
-// closeConn closes c on the calling goroutine unless endConn already did,
-// and waits for the close.
+// closeConn closes c on the calling goroutine unless a close is already
+// under way, and waits for that close.
 func (s *session) closeConn() {
-	s.connOnce.Do(func() {
+	if s.connClaimed.CompareAndSwap(false, true) {
 		s.c.Close()
 		close(s.connClosed)
-	})
+	}
 	<-s.connClosed
 }
 
