@@ -460,9 +460,11 @@ func (e *WSEncoder) Encode(m *Message, mode WSMode, emit func(text bool, payload
 	f := m.framing()
 	switch f.command {
 	case CmdP, CmdPublish, CmdOOF:
+		// The JS client decides from "l" whether a data frame follows, so
+		// "l" must be the body's length.
 		hasLength := f.present&FieldLength != 0
-		if hasLength && f.length == 0 && len(m.Body) > 0 {
-			return fmt.Errorf("%w: %q header says \"l\":0 but the body has %d bytes", ErrWSFraming, f.command, len(m.Body))
+		if hasLength && f.length != uint64(len(m.Body)) {
+			return fmt.Errorf("%w: %q header says \"l\":%d but the body has %d bytes", ErrWSFraming, f.command, f.length, len(m.Body))
 		}
 		if err := e.emitHeader(m, emit); err != nil {
 			return err

@@ -229,6 +229,8 @@ func TestWSEncoder(t *testing.T) {
 		{name: "sow zero records", frame: `{"c":"sow","bs":0}`, want: []wsFrame{txt(`{"c":"sow","bs":0}`)}},
 		{name: "sow record data starting with brace", frame: `{"c":"sow","bs":1}{"l":2}{}`, want: []wsFrame{txt(`{"c":"sow","bs":1}`), txt(`{"l":2}`), txt(`{}`)}},
 		{name: "l 0 with body", frame: `{"c":"p","l":0}x`, wantErr: ErrWSFraming},
+		{name: "l without its body", frame: `{"c":"p","l":5}`, wantErr: ErrWSFraming},
+		{name: "l shorter than the body", frame: `{"c":"p","l":1}xy`, wantErr: ErrWSFraming},
 		{name: "ack with body", frame: `{"c":"ack"}x`, wantErr: ErrWSFraming},
 		{name: "sow without bs", frame: `{"c":"sow"}{"l":1}x`, wantErr: ErrBadMessage},
 		{name: "sow bs mismatch", frame: `{"c":"sow","bs":2}{"l":1}x`, wantErr: ErrBadMessage},
