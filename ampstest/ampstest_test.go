@@ -3,8 +3,11 @@ package ampstest_test
 import (
 	"context"
 	"crypto/x509"
+	"errors"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ampsbroker/ampsbroker/ampstest"
 	"github.com/ampsbroker/ampsbroker/broker"
@@ -108,5 +111,27 @@ func TestRawFramesAndExpectClosed(t *testing.T) {
 	ws.WriteWS(false, []byte{1, 2, 3})
 	if _, err := ws.Conn.ExpectClosed(ampstest.DefaultTimeout); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReadTimeoutLeavesConnectionUsable: a read that times out (on
+// WebSocket too, whose library would close the connection) leaves the
+// connection in step for the next command.
+func TestReadTimeoutLeavesConnectionUsable(t *testing.T) {
+	b := ampstest.NewBroker(t, nil)
+	for _, uri := range []string{b.TCPURL(), b.WSURL()} {
+		c := ampstest.Dial(t, uri, nil)
+		c.Logon("patient")
+		_, err := c.Conn.ReadWithin(20 * time.Millisecond)
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("%s: ReadWithin on a quiet connection = %v, want a timeout", uri, err)
+		}
+		c.ExpectNothing(20 * time.Millisecond)
+		c.Subscribe("s", "after-timeout") // fails the test if the connection broke
+		c.Publish("after-timeout", []byte("x"))
+		if m := c.Next(); string(m.Body) != "x" {
+			t.Fatalf("%s: got %s after a timed-out read", uri, m)
+		}
 	}
 }

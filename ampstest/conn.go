@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -102,6 +103,14 @@ type Conn struct {
 
 	ws     *websocket.Conn // WebSocket encoding
 	binary bool
+	// The WebSocket is read by a goroutine of the Conn's own (wsRead), so
+	// that a read that times out leaves the connection usable: the
+	// library closes a WebSocket whose read context ends.
+	wsIn      chan wsFrame  // what wsRead read, in order
+	wsStop    chan struct{} // closed by Close: wsRead stops
+	wsDone    chan struct{} // closed when wsRead has returned
+	wsErr     error         // the error that ended wsIn, for every later read
+	closeOnce sync.Once
 
 	wmu     sync.Mutex
 	pending []Message // messages read while waiting for an ack
@@ -226,6 +235,9 @@ func (c *Conn) dialWS(u *url.URL, o *DialOptions) error {
 	}
 	ws.SetReadLimit(maxFrame)
 	c.ws = ws
+	c.wsIn = make(chan wsFrame, 16)
+	c.wsStop, c.wsDone = make(chan struct{}), make(chan struct{})
+	go c.wsRead()
 	// The first message of a session is the text frame "text" or "binary":
 	// it tells the broker how to frame the payloads it sends back.
 	sel := protocol.WSSelectorText
@@ -233,10 +245,35 @@ func (c *Conn) dialWS(u *url.URL, o *DialOptions) error {
 		sel = protocol.WSSelectorBinary
 	}
 	if err := c.WriteWS(true, []byte(sel)); err != nil {
-		ws.CloseNow()
+		c.Close()
 		return err
 	}
 	return nil
+}
+
+// wsFrame is one WebSocket message read by wsRead, or the error that ended
+// the reading.
+type wsFrame struct {
+	p    []byte
+	text bool
+	err  error
+}
+
+// wsRead reads WebSocket messages into c.wsIn until the connection fails
+// or Close stops it.
+func (c *Conn) wsRead() {
+	defer close(c.wsDone)
+	for {
+		typ, p, err := c.ws.Read(context.Background())
+		select {
+		case c.wsIn <- wsFrame{p: p, text: typ == websocket.MessageText, err: err}:
+		case <-c.wsStop:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // NetConn returns the socket of a stream connection (nil on WebSocket), for
@@ -262,15 +299,24 @@ func (c *Conn) SetReadDeadline(d time.Duration) error {
 	return c.nc.SetReadDeadline(c.opDeadline(d))
 }
 
-// WebSocket returns the WebSocket of a ws or wss connection (nil otherwise).
+// WebSocket returns the WebSocket of a ws or wss connection (nil otherwise),
+// for tests that inspect or write to it; reading from it races with the
+// Conn's own reader, so read through Read, ReadFrame or ReadWithin.
 func (c *Conn) WebSocket() *websocket.Conn { return c.ws }
 
-// Close closes the connection.
+// Close closes the connection (and, on WebSocket, waits for its reader to
+// stop). It may be called more than once.
 func (c *Conn) Close() error {
-	if c.ws != nil {
-		return c.ws.CloseNow()
+	if c.ws == nil {
+		return c.nc.Close()
 	}
-	return c.nc.Close()
+	var err error
+	c.closeOnce.Do(func() {
+		close(c.wsStop)
+		err = c.ws.CloseNow()
+		<-c.wsDone
+	})
+	return err
 }
 
 // Abort closes the connection abruptly: a TCP reset instead of a FIN, as
@@ -375,20 +421,36 @@ func (c *Conn) ReadFrame() (p []byte, text bool, err error) {
 
 func (c *Conn) readFrameWithin(d time.Duration) ([]byte, bool, error) {
 	if c.ws != nil {
-		ctx, cancel := context.WithDeadline(context.Background(), c.opDeadline(d))
-		defer cancel()
-		typ, p, err := c.ws.Read(ctx)
-		return p, typ == websocket.MessageText, err
+		if c.wsErr != nil {
+			return nil, false, c.wsErr
+		}
+		t := time.NewTimer(time.Until(c.opDeadline(d)))
+		defer t.Stop()
+		select {
+		case f := <-c.wsIn:
+			if f.err != nil {
+				c.wsErr = f.err
+				return nil, false, f.err
+			}
+			return f.p, f.text, nil
+		case <-t.C:
+			// The connection stays usable: the frame, if one comes, waits
+			// in wsIn for the next read.
+			return nil, false, fmt.Errorf("ampstest: no WebSocket message within %v: %w", d, os.ErrDeadlineExceeded)
+		}
 	}
+	// Wait for the first bytes of a frame under the caller's deadline
+	// without consuming them, so that a timeout leaves the stream in step;
+	// a frame that has begun gets the connection's whole timeout to
+	// arrive, and a failure inside it ends the stream (the reader's error
+	// is sticky).
 	c.nc.SetReadDeadline(c.opDeadline(d))
+	if _, err := c.br.Peek(1); err != nil {
+		return nil, false, err
+	}
+	c.nc.SetReadDeadline(c.opDeadline(c.timeout))
 	p, err := c.sr.ReadFrame()
 	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			// Nothing of a frame arrived before the deadline: the stream
-			// is still in step, so later reads may go on.
-			c.sr = protocol.NewStreamReader(c.br, maxFrame)
-		}
 		return nil, false, err
 	}
 	return append([]byte(nil), p...), false, nil

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"net"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"github.com/ampsbroker/ampsbroker/ampstest"
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/listener"
+	"github.com/coder/websocket"
 )
 
 // closedEvents records the StateClosed events of a broker.
@@ -343,8 +345,34 @@ func TestCloseDuringGracefulShutdownStopsHandlers(t *testing.T) {
 // does not answer is aborted rather than waited out.
 func TestShutdownDeadlineCutsWebSocketCloseShort(t *testing.T) {
 	b := startBroker(t, nil)
-	c := ampstest.Dial(t, b.WSURL(), nil)
-	c.Logon("mute") // and then never reads again
+	// A raw WebSocket client (ampstest's would answer the close): it
+	// selects text framing, logs on, and never reads.
+	ws, _, err := websocket.Dial(context.Background(), b.WSURL(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	logon := `{"c":"logon","cid":"0","client_name":"mute","mt":"json","a":"processed"}`
+	for _, f := range []struct {
+		typ websocket.MessageType
+		p   []byte
+	}{
+		{websocket.MessageText, []byte("text")},
+		{websocket.MessageBinary, binary.LittleEndian.AppendUint32(nil, 1)}, // one frame follows
+		{websocket.MessageText, []byte(logon)},
+	} {
+		if err := ws.Write(context.Background(), f.typ, f.p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(ampstest.DefaultTimeout); ; time.Sleep(time.Millisecond) {
+		if conns := b.Stats().Conns; len(conns) == 1 && conns[0].ClientName == "mute" {
+			break // the logon is processed
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the logon was not processed")
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()

@@ -80,7 +80,7 @@ func TestWebSocketHandlerOnHostServer(t *testing.T) {
 	if err := b.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := a.WebSocket().Read(ctx); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+	if _, err := a.Conn.Read(); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
 		t.Fatalf("after Shutdown: %v, want close 1000", err)
 	}
 }

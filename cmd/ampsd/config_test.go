@@ -245,9 +245,7 @@ func TestConfigServesEveryTransportOnOneBroker(t *testing.T) {
 	// ones with EOF.
 	wsClosed := make(chan error, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		_, _, err := ws.WebSocket().Read(ctx)
+		_, err := ws.Conn.ReadWithin(15 * time.Second)
 		wsClosed <- err
 	}()
 	if err := stop(); err != nil {
