@@ -32,8 +32,9 @@ var (
 	// closed behind the unsent data.
 	ErrSlowConsumer = errors.New("broker: slow consumer")
 
-	// ErrWriteTimeout: one write to the client took longer than
-	// Options.WriteTimeout; the client stopped taking data. Like a slow
+	// ErrWriteTimeout: writing one batch of queued messages to the client
+	// took longer than Options.WriteTimeout; the client stopped taking
+	// data. Like a slow
 	// consumer, the connection is reset.
 	ErrWriteTimeout = errors.New("broker: write timeout: the client took no data")
 

@@ -34,9 +34,10 @@ const (
 	// leaves one interval of slack.
 	DefaultHeartbeatMisses = 3
 
-	// DefaultWriteTimeout bounds one socket write of queued messages. A
-	// reader that takes no bytes for this long is disconnected as a slow
-	// consumer (counted in Stats.SlowConsumers).
+	// DefaultWriteTimeout bounds the writing of one batch of queued
+	// messages (everything queued when the writer woke, and its flush). A
+	// client that does not take it in that time is reset with
+	// ErrWriteTimeout and counted in Stats.SlowConsumers.
 	DefaultWriteTimeout = 30 * time.Second
 
 	// DefaultMaxMessageAge is AMPS's ClientMessageAgeLimit: a connection
@@ -91,7 +92,8 @@ type Options struct {
 	// Default DefaultOutboundQueueBytes.
 	OutboundQueueBytes int
 
-	// WriteTimeout bounds one write to a client. Default DefaultWriteTimeout.
+	// WriteTimeout bounds the writing of one batch of queued messages to
+	// a client, flush included. Default DefaultWriteTimeout.
 	WriteTimeout time.Duration
 
 	// LogonTimeout closes connections that have not logged on in time.
@@ -112,7 +114,7 @@ type Options struct {
 	MaxConnections int
 
 	// MaxSubscriptions bounds the subscriptions of one connection; a
-	// subscribe beyond it fails with ReasonTooManySubscriptions. Default
+	// subscribe beyond it fails with ReasonTooManySubs. Default
 	// DefaultMaxSubscriptions; negative means no limit.
 	MaxSubscriptions int
 
@@ -222,7 +224,8 @@ type ConnEvent struct {
 	// causes (ErrSlowConsumer, ErrWriteTimeout, ErrLogonTimeout,
 	// ErrHeartbeatTimeout, ErrEntitlementReset, ErrAuthFailure,
 	// ErrLogonRefused, ErrProtocol, ErrBrokerClosed), possibly wrapped with
-	// details, or the read error of a lost connection; nil when the client
+	// details; otherwise the read or write error of a lost connection, or
+	// the error of a ServeConn context that ended; nil when the client
 	// closed it.
 	Err error
 }
