@@ -45,10 +45,11 @@ type endpoint struct {
 type closeMode uint8
 
 const (
-	modeOpen  closeMode = iota
-	modeFlush           // send what is queued, then close
-	modeNow             // drop what is queued, close
-	modeReset           // drop what is queued, reset the connection
+	modeOpen    closeMode = iota
+	modeFlush             // send what is queued, then close
+	modeFlushed           // what was queued is sent: close, gracefully
+	modeNow               // drop what is queued, close
+	modeReset             // drop what is queued, reset the connection
 )
 
 // errClosedNow is the cause Close (and a Shutdown whose context ran out)
@@ -71,6 +72,8 @@ func (*closedNow) Is(target error) bool { return target == ErrBrokerClosed }
 //     Close, the owner's Close) drops what is queued and closes.
 func closeModeOf(cause error) closeMode {
 	switch {
+	case cause == errFlushed:
+		return modeFlushed
 	case cause == errClosedNow:
 		return modeNow
 	case errors.Is(cause, ErrSlowConsumer), errors.Is(cause, ErrWriteTimeout):

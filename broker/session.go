@@ -37,7 +37,7 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// connClaimed is set by whichever closes c first; connClosed is
+	// connClaimed is set by endConn's first close of c; connClosed is
 	// closed when that close has returned.
 	connClaimed atomic.Bool
 	connClosed  chan struct{}
@@ -124,8 +124,15 @@ func (s *session) stats() ConnStats {
 	return cs
 }
 
-// endConn is the session's part of the close path. A flush leaves the
-// connection to the writer, which closes it once the queue is sent. To end
+// errFlushed is what the writer closes the session with once a flush has
+// sent everything: the connection is then closed gracefully (a harsher
+// cause still cuts that close short), the first cause staying the one
+// reported.
+var errFlushed = errors.New("broker: queue flushed")
+
+// endConn is the session's part of the close path, and the one place that
+// closes the connection. A flush leaves the connection open until the
+// writer has sent the queue and closes again with errFlushed. To end
 // now, the connection is closed (or, for a reset, aborted) on a goroutine
 // of its own that run waits for, since a WebSocket close waits for the
 // close handshake and the caller may be another client's publisher. When
@@ -150,16 +157,6 @@ func (s *session) endConn(mode closeMode) {
 		}
 		s.c.Close()
 	}()
-}
-
-// closeConn closes c on the calling goroutine unless a close is already
-// under way, and waits for that close.
-func (s *session) closeConn() {
-	if s.connClaimed.CompareAndSwap(false, true) {
-		s.c.Close()
-		close(s.connClosed)
-	}
-	<-s.connClosed
 }
 
 func (s *session) run(ctx context.Context) error {
@@ -187,7 +184,8 @@ func (s *session) run(ctx context.Context) error {
 
 	s.close(s.readLoop())
 	<-writerDone
-	s.closeConn()
+	s.close(errFlushed) // already done by the writer's end, unless it failed
+	<-s.connClosed
 	s.unsubscribeAll()
 
 	cause, _ := s.closeState()
@@ -315,9 +313,7 @@ func (s *session) writeLoop() {
 			return
 		}
 		if stop {
-			if _, mode := s.closeState(); mode == modeFlush {
-				s.closeConn()
-			}
+			s.close(errFlushed) // a flush is done; any other end already closes c
 			return
 		}
 	}
