@@ -116,7 +116,7 @@ func (q *outbound) wake() {
 func (q *outbound) take(buf []outItem) (items []outItem, closed, overflowed bool) {
 	q.mu.Lock()
 	items = q.items
-	if cap(buf) > retainItems && len(items) < cap(buf)/4 {
+	if oversized(buf, len(items)) {
 		buf = nil // traffic fell off: let the burst's slice go
 	}
 	q.items = buf[:0]
@@ -184,9 +184,15 @@ func (q *outbound) queued() int {
 // reused without pinning deliveries. A large slice that the batch used
 // only a quarter of is let go.
 func clearItems(items []outItem) []outItem {
-	if cap(items) > retainItems && len(items) < cap(items)/4 {
+	if oversized(items, len(items)) {
 		return nil
 	}
 	clear(items)
 	return items[:0]
+}
+
+// oversized reports whether a batch slice is too large to keep for a
+// batch of n items: larger than retainItems and four times what is used.
+func oversized(s []outItem, n int) bool {
+	return cap(s) > retainItems && n < cap(s)/4
 }
