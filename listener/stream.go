@@ -121,8 +121,9 @@ type hello struct {
 
 // handshakeStream runs the handshake of a stream transport (TCP, TLS, Unix)
 // on c and returns the message connection: optional TLS handshake, then the
-// preflight check every stream connection gets (wire spec §4.3; amps-config
-// §3.4: it needs no setting), then the stream codec.
+// preflight check, then the stream codec. Every stream connection may start
+// with an HTTP upgrade request (a preflight) before its AMPS frames; AMPS
+// accepts one on any stream transport, with no setting to turn it on.
 //
 // Everything is bounded by ctx and cfg.timeout through c's deadline, which is
 // cleared again on success. On error c is closed.
@@ -195,8 +196,9 @@ func (cfg *streamConfig) hello(c net.Conn, deadline time.Time, info *transport.C
 	}
 	if kind == preflight.WebSocket {
 		if cfg.webSocket == nil {
-			// wire spec §4.3 step 4 applies only "if the listener also
-			// serves WebSocket"; otherwise step 5.
+			// A WebSocket upgrade is served only by a transport that
+			// also serves WebSocket; anywhere else it gets 400 like any
+			// other request the transport cannot serve.
 			refuse(c, deadline)
 			return hello{}, fmt.Errorf("%w: WebSocket upgrade to %q on a transport that does not serve WebSocket",
 				preflight.ErrUpgradeRefused, req.RequestURI)

@@ -30,7 +30,8 @@ type wsConn struct {
 	// mode publishes dec.Mode() to the writer.
 	mode atomic.Uint32
 	// fallback frames payloads written before the selector arrived, as the
-	// JS client would choose for the URL's message type (wire spec §3.2).
+	// JS client would choose for the URL's message type: text for json (or
+	// no type), binary for any other.
 	fallback protocol.WSMode
 
 	// Write side. wmu keeps the frames of one message contiguous (wire spec
@@ -122,8 +123,9 @@ func readAllInto(dst []byte, r io.Reader) ([]byte, error) {
 	}
 }
 
-// WriteMessage writes the frames of one message (wire spec §3.4, or one
-// stream frame in the §3.6 variant), each as one unfragmented WebSocket
+// WriteMessage writes the frames of one message (those the official JS
+// client expects, or one stream frame for the third-party Go client's
+// stream variant; see protocol.WSEncoder), each as one unfragmented WebSocket
 // message, without letting another message's frames in between. Until the
 // client's selector arrived it frames payloads for the URL's message type.
 func (c *wsConn) WriteMessage(m *protocol.Message) error {

@@ -76,9 +76,9 @@ func wsUpgrade(w wsHijacker, r *http.Request, opts *WebSocketOptions, info trans
 	// none, and the logon must declare it in "mt" (amps-config §3.5), as the
 	// third-party Go client does. A path naming another type than the
 	// transport's fixed one is upgraded all the same and refused at logon
-	// with a failure ack (open question wire spec §15.16; amps-config §3.5
-	// prefers this, so the JS client surfaces a readable error rather than
-	// a failed connect).
+	// with a failure ack: AMPS documents only that it refuses such a
+	// connection, not at which step, and a failed logon lets the JS client
+	// surface a readable error rather than a failed connect.
 	info.MessageType = preflight.MessageType(r.URL.Path)
 	if opts.MessageType != "" {
 		info.TransportMessageType = opts.MessageType

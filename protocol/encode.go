@@ -15,11 +15,13 @@ const allFields = FieldGracePeriod<<1 - 1
 // Which keys are written: string fields when non-empty (empty means absent,
 // §5), numeric fields when their bit is set in h.Present, booleans when true.
 // Abbreviated keys are written in their long form: "filter", "opts" (the key
-// clients read on acks, §5), "version" (§15.6), "max_msgs".
+// clients read on acks), "version" (every client reads "version", never its
+// listed abbreviation "v"), "max_msgs".
 //
-// Key order follows the server-side recommendation of §5, "c, cid, s,
-// …others…", with the others in this fixed order, chosen so that the
-// messages of §2.4, §8 and §14 come out byte for byte as shown there:
+// Key order is "c, cid, s, …others…", with the others in this fixed order,
+// chosen so that a logon ack lists its keys as real AMPS does (c, cid, s,
+// bm, client_name, a, status, reason, version) and a delivery comes out as
+// c, t, sids, bm, ts, k, x, lp, l:
 //
 //	c cid s t sub_id sids query_id bm client_name user_id pw a status ts k
 //	reason x lp version mt filter opts orderby sow_keys

@@ -79,8 +79,9 @@ func NewStreamReader(r io.Reader, maxFrameSize int) *StreamReader {
 // ReadFrame returns the next non-empty frame, without its length prefix.
 // The slice is valid until the next call.
 //
-// Zero-length frames carry nothing and are skipped (wire spec §2.1 and open
-// question §15.11: we ignore them rather than answer them).
+// Zero-length frames carry nothing and are skipped. What AMPS does with
+// them is undocumented; we ignore them rather than answer them (one test
+// server echoes them as heartbeats, which no AMPS source describes).
 //
 // At a clean end of stream between frames ReadFrame returns io.EOF. A stream
 // that ends inside a frame returns an error wrapping io.ErrUnexpectedEOF; a
@@ -159,11 +160,11 @@ func (r *StreamReader) bodyError(got, n int, err error) error {
 // frameSize reads the length prefix at the start of p (4 bytes, big-endian,
 // counting the header and body that follow; spec §2.1) and checks it against
 // max. A zero length is returned as such: the frame carries nothing and the
-// caller skips it (spec §2.1 and open question §15.11: we ignore such frames
-// rather than answer them). A length above max is an error wrapping
-// tooLarge, which is or wraps ErrFrameTooLarge. The stream encoding and the
-// WebSocket stream variant (spec §3.6) both read frames through frameSize
-// and splitFrame.
+// caller skips it (see ReadFrame). A length above max is an error wrapping
+// tooLarge, which is or wraps ErrFrameTooLarge. The stream encoding and its
+// WebSocket variant (the third-party Go client's stream frames carried in
+// binary WebSocket messages) both read frames through frameSize and
+// splitFrame.
 func frameSize(p []byte, max int, tooLarge error) (int, error) {
 	size := int64(binary.BigEndian.Uint32(p))
 	if size > int64(max) {

@@ -74,8 +74,8 @@ var (
 
 	// ErrWSFraming is returned by WSEncoder.Encode when a message cannot be
 	// expressed in frames the JS client decodes correctly (wire spec §3.4):
-	// a body on a command the client reads without data, or "l":0 with a
-	// body.
+	// a body on a command the client reads without data, or an "l" on "p",
+	// "publish" or "oof" that differs from the body's length.
 	ErrWSFraming = errors.New("protocol: message cannot be framed for websocket")
 )
 
@@ -319,8 +319,12 @@ func (d *WSDecoder) endFrame() {
 	d.state = wsAwaitCount
 }
 
-// wsCount reads a count frame: little-endian, with the big-endian fallback
-// of wire spec §3.3 (open question §15.12: we accept both orders).
+// wsCount reads a count frame. The JS client writes the count in its host's
+// byte order, little-endian on every realistic host, so it is read as
+// little-endian; but a reading of at least 0x01000000 whose big-endian
+// reading is at most 64 can only come from a big-endian host, and then the
+// big-endian value is used. How real AMPS reads it is unknown; accepting
+// both orders costs nothing and misreads no plausible count.
 func wsCount(p []byte) uint64 {
 	le := binary.LittleEndian.Uint32(p)
 	if le >= wsBEFallbackMinLE {
@@ -418,30 +422,36 @@ type WSEncoder struct {
 // Encode frames m for a session in the given mode and passes each frame to
 // emit, in order; emit's text reports the text opcode, and payload is valid
 // only until emit returns. Every frame must be sent as one unfragmented
-// WebSocket message (rule 7) and the frames of one call contiguously (rule
-// 5). The frames are chosen from m's values; no header is parsed.
+// WebSocket message (the Node client refuses fragmented messages over 8 MiB)
+// and the frames of one call contiguously (the client pairs each header
+// with the frames that follow it). The frames are chosen from m's values; no
+// header is parsed.
 //
 // In WSModeStream (the third-party Go client, wire spec §3.6) the message
 // is one binary frame holding its stream encoding (AppendStreamMessage).
 // Otherwise the frames are those the official JS client expects (wire spec
 // §3.4); WSModeBinary is the "binary" selector, any other mode means text:
 //
-//   - The header is always one text frame (rule 1).
+//   - The header is always one text frame: the client parses every header
+//     from a text frame, and a binary one breaks the session.
 //   - "p", "publish" and "oof": with a non-empty body, one data frame: binary
 //     in binary mode; in text mode text, or binary when the body is not
-//     valid UTF-8 (rule 8). With an empty body and "l" in the header, no
-//     data frame (rule 3); if "l" is missing the client waits for a data
-//     frame, so an empty binary frame is sent (which it decodes as "").
-//     "l":0 with a non-empty body is an error: the client would read the
-//     body as the next message's header.
+//     valid UTF-8 (the client closes the connection on a text frame that is
+//     not UTF-8). With an empty body and "l" in the header, no data frame:
+//     the client reads "l":0 as "no data follows". If "l" is missing the
+//     client waits for a data frame, so an empty binary frame is sent
+//     (which it decodes as ""). "l", when present, must equal the body's
+//     length, else it is an error: with "l":0 and a body, for one, the
+//     client would read the body as the next message's header.
 //   - "sow": after its header, per record a text record-header frame
 //     (carrying "l", see Record) and a data frame, framed as above except
 //     that an empty record is an empty binary frame (the client reads one
 //     data frame per record). Message requires "bs" to equal the number of
-//     records (rule 6).
+//     records, because the client reads exactly "bs" records.
 //   - Any other command is sent as its header alone and must have no body.
 //
-// No empty text frame is ever produced (rule 3). A message that breaks
+// No empty text frame is ever produced: the Node client drops empty text
+// messages silently, and its reading falls out of step. A message that breaks
 // these rules yields an error wrapping ErrBadMessage or ErrWSFraming and no
 // frames; an error from emit is returned as is.
 func (e *WSEncoder) Encode(m *Message, mode WSMode, emit func(text bool, payload []byte) error) error {
@@ -508,7 +518,8 @@ func (e *WSEncoder) trim() {
 }
 
 // wsTextData reports whether a data frame goes out as text: only in text
-// mode, only when non-empty (rule 3) and valid UTF-8 (rule 8).
+// mode, only when non-empty (the Node client drops empty text messages) and
+// valid UTF-8 (it closes the connection on invalid text).
 func wsTextData(data []byte, binaryMode bool) bool {
 	return !binaryMode && len(data) > 0 && utf8.Valid(data)
 }
