@@ -355,7 +355,7 @@ func (d *WSDecoder) looksLikeStream(p []byte) bool {
 // frame, and p.
 func (d *WSDecoder) feedStream(text bool, p []byte) error {
 	if text {
-		return fmt.Errorf("%w: text frame %s in a stream-variant session (wire spec §3.6), which must send binary frames", ErrWSBadHeader, wsQuote(p))
+		return fmt.Errorf("%w: text frame %s in a session that began with stream frames in binary messages, which must keep sending binary frames", ErrWSBadHeader, wsQuote(p))
 	}
 	drop := d.streamOff
 	if d.next < len(d.ready) {
