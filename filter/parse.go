@@ -258,8 +258,8 @@ func (p *parser) predicateTail(x Node) Node {
 // parenList = "(" orExpr { "," orExpr } ")", the list of IN, BEGINS WITH
 // and ENDS WITH; it may not be empty.
 func (p *parser) parenList(what string) []Node {
-	p.expectPunct("(", "after "+what)
 	p.enter(p.tok.off)
+	p.expectPunct("(", "after "+what)
 	list := []Node{p.orExpr()}
 	for p.isPunct(",") {
 		p.advance()
@@ -412,8 +412,12 @@ func (p *parser) call() Node {
 	t := p.tok
 	name := t.word
 	p.advance()
+	ar, known := knownFuncs[name]
 	if !p.isPunct("(") {
-		p.failf(p.tok.off, "expected '(' after function name %s, found %s (field names start with '/')", t.text, describe(p.tok))
+		if known || aggregateFuncs[name] || laterFuncs[name] {
+			p.failf(p.tok.off, "expected '(' after function name %s, found %s", t.text, describe(p.tok))
+		}
+		p.failf(t.off, "unexpected word '%s': field names start with '/' and strings are quoted", t.text)
 	}
 	if aggregateFuncs[name] {
 		p.failf(t.off, "aggregate function %s is not allowed in a filter", t.text)
@@ -421,8 +425,7 @@ func (p *parser) call() Node {
 	if laterFuncs[name] {
 		p.failf(t.off, "function %s is not supported", t.text)
 	}
-	ar, ok := knownFuncs[name]
-	if !ok {
+	if !known {
 		p.failf(t.off, "unknown function %s", t.text)
 	}
 	p.enter(p.tok.off)
