@@ -39,7 +39,7 @@ type Node interface {
 	// `<>` as `!=` and MOD as `%`. Parsing the canonical form yields a tree
 	// whose canonical form is the same string.
 	String() string
-	node()
+	format(b *strings.Builder)
 }
 
 // Op is a binary operator.
@@ -235,95 +235,159 @@ func (n *Ident) Pos() int { return n.Off }
 // Pos implements Node.
 func (n *Literal) Pos() int { return n.Off }
 
-func (*Binary) node()  {}
-func (*Not) node()     {}
-func (*Unary) node()   {}
-func (*Between) node() {}
-func (*In) node()      {}
-func (*Like) node()    {}
-func (*Affix) node()   {}
-func (*IsNull) node()  {}
-func (*IsNaN) node()   {}
-func (*Call) node()    {}
-func (*Ident) node()   {}
-func (*Literal) node() {}
+// Each node prints itself into a shared builder, so that printing a long
+// chain costs time linear in the output, not quadratic.
 
 // String implements Node.
-func (n *Binary) String() string {
-	return "(" + n.L.String() + " " + n.Op.String() + " " + n.R.String() + ")"
-}
+func (n *Binary) String() string { return str(n) }
 
 // String implements Node.
-func (n *Not) String() string { return "(NOT " + n.X.String() + ")" }
+func (n *Not) String() string { return str(n) }
 
 // String implements Node.
-func (n *Unary) String() string {
-	if n.Neg {
-		return "(-" + n.X.String() + ")"
-	}
-	return "(+" + n.X.String() + ")"
-}
+func (n *Unary) String() string { return str(n) }
 
-func notWord(neg bool) string {
-	if neg {
-		return " NOT"
-	}
-	return ""
-}
+// String implements Node.
+func (n *Between) String() string { return str(n) }
 
-func listString(list []Node) string {
+// String implements Node.
+func (n *In) String() string { return str(n) }
+
+// String implements Node.
+func (n *Like) String() string { return str(n) }
+
+// String implements Node.
+func (n *Affix) String() string { return str(n) }
+
+// String implements Node.
+func (n *IsNull) String() string { return str(n) }
+
+// String implements Node.
+func (n *IsNaN) String() string { return str(n) }
+
+// String implements Node.
+func (n *Call) String() string { return str(n) }
+
+// String implements Node.
+func (n *Ident) String() string { return str(n) }
+
+// String implements Node.
+func (n *Literal) String() string { return str(n) }
+
+func str(n Node) string {
 	var b strings.Builder
+	n.format(&b)
+	return b.String()
+}
+
+func (n *Binary) format(b *strings.Builder) {
+	b.WriteByte('(')
+	n.L.format(b)
+	b.WriteByte(' ')
+	b.WriteString(n.Op.String())
+	b.WriteByte(' ')
+	n.R.format(b)
+	b.WriteByte(')')
+}
+
+func (n *Not) format(b *strings.Builder) {
+	b.WriteString("(NOT ")
+	n.X.format(b)
+	b.WriteByte(')')
+}
+
+func (n *Unary) format(b *strings.Builder) {
+	if n.Neg {
+		b.WriteString("(-")
+	} else {
+		b.WriteString("(+")
+	}
+	n.X.format(b)
+	b.WriteByte(')')
+}
+
+func writeNot(b *strings.Builder, neg bool) {
+	if neg {
+		b.WriteString(" NOT")
+	}
+}
+
+func formatList(b *strings.Builder, list []Node) {
 	b.WriteByte('(')
 	for i, x := range list {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(x.String())
+		x.format(b)
 	}
 	b.WriteByte(')')
-	return b.String()
 }
 
-// String implements Node.
-func (n *Between) String() string {
-	return "(" + n.X.String() + notWord(n.Negate) + " BETWEEN " + n.Lo.String() + " AND " + n.Hi.String() + ")"
+func (n *Between) format(b *strings.Builder) {
+	b.WriteByte('(')
+	n.X.format(b)
+	writeNot(b, n.Negate)
+	b.WriteString(" BETWEEN ")
+	n.Lo.format(b)
+	b.WriteString(" AND ")
+	n.Hi.format(b)
+	b.WriteByte(')')
 }
 
-// String implements Node.
-func (n *In) String() string {
-	return "(" + n.X.String() + notWord(n.Negate) + " IN " + listString(n.List) + ")"
+func (n *In) format(b *strings.Builder) {
+	b.WriteByte('(')
+	n.X.format(b)
+	writeNot(b, n.Negate)
+	b.WriteString(" IN ")
+	formatList(b, n.List)
+	b.WriteByte(')')
 }
 
-// String implements Node.
-func (n *Like) String() string {
-	return "(" + n.X.String() + notWord(n.Negate) + " LIKE " + n.Pattern.String() + ")"
+func (n *Like) format(b *strings.Builder) {
+	b.WriteByte('(')
+	n.X.format(b)
+	writeNot(b, n.Negate)
+	b.WriteString(" LIKE ")
+	n.Pattern.format(b)
+	b.WriteByte(')')
 }
 
-// String implements Node.
-func (n *Affix) String() string {
-	word := " BEGINS WITH "
+func (n *Affix) format(b *strings.Builder) {
+	b.WriteByte('(')
+	n.X.format(b)
+	writeNot(b, n.Negate)
 	if n.Suffix {
-		word = " ENDS WITH "
+		b.WriteString(" ENDS WITH ")
+	} else {
+		b.WriteString(" BEGINS WITH ")
 	}
-	return "(" + n.X.String() + notWord(n.Negate) + word + listString(n.List) + ")"
+	formatList(b, n.List)
+	b.WriteByte(')')
 }
 
-// String implements Node.
-func (n *IsNull) String() string {
-	return "(" + n.X.String() + " IS" + notWord(n.Negate) + " NULL)"
+func (n *IsNull) format(b *strings.Builder) {
+	b.WriteByte('(')
+	n.X.format(b)
+	b.WriteString(" IS")
+	writeNot(b, n.Negate)
+	b.WriteString(" NULL)")
 }
 
-// String implements Node.
-func (n *IsNaN) String() string {
-	return "(" + n.X.String() + " IS" + notWord(n.Negate) + " NAN)"
+func (n *IsNaN) format(b *strings.Builder) {
+	b.WriteByte('(')
+	n.X.format(b)
+	b.WriteString(" IS")
+	writeNot(b, n.Negate)
+	b.WriteString(" NAN)")
 }
 
-// String implements Node.
-func (n *Call) String() string {
+func (n *Call) format(b *strings.Builder) {
+	b.WriteString(n.Name)
 	if len(n.Args) == 0 {
-		return n.Name + "()"
+		b.WriteString("()")
+		return
 	}
-	return n.Name + listString(n.Args)
+	formatList(b, n.Args)
 }
 
 // plainStep reports whether a step can be written in the slash form: a run
@@ -343,16 +407,16 @@ func plainStep(s string) bool {
 	return true
 }
 
-// String implements Node. Steps that the slash form cannot spell (spaces,
-// punctuation) make the whole identifier print in the bracketed form.
-func (n *Ident) String() string {
+// format prints the identifier. Steps that the slash form cannot spell
+// (spaces, punctuation) make the whole identifier print in the bracketed
+// form.
+func (n *Ident) format(b *strings.Builder) {
 	bracket := false
 	for _, s := range n.Steps {
 		if !plainStep(s) {
 			bracket = true
 		}
 	}
-	var b strings.Builder
 	if bracket {
 		b.WriteByte('[')
 	}
@@ -368,14 +432,17 @@ func (n *Ident) String() string {
 		b.WriteString(strconv.FormatInt(n.Subscript, 10))
 		b.WriteByte(']')
 	}
-	return b.String()
 }
 
-// String implements Node. Floats always print with a '.' or an exponent so
+// format prints the literal. Floats always print with a '.' or an exponent so
 // that they read back as floats; strings print single-quoted with `\'`,
 // `\\` and `\xHH` (for bytes outside printable ASCII) escapes; raw strings
 // print with the r prefix and whichever quote their text does not contain.
-func (n *Literal) String() string {
+func (n *Literal) format(b *strings.Builder) {
+	b.WriteString(n.text())
+}
+
+func (n *Literal) text() string {
 	switch n.Kind {
 	case LitInt:
 		return strconv.FormatInt(n.Int, 10)
