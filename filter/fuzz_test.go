@@ -78,29 +78,38 @@ func TestParseWorstCases(t *testing.T) {
 	fill := func(unit string) string {
 		return strings.Repeat(unit, MaxLen/len(unit))
 	}
-	inputs := map[string]string{
-		"open parens":        fill("("),
-		"NOTs":               fill("NOT "),
-		"minus signs":        fill("-"),
-		"calls":              fill("ABS("),
-		"OR chain":           "1" + fill(" OR 1")[5:],
-		"plus chain":         "1" + fill("+1")[2:],
-		"mixed chain":        "/a" + fill(" * /a - 1 = 2 AND /b")[20:],
-		"IN list":            "/a IN (1" + fill(",1")[10:] + ")",
-		"long identifier":    "/" + fill("a/")[2:],
-		"long bracketed":     "[/" + fill("a ")[4:] + "]",
-		"long string":        "'" + fill("\\x41")[4:] + "'",
-		"unterminated [":     fill("["),
-		"unterminated quote": fill("'"),
-		"raw prefixes":       fill("r'"),
-		"slashes":            fill("/"),
-		"subscripts":         fill("/a[1]"),
-		"nested under limit": strings.Repeat("(", MaxDepth) + fill("1+")[2*MaxDepth+2:] + "1" + strings.Repeat(")", MaxDepth),
+	// ok says whether the input is a valid filter.
+	inputs := map[string]struct {
+		src string
+		ok  bool
+	}{
+		"open parens":        {fill("("), false},
+		"NOTs":               {fill("NOT "), false},
+		"minus signs":        {fill("-"), false},
+		"calls":              {fill("ABS("), false},
+		"OR chain":           {"1" + fill(" OR 1")[5:], true},
+		"plus chain":         {"1" + fill("+1")[2:], true},
+		"mixed chain":        {"/a" + fill(" * /a - 1 = 2 AND /b")[20:], true},
+		"IN list":            {"/a IN (1" + fill(",1")[10:] + ")", true},
+		"long identifier":    {"/" + strings.TrimSuffix(fill("a/")[2:], "/"), true},
+		"long bracketed":     {"[/" + fill("a ")[4:] + "]", true},
+		"long string":        {"'" + fill("\\x41")[4:] + "'", true},
+		"subscripts":         {"/a[1]" + fill(" + /a[1]")[8:], true},
+		"nested under limit": {strings.Repeat("(", MaxDepth) + fill("1+")[2*MaxDepth+2:] + "1" + strings.Repeat(")", MaxDepth), true},
+		"unterminated [":     {fill("["), false},
+		"unterminated quote": {fill("'"), false},
+		"raw prefixes":       {fill("r'"), false},
+		"slashes":            {fill("/"), false},
 	}
-	for name, src := range inputs {
-		if len(src) > MaxLen {
-			t.Fatalf("%s: test input is %d bytes", name, len(src))
+	for name, in := range inputs {
+		if len(in.src) > MaxLen {
+			t.Fatalf("%s: test input is %d bytes", name, len(in.src))
 		}
-		t.Run(name, func(t *testing.T) { checkParse(t, src) })
+		t.Run(name, func(t *testing.T) {
+			checkParse(t, in.src)
+			if _, err := Parse(in.src); (err == nil) != in.ok {
+				t.Errorf("valid %v, but Parse returned error %v", in.ok, err)
+			}
+		})
 	}
 }
