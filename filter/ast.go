@@ -95,8 +95,9 @@ type Not struct {
 }
 
 // Unary is an arithmetic sign applied to X: Neg is true for '-', false for
-// '+'. A '-' directly before a numeric literal is folded into the literal
-// where the result is representable, so `-5` is a *Literal, not a *Unary.
+// '+'. A '-' applied to a numeric literal (directly or through parentheses)
+// is folded into the literal where the result is representable, so `-5` and
+// `-(5)` are the *Literal -5, while `-18446744073709551615` stays a *Unary.
 type Unary struct {
 	Off int
 	Neg bool
