@@ -159,6 +159,11 @@ type node struct {
 	slot  int32 // index of the path that ends here, or -1
 	kids  []int32
 	index map[string]int32 // built when kids is long; else a linear search
+	// lens and firsts are quick filters over the children's names: bit
+	// min(len, 63) of lens, and bit c of firsts for each first byte c. Most
+	// member names of a message are rejected by them without a comparison.
+	lens   uint64
+	firsts [4]uint64
 }
 
 // indexFrom is the number of children from which a map replaces the linear
@@ -202,6 +207,11 @@ func NewExtractor(mt string, paths [][]string) (*Extractor, error) {
 	}
 	for i := range x.nodes {
 		nd := &x.nodes[i]
+		for _, k := range nd.kids {
+			name := x.nodes[k].name
+			nd.lens |= 1 << min(len(name), 63)
+			nd.firsts[name[0]>>6] |= 1 << (name[0] & 63)
+		}
 		if len(nd.kids) >= indexFrom {
 			nd.index = make(map[string]int32, len(nd.kids))
 			for _, k := range nd.kids {
@@ -228,6 +238,9 @@ func (x *Extractor) child(n int32, step string) int32 {
 // lookup returns the child of n whose name is key, or -1.
 func (x *Extractor) lookup(n int32, key []byte) int32 {
 	nd := &x.nodes[n]
+	if len(key) == 0 || nd.lens&(1<<min(len(key), 63)) == 0 || nd.firsts[key[0]>>6]&(1<<(key[0]&63)) == 0 {
+		return -1
+	}
 	if nd.index != nil {
 		if k, ok := nd.index[string(key)]; ok {
 			return k

@@ -271,7 +271,7 @@ func (s *jscan) skipOpen(depth int) bool {
 		switch b[i] {
 		case '"':
 			s.i = i + 1
-			end, ok := s.strEnd()
+			end, _, ok := s.strEnd()
 			if !ok {
 				return false
 			}
@@ -291,15 +291,29 @@ func (s *jscan) skipOpen(depth int) bool {
 }
 
 // strEnd returns the index of the quote that closes the string whose
-// content starts at the cursor (a quote preceded by an odd number of
-// backslashes is escaped).
-func (s *jscan) strEnd() (int, bool) {
+// content starts at the cursor, and whether the string may hold escapes.
+// Short strings are scanned byte by byte; then a quote is found with
+// bytes.IndexByte and is escaped when an odd number of backslashes
+// precedes it.
+func (s *jscan) strEnd() (end int, esc bool, ok bool) {
 	b := s.b
 	i := s.i
+	for n := min(len(b), i+16); i < n; i++ {
+		switch b[i] {
+		case '"':
+			return i, esc, true
+		case '\\':
+			esc = true
+			i++
+		}
+	}
 	for {
+		if i >= len(b) {
+			return 0, false, false
+		}
 		j := bytes.IndexByte(b[i:], '"')
 		if j < 0 {
-			return 0, false
+			return 0, false, false
 		}
 		k := i + j
 		n := 0
@@ -307,7 +321,7 @@ func (s *jscan) strEnd() (int, bool) {
 			n++
 		}
 		if n%2 == 0 {
-			return k, true
+			return k, true, true
 		}
 		i = k + 1
 	}
@@ -316,13 +330,13 @@ func (s *jscan) strEnd() (int, bool) {
 // key reads a member name (its opening quote consumed) and returns it with
 // escapes decoded, for comparison with the requested steps.
 func (s *jscan) key() ([]byte, bool) {
-	end, ok := s.strEnd()
+	end, esc, ok := s.strEnd()
 	if !ok {
 		return nil, false
 	}
 	raw := s.b[s.i:end]
 	s.i = end + 1
-	if bytes.IndexByte(raw, '\\') < 0 {
+	if !esc || bytes.IndexByte(raw, '\\') < 0 {
 		return raw, true
 	}
 	s.f.keybuf, ok = unescape(s.f.keybuf[:0], raw)
@@ -337,7 +351,7 @@ func (s *jscan) scalar(want bool) (Value, bool) {
 	switch s.peek() {
 	case '"':
 		s.i++
-		end, ok := s.strEnd()
+		end, esc, ok := s.strEnd()
 		if !ok {
 			return Value{}, false
 		}
@@ -349,7 +363,7 @@ func (s *jscan) scalar(want bool) (Value, bool) {
 		if len(raw) == 0 {
 			return Value{Kind: Null}, true // "" is NULL
 		}
-		if bytes.IndexByte(raw, '\\') >= 0 {
+		if esc && bytes.IndexByte(raw, '\\') >= 0 {
 			// JSON escapes are decoded only for requested values.
 			from := len(s.f.scratch)
 			s.f.scratch, ok = unescape(s.f.scratch, raw)
