@@ -12,5 +12,13 @@
 // the scalar functions AMPS offers to filters. Every node prints, with
 // String, a fully parenthesised canonical form that parses back to itself.
 //
-// Evaluation against messages is not part of this increment.
+// The fields side is in place too: an [Extractor], compiled once for the
+// union of the paths that the filters on a topic name and for a message
+// type (json, fix, nvfix), reads those fields' values out of a message body
+// in one scan that stops as soon as every path is complete, into reusable
+// [Fields] without allocating.
+//
+// Evaluating a parsed filter over extracted fields (AMPS's value model,
+// coercion, NULL and NaN logic) is the next increment; nothing in the
+// broker uses this package yet.
 package filter
