@@ -87,7 +87,7 @@ func (b *Broker) Connect(ctx context.Context, name string, opts *ClientOptions) 
 	if c.opts.DropWhenSlow {
 		maxAge = 0 // it never falls behind: what does not fit is dropped
 	}
-	c.endpoint = b.newEndpoint(c.opts.QueueBytes, maxAge, b.log.With("client_name", name, "transport", "in-process"))
+	c.endpoint = b.newEndpoint(c.opts.QueueBytes, maxAge, "client_name", name, "transport", "in-process")
 	c.q.dropWhenFull = c.opts.DropWhenSlow
 	c.ending = c.dropSubscriptions
 	c.rt = b.router(c.opts.MessageType)

@@ -85,11 +85,14 @@ func closeModeOf(cause error) closeMode {
 	return modeNow
 }
 
-func (b *Broker) newEndpoint(queueBytes int, maxAge time.Duration, log *slog.Logger) endpoint {
+// newEndpoint returns an endpoint with the next id, whose log lines carry
+// that id ("conn") and logAttrs.
+func (b *Broker) newEndpoint(queueBytes int, maxAge time.Duration, logAttrs ...any) endpoint {
+	id := b.nextID.Add(1)
 	return endpoint{
 		b:      b,
-		id:     b.nextID.Add(1),
-		log:    log,
+		id:     id,
+		log:    b.log.With(append([]any{"conn", id}, logAttrs...)...),
 		q:      newOutbound(queueBytes),
 		maxAge: maxAge,
 	}
@@ -102,6 +105,14 @@ func (b *Broker) newEndpoint(queueBytes int, maxAge time.Duration, log *slog.Log
 func (e *endpoint) close(cause error) (first bool) {
 	mode := closeModeOf(cause)
 	e.mu.Lock()
+	if mode == modeFlushed && closeMode(e.mode.Load()) != modeFlush {
+		// errFlushed only completes a flush. The writer also stops when a
+		// queue that overflowed closed itself before its publisher's
+		// close(ErrSlowConsumer) got here; that cause must be the one
+		// reported, and it brings the reset.
+		e.mu.Unlock()
+		return false
+	}
 	if e.cause == nil {
 		e.cause, first = cause, true
 	}
@@ -168,13 +179,11 @@ func (e *endpoint) tooOld(now int64) bool {
 // serveBatch is one turn of the endpoint's consumer: it takes everything
 // queued (reusing *spare, which the consumer owns), hands it to write,
 // and returns the items' bytes to the budget along with what write
-// delivered. stop reports that the queue is closed and drained, or was
-// dropped, and the consumer must end; err is write's error.
+// delivered. stop reports that the queue is closed and drained (an
+// overflow drops what was queued and closes it), and the consumer must
+// end; err is write's error.
 func (e *endpoint) serveBatch(spare *[]outItem, write func([]outItem) (msgs, bytes int64, err error)) (stop bool, err error) {
-	items, closed, overflowed := e.q.take(*spare)
-	if overflowed {
-		return true, nil
-	}
+	items, closed := e.q.take(*spare)
 	if len(items) == 0 {
 		*spare = items
 		return closed, nil

@@ -80,7 +80,7 @@ func BenchmarkFanOutToSessions(b *testing.B) {
 				}
 			}
 			body := []byte(`{"id":1,"qty":5,"px":101.25}`)
-			pub := br.newEndpoint(0, 0, nil)
+			pub := br.newEndpoint(0, 0)
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			b.ResetTimer()

@@ -32,9 +32,10 @@ type outItem struct {
 
 // outbound is a bounded queue of messages for one endpoint, drained by that
 // endpoint's own goroutine. Producers never block: when the queued bytes
-// would exceed the limit the queue is marked overflowed and the endpoint is
-// closed as a slow consumer (AMPS disconnect reason "slow client",
-// semantics §5), so no publisher ever waits for another client's reader.
+// would exceed the limit the queue drops what it holds and closes, and the
+// endpoint is closed as a slow consumer (AMPS disconnect reason "slow
+// client", semantics §5), so no publisher ever waits for another client's
+// reader.
 type outbound struct {
 	mu    sync.Mutex
 	items []outItem
@@ -46,7 +47,6 @@ type outbound struct {
 	// released; 0 when nothing is in flight.
 	inflightAt int64
 	closed     bool
-	overflowed bool
 	// sentMessages and sentBytes count what the consumer delivered.
 	sentMessages, sentBytes int64
 	// notify has room for one token: set when items were added or the
@@ -82,7 +82,6 @@ func (q *outbound) push(it outItem) pushResult {
 			q.mu.Unlock()
 			return pushDropped
 		}
-		q.overflowed = true
 		q.closed = true
 		q.items = nil
 		q.bytes = 0
@@ -111,21 +110,21 @@ func (q *outbound) wake() {
 }
 
 // take moves all queued items into buf (reusing its storage) and returns
-// them, with whether the queue is closed and whether it overflowed. The
-// items' bytes stay counted until release.
-func (q *outbound) take(buf []outItem) (items []outItem, closed, overflowed bool) {
+// them, with whether the queue is closed. The items' bytes stay counted
+// until release.
+func (q *outbound) take(buf []outItem) (items []outItem, closed bool) {
 	q.mu.Lock()
 	items = q.items
 	if oversized(buf, len(items)) {
 		buf = nil // traffic fell off: let the burst's slice go
 	}
 	q.items = buf[:0]
-	closed, overflowed = q.closed, q.overflowed
+	closed = q.closed
 	if len(items) > 0 {
 		q.inflightAt = items[0].at
 	}
 	q.mu.Unlock()
-	return items, closed, overflowed
+	return items, closed
 }
 
 // release returns n bytes of a taken batch to the budget and counts the

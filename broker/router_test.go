@@ -125,7 +125,7 @@ func TestOutboundMemoryIsBounded(t *testing.T) {
 		for i := 0; i < n; i++ {
 			q.push(outItem{m: &heartbeatMessage, size: heartbeatMessage.Len() + itemOverhead})
 		}
-		items, _, _ := q.take(spare)
+		items, _ := q.take(spare)
 		q.release(len(items)*(heartbeatMessage.Len()+itemOverhead), 0, 0)
 		spare = clearItems(items)
 	}

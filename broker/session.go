@@ -76,8 +76,7 @@ func newSession(b *Broker, c transport.Conn) *session {
 		subs:       make(map[string]*subscription),
 		connClosed: make(chan struct{}),
 	}
-	s.endpoint = b.newEndpoint(queueBytes, maxAge, nil)
-	s.log = b.log.With("conn", s.id, "transport", info.Transport, "remote", remote)
+	s.endpoint = b.newEndpoint(queueBytes, maxAge, "transport", info.Transport, "remote", remote)
 	s.ending = s.endConn
 	s.auth, s.ent = b.opts.Authenticator, b.opts.Entitler
 	if t.Authenticator != nil {
@@ -183,8 +182,10 @@ func (s *session) run(ctx context.Context) error {
 	}()
 
 	s.close(s.readLoop())
+	// Every way the writer ends closes the session for good (a flush
+	// completed, a write error, a silent heartbeat, or an overflow, whose
+	// publisher closes it), so endConn runs and closes c.
 	<-writerDone
-	s.close(errFlushed) // already done by the writer's end, unless it failed
 	<-s.connClosed
 	s.unsubscribeAll()
 
