@@ -40,24 +40,17 @@ type Broker struct {
 	ctx            context.Context       // cancelled by Shutdown/Close
 	cancel         context.CancelFunc
 
-	stats  counters
-	nextID atomic.Uint64
+	stats counters
+	// retired is the traffic of the endpoints that have ended; guarded by mu.
+	retired traffic
+	nextID  atomic.Uint64
 	// clock is a coarse "now" in unix nanoseconds, advanced by the janitor,
 	// for stamping queued messages without a clock read per delivery.
 	clock atomic.Int64
 }
 
 // counters are the broker's running totals.
-//
-// Traffic (messages and bytes in and out) is counted by each endpoint on
-// its own, so that publishers and writers on different cores never contend
-// for one counter; these four fields hold only the totals of endpoints that
-// have ended (see retire), and Stats adds the live ones.
 type counters struct {
-	messagesIn    atomic.Int64
-	messagesOut   atomic.Int64
-	bytesIn       atomic.Int64
-	bytesOut      atomic.Int64
 	slowConsumers atomic.Int64
 	authFailures  atomic.Int64
 	rejected      atomic.Int64
@@ -65,26 +58,31 @@ type counters struct {
 	notEntitled   atomic.Int64
 }
 
+// traffic is what endpoints received and sent. Each endpoint counts its
+// own, so that publishers and writers on different cores never contend
+// for one counter; the broker keeps the totals of the endpoints that have
+// ended (retired, under b.mu), and Stats adds the live ones.
+type traffic struct {
+	messagesIn, messagesOut, bytesIn, bytesOut int64
+}
+
+// traffic returns what e has received and sent so far.
+func (e *endpoint) traffic() traffic {
+	t := traffic{messagesIn: e.messagesIn.Load(), bytesIn: e.bytesIn.Load()}
+	t.messagesOut, t.bytesOut = e.q.sent()
+	return t
+}
+
+func (t *traffic) add(o traffic) {
+	t.messagesIn += o.messagesIn
+	t.messagesOut += o.messagesOut
+	t.bytesIn += o.bytesIn
+	t.bytesOut += o.bytesOut
+}
+
 // retire adds the traffic of an endpoint leaving the broker to its totals;
 // b.mu is held.
-func (b *Broker) retire(e *endpoint) { b.stats.addTraffic(e) }
-
-// addTraffic adds e's traffic counters to c.
-func (c *counters) addTraffic(e *endpoint) {
-	msgs, bytes := e.q.sent()
-	c.messagesIn.Add(e.messagesIn.Load())
-	c.messagesOut.Add(msgs)
-	c.bytesIn.Add(e.bytesIn.Load())
-	c.bytesOut.Add(bytes)
-}
-
-// add adds the traffic counters of o to c.
-func (c *counters) add(o *counters) {
-	c.messagesIn.Add(o.messagesIn.Load())
-	c.messagesOut.Add(o.messagesOut.Load())
-	c.bytesIn.Add(o.bytesIn.Load())
-	c.bytesOut.Add(o.bytesOut.Load())
-}
+func (b *Broker) retire(e *endpoint) { b.retired.add(e.traffic()) }
 
 // Stats is a snapshot of a broker's counters.
 type Stats struct {
@@ -472,10 +470,9 @@ func (b *Broker) Stats() Stats {
 	sessions := slices.Collect(maps.Keys(b.sessions))
 	clients := slices.Collect(maps.Keys(b.clients))
 	// The totals of ended endpoints, and the live ones, at one moment.
-	var total counters
-	total.add(&b.stats)
+	total := b.retired
 	for _, e := range endpointsOf(sessions, clients) {
-		total.addTraffic(e)
+		total.add(e.traffic())
 	}
 	b.mu.Unlock()
 	conns := make([]ConnStats, 0, len(sessions))
@@ -497,10 +494,10 @@ func (b *Broker) Stats() Stats {
 	return Stats{
 		Connections:   int64(len(sessions)),
 		Clients:       nclients,
-		MessagesIn:    total.messagesIn.Load(),
-		MessagesOut:   total.messagesOut.Load(),
-		BytesIn:       total.bytesIn.Load(),
-		BytesOut:      total.bytesOut.Load(),
+		MessagesIn:    total.messagesIn,
+		MessagesOut:   total.messagesOut,
+		BytesIn:       total.bytesIn,
+		BytesOut:      total.bytesOut,
 		SlowConsumers: b.stats.slowConsumers.Load(),
 		AuthFailures:  b.stats.authFailures.Load(),
 		Subscriptions: subs,

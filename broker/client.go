@@ -197,16 +197,13 @@ func (c *Client) Err() error {
 }
 
 // dropSubscriptions is the client's part of the close path: its
-// subscriptions leave the router. When the client ends now, they are also
-// marked removed so that no handler call starts for them; a flush (the
-// broker's graceful Shutdown) still hands queued messages over.
-func (c *Client) dropSubscriptions(mode closeMode) {
+// subscriptions leave the router. Whether queued messages are still handed
+// over is the consumer's check of the close mode (see deliver): a flush
+// (the broker's graceful Shutdown) delivers them, any harsher end stops.
+func (c *Client) dropSubscriptions(closeMode) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for id, sub := range c.subs {
-		if mode != modeFlush {
-			sub.removed.Store(true)
-		}
 		c.rt.remove(sub)
 		delete(c.subs, id)
 	}

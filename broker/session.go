@@ -109,10 +109,9 @@ func (s *session) stats() ConnStats {
 		Transport:     s.info.Transport,
 		Subscriptions: int(s.nsubs.Load()),
 		QueuedBytes:   s.q.queued(),
-		MessagesIn:    s.messagesIn.Load(),
-		BytesIn:       s.bytesIn.Load(),
 	}
-	cs.MessagesOut, cs.BytesOut = s.q.sent()
+	t := s.traffic()
+	cs.MessagesIn, cs.MessagesOut, cs.BytesIn, cs.BytesOut = t.messagesIn, t.messagesOut, t.bytesIn, t.bytesOut
 	if s.info.RemoteAddr != nil {
 		cs.RemoteAddr = s.info.RemoteAddr.String()
 	}
