@@ -183,13 +183,6 @@ func (m *Message) AppendHeader(dst []byte) []byte {
 // data. For a delivery with a SharedHeader it is arithmetic; otherwise the
 // headers are encoded (into a stack buffer when they fit) to measure them.
 func (m *Message) Len() int {
-	if m.Shared != nil && len(m.Records) == 0 {
-		return m.Shared.Len(m.SubIDs) + len(m.Body)
-	}
-	return m.encodedLen()
-}
-
-func (m *Message) encodedLen() int {
 	n := len(m.Body)
 	if m.Shared != nil {
 		n += m.Shared.Len(m.SubIDs)
