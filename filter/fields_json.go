@@ -2,8 +2,8 @@ package filter
 
 import (
 	"bytes"
-	"unicode/utf16"
-	"unicode/utf8"
+
+	"github.com/ampsbroker/ampsbroker/internal/jsonstr"
 )
 
 // Results of scanning one JSON value or object.
@@ -342,7 +342,7 @@ func (s *jscan) key() ([]byte, bool) {
 	if !esc || bytes.IndexByte(raw, '\\') < 0 {
 		return raw, true
 	}
-	s.f.keybuf, ok = unescape(s.f.keybuf[:0], raw)
+	s.f.keybuf, ok = jsonstr.AppendUnescaped(s.f.keybuf[:0], raw, false)
 	return s.f.keybuf, ok
 }
 
@@ -369,7 +369,7 @@ func (s *jscan) scalar(want bool) (Value, bool) {
 		if esc && bytes.IndexByte(raw, '\\') >= 0 {
 			// JSON escapes are decoded only for requested values.
 			from := len(s.f.scratch)
-			s.f.scratch, ok = unescape(s.f.scratch, raw)
+			s.f.scratch, ok = jsonstr.AppendUnescaped(s.f.scratch, raw, false)
 			if !ok {
 				return Value{}, false
 			}
@@ -441,83 +441,4 @@ func (s *jscan) literal(word string, k Kind) (Value, bool) {
 	v := Value{Kind: k, Raw: s.b[s.i:end:end]}
 	s.i = end
 	return v, true
-}
-
-// unescape appends the JSON string content raw to dst with its escapes
-// decoded: \" \\ \/ \b \f \n \r \t and \uXXXX, where a surrogate pair
-// yields one UTF-8 character and a lone surrogate U+FFFD (as Go's
-// encoding/json does). An unknown or short escape reports false.
-func unescape(dst, raw []byte) ([]byte, bool) {
-	for i := 0; i < len(raw); {
-		c := raw[i]
-		if c != '\\' {
-			j := bytes.IndexByte(raw[i:], '\\')
-			if j < 0 {
-				return append(dst, raw[i:]...), true
-			}
-			dst = append(dst, raw[i:i+j]...)
-			i += j
-			continue
-		}
-		if i+1 >= len(raw) {
-			return dst, false
-		}
-		switch raw[i+1] {
-		case '"', '\\', '/':
-			dst = append(dst, raw[i+1])
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r, ok := hex4(raw, i+2)
-			if !ok {
-				return dst, false
-			}
-			i += 6
-			if utf16.IsSurrogate(r) {
-				if r2, ok := hex4(raw, i+2); ok && i+1 < len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
-					if pair := utf16.DecodeRune(r, r2); pair != utf8.RuneError {
-						dst = utf8.AppendRune(dst, pair)
-						i += 6
-						continue
-					}
-				}
-				r = utf8.RuneError
-			}
-			dst = utf8.AppendRune(dst, r)
-			continue
-		default:
-			return dst, false
-		}
-		i += 2
-	}
-	return dst, true
-}
-
-// hex4 reads four hex digits at raw[i:].
-func hex4(raw []byte, i int) (rune, bool) {
-	if i+4 > len(raw) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range raw[i : i+4] {
-		switch {
-		case c >= '0' && c <= '9':
-			r = r<<4 | rune(c-'0')
-		case c >= 'a' && c <= 'f':
-			r = r<<4 | rune(c-'a'+10)
-		case c >= 'A' && c <= 'F':
-			r = r<<4 | rune(c-'A'+10)
-		default:
-			return 0, false
-		}
-	}
-	return r, true
 }

@@ -2,9 +2,10 @@ package protocol
 
 import (
 	"fmt"
-	"strings"
-	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
+
+	"github.com/ampsbroker/ampsbroker/internal/jsonstr"
 )
 
 // maxHeaderNesting bounds how deeply the value of an unknown header key may
@@ -379,7 +380,7 @@ func scanString(data []byte, start int) (raw []byte, slow bool, next int, err er
 				if i+6 > len(data) {
 					return nil, false, 0, endErr(data, "inside a \\u escape")
 				}
-				if _, ok := hex4(data[i+2 : i+6]); !ok {
+				if _, ok := jsonstr.Hex4(data, i+2); !ok {
 					return nil, false, 0, syntaxErr(i, "invalid escape %q: want four hex digits after \\u", data[i:i+6])
 				}
 				i += 6
@@ -393,81 +394,13 @@ func scanString(data []byte, start int) (raw []byte, slow bool, next int, err er
 	return nil, false, 0, endErr(data, fmt.Sprintf("inside the string starting at byte %d", start))
 }
 
-func hex4(b []byte) (rune, bool) {
-	var r rune
-	for _, c := range b {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
-}
-
 // unescape returns the text of a string already validated by scanString.
 // Invalid UTF-8 and lone surrogates become U+FFFD.
 func unescape(raw []byte) string {
-	var sb strings.Builder
-	sb.Grow(len(raw))
-	for i := 0; i < len(raw); {
-		c := raw[i]
-		if c < utf8.RuneSelf && c != '\\' {
-			// Copy the run of plain ASCII up to the next escape or
-			// multi-byte character in one go.
-			j := i + 1
-			for j < len(raw) && raw[j] < utf8.RuneSelf && raw[j] != '\\' {
-				j++
-			}
-			sb.Write(raw[i:j])
-			i = j
-			continue
-		}
-		if c != '\\' {
-			r, size := utf8.DecodeRune(raw[i:])
-			sb.WriteRune(r) // RuneError for an invalid byte
-			i += size
-			continue
-		}
-		switch raw[i+1] {
-		case 'b':
-			sb.WriteByte('\b')
-		case 'f':
-			sb.WriteByte('\f')
-		case 'n':
-			sb.WriteByte('\n')
-		case 'r':
-			sb.WriteByte('\r')
-		case 't':
-			sb.WriteByte('\t')
-		case 'u':
-			r, _ := hex4(raw[i+2 : i+6])
-			i += 6
-			if utf16.IsSurrogate(r) {
-				if r < 0xDC00 && i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
-					if r2, _ := hex4(raw[i+2 : i+6]); 0xDC00 <= r2 && r2 <= 0xDFFF {
-						r = utf16.DecodeRune(r, r2)
-						i += 6
-						sb.WriteRune(r)
-						continue
-					}
-				}
-				r = utf8.RuneError
-			}
-			sb.WriteRune(r)
-			continue
-		default: // '"', '\\', '/'
-			sb.WriteByte(raw[i+1])
-		}
-		i += 2
-	}
-	return sb.String()
+	b, _ := jsonstr.AppendUnescaped(make([]byte, 0, len(raw)), raw, true)
+	// b is referenced nowhere else, so the string may share its bytes (as
+	// strings.Builder's String does), saving a copy.
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // decodeStringValue decodes the value of a string key at data[i].
