@@ -1,7 +1,8 @@
 package filter
 
 import (
-	"bytes"
+	"encoding/binary"
+	"math/bits"
 
 	"github.com/ampsbroker/ampsbroker/internal/jsonstr"
 )
@@ -13,7 +14,7 @@ const (
 	// stDone: every requested member of the object is complete; the rest of
 	// the object was not read (jscan.open counts the containers left open).
 	stDone
-	// stBad: the body is truncated or malformed at jscan.i.
+	// stBad: the body is truncated or malformed.
 	stBad
 )
 
@@ -21,9 +22,11 @@ const (
 // to right, descending only into members on a requested path and skipping
 // everything else with a cheap bracket-and-string scan that does not
 // validate what it skips (AMPS does not validate beyond what it parses).
+//
+// The cursor is not part of the state: every method takes it as an
+// argument and returns where it got to, so it lives in a register.
 type jscan struct {
 	b    []byte
-	i    int
 	open int // containers left open by a stDone result
 	x    *Extractor
 	f    *Fields
@@ -34,45 +37,218 @@ func (x *Extractor) extractJSON(body []byte, f *Fields) {
 		return
 	}
 	s := jscan{b: body, x: x, f: f}
-	s.ws()
-	if s.peek() != '{' {
+	i := skipWS(body, 0)
+	if i >= len(body) || body[i] != '{' {
 		// A JSON message is an object; anything else holds no fields.
 		f.malformed = true
 		return
 	}
-	s.i++
-	switch s.object(0, false) {
+	i, st := s.object(i+1, 0, false)
+	switch st {
 	case stBad:
 		f.malformed = true
 	case stEnd:
-		s.ws()
-		if s.i != len(s.b) {
+		if skipWS(body, i) != len(body) {
 			f.malformed = true // content after the top-level object
 		}
 	}
 }
 
-// peek returns the byte at the cursor, or 0 at the end of the body (0 is
-// never valid where peek is used, so the callers report the truncation).
-func (s *jscan) peek() byte {
-	if s.i < len(s.b) {
-		return s.b[s.i]
+// skipWS returns the index of the first byte at or after i that is not
+// JSON whitespace (space, tab, newline, carriage return).
+func skipWS(b []byte, i int) int {
+	for i < len(b) && b[i] <= ' ' && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
 	}
-	return 0
+	return i
 }
 
-func (s *jscan) ws() {
-	if s.i < len(s.b) && s.b[s.i] > ' ' {
-		return // the common case: no whitespace
-	}
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
+// Word-at-a-time ("SWAR") byte search: 8 bytes of the body are loaded as
+// one little-endian uint64, so the lowest byte is the first in the body.
+const (
+	lsbs = 0x0101010101010101
+	msbs = 0x8080808080808080
+)
+
+// hasByte returns a word whose lowest set bit is the high bit of the first
+// byte of w equal to c, or 0 when no byte is. (x-1)&^x has its high bit set
+// for a zero byte x; a borrow can mark a byte after a zero byte too, but
+// never one before it, so the lowest mark is exact.
+func hasByte(w uint64, c byte) uint64 {
+	x := w ^ (lsbs * uint64(c))
+	return (x - lsbs) &^ x & msbs
+}
+
+// quoteOrBackslash returns the index of the first '"' or '\\' at or after
+// i, or len(b) (or i, if larger) when there is none.
+func quoteOrBackslash(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		if t := hasByte(w, '"') | hasByte(w, '\\'); t != 0 {
+			return i + bits.TrailingZeros64(t)>>3
 		}
 	}
+	for ; i < len(b); i++ {
+		if c := b[i]; c == '"' || c == '\\' {
+			return i
+		}
+	}
+	return i
+}
+
+// strEnd returns the index of the quote that closes the string whose
+// content starts at i, or -1 when the body ends first, and whether the
+// string holds a backslash (an escape). A backslash escapes the byte after
+// it, so a quote preceded by an odd number of backslashes is content.
+func strEnd(b []byte, i int) (int, bool) {
+	esc := false
+	for {
+		i = quoteOrBackslash(b, i)
+		if i >= len(b) {
+			return -1, esc
+		}
+		if b[i] == '"' {
+			return i, esc
+		}
+		esc = true
+		i += 2
+	}
+}
+
+// byteEnd is the inlined fast path of strEnd: the index of the quote
+// that closes the string whose content starts at i, or -1 when a
+// backslash or the end of the body comes first (then strEnd decides). It
+// is a plain byte loop: it runs ahead of its exit on branch prediction,
+// where the word-at-a-time search of quoteOrBackslash waits for the
+// latency of its arithmetic at every string, which costs more on the
+// short strings (member names, codes) that most messages are made of.
+func byteEnd(b []byte, i int) int {
+	for i < len(b) && b[i] != '"' && b[i] != '\\' {
+		i++
+	}
+	if i < len(b) && b[i] == '"' {
+		return i
+	}
+	return -1
+}
+
+// skipOpen returns the index just after the end of depth open containers
+// that start at i, minding strings (which may hold brackets) but
+// otherwise not validating (a '}' may close a '[').
+func skipOpen(b []byte, i, depth int) (int, bool) {
+	for i < len(b) {
+		switch skipClass[b[i]] {
+		case 0:
+			i++
+		case '"':
+			end := byteEnd(b, i+1)
+			if end < 0 {
+				if end, _ = strEnd(b, i+1); end < 0 {
+					return len(b), false
+				}
+			}
+			i = end + 1
+		case '[':
+			depth++
+			i++
+		default: // ']'
+			depth--
+			i++
+			if depth == 0 {
+				return i, true
+			}
+		}
+	}
+	return len(b), false
+}
+
+// skipClass sorts the bytes for skipOpen: '"' starts a string, '[' is '['
+// or '{', ']' is ']' or '}', 0 is any other byte.
+var skipClass = [256]byte{'"': '"', '[': '[', '{': '[', ']': ']', '}': ']'}
+
+// skipValue returns the index after the value at i, of a member that no
+// path asks for. A container is skipped without validating its content; a
+// scalar is checked as when it is read.
+func skipValue(b []byte, i int) (int, bool) {
+	if i >= len(b) {
+		return i, false
+	}
+	switch b[i] {
+	case '"':
+		end := byteEnd(b, i+1)
+		if end < 0 {
+			if end, _ = strEnd(b, i+1); end < 0 {
+				return len(b), false
+			}
+		}
+		return end + 1, true
+	case '{', '[':
+		return skipOpen(b, i+1, 1)
+	case 't':
+		return literalEnd(b, i, "true")
+	case 'f':
+		return literalEnd(b, i, "false")
+	case 'n':
+		return literalEnd(b, i, "null")
+	}
+	end, _ := numberEnd(b, i)
+	return end, end >= 0
+}
+
+// literalEnd returns the index after the literal word at i.
+func literalEnd(b []byte, i int, word string) (int, bool) {
+	end := i + len(word)
+	if end > len(b) || string(b[i:end]) != word {
+		return i, false
+	}
+	return end, true
+}
+
+// numberEnd returns the index after the number at i and its kind, or -1
+// when no valid number starts at i. A number is
+// -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?; it is Int without a
+// fraction and an exponent, else Float.
+func numberEnd(b []byte, i int) (int, Kind) {
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		i = digits(b, i+1)
+	default:
+		return -1, Missing
+	}
+	k := Int
+	if i < len(b) && b[i] == '.' {
+		k = Float
+		j := digits(b, i+1)
+		if j == i+1 {
+			return -1, Missing
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		k = Float
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(b, i)
+		if j == i {
+			return -1, Missing
+		}
+		i = j
+	}
+	return i, k
+}
+
+func digits(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return i
 }
 
 // nextObj returns a fresh identity for an object instance. A member name
@@ -88,42 +264,74 @@ func (f *Fields) nextObj() uint32 {
 	return f.epoch
 }
 
-// object reads the members of an object (its '{' already consumed) whose
+// mayHave is a quick filter for lookup: false means no child of nd is
+// named key. Most member names of a message are rejected here, by their
+// length and first byte, without a comparison.
+func (nd *node) mayHave(key []byte) bool {
+	return len(key) > 0 && nd.lens&(1<<min(len(key), 63)) != 0 && nd.firsts[key[0]>>6]&(1<<(key[0]&63)) != 0
+}
+
+// object reads the members of an object whose '{' ends before i and whose
 // node in the path trie is n. inArray tells whether an array lies on the
 // way here: then members may collect more values from later elements, so
 // the object is never complete before it ends.
-func (s *jscan) object(n int32, inArray bool) int {
-	id := s.f.nextObj()
-	pending := len(s.x.nodes[n].kids)
-	s.ws()
-	if s.peek() == '}' {
-		s.i++
-		return stEnd
+func (s *jscan) object(i int, n int32, inArray bool) (int, int) {
+	b, f, x := s.b, s.f, s.x
+	nd := &x.nodes[n]
+	id := f.nextObj()
+	pending := len(nd.kids)
+	i = skipWS(b, i)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, stEnd
 	}
 	for {
-		if s.peek() != '"' {
-			return stBad
+		// A member: "name" : value
+		if i >= len(b) || b[i] != '"' {
+			return i, stBad
 		}
-		s.i++
-		key, ok := s.key()
-		if !ok {
-			return stBad
+		end, esc := byteEnd(b, i+1), false
+		if end < 0 {
+			if end, esc = strEnd(b, i+1); end < 0 {
+				return i, stBad
+			}
 		}
-		s.ws()
-		if s.peek() != ':' {
-			return stBad
+		key := b[i+1 : end]
+		i = skipWS(b, end+1)
+		if i >= len(b) || b[i] != ':' {
+			return i, stBad
 		}
-		s.i++
-		c := s.x.lookup(n, key)
-		if c < 0 || s.f.seen[c] == id {
-			if !s.skipValue() {
-				return stBad
+		i = skipWS(b, i+1)
+		c := int32(-1)
+		if esc {
+			// An escaped name is compared decoded ("s\u0079m" is sym).
+			var ok bool
+			if f.keybuf, ok = jsonstr.AppendUnescaped(f.keybuf[:0], key, false); !ok {
+				return i, stBad
+			}
+			c = x.lookup(n, f.keybuf)
+		} else if nd.mayHave(key) {
+			c = x.lookup(n, key)
+		}
+		if c < 0 || f.seen[c] == id {
+			// The value of a member no path asks for; a short string
+			// (the most common value) is skipped right here.
+			if end := -1; i < len(b) && b[i] == '"' {
+				end = byteEnd(b, i+1)
+				if end >= 0 {
+					i = end + 1
+					goto next
+				}
+			}
+			var ok bool
+			if i, ok = skipValue(b, i); !ok {
+				return i, stBad
 			}
 		} else {
-			s.f.seen[c] = id
-			st := s.value(c, inArray)
+			f.seen[c] = id
+			var st int
+			i, st = s.value(i, c, inArray)
 			if st == stBad {
-				return stBad
+				return i, stBad
 			}
 			if !inArray {
 				// Outside arrays a member is complete once its first
@@ -131,61 +339,71 @@ func (s *jscan) object(n int32, inArray bool) int {
 				pending--
 				if pending == 0 {
 					s.open++
-					return stDone
+					return i, stDone
 				}
 			}
 			if st == stDone {
-				if !s.skipOpen(s.open) {
-					return stBad
+				var ok bool
+				if i, ok = skipOpen(b, i, s.open); !ok {
+					return i, stBad
 				}
 				s.open = 0
 			}
 		}
-		s.ws()
-		switch s.peek() {
+	next:
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return i, stBad
+		}
+		switch b[i] {
 		case ',':
-			s.i++
-			s.ws()
+			i = skipWS(b, i+1)
 		case '}':
-			s.i++
-			return stEnd
+			return i + 1, stEnd
 		default:
-			return stBad
+			return i, stBad
 		}
 	}
 }
 
-// value reads the value of a member whose trie node is c.
-func (s *jscan) value(c int32, inArray bool) int {
+// value reads the value at i of a member whose trie node is c.
+func (s *jscan) value(i int, c int32, inArray bool) (int, int) {
+	b := s.b
 	nd := &s.x.nodes[c]
-	s.ws()
-	switch s.peek() {
+	if i >= len(b) {
+		return i, stBad
+	}
+	switch b[i] {
 	case '{':
-		s.i++
 		if len(nd.kids) == 0 {
 			// An object has no value of its own (/meta over
 			// {"meta":{...}} yields nothing, i.e. NULL).
-			if !s.skipOpen(1) {
-				return stBad
+			i, ok := skipOpen(b, i+1, 1)
+			if !ok {
+				return i, stBad
 			}
-			return stEnd
+			return i, stEnd
 		}
-		return s.object(c, inArray)
+		return s.object(i+1, c, inArray)
 	case '[':
-		s.i++
-		return s.array(c)
+		return s.array(i+1, c)
 	}
-	v, ok := s.scalar(nd.slot >= 0)
+	if nd.slot < 0 {
+		i, ok := skipValue(b, i)
+		if !ok {
+			return i, stBad
+		}
+		return i, stEnd
+	}
+	v, i, ok := s.scalar(i)
 	if !ok {
-		return stBad
+		return i, stBad
 	}
-	if nd.slot >= 0 {
-		s.f.add(nd.slot, v, inArray)
-	}
-	return stEnd
+	s.f.add(nd.slot, v, inArray)
+	return i, stEnd
 }
 
-// array reads an array (its '[' already consumed) at trie node c: scalar
+// array reads an array whose '[' ends before i, at trie node c: scalar
 // elements are values of c's path, object elements contribute their
 // members to the deeper paths below c, in document order.
 //
@@ -193,252 +411,128 @@ func (s *jscan) value(c int32, inArray bool) int {
 // [I]: AMPS does not document nested arrays (semantics spec §10 item 5).
 // An object element adds no value to c's own path, so a subscript counts
 // only scalar elements [I].
-func (s *jscan) array(c int32) int {
+func (s *jscan) array(i int, c int32) (int, int) {
+	b := s.b
 	nd := &s.x.nodes[c]
 	if nd.slot >= 0 {
 		s.f.fields[nd.slot].Array = true
 	}
 	depth := 1
-	s.ws()
-	if s.peek() == ']' {
-		s.i++
-		return stEnd
+	i = skipWS(b, i)
+	if i < len(b) && b[i] == ']' {
+		return i + 1, stEnd
 	}
 	for {
 		// A value (or the opening of a nested array) is expected here.
-		s.ws()
-		switch s.peek() {
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return i, stBad
+		}
+		switch b[i] {
 		case '[':
-			s.i++
 			depth++
-			s.ws()
-			if s.peek() != ']' {
+			i = skipWS(b, i+1)
+			if i >= len(b) || b[i] != ']' {
 				continue
 			}
-			s.i++
+			i++
 			depth--
 		case '{':
-			s.i++
+			var ok bool
 			if len(nd.kids) == 0 {
-				if !s.skipOpen(1) {
-					return stBad
+				if i, ok = skipOpen(b, i+1, 1); !ok {
+					return i, stBad
 				}
-			} else if s.object(c, true) == stBad {
-				return stBad
+			} else {
+				var st int
+				if i, st = s.object(i+1, c, true); st == stBad {
+					return i, stBad
+				}
 			}
 		default:
-			v, ok := s.scalar(nd.slot >= 0)
-			if !ok {
-				return stBad
+			var ok bool
+			if nd.slot < 0 {
+				if i, ok = skipValue(b, i); !ok {
+					return i, stBad
+				}
+				break
 			}
-			if nd.slot >= 0 {
-				s.f.add(nd.slot, v, true)
+			var v Value
+			if v, i, ok = s.scalar(i); !ok {
+				return i, stBad
 			}
+			s.f.add(nd.slot, v, true)
 		}
 		// After a value: a comma, or the ends of arrays.
 		for {
-			s.ws()
-			if s.peek() == ',' {
-				s.i++
+			i = skipWS(b, i)
+			if i < len(b) && b[i] == ',' {
+				i++
 				break
 			}
-			if s.peek() != ']' {
-				return stBad
+			if i >= len(b) || b[i] != ']' {
+				return i, stBad
 			}
-			s.i++
-			depth--
-			if depth == 0 {
-				return stEnd
-			}
-		}
-	}
-}
-
-// skipValue skips one value of a member that no path asks for.
-func (s *jscan) skipValue() bool {
-	s.ws()
-	switch s.peek() {
-	case '{', '[':
-		s.i++
-		return s.skipOpen(1)
-	}
-	_, ok := s.scalar(false)
-	return ok
-}
-
-// skipOpen skips to the end of depth open containers, minding strings
-// (which may hold brackets) but otherwise not validating.
-func (s *jscan) skipOpen(depth int) bool {
-	b := s.b
-	for i := s.i; i < len(b); i++ {
-		switch b[i] {
-		case '"':
-			s.i = i + 1
-			end, _, ok := s.strEnd()
-			if !ok {
-				return false
-			}
-			i = end
-		case '{', '[':
-			depth++
-		case '}', ']':
-			depth--
-			if depth == 0 {
-				s.i = i + 1
-				return true
-			}
-		}
-	}
-	s.i = len(b)
-	return depth == 0
-}
-
-// strEnd returns the index of the quote that closes the string whose
-// content starts at the cursor, and whether the string may hold escapes.
-// Short strings are scanned byte by byte; then a quote is found with
-// bytes.IndexByte and is escaped when an odd number of backslashes
-// precedes it.
-func (s *jscan) strEnd() (end int, esc bool, ok bool) {
-	b := s.b
-	i := s.i
-	for n := min(len(b), i+16); i < n; i++ {
-		switch b[i] {
-		case '"':
-			return i, esc, true
-		case '\\':
-			esc = true
 			i++
+			depth--
+			if depth == 0 {
+				return i, stEnd
+			}
 		}
-	}
-	for {
-		if i >= len(b) {
-			return 0, false, false
-		}
-		j := bytes.IndexByte(b[i:], '"')
-		if j < 0 {
-			return 0, false, false
-		}
-		k := i + j
-		n := 0
-		for p := k - 1; p >= s.i && b[p] == '\\'; p-- {
-			n++
-		}
-		if n%2 == 0 {
-			return k, true, true
-		}
-		i = k + 1
 	}
 }
 
-// key reads a member name (its opening quote consumed) and returns it with
-// escapes decoded, for comparison with the requested steps.
-func (s *jscan) key() ([]byte, bool) {
-	end, esc, ok := s.strEnd()
-	if !ok {
-		return nil, false
-	}
-	raw := s.b[s.i:end]
-	s.i = end + 1
-	if !esc || bytes.IndexByte(raw, '\\') < 0 {
-		return raw, true
-	}
-	s.f.keybuf, ok = jsonstr.AppendUnescaped(s.f.keybuf[:0], raw, false)
-	return s.f.keybuf, ok
-}
-
-// scalar reads a string, number, true, false or null at the cursor. With
-// want false the value is only skipped (a string is not decoded).
-func (s *jscan) scalar(want bool) (Value, bool) {
+// scalar reads the string, number, true, false or null at i.
+func (s *jscan) scalar(i int) (Value, int, bool) {
 	b := s.b
-	start := s.i
-	switch s.peek() {
+	if i >= len(b) {
+		return Value{}, i, false
+	}
+	switch b[i] {
 	case '"':
-		s.i++
-		end, esc, ok := s.strEnd()
-		if !ok {
-			return Value{}, false
+		end, esc := strEnd(b, i+1)
+		if end < 0 {
+			return Value{}, i, false
 		}
-		raw := b[s.i:end]
-		s.i = end + 1
-		if !want {
-			return Value{}, true
-		}
+		raw := b[i+1 : end : end]
+		i = end + 1
 		if len(raw) == 0 {
-			return Value{Kind: Null}, true // "" is NULL
+			return Value{Kind: Null}, i, true // "" is NULL
 		}
-		if esc && bytes.IndexByte(raw, '\\') >= 0 {
+		if esc {
 			// JSON escapes are decoded only for requested values.
 			from := len(s.f.scratch)
+			var ok bool
 			s.f.scratch, ok = jsonstr.AppendUnescaped(s.f.scratch, raw, false)
 			if !ok {
-				return Value{}, false
+				return Value{}, i, false
 			}
 			raw = s.f.scratch[from:len(s.f.scratch):len(s.f.scratch)]
 			if len(raw) == 0 {
-				return Value{Kind: Null}, true
+				return Value{Kind: Null}, i, true
 			}
 		}
-		return Value{Kind: String, Raw: raw}, true
+		return Value{Kind: String, Raw: raw}, i, true
 	case 't':
-		return s.literal("true", Bool)
+		return literal(b, i, "true", Bool)
 	case 'f':
-		return s.literal("false", Bool)
+		return literal(b, i, "false", Bool)
 	case 'n':
-		return s.literal("null", Null)
+		return literal(b, i, "null", Null)
 	}
-	// A number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?. The text is
-	// kept; its reading as int64 (uint64 above the signed maximum) or
-	// double is the evaluator's work.
-	i := start
-	if i < len(b) && b[i] == '-' {
-		i++
+	// A number: the text is kept; its reading as int64 (uint64 above the
+	// signed maximum) or double is the evaluator's work.
+	end, k := numberEnd(b, i)
+	if end < 0 {
+		return Value{}, i, false
 	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		i = digits(b, i)
-	default:
-		return Value{}, false
-	}
-	k := Int
-	if i < len(b) && b[i] == '.' {
-		k = Float
-		j := digits(b, i+1)
-		if j == i+1 {
-			return Value{}, false
-		}
-		i = j
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		k = Float
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		j := digits(b, i)
-		if j == i {
-			return Value{}, false
-		}
-		i = j
-	}
-	s.i = i
-	return Value{Kind: k, Raw: b[start:i:i]}, true
+	return Value{Kind: k, Raw: b[i:end:end]}, end, true
 }
 
-func digits(b []byte, i int) int {
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		i++
+func literal(b []byte, i int, word string, k Kind) (Value, int, bool) {
+	end, ok := literalEnd(b, i, word)
+	if !ok {
+		return Value{}, i, false
 	}
-	return i
-}
-
-func (s *jscan) literal(word string, k Kind) (Value, bool) {
-	end := s.i + len(word)
-	if end > len(s.b) || string(s.b[s.i:end]) != word {
-		return Value{}, false
-	}
-	v := Value{Kind: k, Raw: s.b[s.i:end:end]}
-	s.i = end
-	return v, true
+	return Value{Kind: k, Raw: b[i:end:end]}, end, true
 }

@@ -401,3 +401,124 @@ func BenchmarkExtractNVFIX(b *testing.B) {
 		x.Extract(body, f)
 	}
 }
+
+// naiveStrEnd is the reference for strEnd: a byte loop in which a
+// backslash escapes the byte after it.
+func naiveStrEnd(b []byte, i int) (int, bool) {
+	esc := false
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			return i, esc
+		case '\\':
+			esc = true
+			i++
+		}
+	}
+	return -1, esc
+}
+
+// TestStrEnd checks the string scanners (the word-at-a-time search, the
+// byte loop and their combination) against the reference at every start
+// and alignment, over strings with escaped quotes, runs of backslashes
+// before a closing quote, multi-byte UTF-8 and bytes with the high bit
+// set next to '"' and '\\' in value (0xa2, 0xdc).
+func TestStrEnd(t *testing.T) {
+	pieces := []string{`a`, `\"`, `\\`, `\\\"`, `\\\\`, "é", "\xa2", "\xdc", `\u00e9`, `"`, `xxxxxxxx`, `}]`}
+	var bodies []string
+	for _, p := range pieces {
+		for _, q := range pieces {
+			for pad := 0; pad < 10; pad++ {
+				bodies = append(bodies, strings.Repeat("p", pad)+p+q+`"tail`, strings.Repeat("p", pad)+p+q)
+			}
+		}
+	}
+	for _, body := range bodies {
+		b := []byte(body)
+		for i := 0; i <= len(b)+1; i++ {
+			want, wantEsc := naiveStrEnd(b, i)
+			got, gotEsc := strEnd(b, i)
+			if got != want || (got >= 0 && gotEsc != wantEsc) {
+				t.Fatalf("strEnd(%q, %d) = %d, %v; want %d, %v", body, i, got, gotEsc, want, wantEsc)
+			}
+			if e := byteEnd(b, i); e >= 0 && (e != want || wantEsc) {
+				t.Fatalf("byteEnd(%q, %d) = %d; want %d (escapes %v)", body, i, e, want, wantEsc)
+			}
+			if q := quoteOrBackslash(b, i); i <= len(b) && (q > len(b) || (q < len(b) && b[q] != '"' && b[q] != '\\') || bytes.ContainsAny(b[i:min(q, len(b))], `"\`)) {
+				t.Fatalf("quoteOrBackslash(%q, %d) = %d", body, i, q)
+			}
+		}
+	}
+}
+
+func TestHasByte(t *testing.T) {
+	for _, w := range []uint64{0, ^uint64(0), 0x2222222222222222, 0x0022002200220022, 0x5c22a2dc015c2200, 0x2300220121222322} {
+		for _, c := range []byte{'"', '\\', 0, 0xff} {
+			first := -1
+			for k := 0; k < 8; k++ {
+				if byte(w>>(8*k)) == c {
+					first = k
+					break
+				}
+			}
+			got := hasByte(w, c)
+			if (got == 0) != (first < 0) || (first >= 0 && got&-got != 0x80<<(8*first)) {
+				t.Errorf("hasByte(%#x, %#x) = %#x, first match at byte %d", w, c, got, first)
+			}
+		}
+	}
+}
+
+// TestSkipping covers the skipping of members no path asks for: strings
+// that end in escaped backslashes or hold escaped quotes and brackets,
+// long strings, deep nesting, escaped names compared decoded, unicode.
+func TestSkipping(t *testing.T) {
+	deep := strings.Repeat(`{"x":[`, 200) + `"]}\"{["` + strings.Repeat(`]}`, 200)
+	cases := []struct {
+		body, path string
+		w          want
+	}{
+		{`{"s":"a\\","b":1}`, "/b", vals("Int:1")},
+		{`{"s":"\\\\\\","b":1}`, "/b", vals("Int:1")},
+		{`{"s":"\\\"\\","b":1}`, "/b", vals("Int:1")},
+		{`{"s":"0123456789abcdef\"0123456789\\","b":1}`, "/b", vals("Int:1")},
+		{`{"o":{"s":"x\\","t":"}\"]"},"b":1}`, "/b", vals("Int:1")},
+		{`{"o":{"s":"0123456789abcdef\\\\","t":"[{"},"b":1}`, "/b", vals("Int:1")},
+		{`{"d":` + deep + `,"b":2}`, "/b", vals("Int:2")},
+		{`{"d":` + deep + `,"b":2}`, "/d/x/x", arrayOf()},
+		{`{"caf\u00e9":1,"café":2,"b":3}`, "/café", vals("Int:1")},
+		{`{"k\"ey":1,"b\\":2}`, `/k"ey`, vals("Int:1")},
+		{`{"k\"ey":1,"b\\":2}`, `/b\`, vals("Int:2")},
+		{`{"é😀":"ü\"😀\\","b":"x"}`, "/é😀", vals(`String:ü"😀\`)},
+		{`{"a":"` + strings.Repeat("long ", 40) + `\\","b":1}`, "/b", vals("Int:1")},
+		{`{"a":[1,"]",{"]":"}"},[[]]],"b":1}`, "/b", vals("Int:1")},
+	}
+	for _, c := range cases {
+		x, f := extract(t, "json", c.body, c.path)
+		if f.Malformed() {
+			t.Errorf("%s: reported malformed", c.body)
+		}
+		check(t, x, f, c.path, c.w)
+	}
+	// Every truncation of these bodies is reported, never read past.
+	for _, c := range cases {
+		for n := 0; n < len(c.body); n++ {
+			_, f := extract(t, "json", c.body[:n], c.path, "/zz")
+			if !f.Malformed() {
+				t.Fatalf("%q truncated to %d: not malformed", c.body, n)
+			}
+		}
+	}
+}
+
+// TestSkippedScalarsChecked: a scalar that is skipped is still checked,
+// as when it is read, so damage before the last needed path is reported.
+func TestSkippedScalarsChecked(t *testing.T) {
+	for _, body := range []string{`{"z":tru,"a":1}`, `{"z":01,"a":1}`, `{"z":-,"a":1}`, `{"z":"x,"a":1}`, `{"z":{"y":"x},"a":1}`} {
+		x, f := extract(t, "json", body, "/a")
+		if !f.Malformed() {
+			t.Errorf("%s: not reported malformed", body)
+		}
+		check(t, x, f, "/a", vals())
+	}
+}
