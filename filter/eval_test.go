@@ -27,8 +27,8 @@ var workedResults = []struct {
 	{want: true}, {want: true}, {want: true}, {want: true}, {want: true}, // 41-45
 	{want: false}, {want: true}, {want: true}, {want: true}, {want: true}, // 46-50
 	{want: true}, {want: true}, {want: true}, {want: true}, {want: true}, // 51-55
-	{want: true, body: `{"odd key":4}`},            // 56
-	{want: true, body: `{"a":1,"a":2}`},            // 57: first occurrence wins
+	{want: true, body: `{"odd key":4}`},                            // 56
+	{want: true, body: `{"a":1,"a":2}`},                            // 57: first occurrence wins
 	{want: true, mt: "fix", body: "35=D\x0155=ACME\x0138=500\x01"}, // 58
 }
 
