@@ -345,19 +345,17 @@ func (b *builder) operand(n Node) operand {
 // each calls fn for every value of o until fn returns true, and reports
 // whether it did. A bare field offers each of its values; a field with no
 // value offers nothing.
-func (o *operand) each(fs *Fields, c *ctx, fn func(v *val) bool) bool {
+func (o *operand) each(fs *Fields, c *ctx, fn func(v val) bool) bool {
 	if o.multi {
 		fl := fs.Field(o.slot)
 		for _, x := range fl.Values {
-			v := fromValue(x)
-			if fn(&v) {
+			if fn(fromValue(x)) {
 				return true
 			}
 		}
 		return false
 	}
-	v := o.fn(fs, c)
-	return fn(&v)
+	return fn(o.fn(fs, c))
 }
 
 // comparison builds L op R. Comparisons are existential over arrays: TRUE
@@ -386,9 +384,9 @@ func (b *builder) comparison(n *Binary) predFn {
 		}
 	}
 	return func(fs *Fields, c *ctx) tri {
-		return boolTri(l.each(fs, c, func(a *val) bool {
-			return r.each(fs, c, func(bv *val) bool {
-				cv, ok := compare(a, bv)
+		return boolTri(l.each(fs, c, func(a val) bool {
+			return r.each(fs, c, func(bv val) bool {
+				cv, ok := compare(&a, &bv)
 				return ok && cmpOp(op, cv)
 			})
 		}))
@@ -405,12 +403,12 @@ func (b *builder) between(n *Between) predFn {
 	negate := n.Negate
 	return func(fs *Fields, c *ctx) tri {
 		l, h := lo(fs, c), hi(fs, c)
-		hit := x.each(fs, c, func(v *val) bool {
-			c1, ok1 := compare(v, &l)
+		hit := x.each(fs, c, func(v val) bool {
+			c1, ok1 := compare(&v, &l)
 			if !ok1 || c1 < 0 {
 				return false
 			}
-			c2, ok2 := compare(v, &h)
+			c2, ok2 := compare(&v, &h)
 			return ok2 && c2 <= 0
 		})
 		return boolTri(hit != negate)
@@ -556,13 +554,13 @@ func (b *builder) in(n *In) predFn {
 	}
 	negate := n.Negate
 	return func(fs *Fields, c *ctx) tri {
-		hit := x.each(fs, c, func(v *val) bool {
-			if set.has(v) {
+		hit := x.each(fs, c, func(v val) bool {
+			if set.has(&v) {
 				return true
 			}
 			for i := range dyn {
-				if dyn[i].each(fs, c, func(w *val) bool {
-					cv, ok := compare(v, w)
+				if dyn[i].each(fs, c, func(w val) bool {
+					cv, ok := compare(&v, &w)
 					return ok && cv == 0
 				}) {
 					return true

@@ -310,19 +310,19 @@ func (b *builder) affix(n *Affix) predFn {
 		return bytes.HasPrefix(s, a)
 	}
 	return func(fs *Fields, c *ctx) tri {
-		hit := x.each(fs, c, func(v *val) bool {
+		hit := x.each(fs, c, func(v val) bool {
 			if v.k == kNull {
 				return false
 			}
-			s := c.text(v)
+			s := c.text(&v)
 			for _, a := range lits {
 				if test(s, a) {
 					return true
 				}
 			}
 			for i := range dyn {
-				if dyn[i].each(fs, c, func(w *val) bool {
-					return w.k != kNull && test(s, c.text(w))
+				if dyn[i].each(fs, c, func(w val) bool {
+					return w.k != kNull && test(s, c.text(&w))
 				}) {
 					return true
 				}

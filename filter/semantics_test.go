@@ -221,19 +221,19 @@ func TestArraysAndSubscripts(t *testing.T) {
 func TestStringPredicates(t *testing.T) {
 	body := `{"s":"C++ rocks","n":12345,"f":1.50,"sym":"ACME","bin":"a\u0000b"}`
 	runCases(t, []evalCase{
-		{"/s LIKE 'C+ r'", body, false},    // + is a quantifier: one or more C, then " r"
-		{"/s LIKE r'C++'", body, true},     // raw: literal (as a pattern, C++ is possessive and refused)
-		{"/s LIKE r'C+ r'", body, false},   // raw: literal
-		{"/s LIKE R\"C++ r\"", body, true}, // raw, double quotes
-		{"/s LIKE r'c++'", body, false},    // raw is case-sensitive
-		{"/s LIKE 'C\\\\+\\\\+'", body, true},  // escaped metacharacters
-		{"/s LIKE 'rocks$'", body, true},   // suffix
-		{"/s LIKE '^C'", body, true},       // prefix
+		{"/s LIKE 'C+ r'", body, false},       // + is a quantifier: one or more C, then " r"
+		{"/s LIKE r'C++'", body, true},        // raw: literal (as a pattern, C++ is possessive and refused)
+		{"/s LIKE r'C+ r'", body, false},      // raw: literal
+		{"/s LIKE R\"C++ r\"", body, true},    // raw, double quotes
+		{"/s LIKE r'c++'", body, false},       // raw is case-sensitive
+		{"/s LIKE 'C\\\\+\\\\+'", body, true}, // escaped metacharacters
+		{"/s LIKE 'rocks$'", body, true},      // suffix
+		{"/s LIKE '^C'", body, true},          // prefix
 		{"/s LIKE '^C\\\\+\\\\+ rocks$'", body, true},
 		{"/s LIKE '(?i)ROCKS'", body, true},
 		{"/s NOT LIKE 'zzz'", body, true},
 		{"/n LIKE '^123'", body, true},        // a number by its text
-		{"/f LIKE '^1\\\\.50$'", body, true},      // as the message spells it
+		{"/f LIKE '^1\\\\.50$'", body, true},  // as the message spells it
 		{"/n * 2 LIKE '^24690$'", body, true}, // a computed number, formatted
 		{"/bin LIKE 'a.b'", body, true},       // embedded NUL
 		{"/sym BEGINS WITH ('AC')", body, true}, {"/sym BEGINS WITH ('ME')", body, false},

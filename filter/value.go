@@ -103,6 +103,24 @@ func fromValue(v Value) val {
 // and trailing whitespace are not accepted [I].
 func readNumber(b []byte) val {
 	n := len(b)
+	// Fast path: a short run of digits, optionally negative, which cannot
+	// overflow an int64.
+	if n > 0 && n <= 18 {
+		j, neg := 0, false
+		if b[0] == '-' {
+			j, neg = 1, true
+		}
+		var x int64
+		for ; j < n && isDigit(b[j]); j++ {
+			x = x*10 + int64(b[j]-'0')
+		}
+		if j == n && (!neg || n > 1) {
+			if neg {
+				x = -x
+			}
+			return intVal(x)
+		}
+	}
 	i := 0
 	if i < n && b[i] == '-' {
 		i++
