@@ -20,11 +20,14 @@ import (
 // call builds a function call; the parser has already checked the name and
 // the argument count.
 func (b *builder) call(n *Call) valFn {
+	// Each argument is built once (IF's condition as a predicate,
+	// ARRAY_COUNT's by itself), so that nested calls cost linear build time.
 	args := make([]valFn, len(n.Args))
-	if n.Name != "ARRAY_COUNT" {
-		for i, a := range n.Args {
-			args[i] = b.val(a)
+	for i, a := range n.Args {
+		if i == 0 && (n.Name == "IF" || n.Name == "ARRAY_COUNT") {
+			continue
 		}
+		args[i] = b.val(a)
 	}
 	if !b.isConst(n) {
 		switch n.Name {
