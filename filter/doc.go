@@ -18,7 +18,15 @@
 // in one scan that stops as soon as every path is complete, into reusable
 // [Fields] without allocating.
 //
-// Evaluating a parsed filter over extracted fields (AMPS's value model,
-// coercion, NULL and NaN logic) is the next increment; nothing in the
-// broker uses this package yet.
+// The evaluator completes it: [Compile] checks a filter once (refusing
+// regular expressions that Go's RE2 engine cannot run faithfully) into an
+// immutable [Filter]; [Filter.Bind] ties it to the slots of an Extractor as
+// a [Matcher], a tree of closures with constants pre-converted, constant
+// sub-expressions folded, IN lists as sets and LIKE patterns compiled; and
+// [Matcher.Match] evaluates it over extracted Fields without allocating,
+// with AMPS's value model (integers, unsigned integers, floats, byte
+// strings, booleans as 1/0, NULL), its comparison and coercion rules, its
+// order-dependent NULL logic, existential array operators and the scalar
+// functions. Each rule is stated, with the decisions taken where AMPS's
+// documentation is silent, next to the code that implements it.
 package filter
