@@ -15,8 +15,10 @@
 //     stream encoding (4-byte big-endian length, JSON header, body) and the
 //     WebSocket encoding of the JavaScript client.
 //   - [github.com/ampsbroker/ampsbroker/broker] routes: sessions, logon,
-//     acks, heartbeats, publish and subscribe with exact and regex topics,
-//     and an in-process client for Go code.
+//     acks, heartbeats, publish and subscribe with exact and regex topics
+//     and content filters, and an in-process client for Go code.
+//   - [github.com/ampsbroker/ampsbroker/filter] is the AMPS content filter
+//     language: compiled once, evaluated over fields read in one scan.
 //   - [github.com/ampsbroker/ampsbroker/config] builds transports from Go
 //     values or from AMPS-style XML configuration files.
 //

@@ -49,7 +49,7 @@ func Example_inProcessClient() {
 	}
 	got := make(chan broker.Message)
 	// A topic with regex characters is an unanchored regular expression.
-	if _, err := c.Subscribe(ctx, `^prices/`, func(m broker.Message) { got <- m }); err != nil {
+	if _, err := c.Subscribe(ctx, `^prices/`, func(m broker.Message) { got <- m }, nil); err != nil {
 		log.Fatal(err)
 	}
 	if err := c.Publish(ctx, "prices/EURUSD", []byte(`{"bid":1.0842}`)); err != nil {
@@ -58,6 +58,36 @@ func Example_inProcessClient() {
 	m := <-got
 	fmt.Printf("%s %s\n", m.Topic, m.Data)
 	// Output: prices/EURUSD {"bid":1.0842}
+}
+
+// A content filter delivers only the messages for which it is TRUE. It is
+// compiled at Subscribe, which returns what is wrong with a bad one.
+func Example_contentFilter() {
+	b := broker.New(nil)
+	defer b.Close()
+	ctx := context.Background()
+
+	c, err := b.Connect(ctx, "risk-service", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	got := make(chan broker.Message, 3)
+	big := &broker.SubscribeOptions{Filter: "/sym = 'IBM' AND /qty > 100"}
+	if _, err := c.Subscribe(ctx, "orders", func(m broker.Message) { got <- m }, big); err != nil {
+		log.Fatal(err)
+	}
+	for _, order := range []string{`{"sym":"IBM","qty":50}`, `{"sym":"MSFT","qty":500}`, `{"sym":"IBM","qty":500}`} {
+		if err := c.Publish(ctx, "orders", []byte(order)); err != nil {
+			log.Fatal(err)
+		}
+	}
+	fmt.Printf("%s\n", (<-got).Data)
+
+	_, err = c.Subscribe(ctx, "orders", func(broker.Message) {}, &broker.SubscribeOptions{Filter: "/qty >"})
+	fmt.Println(err)
+	// Output:
+	// {"sym":"IBM","qty":500}
+	// broker: subscribe to "orders": bad filter: filter: at byte 6: expected a field, literal, function call or '(', found end of input
 }
 
 // A unit test of an AMPS application starts a broker with ampstest: it

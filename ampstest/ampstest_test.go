@@ -39,7 +39,7 @@ func TestEveryTransportReachesOneBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := in.Subscribe(ctx, "orders", func(m broker.Message) { got <- m }); err != nil {
+	if _, err := in.Subscribe(ctx, "orders", func(m broker.Message) { got <- m }, nil); err != nil {
 		t.Fatal(err)
 	}
 	pub := ampstest.Dial(t, b.TCPURL(), nil)

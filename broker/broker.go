@@ -140,6 +140,9 @@ func New(opts *Options) *Broker {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Name == "" {
+		o.Name = DefaultName
+	}
 	if o.Version == "" {
 		o.Version = DefaultVersion
 	}
@@ -187,7 +190,7 @@ func (b *Broker) router(mt string) *router {
 	defer b.routersMu.Unlock()
 	r = b.routers[mt]
 	if r == nil {
-		r = newRouter(b.opts.TopicCacheSize)
+		r = newRouter(mt, b.opts.TopicCacheSize)
 		b.routers[mt] = r
 	}
 	return r

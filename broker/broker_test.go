@@ -235,7 +235,12 @@ func TestCommandFailures(t *testing.T) {
 	}{
 		{map[string]any{"c": "subscribe", "cid": "r", "t": "a(b", "a": "processed"}, "bad regex topic"},
 		{map[string]any{"c": "subscribe", "cid": "lookaround", "t": "(?!x)y", "a": "processed"}, "bad regex topic"},
-		{map[string]any{"c": "subscribe", "cid": "f", "t": "a", "filter": "/x = 1", "a": "processed"}, "filters are not supported yet"},
+		{map[string]any{"c": "subscribe", "cid": "f", "t": "a", "filter": "/x = ", "a": "processed"}, "bad filter"},
+		{map[string]any{"c": "subscribe", "cid": "fn", "t": "a", "filter": "SUM(/x) > 1", "a": "processed"}, "bad filter"},
+		{map[string]any{"c": "subscribe", "cid": "o1", "t": "a", "o": "frobnicate", "a": "processed"}, "invalid options"},
+		{map[string]any{"c": "subscribe", "cid": "o2", "t": "a", "o": "replace=yes", "a": "processed"}, "invalid options"},
+		{map[string]any{"c": "subscribe", "cid": "o3", "t": "a", "o": "replace, oof", "a": "processed"}, "oof option is not supported yet"},
+		{map[string]any{"c": "subscribe", "cid": "o4", "t": "a", "opts": "select=[-/,+/id]", "a": "processed"}, "select option is not supported yet"},
 		{map[string]any{"c": "sow", "cid": "s", "t": "a", "a": "processed,completed"}, "sow is not supported yet"},
 		{map[string]any{"c": "sow_and_subscribe", "cid": "ss", "t": "a", "a": "processed"}, "sow_and_subscribe is not supported yet"},
 		{map[string]any{"c": "delta_publish", "cid": "dp", "t": "a", "a": "processed"}, "delta_publish is not supported yet"},
@@ -378,7 +383,7 @@ func TestInProcessAndNetworkClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan broker.Message, 10)
-	if _, err := ic.Subscribe(ctx, `^prices/`, func(m broker.Message) { got <- m }); err != nil {
+	if _, err := ic.Subscribe(ctx, `^prices/`, func(m broker.Message) { got <- m }, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, ep := range [][2]string{{"tcp", tb.TCPURL()}, {"unix", tb.UnixURL()}} {
@@ -408,7 +413,7 @@ func TestInProcessAndNetworkClients(t *testing.T) {
 	if err := ic.Publish(ctx, "/AMPS/x", nil); err == nil {
 		t.Error("publish to /AMPS/x succeeded")
 	}
-	if _, err := ic.Subscribe(ctx, "a(", func(broker.Message) {}); err == nil || !strings.Contains(err.Error(), "bad regex topic") {
+	if _, err := ic.Subscribe(ctx, "a(", func(broker.Message) {}, nil); err == nil || !strings.Contains(err.Error(), "bad regex topic") {
 		t.Errorf("bad regex subscribe: %v", err)
 	}
 }
@@ -424,12 +429,13 @@ func TestInProcessUnsubscribeAndClose(t *testing.T) {
 		mu.Lock()
 		seen = append(seen, string(m.Data))
 		mu.Unlock()
-	})
+	}, nil)
+
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	c.Subscribe(ctx, "marker", func(broker.Message) { close(done) })
+	c.Subscribe(ctx, "marker", func(broker.Message) { close(done) }, nil)
 	c.Publish(ctx, "t", []byte("1"))
 	c.Publish(ctx, "marker", nil)
 	<-done
@@ -503,7 +509,7 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 		go func() { served <- b.Serve(tcp) }()
 		ctx := context.Background()
 		ic, _ := b.Connect(ctx, "ic", nil)
-		ic.Subscribe(ctx, "t", func(broker.Message) {})
+		ic.Subscribe(ctx, "t", func(broker.Message) {}, nil)
 		var clients []*ampstest.Client
 		for i := 0; i < 5; i++ {
 			c := dialTCP(t, tcp.Addr().String())

@@ -267,7 +267,7 @@ func TestInProcessClientCauses(t *testing.T) {
 		release := make(chan struct{})
 		defer close(release)
 		c, _ := b.Connect(ctx, "slow", &broker.ClientOptions{QueueBytes: 64 << 10})
-		c.Subscribe(ctx, "t", func(broker.Message) { <-release })
+		c.Subscribe(ctx, "t", func(broker.Message) { <-release }, nil)
 		pub, _ := b.Connect(ctx, "pub", nil)
 		body := make([]byte, 1024)
 		for i := 0; i < 1000 && c.Err() == nil; i++ {
@@ -318,7 +318,8 @@ func TestCloseDuringGracefulShutdownStopsHandlers(t *testing.T) {
 			close(started)
 			<-release
 		}
-	})
+	}, nil)
+
 	pub, _ := b.Connect(ctx, "pub", nil)
 	for range 10 {
 		pub.Publish(ctx, "t", []byte("x"))

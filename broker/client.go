@@ -39,7 +39,6 @@ type Message struct {
 // A Client is safe for concurrent use.
 type Client struct {
 	endpoint
-	name string
 	opts ClientOptions
 	rt   *router
 
@@ -70,7 +69,6 @@ func (b *Broker) Connect(ctx context.Context, name string, opts *ClientOptions) 
 		return nil, err
 	}
 	c := &Client{
-		name: name,
 		subs: make(map[string]*subscription),
 		done: make(chan struct{}),
 	}
@@ -88,6 +86,7 @@ func (b *Broker) Connect(ctx context.Context, name string, opts *ClientOptions) 
 		maxAge = 0 // it never falls behind: what does not fit is dropped
 	}
 	c.endpoint = b.newEndpoint(c.opts.QueueBytes, maxAge, "client_name", name, "transport", "in-process")
+	c.name = name
 	c.q.dropWhenFull = c.opts.DropWhenSlow
 	c.ending = c.dropSubscriptions
 	c.rt = b.router(c.opts.MessageType)
@@ -135,20 +134,40 @@ type Subscription struct {
 // ID returns the subscription id that deliveries carry in Message.SubID.
 func (s *Subscription) ID() string { return s.sub.id }
 
+// SubscribeOptions configure an in-process subscription. The zero value
+// (or a nil *SubscribeOptions) takes every message of the topic.
+type SubscribeOptions struct {
+	// Filter is an AMPS content filter, e.g. `/symbol = 'IBM' AND
+	// /qty > 100`: only messages for which it is TRUE reach the handler.
+	// Default: none, every message. Subscribe returns the compile error
+	// (a *filter.Error with the position and the problem) of a filter
+	// that does not compile, and an error for a message type the filter
+	// engine cannot read (it reads json, fix and nvfix).
+	Filter string
+}
+
 // Subscribe calls handler for every message published to topic from now
-// on. A topic containing any of ^$.*+?()[]{}|\ is a regular expression
-// that matches anywhere in a topic ("ord.r" matches "new_orders"; anchor
-// with ^ and $); any other topic matches only itself.
-func (c *Client) Subscribe(ctx context.Context, topic string, handler func(Message)) (*Subscription, error) {
+// on that passes opts.Filter (nil opts: every message). A topic
+// containing any of ^$.*+?()[]{}|\ is a regular expression that matches
+// anywhere in a topic ("ord.r" matches "new_orders"; anchor with ^ and $);
+// any other topic matches only itself.
+func (c *Client) Subscribe(ctx context.Context, topic string, handler func(Message), opts *SubscribeOptions) (*Subscription, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if handler == nil {
 		return nil, errors.New("broker: Subscribe: nil handler")
 	}
+	if opts == nil {
+		opts = &SubscribeOptions{}
+	}
 	sub, reason := newSubscription(nuid.Next(), topic, c.b.opts.NoRegexTopics, c.b.opts.MaxRegexProgram)
 	if reason != "" {
 		return nil, fmt.Errorf("broker: subscribe to %q: %s", topic, reason)
+	}
+	var err error
+	if sub.filter, err = c.rt.compileFilter(opts.Filter); err != nil {
+		return nil, fmt.Errorf("broker: subscribe to %q: %s: %w", topic, ReasonBadFilter, err)
 	}
 	s := &Subscription{c: c, sub: sub}
 	sub.owner = &c.endpoint

@@ -33,7 +33,7 @@ const (
 	ReasonMessageType      = "message type required"
 	ReasonUnknownType      = "unknown message type"
 	ReasonTypeMismatch     = "message type mismatch"
-	ReasonFilterNotSupp    = "filters are not supported yet"
+	ReasonBadFilter        = "bad filter"
 	ReasonBookmarkNotSupp  = "bookmark replay is not supported: no transaction log"
 	ReasonTooManySubs      = "too many subscriptions"
 	reasonNotSupportedTail = " is not supported yet"
@@ -249,7 +249,7 @@ func (s *session) logon(h *protocol.Header) error {
 			return fmt.Errorf("%w: user %q: %w", ErrAuthFailure, h.UserID, err)
 		}
 	}
-	s.clientName = h.ClientName
+	s.name = h.ClientName
 	s.mt = mt
 	s.rt = s.b.router(mt)
 	user := h.UserID
@@ -381,9 +381,10 @@ func regexProgramSize(topic string) int {
 
 // subscribe registers a live subscription under sub_id (else the command
 // id, else a generated id). A sub_id already in use fails unless the
-// "replace" option swaps the old subscription's topic for the new one.
-// Content filters and bookmark replay are not supported and fail the
-// command; there is no SOW.
+// "replace" option swaps the old subscription (its topic, filter and
+// options) for the new one. A content filter that does not compile fails
+// the command with "bad filter", and the log says where and why. Bookmark
+// replay is not supported and fails the command; there is no SOW.
 func (s *session) subscribe(h *protocol.Header) {
 	id := h.SubID
 	if id == "" {
@@ -393,10 +394,6 @@ func (s *session) subscribe(h *protocol.Header) {
 		id = nuid.Next()
 	}
 	fill := func(a *protocol.Header) { a.SubID = id }
-	if h.Filter != "" {
-		s.fail(h, ReasonFilterNotSupp, fill)
-		return
-	}
 	// "0|1|" (NOW) asks for live messages only, which is what a broker
 	// without a transaction log delivers; any other bookmark needs replay.
 	if h.Bookmark != "" && h.Bookmark != "0|1|" {
@@ -404,9 +401,20 @@ func (s *session) subscribe(h *protocol.Header) {
 		return
 	}
 	opts := splitOptions(h.Options)
+	if reason, err := checkOptions(opts, subscribeOptions); reason != "" {
+		s.log.Info("subscribe refused", "sub_id", id, "topic", h.Topic, "err", err)
+		s.fail(h, reason, fill)
+		return
+	}
 	sub, reason := newSubscription(id, h.Topic, s.b.opts.NoRegexTopics || hasOption(opts, "non_regex_topic"), s.b.opts.MaxRegexProgram)
 	if reason != "" {
 		s.fail(h, reason, fill)
+		return
+	}
+	var err error
+	if sub.filter, err = s.rt.compileFilter(h.Filter); err != nil {
+		s.log.Info("subscribe refused: bad filter", "sub_id", id, "topic", h.Topic, "filter", h.Filter, "err", err)
+		s.fail(h, ReasonBadFilter, fill)
 		return
 	}
 	sub.owner = &s.endpoint

@@ -22,6 +22,11 @@
 // not keep up is disconnected as a slow consumer instead of slowing anyone
 // else.
 //
+// A subscription may carry a content filter (package filter), compiled once
+// at subscribe. The router keeps, per topic, one extractor over the union
+// of the fields its subscriptions' filters name: a publish is scanned once
+// for them, and each filter evaluates over the values found.
+//
 // Every endpoint, a network session or an in-process client, ends
 // through one close path that takes its cause; the cause is one of the
 // exported Err… values (ErrSlowConsumer, ErrHeartbeatTimeout, …), reported

@@ -31,6 +31,12 @@ type endpoint struct {
 	// client drops its subscriptions.
 	ending func(closeMode)
 
+	// name is the client name: a session's is set at logon, before it
+	// can publish; an in-process client's at Connect. It is what a
+	// filter's CLIENT_NAME() returns for the messages this endpoint
+	// publishes.
+	name string
+
 	// The inbound traffic counters are written by the endpoint's own
 	// reader for every message; the padding keeps them off the cache line
 	// of the fields above, which publishers on other cores read. (The

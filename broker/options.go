@@ -13,6 +13,9 @@ import (
 
 // Defaults for Options. Each applies when the corresponding field is zero.
 const (
+	// DefaultName is the instance name when Options.Name is empty.
+	DefaultName = "ampsbroker"
+
 	// DefaultVersion is the server version reported on logon acks. The
 	// official JavaScript client needs four numeric parts and honours
 	// flush("persisted") only from 5.3.3.0 on (wire spec §7.1).
@@ -79,6 +82,10 @@ const (
 type Options struct {
 	// Logger receives the broker's logs. Default: discard.
 	Logger *slog.Logger
+
+	// Name is the instance name (AMPS's Name element), which a content
+	// filter reads with AMPS_INSTANCE_NAME(). Default DefaultName.
+	Name string
 
 	// Version is the server version reported on logon acks. Default
 	// DefaultVersion. It must have at least four dot-separated numeric parts.

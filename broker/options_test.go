@@ -107,7 +107,7 @@ func TestNoRegexTopics(t *testing.T) {
 	}
 	defer inproc.Close()
 	got := make(chan string, 4)
-	if _, err := inproc.Subscribe(ctx, "orders.*", func(m broker.Message) { got <- m.Topic }); err != nil {
+	if _, err := inproc.Subscribe(ctx, "orders.*", func(m broker.Message) { got <- m.Topic }, nil); err != nil {
 		t.Fatal(err)
 	}
 

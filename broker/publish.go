@@ -3,6 +3,7 @@ package broker
 import (
 	"strings"
 
+	"github.com/ampsbroker/ampsbroker/filter"
 	"github.com/ampsbroker/ampsbroker/protocol"
 )
 
@@ -70,16 +71,73 @@ func publishTopicReason(topic string) string {
 // publish routes one message of from through r, the router of the
 // publisher's message type, to every matching subscription. It never
 // blocks on a receiver.
+//
+// When subscriptions on the topic have content filters, the message is
+// scanned once, for the union of the fields those filters name, and each
+// filter then only evaluates its predicates over the extracted values. A
+// topic without filtered subscriptions costs no scan at all.
 func (b *Broker) publish(from *endpoint, r *router, topic, correlationID string, body []byte) {
 	from.messagesIn.Add(1)
-	ts := r.targets(topic)
-	if len(ts) == 0 {
+	rs := r.routes(topic)
+	if len(rs.targets) == 0 {
 		return
 	}
-	d := newDelivery(topic, correlationID, body)
-	for i := range ts {
-		ts[i].ep.enqueueDelivery(d, &ts[i])
+	var sc *filterScratch
+	if rs.ex != nil {
+		sc = rs.fields.Get().(*filterScratch)
+		rs.ex.Extract(body, sc.fields)
+		sc.env = filter.Env{Topic: topic, Size: len(body), ClientName: from.name, InstanceName: b.opts.Name}
 	}
+	var d *delivery // built for the first recipient: a message no filter takes costs no copy
+	for i := range rs.targets {
+		t := &rs.targets[i]
+		if t.match != nil {
+			if t = t.filtered(sc); t == nil {
+				continue
+			}
+		}
+		if d == nil {
+			d = newDelivery(topic, correlationID, body)
+		}
+		t.ep.enqueueDelivery(d, t)
+	}
+	if sc != nil {
+		sc.env = filter.Env{}
+		rs.fields.Put(sc)
+	}
+}
+
+// filterScratch is what evaluating filters on one message needs: the
+// fields extracted from it and the message's environment. The routes of a
+// topic recycle them, so a filtered publish allocates nothing for them.
+type filterScratch struct {
+	fields *filter.Fields
+	env    filter.Env
+}
+
+// filtered returns t narrowed to its subscriptions whose filters take the
+// message in sc: t itself when all do, nil when none does, else a new
+// target listing exactly the subscriptions that matched, so the delivery's
+// "sids" names those and no other (a connection still gets the message
+// once, however many of its subscriptions match).
+func (t *target) filtered(sc *filterScratch) *target {
+	var keep []*subscription // nil until a filter does not match
+	for i, m := range t.match {
+		ok := m == nil || m.Match(sc.fields, &sc.env)
+		switch {
+		case ok && keep != nil:
+			keep = append(keep, t.subs[i])
+		case !ok && keep == nil:
+			keep = append(make([]*subscription, 0, len(t.subs)-1), t.subs[:i]...)
+		}
+	}
+	switch {
+	case keep == nil:
+		return t
+	case len(keep) == 0:
+		return nil
+	}
+	return &target{ep: t.ep, subs: keep, sids: subIDs(keep)}
 }
 
 // enqueueDelivery queues a published message for the subscriptions of
@@ -138,16 +196,13 @@ func (d *delivery) message(t *target, m *protocol.Message) bool {
 	if live < len(t.subs) {
 		// Rare: an unsubscribe raced this delivery. Spell out the ids
 		// still subscribed.
-		var ids strings.Builder
+		subs := make([]*subscription, 0, live)
 		for _, s := range t.subs {
 			if !s.removed.Load() {
-				if ids.Len() > 0 {
-					ids.WriteByte(',')
-				}
-				ids.WriteString(s.id)
+				subs = append(subs, s)
 			}
 		}
-		m.SubIDs = protocol.NewSubIDs(ids.String())
+		m.SubIDs = subIDs(subs)
 	}
 	return true
 }

@@ -1,11 +1,13 @@
 package broker
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 
+	"github.com/ampsbroker/ampsbroker/filter"
 	"github.com/ampsbroker/ampsbroker/protocol"
 )
 
@@ -22,6 +24,9 @@ type subscription struct {
 	topic string
 	re    *regexp.Regexp // nil: exact topic
 	owner *endpoint
+	// filter is the subscription's content filter, compiled once; nil
+	// takes every message of its topics.
+	filter *filter.Filter
 
 	// handler is set for in-process subscriptions.
 	handler func(Message)
@@ -61,17 +66,78 @@ type target struct {
 	// sids is the comma-separated subscription ids, encoded once so a
 	// writer copies them into the delivery header.
 	sids protocol.SubIDs
+	// match is nil when no subscription of the target has a filter; else
+	// match[i] is the filter of subs[i] bound to the routes' extractor, or
+	// nil for an unfiltered subscription.
+	match []*filter.Matcher
 }
 
-// topicEntry caches the targets of one concrete topic. Its targets slice is
-// replaced, never modified, so publishers can use it after unlocking.
-type topicEntry struct {
-	subs    []*subscription
+// routes is what a publish to one concrete topic needs: the targets, and
+// the extractor that reads, in one scan of a message, every field that the
+// targets' filters name. A routes value is immutable once built; the
+// router replaces it whole, so publishers use it without holding a lock.
+type routes struct {
 	targets []target
+	// ex is nil when no subscription on the topic has a filter.
+	ex *filter.Extractor
+	// fields recycles the *filterScratch whose fields ex extracts into.
+	fields *sync.Pool
 }
 
-func (e *topicEntry) rebuild() {
-	e.targets = groupTargets(e.subs)
+// topicEntry caches the routes of one concrete topic.
+type topicEntry struct {
+	subs   []*subscription
+	routes *routes
+}
+
+// rebuild recomputes the routes after e.subs changed. The filters of the
+// subscriptions are bound to one extractor over the union of their paths,
+// so a message is scanned once however many filters meet it.
+func (e *topicEntry) rebuild(mt filter.MessageType) {
+	rs := &routes{targets: groupTargets(e.subs)}
+	var paths [][]string
+	for _, s := range e.subs {
+		if s.filter != nil {
+			paths = append(paths, s.filter.Paths()...)
+		}
+	}
+	if hasFilter(e.subs) {
+		// compileFilter checked that mt can be filtered and that an
+		// extractor takes each filter's paths, so neither call can fail.
+		ex, err := filter.NewExtractor(mt.String(), paths)
+		if err != nil {
+			panic("broker: extractor for subscribed filters: " + err.Error())
+		}
+		rs.ex = ex
+		rs.fields = &sync.Pool{New: func() any { return &filterScratch{fields: ex.NewFields()} }}
+		for i := range rs.targets {
+			t := &rs.targets[i]
+			if !hasFilter(t.subs) {
+				continue
+			}
+			t.match = make([]*filter.Matcher, len(t.subs))
+			for j, s := range t.subs {
+				if s.filter == nil {
+					continue
+				}
+				m, err := s.filter.Bind(ex)
+				if err != nil {
+					panic("broker: binding a subscribed filter: " + err.Error())
+				}
+				t.match[j] = m
+			}
+		}
+	}
+	e.routes = rs
+}
+
+func hasFilter(subs []*subscription) bool {
+	for _, s := range subs {
+		if s.filter != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // groupTargets groups subscriptions by endpoint, keeping first-seen order.
@@ -80,27 +146,33 @@ func groupTargets(subs []*subscription) []target {
 		return nil
 	}
 	var ts []target
+	index := make(map[*endpoint]int) // linear search would make a topic's rebuild quadratic
 	for _, s := range subs {
-		i := 0
-		for i < len(ts) && ts[i].ep != s.owner {
-			i++
-		}
-		if i == len(ts) {
+		i, ok := index[s.owner]
+		if !ok {
+			i = len(ts)
+			index[s.owner] = i
 			ts = append(ts, target{ep: s.owner})
 		}
 		ts[i].subs = append(ts[i].subs, s)
 	}
 	for i := range ts {
-		var ids strings.Builder
-		for j, s := range ts[i].subs {
-			if j > 0 {
-				ids.WriteByte(',')
-			}
-			ids.WriteString(s.id)
-		}
-		ts[i].sids = protocol.NewSubIDs(ids.String())
+		ts[i].sids = subIDs(ts[i].subs)
 	}
 	return ts
+}
+
+// subIDs encodes the ids of subs as a delivery's "sids": comma-separated,
+// in order.
+func subIDs(subs []*subscription) protocol.SubIDs {
+	var ids strings.Builder
+	for j, s := range subs {
+		if j > 0 {
+			ids.WriteByte(',')
+		}
+		ids.WriteString(s.id)
+	}
+	return protocol.NewSubIDs(ids.String())
 }
 
 // router matches published topics to subscriptions for one message type.
@@ -110,6 +182,11 @@ func groupTargets(subs []*subscription) []target {
 // and kept current as subscriptions come and go, so a publish costs a map
 // lookup plus its matching targets, never a scan of all subscriptions.
 type router struct {
+	// mt is how the filter engine reads this router's messages; 0 when it
+	// cannot (such a router takes no filtered subscription). mtName is the
+	// message type's name.
+	mt        filter.MessageType
+	mtName    string
 	mu        sync.RWMutex
 	exact     map[string][]*subscription
 	regex     []*subscription
@@ -117,34 +194,61 @@ type router struct {
 	cacheSize int
 }
 
-func newRouter(cacheSize int) *router {
+func newRouter(mt string, cacheSize int) *router {
 	if cacheSize <= 0 {
 		cacheSize = DefaultTopicCacheSize
 	}
+	ft, _ := filter.ParseMessageType(mt)
 	return &router{
+		mt:        ft,
+		mtName:    mt,
 		exact:     make(map[string][]*subscription),
 		cache:     make(map[string]*topicEntry),
 		cacheSize: cacheSize,
 	}
 }
 
-// targets returns the endpoints that receive a message on topic.
-// The returned slice must not be modified.
-func (r *router) targets(topic string) []target {
+// compileFilter compiles a subscription's content filter for this
+// router's messages: nil for an empty (or all-blank) filter, which takes
+// every message. A filter is refused when it does not compile (the error
+// names the position and the problem) or when the filter engine cannot
+// read the message type, so that it is never matched by accident.
+func (r *router) compileFilter(src string) (*filter.Filter, error) {
+	if strings.TrimSpace(src) == "" {
+		return nil, nil
+	}
+	if r.mt == 0 {
+		return nil, fmt.Errorf("message type %q cannot be filtered: the filter engine reads json, fix and nvfix", r.mtName)
+	}
+	f, err := filter.Compile(src)
+	if err != nil {
+		return nil, err
+	}
+	// The union extractor of a topic's filters is built from every
+	// filter's paths; a path the extractor refuses must fail here.
+	if _, err := filter.NewExtractor(r.mtName, f.Paths()); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// routes returns the routes of a message on topic. The result must not
+// be modified.
+func (r *router) routes(topic string) *routes {
 	r.mu.RLock()
 	e := r.cache[topic]
-	var ts []target
+	var rs *routes
 	if e != nil {
-		ts = e.targets
+		rs = e.routes
 	}
 	r.mu.RUnlock()
 	if e != nil {
-		return ts
+		return rs
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e = r.cache[topic]; e != nil {
-		return e.targets
+		return e.routes
 	}
 	e = &topicEntry{}
 	e.subs = append(e.subs, r.exact[topic]...)
@@ -153,7 +257,7 @@ func (r *router) targets(topic string) []target {
 			e.subs = append(e.subs, s)
 		}
 	}
-	e.rebuild()
+	e.rebuild(r.mt)
 	if len(r.cache) >= r.cacheSize {
 		for k := range r.cache { // map order is unspecified: evicts an arbitrary entry
 			delete(r.cache, k)
@@ -161,7 +265,7 @@ func (r *router) targets(topic string) []target {
 		}
 	}
 	r.cache[topic] = e
-	return e.targets
+	return e.routes
 }
 
 // resetCache drops every cached topic; entries are recomputed, asking
@@ -184,7 +288,7 @@ func (r *router) addLocked(s *subscription) {
 		r.exact[s.topic] = append(r.exact[s.topic], s)
 		if e := r.cache[s.topic]; e != nil {
 			e.subs = append(e.subs[:len(e.subs):len(e.subs)], s)
-			e.rebuild()
+			e.rebuild(r.mt)
 		}
 		return
 	}
@@ -192,7 +296,7 @@ func (r *router) addLocked(s *subscription) {
 	for topic, e := range r.cache {
 		if s.matchesTopic(topic) {
 			e.subs = append(e.subs[:len(e.subs):len(e.subs)], s)
-			e.rebuild()
+			e.rebuild(r.mt)
 		}
 	}
 }
@@ -213,7 +317,7 @@ func (r *router) removeLocked(s *subscription) {
 		}
 		if e := r.cache[s.topic]; e != nil {
 			e.subs = without(e.subs, s)
-			e.rebuild()
+			e.rebuild(r.mt)
 		}
 		return
 	}
@@ -221,7 +325,7 @@ func (r *router) removeLocked(s *subscription) {
 	for _, e := range r.cache {
 		if subs := without(e.subs, s); len(subs) != len(e.subs) {
 			e.subs = subs
-			e.rebuild()
+			e.rebuild(r.mt)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -31,10 +32,10 @@ func mustSub(t *testing.T, id, topic string, ep *endpoint) *subscription {
 }
 
 func TestRouterKeepsCacheCurrent(t *testing.T) {
-	r := newRouter(0)
+	r := newRouter("json", 0)
 	a, b := nopEndpoint(), nopEndpoint()
 	// Warm the cache before any subscription exists.
-	if got := r.targets("orders/eu"); len(got) != 0 {
+	if got := r.routes("orders/eu").targets; len(got) != 0 {
 		t.Fatalf("empty router matched %v", got)
 	}
 	exact := mustSub(t, "e", "orders/eu", a)
@@ -43,36 +44,36 @@ func TestRouterKeepsCacheCurrent(t *testing.T) {
 	r.add(exact)
 	r.add(rx)
 	r.add(other)
-	if got, want := sids(r.targets("orders/eu")), []string{`e,r`, `o`}; !slices.Equal(got, want) {
+	if got, want := sids(r.routes("orders/eu").targets), []string{`e,r`, `o`}; !slices.Equal(got, want) {
 		t.Fatalf("targets = %v, want %v", got, want)
 	}
-	if got, want := sids(r.targets("orders/us")), []string{`r`}; !slices.Equal(got, want) {
+	if got, want := sids(r.routes("orders/us").targets), []string{`r`}; !slices.Equal(got, want) {
 		t.Fatalf("targets = %v, want %v", got, want)
 	}
 	r.remove(rx)
-	if got, want := sids(r.targets("orders/eu")), []string{`e`, `o`}; !slices.Equal(got, want) {
+	if got, want := sids(r.routes("orders/eu").targets), []string{`e`, `o`}; !slices.Equal(got, want) {
 		t.Fatalf("after remove: %v, want %v", got, want)
 	}
-	if got := r.targets("orders/us"); len(got) != 0 {
+	if got := r.routes("orders/us").targets; len(got) != 0 {
 		t.Fatalf("removed regex still matches: %v", sids(got))
 	}
 	r.replace(exact, mustSub(t, "e", "orders/us", a))
-	if got, want := sids(r.targets("orders/us")), []string{`e`}; !slices.Equal(got, want) {
+	if got, want := sids(r.routes("orders/us").targets), []string{`e`}; !slices.Equal(got, want) {
 		t.Fatalf("after replace: %v, want %v", got, want)
 	}
 }
 
 func TestRouterCacheIsBounded(t *testing.T) {
-	r := newRouter(8)
+	r := newRouter("json", 8)
 	r.add(mustSub(t, "r", "x", nopEndpoint()))
-	r.targets("x")
+	r.routes("x")
 	for i := 0; i < 100; i++ {
-		r.targets(string(rune('a'+i%26)) + string(rune('a'+i/26)))
+		r.routes(string(rune('a'+i%26)) + string(rune('a'+i/26)))
 	}
 	if len(r.cache) > 8 {
 		t.Fatalf("cache holds %d topics, bound is 8", len(r.cache))
 	}
-	if got := r.targets("x"); len(got) != 1 {
+	if got := r.routes("x").targets; len(got) != 1 {
 		t.Fatalf("evicted topic not recomputed: %v", got)
 	}
 }
@@ -163,5 +164,41 @@ func TestRegexProgramSizeLimit(t *testing.T) {
 	heavy := strings.Repeat(`(?:[^#]?){1000}`, 3)
 	if _, reason := newSubscription("s", heavy, false, DefaultMaxRegexProgram); reason != ReasonBadRegexTopic {
 		t.Errorf("heavy regex (program size %d) accepted", regexProgramSize(heavy))
+	}
+}
+
+// A topic's routes carry an extractor only while a subscription on it has
+// a filter: unfiltered topics cost a publish no scan. The extractor reads
+// the union of the filters' fields, each named once.
+func TestRouterExtractsOnlyForFilteredTopics(t *testing.T) {
+	r := newRouter("json", 0)
+	ep := nopEndpoint()
+	r.add(mustSub(t, "plain", "t", ep))
+	if rs := r.routes("t"); rs.ex != nil || rs.targets[0].match != nil {
+		t.Fatal("routes of an unfiltered topic carry an extractor")
+	}
+	var filtered []*subscription
+	for i, src := range []string{"/a = 1 AND /b/c > 2", "/b/c < 9 OR /d IS NULL"} {
+		s := mustSub(t, "f"+strconv.Itoa(i), "t", ep)
+		f, err := r.compileFilter(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.filter = f
+		r.add(s)
+		filtered = append(filtered, s)
+	}
+	rs := r.routes("t")
+	if rs.ex == nil || rs.ex.Len() != 3 {
+		t.Fatalf("extractor over the filters' fields: got %v, want 3 paths (/a, /b/c, /d)", rs.ex)
+	}
+	if m := rs.targets[0].match; len(m) != 3 || m[0] != nil || m[1] == nil || m[2] == nil {
+		t.Fatalf("matchers: got %v, want none for the unfiltered subscription and one per filter", m)
+	}
+	for _, s := range filtered {
+		r.remove(s)
+	}
+	if rs := r.routes("t"); rs.ex != nil {
+		t.Fatal("extractor kept after the filtered subscriptions left")
 	}
 }

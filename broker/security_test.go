@@ -187,7 +187,8 @@ func TestInProcessDropWhenSlow(t *testing.T) {
 		mu.Lock()
 		got++
 		mu.Unlock()
-	})
+	}, nil)
+
 	pub, _ := b.Connect(ctx, "pub", nil)
 	for i := 0; i < 1000; i++ {
 		pub.Publish(ctx, "t", make([]byte, 100))

@@ -48,11 +48,10 @@ type session struct {
 	loggedOn   atomic.Bool
 
 	// Owned by the reader goroutine.
-	h          protocol.Header
-	clientName string
-	mt         string
-	rt         *router
-	subs       map[string]*subscription
+	h    protocol.Header
+	mt   string
+	rt   *router
+	subs map[string]*subscription
 }
 
 func newSession(b *Broker, c transport.Conn) *session {
@@ -97,7 +96,7 @@ func (s *session) event(state ConnState, err error) {
 	ev := ConnEvent{State: state, ID: s.id, Conn: s.info, Err: err}
 	if u := s.userID.Load(); u != nil {
 		ev.UserID = *u
-		ev.ClientName = s.clientName
+		ev.ClientName = s.name
 	}
 	f(ev)
 }
@@ -117,7 +116,7 @@ func (s *session) stats() ConnStats {
 	}
 	if u := s.userID.Load(); u != nil {
 		cs.UserID = *u
-		cs.ClientName = s.clientName
+		cs.ClientName = s.name
 	}
 	return cs
 }
@@ -194,7 +193,7 @@ func (s *session) run(ctx context.Context) error {
 	}
 	s.event(StateClosed, cause)
 	if cause != nil {
-		s.log.Debug("connection closed", "client_name", s.clientName, "reason", cause)
+		s.log.Debug("connection closed", "client_name", s.name, "reason", cause)
 	}
 	return cause
 }
@@ -287,7 +286,7 @@ func (s *session) writeLoop() {
 		case now := <-tickC:
 			dead, send := hb.tick(now, time.Unix(0, s.lastRead.Load()), time.Unix(0, s.lastBeat.Load()))
 			if dead {
-				s.log.Info("closing connection: heartbeat", "client_name", s.clientName,
+				s.log.Info("closing connection: heartbeat", "client_name", s.name,
 					"silence", now.Sub(time.Unix(0, s.lastRead.Load())))
 				s.close(ErrHeartbeatTimeout)
 				return
@@ -359,7 +358,7 @@ func (s *session) entitled(topic string, p Permission) bool {
 	if s.ent == nil {
 		return true
 	}
-	id := &Identity{UserID: *s.userID.Load(), ClientName: s.clientName, Conn: s.info}
+	id := &Identity{UserID: *s.userID.Load(), ClientName: s.name, Conn: s.info}
 	if s.ent.Entitled(id, topic, p) {
 		return true
 	}

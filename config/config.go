@@ -90,7 +90,8 @@ var builtinMessageTypes = []string{"fix", "nvfix", "xml", "json", "msgpack", "bs
 // Name is required. Fields marked "Go only" have no AMPS element (AMPS has
 // no such knob, amps-config §3.11) and are set by the host.
 type Config struct {
-	// Name is the instance name used in logs. Required; no spaces, '/',
+	// Name is the instance name used in logs and returned by a filter's
+	// AMPS_INSTANCE_NAME(). Required; no spaces, '/',
 	// '\', '$' or '~' (AMPS "AMPS Process Options").
 	Name string
 

@@ -262,7 +262,14 @@ func (d *decoder) decodeRoot(root *node) {
 	if mts := d.kid(root, "MessageTypes"); mts != nil {
 		for _, m := range d.kids(mts, "MessageType") {
 			mt := MessageType{Name: d.text(m, "Name"), Module: d.text(m, "Module")}
-			value(d, m, "EarlyTerminationOptimization", ParseBool)
+			// With EarlyTerminationOptimization false, AMPS lets the last of
+			// duplicate JSON member names win; the filter engine always takes
+			// the first (AMPS's default), so false is refused rather than
+			// ignored.
+			if v, ok := value(d, m, "EarlyTerminationOptimization", ParseBool); ok && !v {
+				d.ds.strictf(CodeUnsupported, d.at(d.kid(m, "EarlyTerminationOptimization")),
+					"MessageType %q: EarlyTerminationOptimization false (the last of duplicate JSON members wins) is not supported: the first always wins", mt.Name)
+			}
 			if d.lenient && mt.Module != "" && mt.Module != "json" {
 				d.ds.warnf(CodeUnsupported, d.at(m), "MessageType %q: module %q is not supported; payloads are carried opaque", mt.Name, mt.Module)
 				mt.Module = ""

@@ -179,7 +179,7 @@ func clientBudget(pool int64, capacity float64) int {
 func (c *Config) BrokerOptions() broker.Options {
 	// MaxFrameSize and HandshakeTimeout are listener options (see Listen),
 	// not broker ones.
-	o := broker.Options{Version: c.Version, NoRegexTopics: c.NoRegexTopics}
+	o := broker.Options{Name: c.Name, Version: c.Version, NoRegexTopics: c.NoRegexTopics}
 	o.OutboundQueueBytes = clientBudget(c.MessageMemoryLimit, c.ClientMaxCapacity)
 	o.MaxMessageAge = c.ClientMessageAgeLimit
 	if o.MaxMessageAge <= 0 {

@@ -144,6 +144,8 @@ func TestValidationErrors(t *testing.T) {
 			"TransactionLog: TransactionLog is not supported: bookmark replay and persisted journals are unavailable (line 3)"},
 		{"unsupported view", doc("<SOW>\n<View><Name>v</Name></View>\n</SOW>"), CodeUnsupported,
 			"SOW/View[1]: View is not supported: clients querying it would get unexplained failures (line 4)"},
+		{"json duplicates last wins", doc("<MessageTypes>\n<MessageType><Name>json</Name><Module>json</Module><EarlyTerminationOptimization>false</EarlyTerminationOptimization></MessageType>\n</MessageTypes>"), CodeUnsupported,
+			`MessageTypes/MessageType[1]/EarlyTerminationOptimization: MessageType "json": EarlyTerminationOptimization false (the last of duplicate JSON members wins) is not supported: the first always wins (line 4)`},
 		{"admin inetaddr", doc("<Admin><InetAddr>localhost:http</InetAddr></Admin>"), CodeInetAddr,
 			`Admin/InetAddr: Admin invalid InetAddr "localhost:http": port "http" is not a decimal number (line 3)`},
 		{"inetaddr host", doc("<Transports>\n" + tcp("a", "bad..host:9007", "") + "\n</Transports>"), CodeInetAddr,

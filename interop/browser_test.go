@@ -168,7 +168,7 @@ func TestBrowserChromiumPubSub(t *testing.T) {
 	goc := connectInProcess(t, tb, "go-browser-peer")
 	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
 	defer cancel()
-	if _, err := goc.Subscribe(ctx, "browser/from-page", in.handler); err != nil {
+	if _, err := goc.Subscribe(ctx, "browser/from-page", in.handler, nil); err != nil {
 		t.Fatalf("in-process Subscribe: %v", err)
 	}
 

@@ -353,6 +353,41 @@ const scenarios = {
     return { anchored: a, unanchored: l };
   },
 
+  // filter: content filters (semantics §1) through subscribe(handler, topic,
+  // filter). One client holds two filtered subscriptions on --topic and one
+  // on a regex topic; a message several of them take arrives once, naming
+  // them all in "sids", and the client hands it to each of their handlers.
+  // The last message is a sentinel every filter takes: once it is in, every
+  // earlier message that was going to match has arrived too.
+  async filter(o) {
+    const sub = await connect(newClient('js-filter-sub'), o.uri);
+    const pub = await connect(newClient('js-filter-pub'), o.uri);
+    const inboxes = {
+      big: [new Inbox('big'), o.topic, '/qty > 100 OR /end = 1', [0, 4, 5]],
+      ibm: [new Inbox('ibm'), o.topic, "/sym = 'IBM' AND /px BETWEEN 10 AND 200 OR /end = 1", [0, 2, 5]],
+      rx: [new Inbox('rx'), `^${o.topic}$`, "/sym LIKE '^MS' OR /end IS NOT NULL", [1, 4, 5]],
+    };
+    for (const [inbox, topic, filter] of Object.values(inboxes)) await sub.subscribe(inbox.handler, topic, filter);
+    const sent = [
+      { i: 0, sym: 'IBM', qty: 500, px: 150 },
+      { i: 1, sym: 'MSFT', qty: 5, px: 150 },
+      { i: 2, sym: 'IBM', qty: 5, px: 150 },
+      { i: 3, sym: 'IBM', qty: 5, px: 250 },
+      { i: 4, sym: 'MSFT', qty: 1000, px: 1 },
+      { i: 5, end: 1 },
+    ];
+    sent.forEach((m) => pub.publish(o.topic, m));
+    const got = {};
+    for (const [label, [inbox, , filter, want]] of Object.entries(inboxes)) {
+      await inbox.wait(want.length);
+      got[label] = inbox.messages.map((m) => m.data.i);
+      check(JSON.stringify(got[label]) === JSON.stringify(want), `${label} (${filter}) got ${JSON.stringify(got[label])}, want ${JSON.stringify(want)}`);
+    }
+    await pub.disconnect();
+    await sub.disconnect();
+    return { received: got };
+  },
+
   // unsubscribe: after the unsubscribe ack nothing more is delivered for that
   // subscription (wire spec §7.7). A second subscription on a sentinel topic
   // tells when everything published before the sentinel has been delivered.

@@ -167,7 +167,7 @@ func TestJSPublishesToGoSubscribers(t *testing.T) {
 	c := connectInProcess(t, tb, "go-inproc-sub")
 	ctx, cancel := context.WithTimeout(context.Background(), tcpIOTimeout)
 	defer cancel()
-	if _, err := c.Subscribe(ctx, topic, in.handler); err != nil {
+	if _, err := c.Subscribe(ctx, topic, in.handler, nil); err != nil {
 		t.Fatalf("in-process Subscribe: %v", err)
 	}
 	runDriver(t, tb.wsURI(), nil, "publish", "--topic", topic, "--count", fmt.Sprint(count))
@@ -193,6 +193,19 @@ func TestJSRegexTopicSubscription(t *testing.T) {
 	tb := startBroker(t, brokerConfig{})
 	res := runDriver(t, tb.wsURI(), nil, "regex", "--topic", "rx")
 	t.Logf("anchored %v, unanchored %v", res["anchored"], res["unanchored"])
+}
+
+// The official client's subscribe(handler, topic, filter): each handler
+// gets exactly the messages its filter takes (the driver checks), including
+// messages that several subscriptions of the client take at once.
+func TestJSFilteredSubscribe(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t, brokerConfig{})
+	res := runDriver(t, tb.wsURI(), nil, "filter", "--topic", "fx")
+	got, _ := res["received"].(map[string]any)
+	if len(got) != 3 {
+		t.Fatalf("driver reported %v, want three inboxes", res["received"])
+	}
 }
 
 func TestJSUnsubscribeStopsDeliveries(t *testing.T) {
@@ -243,10 +256,9 @@ func TestJSFailureAckRejectsPromise(t *testing.T) {
 	tb := startBroker(t, brokerConfig{})
 	res := runDriver(t, tb.wsURI(), nil, "failack", "--topic", "ok")
 	reasons, _ := res["reasons"].(map[string]any)
-	// "bad regex topic" is AMPS's reason (wire spec §7.4 / §9.2). Content
-	// filters are not implemented yet: every non-empty filter is refused
-	// with the broker's own reason, which the client must surface verbatim.
-	want := map[string]string{"bad_regex": "bad regex topic", "bad_filter": "filters are not supported yet"}
+	// "bad regex topic" and "bad filter" are AMPS's reasons (wire spec
+	// §7.4 / §9.2), which the client must surface verbatim.
+	want := map[string]string{"bad_regex": "bad regex topic", "bad_filter": "bad filter"}
 	for k, w := range want {
 		if got, _ := reasons[k].(string); got != w {
 			t.Errorf("%s: promise rejected with %q, want %q", k, got, w)

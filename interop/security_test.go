@@ -147,7 +147,7 @@ func TestJSPublishNotEntitled(t *testing.T) {
 	c := connectInProcess(t, tb, "go-spy")
 	ctx, cancel := context.WithTimeout(context.Background(), tcpIOTimeout)
 	defer cancel()
-	if _, err := c.Subscribe(ctx, deniedTopic, spy.handler); err != nil {
+	if _, err := c.Subscribe(ctx, deniedTopic, spy.handler, nil); err != nil {
 		t.Fatalf("in-process Subscribe(%q): %v", deniedTopic, err)
 	}
 

@@ -45,7 +45,7 @@ func TestAuthAndEntitlementFailuresOverTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := make(chan broker.Message, 100)
-	if _, err := watcher.Subscribe(ctx, ".*", func(m broker.Message) { seen <- m }); err != nil {
+	if _, err := watcher.Subscribe(ctx, ".*", func(m broker.Message) { seen <- m }, nil); err != nil {
 		t.Fatal(err)
 	}
 	nextSeen := func() broker.Message {
