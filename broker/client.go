@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/nats-io/nuid"
@@ -222,10 +224,8 @@ func (c *Client) Err() error {
 func (c *Client) dropSubscriptions(closeMode) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for id, sub := range c.subs {
-		c.rt.remove(sub)
-		delete(c.subs, id)
-	}
+	c.rt.remove(slices.Collect(maps.Values(c.subs))...)
+	clear(c.subs)
 }
 
 func (c *Client) deliverLoop() {

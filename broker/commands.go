@@ -461,14 +461,16 @@ func (s *session) unsubscribe(h *protocol.Header) {
 	case ids == "" || ids == "all":
 		s.unsubscribeAll()
 	default:
+		var gone []*subscription
 		for _, id := range strings.Split(ids, ",") {
 			id = strings.TrimSpace(id)
 			if sub := s.subs[id]; sub != nil {
 				sub.removed.Store(true)
-				s.rt.remove(sub)
+				gone = append(gone, sub)
 				delete(s.subs, id)
 			}
 		}
+		s.rt.remove(gone...)
 		s.nsubs.Store(int64(len(s.subs)))
 	}
 	s.acks(h, parseAcks(h.AckType), protocol.StatusSuccess, "", nil)

@@ -128,7 +128,9 @@ func (t *target) filtered(sc *filterScratch) *target {
 		case ok && keep != nil:
 			keep = append(keep, t.subs[i])
 		case !ok && keep == nil:
-			keep = append(make([]*subscription, 0, len(t.subs)-1), t.subs[:i]...)
+			// Non-nil even when empty; the first append copies, so
+			// t.subs is never written.
+			keep = t.subs[:i:i]
 		}
 	}
 	switch {

@@ -84,10 +84,19 @@ type routes struct {
 	fields *sync.Pool
 }
 
-// topicEntry caches the routes of one concrete topic.
+// topicEntry caches the routes of one concrete topic, and the filter state
+// they were built from, kept across rebuilds so that a change of the
+// topic's subscriptions binds only the filters it adds.
 type topicEntry struct {
 	subs   []*subscription
 	routes *routes
+
+	// ex is the extractor the filters of subs are bound to (nil when none
+	// has a filter), fields its scratch pool, and bound each filtered
+	// subscription's filter bound to ex.
+	ex     *filter.Extractor
+	fields *sync.Pool
+	bound  map[*subscription]*filter.Matcher
 }
 
 // rebuild recomputes the routes after e.subs changed. The filters of the
@@ -95,40 +104,83 @@ type topicEntry struct {
 // so a message is scanned once however many filters meet it.
 func (e *topicEntry) rebuild(mt filter.MessageType) {
 	rs := &routes{targets: groupTargets(e.subs)}
-	var paths [][]string
+	e.routes = rs
+	filtered, npaths := 0, 0
+	for _, s := range e.subs {
+		if s.filter != nil {
+			filtered++
+			npaths += len(s.filter.Paths())
+		}
+	}
+	if filtered == 0 {
+		e.ex, e.fields, e.bound = nil, nil, nil
+		return
+	}
+	e.bindAll(mt, filtered, npaths)
+	rs.ex, rs.fields = e.ex, e.fields
+	for i := range rs.targets {
+		t := &rs.targets[i]
+		if !hasFilter(t.subs) {
+			continue
+		}
+		t.match = make([]*filter.Matcher, len(t.subs))
+		for j, s := range t.subs {
+			t.match[j] = e.bound[s] // nil for an unfiltered subscription
+		}
+	}
+}
+
+// bindAll binds the filter of every filtered subscription of e.subs to one
+// extractor: the current one when it has every path the filters name and
+// is not much larger than they need (so only new filters are bound), else
+// a new one over the union of their paths (so a topic that loses most of
+// its filters does not keep scanning for their fields). filtered is the
+// number of filtered subscriptions, npaths the sum of their paths.
+func (e *topicEntry) bindAll(mt filter.MessageType, filtered, npaths int) {
+	if e.ex != nil && e.ex.Len() <= 2*npaths+8 {
+		bound := make(map[*subscription]*filter.Matcher, filtered)
+		for _, s := range e.subs {
+			if s.filter == nil {
+				continue
+			}
+			m := e.bound[s]
+			if m == nil {
+				var err error
+				if m, err = s.filter.Bind(e.ex); err != nil {
+					break // a path the extractor lacks: build a new one
+				}
+			}
+			bound[s] = m
+		}
+		if len(bound) == filtered {
+			e.bound = bound
+			return
+		}
+	}
+	paths := make([][]string, 0, npaths)
 	for _, s := range e.subs {
 		if s.filter != nil {
 			paths = append(paths, s.filter.Paths()...)
 		}
 	}
-	if hasFilter(e.subs) {
-		// compileFilter checked that mt can be filtered and that an
-		// extractor takes each filter's paths, so neither call can fail.
-		ex, err := filter.NewExtractor(mt.String(), paths)
-		if err != nil {
-			panic("broker: extractor for subscribed filters: " + err.Error())
-		}
-		rs.ex = ex
-		rs.fields = &sync.Pool{New: func() any { return &filterScratch{fields: ex.NewFields()} }}
-		for i := range rs.targets {
-			t := &rs.targets[i]
-			if !hasFilter(t.subs) {
-				continue
+	// compileFilter checked that mt can be filtered and that an extractor
+	// takes each filter's paths, so neither NewExtractor nor Bind can fail.
+	ex, err := filter.NewExtractor(mt.String(), paths)
+	if err != nil {
+		panic("broker: extractor for subscribed filters: " + err.Error())
+	}
+	bound := make(map[*subscription]*filter.Matcher, filtered)
+	for _, s := range e.subs {
+		if s.filter != nil {
+			m, err := s.filter.Bind(ex)
+			if err != nil {
+				panic("broker: binding a subscribed filter: " + err.Error())
 			}
-			t.match = make([]*filter.Matcher, len(t.subs))
-			for j, s := range t.subs {
-				if s.filter == nil {
-					continue
-				}
-				m, err := s.filter.Bind(ex)
-				if err != nil {
-					panic("broker: binding a subscribed filter: " + err.Error())
-				}
-				t.match[j] = m
-			}
+			bound[s] = m
 		}
 	}
-	e.routes = rs
+	e.ex, e.bound = ex, bound
+	e.fields = &sync.Pool{New: func() any { return &filterScratch{fields: ex.NewFields()} }}
 }
 
 func hasFilter(subs []*subscription) bool {
@@ -301,31 +353,56 @@ func (r *router) addLocked(s *subscription) {
 	}
 }
 
-// remove unregisters s; removing an unknown subscription does nothing.
-func (r *router) remove(s *subscription) {
+// remove unregisters subs; removing an unknown subscription does nothing.
+// Each cached topic they leave is rebuilt once, however many of them leave
+// it, so a connection closing with many subscriptions costs one rebuild
+// per topic.
+func (r *router) remove(subs ...*subscription) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.removeLocked(s)
+	r.removeLocked(subs)
 }
 
-func (r *router) removeLocked(s *subscription) {
-	if s.re == nil {
-		if subs := without(r.exact[s.topic], s); len(subs) == 0 {
-			delete(r.exact, s.topic)
+func (r *router) removeLocked(subs []*subscription) {
+	if len(subs) == 0 {
+		return
+	}
+	gone := make(map[*subscription]bool, len(subs))
+	topics := make(map[string]bool) // exact topics left
+	regex := false
+	for _, s := range subs {
+		gone[s] = true
+		if s.re == nil {
+			topics[s.topic] = true
 		} else {
-			r.exact[s.topic] = subs
+			regex = true
 		}
-		if e := r.cache[s.topic]; e != nil {
-			e.subs = without(e.subs, s)
+	}
+	for topic := range topics {
+		if kept := without(r.exact[topic], gone); len(kept) == 0 {
+			delete(r.exact, topic)
+		} else {
+			r.exact[topic] = kept
+		}
+	}
+	if regex {
+		r.regex = without(r.regex, gone)
+	}
+	leave := func(e *topicEntry) {
+		if kept := without(e.subs, gone); len(kept) != len(e.subs) {
+			e.subs = kept
 			e.rebuild(r.mt)
+		}
+	}
+	if regex {
+		for _, e := range r.cache {
+			leave(e)
 		}
 		return
 	}
-	r.regex = without(r.regex, s)
-	for _, e := range r.cache {
-		if subs := without(e.subs, s); len(subs) != len(e.subs) {
-			e.subs = subs
-			e.rebuild(r.mt)
+	for topic := range topics {
+		if e := r.cache[topic]; e != nil {
+			leave(e)
 		}
 	}
 }
@@ -334,18 +411,24 @@ func (r *router) removeLocked(s *subscription) {
 func (r *router) replace(old, s *subscription) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.removeLocked(old)
+	r.removeLocked([]*subscription{old})
 	r.addLocked(s)
 }
 
-// without returns subs minus s, as a new slice when s was present (slices
-// reachable from published targets are never modified in place).
-func without(subs []*subscription, s *subscription) []*subscription {
+// without returns subs minus those in gone: subs itself when none of them
+// is there, else a new slice (slices reachable from published targets are
+// never modified in place).
+func without(subs []*subscription, gone map[*subscription]bool) []*subscription {
 	for i, x := range subs {
-		if x == s {
+		if gone[x] {
 			out := make([]*subscription, 0, len(subs)-1)
 			out = append(out, subs[:i]...)
-			return append(out, subs[i+1:]...)
+			for _, y := range subs[i+1:] {
+				if !gone[y] {
+					out = append(out, y)
+				}
+			}
+			return out
 		}
 	}
 	return subs

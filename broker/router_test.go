@@ -202,3 +202,42 @@ func TestRouterExtractsOnlyForFilteredTopics(t *testing.T) {
 		t.Fatal("extractor kept after the filtered subscriptions left")
 	}
 }
+
+// A topic's extractor is kept while it has every field the filters name
+// (a new filter is bound to it, the others keep their bindings), replaced
+// when a filter needs a field it lacks, and rebuilt smaller when most
+// filters have left.
+func TestRouterRebindsOnlyWhatChanged(t *testing.T) {
+	r := newRouter("json", 0)
+	ep := nopEndpoint()
+	sub := func(id, src string) *subscription {
+		s := mustSub(t, id, "t", ep)
+		f, err := r.compileFilter(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.filter = f
+		r.add(s)
+		return s
+	}
+	a := sub("a", "/x = 1 AND /y = 2")
+	r.routes("t") // the topic is cached from now on
+	first := r.cache["t"]
+	exA, mA := first.ex, first.bound[a]
+	sub("b", "/y > 5")
+	if e := r.cache["t"]; e.ex != exA || e.bound[a] != mA {
+		t.Fatal("a filter over known fields replaced the extractor or rebound the others")
+	}
+	many := []*subscription{}
+	for i := 0; i < 20; i++ {
+		many = append(many, sub("m"+strconv.Itoa(i), "/f"+strconv.Itoa(i)+" = 1"))
+	}
+	e := r.cache["t"]
+	if e.ex == exA || e.ex.Len() != 22 {
+		t.Fatalf("new fields: extractor has %d paths, want a new one with 22", e.ex.Len())
+	}
+	r.remove(many...)
+	if e := r.cache["t"]; e.ex.Len() != 2 || len(e.bound) != 2 || len(e.routes.targets[0].subs) != 2 {
+		t.Fatalf("after the many left: %d paths, %d bound filters, %d subscriptions; want 2, 2, 2", e.ex.Len(), len(e.bound), len(e.routes.targets[0].subs))
+	}
+}

@@ -345,11 +345,13 @@ func (s *session) unsubscribeAll() {
 	if s.rt == nil {
 		return
 	}
-	for id, sub := range s.subs {
+	gone := make([]*subscription, 0, len(s.subs))
+	for _, sub := range s.subs {
 		sub.removed.Store(true)
-		s.rt.remove(sub)
-		delete(s.subs, id)
+		gone = append(gone, sub)
 	}
+	s.rt.remove(gone...)
+	clear(s.subs)
 	s.nsubs.Store(0)
 }
 
