@@ -231,3 +231,31 @@ func TestFilterEnvironmentFunctions(t *testing.T) {
 	expectDelivery(t, c, `{}`, "s")
 	c.ExpectNothing(50 * time.Millisecond)
 }
+
+// Connections subscribing with the same filter text share its evaluation
+// (once per message); each still gets exactly what the filter takes, and
+// a different filter on the same topic is not confused with it.
+func TestFilterSharedBetweenConnections(t *testing.T) {
+	tb := startBroker(t, nil)
+	var big []*ampstest.Client
+	for i := 0; i < 3; i++ {
+		c := tb.Dial(tb.TCPURL(), nil)
+		c.Logon("big")
+		mustSubscribeFiltered(t, c, "s", "t", "/qty > 100")
+		big = append(big, c)
+	}
+	small := tb.Dial(tb.TCPURL(), nil)
+	small.Logon("small")
+	mustSubscribeFiltered(t, small, "s", "t", "/qty <= 100")
+	p := tb.Dial(tb.TCPURL(), nil)
+	p.Logon("pub")
+	for _, q := range []string{"50", "500", "7", "700"} {
+		p.Publish("t", []byte(`{"qty":`+q+`}`))
+	}
+	for _, c := range big {
+		expectDelivery(t, c, `{"qty":500}`, "s")
+		expectDelivery(t, c, `{"qty":700}`, "s")
+	}
+	expectDelivery(t, small, `{"qty":50}`, "s")
+	expectDelivery(t, small, `{"qty":7}`, "s")
+}

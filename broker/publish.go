@@ -87,12 +87,17 @@ func (b *Broker) publish(from *endpoint, r *router, topic, correlationID string,
 		sc = rs.fields.Get().(*filterScratch)
 		rs.ex.Extract(body, sc.fields)
 		sc.env = filter.Env{Topic: topic, Size: len(body), ClientName: from.name, InstanceName: b.opts.Name}
+		if cap(sc.verdicts) < len(rs.matchers) {
+			sc.verdicts = make([]verdict, len(rs.matchers))
+		}
+		sc.verdicts = sc.verdicts[:len(rs.matchers)]
+		clear(sc.verdicts)
 	}
 	var d *delivery // built for the first recipient: a message no filter takes costs no copy
 	for i := range rs.targets {
 		t := &rs.targets[i]
 		if t.match != nil {
-			if t = t.filtered(sc); t == nil {
+			if t = t.filtered(rs.matchers, sc); t == nil {
 				continue
 			}
 		}
@@ -113,17 +118,44 @@ func (b *Broker) publish(from *endpoint, r *router, topic, correlationID string,
 type filterScratch struct {
 	fields *filter.Fields
 	env    filter.Env
+	// verdicts holds, per matcher of the routes, what it said of the
+	// current message, so a filter shared by several subscriptions is
+	// evaluated once.
+	verdicts []verdict
 }
 
-// filtered returns t narrowed to its subscriptions whose filters take the
-// message in sc: t itself when all do, nil when none does, else a new
+// verdict is a filter's result on the current message.
+type verdict uint8
+
+const (
+	unevaluated verdict = iota
+	matched
+	rejected
+)
+
+// match reports whether matcher k of ms takes the message in sc,
+// evaluating it on first use.
+func (sc *filterScratch) match(ms []*filter.Matcher, k int32) bool {
+	v := sc.verdicts[k]
+	if v == unevaluated {
+		v = rejected
+		if ms[k].Match(sc.fields, &sc.env) {
+			v = matched
+		}
+		sc.verdicts[k] = v
+	}
+	return v == matched
+}
+
+// filtered returns t narrowed to its subscriptions whose filters (matchers
+// ms, by index) take the message in sc: t itself when all do, nil when none does, else a new
 // target listing exactly the subscriptions that matched, so the delivery's
 // "sids" names those and no other (a connection still gets the message
 // once, however many of its subscriptions match).
-func (t *target) filtered(sc *filterScratch) *target {
+func (t *target) filtered(ms []*filter.Matcher, sc *filterScratch) *target {
 	var keep []*subscription // nil until a filter does not match
-	for i, m := range t.match {
-		ok := m == nil || m.Match(sc.fields, &sc.env)
+	for i, k := range t.match {
+		ok := k < 0 || sc.match(ms, k)
 		switch {
 		case ok && keep != nil:
 			keep = append(keep, t.subs[i])

@@ -67,9 +67,9 @@ type target struct {
 	// writer copies them into the delivery header.
 	sids protocol.SubIDs
 	// match is nil when no subscription of the target has a filter; else
-	// match[i] is the filter of subs[i] bound to the routes' extractor, or
-	// nil for an unfiltered subscription.
-	match []*filter.Matcher
+	// match[i] is the index in the routes' matchers of the filter of
+	// subs[i], or -1 for an unfiltered subscription.
+	match []int32
 }
 
 // routes is what a publish to one concrete topic needs: the targets, and
@@ -80,6 +80,11 @@ type routes struct {
 	targets []target
 	// ex is nil when no subscription on the topic has a filter.
 	ex *filter.Extractor
+	// matchers are the distinct filters of the topic's subscriptions,
+	// bound to ex. Subscriptions whose filters have the same text share
+	// one, which is evaluated once per message however many of them there
+	// are (many clients of one application tend to subscribe alike).
+	matchers []*filter.Matcher
 	// fields recycles the *filterScratch whose fields ex extracts into.
 	fields *sync.Pool
 }
@@ -118,14 +123,26 @@ func (e *topicEntry) rebuild(mt filter.MessageType) {
 	}
 	e.bindAll(mt, filtered, npaths)
 	rs.ex, rs.fields = e.ex, e.fields
+	index := make(map[*filter.Matcher]int32)
 	for i := range rs.targets {
 		t := &rs.targets[i]
 		if !hasFilter(t.subs) {
 			continue
 		}
-		t.match = make([]*filter.Matcher, len(t.subs))
+		t.match = make([]int32, len(t.subs))
 		for j, s := range t.subs {
-			t.match[j] = e.bound[s] // nil for an unfiltered subscription
+			m := e.bound[s]
+			if m == nil {
+				t.match[j] = -1 // unfiltered
+				continue
+			}
+			k, ok := index[m]
+			if !ok {
+				k = int32(len(rs.matchers))
+				index[m] = k
+				rs.matchers = append(rs.matchers, m)
+			}
+			t.match[j] = k
 		}
 	}
 }
@@ -138,6 +155,11 @@ func (e *topicEntry) rebuild(mt filter.MessageType) {
 // number of filtered subscriptions, npaths the sum of their paths.
 func (e *topicEntry) bindAll(mt filter.MessageType, filtered, npaths int) {
 	if e.ex != nil && e.ex.Len() <= 2*npaths+8 {
+		// Filters with the same text share one matcher.
+		byText := make(map[string]*filter.Matcher, len(e.bound))
+		for s, m := range e.bound {
+			byText[s.filter.String()] = m
+		}
 		bound := make(map[*subscription]*filter.Matcher, filtered)
 		for _, s := range e.subs {
 			if s.filter == nil {
@@ -145,10 +167,14 @@ func (e *topicEntry) bindAll(mt filter.MessageType, filtered, npaths int) {
 			}
 			m := e.bound[s]
 			if m == nil {
+				m = byText[s.filter.String()]
+			}
+			if m == nil {
 				var err error
 				if m, err = s.filter.Bind(e.ex); err != nil {
 					break // a path the extractor lacks: build a new one
 				}
+				byText[s.filter.String()] = m
 			}
 			bound[s] = m
 		}
@@ -170,14 +196,20 @@ func (e *topicEntry) bindAll(mt filter.MessageType, filtered, npaths int) {
 		panic("broker: extractor for subscribed filters: " + err.Error())
 	}
 	bound := make(map[*subscription]*filter.Matcher, filtered)
+	byText := make(map[string]*filter.Matcher)
 	for _, s := range e.subs {
-		if s.filter != nil {
-			m, err := s.filter.Bind(ex)
-			if err != nil {
+		if s.filter == nil {
+			continue
+		}
+		m := byText[s.filter.String()]
+		if m == nil {
+			var err error
+			if m, err = s.filter.Bind(ex); err != nil {
 				panic("broker: binding a subscribed filter: " + err.Error())
 			}
-			bound[s] = m
+			byText[s.filter.String()] = m
 		}
+		bound[s] = m
 	}
 	e.ex, e.bound = ex, bound
 	e.fields = &sync.Pool{New: func() any { return &filterScratch{fields: ex.NewFields()} }}

@@ -192,9 +192,18 @@ func TestRouterExtractsOnlyForFilteredTopics(t *testing.T) {
 	if rs.ex == nil || rs.ex.Len() != 3 {
 		t.Fatalf("extractor over the filters' fields: got %v, want 3 paths (/a, /b/c, /d)", rs.ex)
 	}
-	if m := rs.targets[0].match; len(m) != 3 || m[0] != nil || m[1] == nil || m[2] == nil {
-		t.Fatalf("matchers: got %v, want none for the unfiltered subscription and one per filter", m)
+	if m := rs.targets[0].match; !slices.Equal(m, []int32{-1, 0, 1}) || len(rs.matchers) != 2 {
+		t.Fatalf("matchers: got %v of %d, want none for the unfiltered subscription and one per filter", m, len(rs.matchers))
 	}
+	// Another subscription with the text of an existing filter shares its
+	// matcher, so the filter is evaluated once per message.
+	same := mustSub(t, "same", "t", nopEndpoint())
+	same.filter, _ = r.compileFilter("/a = 1 AND /b/c > 2")
+	r.add(same)
+	if rs := r.routes("t"); len(rs.matchers) != 2 || !slices.Equal(rs.targets[1].match, []int32{0}) {
+		t.Fatalf("same filter text: %d matchers, match %v; want 2 and [0]", len(rs.matchers), rs.targets[1].match)
+	}
+	r.remove(same)
 	for _, s := range filtered {
 		r.remove(s)
 	}
