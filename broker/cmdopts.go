@@ -65,6 +65,15 @@ var subscribeOptions = map[string]optionUse{
 	"rate_max_gap":       optLater,
 }
 
+// logonOptions are the options of logon. Neither changes anything here:
+// "pretty" renders binary message types as text for display, and
+// "ack_conflation" sets the interval of conflated persisted acks, which
+// this broker sends one by one.
+var logonOptions = map[string]optionUse{
+	"pretty":         optIgnored,
+	"ack_conflation": optIgnored,
+}
+
 // flagOptions take no value: "replace=yes" is malformed.
 var flagOptions = map[string]bool{"none": true, "replace": true, "non_regex_topic": true}
 

@@ -266,6 +266,12 @@ func (s *session) logon(h *protocol.Header) error {
 		a.Version = s.b.opts.Version
 	})
 	s.log.Debug("logon", "client_name", h.ClientName, "user_id", h.UserID, "mt", mt)
+	if _, err := checkOptions(splitOptions(h.Options), logonOptions); err != nil {
+		// A logon is not refused for an option: the connection would be
+		// lost over what may be a newer client's hint. It is not ignored
+		// silently either.
+		s.log.Warn("logon option not honoured", "client_name", h.ClientName, "err", err)
+	}
 	s.event(StateActive, nil)
 	return nil
 }
