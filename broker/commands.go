@@ -419,7 +419,7 @@ func (s *session) subscribe(h *protocol.Header) {
 	}
 	var err error
 	if sub.filter, err = s.rt.compileFilter(h.Filter); err != nil {
-		s.log.Info("subscribe refused: bad filter", "sub_id", id, "topic", h.Topic, "filter", h.Filter, "err", err)
+		s.log.Info("subscribe refused: bad filter", "sub_id", id, "topic", h.Topic, "filter", logText(h.Filter), "err", err)
 		s.fail(h, ReasonBadFilter, fill)
 		return
 	}
@@ -480,4 +480,18 @@ func (s *session) unsubscribe(h *protocol.Header) {
 		s.nsubs.Store(int64(len(s.subs)))
 	}
 	s.acks(h, parseAcks(h.AckType), protocol.StatusSuccess, "", nil)
+}
+
+// maxLogText bounds client-supplied text quoted in a log line: a header
+// may be a megabyte, and a client repeating a refused command must not be
+// able to fill the log with it. The error logged beside it says where the
+// problem is.
+const maxLogText = 256
+
+// logText returns s, or its first maxLogText bytes and its length.
+func logText(s string) string {
+	if len(s) <= maxLogText {
+		return s
+	}
+	return s[:maxLogText] + "… (" + strconv.Itoa(len(s)) + " bytes)"
 }

@@ -127,6 +127,13 @@ func TestFilterBadFilterIsRefused(t *testing.T) {
 			t.Errorf("%q: log does not say %q:\n%s", tc.filter, tc.log, logs.String())
 		}
 	}
+	// A long filter is quoted in part: a client repeating a bad subscribe
+	// cannot fill the log with it.
+	long := "/a = '" + strings.Repeat("x", 5000)
+	subscribeFiltered(t, c, "s", "t", long, "")
+	if strings.Contains(logs.String(), long[:1000]) || !strings.Contains(logs.String(), "(5006 bytes)") {
+		t.Errorf("a 5006-byte bad filter is not quoted in part in the log")
+	}
 	if n := tb.Stats().Subscriptions; n != 0 {
 		t.Fatalf("refused filters left %d subscriptions", n)
 	}
@@ -151,6 +158,9 @@ func TestFilterMessageTypes(t *testing.T) {
 	mustSubscribeFiltered(t, fix, "f", "orders", "/35 = 'D' AND /38 >= 100")
 	nv := dial("nvfix")
 	mustSubscribeFiltered(t, nv, "n", "orders", "/Symbol = 'IBM' AND /Qty * 2 = 1000")
+	if ack := subscribeFiltered(t, fix, "nested", "orders", "/a/b = 1", ""); ack.Header.Reason != broker.ReasonBadFilter {
+		t.Errorf("nested path on fix: got %s, want %q", ack, broker.ReasonBadFilter)
+	}
 	x := dial("xml")
 	if ack := subscribeFiltered(t, x, "x", "orders", "/a = 1", ""); ack.Header.Reason != broker.ReasonBadFilter {
 		t.Errorf("xml filter: got %s, want %q", ack, broker.ReasonBadFilter)

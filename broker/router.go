@@ -109,12 +109,18 @@ type topicEntry struct {
 // so a message is scanned once however many filters meet it.
 func (e *topicEntry) rebuild(mt filter.MessageType) {
 	rs := &routes{targets: groupTargets(e.subs)}
-	e.routes = rs
+	// Publishers see the routes once complete (they are published under
+	// the router's lock, which publishers take to find them).
+	defer func() { e.routes = rs }()
 	filtered, npaths := 0, 0
+	texts := make(map[string]bool)
 	for _, s := range e.subs {
 		if s.filter != nil {
 			filtered++
-			npaths += len(s.filter.Paths())
+			if t := s.filter.String(); !texts[t] {
+				texts[t] = true
+				npaths += len(s.filter.Paths())
+			}
 		}
 	}
 	if filtered == 0 {
@@ -152,7 +158,8 @@ func (e *topicEntry) rebuild(mt filter.MessageType) {
 // is not much larger than they need (so only new filters are bound), else
 // a new one over the union of their paths (so a topic that loses most of
 // its filters does not keep scanning for their fields). filtered is the
-// number of filtered subscriptions, npaths the sum of their paths.
+// number of filtered subscriptions, npaths the sum of the paths of their
+// distinct filter texts.
 func (e *topicEntry) bindAll(mt filter.MessageType, filtered, npaths int) {
 	if e.ex != nil && e.ex.Len() <= 2*npaths+8 {
 		// Filters with the same text share one matcher.
@@ -307,6 +314,15 @@ func (r *router) compileFilter(src string) (*filter.Filter, error) {
 	f, err := filter.Compile(src)
 	if err != nil {
 		return nil, err
+	}
+	if r.mt != filter.JSON {
+		// A FIX or NVFIX message is a flat list of fields: a nested path
+		// could never match, which is worth saying at once.
+		for _, p := range f.Paths() {
+			if len(p) > 1 {
+				return nil, fmt.Errorf("field /%s: %s messages have no nested fields", strings.Join(p, "/"), r.mtName)
+			}
+		}
 	}
 	// The union extractor of a topic's filters is built from every
 	// filter's paths; a path the extractor refuses must fail here.
