@@ -21,6 +21,22 @@ import (
 
 type refEval struct {
 	fields map[string]*Field // by path key
+	built  int               // bytes of text built by text functions
+}
+
+// refBuilt counts text built by a text function. The compiled evaluator
+// gives NULL once an evaluation builds more than its budget; the reference
+// evaluates at least every call that the compiled one does (constants
+// included, without the short cuts of IN and the existential operators),
+// so a filter for which it builds no more than TextBudget is one where the
+// budget played no part. It gives up on the others (the budget's own
+// behaviour is tested directly).
+func (r *refEval) refBuilt(s string) refVal {
+	r.built += len(s)
+	if r.built > TextBudget {
+		panic(errRefUnsupported)
+	}
+	return refStr(s)
 }
 
 var errRefUnsupported = errors.New("reference: unsupported")
@@ -334,7 +350,7 @@ func (r *refEval) call(n *Call) refVal {
 				sb.WriteString(r.text(v))
 			}
 		}
-		return refStr(sb.String())
+		return r.refBuilt(sb.String())
 	case "UPPER", "LOWER", "REVERSE":
 		v := r.val(n.Args[0])
 		if v.v == nil {
@@ -354,7 +370,7 @@ func (r *refEval) call(n *Call) refVal {
 				b[i], b[j] = b[j], b[i]
 			}
 		}
-		return refStr(string(b))
+		return r.refBuilt(string(b))
 	case "INSTR":
 		a, b := r.val(n.Args[0]), r.val(n.Args[1])
 		if a.v == nil || b.v == nil {
