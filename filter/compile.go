@@ -2,6 +2,7 @@ package filter
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 )
@@ -67,7 +68,7 @@ func Compile(src string) (*Filter, error) {
 	for i := range ident {
 		ident[i] = i
 	}
-	b := &builder{f: f, slots: ident, compiling: true}
+	b := &builder{f: f, slots: ident, compiling: true, room: TextBudget}
 	if e := b.run(); e != nil {
 		return nil, e
 	}
@@ -102,7 +103,7 @@ func (f *Filter) Bind(x *Extractor) (*Matcher, error) {
 		}
 		slots[i] = s
 	}
-	b := &builder{f: f, slots: slots}
+	b := &builder{f: f, slots: slots, room: TextBudget}
 	root := b.pred(f.root)
 	return &Matcher{f: f, root: root, needCtx: f.needCtx}, nil
 }
@@ -132,6 +133,7 @@ func (m *Matcher) Match(fields *Fields, env *Env) bool {
 	} else {
 		c.env = Env{}
 	}
+	c.room, c.over = textBudget(c.env.Size), false
 	r := m.root(fields, c)
 	if cap(c.buf) <= maxPooledBuf {
 		c.env = Env{}
@@ -158,11 +160,68 @@ func (f *Filter) MatchBody(messageType string, body []byte, env *Env) (bool, err
 	return m.Match(fs, env), nil
 }
 
-// ctx is the per-evaluation scratch state: text built by functions, and a
-// copy of the Env (copied so that the caller's Env need not escape).
+// ctx is the per-evaluation scratch state: text built by functions, what
+// is left of the evaluation's text budget, and a copy of the Env (copied so
+// that the caller's Env need not escape).
 type ctx struct {
-	buf []byte
-	env Env
+	buf  []byte
+	room int  // bytes the text functions may still build
+	over bool // a text function was refused: all later ones give NULL
+	env  Env
+}
+
+// TextBudget bounds the text that a filter's text functions (CONCAT, UPPER,
+// LOWER, REVERSE, REPLACE, REGEXP_REPLACE, CHAR_VALUE) build, so that a
+// filter's cost stays proportional to its length times the message's
+// length. Without it, nesting doubles text at every level:
+// REPLACE(REPLACE(... 'a', 'aa') ..., 'a', 'aa') 30 levels deep is a
+// 600-byte filter that would build 16 GiB.
+//
+// The rule: one evaluation (one Match) may build in all the larger of
+// TextBudget bytes and TextPerMessageByte times the message's size
+// (Env.Size). A text function whose result would go past that gives NULL,
+// and so does every text function after it in the same evaluation (so the
+// filter usually does not match). Constant expressions are evaluated once,
+// at Compile, under a budget of their own of TextBudget bytes for the
+// whole filter; a filter whose constant expressions would build more is
+// refused with an *Error at the call that goes past it.
+//
+// Why these numbers: a filter transforms the fields of its message, so
+// the text it legitimately builds is a small multiple of the message (a
+// few functions over its biggest field, a few constants); 4 times the
+// larger of the message and the longest filter (MaxLen, 64 KiB) covers
+// that with room to spare, and scaling with the message keeps the cost
+// linear in it. The floor of 256 KiB costs at most about 2 ms of
+// evaluation (REPLACE of one byte by two, the most expensive way to build
+// text, runs at about 8 ns a byte), the order of what a 64 KiB filter of
+// plain predicates already costs on a message of a few KiB, so the budget
+// adds no new order of cost. Text that functions only read or slice
+// (INSTR, SUBSTR, REGEXP_MATCH, CRC32, a number turned into text) is not
+// counted: it is bounded by its input.
+const TextBudget = TextPerMessageByte * MaxLen
+
+// TextPerMessageByte is the text budget per byte of message (and per byte
+// of the longest filter, for the floor): see TextBudget.
+const TextPerMessageByte = 4
+
+// textBudget is the text budget of one evaluation over a message of size
+// bytes.
+func textBudget(size int) int {
+	if size > 0 && size <= math.MaxInt/TextPerMessageByte && size*TextPerMessageByte > TextBudget {
+		return size * TextPerMessageByte
+	}
+	return TextBudget
+}
+
+// reserve takes n bytes from the evaluation's text budget, and reports
+// whether there were; once a reservation fails, every later one does.
+func (c *ctx) reserve(n int) bool {
+	if c.over || n > c.room {
+		c.over = true
+		return false
+	}
+	c.room -= n
+	return true
 }
 
 // maxPooledBuf bounds the scratch buffer kept in the pool, so that one
@@ -238,6 +297,8 @@ type builder struct {
 	compiling bool
 	needCtx   bool
 	nondet    bool
+	room      int // what is left of the text budget of constant folding
+	reInsts   int // the estimated program size of the regexps so far
 }
 
 // bailErr carries a compile error out of the recursive build.

@@ -29,4 +29,16 @@
 // order-dependent NULL logic, existential array operators and the scalar
 // functions. Each rule is stated, with the decisions taken where AMPS's
 // documentation is silent, next to the code that implements it.
+//
+// A filter's cost is bounded by its length times the message's length, so
+// that a subscriber cannot stall or exhaust a broker with a small filter:
+// the text functions of one evaluation may build at most the larger of
+// [TextBudget] (256 KiB) and [TextPerMessageByte] (4) times the message's
+// size; a text function that would go past it gives NULL, as does every
+// text function after it in that evaluation. A filter whose constant
+// expressions would build more than TextBudget is refused at Compile, at
+// the call that goes past it. The regular expressions of a filter may
+// compile to at most 8 instructions per byte of filter plus 1024, since
+// RE2 runs in time proportional to program size times subject length and
+// counted repetitions ({n}) multiply the program. INSTR_I is linear.
 package filter

@@ -143,12 +143,17 @@ var envFuncs = map[string]bool{
 	"AMPS_INSTANCE_NAME": true, "UNIX_TIMESTAMP": true,
 }
 
-// constVal evaluates a constant value node once. Text is copied out of
-// the scratch buffer, and a string's numeric reading is taken now so that
-// the shared constant is never written during evaluation.
-func (b *builder) constVal(fn valFn) val {
-	c := &ctx{}
+// constVal evaluates the constant value node n, built as fn, once. Text is
+// copied out of the scratch buffer, and a string's numeric reading is
+// taken now so that the shared constant is never written during
+// evaluation. The text functions of all the filter's constant expressions
+// share one budget of TextBudget bytes; Compile refuses a filter that goes
+// past it, at the call that does (its arguments, folded before it, did
+// not).
+func (b *builder) constVal(n Node, fn valFn) val {
+	c := b.foldCtx()
 	v := fn(nil, c)
+	b.endFold(n, c)
 	if v.s != nil {
 		v.s = bytes.Clone(v.s)
 	}
@@ -158,11 +163,30 @@ func (b *builder) constVal(fn valFn) val {
 	return v
 }
 
+// foldCtx is the scratch context of a constant evaluation, with what is
+// left of the filter's constant text budget.
+func (b *builder) foldCtx() *ctx { return &ctx{room: b.room} }
+
+// endFold takes the text that the constant evaluation of n in c built from
+// the budget, and refuses the filter at n when it went past it.
+func (b *builder) endFold(n Node, c *ctx) {
+	b.room = c.room
+	if c.over && b.compiling {
+		what := "the expression"
+		if call, ok := n.(*Call); ok {
+			what = call.Name
+		}
+		b.failf(n.Pos(), "%s produces more than %d bytes of text (the limit on the text a filter's constant expressions may build)", what, TextBudget)
+	}
+}
+
 // pred builds a node used as a condition.
 func (b *builder) pred(n Node) predFn {
 	if b.isConst(n) {
 		fn := b.pred1(n)
-		t := fn(nil, &ctx{})
+		c := b.foldCtx()
+		t := fn(nil, c)
+		b.endFold(n, c)
 		return func(*Fields, *ctx) tri { return t }
 	}
 	return b.pred1(n)
@@ -262,7 +286,7 @@ func (b *builder) logic(n *Binary) predFn {
 // val builds a node used as a value.
 func (b *builder) val(n Node) valFn {
 	if b.isConst(n) {
-		v := b.constVal(b.val1(n))
+		v := b.constVal(n, b.val1(n))
 		return func(*Fields, *ctx) val { return v }
 	}
 	return b.val1(n)
@@ -590,7 +614,7 @@ func newConstSet(b *builder, list []Node) *constSet {
 		if !b.isConst(it) {
 			continue
 		}
-		v := b.constVal(b.val1(it))
+		v := b.constVal(it, b.val1(it))
 		switch v.k {
 		case kNull:
 			// NULL equals nothing.

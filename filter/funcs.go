@@ -15,7 +15,11 @@ import (
 // docs do not say; NULL in, NULL out is the SQL convention and keeps
 // `UPPER(/nosuch) = ''` from matching]. Text results that are empty are
 // NULL, like every empty string. Text is built in the evaluation's scratch
-// buffer, so these functions do not allocate.
+// buffer, so these functions do not allocate. The functions that build text
+// (CONCAT, UPPER, LOWER, REVERSE, REPLACE, REGEXP_REPLACE, CHAR_VALUE) take
+// what they build from the evaluation's text budget and give NULL when it
+// would run out (see TextBudget): nesting them could otherwise double the
+// text at every level.
 
 // call builds a function call; the parser has already checked the name and
 // the argument count.
@@ -74,8 +78,14 @@ func (b *builder) call(n *Call) valFn {
 			if len(args) > len(small) {
 				vs = make([]val, 0, len(args)) // a long CONCAT allocates
 			}
+			n := 0
 			for _, a := range args {
-				vs = append(vs, a(fs, c))
+				v := a(fs, c)
+				n += textLen(&v)
+				vs = append(vs, v)
+			}
+			if !c.reserve(n) {
+				return nullVal
 			}
 			start := len(c.buf)
 			for i := range vs {
@@ -94,6 +104,9 @@ func (b *builder) call(n *Call) valFn {
 				return nullVal
 			}
 			t := c.text(&v)
+			if !c.reserve(len(t)) {
+				return nullVal
+			}
 			start := len(c.buf)
 			for _, ch := range t {
 				if upper && 'a' <= ch && ch <= 'z' {
@@ -118,7 +131,7 @@ func (b *builder) call(n *Call) valFn {
 			hay, needle := c.text(&v), c.text(&w)
 			var i int
 			if fold {
-				i = indexFold(hay, needle)
+				i = indexFold(c, hay, needle)
 			} else {
 				i = bytes.Index(hay, needle)
 			}
@@ -145,6 +158,9 @@ func (b *builder) call(n *Call) valFn {
 				return nullVal
 			}
 			t := c.text(&v)
+			if !c.reserve(len(t)) {
+				return nullVal
+			}
 			start := len(c.buf)
 			for i := len(t) - 1; i >= 0; i-- {
 				c.buf = append(c.buf, t[i])
@@ -167,6 +183,25 @@ func (b *builder) call(n *Call) valFn {
 				return strVal(s)
 			}
 			old, nw := c.text(&fv), c.text(&tv)
+			// The result's length is known before it is built: old is not
+			// empty (the empty string is NULL), so counting its
+			// occurrences gives it in one pass.
+			if c.over {
+				return nullVal
+			}
+			n := len(s)
+			if grow := len(nw) - len(old); grow > 0 {
+				if k := bytes.Count(s, old); k > 0 {
+					if grow > (c.room-n)/k {
+						c.over = true
+						return nullVal
+					}
+					n += k * grow
+				}
+			}
+			if !c.reserve(n) {
+				return nullVal
+			}
 			start := len(c.buf)
 			for {
 				i := bytes.Index(s, old)
@@ -178,6 +213,7 @@ func (b *builder) call(n *Call) valFn {
 				s = s[i+len(old):]
 			}
 			c.buf = append(c.buf, s...)
+			c.room += n - (len(c.buf) - start) // a shorter result gives back the rest
 			return strVal(c.buf[start:len(c.buf):len(c.buf)])
 		}
 	case "REGEXP_MATCH":
@@ -210,7 +246,38 @@ func (b *builder) call(n *Call) valFn {
 				return nullVal
 			}
 			tv := to(fs, c)
-			return strVal(re.ReplaceAllLiteral(c.text(&v), c.text(&tv)))
+			if c.over {
+				return nullVal
+			}
+			src, repl := c.text(&v), c.text(&tv)
+			// The result's length is counted as it is built: once it
+			// would go past the budget, the remaining matches are
+			// replaced by nothing (cheaply) and the result is dropped.
+			// The result's length is followed as it is built: m is
+			// src[i:j], so cap(src)-cap(m) is i, and the output so far,
+			// which only grows, is src[:i] less the matches already
+			// replaced, plus the replacements. Once it would go past the
+			// budget, the remaining matches are replaced by nothing (so
+			// the work stays linear) and the result is dropped.
+			removed, added, over := 0, 0, false
+			out := re.ReplaceAllFunc(src, func(m []byte) []byte {
+				if over {
+					return nil
+				}
+				i := cap(src) - cap(m)
+				removed += len(m)
+				added += len(repl)
+				if i+len(m)-removed+added > c.room {
+					over = true
+					return nil
+				}
+				return repl
+			})
+			if over || !c.reserve(len(out)) {
+				c.over = true
+				return nullVal
+			}
+			return strVal(out)
 		}
 	case "ABS":
 		// The absolute value of the numeric reading; -MinInt64 is the
@@ -312,6 +379,9 @@ func (b *builder) call(n *Call) valFn {
 			if x < 0 || x > 255 {
 				return nullVal
 			}
+			if !c.reserve(1) {
+				return nullVal
+			}
 			start := len(c.buf)
 			c.buf = append(c.buf, byte(x))
 			return strVal(c.buf[start:len(c.buf):len(c.buf)])
@@ -331,6 +401,7 @@ func (b *builder) regexArg(n *Call, i int) *regexp.Regexp {
 		if lit.Raw {
 			return regexp.MustCompile(regexp.QuoteMeta(lit.Str))
 		}
+		b.chargeRegexp(lit.Str, lit.Off, n.Name+" pattern")
 		re, err := compileRE(lit.Str, lit.Off, n.Name+" pattern")
 		if err != nil {
 			panic(bailErr{err})
@@ -436,12 +507,35 @@ func equalFold(a, b []byte) bool {
 	return true
 }
 
-// indexFold is bytes.Index ignoring ASCII case.
-func indexFold(s, sub []byte) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if equalFold(s[i:i+len(sub)], sub) {
-			return i
-		}
+// indexFold is bytes.Index ignoring ASCII case. Comparing sub at every
+// position of s would cost len(s) × len(sub); instead both are lowered into
+// the scratch buffer, which is then given back, and searched with
+// bytes.Index, in time linear in their lengths.
+func indexFold(c *ctx, s, sub []byte) int {
+	if c == nil {
+		c = &ctx{}
 	}
-	return -1
+	start := len(c.buf)
+	for _, ch := range s {
+		c.buf = append(c.buf, lowerASCII(ch))
+	}
+	for _, ch := range sub {
+		c.buf = append(c.buf, lowerASCII(ch))
+	}
+	ls, lsub := c.buf[start:start+len(s)], c.buf[start+len(s):]
+	i := bytes.Index(ls, lsub)
+	c.buf = c.buf[:start]
+	return i
+}
+
+// textLen is the length of v as text (see ctx.text), without building it.
+func textLen(v *val) int {
+	if v.k == kNull {
+		return 0
+	}
+	if v.s != nil {
+		return len(v.s)
+	}
+	var a [32]byte
+	return len(appendNum(a[:0], v))
 }

@@ -233,6 +233,9 @@ func hexVal(c byte) int {
 // NOT LIKE is NOT (LIKE).
 func (b *builder) like(n *Like) predFn {
 	m := b.prepared(n, func() any {
+		if !n.Pattern.Raw {
+			b.chargeRegexp(n.Pattern.Str, n.Pattern.Off, "LIKE pattern")
+		}
 		m, err := compileLike(n.Pattern)
 		if err != nil {
 			panic(bailErr{err})
@@ -284,7 +287,7 @@ func (b *builder) affix(n *Affix) predFn {
 			if !b.isConst(it) {
 				continue
 			}
-			v := b.constVal(b.val1(it))
+			v := b.constVal(it, b.val1(it))
 			if v.k == kNull {
 				continue
 			}
@@ -331,4 +334,75 @@ func (b *builder) affix(n *Affix) predFn {
 		})
 		return boolTri(hit != negate)
 	}
+}
+
+// Regular expression size. Go's RE2 matches in time proportional to the
+// subject's length times the size of the compiled program (it simulates
+// the program's threads in step), and a counted repetition copies its
+// operand: (a?){1000} is 10 bytes of pattern but 3000 instructions, all
+// of them live at once on a subject of a's. Such a pattern would cost
+// a thousand times what its length suggests on every message. The rule:
+// the estimated programs of all a filter's regular expressions (LIKE
+// patterns and REGEXP_* patterns) may hold at most regexpInstsPerByte
+// instructions per byte of filter text plus regexpInstsFloor; a filter
+// that needs more is refused at Compile. Patterns without counted
+// repetition take about one instruction per byte of pattern, so they
+// always fit; repetitions up to a few hundred (\d{1,10}, .{0,300}) fit a
+// short filter too.
+const (
+	regexpInstsPerByte = 8
+	regexpInstsFloor   = 1024
+)
+
+// chargeRegexp adds the estimated program size of the pattern pat, at
+// byte off of the filter, to the filter's total, and refuses the filter
+// when the total goes past the limit. A pattern that does not parse is
+// left to compileRE to report.
+func (b *builder) chargeRegexp(pat string, off int, what string) {
+	t, err := syntax.Parse(pat, syntax.Perl)
+	if err != nil {
+		return
+	}
+	limit := regexpInstsPerByte*len(b.f.src) + regexpInstsFloor
+	b.reInsts += progSize(t, limit+1)
+	if b.reInsts > limit {
+		b.failf(off, "%s %s: the filter's regular expressions would compile to more than %d instructions, the limit for a filter of %d bytes (counted repetitions such as {n} copy their operand n times)",
+			what, quote(pat), limit, len(b.f.src))
+	}
+}
+
+// progSize estimates the number of instructions RE2 compiles t into,
+// stopping at max: one per literal character or class, one or two for
+// each operator, and n copies of the operand of a repetition {m,n} (m+1
+// when unbounded).
+func progSize(t *syntax.Regexp, max int) int {
+	n := 0
+	switch t.Op {
+	case syntax.OpLiteral:
+		n = len(t.Rune)
+	case syntax.OpCapture:
+		n = 2 + progSize(t.Sub[0], max)
+	case syntax.OpStar, syntax.OpPlus, syntax.OpQuest:
+		n = 1 + progSize(t.Sub[0], max)
+	case syntax.OpRepeat:
+		times := t.Max
+		if times < 0 {
+			times = t.Min + 1
+		}
+		sub := progSize(t.Sub[0], max) + 1
+		if times > 0 && sub > max/times {
+			return max
+		}
+		n = times * sub
+	case syntax.OpConcat, syntax.OpAlternate:
+		for _, x := range t.Sub {
+			n += 1 + progSize(x, max)
+			if n >= max {
+				return max
+			}
+		}
+	default:
+		n = 1
+	}
+	return min(n, max)
 }
