@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math/rand/v2"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -232,5 +234,115 @@ func TestCompileAndMatchWorstCases(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// arrayBody is {"a":[...],"b":[...]} with na values 1 in a and nb values 2
+// in b, then last appended to b.
+func arrayBody(na, nb int, last string) string {
+	rep := func(v string, n int) string { return strings.TrimSuffix(strings.Repeat(v+",", n), ",") }
+	b := rep("2", nb)
+	if last != "" {
+		b += "," + last
+	}
+	return `{"a":[` + rep("1", na) + `],"b":[` + b + `]}`
+}
+
+// Two arrays compared pair by pair: in full up to the pair bound (a match
+// in the very last pair is found), FALSE beyond it, and fast either way.
+func TestArrayPairsBound(t *testing.T) {
+	for _, src := range []string{"/a = /b", "/a IN (/b)", "/b BEGINS WITH (/a)"} {
+		within := arrayBody(500, 499, "1") // 500 x 500 pairs
+		if !matchJSON(t, src, within, true) {
+			t.Errorf("%s over 500 x 500 values: no match, want the last pair found", src)
+		}
+		beyond := arrayBody(600, 599, "1") // 360,000 pairs
+		if matchJSON(t, src, beyond, true) {
+			t.Errorf("%s over 600 x 600 values: matched, want FALSE beyond %d pairs", src, MaxPairs)
+		}
+		huge := arrayBody(50000, 49999, "1")
+		timed(t, src+" over 50,000 x 50,000 values", func() {
+			if matchJSON(t, src, huge, true) {
+				t.Errorf("%s over 50,000 x 50,000 values matched", src)
+			}
+		})
+	}
+	// NOT IN is NOT (IN): TRUE when the pairs are too many to compare.
+	if !matchJSON(t, "/a NOT IN (/b)", arrayBody(600, 599, "1"), true) {
+		t.Error("NOT IN beyond the pair bound: FALSE, want TRUE")
+	}
+	// A long array against a short one is always compared in full.
+	if !matchJSON(t, "/a = /b", arrayBody(100000, 15, "1"), true) {
+		t.Error("100,000 values against 16: no match, want the last pair found")
+	}
+}
+
+// A (?i) pattern of plain ASCII text is a linear byte test over the folded
+// text, not an RE2 program run over every byte (a 1000-letter pattern over
+// a 1 MiB field took 7.7 s per message that way), and matches what RE2
+// would.
+func TestLikeFoldLiteral(t *testing.T) {
+	for _, tc := range []struct {
+		pattern, text string
+		want          bool
+	}{
+		{"(?i)acme", "xxAcMexx", true},
+		{"(?i)acme", "xxACMxx", false},
+		{"(?i)^ac", "ACME", true},
+		{"(?i)^ac", "xACME", false},
+		{"(?i)ME$", "acme", true},
+		{"(?i)ME$", "acmex", false},
+		{"(?i)^acme$", "ACME", true},
+		{"(?i)^acme$", "ACMEs", false},
+		{"(?i)k", "\u212a", true},   // as RE2's folding: the Kelvin sign is a k
+		{"(?i)^s$", "\u017f", true}, // and the long s an s
+		{"(?i)^ks$", "\xe2\x84k\xc5", false},
+		{"(?i)é", "É", true}, // non-ASCII text stays with RE2's folding
+	} {
+		src := fmt.Sprintf("/s LIKE '%s'", tc.pattern)
+		if got := matchJSON(t, src, `{"s":"`+tc.text+`"}`, true); got != tc.want {
+			t.Errorf("%s over %q: %v, want %v", src, tc.text, got, tc.want)
+		}
+	}
+	f := mustCompile(t, "/s LIKE '(?i)Acme'")
+	if m := f.prep[f.root.(*Like)].(*matcher); !m.fold || m.kind != mContains || string(m.lit) != "acme" {
+		t.Fatalf("(?i)Acme compiled to %+v, want a folding substring test for \"acme\"", m)
+	}
+	long := strings.Repeat("a", 1000) + "b"
+	body := `{"s":"` + strings.Repeat("a", 1<<20) + `"}`
+	timed(t, "a 1001-letter (?i) pattern over 1 MiB", func() {
+		if matchJSON(t, "/s LIKE '(?i)"+long+"'", body, true) {
+			t.Error("matched, want no match")
+		}
+	})
+}
+
+// The folding byte test agrees with RE2 on random text made of the
+// characters that matter: ASCII letters of both cases, the Kelvin sign,
+// the long s, their bytes alone, and other non-ASCII text.
+func TestLikeFoldAgreesWithRE2(t *testing.T) {
+	pieces := []string{"a", "A", "k", "K", "s", "S", "\u212a", "\u017f", "\xe2", "\x84", "\xaa", "\xc5", "\xbf", "é", "x", "-"}
+	patterns := []string{"(?i)ks", "(?i)^sk", "(?i)ak$", "(?i)^kas$", "(?i)s-a"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var c ctx
+	for _, p := range patterns {
+		m, err := compileLike(&Literal{Kind: LitString, Str: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !m.fold {
+			t.Fatalf("%s: not compiled to the folding test", p)
+		}
+		re := regexp.MustCompile(p)
+		for i := 0; i < 20000; i++ {
+			var sb strings.Builder
+			for j := rng.IntN(6); j >= 0; j-- {
+				sb.WriteString(pieces[rng.IntN(len(pieces))])
+			}
+			s := []byte(sb.String())
+			if got, want := m.match(&c, s), re.Match(s); got != want {
+				t.Fatalf("%s over %q: %v, RE2 says %v", p, s, got, want)
+			}
+		}
 	}
 }

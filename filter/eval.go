@@ -382,6 +382,35 @@ func (o *operand) each(fs *Fields, c *ctx, fn func(v val) bool) bool {
 	return fn(o.fn(fs, c))
 }
 
+// count is the number of values the operand offers to each.
+func (o *operand) count(fs *Fields) int {
+	if o.multi {
+		return len(fs.Field(o.slot).Values)
+	}
+	return 1
+}
+
+// An existential comparison of two operands that both hold arrays
+// (/a = /b, /a IN (/b), /a BEGINS WITH (/b)) tries every pair of their
+// values, so its cost is the product of the arrays' lengths, which a
+// publisher controls: two arrays of 50,000 numbers in a 200 KB message
+// would be 2.5 billion comparisons per filter. The rule: such a comparison
+// looks at no more pairs than the larger of MaxPairs and PairsPerValue
+// times the number of values of both operands; with more pairs it finds
+// none (FALSE; so NOT IN and NOT BEGINS/ENDS WITH are TRUE). The numbers
+// let any two arrays of up to 512 values, or an array of any length and
+// one of up to 16 values, be compared in full, and keep a filter's cost
+// proportional to its length times its message's.
+const (
+	MaxPairs      = 1 << 18
+	PairsPerValue = 16
+)
+
+// pairsAllowed reports whether n values may be compared with m values.
+func pairsAllowed(n, m int) bool {
+	return n <= 1 || m <= 1 || n*m <= max(MaxPairs, PairsPerValue*(n+m))
+}
+
 // comparison builds L op R. Comparisons are existential over arrays: TRUE
 // when some value of L and some value of R satisfy op.
 func (b *builder) comparison(n *Binary) predFn {
@@ -408,6 +437,9 @@ func (b *builder) comparison(n *Binary) predFn {
 		}
 	}
 	return func(fs *Fields, c *ctx) tri {
+		if !pairsAllowed(l.count(fs), r.count(fs)) {
+			return tFalse
+		}
 		return boolTri(l.each(fs, c, func(a val) bool {
 			return r.each(fs, c, func(bv val) bool {
 				cv, ok := compare(&a, &bv)
@@ -578,11 +610,15 @@ func (b *builder) in(n *In) predFn {
 	}
 	negate := n.Negate
 	return func(fs *Fields, c *ctx) tri {
+		xn := x.count(fs)
 		hit := x.each(fs, c, func(v val) bool {
 			if set.has(&v) {
 				return true
 			}
 			for i := range dyn {
+				if !pairsAllowed(xn, dyn[i].count(fs)) {
+					continue
+				}
 				if dyn[i].each(fs, c, func(w val) bool {
 					cv, ok := compare(&v, &w)
 					return ok && cv == 0

@@ -495,6 +495,7 @@ func lowerASCII(c byte) byte {
 	return c
 }
 
+// equalFold reports whether a and b are equal ignoring ASCII case.
 func equalFold(a, b []byte) bool {
 	if len(a) != len(b) {
 		return false

@@ -41,9 +41,16 @@ import (
 // end in RE2, while PCRE also matches before a final newline.
 
 // matcher is a compiled LIKE pattern: a byte test chosen for the pattern's
-// shape (substring, prefix, suffix, whole text) or the regexp.
+// shape (substring, prefix, suffix, whole text) or the regexp. With fold,
+// lit is lower case and the test runs on the text folded the way RE2's
+// (?i) folds it against ASCII letters (see foldText): a (?i) pattern of
+// plain ASCII text. RE2 would run such a pattern as a program of one
+// instruction per letter over every byte of the text, which costs seconds
+// on a long pattern and a large message; the byte test is linear and
+// matches exactly what RE2 would.
 type matcher struct {
 	kind matchKind
+	fold bool
 	lit  []byte
 	re   *regexp.Regexp
 }
@@ -60,7 +67,16 @@ const (
 
 // match reports whether the pattern is found anywhere in s: LIKE is a
 // search, not anchored unless the pattern anchors itself.
-func (m *matcher) match(s []byte) bool {
+func (m *matcher) match(c *ctx, s []byte) bool {
+	if m.fold {
+		if c == nil {
+			c = &ctx{} // Compile asks for a context for such patterns: a safety net
+		}
+		start := len(c.buf)
+		c.buf = foldText(c.buf, s)
+		s = c.buf[start:]
+		defer func() { c.buf = c.buf[:start] }()
+	}
 	switch m.kind {
 	case mContains:
 		return bytes.Contains(s, m.lit)
@@ -72,6 +88,28 @@ func (m *matcher) match(s []byte) bool {
 		return bytes.Equal(s, m.lit)
 	}
 	return m.re.Match(s)
+}
+
+// foldText appends s to dst as RE2's (?i) sees it against ASCII letters:
+// ASCII letters in lower case, and the two other characters that Unicode
+// folds onto ASCII letters, the Kelvin sign (U+212A, as k) and the long s
+// (U+017F, as s), replaced by them. Every other byte stays as it is, and
+// never equals a letter of a lower-case ASCII pattern, as in RE2.
+func foldText(dst, s []byte) []byte {
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		switch {
+		case ch == 0xe2 && i+2 < len(s) && s[i+1] == 0x84 && s[i+2] == 0xaa:
+			dst = append(dst, 'k')
+			i += 2
+		case ch == 0xc5 && i+1 < len(s) && s[i+1] == 0xbf:
+			dst = append(dst, 's')
+			i++
+		default:
+			dst = append(dst, lowerASCII(ch))
+		}
+	}
+	return dst
 }
 
 // compileLike compiles a LIKE pattern literal. A raw pattern matches its
@@ -89,14 +127,25 @@ func compileLike(p *Literal) (*matcher, *Error) {
 	if t, perr := syntax.Parse(p.Str, syntax.Perl); perr == nil {
 		t = t.Simplify()
 		lit := func(r *syntax.Regexp) ([]byte, bool) {
-			if r.Op != syntax.OpLiteral || r.Flags&syntax.FoldCase != 0 {
+			if r.Op != syntax.OpLiteral {
 				return nil, false
 			}
 			s := string(r.Rune)
 			if strings.ContainsRune(s, utf8.RuneError) {
 				return nil, false // would match invalid bytes in RE2
 			}
-			return []byte(s), true
+			if r.Flags&syntax.FoldCase == 0 {
+				return []byte(s), true
+			}
+			b := []byte(s)
+			for i, ch := range b {
+				if ch >= utf8.RuneSelf {
+					return nil, false // non-ASCII folding stays with RE2
+				}
+				b[i] = lowerASCII(ch)
+			}
+			m.fold = true
+			return b, true
 		}
 		if b, ok := lit(t); ok {
 			m.kind, m.lit = mContains, b
@@ -242,6 +291,9 @@ func (b *builder) like(n *Like) predFn {
 		}
 		return m
 	}).(*matcher)
+	if m.fold {
+		b.needCtx = true // the text is folded into the scratch buffer
+	}
 	x := b.operand(n.X)
 	b.textOperand(n.X, x)
 	negate := n.Negate
@@ -251,7 +303,7 @@ func (b *builder) like(n *Like) predFn {
 			hit := false
 			for _, xv := range fs.Field(s).Values {
 				v := fromValue(xv)
-				if v.k != kNull && m.match(c.text(&v)) {
+				if v.k != kNull && m.match(c, c.text(&v)) {
 					hit = true
 					break
 				}
@@ -261,7 +313,7 @@ func (b *builder) like(n *Like) predFn {
 	}
 	return func(fs *Fields, c *ctx) tri {
 		v := x.fn(fs, c)
-		return boolTri((v.k != kNull && m.match(c.text(&v))) != negate)
+		return boolTri((v.k != kNull && m.match(c, c.text(&v))) != negate)
 	}
 }
 
@@ -313,6 +365,7 @@ func (b *builder) affix(n *Affix) predFn {
 		return bytes.HasPrefix(s, a)
 	}
 	return func(fs *Fields, c *ctx) tri {
+		xn := x.count(fs)
 		hit := x.each(fs, c, func(v val) bool {
 			if v.k == kNull {
 				return false
@@ -324,6 +377,9 @@ func (b *builder) affix(n *Affix) predFn {
 				}
 			}
 			for i := range dyn {
+				if !pairsAllowed(xn, dyn[i].count(fs)) {
+					continue
+				}
 				if dyn[i].each(fs, c, func(w val) bool {
 					return w.k != kNull && test(s, c.text(&w))
 				}) {
