@@ -118,7 +118,7 @@ func (m *Matcher) Filter() *Filter { return m.f }
 //
 // Match does not allocate, with two exceptions: REGEXP_MATCH and
 // REGEXP_REPLACE (Go's regexp allocates the match positions and the
-// result). Functions that build text (CONCAT, UPPER, REPLACE, ...) write
+// result), and CONCAT of more than 8 arguments. Functions that build text (CONCAT, UPPER, REPLACE, ...) write
 // into a scratch buffer taken from a sync.Pool for the duration of the
 // call; filters that build no text and call no message function take
 // nothing from the pool.

@@ -3,32 +3,39 @@
 // `/symbol = 'IBM' AND /qty > 100`) to receive only the messages for which
 // the expression is TRUE.
 //
-// This increment provides the front end: [Parse] turns a filter string into
-// a small typed syntax tree ([Node]) or a positioned [*Error]. The language
-// is AMPS's: XPath-like field identifiers (`/a/b`, `/55`, `/@attr`,
-// `[/name with spaces]`, an optional `[n]` subscript), integer, float and
-// (raw) string literals, arithmetic, comparisons, BETWEEN, IN, LIKE,
-// BEGINS WITH, ENDS WITH, IS [NOT] NULL, IS [NOT] NAN, NOT, AND, OR, and
-// the scalar functions AMPS offers to filters. Every node prints, with
-// String, a fully parenthesised canonical form that parses back to itself.
+// Three parts, used in this order:
 //
-// The fields side is in place too: an [Extractor], compiled once for the
-// union of the paths that the filters on a topic name and for a message
-// type (json, fix, nvfix), reads those fields' values out of a message body
-// in one scan that stops as soon as every path is complete, into reusable
-// [Fields] without allocating.
+//   - [Compile] parses a filter (with [Parse], which gives a small typed
+//     syntax tree of [Node]s, or a positioned [*Error]) and checks it once
+//     into an immutable [Filter], refusing regular expressions that Go's RE2
+//     engine cannot run faithfully. The language is AMPS's: XPath-like
+//     field identifiers (`/a/b`, `/55`, `/@attr`, `[/name with spaces]`, an
+//     optional `[n]` subscript), integer, float and (raw) string literals,
+//     arithmetic, comparisons, BETWEEN, IN, LIKE, BEGINS WITH, ENDS WITH,
+//     IS [NOT] NULL, IS [NOT] NAN, NOT, AND, OR, and the scalar functions
+//     AMPS offers to filters.
+//   - An [Extractor], compiled once for the union of the paths that the
+//     filters on a topic name ([Filter.Paths]) and for a message type
+//     (json, fix, nvfix), reads those fields' values out of a message body
+//     in one scan that stops as soon as every path is complete, into
+//     reusable [Fields] without allocating.
+//   - [Filter.Bind] ties a filter to the slots of an Extractor as a
+//     [Matcher], a tree of closures with constants pre-converted, constant
+//     sub-expressions folded, IN lists as sets and LIKE patterns compiled;
+//     [Matcher.Match] evaluates it over extracted Fields without
+//     allocating, with AMPS's value model (integers, unsigned integers,
+//     floats, byte strings, booleans as 1/0, NULL), its comparison and
+//     coercion rules, its order-dependent NULL logic, existential array
+//     operators and the scalar functions.
 //
-// The evaluator completes it: [Compile] checks a filter once (refusing
-// regular expressions that Go's RE2 engine cannot run faithfully) into an
-// immutable [Filter]; [Filter.Bind] ties it to the slots of an Extractor as
-// a [Matcher], a tree of closures with constants pre-converted, constant
-// sub-expressions folded, IN lists as sets and LIKE patterns compiled; and
-// [Matcher.Match] evaluates it over extracted Fields without allocating,
-// with AMPS's value model (integers, unsigned integers, floats, byte
-// strings, booleans as 1/0, NULL), its comparison and coercion rules, its
-// order-dependent NULL logic, existential array operators and the scalar
-// functions. Each rule is stated, with the decisions taken where AMPS's
+// [Filter.MatchBody] does all three for one message, for tests and
+// one-off use. Each rule is stated, with the decisions taken where AMPS's
 // documentation is silent, next to the code that implements it.
+//
+// String literals are unescaped before a LIKE pattern is read as a regular
+// expression, as in AMPS: '\\d' is the pattern \d, while '\d' is just d and
+// '\.' is the pattern ".", which matches any character. A raw string
+// (r'\d') is taken as it is.
 //
 // A filter's cost is bounded by its length times the message's length, so
 // that a subscriber cannot stall or exhaust a broker with a small filter:
@@ -40,5 +47,8 @@
 // the call that goes past it. The regular expressions of a filter may
 // compile to at most 8 instructions per byte of filter plus 1024, since
 // RE2 runs in time proportional to program size times subject length and
-// counted repetitions ({n}) multiply the program. INSTR_I is linear.
+// counted repetitions ({n}) multiply the program. INSTR_I is linear. An
+// existential comparison of two arrays looks at no more pairs of values
+// than the larger of [MaxPairs] and [PairsPerValue] times the number of
+// values of both.
 package filter

@@ -348,3 +348,17 @@ func TestFilterAPI(t *testing.T) {
 		t.Errorf("nvfix: %v %v", ok, err)
 	}
 }
+
+// A LIKE pattern is read as a regular expression after the string
+// literal's escapes: a backslash meant for the regular expression is
+// doubled, or the pattern is written raw.
+func TestLikeEscapes(t *testing.T) {
+	runCases(t, []evalCase{
+		{`/s LIKE '\\d'`, `{"s":"a1"}`, true},
+		{`/s LIKE '\d'`, `{"s":"a1"}`, false}, // '\d' is the letter d
+		{`/s LIKE '\d'`, `{"s":"d"}`, true},
+		{`/s LIKE '\.'`, `{"s":"x"}`, true}, // '\.' is ".", any character
+		{`/s LIKE '\\.'`, `{"s":"x"}`, false},
+		{`/s LIKE r'\d'`, `{"s":"x\\d"}`, true}, // raw: the two characters \d
+	})
+}
