@@ -1,8 +1,7 @@
 package filter
 
 import (
-	"encoding/binary"
-	"math/bits"
+	"bytes"
 
 	"github.com/ampsbroker/ampsbroker/internal/jsonstr"
 )
@@ -70,40 +69,27 @@ const (
 	msbs = 0x8080808080808080
 )
 
-// hasByte returns a word whose lowest set bit is the high bit of the first
-// byte of w equal to c, or 0 when no byte is. (x-1)&^x has its high bit set
-// for a zero byte x; a borrow can mark a byte after a zero byte too, but
-// never one before it, so the lowest mark is exact.
-func hasByte(w uint64, c byte) uint64 {
-	x := w ^ (lsbs * uint64(c))
-	return (x - lsbs) &^ x & msbs
-}
-
-// quoteOrBackslash returns the index of the first '"' or '\\' at or after
-// i, or len(b) (or i, if larger) when there is none.
-func quoteOrBackslash(b []byte, i int) int {
-	for ; i+8 <= len(b); i += 8 {
-		w := binary.LittleEndian.Uint64(b[i:])
-		if t := hasByte(w, '"') | hasByte(w, '\\'); t != 0 {
-			return i + bits.TrailingZeros64(t)>>3
-		}
-	}
-	for ; i < len(b); i++ {
-		if c := b[i]; c == '"' || c == '\\' {
-			return i
-		}
-	}
-	return i
-}
-
 // strEnd returns the index of the quote that closes the string whose
 // content starts at i, or -1 when the body ends first, and whether the
 // string holds a backslash (an escape). A backslash escapes the byte after
 // it, so a quote preceded by an odd number of backslashes is content.
+//
+// A string without escapes, the common long case (text, padding, encoded
+// blobs), is found with the runtime's vectorised bytes.IndexByte, tens of
+// bytes per cycle where a byte loop does about one: the next quote, then
+// whether a backslash comes before it. A string with escapes is walked
+// byte by byte, which is cheaper than a search per escape.
 func strEnd(b []byte, i int) (int, bool) {
+	if i < len(b) {
+		if q := bytes.IndexByte(b[i:], '"'); q >= 0 && bytes.IndexByte(b[i:i+q], '\\') < 0 {
+			return i + q, false
+		}
+	}
 	esc := false
 	for {
-		i = quoteOrBackslash(b, i)
+		for i < len(b) && b[i] != '"' && b[i] != '\\' {
+			i++
+		}
 		if i >= len(b) {
 			return -1, esc
 		}
@@ -111,26 +97,30 @@ func strEnd(b []byte, i int) (int, bool) {
 			return i, esc
 		}
 		esc = true
-		i += 2
+		i += 2 // the backslash and the byte it escapes
 	}
 }
 
 // byteEnd is the inlined fast path of strEnd: the index of the quote
 // that closes the string whose content starts at i, or -1 when a
-// backslash or the end of the body comes first (then strEnd decides). It
-// is a plain byte loop: it runs ahead of its exit on branch prediction,
-// where the word-at-a-time search of quoteOrBackslash waits for the
-// latency of its arithmetic at every string, which costs more on the
-// short strings (member names, codes) that most messages are made of.
+// backslash, the end of the body or the end of its first shortRun bytes
+// comes first (then strEnd decides). It is a plain byte loop: it runs
+// ahead of its exit on branch prediction, which suits the short strings
+// (member names, codes) that most messages are made of.
 func byteEnd(b []byte, i int) int {
-	for i < len(b) && b[i] != '"' && b[i] != '\\' {
+	n := min(len(b), i+shortRun)
+	for i < n && b[i] != '"' && b[i] != '\\' {
 		i++
 	}
-	if i < len(b) && b[i] == '"' {
+	if i < n && b[i] == '"' {
 		return i
 	}
 	return -1
 }
+
+// shortRun is how many bytes of a string byteEnd looks at one by one
+// before leaving the rest to strEnd.
+const shortRun = 32
 
 // skipOpen returns the index just after the end of depth open containers
 // that start at i, minding strings (which may hold brackets) but
