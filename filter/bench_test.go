@@ -62,8 +62,21 @@ func TestMatchDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// orderFilter is a 5-predicate filter over the realistic order message of
+// BenchmarkExtract (orderBody), its fields spread from the start to the
+// last third of the message.
+const orderFilter = `/instrument/symbol = 'ACME' AND /qty > 100 AND /price BETWEEN 10 AND 200 AND /side IN ('Buy', 'Sell') AND /strategy/name LIKE '^VW'`
+
+// BenchmarkMatch: a filter alone over extracted fields ("match"), and a
+// whole evaluation of one message ("extract+match"): 5pred and rich over
+// benchBody (1 KiB with long text fields, the last field at the end), and
+// order5pred over the ~1 KiB realistic order message.
 func BenchmarkMatch(b *testing.B) {
-	for _, c := range []struct{ name, src string }{{"5pred", benchFilter}, {"rich", richFilter}} {
+	for _, c := range []struct {
+		name, src string
+		body      []byte
+	}{{"5pred", benchFilter, benchBody}, {"rich", richFilter, benchBody}, {"order5pred", orderFilter, orderBody()}} {
+		benchBody := c.body
 		m, x, fs := bindFor(b, c.src)
 		x.Extract(benchBody, fs)
 		if !m.Match(fs, nil) {
