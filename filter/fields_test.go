@@ -418,9 +418,9 @@ func naiveStrEnd(b []byte, i int) (int, bool) {
 	return -1, esc
 }
 
-// TestStrEnd checks the string scanners (the word-at-a-time search, the
-// byte loop and their combination) against the reference at every start
-// and alignment, over strings with escaped quotes, runs of backslashes
+// TestStrEnd checks the string scanners (byteEnd's short byte loop and
+// strEnd's search and walk) against the reference at every start, over
+// short and long strings with escaped quotes, runs of backslashes
 // before a closing quote, multi-byte UTF-8 and bytes with the high bit
 // set next to '"' and '\\' in value (0xa2, 0xdc).
 func TestStrEnd(t *testing.T) {
