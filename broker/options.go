@@ -139,6 +139,13 @@ type Options struct {
 	// DefaultTopicCacheSize.
 	TopicCacheSize int
 
+	// SOWTopics declares the State-of-the-World topics, in precedence
+	// order: a topic is held by the first definition of its message type
+	// that names or matches it. Default: none (every topic is a plain
+	// publish and subscribe topic). New panics on an invalid list; check
+	// it first with Validate.
+	SOWTopics []SOWTopic
+
 	// NoRegexTopics takes every subscription topic literally, as if each
 	// subscribe carried the "non_regex_topic" option: a topic such as
 	// "orders.*" then matches only messages published to "orders.*" (AMPS
@@ -336,4 +343,11 @@ func closeName(key string, names []string) string {
 		}
 	}
 	return ""
+}
+
+// Validate reports what is wrong with o, or nil: the checks New would
+// otherwise panic on (SOW topic definitions).
+func (o *Options) Validate() error {
+	_, err := sowDefs(o.SOWTopics)
+	return err
 }

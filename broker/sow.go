@@ -1,0 +1,121 @@
+package broker
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/ampsbroker/ampsbroker/filter"
+)
+
+// This file defines State-of-the-World (SOW) topics: a SOW topic keeps the
+// latest message per record key, like a table with a primary key. The first
+// publish of a key inserts the record, later ones replace it whole.
+
+// DefaultSOWMessageType is the message type of a SOWTopic that names none.
+const DefaultSOWMessageType = "json"
+
+// SOWTopic declares a State-of-the-World topic (AMPS's SOW/Topic).
+type SOWTopic struct {
+	// Name is the exact topic name. Exactly one of Name and Pattern is set.
+	Name string
+	// Pattern, instead of Name, is a regular expression: the definition then
+	// holds every topic whose whole name it matches, each as a topic of
+	// its own with its own records (AMPS's Pattern, one physical topic for
+	// many logical ones).
+	Pattern string
+	// MessageType is the type of the stored messages. Default
+	// DefaultSOWMessageType. Topics are per message type, as in AMPS.
+	MessageType string
+	// Keys are the fields whose values identify a record ("/id", or several
+	// for a composite key), read as the filter language reads fields. The
+	// broker computes each record's key from them: a stable 64-bit hash of
+	// the key domain and the values. Without Keys every publish must carry
+	// its own key in the "k" header, which is stored and returned as given.
+	Keys []string
+	// KeyDomain seeds the computed keys, so that topics with the same
+	// domain give equal values the same key. Default: the topic's name.
+	// Only with Keys.
+	KeyDomain string
+}
+
+// sowDef is a validated SOWTopic.
+type sowDef struct {
+	SOWTopic
+	re *regexp.Regexp // Pattern compiled, anchored; nil for Name
+	// keyPaths are Keys as path steps; keyEx reads them from a message.
+	keyPaths [][]string
+	keyEx    *filter.Extractor
+}
+
+// matches reports whether the definition holds topic.
+func (d *sowDef) matches(topic string) bool {
+	if d.re != nil {
+		return d.re.MatchString(topic)
+	}
+	return d.Name == topic
+}
+
+// newSOWDef validates t. The error names the topic and what is wrong.
+func newSOWDef(t SOWTopic) (*sowDef, error) {
+	d := &sowDef{SOWTopic: t}
+	if d.MessageType == "" {
+		d.MessageType = DefaultSOWMessageType
+	}
+	name := t.Name
+	switch {
+	case t.Name == "" && t.Pattern == "":
+		return nil, fmt.Errorf("SOW topic needs a Name or a Pattern")
+	case t.Name != "" && t.Pattern != "":
+		return nil, fmt.Errorf("SOW topic %q: Name and Pattern %q are exclusive", t.Name, t.Pattern)
+	case t.Pattern != "":
+		name = t.Pattern
+		re, err := regexp.Compile(`^(?:` + t.Pattern + `)$`)
+		if err != nil {
+			return nil, fmt.Errorf("SOW topic Pattern %q: %v", t.Pattern, err)
+		}
+		d.re = re
+	}
+	if publishTopicReason(name) != "" && t.Pattern == "" {
+		return nil, fmt.Errorf("SOW topic %q: not a topic clients may publish to", name)
+	}
+	if len(t.Keys) == 0 {
+		if t.KeyDomain != "" {
+			return nil, fmt.Errorf("SOW topic %q: KeyDomain needs at least one Key", name)
+		}
+		return d, nil
+	}
+	for _, k := range t.Keys {
+		f, err := filter.Compile(k + " IS NULL")
+		if !strings.HasPrefix(k, "/") || err != nil || len(f.Paths()) != 1 {
+			return nil, fmt.Errorf("SOW topic %q: Key %q is not a field such as /id", name, k)
+		}
+		d.keyPaths = append(d.keyPaths, f.Paths()[0])
+	}
+	ex, err := filter.NewExtractor(d.MessageType, d.keyPaths)
+	if err != nil {
+		return nil, fmt.Errorf("SOW topic %q: keys cannot be computed for message type %q (json, fix and nvfix can be read); without Keys, publishers give each record's key", name, d.MessageType)
+	}
+	d.keyEx = ex
+	return d, nil
+}
+
+// sowDefs validates a SOWTopics list: each definition, and no name defined
+// twice for one message type.
+func sowDefs(ts []SOWTopic) ([]*sowDef, error) {
+	var defs []*sowDef
+	seen := make(map[[2]string]bool)
+	for i, t := range ts {
+		d, err := newSOWDef(t)
+		if err != nil {
+			return nil, fmt.Errorf("broker: SOWTopics[%d]: %w", i, err)
+		}
+		id := [2]string{d.Name + "\x00" + d.Pattern, d.MessageType}
+		if seen[id] {
+			return nil, fmt.Errorf("broker: SOWTopics[%d]: SOW topic %q (%s) defined twice", i, d.Name+d.Pattern, d.MessageType)
+		}
+		seen[id] = true
+		defs = append(defs, d)
+	}
+	return defs, nil
+}
