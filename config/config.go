@@ -163,8 +163,10 @@ type Config struct {
 	// Transports are the listeners (amps-config §3).
 	Transports []Transport
 
-	// SOW defines State-of-the-World topics (amps-config §6), kept for the
-	// SOW implementation.
+	// SOW defines the State-of-the-World topics (amps-config §6), in
+	// precedence order: a topic is held by the first definition of its
+	// message type that names it or whose Pattern matches it.
+	// BrokerOptions passes them on as broker.Options.SOWTopics.
 	SOW []SOWTopic
 
 	// Logging holds the Logging targets (amps-config §9.2).
@@ -324,14 +326,22 @@ type MessageType struct {
 
 // SOWTopic is a State-of-the-World topic definition (amps-config §6.2).
 type SOWTopic struct {
-	// Name is the exact topic name. Required.
+	// Name is the exact topic name. Required, with or without Pattern: AMPS
+	// requires it, and with Pattern it names the physical topic (the
+	// container of the matching topics) rather than a topic clients use.
 	Name string
+	// Pattern, when set, is a regular expression: the definition then
+	// holds every topic whose name it matches, each a topic of its own
+	// with its own records (AMPS's "multiple logical topics in one physical
+	// topic"). The broker matches it against the whole topic name.
+	Pattern string
 	// MessageType is the type of stored messages. Required.
 	MessageType string
 	// Keys are the XPath-like fields forming the record identity ("/id").
 	// Empty means publishers supply explicit SOW keys.
 	Keys []string
-	// KeyDomain seeds key hashing; only with Keys. Default: Name.
+	// KeyDomain seeds key hashing; only with Keys. Default: Name (for a
+	// Pattern topic, the physical topic's Name).
 	KeyDomain string
 	// Durability is DurabilityTransient (or empty) or DurabilityPersistent.
 	// The Go zero value is transient; in XML an absent Durability means
@@ -339,7 +349,8 @@ type SOWTopic struct {
 	Durability string
 	// FileName is the backing file of a persistent topic.
 	FileName string
-	// Expiration is the default record lifetime; zero means none.
+	// Expiration is the default record lifetime; zero means none. Not
+	// passed to the broker yet.
 	Expiration time.Duration
 	// ExpirationEnabled honours per-message lifetimes ("e" header). It is
 	// implied by a non-zero Expiration (amps-config §6.4).

@@ -430,6 +430,7 @@ func (d *decoder) transport(n *node) (Transport, bool) {
 func (d *decoder) topic(n *node) SOWTopic {
 	t := SOWTopic{
 		Name:        d.text(n, "Name"),
+		Pattern:     d.text(n, "Pattern"),
 		MessageType: d.text(n, "MessageType"),
 		KeyDomain:   d.text(n, "KeyDomain"),
 		FileName:    d.text(n, "FileName"),
@@ -443,6 +444,10 @@ func (d *decoder) topic(n *node) SOWTopic {
 	}
 	for _, k := range d.kids(n, "Key") {
 		t.Keys = append(t.Keys, k.text)
+	}
+	if p := d.kid(n, "Pattern"); p != nil && p.text == "" {
+		// An empty element would quietly make the topic a plain Name topic.
+		d.ds.errorf(CodeSOWTopic, d.at(p), "SOW Topic %q: Pattern is empty", t.Name)
 	}
 	at := d.at(n)
 	// An absent Durability means persistent, as in AMPS.

@@ -84,7 +84,9 @@ const (
 	CodeModuleLibrary Code = "CFG-MODULE-LIBRARY"
 	// CodeSlowClient: disk offlining settings, which this broker ignores.
 	CodeSlowClient Code = "CFG-SLOW-CLIENT"
-	// CodeSOWTopic: a SOW Topic without Name/MessageType, or defined twice.
+	// CodeSOWTopic: a SOW Topic without Name/MessageType, defined twice, a
+	// bad Pattern, or a definition the broker refuses (warning: a topic an
+	// earlier Pattern shadows).
 	CodeSOWTopic Code = "CFG-SOW-TOPIC"
 	// CodeSOWKey: a bad Key, or KeyDomain without Key.
 	CodeSOWKey Code = "CFG-SOW-KEY"
@@ -92,7 +94,8 @@ const (
 	CodeSOWStorage Code = "CFG-SOW-STORAGE"
 	// CodeSOWLimits: SlabSize or InitialSlabCount out of range.
 	CodeSOWLimits Code = "CFG-SOW-LIMITS"
-	// CodeSOWType: AMPS-computed keys on a type the broker cannot parse.
+	// CodeSOWType: AMPS-computed keys (Key) on a message type the broker
+	// cannot read fields of (only json, fix and nvfix).
 	CodeSOWType Code = "CFG-SOW-TYPE"
 	// CodeUnsupported: an AMPS feature this broker does not implement.
 	CodeUnsupported Code = "CFG-UNSUPPORTED"
@@ -223,6 +226,17 @@ type diags struct {
 }
 
 func (ds *diags) add(d Diagnostic) { ds.list = append(ds.list, d) }
+
+// errorCount is the number of errors (not warnings) recorded so far.
+func (ds *diags) errorCount() int {
+	n := 0
+	for _, d := range ds.list {
+		if d.Severity == SeverityError {
+			n++
+		}
+	}
+	return n
+}
 
 // errorf records an error, in strict and lenient mode alike.
 func (ds *diags) errorf(code Code, at pos, format string, args ...any) {

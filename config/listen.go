@@ -150,6 +150,16 @@ func clientBudget(pool int64, capacity float64) int {
 //     negative (no age limit): the AMPS default is none (amps-config §2),
 //     and queues stay bounded by OutboundQueueBytes.
 //   - NoRegexTopics = NoRegexTopics (AMPS RegexTopicSupport false).
+//   - SOWTopics: one broker.SOWTopic per SOW topic, in configuration order
+//     (the first definition that holds a topic wins), with Name,
+//     MessageType, Keys and KeyDomain. A Pattern topic becomes a Pattern
+//     definition: the broker's Name and Pattern are exclusive, so the
+//     physical topic's Name is passed only as the default KeyDomain
+//     (when Keys are given without one), as AMPS seeds its keys with it.
+//     Durability is not passed: every topic is kept in memory (a
+//     persistent one fails strict validation; lenient Parse turns it
+//     into a transient one with a warning). Expiration, FileName,
+//     ExpectedKeyCountHint are not passed on yet.
 //   - WriteTimeout, LogonTimeout, MaxConnections, MaxSubscriptions,
 //     MaxHeaderSize, TopicCacheSize keep the broker defaults: no AMPS
 //     element means them (amps-config §3.11). The handshake timeout and
@@ -186,5 +196,8 @@ func (c *Config) BrokerOptions() broker.Options {
 		o.MaxMessageAge = -1
 	}
 	c.security(&o)
+	for i := range c.SOW {
+		o.SOWTopics = append(o.SOWTopics, c.SOW[i].brokerTopic())
+	}
 	return o
 }

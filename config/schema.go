@@ -89,7 +89,7 @@ var topicKids = map[string]*elem{
 	"InitialSlabCount":     leaf(),
 	"Preprocessing":        rejectHard("Preprocessing is not supported: messages would be stored unmodified"),
 	"Enrichment":           rejectHard("Enrichment is not supported: messages would be stored unmodified"),
-	"Pattern":              rejectHard("Pattern topics are not supported: matching topics would not be SOW topics"),
+	"Pattern":              leaf(),
 }
 
 // sowKids: Topic is supported; every other container is an error even in

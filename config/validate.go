@@ -1,15 +1,18 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/ampsbroker/ampsbroker/filter"
 	"github.com/ampsbroker/ampsbroker/listener"
 )
 
@@ -129,6 +132,17 @@ func (c *Config) validate(ds *diags) {
 
 	c.validateTransports(ds, types)
 	c.validateSOW(ds, types)
+
+	// The broker must accept the options the configuration gives it
+	// (broker.New panics on the rest). validateSOW had it check each SOW
+	// definition, to report at the definition's path; this covers the
+	// options as a whole, in case a rule spans definitions.
+	if ds.errorCount() == 0 {
+		o := c.BrokerOptions()
+		if err := o.Validate(); err != nil {
+			ds.errorf(CodeSOWTopic, c.at("SOW"), "%v", err)
+		}
+	}
 }
 
 // libraryBase strips directories from a module library path.
@@ -357,27 +371,62 @@ func checkSocketFile(ds *diags, p pos, who, path string) {
 	}
 }
 
+// validateSOW checks the SOW topic definitions. The broker has the last
+// word on what it can run (broker.Options.Validate; New panics on what it
+// refuses), so each definition that passes the checks here is also handed
+// to the broker's validation, and what the broker refuses becomes a
+// diagnostic at the topic's path. The checks here come first because they
+// can name the offending element (a Key, the Pattern) and the diagnostic
+// code; a definition that fails them is not handed on, so one problem gives
+// one message.
 func (c *Config) validateSOW(ds *diags, types map[string]bool) {
-	seen := map[[2]string]int{}
+	seen := map[[2]string]int{}        // (Name, MessageType) -> index
+	seenPattern := map[[2]string]int{} // (Pattern, MessageType) -> index
 	for i, t := range c.SOW {
+		errs := ds.errorCount()
 		path := fmt.Sprintf("SOW/Topic[%d]", i+1)
 		p := c.at(path)
 		who := fmt.Sprintf("SOW Topic %q", t.Name)
+		// AMPS requires Name on every Topic, Pattern topics included: there
+		// it names the physical topic that holds the matching ones (the
+		// name statistics and conflated topics use). A Pattern does not
+		// replace it.
 		if t.Name == "" {
-			ds.errorf(CodeSOWTopic, c.at(path+"/Name"), "SOW Topic needs a Name")
 			who = fmt.Sprintf("SOW Topic #%d", i+1)
+			if t.Pattern != "" {
+				ds.errorf(CodeSOWTopic, c.at(path+"/Name"), "SOW Topic with Pattern %q needs a Name (the physical topic holding the matching topics)", t.Pattern)
+			} else {
+				ds.errorf(CodeSOWTopic, c.at(path+"/Name"), "SOW Topic needs a Name")
+			}
 		}
 		if t.MessageType == "" {
 			ds.errorf(CodeSOWTopic, c.at(path+"/MessageType"), "%s needs a MessageType", who)
 		} else if !types[t.MessageType] {
 			ds.errorf(CodeMessageType, c.at(path+"/MessageType"), "%s: unknown MessageType %q", who, t.MessageType)
 		}
+		// The pair (name, message type) identifies a topic; for a Pattern
+		// topic the name is the physical topic's, so it may not repeat
+		// either.
 		if t.Name != "" && t.MessageType != "" {
 			k := [2]string{t.Name, t.MessageType}
 			if j, dup := seen[k]; dup {
 				ds.errorf(CodeSOWTopic, p, "SOW Topic %q (%s) defined twice (first as Topic[%d])", t.Name, t.MessageType, j+1)
 			} else {
 				seen[k] = i
+			}
+		}
+		if t.Pattern != "" {
+			if _, err := regexp.Compile(t.Pattern); err != nil {
+				ds.errorf(CodeSOWTopic, c.at(path+"/Pattern"), "%s: Pattern %q is not a valid regular expression: %v", who, t.Pattern, err)
+			} else if t.MessageType != "" {
+				// Two definitions with one pattern: the second could never
+				// hold a topic.
+				k := [2]string{t.Pattern, t.MessageType}
+				if j, dup := seenPattern[k]; dup {
+					ds.errorf(CodeSOWTopic, c.at(path+"/Pattern"), "%s: Pattern %q (%s) is already defined by Topic[%d]", who, t.Pattern, t.MessageType, j+1)
+				} else {
+					seenPattern[k] = i
+				}
 			}
 		}
 		// A Key starts with '/' (an XPath-like field path such as /id) or
@@ -390,11 +439,15 @@ func (c *Config) validateSOW(ds *diags, types map[string]bool) {
 		if t.KeyDomain != "" && len(t.Keys) == 0 {
 			ds.errorf(CodeSOWKey, c.at(path+"/KeyDomain"), "%s: KeyDomain requires at least one Key", who)
 		}
-		// The broker parses only json payloads, so keys it computes from
-		// message fields need a json topic; other types must publish
-		// explicit keys.
-		if len(t.Keys) > 0 && t.MessageType != "" && !isJSONType(t.MessageType, c.MessageTypes) {
-			ds.errorf(CodeSOWType, p, "%s (%s): computed keys need json in this broker", who, t.MessageType)
+		// The broker computes keys by reading the key fields, which it can
+		// do for the message types its filter engine parses (json, fix,
+		// nvfix: filter.ParseMessageType, the test the broker applies).
+		// Other types, declared aliases included, need publishers to give
+		// each record's key.
+		if len(t.Keys) > 0 && t.MessageType != "" && types[t.MessageType] {
+			if _, err := filter.ParseMessageType(t.MessageType); err != nil {
+				ds.errorf(CodeSOWType, p, "%s (%s): keys cannot be computed for this message type (json, fix and nvfix can be read); without Key, publishers give each record's key", who, t.MessageType)
+			}
 		}
 		switch t.Durability {
 		case "", DurabilityTransient:
@@ -410,21 +463,69 @@ func (c *Config) validateSOW(ds *diags, types map[string]bool) {
 		if t.Expiration < 0 {
 			ds.errorf(CodeValue, c.at(path+"/Expiration"), "%s: Expiration %v must not be negative", who, t.Expiration)
 		}
+		if ds.errorCount() == errs {
+			o := broker.Options{SOWTopics: []broker.SOWTopic{t.brokerTopic()}}
+			if err := o.Validate(); err != nil {
+				ds.errorf(CodeSOWTopic, p, "%v", brokerReason(err))
+			}
+		}
+	}
+	c.warnShadowedSOW(ds)
+}
+
+// brokerReason strips the broker's list position ("broker: SOWTopics[0]:")
+// from a Validate error, which the diagnostic's path replaces.
+func brokerReason(err error) error {
+	if inner := errors.Unwrap(err); inner != nil {
+		return inner
+	}
+	return err
+}
+
+// warnShadowedSOW warns about a Name topic that an earlier Pattern topic of
+// the same message type matches: the first matching definition holds a
+// topic, so the later one is never used (AMPS: a standalone definition
+// wins over a pattern only when it comes first). The pattern is matched
+// against the whole name, as the broker does.
+func (c *Config) warnShadowedSOW(ds *diags) {
+	type pat struct {
+		re *regexp.Regexp
+		mt string
+		i  int
+	}
+	var pats []pat
+	for i, t := range c.SOW {
+		if t.Pattern != "" {
+			if re, err := regexp.Compile(`^(?:` + t.Pattern + `)$`); err == nil {
+				pats = append(pats, pat{re, t.MessageType, i})
+			}
+			continue
+		}
+		for _, q := range pats {
+			if q.mt == t.MessageType && t.Name != "" && q.re.MatchString(t.Name) {
+				ds.warnf(CodeSOWTopic, c.at(fmt.Sprintf("SOW/Topic[%d]", i+1)), "SOW Topic %q (%s) is never used: the Pattern %q of Topic[%d] comes first and holds it (put it before the pattern topic)", t.Name, t.MessageType, c.SOW[q.i].Pattern, q.i+1)
+				break
+			}
+		}
 	}
 }
 
-// isJSONType reports whether a message type name is json or declared with
-// the json module.
-func isJSONType(name string, declared []MessageType) bool {
-	if name == "json" {
-		return true
-	}
-	for _, mt := range declared {
-		if mt.Name == name && mt.Module == "json" {
-			return true
+// brokerTopic is the broker's definition of t. For a Pattern topic the
+// broker takes the Pattern alone (its Name and Pattern are exclusive); the
+// physical topic's Name survives as the default KeyDomain, which is what
+// AMPS seeds a pattern topic's keys with when KeyDomain is not given.
+func (t *SOWTopic) brokerTopic() broker.SOWTopic {
+	bt := broker.SOWTopic{Name: t.Name, Pattern: t.Pattern, MessageType: t.MessageType, Keys: t.Keys, KeyDomain: t.KeyDomain}
+	if t.Pattern != "" {
+		bt.Name = ""
+		if bt.KeyDomain == "" && len(t.Keys) > 0 {
+			bt.KeyDomain = t.Name
 		}
 	}
-	return false
+	if len(t.Keys) > 0 {
+		bt.Keys = append([]string(nil), t.Keys...)
+	}
+	return bt
 }
 
 // compareVersions compares dot-separated numeric versions ("5.3.4.0" vs

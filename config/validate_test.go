@@ -139,7 +139,7 @@ func TestValidationErrors(t *testing.T) {
 		{"sow limits", doc("<SOW>\n<Topic><Name>x</Name><MessageType>json</MessageType><Durability>transient</Durability><SlabSize>2GB</SlabSize></Topic>\n</SOW>"), CodeSOWLimits,
 			`SOW/Topic[1]/SlabSize: SOW Topic "x": SlabSize 2GB is above the 1GB maximum (line 4)`},
 		{"sow type", doc("<SOW>\n<Topic><Name>ticks</Name><MessageType>bflat</MessageType><Key>/id</Key><Durability>transient</Durability></Topic>\n</SOW>"), CodeSOWType,
-			`SOW/Topic[1]: SOW Topic "ticks" (bflat): computed keys need json in this broker (line 4)`},
+			`SOW/Topic[1]: SOW Topic "ticks" (bflat): keys cannot be computed for this message type (json, fix and nvfix can be read); without Key, publishers give each record's key (line 4)`},
 		{"unsupported hard", doc("<TransactionLog>\n<JournalDirectory>/x</JournalDirectory>\n</TransactionLog>"), CodeUnsupported,
 			"TransactionLog: TransactionLog is not supported: bookmark replay and persisted journals are unavailable (line 3)"},
 		{"unsupported view", doc("<SOW>\n<View><Name>v</Name></View>\n</SOW>"), CodeUnsupported,
