@@ -10,6 +10,13 @@
 // calls Validate. Either way, Config.BrokerOptions gives the broker.Options
 // and Config.ListenAll opens the enabled transports.
 //
+// The SOW section's topics become broker.Options.SOWTopics, in file order:
+// a Topic with Name (and MessageType, Key, KeyDomain) declares one
+// State-of-the-World topic; one with a Pattern as well holds every topic
+// whose name matches it. Validation hands each definition to the broker's
+// own checks, so a definition the broker would refuse is reported with its
+// element path and line rather than failing when the broker starts.
+//
 // Where AMPS's documentation is silent or contradicts itself, the comment
 // at the code says what this package decided and why. Section numbers such
 // as "amps-config §3.3" point into the project's configuration spec, which

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -174,8 +175,17 @@ func TestSampleParses(t *testing.T) {
 	if ent == nil || !ent.Entitled(&broker.Identity{}, "orders", broker.Write) || ent.Entitled(&broker.Identity{}, "admin/users", broker.Read) {
 		t.Errorf("json-local Entitler %v does not allow orders and deny admin/", ent)
 	}
+	// The sample's SOW topics reach the broker: one named, one Pattern.
+	wantSOW := []broker.SOWTopic{
+		{Name: "orders", MessageType: "json", Keys: []string{"/id"}},
+		{Pattern: "prices/.+", MessageType: "json", Keys: []string{"/venue", "/instrument"}, KeyDomain: "prices"},
+	}
+	if !reflect.DeepEqual(o.SOWTopics, wantSOW) {
+		t.Errorf("Sample SOWTopics = %+v, want %+v", o.SOWTopics, wantSOW)
+	}
 	sum := cfg.Summary()
-	for _, want := range []string{"instance sample-broker", "4 transport(s)", "json-tls", "tls", "amps.sock mode 0660", "orders (json) key /id, transient", "json-local: entitlement local-access"} {
+	for _, want := range []string{"instance sample-broker", "4 transport(s)", "json-tls", "tls", "amps.sock mode 0660", "2 SOW topic(s)", "orders (json) key /id, transient",
+		`prices (json) holding topics matching "prices/.+", key /venue,/instrument, transient`, "json-local: entitlement local-access"} {
 		if !strings.Contains(sum, want) {
 			t.Errorf("Summary lacks %q:\n%s", want, sum)
 		}

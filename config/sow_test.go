@@ -101,7 +101,7 @@ func TestSOWErrors(t *testing.T) {
 			`<Topic><Name>a</Name><MessageType>json</MessageType>`+tr+`</Topic>`,
 			`<Topic><Name>a</Name><Pattern>user/.*</Pattern><MessageType>json</MessageType>`+tr+`</Topic>`), CodeSOWTopic,
 			`SOW/Topic[2]: SOW Topic "a" (json) defined twice (first as Topic[1]) (line 5)`},
-		{"declared json type with keys", doc("<MessageTypes><MessageType><Name>myjson</Name><Module>json</Module></MessageType></MessageTypes>\n<SOW>\n<Topic><Name>t</Name><MessageType>myjson</MessageType><Key>/id</Key>"+tr+"</Topic>\n</SOW>"), CodeSOWType,
+		{"declared json type with keys", doc("<MessageTypes><MessageType><Name>myjson</Name><Module>json</Module></MessageType></MessageTypes>\n<SOW>\n<Topic><Name>t</Name><MessageType>myjson</MessageType><Key>/id</Key>" + tr + "</Topic>\n</SOW>"), CodeSOWType,
 			`SOW/Topic[1]: SOW Topic "t" (myjson): keys cannot be computed for this message type (json, fix and nvfix can be read); without Key, publishers give each record's key (line 5)`},
 		// Refused by the broker's validation, reported at the topic.
 		{"key not a field", sowDoc(`<Topic><Name>p</Name><MessageType>json</MessageType><Key>/a b</Key>` + tr + `</Topic>`), CodeSOWTopic,

@@ -62,7 +62,11 @@ func (c *Config) Summary() string {
 			if keys == "" {
 				keys = "explicit keys"
 			}
-			fmt.Fprintf(&b, "    %s (%s) key %s, %s\n", s.Name, s.MessageType, keys, durabilityOrDefault(s.Durability))
+			holds := ""
+			if s.Pattern != "" {
+				holds = fmt.Sprintf(" holding topics matching %q,", s.Pattern)
+			}
+			fmt.Fprintf(&b, "    %s (%s)%s key %s, %s\n", s.Name, s.MessageType, holds, keys, durabilityOrDefault(s.Durability))
 		}
 	}
 	if len(c.Warnings) > 0 {
@@ -190,12 +194,26 @@ const sampleConfig = `<?xml version="1.0" encoding="UTF-8"?>
     </Transport>
   </Transports>
 
-  <!-- A State-of-the-World topic keyed on /id, kept in memory. -->
+  <!-- State-of-the-World topics, kept in memory. A topic is held by the
+       first definition that names it or whose Pattern matches it. -->
   <SOW>
+    <!-- One topic keyed on /id: a publish with a new /id adds a record,
+         one with a known /id replaces it. -->
     <Topic>
       <Name>orders</Name>
       <MessageType>json</MessageType>
       <Key>/id</Key>
+      <Durability>transient</Durability>
+    </Topic>
+    <!-- Every topic whose whole name matches the Pattern (prices/AAPL,
+         prices/MSFT, ...) is a SOW topic of its own, keyed on /venue and
+         /instrument together. Name names the definition. -->
+    <Topic>
+      <Name>prices</Name>
+      <Pattern>prices/.+</Pattern>
+      <MessageType>json</MessageType>
+      <Key>/venue</Key>
+      <Key>/instrument</Key>
       <Durability>transient</Durability>
     </Topic>
   </SOW>

@@ -390,7 +390,7 @@ func TestSampleConfigParses(t *testing.T) {
 	if err != nil {
 		t.Fatalf("-sample-config: %v", err)
 	}
-	for _, want := range []string{"<AMPSConfig>", ">tcp<", ">websocket<", ">tcps<", ">amps-unix<"} {
+	for _, want := range []string{"<AMPSConfig>", ">tcp<", ">websocket<", ">tcps<", ">amps-unix<", "<SOW>", "<Pattern>"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("sample lacks %q:\n%s", want, out)
 		}
@@ -451,5 +451,105 @@ func TestConfigRefusesTransportFlags(t *testing.T) {
 	}
 	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused -config left %s behind (stat: %v)", sock, err)
+	}
+}
+
+// sowConfig is a configuration with one transport and two SOW topics, a
+// named one and a Pattern one, followed by extra (more SOW topics).
+func sowConfig(extra string) string {
+	return `<?xml version="1.0" encoding="UTF-8"?>
+<AMPSConfig>
+  <Name>ampsd-sow-test</Name>
+  <Transports>
+    <Transport>
+      <Name>json-tcp</Name>
+      <Type>tcp</Type>
+      <InetAddr>127.0.0.1:0</InetAddr>
+      <Protocol>amps</Protocol>
+    </Transport>
+  </Transports>
+  <SOW>
+    <Topic>
+      <Name>orders</Name>
+      <MessageType>json</MessageType>
+      <Key>/id</Key>
+      <Durability>transient</Durability>
+    </Topic>
+    <Topic>
+      <Name>per-user</Name>
+      <Pattern>user/[a-z]+</Pattern>
+      <MessageType>json</MessageType>
+      <Key>/id</Key>
+      <Durability>transient</Durability>
+    </Topic>` + extra + `
+  </SOW>
+</AMPSConfig>
+`
+}
+
+func TestCheckConfigSOWTopics(t *testing.T) {
+	path, _ := writeConfig(t, sowConfig(""))
+	var err error
+	out := captureStdout(t, func(stdout io.Writer) {
+		err = run(context.Background(), func() {}, []string{"-check-config", path}, stdout, io.Discard)
+	})
+	if err != nil {
+		t.Fatalf("-check-config with SOW topics: %v", err)
+	}
+	for _, want := range []string{"2 SOW topic(s)", "orders (json) key /id", `per-user (json) holding topics matching "user/[a-z]+"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+
+	// A bad Pattern, and a Key the broker cannot read as a field: each is
+	// reported with its element path and line, and nothing is printed.
+	text := sowConfig(`
+    <Topic>
+      <Name>bad-pattern</Name>
+      <Pattern>user/(</Pattern>
+      <MessageType>json</MessageType>
+      <Durability>transient</Durability>
+    </Topic>
+    <Topic>
+      <Name>bad-key</Name>
+      <MessageType>json</MessageType>
+      <Key>/a b</Key>
+      <Durability>transient</Durability>
+    </Topic>`)
+	path, _ = writeConfig(t, text)
+	out = captureStdout(t, func(stdout io.Writer) {
+		err = run(context.Background(), func() {}, []string{"-check-config", path}, stdout, io.Discard)
+	})
+	if err == nil {
+		t.Fatalf("-check-config accepted a bad Pattern and Key; printed:\n%s", out)
+	}
+	var cerr *config.Error
+	if !errors.As(err, &cerr) || len(cerr.Errors) != 2 {
+		t.Fatalf("error %v: want a *config.Error with two errors", err)
+	}
+	wants := []string{
+		fmt.Sprintf("SOW/Topic[3]/Pattern: SOW Topic \"bad-pattern\": Pattern \"user/(\" is not a valid regular expression: error parsing regexp: missing closing ): `user/(` (%s line %d)", path, lineOf(t, text, "user/(")),
+		fmt.Sprintf(`SOW/Topic[4]: SOW topic "bad-key": Key "/a b" is not a field such as /id (%s line %d)`, path, lineOf(t, text, "bad-key")-1),
+	}
+	for i, d := range cerr.Errors {
+		if d.Code != config.CodeSOWTopic || d.Error() != wants[i] {
+			t.Errorf("error %d: %s %q\nwant %s %q", i+1, d.Code, d.Error(), config.CodeSOWTopic, wants[i])
+		}
+	}
+	if out != "" {
+		t.Errorf("-check-config printed a summary for an invalid file:\n%s", out)
+	}
+}
+
+// TestConfigServesSOWTopics checks that a configuration with SOW topics
+// starts a broker (the topics reach broker.New, which would panic on a
+// definition it refuses) and stops cleanly.
+func TestConfigServesSOWTopics(t *testing.T) {
+	path, _ := writeConfig(t, sowConfig(""))
+	log, stop := startRun(t, "-config", path)
+	boundAddrs(t, log, []string{"json-tcp"})
+	if err := stop(); err != nil {
+		t.Fatalf("run: %v", err)
 	}
 }
