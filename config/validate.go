@@ -387,10 +387,12 @@ func (c *Config) validateSOW(ds *diags, types map[string]bool) {
 		path := fmt.Sprintf("SOW/Topic[%d]", i+1)
 		p := c.at(path)
 		who := fmt.Sprintf("SOW Topic %q", t.Name)
-		// AMPS requires Name on every Topic, Pattern topics included: there
-		// it names the physical topic that holds the matching ones (the
-		// name statistics and conflated topics use). A Pattern does not
-		// replace it.
+		// AMPS requires Name on every Topic, Pattern topics included: its
+		// configuration reference marks Name required and says that with a
+		// Pattern the Name defines the physical topic only, and a
+		// ConflatedTopic refers to a pattern topic by that Name. So a
+		// Pattern does not replace Name here either; spec §6.2 lists Name
+		// as required without exception.
 		if t.Name == "" {
 			who = fmt.Sprintf("SOW Topic #%d", i+1)
 			if t.Pattern != "" {
