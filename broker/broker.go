@@ -40,6 +40,9 @@ type Broker struct {
 	ctx            context.Context       // cancelled by Shutdown/Close
 	cancel         context.CancelFunc
 
+	// sow holds the State-of-the-World topics.
+	sow *sowRegistry
+
 	stats counters
 	// retired is the traffic of the endpoints that have ended; guarded by mu.
 	retired traffic
@@ -140,6 +143,11 @@ func New(opts *Options) *Broker {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	defs, err := sowDefs(o.SOWTopics)
+	if err != nil {
+		panic(err.Error() + " (check Options with Validate before New)")
+	}
+	b.sow = newSOWRegistry(defs)
 	if o.Name == "" {
 		o.Name = DefaultName
 	}
@@ -191,6 +199,7 @@ func (b *Broker) router(mt string) *router {
 	r = b.routers[mt]
 	if r == nil {
 		r = newRouter(mt, b.opts.TopicCacheSize)
+		r.sow = func(topic string) *sowStore { return b.sow.store(topic, mt) }
 		b.routers[mt] = r
 	}
 	return r

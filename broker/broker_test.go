@@ -241,8 +241,13 @@ func TestCommandFailures(t *testing.T) {
 		{map[string]any{"c": "subscribe", "cid": "o2", "t": "a", "o": "replace=yes", "a": "processed"}, "invalid options"},
 		{map[string]any{"c": "subscribe", "cid": "o3", "t": "a", "o": "replace, oof", "a": "processed"}, "oof option is not supported yet"},
 		{map[string]any{"c": "subscribe", "cid": "o4", "t": "a", "opts": "select=[-/,+/id]", "a": "processed"}, "select option is not supported yet"},
-		{map[string]any{"c": "sow", "cid": "s", "t": "a", "a": "processed,completed"}, "sow is not supported yet"},
-		{map[string]any{"c": "sow_and_subscribe", "cid": "ss", "t": "a", "a": "processed"}, "sow_and_subscribe is not supported yet"},
+		{map[string]any{"c": "sow", "cid": "s", "t": "a", "a": "processed,completed"}, "not a sow topic"},
+		{map[string]any{"c": "sow", "cid": "bs", "t": "a", "bs": 10001, "a": "processed"}, "invalid batch size"},
+		{map[string]any{"c": "sow", "cid": "ob", "t": "a", "orderby": "/a UP", "a": "processed"}, "invalid orderby"},
+		{map[string]any{"c": "sow", "cid": "sk", "t": "a", "o": "skip_n=5", "a": "processed"}, "skip_n option is not supported yet"},
+		{map[string]any{"c": "sow_and_subscribe", "cid": "ss", "t": "a", "o": "replace", "a": "processed"}, "replace option is not supported yet"},
+		{map[string]any{"c": "sow_delete", "cid": "sd", "t": "a", "a": "processed"}, "sow_delete takes one of filter, sow_keys or message data"},
+		{map[string]any{"c": "sow_and_delta_subscribe", "cid": "sds", "t": "a", "a": "processed"}, "sow_and_delta_subscribe is not supported yet"},
 		{map[string]any{"c": "delta_publish", "cid": "dp", "t": "a", "a": "processed"}, "delta_publish is not supported yet"},
 		{map[string]any{"c": "p", "cid": "amps", "t": "/AMPS/x", "a": "processed"}, "invalid topic"},
 		{map[string]any{"c": "p", "cid": "nt", "a": "processed"}, "no topic"},
@@ -255,7 +260,7 @@ func TestCommandFailures(t *testing.T) {
 		if f.Field("cid") != tc.header["cid"] || f.Field("status") != "failure" || f.Field("reason") != tc.reason {
 			t.Errorf("%v: got %s, want failure %q", tc.header, f.RawHeader, tc.reason)
 		}
-		if tc.header["c"] == "sow" {
+		if tc.header["c"] == "sow" && tc.header["cid"] == "s" {
 			if f := c.Read(); f.Field("a") != "completed" || f.Field("status") != "failure" {
 				t.Errorf("sow completed ack: %s", f.RawHeader)
 			}

@@ -119,7 +119,9 @@ func (c *Client) Publish(ctx context.Context, topic string, data []byte) error {
 	}
 	switch reason := publishTopicReason(topic); reason {
 	case "":
-		c.b.publish(&c.endpoint, c.rt, topic, "", data)
+		if reason := c.b.publish(&c.endpoint, c.rt, topic, nil, data); reason != "" {
+			return fmt.Errorf("broker: publish to %q: %s", topic, reason)
+		}
 	case reasonDiscard:
 	default:
 		return fmt.Errorf("broker: publish to %q: %s", topic, reason)

@@ -202,8 +202,13 @@ func (s *session) dispatch(h *protocol.Header, body []byte) error {
 		s.acks(h, parseAcks(h.AckType), protocol.StatusSuccess, "", nil)
 	case protocol.CmdStartTimer, protocol.CmdStopTimer:
 		s.acks(h, parseAcks(h.AckType), protocol.StatusSuccess, "", nil)
-	case protocol.CmdSOW, protocol.CmdSOWAndSubscribe, protocol.CmdSOWAndDeltaSub,
-		protocol.CmdSOWDelete, protocol.CmdDeltaPublish, protocol.CmdDeltaSubscribe:
+	case protocol.CmdSOW:
+		s.sow(h)
+	case protocol.CmdSOWAndSubscribe:
+		s.sowAndSubscribe(h)
+	case protocol.CmdSOWDelete:
+		s.sowDelete(h, body)
+	case protocol.CmdSOWAndDeltaSub, protocol.CmdDeltaPublish, protocol.CmdDeltaSubscribe:
 		s.fail(h, h.Command+reasonNotSupportedTail, func(a *protocol.Header) {
 			a.QueryID = h.QueryID
 			a.SubID = h.SubID
@@ -392,6 +397,20 @@ func regexProgramSize(topic string) int {
 // the command with "bad filter", and the log says where and why. Bookmark
 // replay is not supported and fails the command; there is no SOW.
 func (s *session) subscribe(h *protocol.Header) {
+	sub, old, fill, ok := s.prepareSubscription(h, subscribeOptions)
+	if !ok {
+		return
+	}
+	s.register(sub, old)
+	s.acks(h, parseAcks(h.AckType), protocol.StatusSuccess, "", fill)
+}
+
+// prepareSubscription checks a subscribing command (its options against
+// table, bookmark, topic, filter, limits, entitlement) and builds its
+// subscription, or sends the failure ack and reports false. old is the
+// subscription "replace" swaps out; fill adds "sub_id" to the command's
+// acks.
+func (s *session) prepareSubscription(h *protocol.Header, table map[string]optionUse) (sub, old *subscription, fill func(*protocol.Header), ok bool) {
 	id := h.SubID
 	if id == "" {
 		id = h.CommandID
@@ -399,46 +418,46 @@ func (s *session) subscribe(h *protocol.Header) {
 	if id == "" {
 		id = nuid.Next()
 	}
-	fill := func(a *protocol.Header) { a.SubID = id }
+	fill = func(a *protocol.Header) { a.SubID = id }
 	// "0|1|" (NOW) asks for live messages only, which is what a broker
 	// without a transaction log delivers; any other bookmark needs replay.
 	if h.Bookmark != "" && h.Bookmark != "0|1|" {
 		s.fail(h, ReasonBookmarkNotSupp, fill)
-		return
+		return nil, nil, nil, false
 	}
 	opts := splitOptions(h.Options)
-	if reason, err := checkOptions(opts, subscribeOptions); reason != "" {
-		s.log.Info("subscribe refused", "sub_id", id, "topic", h.Topic, "err", err)
+	if reason, err := checkOptions(opts, table); reason != "" {
+		s.log.Info(h.Command+" refused", "sub_id", id, "topic", h.Topic, "err", err)
 		s.fail(h, reason, fill)
-		return
+		return nil, nil, nil, false
 	}
 	sub, reason := newSubscription(id, h.Topic, s.b.opts.NoRegexTopics || hasOption(opts, "non_regex_topic"), s.b.opts.MaxRegexProgram)
 	if reason != "" {
 		s.fail(h, reason, fill)
-		return
+		return nil, nil, nil, false
 	}
 	var err error
 	if sub.filter, err = s.rt.compileFilter(h.Filter); err != nil {
-		s.log.Info("subscribe refused: bad filter", "sub_id", id, "topic", h.Topic, "filter", logText(h.Filter), "err", err)
+		s.log.Info(h.Command+" refused: bad filter", "sub_id", id, "topic", h.Topic, "filter", logText(h.Filter), "err", err)
 		s.fail(h, ReasonBadFilter, fill)
-		return
+		return nil, nil, nil, false
 	}
 	sub.owner = &s.endpoint
-	old := s.subs[id]
+	old = s.subs[id]
 	if old != nil && !hasOption(opts, "replace") {
 		s.fail(h, ReasonSubIDInUse, fill)
-		return
+		return nil, nil, nil, false
 	}
 	if old == nil && s.b.opts.MaxSubscriptions > 0 && len(s.subs) >= s.b.opts.MaxSubscriptions {
 		s.fail(h, ReasonTooManySubs, fill)
-		return
+		return nil, nil, nil, false
 	}
 	if s.ent != nil {
 		if sub.re == nil {
 			// A literal topic is checked once, now (semantics §8.2).
 			if !s.entitled(sub.topic, Read) {
 				s.fail(h, ReasonNotEntitled, fill)
-				return
+				return nil, nil, nil, false
 			}
 		} else {
 			// A regex is checked per concrete topic as it is first matched;
@@ -446,15 +465,20 @@ func (s *session) subscribe(h *protocol.Header) {
 			sub.readable = func(topic string) bool { return s.entitled(topic, Read) }
 		}
 	}
+	return sub, old, fill, true
+}
+
+// register puts sub in the router, atomically in place of old when old is
+// not nil.
+func (s *session) register(sub, old *subscription) {
 	if old != nil {
 		old.removed.Store(true)
 		s.rt.replace(old, sub)
 	} else {
 		s.rt.add(sub)
 	}
-	s.subs[id] = sub
+	s.subs[sub.id] = sub
 	s.nsubs.Store(int64(len(s.subs)))
-	s.acks(h, parseAcks(h.AckType), protocol.StatusSuccess, "", fill)
 }
 
 // unsubscribe implements wire spec §7.7: one id, a comma list, or "all"

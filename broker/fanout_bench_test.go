@@ -85,7 +85,7 @@ func BenchmarkFanOutToSessions(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				br.publish(&pub, br.router("json"), "orders", "", body)
+				br.publish(&pub, br.router("json"), "orders", nil, body)
 			}
 			for _, c := range conns {
 				for c.written.Load() < int64(b.N+2) {

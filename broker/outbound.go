@@ -17,13 +17,15 @@ const itemOverhead = 192
 // peak for the life of the connection.
 const retainItems = 1024
 
-// outItem is one queued outbound message: either a shared delivery for a
-// target, or a message of its own (acks, heartbeats), which the writer
-// does not modify.
+// outItem is one queued outbound message: a shared delivery for a target,
+// a message of its own (acks, heartbeats), which the writer does not
+// modify, or a query result, which the writer expands.
 type outItem struct {
-	d    *delivery
-	t    *target
-	m    *protocol.Message
+	d *delivery
+	t *target
+	m *protocol.Message
+	// qr is a SOW query's result, which the writer sends as one unit.
+	qr   *queryResult
 	size int
 	// at is when it was queued, in unix nanoseconds of the broker's
 	// coarse clock.

@@ -37,8 +37,10 @@ func (s *session) publish(h *protocol.Header, body []byte) {
 		// the acks the publisher asked for (semantics §8.2).
 		s.fail(h, ReasonNotEntitled, seq)
 		return
-	} else {
-		s.b.publish(&s.endpoint, s.rt, h.Topic, h.CorrelationID, body)
+	} else if reason := s.b.publish(&s.endpoint, s.rt, h.Topic, h, body); reason != "" {
+		s.log.Debug("publish refused", "topic", h.Topic, "reason", reason)
+		s.fail(h, reason, seq)
+		return
 	}
 	if want == 0 {
 		return
@@ -69,16 +71,59 @@ func publishTopicReason(topic string) string {
 }
 
 // publish routes one message of from through r, the router of the
-// publisher's message type, to every matching subscription. It never
+// publisher's message type, to every matching subscription, storing it
+// first when the topic is a SOW topic. h is the publish's header (nil for
+// an in-process client): its "x" passes through and its "k" is the key of
+// a record on a SOW topic without Keys. It returns a failure reason when
+// the message is refused (a SOW key that cannot be had), else "". It never
 // blocks on a receiver.
+func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.Header, body []byte) string {
+	from.messagesIn.Add(1)
+	var cid, key string
+	if h != nil {
+		cid, key = h.CorrelationID, h.SOWKey
+	}
+	rs := r.routes(topic)
+	if rs.store != nil {
+		return b.publishSOW(from, r, rs.store, topic, cid, key, body)
+	}
+	b.route(from, rs, topic, nil, cid, body)
+	return ""
+}
+
+// publishSOW stores a message into a SOW topic and routes it, both under
+// the store's lock, so that a sow_and_subscribe, which takes the lock to
+// copy the records and register its subscription, sees each publish
+// either in its snapshot or as a delivery after it. The delivery carries
+// the record's key in "k"; the record shares the delivery's copy of the
+// body.
+func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic, cid, explicitKey string, body []byte) string {
+	key, vals, reason := st.key(explicitKey, body)
+	if reason != "" {
+		return reason
+	}
+	d := newDelivery(topic, cid, key, body)
+	rec := &record{key: key, vals: vals, data: d.body, cid: cid, topic: topic}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.upsert(rec) {
+		return ReasonSOWKeyConflict
+	}
+	// The routes are read again under the store's lock: a subscription
+	// registered by a sow_and_subscribe before this point must get it.
+	b.route(from, r.routes(topic), topic, d, cid, body)
+	return ""
+}
+
+// route queues a message for every target of rs whose filters take it.
+// d is the delivery when already built; else it is built for the first
+// recipient, so a message no filter takes costs no copy.
 //
 // When subscriptions on the topic have content filters, the message is
 // scanned once, for the union of the fields those filters name, and each
 // filter then only evaluates its predicates over the extracted values. A
 // topic without filtered subscriptions costs no scan at all.
-func (b *Broker) publish(from *endpoint, r *router, topic, correlationID string, body []byte) {
-	from.messagesIn.Add(1)
-	rs := r.routes(topic)
+func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, cid string, body []byte) {
 	if len(rs.targets) == 0 {
 		return
 	}
@@ -93,7 +138,6 @@ func (b *Broker) publish(from *endpoint, r *router, topic, correlationID string,
 		sc.verdicts = sc.verdicts[:len(rs.matchers)]
 		clear(sc.verdicts)
 	}
-	var d *delivery // built for the first recipient: a message no filter takes costs no copy
 	for i := range rs.targets {
 		t := &rs.targets[i]
 		if t.match != nil {
@@ -102,7 +146,7 @@ func (b *Broker) publish(from *endpoint, r *router, topic, correlationID string,
 			}
 		}
 		if d == nil {
-			d = newDelivery(topic, correlationID, body)
+			d = newDelivery(topic, cid, "", body)
 		}
 		t.ep.enqueueDelivery(d, t)
 	}
@@ -198,14 +242,16 @@ type delivery struct {
 }
 
 // newDelivery copies body: the publisher's read buffer is reused. The
-// encoded header and the body share one allocation.
-func newDelivery(topic, correlationID string, body []byte) *delivery {
+// encoded header and the body share one allocation. key is the record's
+// SOW key ("k"), empty on a topic without SOW.
+func newDelivery(topic, correlationID, key string, body []byte) *delivery {
 	d := &delivery{topic: topic, correlationID: correlationID}
-	h := protocol.Header{Command: protocol.CmdP, Topic: topic, CorrelationID: correlationID}
+	h := protocol.Header{Command: protocol.CmdP, Topic: topic, CorrelationID: correlationID, SOWKey: key}
 	h.Set(protocol.FieldLength, uint64(len(body)))
 	// Room for the header without escapes: ,"c":"p" ,"t":"" ,"x":"" ,"l":
-	// and 20 digits take 47 bytes besides topic and correlation id.
-	buf := make([]byte, 0, len(topic)+len(correlationID)+len(body)+48)
+	// and 20 digits take 47 bytes besides topic, correlation id and key
+	// (whose ,"k":"" takes 7).
+	buf := make([]byte, 0, len(topic)+len(correlationID)+len(key)+len(body)+56)
 	buf = d.hdr.Prepare(buf, &h)
 	s := len(buf)
 	d.body = append(buf, body...)[s:]

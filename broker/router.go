@@ -87,6 +87,8 @@ type routes struct {
 	matchers []*filter.Matcher
 	// fields recycles the *filterScratch whose fields ex extracts into.
 	fields *sync.Pool
+	// store holds the topic's records when it is a SOW topic, else nil.
+	store *sowStore
 }
 
 // topicEntry caches the routes of one concrete topic, and the filter state
@@ -95,6 +97,7 @@ type routes struct {
 type topicEntry struct {
 	subs   []*subscription
 	routes *routes
+	store  *sowStore // resolved once, when the topic is first cached
 
 	// ex is the extractor the filters of subs are bound to (nil when none
 	// has a filter), fields its scratch pool, and bound each filtered
@@ -108,7 +111,7 @@ type topicEntry struct {
 // subscriptions are bound to one extractor over the union of their paths,
 // so a message is scanned once however many filters meet it.
 func (e *topicEntry) rebuild(mt filter.MessageType) {
-	rs := &routes{targets: groupTargets(e.subs)}
+	rs := &routes{targets: groupTargets(e.subs), store: e.store}
 	// Publishers see the routes once complete (they are published under
 	// the router's lock, which publishers take to find them).
 	defer func() { e.routes = rs }()
@@ -276,8 +279,11 @@ type router struct {
 	// mt is how the filter engine reads this router's messages; 0 when it
 	// cannot (such a router takes no filtered subscription). mtName is the
 	// message type's name.
-	mt        filter.MessageType
-	mtName    string
+	mt     filter.MessageType
+	mtName string
+	// sow resolves the SOW store of a topic of this message type (nil:
+	// none), once per cached topic.
+	sow       func(topic string) *sowStore
 	mu        sync.RWMutex
 	exact     map[string][]*subscription
 	regex     []*subscription
@@ -351,6 +357,9 @@ func (r *router) routes(topic string) *routes {
 		return e.routes
 	}
 	e = &topicEntry{}
+	if r.sow != nil {
+		e.store = r.sow(topic)
+	}
 	e.subs = append(e.subs, r.exact[topic]...)
 	for _, s := range r.regex {
 		if s.matchesTopic(topic) {

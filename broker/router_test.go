@@ -139,7 +139,7 @@ func TestOutboundMemoryIsBounded(t *testing.T) {
 	if cap(spare) > retainItems || cap(q.items) > retainItems {
 		t.Fatalf("quiet batches keep slices of %d and %d items", cap(spare), cap(q.items))
 	}
-	d := newDelivery("t", "", nil)
+	d := newDelivery("t", "", "", nil)
 	if d.size(&target{sids: protocol.NewSubIDs("s")}) < itemOverhead {
 		t.Fatal("an empty delivery is charged less than its bookkeeping")
 	}

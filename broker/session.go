@@ -323,6 +323,14 @@ func (s *session) writeLoop() {
 func (s *session) writeItems(items []outItem, dm *protocol.Message) (deliveries, wire int64, err error) {
 	for i := range items {
 		it := &items[i]
+		if it.qr != nil {
+			n, w, err := s.writeQuery(it.qr)
+			deliveries, wire = deliveries+n, wire+w
+			if err != nil {
+				return deliveries, wire, err
+			}
+			continue
+		}
 		m := it.m
 		if it.d != nil {
 			if !it.d.message(it.t, dm) {

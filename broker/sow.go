@@ -3,7 +3,6 @@ package broker
 import (
 	"fmt"
 	"regexp"
-	"strings"
 
 	"github.com/ampsbroker/ampsbroker/filter"
 )
@@ -17,12 +16,13 @@ const DefaultSOWMessageType = "json"
 
 // SOWTopic declares a State-of-the-World topic (AMPS's SOW/Topic).
 type SOWTopic struct {
-	// Name is the exact topic name. Exactly one of Name and Pattern is set.
+	// Name is the exact topic name; with Pattern, the name of the
+	// definition (AMPS's physical topic), which seeds the keys. Name or
+	// Pattern is required.
 	Name string
-	// Pattern, instead of Name, is a regular expression: the definition then
-	// holds every topic whose whole name it matches, each as a topic of
-	// its own with its own records (AMPS's Pattern, one physical topic for
-	// many logical ones).
+	// Pattern makes the definition hold every topic whose whole name the
+	// regular expression matches, each a topic of its own with its own
+	// records (AMPS's Pattern: one physical topic for many logical ones).
 	Pattern string
 	// MessageType is the type of the stored messages. Default
 	// DefaultSOWMessageType. Topics are per message type, as in AMPS.
@@ -66,10 +66,8 @@ func newSOWDef(t SOWTopic) (*sowDef, error) {
 	switch {
 	case t.Name == "" && t.Pattern == "":
 		return nil, fmt.Errorf("SOW topic needs a Name or a Pattern")
-	case t.Name != "" && t.Pattern != "":
-		return nil, fmt.Errorf("SOW topic %q: Name and Pattern %q are exclusive", t.Name, t.Pattern)
 	case t.Pattern != "":
-		name = t.Pattern
+		name = cmpOr(t.Name, t.Pattern)
 		re, err := regexp.Compile(`^(?:` + t.Pattern + `)$`)
 		if err != nil {
 			return nil, fmt.Errorf("SOW topic Pattern %q: %v", t.Pattern, err)
@@ -86,11 +84,12 @@ func newSOWDef(t SOWTopic) (*sowDef, error) {
 		return d, nil
 	}
 	for _, k := range t.Keys {
-		f, err := filter.Compile(k + " IS NULL")
-		if !strings.HasPrefix(k, "/") || err != nil || len(f.Paths()) != 1 {
+		n, err := filter.Parse(k)
+		id, ok := n.(*filter.Ident)
+		if err != nil || !ok || id.Subscript != filter.NoSubscript {
 			return nil, fmt.Errorf("SOW topic %q: Key %q is not a field such as /id", name, k)
 		}
-		d.keyPaths = append(d.keyPaths, f.Paths()[0])
+		d.keyPaths = append(d.keyPaths, id.Steps)
 	}
 	ex, err := filter.NewExtractor(d.MessageType, d.keyPaths)
 	if err != nil {

@@ -152,10 +152,8 @@ func clientBudget(pool int64, capacity float64) int {
 //   - NoRegexTopics = NoRegexTopics (AMPS RegexTopicSupport false).
 //   - SOWTopics: one broker.SOWTopic per SOW topic, in configuration order
 //     (the first definition that holds a topic wins), with Name,
-//     MessageType, Keys and KeyDomain. A Pattern topic becomes a Pattern
-//     definition: the broker's Name and Pattern are exclusive, so the
-//     physical topic's Name is passed only as the default KeyDomain
-//     (when Keys are given without one), as AMPS seeds its keys with it.
+//     Pattern, MessageType, Keys and KeyDomain (a Pattern topic's Name is
+//     its physical topic, which seeds its keys when KeyDomain is absent).
 //     Durability is not passed: every topic is kept in memory (a
 //     persistent one fails strict validation; lenient Parse turns it
 //     into a transient one with a warning). Expiration, FileName,

@@ -178,7 +178,7 @@ func TestSampleParses(t *testing.T) {
 	// The sample's SOW topics reach the broker: one named, one Pattern.
 	wantSOW := []broker.SOWTopic{
 		{Name: "orders", MessageType: "json", Keys: []string{"/id"}},
-		{Pattern: "prices/.+", MessageType: "json", Keys: []string{"/venue", "/instrument"}, KeyDomain: "prices"},
+		{Name: "prices", Pattern: "prices/.+", MessageType: "json", Keys: []string{"/venue", "/instrument"}},
 	}
 	if !reflect.DeepEqual(o.SOWTopics, wantSOW) {
 		t.Errorf("Sample SOWTopics = %+v, want %+v", o.SOWTopics, wantSOW)

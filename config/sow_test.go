@@ -31,10 +31,10 @@ func TestBrokerOptionsSOW(t *testing.T) {
 	}
 	want := []broker.SOWTopic{
 		{Name: "orders", MessageType: "json", Keys: []string{"/region", "/id"}, KeyDomain: "ord"},
-		// A Pattern topic: the physical Name seeds the keys when
-		// KeyDomain is absent.
-		{Pattern: "user/[a-z]+", MessageType: "json", Keys: []string{"/id"}, KeyDomain: "per-user"},
-		{Pattern: "inst/.*", MessageType: "json", Keys: []string{"/sym"}, KeyDomain: "shared"},
+		// A Pattern topic keeps its physical Name, which seeds the keys
+		// when KeyDomain is absent.
+		{Name: "per-user", Pattern: "user/[a-z]+", MessageType: "json", Keys: []string{"/id"}},
+		{Name: "inst", Pattern: "inst/.*", MessageType: "json", Keys: []string{"/sym"}, KeyDomain: "shared"},
 		{Name: "ticks", MessageType: "binary"},
 		{Name: "legacy", MessageType: "nvfix", Keys: []string{"/55"}},
 	}

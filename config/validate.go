@@ -518,12 +518,6 @@ func (c *Config) warnShadowedSOW(ds *diags) {
 // AMPS seeds a pattern topic's keys with when KeyDomain is not given.
 func (t *SOWTopic) brokerTopic() broker.SOWTopic {
 	bt := broker.SOWTopic{Name: t.Name, Pattern: t.Pattern, MessageType: t.MessageType, Keys: t.Keys, KeyDomain: t.KeyDomain}
-	if t.Pattern != "" {
-		bt.Name = ""
-		if bt.KeyDomain == "" && len(t.Keys) > 0 {
-			bt.KeyDomain = t.Name
-		}
-	}
 	if len(t.Keys) > 0 {
 		bt.Keys = append([]string(nil), t.Keys...)
 	}

@@ -1,0 +1,163 @@
+package broker_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ampsbroker/ampsbroker/ampstest"
+)
+
+// Publishers hammer one SOW topic (each key carries a version that its
+// publisher raises by one per update) while clients sow_and_subscribe
+// with and without a filter, at different moments. Each client's view,
+// the snapshot then the live updates, must see every version of every key
+// it follows exactly once, in order, from the version in its snapshot (or
+// from 1 for a key not yet in it) to the last: no version missing at the
+// boundary and none seen twice.
+func TestSOWAndSubscribeNoGapNoDuplicate(t *testing.T) {
+	const (
+		publishers = 3
+		keys       = 150
+		versions   = 20
+	)
+	tb := sowBroker(t)
+	type clientView struct {
+		name   string
+		filter string
+		even   bool
+	}
+	views := []clientView{{"all-early", "", false}, {"even-mid", "/id % 2 = 0", true}, {"all-late", "", false}, {"even-late", "/id % 2 = 0", true}}
+	start := make([]chan struct{}, len(views))
+	for i := range start {
+		start[i] = make(chan struct{})
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(views)+publishers)
+	for i, v := range views {
+		c := tb.Dial(tb.TCPURL(), &ampstest.DialOptions{Timeout: time.Minute})
+		c.Logon(v.name)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start[i]
+			errs <- followView(c.Conn, v.name, v.filter, v.even, keys, versions)
+		}()
+	}
+	var pubs sync.WaitGroup
+	progress := make(chan int, publishers*versions)
+	for p := 0; p < publishers; p++ {
+		c := tb.Dial(tb.TCPURL(), &ampstest.DialOptions{Timeout: time.Minute})
+		c.Logon(fmt.Sprint("pub", p))
+		pubs.Add(1)
+		go func() {
+			defer pubs.Done()
+			for v := 1; v <= versions; v++ {
+				for k := p; k < keys; k += publishers {
+					if err := c.Conn.Publish("orders", []byte(fmt.Sprintf(`{"id":%d,"v":%d}`, k, v))); err != nil {
+						errs <- err
+						return
+					}
+				}
+				progress <- v
+			}
+		}()
+	}
+	// Start the clients as the publishers progress: before, during, late.
+	seen := 0
+	for i := range views {
+		for seen < i*publishers*versions/len(views) {
+			<-progress
+			seen++
+		}
+		close(start[i])
+	}
+	pubs.Wait()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// followView runs a sow_and_subscribe and reads until every followed key
+// reached the last version, checking each key's versions.
+func followView(c *ampstest.Conn, name, flt string, even bool, keys, versions int) error {
+	cid := "sas-" + name
+	if err := c.SendJSON(map[string]any{"c": "sow_and_subscribe", "cid": cid, "t": "orders", "filter": flt, "bs": 50, "a": "processed"}, nil); err != nil {
+		return err
+	}
+	last := make(map[int]int) // key -> last version seen
+	follows := func(k int) bool { return !even || k%2 == 0 }
+	want := 0
+	for k := 0; k < keys; k++ {
+		if follows(k) {
+			want++
+		}
+	}
+	done := 0
+	snapshot := true
+	apply := func(body []byte) error {
+		var m struct{ ID, V int }
+		if err := json.Unmarshal(body, &m); err != nil {
+			return fmt.Errorf("%s: body %q: %v", name, body, err)
+		}
+		if !follows(m.ID) {
+			return fmt.Errorf("%s: key %d is not followed", name, m.ID)
+		}
+		prev, ok := last[m.ID]
+		switch {
+		case snapshot && ok:
+			return fmt.Errorf("%s: key %d twice in the snapshot", name, m.ID)
+		case !snapshot && !ok && m.V != 1:
+			return fmt.Errorf("%s: key %d starts live at version %d, not in the snapshot", name, m.ID, m.V)
+		case !snapshot && ok && m.V != prev+1:
+			return fmt.Errorf("%s: key %d went from version %d to %d", name, m.ID, prev, m.V)
+		}
+		last[m.ID] = m.V
+		if m.V == versions {
+			done++
+		}
+		return nil
+	}
+	for done < want {
+		m, err := c.Read()
+		if err != nil {
+			return fmt.Errorf("%s: %v (%d of %d keys complete)", name, err, done, want)
+		}
+		switch m.Header.Command {
+		case "ack", "group_begin":
+		case "group_end":
+			snapshot = false
+		case "sow":
+			b := m.Body
+			for len(b) > 0 {
+				var rh struct{ L int }
+				end := 0
+				for end < len(b) && b[end] != '}' {
+					end++
+				}
+				if err := json.Unmarshal(b[:end+1], &rh); err != nil {
+					return fmt.Errorf("%s: record header %q: %v", name, b[:end+1], err)
+				}
+				b = b[end+1:]
+				if err := apply(b[:rh.L]); err != nil {
+					return err
+				}
+				b = b[rh.L:]
+			}
+		case "p":
+			if snapshot {
+				return fmt.Errorf("%s: live message before group_end", name)
+			}
+			if err := apply(m.Body); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,260 @@
+package broker_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ampsbroker/ampsbroker/ampstest"
+	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/ampsbroker/ampsbroker/protocol"
+)
+
+// sowBroker serves the SOW topics of these tests: "orders" keyed by /id,
+// "quotes" with publisher-supplied keys.
+func sowBroker(t *testing.T) *ampstest.Broker {
+	t.Helper()
+	return startBroker(t, &broker.Options{SOWTopics: []broker.SOWTopic{
+		{Name: "orders", Keys: []string{"/id"}},
+		{Name: "quotes"},
+		{Pattern: `book/.*`, Keys: []string{"/sym"}},
+	}})
+}
+
+// sowRecord is one record of a "sow" batch.
+type sowRecord struct {
+	topic, key, data string
+}
+
+// records splits a stream "sow" message's body into its records.
+func records(t *testing.T, m ampstest.Message) []sowRecord {
+	t.Helper()
+	var out []sowRecord
+	b := m.Body
+	for len(b) > 0 {
+		end, err := protocol.HeaderEnd(b)
+		if err != nil {
+			t.Fatalf("record header in %q: %v", b, err)
+		}
+		var h protocol.Header
+		if err := protocol.DecodeHeader(b[:end], &h); err != nil {
+			t.Fatal(err)
+		}
+		b = b[end:]
+		if int(h.Length) > len(b) {
+			t.Fatalf("record l=%d beyond the body", h.Length)
+		}
+		out = append(out, sowRecord{m.Header.Topic, h.SOWKey, string(b[:h.Length])})
+		b = b[h.Length:]
+	}
+	if len(out) != int(m.Header.BatchSize) {
+		t.Fatalf("sow message bs=%d with %d records", m.Header.BatchSize, len(out))
+	}
+	return out
+}
+
+// queryResult reads one query's answer after its processed ack:
+// group_begin, sow batches, group_end; it returns the records and the
+// messages after group_end that the caller asked for (acks).
+func readGroup(t *testing.T, c *ampstest.Client, queryID string) []sowRecord {
+	t.Helper()
+	if m := c.Read(); m.Header.Command != "group_begin" || m.Header.QueryID != queryID {
+		t.Fatalf("want group_begin %s, got %s", queryID, m)
+	}
+	var out []sowRecord
+	for {
+		m := c.Read()
+		switch m.Header.Command {
+		case "sow":
+			if m.Header.QueryID != queryID {
+				t.Fatalf("sow batch of query %q, want %q", m.Header.QueryID, queryID)
+			}
+			out = append(out, records(t, m)...)
+		case "group_end":
+			return out
+		default:
+			t.Fatalf("inside a query result: %s", m)
+		}
+	}
+}
+
+func sowCommand(c *ampstest.Client, h map[string]any) {
+	c.SendJSON(h, nil)
+}
+
+func expectAck(t *testing.T, c *ampstest.Client, ackType, status string) ampstest.Message {
+	t.Helper()
+	m := c.Read()
+	if m.Header.Command != "ack" || m.Header.AckType != ackType || m.Header.Status != status {
+		t.Fatalf("want %s ack %s, got %s", ackType, status, m)
+	}
+	return m
+}
+
+func TestSOWQuery(t *testing.T) {
+	tb := sowBroker(t)
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("q")
+	for _, body := range []string{
+		`{"id":1,"sym":"A","qty":10}`, `{"id":2,"sym":"B","qty":200}`,
+		`{"id":3,"sym":"C","qty":30}`, `{"id":1,"sym":"A","qty":100}`, // updates id 1
+	} {
+		c.Publish("orders", []byte(body))
+	}
+	sowCommand(c, map[string]any{"c": "sow", "cid": "q1", "t": "orders", "filter": "/qty >= 30",
+		"orderby": "/qty DESC", "bs": 2, "a": "processed,completed,stats"})
+	if a := expectAck(t, c, "processed", "success"); a.Header.QueryID != "q1" {
+		t.Fatalf("processed ack without query_id: %s", a)
+	}
+	got := readGroup(t, c, "q1")
+	var data []string
+	for _, r := range got {
+		data = append(data, r.data)
+		if r.topic != "orders" || r.key == "" {
+			t.Errorf("record %+v: want topic orders and a key", r)
+		}
+	}
+	want := []string{`{"id":2,"sym":"B","qty":200}`, `{"id":1,"sym":"A","qty":100}`, `{"id":3,"sym":"C","qty":30}`}
+	if !slices.Equal(data, want) {
+		t.Fatalf("records %q, want %q", data, want)
+	}
+	if a := expectAck(t, c, "completed", "success"); a.Header.RecordsReturned != 3 {
+		t.Fatalf("completed: %s", a)
+	}
+	if a := expectAck(t, c, "stats", "success"); a.Header.RecordsReturned != 3 || a.Header.Matches != 3 || a.Header.TopicMatches != 3 {
+		t.Fatalf("stats: %s", a)
+	}
+	// top_n=0 returns the counts only.
+	sowCommand(c, map[string]any{"c": "sow", "cid": "q2", "t": "orders", "o": "top_n=0", "a": "processed,stats"})
+	expectAck(t, c, "processed", "success")
+	if got := readGroup(t, c, "q2"); len(got) != 0 {
+		t.Fatalf("top_n=0 returned %v", got)
+	}
+	if a := expectAck(t, c, "stats", "success"); a.Header.Matches != 3 || a.Header.RecordsReturned != 0 {
+		t.Fatalf("stats of top_n=0: %s", a)
+	}
+	// sow_keys selects records by key; a literal non-SOW topic is refused.
+	key := got[0].key
+	sowCommand(c, map[string]any{"c": "sow", "cid": "q3", "t": "orders", "sow_keys": key, "a": "processed"})
+	expectAck(t, c, "processed", "success")
+	if got := readGroup(t, c, "q3"); len(got) != 1 || got[0].key != key {
+		t.Fatalf("sow_keys %s: %v", key, got)
+	}
+	sowCommand(c, map[string]any{"c": "sow", "cid": "q4", "t": "plain", "a": "processed"})
+	if a := expectAck(t, c, "processed", "failure"); a.Header.Reason != broker.ReasonNotSOWTopic {
+		t.Fatalf("sow on a plain topic: %s", a)
+	}
+}
+
+func TestSOWKeys(t *testing.T) {
+	tb := sowBroker(t)
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("k")
+	// A message without its key field, or a publish to an explicit-key
+	// topic without "k", is refused: nothing is stored under an empty key.
+	c.SendJSON(map[string]any{"c": "p", "cid": "1", "t": "orders", "a": "processed"}, []byte(`{"sym":"X"}`))
+	if a := expectAck(t, c, "processed", "failure"); a.Header.Reason != broker.ReasonInvalidSOWKey {
+		t.Fatalf("missing /id: %s", a)
+	}
+	c.SendJSON(map[string]any{"c": "p", "cid": "2", "t": "quotes", "a": "processed"}, []byte(`{"px":1}`))
+	if a := expectAck(t, c, "processed", "failure"); a.Header.Reason != broker.ReasonInvalidSOWKey {
+		t.Fatalf("missing k: %s", a)
+	}
+	c.SendJSON(map[string]any{"c": "p", "t": "quotes", "k": "EURUSD"}, []byte(`{"px":1}`))
+	c.SendJSON(map[string]any{"c": "p", "t": "quotes", "k": "EURUSD"}, []byte(`{"px":2}`))
+	c.SendJSON(map[string]any{"c": "p", "t": "quotes", "k": "GBPUSD"}, []byte(`{"px":3}`))
+	// Pattern topics: each matching topic has records of its own.
+	c.Publish("book/IBM", []byte(`{"sym":"IBM","px":1}`))
+	c.Publish("book/MSFT", []byte(`{"sym":"IBM","px":2}`))
+	sowCommand(c, map[string]any{"c": "sow", "cid": "q", "t": "quotes", "bs": 10, "a": "processed"})
+	expectAck(t, c, "processed", "success")
+	got := readGroup(t, c, "q")
+	if want := []sowRecord{{"quotes", "EURUSD", `{"px":2}`}, {"quotes", "GBPUSD", `{"px":3}`}}; !slices.Equal(got, want) {
+		t.Fatalf("explicit keys: %v, want %v", got, want)
+	}
+	sowCommand(c, map[string]any{"c": "sow", "cid": "b", "t": "^book/", "bs": 10, "a": "processed"})
+	expectAck(t, c, "processed", "success")
+	got = readGroup(t, c, "b")
+	if len(got) != 2 || got[0].topic != "book/IBM" || got[1].topic != "book/MSFT" {
+		t.Fatalf("pattern topics over a regex query: %v", got)
+	}
+}
+
+func TestSOWAndSubscribe(t *testing.T) {
+	tb := sowBroker(t)
+	p := tb.Dial(tb.TCPURL(), nil)
+	p.Logon("pub")
+	p.Publish("orders", []byte(`{"id":1,"qty":5}`))
+	p.Publish("orders", []byte(`{"id":2,"qty":500}`))
+	p.Flush("f")
+	c := tb.Dial(tb.WSURL(), nil)
+	c.Logon("sas")
+	sowCommand(c, map[string]any{"c": "sow_and_subscribe", "cid": "s1", "t": "orders", "filter": "/qty > 100", "bs": 10, "a": "processed,completed"})
+	if a := expectAck(t, c, "processed", "success"); a.Header.SubID != "s1" || a.Header.QueryID != "s1" {
+		t.Fatalf("processed: %s", a)
+	}
+	if got := readGroup(t, c, "s1"); len(got) != 1 || got[0].data != `{"id":2,"qty":500}` {
+		t.Fatalf("snapshot %v", got)
+	}
+	expectAck(t, c, "completed", "success")
+	p.Publish("orders", []byte(`{"id":1,"qty":700}`))
+	m := c.Next()
+	if m.Header.Command != "p" || string(m.Body) != `{"id":1,"qty":700}` || m.Header.SOWKey == "" || m.Field("sids") != "s1" {
+		t.Fatalf("live: %s", m)
+	}
+	// A topic without SOW: an empty group, then live messages.
+	sowCommand(c, map[string]any{"c": "sow_and_subscribe", "cid": "s2", "t": "plain", "a": "processed"})
+	expectAck(t, c, "processed", "success")
+	if got := readGroup(t, c, "s2"); len(got) != 0 {
+		t.Fatalf("plain topic snapshot %v", got)
+	}
+	p.Publish("plain", []byte(`{"x":1}`))
+	if m := c.Next(); string(m.Body) != `{"x":1}` || m.Header.SOWKey != "" {
+		t.Fatalf("live on a plain topic: %s", m)
+	}
+}
+
+func TestSOWDelete(t *testing.T) {
+	tb := sowBroker(t)
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("d")
+	for i := 1; i <= 5; i++ {
+		c.Publish("orders", []byte(fmt.Sprintf(`{"id":%d,"qty":%d}`, i, i*10)))
+	}
+	del := func(h map[string]any, body string) ampstest.Message {
+		t.Helper()
+		h["c"], h["t"], h["a"] = "sow_delete", "orders", "stats"
+		var b []byte
+		if body != "" {
+			b = []byte(body)
+		}
+		c.SendJSON(h, b)
+		return c.Read()
+	}
+	if a := del(map[string]any{"cid": "1", "filter": "/qty > 30"}, ""); a.Header.Status != "success" || a.Header.RecordsDeleted != 2 || a.Header.TopicMatches != 5 {
+		t.Fatalf("delete by filter: %s", a)
+	}
+	if a := del(map[string]any{"cid": "2"}, `{"id":3,"qty":0}`); a.Header.RecordsDeleted != 1 {
+		t.Fatalf("delete by data: %s", a)
+	}
+	if a := del(map[string]any{"cid": "3", "filter": "1=1", "sow_keys": "x"}, ""); a.Header.Status != "failure" || a.Header.Reason != broker.ReasonSOWDeleteMixed {
+		t.Fatalf("two selectors: %s", a)
+	}
+	sowCommand(c, map[string]any{"c": "sow", "cid": "q", "t": "orders", "bs": 10, "a": "processed"})
+	expectAck(t, c, "processed", "success")
+	got := readGroup(t, c, "q")
+	var keys []string
+	for _, r := range got {
+		keys = append(keys, r.key)
+	}
+	if len(got) != 2 {
+		t.Fatalf("left after deletes: %v", got)
+	}
+	if a := del(map[string]any{"cid": "4", "sow_keys": strings.Join(keys, ",") + ",nosuch"}, ""); a.Header.RecordsDeleted != 2 {
+		t.Fatalf("delete by keys: %s", a)
+	}
+	if a := del(map[string]any{"cid": "5", "filter": "1=1"}, ""); a.Header.RecordsDeleted != 0 || a.Header.TopicMatches != 0 {
+		t.Fatalf("delete all of an empty topic: %s", a)
+	}
+}

@@ -1,0 +1,559 @@
+package broker
+
+import (
+	"cmp"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ampsbroker/ampsbroker/filter"
+	"github.com/ampsbroker/ampsbroker/protocol"
+)
+
+// This file is the State-of-the-World commands: sow (a query),
+// sow_and_subscribe (a query and a subscription at one instant) and
+// sow_delete.
+
+const (
+	// DefaultSOWBatchSize is the records per "sow" message when a query
+	// gives no "bs" (AMPS's server default; client libraries send 10).
+	DefaultSOWBatchSize = 1
+	// MaxSOWBatchSize is the largest "bs" a query may ask for; more is
+	// refused, as AMPS refuses it.
+	MaxSOWBatchSize = 10000
+)
+
+// ReasonBadBatchSize refuses a "bs" above MaxSOWBatchSize.
+const ReasonBadBatchSize = "invalid batch size"
+
+// sowOptions are the options of sow; sowAndSubscribeOptions those of
+// sow_and_subscribe (the subscribe options plus the query's).
+var (
+	sowOptions = map[string]optionUse{
+		"none": optIgnored, "no_sowkey": optHonoured, "top_n": optHonoured,
+		"non_regex_topic": optHonoured,
+		// A historical query needs a History, which no topic has here; a
+		// bookmark on a sow is ignored as AMPS ignores it then.
+		"bookmark":  optIgnored,
+		"skip_n":    optLater,
+		"timestamp": optLater, "select": optLater,
+		"grouping": optLater, "projection": optLater,
+	}
+	sowAndSubscribeOptions = func() map[string]optionUse {
+		m := make(map[string]optionUse)
+		for k, v := range subscribeOptions {
+			m[k] = v
+		}
+		m["top_n"] = optHonoured
+		m["skip_n"] = optLater
+		// Replacing must re-query and send only records newly in scope.
+		m["replace"] = optLater
+		return m
+	}()
+)
+
+// query is what a sow or sow_and_subscribe asked for.
+type query struct {
+	queryID string
+	flt     *filter.Filter
+	keys    map[string]bool // sow_keys; nil: every record
+	order   []orderKey
+	topN    int // -1: no limit
+	bs      int
+	noKey   bool
+}
+
+// orderKey is one "/field [ASC|DESC]" of an orderby.
+type orderKey struct {
+	path []string
+	desc bool
+}
+
+// parseQuery reads the query fields of h. It returns a failure reason, and
+// for the log what exactly is wrong.
+func (s *session) parseQuery(h *protocol.Header, opts []string) (*query, string, error) {
+	q := &query{queryID: cmp.Or(h.QueryID, h.CommandID), topN: -1, bs: DefaultSOWBatchSize}
+	if h.Has(protocol.FieldBatchSize) && h.BatchSize > 0 {
+		if h.BatchSize > MaxSOWBatchSize {
+			return nil, ReasonBadBatchSize, fmt.Errorf("bs %d is above %d", h.BatchSize, MaxSOWBatchSize)
+		}
+		q.bs = int(h.BatchSize)
+	}
+	if h.Has(protocol.FieldTopN) {
+		q.topN = int(min(h.TopN, 1<<31))
+	}
+	for _, o := range opts {
+		name, val, _ := strings.Cut(o, "=")
+		switch strings.TrimSpace(name) {
+		case "no_sowkey":
+			q.noKey = true
+		case "top_n":
+			n, err := strconv.ParseUint(strings.TrimSpace(val), 10, 31)
+			if err != nil {
+				return nil, ReasonInvalidOptions, fmt.Errorf("option %q: top_n takes a count", o)
+			}
+			q.topN = int(n)
+		}
+	}
+	if h.SOWKeys != "" {
+		q.keys = make(map[string]bool)
+		for _, k := range strings.Split(h.SOWKeys, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				q.keys[k] = true
+			}
+		}
+	}
+	var err error
+	if q.flt, err = s.rt.compileFilter(h.Filter); err != nil {
+		return nil, ReasonBadFilter, err
+	}
+	if q.order, err = parseOrderBy(h.OrderBy); err != nil {
+		return nil, ReasonInvalidOrderBy, err
+	}
+	return q, "", nil
+}
+
+// ReasonInvalidOrderBy refuses an orderby that is not a list of fields.
+const ReasonInvalidOrderBy = "invalid orderby"
+
+// parseOrderBy reads "/a, /b DESC": fields, each optionally ASC or DESC.
+func parseOrderBy(s string) ([]orderKey, error) {
+	var out []orderKey
+	for _, part := range strings.Split(s, ",") {
+		f := strings.Fields(part)
+		if len(f) == 0 {
+			continue
+		}
+		k := orderKey{}
+		if len(f) > 2 {
+			return nil, fmt.Errorf("orderby %q: %q is not a field with ASC or DESC", s, part)
+		}
+		if len(f) == 2 {
+			switch strings.ToUpper(f[1]) {
+			case "ASC":
+			case "DESC":
+				k.desc = true
+			default:
+				return nil, fmt.Errorf("orderby %q: %q is neither ASC nor DESC", s, f[1])
+			}
+		}
+		flt, err := filter.Compile(f[0] + " IS NULL")
+		if !strings.HasPrefix(f[0], "/") || err != nil || len(flt.Paths()) != 1 {
+			return nil, fmt.Errorf("orderby %q: %q is not a field such as /id", s, f[0])
+		}
+		k.path = flt.Paths()[0]
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// queryStores returns the stores a query or delete on topic reaches, with
+// whether the topic is a regular expression, or a failure reason.
+func (s *session) queryStores(topic string, opts []string) ([]*sowStore, bool, string) {
+	if topic == "" {
+		return nil, false, ReasonNoTopic
+	}
+	if !s.b.opts.NoRegexTopics && !hasOption(opts, "non_regex_topic") && isRegexTopic(topic) {
+		re, err := regexp.Compile(topic)
+		if err != nil || regexProgramSize(topic) > s.b.opts.MaxRegexProgram {
+			return nil, true, ReasonBadRegexTopic
+		}
+		var out []*sowStore
+		for _, st := range s.b.sow.matching(topic, re, s.mt) {
+			// A regex reaches only the topics the user may read; the
+			// others are left out without an error.
+			if s.entitled(st.topic, Read) {
+				out = append(out, st)
+			}
+		}
+		return out, true, ""
+	}
+	if !s.entitled(topic, Read) {
+		return nil, false, ReasonNotEntitled
+	}
+	return s.b.sow.matching(topic, nil, s.mt), false, ""
+}
+
+// sow answers a query: processed ack, then, as one unit on the
+// connection's queue, group_begin, the matching records in "sow" batches,
+// group_end, and the completed and stats acks.
+func (s *session) sow(h *protocol.Header) {
+	q, ok := s.startQuery(h, sowOptions)
+	if !ok {
+		return
+	}
+	opts := splitOptions(h.Options)
+	stores, regex, reason := s.queryStores(h.Topic, opts)
+	if reason == "" && !regex && len(stores) == 0 {
+		reason = ReasonNotSOWTopic // a literal topic must be a SOW topic
+	}
+	fill := func(a *protocol.Header) { a.QueryID = q.queryID }
+	if reason != "" {
+		s.fail(h, reason, fill)
+		return
+	}
+	want := parseAcks(h.AckType)
+	s.acks(h, want&(ackReceived|ackProcessed), protocol.StatusSuccess, "", fill)
+	var cands []*record
+	for _, st := range stores {
+		st.mu.Lock()
+		cands = st.snapshot(cands)
+		st.mu.Unlock()
+	}
+	s.enqueueQuery(h, q, "", cands, want)
+}
+
+// startQuery checks a query's options and fields, sending the failure ack
+// when they do not hold.
+func (s *session) startQuery(h *protocol.Header, table map[string]optionUse) (*query, bool) {
+	opts := splitOptions(h.Options)
+	fill := func(a *protocol.Header) { a.QueryID = cmp.Or(h.QueryID, h.CommandID) }
+	if reason, err := checkOptions(opts, table); reason != "" {
+		s.log.Info(h.Command+" refused", "topic", h.Topic, "err", err)
+		s.fail(h, reason, fill)
+		return nil, false
+	}
+	q, reason, err := s.parseQuery(h, opts)
+	if reason != "" {
+		s.log.Info(h.Command+" refused", "topic", h.Topic, "filter", logText(h.Filter), "err", err)
+		s.fail(h, reason, fill)
+		return nil, false
+	}
+	return q, true
+}
+
+// sowAndSubscribe runs a query and registers a subscription at one
+// instant: under the locks of every store the topic reaches, the records
+// are copied (references only: the lock is held for a copy of pointers,
+// not for the result's evaluation or sending), the subscription is
+// registered, and the result is queued on the connection. A publish to
+// those topics takes the same lock to store and route, so it is either in
+// the copy or delivered after the result, never both, never neither; and
+// the connection's queue sends the whole result before any delivery
+// queued after it. A topic without SOW gives an empty result, then live
+// messages.
+func (s *session) sowAndSubscribe(h *protocol.Header) {
+	q, ok := s.startQuery(h, sowAndSubscribeOptions)
+	if !ok {
+		return
+	}
+	sub, old, subFill, ok := s.prepareSubscription(h, sowAndSubscribeOptions)
+	if !ok {
+		return
+	}
+	fill := func(a *protocol.Header) {
+		subFill(a)
+		a.QueryID = q.queryID
+	}
+	var stores []*sowStore
+	if sub.re != nil {
+		stores = s.b.sow.matching(sub.topic, sub.re, s.mt)
+	} else {
+		stores = s.b.sow.matching(sub.topic, nil, s.mt)
+	}
+	want := parseAcks(h.AckType)
+	s.acks(h, want&(ackReceived|ackProcessed), protocol.StatusSuccess, "", fill)
+	var cands []*record
+	for _, st := range stores { // in topic order, so no two commands lock in different orders
+		st.mu.Lock()
+	}
+	for _, st := range stores {
+		if sub.re == nil || sub.readable == nil || sub.readable(st.topic) {
+			cands = st.snapshot(cands)
+		}
+	}
+	s.register(sub, old)
+	s.enqueueQuery(h, q, sub.id, cands, want)
+	for _, st := range stores {
+		st.mu.Unlock()
+	}
+}
+
+// queryResult is a query's result queued on a connection: the records
+// copied at the query's instant and what the query asked. The connection's
+// writer evaluates the filter, orders, limits and sends it (group_begin,
+// "sow" batches, group_end, then the completed and stats acks) as one
+// unit, so nothing queued after it overtakes it, and the command's reader
+// never waits for it.
+type queryResult struct {
+	q     *query
+	subID string // for sow_and_subscribe: on the "sow" messages
+	cid   string
+	want  ackSet // completed and stats
+	cands []*record
+	mt    string
+}
+
+// enqueueQuery queues the result of q over cands.
+func (s *session) enqueueQuery(h *protocol.Header, q *query, subID string, cands []*record, want ackSet) {
+	qr := &queryResult{q: q, subID: subID, cid: h.CommandID, want: want & (ackCompleted | ackStats), cands: cands, mt: s.mt}
+	// The records are the store's, shared: the queue is charged for the
+	// references, not for data it does not hold alone.
+	s.enqueue(outItem{qr: qr, size: itemOverhead + 16*len(cands)})
+}
+
+// evaluate selects, orders and limits the candidates. It returns the
+// records to send and how many matched before top_n.
+func (qr *queryResult) evaluate(instance string) (sel []*record, matches int) {
+	q := qr.q
+	var m *filter.Matcher
+	var ex *filter.Extractor
+	var paths [][]string
+	if q.flt != nil {
+		paths = append(paths, q.flt.Paths()...)
+	}
+	for _, k := range q.order {
+		paths = append(paths, k.path)
+	}
+	var fs *filter.Fields
+	if len(paths) > 0 {
+		ex, _ = filter.NewExtractor(qr.mt, paths) // the paths compiled for this message type
+		fs = ex.NewFields()
+		if q.flt != nil {
+			m, _ = q.flt.Bind(ex)
+		}
+	}
+	type sorted struct {
+		rec  *record
+		vals []filter.Value
+	}
+	var rows []sorted
+	for _, rec := range qr.cands {
+		if q.keys != nil && !q.keys[rec.key] {
+			continue
+		}
+		if ex != nil {
+			ex.Extract(rec.data, fs)
+		}
+		if m != nil && !m.Match(fs, &filter.Env{Topic: rec.topic, Size: len(rec.data), InstanceName: instance}) {
+			continue
+		}
+		row := sorted{rec: rec}
+		for _, k := range q.order {
+			slot, _ := ex.Slot(k.path)
+			v := fs.Field(slot).First()
+			v.Raw = slices.Clone(v.Raw) // fs is reused for the next record
+			row.vals = append(row.vals, v)
+		}
+		rows = append(rows, row)
+	}
+	matches = len(rows)
+	slices.SortStableFunc(rows, func(a, b sorted) int {
+		for i, k := range q.order {
+			if c := compareOrder(a.vals[i], b.vals[i], k.desc); c != 0 {
+				return c
+			}
+		}
+		// Without orderby (or on ties) records come by topic, then key, so
+		// a result is reproducible.
+		return cmp.Or(strings.Compare(a.rec.topic, b.rec.topic), strings.Compare(a.rec.key, b.rec.key))
+	})
+	if q.topN >= 0 && len(rows) > q.topN {
+		rows = rows[:q.topN]
+	}
+	sel = make([]*record, len(rows))
+	for i, r := range rows {
+		sel[i] = r.rec
+	}
+	return sel, matches
+}
+
+// compareOrder orders two field values for orderby [I: AMPS does not
+// document ties, types or NULLs]: numbers (and booleans, as 1/0) by value
+// before text, text by its bytes, and a missing or NULL value after every
+// other in ascending order (before them in descending order).
+func compareOrder(a, b filter.Value, desc bool) int {
+	rank := func(v filter.Value) int {
+		switch v.Kind {
+		case filter.Int, filter.Float, filter.Bool:
+			return 0
+		case filter.String:
+			return 1
+		}
+		return 2
+	}
+	ra, rb := rank(a), rank(b)
+	var c int
+	switch {
+	case ra != rb:
+		c = cmp.Compare(ra, rb)
+	case ra == 0:
+		c = cmp.Compare(number(a), number(b))
+	case ra == 1:
+		c = strings.Compare(string(a.Raw), string(b.Raw))
+	}
+	if desc {
+		return -c
+	}
+	return c
+}
+
+func number(v filter.Value) float64 {
+	if v.Kind == filter.Bool {
+		if string(v.Raw) == "true" {
+			return 1
+		}
+		return 0
+	}
+	f, _ := strconv.ParseFloat(string(v.Raw), 64)
+	return f
+}
+
+// writeQuery writes a queued query result. It returns the messages and
+// bytes written.
+func (s *session) writeQuery(qr *queryResult) (msgs, wire int64, err error) {
+	sel, matches := qr.evaluate(s.b.opts.Name)
+	q := qr.q
+	write := func(m *protocol.Message) bool {
+		if err = s.c.WriteMessage(m); err != nil {
+			return false
+		}
+		msgs++
+		wire += int64(m.Len())
+		return true
+	}
+	if !write(&protocol.Message{Header: &protocol.Header{Command: protocol.CmdGroupBegin, QueryID: q.queryID}}) {
+		return
+	}
+	recs := make([]protocol.Record, 0, min(q.bs, len(sel)))
+	rh := make([]protocol.Header, 0, cap(recs))
+	for i := 0; i < len(sel); {
+		// One batch: up to bs records of one topic (a batch has one "t").
+		topic := sel[i].topic
+		recs, rh = recs[:0], rh[:0]
+		for ; i < len(sel) && len(recs) < q.bs && sel[i].topic == topic; i++ {
+			h := protocol.Header{CorrelationID: sel[i].cid}
+			if !q.noKey {
+				h.SOWKey = sel[i].key
+			}
+			rh = append(rh, h)
+			recs = append(recs, protocol.Record{Data: sel[i].data})
+		}
+		for j := range recs {
+			recs[j].Header = &rh[j]
+		}
+		bh := &protocol.Header{Command: protocol.CmdSOW, Topic: topic, QueryID: q.queryID, SubID: qr.subID}
+		bh.Set(protocol.FieldBatchSize, uint64(len(recs)))
+		if !write(&protocol.Message{Header: bh, Records: recs}) {
+			return
+		}
+	}
+	if !write(&protocol.Message{Header: &protocol.Header{Command: protocol.CmdGroupEnd, QueryID: q.queryID}}) {
+		return
+	}
+	// The completed ack comes after group_end: the JavaScript client drops
+	// its handler once it has both processed and completed.
+	for _, t := range ackOrder {
+		if qr.want&t.bit == 0 {
+			continue
+		}
+		a := &protocol.Header{Command: protocol.CmdAck, CommandID: qr.cid, QueryID: q.queryID, SubID: qr.subID,
+			AckType: t.name, Status: protocol.StatusSuccess}
+		a.Set(protocol.FieldRecordsReturned, uint64(len(sel)))
+		if t.bit == ackStats {
+			a.Set(protocol.FieldTopicMatches, uint64(len(qr.cands)))
+			a.Set(protocol.FieldMatches, uint64(matches))
+		}
+		if !write(&protocol.Message{Header: a}) {
+			return
+		}
+	}
+	return msgs, wire, nil
+}
+
+// sowDeleteOptions are the options of sow_delete.
+var sowDeleteOptions = map[string]optionUse{"none": optIgnored, "non_regex_topic": optHonoured}
+
+// sowDelete removes records by exactly one selector: a filter (1=1
+// removes all), a comma list of keys ("sow_keys"), or a message in the
+// body (the record that message would update). The acks carry
+// records_deleted, matches and topic_matches; the stats ack is what the
+// JavaScript client's sowDelete functions wait for.
+func (s *session) sowDelete(h *protocol.Header, body []byte) {
+	queryID := cmp.Or(h.QueryID, h.CommandID)
+	fill := func(a *protocol.Header) { a.QueryID = queryID }
+	opts := splitOptions(h.Options)
+	if reason, err := checkOptions(opts, sowDeleteOptions); reason != "" {
+		s.log.Info("sow_delete refused", "topic", h.Topic, "err", err)
+		s.fail(h, reason, fill)
+		return
+	}
+	selectors := 0
+	for _, set := range []bool{strings.TrimSpace(h.Filter) != "", h.SOWKeys != "", len(body) > 0} {
+		if set {
+			selectors++
+		}
+	}
+	if selectors != 1 {
+		s.fail(h, ReasonSOWDeleteMixed, fill)
+		return
+	}
+	flt, err := s.rt.compileFilter(h.Filter)
+	if err != nil {
+		s.log.Info("sow_delete refused: bad filter", "topic", h.Topic, "filter", logText(h.Filter), "err", err)
+		s.fail(h, ReasonBadFilter, fill)
+		return
+	}
+	stores, regex, reason := s.queryStores(h.Topic, opts)
+	if reason == "" && !regex && len(stores) == 0 {
+		reason = ReasonNotSOWTopic
+	}
+	for _, st := range stores {
+		if reason == "" && !s.entitled(st.topic, Write) {
+			reason = ReasonNotEntitled
+		}
+	}
+	if reason != "" {
+		s.fail(h, reason, fill)
+		return
+	}
+	var examined, deleted int
+	for _, st := range stores {
+		e, d := s.deleteFrom(st, h, flt, body)
+		examined, deleted = examined+e, deleted+d
+	}
+	want := parseAcks(h.AckType)
+	s.acks(h, want, protocol.StatusSuccess, "", func(a *protocol.Header) {
+		fill(a)
+		a.Set(protocol.FieldRecordsDeleted, uint64(deleted))
+		a.Set(protocol.FieldMatches, uint64(deleted))
+		a.Set(protocol.FieldTopicMatches, uint64(examined))
+	})
+}
+
+// deleteFrom removes the records of st that h and body select, under the
+// store's lock. It returns the records examined and deleted.
+func (s *session) deleteFrom(st *sowStore, h *protocol.Header, flt *filter.Filter, body []byte) (examined, deleted int) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	switch {
+	case len(body) > 0:
+		key, _, reason := st.key(h.SOWKey, body)
+		examined = 1
+		if reason == "" && st.remove(key) != nil {
+			deleted = 1
+		}
+	case h.SOWKeys != "":
+		for _, k := range strings.Split(h.SOWKeys, ",") {
+			examined++
+			if st.remove(strings.TrimSpace(k)) != nil {
+				deleted++ // unknown keys are skipped
+			}
+		}
+	default:
+		ex, _ := filter.NewExtractor(st.def.MessageType, flt.Paths())
+		m, _ := flt.Bind(ex)
+		fs := ex.NewFields()
+		for key, rec := range st.recs {
+			examined++
+			ex.Extract(rec.data, fs)
+			if m.Match(fs, &filter.Env{Topic: rec.topic, Size: len(rec.data), InstanceName: s.b.opts.Name}) {
+				st.remove(key)
+				deleted++
+			}
+		}
+	}
+	return examined, deleted
+}

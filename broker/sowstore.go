@@ -1,0 +1,180 @@
+package broker
+
+import (
+	"hash/fnv"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/ampsbroker/ampsbroker/filter"
+)
+
+// Reasons of failed publishes and queries on SOW topics. AMPS documents no
+// wording for these; they are ours and say what is wrong.
+const (
+	ReasonInvalidSOWKey  = "invalid sow key"
+	ReasonSOWKeyConflict = "sow key collision"
+	ReasonNotSOWTopic    = "not a sow topic"
+	ReasonSOWDeleteMixed = "sow_delete takes one of filter, sow_keys or message data"
+)
+
+// sowStore holds the records of one concrete SOW topic. Its lock orders
+// everything that changes the records or reads them for a subscription:
+// a publish upserts and routes its delivery under it, and
+// sow_and_subscribe copies the records and registers its subscription
+// under it, so every publish is either in the snapshot or delivered
+// after it, never both, never neither.
+type sowStore struct {
+	def   *sowDef
+	topic string
+
+	mu    sync.Mutex
+	recs  map[string]*record // by key ("k")
+	bytes int64              // data bytes held
+}
+
+// record is one stored message. It is immutable: an update replaces the
+// pointer, so a snapshot of pointers stays a consistent view after the
+// lock is released.
+type record struct {
+	key string // "k" as sent to clients
+	// vals are the key values of a computed key, to tell an update of the
+	// record from a different record whose values hash alike.
+	vals  string
+	data  []byte
+	cid   string // the publisher's correlation id ("x")
+	topic string
+}
+
+// key computes the key of a message published to st: a hash of the key
+// domain and the key fields' values when the topic has Keys, else the
+// publisher's "k". It returns a failure reason when there is none.
+func (st *sowStore) key(explicit string, body []byte) (key, vals, reason string) {
+	d := st.def
+	if d.keyEx == nil {
+		if explicit == "" {
+			return "", "", ReasonInvalidSOWKey
+		}
+		return explicit, "", ""
+	}
+	fs := d.keyEx.NewFields()
+	d.keyEx.Extract(body, fs)
+	var b strings.Builder
+	// The domain seeds the hash: the topic's KeyDomain, else the
+	// definition's Name (a Pattern definition's physical topic), else the
+	// topic itself.
+	b.WriteString(cmpOr(d.KeyDomain, cmpOr(d.Name, st.topic)))
+	for i := range d.keyPaths {
+		v := fs.Field(i).First()
+		if v.Kind == filter.Missing || v.Kind == filter.Null {
+			// Nothing is ever stored under an empty key.
+			return "", "", ReasonInvalidSOWKey
+		}
+		b.WriteByte(0x1f) // unit separator: no key value can fake a boundary
+		b.Write(v.Raw)
+	}
+	vals = b.String()
+	h := fnv.New64a()
+	h.Write([]byte(vals))
+	return strconv.FormatUint(h.Sum64(), 10), vals, ""
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// sowRegistry finds the store of a topic: the first definition of the
+// message type that names or matches it, one store per concrete topic.
+type sowRegistry struct {
+	defs   []*sowDef
+	mu     sync.Mutex
+	stores map[[2]string]*sowStore // by topic and message type
+}
+
+func newSOWRegistry(defs []*sowDef) *sowRegistry {
+	return &sowRegistry{defs: defs, stores: make(map[[2]string]*sowStore)}
+}
+
+// store returns the store of topic for message type mt, creating it on
+// first use, or nil when no definition holds the topic.
+func (g *sowRegistry) store(topic, mt string) *sowStore {
+	if len(g.defs) == 0 {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	id := [2]string{topic, mt}
+	if st := g.stores[id]; st != nil {
+		return st
+	}
+	for _, d := range g.defs {
+		if d.MessageType == mt && d.matches(topic) {
+			st := &sowStore{def: d, topic: topic, recs: make(map[string]*record)}
+			g.stores[id] = st
+			return st
+		}
+	}
+	return nil
+}
+
+// matching returns the existing stores of message type mt whose topic
+// matches (or, without re, equals) topic, in topic order.
+func (g *sowRegistry) matching(topic string, re *regexp.Regexp, mt string) []*sowStore {
+	if re == nil {
+		if st := g.store(topic, mt); st != nil {
+			return []*sowStore{st}
+		}
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []*sowStore
+	for id, st := range g.stores {
+		if id[1] == mt && re.MatchString(id[0]) {
+			out = append(out, st)
+		}
+	}
+	// A regex query also reaches defined topics that have no store yet:
+	// they are empty, so there is nothing to add for them.
+	slices.SortFunc(out, func(a, b *sowStore) int { return strings.Compare(a.topic, b.topic) })
+	return out
+}
+
+// upsert stores rec, replacing the record of its key. It reports false,
+// storing nothing, when a different record's values hash to the same key.
+// The caller holds st.mu.
+func (st *sowStore) upsert(rec *record) bool {
+	old := st.recs[rec.key]
+	if old != nil {
+		if old.vals != rec.vals {
+			return false
+		}
+		st.bytes -= int64(len(old.data))
+	}
+	st.recs[rec.key] = rec
+	st.bytes += int64(len(rec.data))
+	return true
+}
+
+// remove deletes the record of key; the caller holds st.mu.
+func (st *sowStore) remove(key string) *record {
+	rec := st.recs[key]
+	if rec != nil {
+		delete(st.recs, key)
+		st.bytes -= int64(len(rec.data))
+	}
+	return rec
+}
+
+// snapshot returns the store's records; the caller holds st.mu.
+func (st *sowStore) snapshot(dst []*record) []*record {
+	for _, r := range st.recs {
+		dst = append(dst, r)
+	}
+	return dst
+}
