@@ -49,7 +49,7 @@ var subscribeOptions = map[string]optionUse{
 	// send_empties is the default of no_empties.
 	"send_empties": optIgnored,
 
-	"oof":                optLater,
+	"oof":                optHonoured,
 	"timestamp":          optLater,
 	"select":             optLater,
 	"top_n":              optLater,

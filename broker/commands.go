@@ -443,6 +443,8 @@ func (s *session) prepareSubscription(h *protocol.Header, table map[string]optio
 		return nil, nil, nil, false
 	}
 	sub.owner = &s.endpoint
+	// The legacy header switch send_oof is the oof option.
+	sub.oof = hasOption(opts, "oof") || h.SendOOF
 	old = s.subs[id]
 	if old != nil && !hasOption(opts, "replace") {
 		s.fail(h, ReasonSubIDInUse, fill)

@@ -106,12 +106,15 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic, cid,
 	rec := &record{key: key, vals: vals, data: d.body, cid: cid, topic: topic}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if !st.upsert(rec) {
+	old, ok := st.upsert(rec)
+	if !ok {
 		return ReasonSOWKeyConflict
 	}
 	// The routes are read again under the store's lock: a subscription
 	// registered by a sow_and_subscribe before this point must get it.
-	b.route(from, r.routes(topic), topic, d, cid, body)
+	rs := r.routes(topic)
+	b.route(from, rs, topic, d, cid, body)
+	b.oofNotices(rs, topic, old, rec, OOFMatch)
 	return ""
 }
 

@@ -27,6 +27,10 @@ type subscription struct {
 	// filter is the subscription's content filter, compiled once; nil
 	// takes every message of its topics.
 	filter *filter.Filter
+	// oof asks for out-of-focus notices: on a SOW topic, when a record
+	// the subscription took is deleted, expires, or is updated so that
+	// its filter no longer takes it.
+	oof bool
 
 	// handler is set for in-process subscriptions.
 	handler func(Message)
@@ -259,6 +263,11 @@ func groupTargets(subs []*subscription) []target {
 // subIDs encodes the ids of subs as a delivery's "sids": comma-separated,
 // in order.
 func subIDs(subs []*subscription) protocol.SubIDs {
+	return protocol.NewSubIDs(joinIDs(subs))
+}
+
+// joinIDs is the ids of subs, comma-separated, in order.
+func joinIDs(subs []*subscription) string {
 	var ids strings.Builder
 	for j, s := range subs {
 		if j > 0 {
@@ -266,7 +275,7 @@ func subIDs(subs []*subscription) protocol.SubIDs {
 		}
 		ids.WriteString(s.id)
 	}
-	return protocol.NewSubIDs(ids.String())
+	return ids.String()
 }
 
 // router matches published topics to subscriptions for one message type.

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ampsbroker/ampsbroker/ampstest"
 	"github.com/ampsbroker/ampsbroker/broker"
@@ -257,4 +258,50 @@ func TestSOWDelete(t *testing.T) {
 	if a := del(map[string]any{"cid": "5", "filter": "1=1"}, ""); a.Header.RecordsDeleted != 0 || a.Header.TopicMatches != 0 {
 		t.Fatalf("delete all of an empty topic: %s", a)
 	}
+}
+
+// Out-of-focus notices: an update that the filter no longer takes gives
+// "match" with the new record, a delete gives "deleted" with the old one,
+// only to subscriptions with the oof option that had the record, in order
+// with the topic's other messages.
+func TestSOWOutOfFocus(t *testing.T) {
+	tb := sowBroker(t)
+	p := tb.Dial(tb.TCPURL(), nil)
+	p.Logon("pub")
+	p.Publish("orders", []byte(`{"id":9,"qty":900}`))
+	p.Flush("f")
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("oof")
+	sowCommand(c, map[string]any{"c": "sow_and_subscribe", "cid": "big", "t": "orders", "filter": "/qty > 100", "o": "oof", "a": "processed"})
+	expectAck(t, c, "processed", "success")
+	if got := readGroup(t, c, "big"); len(got) != 1 {
+		t.Fatalf("snapshot %v", got)
+	}
+	if ack := subscribeFiltered(t, c, "all", "orders", "", "oof"); ack.Header.Status != "success" {
+		t.Fatalf("subscribe all: %s", ack)
+	}
+	plain := tb.Dial(tb.TCPURL(), nil)
+	plain.Logon("plain")
+	mustSubscribeFiltered(t, plain, "p", "orders", "/qty > 100")
+
+	p.Publish("orders", []byte(`{"id":9,"qty":5}`)) // out of "big"'s focus
+	p.Publish("orders", []byte(`{"id":1,"qty":500}`))
+	p.SendJSON(map[string]any{"c": "sow_delete", "cid": "d", "t": "orders", "filter": "/id = 1", "a": "processed"}, nil)
+	p.AwaitAck("d", "processed")
+
+	expect := func(cmd, sids, reason, body string) {
+		t.Helper()
+		m := c.Next()
+		if m.Header.Command != cmd || m.Field("sids") != sids || m.Header.Reason != reason || string(m.Body) != body || m.Header.SOWKey == "" {
+			t.Fatalf("got %s, want %s for %s (reason %q) with %s and a key", m, cmd, sids, reason, body)
+		}
+	}
+	expect("p", "all", "", `{"id":9,"qty":5}`)
+	expect("oof", "big", "match", `{"id":9,"qty":5}`)
+	expect("p", "big,all", "", `{"id":1,"qty":500}`)
+	expect("oof", "big,all", "deleted", `{"id":1,"qty":500}`)
+	if m := plain.Next(); string(m.Body) != `{"id":1,"qty":500}` || m.Header.Command != "p" {
+		t.Fatalf("subscription without oof: %s", m)
+	}
+	plain.ExpectNothing(50 * time.Millisecond)
 }

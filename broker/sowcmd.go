@@ -528,19 +528,24 @@ func (s *session) sowDelete(h *protocol.Header, body []byte) {
 func (s *session) deleteFrom(st *sowStore, h *protocol.Header, flt *filter.Filter, body []byte) (examined, deleted int) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	rs := s.rt.routes(st.topic)
+	remove := func(key string) {
+		if rec := st.remove(key); rec != nil {
+			deleted++
+			s.b.oofNotices(rs, st.topic, rec, nil, OOFDeleted)
+		}
+	}
 	switch {
 	case len(body) > 0:
 		key, _, reason := st.key(h.SOWKey, body)
 		examined = 1
-		if reason == "" && st.remove(key) != nil {
-			deleted = 1
+		if reason == "" {
+			remove(key)
 		}
 	case h.SOWKeys != "":
 		for _, k := range strings.Split(h.SOWKeys, ",") {
 			examined++
-			if st.remove(strings.TrimSpace(k)) != nil {
-				deleted++ // unknown keys are skipped
-			}
+			remove(strings.TrimSpace(k)) // unknown keys are skipped
 		}
 	default:
 		ex, _ := filter.NewExtractor(st.def.MessageType, flt.Paths())
@@ -550,8 +555,7 @@ func (s *session) deleteFrom(st *sowStore, h *protocol.Header, flt *filter.Filte
 			examined++
 			ex.Extract(rec.data, fs)
 			if m.Match(fs, &filter.Env{Topic: rec.topic, Size: len(rec.data), InstanceName: s.b.opts.Name}) {
-				st.remove(key)
-				deleted++
+				remove(key)
 			}
 		}
 	}

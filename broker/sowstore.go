@@ -145,20 +145,20 @@ func (g *sowRegistry) matching(topic string, re *regexp.Regexp, mt string) []*so
 	return out
 }
 
-// upsert stores rec, replacing the record of its key. It reports false,
-// storing nothing, when a different record's values hash to the same key.
-// The caller holds st.mu.
-func (st *sowStore) upsert(rec *record) bool {
+// upsert stores rec, replacing the record of its key, which it returns
+// (nil for a new key). It reports false, storing nothing, when a different
+// record's values hash to the same key. The caller holds st.mu.
+func (st *sowStore) upsert(rec *record) (*record, bool) {
 	old := st.recs[rec.key]
 	if old != nil {
 		if old.vals != rec.vals {
-			return false
+			return nil, false
 		}
 		st.bytes -= int64(len(old.data))
 	}
 	st.recs[rec.key] = rec
 	st.bytes += int64(len(rec.data))
-	return true
+	return old, true
 }
 
 // remove deletes the record of key; the caller holds st.mu.
