@@ -40,8 +40,10 @@ type Broker struct {
 	ctx            context.Context       // cancelled by Shutdown/Close
 	cancel         context.CancelFunc
 
-	// sow holds the State-of-the-World topics.
-	sow *sowRegistry
+	// sow holds the State-of-the-World topics; expiry their records with
+	// a lifetime.
+	sow    *sowRegistry
+	expiry expiries
 
 	stats counters
 	// retired is the traffic of the endpoints that have ended; guarded by mu.
@@ -521,8 +523,9 @@ func (b *Broker) Stats() Stats {
 	}
 }
 
-// janitorTick is how often the janitor advances the coarse clock and
-// checks the age of queued messages.
+// janitorTick is how often the janitor advances the coarse clock, checks
+// the age of queued messages and expires SOW records (so a record lives at
+// most this much beyond its lifetime).
 const janitorTick = 250 * time.Millisecond
 
 // startJanitorLocked starts the janitor on first use; b.mu is held. It
@@ -536,9 +539,9 @@ func (b *Broker) startJanitorLocked() {
 	go b.janitor()
 }
 
-// janitor advances the coarse clock and disconnects endpoints whose oldest
+// janitor advances the coarse clock, disconnects endpoints whose oldest
 // queued message is older than MaxMessageAge (AMPS ClientMessageAgeLimit,
-// semantics §5.4 step 3).
+// semantics §5.4 step 3), and expires SOW records whose lifetime ended.
 func (b *Broker) janitor() {
 	defer b.wg.Done()
 	t := time.NewTicker(janitorTick)
@@ -550,6 +553,7 @@ func (b *Broker) janitor() {
 		case now := <-t.C:
 			b.clock.Store(now.UnixNano())
 			b.checkAges(now.UnixNano())
+			b.expireRecords(now.UnixNano())
 		}
 	}
 }

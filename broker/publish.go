@@ -2,6 +2,7 @@ package broker
 
 import (
 	"strings"
+	"time"
 
 	"github.com/ampsbroker/ampsbroker/filter"
 	"github.com/ampsbroker/ampsbroker/protocol"
@@ -85,7 +86,7 @@ func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.He
 	}
 	rs := r.routes(topic)
 	if rs.store != nil {
-		return b.publishSOW(from, r, rs.store, topic, cid, key, body)
+		return b.publishSOW(from, r, rs.store, topic, h, cid, key, body)
 	}
 	b.route(from, rs, topic, nil, cid, body)
 	return ""
@@ -97,18 +98,24 @@ func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.He
 // either in its snapshot or as a delivery after it. The delivery carries
 // the record's key in "k"; the record shares the delivery's copy of the
 // body.
-func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic, cid, explicitKey string, body []byte) string {
+func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic string, h *protocol.Header, cid, explicitKey string, body []byte) string {
 	key, vals, reason := st.key(explicitKey, body)
 	if reason != "" {
 		return reason
 	}
 	d := newDelivery(topic, cid, key, body)
 	rec := &record{key: key, vals: vals, data: d.body, cid: cid, topic: topic}
+	life := st.def.lifetime(h)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	old, ok := st.upsert(rec)
 	if !ok {
 		return ReasonSOWKeyConflict
+	}
+	if life > 0 {
+		// Each update restarts the record's clock: the new record is
+		// scheduled, the entry of the one it replaced goes stale.
+		b.expiry.add(time.Now().Add(life).UnixNano(), st, rec)
 	}
 	// The routes are read again under the store's lock: a subscription
 	// registered by a sow_and_subscribe before this point must get it.

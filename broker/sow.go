@@ -2,7 +2,11 @@ package broker
 
 import (
 	"fmt"
+	"time"
+
 	"regexp"
+
+	"github.com/ampsbroker/ampsbroker/protocol"
 
 	"github.com/ampsbroker/ampsbroker/filter"
 )
@@ -37,6 +41,16 @@ type SOWTopic struct {
 	// domain give equal values the same key. Default: the topic's name.
 	// Only with Keys.
 	KeyDomain string
+	// Expiration is the default lifetime of a record, restarted by each
+	// update; zero means records live until deleted. A publish's "e"
+	// header (seconds) overrides it for that record, and "e":0 makes the
+	// record never expire.
+	Expiration time.Duration
+	// ExpirationEnabled honours a publish's "e" header when Expiration is
+	// zero (AMPS's Expiration "enabled"); a non-zero Expiration implies
+	// it. Without either, "e" is stored nowhere and enforced never, as in
+	// AMPS with expiration disabled.
+	ExpirationEnabled bool
 }
 
 // sowDef is a validated SOWTopic.
@@ -76,6 +90,9 @@ func newSOWDef(t SOWTopic) (*sowDef, error) {
 	}
 	if publishTopicReason(name) != "" && t.Pattern == "" {
 		return nil, fmt.Errorf("SOW topic %q: not a topic clients may publish to", name)
+	}
+	if t.Expiration < 0 {
+		return nil, fmt.Errorf("SOW topic %q: negative Expiration %v", name, t.Expiration)
 	}
 	if len(t.Keys) == 0 {
 		if t.KeyDomain != "" {
@@ -118,3 +135,17 @@ func sowDefs(ts []SOWTopic) ([]*sowDef, error) {
 	}
 	return defs, nil
 }
+
+// lifetime is how long a record published with h lives, or 0 for ever:
+// the publish's "e" (seconds; 0 means for ever) when the topic honours it,
+// else the topic's Expiration.
+func (d *sowDef) lifetime(h *protocol.Header) time.Duration {
+	if h != nil && h.Has(protocol.FieldExpiration) && (d.ExpirationEnabled || d.Expiration > 0) {
+		return time.Duration(min(h.Expiration, uint64(maxLifetime/time.Second))) * time.Second
+	}
+	return d.Expiration
+}
+
+// maxLifetime caps a record's lifetime so that its expiry instant cannot
+// overflow: a century is for ever in practice.
+const maxLifetime = 100 * 365 * 24 * time.Hour

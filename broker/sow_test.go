@@ -305,3 +305,39 @@ func TestSOWOutOfFocus(t *testing.T) {
 	}
 	plain.ExpectNothing(50 * time.Millisecond)
 }
+
+// Records expire after the topic's lifetime, or the publish's "e"
+// (seconds; 0 for ever), restarted by each update; an expiry is a delete
+// with "expired" notices.
+func TestSOWExpiration(t *testing.T) {
+	tb := startBroker(t, &broker.Options{SOWTopics: []broker.SOWTopic{
+		{Name: "ticks", Keys: []string{"/id"}, Expiration: 300 * time.Millisecond},
+	}})
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("exp")
+	if ack := subscribeFiltered(t, c, "o", "ticks", "", "oof"); ack.Header.Status != "success" {
+		t.Fatal(ack)
+	}
+	c.Publish("ticks", []byte(`{"id":1}`))
+	c.SendJSON(map[string]any{"c": "p", "t": "ticks", "e": 0}, []byte(`{"id":2}`))  // never expires
+	c.SendJSON(map[string]any{"c": "p", "t": "ticks", "e": 60}, []byte(`{"id":3}`)) // a minute
+	for i := 0; i < 3; i++ {
+		if m := c.Next(); m.Header.Command != "p" {
+			t.Fatalf("delivery: %s", m)
+		}
+	}
+	start := time.Now()
+	m := c.Next()
+	if m.Header.Command != "oof" || m.Header.Reason != "expired" || string(m.Body) != `{"id":1}` {
+		t.Fatalf("want an expired notice for id 1, got %s", m)
+	}
+	if waited := time.Since(start); waited > 2*time.Second {
+		t.Fatalf("expired after %v, lifetime 300ms", waited)
+	}
+	sowCommand(c, map[string]any{"c": "sow", "cid": "q", "t": "ticks", "bs": 10, "a": "processed"})
+	expectAck(t, c, "processed", "success")
+	got := readGroup(t, c, "q")
+	if len(got) != 2 || got[0].data == `{"id":1}` || got[1].data == `{"id":1}` {
+		t.Fatalf("left after the expiry: %v", got)
+	}
+}

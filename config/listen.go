@@ -156,8 +156,9 @@ func clientBudget(pool int64, capacity float64) int {
 //     its physical topic, which seeds its keys when KeyDomain is absent).
 //     Durability is not passed: every topic is kept in memory (a
 //     persistent one fails strict validation; lenient Parse turns it
-//     into a transient one with a warning). Expiration, FileName,
-//     ExpectedKeyCountHint are not passed on yet.
+//     into a transient one with a warning). Expiration and
+//     ExpirationEnabled are passed on; FileName and ExpectedKeyCountHint
+//     are not (no files; the key table grows as needed).
 //   - WriteTimeout, LogonTimeout, MaxConnections, MaxSubscriptions,
 //     MaxHeaderSize, TopicCacheSize keep the broker defaults: no AMPS
 //     element means them (amps-config §3.11). The handshake timeout and

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ampsbroker/ampsbroker/broker"
 )
@@ -33,7 +34,7 @@ func TestBrokerOptionsSOW(t *testing.T) {
 		{Name: "orders", MessageType: "json", Keys: []string{"/region", "/id"}, KeyDomain: "ord"},
 		// A Pattern topic keeps its physical Name, which seeds the keys
 		// when KeyDomain is absent.
-		{Name: "per-user", Pattern: "user/[a-z]+", MessageType: "json", Keys: []string{"/id"}},
+		{Name: "per-user", Pattern: "user/[a-z]+", MessageType: "json", Keys: []string{"/id"}, Expiration: time.Hour, ExpirationEnabled: true},
 		{Name: "inst", Pattern: "inst/.*", MessageType: "json", Keys: []string{"/sym"}, KeyDomain: "shared"},
 		{Name: "ticks", MessageType: "binary"},
 		{Name: "legacy", MessageType: "nvfix", Keys: []string{"/55"}},

@@ -517,7 +517,8 @@ func (c *Config) warnShadowedSOW(ds *diags) {
 // physical topic's Name survives as the default KeyDomain, which is what
 // AMPS seeds a pattern topic's keys with when KeyDomain is not given.
 func (t *SOWTopic) brokerTopic() broker.SOWTopic {
-	bt := broker.SOWTopic{Name: t.Name, Pattern: t.Pattern, MessageType: t.MessageType, Keys: t.Keys, KeyDomain: t.KeyDomain}
+	bt := broker.SOWTopic{Name: t.Name, Pattern: t.Pattern, MessageType: t.MessageType, Keys: t.Keys, KeyDomain: t.KeyDomain,
+		Expiration: t.Expiration, ExpirationEnabled: t.ExpirationEnabled}
 	if len(t.Keys) > 0 {
 		bt.Keys = append([]string(nil), t.Keys...)
 	}
