@@ -108,6 +108,17 @@ type Stats struct {
 	Transports map[string]int64
 	// Conns describes each open network connection, in ID order.
 	Conns []ConnStats
+	// SOWTopics describes each SOW topic that holds or held records, in
+	// topic order.
+	SOWTopics []SOWTopicStats
+}
+
+// SOWTopicStats describes one SOW topic in a Stats snapshot.
+type SOWTopicStats struct {
+	Topic       string
+	MessageType string
+	Records     int   // records held
+	Bytes       int64 // message bytes held (each record costs about 260 bytes more: see the README)
 }
 
 // ConnStats describes one network connection in a Stats snapshot.
@@ -520,6 +531,7 @@ func (b *Broker) Stats() Stats {
 		NotEntitled:   b.stats.notEntitled.Load(),
 		Transports:    transports,
 		Conns:         conns,
+		SOWTopics:     b.sow.stats(),
 	}
 }
 

@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"cmp"
 	"hash/fnv"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -177,4 +179,21 @@ func (st *sowStore) snapshot(dst []*record) []*record {
 		dst = append(dst, r)
 	}
 	return dst
+}
+
+// stats describes every store, in topic order.
+func (g *sowRegistry) stats() []SOWTopicStats {
+	g.mu.Lock()
+	stores := slices.Collect(maps.Values(g.stores))
+	g.mu.Unlock()
+	out := make([]SOWTopicStats, 0, len(stores))
+	for _, st := range stores {
+		st.mu.Lock()
+		out = append(out, SOWTopicStats{Topic: st.topic, MessageType: st.def.MessageType, Records: len(st.recs), Bytes: st.bytes})
+		st.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b SOWTopicStats) int {
+		return cmp.Or(strings.Compare(a.Topic, b.Topic), strings.Compare(a.MessageType, b.MessageType))
+	})
+	return out
 }
