@@ -26,6 +26,12 @@ type Message struct {
 	SubID string
 	// CorrelationID is the publisher's correlation id ("x"), if any.
 	CorrelationID string
+	// Key is the record's key on a SOW topic ("k"), else empty.
+	Key string
+	// SOW is true for a record of a query's result (SOW, or the snapshot
+	// SOWAndSubscribe delivers before the live messages), false for a
+	// published message.
+	SOW bool
 	// Data is the payload. It is shared with every other recipient: read
 	// it, copy it, but do not modify it.
 	Data []byte
@@ -255,13 +261,17 @@ func (c *Client) deliverLoop() {
 func (c *Client) deliver(items []outItem) (delivered, bytes int64, err error) {
 	for i := range items {
 		it := &items[i]
+		if it.qr != nil {
+			delivered += c.deliverSnapshot(it.qr)
+			continue
+		}
 		handled := false
 		for _, sub := range it.t.subs {
 			// Unsubscribe marks a subscription removed, and Close (or a
 			// Shutdown that stopped waiting) ends the client: no handler
 			// call starts after either returns.
 			if !sub.removed.Load() && !c.ended() {
-				sub.handler(Message{Topic: it.d.topic, SubID: sub.id, CorrelationID: it.d.correlationID, Data: it.d.body})
+				sub.handler(Message{Topic: it.d.topic, SubID: sub.id, CorrelationID: it.d.correlationID, Key: it.d.key, Data: it.d.body})
 				handled = true
 			}
 		}

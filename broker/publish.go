@@ -249,13 +249,15 @@ type delivery struct {
 	body  []byte
 	// correlationID is the publisher's "x", passed through (wire spec §8.2).
 	correlationID string
+	// key is the record's SOW key, for in-process handlers.
+	key string
 }
 
 // newDelivery copies body: the publisher's read buffer is reused. The
 // encoded header and the body share one allocation. key is the record's
 // SOW key ("k"), empty on a topic without SOW.
 func newDelivery(topic, correlationID, key string, body []byte) *delivery {
-	d := &delivery{topic: topic, correlationID: correlationID}
+	d := &delivery{topic: topic, correlationID: correlationID, key: key}
 	h := protocol.Header{Command: protocol.CmdP, Topic: topic, CorrelationID: correlationID, SOWKey: key}
 	h.Set(protocol.FieldLength, uint64(len(body)))
 	// Room for the header without escapes: ,"c":"p" ,"t":"" ,"x":"" ,"l":

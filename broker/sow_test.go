@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -339,5 +340,64 @@ func TestSOWExpiration(t *testing.T) {
 	got := readGroup(t, c, "q")
 	if len(got) != 2 || got[0].data == `{"id":1}` || got[1].data == `{"id":1}` {
 		t.Fatalf("left after the expiry: %v", got)
+	}
+}
+
+// Go code queries, subscribes to and deletes from the State of the World
+// in process, with the guarantees of the network commands.
+func TestSOWInProcess(t *testing.T) {
+	b := broker.New(&broker.Options{SOWTopics: []broker.SOWTopic{{Name: "orders", Keys: []string{"/id"}}}})
+	defer b.Close()
+	ctx := context.Background()
+	c, err := b.Connect(ctx, "svc", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 4; i++ {
+		if err := c.Publish(ctx, "orders", []byte(fmt.Sprintf(`{"id":%d,"qty":%d}`, i, i*100))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := c.SOW(ctx, "orders", &broker.SOWQuery{Filter: "/qty >= 200", OrderBy: "/qty DESC", TopN: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || string(got[0].Data) != `{"id":4,"qty":400}` || string(got[1].Data) != `{"id":3,"qty":300}` || got[0].Key == "" || !got[0].SOW {
+		t.Fatalf("SOW: %+v", got)
+	}
+	if _, err := c.SOW(ctx, "plain", nil); err == nil || !strings.Contains(err.Error(), broker.ReasonNotSOWTopic) {
+		t.Fatalf("SOW of a plain topic: %v", err)
+	}
+	if _, err := c.SOW(ctx, "orders", &broker.SOWQuery{Filter: "/qty >"}); err == nil {
+		t.Fatal("bad filter accepted")
+	}
+	msgs := make(chan broker.Message, 10)
+	if _, err := c.SOWAndSubscribe(ctx, "orders", func(m broker.Message) { msgs <- m }, &broker.SOWQuery{Filter: "/qty > 250"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(ctx, "orders", []byte(`{"id":1,"qty":999}`)); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for len(seen) < 3 {
+		select {
+		case m := <-msgs:
+			seen = append(seen, fmt.Sprintf("%v %s", m.SOW, m.Data))
+		case <-time.After(5 * time.Second):
+			t.Fatalf("got %v", seen)
+		}
+	}
+	want := []string{`true {"id":3,"qty":300}`, `true {"id":4,"qty":400}`, `false {"id":1,"qty":999}`}
+	if !slices.Equal(seen, want) {
+		t.Fatalf("SOWAndSubscribe: %q, want %q", seen, want)
+	}
+	if n, err := c.SOWDelete(ctx, "orders", "/qty < 300"); err != nil || n != 1 {
+		t.Fatalf("SOWDelete: %d, %v", n, err)
+	}
+	if n, err := c.SOWDeleteKeys(ctx, "orders", got[0].Key, "nosuch"); err != nil || n != 1 {
+		t.Fatalf("SOWDeleteKeys: %d, %v", n, err)
+	}
+	if left, _ := c.SOW(ctx, "orders", nil); len(left) != 2 {
+		t.Fatalf("left: %+v", left)
 	}
 }

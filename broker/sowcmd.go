@@ -280,6 +280,9 @@ func (s *session) sowAndSubscribe(h *protocol.Header) {
 type queryResult struct {
 	q     *query
 	subID string // for sow_and_subscribe: on the "sow" messages
+	// sub is an in-process SOWAndSubscribe's subscription, whose handler
+	// gets the records.
+	sub   *subscription
 	cid   string
 	want  ackSet // completed and stats
 	cands []*record
@@ -510,8 +513,12 @@ func (s *session) sowDelete(h *protocol.Header, body []byte) {
 		return
 	}
 	var examined, deleted int
+	sel := deleteSelector{flt: flt, body: body, explicitKey: h.SOWKey}
+	if h.SOWKeys != "" {
+		sel.keys = strings.Split(h.SOWKeys, ",")
+	}
 	for _, st := range stores {
-		e, d := s.deleteFrom(st, h, flt, body)
+		e, d := s.b.deleteFrom(s.rt, st, sel)
 		examined, deleted = examined+e, deleted+d
 	}
 	want := parseAcks(h.AckType)
@@ -523,38 +530,49 @@ func (s *session) sowDelete(h *protocol.Header, body []byte) {
 	})
 }
 
-// deleteFrom removes the records of st that h and body select, under the
-// store's lock. It returns the records examined and deleted.
-func (s *session) deleteFrom(st *sowStore, h *protocol.Header, flt *filter.Filter, body []byte) (examined, deleted int) {
+// deleteSelector is what a sow_delete removes: the records a filter takes,
+// the records of some keys, or the record a message would update (body,
+// with its explicit key on a topic without Keys).
+type deleteSelector struct {
+	flt         *filter.Filter
+	keys        []string
+	body        []byte
+	explicitKey string
+}
+
+// deleteFrom removes the records of st that sel selects, under the store's
+// lock, with "deleted" out-of-focus notices through r, the router of the
+// store's message type. It returns the records examined and deleted.
+func (b *Broker) deleteFrom(r *router, st *sowStore, sel deleteSelector) (examined, deleted int) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	rs := s.rt.routes(st.topic)
+	rs := r.routes(st.topic)
 	remove := func(key string) {
 		if rec := st.remove(key); rec != nil {
 			deleted++
-			s.b.oofNotices(rs, st.topic, rec, nil, OOFDeleted)
+			b.oofNotices(rs, st.topic, rec, nil, OOFDeleted)
 		}
 	}
 	switch {
-	case len(body) > 0:
-		key, _, reason := st.key(h.SOWKey, body)
+	case len(sel.body) > 0:
+		key, _, reason := st.key(sel.explicitKey, sel.body)
 		examined = 1
 		if reason == "" {
 			remove(key)
 		}
-	case h.SOWKeys != "":
-		for _, k := range strings.Split(h.SOWKeys, ",") {
+	case sel.flt == nil:
+		for _, k := range sel.keys {
 			examined++
 			remove(strings.TrimSpace(k)) // unknown keys are skipped
 		}
 	default:
-		ex, _ := filter.NewExtractor(st.def.MessageType, flt.Paths())
-		m, _ := flt.Bind(ex)
+		ex, _ := filter.NewExtractor(st.def.MessageType, sel.flt.Paths())
+		m, _ := sel.flt.Bind(ex)
 		fs := ex.NewFields()
 		for key, rec := range st.recs {
 			examined++
 			ex.Extract(rec.data, fs)
-			if m.Match(fs, &filter.Env{Topic: rec.topic, Size: len(rec.data), InstanceName: s.b.opts.Name}) {
+			if m.Match(fs, &filter.Env{Topic: rec.topic, Size: len(rec.data), InstanceName: b.opts.Name}) {
 				remove(key)
 			}
 		}
