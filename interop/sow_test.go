@@ -182,3 +182,16 @@ func TestJSSOWDelete(t *testing.T) {
 		t.Errorf("after the JS client deleted everything a TCP sow finds %v", keysByID(recs))
 	}
 }
+
+// A large result written while the same connection has live traffic: on
+// WebSocket a batch is many frames, so nothing may be written inside one.
+func TestJSSOWAndSubscribeLargeResultUnderLoad(t *testing.T) {
+	t.Parallel()
+	tb := startSOWBroker(t)
+	const records = 3000
+	res := runDriver(t, tb.wsURI(), nil, "sowbulk", "--topic", sowTopic, "--count", fmt.Sprint(records))
+	t.Logf("snapshot %v records in %v batches, then %v live messages", res["records"], res["batches"], res["live"])
+	if got := res.num("records"); got < records {
+		t.Errorf("snapshot of %v records, want at least %d", got, records)
+	}
+}
