@@ -56,6 +56,24 @@
 //   NODE_TLS_REJECT_UNAUTHORIZED=0. Outbound frames above 16 KiB are
 //   fragmented by that library; inbound fragmented messages are capped at
 //   8 MiB (its default maxReceivedMessageSize).
+// * SOW: sow(handler, topic, filter?, params?) and sowAndSubscribe(...)
+//   send bs 10 unless params.batchSize, query_id = cid (and sub_id = cid
+//   for sowAndSubscribe), and resolve with that id on the processed ack;
+//   a failure ack rejects with Error(reason). params map to Command
+//   setters (topN -> top_n header, orderBy -> orderby, options -> o,
+//   sowKeys -> sow_keys, ackType -> acks for the handler). sow asks
+//   "processed,completed" and drops its handler after completed (plus any
+//   acks the application asked for); sowAndSubscribe asks "processed" only.
+//   The handler gets group_begin, one message per record (the batch's
+//   header object, reused for every record of the batch, with the record
+//   header's k, x, ts merged in and data set), group_end, the acks asked
+//   for, and for sowAndSubscribe the live "p" messages. The batches
+//   themselves are not visible to the application, only in the frames.
+// * sowDelete(topic, filter, options?), sowDeleteByKeys(topic, keys) and
+//   sowDeleteByData(topic, data) send sow_delete with a: "stats" and
+//   resolve with the first stats ack as a Message, success or failure
+//   alike (header.status(), reason(), recordsDeleted(), matches(),
+//   topicMatches()); they never reject on a failure ack.
 // * Browser: amps.js itself is a UMD bundle (webpackUniversalModuleDefinition)
 //   that sets window.amps when loaded by a <script> tag and then uses the
 //   browser's WebSocket; amps.min.js is the minified equivalent.
@@ -259,6 +277,70 @@ function payload(n) {
   }
   return out.join('');
 }
+
+// QueryLog records, in order, what a sow or sowAndSubscribe handler is
+// given. The client hands every record of a batch to the handler in one
+// reused header object (see the notes on SOW below), so each message is
+// copied into a plain object at once.
+class QueryLog {
+  constructor(label) {
+    this.label = label;
+    this.events = [];
+    this.waiters = [];
+    this.handler = (m) => this.push(m);
+  }
+  push(m) {
+    const h = m.header;
+    const e = { c: h.command(), query_id: h.queryId() };
+    if (e.c === 'ack') {
+      Object.assign(e, {
+        a: h.ackType(), status: h.status(), reason: h.reason(), records_returned: h.recordsReturned(),
+        matches: h.matches(), topic_matches: h.topicMatches(),
+      });
+    } else if (e.c !== 'group_begin' && e.c !== 'group_end') {
+      Object.assign(e, { topic: h.topic(), key: h.sowKey(), sids: h.subIds(), data: m.data });
+    }
+    this.events.push(e);
+    this.waiters = this.waiters.filter((w) => {
+      if (w.pred(e)) { w.resolve(this.events.slice()); return false; }
+      return true;
+    });
+  }
+  // until resolves with the events so far once one event satisfies pred.
+  until(pred) {
+    if (this.events.some(pred)) return Promise.resolve(this.events.slice());
+    return new Promise((resolve) => this.waiters.push({ pred, resolve }));
+  }
+  // shape is the list of event kinds: "group_begin", "sow", "ack:completed"...
+  shape() {
+    return this.events.map((e) => (e.c === 'ack' ? `ack:${e.a}` : e.c));
+  }
+  // of returns the events of command c ("sow", "p").
+  of(c) { return this.events.filter((e) => e.c === c); }
+}
+
+// isAck and isCommand build QueryLog.until predicates.
+const isAck = (a) => (e) => e.c === 'ack' && e.a === a;
+const isCommand = (c) => (e) => e.c === c;
+
+// watchBatches records, from the raw frames, the "bs" of every "sow" batch
+// header per query id, so the batching the broker chose is visible (the
+// client itself hands records over one by one). Record headers ({"k":..})
+// and JSON bodies carry no "c" and are skipped.
+function watchBatches(client) {
+  const byQuery = {};
+  client.transportFilter((data, outgoing) => {
+    const text = !outgoing && data && data.data;
+    if (typeof text !== 'string' || text[0] !== '{') return;
+    let h;
+    try { h = JSON.parse(text); } catch (_) { return; }
+    if (h.c === 'sow') (byQuery[h.query_id] = byQuery[h.query_id] || []).push(h.bs);
+  });
+  return (queryId) => byQuery[queryId] || [];
+}
+
+// same compares two values as JSON, for checks on lists and records.
+function same(a, b) { return JSON.stringify(a) === JSON.stringify(b); }
 
 // ---------------------------------------------------------------------------
 // Scenarios. Each returns the fields of its result line or throws.
@@ -700,6 +782,358 @@ const scenarios = {
     check(m.data.again === true, `after reconnect got ${JSON.stringify(m.data)}`);
     await c.disconnect();
     return { reconnected: true };
+  },
+
+  // sowquery: sow() over a SOW topic keyed by /id (--topic; the broker must
+  // declare it so), checked record by record: the data, a key on every
+  // record (the same key for the same record in every query), the order of
+  // orderBy, the limit of topN and of the top_n option, the batches of
+  // batchSize as sent on the wire, and the messages the client hands the
+  // handler: group_begin, the records, group_end, then the acks the
+  // application asked for (completed with records_returned, stats with
+  // matches and topic_matches). It also queries by sow keys, without keys
+  // (no_sowkey), with an empty result, and a topic that has no SOW, which
+  // rejects. It reports every record's key by id for the Go test.
+  async sowquery(o) {
+    const pub = await connect(newClient('js-sow-pub'), o.uri);
+    const c = newClient('js-sow-query');
+    const batches = watchBatches(c);
+    await connect(c, o.uri);
+    const rows = [
+      { id: 1, sym: 'IBM', qty: 10 },
+      { id: 2, sym: 'MSFT', qty: 200 },
+      { id: 3, sym: 'IBM', qty: 30 },
+      { id: 4, sym: 'AAPL', qty: 400 },
+      { id: 5, sym: 'MSFT', qty: 50 },
+      { id: 6, sym: 'AAPL', qty: 60 },
+      { id: 7, sym: 'IBM', qty: 700, note: 'naïve ☃' },
+      { id: 1, sym: 'IBM', qty: 100 }, // replaces the first record
+    ];
+    rows.forEach((r) => pub.publish(o.topic, r));
+    await pub.flush(); // processed in order: every publish is stored
+    const current = new Map(rows.map((r) => [r.id, r])); // the last of each id
+    const keys = {}; // id -> key, the same in every query
+
+    // checkRecords checks a query's records against the ids wanted, in
+    // order, with their current data, topic and keys.
+    const checkRecords = (label, log, wantIds, opts = {}) => {
+      const recs = log.of('sow');
+      const ids = recs.map((r) => r.data && r.data.id);
+      check(same(ids, wantIds), `${label}: records with ids ${JSON.stringify(ids)}, want ${JSON.stringify(wantIds)}`);
+      recs.forEach((r) => {
+        check(same(r.data, current.get(r.data.id)), `${label}: record ${JSON.stringify(r.data)}, want ${JSON.stringify(current.get(r.data.id))}`);
+        check(r.topic === o.topic, `${label}: record on topic ${JSON.stringify(r.topic)}`);
+        check(r.query_id === log.queryId, `${label}: record with query_id ${JSON.stringify(r.query_id)}, want ${JSON.stringify(log.queryId)}`);
+        if (opts.noKey) {
+          check(r.key === undefined, `${label}: record ${r.data.id} has key ${JSON.stringify(r.key)} despite no_sowkey`);
+          return;
+        }
+        check(typeof r.key === 'string' && r.key !== '', `${label}: record ${r.data.id} has key ${JSON.stringify(r.key)}`);
+        if (keys[r.data.id] === undefined) keys[r.data.id] = r.key;
+        check(keys[r.data.id] === r.key, `${label}: record ${r.data.id} has key ${r.key}, earlier ${keys[r.data.id]}`);
+      });
+      log.events.forEach((e) => check(e.query_id === log.queryId, `${label}: ${e.c} with query_id ${JSON.stringify(e.query_id)}`));
+    };
+    // run issues a query through start (which returns the promise of the
+    // client call) and waits for the event that ends it.
+    const run = async (label, start, end) => {
+      const log = new QueryLog(label);
+      log.queryId = await start(log.handler);
+      await log.until(end);
+      emit('query', { label, query_id: log.queryId, events: log.events, batches: batches(log.queryId) });
+      return log;
+    };
+    const shape = (n, tail) => ['group_begin', ...Array(n).fill('sow'), 'group_end', ...tail];
+    const checkBatches = (label, log, want) => {
+      const got = batches(log.queryId);
+      check(same(got, want), `${label}: batches of ${JSON.stringify(got)} records, want ${JSON.stringify(want)}`);
+    };
+
+    // Filter, orderBy descending, batchSize 2, the completed and stats acks.
+    const a = await run('filter_orderby_batches',
+      (h) => c.sow(h, o.topic, '/qty >= 60', { batchSize: 2, orderBy: '/qty DESC', ackType: 'completed,stats' }),
+      isAck('stats'));
+    checkRecords('filter_orderby_batches', a, [7, 4, 2, 1, 6]);
+    check(same(a.shape(), shape(5, ['ack:completed', 'ack:stats'])), `filter_orderby_batches: handler got ${JSON.stringify(a.shape())}`);
+    checkBatches('filter_orderby_batches', a, [2, 2, 1]);
+    const [completed, stats] = a.events.slice(-2);
+    check(completed.status === 'success' && completed.records_returned === 5, `completed ack ${JSON.stringify(completed)}, want success with records_returned 5`);
+    check(stats.status === 'success' && stats.records_returned === 5 && stats.matches === 5 && stats.topic_matches === 7,
+      `stats ack ${JSON.stringify(stats)}, want records_returned 5, matches 5, topic_matches 7`);
+
+    // topN with orderBy ascending and the client's default batch size (10):
+    // no acks asked, so group_end is the last thing the handler sees.
+    const b = await run('topn', (h) => c.sow(h, o.topic, undefined, { topN: 3, orderBy: '/id' }), isCommand('group_end'));
+    checkRecords('topn', b, [1, 2, 3]);
+    checkBatches('topn', b, [3]);
+
+    // The Command API: two orderby fields, the top_n option, batch size 4.
+    const cq = await run('command_two_keys', (h) => c.execute(new Command('sow').topic(o.topic)
+      .filter("/sym = 'IBM' OR /sym = 'AAPL'").orderBy('/sym ASC, /qty DESC').batchSize(4)
+      .options('top_n=4').ackType('completed'), h), isAck('completed'));
+    checkRecords('command_two_keys', cq, [4, 6, 7, 1]);
+    check(same(cq.shape(), shape(4, ['ack:completed'])), `command_two_keys: handler got ${JSON.stringify(cq.shape())}`);
+    checkBatches('command_two_keys', cq, [4]);
+    check(cq.events[cq.events.length - 1].records_returned === 4, `command_two_keys: completed ${JSON.stringify(cq.events[cq.events.length - 1])}`);
+
+    // Every record once, in id order: this fills keys for all seven.
+    const all = await run('all', (h) => c.sow(h, o.topic, '', { orderBy: '/id', batchSize: 3 }), isCommand('group_end'));
+    checkRecords('all', all, [1, 2, 3, 4, 5, 6, 7]);
+    checkBatches('all', all, [3, 3, 1]);
+    check(new Set(Object.values(keys)).size === 7, `keys are not distinct: ${JSON.stringify(keys)}`);
+
+    // By sow keys: exactly the records named.
+    const byKeys = await run('sow_keys', (h) => c.sow(h, o.topic, undefined, { sowKeys: `${keys[5]},${keys[2]}`, orderBy: '/id' }), isCommand('group_end'));
+    checkRecords('sow_keys', byKeys, [2, 5]);
+
+    // no_sowkey: the records come without k.
+    const noKey = await run('no_sowkey', (h) => c.sow(h, o.topic, '/id = 3', { options: 'no_sowkey' }), isCommand('group_end'));
+    checkRecords('no_sowkey', noKey, [3], { noKey: true });
+
+    // Nothing matches: still group_begin and group_end, and completed.
+    const none = await run('empty', (h) => c.sow(h, o.topic, '/qty > 100000', { ackType: 'completed' }), isAck('completed'));
+    check(same(none.shape(), shape(0, ['ack:completed'])), `empty: handler got ${JSON.stringify(none.shape())}`);
+    check(none.events[2].records_returned === 0, `empty: completed ${JSON.stringify(none.events[2])}`);
+
+    // A topic without SOW: the promise rejects with the failure's reason.
+    let rejected = null;
+    try {
+      await c.sow(() => {}, `${o.topic}-plain`);
+    } catch (err) {
+      rejected = err;
+    }
+    check(rejected instanceof Error, `sow on ${o.topic}-plain: ${rejected === null ? 'resolved' : describe(rejected)}, want a rejection with an Error`);
+    await pub.disconnect();
+    await c.disconnect();
+    return { keys, not_sow_reason: rejected.message };
+  },
+
+  // sowsubscribe: sowAndSubscribe() on --topic (a SOW topic keyed by /id)
+  // with a filter: the snapshot (group_begin, records with keys, group_end,
+  // completed) reaches the handler before any live message; then live
+  // publishes arrive as "p" carrying the record's key and the sub id: an
+  // update of a record in the snapshot keeps its key, a new record gets a
+  // new one, and records outside the filter (or leaving it: no oof asked)
+  // are not delivered. A second subscription races a stream of versions of
+  // one record: every version is either in its snapshot or delivered live
+  // after it, never both, never neither. A third one, on a topic without
+  // SOW, gets an empty group then live messages without keys.
+  async sowsubscribe(o) {
+    const pub = await connect(newClient('js-sas-pub'), o.uri);
+    const sub = newClient('js-sas-sub');
+    const batches = watchBatches(sub);
+    const strays = [];
+    sub.lastChanceMessageHandler((m) => strays.push(m));
+    await connect(sub, o.uri);
+    pub.publish(o.topic, { id: 1, qty: 5 });
+    pub.publish(o.topic, { id: 2, qty: 500 });
+    pub.publish(o.topic, { id: 3, qty: 150 });
+    await pub.flush();
+
+    const log = new QueryLog('sas');
+    const subId = await sub.sowAndSubscribe(log.handler, o.topic, '/qty > 100', { batchSize: 1, ackType: 'completed' });
+    await log.until(isAck('completed'));
+    const snap = log.of('sow');
+    const snapIds = snap.map((r) => r.data.id).sort();
+    check(same(snapIds, [2, 3]), `snapshot has ids ${JSON.stringify(snapIds)}, want [2,3]`);
+    check(same(batches(subId), [1, 1]), `snapshot batches of ${JSON.stringify(batches(subId))} records, want [1,1] with batchSize 1`);
+    const snapKey = {};
+    snap.forEach((r) => {
+      check(typeof r.key === 'string' && r.key !== '', `snapshot record ${JSON.stringify(r.data)} has key ${JSON.stringify(r.key)}`);
+      check(r.topic === o.topic && r.query_id === subId, `snapshot record on ${r.topic} query ${r.query_id}, want ${o.topic} ${subId}`);
+      snapKey[r.data.id] = r.key;
+    });
+    check(same(snap.find((r) => r.data.id === 3).data, { id: 3, qty: 150 }), `snapshot record 3 is ${JSON.stringify(snap.find((r) => r.data.id === 3).data)}`);
+
+    pub.publish(o.topic, { id: 3, qty: 300 }); // update in scope
+    pub.publish(o.topic, { id: 1, qty: 6 }); // stays out of scope
+    pub.publish(o.topic, { id: 4, qty: 1000 }); // new, in scope
+    pub.publish(o.topic, { id: 2, qty: 50 }); // leaves the scope
+    pub.publish(o.topic, { id: 9, qty: 999, end: true }); // sentinel, in scope
+    await log.until((e) => e.c === 'p' && e.data.end === true);
+    check(same(log.shape(), ['group_begin', 'sow', 'sow', 'group_end', 'ack:completed', 'p', 'p', 'p']),
+      `handler got ${JSON.stringify(log.shape())}, want the group, completed, then 3 live messages`);
+    const live = log.of('p');
+    check(same(live.map((m) => m.data), [{ id: 3, qty: 300 }, { id: 4, qty: 1000 }, { id: 9, qty: 999, end: true }]),
+      `live messages ${JSON.stringify(live.map((m) => m.data))}`);
+    live.forEach((m) => {
+      check(m.topic === o.topic && m.sids.split(',').includes(subId), `live message on ${m.topic} for ${m.sids}, want ${o.topic} for ${subId}`);
+      check(typeof m.key === 'string' && m.key !== '', `live message ${JSON.stringify(m.data)} has key ${JSON.stringify(m.key)}`);
+    });
+    check(live[0].key === snapKey[3], `update of record 3 has key ${live[0].key}, its snapshot key was ${snapKey[3]}`);
+    check(live[1].key !== snapKey[2] && live[1].key !== snapKey[3] && live[1].key !== live[2].key, `new records reuse keys: ${JSON.stringify(live.map((m) => m.key))}`);
+
+    // The race: versions 0..n-1 of record 50 are sent while a second
+    // client subscribes to it; the snapshot holds at most one version and
+    // the live messages must continue from exactly the next one.
+    const n = Math.max(o.count, 2);
+    const racer = await connect(newClient('js-sas-racer'), o.uri);
+    const race = new QueryLog('race');
+    for (let v = 0; v < n; v++) {
+      pub.publish(o.topic, { id: 50, v, qty: 2000 });
+      if (v === Math.floor(n / 4)) race.queryId = racer.sowAndSubscribe(race.handler, o.topic, '/id = 50', { batchSize: 10 });
+    }
+    race.queryId = await race.queryId;
+    await race.until((e) => e.c === 'p' && e.data.v === n - 1 || e.c === 'sow' && e.data.v === n - 1);
+    const seen = race.events.filter((e) => e.c === 'sow' || e.c === 'p').map((e) => e.data.v);
+    const raceShape = race.shape();
+    check(raceShape.indexOf('group_end') >= 0 && raceShape.slice(0, raceShape.indexOf('group_end')).every((c) => c !== 'p'),
+      `race: a live message before group_end: ${JSON.stringify(raceShape)}`);
+    const first = seen.length > 0 ? seen[0] : -1;
+    const inSnap = race.of('sow').length;
+    check(inSnap <= 1, `race: snapshot holds ${inSnap} records of one key`);
+    // Without a snapshot record the subscription came before the record
+    // existed, so the live messages must start at the first version.
+    check(inSnap === 1 || first === 0, `race: empty snapshot, then live versions from ${first}: versions 0..${first - 1} were lost`);
+    const want = Array.from({ length: n - first }, (_, i) => first + i);
+    check(same(seen, want), `race: versions ${JSON.stringify(seen)}, want each of ${first}..${n - 1} once in order`);
+
+    // A topic without SOW: an empty group, then live messages without k.
+    const plainTopic = `${o.topic}-plain`;
+    const plain = new QueryLog('plain');
+    plain.queryId = await sub.sowAndSubscribe(plain.handler, plainTopic);
+    await plain.until(isCommand('group_end'));
+    pub.publish(plainTopic, { x: 1 });
+    await plain.until(isCommand('p'));
+    check(same(plain.shape(), ['group_begin', 'group_end', 'p']), `plain topic: handler got ${JSON.stringify(plain.shape())}`);
+    check(plain.events[2].key === undefined && same(plain.events[2].data, { x: 1 }), `plain topic live message ${JSON.stringify(plain.events[2])}`);
+    check(strays.length === 0, `deliveries for no live subscription: ${JSON.stringify(strays)}`);
+    await racer.disconnect();
+    await pub.disconnect();
+    await sub.disconnect();
+    return { sub_id: subId, snapshot_keys: snapKey, live_keys: live.map((m) => m.key), race: { versions: n, snapshot: inSnap, first } };
+  },
+
+  // sowdelete: sowDelete (filter), sowDeleteByKeys and sowDeleteByData on
+  // --topic (a SOW topic keyed by /id), each resolving with the stats ack
+  // and its records_deleted; after each, a sow shows exactly the records
+  // left. A delete on a topic without SOW resolves with a failure ack.
+  async sowdelete(o) {
+    const c = await connect(newClient('js-sowdelete'), o.uri);
+    for (let id = 1; id <= 6; id++) c.publish(o.topic, { id, qty: id * 10 });
+    await c.flush();
+    const results = {};
+    // remaining returns the ids and keys a sow finds now.
+    const remaining = async (label) => {
+      const log = new QueryLog(label);
+      log.queryId = await c.sow(log.handler, o.topic, undefined, { orderBy: '/id' });
+      await log.until(isCommand('group_end'));
+      const recs = log.of('sow');
+      return { ids: recs.map((r) => r.data.id), key: Object.fromEntries(recs.map((r) => [r.data.id, r.key])) };
+    };
+    // deleted checks a delete's stats ack and returns it.
+    const deleted = (label, m, want) => {
+      check(m && m.header, `${label}: resolved with ${describe(m)}, want a Message`);
+      const h = m.header;
+      const got = {
+        c: h.command(), a: h.ackType(), status: h.status(), reason: h.reason(),
+        records_deleted: h.recordsDeleted(), matches: h.matches(), topic_matches: h.topicMatches(),
+      };
+      results[label] = got;
+      emit('deleted', Object.assign({ label }, got));
+      for (const [k, v] of Object.entries(want)) {
+        check(got[k] === v, `${label}: ack ${JSON.stringify(got)}, want ${k} ${JSON.stringify(v)}`);
+      }
+      return got;
+    };
+    const ok = { c: 'ack', a: 'stats', status: 'success' };
+
+    deleted('filter', await c.sowDelete(o.topic, '/qty > 40'), Object.assign({ records_deleted: 2, matches: 2, topic_matches: 6 }, ok));
+    const left = await remaining('after_filter');
+    check(same(left.ids, [1, 2, 3, 4]), `after sowDelete('/qty > 40'): ids ${JSON.stringify(left.ids)}, want [1,2,3,4]`);
+
+    deleted('keys', await c.sowDeleteByKeys(o.topic, `${left.key[1]},${left.key[2]}`), Object.assign({ records_deleted: 2 }, ok));
+    const left2 = await remaining('after_keys');
+    check(same(left2.ids, [3, 4]), `after sowDeleteByKeys(1,2): ids ${JSON.stringify(left2.ids)}, want [3,4]`);
+
+    // The data names the record by its key field; the other fields differ.
+    deleted('data', await c.sowDeleteByData(o.topic, { id: 3, qty: 0 }), Object.assign({ records_deleted: 1 }, ok));
+    const left3 = await remaining('after_data');
+    check(same(left3.ids, [4]) && left3.key[4] === left.key[4], `after sowDeleteByData(id 3): ${JSON.stringify(left3)}, want only id 4 under key ${left.key[4]}`);
+
+    // Deleting keys that are gone deletes nothing; 1=1 empties the topic.
+    deleted('gone_keys', await c.sowDeleteByKeys(o.topic, `${left.key[1]},${left.key[3]}`), Object.assign({ records_deleted: 0 }, ok));
+    deleted('all', await c.sowDelete(o.topic, '1=1'), Object.assign({ records_deleted: 1, matches: 1, topic_matches: 1 }, ok));
+    const left4 = await remaining('after_all');
+    check(left4.ids.length === 0, `after sowDelete('1=1'): ids ${JSON.stringify(left4.ids)}`);
+
+    const fail = deleted('not_sow', await c.sowDelete(`${o.topic}-plain`, '1=1'), { c: 'ack', a: 'stats', status: 'failure' });
+    check(fail.reason, `failure ack without a reason: ${JSON.stringify(fail)}`);
+    await c.disconnect();
+    return { results };
+  },
+
+  // sowbulk: a sowAndSubscribe over --count records (batchSize 7) while a
+  // publisher updates some of them and publishes to another topic that the
+  // same client also subscribes to. On WebSocket a batch is many frames and
+  // the client's state machine counts them, so a delivery written inside a
+  // batch would corrupt the result or raise a client error (997, which ends
+  // the run). Checked: every record exactly once in the snapshot, the
+  // batches of 7, no live message before group_end, and per key the
+  // versions seen (snapshot, then live) are a gapless, duplicate-free tail
+  // of the versions published; the other subscription gets all its
+  // messages in order.
+  async sowbulk(o) {
+    const n = Math.max(o.count, 10);
+    const updates = 400;
+    const hot = 37; // updates go to ids 0..hot-1, several each
+    const pub = await connect(newClient('js-bulk-pub'), o.uri);
+    const sub = newClient('js-bulk-sub');
+    const batches = watchBatches(sub);
+    await connect(sub, o.uri);
+    const published = new Map(); // id -> versions in publish order
+    const put = (id, v, extra) => {
+      pub.publish(o.topic, Object.assign({ id, v }, extra));
+      if (!published.has(id)) published.set(id, []);
+      published.get(id).push(v);
+    };
+    for (let id = 0; id < n; id++) put(id, 0, { pad: payload(40) });
+    await pub.flush();
+    const noiseTopic = `${o.topic}-noise`;
+    const noise = new Inbox('noise');
+    await sub.subscribe(noise.handler, noiseTopic);
+
+    // Half the updates are sent before the query and half after, so they
+    // are likely to meet it in the broker.
+    const log = new QueryLog('bulk');
+    let started;
+    for (let u = 1; u <= updates; u++) {
+      if (u === updates / 2) started = sub.sowAndSubscribe(log.handler, o.topic, undefined, { batchSize: 7 });
+      pub.publish(noiseTopic, { u });
+      put(u % hot, u);
+    }
+    put(n, 'end', { end: true });
+    log.queryId = await started;
+    await log.until((e) => (e.c === 'p' || e.c === 'sow') && e.data.end === true);
+    await noise.wait(updates);
+
+    const shape = log.shape();
+    const endAt = shape.indexOf('group_end');
+    check(shape[0] === 'group_begin' && endAt > 0, `handler got ${JSON.stringify(shape.slice(0, 3))}…, want group_begin first and a group_end`);
+    check(shape.slice(0, endAt).every((c) => c !== 'p'), 'a live message before group_end');
+    check(shape.slice(endAt + 1).every((c) => c === 'p'), `after group_end: ${JSON.stringify(shape.slice(endAt + 1, endAt + 5))}…`);
+    const snap = log.of('sow');
+    const snapIds = new Set(snap.map((r) => r.data.id));
+    check(snapIds.size === snap.length, `snapshot of ${snap.length} records holds ${snapIds.size} ids`);
+    for (let id = 0; id < n; id++) check(snapIds.has(id), `snapshot lacks record ${id}`);
+    const bs = batches(log.queryId);
+    check(bs.reduce((a, b) => a + b, 0) === snap.length && bs.slice(0, -1).every((b) => b === 7) && bs[bs.length - 1] <= 7,
+      `batches ${JSON.stringify(bs)} for ${snap.length} records, want 7 each but the last`);
+    const seen = new Map();
+    for (const e of log.events) {
+      if (e.c !== 'sow' && e.c !== 'p') continue;
+      if (!seen.has(e.data.id)) seen.set(e.data.id, []);
+      seen.get(e.data.id).push(e.data.v);
+    }
+    for (const [id, versions] of published) {
+      const got = seen.get(id) || [];
+      const tail = versions.slice(versions.length - got.length);
+      check(got.length > 0 && same(got, tail), `record ${id}: saw versions ${JSON.stringify(got)}, published ${JSON.stringify(versions)}: want a tail, each once`);
+    }
+    check(same(noise.messages.map((m) => m.data.u), Array.from({ length: updates }, (_, i) => i + 1)), 'the other subscription missed or reordered messages');
+    await pub.disconnect();
+    await sub.disconnect();
+    return { records: snap.length, batches: bs.length, live: log.of('p').length };
   },
 };
 

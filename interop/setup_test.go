@@ -29,6 +29,8 @@ type brokerConfig struct {
 
 	authenticator broker.Authenticator // Options.Authenticator; nil accepts all
 	entitler      broker.Entitler      // Options.Entitler; nil allows all
+
+	sowTopics []broker.SOWTopic // Options.SOWTopics
 }
 
 // connEvents records the broker's connection state reports in order.
@@ -68,6 +70,7 @@ func startBroker(t testing.TB, cfg brokerConfig) *testBroker {
 		Broker: &broker.Options{
 			Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 			ConnState: events.record,
+			SOWTopics: cfg.sowTopics,
 		},
 		Authenticator: cfg.authenticator,
 		Entitler:      cfg.entitler,
