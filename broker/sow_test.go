@@ -401,3 +401,52 @@ func TestSOWInProcess(t *testing.T) {
 		t.Fatalf("left: %+v", left)
 	}
 }
+
+// sow_and_subscribe with "replace" and a new filter sends only the records
+// newly in scope, and, with oof, an out-of-focus notice for those that
+// left it; later changes follow the new filter.
+func TestSOWAndSubscribeReplace(t *testing.T) {
+	tb := sowBroker(t)
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("r")
+	for _, b := range []string{`{"id":1,"qty":50}`, `{"id":2,"qty":200}`, `{"id":3,"qty":300}`} {
+		c.Publish("orders", []byte(b))
+	}
+	sas := func(flt, opts string, want ...string) {
+		t.Helper()
+		c.SendJSON(map[string]any{"c": "sow_and_subscribe", "cid": "s", "t": "orders", "filter": flt, "o": opts, "orderby": "/id", "bs": 10, "a": "processed"}, nil)
+		expectAck(t, c, "processed", "success")
+		var got []string
+		m := c.Read()
+		for ; m.Header.Command == "oof"; m = c.Read() {
+			if m.Header.Reason != "match" || m.Field("sids") != "s" {
+				t.Fatalf("notice %s", m)
+			}
+			got = append(got, "oof "+string(m.Body))
+		}
+		if m.Header.Command != "group_begin" {
+			t.Fatalf("want group_begin, got %s", m)
+		}
+		for {
+			m = c.Read()
+			if m.Header.Command == "group_end" {
+				break
+			}
+			for _, r := range records(t, m) {
+				got = append(got, r.data)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s (%s): %q, want %q", flt, opts, got, want)
+		}
+	}
+	sas("/qty > 100", "oof", `{"id":2,"qty":200}`, `{"id":3,"qty":300}`)
+	sas("/qty > 250", "replace,oof", `oof {"id":2,"qty":200}`)
+	sas("/qty < 100 OR /qty > 250", "replace,oof", `{"id":1,"qty":50}`)
+	sas("/qty < 100", "replace") // no oof asked: nothing for id 3, and id 1 was in
+	c.Publish("orders", []byte(`{"id":4,"qty":10}`))
+	c.Publish("orders", []byte(`{"id":5,"qty":900}`))
+	if m := c.Next(); string(m.Body) != `{"id":4,"qty":10}` {
+		t.Fatalf("live after the replace: %s", m)
+	}
+}

@@ -89,7 +89,7 @@ func (c *Client) SOW(ctx context.Context, topic string, q *SOWQuery) ([]Message,
 		st.mu.Unlock()
 	}
 	qr := &queryResult{q: qq, cands: cands, mt: c.opts.MessageType}
-	sel, _ := qr.evaluate(c.b.opts.Name)
+	sel, _, _ := qr.evaluate(c.b.opts.Name)
 	out := make([]Message, len(sel))
 	for i, r := range sel {
 		out[i] = Message{Topic: r.topic, CorrelationID: r.cid, Key: r.key, SOW: true, Data: r.data}
@@ -148,7 +148,7 @@ func (c *Client) SOWAndSubscribe(ctx context.Context, topic string, handler func
 
 // deliverSnapshot hands a SOWAndSubscribe's records to its handler.
 func (c *Client) deliverSnapshot(qr *queryResult) (delivered int64) {
-	sel, _ := qr.evaluate(c.b.opts.Name)
+	sel, _, _ := qr.evaluate(c.b.opts.Name)
 	for _, r := range sel {
 		if qr.sub.removed.Load() || c.ended() {
 			break

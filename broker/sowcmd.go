@@ -48,8 +48,6 @@ var (
 		}
 		m["top_n"] = optHonoured
 		m["skip_n"] = optLater
-		// Replacing must re-query and send only records newly in scope.
-		m["replace"] = optLater
 		return m
 	}()
 )
@@ -63,6 +61,11 @@ type query struct {
 	topN    int // -1: no limit
 	bs      int
 	noKey   bool
+	// prev is the subscription a sow_and_subscribe with "replace"
+	// replaces: only records it did not take are sent, and, with oofLeft,
+	// the records it took that the new one does not get an oof notice.
+	prev    *subscription
+	oofLeft bool
 }
 
 // orderKey is one "/field [ASC|DESC]" of an orderby.
@@ -247,6 +250,9 @@ func (s *session) sowAndSubscribe(h *protocol.Header) {
 		subFill(a)
 		a.QueryID = q.queryID
 	}
+	if old != nil {
+		q.prev, q.oofLeft = old, sub.oof
+	}
 	var stores []*sowStore
 	if sub.re != nil {
 		stores = s.b.sow.matching(sub.topic, sub.re, s.mt)
@@ -299,23 +305,30 @@ func (s *session) enqueueQuery(h *protocol.Header, q *query, subID string, cands
 
 // evaluate selects, orders and limits the candidates. It returns the
 // records to send and how many matched before top_n.
-func (qr *queryResult) evaluate(instance string) (sel []*record, matches int) {
+func (qr *queryResult) evaluate(instance string) (sel, left []*record, matches int) {
 	q := qr.q
-	var m *filter.Matcher
-	var ex *filter.Extractor
 	var paths [][]string
-	if q.flt != nil {
-		paths = append(paths, q.flt.Paths()...)
+	for _, f := range []*filter.Filter{q.flt, q.prevFilter()} {
+		if f != nil {
+			paths = append(paths, f.Paths()...)
+		}
 	}
 	for _, k := range q.order {
 		paths = append(paths, k.path)
 	}
-	var fs *filter.Fields
+	var (
+		ex      *filter.Extractor
+		fs      *filter.Fields
+		m, prev *filter.Matcher
+	)
 	if len(paths) > 0 {
 		ex, _ = filter.NewExtractor(qr.mt, paths) // the paths compiled for this message type
 		fs = ex.NewFields()
 		if q.flt != nil {
 			m, _ = q.flt.Bind(ex)
+		}
+		if pf := q.prevFilter(); pf != nil {
+			prev, _ = pf.Bind(ex)
 		}
 	}
 	type sorted struct {
@@ -323,6 +336,7 @@ func (qr *queryResult) evaluate(instance string) (sel []*record, matches int) {
 		vals []filter.Value
 	}
 	var rows []sorted
+	env := &filter.Env{InstanceName: instance}
 	for _, rec := range qr.cands {
 		if q.keys != nil && !q.keys[rec.key] {
 			continue
@@ -330,7 +344,20 @@ func (qr *queryResult) evaluate(instance string) (sel []*record, matches int) {
 		if ex != nil {
 			ex.Extract(rec.data, fs)
 		}
-		if m != nil && !m.Match(fs, &filter.Env{Topic: rec.topic, Size: len(rec.data), InstanceName: instance}) {
+		env.Topic, env.Size = rec.topic, len(rec.data)
+		in := m == nil || m.Match(fs, env)
+		if q.prev != nil {
+			// A replaced sow_and_subscribe sends only the records newly in
+			// its scope; those that left it get an out-of-focus notice.
+			wasIn := q.prev.matches(rec.topic) && (prev == nil || prev.Match(fs, env))
+			if wasIn && !in && q.oofLeft {
+				left = append(left, rec)
+			}
+			if wasIn {
+				continue
+			}
+		}
+		if !in {
 			continue
 		}
 		row := sorted{rec: rec}
@@ -360,7 +387,16 @@ func (qr *queryResult) evaluate(instance string) (sel []*record, matches int) {
 	for i, r := range rows {
 		sel[i] = r.rec
 	}
-	return sel, matches
+	return sel, left, matches
+}
+
+// prevFilter is the filter of the subscription a replacing
+// sow_and_subscribe replaces, if any.
+func (q *query) prevFilter() *filter.Filter {
+	if q.prev == nil {
+		return nil
+	}
+	return q.prev.filter
 }
 
 // compareOrder orders two field values for orderby [I: AMPS does not
@@ -407,7 +443,7 @@ func number(v filter.Value) float64 {
 // writeQuery writes a queued query result. It returns the messages and
 // bytes written.
 func (s *session) writeQuery(qr *queryResult) (msgs, wire int64, err error) {
-	sel, matches := qr.evaluate(s.b.opts.Name)
+	sel, left, matches := qr.evaluate(s.b.opts.Name)
 	q := qr.q
 	write := func(m *protocol.Message) bool {
 		if err = s.c.WriteMessage(m); err != nil {
@@ -416,6 +452,16 @@ func (s *session) writeQuery(qr *queryResult) (msgs, wire int64, err error) {
 		msgs++
 		wire += int64(m.Len())
 		return true
+	}
+	// A replacing sow_and_subscribe first tells which records left the
+	// subscription's view, then sends those newly in it.
+	for _, rec := range left {
+		h := &protocol.Header{Command: protocol.CmdOOF, Topic: rec.topic, SubIDs: qr.subID,
+			SOWKey: rec.key, Reason: OOFMatch, CorrelationID: rec.cid}
+		h.Set(protocol.FieldLength, uint64(len(rec.data)))
+		if !write(&protocol.Message{Header: h, Body: rec.data}) {
+			return
+		}
 	}
 	if !write(&protocol.Message{Header: &protocol.Header{Command: protocol.CmdGroupBegin, QueryID: q.queryID}}) {
 		return
