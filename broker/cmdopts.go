@@ -32,9 +32,10 @@ var subscribeOptions = map[string]optionUse{
 	"none":            optIgnored, // an explicit "no options"
 	"replace":         optHonoured,
 	"non_regex_topic": optHonoured,
-	// Without a State of the World no delivery carries a SOW key, so
-	// there is none to omit.
-	"no_sowkey": optIgnored,
+	// Deliveries from a SOW topic share one header, "k" included, among
+	// their recipients; omitting it for one subscription is not done yet
+	// (a sow query honours it).
+	"no_sowkey": optLater,
 	// Key fields in delta bodies are the default anyway.
 	"send_keys": optIgnored,
 	// "bookmark" adds the journal's bookmark to each delivery; without a

@@ -15,7 +15,7 @@ func TestSubscribeOptionsAccepted(t *testing.T) {
 	tb := startBroker(t, nil)
 	c := tb.Dial(tb.TCPURL(), nil)
 	c.Logon("opts")
-	for _, o := range []string{"none", "replace", " non_regex_topic , no_sowkey", "send_keys,bookmark,live,fully_durable", "max_backlog=10, send_empties"} {
+	for _, o := range []string{"none", "replace", " non_regex_topic , oof", "send_keys,bookmark,live,fully_durable", "max_backlog=10, send_empties"} {
 		topic := "a"
 		if strings.Contains(o, "non_regex_topic") {
 			topic = "a(b" // a bad regex, unless taken literally

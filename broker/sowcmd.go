@@ -47,6 +47,7 @@ var (
 			m[k] = v
 		}
 		m["top_n"] = optHonoured
+		m["oof"] = optHonoured
 		m["skip_n"] = optLater
 		return m
 	}()
