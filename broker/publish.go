@@ -104,7 +104,7 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 		return reason
 	}
 	d := newDelivery(topic, cid, key, body)
-	rec := &record{key: key, vals: vals, data: d.body, cid: cid, topic: topic}
+	rec := &record{key: key, vals: vals, data: d.body, cid: cid, topic: topic, at: time.Now().UnixNano()}
 	life := st.def.lifetime(h)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -115,7 +115,7 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 	if life > 0 {
 		// Each update restarts the record's clock: the new record is
 		// scheduled, the entry of the one it replaced goes stale.
-		b.expiry.add(time.Now().Add(life).UnixNano(), st, rec)
+		b.expiry.add(rec.at+int64(life), st, rec)
 	}
 	// The routes are read again under the store's lock: a subscription
 	// registered by a sow_and_subscribe before this point must get it.

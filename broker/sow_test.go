@@ -450,3 +450,29 @@ func TestSOWAndSubscribeReplace(t *testing.T) {
 		t.Fatalf("live after the replace: %s", m)
 	}
 }
+
+// The timestamp option adds "ts" to each record of a sow: when its
+// publish was processed, as YYYYMMDDThhmmss.ffffffZ in UTC.
+func TestSOWTimestamp(t *testing.T) {
+	tb := sowBroker(t)
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("ts")
+	before := time.Now().UTC().Truncate(time.Microsecond)
+	c.Publish("orders", []byte(`{"id":1}`))
+	sowCommand(c, map[string]any{"c": "sow", "cid": "q", "t": "orders", "o": "timestamp", "a": "processed"})
+	expectAck(t, c, "processed", "success")
+	c.Read() // group_begin
+	m := c.Read()
+	end, err := protocol.HeaderEnd(m.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rh protocol.Header
+	if err := protocol.DecodeHeader(m.Body[:end], &rh); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := time.Parse("20060102T150405.000000Z", rh.Timestamp)
+	if err != nil || ts.Before(before) || ts.After(time.Now()) {
+		t.Fatalf("record ts %q (%v): want a time since %v", rh.Timestamp, err, before)
+	}
+}

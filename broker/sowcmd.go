@@ -38,7 +38,7 @@ var (
 		// bookmark on a sow is ignored as AMPS ignores it then.
 		"bookmark":  optIgnored,
 		"skip_n":    optLater,
-		"timestamp": optLater, "select": optLater,
+		"timestamp": optHonoured, "select": optLater,
 		"grouping": optLater, "projection": optLater,
 	}
 	sowAndSubscribeOptions = func() map[string]optionUse {
@@ -62,6 +62,9 @@ type query struct {
 	topN    int // -1: no limit
 	bs      int
 	noKey   bool
+	// stamp adds "ts", when each record's publish was processed, to the
+	// record headers (the timestamp option).
+	stamp bool
 	// prev is the subscription a sow_and_subscribe with "replace"
 	// replaces: only records it did not take are sent, and, with oofLeft,
 	// the records it took that the new one does not get an oof notice.
@@ -93,6 +96,8 @@ func (s *session) parseQuery(h *protocol.Header, opts []string) (*query, string,
 		switch strings.TrimSpace(name) {
 		case "no_sowkey":
 			q.noKey = true
+		case "timestamp":
+			q.stamp = true
 		case "top_n":
 			n, err := strconv.ParseUint(strings.TrimSpace(val), 10, 31)
 			if err != nil {
@@ -477,6 +482,9 @@ func (s *session) writeQuery(qr *queryResult) (msgs, wire int64, err error) {
 			h := protocol.Header{CorrelationID: sel[i].cid}
 			if !q.noKey {
 				h.SOWKey = sel[i].key
+			}
+			if q.stamp {
+				h.Timestamp = timestamp(sel[i].at)
 			}
 			rh = append(rh, h)
 			recs = append(recs, protocol.Record{Data: sel[i].data})

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ampsbroker/ampsbroker/filter"
 )
@@ -48,6 +49,13 @@ type record struct {
 	data  []byte
 	cid   string // the publisher's correlation id ("x")
 	topic string
+	at    int64 // when the publish was processed, unix nanoseconds
+}
+
+// timestamp formats t as AMPS's "ts": YYYYMMDDThhmmss.ffffffZ, UTC, to
+// the microsecond.
+func timestamp(t int64) string {
+	return time.Unix(0, t).UTC().Format("20060102T150405.000000Z")
 }
 
 // key computes the key of a message published to st: a hash of the key
