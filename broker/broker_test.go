@@ -244,7 +244,6 @@ func TestCommandFailures(t *testing.T) {
 		{map[string]any{"c": "sow", "cid": "s", "t": "a", "a": "processed,completed"}, "not a sow topic"},
 		{map[string]any{"c": "sow", "cid": "bs", "t": "a", "bs": 10001, "a": "processed"}, "invalid batch size"},
 		{map[string]any{"c": "sow", "cid": "ob", "t": "a", "orderby": "/a UP", "a": "processed"}, "invalid orderby"},
-		{map[string]any{"c": "sow", "cid": "sk", "t": "a", "o": "skip_n=5", "a": "processed"}, "skip_n option is not supported yet"},
 		{map[string]any{"c": "sow_delete", "cid": "sd", "t": "a", "a": "processed"}, "sow_delete takes one of filter, sow_keys or message data"},
 		{map[string]any{"c": "sow_and_delta_subscribe", "cid": "sds", "t": "a", "a": "processed"}, "sow_and_delta_subscribe is not supported yet"},
 		{map[string]any{"c": "delta_publish", "cid": "dp", "t": "a", "a": "processed"}, "delta_publish is not supported yet"},

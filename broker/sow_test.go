@@ -136,6 +136,12 @@ func TestSOWQuery(t *testing.T) {
 	if a := expectAck(t, c, "stats", "success"); a.Header.Matches != 3 || a.Header.RecordsReturned != 0 {
 		t.Fatalf("stats of top_n=0: %s", a)
 	}
+	// skip_n with top_n pages through the ordered result.
+	sowCommand(c, map[string]any{"c": "sow", "cid": "page", "t": "orders", "orderby": "/id", "o": "skip_n=1,top_n=1", "a": "processed"})
+	expectAck(t, c, "processed", "success")
+	if page := readGroup(t, c, "page"); len(page) != 1 || page[0].data != `{"id":2,"sym":"B","qty":200}` {
+		t.Fatalf("skip_n=1,top_n=1 by /id: %v", page)
+	}
 	// sow_keys selects records by key; a literal non-SOW topic is refused.
 	key := got[0].key
 	sowCommand(c, map[string]any{"c": "sow", "cid": "q3", "t": "orders", "sow_keys": key, "a": "processed"})

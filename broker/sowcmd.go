@@ -37,7 +37,7 @@ var (
 		// A historical query needs a History, which no topic has here; a
 		// bookmark on a sow is ignored as AMPS ignores it then.
 		"bookmark":  optIgnored,
-		"skip_n":    optLater,
+		"skip_n":    optHonoured,
 		"timestamp": optHonoured, "select": optLater,
 		"grouping": optLater, "projection": optLater,
 	}
@@ -60,8 +60,13 @@ type query struct {
 	keys    map[string]bool // sow_keys; nil: every record
 	order   []orderKey
 	topN    int // -1: no limit
-	bs      int
-	noKey   bool
+	// skip is how many records of the ordered result are left out first
+	// (skip_n) [I: AMPS's documents disagree on whether it needs top_n and
+	// orderby; here it needs neither, since without orderby the order is
+	// by topic and key, which is stable].
+	skip  int
+	bs    int
+	noKey bool
 	// stamp adds "ts", when each record's publish was processed, to the
 	// record headers (the timestamp option).
 	stamp bool
@@ -91,6 +96,9 @@ func (s *session) parseQuery(h *protocol.Header, opts []string) (*query, string,
 	if h.Has(protocol.FieldTopN) {
 		q.topN = int(min(h.TopN, 1<<31))
 	}
+	if h.Has(protocol.FieldSkipN) {
+		q.skip = int(min(h.SkipN, 1<<31))
+	}
 	for _, o := range opts {
 		name, val, _ := strings.Cut(o, "=")
 		switch strings.TrimSpace(name) {
@@ -98,6 +106,12 @@ func (s *session) parseQuery(h *protocol.Header, opts []string) (*query, string,
 			q.noKey = true
 		case "timestamp":
 			q.stamp = true
+		case "skip_n":
+			n, err := strconv.ParseUint(strings.TrimSpace(val), 10, 31)
+			if err != nil {
+				return nil, ReasonInvalidOptions, fmt.Errorf("option %q: skip_n takes a count", o)
+			}
+			q.skip = int(n)
 		case "top_n":
 			n, err := strconv.ParseUint(strings.TrimSpace(val), 10, 31)
 			if err != nil {
@@ -386,6 +400,7 @@ func (qr *queryResult) evaluate(instance string) (sel, left []*record, matches i
 		// a result is reproducible.
 		return cmp.Or(strings.Compare(a.rec.topic, b.rec.topic), strings.Compare(a.rec.key, b.rec.key))
 	})
+	rows = rows[min(q.skip, len(rows)):]
 	if q.topN >= 0 && len(rows) > q.topN {
 		rows = rows[:q.topN]
 	}
