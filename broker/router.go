@@ -360,15 +360,19 @@ func (r *router) routes(topic string) *routes {
 	if e != nil {
 		return rs
 	}
+	// The topic's SOW store is resolved before the router is locked: the
+	// SOW registry's lock comes before the router's (a sow_and_subscribe
+	// over a regular expression holds the registry while it registers).
+	var st *sowStore
+	if r.sow != nil {
+		st = r.sow(topic)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e = r.cache[topic]; e != nil {
 		return e.routes
 	}
-	e = &topicEntry{}
-	if r.sow != nil {
-		e.store = r.sow(topic)
-	}
+	e = &topicEntry{store: st}
 	e.subs = append(e.subs, r.exact[topic]...)
 	for _, s := range r.regex {
 		if s.matchesTopic(topic) {

@@ -161,3 +161,66 @@ func followView(c *ampstest.Conn, name, flt string, even bool, keys, versions in
 	}
 	return nil
 }
+
+// A sow_and_subscribe over a regular expression while publishers create
+// new topics of a Pattern definition: each topic's versions are seen once
+// each, in order, whether the topic existed at the snapshot or not.
+func TestSOWAndSubscribeRegexOverNewTopics(t *testing.T) {
+	const topics, versions = 120, 4
+	tb := sowBroker(t) // book/.* is a Pattern definition keyed by /sym
+	c := tb.Dial(tb.TCPURL(), &ampstest.DialOptions{Timeout: time.Minute})
+	c.Logon("rx")
+	p := tb.Dial(tb.TCPURL(), &ampstest.DialOptions{Timeout: time.Minute})
+	p.Logon("pub")
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < topics; i++ {
+			for v := 1; v <= versions; v++ {
+				if err := p.Conn.Publish(fmt.Sprintf("book/%d", i), []byte(fmt.Sprintf(`{"sym":"S","v":%d}`, v))); err != nil {
+					done <- err
+					return
+				}
+			}
+		}
+		done <- nil
+	}()
+	time.Sleep(time.Millisecond) // let some topics exist before the snapshot
+	c.SendJSON(map[string]any{"c": "sow_and_subscribe", "cid": "rx", "t": "^book/", "bs": 100, "a": "processed"}, nil)
+	last := map[string]int{}
+	complete, snapshot := 0, true
+	see := func(topic string, body []byte) {
+		var m struct{ V int }
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Fatal(err)
+		}
+		prev, ok := last[topic]
+		switch {
+		case snapshot && ok:
+			t.Fatalf("%s twice in the snapshot", topic)
+		case !snapshot && !ok && m.V != 1:
+			t.Fatalf("%s starts live at version %d", topic, m.V)
+		case !snapshot && ok && m.V != prev+1:
+			t.Fatalf("%s went from version %d to %d", topic, prev, m.V)
+		}
+		last[topic] = m.V
+		if m.V == versions {
+			complete++
+		}
+	}
+	for complete < topics {
+		m := c.Next()
+		switch m.Header.Command {
+		case "group_end":
+			snapshot = false
+		case "sow":
+			for _, r := range records(t, m) {
+				see(r.topic, []byte(r.data))
+			}
+		case "p":
+			see(m.Header.Topic, m.Body)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -130,14 +130,13 @@ func (c *Client) SOWAndSubscribe(ctx context.Context, topic string, handler func
 	// subscription registered under the topics' locks, and the result is
 	// queued before anything a later publish queues.
 	var cands []*record
-	for _, st := range stores {
-		st.mu.Lock()
-	}
+	stores = c.b.lockStores(stores, sub, c.opts.MessageType, func() {
+		c.subs[sub.id] = sub
+		c.rt.add(sub)
+	})
 	for _, st := range stores {
 		cands = st.snapshot(cands)
 	}
-	c.subs[sub.id] = sub
-	c.rt.add(sub)
 	c.enqueue(outItem{qr: &queryResult{q: qq, subID: sub.id, sub: sub, cands: cands, mt: c.opts.MessageType},
 		size: itemOverhead + 16*len(cands)})
 	for _, st := range stores {

@@ -282,18 +282,52 @@ func (s *session) sowAndSubscribe(h *protocol.Header) {
 	want := parseAcks(h.AckType)
 	s.acks(h, want&(ackReceived|ackProcessed), protocol.StatusSuccess, "", fill)
 	var cands []*record
-	for _, st := range stores { // in topic order, so no two commands lock in different orders
-		st.mu.Lock()
-	}
+	stores = s.b.lockStores(stores, sub, s.mt, func() { s.register(sub, old) })
 	for _, st := range stores {
 		if sub.re == nil || sub.readable == nil || sub.readable(st.topic) {
 			cands = st.snapshot(cands)
 		}
 	}
-	s.register(sub, old)
 	s.enqueueQuery(h, q, sub.id, cands, want)
 	for _, st := range stores {
 		st.mu.Unlock()
+	}
+}
+
+// lockStores locks the stores a sow_and_subscribe reaches, in topic order
+// (so no two commands lock in different orders), and runs register while
+// the set of stores cannot change. mt is the subscriber's message type.
+// It returns the stores, locked.
+//
+// For a regular expression, a store that appears after the stores were
+// listed (the first publish to a new topic of a Pattern definition) would
+// be in neither the snapshot nor, for a publish routed before the
+// registration, the live messages. So the registry, which creates stores,
+// is held from a last check that the locked stores are all the matching
+// ones until the subscription is registered; if one appeared, it starts
+// over with it.
+func (b *Broker) lockStores(stores []*sowStore, sub *subscription, mt string, register func()) []*sowStore {
+	for {
+		for _, st := range stores {
+			st.mu.Lock()
+		}
+		if sub.re == nil {
+			register() // a literal topic's store, if any, exists already
+			return stores
+		}
+		g := b.sow
+		g.mu.Lock()
+		now := g.matchingLocked(sub.re, mt)
+		if slices.Equal(now, stores) {
+			register()
+			g.mu.Unlock()
+			return stores
+		}
+		g.mu.Unlock()
+		for _, st := range stores {
+			st.mu.Unlock()
+		}
+		stores = now
 	}
 }
 

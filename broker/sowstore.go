@@ -143,6 +143,11 @@ func (g *sowRegistry) matching(topic string, re *regexp.Regexp, mt string) []*so
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.matchingLocked(re, mt)
+}
+
+// matchingLocked is matching for a regular expression; g.mu is held.
+func (g *sowRegistry) matchingLocked(re *regexp.Regexp, mt string) []*sowStore {
 	var out []*sowStore
 	for id, st := range g.stores {
 		if id[1] == mt && re.MatchString(id[0]) {
