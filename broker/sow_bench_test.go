@@ -289,7 +289,7 @@ func BenchmarkSOWQuery(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			sel, _ := qr.evaluate("")
+			sel, _, _ := qr.evaluate("")
 			if i == 0 {
 				check(b, len(sel))
 			}

@@ -424,7 +424,9 @@ func (qr *queryResult) evaluate(instance string) (sel, left []*record, matches i
 		rows = append(rows, row)
 	}
 	matches = len(rows)
-	slices.SortStableFunc(rows, func(a, b sorted) int {
+	// Topic and key together are unique, so the order is total and an
+	// unstable sort gives the same result as a stable one.
+	slices.SortFunc(rows, func(a, b sorted) int {
 		for i, k := range q.order {
 			if c := compareOrder(a.vals[i], b.vals[i], k.desc); c != 0 {
 				return c

@@ -186,8 +186,11 @@ func (st *sowStore) remove(key string) *record {
 	return rec
 }
 
-// snapshot returns the store's records; the caller holds st.mu.
+// snapshot appends the store's records to dst; the caller holds st.mu.
+// It grows dst once, so that a snapshot under the lock is a walk of the
+// map and no more.
 func (st *sowStore) snapshot(dst []*record) []*record {
+	dst = slices.Grow(dst, len(st.recs))
 	for _, r := range st.recs {
 		dst = append(dst, r)
 	}
