@@ -99,19 +99,25 @@ func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.He
 // the record's key in "k"; the record shares the delivery's copy of the
 // body.
 func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic string, h *protocol.Header, cid, explicitKey string, body []byte) string {
-	key, vals, reason := st.key(explicitKey, body)
+	var ks *keyScratch
+	if st.def.keyEx != nil {
+		ks = st.def.scratch()
+		defer st.def.keys.Put(ks)
+	}
+	key, vals, reason := st.key(explicitKey, body, ks)
 	if reason != "" {
 		return reason
 	}
 	d := newDelivery(topic, cid, key, body)
-	rec := &record{key: key, vals: vals, data: d.body, cid: cid, topic: topic, at: time.Now().UnixNano()}
+	rec := &record{data: d.body, cid: cid, topic: topic, at: time.Now().UnixNano()}
 	life := st.def.lifetime(h)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	old, ok := st.upsert(rec)
+	old, ok := st.upsert(key, vals, rec)
 	if !ok {
 		return ReasonSOWKeyConflict
 	}
+	d.key = rec.key // the stored string: the computed one is garbage on an update
 	if life > 0 {
 		// Each update restarts the record's clock: the new record is
 		// scheduled, the entry of the one it replaced goes stale.

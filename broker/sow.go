@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"regexp"
@@ -60,6 +61,7 @@ type sowDef struct {
 	// keyPaths are Keys as path steps; keyEx reads them from a message.
 	keyPaths [][]string
 	keyEx    *filter.Extractor
+	keys     sync.Pool // *keyScratch
 }
 
 // matches reports whether the definition holds topic.

@@ -436,6 +436,11 @@ func (qr *queryResult) evaluate(instance string) (sel, left []*record, matches i
 		// a result is reproducible.
 		return cmp.Or(strings.Compare(a.rec.topic, b.rec.topic), strings.Compare(a.rec.key, b.rec.key))
 	})
+	// The notices for records that left come in the result's default
+	// order, by topic and key, so that a replace is reproducible.
+	slices.SortFunc(left, func(a, b *record) int {
+		return cmp.Or(strings.Compare(a.topic, b.topic), strings.Compare(a.key, b.key))
+	})
 	rows = rows[min(q.skip, len(rows)):]
 	if q.topN >= 0 && len(rows) > q.topN {
 		rows = rows[:q.topN]
@@ -661,7 +666,12 @@ func (b *Broker) deleteFrom(r *router, st *sowStore, sel deleteSelector) (examin
 	}
 	switch {
 	case len(sel.body) > 0:
-		key, _, reason := st.key(sel.explicitKey, sel.body)
+		var ks *keyScratch
+		if st.def.keyEx != nil {
+			ks = st.def.scratch()
+			defer st.def.keys.Put(ks)
+		}
+		key, _, reason := st.key(sel.explicitKey, sel.body, ks)
 		examined = 1
 		if reason == "" {
 			remove(key)

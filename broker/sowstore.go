@@ -2,7 +2,6 @@ package broker
 
 import (
 	"cmp"
-	"hash/fnv"
 	"maps"
 	"regexp"
 	"slices"
@@ -60,35 +59,61 @@ func timestamp(t int64) string {
 
 // key computes the key of a message published to st: a hash of the key
 // domain and the key fields' values when the topic has Keys, else the
-// publisher's "k". It returns a failure reason when there is none.
-func (st *sowStore) key(explicit string, body []byte) (key, vals, reason string) {
+// publisher's "k". vals are the key values (empty for an explicit key);
+// they live in ks, which the caller takes from st.def.scratch and gives
+// back when done with them. It returns a failure reason when there is no
+// key.
+func (st *sowStore) key(explicit string, body []byte, ks *keyScratch) (key string, vals []byte, reason string) {
 	d := st.def
 	if d.keyEx == nil {
 		if explicit == "" {
-			return "", "", ReasonInvalidSOWKey
+			return "", nil, ReasonInvalidSOWKey
 		}
-		return explicit, "", ""
+		return explicit, nil, ""
 	}
-	fs := d.keyEx.NewFields()
-	d.keyEx.Extract(body, fs)
-	var b strings.Builder
+	d.keyEx.Extract(body, ks.fs)
 	// The domain seeds the hash: the topic's KeyDomain, else the
 	// definition's Name (a Pattern definition's physical topic), else the
 	// topic itself.
-	b.WriteString(cmpOr(d.KeyDomain, cmpOr(d.Name, st.topic)))
+	b := append(ks.vals[:0], cmpOr(d.KeyDomain, cmpOr(d.Name, st.topic))...)
 	for i := range d.keyPaths {
-		v := fs.Field(i).First()
+		v := ks.fs.Field(i).First()
 		if v.Kind == filter.Missing || v.Kind == filter.Null {
 			// Nothing is ever stored under an empty key.
-			return "", "", ReasonInvalidSOWKey
+			return "", nil, ReasonInvalidSOWKey
 		}
-		b.WriteByte(0x1f) // unit separator: no key value can fake a boundary
-		b.Write(v.Raw)
+		b = append(b, 0x1f) // unit separator: no key value can fake a boundary
+		b = append(b, v.Raw...)
 	}
-	vals = b.String()
-	h := fnv.New64a()
-	h.Write([]byte(vals))
-	return strconv.FormatUint(h.Sum64(), 10), vals, ""
+	ks.vals = b
+	return strconv.FormatUint(fnv1a(b), 10), b, ""
+}
+
+// fnv1a is the 64-bit FNV-1a hash of b: stable across runs and versions,
+// which record keys must be.
+func fnv1a(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
+}
+
+// keyScratch is what computing a key needs: the key fields read from the
+// message and the key values joined. sowDef.scratch recycles them, so
+// computing a key allocates only the key.
+type keyScratch struct {
+	fs   *filter.Fields
+	vals []byte
+}
+
+// scratch takes a keyScratch; put it back with d.keys.Put.
+func (d *sowDef) scratch() *keyScratch {
+	if ks, ok := d.keys.Get().(*keyScratch); ok {
+		return ks
+	}
+	return &keyScratch{fs: d.keyEx.NewFields()}
 }
 
 func cmpOr(a, b string) string {
@@ -160,16 +185,21 @@ func (g *sowRegistry) matchingLocked(re *regexp.Regexp, mt string) []*sowStore {
 	return out
 }
 
-// upsert stores rec, replacing the record of its key, which it returns
-// (nil for a new key). It reports false, storing nothing, when a different
-// record's values hash to the same key. The caller holds st.mu.
-func (st *sowStore) upsert(rec *record) (*record, bool) {
-	old := st.recs[rec.key]
+// upsert stores a record for key with vals (the key values of a computed
+// key), replacing the record of the key, which it returns (nil for a new
+// key). It reports false, storing nothing, when a different record's
+// values hash to the same key. An update reuses the stored key and values
+// strings. The caller holds st.mu.
+func (st *sowStore) upsert(key string, vals []byte, rec *record) (*record, bool) {
+	old := st.recs[key]
 	if old != nil {
-		if old.vals != rec.vals {
+		if old.vals != string(vals) {
 			return nil, false
 		}
 		st.bytes -= int64(len(old.data))
+		rec.key, rec.vals = old.key, old.vals
+	} else {
+		rec.key, rec.vals = key, string(vals)
 	}
 	st.recs[rec.key] = rec
 	st.bytes += int64(len(rec.data))
