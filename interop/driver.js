@@ -74,6 +74,18 @@
 //   resolve with the first stats ack as a Message, success or failure
 //   alike (header.status(), reason(), recordsDeleted(), matches(),
 //   topicMatches()); they never reject on a failure ack.
+// * Out of focus: there is no oof-specific API. options: 'oof' (or
+//   Command.options('oof')) asks for the notices; the client routes an
+//   "oof" header like a "p" (by its sids; the next frame is the body
+//   unless l is 0) to the subscription's handler, where
+//   header.command() === 'oof', header.reason() is the reason,
+//   header.sowKey() the key and data the deserialized body.
+//   params.expiration (Command.expiration(n)) sends "e": n on a publish.
+// * Replacing a sowAndSubscribe: params { subId, options: 'replace,oof' }
+//   send sub_id = query_id = subId; the client registers the new handler
+//   under that id at once, so everything for the subscription from then
+//   on (the notices, the group, live messages) reaches the new handler and
+//   the old one gets nothing more.
 // * Browser: amps.js itself is a UMD bundle (webpackUniversalModuleDefinition)
 //   that sets window.amps when loaded by a <script> tag and then uses the
 //   browser's WebSocket; amps.min.js is the minified equivalent.
@@ -299,6 +311,7 @@ class QueryLog {
       });
     } else if (e.c !== 'group_begin' && e.c !== 'group_end') {
       Object.assign(e, { topic: h.topic(), key: h.sowKey(), sids: h.subIds(), data: m.data });
+      if (e.c === 'oof') e.reason = h.reason();
     }
     this.events.push(e);
     this.waiters = this.waiters.filter((w) => {
@@ -1134,6 +1147,235 @@ const scenarios = {
     await pub.disconnect();
     await sub.disconnect();
     return { records: snap.length, batches: bs.length, live: log.of('p').length };
+  },
+
+  // sowoof: out-of-focus notices through the official client. On --topic
+  // (a SOW topic keyed by /id) two subscriptions of one client with the
+  // same filter, one with options 'oof' and one without, watch another
+  // client's publishes and deletes: an update that leaves the filter gives
+  // oof "match" with the new record, a sow_delete oof "deleted" with the
+  // record as it was, both under the key the record had in the snapshot; a
+  // record coming back is an ordinary delivery; records the subscription
+  // never took give nothing. On --topic + "-exp" (a SOW topic keyed by /id
+  // with expiration enabled) a publish with expiration 1 s gives oof
+  // "expired" with the record about a second later, a record outside the
+  // filter or without expiration gives nothing. Then both subscriptions are
+  // replaced (same sub id, a new filter, 'replace,oof' and 'replace'): the
+  // oof one gets oof "match" for the records that left its scope, then a
+  // group with only the records newly in it; the other the same group
+  // without notices. Every handler's events are checked one by one; the
+  // subscriptions without oof must never see an "oof" frame (checked on
+  // the raw frames too).
+  async sowoof(o) {
+    const expTopic = `${o.topic}-exp`;
+    const pub = newClient('js-oof-pub');
+    const sentE = []; // the "e" of every publish header the publisher sent
+    pub.transportFilter((data, outgoing) => {
+      if (!outgoing || typeof data !== 'string' || data[0] !== '{') return;
+      let h;
+      try { h = JSON.parse(data); } catch (_) { return; }
+      if (h.c === 'publish') sentE.push(h.e);
+    });
+    await connect(pub, o.uri);
+    const sub = newClient('js-oof-sub');
+    const rawOOF = []; // every oof header that reached the subscriber
+    sub.transportFilter((data, outgoing) => {
+      const text = !outgoing && data && data.data;
+      if (typeof text !== 'string' || text[0] !== '{') return;
+      let h;
+      try { h = JSON.parse(text); } catch (_) { return; }
+      if (h.c === 'oof') rawOOF.push(h);
+    });
+    const strays = [];
+    sub.lastChanceMessageHandler((m) => strays.push(m));
+    await connect(sub, o.uri);
+
+    [{ id: 1, qty: 150 }, { id: 2, qty: 200 }, { id: 3, qty: 300 }, { id: 4, qty: 50 }].forEach((r) => pub.publish(o.topic, r));
+    await pub.flush();
+    const flt = '/qty > 100';
+    const oof = new QueryLog('oof');
+    oof.queryId = await sub.sowAndSubscribe(oof.handler, o.topic, flt, { options: 'oof', orderBy: '/id' });
+    const plain = new QueryLog('plain');
+    plain.queryId = await sub.sowAndSubscribe(plain.handler, o.topic, flt, { orderBy: '/id' });
+    await oof.until(isCommand('group_end'));
+    await plain.until(isCommand('group_end'));
+    const key = {}; // id -> key from the snapshot
+    for (const log of [oof, plain]) {
+      const snap = log.of('sow');
+      check(same(snap.map((r) => r.data), [{ id: 1, qty: 150 }, { id: 2, qty: 200 }, { id: 3, qty: 300 }]),
+        `${log.label}: snapshot ${JSON.stringify(snap.map((r) => r.data))}, want ids 1, 2, 3 as published`);
+      snap.forEach((r) => {
+        check(typeof r.key === 'string' && r.key !== '', `${log.label}: snapshot record ${r.data.id} has key ${JSON.stringify(r.key)}`);
+        if (key[r.data.id] === undefined) key[r.data.id] = r.key;
+        check(key[r.data.id] === r.key, `record ${r.data.id}: key ${r.key} in ${log.label}, ${key[r.data.id]} before`);
+      });
+    }
+
+    // expect checks a log's events from index from on, one by one: want is
+    // a list of [command, id, data, reason?] (data null: not checked).
+    const expect = (log, from, want, topic) => {
+      const got = log.events.slice(from);
+      const brief = (e) => (e.c === 'oof' ? `oof:${e.reason}:${JSON.stringify(e.data)}` : `${e.c}:${JSON.stringify(e.data)}`);
+      check(got.length === want.length, `${log.label}: got ${JSON.stringify(got.map(brief))}, want ${want.length} events ${JSON.stringify(want)}`);
+      want.forEach(([c, id, data, reason], i) => {
+        const e = got[i];
+        const at = `${log.label} event ${from + i} ${brief(e)}`;
+        check(e.c === c, `${at}: command ${e.c}, want ${c}`);
+        if (c === 'group_begin' || c === 'group_end') return;
+        check(same(e.data, data), `${at}: data ${JSON.stringify(e.data)}, want ${JSON.stringify(data)}`);
+        check(e.topic === topic, `${at}: topic ${e.topic}, want ${topic}`);
+        // A record of a group carries the query id; a notice names only
+        // the subscription that asked for it; a publish both subscriptions
+        // take comes once, naming both.
+        if (c === 'sow') check(e.query_id === log.queryId, `${at}: query_id ${e.query_id}, want ${log.queryId}`);
+        else if (c === 'oof') check(e.sids === log.queryId, `${at}: sids ${e.sids}, want ${log.queryId} only`);
+        else check(typeof e.sids === 'string' && e.sids.split(',').includes(log.queryId), `${at}: sids ${e.sids}, want ${log.queryId} among them`);
+        check(typeof e.key === 'string' && e.key !== '', `${at}: key ${JSON.stringify(e.key)}`);
+        if (key[id] === undefined) key[id] = e.key;
+        check(e.key === key[id], `${at}: key ${e.key}, record ${id} has key ${key[id]}`);
+        if (c === 'oof') check(e.reason === reason, `${at}: reason ${JSON.stringify(e.reason)}, want ${reason}`);
+        else check(e.reason === undefined, `${at}: reason ${JSON.stringify(e.reason)} on a ${c}`);
+      });
+    };
+    // Sub ids are not shared: a notice names only the oof subscription.
+    const noOOFFor = (ids) => rawOOF.forEach((h) => h.sids.split(',').forEach((sid) => check(!ids.includes(sid), `oof frame ${JSON.stringify(h)} for ${sid}, a subscription without oof`)));
+
+    // The live part on --topic.
+    const liveFrom = oof.events.length;
+    const plainFrom = plain.events.length;
+    pub.publish(o.topic, { id: 1, qty: 20 }); // leaves the filter
+    pub.publish(o.topic, { id: 2, qty: 250 }); // stays in
+    const del3 = await pub.sowDelete(o.topic, '/id = 3'); // in scope: deleted
+    check(del3.header.recordsDeleted() === 1, `sowDelete(/id = 3) deleted ${del3.header.recordsDeleted()}`);
+    const del4 = await pub.sowDelete(o.topic, '/id = 4'); // never in scope
+    check(del4.header.recordsDeleted() === 1, `sowDelete(/id = 4) deleted ${del4.header.recordsDeleted()}`);
+    pub.publish(o.topic, { id: 4, qty: 40 }); // new, out of scope
+    pub.publish(o.topic, { id: 4, qty: 45 }); // out of scope before and after
+    pub.publish(o.topic, { id: 1, qty: 500 }); // back in
+    pub.publish(o.topic, { id: 9, qty: 999, end: 1 }); // sentinel
+    const isEnd = (v) => (e) => e.c === 'p' && e.data.end === v;
+    await oof.until(isEnd(1));
+    await plain.until(isEnd(1));
+    expect(oof, liveFrom, [
+      ['oof', 1, { id: 1, qty: 20 }, 'match'],
+      ['p', 2, { id: 2, qty: 250 }],
+      ['oof', 3, { id: 3, qty: 300 }, 'deleted'],
+      ['p', 1, { id: 1, qty: 500 }],
+      ['p', 9, { id: 9, qty: 999, end: 1 }],
+    ], o.topic);
+    expect(plain, plainFrom, [
+      ['p', 2, { id: 2, qty: 250 }],
+      ['p', 1, { id: 1, qty: 500 }],
+      ['p', 9, { id: 9, qty: 999, end: 1 }],
+    ], o.topic);
+    check(key[4] === undefined, 'record 4 reached a subscription');
+
+    // Expiration on expTopic: ids 1 (1 s, in scope), 2 (no expiration, in
+    // scope) and 3 (1 s, outside the filter).
+    const expOOF = new QueryLog('exp_oof');
+    expOOF.queryId = await sub.sowAndSubscribe(expOOF.handler, expTopic, '/qty > 0', { options: 'oof' });
+    const expPlain = new QueryLog('exp_plain');
+    expPlain.queryId = await sub.sowAndSubscribe(expPlain.handler, expTopic, '/qty > 0');
+    await expOOF.until(isCommand('group_end'));
+    await expPlain.until(isCommand('group_end'));
+    const eFrom = sentE.length;
+    const publishedAt = Date.now();
+    pub.publish(expTopic, { id: 1, qty: 7 }, { expiration: 1 });
+    pub.publish(expTopic, { id: 2, qty: 8 });
+    pub.publish(expTopic, { id: 3, qty: -1 }, { expiration: 1 });
+    check(same(sentE.slice(eFrom), [1, undefined, 1]), `publish headers carried e ${JSON.stringify(sentE.slice(eFrom))}, want [1, none, 1]`);
+    await expOOF.until(isCommand('oof'));
+    const expiredAfter = Date.now() - publishedAt;
+    // The record lives a second from when the broker took the publish,
+    // which is after publishedAt; the broker looks every quarter second.
+    check(expiredAfter >= 980 && expiredAfter <= 5000, `oof expired ${expiredAfter} ms after the publish, want 1 s to a few s`);
+    // Record 3 expires at the same time; a sow shows when it has gone, and
+    // any notice for it would have come before the sentinel published then.
+    const expLeft = async () => {
+      const log = new QueryLog('exp_left');
+      log.queryId = await sub.sow(log.handler, expTopic, undefined, { orderBy: '/id' });
+      await log.until(isCommand('group_end'));
+      return log.of('sow').map((r) => r.data.id);
+    };
+    let left = await expLeft();
+    for (let i = 0; i < 40 && !same(left, [2]); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = await expLeft();
+    }
+    check(same(left, [2]), `${expTopic} holds ids ${JSON.stringify(left)} after the expiry, want [2]`);
+    pub.publish(expTopic, { id: 9, qty: 9, end: 2 });
+    await expOOF.until(isEnd(2));
+    await expPlain.until(isEnd(2));
+    expect(expOOF, 0, [
+      ['group_begin'], ['group_end'],
+      ['p', 'e1', { id: 1, qty: 7 }],
+      ['p', 'e2', { id: 2, qty: 8 }],
+      ['oof', 'e1', { id: 1, qty: 7 }, 'expired'],
+      ['p', 'e9', { id: 9, qty: 9, end: 2 }],
+    ], expTopic);
+    expect(expPlain, 0, [
+      ['group_begin'], ['group_end'],
+      ['p', 'e1', { id: 1, qty: 7 }],
+      ['p', 'e2', { id: 2, qty: 8 }],
+      ['p', 'e9', { id: 9, qty: 9, end: 2 }],
+    ], expTopic);
+
+    // Replace on --topic. Now: 1 qty 500, 2 qty 250, 4 qty 45, 9 qty 999;
+    // add 5 (120) and 6 (40). The old filter takes 1, 2, 5, 9; the new one
+    // takes 4, 5, 6, 9: 1 and 2 leave, 4 and 6 are newly in scope.
+    const addFrom = [oof.events.length, plain.events.length];
+    pub.publish(o.topic, { id: 5, qty: 120 });
+    pub.publish(o.topic, { id: 6, qty: 40 });
+    pub.publish(o.topic, { id: 9, qty: 999, end: 3 });
+    await oof.until(isEnd(3));
+    await plain.until(isEnd(3));
+    const added = [['p', 5, { id: 5, qty: 120 }], ['p', 9, { id: 9, qty: 999, end: 3 }]];
+    expect(oof, addFrom[0], added, o.topic);
+    expect(plain, addFrom[1], added, o.topic);
+    const flt2 = '/qty < 200 OR /qty > 900';
+    const replacedAt = [oof.events.length, plain.events.length];
+    const oof2 = new QueryLog('oof_replaced');
+    oof2.queryId = await sub.sowAndSubscribe(oof2.handler, o.topic, flt2, { subId: oof.queryId, options: 'replace,oof', orderBy: '/id' });
+    const plain2 = new QueryLog('plain_replaced');
+    plain2.queryId = await sub.sowAndSubscribe(plain2.handler, o.topic, flt2, { subId: plain.queryId, options: 'replace', orderBy: '/id' });
+    check(oof2.queryId === oof.queryId && plain2.queryId === plain.queryId,
+      `replacements resolved with ids ${oof2.queryId}, ${plain2.queryId}, want ${oof.queryId}, ${plain.queryId}`);
+    await oof2.until(isCommand('group_end'));
+    await plain2.until(isCommand('group_end'));
+    // The notices come before the group; the broker sends them in no set
+    // order, so they are checked by id.
+    const n = oof2.events.findIndex((e) => e.c !== 'oof');
+    const notices = oof2.events.slice(0, n).sort((a, b) => a.data.id - b.data.id);
+    oof2.events.splice(0, n, ...notices);
+    const group = [['group_begin'], ['sow', 4, { id: 4, qty: 45 }], ['sow', 6, { id: 6, qty: 40 }], ['group_end']];
+    pub.publish(o.topic, { id: 5, qty: 300 }); // leaves the new filter
+    pub.publish(o.topic, { id: 2, qty: 150 }); // back in under the new one
+    pub.publish(o.topic, { id: 1, qty: 600 }); // out under the new one: nothing
+    pub.publish(o.topic, { id: 9, qty: 999, end: 4 });
+    await oof2.until(isEnd(4));
+    await plain2.until(isEnd(4));
+    expect(oof2, 0, [
+      ['oof', 1, { id: 1, qty: 500 }, 'match'],
+      ['oof', 2, { id: 2, qty: 250 }, 'match'],
+      ...group,
+      ['oof', 5, { id: 5, qty: 300 }, 'match'],
+      ['p', 2, { id: 2, qty: 150 }],
+      ['p', 9, { id: 9, qty: 999, end: 4 }],
+    ], o.topic);
+    expect(plain2, 0, [
+      ...group,
+      ['p', 2, { id: 2, qty: 150 }],
+      ['p', 9, { id: 9, qty: 999, end: 4 }],
+    ], o.topic);
+    // The replaced handlers got nothing after the replacement.
+    check(same([oof.events.length, plain.events.length], replacedAt), `the replaced handlers got ${JSON.stringify(oof.events.slice(replacedAt[0]).concat(plain.events.slice(replacedAt[1])))}`);
+    noOOFFor([plain.queryId, expPlain.queryId]);
+    check(rawOOF.length === 6, `${rawOOF.length} oof frames, want 6`);
+    rawOOF.forEach((h) => check(typeof h.l === 'number' && h.l > 0, `oof frame ${JSON.stringify(h)} without a body length`));
+    check(strays.length === 0, `deliveries for no live subscription: ${JSON.stringify(strays)}`);
+    await pub.disconnect();
+    await sub.disconnect();
+    return { keys: key, oof_after_ms: expiredAfter, notices: rawOOF.map((h) => ({ reason: h.reason, k: h.k, t: h.t })) };
   },
 };
 

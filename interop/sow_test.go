@@ -3,6 +3,7 @@ package interop
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/ampsbroker/ampsbroker/ampstest"
@@ -194,4 +195,87 @@ func TestJSSOWAndSubscribeLargeResultUnderLoad(t *testing.T) {
 	if got := res.num("records"); got < records {
 		t.Errorf("snapshot of %v records, want at least %d", got, records)
 	}
+}
+
+// sowExpTopic is the SOW topic with expiration enabled that the driver's
+// sowoof scenario derives from its --topic.
+const sowExpTopic = sowTopic + "-exp"
+
+// TestJSSOWOutOfFocus runs the sowoof scenario (out-of-focus notices for
+// match, deleted and expired, none without oof, and sowAndSubscribe with
+// replace), then checks over TCP that the keys the JavaScript client saw
+// on its notices and records are the keys the broker holds, and that
+// expiration removed exactly the records published with a lifetime.
+func TestJSSOWOutOfFocus(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t, brokerConfig{sowTopics: []broker.SOWTopic{
+		{Name: sowTopic, Keys: []string{"/id"}},
+		{Name: sowExpTopic, Keys: []string{"/id"}, ExpirationEnabled: true},
+	}})
+	res := runDriver(t, tb.wsURI(), nil, "sowoof", "--topic", sowTopic)
+	t.Logf("oof expired %v ms after the publish", res["oof_after_ms"])
+	jsKeys, _ := res["keys"].(map[string]any)
+	c := logonTCP(t, tb.TCPAddr, "", "go-oof-check")
+
+	// What the driver's publishes, deletes and the expiry left.
+	recs := tcpSOW(t, c, "main", sowTopic, "")
+	keys := keysByID(recs)
+	if got := fmt.Sprint(sortedIDs(recs)); got != "[1 2 4 5 6 9]" {
+		t.Fatalf("%s holds ids %s, want [1 2 4 5 6 9]", sowTopic, got)
+	}
+	for id, k := range keys {
+		if jsKeys[id] != k {
+			t.Errorf("%s record %s: JS client saw key %v, TCP client %q", sowTopic, id, jsKeys[id], k)
+		}
+	}
+	exp := tcpSOW(t, c, "exp", sowExpTopic, "")
+	if got := fmt.Sprint(sortedIDs(exp)); got != "[2 9]" {
+		t.Fatalf("%s holds ids %s after the expiry, want [2 9] (1 and 3 had a 1 s lifetime)", sowExpTopic, got)
+	}
+	for id, k := range keysByID(exp) {
+		if jsKeys["e"+id] != k {
+			t.Errorf("%s record %s: JS client saw key %v, TCP client %q", sowExpTopic, id, jsKeys["e"+id], k)
+		}
+	}
+
+	// The oof frames as they came, in order; the two notices of the
+	// replace have no set order between them.
+	type notice struct{ reason, k, t string }
+	var got []notice
+	list, _ := res["notices"].([]any)
+	for _, n := range list {
+		m, _ := n.(map[string]any)
+		r, _ := m["reason"].(string)
+		k, _ := m["k"].(string)
+		tp, _ := m["t"].(string)
+		got = append(got, notice{r, k, tp})
+	}
+	key := func(id string) string { s, _ := jsKeys[id].(string); return s }
+	want := []notice{
+		{broker.OOFMatch, keys["1"], sowTopic},
+		{broker.OOFDeleted, key("3"), sowTopic},
+		{broker.OOFExpired, key("e1"), sowExpTopic},
+		{broker.OOFMatch, keys["1"], sowTopic},
+		{broker.OOFMatch, keys["2"], sowTopic},
+		{broker.OOFMatch, keys["5"], sowTopic},
+	}
+	if len(got) == len(want) && got[3] != want[3] {
+		got[3], got[4] = got[4], got[3]
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("oof frames %v,\nwant %v", got, want)
+	}
+	if key("3") == "" || key("e1") == "" || key("3") == keys["1"] || key("e1") == key("e2") {
+		t.Errorf("the keys of the deleted and the expired record are missing or shared: %v", jsKeys)
+	}
+}
+
+// sortedIDs returns the ids of recs in ascending order.
+func sortedIDs(recs []tcpRecord) []int {
+	ids := make([]int, 0, len(recs))
+	for _, r := range recs {
+		ids = append(ids, r.id)
+	}
+	slices.Sort(ids)
+	return ids
 }
