@@ -482,3 +482,46 @@ func TestSOWTimestamp(t *testing.T) {
 		t.Fatalf("record ts %q (%v): want a time since %v", rh.Timestamp, err, before)
 	}
 }
+
+// The acks each SOW command returns, when all are asked for (semantics
+// §3.6): sow and sow_and_subscribe answer received and processed before
+// the result, completed and stats after group_end, never persisted;
+// sow_delete answers every type, but completed only for a delete by
+// filter, which has a query part.
+func TestSOWAckMatrix(t *testing.T) {
+	tb := sowBroker(t)
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("acks")
+	c.Publish("orders", []byte(`{"id":1}`))
+	all := "received,processed,completed,persisted,stats"
+	sequence := func(h map[string]any) []string {
+		t.Helper()
+		h["a"] = all
+		c.SendJSON(h, nil)
+		var got []string
+		for {
+			m := c.Read()
+			if m.Header.Command == "ack" {
+				got = append(got, m.Header.AckType)
+			} else {
+				got = append(got, m.Header.Command)
+			}
+			if m.Header.AckType == "stats" {
+				return got
+			}
+		}
+	}
+	for _, tc := range []struct {
+		h    map[string]any
+		want []string
+	}{
+		{map[string]any{"c": "sow", "cid": "q", "t": "orders"}, []string{"received", "processed", "group_begin", "sow", "group_end", "completed", "stats"}},
+		{map[string]any{"c": "sow_and_subscribe", "cid": "s", "t": "orders"}, []string{"received", "processed", "group_begin", "sow", "group_end", "completed", "stats"}},
+		{map[string]any{"c": "sow_delete", "cid": "d", "t": "orders", "filter": "/id = 2"}, []string{"received", "processed", "completed", "persisted", "stats"}},
+		{map[string]any{"c": "sow_delete", "cid": "k", "t": "orders", "sow_keys": "x"}, []string{"received", "processed", "persisted", "stats"}},
+	} {
+		if got := sequence(tc.h); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.h["c"], got, tc.want)
+		}
+	}
+}

@@ -633,6 +633,11 @@ func (s *session) sowDelete(h *protocol.Header, body []byte) {
 		examined, deleted = examined+e, deleted+d
 	}
 	want := parseAcks(h.AckType)
+	if flt == nil {
+		// Only a delete by filter has a query part whose end "completed"
+		// reports; by keys or by data there is none (semantics §3.5).
+		want &^= ackCompleted
+	}
 	s.acks(h, want, protocol.StatusSuccess, "", func(a *protocol.Header) {
 		fill(a)
 		a.Set(protocol.FieldRecordsDeleted, uint64(deleted))
