@@ -525,3 +525,56 @@ func TestSOWAckMatrix(t *testing.T) {
 		}
 	}
 }
+
+// Key rules: topics of one key domain give equal values the same key; a
+// key field holding an array keys on its first element; "k" on a publish
+// to a topic with Keys is ignored.
+func TestSOWKeyRules(t *testing.T) {
+	tb := startBroker(t, &broker.Options{SOWTopics: []broker.SOWTopic{
+		{Name: "a", Keys: []string{"/id"}, KeyDomain: "shared"},
+		{Name: "b", Keys: []string{"/id"}, KeyDomain: "shared"},
+		{Name: "c", Keys: []string{"/id"}},
+	}})
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("keys")
+	for _, topic := range []string{"a", "b", "c"} {
+		if ack := subscribeFiltered(t, c, topic, topic, "", ""); ack.Header.Status != "success" {
+			t.Fatal(ack)
+		}
+	}
+	c.Publish("a", []byte(`{"id":7}`))
+	c.Publish("b", []byte(`{"id":7}`))
+	c.Publish("c", []byte(`{"id":7}`))
+	c.SendJSON(map[string]any{"c": "p", "t": "c", "k": "mine"}, []byte(`{"id":[7,8]}`))
+	ka, kb, kc, kArray := c.Next().Header.SOWKey, c.Next().Header.SOWKey, c.Next().Header.SOWKey, c.Next().Header.SOWKey
+	if ka == "" || ka != kb || ka == kc {
+		t.Fatalf("keys of id 7: a %q, b %q (one domain: equal), c %q (own domain: different)", ka, kb, kc)
+	}
+	if kArray != kc {
+		t.Fatalf("an array key field keys on its first element and ignores k: %q, want %q", kArray, kc)
+	}
+}
+
+// top_n limits only the snapshot of a sow_and_subscribe, never the live
+// messages.
+func TestSOWAndSubscribeTopN(t *testing.T) {
+	tb := sowBroker(t)
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("topn")
+	for i := 1; i <= 5; i++ {
+		c.Publish("orders", []byte(fmt.Sprintf(`{"id":%d}`, i)))
+	}
+	c.SendJSON(map[string]any{"c": "sow_and_subscribe", "cid": "s", "t": "orders", "top_n": 2, "bs": 10, "a": "processed"}, nil)
+	expectAck(t, c, "processed", "success")
+	if got := readGroup(t, c, "s"); len(got) != 2 {
+		t.Fatalf("snapshot with top_n 2: %v", got)
+	}
+	for i := 6; i <= 8; i++ {
+		c.Publish("orders", []byte(fmt.Sprintf(`{"id":%d}`, i)))
+	}
+	for i := 6; i <= 8; i++ {
+		if m := c.Next(); string(m.Body) != fmt.Sprintf(`{"id":%d}`, i) {
+			t.Fatalf("live %d: %s", i, m)
+		}
+	}
+}
