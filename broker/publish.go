@@ -143,6 +143,12 @@ func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, ci
 	if len(rs.targets) == 0 {
 		return
 	}
+	// Publishers to one topic queue one message at a time, so every
+	// subscriber sees them in the same order (a SOW topic's publishes
+	// are ordered by its store's lock already, but a regex subscriber's
+	// order spans topics).
+	rs.order.Lock()
+	defer rs.order.Unlock()
 	var sc *filterScratch
 	if rs.ex != nil {
 		sc = rs.fields.Get().(*filterScratch)

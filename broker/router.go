@@ -93,6 +93,11 @@ type routes struct {
 	fields *sync.Pool
 	// store holds the topic's records when it is a SOW topic, else nil.
 	store *sowStore
+	// order is the lock a publish holds while it queues the message for
+	// its recipients, so that they all see the topic's messages in one
+	// order: the router's order lock when a regex subscription is among
+	// the targets (see router.order), else the topic's own.
+	order *sync.Mutex
 }
 
 // topicEntry caches the routes of one concrete topic, and the filter state
@@ -102,6 +107,9 @@ type topicEntry struct {
 	subs   []*subscription
 	routes *routes
 	store  *sowStore // resolved once, when the topic is first cached
+	// order orders the topic's publishes for its exact subscribers (see
+	// routes.order).
+	order sync.Mutex
 
 	// ex is the extractor the filters of subs are bound to (nil when none
 	// has a filter), fields its scratch pool, and bound each filtered
@@ -114,8 +122,15 @@ type topicEntry struct {
 // rebuild recomputes the routes after e.subs changed. The filters of the
 // subscriptions are bound to one extractor over the union of their paths,
 // so a message is scanned once however many filters meet it.
-func (e *topicEntry) rebuild(mt filter.MessageType) {
-	rs := &routes{targets: groupTargets(e.subs), store: e.store}
+func (e *topicEntry) rebuild(r *router) {
+	mt := r.mt
+	rs := &routes{targets: groupTargets(e.subs), store: e.store, order: &e.order}
+	for _, s := range e.subs {
+		if s.re != nil {
+			rs.order = &r.order
+			break
+		}
+	}
 	// Publishers see the routes once complete (they are published under
 	// the router's lock, which publishers take to find them).
 	defer func() { e.routes = rs }()
@@ -292,7 +307,16 @@ type router struct {
 	mtName string
 	// sow resolves the SOW store of a topic of this message type (nil:
 	// none), once per cached topic.
-	sow       func(topic string) *sowStore
+	sow func(topic string) *sowStore
+	// order is held while a publish is queued for its recipients when a
+	// regex subscription is among them, so that every regex subscriber
+	// sees the messages of different topics in one order, the order in
+	// which publishes took this lock (semantics §3.2: AMPS keeps one
+	// order per instance across the topics of a regex subscription).
+	// Publishes to topics that only exact subscriptions take never touch
+	// it, so they scale across cores; they are ordered per topic and per
+	// publisher.
+	order     sync.Mutex
 	mu        sync.RWMutex
 	exact     map[string][]*subscription
 	regex     []*subscription
@@ -379,7 +403,7 @@ func (r *router) routes(topic string) *routes {
 			e.subs = append(e.subs, s)
 		}
 	}
-	e.rebuild(r.mt)
+	e.rebuild(r)
 	if len(r.cache) >= r.cacheSize {
 		for k := range r.cache { // map order is unspecified: evicts an arbitrary entry
 			delete(r.cache, k)
@@ -410,7 +434,7 @@ func (r *router) addLocked(s *subscription) {
 		r.exact[s.topic] = append(r.exact[s.topic], s)
 		if e := r.cache[s.topic]; e != nil {
 			e.subs = append(e.subs[:len(e.subs):len(e.subs)], s)
-			e.rebuild(r.mt)
+			e.rebuild(r)
 		}
 		return
 	}
@@ -418,7 +442,7 @@ func (r *router) addLocked(s *subscription) {
 	for topic, e := range r.cache {
 		if s.matchesTopic(topic) {
 			e.subs = append(e.subs[:len(e.subs):len(e.subs)], s)
-			e.rebuild(r.mt)
+			e.rebuild(r)
 		}
 	}
 }
@@ -461,7 +485,7 @@ func (r *router) removeLocked(subs []*subscription) {
 	leave := func(e *topicEntry) {
 		if kept := without(e.subs, gone); len(kept) != len(e.subs) {
 			e.subs = kept
-			e.rebuild(r.mt)
+			e.rebuild(r)
 		}
 	}
 	if regex {

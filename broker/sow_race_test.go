@@ -3,6 +3,7 @@ package broker_test
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -222,5 +223,58 @@ func TestSOWAndSubscribeRegexOverNewTopics(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Publishers racing on one topic, and on two topics that regex
+// subscriptions take together: every subscriber sees the messages in the
+// same order (AMPS keeps one order per instance).
+func TestOneOrderForEverySubscriber(t *testing.T) {
+	const perPublisher = 400
+	tb := startBroker(t, nil)
+	type sub struct {
+		c     *ampstest.Client
+		topic string
+	}
+	var subs []sub
+	// Many subscribers make each publish's queueing long enough for
+	// racing publishers to interleave, were they not ordered.
+	var topics []string
+	for i := 0; i < 12; i++ {
+		topics = append(topics, "t/a", "^t/")
+	}
+	for i, topic := range topics {
+		c := tb.Dial(tb.TCPURL(), &ampstest.DialOptions{Timeout: time.Minute})
+		c.Logon(fmt.Sprint("sub", i))
+		c.Subscribe("s", topic)
+		subs = append(subs, sub{c, topic})
+	}
+	var wg sync.WaitGroup
+	for p, topic := range []string{"t/a", "t/a", "t/b"} {
+		c := tb.Dial(tb.TCPURL(), &ampstest.DialOptions{Timeout: time.Minute})
+		c.Logon(fmt.Sprint("pub", p))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < perPublisher; i++ {
+				c.Conn.Publish(topic, []byte(fmt.Sprintf(`{"p":%d,"i":%d}`, p, i)))
+			}
+		}()
+	}
+	wg.Wait()
+	seqs := make([][]string, len(subs))
+	for i, s := range subs {
+		n := 2 * perPublisher // t/a only
+		if s.topic == "^t/" {
+			n = 3 * perPublisher
+		}
+		for len(seqs[i]) < n {
+			seqs[i] = append(seqs[i], string(s.c.Next().Body))
+		}
+	}
+	for i := 2; i < len(seqs); i++ {
+		if !slices.Equal(seqs[i], seqs[i%2]) {
+			t.Fatalf("subscribers %d and %d (%s) saw the messages in different orders", i%2, i, subs[i].topic)
+		}
 	}
 }
