@@ -44,6 +44,8 @@ type Broker struct {
 	// a lifetime.
 	sow    *sowRegistry
 	expiry expiries
+	// seqs is the highest publish sequence per client name.
+	seqs sequences
 
 	stats counters
 	// retired is the traffic of the endpoints that have ended; guarded by mu.

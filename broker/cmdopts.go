@@ -59,7 +59,7 @@ var subscribeOptions = map[string]optionUse{
 	"conflation_key":     optLater,
 	"grouping":           optLater,
 	"projection":         optLater,
-	"bookmark_not_found": optLater,
+	"bookmark_not_found": optHonoured,
 	"pause":              optLater,
 	"resume":             optLater,
 	"rate":               optLater,

@@ -34,7 +34,6 @@ const (
 	ReasonUnknownType      = "unknown message type"
 	ReasonTypeMismatch     = "message type mismatch"
 	ReasonBadFilter        = "bad filter"
-	ReasonBookmarkNotSupp  = "bookmark replay is not supported: no transaction log"
 	ReasonTooManySubs      = "too many subscriptions"
 	reasonNotSupportedTail = " is not supported yet"
 )
@@ -265,8 +264,11 @@ func (s *session) logon(h *protocol.Header) error {
 		reason = ReasonAuthDisabled
 	}
 	s.ack(h, protocol.AckProcessed, protocol.StatusSuccess, reason, func(a *protocol.Header) {
-		a.Set(protocol.FieldSequence, 0) // no transaction log: no publish seen before
-		a.Bookmark = strconv.FormatUint(nameHash(h.ClientName), 10) + "|0|"
+		// Where the client's publish store stands: the highest sequence
+		// processed for its name, in "s" and in the bookmark.
+		last := s.b.seqs.highest(h.ClientName)
+		a.Set(protocol.FieldSequence, last)
+		a.Bookmark = strconv.FormatUint(nameHash(h.ClientName), 10) + "|" + strconv.FormatUint(last, 10) + "|"
 		a.ClientName = h.ClientName
 		a.Version = s.b.opts.Version
 	})
@@ -402,7 +404,10 @@ func (s *session) subscribe(h *protocol.Header) {
 		return
 	}
 	s.register(sub, old)
-	s.acks(h, parseAcks(h.AckType), protocol.StatusSuccess, "", fill)
+	// No journal: a bookmark subscription's "completed" (replay caught
+	// up) comes at once, and "persisted" (the last bookmark persisted)
+	// never.
+	s.acks(h, parseAcks(h.AckType)&^ackPersisted, protocol.StatusSuccess, "", fill)
 }
 
 // prepareSubscription checks a subscribing command (its options against
@@ -419,15 +424,19 @@ func (s *session) prepareSubscription(h *protocol.Header, table map[string]optio
 		id = nuid.Next()
 	}
 	fill = func(a *protocol.Header) { a.SubID = id }
-	// "0|1|" (NOW) asks for live messages only, which is what a broker
-	// without a transaction log delivers; any other bookmark needs replay.
-	if h.Bookmark != "" && h.Bookmark != "0|1|" {
-		s.fail(h, ReasonBookmarkNotSupp, fill)
-		return nil, nil, nil, false
-	}
 	opts := splitOptions(h.Options)
 	if reason, err := checkOptions(opts, table); reason != "" {
 		s.log.Info(h.Command+" refused", "sub_id", id, "topic", h.Topic, "err", err)
+		s.fail(h, reason, fill)
+		return nil, nil, nil, false
+	}
+	if v := optionValue(opts, "bookmark_not_found"); v != "" && v != "epoch" && v != "now" && v != "fail" {
+		s.log.Info(h.Command+" refused", "sub_id", id, "err", "bookmark_not_found takes epoch, now or fail, not "+logText(v))
+		s.fail(h, ReasonInvalidOptions, fill)
+		return nil, nil, nil, false
+	}
+	if reason := s.b.bookmarkReason(h, opts); reason != "" {
+		s.log.Info(h.Command+" refused", "sub_id", id, "topic", h.Topic, "bookmark", logText(h.Bookmark), "reason", reason)
 		s.fail(h, reason, fill)
 		return nil, nil, nil, false
 	}

@@ -139,6 +139,11 @@ type Options struct {
 	// DefaultTopicCacheSize.
 	TopicCacheSize int
 
+	// BookmarkFallback is what a subscription with a bookmark gets, since
+	// there is no transaction log to replay from. Default BookmarkLive:
+	// it is entered live, without replay.
+	BookmarkFallback BookmarkFallback
+
 	// SOWTopics declares the State-of-the-World topics, in precedence
 	// order: a topic is held by the first definition of its message type
 	// that names or matches it. Default: none (every topic is a plain

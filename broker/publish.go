@@ -28,7 +28,14 @@ func (s *session) publish(h *protocol.Header, body []byte) {
 			a.Set(protocol.FieldSequence, h.Sequence)
 		}
 	}
-	if reason := publishTopicReason(h.Topic); reason != "" {
+	if h.Has(protocol.FieldSequence) && !s.b.seqs.seen(s.name, h.Sequence) {
+		// A publish store's replay of a message processed before: it is
+		// dropped, and acknowledged as any publish (persisted with its
+		// sequence), so the store lets go of it [I: AMPS documents the
+		// drop; a "duplicate" reason would reach the JavaScript client's
+		// failed-write handler for a message that was in fact delivered].
+		s.log.Debug("duplicate publish dropped", "topic", h.Topic, "s", h.Sequence)
+	} else if reason := publishTopicReason(h.Topic); reason != "" {
 		if reason != reasonDiscard {
 			s.fail(h, reason, seq)
 			return

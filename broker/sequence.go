@@ -1,0 +1,42 @@
+package broker
+
+import "sync"
+
+// Publish sequence numbers. A client with a publish store numbers its
+// publishes ("s") and, after a reconnect, publishes again every message
+// the broker has not acknowledged as persisted. Without a transaction log
+// the broker still keeps, per client name and in memory only, the highest
+// sequence it has processed: a publish at or below it is a duplicate,
+// dropped and acknowledged, and the logon ack tells a client where it
+// stands ("s", and "bm" = "<client name hash>|<sequence>|").
+
+// sequences is the highest publish sequence processed per client name.
+type sequences struct {
+	mu   sync.Mutex
+	last map[string]uint64
+}
+
+// seen records seq for name and reports whether it is new (above the
+// highest so far). Publishes without a client name are never duplicates.
+func (q *sequences) seen(name string, seq uint64) bool {
+	if name == "" {
+		return true
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.last == nil {
+		q.last = make(map[string]uint64)
+	}
+	if last, ok := q.last[name]; ok && seq <= last {
+		return false
+	}
+	q.last[name] = seq
+	return true
+}
+
+// highest is the highest sequence processed for name, 0 when none.
+func (q *sequences) highest(name string) uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.last[name]
+}
