@@ -32,10 +32,7 @@ var subscribeOptions = map[string]optionUse{
 	"none":            optIgnored, // an explicit "no options"
 	"replace":         optHonoured,
 	"non_regex_topic": optHonoured,
-	// Deliveries from a SOW topic share one header, "k" included, among
-	// their recipients; omitting it for one subscription is not done yet
-	// (a sow query honours it).
-	"no_sowkey": optLater,
+	"no_sowkey":       optHonoured,
 	// Key fields in delta bodies are the default anyway.
 	"send_keys": optIgnored,
 	// "bookmark" adds the journal's bookmark to each delivery; without a
@@ -51,7 +48,7 @@ var subscribeOptions = map[string]optionUse{
 	"send_empties": optIgnored,
 
 	"oof":                optHonoured,
-	"timestamp":          optLater,
+	"timestamp":          optHonoured,
 	"select":             optLater,
 	"top_n":              optLater,
 	"skip_n":             optLater,

@@ -93,30 +93,42 @@ func parseAcks(a string) ackSet {
 	return set
 }
 
-// splitOptions splits an "o"/"opts" list on commas outside brackets, so
-// "replace,select=[a,b]" is two options (semantics §4.1).
+// splitOptions splits an "o"/"opts" list on the commas that are outside
+// brackets, parentheses and quotes, so "replace,select=[a,b]" is two
+// options and "projection=[CONCAT(/a, ',') AS /b]" one (semantics §4.1),
+// trimming spaces around each option.
 func splitOptions(o string) []string {
 	var out []string
 	depth, start := 0, 0
+	var quote byte // the open quote, or 0
 	for i := 0; i < len(o); i++ {
-		switch o[i] {
-		case '[', '(':
+		c := o[i]
+		switch {
+		case quote != 0:
+			if c == '\\' {
+				i++ // the escaped character cannot close the quote
+			} else if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '[' || c == '(':
 			depth++
-		case ']', ')':
+		case c == ']' || c == ')':
 			if depth > 0 {
 				depth--
 			}
-		case ',':
-			if depth == 0 {
-				if t := strings.TrimSpace(o[start:i]); t != "" {
-					out = append(out, t)
-				}
-				start = i + 1
+		case c == ',' && depth == 0:
+			if t := strings.TrimSpace(o[start:i]); t != "" {
+				out = append(out, t)
 			}
+			start = i + 1
 		}
 	}
-	if t := strings.TrimSpace(o[start:]); t != "" {
-		out = append(out, t)
+	if start < len(o) {
+		if t := strings.TrimSpace(o[start:]); t != "" {
+			out = append(out, t)
+		}
 	}
 	return out
 }
@@ -454,6 +466,7 @@ func (s *session) prepareSubscription(h *protocol.Header, table map[string]optio
 	sub.owner = &s.endpoint
 	// The legacy header switch send_oof is the oof option.
 	sub.oof = hasOption(opts, "oof") || h.SendOOF
+	sub.stamp, sub.noKey = hasOption(opts, "timestamp"), hasOption(opts, "no_sowkey")
 	old = s.subs[id]
 	if old != nil && !hasOption(opts, "replace") {
 		s.fail(h, ReasonSubIDInUse, fill)

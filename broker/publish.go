@@ -125,6 +125,7 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 		return ReasonSOWKeyConflict
 	}
 	d.key = rec.key // the stored string: the computed one is garbage on an update
+	d.at = rec.at   // a "ts" on deliveries is the record's
 	if life > 0 {
 		// Each update restarts the record's clock: the new record is
 		// scheduled, the entry of the one it replaced goes stale.
@@ -177,6 +178,7 @@ func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, ci
 		if d == nil {
 			d = newDelivery(topic, cid, "", body)
 		}
+		d.variant(t.flags)
 		t.ep.enqueueDelivery(d, t)
 	}
 	if sc != nil {
@@ -270,6 +272,53 @@ type delivery struct {
 	correlationID string
 	// key is the record's SOW key, for in-process handlers.
 	key string
+	// variants are the header as some connections' subscriptions asked
+	// for it, by headerFlags: with "ts" (the timestamp option) or without
+	// "k" (no_sowkey). The publisher builds each before it queues the
+	// delivery for a target that needs it (see variant); writers only
+	// read them.
+	variants [4]*protocol.SharedHeader
+	at       int64 // when the first variant was built, for "ts"
+}
+
+// headerFlags say how a connection's deliveries differ from the shared
+// header, because of its subscriptions' options.
+type headerFlags uint8
+
+const (
+	withTimestamp headerFlags = 1 << iota // a subscription asked for "ts"
+	withoutKey                            // every subscription asked for no "k"
+)
+
+// variant builds, once, the header for targets with flags f. It runs on
+// the publisher's goroutine, before the delivery is queued for such a
+// target.
+func (d *delivery) variant(f headerFlags) {
+	if f == 0 || d.variants[f] != nil {
+		return
+	}
+	if d.at == 0 {
+		d.at = time.Now().UnixNano()
+	}
+	h := protocol.Header{Command: protocol.CmdP, Topic: d.topic, CorrelationID: d.correlationID}
+	if f&withoutKey == 0 {
+		h.SOWKey = d.key
+	}
+	if f&withTimestamp != 0 {
+		h.Timestamp = timestamp(d.at)
+	}
+	h.Set(protocol.FieldLength, uint64(len(d.body)))
+	sh := new(protocol.SharedHeader)
+	sh.Prepare(nil, &h)
+	d.variants[f] = sh
+}
+
+// header is the header t's connection gets.
+func (d *delivery) header(t *target) *protocol.SharedHeader {
+	if t.flags != 0 {
+		return d.variants[t.flags]
+	}
+	return &d.hdr
 }
 
 // newDelivery copies body: the publisher's read buffer is reused. The
@@ -303,7 +352,7 @@ func (d *delivery) message(t *target, m *protocol.Message) bool {
 	if live == 0 {
 		return false
 	}
-	m.Shared, m.SubIDs, m.Body = &d.hdr, t.sids, d.body
+	m.Shared, m.SubIDs, m.Body = d.header(t), t.sids, d.body
 	if live < len(t.subs) {
 		// Rare: an unsubscribe raced this delivery. Spell out the ids
 		// still subscribed.
@@ -320,5 +369,5 @@ func (d *delivery) message(t *target, m *protocol.Message) bool {
 
 // size is what the delivery costs in a connection's outbound budget.
 func (d *delivery) size(t *target) int {
-	return d.hdr.Len(t.sids) + len(d.body) + itemOverhead
+	return d.header(t).Len(t.sids) + len(d.body) + itemOverhead
 }

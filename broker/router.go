@@ -27,6 +27,9 @@ type subscription struct {
 	// filter is the subscription's content filter, compiled once; nil
 	// takes every message of its topics.
 	filter *filter.Filter
+	// stamp and noKey are the timestamp and no_sowkey options: "ts" on
+	// deliveries, no "k".
+	stamp, noKey bool
 	// oof asks for out-of-focus notices: on a SOW topic, when a record
 	// the subscription took is deleted, expires, or is updated so that
 	// its filter no longer takes it.
@@ -70,6 +73,9 @@ type target struct {
 	// sids is the comma-separated subscription ids, encoded once so a
 	// writer copies them into the delivery header.
 	sids protocol.SubIDs
+	// flags say how the connection's deliveries differ from the shared
+	// header (the timestamp and no_sowkey options).
+	flags headerFlags
 	// match is nil when no subscription of the target has a filter; else
 	// match[i] is the index in the routes' matchers of the filter of
 	// subs[i], or -1 for an unfiltered subscription.
@@ -270,7 +276,20 @@ func groupTargets(subs []*subscription) []target {
 		ts[i].subs = append(ts[i].subs, s)
 	}
 	for i := range ts {
-		ts[i].sids = subIDs(ts[i].subs)
+		t := &ts[i]
+		t.sids = subIDs(t.subs)
+		// One delivery per connection: "ts" when any subscription asked
+		// for it, no "k" only when all did.
+		noKey := true
+		for _, s := range t.subs {
+			if s.stamp {
+				t.flags |= withTimestamp
+			}
+			noKey = noKey && s.noKey
+		}
+		if noKey {
+			t.flags |= withoutKey
+		}
 	}
 	return ts
 }

@@ -79,10 +79,16 @@ func TestRouterCacheIsBounded(t *testing.T) {
 }
 
 func TestSplitOptions(t *testing.T) {
-	got := splitOptions("replace, select=[-/a,+/b] ,oof,,conflation=1s")
-	want := []string{"replace", "select=[-/a,+/b]", "oof", "conflation=1s"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("got %q, want %q", got, want)
+	for in, want := range map[string][]string{
+		"replace, select=[-/a,+/b] ,oof,,conflation=1s": {"replace", "select=[-/a,+/b]", "oof", "conflation=1s"},
+		`projection=[CONCAT(/a, ',') AS /b, /k],oof`:    {`projection=[CONCAT(/a, ',') AS /b, /k]`, "oof"},
+		`grouping=[/a],x="a,b]",y='it\'s,',z`:           {"grouping=[/a]", `x="a,b]"`, `y='it\'s,'`, "z"},
+		"":                                              nil,
+		" , ":                                           nil,
+	} {
+		if got := splitOptions(in); !slices.Equal(got, want) {
+			t.Errorf("splitOptions(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

@@ -578,3 +578,36 @@ func TestSOWAndSubscribeTopN(t *testing.T) {
 		}
 	}
 }
+
+// The timestamp and no_sowkey options of subscriptions: "ts" on the
+// connection's deliveries (the same instant for every recipient), no "k";
+// other connections' deliveries are unchanged.
+func TestSubscriptionHeaderOptions(t *testing.T) {
+	tb := sowBroker(t)
+	conns := map[string]*ampstest.Client{}
+	for _, o := range []string{"", "timestamp", "no_sowkey", "timestamp,no_sowkey"} {
+		c := tb.Dial(tb.TCPURL(), nil)
+		c.Logon("o" + o)
+		if ack := subscribeFiltered(t, c, "s", "orders", "", o); ack.Header.Status != "success" {
+			t.Fatalf("%s: %s", o, ack)
+		}
+		conns[o] = c
+	}
+	p := tb.Dial(tb.TCPURL(), nil)
+	p.Logon("pub")
+	p.Publish("orders", []byte(`{"id":1}`))
+	var stamps []string
+	for o, c := range conns {
+		m := c.Next()
+		stamped, keyed := m.Header.Timestamp != "", m.Header.SOWKey != ""
+		if stamped != strings.Contains(o, "timestamp") || keyed == strings.Contains(o, "no_sowkey") {
+			t.Errorf("options %q: delivery %s", o, m)
+		}
+		if stamped {
+			stamps = append(stamps, m.Header.Timestamp)
+		}
+	}
+	if len(stamps) != 2 || stamps[0] != stamps[1] {
+		t.Errorf("ts differs between recipients: %q", stamps)
+	}
+}
