@@ -253,6 +253,7 @@ func (s *session) logon(h *protocol.Header) error {
 	if reason != "" {
 		s.ack(h, protocol.AckProcessed, protocol.StatusFailure, reason, nil)
 		s.log.Info("closing connection: logon refused", "reason", reason, "mt", h.MessageType)
+		s.status(clientStatus{Event: StatusLogonFailure, Reason: reason})
 		return fmt.Errorf("%w: %s (logon mt %q, path type %q, transport type %q)",
 			ErrLogonRefused, reason, h.MessageType, s.info.MessageType, s.info.TransportMessageType)
 	}
@@ -262,6 +263,7 @@ func (s *session) logon(h *protocol.Header) error {
 			s.b.stats.authFailures.Add(1)
 			s.ack(h, protocol.AckProcessed, protocol.StatusFailure, ReasonAuthFailure, nil)
 			s.log.Info("closing connection: auth", "user_id", h.UserID, "client_name", h.ClientName, "err", err)
+			s.status(clientStatus{Event: StatusLogonFailure, Reason: ReasonAuthFailure})
 			return fmt.Errorf("%w: user %q: %w", ErrAuthFailure, h.UserID, err)
 		}
 	}
@@ -292,6 +294,7 @@ func (s *session) logon(h *protocol.Header) error {
 		s.log.Warn("logon option not honoured", "client_name", h.ClientName, "err", err)
 	}
 	s.event(StateActive, nil)
+	s.status(clientStatus{Event: StatusLogon})
 	return nil
 }
 
@@ -416,6 +419,7 @@ func (s *session) subscribe(h *protocol.Header) {
 		return
 	}
 	s.register(sub, old)
+	s.status(clientStatus{Event: h.Command, Topic: h.Topic, Filter: h.Filter, Options: h.Options, SubID: sub.id, CorrelationID: h.CorrelationID})
 	// No journal: a bookmark subscription's "completed" (replay caught
 	// up) comes at once, and "persisted" (the last bookmark persisted)
 	// never.
@@ -522,6 +526,7 @@ func (s *session) unsubscribe(h *protocol.Header) {
 				sub.removed.Store(true)
 				gone = append(gone, sub)
 				delete(s.subs, id)
+				s.status(clientStatus{Event: StatusUnsubscribe, Topic: sub.topic, SubID: id})
 			}
 		}
 		s.rt.remove(gone...)

@@ -173,6 +173,7 @@ func (s *session) run(ctx context.Context) error {
 
 	s.lastRead.Store(time.Now().UnixNano())
 	s.event(StateNew, nil)
+	s.status(clientStatus{Event: StatusConnect})
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
@@ -185,9 +186,15 @@ func (s *session) run(ctx context.Context) error {
 	// publisher closes it), so endConn runs and closes c.
 	<-writerDone
 	<-s.connClosed
-	s.unsubscribeAll()
-
 	cause, _ := s.closeState()
+	// The status records of a disconnect: one per subscription the client
+	// still had, then the disconnect with its reason.
+	for _, sub := range s.subs {
+		s.status(clientStatus{Event: StatusUnsubscribe, Topic: sub.topic, SubID: sub.id, Reason: "disconnect"})
+	}
+	s.unsubscribeAll()
+	s.status(clientStatus{Event: StatusDisconnect, Reason: disconnectReason(cause)})
+
 	if errors.Is(cause, io.EOF) || errors.Is(cause, net.ErrClosed) {
 		cause = nil // the client closed the connection
 	}

@@ -226,6 +226,7 @@ func (s *session) sow(h *protocol.Header) {
 		st.mu.Unlock()
 	}
 	s.enqueueQuery(h, q, "", cands, want)
+	s.status(clientStatus{Event: h.Command, Topic: h.Topic, Filter: h.Filter, Options: h.Options, QueryID: q.queryID})
 }
 
 // startQuery checks a query's options and fields, sending the failure ack
@@ -292,6 +293,7 @@ func (s *session) sowAndSubscribe(h *protocol.Header) {
 	for _, st := range stores {
 		st.mu.Unlock()
 	}
+	s.status(clientStatus{Event: h.Command, Topic: h.Topic, Filter: h.Filter, Options: h.Options, SubID: sub.id, QueryID: q.queryID})
 }
 
 // lockStores locks the stores a sow_and_subscribe reaches, in topic order
@@ -632,6 +634,7 @@ func (s *session) sowDelete(h *protocol.Header, body []byte) {
 		e, d := s.b.deleteFrom(s.rt, st, sel)
 		examined, deleted = examined+e, deleted+d
 	}
+	s.status(clientStatus{Event: h.Command, Topic: h.Topic, Filter: h.Filter, Options: h.Options, QueryID: queryID})
 	want := parseAcks(h.AckType)
 	if flt == nil {
 		// Only a delete by filter has a query part whose end "completed"
