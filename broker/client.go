@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/ampsbroker/ampsbroker/protocol"
 	"github.com/nats-io/nuid"
 )
 
@@ -131,6 +132,30 @@ func (c *Client) Publish(ctx context.Context, topic string, data []byte) error {
 	case reasonDiscard:
 	default:
 		return fmt.Errorf("broker: publish to %q: %s", topic, reason)
+	}
+	return nil
+}
+
+// DeltaPublish publishes a delta to topic: on a SOW topic of JSON
+// messages it is merged into the stored record with the same key (fields
+// it has replace the stored ones, null and "" keep them, new fields are
+// added, nested objects merge), and the merged record is stored and
+// delivered; elsewhere it is a plain Publish.
+func (c *Client) DeltaPublish(ctx context.Context, topic string, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if c.closing() {
+		return ErrClientClosed
+	}
+	if reason := publishTopicReason(topic); reason != "" {
+		if reason == reasonDiscard {
+			return nil
+		}
+		return fmt.Errorf("broker: delta publish to %q: %s", topic, reason)
+	}
+	if reason := c.b.publish(&c.endpoint, c.rt, topic, &protocol.Header{Command: protocol.CmdDeltaPublish}, data); reason != "" {
+		return fmt.Errorf("broker: delta publish to %q: %s", topic, reason)
 	}
 	return nil
 }

@@ -201,7 +201,7 @@ func (s *session) dispatch(h *protocol.Header, body []byte) error {
 	switch h.Command {
 	case protocol.CmdHeartbeat:
 		s.heartbeat(h)
-	case protocol.CmdPublish, protocol.CmdP:
+	case protocol.CmdPublish, protocol.CmdP, protocol.CmdDeltaPublish:
 		s.publish(h, body)
 	case protocol.CmdSubscribe:
 		s.subscribe(h)
@@ -219,7 +219,7 @@ func (s *session) dispatch(h *protocol.Header, body []byte) error {
 		s.sowAndSubscribe(h)
 	case protocol.CmdSOWDelete:
 		s.sowDelete(h, body)
-	case protocol.CmdSOWAndDeltaSub, protocol.CmdDeltaPublish, protocol.CmdDeltaSubscribe:
+	case protocol.CmdSOWAndDeltaSub, protocol.CmdDeltaSubscribe:
 		s.fail(h, h.Command+reasonNotSupportedTail, func(a *protocol.Header) {
 			a.QueryID = h.QueryID
 			a.SubID = h.SubID

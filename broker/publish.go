@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ampsbroker/ampsbroker/filter"
+	"github.com/ampsbroker/ampsbroker/internal/jsondelta"
 	"github.com/ampsbroker/ampsbroker/protocol"
 )
 
@@ -95,6 +96,8 @@ func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.He
 	if rs.store != nil {
 		return b.publishSOW(from, r, rs.store, topic, h, cid, key, body)
 	}
+	// A delta_publish to a topic without SOW is a publish: there is no
+	// record to merge into.
 	b.route(from, rs, topic, nil, cid, body)
 	return ""
 }
@@ -115,11 +118,32 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 	if reason != "" {
 		return reason
 	}
-	d := newDelivery(topic, cid, key, body)
-	rec := &record{data: d.body, cid: cid, topic: topic, at: time.Now().UnixNano()}
+	delta := h != nil && h.Command == protocol.CmdDeltaPublish
+	var d *delivery
+	if !delta {
+		d = newDelivery(topic, cid, key, body)
+	}
 	life := st.def.lifetime(h)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if delta {
+		// A delta merges into the stored record (JSON); the merged record
+		// is what is stored, delivered, filtered and used for oof. Other
+		// message types store the delta as it is, as AMPS does for types
+		// it cannot merge.
+		if prev := st.recs[key]; prev != nil && st.def.MessageType == DefaultSOWMessageType {
+			merged, err := jsondelta.Merge(prev.data, body)
+			if err != nil {
+				return ReasonInvalidDelta
+			}
+			body = merged
+		}
+		if cid == "" && st.recs[key] != nil {
+			cid = st.recs[key].cid // the stored correlation id unless the delta has one
+		}
+		d = newDelivery(topic, cid, key, body)
+	}
+	rec := &record{data: d.body, cid: cid, topic: topic, at: time.Now().UnixNano()}
 	old, ok := st.upsert(key, vals, rec)
 	if !ok {
 		return ReasonSOWKeyConflict

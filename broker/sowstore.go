@@ -20,6 +20,9 @@ const (
 	ReasonSOWKeyConflict = "sow key collision"
 	ReasonNotSOWTopic    = "not a sow topic"
 	ReasonSOWDeleteMixed = "sow_delete takes one of filter, sow_keys or message data"
+	// ReasonInvalidDelta refuses a delta_publish that cannot be merged
+	// into the stored JSON record (it is not a JSON object).
+	ReasonInvalidDelta = "invalid delta"
 )
 
 // sowStore holds the records of one concrete SOW topic. Its lock orders
