@@ -91,6 +91,9 @@ func (b *Broker) bookmarkReason(h *protocol.Header, opts []string) string {
 		return ""
 	case kind == bmInvalid:
 		return ReasonInvalidBookmark
+	case h.Command == protocol.CmdDeltaSubscribe || h.Command == protocol.CmdSOWAndDeltaSub:
+		// AMPS refuses bookmark delta subscriptions.
+		return ReasonBookmarkNotSupp
 	case h.Command == protocol.CmdSOWAndSubscribe:
 		// NOW is the only bookmark a sow_and_subscribe may carry on a
 		// topic without History, which every topic is here.

@@ -245,7 +245,7 @@ func TestCommandFailures(t *testing.T) {
 		{map[string]any{"c": "sow", "cid": "bs", "t": "a", "bs": 10001, "a": "processed"}, "invalid batch size"},
 		{map[string]any{"c": "sow", "cid": "ob", "t": "a", "orderby": "/a UP", "a": "processed"}, "invalid orderby"},
 		{map[string]any{"c": "sow_delete", "cid": "sd", "t": "a", "a": "processed"}, "sow_delete takes one of filter, sow_keys or message data"},
-		{map[string]any{"c": "sow_and_delta_subscribe", "cid": "sds", "t": "a", "a": "processed"}, "sow_and_delta_subscribe is not supported yet"},
+		{map[string]any{"c": "delta_subscribe", "cid": "ds", "t": "a", "o": "no_empties=1", "a": "processed"}, "invalid options"},
 		{map[string]any{"c": "p", "cid": "amps", "t": "/AMPS/x", "a": "processed"}, "invalid topic"},
 		{map[string]any{"c": "p", "cid": "nt", "a": "processed"}, "no topic"},
 		{map[string]any{"c": "heartbeat", "cid": "hb", "o": "start,abc", "a": "processed"}, "invalid options"},

@@ -179,6 +179,11 @@ type SubscribeOptions struct {
 	// that does not compile, and an error for a message type the filter
 	// engine cannot read (it reads json, fix and nvfix).
 	Filter string
+	// Delta makes it a delta subscription: an update of a SOW record is
+	// delivered as its key fields and the fields that changed (a new
+	// record in full); elsewhere every message is delivered in full.
+	// Default: full messages.
+	Delta bool
 }
 
 // Subscribe calls handler for every message published to topic from now
@@ -204,6 +209,7 @@ func (c *Client) Subscribe(ctx context.Context, topic string, handler func(Messa
 	if sub.filter, err = c.rt.compileFilter(opts.Filter); err != nil {
 		return nil, fmt.Errorf("broker: subscribe to %q: %s: %w", topic, ReasonBadFilter, err)
 	}
+	sub.delta = opts.Delta
 	s := &Subscription{c: c, sub: sub}
 	sub.owner = &c.endpoint
 	sub.handler = handler

@@ -72,8 +72,22 @@ var logonOptions = map[string]optionUse{
 	"ack_conflation": optIgnored,
 }
 
+// deltaSubscribeOptions are the options of delta_subscribe: those of
+// subscribe, and no_empties (drop updates that changed only the keys).
+var deltaSubscribeOptions = withOption(subscribeOptions, "no_empties", optHonoured)
+
+// withOption returns a copy of table with name set to use.
+func withOption(table map[string]optionUse, name string, use optionUse) map[string]optionUse {
+	m := make(map[string]optionUse, len(table)+1)
+	for k, v := range table {
+		m[k] = v
+	}
+	m[name] = use
+	return m
+}
+
 // flagOptions take no value: "replace=yes" is malformed.
-var flagOptions = map[string]bool{"none": true, "replace": true, "non_regex_topic": true}
+var flagOptions = map[string]bool{"none": true, "replace": true, "non_regex_topic": true, "no_empties": true}
 
 // checkOptions checks every option of a command against its table. It
 // returns "" when the command may proceed; else the failure ack's reason

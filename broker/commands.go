@@ -203,7 +203,7 @@ func (s *session) dispatch(h *protocol.Header, body []byte) error {
 		s.heartbeat(h)
 	case protocol.CmdPublish, protocol.CmdP, protocol.CmdDeltaPublish:
 		s.publish(h, body)
-	case protocol.CmdSubscribe:
+	case protocol.CmdSubscribe, protocol.CmdDeltaSubscribe:
 		s.subscribe(h)
 	case protocol.CmdUnsubscribe:
 		s.unsubscribe(h)
@@ -215,15 +215,11 @@ func (s *session) dispatch(h *protocol.Header, body []byte) error {
 		s.acks(h, parseAcks(h.AckType), protocol.StatusSuccess, "", nil)
 	case protocol.CmdSOW:
 		s.sow(h)
-	case protocol.CmdSOWAndSubscribe:
+	case protocol.CmdSOWAndSubscribe, protocol.CmdSOWAndDeltaSub:
 		s.sowAndSubscribe(h)
 	case protocol.CmdSOWDelete:
 		s.sowDelete(h, body)
-	case protocol.CmdSOWAndDeltaSub, protocol.CmdDeltaSubscribe:
-		s.fail(h, h.Command+reasonNotSupportedTail, func(a *protocol.Header) {
-			a.QueryID = h.QueryID
-			a.SubID = h.SubID
-		})
+
 	default:
 		// AMPS closes the connection on an unknown command (wire spec §7.10).
 		s.fail(h, ReasonUnknownCommand, nil)
@@ -414,7 +410,11 @@ func regexProgramSize(topic string) int {
 // the command with "bad filter", and the log says where and why. Bookmark
 // replay is not supported and fails the command; there is no SOW.
 func (s *session) subscribe(h *protocol.Header) {
-	sub, old, fill, ok := s.prepareSubscription(h, subscribeOptions)
+	table := subscribeOptions
+	if h.Command == protocol.CmdDeltaSubscribe {
+		table = deltaSubscribeOptions
+	}
+	sub, old, fill, ok := s.prepareSubscription(h, table)
 	if !ok {
 		return
 	}
@@ -471,6 +471,8 @@ func (s *session) prepareSubscription(h *protocol.Header, table map[string]optio
 	// The legacy header switch send_oof is the oof option.
 	sub.oof = hasOption(opts, "oof") || h.SendOOF
 	sub.stamp, sub.noKey = hasOption(opts, "timestamp"), hasOption(opts, "no_sowkey")
+	sub.delta = h.Command == protocol.CmdDeltaSubscribe || h.Command == protocol.CmdSOWAndDeltaSub
+	sub.noEmpties = hasOption(opts, "no_empties")
 	old = s.subs[id]
 	if old != nil && !hasOption(opts, "replace") {
 		s.fail(h, ReasonSubIDInUse, fill)

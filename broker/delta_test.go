@@ -2,7 +2,9 @@ package broker_test
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ampsbroker/ampsbroker/broker"
 )
@@ -42,8 +44,96 @@ func TestDeltaPublish(t *testing.T) {
 	if err := cl.DeltaPublish(context.Background(), "orders", []byte(`{"id":5,"st":"done"}`)); err != nil {
 		t.Fatal(err)
 	}
+	deltas := make(chan string, 1)
+	if _, err := cl.Subscribe(context.Background(), "orders", func(m broker.Message) { deltas <- string(m.Data) }, &broker.SubscribeOptions{Delta: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.DeltaPublish(context.Background(), "orders", []byte(`{"id":5,"memo":"y"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if d := <-deltas; d != `{"id":5,"memo":"y"}` {
+		t.Fatalf("in-process delta subscription: %s", d)
+	}
+	if err := cl.DeltaPublish(context.Background(), "orders", []byte(`{"id":5,"memo":"x"}`)); err != nil {
+		t.Fatal(err)
+	}
+	<-deltas
 	got, _ := cl.SOW(context.Background(), "orders", nil)
 	if len(got) != 1 || string(got[0].Data) != `{"id":5,"st":"done","px":{"bid":9,"ask":12},"legs":[3],"memo":"x","venue":"X1"}` {
 		t.Fatalf("in-process delta: %+v", got)
+	}
+}
+
+// Delta subscriptions (semantics §3.10): a new record in full, an update as
+// the key fields and the changed fields, an update that changed nothing
+// else as the keys alone unless no_empties; a connection with a full
+// subscription too gets the full message; a topic without SOW, full
+// messages; sow_and_delta_subscribe, the records in full then deltas; no
+// bookmarks.
+func TestDeltaSubscribe(t *testing.T) {
+	tb := sowBroker(t)
+	dl := tb.Dial(tb.TCPURL(), nil)
+	dl.Logon("delta")
+	dl.SendJSON(map[string]any{"c": "delta_subscribe", "cid": "d", "sub_id": "d", "t": "orders", "a": "processed"}, nil)
+	expectAck(t, dl, "processed", "success")
+	ne := tb.Dial(tb.TCPURL(), nil)
+	ne.Logon("noempties")
+	ne.SendJSON(map[string]any{"c": "delta_subscribe", "cid": "n", "sub_id": "n", "t": "orders", "o": "no_empties", "a": "processed"}, nil)
+	expectAck(t, ne, "processed", "success")
+	both := tb.Dial(tb.TCPURL(), nil)
+	both.Logon("both")
+	both.SendJSON(map[string]any{"c": "delta_subscribe", "cid": "d", "sub_id": "d", "t": "orders", "a": "processed"}, nil)
+	expectAck(t, both, "processed", "success")
+	both.Subscribe("f", "orders")
+
+	p := tb.Dial(tb.TCPURL(), nil)
+	p.Logon("pub")
+	p.Publish("orders", []byte(`{"id":1,"qty":5,"px":{"bid":1,"ask":2},"st":"new"}`))
+	p.Publish("orders", []byte(`{"id":1,"qty":7,"px":{"bid":1,"ask":3},"st":"new"}`))
+	p.Publish("orders", []byte(`{"id":1,"qty":7,"px":{"bid":1,"ask":3},"st":"new"}`))
+	p.Publish("plain", []byte(`{"x":1}`))
+	want := []string{`{"id":1,"qty":5,"px":{"bid":1,"ask":2},"st":"new"}`, `{"id":1,"qty":7,"px":{"ask":3}}`, `{"id":1}`}
+	for _, w := range want {
+		if m := dl.Next(); string(m.Body) != w || m.Header.SOWKey == "" {
+			t.Fatalf("delta subscriber: %s, want %s with its key", m, w)
+		}
+	}
+	for _, w := range want[:2] {
+		if m := ne.Next(); string(m.Body) != w {
+			t.Fatalf("no_empties subscriber: %s, want %s", m.Body, w)
+		}
+	}
+	ne.ExpectNothing(50 * time.Millisecond)
+	for i := 0; i < 3; i++ {
+		if m := both.Next(); !strings.HasPrefix(string(m.Body), `{"id":1,"qty":`) || m.Field("sids") != "d,f" {
+			t.Fatalf("delta and full subscriptions on one connection: %s, want the full message once", m)
+		}
+	}
+
+	s := tb.Dial(tb.TCPURL(), nil)
+	s.Logon("sads")
+	s.SendJSON(map[string]any{"c": "sow_and_delta_subscribe", "cid": "q", "t": "orders", "a": "processed"}, nil)
+	expectAck(t, s, "processed", "success")
+	if got := readGroup(t, s, "q"); len(got) != 1 || got[0].data != `{"id":1,"qty":7,"px":{"bid":1,"ask":3},"st":"new"}` {
+		t.Fatalf("sow_and_delta_subscribe snapshot: %v", got)
+	}
+	p.Publish("orders", []byte(`{"id":1,"qty":7,"px":{"bid":1,"ask":3},"st":"done"}`))
+	if m := s.Next(); string(m.Body) != `{"id":1,"st":"done"}` {
+		t.Fatalf("sow_and_delta_subscribe live: %s", m)
+	}
+	s.SendJSON(map[string]any{"c": "delta_subscribe", "cid": "b", "t": "orders", "bm": "0", "a": "processed"}, nil)
+	if a := expectAck(t, s, "processed", "failure"); a.Header.Reason != broker.ReasonBookmarkNotSupp {
+		t.Fatalf("delta bookmark subscription: %s", a)
+	}
+	pl := tb.Dial(tb.TCPURL(), nil)
+	pl.Logon("plain")
+	pl.SendJSON(map[string]any{"c": "delta_subscribe", "cid": "d", "t": "plain", "a": "processed"}, nil)
+	expectAck(t, pl, "processed", "success")
+	p.Publish("plain", []byte(`{"x":2}`))
+	p.Publish("plain", []byte(`{"x":3}`))
+	for _, w := range []string{`{"x":2}`, `{"x":3}`} {
+		if m := pl.Next(); string(m.Body) != w {
+			t.Fatalf("delta subscription on a plain topic: %s, want %s", m.Body, w)
+		}
 	}
 }

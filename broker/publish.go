@@ -98,7 +98,7 @@ func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.He
 	}
 	// A delta_publish to a topic without SOW is a publish: there is no
 	// record to merge into.
-	b.route(from, rs, topic, nil, cid, body)
+	b.route(from, rs, topic, nil, cid, body, nil)
 	return ""
 }
 
@@ -158,7 +158,11 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 	// The routes are read again under the store's lock: a subscription
 	// registered by a sow_and_subscribe before this point must get it.
 	rs := r.routes(topic)
-	b.route(from, rs, topic, d, cid, body)
+	var ch *change
+	if old != nil {
+		ch = &change{old: old, keys: st.def.keyPaths}
+	}
+	b.route(from, rs, topic, d, cid, d.body, ch)
 	b.oofNotices(rs, topic, old, rec, OOFMatch)
 	return ""
 }
@@ -171,7 +175,34 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 // scanned once, for the union of the fields those filters name, and each
 // filter then only evaluates its predicates over the extracted values. A
 // topic without filtered subscriptions costs no scan at all.
-func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, cid string, body []byte) {
+// change is what a delta subscriber's message is computed from: the
+// record a SOW publish replaced, and the topic's key fields, which a delta
+// always carries.
+type change struct {
+	old  *record
+	keys [][]string
+	// diffed is set once the delta is computed: delta is its delivery, nil
+	// when it cannot be computed (then delta subscribers get the full
+	// message), and empty tells that only the keys changed.
+	diffed bool
+	delta  *delivery
+	empty  bool
+}
+
+// deltaFor returns the delivery of the change for the delta subscribers of
+// a message d, computing it once; nil means send d itself.
+func (ch *change) deltaFor(d *delivery) (*delivery, bool) {
+	if !ch.diffed {
+		ch.diffed = true
+		diff, empty, err := jsondelta.Diff(ch.old.data, d.body, ch.keys)
+		if err == nil {
+			ch.delta, ch.empty = newDelivery(d.topic, d.correlationID, d.key, diff), empty
+		}
+	}
+	return ch.delta, ch.empty
+}
+
+func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, cid string, body []byte, ch *change) {
 	if len(rs.targets) == 0 {
 		return
 	}
@@ -202,8 +233,20 @@ func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, ci
 		if d == nil {
 			d = newDelivery(topic, cid, "", body)
 		}
-		d.variant(t.flags)
-		t.ep.enqueueDelivery(d, t)
+		out := d
+		if t.delta && ch != nil && ch.old.data != nil {
+			// A delta subscription gets the keys and the changed fields
+			// of an update (a new record goes in full); an update that
+			// changed nothing else is sent unless it asked for no_empties.
+			if dd, empty := ch.deltaFor(d); dd != nil {
+				if empty && t.noEmpties {
+					continue
+				}
+				out = dd
+			}
+		}
+		out.variant(t.flags)
+		t.ep.enqueueDelivery(out, t)
 	}
 	if sc != nil {
 		sc.env = filter.Env{}

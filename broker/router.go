@@ -30,6 +30,11 @@ type subscription struct {
 	// stamp and noKey are the timestamp and no_sowkey options: "ts" on
 	// deliveries, no "k".
 	stamp, noKey bool
+	// delta marks a delta subscription (delta_subscribe,
+	// sow_and_delta_subscribe): updates of SOW records come as the key
+	// fields and the changed fields; noEmpties drops updates that changed
+	// nothing else.
+	delta, noEmpties bool
 	// oof asks for out-of-focus notices: on a SOW topic, when a record
 	// the subscription took is deleted, expires, or is updated so that
 	// its filter no longer takes it.
@@ -76,6 +81,10 @@ type target struct {
 	// flags say how the connection's deliveries differ from the shared
 	// header (the timestamp and no_sowkey options).
 	flags headerFlags
+	// delta is set when every subscription of the target is a delta
+	// subscription (with a full one among them, the connection gets the
+	// full message once); noEmpties when all of them asked for no_empties.
+	delta, noEmpties bool
 	// match is nil when no subscription of the target has a filter; else
 	// match[i] is the index in the routes' matchers of the filter of
 	// subs[i], or -1 for an unfiltered subscription.
@@ -281,11 +290,14 @@ func groupTargets(subs []*subscription) []target {
 		// One delivery per connection: "ts" when any subscription asked
 		// for it, no "k" only when all did.
 		noKey := true
+		t.delta, t.noEmpties = true, true
 		for _, s := range t.subs {
 			if s.stamp {
 				t.flags |= withTimestamp
 			}
 			noKey = noKey && s.noKey
+			t.delta = t.delta && s.delta
+			t.noEmpties = t.noEmpties && s.noEmpties
 		}
 		if noKey {
 			t.flags |= withoutKey

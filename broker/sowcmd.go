@@ -51,6 +51,7 @@ var (
 		m["skip_n"] = optLater
 		return m
 	}()
+	sowAndDeltaSubscribeOptions = withOption(sowAndSubscribeOptions, "no_empties", optHonoured)
 )
 
 // query is what a sow or sow_and_subscribe asked for.
@@ -259,11 +260,15 @@ func (s *session) startQuery(h *protocol.Header, table map[string]optionUse) (*q
 // queued after it. A topic without SOW gives an empty result, then live
 // messages.
 func (s *session) sowAndSubscribe(h *protocol.Header) {
-	q, ok := s.startQuery(h, sowAndSubscribeOptions)
+	table := sowAndSubscribeOptions
+	if h.Command == protocol.CmdSOWAndDeltaSub {
+		table = sowAndDeltaSubscribeOptions
+	}
+	q, ok := s.startQuery(h, table)
 	if !ok {
 		return
 	}
-	sub, old, subFill, ok := s.prepareSubscription(h, sowAndSubscribeOptions)
+	sub, old, subFill, ok := s.prepareSubscription(h, table)
 	if !ok {
 		return
 	}
