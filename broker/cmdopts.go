@@ -49,7 +49,7 @@ var subscribeOptions = map[string]optionUse{
 
 	"oof":                optHonoured,
 	"timestamp":          optHonoured,
-	"select":             optLater,
+	"select":             optHonoured,
 	"top_n":              optLater,
 	"skip_n":             optLater,
 	"conflation":         optLater,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nuid"
 
+	"github.com/ampsbroker/ampsbroker/internal/jsondelta"
 	"github.com/ampsbroker/ampsbroker/protocol"
 )
 
@@ -472,6 +473,11 @@ func (s *session) prepareSubscription(h *protocol.Header, table map[string]optio
 	sub.oof = hasOption(opts, "oof") || h.SendOOF
 	sub.stamp, sub.noKey = hasOption(opts, "timestamp"), hasOption(opts, "no_sowkey")
 	sub.delta = h.Command == protocol.CmdDeltaSubscribe || h.Command == protocol.CmdSOWAndDeltaSub
+	if sub.sel, sub.selText, err = s.selectOption(opts); err != nil {
+		s.log.Info(h.Command+" refused", "sub_id", id, "err", err)
+		s.fail(h, ReasonInvalidOptions, fill)
+		return nil, nil, nil, false
+	}
 	sub.noEmpties = hasOption(opts, "no_empties")
 	old = s.subs[id]
 	if old != nil && !hasOption(opts, "replace") {
@@ -549,4 +555,21 @@ func logText(s string) string {
 		return s
 	}
 	return s[:maxLogText] + "… (" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// selectOption compiles the select=[…] option of opts, if any: a select
+// list needs JSON messages.
+func (s *session) selectOption(opts []string) (*jsondelta.Selector, string, error) {
+	v := optionValue(opts, "select")
+	if v == "" {
+		return nil, "", nil
+	}
+	if s.mt != DefaultClientMessageType {
+		return nil, "", fmt.Errorf("option select: %s messages cannot be projected (json can)", s.mt)
+	}
+	if !strings.HasPrefix(v, "[") || !strings.HasSuffix(v, "]") {
+		return nil, "", fmt.Errorf("option select=%s: the list goes in brackets, e.g. select=[-/,+/id]", v)
+	}
+	sel, err := jsondelta.ParseSelect(v[1 : len(v)-1])
+	return sel, v, err
 }

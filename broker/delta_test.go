@@ -137,3 +137,34 @@ func TestDeltaSubscribe(t *testing.T) {
 		}
 	}
 }
+
+// select=[…]: each subscription gets the fields its list keeps, a
+// connection whose subscriptions have different lists gets a delivery for
+// each; a sow's records are projected after the filter saw them whole.
+func TestSelectOption(t *testing.T) {
+	tb := sowBroker(t)
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("sel")
+	for _, s := range []struct{ id, opts string }{{"ids", "select=[-/,+/id]"}, {"ids2", "select=[-/,+/id]"}, {"nopx", "select=[-/px]"}, {"all", ""}} {
+		if ack := subscribeFiltered(t, c, s.id, "orders", "", s.opts); ack.Header.Status != "success" {
+			t.Fatalf("%s: %s", s.id, ack)
+		}
+	}
+	c.Publish("orders", []byte(`{"id":1,"px":{"bid":9},"qty":5}`))
+	got := map[string]string{}
+	for i := 0; i < 3; i++ {
+		m := c.Next()
+		got[m.Field("sids")] = string(m.Body)
+	}
+	want := map[string]string{"ids,ids2": `{"id":1}`, "nopx": `{"id":1,"qty":5}`, "all": `{"id":1,"px":{"bid":9},"qty":5}`}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("sids %s: %s, want %s (all: %v)", k, got[k], w, got)
+		}
+	}
+	sowCommand(c, map[string]any{"c": "sow", "cid": "q", "t": "orders", "filter": "/qty = 5", "o": "select=[-/,+/px/bid]", "a": "processed"})
+	expectAck(t, c, "processed", "success")
+	if recs := readGroup(t, c, "q"); len(recs) != 1 || recs[0].data != `{"px":{"bid":9}}` {
+		t.Fatalf("sow with select: %v", recs)
+	}
+}

@@ -223,6 +223,7 @@ func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, ci
 		sc.verdicts = sc.verdicts[:len(rs.matchers)]
 		clear(sc.verdicts)
 	}
+	var proj []projection // the select lists' projections of this message
 	for i := range rs.targets {
 		t := &rs.targets[i]
 		if t.match != nil {
@@ -244,6 +245,11 @@ func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, ci
 				}
 				out = dd
 			}
+		}
+		if t.sel != nil {
+			// A select list: the fields the subscriptions asked for, one
+			// projection per select list and message.
+			out = projected(&proj, t.sel, out)
 		}
 		out.variant(t.flags)
 		t.ep.enqueueDelivery(out, t)
@@ -437,4 +443,30 @@ func (d *delivery) message(t *target, m *protocol.Message) bool {
 // size is what the delivery costs in a connection's outbound budget.
 func (d *delivery) size(t *target) int {
 	return d.header(t).Len(t.sids) + len(d.body) + itemOverhead
+}
+
+// projection is a delivery of a message with only the fields of a select
+// list.
+type projection struct {
+	sel  *jsondelta.Selector
+	from *delivery
+	to   *delivery
+}
+
+// projected returns d with only the fields sel keeps, computed once per
+// select list and delivery (a cache in *cache). A message that is not a
+// JSON object is delivered whole.
+func projected(cache *[]projection, sel *jsondelta.Selector, d *delivery) *delivery {
+	for _, p := range *cache {
+		if p.sel == sel && p.from == d {
+			return p.to
+		}
+	}
+	to := d
+	if body, err := jsondelta.Select(d.body, sel); err == nil {
+		to = newDelivery(d.topic, d.correlationID, d.key, body)
+		to.at = d.at
+	}
+	*cache = append(*cache, projection{sel, d, to})
+	return to
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/ampsbroker/ampsbroker/filter"
+	"github.com/ampsbroker/ampsbroker/internal/jsondelta"
 	"github.com/ampsbroker/ampsbroker/protocol"
 )
 
@@ -30,6 +31,10 @@ type subscription struct {
 	// stamp and noKey are the timestamp and no_sowkey options: "ts" on
 	// deliveries, no "k".
 	stamp, noKey bool
+	// sel is the select=[…] option (selText its text): the fields of a
+	// JSON message the subscription receives; nil for all.
+	sel     *jsondelta.Selector
+	selText string
 	// delta marks a delta subscription (delta_subscribe,
 	// sow_and_delta_subscribe): updates of SOW records come as the key
 	// fields and the changed fields; noEmpties drops updates that changed
@@ -81,6 +86,9 @@ type target struct {
 	// flags say how the connection's deliveries differ from the shared
 	// header (the timestamp and no_sowkey options).
 	flags headerFlags
+	// sel is the select list of the target's subscriptions (all have the
+	// same), nil for the whole message.
+	sel *jsondelta.Selector
 	// delta is set when every subscription of the target is a delta
 	// subscription (with a full one among them, the connection gets the
 	// full message once); noEmpties when all of them asked for no_empties.
@@ -274,13 +282,20 @@ func groupTargets(subs []*subscription) []target {
 		return nil
 	}
 	var ts []target
-	index := make(map[*endpoint]int) // linear search would make a topic's rebuild quadratic
+	// One target per connection, and per select list on it: subscriptions
+	// that see different fields of a message get deliveries of their own.
+	type group struct {
+		ep  *endpoint
+		sel string
+	}
+	index := make(map[group]int) // linear search would make a topic's rebuild quadratic
 	for _, s := range subs {
-		i, ok := index[s.owner]
+		g := group{s.owner, s.selText}
+		i, ok := index[g]
 		if !ok {
 			i = len(ts)
-			index[s.owner] = i
-			ts = append(ts, target{ep: s.owner})
+			index[g] = i
+			ts = append(ts, target{ep: s.owner, sel: s.sel})
 		}
 		ts[i].subs = append(ts[i].subs, s)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ampsbroker/ampsbroker/filter"
+	"github.com/ampsbroker/ampsbroker/internal/jsondelta"
 	"github.com/ampsbroker/ampsbroker/protocol"
 )
 
@@ -38,7 +39,7 @@ var (
 		// bookmark on a sow is ignored as AMPS ignores it then.
 		"bookmark":  optIgnored,
 		"skip_n":    optHonoured,
-		"timestamp": optHonoured, "select": optLater,
+		"timestamp": optHonoured, "select": optHonoured,
 		"grouping": optLater, "projection": optLater,
 	}
 	sowAndSubscribeOptions = func() map[string]optionUse {
@@ -71,6 +72,8 @@ type query struct {
 	// stamp adds "ts", when each record's publish was processed, to the
 	// record headers (the timestamp option).
 	stamp bool
+	// sel is the select=[…] option: the fields of each record sent.
+	sel *jsondelta.Selector
 	// prev is the subscription a sow_and_subscribe with "replace"
 	// replaces: only records it did not take are sent, and, with oofLeft,
 	// the records it took that the new one does not get an oof notice.
@@ -130,6 +133,9 @@ func (s *session) parseQuery(h *protocol.Header, opts []string) (*query, string,
 		}
 	}
 	var err error
+	if q.sel, _, err = s.selectOption(opts); err != nil {
+		return nil, ReasonInvalidOptions, err
+	}
 	if q.flt, err = s.rt.compileFilter(h.Filter); err != nil {
 		return nil, ReasonBadFilter, err
 	}
@@ -550,7 +556,15 @@ func (s *session) writeQuery(qr *queryResult) (msgs, wire int64, err error) {
 				h.Timestamp = timestamp(sel[i].at)
 			}
 			rh = append(rh, h)
-			recs = append(recs, protocol.Record{Data: sel[i].data})
+			data := sel[i].data
+			if q.sel != nil {
+				// Only the fields the select list keeps (applied after the
+				// filter, which saw the whole record).
+				if b, err := jsondelta.Select(data, q.sel); err == nil {
+					data = b
+				}
+			}
+			recs = append(recs, protocol.Record{Data: data})
 		}
 		for j := range recs {
 			recs[j].Header = &rh[j]
