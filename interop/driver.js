@@ -86,6 +86,24 @@
 //   under that id at once, so everything for the subscription from then
 //   on (the notices, the group, live messages) reaches the new handler and
 //   the old one gets nothing more.
+// * Deltas: deltaPublish(topic, data) sends {"c":"delta_publish","t":...}
+//   exactly as publish() does (with a publish store: a "persisted" and "s").
+//   deltaSubscribe(handler, topic, filter?, params?) and
+//   sowAndDeltaSubscribe(...) are subscribe and sowAndSubscribe with the
+//   command delta_subscribe / sow_and_delta_subscribe; the handler gets each
+//   body parsed, partial or full, and nothing marks a delta as such.
+// * Bookmarks: params.bookmark becomes "bm". Without a bookmark store it is
+//   sent as given ('recent' becomes '0'). With one (createMemoryBacked:
+//   bookmark store, DefaultSubscriptionManager, MemoryPublishStore) the
+//   subscribe asks "persisted,processed", and after a reconnect the manager
+//   resubscribes every subscription with bookmarkStore.mostRecent(subId): in
+//   the bookmark scenario "0" stayed "0" and "1234567|8|" stayed itself.
+//   Reconnecting needs a delay strategy (reconnectDelay(ms)); without one
+//   the client is in "classic" mode and stays disconnected.
+// * Publish store: connect() sets the next "s" to Date.now() * 10^6 + 1;
+//   after logon the client calls publishStore.discardUpTo(<logon ack s>) and
+//   replays what is left with the original "s". publish() while
+//   disconnected only stores the message (no error).
 // * Browser: amps.js itself is a UMD bundle (webpackUniversalModuleDefinition)
 //   that sets window.amps when loaded by a <script> tag and then uses the
 //   browser's WebSocket; amps.min.js is the minified equivalent.
@@ -350,6 +368,33 @@ function watchBatches(client) {
     if (h.c === 'sow') (byQuery[h.query_id] = byQuery[h.query_id] || []).push(h.bs);
   });
   return (queryId) => byQuery[queryId] || [];
+}
+
+// rawDeliveries records, from the raw incoming frames, every "p" delivery
+// with the body text that follows it: in text mode the header and the body
+// come as two frames (none when l is 0). The client hands handlers parsed
+// data only, so this is where the exact bytes the broker sent are seen.
+function rawDeliveries(client) {
+  const got = [];
+  let pending = null;
+  client.transportFilter((data, outgoing) => {
+    const text = !outgoing && data && data.data;
+    if (typeof text !== 'string') return;
+    if (pending) {
+      pending.body = text;
+      got.push(pending);
+      pending = null;
+      return;
+    }
+    if (text[0] !== '{') return;
+    let h;
+    try { h = JSON.parse(text); } catch (_) { return; }
+    if (h.c !== 'p') return;
+    const d = { t: h.t, k: h.k, sids: h.sids, body: '' };
+    if (h.l > 0) pending = d;
+    else got.push(d);
+  });
+  return got;
 }
 
 // same compares two values as JSON, for checks on lists and records.
@@ -1376,6 +1421,321 @@ const scenarios = {
     await pub.disconnect();
     await sub.disconnect();
     return { keys: key, oof_after_ms: expiredAfter, notices: rawOOF.map((h) => ({ reason: h.reason, k: h.k, t: h.t })) };
+  },
+
+  // deltapublish: deltaPublish() on --topic (a SOW topic keyed by /id)
+  // merges into the stored record (semantics §3.7, with its worked
+  // example): a sow() then shows the merged record, a plain subscriber
+  // receives the merged record, and a filter that only the merged record
+  // satisfies (the delta alone lacks /px/bid, the stored record has the old
+  // /st) takes it. On --topic + "-plain" (no SOW) a deltaPublish is a plain
+  // publish: the delta arrives as sent. The exact bodies the broker sent
+  // are reported from the raw frames for the Go test to compare.
+  async deltapublish(o) {
+    const plainTopic = `${o.topic}-plain`;
+    const pub = newClient('js-delta-pub');
+    const sent = []; // the command of every header the publisher sent
+    pub.transportFilter((data, outgoing) => {
+      if (!outgoing || typeof data !== 'string' || data[0] !== '{') return;
+      let h;
+      try { h = JSON.parse(data); } catch (_) { return; }
+      if (h.c !== undefined) sent.push(h.c); // bodies are JSON objects too
+    });
+    await connect(pub, o.uri);
+    const sub = newClient('js-delta-sub');
+    const raw = rawDeliveries(sub);
+    await connect(sub, o.uri);
+    const all = new Inbox('all');
+    await sub.subscribe(all.handler, o.topic);
+    const mergedOnly = new Inbox('merged_only');
+    await sub.subscribe(mergedOnly.handler, o.topic, "/st = 'open' AND /px/bid = 9");
+    const plain = new Inbox('plain');
+    await sub.subscribe(plain.handler, plainTopic);
+
+    pub.publish(o.topic, { id: 5, st: 'new', px: { bid: 9, ask: 11 }, legs: [1, 2], memo: 'x' });
+    pub.deltaPublish(o.topic, { id: 5, st: 'open', px: { ask: 12 }, legs: [3], memo: null, venue: 'X1' });
+    pub.deltaPublish(plainTopic, { id: 5, memo: null });
+    pub.publish(o.topic, { id: 6, st: 'open', px: { bid: 9 }, end: 1 }); // sentinel both take
+    await pub.flush();
+    check(same(sent.filter((c) => c !== 'logon' && c !== 'flush'), ['publish', 'delta_publish', 'delta_publish', 'publish']),
+      `publisher sent ${JSON.stringify(sent)}`);
+    const log = new QueryLog('sow');
+    log.queryId = await pub.sow(log.handler, o.topic, '/id = 5');
+    await log.until(isCommand('group_end'));
+    const recs = log.of('sow');
+    check(recs.length === 1, `sow(/id = 5) returned ${recs.length} records: ${JSON.stringify(recs.map((r) => r.data))}`);
+    // The sentinel is the last publish and comes in the same frame to
+    // both subscriptions on --topic: once the unfiltered one has it, every
+    // earlier delivery of this connection has arrived too (the Go test
+    // checks what each took).
+    await all.wait(3);
+    const text = (inbox) => inbox.messages.map((m) => JSON.stringify(m.data));
+    await pub.disconnect();
+    await sub.disconnect();
+    return {
+      sow: JSON.stringify(recs[0].data),
+      sow_key: recs[0].key,
+      all: text(all),
+      merged_only: text(mergedOnly),
+      plain: text(plain),
+      raw: raw.map((d) => ({ t: d.t, k: d.k, body: d.body })),
+    };
+  },
+
+  // deltasubscribe: deltaSubscribe() and sowAndDeltaSubscribe() on --topic
+  // (a SOW topic keyed by /id; semantics §3.10). Three subscribers, each
+  // on its own connection: deltaSubscribe, deltaSubscribe with options
+  // 'no_empties', and later sowAndDeltaSubscribe. Another client publishes
+  // a new record, updates of it (two fields, nothing, one field through
+  // deltaPublish) and a second record; then, after the sowAndDeltaSubscribe
+  // snapshot, one more update of each. Every handler's events are reported
+  // (data as JSON text, key, and the raw body of each delivery) for the Go
+  // test, which holds the expectations.
+  async deltasubscribe(o) {
+    const pub = await connect(newClient('js-dsub-pub'), o.uri);
+    const subscriber = async (name) => {
+      const c = newClient(name);
+      const raw = rawDeliveries(c);
+      await connect(c, o.uri);
+      return { c, raw };
+    };
+    const ds = await subscriber('js-dsub');
+    const ne = await subscriber('js-dsub-noempties');
+    const dsLog = new QueryLog('delta');
+    dsLog.queryId = await ds.c.deltaSubscribe(dsLog.handler, o.topic);
+    const neLog = new QueryLog('no_empties');
+    neLog.queryId = await ne.c.deltaSubscribe(neLog.handler, o.topic, undefined, { options: 'no_empties' });
+
+    pub.publish(o.topic, { id: 1, qty: 5, px: { bid: 1, ask: 2 }, st: 'new' }); // new record
+    pub.publish(o.topic, { id: 1, qty: 7, px: { bid: 1, ask: 3 }, st: 'new' }); // qty, px/ask
+    pub.publish(o.topic, { id: 1, qty: 7, px: { bid: 1, ask: 3 }, st: 'new' }); // nothing
+    pub.deltaPublish(o.topic, { id: 1, st: 'open' }); // st
+    pub.publish(o.topic, { id: 2, qty: 1, end: 1 }); // new record, the sentinel
+    const isEnd = (v) => (e) => e.c === 'p' && e.data.end === v;
+    await dsLog.until(isEnd(1));
+    await neLog.until(isEnd(1));
+
+    const sads = await subscriber('js-sads');
+    const sLog = new QueryLog('sow_and_delta');
+    sLog.queryId = await sads.c.sowAndDeltaSubscribe(sLog.handler, o.topic, undefined, { orderBy: '/id' });
+    await sLog.until(isCommand('group_end'));
+    pub.publish(o.topic, { id: 1, qty: 7, px: { bid: 1, ask: 3 }, st: 'done' }); // st
+    pub.publish(o.topic, { id: 2, qty: 1, end: 2 }); // end
+    for (const log of [dsLog, neLog, sLog]) await log.until(isEnd(2));
+    await pub.flush();
+
+    const report = (log, raw) => ({
+      events: log.events.map((e) => ({ c: e.c, key: e.key, data: e.data === undefined ? undefined : JSON.stringify(e.data) })),
+      raw: raw.map((d) => d.body),
+    });
+    const out = { delta: report(dsLog, ds.raw), no_empties: report(neLog, ne.raw), sow_and_delta: report(sLog, sads.raw) };
+    for (const c of [pub, ds.c, ne.c, sads.c]) await c.disconnect();
+    return out;
+  },
+
+  // options: subscriptions with options the broker refuses (semantics §4:
+  // not implemented yet, or unknown) are rejected promises whose Error
+  // names the reason; the connection stays usable, shown by a subscription
+  // with accepted options that receives a message. The Go test compares
+  // the reasons. --topic must be a SOW topic (sowAndSubscribe is tried).
+  async options(o) {
+    const c = await connect(newClient('js-options'), o.uri);
+    const cases = [
+      ['subscribe', 'conflation=1s'],
+      ['subscribe', 'select=[-/a,+/b]'],
+      ['subscribe', 'oof,pause'],
+      ['deltaSubscribe', 'no_empties,rate=2x'],
+      ['sowAndSubscribe', 'conflation=100ms,conflation_key=[/id]'],
+      ['subscribe', 'frobnicate'],
+      ['subscribe', 'no_empties'], // a delta_subscribe option only
+      ['subscribe', 'replace=yes'],
+    ];
+    const reasons = {};
+    for (const [method, options] of cases) {
+      let rejected = null;
+      try {
+        const id = await c[method](() => {}, o.topic, undefined, { options });
+        emit('unexpected_success', { method, options, id });
+      } catch (err) {
+        rejected = err;
+      }
+      check(rejected !== null, `${method} with options ${JSON.stringify(options)} resolved; want a rejection`);
+      check(rejected instanceof Error, `${method} with options ${JSON.stringify(options)} rejected with ${describe(rejected)}, want an Error`);
+      reasons[`${method} ${options}`] = rejected.message;
+      emit('rejected', { method, options, reason: rejected.message });
+    }
+    const inbox = new Inbox('accepted');
+    await c.subscribe(inbox.handler, o.topic, undefined, { options: 'timestamp,oof,send_keys' });
+    c.publish(o.topic, { id: 1, after: 'refusals' });
+    const [m] = await inbox.wait(1);
+    check(m.data.after === 'refusals', `after the refusals got ${JSON.stringify(m.data)}`);
+    await c.disconnect();
+    return { reasons };
+  },
+
+  // bookmark: bookmark subscriptions on a broker without a transaction log
+  // are entered live (semantics §7.3). Classic client (no bookmark store):
+  // one subscription per bookmark form; a message arrives; disconnect(); a
+  // message published meanwhile; connect() and the same subscriptions again
+  // with the same bookmarks; a new message arrives, the one published while
+  // away does not (nothing to replay). Then a memory-backed client
+  // (bookmark store, subscription manager, reconnectDelay) on --uri with the
+  // user "js-bm-drop": it prints "drop_me", the Go test disconnects that
+  // user from the broker side, and the client reconnects and resubscribes
+  // by itself with the bookmark its store chose; its next message arrives.
+  // The bookmarks every subscribe carried are reported.
+  async bookmark(o) {
+    const pub = await connect(newClient('js-bm-pub'), o.uri);
+    const c = newClient('js-bm-sub');
+    const subs = []; // {bm, o, a} of every subscribe the client sent
+    const subscribeLog = (client) => client.transportFilter((data, outgoing) => {
+      if (!outgoing || typeof data !== 'string' || data[0] !== '{') return;
+      let h;
+      try { h = JSON.parse(data); } catch (_) { return; }
+      if (h.c === 'subscribe') subs.push({ client: client.name(), bm: h.bm, a: h.a, sub_id: h.sub_id });
+    });
+    subscribeLog(c);
+    await connect(c, o.uri);
+    const bookmarks = ['0', '0|1|', '1234567|8|', '1234567|8|,7654321|9|', '20240102T030405Z'];
+    const subscribeAll = async () => {
+      const inboxes = [];
+      for (const bookmark of bookmarks) {
+        const inbox = new Inbox(bookmark);
+        await c.subscribe(inbox.handler, o.topic, undefined, { bookmark });
+        inboxes.push(inbox);
+      }
+      return inboxes;
+    };
+    const first = await subscribeAll();
+    pub.publish(o.topic, { n: 1 });
+    for (const inbox of first) await inbox.wait(1);
+    await c.disconnect();
+    pub.publish(o.topic, { n: 2 }); // no subscriber: lost without a journal
+    await pub.flush();
+    await connect(c, o.uri);
+    const second = await subscribeAll();
+    pub.publish(o.topic, { n: 3 });
+    for (const inbox of second) await inbox.wait(1);
+    const ns = (inboxes) => inboxes.map((i) => i.messages.map((m) => m.data.n));
+    const firstGot = ns(first);
+    const secondGot = ns(second); // they take the messages below too
+
+    // The memory-backed client, dropped by the broker.
+    const user = 'js-bm-drop';
+    const ha = Client.createMemoryBacked('js-bm-ha');
+    ha.reconnectDelay(100);
+    subscribeLog(ha);
+    const haErrors = [];
+    ha.errorHandler((err) => haErrors.push({ name: err && err.name, message: err && (err.message || String(err)) }));
+    const states = [];
+    let resubscribed = deferred();
+    ha.addConnectionStateListener((s) => {
+      states.push(s);
+      if (s === Client.ConnectionStateListener.Resubscribed) resubscribed.resolve();
+    });
+    await connect(ha, o.uri.replace('://', `://${user}:pw@`));
+    const haBookmarks = ['0', '1234567|8|'];
+    const haInboxes = [];
+    for (const bookmark of haBookmarks) {
+      const inbox = new Inbox(`ha ${bookmark}`);
+      await ha.subscribe(inbox.handler, o.topic, undefined, { bookmark });
+      haInboxes.push(inbox);
+    }
+    pub.publish(o.topic, { n: 4 });
+    for (const inbox of haInboxes) await inbox.wait(1);
+    const before = subs.length;
+    resubscribed = deferred();
+    emit('drop_me', { user });
+    await resubscribed.promise;
+    await ha.flush(); // the resubscriptions were sent before it: now live
+    pub.publish(o.topic, { n: 5 });
+    for (const inbox of haInboxes) await inbox.wait(2);
+    await pub.flush();
+    await ha.disconnect();
+    await c.disconnect();
+    await pub.disconnect();
+    return {
+      bookmarks, first: firstGot, second: secondGot, ha_bookmarks: haBookmarks, ha: ns(haInboxes),
+      subscribes: subs, resubscribes: subs.slice(before), states, ha_errors: haErrors,
+    };
+  },
+
+  // publishstore: a client with a MemoryPublishStore on --topic-store (a
+  // plain topic). It publishes 1..3 and waits for their persisted acks
+  // (failedWriteHandler never called, the store empties); publishes 4..6
+  // and disconnects in the same tick, so the broker gets them but the
+  // client never reads their acks; then connects again. Its store is one
+  // that ignores the logon ack's sequence once (as a store that could not
+  // learn it would), so the client replays 4..6, which the broker has
+  // already processed: it must drop them as duplicates and still
+  // acknowledge them as persisted. A subscriber sees 1..7 once each (7 is
+  // the sentinel). The logon acks' "s" (raw text) and the sequences sent
+  // are reported.
+  async publishstore(o) {
+    const topic = `${o.topic}-store`;
+    const sub = await connect(newClient('js-store-sub'), o.uri);
+    const inbox = new Inbox('store');
+    await sub.subscribe(inbox.handler, topic);
+    class IgnoresLogonOnce extends MemoryPublishStore {
+      discardUpTo(s) {
+        if (this.ignoreNext) {
+          this.ignoreNext = false;
+          this.ignored = s.toString();
+          return undefined;
+        }
+        return super.discardUpTo(s);
+      }
+    }
+    const store = new IgnoresLogonOnce();
+    const c = newClient('js-store-pub').publishStore(store);
+    const logonS = []; // "s" of each logon ack, as the raw text has it
+    const sentS = []; // [n, s] of each publish sent
+    const persisted = []; // "s" of each persisted ack
+    let lastHeader = null;
+    c.transportFilter((data, outgoing) => {
+      const text = outgoing ? data : data && data.data;
+      if (typeof text !== 'string') return;
+      if (outgoing && lastHeader && lastHeader.c === 'publish' && text[0] === '{') {
+        try { sentS.push([JSON.parse(text).n, lastHeader.s]); } catch (_) { /* not JSON */ }
+        lastHeader = null;
+        return;
+      }
+      if (text[0] !== '{') return;
+      let h;
+      try { h = JSON.parse(text); } catch (_) { return; }
+      if (outgoing) {
+        if (h.c === 'publish') lastHeader = h;
+        return;
+      }
+      const m = /"s":(\d+),/.exec(text);
+      if (h.c === 'ack' && h.a === 'processed' && h.bm !== undefined) logonS.push({ s: m && m[1], bm: h.bm });
+      if (h.c === 'ack' && h.a === 'persisted') persisted.push({ s: m && m[1], status: h.status, reason: h.reason });
+    });
+    const failed = [];
+    c.failedWriteHandler((m, reason) => failed.push({ reason }));
+    await connect(c, o.uri);
+    for (const n of [1, 2, 3]) c.publish(topic, { n });
+    await c.flush('persisted');
+    await inbox.wait(3);
+    check(store.unpersistedCount() === 0, `${store.unpersistedCount()} messages unpersisted after the persisted flush`);
+    for (const n of [4, 5, 6]) c.publish(topic, { n });
+    const pendingAtDisconnect = store.unpersistedCount();
+    await c.disconnect();
+    await inbox.wait(6); // the broker took them all
+    store.ignoreNext = true;
+    await connect(c, o.uri);
+    c.publish(topic, { n: 7 });
+    await c.flush('persisted');
+    await inbox.wait(7);
+    await sub.flush(); // anything more for the subscriber was queued before this ack
+    const got = inbox.messages.map((m) => m.data.n);
+    check(store.unpersistedCount() === 0, `${store.unpersistedCount()} messages unpersisted after the replay and a persisted flush`);
+    await c.disconnect();
+    await sub.disconnect();
+    return {
+      received: got, failed_writes: failed, logons: logonS, sent: sentS, persisted,
+      pending_at_disconnect: pendingAtDisconnect, ignored_logon_s: store.ignored || null,
+    };
   },
 };
 
