@@ -179,7 +179,7 @@ func TestJSOptionRefused(t *testing.T) {
 	notYet := func(name string) string { return name + " option is not supported yet" }
 	want := map[string]string{
 		"subscribe conflation=1s":                               notYet("conflation"),
-		"subscribe select=[-/a,+/b]":                            notYet("select"),
+		"subscribe select=[-/a,+/b],skip_n=5":                   notYet("skip_n"),
 		"subscribe oof,pause":                                   notYet("pause"),
 		"deltaSubscribe no_empties,rate=2x":                     notYet("rate"),
 		"sowAndSubscribe conflation=100ms,conflation_key=[/id]": notYet("conflation"),
