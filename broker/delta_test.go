@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -166,5 +167,23 @@ func TestSelectOption(t *testing.T) {
 	expectAck(t, c, "processed", "success")
 	if recs := readGroup(t, c, "q"); len(recs) != 1 || recs[0].data != `{"px":{"bid":9}}` {
 		t.Fatalf("sow with select: %v", recs)
+	}
+}
+
+// A record coming back into a filtered delta subscription's focus comes in
+// full: the subscriber no longer has it to apply a delta to.
+func TestDeltaSubscribeBackIntoFocus(t *testing.T) {
+	tb := sowBroker(t)
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("focus")
+	c.SendJSON(map[string]any{"c": "delta_subscribe", "cid": "d", "t": "orders", "filter": "/qty > 100", "a": "processed"}, nil)
+	expectAck(t, c, "processed", "success")
+	for _, q := range []int{500, 50, 600, 700} {
+		c.Publish("orders", []byte(fmt.Sprintf(`{"id":1,"qty":%d,"st":"x"}`, q)))
+	}
+	for _, want := range []string{`{"id":1,"qty":500,"st":"x"}`, `{"id":1,"qty":600,"st":"x"}`, `{"id":1,"qty":700}`} {
+		if m := c.Next(); string(m.Body) != want {
+			t.Fatalf("got %s, want %s", m.Body, want)
+		}
 	}
 }

@@ -187,6 +187,56 @@ type change struct {
 	diffed bool
 	delta  *delivery
 	empty  bool
+	// oldFields are the old record's fields, for the filters of delta
+	// subscriptions (extracted on first need).
+	oldFields *filterScratch
+}
+
+// hadOld reports whether every subscription of t (narrowed from orig by
+// the new record) took the record before the change, so that a delta
+// against it makes sense to them: a filtered subscription the old record
+// was out of the focus of gets the new record in full. The old record's
+// fields are extracted once per change.
+func (ch *change) hadOld(b *Broker, rs *routes, orig, t *target) bool {
+	if orig.match == nil {
+		return true
+	}
+	for _, sub := range t.subs {
+		k := int32(-1)
+		for j, s := range orig.subs {
+			if s == sub {
+				k = orig.match[j]
+				break
+			}
+		}
+		if k < 0 {
+			continue // unfiltered: it had every record
+		}
+		if ch.oldFields == nil {
+			sc := rs.fields.Get().(*filterScratch)
+			rs.ex.Extract(ch.old.data, sc.fields)
+			sc.env = filter.Env{Topic: ch.old.topic, Size: len(ch.old.data), InstanceName: b.opts.Name}
+			if cap(sc.verdicts) < len(rs.matchers) {
+				sc.verdicts = make([]verdict, len(rs.matchers))
+			}
+			sc.verdicts = sc.verdicts[:len(rs.matchers)]
+			clear(sc.verdicts)
+			ch.oldFields = sc
+		}
+		if !ch.oldFields.match(rs.matchers, k) {
+			return false
+		}
+	}
+	return true
+}
+
+// release gives back the scratch of the old record's fields.
+func (ch *change) release(rs *routes) {
+	if ch.oldFields != nil {
+		ch.oldFields.env = filter.Env{}
+		rs.fields.Put(ch.oldFields)
+		ch.oldFields = nil
+	}
 }
 
 // deltaFor returns the delivery of the change for the delta subscribers of
@@ -224,8 +274,12 @@ func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, ci
 		clear(sc.verdicts)
 	}
 	var proj []projection // the select lists' projections of this message
+	if ch != nil {
+		defer ch.release(rs)
+	}
 	for i := range rs.targets {
 		t := &rs.targets[i]
+		orig := t
 		if t.match != nil {
 			if t = t.filtered(rs.matchers, sc); t == nil {
 				continue
@@ -235,10 +289,11 @@ func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, ci
 			d = newDelivery(topic, cid, "", body)
 		}
 		out := d
-		if t.delta && ch != nil && ch.old.data != nil {
+		if t.delta && ch != nil && ch.hadOld(b, rs, orig, t) {
 			// A delta subscription gets the keys and the changed fields
-			// of an update (a new record goes in full); an update that
-			// changed nothing else is sent unless it asked for no_empties.
+			// of an update of a record it had (a new record, or one coming
+			// back into its focus, goes in full); an update that changed
+			// nothing else is sent unless it asked for no_empties.
 			if dd, empty := ch.deltaFor(d); dd != nil {
 				if empty && t.noEmpties {
 					continue
