@@ -45,14 +45,7 @@ func (b *Broker) oofNotices(rs *routes, topic string, old, now *record, reason s
 			return true
 		}
 		if *sc == nil {
-			*sc = rs.fields.Get().(*filterScratch)
-			rs.ex.Extract(rec.data, (*sc).fields)
-			(*sc).env = filter.Env{Topic: topic, Size: len(rec.data), InstanceName: b.opts.Name}
-			if cap((*sc).verdicts) < len(rs.matchers) {
-				(*sc).verdicts = make([]verdict, len(rs.matchers))
-			}
-			(*sc).verdicts = (*sc).verdicts[:len(rs.matchers)]
-			clear((*sc).verdicts)
+			*sc = rs.scratch(rec.data, filter.Env{Topic: topic, Size: len(rec.data), InstanceName: b.opts.Name})
 		}
 		return (*sc).match(rs.matchers, k)
 	}

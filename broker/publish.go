@@ -213,15 +213,7 @@ func (ch *change) hadOld(b *Broker, rs *routes, orig, t *target) bool {
 			continue // unfiltered: it had every record
 		}
 		if ch.oldFields == nil {
-			sc := rs.fields.Get().(*filterScratch)
-			rs.ex.Extract(ch.old.data, sc.fields)
-			sc.env = filter.Env{Topic: ch.old.topic, Size: len(ch.old.data), InstanceName: b.opts.Name}
-			if cap(sc.verdicts) < len(rs.matchers) {
-				sc.verdicts = make([]verdict, len(rs.matchers))
-			}
-			sc.verdicts = sc.verdicts[:len(rs.matchers)]
-			clear(sc.verdicts)
-			ch.oldFields = sc
+			ch.oldFields = rs.scratch(ch.old.data, filter.Env{Topic: ch.old.topic, Size: len(ch.old.data), InstanceName: b.opts.Name})
 		}
 		if !ch.oldFields.match(rs.matchers, k) {
 			return false
@@ -264,14 +256,7 @@ func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, ci
 	defer rs.order.Unlock()
 	var sc *filterScratch
 	if rs.ex != nil {
-		sc = rs.fields.Get().(*filterScratch)
-		rs.ex.Extract(body, sc.fields)
-		sc.env = filter.Env{Topic: topic, Size: len(body), ClientName: from.name, InstanceName: b.opts.Name}
-		if cap(sc.verdicts) < len(rs.matchers) {
-			sc.verdicts = make([]verdict, len(rs.matchers))
-		}
-		sc.verdicts = sc.verdicts[:len(rs.matchers)]
-		clear(sc.verdicts)
+		sc = rs.scratch(body, filter.Env{Topic: topic, Size: len(body), ClientName: from.name, InstanceName: b.opts.Name})
 	}
 	var proj []projection // the select lists' projections of this message
 	if ch != nil {
@@ -313,6 +298,21 @@ func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, ci
 		sc.env = filter.Env{}
 		rs.fields.Put(sc)
 	}
+}
+
+// scratch takes a filterScratch of the routes' pool, with body's fields
+// extracted, env set and no verdict yet. Give it back with rs.fields.Put
+// (after clearing env, which holds strings of the message).
+func (rs *routes) scratch(body []byte, env filter.Env) *filterScratch {
+	sc := rs.fields.Get().(*filterScratch)
+	rs.ex.Extract(body, sc.fields)
+	sc.env = env
+	if cap(sc.verdicts) < len(rs.matchers) {
+		sc.verdicts = make([]verdict, len(rs.matchers))
+	}
+	sc.verdicts = sc.verdicts[:len(rs.matchers)]
+	clear(sc.verdicts)
+	return sc
 }
 
 // filterScratch is what evaluating filters on one message needs: the
