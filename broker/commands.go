@@ -478,7 +478,8 @@ func (s *session) prepareSubscription(h *protocol.Header, table map[string]optio
 		s.fail(h, ReasonInvalidOptions, fill)
 		return nil, nil, nil, false
 	}
-	sub.noEmpties = hasOption(opts, "no_empties")
+	// The legacy header switch send_empty:false is no_empties.
+	sub.noEmpties = hasOption(opts, "no_empties") || h.Has(protocol.FieldSendEmpty) && !h.SendEmpty
 	old = s.subs[id]
 	if old != nil && !hasOption(opts, "replace") {
 		s.fail(h, ReasonSubIDInUse, fill)

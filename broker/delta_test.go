@@ -187,3 +187,20 @@ func TestDeltaSubscribeBackIntoFocus(t *testing.T) {
 		}
 	}
 }
+
+// The legacy header switch send_empty:false is the no_empties option.
+func TestDeltaSendEmptyFalse(t *testing.T) {
+	tb := sowBroker(t)
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("legacy")
+	c.SendJSON(map[string]any{"c": "delta_subscribe", "cid": "d", "t": "orders", "send_empty": false, "a": "processed"}, nil)
+	expectAck(t, c, "processed", "success")
+	for _, b := range []string{`{"id":1,"v":1}`, `{"id":1,"v":1}`, `{"id":1,"v":2}`} {
+		c.Publish("orders", []byte(b))
+	}
+	for _, want := range []string{`{"id":1,"v":1}`, `{"id":1,"v":2}`} {
+		if m := c.Next(); string(m.Body) != want {
+			t.Fatalf("got %s, want %s (no key-only update)", m.Body, want)
+		}
+	}
+}

@@ -202,7 +202,7 @@ func lookupKey(h *Header, key []byte) (fieldKind, *string, Field, *bool) {
 		return kindNumber, nil, FieldGracePeriod, nil
 
 	case "send_empty":
-		return kindBool, nil, 0, &h.SendEmpty
+		return kindBool, nil, FieldSendEmpty, &h.SendEmpty
 	case "send_keys":
 		return kindBool, nil, 0, &h.SendKeys
 	case "send_oof":
@@ -324,6 +324,7 @@ func decodeObject(data []byte, h *Header) (int, error) {
 			i, err = decodeNumberValue(data, i, key, h, f)
 		case kindBool:
 			i, err = decodeBoolValue(data, i, key, bp)
+			h.Present |= f // presence, for the switches that record it
 		default:
 			i, err = skipValue(data, i, 1)
 		}

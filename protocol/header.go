@@ -64,6 +64,10 @@ const (
 	FieldMaxMessages                       // max_msgs or maximum_messages
 	FieldTimeoutInterval                   // timeout_interval
 	FieldGracePeriod                       // grace_period
+	// FieldSendEmpty records only that the boolean send_empty was present
+	// (its value is SendEmpty): the legacy switch matters when false. It
+	// carries no number and the encoder ignores it.
+	FieldSendEmpty
 )
 
 // Header is the decoded JSON header of one AMPS message (spec §6). String
