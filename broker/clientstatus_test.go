@@ -65,3 +65,24 @@ func TestClientStatusEvents(t *testing.T) {
 		}
 	}
 }
+
+// A catch-all regex subscription does not take the server's /AMPS/ topics;
+// a regular expression that names them does.
+func TestClientStatusAndRegexSubscriptions(t *testing.T) {
+	tb := startBroker(t, nil)
+	all := tb.Dial(tb.TCPURL(), nil)
+	all.Logon("all")
+	all.Subscribe("all", ".*")
+	amps := tb.Dial(tb.TCPURL(), nil)
+	amps.Logon("amps")
+	amps.Subscribe("amps", "^/AMPS/")
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("someone")
+	c.Publish("orders", []byte(`{}`))
+	if m := all.Next(); m.Header.Topic != "orders" {
+		t.Fatalf(".* got %s, want only the publish to orders", m)
+	}
+	if m := amps.Next(); m.Header.Topic != broker.ClientStatusTopic {
+		t.Fatalf("^/AMPS/ got %s", m)
+	}
+}

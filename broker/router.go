@@ -62,7 +62,15 @@ type subscription struct {
 }
 
 // matchesTopic reports whether a regex subscription takes topic.
+//
+// The server's own topics (/AMPS/…, such as ClientStatusTopic) are taken
+// only by a regular expression that names them ("/AMPS" in its text) [I:
+// AMPS documents no rule; a catch-all such as ".*" receiving the server's
+// event records would surprise every application that uses one].
 func (s *subscription) matchesTopic(topic string) bool {
+	if strings.HasPrefix(topic, "/AMPS/") && !strings.Contains(s.topic, "AMPS") {
+		return false
+	}
 	return s.re.MatchString(topic) && (s.readable == nil || s.readable(topic))
 }
 
