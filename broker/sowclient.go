@@ -121,19 +121,31 @@ func (c *Client) SOWAndSubscribe(ctx context.Context, topic string, handler func
 	sub.owner = &c.endpoint
 	sub.handler = handler
 	stores := c.b.sow.matching(sub.topic, sub.re, c.opts.MessageType)
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closing() {
 		return nil, ErrClientClosed
 	}
 	// As for a network client: the records are copied and the
 	// subscription registered under the topics' locks, and the result is
-	// queued before anything a later publish queues.
+	// queued before anything a later publish queues. c.mu is taken only
+	// inside, briefly: a publisher that holds a topic's lock may close this
+	// client (its queue overflowed), and closing takes c.mu.
 	var cands []*record
+	closed := false
 	stores = c.b.lockStores(stores, sub, c.opts.MessageType, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if closed = c.closing(); closed {
+			return
+		}
 		c.subs[sub.id] = sub
 		c.rt.add(sub)
 	})
+	if closed {
+		for _, st := range stores {
+			st.mu.Unlock()
+		}
+		return nil, ErrClientClosed
+	}
 	for _, st := range stores {
 		cands = st.snapshot(cands)
 	}
