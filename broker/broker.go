@@ -162,7 +162,7 @@ func New(opts *Options) *Broker {
 	if err != nil {
 		panic(err.Error() + " (check Options with Validate before New)")
 	}
-	b.sow = newSOWRegistry(defs)
+	b.sow = newSOWRegistry(defs, &b.expiry)
 	if o.Name == "" {
 		o.Name = DefaultName
 	}

@@ -144,16 +144,21 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 		d = newDelivery(topic, cid, key, body)
 	}
 	rec := &record{data: d.body, cid: cid, topic: topic, at: time.Now().UnixNano()}
+	if life > 0 {
+		rec.exp = rec.at + int64(life)
+	}
 	old, ok := st.upsert(key, vals, rec)
 	if !ok {
 		return ReasonSOWKeyConflict
 	}
 	d.key = rec.key // the stored string: the computed one is garbage on an update
 	d.at = rec.at   // a "ts" on deliveries is the record's
-	if life > 0 {
-		// Each update restarts the record's clock: the new record is
-		// scheduled, the entry of the one it replaced goes stale.
-		b.expiry.add(rec.at+int64(life), st, rec)
+	switch {
+	case life > 0:
+		// Each update restarts the record's clock.
+		b.expiry.set(st, rec.key, rec.exp)
+	case old != nil && old.exp != 0:
+		b.expiry.unset(st, rec.key) // this update never expires
 	}
 	// The routes are read again under the store's lock: a subscription
 	// registered by a sow_and_subscribe before this point must get it.

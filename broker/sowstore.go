@@ -34,6 +34,8 @@ const (
 type sowStore struct {
 	def   *sowDef
 	topic string
+	// expiry is the broker's schedule of expiring records.
+	expiry *expiries
 
 	mu    sync.Mutex
 	recs  map[string]*record // by key ("k")
@@ -52,6 +54,7 @@ type record struct {
 	cid   string // the publisher's correlation id ("x")
 	topic string
 	at    int64 // when the publish was processed, unix nanoseconds
+	exp   int64 // when the record expires, unix nanoseconds; 0: never
 }
 
 // timestamp formats t as AMPS's "ts": YYYYMMDDThhmmss.ffffffZ, UTC, to
@@ -130,12 +133,13 @@ func cmpOr(a, b string) string {
 // message type that names or matches it, one store per concrete topic.
 type sowRegistry struct {
 	defs   []*sowDef
+	expiry *expiries // given to every store
 	mu     sync.Mutex
 	stores map[[2]string]*sowStore // by topic and message type
 }
 
-func newSOWRegistry(defs []*sowDef) *sowRegistry {
-	return &sowRegistry{defs: defs, stores: make(map[[2]string]*sowStore)}
+func newSOWRegistry(defs []*sowDef, expiry *expiries) *sowRegistry {
+	return &sowRegistry{defs: defs, stores: make(map[[2]string]*sowStore), expiry: expiry}
 }
 
 // store returns the store of topic for message type mt, creating it on
@@ -152,7 +156,7 @@ func (g *sowRegistry) store(topic, mt string) *sowStore {
 	}
 	for _, d := range g.defs {
 		if d.MessageType == mt && d.matches(topic) {
-			st := &sowStore{def: d, topic: topic, recs: make(map[string]*record)}
+			st := &sowStore{def: d, topic: topic, recs: make(map[string]*record), expiry: g.expiry}
 			g.stores[id] = st
 			return st
 		}
@@ -209,12 +213,16 @@ func (st *sowStore) upsert(key string, vals []byte, rec *record) (*record, bool)
 	return old, true
 }
 
-// remove deletes the record of key; the caller holds st.mu.
+// remove deletes the record of key, and its expiry; the caller holds
+// st.mu.
 func (st *sowStore) remove(key string) *record {
 	rec := st.recs[key]
 	if rec != nil {
 		delete(st.recs, key)
 		st.bytes -= int64(len(rec.data))
+		if rec.exp != 0 {
+			st.expiry.unset(st, key)
+		}
 	}
 	return rec
 }
