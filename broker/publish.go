@@ -29,7 +29,7 @@ func (s *session) publish(h *protocol.Header, body []byte) {
 			a.Set(protocol.FieldSequence, h.Sequence)
 		}
 	}
-	if h.Has(protocol.FieldSequence) && !s.b.seqs.seen(s.name, h.Sequence) {
+	if h.Has(protocol.FieldSequence) && s.b.seqs.duplicate(s.name, h.Sequence) {
 		// A publish store's replay of a message processed before: it is
 		// dropped, and acknowledged as any publish (persisted with its
 		// sequence), so the store lets go of it [I: AMPS documents the
@@ -50,6 +50,9 @@ func (s *session) publish(h *protocol.Header, body []byte) {
 		s.log.Debug("publish refused", "topic", h.Topic, "reason", reason)
 		s.fail(h, reason, seq)
 		return
+	}
+	if h.Has(protocol.FieldSequence) {
+		s.b.seqs.processed(s.name, h.Sequence)
 	}
 	if want == 0 {
 		return

@@ -16,22 +16,34 @@ type sequences struct {
 	last map[string]uint64
 }
 
-// seen records seq for name and reports whether it is new (above the
-// highest so far). Publishes without a client name are never duplicates.
-func (q *sequences) seen(name string, seq uint64) bool {
+// duplicate reports whether seq for name is at or below the highest
+// processed (a replay). Publishes without a client name are never
+// duplicates.
+func (q *sequences) duplicate(name string, seq uint64) bool {
 	if name == "" {
-		return true
+		return false
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	last, ok := q.last[name]
+	return ok && seq <= last
+}
+
+// processed records that seq for name was processed. A refused publish is
+// not recorded, so its replay is processed again (its failure ack may have
+// been lost with the connection).
+func (q *sequences) processed(name string, seq uint64) {
+	if name == "" {
+		return
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.last == nil {
 		q.last = make(map[string]uint64)
 	}
-	if last, ok := q.last[name]; ok && seq <= last {
-		return false
+	if seq > q.last[name] {
+		q.last[name] = seq
 	}
-	q.last[name] = seq
-	return true
 }
 
 // highest is the highest sequence processed for name, 0 when none.

@@ -48,3 +48,23 @@ func TestPublishStoreReplay(t *testing.T) {
 	}
 	sub.ExpectNothing(50 * time.Millisecond)
 }
+
+// A refused publish does not use up its sequence number: its replay (the
+// failure ack may have been lost) is processed.
+func TestRefusedPublishKeepsItsSequence(t *testing.T) {
+	tb := sowBroker(t)
+	sub := tb.Dial(tb.TCPURL(), nil)
+	sub.Logon("sub")
+	sub.Subscribe("s", "orders")
+	p := tb.Dial(tb.TCPURL(), nil)
+	p.Logon("store")
+	for _, body := range []string{`{"no":"key"}`, `{"id":1}`} {
+		h := &protocol.Header{Command: protocol.CmdP, Topic: "orders", AckType: protocol.AckPersisted}
+		h.Set(protocol.FieldSequence, 1)
+		p.Send(h, []byte(body))
+		p.Read()
+	}
+	if m := sub.Next(); string(m.Body) != `{"id":1}` {
+		t.Fatalf("the replay of a refused publish: %s", m)
+	}
+}
