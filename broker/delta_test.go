@@ -204,3 +204,21 @@ func TestDeltaSendEmptyFalse(t *testing.T) {
 		}
 	}
 }
+
+// A delta subscription with a select list counts only changes to the
+// selected fields: with no_empties, a change elsewhere sends nothing.
+func TestDeltaSubscribeSelectNoEmpties(t *testing.T) {
+	tb := sowBroker(t)
+	c := tb.Dial(tb.TCPURL(), nil)
+	c.Logon("sel")
+	c.SendJSON(map[string]any{"c": "delta_subscribe", "cid": "d", "t": "orders", "o": "no_empties,select=[-/,+/id,+/qty]", "a": "processed"}, nil)
+	expectAck(t, c, "processed", "success")
+	for _, b := range []string{`{"id":1,"qty":5,"st":"new"}`, `{"id":1,"qty":5,"st":"done"}`, `{"id":1,"qty":6,"st":"done"}`} {
+		c.Publish("orders", []byte(b))
+	}
+	for _, want := range []string{`{"id":1,"qty":5}`, `{"id":1,"qty":6}`} {
+		if m := c.Next(); string(m.Body) != want {
+			t.Fatalf("got %s, want %s", m.Body, want)
+		}
+	}
+}

@@ -198,6 +198,8 @@ type change struct {
 	// oldFields are the old record's fields, for the filters of delta
 	// subscriptions (extracted on first need).
 	oldFields *filterScratch
+	// projected are the deltas for select lists.
+	projected []selDelta
 }
 
 // hadOld reports whether every subscription of t (narrowed from orig by
@@ -240,16 +242,50 @@ func (ch *change) release(rs *routes) {
 }
 
 // deltaFor returns the delivery of the change for the delta subscribers of
-// a message d, computing it once; nil means send d itself.
-func (ch *change) deltaFor(d *delivery) (*delivery, bool) {
-	if !ch.diffed {
-		ch.diffed = true
-		diff, empty, err := jsondelta.Diff(ch.old.data, d.body, ch.keys)
-		if err == nil {
-			ch.delta, ch.empty = newDelivery(d.topic, d.correlationID, d.key, diff), empty
+// a message d that see the fields sel keeps (nil: all), computing it once
+// per select list; nil means send d itself. With a select list, the delta
+// is the diff of the old and new records as projected, so only changes to
+// selected fields count, for no_empties too.
+func (ch *change) deltaFor(d *delivery, sel *jsondelta.Selector) (*delivery, bool) {
+	if sel == nil {
+		if !ch.diffed {
+			ch.diffed = true
+			ch.delta, ch.empty = diffDelivery(ch.old.data, d, ch.keys)
+		}
+		return ch.delta, ch.empty
+	}
+	for _, p := range ch.projected {
+		if p.sel == sel {
+			return p.delta, p.empty
 		}
 	}
-	return ch.delta, ch.empty
+	var dd *delivery
+	var empty bool
+	oldP, err1 := jsondelta.Select(ch.old.data, sel)
+	newP, err2 := jsondelta.Select(d.body, sel)
+	if err1 == nil && err2 == nil {
+		nd := newDelivery(d.topic, d.correlationID, d.key, newP)
+		dd, empty = diffDelivery(oldP, nd, ch.keys)
+	}
+	ch.projected = append(ch.projected, selDelta{sel, dd, empty})
+	return dd, empty
+}
+
+// selDelta is a change's delta as a select list sees it.
+type selDelta struct {
+	sel   *jsondelta.Selector
+	delta *delivery
+	empty bool
+}
+
+// diffDelivery is the delivery of the diff from old to d's body, or nil
+// when they cannot be diffed (not JSON objects).
+func diffDelivery(old []byte, d *delivery, keys [][]string) (*delivery, bool) {
+	diff, empty, err := jsondelta.Diff(old, d.body, keys)
+	if err != nil {
+		return nil, false
+	}
+	return newDelivery(d.topic, d.correlationID, d.key, diff), empty
 }
 
 func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, cid string, body []byte, ch *change) {
@@ -281,20 +317,22 @@ func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, ci
 		if d == nil {
 			d = newDelivery(topic, cid, "", body)
 		}
-		out := d
+		out, projectedDelta := d, false
 		if t.delta && ch != nil && ch.hadOld(b, rs, orig, t) {
 			// A delta subscription gets the keys and the changed fields
 			// of an update of a record it had (a new record, or one coming
 			// back into its focus, goes in full); an update that changed
-			// nothing else is sent unless it asked for no_empties.
-			if dd, empty := ch.deltaFor(d); dd != nil {
+			// nothing else is sent unless it asked for no_empties. With a
+			// select list, only changes to the selected fields count.
+			dd, empty := ch.deltaFor(d, t.sel)
+			if dd != nil {
 				if empty && t.noEmpties {
 					continue
 				}
-				out = dd
+				out, projectedDelta = dd, t.sel != nil
 			}
 		}
-		if t.sel != nil {
+		if t.sel != nil && !projectedDelta {
 			// A select list: the fields the subscriptions asked for, one
 			// projection per select list and message.
 			out = projected(&proj, t.sel, out)
