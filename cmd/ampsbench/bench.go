@@ -47,6 +47,9 @@ type config struct {
 	pid      int           // the server's pid, for CPU time; 0: none
 	drain    time.Duration // how long to wait, after publishing, for the last deliveries
 	topic    string
+	// fault, when set (by tests), says how many times publisher pub sends
+	// sequence number seq: 1 normally, 0 to drop it, 2 to duplicate it.
+	fault func(pub int, seq uint64) int
 }
 
 // result is one run's outcome.
@@ -363,8 +366,14 @@ func publish(cfg config, id int, c *conn, st *pubState, subs []*subscriber, stop
 			ts = time.Now().UnixNano()
 		}
 		setBody(body, seq, ts)
-		if err := c.send(header, body); err != nil {
-			return seq, fmt.Errorf("publisher %d: %w", id, err)
+		times := 1
+		if cfg.fault != nil {
+			times = cfg.fault(id, seq)
+		}
+		for range times {
+			if err := c.send(header, body); err != nil {
+				return seq, fmt.Errorf("publisher %d: %w", id, err)
+			}
 		}
 		if interval > 0 {
 			if err := c.w.Flush(); err != nil {

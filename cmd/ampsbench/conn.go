@@ -118,7 +118,7 @@ func (c *conn) send(header, body []byte) error {
 // deliveryPrefix starts the header of every delivery the broker sends.
 var deliveryPrefix = []byte(`{"c":"p",`)
 
-// errNotDelivery is returned by next for a frame that is not a delivery and
+// errNotDelivery is wrapped by the error nextBody returns for a frame that is not a delivery and
 // not to be ignored.
 var errNotDelivery = errors.New("unexpected message")
 

@@ -120,3 +120,36 @@ func TestFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestInjectedFaults makes a publisher drop or repeat a message on the wire
+// and checks that the subscribers' checkers catch it in a real run.
+func TestInjectedFaults(t *testing.T) {
+	addr := testAddr(t)
+	for _, tc := range []struct {
+		name     string
+		scenario string
+		times    int
+		lost     uint64
+		dup      uint64
+	}{
+		{"loss", "1to10", 0, 10, 0}, // each of the 10 subscribers misses one
+		{"duplicate", "10to1", 2, 0, 1},
+	} {
+		sc, _ := findScenario(tc.scenario)
+		cfg := config{addr: addr, sc: sc, size: 64, count: 100, window: 50, drain: 2 * time.Second, topic: "fault/" + tc.name,
+			fault: func(pub int, seq uint64) int {
+				if pub == 0 && seq == 42 {
+					return tc.times
+				}
+				return 1
+			}}
+		r, err := run(cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if r.Lost != tc.lost || r.Duplicated != tc.dup || r.Reordered != 0 || r.Malformed != 0 || len(r.Errors) == 0 {
+			t.Errorf("%s: lost %d dup %d reordered %d malformed %d errors %q; want lost %d dup %d",
+				tc.name, r.Lost, r.Duplicated, r.Reordered, r.Malformed, r.Errors, tc.lost, tc.dup)
+		}
+	}
+}
