@@ -1,0 +1,179 @@
+// Command ampsbench is the project's load generator: it drives an AMPS
+// broker over TCP in the AMPS stream encoding, checks every delivery, and
+// measures the sustainable delivery rate and, given the server's pid, the
+// server's CPU time per delivered message.
+//
+// Usage:
+//
+//	ampsbench [flags]
+//
+//	-url tcp://127.0.0.1:9007/amps/json   the broker
+//	-scenario 1to1,1to10,10to1            shapes to run, in order
+//	-size 64,1024,16384                   message body sizes in bytes (at least 58)
+//	-duration 3s | -count N               publish for a time, or N messages per publisher
+//	-window 1000                          how many messages a subscriber may have
+//	                                      outstanding, shared among the publishers
+//	-rate N                               latency mode: publish N msg/s in all, flushing
+//	                                      each, and report publish→delivery p50/p99/p99.9
+//	-pid N                                the server's pid: report its CPU µs per delivery
+//	-drain 10s                            how long to wait for the last deliveries
+//
+// Scenarios: 1to1 is one publisher and one subscriber on a topic; 1to10 is one
+// publisher and ten subscribers, each receiving (and counted for) every
+// message; 10to1 is ten publishers and one subscriber. Each run uses a fresh
+// topic.
+//
+// Every message body is a JSON object padded to the size, carrying the
+// publisher id, a per-publisher sequence number and (in latency mode) the
+// publish time. Each subscriber checks that it receives every publisher's
+// messages exactly once and in order; a loss, duplicate, reordering or
+// malformed body is printed and makes the exit status 1.
+//
+// Flow control is end to end: each of P publishers sends at most -window/P
+// messages beyond what the slowest subscriber has received from it, so the
+// rate measured is what the broker sustains, not how fast its queues fill.
+//
+// Output: one JSON line per run on standard output, e.g.
+//
+//	{"scenario":"1to1","size":1024,"published":…,"deliveries":…,"seconds":…,"rate":…,"cpu_us_per_delivery":…,"lost":0,…}
+//
+// where rate is deliveries per second from the first publish to the last
+// delivery, and a table for people on standard error at the end.
+//
+// Server CPU is utime+stime from /proc/PID/stat, read after the connections
+// are set up and again after the last delivery, in clock ticks of 10 ms
+// (USER_HZ 100), so runs should last seconds, not milliseconds.
+//
+// Example, against a broker started separately:
+//
+//	go run ./cmd/ampsd &
+//	go run ./cmd/ampsbench -pid $(pgrep -n ampsd) -duration 3s
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// options are the parsed flags.
+type options struct {
+	addr      string
+	scenarios []scenario
+	sizes     []int
+	base      config
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("ampsbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "tcp://127.0.0.1:9007/amps/json", "the broker's AMPS URI, tcp://host:port/amps/json")
+	scen := fs.String("scenario", "1to1,1to10,10to1", "comma-separated scenarios: 1to1, 1to10, 10to1")
+	sizes := fs.String("size", "64,1024,16384", "comma-separated message body sizes in bytes")
+	o := &options{}
+	fs.DurationVar(&o.base.duration, "duration", 3*time.Second, "how long each run publishes (unless -count)")
+	fs.Uint64Var(&o.base.count, "count", 0, "messages per publisher in each run; 0 means publish for -duration")
+	fs.Uint64Var(&o.base.window, "window", 1000, "messages a subscriber may have outstanding, shared among the publishers (each may be window/publishers ahead of the slowest subscriber)")
+	fs.Float64Var(&o.base.rate, "rate", 0, "latency mode: total messages per second, with publish→delivery percentiles; 0 means as fast as flow control allows")
+	fs.IntVar(&o.base.pid, "pid", 0, "the server's process id, to report its CPU time per delivery; 0 means do not")
+	fs.DurationVar(&o.base.drain, "drain", 10*time.Second, "how long to wait for the last deliveries after publishing ends")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	var err error
+	if o.addr, err = parseURL(*url); err != nil {
+		return nil, err
+	}
+	for _, name := range strings.Split(*scen, ",") {
+		s, ok := findScenario(strings.TrimSpace(name))
+		if !ok {
+			return nil, fmt.Errorf("-scenario: unknown scenario %q (want 1to1, 1to10 or 10to1)", name)
+		}
+		o.scenarios = append(o.scenarios, s)
+	}
+	for _, v := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < minBodySize {
+			return nil, fmt.Errorf("-size: %q is not a size of at least %d bytes", v, minBodySize)
+		}
+		o.sizes = append(o.sizes, n)
+	}
+	if o.base.window == 0 {
+		return nil, errors.New("-window must be at least 1")
+	}
+	if o.base.count == 0 && o.base.duration <= 0 {
+		return nil, errors.New("-duration must be positive unless -count is given")
+	}
+	if o.base.rate < 0 {
+		return nil, fmt.Errorf("-rate %v is negative", o.base.rate)
+	}
+	if o.base.pid < 0 {
+		return nil, fmt.Errorf("-pid %d is negative", o.base.pid)
+	}
+	if o.base.pid > 0 {
+		if _, err := readCPU(o.base.pid); err != nil {
+			return nil, err
+		}
+	}
+	o.base.addr = o.addr
+	return o, nil
+}
+
+// runMain runs every scenario at every size and returns the exit status:
+// 0, 1 if a run saw a violation or failed, 2 for bad flags.
+func runMain(args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "ampsbench:", err)
+		return 2
+	}
+	status := 0
+	var results []*result
+	for _, sc := range o.scenarios {
+		for _, size := range o.sizes {
+			cfg := o.base
+			cfg.sc = sc
+			cfg.size = size
+			cfg.topic = fmt.Sprintf("ampsbench/%s/%d/%d", sc.name, size, time.Now().UnixNano())
+			r, err := run(cfg)
+			if err != nil {
+				fmt.Fprintf(stderr, "ampsbench: %s at %d bytes: %v\n", sc.name, size, err)
+				status = 1
+				continue
+			}
+			if r.violations() > 0 {
+				status = 1
+				fmt.Fprintf(stderr, "ampsbench: %s at %d bytes: %d lost, %d duplicated, %d out of order, %d malformed\n",
+					sc.name, size, r.Lost, r.Duplicated, r.Reordered, r.Malformed)
+			}
+			if len(r.Errors) > 0 {
+				status = 1
+			}
+			for _, e := range r.Errors {
+				fmt.Fprintf(stderr, "ampsbench: %s at %d bytes: %s\n", sc.name, size, e)
+			}
+			writeJSON(stdout, r)
+			results = append(results, r)
+		}
+	}
+	if len(results) > 0 {
+		fmt.Fprintln(stderr)
+		writeTable(stderr, results)
+	}
+	return status
+}

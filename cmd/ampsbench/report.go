@@ -1,0 +1,55 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+// writeJSON writes r as one line of JSON.
+func writeJSON(w io.Writer, r *result) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// writeTable writes the results as a table for people.
+func writeTable(w io.Writer, rs []*result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	latency := false
+	for _, r := range rs {
+		latency = latency || r.TargetRate > 0
+	}
+	fmt.Fprint(tw, "scenario\tsize\tdeliveries\tdeliveries/s\tserver CPU µs/delivery\tviolations\t")
+	if latency {
+		fmt.Fprint(tw, "target msg/s\tp50 µs\tp99 µs\tp99.9 µs\t")
+	}
+	fmt.Fprintln(tw)
+	for _, r := range rs {
+		cpu := "-"
+		if r.CPUus > 0 {
+			cpu = fmt.Sprintf("%.2f", r.CPUus)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t", r.Scenario, r.Size, r.Deliveries, human(r.Rate), cpu, r.violations())
+		if latency {
+			fmt.Fprintf(tw, "%.0f\t%.0f\t%.0f\t%.0f\t", r.TargetRate, r.P50us, r.P99us, r.P999us)
+		}
+		fmt.Fprintln(tw)
+	}
+	return tw.Flush()
+}
+
+// human formats a rate with a k or M suffix.
+func human(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.0fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
