@@ -168,10 +168,9 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 	rs := r.routes(topic)
 	var ch *change
 	if old != nil {
-		ch = &change{old: old, keys: st.def.keyPaths}
+		ch = &change{old: old, now: rec, keys: st.def.keyPaths}
 	}
 	b.route(from, rs, topic, d, cid, d.body, ch)
-	b.oofNotices(rs, topic, old, rec, OOFMatch)
 	return ""
 }
 
@@ -187,8 +186,8 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 // record a SOW publish replaced, and the topic's key fields, which a delta
 // always carries.
 type change struct {
-	old  *record
-	keys [][]string
+	old, now *record
+	keys     [][]string
 	// diffed is set once the delta is computed: delta is its delivery, nil
 	// when it cannot be computed (then delta subscribers get the full
 	// message), and empty tells that only the keys changed.
@@ -298,6 +297,10 @@ func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, ci
 	// order spans topics).
 	rs.order.Lock()
 	defer rs.order.Unlock()
+	if rs.regexOrder != nil {
+		rs.regexOrder.Lock()
+		defer rs.regexOrder.Unlock()
+	}
 	var sc *filterScratch
 	if rs.ex != nil {
 		sc = rs.scratch(body, filter.Env{Topic: topic, Size: len(body), ClientName: from.name, InstanceName: b.opts.Name})
@@ -343,6 +346,11 @@ func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, ci
 	if sc != nil {
 		sc.env = filter.Env{}
 		rs.fields.Put(sc)
+	}
+	if ch != nil {
+		// Out-of-focus notices of the update, under the same locks, so
+		// they are ordered with the other messages as the deliveries are.
+		b.oofNotices(rs, topic, ch.old, ch.now, OOFMatch)
 	}
 }
 

@@ -124,11 +124,12 @@ type routes struct {
 	fields *sync.Pool
 	// store holds the topic's records when it is a SOW topic, else nil.
 	store *sowStore
-	// order is the lock a publish holds while it queues the message for
-	// its recipients, so that they all see the topic's messages in one
-	// order: the router's order lock when a regex subscription is among
-	// the targets (see router.order), else the topic's own.
-	order *sync.Mutex
+	// order is the topic's lock, which a publish holds while it queues the
+	// message for its recipients, so that they all see the topic's
+	// messages in one order; regexOrder, set when a regex subscription is
+	// among the targets, is the router's order lock, taken after it (see
+	// router.order).
+	order, regexOrder *sync.Mutex
 }
 
 // topicEntry caches the routes of one concrete topic, and the filter state
@@ -138,9 +139,9 @@ type topicEntry struct {
 	subs   []*subscription
 	routes *routes
 	store  *sowStore // resolved once, when the topic is first cached
-	// order orders the topic's publishes for its exact subscribers (see
-	// routes.order).
-	order sync.Mutex
+	// order is the topic's order lock: one of the router's stripes, so it
+	// stays the same when the entry is rebuilt, evicted or made anew.
+	order *sync.Mutex
 
 	// ex is the extractor the filters of subs are bound to (nil when none
 	// has a filter), fields its scratch pool, and bound each filtered
@@ -155,10 +156,10 @@ type topicEntry struct {
 // so a message is scanned once however many filters meet it.
 func (e *topicEntry) rebuild(r *router) {
 	mt := r.mt
-	rs := &routes{targets: groupTargets(e.subs), store: e.store, order: &e.order}
+	rs := &routes{targets: groupTargets(e.subs), store: e.store, order: e.order}
 	for _, s := range e.subs {
 		if s.re != nil {
-			rs.order = &r.order
+			rs.regexOrder = &r.order
 			break
 		}
 	}
@@ -368,9 +369,11 @@ type router struct {
 	// which publishes took this lock (semantics §3.2: AMPS keeps one
 	// order per instance across the topics of a regex subscription).
 	// Publishes to topics that only exact subscriptions take never touch
-	// it, so they scale across cores; they are ordered per topic and per
-	// publisher.
+	// it, so they scale across cores; they are ordered per topic by a
+	// stripe of stripes (a topic's stripe is fixed by its name, so its
+	// publishes always meet on the same lock).
 	order     sync.Mutex
+	stripes   [orderStripes]sync.Mutex
 	mu        sync.RWMutex
 	exact     map[string][]*subscription
 	regex     []*subscription
@@ -450,7 +453,7 @@ func (r *router) routes(topic string) *routes {
 	if e = r.cache[topic]; e != nil {
 		return e.routes
 	}
-	e = &topicEntry{store: st}
+	e = &topicEntry{store: st, order: &r.stripes[fnv1a([]byte(topic))%orderStripes]}
 	e.subs = append(e.subs, r.exact[topic]...)
 	for _, s := range r.regex {
 		if s.matchesTopic(topic) {
@@ -581,3 +584,8 @@ func without(subs []*subscription, gone map[*subscription]bool) []*subscription 
 	}
 	return subs
 }
+
+// orderStripes is how many per-topic order locks a router has. Topics
+// that share one are ordered together, which costs nothing but a little
+// contention between publishers to them.
+const orderStripes = 256
