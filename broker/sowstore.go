@@ -25,12 +25,11 @@ const (
 	ReasonInvalidDelta = "invalid delta"
 )
 
-// Lock order, outermost first: a client's mu (in-process clients, only
-// around registering), the SOW stores' mu (several in topic order), the
-// SOW registry's mu, the router's mu, the routes' order locks (the topic's
-// stripe, then the router's regex order), the expiry heap's and the
-// outbound queues' locks. No code takes an outer lock while it holds an
-// inner one.
+// Lock order, outermost first: the SOW stores' mu (several in topic
+// order), the SOW registry's mu, an in-process client's mu, the router's
+// mu, the routes' order locks (the topic's stripe, then the router's regex
+// order), the expiry heap's and the outbound queues' locks. No code takes
+// an outer lock while it holds an inner one.
 
 // sowStore holds the records of one concrete SOW topic. Its lock orders
 // everything that changes the records or reads them for a subscription:
