@@ -37,7 +37,7 @@ func findScenario(name string) (scenario, bool) {
 
 // config is one run's parameters.
 type config struct {
-	addr     string
+	target   target
 	sc       scenario
 	size     int
 	duration time.Duration // publish for this long, or
@@ -86,7 +86,7 @@ type pubState struct {
 
 // subscriber is one subscribing connection and its checker.
 type subscriber struct {
-	c   *conn
+	c   conn
 	chk *checker
 	lat []int64 // publish→delivery latencies in ns, when measured
 	err error   // why reading stopped, other than the runner closing it
@@ -108,28 +108,28 @@ func run(cfg config) (*result, error) {
 	}
 	latency := cfg.rate > 0
 
-	var conns []*conn
+	var conns []conn
 	defer func() {
 		for _, c := range conns {
-			c.nc.Close()
+			c.close()
 		}
 	}()
 	subs := make([]*subscriber, cfg.sc.subs)
 	for i := range subs {
-		c, err := dial(cfg.addr, fmt.Sprintf("ampsbench-sub-%d", i))
+		c, err := dial(cfg.target, fmt.Sprintf("ampsbench-sub-%d", i))
 		if err != nil {
 			return nil, err
 		}
 		conns = append(conns, c)
-		if err := c.subscribe("s"+itoa(i), cfg.topic); err != nil {
+		if err := subscribe(c, "s"+itoa(i), cfg.topic); err != nil {
 			return nil, err
 		}
 		subs[i] = &subscriber{c: c, chk: newChecker(cfg.sc.pubs)}
 	}
-	pubConns := make([]*conn, cfg.sc.pubs)
+	pubConns := make([]conn, cfg.sc.pubs)
 	states := make([]*pubState, cfg.sc.pubs)
 	for i := range pubConns {
-		c, err := dial(cfg.addr, fmt.Sprintf("ampsbench-pub-%d", i))
+		c, err := dial(cfg.target, fmt.Sprintf("ampsbench-pub-%d", i))
 		if err != nil {
 			return nil, err
 		}
@@ -196,7 +196,7 @@ func run(cfg config) (*result, error) {
 		return nil, err
 	}
 	for _, c := range conns {
-		c.nc.Close()
+		c.close()
 	}
 	readers.Wait()
 
@@ -307,7 +307,7 @@ func slowest(subs []*subscriber, pub int) uint64 {
 // publish sends publisher id's messages until cfg.count or stop, never more
 // than its share of cfg.window ahead of the slowest subscriber, and returns
 // how many it sent.
-func publish(cfg config, id int, c *conn, st *pubState, subs []*subscriber, stop *atomic.Bool, start time.Time) (uint64, error) {
+func publish(cfg config, id int, c conn, st *pubState, subs []*subscriber, stop *atomic.Bool, start time.Time) (uint64, error) {
 	header := protocol.AppendHeader(nil, &protocol.Header{Command: protocol.CmdP, Topic: cfg.topic})
 	// The window bounds what one subscriber may have outstanding, so the
 	// publishers share it: ten publishers with a window each would queue
@@ -328,7 +328,7 @@ func publish(cfg config, id int, c *conn, st *pubState, subs []*subscriber, stop
 		if interval > 0 {
 			due := start.Add(time.Duration(seq) * interval)
 			if d := time.Until(due); d > 0 {
-				if err := c.w.Flush(); err != nil {
+				if err := c.flush(); err != nil {
 					return seq, fmt.Errorf("publisher %d: %w", id, err)
 				}
 				time.Sleep(d)
@@ -338,7 +338,7 @@ func publish(cfg config, id int, c *conn, st *pubState, subs []*subscriber, stop
 			// Flow control: the slowest subscriber has not caught up.
 			// Send what is buffered and wait until it is half a window
 			// behind, so that the next burst is half a window long.
-			if err := c.w.Flush(); err != nil {
+			if err := c.flush(); err != nil {
 				return seq, fmt.Errorf("publisher %d: %w", id, err)
 			}
 			want := seq - window/2
@@ -358,7 +358,7 @@ func publish(cfg config, id int, c *conn, st *pubState, subs []*subscriber, stop
 			st.waiting.Store(false)
 			allowed = slowest(subs, id) + window
 			if stop.Load() || allStopped(subs) {
-				return seq, c.w.Flush()
+				return seq, c.flush()
 			}
 		}
 		var ts int64
@@ -376,10 +376,10 @@ func publish(cfg config, id int, c *conn, st *pubState, subs []*subscriber, stop
 			}
 		}
 		if interval > 0 {
-			if err := c.w.Flush(); err != nil {
+			if err := c.flush(); err != nil {
 				return seq, fmt.Errorf("publisher %d: %w", id, err)
 			}
 		}
 	}
-	return seq, c.w.Flush()
+	return seq, c.flush()
 }

@@ -19,52 +19,102 @@ const ioBufferSize = 64 << 10
 // setupTimeout bounds the dial, logon and subscribe of each connection.
 const setupTimeout = 10 * time.Second
 
-// conn is one client connection speaking the AMPS stream encoding.
-type conn struct {
+// conn is one logged-on client connection, in whichever encoding: the
+// scenario code sees only this.
+type conn interface {
+	// command sends h, which asks for a processed ack, and waits for that
+	// ack; it is an error unless the ack says success.
+	command(h *protocol.Header) error
+	// send queues one message of header and body; it may go out only at
+	// the next flush.
+	send(header, body []byte) error
+	// flush sends what send queued.
+	flush() error
+	// nextBody reads until a delivery arrives and returns its body, valid
+	// until the next call. Heartbeats and successful acks are skipped.
+	// After close it returns an error wrapping net.ErrClosed.
+	nextBody() ([]byte, error)
+	// close closes the connection, ending a nextBody in progress.
+	close() error
+}
+
+// tcpConn is one client connection speaking the AMPS stream encoding.
+type tcpConn struct {
 	nc net.Conn
 	w  *bufio.Writer
 	r  *protocol.StreamReader
 	h  protocol.Header // scratch for decoding headers that are not deliveries
 }
 
-// parseURL returns the host:port of an AMPS URI tcp://host:port/amps/json.
-func parseURL(s string) (string, error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "", fmt.Errorf("-url %q: %w", s, err)
-	}
-	if u.Scheme != "tcp" {
-		return "", fmt.Errorf("-url %q: scheme %q is not supported (want tcp://host:port/amps/json)", s, u.Scheme)
-	}
-	if u.Port() == "" {
-		return "", fmt.Errorf("-url %q has no port", s)
-	}
-	return u.Host, nil
+// target is where and how to connect.
+type target struct {
+	addr string // host:port
+	ws   bool   // the JavaScript client's WebSocket encoding, not the stream
 }
 
-// dial connects to addr and logs on as name.
-func dial(addr, name string) (*conn, error) {
-	nc, err := net.DialTimeout("tcp", addr, setupTimeout)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
+// url returns the target as an AMPS URI.
+func (t target) url() string {
+	if t.ws {
+		return "ws://" + t.addr + "/amps/json"
 	}
-	c := &conn{
-		nc: nc,
-		w:  bufio.NewWriterSize(nc, ioBufferSize),
-		r:  protocol.NewStreamReader(bufio.NewReaderSize(nc, ioBufferSize), 0),
+	return "tcp://" + t.addr + "/amps/json"
+}
+
+// parseURL reads an AMPS URI, tcp://host:port/amps/json or
+// ws://host:port/amps/json.
+func parseURL(s string) (target, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return target{}, fmt.Errorf("-url %q: %w", s, err)
+	}
+	if u.Scheme != "tcp" && u.Scheme != "ws" {
+		return target{}, fmt.Errorf("-url %q: scheme %q is not supported (want tcp://host:port/amps/json or ws://host:port/amps/json)", s, u.Scheme)
+	}
+	if u.Port() == "" {
+		return target{}, fmt.Errorf("-url %q has no port", s)
+	}
+	return target{addr: u.Host, ws: u.Scheme == "ws"}, nil
+}
+
+// dial connects to t and logs on as name.
+func dial(t target, name string) (conn, error) {
+	var c conn
+	var err error
+	if t.ws {
+		c, err = dialWS(t.url())
+	} else {
+		c, err = dialTCP(t.addr)
+	}
+	if err != nil {
+		return nil, err
 	}
 	h := protocol.Header{Command: protocol.CmdLogon, CommandID: "0", ClientName: name,
 		MessageType: "json", AckType: protocol.AckProcessed, Version: "5.3.4.0:ampsbench"}
 	if err := c.command(&h); err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("logon as %s at %s: %w", name, addr, err)
+		c.close()
+		return nil, fmt.Errorf("logon as %s at %s: %w", name, t.url(), err)
 	}
 	return c, nil
 }
 
-// command sends h, which asks for a processed ack, and waits for that ack;
-// it is an error unless the ack says success.
-func (c *conn) command(h *protocol.Header) error {
+// dialTCP connects to addr in the stream encoding.
+func dialTCP(addr string) (*tcpConn, error) {
+	nc, err := net.DialTimeout("tcp", addr, setupTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	return &tcpConn{
+		nc: nc,
+		w:  bufio.NewWriterSize(nc, ioBufferSize),
+		r:  protocol.NewStreamReader(bufio.NewReaderSize(nc, ioBufferSize), 0),
+	}, nil
+}
+
+func (c *tcpConn) flush() error { return c.w.Flush() }
+
+func (c *tcpConn) close() error { return c.nc.Close() }
+
+func (c *tcpConn) command(h *protocol.Header) error {
 	c.nc.SetDeadline(time.Now().Add(setupTimeout))
 	defer c.nc.SetDeadline(time.Time{})
 	if err := c.send(protocol.AppendHeader(nil, h), nil); err != nil {
@@ -95,8 +145,8 @@ func (c *conn) command(h *protocol.Header) error {
 	}
 }
 
-// subscribe subscribes to topic with id as command and subscription id.
-func (c *conn) subscribe(id, topic string) error {
+// subscribe subscribes c to topic with id as command and subscription id.
+func subscribe(c conn, id, topic string) error {
 	h := protocol.Header{Command: protocol.CmdSubscribe, CommandID: id, SubID: id, Topic: topic, AckType: protocol.AckProcessed}
 	if err := c.command(&h); err != nil {
 		return fmt.Errorf("subscribe %s to %s: %w", id, topic, err)
@@ -105,7 +155,7 @@ func (c *conn) subscribe(id, topic string) error {
 }
 
 // send writes one frame of header and body to the write buffer.
-func (c *conn) send(header, body []byte) error {
+func (c *tcpConn) send(header, body []byte) error {
 	var pfx [4]byte
 	n := len(header) + len(body)
 	pfx[0], pfx[1], pfx[2], pfx[3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
@@ -122,9 +172,7 @@ var deliveryPrefix = []byte(`{"c":"p",`)
 // not to be ignored.
 var errNotDelivery = errors.New("unexpected message")
 
-// nextBody reads frames until a delivery arrives and returns its body,
-// valid until the next call. Heartbeats and other acks are skipped.
-func (c *conn) nextBody() ([]byte, error) {
+func (c *tcpConn) nextBody() ([]byte, error) {
 	for {
 		f, err := c.r.ReadFrame()
 		if err != nil {

@@ -67,11 +67,15 @@ func main() {
 
 // options are the parsed flags.
 type options struct {
-	addr      string
+	target    target
+	idle      int // idle connections to open; 0: none
 	scenarios []scenario
 	sizes     []int
 	base      config
 }
+
+// defaultWSURL is where cmd/ampsd listens for WebSocket clients.
+const defaultWSURL = "ws://127.0.0.1:9008/amps/json"
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("ampsbench", flag.ContinueOnError)
@@ -79,6 +83,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	url := fs.String("url", "tcp://127.0.0.1:9007/amps/json", "the broker's AMPS URI, tcp://host:port/amps/json")
 	scen := fs.String("scenario", "1to1,1to10,10to1", "comma-separated scenarios: 1to1, 1to10, 10to1")
 	sizes := fs.String("size", "64,1024,16384", "comma-separated message body sizes in bytes")
+	ws := fs.Bool("ws", false, "use the JavaScript client's WebSocket encoding; the default -url becomes "+defaultWSURL)
+	idle := fs.Int("idle", 0, "open this many idle logged-on connections and, with -pid, report the server's RSS per connection; the scenarios then run only if -scenario is given")
 	o := &options{}
 	fs.DurationVar(&o.base.duration, "duration", 3*time.Second, "how long each run publishes (unless -count)")
 	fs.Uint64Var(&o.base.count, "count", 0, "messages per publisher in each run; 0 means publish for -duration")
@@ -92,11 +98,29 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *ws && !set["url"] {
+		*url = defaultWSURL
+	}
 	var err error
-	if o.addr, err = parseURL(*url); err != nil {
+	if o.target, err = parseURL(*url); err != nil {
 		return nil, err
 	}
+	if *ws && !o.target.ws {
+		return nil, fmt.Errorf("-ws with -url %q: want a ws:// URI", *url)
+	}
+	if *idle < 0 {
+		return nil, fmt.Errorf("-idle %d is negative", *idle)
+	}
+	o.idle = *idle
+	if o.idle > 0 && !set["scenario"] {
+		*scen = ""
+	}
 	for _, name := range strings.Split(*scen, ",") {
+		if *scen == "" {
+			break
+		}
 		s, ok := findScenario(strings.TrimSpace(name))
 		if !ok {
 			return nil, fmt.Errorf("-scenario: unknown scenario %q (want 1to1, 1to10 or 10to1)", name)
@@ -127,7 +151,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, err
 		}
 	}
-	o.base.addr = o.addr
+	o.base.target = o.target
 	return o, nil
 }
 
@@ -143,6 +167,17 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	status := 0
+	if o.idle > 0 {
+		ir, closeIdle, err := openIdle(o.target, o.idle, o.base.pid, idleSettle)
+		defer closeIdle()
+		if err != nil {
+			fmt.Fprintln(stderr, "ampsbench:", err)
+			return 1
+		}
+		writeJSON(stdout, ir)
+		fmt.Fprintln(stderr)
+		writeIdleTable(stderr, ir)
+	}
 	var results []*result
 	for _, sc := range o.scenarios {
 		for _, size := range o.sizes {

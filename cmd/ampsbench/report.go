@@ -8,7 +8,7 @@ import (
 )
 
 // writeJSON writes r as one line of JSON.
-func writeJSON(w io.Writer, r *result) error {
+func writeJSON(w io.Writer, r any) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -52,4 +52,16 @@ func human(v float64) string {
 		return fmt.Sprintf("%.0fk", v/1e3)
 	}
 	return fmt.Sprintf("%.0f", v)
+}
+
+// writeIdleTable writes the outcome of -idle as a table for people.
+func writeIdleTable(w io.Writer, r *idleResult) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "idle connections\tserver RSS before KB\tafter KB\tKB/connection\t")
+	if r.RSSBeforeKB == 0 && r.RSSAfterKB == 0 {
+		fmt.Fprintf(tw, "%d\t-\t-\t-\t\n", r.Connections)
+	} else {
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%.1f\t\n", r.Connections, r.RSSBeforeKB, r.RSSAfterKB, r.KBPerConn)
+	}
+	return tw.Flush()
 }
