@@ -1,5 +1,6 @@
 // Command ampsbench is the project's load generator: it drives an AMPS
-// broker over TCP in the AMPS stream encoding, checks every delivery, and
+// broker over TCP in the AMPS stream encoding, or with -ws over WebSocket in
+// the official JavaScript client's encoding, checks every delivery, and
 // measures the sustainable delivery rate and, given the server's pid, the
 // server's CPU time per delivered message.
 //
@@ -7,7 +8,15 @@
 //
 //	ampsbench [flags]
 //
-//	-url tcp://127.0.0.1:9007/amps/json   the broker
+//	-url tcp://127.0.0.1:9007/amps/json   the broker (tcp:// or ws://)
+//	-ws                                   WebSocket: the JS client's framing (a "text"
+//	                                      selector, then per message a count frame, a
+//	                                      text header frame and a data frame); the
+//	                                      default -url becomes ws://127.0.0.1:9008/amps/json
+//	-idle N                               open N idle logged-on connections first; with
+//	                                      -pid report the server's RSS (VmRSS) before and
+//	                                      after, per connection; they stay open until the
+//	                                      end, and the scenarios run only if -scenario is given
 //	-scenario 1to1,1to10,10to1            shapes to run, in order
 //	-size 64,1024,16384                   message body sizes in bytes (at least 58)
 //	-duration 3s | -count N               publish for a time, or N messages per publisher

@@ -204,8 +204,8 @@ func TestRunMainWS(t *testing.T) {
 }
 
 // TestIdle opens 50 idle connections with -idle and this process as the
-// "server" for RSS: one JSON line with both RSS readings, a table row, and
-// the broker must have seen the 50 logons.
+// "server" for RSS: one JSON line with both RSS readings and a table row;
+// every logon was acknowledged, or dial would have failed the run.
 func TestIdle(t *testing.T) {
 	b := ampstest.NewBroker(t, nil)
 	var out, errOut bytes.Buffer
@@ -232,8 +232,8 @@ func TestIdle(t *testing.T) {
 	}
 }
 
-// TestIdleConnectionsAreLoggedOn checks that openIdle's connections are
-// logged on and held open until its close func runs.
+// TestIdleConnectionsAreLoggedOn checks that openIdle logs on its
+// connections over both encodings and reports no RSS without a pid.
 func TestIdleConnectionsAreLoggedOn(t *testing.T) {
 	b := ampstest.NewBroker(t, nil)
 	for _, uri := range []string{b.TCPURL(), b.WSURL()} {
