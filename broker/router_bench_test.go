@@ -1,0 +1,79 @@
+package broker
+
+import (
+	"fmt"
+	"regexp"
+	"testing"
+)
+
+// benchTopicCounts are the numbers of distinct topics the routing
+// benchmarks cycle through. 100,000 is more than DefaultTopicCacheSize
+// (65,536), so at that size cached routes are evicted and rebuilt while
+// the benchmark runs: that is the shape being measured, not an accident.
+var benchTopicCounts = []int{1, 1000, 100000}
+
+// routeBenchTopics returns n distinct topic names "t.00000", "t.00001", ….
+func routeBenchTopics(n int) []string {
+	ts := make([]string, n)
+	for i := range ts {
+		ts[i] = fmt.Sprintf("t.%05d", i)
+	}
+	return ts
+}
+
+// benchRegexSubs returns n regex subscriptions owned by ep. With match set,
+// subscription i takes the topics whose last two digits are i, so every
+// topic of routeBenchTopics is taken by exactly one of 100 subscriptions; without
+// it, none takes any of them.
+func benchRegexSubs(n int, match bool, ep *endpoint) []*subscription {
+	prefix := "x"
+	if match {
+		prefix = "t"
+	}
+	subs := make([]*subscription, n)
+	for i := range subs {
+		topic := fmt.Sprintf(`^%s\.\d{3}%02d$`, prefix, i%100)
+		subs[i] = &subscription{id: fmt.Sprint("re-", i), topic: topic, re: regexp.MustCompile(topic), owner: ep}
+	}
+	return subs
+}
+
+// BenchmarkRouterRoutes measures router.routes, the lookup every publish
+// makes, cycling through N distinct topics.
+//
+// exact: each topic has one exact subscription (N topics, N
+// subscriptions). regex: 100 regex subscriptions and no exact ones; every
+// topic is taken by one of them. Up to the cache size a lookup is one map
+// read under a read lock; past it (topics=100000) a lookup may find its
+// topic evicted and rebuild its routes (a scan of the exact map entry and
+// of every regex subscription), then evict another topic.
+func BenchmarkRouterRoutes(b *testing.B) {
+	ep := &endpoint{}
+	for _, kind := range []string{"exact", "regex"} {
+		for _, n := range benchTopicCounts {
+			b.Run(fmt.Sprintf("%s/topics=%d", kind, n), func(b *testing.B) {
+				r := newRouter("json", 0)
+				topics := routeBenchTopics(n)
+				if kind == "exact" {
+					for i, t := range topics {
+						r.add(&subscription{id: fmt.Sprint("s-", i), topic: t, owner: ep})
+					}
+				} else {
+					for _, s := range benchRegexSubs(100, true, ep) {
+						r.add(s)
+					}
+				}
+				for _, t := range topics { // warm the cache
+					r.routes(t)
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if rs := r.routes(topics[i%n]); len(rs.targets) != 1 {
+						b.Fatalf("topic %s: %d targets, want 1", topics[i%n], len(rs.targets))
+					}
+				}
+			})
+		}
+	}
+}
