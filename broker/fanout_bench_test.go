@@ -68,7 +68,10 @@ func BenchmarkFanOutToSessions(b *testing.B) {
 	for _, n := range []int{1, 100} {
 		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
 			br := New(&Options{OutboundQueueBytes: 1 << 30})
-			defer br.Close()
+			defer func() {
+				b.StopTimer() // the teardown is not what is measured
+				br.Close()
+			}()
 			conns := make([]*discardConn, n)
 			for i := range conns {
 				conns[i] = newDiscardConn(i)
