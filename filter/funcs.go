@@ -93,31 +93,25 @@ func (b *builder) call(n *Call) valFn {
 			}
 			return strVal(c.buf[start:len(c.buf):len(c.buf)])
 		}
-	case "UPPER", "LOWER":
+	case "UPPER":
 		// ASCII case mapping only; other bytes are kept as they are (AMPS
 		// is not Unicode-aware).
-		upper := n.Name == "UPPER"
-		a := args[0]
-		return func(fs *Fields, c *ctx) val {
-			v := a(fs, c)
-			if v.k == kNull {
-				return nullVal
-			}
-			t := c.text(&v)
-			if !c.reserve(len(t)) {
-				return nullVal
-			}
-			start := len(c.buf)
+		return sameLength(args[0], func(dst, t []byte) []byte {
 			for _, ch := range t {
-				if upper && 'a' <= ch && ch <= 'z' {
+				if 'a' <= ch && ch <= 'z' {
 					ch -= 'a' - 'A'
-				} else if !upper && 'A' <= ch && ch <= 'Z' {
-					ch += 'a' - 'A'
 				}
-				c.buf = append(c.buf, ch)
+				dst = append(dst, ch)
 			}
-			return strVal(c.buf[start:len(c.buf):len(c.buf)])
-		}
+			return dst
+		})
+	case "LOWER":
+		return sameLength(args[0], func(dst, t []byte) []byte {
+			for _, ch := range t {
+				dst = append(dst, lowerASCII(ch))
+			}
+			return dst
+		})
 	case "INSTR", "INSTR_I":
 		// The 1-based position of the first occurrence of sub in s, 0 when
 		// absent; INSTR_I ignores ASCII case.
@@ -151,22 +145,12 @@ func (b *builder) call(n *Call) valFn {
 		return b.substr(args)
 	case "REVERSE":
 		// The bytes in reverse order (not Unicode-aware).
-		a := args[0]
-		return func(fs *Fields, c *ctx) val {
-			v := a(fs, c)
-			if v.k == kNull {
-				return nullVal
-			}
-			t := c.text(&v)
-			if !c.reserve(len(t)) {
-				return nullVal
-			}
-			start := len(c.buf)
+		return sameLength(args[0], func(dst, t []byte) []byte {
 			for i := len(t) - 1; i >= 0; i-- {
-				c.buf = append(c.buf, t[i])
+				dst = append(dst, t[i])
 			}
-			return strVal(c.buf[start:len(c.buf):len(c.buf)])
-		}
+			return dst
+		})
 	case "REPLACE":
 		// Every non-overlapping occurrence of from, left to right,
 		// replaced by to [I: signature not in our copy of the docs]. A NULL
@@ -493,6 +477,25 @@ func lowerASCII(c byte) byte {
 		return c + 'a' - 'A'
 	}
 	return c
+}
+
+// sameLength builds a text function whose result is as long as its
+// argument's text: NULL in, NULL out; the result is written by conv into
+// the scratch buffer, within the evaluation's text budget.
+func sameLength(a valFn, conv func(dst, t []byte) []byte) valFn {
+	return func(fs *Fields, c *ctx) val {
+		v := a(fs, c)
+		if v.k == kNull {
+			return nullVal
+		}
+		t := c.text(&v)
+		if !c.reserve(len(t)) {
+			return nullVal
+		}
+		start := len(c.buf)
+		c.buf = conv(c.buf, t)
+		return strVal(c.buf[start:len(c.buf):len(c.buf)])
+	}
 }
 
 // equalFold reports whether a and b are equal ignoring ASCII case.
