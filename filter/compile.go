@@ -253,40 +253,36 @@ func collectPaths(n Node, f *Filter) {
 // order.
 func walk(n Node, visit func(Node)) {
 	visit(n)
+	for _, c := range children(n) {
+		walk(c, visit)
+	}
+}
+
+// children returns the operands of n, in source order (nil for a leaf).
+func children(n Node) []Node {
 	switch n := n.(type) {
 	case *Binary:
-		walk(n.L, visit)
-		walk(n.R, visit)
+		return []Node{n.L, n.R}
 	case *Not:
-		walk(n.X, visit)
+		return []Node{n.X}
 	case *Unary:
-		walk(n.X, visit)
+		return []Node{n.X}
 	case *Between:
-		walk(n.X, visit)
-		walk(n.Lo, visit)
-		walk(n.Hi, visit)
+		return []Node{n.X, n.Lo, n.Hi}
 	case *In:
-		walk(n.X, visit)
-		for _, x := range n.List {
-			walk(x, visit)
-		}
+		return append([]Node{n.X}, n.List...)
 	case *Like:
-		walk(n.X, visit)
-		walk(n.Pattern, visit)
+		return []Node{n.X, n.Pattern}
 	case *Affix:
-		walk(n.X, visit)
-		for _, x := range n.List {
-			walk(x, visit)
-		}
+		return append([]Node{n.X}, n.List...)
 	case *IsNull:
-		walk(n.X, visit)
+		return []Node{n.X}
 	case *IsNaN:
-		walk(n.X, visit)
+		return []Node{n.X}
 	case *Call:
-		for _, x := range n.Args {
-			walk(x, visit)
-		}
+		return n.Args
 	}
+	return nil
 }
 
 // builder turns a syntax tree into closures. With compiling set it checks

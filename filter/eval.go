@@ -91,44 +91,12 @@ func (b *builder) isConst(n Node) bool { return !b.f.dyn[n] }
 // markDyn records in dyn every node that depends on the message, the Env
 // or the clock, in one bottom-up pass, and reports whether n does.
 func markDyn(n Node, dyn map[Node]bool) bool {
-	d := false
-	switch n := n.(type) {
-	case *Ident:
+	_, d := n.(*Ident)
+	if c, ok := n.(*Call); ok && envFuncs[c.Name] {
 		d = true
-	case *Binary:
-		d = markDyn(n.L, dyn)
-		d = markDyn(n.R, dyn) || d
-	case *Not:
-		d = markDyn(n.X, dyn)
-	case *Unary:
-		d = markDyn(n.X, dyn)
-	case *Between:
-		d = markDyn(n.X, dyn)
-		d = markDyn(n.Lo, dyn) || d
-		d = markDyn(n.Hi, dyn) || d
-	case *In:
-		d = markDyn(n.X, dyn)
-		for _, x := range n.List {
-			d = markDyn(x, dyn) || d
-		}
-	case *Like:
-		d = markDyn(n.X, dyn)
-	case *Affix:
-		d = markDyn(n.X, dyn)
-		for _, x := range n.List {
-			d = markDyn(x, dyn) || d
-		}
-	case *IsNull:
-		d = markDyn(n.X, dyn)
-	case *IsNaN:
-		d = markDyn(n.X, dyn)
-	case *Call:
-		for _, x := range n.Args {
-			d = markDyn(x, dyn) || d
-		}
-		if envFuncs[n.Name] {
-			d = true
-		}
+	}
+	for _, c := range children(n) {
+		d = markDyn(c, dyn) || d // every child is visited: all get marked
 	}
 	if d {
 		dyn[n] = true

@@ -68,17 +68,10 @@ func boolVal(b bool) val {
 // fromValue converts a value extracted from a message.
 func fromValue(v Value) val {
 	switch v.Kind {
-	case Int:
+	case Int, Float:
 		n := readNumber(v.Raw)
 		if n.k == kStr || n.k == kNull {
 			// Extractor guarantees numeric text; be safe anyway.
-			return strVal(v.Raw)
-		}
-		n.s = v.Raw
-		return n
-	case Float:
-		n := readNumber(v.Raw)
-		if n.k == kStr || n.k == kNull {
 			return strVal(v.Raw)
 		}
 		n.s = v.Raw
