@@ -75,10 +75,16 @@ func (b *Broker) oofNotices(rs *routes, topic string, old, now *record, reason s
 		if len(sids) == 0 {
 			continue
 		}
-		h := &protocol.Header{Command: protocol.CmdOOF, Topic: topic, SubIDs: joinIDs(sids),
-			SOWKey: old.key, Reason: reason, CorrelationID: old.cid}
-		h.Set(protocol.FieldLength, uint64(len(body)))
-		m := &protocol.Message{Header: h, Body: body}
+		m := oofMessage(topic, joinIDs(sids), old, reason, body)
 		t.ep.enqueue(outItem{m: m, size: m.Len() + itemOverhead})
 	}
+}
+
+// oofMessage is the notice to the subscriptions sids that the record rec
+// of topic left their focus for reason, with body ("oof", wire spec §8.6).
+func oofMessage(topic, sids string, rec *record, reason string, body []byte) *protocol.Message {
+	h := &protocol.Header{Command: protocol.CmdOOF, Topic: topic, SubIDs: sids,
+		SOWKey: rec.key, Reason: reason, CorrelationID: rec.cid}
+	h.Set(protocol.FieldLength, uint64(len(body)))
+	return &protocol.Message{Header: h, Body: body}
 }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"fmt"
 	"sync"
 	"time"
@@ -83,7 +84,7 @@ func newSOWDef(t SOWTopic) (*sowDef, error) {
 	case t.Name == "" && t.Pattern == "":
 		return nil, fmt.Errorf("SOW topic needs a Name or a Pattern")
 	case t.Pattern != "":
-		name = cmpOr(t.Name, t.Pattern)
+		name = cmp.Or(t.Name, t.Pattern)
 		re, err := regexp.Compile(`^(?:` + t.Pattern + `)$`)
 		if err != nil {
 			return nil, fmt.Errorf("SOW topic Pattern %q: %v", t.Pattern, err)
@@ -103,12 +104,11 @@ func newSOWDef(t SOWTopic) (*sowDef, error) {
 		return d, nil
 	}
 	for _, k := range t.Keys {
-		n, err := filter.Parse(k)
-		id, ok := n.(*filter.Ident)
-		if err != nil || !ok || id.Subscript != filter.NoSubscript {
+		path, ok := fieldPath(k)
+		if !ok {
 			return nil, fmt.Errorf("SOW topic %q: Key %q is not a field such as /id", name, k)
 		}
-		d.keyPaths = append(d.keyPaths, id.Steps)
+		d.keyPaths = append(d.keyPaths, path)
 	}
 	ex, err := filter.NewExtractor(d.MessageType, d.keyPaths)
 	if err != nil {
@@ -151,3 +151,14 @@ func (d *sowDef) lifetime(h *protocol.Header) time.Duration {
 // maxLifetime caps a record's lifetime so that its expiry instant cannot
 // overflow: a century is for ever in practice.
 const maxLifetime = 100 * 365 * 24 * time.Hour
+
+// fieldPath reads s as one field of the filter language ("/a/b", or
+// "[/name with spaces]"), without a subscript, and returns its steps.
+func fieldPath(s string) ([]string, bool) {
+	n, err := filter.Parse(s)
+	id, ok := n.(*filter.Ident)
+	if err != nil || !ok || id.Subscript != filter.NoSubscript {
+		return nil, false
+	}
+	return id.Steps, true
+}

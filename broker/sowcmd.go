@@ -3,7 +3,6 @@ package broker
 import (
 	"cmp"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,16 +41,9 @@ var (
 		"timestamp": optHonoured, "select": optHonoured,
 		"grouping": optLater, "projection": optLater,
 	}
-	sowAndSubscribeOptions = func() map[string]optionUse {
-		m := make(map[string]optionUse)
-		for k, v := range subscribeOptions {
-			m[k] = v
-		}
-		m["top_n"] = optHonoured
-		m["oof"] = optHonoured
-		m["skip_n"] = optLater
-		return m
-	}()
+	// sow_and_subscribe: the subscribe options, and the query's top_n;
+	// skip_n would make it a paginated subscription, not done yet.
+	sowAndSubscribeOptions      = withOption(withOption(subscribeOptions, "top_n", optHonoured), "skip_n", optLater)
 	sowAndDeltaSubscribeOptions = withOption(sowAndSubscribeOptions, "no_empties", optHonoured)
 )
 
@@ -169,11 +161,11 @@ func parseOrderBy(s string) ([]orderKey, error) {
 				return nil, fmt.Errorf("orderby %q: %q is neither ASC nor DESC", s, f[1])
 			}
 		}
-		flt, err := filter.Compile(f[0] + " IS NULL")
-		if !strings.HasPrefix(f[0], "/") || err != nil || len(flt.Paths()) != 1 {
+		path, ok := fieldPath(f[0])
+		if !ok {
 			return nil, fmt.Errorf("orderby %q: %q is not a field such as /id", s, f[0])
 		}
-		k.path = flt.Paths()[0]
+		k.path = path
 		out = append(out, k)
 	}
 	return out, nil
@@ -182,16 +174,15 @@ func parseOrderBy(s string) ([]orderKey, error) {
 // queryStores returns the stores a query or delete on topic reaches, with
 // whether the topic is a regular expression, or a failure reason.
 func (s *session) queryStores(topic string, opts []string) ([]*sowStore, bool, string) {
-	if topic == "" {
-		return nil, false, ReasonNoTopic
+	// A topic is read as a subscription reads it: literal, or a regular
+	// expression under the same rules and limits.
+	sub, reason := newSubscription("", topic, s.b.opts.NoRegexTopics || hasOption(opts, "non_regex_topic"), s.b.opts.MaxRegexProgram)
+	if reason != "" {
+		return nil, isRegexTopic(topic), reason
 	}
-	if !s.b.opts.NoRegexTopics && !hasOption(opts, "non_regex_topic") && isRegexTopic(topic) {
-		re, err := regexp.Compile(topic)
-		if err != nil || regexProgramSize(topic) > s.b.opts.MaxRegexProgram {
-			return nil, true, ReasonBadRegexTopic
-		}
+	if sub.re != nil {
 		var out []*sowStore
-		for _, st := range s.b.sow.matching(topic, re, s.mt) {
+		for _, st := range s.b.sow.matching(topic, sub.re, s.mt) {
 			// A regex reaches only the topics the user may read; the
 			// others are left out without an error.
 			if s.entitled(st.topic, Read) {
@@ -285,12 +276,7 @@ func (s *session) sowAndSubscribe(h *protocol.Header) {
 	if old != nil {
 		q.prev, q.oofLeft = old, sub.oof
 	}
-	var stores []*sowStore
-	if sub.re != nil {
-		stores = s.b.sow.matching(sub.topic, sub.re, s.mt)
-	} else {
-		stores = s.b.sow.matching(sub.topic, nil, s.mt)
-	}
+	stores := s.b.sow.matching(sub.topic, sub.re, s.mt)
 	want := parseAcks(h.AckType)
 	s.acks(h, want&(ackReceived|ackProcessed), protocol.StatusSuccess, "", fill)
 	var cands []*record
@@ -531,10 +517,7 @@ func (s *session) writeQuery(qr *queryResult) (msgs, wire int64, err error) {
 	// A replacing sow_and_subscribe first tells which records left the
 	// subscription's view, then sends those newly in it.
 	for _, rec := range left {
-		h := &protocol.Header{Command: protocol.CmdOOF, Topic: rec.topic, SubIDs: qr.subID,
-			SOWKey: rec.key, Reason: OOFMatch, CorrelationID: rec.cid}
-		h.Set(protocol.FieldLength, uint64(len(rec.data)))
-		if !write(&protocol.Message{Header: h, Body: rec.data}) {
+		if !write(oofMessage(rec.topic, qr.subID, rec, OOFMatch, rec.data)) {
 			return
 		}
 	}

@@ -87,7 +87,7 @@ func (st *sowStore) key(explicit string, body []byte, ks *keyScratch) (key strin
 	// The domain seeds the hash: the topic's KeyDomain, else the
 	// definition's Name (a Pattern definition's physical topic), else the
 	// topic itself.
-	b := append(ks.vals[:0], cmpOr(d.KeyDomain, cmpOr(d.Name, st.topic))...)
+	b := append(ks.vals[:0], cmp.Or(d.KeyDomain, cmp.Or(d.Name, st.topic))...)
 	for i := range d.keyPaths {
 		v := ks.fs.Field(i).First()
 		if v.Kind == filter.Missing || v.Kind == filter.Null {
@@ -126,13 +126,6 @@ func (d *sowDef) scratch() *keyScratch {
 		return ks
 	}
 	return &keyScratch{fs: d.keyEx.NewFields()}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // sowRegistry finds the store of a topic: the first definition of the
