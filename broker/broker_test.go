@@ -244,6 +244,7 @@ func TestCommandFailures(t *testing.T) {
 		{map[string]any{"c": "sow", "cid": "s", "t": "a", "a": "processed,completed"}, "not a sow topic"},
 		{map[string]any{"c": "sow", "cid": "bs", "t": "a", "bs": 10001, "a": "processed"}, "invalid batch size"},
 		{map[string]any{"c": "sow", "cid": "ob", "t": "a", "orderby": "/a UP", "a": "processed"}, "invalid orderby"},
+		{map[string]any{"c": "sow", "cid": "ob2", "t": "a", "orderby": "/a+1", "a": "processed"}, "invalid orderby"},
 		{map[string]any{"c": "sow_delete", "cid": "sd", "t": "a", "a": "processed"}, "sow_delete takes one of filter, sow_keys or message data"},
 		{map[string]any{"c": "delta_subscribe", "cid": "ds", "t": "a", "o": "no_empties=1", "a": "processed"}, "invalid options"},
 		{map[string]any{"c": "p", "cid": "amps", "t": "/AMPS/x", "a": "processed"}, "invalid topic"},
