@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"strings"
 	"time"
 
@@ -134,15 +135,15 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 		// is what is stored, delivered, filtered and used for oof. Other
 		// message types store the delta as it is, as AMPS does for types
 		// it cannot merge.
-		if prev := st.recs[key]; prev != nil && st.def.MessageType == DefaultSOWMessageType {
-			merged, err := jsondelta.Merge(prev.data, body)
-			if err != nil {
-				return ReasonInvalidDelta
+		if prev := st.recs[key]; prev != nil {
+			if st.def.MessageType == DefaultSOWMessageType {
+				merged, err := jsondelta.Merge(prev.data, body)
+				if err != nil {
+					return ReasonInvalidDelta
+				}
+				body = merged
 			}
-			body = merged
-		}
-		if cid == "" && st.recs[key] != nil {
-			cid = st.recs[key].cid // the stored correlation id unless the delta has one
+			cid = cmp.Or(cid, prev.cid) // the stored correlation id unless the delta has one
 		}
 		d = newDelivery(topic, cid, key, body)
 	}

@@ -82,12 +82,7 @@ func (c *Client) SOW(ctx context.Context, topic string, q *SOWQuery) ([]Message,
 	if !regex && len(stores) == 0 {
 		return nil, fmt.Errorf("broker: sow on %q: %s", topic, ReasonNotSOWTopic)
 	}
-	var cands []*record
-	for _, st := range stores {
-		st.mu.Lock()
-		cands = st.snapshot(cands)
-		st.mu.Unlock()
-	}
+	cands := snapshotAll(stores)
 	qr := &queryResult{q: qq, cands: cands, mt: c.opts.MessageType}
 	sel, _, _ := qr.evaluate(c.b.opts.Name)
 	out := make([]Message, len(sel))

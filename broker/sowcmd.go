@@ -217,12 +217,7 @@ func (s *session) sow(h *protocol.Header) {
 	}
 	want := parseAcks(h.AckType)
 	s.acks(h, want&(ackReceived|ackProcessed), protocol.StatusSuccess, "", fill)
-	var cands []*record
-	for _, st := range stores {
-		st.mu.Lock()
-		cands = st.snapshot(cands)
-		st.mu.Unlock()
-	}
+	cands := snapshotAll(stores)
 	s.enqueueQuery(h, q, "", cands, want)
 	s.status(clientStatus{Event: h.Command, Topic: h.Topic, Filter: h.Filter, Options: h.Options, QueryID: q.queryID})
 }

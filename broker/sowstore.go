@@ -226,6 +226,18 @@ func (st *sowStore) remove(key string) *record {
 	return rec
 }
 
+// snapshotAll returns the records of stores, each store locked while it
+// is copied (a query's view: each topic at one instant).
+func snapshotAll(stores []*sowStore) []*record {
+	var out []*record
+	for _, st := range stores {
+		st.mu.Lock()
+		out = st.snapshot(out)
+		st.mu.Unlock()
+	}
+	return out
+}
+
 // snapshot appends the store's records to dst; the caller holds st.mu.
 // It grows dst once, so that a snapshot under the lock is a walk of the
 // map and no more.
