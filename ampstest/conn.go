@@ -87,6 +87,42 @@ func (m Message) Field(key string) string {
 // String returns the header text followed by the body.
 func (m Message) String() string { return m.RawHeader + string(m.Body) }
 
+// Record is one record of a "sow" batch: its record header ("k", "x",
+// "ts", "l") and its data.
+type Record struct {
+	Header protocol.Header
+	Data   []byte
+}
+
+// Records splits the body of a "sow" batch (a stream connection's, or a
+// WebSocket one's, which Read delivers in the same form) into its records:
+// each a record header followed by exactly "l" bytes of data. It is an
+// error when a record header does not decode, its data runs past the body,
+// or the count differs from the batch's "bs".
+func (m Message) Records() ([]Record, error) {
+	var out []Record
+	for b := m.Body; len(b) > 0; {
+		end, err := protocol.HeaderEnd(b)
+		if err != nil {
+			return out, fmt.Errorf("ampstest: record header in %s: %w", m, err)
+		}
+		var r Record
+		if err := protocol.DecodeHeader(b[:end], &r.Header); err != nil {
+			return out, fmt.Errorf("ampstest: record header %q: %w", b[:end], err)
+		}
+		b = b[end:]
+		if r.Header.Length > uint64(len(b)) {
+			return out, fmt.Errorf("ampstest: record l=%d runs past the batch %s", r.Header.Length, m)
+		}
+		r.Data, b = b[:r.Header.Length], b[r.Header.Length:]
+		out = append(out, r)
+	}
+	if m.Header.Has(protocol.FieldBatchSize) && uint64(len(out)) != m.Header.BatchSize {
+		return out, fmt.Errorf("ampstest: sow batch with bs=%d holds %d records", m.Header.BatchSize, len(out))
+	}
+	return out, nil
+}
+
 // Conn is a protocol-level AMPS client connection for tests, in the stream
 // encoding (tcp, tcps, unix, with or without the HTTP preflight) or the
 // WebSocket encoding of the official JavaScript client (ws, wss). Its

@@ -135,21 +135,14 @@ func followView(c *ampstest.Conn, name, flt string, even bool, keys, versions in
 		case "group_end":
 			snapshot = false
 		case "sow":
-			b := m.Body
-			for len(b) > 0 {
-				var rh struct{ L int }
-				end := 0
-				for end < len(b) && b[end] != '}' {
-					end++
-				}
-				if err := json.Unmarshal(b[:end+1], &rh); err != nil {
-					return fmt.Errorf("%s: record header %q: %v", name, b[:end+1], err)
-				}
-				b = b[end+1:]
-				if err := apply(b[:rh.L]); err != nil {
+			recs, err := m.Records()
+			if err != nil {
+				return fmt.Errorf("%s: %v", name, err)
+			}
+			for _, r := range recs {
+				if err := apply(r.Data); err != nil {
 					return err
 				}
-				b = b[rh.L:]
 			}
 		case "p":
 			if snapshot {

@@ -29,29 +29,16 @@ type sowRecord struct {
 	topic, key, data string
 }
 
-// records splits a stream "sow" message's body into its records.
+// records returns a "sow" message's records.
 func records(t *testing.T, m ampstest.Message) []sowRecord {
 	t.Helper()
-	var out []sowRecord
-	b := m.Body
-	for len(b) > 0 {
-		end, err := protocol.HeaderEnd(b)
-		if err != nil {
-			t.Fatalf("record header in %q: %v", b, err)
-		}
-		var h protocol.Header
-		if err := protocol.DecodeHeader(b[:end], &h); err != nil {
-			t.Fatal(err)
-		}
-		b = b[end:]
-		if int(h.Length) > len(b) {
-			t.Fatalf("record l=%d beyond the body", h.Length)
-		}
-		out = append(out, sowRecord{m.Header.Topic, h.SOWKey, string(b[:h.Length])})
-		b = b[h.Length:]
+	recs, err := m.Records()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(out) != int(m.Header.BatchSize) {
-		t.Fatalf("sow message bs=%d with %d records", m.Header.BatchSize, len(out))
+	out := make([]sowRecord, len(recs))
+	for i, r := range recs {
+		out[i] = sowRecord{m.Header.Topic, r.Header.SOWKey, string(r.Data)}
 	}
 	return out
 }

@@ -76,28 +76,19 @@ func tcpSOW(t *testing.T, c *ampstest.Conn, cid, topic, filter string) []tcpReco
 // tcpRecords splits a stream "sow" batch into its records.
 func tcpRecords(t *testing.T, m ampstest.Message) []tcpRecord {
 	t.Helper()
+	recs, err := m.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out []tcpRecord
-	for b := m.Body; len(b) > 0; {
-		end, err := protocol.HeaderEnd(b)
-		if err != nil {
-			t.Fatalf("record header in batch %s: %v", m, err)
-		}
-		var h protocol.Header
-		if err := protocol.DecodeHeader(b[:end], &h); err != nil {
-			t.Fatalf("record header %q: %v", b[:end], err)
-		}
-		b = b[end:]
-		if int(h.Length) > len(b) {
-			t.Fatalf("record l=%d beyond the batch %s", h.Length, m)
-		}
-		r := tcpRecord{key: h.SOWKey}
-		if err := json.Unmarshal(b[:h.Length], &r.data); err != nil {
-			t.Fatalf("record data %q: %v", b[:h.Length], err)
+	for _, rec := range recs {
+		r := tcpRecord{key: rec.Header.SOWKey}
+		if err := json.Unmarshal(rec.Data, &r.data); err != nil {
+			t.Fatalf("record data %q: %v", rec.Data, err)
 		}
 		id, _ := r.data["id"].(float64)
 		r.id = int(id)
 		out = append(out, r)
-		b = b[h.Length:]
 	}
 	if len(out) != int(m.Header.BatchSize) {
 		t.Fatalf("sow batch bs=%d with %d records: %s", m.Header.BatchSize, len(out), m)

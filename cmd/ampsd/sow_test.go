@@ -47,29 +47,16 @@ func querySOW(t *testing.T, c *ampstest.Client, h map[string]any) ([]sowRecord, 
 	return out, expect(protocol.CmdAck, protocol.AckCompleted)
 }
 
-// batchRecords splits a stream "sow" batch's body into its records, each a
-// record header (with k and l) followed by l bytes of data.
+// batchRecords returns a "sow" batch's records.
 func batchRecords(t *testing.T, m ampstest.Message) []sowRecord {
 	t.Helper()
-	var out []sowRecord
-	for b := m.Body; len(b) > 0; {
-		end, err := protocol.HeaderEnd(b)
-		if err != nil {
-			t.Fatalf("record header in %s: %v", m, err)
-		}
-		var h protocol.Header
-		if err := protocol.DecodeHeader(b[:end], &h); err != nil {
-			t.Fatalf("record header %q: %v", b[:end], err)
-		}
-		b = b[end:]
-		if int(h.Length) > len(b) {
-			t.Fatalf("record l=%d beyond the batch %s", h.Length, m)
-		}
-		out = append(out, sowRecord{m.Header.Topic, h.SOWKey, string(b[:h.Length])})
-		b = b[h.Length:]
+	recs, err := m.Records()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(out) != int(m.Header.BatchSize) {
-		t.Fatalf("sow batch bs=%d holds %d records: %s", m.Header.BatchSize, len(out), m)
+	var out []sowRecord
+	for _, r := range recs {
+		out = append(out, sowRecord{m.Header.Topic, r.Header.SOWKey, string(r.Data)})
 	}
 	return out
 }
