@@ -7,6 +7,7 @@
 //	go run ./cmd/ampsd -config amps.xml
 //	go run ./cmd/ampsd -check-config amps.xml
 //	go run ./cmd/ampsd -sample-config > amps.xml
+//	go run ./cmd/ampsd -pprof 127.0.0.1:6060   # runtime profiles under /debug/pprof/
 //
 // SIGINT or SIGTERM shut it down gracefully: listeners close, queued
 // messages are flushed, then connections close. A second signal stops it at
@@ -59,6 +60,7 @@ type flags struct {
 	tlsCert, tlsKey string
 	onePort         bool
 	logLevel        string
+	pprof           string // -pprof: address of the profiling endpoint
 
 	configFile   string // -config
 	checkConfig  string // -check-config
@@ -80,6 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key file for -tls-cert")
 	fs.BoolVar(&f.onePort, "one-port", false, "also accept WebSocket clients on the TCP port (raw AMPS, preflight and WebSocket on one port)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.pprof, "pprof", "", "serve Go's runtime profiles (net/http/pprof, under /debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty disables")
 	fs.StringVar(&f.configFile, "config", "", "AMPS-style XML configuration file; it defines the transports, so -tcp, -unix, -ws, -tls-cert, -tls-key and -one-port given with it are an error (the file is the single source of truth; the flag defaults are not used)")
 	fs.StringVar(&f.checkConfig, "check-config", "", "parse and validate this AMPS-style XML configuration file, print a summary and exit (status 1 if invalid)")
 	fs.BoolVar(&f.sampleConfig, "sample-config", false, "print a commented sample configuration file and exit")
@@ -194,6 +197,13 @@ func run(ctx context.Context, release func(), args []string, stdout, stderr io.W
 	log, err := newLogger(f.logLevel, stderr)
 	if err != nil {
 		return err
+	}
+	if f.pprof != "" {
+		stop, err := servePprof(f.pprof, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	if f.configFile != "" {
 		cfg, err := config.Load(f.configFile, nil)

@@ -150,3 +150,36 @@ func TestRunTLSAndOnePort(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// -pprof serves the runtime profiles on its own address while the broker
+// runs, and stops serving them when ampsd stops.
+func TestRunPprof(t *testing.T) {
+	log := &ampstest.LogBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, func() {}, []string{"-tcp", "127.0.0.1:0", "-ws", "", "-pprof", "127.0.0.1:0"}, io.Discard, log)
+	}()
+	addr := waitFor(t, log, regexp.MustCompile(`msg="serving profiles" addr=(127\.0\.0\.1:\d+)`))[1]
+	waitFor(t, log, regexp.MustCompile(`msg=listening transport=tcp`))
+	resp, err := http.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile:") {
+		t.Fatalf("GET goroutine profile: %s\n%.300s", resp.Status, body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		t.Errorf("the profiling endpoint %s still accepts connections after ampsd stopped", addr)
+	}
+	if err := run(context.Background(), func() {}, []string{"-pprof", "nonsense:port:9"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "-pprof nonsense:port:9") {
+		t.Errorf("bad -pprof address: %v", err)
+	}
+}
