@@ -3,6 +3,7 @@ package broker
 import (
 	"cmp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ampsbroker/ampsbroker/filter"
@@ -307,6 +308,7 @@ func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, ci
 		sc = rs.scratch(body, filter.Env{Topic: topic, Size: len(body), ClientName: from.name, InstanceName: b.opts.Name})
 	}
 	var proj []projection // the select lists' projections of this message
+	var made *delivery    // the delivery route built, if it did
 	if ch != nil {
 		defer ch.release(rs)
 	}
@@ -319,7 +321,12 @@ func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, ci
 			}
 		}
 		if d == nil {
-			d = newDelivery(topic, cid, "", body)
+			// A plain publish: nothing but the writers keeps the
+			// delivery, so it can be recycled once they have written it.
+			// route's own reference is dropped once the loop is done
+			// (not deferred: a defer in a loop is allocated).
+			d = newPooledDelivery(topic, cid, body)
+			made = d
 		}
 		out, projectedDelta := d, false
 		if t.delta && ch != nil && ch.hadOld(b, rs, orig, t) {
@@ -342,7 +349,11 @@ func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, ci
 			out = projected(&proj, t.sel, out)
 		}
 		out.variant(t.flags)
+		out.hold() // the writer's reference, dropped when it has written it
 		t.ep.enqueueDelivery(out, t)
+	}
+	if made != nil {
+		made.release()
 	}
 	if sc != nil {
 		sc.env = filter.Env{}
@@ -462,6 +473,14 @@ type delivery struct {
 	// read them.
 	variants [4]*protocol.SharedHeader
 	at       int64 // when the first variant was built, for "ts"
+
+	// pool is the size class of a recycled delivery (see deliverypool.go),
+	// 0 for one left to the garbage collector; mem is then the whole
+	// buffer that hdr and body are carved from, and refs counts the
+	// publisher and the writers that still read it.
+	pool uint8
+	refs atomic.Int32
+	mem  []byte
 }
 
 // headerFlags say how a connection's deliveries differ from the shared
@@ -508,17 +527,28 @@ func (d *delivery) header(t *target) *protocol.SharedHeader {
 // encoded header and the body share one allocation. key is the record's
 // SOW key ("k"), empty on a topic without SOW.
 func newDelivery(topic, correlationID, key string, body []byte) *delivery {
-	d := &delivery{topic: topic, correlationID: correlationID, key: key}
+	d := new(delivery)
+	d.fill(make([]byte, 0, len(topic)+len(correlationID)+len(key)+len(body)+deliveryHeaderRoom), topic, correlationID, key, body)
+	return d
+}
+
+// deliveryHeaderRoom is what a delivery's header takes besides its topic,
+// correlation id and key when nothing needs escaping: ,"c":"p" ,"t":""
+// ,"x":"" ,"l": and 20 digits take 47 bytes, and ,"k":"" 7 more.
+const deliveryHeaderRoom = 56
+
+// fill sets d to a message on topic of body, encoding the header and
+// copying the body into buf, and returns buf extended (d.hdr and d.body
+// refer into it).
+func (d *delivery) fill(buf []byte, topic, correlationID, key string, body []byte) []byte {
+	d.topic, d.correlationID, d.key = topic, correlationID, key
 	h := protocol.Header{Command: protocol.CmdP, Topic: topic, CorrelationID: correlationID, SOWKey: key}
 	h.Set(protocol.FieldLength, uint64(len(body)))
-	// Room for the header without escapes: ,"c":"p" ,"t":"" ,"x":"" ,"l":
-	// and 20 digits take 47 bytes besides topic, correlation id and key
-	// (whose ,"k":"" takes 7).
-	buf := make([]byte, 0, len(topic)+len(correlationID)+len(key)+len(body)+56)
 	buf = d.hdr.Prepare(buf, &h)
 	s := len(buf)
-	d.body = append(buf, body...)[s:]
-	return d
+	buf = append(buf, body...)
+	d.body = buf[s:]
+	return buf
 }
 
 // message sets m to the delivery as written to t's connection (m is the

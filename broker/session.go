@@ -341,6 +341,7 @@ func (s *session) writeItems(items []outItem, dm *protocol.Message) (deliveries,
 		m := it.m
 		if it.d != nil {
 			if !it.d.message(it.t, dm) {
+				it.d.release()
 				continue
 			}
 			m = dm
@@ -350,6 +351,11 @@ func (s *session) writeItems(items []outItem, dm *protocol.Message) (deliveries,
 			return deliveries, wire, err
 		}
 		wire += int64(m.Len())
+		if it.d != nil {
+			// The connection keeps nothing of a written message.
+			dm.Body = nil
+			it.d.release()
+		}
 	}
 	return deliveries, wire, nil
 }
