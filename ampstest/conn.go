@@ -480,9 +480,11 @@ func (c *Conn) readFrameWithin(d time.Duration) ([]byte, bool, error) {
 	// a frame that has begun gets the connection's whole timeout to
 	// arrive, and a failure inside it ends the stream (the reader's error
 	// is sticky).
-	c.nc.SetReadDeadline(c.opDeadline(d))
-	if _, err := c.br.Peek(1); err != nil {
-		return nil, false, err
+	if c.sr.Buffered() == 0 {
+		c.nc.SetReadDeadline(c.opDeadline(d))
+		if _, err := c.br.Peek(1); err != nil {
+			return nil, false, err
+		}
 	}
 	c.nc.SetReadDeadline(c.opDeadline(c.timeout))
 	p, err := c.sr.ReadFrame()

@@ -112,8 +112,18 @@ func FuzzStreamReader(f *testing.F) {
 			rest = rest[n:]
 		}
 
-		for _, src := range []io.Reader{bytes.NewReader(data), &chunkReader{data: data}} {
-			r := NewStreamReader(src, max)
+		// The default buffers, and tiny ones (whose sizes come from the
+		// limit) so that frames cross from the small buffer to the large
+		// one and past both.
+		small := frameLengthSize + int(limit>>8)%16
+		large := small + int(limit>>12)%32
+		for _, src := range []*StreamReader{
+			NewStreamReader(bytes.NewReader(data), max),
+			NewStreamReader(&chunkReader{data: data}, max),
+			newStreamReader(bytes.NewReader(data), max, small, large),
+			newStreamReader(&chunkReader{data: data}, max, small, large),
+		} {
+			r := src
 			for i := 0; ; i++ {
 				frame, err := r.ReadFrame()
 				if err != nil {

@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -21,10 +20,11 @@ const (
 	// preflight is told apart from a frame (§2.1).
 	DefaultMaxFrameSize = 200 << 20
 
-	// DefaultReadBufferSize is the size of the buffered reader a stream
-	// connection reads through, so that small frames cost one read system
-	// call for several frames rather than two per frame.
-	DefaultReadBufferSize = 16 << 10
+	// DefaultReadBufferSize is the size of the large buffer a stream
+	// reader moves to while input streams in, so that a read system call
+	// takes many small frames, or a few large ones, at once. Only
+	// connections with input waiting hold one (see StreamReader).
+	DefaultReadBufferSize = 64 << 10
 
 	// DefaultWriteBufferSize is the size of the buffer WriteMessage fills
 	// before Flush (or a full buffer) sends it.
@@ -39,9 +39,10 @@ const (
 	// a huge frame and sends little costs little memory.
 	frameGrowChunk = 32 << 10
 
-	// frameRetainSize is the largest frame buffer a StreamReader keeps
-	// between frames. A larger buffer is dropped at the next ReadFrame so
-	// that an idle connection does not pin the memory of one big message.
+	// frameRetainSize is the largest buffer of a frame too large for the
+	// large read buffer that a StreamReader keeps between frames. A larger
+	// one is dropped at the next ReadFrame so that an idle connection does
+	// not pin the memory of one big message.
 	frameRetainSize = 1 << 20
 )
 
@@ -57,23 +58,65 @@ var ErrMessageTooLarge = errors.New("protocol: message does not fit a 32-bit fra
 
 // StreamReader reads length-prefixed frames of the stream encoding (wire
 // spec §2.1). It is not safe for concurrent use.
+//
+// It buffers its reads itself and returns a frame that arrived whole as a
+// slice of its buffer, so a small frame costs no copy after the read
+// system call. Its buffer adapts to the traffic: a connection whose
+// reads come in small pieces, or that waits for its next message, reads
+// through a small buffer of its own (DefaultSmallReadBufferSize) and
+// holds nothing larger while it is blocked; once a read fills that, the
+// data is streaming and the reader moves to a large buffer (the
+// ReadBufferSize of StreamOptions) taken from a pool, which it gives back
+// when a read finds the socket drained. A frame larger than the large
+// buffer is read into a buffer of its own.
 type StreamReader struct {
 	r   io.Reader
 	max int
-	buf []byte
-	err error // sticky: after a framing error the stream is out of sync
-	pfx [frameLengthSize]byte
+	// buf holds unread input in buf[rd:wr]; it is small or large.
+	buf    []byte
+	rd, wr int
+	small  []byte // the reader's own small buffer, allocated once
+	// largeSize is the size of the large buffer; large is non-nil while
+	// buf is it.
+	largeSize int
+	large     []byte
+	// filled records that the last read filled the free space it was
+	// given: more input is probably waiting in the socket.
+	filled bool
+	// frame is a frame too large for the large buffer, read on its own
+	// (dropped at the next call if over frameRetainSize).
+	frame []byte
+	rerr  error // a read error that came with data, returned once that data is used
+	err   error // sticky: after a framing error the stream is out of sync
 }
+
+// DefaultSmallReadBufferSize is the buffer a stream reader reads through
+// while its peer is quiet: it holds a logon or a small publish, and is all
+// the read buffer an idle connection keeps.
+const DefaultSmallReadBufferSize = 2 << 10
+
+// largeReadBuffers recycles large read buffers of DefaultReadBufferSize
+// among connections, which each hold one only while input streams in.
+var largeReadBuffers = sync.Pool{New: func() any { return new([DefaultReadBufferSize]byte) }}
 
 // NewStreamReader returns a reader of frames from r. Frames longer than
 // maxFrameSize bytes are refused; maxFrameSize <= 0 means
-// DefaultMaxFrameSize. r is read as given: wrap a raw socket in a
-// bufio.Reader to avoid two read calls per frame (NewStreamConn does).
+// DefaultMaxFrameSize. The reader buffers r itself (see StreamReader), so
+// r is best a raw connection.
 func NewStreamReader(r io.Reader, maxFrameSize int) *StreamReader {
+	return newStreamReader(r, maxFrameSize, DefaultSmallReadBufferSize, DefaultReadBufferSize)
+}
+
+// newStreamReader is NewStreamReader with the buffer sizes given; tests
+// use tiny ones to exercise every path. small must be at least the
+// length prefix and large at least small.
+func newStreamReader(r io.Reader, maxFrameSize, small, large int) *StreamReader {
 	if maxFrameSize <= 0 {
 		maxFrameSize = DefaultMaxFrameSize
 	}
-	return &StreamReader{r: r, max: maxFrameSize}
+	sr := &StreamReader{r: r, max: maxFrameSize, small: make([]byte, small), largeSize: large}
+	sr.buf = sr.small
+	return sr
 }
 
 // ReadFrame returns the next non-empty frame, without its length prefix.
@@ -92,61 +135,157 @@ func (r *StreamReader) ReadFrame() ([]byte, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	if cap(r.buf) > frameRetainSize {
-		r.buf = nil
+	if cap(r.frame) > frameRetainSize {
+		r.frame = nil
 	}
 	for {
-		if n, err := io.ReadFull(r.r, r.pfx[:]); err != nil {
-			if err == io.ErrUnexpectedEOF {
-				err = fmt.Errorf("protocol: stream ended inside a frame length prefix (%d of %d bytes): %w",
-					n, frameLengthSize, io.ErrUnexpectedEOF)
+		need := frameLengthSize
+		if n := r.wr - r.rd; n >= frameLengthSize {
+			size, err := frameSize(r.buf[r.rd:], r.max, ErrFrameTooLarge)
+			if err != nil {
+				r.err = err
+				return nil, err
 			}
-			r.err = err
-			return nil, err
+			if size == 0 {
+				r.rd += frameLengthSize
+				continue
+			}
+			need += size
+			if n >= need {
+				f := r.buf[r.rd+frameLengthSize : r.rd+need : r.rd+need]
+				r.rd += need
+				return f, nil
+			}
+			if need > r.largeSize {
+				return r.readLarge(size)
+			}
 		}
-		size, err := frameSize(r.pfx[:], r.max, ErrFrameTooLarge)
-		if err != nil {
-			r.err = err
-			return nil, err
+		r.makeRoom(need)
+		if err := r.fill(); err != nil {
+			r.err = r.endError(err)
+			return nil, r.err
 		}
-		if size == 0 {
-			continue
-		}
-		frame, err := r.readBody(int(size))
-		if err != nil {
-			r.err = err
-			return nil, err
-		}
-		return frame, nil
 	}
 }
 
-// readBody reads exactly n bytes into r.buf. When n exceeds the buffer the
-// buffer grows geometrically as data arrives rather than to n at once.
-func (r *StreamReader) readBody(n int) ([]byte, error) {
-	if n <= cap(r.buf) {
-		buf := r.buf[:n]
-		if got, err := io.ReadFull(r.r, buf); err != nil {
-			return nil, r.bodyError(got, n, err)
+// Buffered returns how many bytes of input the reader holds that ReadFrame
+// has not returned yet: when it is not zero, the next frame may be had
+// without reading the underlying reader.
+func (r *StreamReader) Buffered() int { return r.wr - r.rd }
+
+// makeRoom arranges for buf to have room for need bytes from rd, choosing
+// the buffer: the small one when nothing is buffered and the last read
+// drained the socket (the next read may wait), the large one when the
+// input streams or a frame needs it. It compacts unread input to the
+// front when the room is short.
+func (r *StreamReader) makeRoom(need int) {
+	if r.rd == r.wr {
+		r.rd, r.wr = 0, 0
+		if r.large != nil && !r.filled && need <= len(r.small) {
+			r.useSmall()
 		}
-		return buf, nil
 	}
-	buf := r.buf[:0]
-	for len(buf) < n {
+	if r.large == nil && (need > len(r.small) || r.filled) {
+		r.useLarge()
+		return
+	}
+	if len(r.buf)-r.rd < need {
+		r.wr = copy(r.buf, r.buf[r.rd:r.wr])
+		r.rd = 0
+	}
+}
+
+// useLarge moves the unread input to a large buffer.
+func (r *StreamReader) useLarge() {
+	if r.largeSize == DefaultReadBufferSize {
+		r.large = largeReadBuffers.Get().(*[DefaultReadBufferSize]byte)[:]
+	} else {
+		r.large = make([]byte, r.largeSize)
+	}
+	r.wr = copy(r.large, r.buf[r.rd:r.wr])
+	r.rd = 0
+	r.buf = r.large
+}
+
+// useSmall gives the (empty) large buffer back.
+func (r *StreamReader) useSmall() {
+	if len(r.large) == DefaultReadBufferSize {
+		largeReadBuffers.Put((*[DefaultReadBufferSize]byte)(r.large))
+	}
+	r.large = nil
+	r.buf = r.small
+}
+
+// fill reads once into the free end of buf. An error that comes with data
+// is kept for the next fill, so the data is framed first.
+func (r *StreamReader) fill() error {
+	if r.rerr != nil {
+		return r.rerr
+	}
+	free := r.buf[r.wr:]
+	n, err := r.r.Read(free)
+	if n < 0 || n > len(free) {
+		return fmt.Errorf("protocol: reader returned %d bytes for a %d byte buffer", n, len(free))
+	}
+	r.wr += n
+	r.filled = n == len(free)
+	if err != nil {
+		if n > 0 {
+			r.rerr = err
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// endError is the error of a stream that failed with err while wr-rd
+// bytes of a frame were buffered: io.EOF between frames stays io.EOF.
+func (r *StreamReader) endError(err error) error {
+	n := r.wr - r.rd
+	switch {
+	case err != io.EOF && err != io.ErrUnexpectedEOF:
+		return err
+	case n == 0:
+		return err
+	case n < frameLengthSize:
+		return fmt.Errorf("protocol: stream ended inside a frame length prefix (%d of %d bytes): %w",
+			n, frameLengthSize, io.ErrUnexpectedEOF)
+	}
+	size, _ := frameSize(r.buf[r.rd:], r.max, ErrFrameTooLarge)
+	return r.bodyError(n-frameLengthSize, size, err)
+}
+
+// readLarge reads a frame of size bytes that does not fit the large
+// buffer into a buffer of its own, starting with what is buffered. The
+// buffer grows geometrically as data arrives rather than to size at once,
+// so a peer that claims a huge frame and sends little costs little.
+func (r *StreamReader) readLarge(size int) ([]byte, error) {
+	buf := append(r.frame[:0], r.buf[r.rd+frameLengthSize:r.wr]...)
+	r.rd, r.wr = 0, 0
+	for len(buf) < size {
+		if r.rerr != nil {
+			r.err = r.bodyError(len(buf), size, r.rerr)
+			return nil, r.err
+		}
 		if len(buf) == cap(buf) {
-			grown := max(2*cap(buf), frameGrowChunk)
-			grown = min(grown, n)
+			grown := min(max(2*cap(buf), frameGrowChunk), size)
 			nb := make([]byte, len(buf), grown)
 			copy(nb, buf)
 			buf = nb
 		}
-		got, err := r.r.Read(buf[len(buf):cap(buf)])
+		// Never past the frame: what follows it is the next frame's.
+		got, err := r.r.Read(buf[len(buf):min(cap(buf), size)])
 		buf = buf[:len(buf)+got]
-		if err != nil && len(buf) < n {
-			return nil, r.bodyError(len(buf), n, err)
+		if err != nil {
+			if len(buf) < size {
+				r.err = r.bodyError(len(buf), size, err)
+				return nil, r.err
+			}
+			r.rerr = err
 		}
 	}
-	r.buf = buf
+	r.frame = buf
 	return buf, nil
 }
 
@@ -210,8 +349,9 @@ type StreamOptions struct {
 	// WriteBufferSize is the size of the outbound buffer. Default
 	// DefaultWriteBufferSize.
 	WriteBufferSize int
-	// ReadBufferSize is the size of the inbound buffer that frames are read
-	// through. Default DefaultReadBufferSize.
+	// ReadBufferSize is the size of the large inbound buffer that frames
+	// are read through while input streams in (see StreamReader). Default
+	// DefaultReadBufferSize.
 	ReadBufferSize int
 }
 
@@ -234,7 +374,7 @@ func NewStreamConn(rwc io.ReadWriteCloser, opts *StreamOptions) Conn {
 		o.ReadBufferSize = DefaultReadBufferSize
 	}
 	c := &streamConn{rwc: rwc}
-	c.r = NewStreamReader(bufio.NewReaderSize(rwc, o.ReadBufferSize), o.MaxFrameSize)
+	c.r = newStreamReader(rwc, o.MaxFrameSize, DefaultSmallReadBufferSize, max(o.ReadBufferSize, DefaultSmallReadBufferSize))
 	c.size = o.WriteBufferSize
 	return c
 }
@@ -278,6 +418,9 @@ func (c *streamConn) WriteMessage(m *Message) error {
 	if c.werr != nil {
 		return c.werr
 	}
+	if c.buf == nil && c.size == DefaultWriteBufferSize {
+		c.buf = writeBuffers.Get().(*[DefaultWriteBufferSize]byte)[:0]
+	}
 	buf, err := appendStreamStart(c.buf, m)
 	if err != nil {
 		return err
@@ -308,12 +451,24 @@ func (c *streamConn) send(p []byte) error {
 			return err
 		}
 	}
-	c.buf = c.buf[:0]
-	if cap(c.buf) > max(c.size, frameRetainSize) {
+	switch {
+	case cap(c.buf) == DefaultWriteBufferSize && c.size == DefaultWriteBufferSize:
+		// Back to the pool between batches: an idle connection holds no
+		// write buffer.
+		writeBuffers.Put((*[DefaultWriteBufferSize]byte)(c.buf[:DefaultWriteBufferSize]))
 		c.buf = nil
+	case cap(c.buf) > max(c.size, frameRetainSize):
+		c.buf = nil
+	default:
+		c.buf = c.buf[:0]
 	}
 	return nil
 }
+
+// writeBuffers recycles the write buffers of stream connections of the
+// default size, which hold one only from their first write of a batch to
+// its flush.
+var writeBuffers = sync.Pool{New: func() any { return new([DefaultWriteBufferSize]byte) }}
 
 func (c *streamConn) Flush() error {
 	if c.closed.Load() {

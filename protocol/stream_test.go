@@ -280,14 +280,14 @@ func TestStreamReaderReleasesBigBuffer(t *testing.T) {
 	if _, err := r.ReadFrame(); err != nil {
 		t.Fatal(err)
 	}
-	if cap(r.buf) < len(big) {
-		t.Fatalf("buffer cap %d after a %d byte frame", cap(r.buf), len(big))
+	if cap(r.frame) < len(big) {
+		t.Fatalf("buffer cap %d after a %d byte frame", cap(r.frame), len(big))
 	}
 	if _, err := r.ReadFrame(); err != nil {
 		t.Fatal(err)
 	}
-	if cap(r.buf) > frameRetainSize {
-		t.Errorf("buffer cap %d retained after the big frame, want <= %d", cap(r.buf), frameRetainSize)
+	if cap(r.frame) > frameRetainSize || cap(r.buf) > DefaultReadBufferSize {
+		t.Errorf("buffer caps %d and %d retained after the big frame, want <= %d and %d", cap(r.frame), cap(r.buf), frameRetainSize, DefaultReadBufferSize)
 	}
 }
 
@@ -410,5 +410,75 @@ func TestStreamConnCloseDuringWrite(t *testing.T) {
 	}
 	if err := <-writeErr; err == nil {
 		t.Fatal("WriteMessage kept succeeding after Close")
+	}
+}
+
+// countingReader serves data in reads of at most chunk bytes and counts
+// the reads.
+type countingReader struct {
+	data  []byte
+	chunk int
+	reads int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	c.reads++
+	n := copy(p[:min(len(p), c.chunk)], c.data)
+	c.data = c.data[n:]
+	return n, nil
+}
+
+// Streaming input is read through the large buffer, many frames a read;
+// once a read finds the socket drained the reader holds only its small
+// buffer, which is all an idle connection keeps.
+func TestStreamReaderBufferFollowsTraffic(t *testing.T) {
+	body := strings.Repeat("x", 1000)
+	var in []byte
+	for range 1000 {
+		in = append(in, frame(uint32(len(body)), body)...)
+	}
+	src := &countingReader{data: in, chunk: 1 << 30}
+	r := NewStreamReader(src, 0)
+	for i := range 1000 {
+		f, err := r.ReadFrame()
+		if err != nil || string(f) != body {
+			t.Fatalf("frame %d: %v, %d bytes", i, err, len(f))
+		}
+		if i == 500 && r.large == nil {
+			t.Fatal("streaming input is read through the small buffer")
+		}
+	}
+	if want := len(in)/DefaultReadBufferSize + 3; src.reads > want {
+		t.Errorf("%d reads for %d bytes of streaming input, want at most %d", src.reads, len(in), want)
+	}
+
+	// A peer that sends one small frame at a time: each read comes back
+	// short, so the reader stays on (or returns to) its small buffer.
+	src = &countingReader{chunk: 1 << 30}
+	r = NewStreamReader(src, 0)
+	for i := range 5 {
+		src.data = frame(5, "hello")
+		if f, err := r.ReadFrame(); err != nil || string(f) != "hello" {
+			t.Fatalf("frame %d: %q, %v", i, f, err)
+		}
+		if r.large != nil || len(r.buf) != DefaultSmallReadBufferSize {
+			t.Fatalf("frame %d: reading through a %d byte buffer, want the small one", i, len(r.buf))
+		}
+	}
+	// A frame larger than the small buffer moves to the large one, and a
+	// drained socket moves back before the next blocking read.
+	src.data = frame(5000, strings.Repeat("y", 5000))
+	if f, err := r.ReadFrame(); err != nil || len(f) != 5000 {
+		t.Fatalf("5000 byte frame: %d bytes, %v", len(f), err)
+	}
+	src.data = frame(2, "ok")
+	if f, err := r.ReadFrame(); err != nil || string(f) != "ok" {
+		t.Fatalf("after the large frame: %q, %v", f, err)
+	}
+	if r.large != nil {
+		t.Error("the large buffer is kept after the socket drained")
 	}
 }
