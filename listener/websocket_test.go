@@ -671,16 +671,26 @@ func TestWebSocketGoClientStreamVariant(t *testing.T) {
 	}
 }
 
-// maskedFrame builds a client frame by hand (RFC 6455 §5.2), for payloads
-// under 126 bytes.
-func maskedFrame(opcode byte, p string) []byte {
+// maskedFrame builds a client frame by hand (RFC 6455 §5.2).
+func maskedFrame(opcode byte, p string) []byte { return appendMaskedFrame(nil, opcode, p) }
+
+// appendMaskedFrame appends a final client frame of any length, masked.
+func appendMaskedFrame(dst []byte, opcode byte, p string) []byte {
 	key := [4]byte{1, 2, 3, 4}
-	out := []byte{0x80 | opcode, 0x80 | byte(len(p))}
-	out = append(out, key[:]...)
-	for i := range len(p) {
-		out = append(out, p[i]^key[i%4])
+	dst = append(dst, 0x80|opcode)
+	switch {
+	case len(p) < 126:
+		dst = append(dst, 0x80|byte(len(p)))
+	case len(p) <= 0xffff:
+		dst = binary.BigEndian.AppendUint16(append(dst, 0x80|126), uint16(len(p)))
+	default:
+		dst = binary.BigEndian.AppendUint64(append(dst, 0x80|127), uint64(len(p)))
 	}
-	return out
+	dst = append(dst, key[:]...)
+	for i := range len(p) {
+		dst = append(dst, p[i]^key[i%4])
+	}
+	return dst
 }
 
 func TestServeWebSocketOnStream(t *testing.T) {
