@@ -36,8 +36,9 @@ const (
 	// with cookies; 64 KiB leaves room for large Authorization tokens.
 	MaxWebSocketRequestBytes = 64 << 10
 
-	// wsWriteBufferSize is the buffer frames are assembled in before being
-	// written; the WebSocket library flushes after every frame.
+	// wsWriteBufferSize is the buffer the WebSocket library assembles
+	// frames in when it writes data frames itself (with permessage-deflate,
+	// see websocket_wire.go); it flushes after every frame.
 	wsWriteBufferSize = 16 << 10
 
 	// wsRequestBufferSize is the buffered reader the upgrade request is read

@@ -18,10 +18,13 @@ import (
 )
 
 // wsConn is the transport.Conn of a WebSocket client: protocol.WSDecoder on the read
-// side, protocol.WSEncoder on the write side, over a *websocket.Conn.
+// side, protocol.WSEncoder on the write side, over a *websocket.Conn. Data
+// frames are framed here and sent in batches through wire (see
+// websocket_wire.go), unless permessage-deflate was negotiated; then the
+// library writes each one.
 type wsConn struct {
 	ws   *websocket.Conn
-	raw  net.Conn // the hijacked connection, force-closed when Close overruns
+	wire *wsWire // the hijacked connection; the force-close of Close and Abort reach under it
 	info transport.ConnInfo
 
 	// Read side, used by the one reading goroutine.
@@ -34,25 +37,40 @@ type wsConn struct {
 	// no type), binary for any other.
 	fallback protocol.WSMode
 
-	// Write side. wmu keeps the frames of one message contiguous (wire spec
-	// §3.4 rule 5) even if several goroutines write.
+	// Write side, under wmu, which also keeps the frames of one message
+	// contiguous (wire spec §3.4 rule 5) even if several goroutines write.
 	wmu  sync.Mutex
 	enc  protocol.WSEncoder
 	emit func(text bool, p []byte) error
+	// batch holds the frames written since the last Flush, from
+	// wsBatchPool; nil when there are none.
+	batch *[]byte
+	// werr is the first failed write of a batch: after it the stream of
+	// frames is broken, so every later write fails with it.
+	werr error
 
+	// closed is set when Close begins: no data frame may follow the close
+	// frame it sends, and buffered frames are dropped.
+	closed       atomic.Bool
 	closeOnce    sync.Once
 	closeErr     error
 	closeTimeout time.Duration
 }
 
-func newWSConn(ws *websocket.Conn, raw net.Conn, info transport.ConnInfo, opts *WebSocketOptions) *wsConn {
-	c := &wsConn{ws: ws, raw: raw, info: info, closeTimeout: WebSocketCloseTimeout}
+// newWSConn returns the connection for ws, whose hijacked connection is
+// wire. With batch set wsConn frames and batches data itself; without,
+// the library writes every frame (it must when it compresses them).
+func newWSConn(ws *websocket.Conn, wire *wsWire, batch bool, info transport.ConnInfo, opts *WebSocketOptions) *wsConn {
+	c := &wsConn{ws: ws, wire: wire, info: info, closeTimeout: WebSocketCloseTimeout}
 	c.dec.MaxMessageSize = opts.MaxFrameSize // <= 0: the decoder's default
 	c.fallback = protocol.WSModeBinary
 	if mt := cmp.Or(info.MessageType, info.TransportMessageType); mt == "" || mt == "json" {
 		c.fallback = protocol.WSModeText
 	}
-	c.emit = c.writeFrame
+	c.emit = c.libraryFrame
+	if batch {
+		c.emit = c.batchFrame
+	}
 	// Our own limit replaces the library's 32 KiB default; ReadMessage
 	// narrows it per frame.
 	ws.SetReadLimit(c.dec.FrameLimit())
@@ -128,9 +146,14 @@ func readAllInto(dst []byte, r io.Reader) ([]byte, error) {
 // stream variant; see protocol.WSEncoder), each as one unfragmented WebSocket
 // message, without letting another message's frames in between. Until the
 // client's selector arrived it frames payloads for the URL's message type.
+// The frames are held until Flush, or until a batch of wsBatchSize bytes
+// has gathered.
 func (c *wsConn) WriteMessage(m *protocol.Message) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.closed.Load() {
+		return fmt.Errorf("listener: websocket write to %v after Close: %w", c.info.RemoteAddr, net.ErrClosed)
+	}
 	mode := protocol.WSMode(c.mode.Load())
 	if mode == protocol.WSModeUnknown {
 		mode = c.fallback
@@ -141,7 +164,8 @@ func (c *wsConn) WriteMessage(m *protocol.Message) error {
 	return nil
 }
 
-func (c *wsConn) writeFrame(text bool, p []byte) error {
+// libraryFrame has the library write one frame as a message of its own.
+func (c *wsConn) libraryFrame(text bool, p []byte) error {
 	typ := websocket.MessageBinary
 	if text {
 		typ = websocket.MessageText
@@ -149,13 +173,64 @@ func (c *wsConn) writeFrame(text bool, p []byte) error {
 	return c.ws.Write(context.Background(), typ, p)
 }
 
-// Flush does nothing: the WebSocket library sends every frame as written.
-func (c *wsConn) Flush() error { return nil }
+// batchFrame adds one frame to the batch. A frame that would take the
+// batch past wsBatchSize is sent at once with the batch before it: its
+// header is the batch's last bytes, its payload goes out as it is.
+func (c *wsConn) batchFrame(text bool, p []byte) error {
+	if c.werr != nil {
+		return c.werr
+	}
+	if c.batch == nil {
+		c.batch = wsBatchPool.Get().(*[]byte)
+	}
+	// The batch is at most wsBatchSize long, so the header fits its capacity.
+	b := protocol.AppendWSFrameHeader(*c.batch, text, len(p))
+	if len(b)+len(p) <= wsBatchSize {
+		*c.batch = append(b, p...)
+		return nil
+	}
+	*c.batch = b
+	return c.send(p)
+}
+
+// send writes the batch and then payload, and empties the batch.
+func (c *wsConn) send(payload []byte) error {
+	err := c.wire.writeFrames(*c.batch, payload)
+	*c.batch = (*c.batch)[:0]
+	if err != nil {
+		c.werr = err
+	}
+	return err
+}
+
+// Flush sends the frames written since the last Flush, in one write, and
+// gives the batch buffer back so an idle connection holds none.
+func (c *wsConn) Flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.batch == nil {
+		return nil
+	}
+	err := c.werr
+	if err == nil && c.closed.Load() {
+		err = net.ErrClosed
+	}
+	if err == nil && len(*c.batch) > 0 {
+		err = c.send(nil)
+	}
+	*c.batch = (*c.batch)[:0]
+	wsBatchPool.Put(c.batch)
+	c.batch = nil
+	if err != nil {
+		return fmt.Errorf("listener: websocket write to %v: %w", c.info.RemoteAddr, err)
+	}
+	return nil
+}
 
 // Abort implements transport.Aborter: it drops the connection without a close
 // handshake, resetting it.
 func (c *wsConn) Abort() error {
-	err := abortNetConn(c.raw)
+	err := abortNetConn(c.wire.Conn)
 	c.ws.CloseNow()
 	return err
 }
@@ -170,10 +245,11 @@ func (c *wsConn) Close() error {
 
 func (c *wsConn) shutdown(code websocket.StatusCode, reason string) error {
 	c.closeOnce.Do(func() {
+		c.closed.Store(true)
 		var forced atomic.Bool
 		t := time.AfterFunc(c.closeTimeout, func() {
 			forced.Store(true)
-			c.raw.Close()
+			c.wire.Conn.Close()
 		})
 		err := c.ws.Close(code, reason)
 		t.Stop()

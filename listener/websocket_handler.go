@@ -54,13 +54,14 @@ func NewWebSocketHandler(srv transport.ConnServer, opts *WebSocketOptions) http.
 	})
 }
 
-// wsHijacker is an http.ResponseWriter whose Hijack remembers the raw
-// connection, which Conn.Close force-closes when the close handshake
-// overruns.
+// wsHijacker is an http.ResponseWriter whose Hijack hands the WebSocket
+// library the connection wrapped in a wsWire, and remembers that wire:
+// wsConn writes its batches through it, and force-closes the connection
+// under it when the close handshake overruns.
 type wsHijacker interface {
 	http.ResponseWriter
 	http.Hijacker
-	hijackedConn() net.Conn
+	hijackedWire() *wsWire
 }
 
 // wsUpgrade checks the upgrade request r, answers it on w and returns the
@@ -88,25 +89,30 @@ func wsUpgrade(w wsHijacker, r *http.Request, opts *WebSocketOptions, info trans
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s %q from %s: %v", ErrWebSocketUpgrade, r.Method, r.URL.Path, r.RemoteAddr, err)
 	}
-	raw := w.hijackedConn()
+	wire := w.hijackedWire()
 	if info.LocalAddr == nil {
-		info.LocalAddr = raw.LocalAddr()
+		info.LocalAddr = wire.LocalAddr()
 	}
 	if info.RemoteAddr == nil {
-		info.RemoteAddr = raw.RemoteAddr()
+		info.RemoteAddr = wire.RemoteAddr()
 	}
-	return newWSConn(ws, raw, info, opts), nil
+	// No goroutine uses the wire yet: the library starts reading (and
+	// answering pings) only when wsConn first reads.
+	deflate := wsDeflate(w.Header())
+	wire.sniffClose = !deflate
+	return newWSConn(ws, wire, !deflate, info, opts), nil
 }
 
 // wsHijackRecorder wraps the ResponseWriter of an http.Server.
 type wsHijackRecorder struct {
 	http.ResponseWriter
-	conn net.Conn
+	wire *wsWire
 }
 
 // Hijack takes the connection over from the http.Server and clears the
 // deadlines its ReadTimeout or WriteTimeout (or the handshake timeout) may
-// have left on it.
+// have left on it. The library gets a writer of its own over the wire in
+// place of the server's (empty: the server flushed the 101 before).
 func (h *wsHijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
 	if err != nil {
@@ -116,11 +122,12 @@ func (h *wsHijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		c.Close()
 		return nil, nil, err
 	}
-	h.conn = c
-	return c, brw, nil
+	h.wire = &wsWire{Conn: c}
+	brw.Writer = bufio.NewWriterSize(h.wire, wsLibraryWriterSize(h.Header()))
+	return h.wire, brw, nil
 }
 
-func (h *wsHijackRecorder) hijackedConn() net.Conn { return h.conn }
+func (h *wsHijackRecorder) hijackedWire() *wsWire { return h.wire }
 
 // Unwrap gives http.ResponseController access to the server's writer.
 func (h *wsHijackRecorder) Unwrap() http.ResponseWriter { return h.ResponseWriter }
@@ -131,6 +138,7 @@ func (h *wsHijackRecorder) Unwrap() http.ResponseWriter { return h.ResponseWrite
 // and written by finish with "Connection: close".
 type wsRawResponse struct {
 	conn     net.Conn
+	wire     *wsWire // set by Hijack
 	br       *bufio.Reader
 	header   http.Header
 	status   int
@@ -166,15 +174,16 @@ func (w *wsRawResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, errors.New("listener: connection already hijacked")
 	}
 	w.hijacked = true
-	bw := bufio.NewWriterSize(w.conn, wsWriteBufferSize)
+	w.wire = &wsWire{Conn: w.conn}
+	bw := bufio.NewWriterSize(w.wire, wsLibraryWriterSize(w.header))
 	w.writeHead(bw)
 	if err := bw.Flush(); err != nil {
 		return nil, nil, err
 	}
-	return w.conn, bufio.NewReadWriter(w.br, bw), nil
+	return w.wire, bufio.NewReadWriter(w.br, bw), nil
 }
 
-func (w *wsRawResponse) hijackedConn() net.Conn { return w.conn }
+func (w *wsRawResponse) hijackedWire() *wsWire { return w.wire }
 
 func (w *wsRawResponse) writeHead(bw *bufio.Writer) {
 	if w.status == 0 {

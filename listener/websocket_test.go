@@ -293,6 +293,17 @@ func TestWebSocketOutboundTextMode(t *testing.T) {
 	}
 }
 
+// writeFlush writes one message and sends it.
+func writeFlush(t testing.TB, c transport.Conn, header, body string) {
+	t.Helper()
+	if err := c.WriteMessage(outMsg(t, header, body)); err != nil {
+		t.Fatalf("WriteMessage(%.60q): %v", header, err)
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatalf("Flush after %.60q: %v", header, err)
+	}
+}
+
 func equalFrames(a, b []wsTestFrame) bool {
 	if len(a) != len(b) {
 		return false
@@ -321,6 +332,9 @@ func TestWebSocketOutboundBinaryMode(t *testing.T) {
 	recv(t, srv.msgs, "logon")
 	sow := `{"c":"sow","bs":2}`
 	if err := conn.WriteMessage(outMsg(t, sow, `{"k":"1","l":3}b=2{"k":"2","l":0}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	want := []wsTestFrame{
@@ -416,8 +430,7 @@ func TestWebSocketCloseHandshake(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer nc.Close()
-		req := "GET /amps/json HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-		if _, err := nc.Write([]byte(req)); err != nil {
+		if _, err := nc.Write([]byte(wsUpgradeRequest)); err != nil {
 			t.Fatal(err)
 		}
 		conn := recv(t, srv.conns, "connection")
@@ -444,9 +457,7 @@ func TestWebSocketTLS(t *testing.T) {
 	if got := recv(t, srv.msgs, "logon"); got.header != `{"c":"logon"}` {
 		t.Errorf("got %q", got)
 	}
-	if err := conn.WriteMessage(outMsg(t, `{"c":"ack","status":"success"}`, "")); err != nil {
-		t.Fatal(err)
-	}
+	writeFlush(t, conn, `{"c":"ack","status":"success"}`, "")
 	if got := c.readN(1); got[0] != (wsTestFrame{true, `{"c":"ack","status":"success"}`}) {
 		t.Errorf("got %v", got)
 	}
@@ -591,20 +602,24 @@ func TestWebSocketHandshakeContext(t *testing.T) {
 
 func TestWebSocketHandler(t *testing.T) {
 	srv := newRecServer(t)
-	for _, useTLS := range []bool{false, true} {
-		name := map[bool]string{false: "ws", true: "wss"}[useTLS]
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		tls, deflate bool
+	}{{"ws", false, true}, {"wss", true, true}, {"ws_uncompressed", false, false}} {
+		useTLS := tc.tls
+		t.Run(tc.name, func(t *testing.T) {
+			h := NewWebSocketHandler(srv, &WebSocketOptions{PerMessageDeflate: tc.deflate})
 			var hs *httptest.Server
 			if useTLS {
-				hs = httptest.NewTLSServer(NewWebSocketHandler(srv, &WebSocketOptions{PerMessageDeflate: true}))
+				hs = httptest.NewTLSServer(h)
 			} else {
-				hs = httptest.NewServer(NewWebSocketHandler(srv, &WebSocketOptions{PerMessageDeflate: true}))
+				hs = httptest.NewServer(h)
 			}
 			defer hs.Close()
 			url := strings.Replace(hs.URL, "http", "ws", 1) + "/amps-prod/amps/json"
 			c, resp := dialJS(t, url, &websocket.DialOptions{HTTPClient: hs.Client(), CompressionMode: websocket.CompressionContextTakeover})
-			if ext := resp.Header.Get("Sec-WebSocket-Extensions"); !strings.Contains(ext, "permessage-deflate") {
-				t.Errorf("Sec-WebSocket-Extensions = %q, want permessage-deflate", ext)
+			if ext := resp.Header.Get("Sec-WebSocket-Extensions"); strings.Contains(ext, "permessage-deflate") != tc.deflate {
+				t.Errorf("Sec-WebSocket-Extensions = %q with PerMessageDeflate %v", ext, tc.deflate)
 			}
 			if p := resp.Header.Get("Sec-WebSocket-Protocol"); p != "" {
 				t.Errorf("server chose subprotocol %q, want none", p)
@@ -619,9 +634,7 @@ func TestWebSocketHandler(t *testing.T) {
 			if got := recv(t, srv.msgs, "publish"); got != (msg{`{"c":"publish","t":"orders"}`, body}) {
 				t.Errorf("got %.60q", got)
 			}
-			if err := conn.WriteMessage(outMsg(t, `{"c":"p","t":"orders","l":1700}`, body)); err != nil {
-				t.Fatal(err)
-			}
+			writeFlush(t, conn, `{"c":"p","t":"orders","l":1700}`, body)
 			if got := c.readN(2); got[1] != (wsTestFrame{true, body}) {
 				t.Errorf("delivery data frame %.60s", got[1])
 			}
@@ -651,25 +664,33 @@ func TestWebSocketGoClientStreamVariant(t *testing.T) {
 	if got := recv(t, srv.msgs, "logon"); got.header != logon {
 		t.Fatalf("got %q", got)
 	}
-	if err := conn.WriteMessage(outMsg(t, `{"c":"p","t":"orders","l":8}`, `{"id":1}`)); err != nil {
-		t.Fatal(err)
-	}
+	writeFlush(t, conn, `{"c":"p","t":"orders","l":8}`, `{"id":1}`)
 	want := wsTestFrame{false, string(protocol.AppendStreamFrame(nil, []byte(`{"c":"p","t":"orders","l":8}`), []byte(`{"id":1}`)))}
 	if got := c.readN(1); got[0] != want {
 		t.Errorf("got %v, want %v", got[0], want)
 	}
 }
 
-// maskedFrame builds a client frame by hand (RFC 6455 §5.2), for payloads
-// under 126 bytes.
-func maskedFrame(opcode byte, p string) []byte {
+// maskedFrame builds a client frame by hand (RFC 6455 §5.2).
+func maskedFrame(opcode byte, p string) []byte { return appendMaskedFrame(nil, opcode, p) }
+
+// appendMaskedFrame appends a final client frame of any length, masked.
+func appendMaskedFrame(dst []byte, opcode byte, p string) []byte {
 	key := [4]byte{1, 2, 3, 4}
-	out := []byte{0x80 | opcode, 0x80 | byte(len(p))}
-	out = append(out, key[:]...)
-	for i := range len(p) {
-		out = append(out, p[i]^key[i%4])
+	dst = append(dst, 0x80|opcode)
+	switch {
+	case len(p) < 126:
+		dst = append(dst, 0x80|byte(len(p)))
+	case len(p) <= 0xffff:
+		dst = binary.BigEndian.AppendUint16(append(dst, 0x80|126), uint16(len(p)))
+	default:
+		dst = binary.BigEndian.AppendUint64(append(dst, 0x80|127), uint64(len(p)))
 	}
-	return out
+	dst = append(dst, key[:]...)
+	for i := range len(p) {
+		dst = append(dst, p[i]^key[i%4])
+	}
+	return dst
 }
 
 func TestServeWebSocketOnStream(t *testing.T) {
@@ -737,9 +758,7 @@ func TestServeWebSocketOnStream(t *testing.T) {
 	if err != nil || string(h) != `{"c":"logon","cid":"auto0"}` {
 		t.Fatalf("ReadMessage = %q, %v", h, err)
 	}
-	if err := r.conn.WriteMessage(outMsg(t, `{"c":"ack","cid":"auto0"}`, "")); err != nil {
-		t.Fatal(err)
-	}
+	writeFlush(t, r.conn, `{"c":"ack","cid":"auto0"}`, "")
 	hdr := make([]byte, 2)
 	if _, err := io.ReadFull(br, hdr); err != nil {
 		t.Fatal(err)
@@ -808,6 +827,9 @@ func BenchmarkWebSocketConn(b *testing.B) {
 					b.Fatal(err)
 				}
 				if err := conn.WriteMessage(out); err != nil {
+					b.Fatal(err)
+				}
+				if err := conn.Flush(); err != nil {
 					b.Fatal(err)
 				}
 				ws.Read(ctx)

@@ -523,3 +523,38 @@ func (e *WSEncoder) trim() {
 func wsTextData(data []byte, binaryMode bool) bool {
 	return !binaryMode && len(data) > 0 && utf8.Valid(data)
 }
+
+// Server-to-client WebSocket frame header layout (RFC 6455 §5.2).
+const (
+	// WSMaxFrameHeaderSize is the longest header AppendWSFrameHeader
+	// writes: two bytes, then an 8-byte extended length.
+	WSMaxFrameHeaderSize = 2 + 8
+
+	wsFin      = 0x80   // final fragment: every frame we write is a whole message
+	wsOpText   = 0x1    // opcode of a text frame
+	wsOpBinary = 0x2    // opcode of a binary frame
+	wsLen16    = 126    // length byte announcing a 16-bit extended length
+	wsLen64    = 127    // length byte announcing a 64-bit extended length
+	wsMaxLen7  = 125    // longest payload whose length fits the length byte
+	wsMaxLen16 = 0xFFFF // longest payload with a 16-bit extended length
+)
+
+// AppendWSFrameHeader appends the header of one unfragmented, unmasked
+// WebSocket data frame carrying an n-byte payload, as a server sends it: FIN
+// set, no extension bits, opcode text or binary, then the length in its
+// shortest form (7 bits, or 126 and 16 bits, or 127 and 64 bits, network
+// byte order). The payload itself follows the header on the wire unchanged;
+// only clients mask their frames. n must not be negative.
+func AppendWSFrameHeader(dst []byte, text bool, n int) []byte {
+	op := byte(wsOpBinary)
+	if text {
+		op = wsOpText
+	}
+	switch {
+	case n <= wsMaxLen7:
+		return append(dst, wsFin|op, byte(n))
+	case n <= wsMaxLen16:
+		return binary.BigEndian.AppendUint16(append(dst, wsFin|op, wsLen16), uint16(n))
+	}
+	return binary.BigEndian.AppendUint64(append(dst, wsFin|op, wsLen64), uint64(n))
+}

@@ -343,3 +343,28 @@ func BenchmarkWSEncode(b *testing.B) {
 		})
 	}
 }
+
+func TestAppendWSFrameHeader(t *testing.T) {
+	for _, c := range []struct {
+		text bool
+		n    int
+		want []byte
+	}{
+		{true, 0, []byte{0x81, 0}},
+		{false, 0, []byte{0x82, 0}},
+		{true, 125, []byte{0x81, 125}},
+		{false, 126, []byte{0x82, 126, 0, 126}},
+		{true, 1024, []byte{0x81, 126, 0x04, 0x00}},
+		{true, 65535, []byte{0x81, 126, 0xff, 0xff}},
+		{false, 65536, []byte{0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
+		{true, 1<<32 + 5, []byte{0x81, 127, 0, 0, 0, 1, 0, 0, 0, 5}},
+	} {
+		got := AppendWSFrameHeader([]byte("x"), c.text, c.n)
+		if !bytes.Equal(got, append([]byte("x"), c.want...)) {
+			t.Errorf("AppendWSFrameHeader(text=%v, %d) = % x, want x then % x", c.text, c.n, got, c.want)
+		}
+		if len(got)-1 > WSMaxFrameHeaderSize {
+			t.Errorf("AppendWSFrameHeader(text=%v, %d) wrote %d bytes, more than WSMaxFrameHeaderSize", c.text, c.n, len(got)-1)
+		}
+	}
+}
