@@ -167,6 +167,9 @@ type topicEntry struct {
 	fields *sync.Pool
 	bound  map[*subscription]*filter.Matcher
 
+	// groups is the set of the keys of the routes' targets, kept by add
+	// once there are many (see hasTarget), nil otherwise.
+	groups map[targetKey]struct{}
 	// slot is the entry's place in the router's ring; evicted is set
 	// when the entry leaves the cache (both under the router's lock).
 	slot    int32
@@ -179,12 +182,12 @@ type topicEntry struct {
 // goes last, where a rebuild would put it, and a target slice with room
 // to spare is appended to in place (a publisher holding the previous
 // routes reads only the elements it had). N subscribers joining one
-// topic then cost O(N) target comparisons each, not a regrouping of all
-// N subscriptions each.
+// topic then cost O(N) in all, not a regrouping of all N subscriptions
+// each.
 func (e *topicEntry) add(r *router, s *subscription) {
 	e.subs = append(e.subs, s) // e.subs is the router's own, never published
 	old := e.routes
-	if s.filter != nil || old == nil || old.hasTarget(s) {
+	if s.filter != nil || old == nil || e.hasTarget(s) {
 		e.rebuild(r)
 		return
 	}
@@ -194,17 +197,38 @@ func (e *topicEntry) add(r *router, s *subscription) {
 		rs.regexOrder = &r.order
 	}
 	e.routes = &rs
+	if e.groups != nil {
+		e.groups[targetKey{s.owner, s.selText}] = struct{}{}
+	}
 }
 
-// hasTarget reports whether rs has a target that s would join: one of the
-// same connection and select list.
-func (rs *routes) hasTarget(s *subscription) bool {
-	for i := range rs.targets {
-		if t := &rs.targets[i]; t.ep == s.owner && t.subs[0].selText == s.selText {
-			return true
+// targetKey is what makes a target: one per connection and select list.
+type targetKey struct {
+	ep  *endpoint
+	sel string
+}
+
+// hasTarget reports whether the routes have a target that s would join.
+// Past linearGroups targets the entry keeps the set of their keys, built
+// on the first join that needs it and dropped by a rebuild.
+func (e *topicEntry) hasTarget(s *subscription) bool {
+	ts := e.routes.targets
+	if len(ts) <= linearGroups {
+		for i := range ts {
+			if ts[i].ep == s.owner && ts[i].subs[0].selText == s.selText {
+				return true
+			}
+		}
+		return false
+	}
+	if e.groups == nil {
+		e.groups = make(map[targetKey]struct{}, len(ts))
+		for i := range ts {
+			e.groups[targetKey{ts[i].ep, ts[i].subs[0].selText}] = struct{}{}
 		}
 	}
-	return false
+	_, ok := e.groups[targetKey{s.owner, s.selText}]
+	return ok
 }
 
 // rebuild recomputes the routes after e.subs changed. The filters of the
@@ -213,6 +237,7 @@ func (rs *routes) hasTarget(s *subscription) bool {
 func (e *topicEntry) rebuild(r *router) {
 	mt := r.mt
 	rs := &routes{targets: groupTargets(e.subs), store: e.store, order: e.order}
+	e.groups = nil
 	for _, s := range e.subs {
 		if s.re != nil {
 			rs.regexOrder = &r.order
@@ -355,10 +380,7 @@ func groupTargets(subs []*subscription) []target {
 	}
 	// One target per connection, and per select list on it: subscriptions
 	// that see different fields of a message get deliveries of their own.
-	type group struct {
-		ep  *endpoint
-		sel string
-	}
+	type group = targetKey
 	var keysBuf [linearGroups]group
 	var ofBuf [2 * linearGroups]int32
 	keys := keysBuf[:0]           // the group of each target

@@ -434,7 +434,13 @@ func TestRouterAddMatchesRebuild(t *testing.T) {
 	a, b := nopEndpoint(), nopEndpoint()
 	r.routes("t")
 	var added []*subscription
-	for i, ep := range []*endpoint{a, b, a, nopEndpoint(), b} {
+	// Past linearGroups targets, joins are checked against a set of them.
+	eps := []*endpoint{a, b, a, nopEndpoint(), b}
+	for range 2 * linearGroups {
+		eps = append(eps, nopEndpoint())
+	}
+	eps = append(eps, a, eps[len(eps)-1], b)
+	for i, ep := range eps {
 		s := mustSub(t, "s"+strconv.Itoa(i), "t", ep)
 		s.stamp = i == 3
 		r.add(s)
