@@ -152,9 +152,12 @@ type routes struct {
 // they were built from, kept across rebuilds so that a change of the
 // topic's subscriptions binds only the filters it adds.
 type topicEntry struct {
+	// routes and slot come first: a publish that finds the entry reads
+	// both, from one cache line.
+	routes *routes
+	slot   int32
 	topic  string
 	subs   []*subscription
-	routes *routes
 	store  *sowStore // resolved once, when the topic is first cached
 	// order is the topic's order lock: one of the router's stripes, so it
 	// stays the same when the entry is rebuilt, evicted or made anew.
@@ -170,9 +173,8 @@ type topicEntry struct {
 	// groups is the set of the keys of the routes' targets, kept by add
 	// once there are many (see hasTarget), nil otherwise.
 	groups map[targetKey]struct{}
-	// slot is the entry's place in the router's ring; evicted is set
-	// when the entry leaves the cache (both under the router's lock).
-	slot    int32
+	// slot (above) is the entry's place in the router's ring; evicted is
+	// set when the entry leaves the cache (both under the router's lock).
 	evicted bool
 }
 
