@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"regexp"
 	"testing"
 )
@@ -75,5 +76,116 @@ func BenchmarkRouterRoutes(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkRouterEviction looks up topics drawn from a skewed (Zipf)
+// distribution over 1,000,000 topics, 100 regex subscriptions, with the
+// default cache of 65,536 topics: a few topics are published very often,
+// most rarely, as on a real broker. misses/op is the share of lookups that
+// found their topic evicted. The cyclic sweep of BenchmarkRouterRoutes at
+// 100,000 topics is the other extreme (every topic equally often, in a
+// fixed order): there any policy that keeps recently read topics misses
+// every time.
+func BenchmarkRouterEviction(b *testing.B) {
+	const ntopics = 1000000
+	topics := make([]string, ntopics)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("t.%07d", i)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	z := rand.NewZipf(rand.New(rand.NewPCG(3, 4)), 1.1, 1, ntopics-1)
+	seq := make([]string, 1<<20)
+	for i := range seq {
+		// The ranks are scattered over the topic names so that hot topics
+		// are not neighbours.
+		seq[i] = topics[(z.Uint64()*7919+uint64(rng.IntN(1)))%ntopics]
+	}
+	r := newRouter("json", 0)
+	for i := 0; i < 100; i++ {
+		topic := fmt.Sprintf(`^t\.\d{5}%02d$`, i)
+		r.add(&subscription{id: fmt.Sprint("re-", i), topic: topic, re: regexp.MustCompile(topic), owner: &endpoint{}})
+	}
+	for _, t := range seq { // warm the cache
+		r.routes(t)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r.routes(seq[i%len(seq)])
+	}
+}
+
+// BenchmarkRouterRoutesUncached measures the lookup of a topic that is not
+// cached (a cache of one topic, two topics alternating), with N regex
+// subscriptions, each for the topics of one desk ("^desk17\.orders\."):
+// exactly one takes each topic. Before the literal-bounds index every
+// regex ran on every miss.
+func BenchmarkRouterRoutesUncached(b *testing.B) {
+	ep := &endpoint{}
+	for _, n := range benchTopicCounts {
+		b.Run(fmt.Sprintf("regex/subscriptions=%d", n), func(b *testing.B) {
+			r := newRouter("json", 1)
+			for i := 0; i < n; i++ {
+				topic := fmt.Sprintf(`^desk%d\.orders\.`, i)
+				r.add(&subscription{id: fmt.Sprint("re-", i), topic: topic, re: regexp.MustCompile(topic), owner: ep})
+			}
+			topics := []string{"desk0.orders.eu", fmt.Sprintf("desk%d.orders.us", n-1)}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if rs := r.routes(topics[i%2]); len(rs.targets) != 1 {
+					b.Fatalf("topic %s: %d targets, want 1", topics[i%2], len(rs.targets))
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRouterSubscribe measures N subscribers (one connection each)
+// joining one cached topic, then leaving it: ns/subscriber is the cost
+// of one add and one remove. It is flat when a join does not regroup the
+// topic's earlier subscribers.
+func BenchmarkRouterSubscribe(b *testing.B) {
+	for _, n := range []int{1, 1000, 10000} {
+		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
+			subs := make([]*subscription, n)
+			for i := range subs {
+				subs[i] = &subscription{id: fmt.Sprint("s-", i), topic: "orders", owner: &endpoint{}}
+			}
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				r := newRouter("json", 0)
+				r.routes("orders")
+				for _, s := range subs {
+					r.add(s)
+				}
+				r.remove(subs...)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/subscriber")
+		})
+	}
+}
+
+// BenchmarkRouterRegexUnsubscribe adds and removes one regex subscription
+// that takes one topic while N topics are cached: before the reverse
+// index, removing it visited every cached topic.
+func BenchmarkRouterRegexUnsubscribe(b *testing.B) {
+	for _, n := range []int{1, 1000, 65536} {
+		b.Run(fmt.Sprintf("cached=%d", n), func(b *testing.B) {
+			r := newRouter("json", 0)
+			topics := routeBenchTopics(n)
+			for _, t := range topics {
+				r.routes(t)
+			}
+			ep := &endpoint{}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				s := &subscription{id: "re", topic: `^t\.00000$`, re: regexp.MustCompile(`^t\.00000$`), owner: ep}
+				r.add(s)
+				r.remove(s)
+			}
+		})
 	}
 }

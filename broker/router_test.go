@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -254,5 +256,207 @@ func TestRouterRebindsOnlyWhatChanged(t *testing.T) {
 	r.remove(many...)
 	if e := r.cache["t"]; e.ex.Len() != 2 || len(e.bound) != 2 || len(e.routes.targets[0].subs) != 2 {
 		t.Fatalf("after the many left: %d paths, %d bound filters, %d subscriptions; want 2, 2, 2", e.ex.Len(), len(e.bound), len(e.routes.targets[0].subs))
+	}
+}
+
+// The literal bounds of a regex are text the topics it matches must
+// start and end with; a bound is left empty rather than guessed.
+func TestRegexBounds(t *testing.T) {
+	for expr, want := range map[string]literalBounds{
+		`^orders\.[a-z]+\.eu$`:   {"orders.", ".eu"},
+		`^t\.\d{3}05$`:           {"t.", "05"},
+		`\Aabc\z`:                {"abc", "abc"},
+		`^orders/`:               {"orders/", ""},
+		`_ORDERS$`:               {"", "_ORDERS"},
+		`.*_ORDERS`:              {"", ""}, // no end anchor
+		`orders`:                 {"", ""}, // may occur anywhere
+		`(?i)^orders`:            {"", ""}, // case folded
+		`(?m)^orders$`:           {"", ""}, // line anchors
+		`^(orders|trades)/eu$`:   {"", "/eu"},
+		`^a|^b`:                  {"", ""},
+		"^caf\u00e9\\.x":         {"caf\u00e9.x", ""},
+		"^a\ufffdb":              {"", ""}, // U+FFFD also matches a non-UTF-8 byte
+		`^$`:                     {"", ""},
+		`^/AMPS/ClientStatus$`:   {"/AMPS/ClientStatus", "/AMPS/ClientStatus"},
+		`^orders\.(?:eu|us)\.x$`: {"orders.", ".x"},
+	} {
+		if got := regexBounds(expr); got != want {
+			t.Errorf("regexBounds(%q) = %+v, want %+v", expr, got, want)
+		}
+	}
+	// Whatever the bounds, a topic they refuse is one the regex does not
+	// match.
+	exprs := []string{`^orders\.[a-z]+\.eu$`, `^t\.\d{3}05$`, `_ORDERS$`, `^(a|ab)c$`, `^ab*c`, `^a\.b`, "^\u00e9", `^x$`}
+	topics := []string{"", "orders.fr.eu", "orders..eu", "t.12305", "t.1230", "A_ORDERS", "abc", "ac", "abbbc", "a.b", "axb", "\u00e9", "\xc3", "x", "x\n"}
+	for _, expr := range exprs {
+		re, b := regexp.MustCompile(expr), regexBounds(expr)
+		for _, topic := range topics {
+			if re.MatchString(topic) && !b.admit(topic) {
+				t.Errorf("%q matches %q, which its bounds %+v refuse", expr, topic, b)
+			}
+		}
+	}
+}
+
+// bruteForce is what routes(topic) must hold: the topic's exact
+// subscriptions and every regex subscription that takes it, as sorted ids.
+func bruteForce(exact map[string][]*subscription, regex []*subscription, topic string) []string {
+	var ids []string
+	for _, s := range exact[topic] {
+		ids = append(ids, s.id)
+	}
+	for _, s := range regex {
+		if s.matchesTopic(topic) {
+			ids = append(ids, s.id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func routedIDs(rs *routes) []string {
+	var ids []string
+	for _, tg := range rs.targets {
+		for _, s := range tg.subs {
+			ids = append(ids, s.id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// checkCache checks the router's cache bookkeeping: the ring and the map
+// hold the same entries, each knows its slot, the bound holds, and each
+// regex subscription's reverse index lists every cached topic it is in
+// and is at most about twice as long as that.
+func checkCache(t *testing.T, r *router) {
+	t.Helper()
+	if len(r.ring) != len(r.cache) || len(r.refs) != len(r.ring) || len(r.cache) > r.cacheSize {
+		t.Fatalf("ring %d, refs %d, map %d entries, bound %d", len(r.ring), len(r.refs), len(r.cache), r.cacheSize)
+	}
+	in := make(map[*subscription]int)
+	for i, e := range r.ring {
+		if r.cache[e.topic] != e || e.slot != int32(i) || e.evicted {
+			t.Fatalf("ring slot %d: topic %q, slot %d, evicted %v, in map %v", i, e.topic, e.slot, e.evicted, r.cache[e.topic] == e)
+		}
+		for _, s := range e.subs {
+			if s.re != nil {
+				in[s]++
+				if !slices.Contains(s.cachedIn, e) {
+					t.Fatalf("regex %s is in cached topic %q, which its reverse index lacks", s.id, e.topic)
+				}
+			}
+		}
+	}
+	for s := range r.regex {
+		if len(s.cachedIn) > 2*in[s]+1 {
+			t.Fatalf("regex %s: reverse index of %d for %d cached topics", s.id, len(s.cachedIn), in[s])
+		}
+	}
+}
+
+// Subscriptions added and removed while many topics are cached, some
+// evicted and cached again, are seen (or no longer seen) by the next
+// publish to every topic; so after the entitlement reset drops the cache.
+func TestRouterCacheChurn(t *testing.T) {
+	const ntopics, cacheSize = 300, 64
+	r := newRouter("json", cacheSize)
+	topics := make([]string, ntopics)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("orders.%s.%03d", []string{"eu", "us", "asia"}[i%3], i)
+	}
+	eps := []*endpoint{nopEndpoint(), nopEndpoint(), nopEndpoint()}
+	exact := make(map[string][]*subscription)
+	var regex []*subscription
+	n := 0
+	newID := func() string { n++; return "s" + strconv.Itoa(n) }
+	backward := slices.Clone(topics)
+	slices.Reverse(backward)
+	verify := func(step string) {
+		t.Helper()
+		for _, order := range [][]string{topics, backward} {
+			for _, topic := range order {
+				if got, want := routedIDs(r.routes(topic)), bruteForce(exact, regex, topic); !slices.Equal(got, want) {
+					t.Fatalf("%s: topic %s routes to %v, want %v", step, topic, got, want)
+				}
+			}
+			checkCache(t, r)
+		}
+	}
+	verify("empty")
+	patterns := []string{`^orders\.eu\.`, `^orders\.(eu|us)\.0[0-4]\d$`, `\.1\d\d$`, `us.`, `^orders\.asia\.2`, `.*`, `^nomatch`}
+	for i, p := range patterns {
+		s := mustSub(t, newID(), p, eps[i%len(eps)])
+		r.add(s)
+		regex = append(regex, s)
+		verify("add " + p)
+		// An exact subscriber joins a cached topic, one of a new
+		// connection and one of a connection already there.
+		topic := topics[(i*37)%ntopics]
+		for _, ep := range []*endpoint{nopEndpoint(), eps[0]} {
+			e := mustSub(t, newID(), topic, ep)
+			r.add(e)
+			exact[topic] = append(exact[topic], e)
+		}
+		verify("add exact on " + topic)
+	}
+	// Remove every other regex subscription, then one exact subscription
+	// per topic that has them, in one call as a closing connection does.
+	for i := 0; i < len(regex); i++ {
+		r.remove(regex[i])
+		regex = slices.Delete(regex, i, i+1)
+		verify("remove regex")
+	}
+	var gone []*subscription
+	for topic, subs := range exact {
+		gone = append(gone, subs[0])
+		exact[topic] = subs[1:]
+	}
+	r.remove(gone...)
+	verify("remove exact")
+	r.resetCache()
+	checkCache(t, r)
+	old := regex[0]
+	s := mustSub(t, newID(), `^orders\.us\.`, eps[1])
+	r.replace(old, s)
+	regex[0] = s
+	verify("replace after reset")
+	r.remove(regex...)
+	regex = nil
+	verify("remove all regex")
+}
+
+// A subscriber joining a cached topic gets the routes a rebuild gives:
+// a target of its own when its connection (or select list) is new there,
+// else a place in its connection's target.
+func TestRouterAddMatchesRebuild(t *testing.T) {
+	r := newRouter("json", 0)
+	a, b := nopEndpoint(), nopEndpoint()
+	r.routes("t")
+	var added []*subscription
+	// Past linearGroups targets, joins are checked against a set of them.
+	eps := []*endpoint{a, b, a, nopEndpoint(), b}
+	for range 2 * linearGroups {
+		eps = append(eps, nopEndpoint())
+	}
+	eps = append(eps, a, eps[len(eps)-1], b)
+	for i, ep := range eps {
+		s := mustSub(t, "s"+strconv.Itoa(i), "t", ep)
+		s.stamp = i == 3
+		r.add(s)
+		added = append(added, s)
+	}
+	rx := mustSub(t, "rx", "^t$", nopEndpoint())
+	r.add(rx)
+	got := r.routes("t")
+	want := groupTargets(append(added, rx))
+	if len(got.targets) != len(want) || got.regexOrder != &r.order {
+		t.Fatalf("%d targets (regex order %v), want %d and the router's order lock", len(got.targets), got.regexOrder != nil, len(want))
+	}
+	for i := range want {
+		g, w := got.targets[i], want[i]
+		if g.ep != w.ep || g.sids.String() != w.sids.String() || g.flags != w.flags {
+			t.Errorf("target %d: %p %q %v, want %p %q %v", i, g.ep, g.sids.String(), g.flags, w.ep, w.sids.String(), w.flags)
+		}
 	}
 }
