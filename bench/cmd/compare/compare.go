@@ -11,22 +11,27 @@ import (
 	"github.com/ampsbroker/ampsbroker/internal/loadgen"
 )
 
-// row is one line of the table: a throughput scenario at a size, a
-// latency run at a size, or the idle connections.
+// row is one line of the table: a throughput scenario at a size, or a
+// latency run at a size (the idle connections' line is apart).
 type row struct {
-	kind     string // "throughput", "latency" or "idle"
+	kind     string // "throughput" or "latency"
 	scenario loadgen.Scenario
 	size     int
 }
 
 func (r row) String() string {
-	switch r.kind {
-	case "latency":
-		return fmt.Sprintf("p50/p99/p99.9 µs at %s msg/s, %s", "%s", sizeName(r.size))
-	case "idle":
-		return "idle"
+	if r.kind == "latency" {
+		return "latency, " + sizeName(r.size)
 	}
 	return r.scenario.Name + ", " + sizeName(r.size)
+}
+
+// label is the row's first cell in the table; rate is the latency runs'.
+func (r row) label(rate float64) string {
+	if r.kind == "latency" {
+		return "p50/p99/p99.9 µs at " + loadgen.Human(rate) + " msg/s, " + sizeName(r.size)
+	}
+	return r.String()
 }
 
 // sizeName writes a size as 64 B, 1 KiB or 16 KiB.
@@ -236,11 +241,7 @@ func (c *comparison) writeTable(w io.Writer, o *options) {
 	}
 	fmt.Fprintln(w)
 	for i, rw := range c.rows {
-		name := rw.String()
-		if rw.kind == "latency" {
-			name = fmt.Sprintf(name, loadgen.Human(o.rate))
-		}
-		fmt.Fprintf(w, "| %s |", name)
+		fmt.Fprintf(w, "| %s |", rw.label(o.rate))
 		for _, s := range o.servers {
 			rs := c.runs[i][s]
 			switch {
