@@ -4,8 +4,10 @@
 # Installs what the tests need when it is missing (nginx, Chromium and
 # Node.js from Debian's packages; the pinned AMPS JavaScript client with
 # npm ci from interop/package-lock.json), then checks formatting, runs
-# go vet, runs every Go test with the race detector and finally runs every
-# fuzz target for a bounded time. Works on a fresh Debian machine as root
+# go vet, runs every Go test with the race detector (of the library's module
+# and of the comparison module in bench/, which has a go.mod of its own, so
+# ./... at the top does not reach it) and finally runs every fuzz target for
+# a bounded time. Works on a fresh Debian machine as root
 # with no prior state, and in CI (CI=true, no stdin).
 #
 # Environment:
@@ -72,23 +74,40 @@ fi
 
 say "go vet ./..."
 go vet ./...
+say "go vet ./... (bench/)"
+(cd bench && go vet ./...)
 
-say "go test -race -count=1 ./..."
-log="$(mktemp)"
 fuzzlog="$(mktemp)"
-trap 'rm -f "$log" "$fuzzlog"' EXIT
-set +e
-go test -race -count=1 -timeout "$GO_TEST_TIMEOUT" -v ./... 2>&1 | tee "$log" |
-	grep -v -E '^(=== (RUN|PAUSE|CONT|NAME)|\s*--- PASS: )'
-status="${PIPESTATUS[0]}"
-set -e
-passed="$(grep -c -E '^\s*--- PASS: ' "$log" || true)"
-failed="$(grep -c -E '^\s*--- FAIL: ' "$log" || true)"
-skipped="$(grep -c -E '^\s*--- SKIP: ' "$log" || true)"
-if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
-	# A build failure, panic or timeout fails without a "--- FAIL" line.
-	failed=1
-fi
+modlog="$(mktemp)"
+trap 'rm -f "$fuzzlog" "$modlog"' EXIT
+status=0
+passed=0
+failed=0
+skipped=0
+# run_tests DIR runs every Go test of the module in DIR with the race
+# detector and adds its counts to the totals.
+run_tests() {
+	say "go test -race -count=1 ./... (in $1)"
+	set +e
+	(cd "$1" && go test -race -count=1 -timeout "$GO_TEST_TIMEOUT" -v ./...) 2>&1 | tee "$modlog" |
+		grep -v -E '^(=== (RUN|PAUSE|CONT|NAME)|\s*--- PASS: )'
+	local st="${PIPESTATUS[0]}"
+	set -e
+	local p f k
+	p="$(grep -c -E '^\s*--- PASS: ' "$modlog" || true)"
+	f="$(grep -c -E '^\s*--- FAIL: ' "$modlog" || true)"
+	k="$(grep -c -E '^\s*--- SKIP: ' "$modlog" || true)"
+	if [ "$st" -ne 0 ] && [ "$f" -eq 0 ]; then
+		# A build failure, panic or timeout fails without a "--- FAIL" line.
+		f=1
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	skipped=$((skipped + k))
+	[ "$status" -ne 0 ] || status="$st"
+}
+run_tests .
+run_tests bench
 
 # --- fuzzing -----------------------------------------------------------------
 # Targets are found, not listed here: every package with a "func Fuzz" in a

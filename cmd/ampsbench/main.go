@@ -17,8 +17,8 @@
 //	                                      -pid report the server's RSS (VmRSS) before and
 //	                                      after, per connection; they stay open until the
 //	                                      end, and the scenarios run only if -scenario is given
-//	-scenario 1to1,1to10,10to1            shapes to run, in order
-//	-size 64,1024,16384                   message body sizes in bytes (at least 58)
+//	-scenario 1to1,1to10,10to1            shapes to run, in order (also: filter, sow)
+//	-size 64,1024,16384                   message body sizes in bytes (at least 63)
 //	-duration 3s | -count N               publish for a time, or N messages per publisher
 //	-window 1000                          how many messages a subscriber may have
 //	                                      outstanding, shared among the publishers
@@ -29,13 +29,19 @@
 //
 // Scenarios: 1to1 is one publisher and one subscriber on a topic; 1to10 is one
 // publisher and ten subscribers, each receiving (and counted for) every
-// message; 10to1 is ten publishers and one subscriber. Each run uses a fresh
-// topic.
+// message; 10to1 is ten publishers and one subscriber; filter is one
+// publisher and ten subscribers, each with a content filter that matches a
+// tenth of the messages, so each message is delivered once; sow is 1to1 on
+// a SOW topic (the broker must declare topics matching loadgen/sow/.+ as
+// SOW topics keyed on /k, as ampsd's -sample-config shows for SOW topics),
+// where each publish replaces one of 1000 records. Each run uses a fresh
+// topic, loadgen/SCENARIO/SIZE/NANOSECONDS.
 //
 // Every message body is a JSON object padded to the size, carrying the
-// publisher id, a per-publisher sequence number and (in latency mode) the
-// publish time. Each subscriber checks that it receives every publisher's
-// messages exactly once and in order; a loss, duplicate, reordering or
+// publisher id, a per-publisher sequence number, a record key and (in
+// latency mode) the publish time. Each subscriber checks that it receives
+// every publisher's messages it is owed exactly once and in order; a loss,
+// duplicate, reordering, message its filter should have stopped, or
 // malformed body is printed and makes the exit status 1.
 //
 // Flow control is end to end: each of P publishers sends at most -window/P
@@ -45,6 +51,9 @@
 // Output: one JSON line per run on standard output, e.g.
 //
 //	{"scenario":"1to1","size":1024,"published":…,"deliveries":…,"seconds":…,"rate":…,"cpu_us_per_delivery":…,"lost":0,…}
+//
+// (the engine is internal/loadgen, the AMPS drivers internal/loadgen/amps;
+// bench/ runs the same scenarios against NATS and a relay for comparison)
 //
 // where rate is deliveries per second from the first publish to the last
 // delivery, and a table for people on standard error at the end.
@@ -68,6 +77,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ampsbroker/ampsbroker/internal/loadgen"
+	"github.com/ampsbroker/ampsbroker/internal/loadgen/amps"
 )
 
 func main() {
@@ -76,11 +88,11 @@ func main() {
 
 // options are the parsed flags.
 type options struct {
-	target    target
+	driver    *amps.Driver
 	idle      int // idle connections to open; 0: none
-	scenarios []scenario
+	scenarios []loadgen.Scenario
 	sizes     []int
-	base      config
+	base      loadgen.Config
 }
 
 // defaultWSURL is where cmd/ampsd listens for WebSocket clients.
@@ -90,17 +102,17 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("ampsbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	url := fs.String("url", "tcp://127.0.0.1:9007/amps/json", "the broker's AMPS URI, tcp://host:port/amps/json")
-	scen := fs.String("scenario", "1to1,1to10,10to1", "comma-separated scenarios: 1to1, 1to10, 10to1")
+	scen := fs.String("scenario", "1to1,1to10,10to1", "comma-separated scenarios: "+strings.Join(loadgen.ScenarioNames(), ", "))
 	sizes := fs.String("size", "64,1024,16384", "comma-separated message body sizes in bytes")
 	ws := fs.Bool("ws", false, "use the JavaScript client's WebSocket encoding; the default -url becomes "+defaultWSURL)
 	idle := fs.Int("idle", 0, "open this many idle logged-on connections and, with -pid, report the server's RSS per connection; the scenarios then run only if -scenario is given")
 	o := &options{}
-	fs.DurationVar(&o.base.duration, "duration", 3*time.Second, "how long each run publishes (unless -count)")
-	fs.Uint64Var(&o.base.count, "count", 0, "messages per publisher in each run; 0 means publish for -duration")
-	fs.Uint64Var(&o.base.window, "window", 1000, "messages a subscriber may have outstanding, shared among the publishers (each may be window/publishers ahead of the slowest subscriber)")
-	fs.Float64Var(&o.base.rate, "rate", 0, "latency mode: total messages per second, with publish→delivery percentiles; 0 means as fast as flow control allows")
-	fs.IntVar(&o.base.pid, "pid", 0, "the server's process id, to report its CPU time per delivery; 0 means do not")
-	fs.DurationVar(&o.base.drain, "drain", 10*time.Second, "how long to wait for the last deliveries after publishing ends")
+	fs.DurationVar(&o.base.Duration, "duration", 3*time.Second, "how long each run publishes (unless -count)")
+	fs.Uint64Var(&o.base.Count, "count", 0, "messages per publisher in each run; 0 means publish for -duration")
+	fs.Uint64Var(&o.base.Window, "window", 1000, "messages a subscriber may have outstanding, shared among the publishers (each may be window/publishers ahead of the slowest subscriber)")
+	fs.Float64Var(&o.base.Rate, "rate", 0, "latency mode: total messages per second, with publish→delivery percentiles; 0 means as fast as flow control allows")
+	fs.IntVar(&o.base.PID, "pid", 0, "the server's process id, to report its CPU time per delivery; 0 means do not")
+	fs.DurationVar(&o.base.Drain, "drain", 10*time.Second, "how long to wait for the last deliveries after publishing ends")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -113,10 +125,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		*url = defaultWSURL
 	}
 	var err error
-	if o.target, err = parseURL(*url); err != nil {
-		return nil, err
+	if o.driver, err = amps.ParseURL(*url); err != nil {
+		return nil, fmt.Errorf("-url: %w", err)
 	}
-	if *ws && !o.target.ws {
+	if *ws && !o.driver.WS {
 		return nil, fmt.Errorf("-ws with -url %q: want a ws:// URI", *url)
 	}
 	if *idle < 0 {
@@ -130,37 +142,37 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		if *scen == "" {
 			break
 		}
-		s, ok := findScenario(strings.TrimSpace(name))
+		s, ok := loadgen.FindScenario(strings.TrimSpace(name))
 		if !ok {
-			return nil, fmt.Errorf("-scenario: unknown scenario %q (want 1to1, 1to10 or 10to1)", name)
+			return nil, fmt.Errorf("-scenario: unknown scenario %q (want one of %s)", name, strings.Join(loadgen.ScenarioNames(), ", "))
 		}
 		o.scenarios = append(o.scenarios, s)
 	}
 	for _, v := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil || n < minBodySize {
-			return nil, fmt.Errorf("-size: %q is not a size of at least %d bytes", v, minBodySize)
+		if err != nil || n < loadgen.MinBodySize {
+			return nil, fmt.Errorf("-size: %q is not a size of at least %d bytes", v, loadgen.MinBodySize)
 		}
 		o.sizes = append(o.sizes, n)
 	}
-	if o.base.window == 0 {
+	if o.base.Window == 0 {
 		return nil, errors.New("-window must be at least 1")
 	}
-	if o.base.count == 0 && o.base.duration <= 0 {
+	if o.base.Count == 0 && o.base.Duration <= 0 {
 		return nil, errors.New("-duration must be positive unless -count is given")
 	}
-	if o.base.rate < 0 {
-		return nil, fmt.Errorf("-rate %v is negative", o.base.rate)
+	if o.base.Rate < 0 {
+		return nil, fmt.Errorf("-rate %v is negative", o.base.Rate)
 	}
-	if o.base.pid < 0 {
-		return nil, fmt.Errorf("-pid %d is negative", o.base.pid)
+	if o.base.PID < 0 {
+		return nil, fmt.Errorf("-pid %d is negative", o.base.PID)
 	}
-	if o.base.pid > 0 {
-		if _, err := readCPU(o.base.pid); err != nil {
-			return nil, err
+	if o.base.PID > 0 {
+		if _, err := loadgen.ReadCPU(o.base.PID); err != nil {
+			return nil, fmt.Errorf("-pid: %w", err)
 		}
 	}
-	o.base.target = o.target
+	o.base.Driver = o.driver
 	return o, nil
 }
 
@@ -177,47 +189,47 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	}
 	status := 0
 	if o.idle > 0 {
-		ir, closeIdle, err := openIdle(o.target, o.idle, o.base.pid, idleSettle)
+		ir, closeIdle, err := loadgen.OpenIdle(o.driver, o.idle, o.base.PID, loadgen.IdleSettle)
 		defer closeIdle()
 		if err != nil {
 			fmt.Fprintln(stderr, "ampsbench:", err)
 			return 1
 		}
-		writeJSON(stdout, ir)
+		loadgen.WriteJSON(stdout, ir)
 		fmt.Fprintln(stderr)
-		writeIdleTable(stderr, ir)
+		loadgen.WriteIdleTable(stderr, ir)
 	}
-	var results []*result
+	var results []*loadgen.Result
 	for _, sc := range o.scenarios {
 		for _, size := range o.sizes {
 			cfg := o.base
-			cfg.sc = sc
-			cfg.size = size
-			cfg.topic = fmt.Sprintf("ampsbench/%s/%d/%d", sc.name, size, time.Now().UnixNano())
-			r, err := run(cfg)
+			cfg.Scenario = sc
+			cfg.Size = size
+			cfg.Topic = loadgen.Topic(sc, size)
+			r, err := loadgen.Run(cfg)
 			if err != nil {
-				fmt.Fprintf(stderr, "ampsbench: %s at %d bytes: %v\n", sc.name, size, err)
+				fmt.Fprintf(stderr, "ampsbench: %s at %d bytes: %v\n", sc.Name, size, err)
 				status = 1
 				continue
 			}
-			if r.violations() > 0 {
+			if r.Violations() > 0 {
 				status = 1
 				fmt.Fprintf(stderr, "ampsbench: %s at %d bytes: %d lost, %d duplicated, %d out of order, %d malformed\n",
-					sc.name, size, r.Lost, r.Duplicated, r.Reordered, r.Malformed)
+					sc.Name, size, r.Lost, r.Duplicated, r.Reordered, r.Malformed)
 			}
 			if len(r.Errors) > 0 {
 				status = 1
 			}
 			for _, e := range r.Errors {
-				fmt.Fprintf(stderr, "ampsbench: %s at %d bytes: %s\n", sc.name, size, e)
+				fmt.Fprintf(stderr, "ampsbench: %s at %d bytes: %s\n", sc.Name, size, e)
 			}
-			writeJSON(stdout, r)
+			loadgen.WriteJSON(stdout, r)
 			results = append(results, r)
 		}
 	}
 	if len(results) > 0 {
 		fmt.Fprintln(stderr)
-		writeTable(stderr, results)
+		loadgen.WriteTable(stderr, results)
 	}
 	return status
 }

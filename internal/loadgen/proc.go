@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"bytes"
@@ -12,16 +12,16 @@ import (
 // (getconf CLK_TCK), which is 100 on every Linux architecture we run on.
 const clockTicks = 100
 
-// readCPU returns the user plus system CPU time the process pid has used,
+// ReadCPU returns the user plus system CPU time the process pid has used,
 // from /proc/PID/stat; 0 when pid is 0.
-func readCPU(pid int) (time.Duration, error) {
+func ReadCPU(pid int) (time.Duration, error) {
 	if pid == 0 {
 		return 0, nil
 	}
 	path := "/proc/" + strconv.Itoa(pid) + "/stat"
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, fmt.Errorf("-pid %d: %w", pid, err)
+		return 0, fmt.Errorf("server pid %d: %w", pid, err)
 	}
 	return parseStat(b, path)
 }

@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"encoding/json"
@@ -7,8 +7,8 @@ import (
 	"text/tabwriter"
 )
 
-// writeJSON writes r as one line of JSON.
-func writeJSON(w io.Writer, r any) error {
+// WriteJSON writes r as one line of JSON.
+func WriteJSON(w io.Writer, r any) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -17,8 +17,8 @@ func writeJSON(w io.Writer, r any) error {
 	return err
 }
 
-// writeTable writes the results as a table for people.
-func writeTable(w io.Writer, rs []*result) error {
+// WriteTable writes the results as a table for people.
+func WriteTable(w io.Writer, rs []*Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	latency := false
 	for _, r := range rs {
@@ -34,7 +34,7 @@ func writeTable(w io.Writer, rs []*result) error {
 		if r.CPUus > 0 {
 			cpu = fmt.Sprintf("%.2f", r.CPUus)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t", r.Scenario, r.Size, r.Deliveries, human(r.Rate), cpu, r.violations())
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t", r.Scenario, r.Size, r.Deliveries, Human(r.Rate), cpu, r.Violations())
 		if latency {
 			fmt.Fprintf(tw, "%.0f\t%.0f\t%.0f\t%.0f\t", r.TargetRate, r.P50us, r.P99us, r.P999us)
 		}
@@ -43,8 +43,8 @@ func writeTable(w io.Writer, rs []*result) error {
 	return tw.Flush()
 }
 
-// human formats a rate with a k or M suffix.
-func human(v float64) string {
+// Human formats a rate with a k or M suffix.
+func Human(v float64) string {
 	switch {
 	case v >= 1e6:
 		return fmt.Sprintf("%.2fM", v/1e6)
@@ -54,8 +54,8 @@ func human(v float64) string {
 	return fmt.Sprintf("%.0f", v)
 }
 
-// writeIdleTable writes the outcome of -idle as a table for people.
-func writeIdleTable(w io.Writer, r *idleResult) error {
+// WriteIdleTable writes the outcome of OpenIdle as a table for people.
+func WriteIdleTable(w io.Writer, r *IdleResult) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "idle connections\tserver RSS before KB\tafter KB\tKB/connection\t")
 	if r.RSSBeforeKB == 0 && r.RSSAfterKB == 0 {

@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"bufio"
@@ -9,12 +9,13 @@ import (
 	"time"
 )
 
-// idleSettle is how long -idle waits after the last logon before reading
-// the server's RSS, so that buffers allocated by the logons are in place.
-const idleSettle = time.Second
+// IdleSettle is how long a caller of OpenIdle waits after the last logon
+// before reading the server's RSS, so that buffers allocated by the logons
+// are in place.
+const IdleSettle = time.Second
 
-// idleResult is the outcome of -idle.
-type idleResult struct {
+// IdleResult is the outcome of OpenIdle.
+type IdleResult struct {
 	Scenario    string  `json:"scenario"` // always "idle"
 	Connections int     `json:"connections"`
 	RSSBeforeKB int64   `json:"rss_before_kb,omitempty"`
@@ -22,32 +23,32 @@ type idleResult struct {
 	KBPerConn   float64 `json:"kb_per_connection,omitempty"`
 }
 
-// openIdle opens n connections to t and logs each on, subscribing to
-// nothing, waits settle, and reports the server's resident memory (when
+// OpenIdle opens n connections with d (logged on where the protocol has a
+// logon), subscribing to nothing, waits settle, and reports the server's resident memory (when
 // pid is not 0) before the first and after the last, per connection. The
 // returned func closes the connections; it is never nil.
-func openIdle(t target, n, pid int, settle time.Duration) (*idleResult, func(), error) {
-	var conns []conn
+func OpenIdle(d Driver, n, pid int, settle time.Duration) (*IdleResult, func(), error) {
+	var conns []Conn
 	closeAll := func() {
 		for _, c := range conns {
-			c.close()
+			c.Close()
 		}
 		conns = nil
 	}
-	r := &idleResult{Scenario: "idle", Connections: n}
-	before, err := readRSS(pid)
+	r := &IdleResult{Scenario: "idle", Connections: n}
+	before, err := ReadRSS(pid)
 	if err != nil {
 		return nil, closeAll, err
 	}
 	for i := range n {
-		c, err := dial(t, fmt.Sprintf("ampsbench-idle-%d", i))
+		c, err := d.Dial(fmt.Sprintf("loadgen-idle-%d", i))
 		if err != nil {
 			return nil, closeAll, fmt.Errorf("idle connection %d of %d: %w", i+1, n, err)
 		}
 		conns = append(conns, c)
 	}
 	time.Sleep(settle)
-	after, err := readRSS(pid)
+	after, err := ReadRSS(pid)
 	if err != nil {
 		return nil, closeAll, err
 	}
@@ -58,16 +59,16 @@ func openIdle(t target, n, pid int, settle time.Duration) (*idleResult, func(), 
 	return r, closeAll, nil
 }
 
-// readRSS returns the resident set size of process pid in KB, the VmRSS
+// ReadRSS returns the resident set size of process pid in KB, the VmRSS
 // line of /proc/PID/status; 0 when pid is 0.
-func readRSS(pid int) (int64, error) {
+func ReadRSS(pid int) (int64, error) {
 	if pid == 0 {
 		return 0, nil
 	}
 	path := "/proc/" + strconv.Itoa(pid) + "/status"
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, fmt.Errorf("-pid %d: %w", pid, err)
+		return 0, fmt.Errorf("server pid %d: %w", pid, err)
 	}
 	return parseRSS(b, path)
 }

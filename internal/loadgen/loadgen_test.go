@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"strings"
@@ -6,14 +6,14 @@ import (
 )
 
 func TestBodyRoundTrip(t *testing.T) {
-	for _, size := range []int{minBodySize, 64, 1024, 16384} {
+	for _, size := range []int{MinBodySize, 64, 1024, 16384} {
 		b := newBody(42, size)
-		setBody(b, 123456789, 1_700_000_000_123_456_789)
+		setBody(b, 123456789, 1_234_567_890_123)
 		if len(b) != size {
 			t.Fatalf("body of size %d has %d bytes", size, len(b))
 		}
 		pub, seq, ts, err := parseBody(b, size)
-		if err != nil || pub != 42 || seq != 123456789 || ts != 1_700_000_000_123_456_789 {
+		if err != nil || pub != 42 || seq != 123456789 || ts != 1_234_567_890_123 {
 			t.Fatalf("parseBody(%q) = %d, %d, %d, %v", b, pub, seq, ts, err)
 		}
 	}
@@ -23,12 +23,18 @@ func TestParseBodyRejects(t *testing.T) {
 	good := newBody(1, 64)
 	bad := append([]byte(nil), good...)
 	bad[bodySeqOff+3] = 'x'
+	noMarker := append([]byte(nil), good...)
+	noMarker[bodyPubOff] = '0'
+	wrongKey := append([]byte(nil), good...)
+	wrongKey[bodyKeyOff+1] = '5'
 	for name, tc := range map[string]struct {
 		b    []byte
 		size int
 	}{
 		"wrong size": {good, 65},
 		"bad digit":  {bad, 64},
+		"wrong key":  {wrongKey, 64},
+		"no marker":  {noMarker, 64},
 		"not ours":   {[]byte(strings.Repeat("y", 64)), 64},
 		"truncated":  {good[:60], 60},
 	} {
@@ -46,7 +52,7 @@ func feed(c *checker, msgs ...[2]int) {
 }
 
 func TestCheckerClean(t *testing.T) {
-	c := newChecker(2)
+	c := newChecker(2, 1, 0)
 	feed(c, [2]int{0, 0}, [2]int{1, 0}, [2]int{0, 1}, [2]int{1, 1}, [2]int{0, 2})
 	c.finish([]uint64{3, 2})
 	if c.violations() != 0 || c.delivered != 5 || len(c.errs) != 0 {
@@ -70,7 +76,7 @@ func TestCheckerViolations(t *testing.T) {
 		{"loss on one publisher only", [][2]int{{0, 0}, {1, 0}, {1, 2}, {0, 1}}, []uint64{2, 3}, 1, 0, 0, 0},
 		{"unknown publisher", [][2]int{{0, 0}, {7, 0}}, []uint64{1}, 0, 0, 0, 1},
 	} {
-		c := newChecker(len(tc.sent))
+		c := newChecker(len(tc.sent), 1, 0)
 		feed(c, tc.msgs...)
 		c.finish(tc.sent)
 		if c.lost != tc.lost || c.dup != tc.dup || c.reordered != tc.reordered || c.bad != tc.bad {
@@ -79,6 +85,44 @@ func TestCheckerViolations(t *testing.T) {
 		}
 		if c.violations() == 0 || len(c.errs) == 0 {
 			t.Errorf("%s: no violation reported", tc.name)
+		}
+	}
+}
+
+// TestCheckerPartition checks a subscriber owed every third message from
+// seq 1 on (a filter's share): a clean stream passes, and each kind of
+// violation is counted in owed messages.
+func TestCheckerPartition(t *testing.T) {
+	c := newChecker(1, 3, 1)
+	if d := c.done(0); d != 1 {
+		t.Fatalf("done before anything = %d, want 1", d)
+	}
+	feed(c, [2]int{0, 1}, [2]int{0, 4}, [2]int{0, 7})
+	if d := c.done(0); d != 10 {
+		t.Fatalf("done after seq 7 = %d, want 10", d)
+	}
+	c.finish([]uint64{10})
+	if c.violations() != 0 || c.delivered != 3 {
+		t.Fatalf("clean partition: violations %d (%q), delivered %d", c.violations(), c.errs, c.delivered)
+	}
+	for _, tc := range []struct {
+		name                      string
+		msgs                      [][2]int
+		sent                      uint64
+		lost, dup, reordered, bad uint64
+	}{
+		{"gap of two owed", [][2]int{{0, 1}, {0, 10}}, 11, 2, 0, 0, 0},
+		{"tail loss", [][2]int{{0, 1}}, 8, 2, 0, 0, 0},
+		{"not owed", [][2]int{{0, 1}, {0, 2}, {0, 4}}, 5, 0, 0, 0, 1},
+		{"duplicate", [][2]int{{0, 1}, {0, 4}, {0, 4}}, 5, 0, 1, 0, 0},
+		{"reordered", [][2]int{{0, 1}, {0, 7}, {0, 4}}, 8, 0, 0, 1, 0},
+	} {
+		c := newChecker(1, 3, 1)
+		feed(c, tc.msgs...)
+		c.finish([]uint64{tc.sent})
+		if c.lost != tc.lost || c.dup != tc.dup || c.reordered != tc.reordered || c.bad != tc.bad || len(c.errs) == 0 {
+			t.Errorf("%s: lost %d dup %d reordered %d bad %d (errs %q), want %d %d %d %d",
+				tc.name, c.lost, c.dup, c.reordered, c.bad, c.errs, tc.lost, tc.dup, tc.reordered, tc.bad)
 		}
 	}
 }
@@ -109,5 +153,16 @@ func TestPercentile(t *testing.T) {
 	}
 	if p := percentile(lat, 0.999); p != 999 {
 		t.Errorf("p99.9 = %v, want 999", p)
+	}
+}
+func TestParseRSS(t *testing.T) {
+	kb, err := parseRSS([]byte("Name:\tx\nVmPeak:\t  900 kB\nVmRSS:\t   12345 kB\nThreads: 4\n"), "status")
+	if err != nil || kb != 12345 {
+		t.Fatalf("got %d, %v; want 12345", kb, err)
+	}
+	for _, bad := range []string{"Name: x\n", "VmRSS: 12 MB\n", "VmRSS: x kB\n"} {
+		if _, err := parseRSS([]byte(bad), "status"); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
 	}
 }
