@@ -94,10 +94,14 @@ func HeaderEnd(data []byte) (int, error) {
 // Errors are *SyntaxError. On error *h holds the keys decoded before the
 // malformed byte, which lets a caller still echo, say, the cid in a failure
 // ack. DecodeHeader allocates only the strings it stores, and none for
-// well-known command, ack type, status and message type values.
+// well-known command, ack type, status and message type values; a topic
+// equal to the one *h held before the call keeps that string, so a
+// connection that decodes each header into the same Header allocates
+// nothing for a publisher's repeated topic.
 func DecodeHeader(data []byte, h *Header) error {
+	prevTopic := h.Topic
 	*h = Header{}
-	end, err := decodeObject(data, h)
+	end, err := decodeObject(data, h, prevTopic)
 	if err != nil {
 		return err
 	}
@@ -277,7 +281,7 @@ func intern(b []byte) string {
 
 // decodeObject decodes the header object at the start of data into h and
 // returns the index just past its closing brace.
-func decodeObject(data []byte, h *Header) (int, error) {
+func decodeObject(data []byte, h *Header, prevTopic string) (int, error) {
 	i := skipSpace(data, 0)
 	if i == len(data) {
 		return 0, endErr(data, "before it starts: expected '{'")
@@ -319,7 +323,11 @@ func decodeObject(data []byte, h *Header) (int, error) {
 		kind, sp, f, bp := lookupKey(h, key)
 		switch kind {
 		case kindString, kindInternedString:
-			i, err = decodeStringValue(data, i, key, sp, kind == kindInternedString)
+			reuse := ""
+			if sp == &h.Topic {
+				reuse = prevTopic
+			}
+			i, err = decodeStringValue(data, i, key, sp, kind == kindInternedString, reuse)
 		case kindNumber:
 			i, err = decodeNumberValue(data, i, key, h, f)
 		case kindBool:
@@ -405,7 +413,7 @@ func unescape(raw []byte) string {
 }
 
 // decodeStringValue decodes the value of a string key at data[i].
-func decodeStringValue(data []byte, i int, key []byte, dst *string, interned bool) (int, error) {
+func decodeStringValue(data []byte, i int, key []byte, dst *string, interned bool, reuse string) (int, error) {
 	switch c := data[i]; {
 	case c == '"':
 		raw, slow, next, err := scanString(data, i)
@@ -419,6 +427,8 @@ func decodeStringValue(data []byte, i int, key []byte, dst *string, interned boo
 			*dst = "" // wire spec §5: empty means absent
 		case interned:
 			*dst = intern(raw)
+		case string(raw) == reuse:
+			*dst = reuse // the comparison allocates nothing
 		default:
 			*dst = string(raw)
 		}

@@ -72,7 +72,7 @@ func FuzzHeaderEnd(f *testing.F) {
 		// appended behind the boundary.
 		var h Header
 		if DecodeHeader(data[:end], &h) == nil {
-			if _, err := decodeObject(data, &h); err != nil {
+			if _, err := decodeObject(data, &h, ""); err != nil {
 				t.Fatalf("decodeObject(%q) with body: %v", data, err)
 			}
 		}
