@@ -633,7 +633,7 @@ const evictSamples = 3
 // chance over random samples. A sampled entry that was read since it was
 // last sampled (its reference bit set) is spared and its bit cleared; the
 // first one not read, or the last sample, is evicted. New entries start
-// unread. Measured miss rates with the default cache (65,536) over topics
+// unread. Measured miss rates with a cache of 65,536 topics over topics
 // published with Zipf frequencies (1,000,000 topics, s=1.1 and s=1.01) and
 // in a cyclic sweep of 100,000 topics (BenchmarkRouterRoutes' worst case):
 //

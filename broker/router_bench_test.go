@@ -8,10 +8,16 @@ import (
 )
 
 // benchTopicCounts are the numbers of distinct topics the routing
-// benchmarks cycle through. 100,000 is more than DefaultTopicCacheSize
-// (65,536), so at that size cached routes are evicted and rebuilt while
-// the benchmark runs: that is the shape being measured, not an accident.
+// benchmarks cycle through. 100,000 is more than evictionBenchCacheSize,
+// so at that size cached routes are evicted and rebuilt while the
+// benchmark runs: that is the shape being measured, not an accident.
 var benchTopicCounts = []int{1, 1000, 100000}
+
+// evictionBenchCacheSize is the topic cache of the routing benchmarks,
+// smaller than their largest topic count so that they measure eviction
+// (DefaultTopicCacheSize holds 100,000 topics; the growth benchmarks use
+// it).
+const evictionBenchCacheSize = 64 << 10
 
 // routeBenchTopics returns n distinct topic names "t.00000", "t.00001", ….
 func routeBenchTopics(n int) []string {
@@ -53,7 +59,7 @@ func BenchmarkRouterRoutes(b *testing.B) {
 	for _, kind := range []string{"exact", "regex"} {
 		for _, n := range benchTopicCounts {
 			b.Run(fmt.Sprintf("%s/topics=%d", kind, n), func(b *testing.B) {
-				r := newRouter("json", 0)
+				r := newRouter("json", evictionBenchCacheSize)
 				topics := routeBenchTopics(n)
 				if kind == "exact" {
 					for i, t := range topics {
@@ -81,7 +87,7 @@ func BenchmarkRouterRoutes(b *testing.B) {
 
 // BenchmarkRouterEviction looks up topics drawn from a skewed (Zipf)
 // distribution over 1,000,000 topics, 100 regex subscriptions, with the
-// default cache of 65,536 topics: a few topics are published very often,
+// cache of evictionBenchCacheSize topics: a few topics are published very often,
 // most rarely, as on a real broker. misses/op is the share of lookups that
 // found their topic evicted. The cyclic sweep of BenchmarkRouterRoutes at
 // 100,000 topics is the other extreme (every topic equally often, in a
@@ -101,7 +107,7 @@ func BenchmarkRouterEviction(b *testing.B) {
 		// are not neighbours.
 		seq[i] = topics[(z.Uint64()*7919+uint64(rng.IntN(1)))%ntopics]
 	}
-	r := newRouter("json", 0)
+	r := newRouter("json", evictionBenchCacheSize)
 	for i := 0; i < 100; i++ {
 		topic := fmt.Sprintf(`^t\.\d{5}%02d$`, i)
 		r.add(&subscription{id: fmt.Sprint("re-", i), topic: topic, re: regexp.MustCompile(topic), owner: &endpoint{}})
@@ -155,7 +161,7 @@ func BenchmarkRouterSubscribe(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
-				r := newRouter("json", 0)
+				r := newRouter("json", evictionBenchCacheSize)
 				r.routes("orders")
 				for _, s := range subs {
 					r.add(s)
@@ -173,7 +179,7 @@ func BenchmarkRouterSubscribe(b *testing.B) {
 func BenchmarkRouterRegexUnsubscribe(b *testing.B) {
 	for _, n := range []int{1, 1000, 65536} {
 		b.Run(fmt.Sprintf("cached=%d", n), func(b *testing.B) {
-			r := newRouter("json", 0)
+			r := newRouter("json", evictionBenchCacheSize)
 			topics := routeBenchTopics(n)
 			for _, t := range topics {
 				r.routes(t)
