@@ -175,6 +175,15 @@ func AppendUint(dst []byte, v uint64) []byte { return strconv.AppendUint(dst, v,
 
 const hexDigits = "0123456789abcdef"
 
+// plainJSONByte tells the bytes a JSON string holds as they are and that
+// are whole characters: printable ASCII but for '"' and '\\'.
+var plainJSONByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // AppendString appends s to dst as a JSON string literal, quotes included,
 // and returns the extended slice. It escapes '"', '\\' and control
 // characters (with the short forms \b \f \n \r \t where JSON has them) and
@@ -183,8 +192,18 @@ const hexDigits = "0123456789abcdef"
 // as they are. It allocates nothing when dst has room.
 func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
+	// Topics, ids and names are nearly always printable ASCII: the bytes
+	// that need no escape are skipped with one table test each.
+	i := 0
+	for i < len(s) && plainJSONByte[s[i]] {
+		i++
+	}
+	if i == len(s) {
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
 	done := 0 // s[:done] has been written
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		c := s[i]
 		if c >= utf8.RuneSelf {
 			r, size := utf8.DecodeRuneInString(s[i:])
