@@ -352,15 +352,13 @@ func (s *session) heartbeat(h *protocol.Header) {
 			return
 		}
 		s.lastBeat.Store(time.Now().UnixNano())
-		s.hbInterval.Store(int64(iv))
-		s.q.wake()
+		s.setHeartbeat(iv)
 	case "beat":
 		// No reply (wire spec §7.2); the writer times its next heartbeat
 		// from this beat.
 		s.lastBeat.Store(time.Now().UnixNano())
 	case "stop":
-		s.hbInterval.Store(0)
-		s.q.wake()
+		s.setHeartbeat(0)
 	default:
 		s.fail(h, ReasonInvalidOptions, nil)
 		return
