@@ -348,9 +348,12 @@ func (s *session) writeLoop() {
 		}
 		return msgs, bytes, err
 	}
-	linger := time.NewTimer(writerLinger)
-	defer linger.Stop()
-	woken := true
+	lc := &lingerClock{q: s.q}
+	lc.woken.Store(true)
+	// Set before it can fire: fire reads lc.t.
+	lc.t = time.AfterFunc(time.Hour, lc.fire)
+	lc.t.Reset(writerLinger)
+	defer lc.t.Stop()
 	for {
 		stop, err := s.serveBatch(&spare, write)
 		if err != nil || stop {
@@ -366,31 +369,44 @@ func (s *session) writeLoop() {
 			close(s.writerDone)
 			return
 		}
-		if !s.awaitWrite(linger, &woken) {
-			return
+		if lc.expired.Load() {
+			lc.expired.Store(false)
+			// park takes a wake that raced with it; the writer then goes on.
+			if !s.q.park() {
+				return
+			}
+			lc.woken.Store(true)
+			lc.t.Reset(writerLinger)
+			continue
+		}
+		<-s.q.notify
+		if !lc.woken.Load() {
+			lc.woken.Store(true)
 		}
 	}
 }
 
-// awaitWrite waits for the queue's next wake and reports true, or parks
-// the writer and reports false when there is nothing to do. linger fires
-// every writerLinger while the writer runs; woken records a wake since
-// its last firing, and a firing without one parks the writer.
-func (s *session) awaitWrite(linger *time.Timer, woken *bool) bool {
-	for {
-		select {
-		case <-s.q.notify:
-			*woken = true
-			return true
-		case <-linger.C:
-		}
-		linger.Reset(writerLinger)
-		if !*woken {
-			// park takes a wake that raced with it; the writer then goes on.
-			return s.q.park()
-		}
-		*woken = false
+// lingerClock tells a writer when to park: it fires every writerLinger
+// while the writer runs, and a firing that finds no wake since the one
+// before marks the writer expired and wakes it. A timer callback rather
+// than a timer channel keeps the writer's wait a receive on one channel,
+// as cheap as it was before writers parked.
+type lingerClock struct {
+	q *outbound
+	t *time.Timer
+	// woken is set by the writer on each wake and cleared by fire.
+	woken atomic.Bool
+	// expired is set by fire and cleared by the writer, which then parks.
+	expired atomic.Bool
+}
+
+func (l *lingerClock) fire() {
+	if l.woken.Swap(false) {
+		l.t.Reset(writerLinger)
+		return
 	}
+	l.expired.Store(true)
+	l.q.wake()
 }
 
 // writeItems writes a batch, each delivery through dm; it counts the
