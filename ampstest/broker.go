@@ -19,7 +19,6 @@
 package ampstest
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -328,6 +327,20 @@ func leftGoroutines(grace time.Duration) string {
 // brokerGoroutines returns the stacks, other than the caller's, that have a
 // frame in one of brokerPackages.
 func brokerGoroutines() []string {
+	var left []string
+	for _, g := range OtherGoroutines() {
+		for _, p := range brokerPackages {
+			if strings.Contains(g, p) {
+				left = append(left, g)
+				break
+			}
+		}
+	}
+	return left
+}
+
+// OtherGoroutines returns the stack of every goroutine but the caller's.
+func OtherGoroutines() []string {
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
@@ -337,20 +350,9 @@ func brokerGoroutines() []string {
 		}
 		buf = make([]byte, 2*len(buf))
 	}
-	var left []string
 	// The first stack is always the caller's own goroutine.
-	for i, g := range bytes.Split(buf, []byte("\n\n")) {
-		if i == 0 {
-			continue
-		}
-		for _, p := range brokerPackages {
-			if bytes.Contains(g, []byte(p)) {
-				left = append(left, string(g))
-				break
-			}
-		}
-	}
-	return left
+	stacks := strings.Split(string(buf), "\n\n")
+	return stacks[1:]
 }
 
 // String describes the broker's listeners, for test logs.

@@ -334,24 +334,52 @@ func (b *Broker) release(transport string) {
 	b.mu.Unlock()
 }
 
+// handshakeAndServe runs one accepted connection. Its frame stays under
+// the session's for the session's life, so the logging is in functions of
+// their own (see session.run).
 func (b *Broker) handshakeAndServe(l transport.Listener, raw net.Conn) {
-	defer b.wg.Done()
-	defer b.release(l.Name())
-	// The listener bounds its handshake (listener.DefaultHandshakeTimeout
-	// and each transport's HandshakeTimeout option); b.ctx ends it early
-	// when the broker shuts down.
+	defer b.acceptedDone(l)
+	c := b.handshake(l, raw)
+	if c == nil {
+		return
+	}
+	// serveConn without its frame: Serve admitted the connection.
+	s, err := b.addSession(b.ctx, c, false)
+	if err == nil {
+		err = s.run(b.ctx)
+	}
+	if err != nil && !errors.Is(err, ErrBrokerClosed) {
+		b.logConnEnd(l, raw, "session ended", err)
+	}
+}
+
+// acceptedDone releases what Serve took for a connection it accepted on l.
+func (b *Broker) acceptedDone(l transport.Listener) {
+	b.release(l.Name())
+	b.wg.Done()
+}
+
+// handshake runs the listener's handshake on raw and returns the
+// connection, or nil when it failed (raw is then closed). The listener
+// bounds its handshake (listener.DefaultHandshakeTimeout and each
+// transport's HandshakeTimeout option); b.ctx ends it early when the
+// broker shuts down.
+func (b *Broker) handshake(l transport.Listener, raw net.Conn) transport.Conn {
 	c, err := l.Handshake(b.ctx, raw)
 	b.mu.Lock()
 	delete(b.pending, raw)
 	b.mu.Unlock()
 	if err != nil {
 		raw.Close()
-		b.log.Debug("handshake failed", "transport", l.Name(), "remote", raw.RemoteAddr().String(), "err", err)
-		return
+		b.logConnEnd(l, raw, "handshake failed", err)
+		return nil
 	}
-	if err := b.serveConn(b.ctx, c, false); err != nil && !errors.Is(err, ErrBrokerClosed) {
-		b.log.Debug("session ended", "transport", l.Name(), "remote", raw.RemoteAddr().String(), "err", err)
-	}
+	return c
+}
+
+// logConnEnd logs at debug level why a connection of l ended.
+func (b *Broker) logConnEnd(l transport.Listener, raw net.Conn, msg string, err error) {
+	b.log.Debug(msg, "transport", l.Name(), "remote", raw.RemoteAddr().String(), "err", err)
 }
 
 // ServeConn runs an AMPS session on c until the client disconnects, the
@@ -365,37 +393,57 @@ func (b *Broker) ServeConn(ctx context.Context, c transport.Conn) error {
 
 // serveConn runs a session; admit says whether the connection still has to
 // pass the connection limits (Serve admitted its connections at accept).
+// Its frame stays under the session's reader, so the work around run is
+// in addSession and in removeSession, which run calls (see session.run).
 func (b *Broker) serveConn(ctx context.Context, c transport.Conn, admit bool) error {
-	s := newSession(b, c)
+	s, err := b.addSession(ctx, c, admit)
+	if err != nil {
+		return err
+	}
+	return s.run(ctx)
+}
+
+// addSession admits c (when admit is set) and registers its session, or
+// closes c and says why not.
+func (b *Broker) addSession(ctx context.Context, c transport.Conn, admit bool) (*session, error) {
+	s := newSession(ctx, b, c)
+	s.admitted = admit
 	if admit {
 		switch b.admit(s.info.Transport, nil) {
 		case admitClosed:
-			c.Close()
-			return ErrBrokerClosed
+			s.refuse()
+			return nil, ErrBrokerClosed
 		case admitFull:
-			c.Close()
-			return ErrTooManyConnections
+			s.refuse()
+			return nil, ErrTooManyConnections
 		}
-		defer b.release(s.info.Transport)
 	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		c.Close()
-		return ErrBrokerClosed
+		s.refuse()
+		if admit {
+			b.release(s.info.Transport)
+		}
+		return nil, ErrBrokerClosed
 	}
 	b.sessions[s] = struct{}{}
 	b.wg.Add(1)
 	b.startJanitorLocked()
 	b.mu.Unlock()
-	defer func() {
-		b.mu.Lock()
-		delete(b.sessions, s)
-		b.retire(&s.endpoint)
-		b.mu.Unlock()
-		b.wg.Done()
-	}()
-	return s.run(ctx)
+	return s, nil
+}
+
+// removeSession undoes addSession once s has ended.
+func (b *Broker) removeSession(s *session) {
+	b.mu.Lock()
+	delete(b.sessions, s)
+	b.retire(&s.endpoint)
+	b.mu.Unlock()
+	b.wg.Done()
+	if s.admitted {
+		b.release(s.info.Transport)
+	}
 }
 
 // Shutdown gracefully stops the broker: it closes every listener, stops

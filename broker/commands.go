@@ -274,6 +274,15 @@ func (s *session) logon(h *protocol.Header) error {
 	if s.auth == nil {
 		reason = ReasonAuthDisabled
 	}
+	// Logged before the ack goes out, so the log has the logon by the
+	// time the client does.
+	s.log.Debug("logon", "client_name", h.ClientName, "user_id", h.UserID, "mt", mt)
+	if _, err := checkOptions(splitOptions(h.Options), logonOptions); err != nil {
+		// A logon is not refused for an option: the connection would be
+		// lost over what may be a newer client's hint. It is not ignored
+		// silently either.
+		s.log.Warn("logon option not honoured", "client_name", h.ClientName, "err", err)
+	}
 	s.ack(h, protocol.AckProcessed, protocol.StatusSuccess, reason, func(a *protocol.Header) {
 		// Where the client's publish store stands: the highest sequence
 		// processed for its name, in "s" and in the bookmark.
@@ -283,13 +292,6 @@ func (s *session) logon(h *protocol.Header) error {
 		a.ClientName = h.ClientName
 		a.Version = s.b.opts.Version
 	})
-	s.log.Debug("logon", "client_name", h.ClientName, "user_id", h.UserID, "mt", mt)
-	if _, err := checkOptions(splitOptions(h.Options), logonOptions); err != nil {
-		// A logon is not refused for an option: the connection would be
-		// lost over what may be a newer client's hint. It is not ignored
-		// silently either.
-		s.log.Warn("logon option not honoured", "client_name", h.ClientName, "err", err)
-	}
 	s.event(StateActive, nil)
 	s.status(clientStatus{Event: StatusLogon})
 	return nil
@@ -352,15 +354,13 @@ func (s *session) heartbeat(h *protocol.Header) {
 			return
 		}
 		s.lastBeat.Store(time.Now().UnixNano())
-		s.hbInterval.Store(int64(iv))
-		s.q.wake()
+		s.setHeartbeat(iv)
 	case "beat":
 		// No reply (wire spec §7.2); the writer times its next heartbeat
 		// from this beat.
 		s.lastBeat.Store(time.Now().UnixNano())
 	case "stop":
-		s.hbInterval.Store(0)
-		s.q.wake()
+		s.setHeartbeat(0)
 	default:
 		s.fail(h, ReasonInvalidOptions, nil)
 		return

@@ -1,8 +1,11 @@
 package broker
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
-// The writer checks heartbeat timing this many times per interval, and at
+// A session's heartbeat timer checks heartbeat timing this many times per interval, and at
 // least every minHeartbeatCheck: the finer, the sooner after the client's
 // window opens its prompt arrives.
 const (
@@ -13,7 +16,7 @@ const (
 // heartbeater times one session's server heartbeats and its liveness
 // watchdog, both started by the client's "heartbeat start,N": the server
 // sends a heartbeat about every N seconds and ends a session that has been
-// silent for misses intervals. The session's writer owns it.
+// silent for misses intervals. A session's heartbeatTimer owns it.
 type heartbeater struct {
 	misses   int           // intervals of inbound silence that end the session
 	interval time.Duration // the client's N; 0 when heartbeats are off
@@ -65,4 +68,86 @@ func (h *heartbeater) tick(now, lastRead, lastBeat time.Time) (dead, send bool) 
 		return false, true
 	}
 	return false, false
+}
+
+// heartbeatTimer runs a session's heartbeater on a timer of its own, so
+// that between ticks heartbeats and the watchdog cost no goroutine. The
+// session creates it at the client's first "heartbeat start".
+type heartbeatTimer struct {
+	s *session
+
+	mu      sync.Mutex
+	hb      heartbeater
+	t       *time.Timer // nil until the first start
+	stopped bool        // the session ended: the timer stays stopped
+}
+
+// setHeartbeat (re)starts the session's heartbeats with interval iv, or
+// stops them when iv is 0. Only the reader calls it.
+func (s *session) setHeartbeat(iv time.Duration) {
+	if s.hb == nil {
+		if iv <= 0 {
+			return
+		}
+		s.hb = &heartbeatTimer{s: s, hb: heartbeater{misses: s.b.opts.HeartbeatMisses}}
+	}
+	h := s.hb
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return
+	}
+	every := h.hb.start(iv, time.Now())
+	switch {
+	case every == 0:
+		if h.t != nil {
+			h.t.Stop()
+		}
+	case h.t == nil:
+		h.t = time.AfterFunc(every, h.tick)
+	default:
+		h.t.Reset(every)
+	}
+}
+
+// stopHeartbeat stops the session's heartbeat timer for good. Only the
+// reader calls it, once the session has ended.
+func (s *session) stopHeartbeat() {
+	h := s.hb
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stopped = true
+	if h.t != nil {
+		h.t.Stop()
+	}
+}
+
+// tick is one check of the heartbeater, on the timer's goroutine: it
+// closes a silent session, queues a heartbeat when one is due, and sets
+// the timer for the next check.
+func (h *heartbeatTimer) tick() {
+	s := h.s
+	now := time.Now()
+	lastRead := time.Unix(0, s.lastRead.Load())
+	h.mu.Lock()
+	if h.stopped || h.hb.interval == 0 {
+		h.mu.Unlock()
+		return
+	}
+	dead, send := h.hb.tick(now, lastRead, time.Unix(0, s.lastBeat.Load()))
+	if !dead {
+		h.t.Reset(h.hb.every)
+	}
+	h.mu.Unlock()
+	if dead {
+		s.log.Info("closing connection: heartbeat", "client_name", s.name, "silence", now.Sub(lastRead))
+		s.close(ErrHeartbeatTimeout)
+		return
+	}
+	if send {
+		s.enqueue(outItem{m: &heartbeatMessage, size: heartbeatMessage.Len() + itemOverhead})
+	}
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/ampsbroker/ampsbroker/protocol"
 )
@@ -54,7 +55,21 @@ type outbound struct {
 	// notify has room for one token: set when items were added or the
 	// state changed.
 	notify chan struct{}
+
+	// start, when set, makes the consumer run on demand: wake calls it to
+	// start a consumer when none is running, and the consumer stops with
+	// park once it has nothing to do. consumer is that consumer's state.
+	start    func()
+	consumer atomic.Uint32
 }
+
+// The states of an on-demand consumer. Only wake moves it from idle to
+// running; only the consumer moves it from running to idle or finished.
+const (
+	consumerIdle     = iota // no consumer runs; the next wake starts one
+	consumerRunning         // a consumer runs and will see the next token
+	consumerFinished        // the queue is closed and drained: never again
+)
 
 func newOutbound(limit int) *outbound {
 	return &outbound{limit: limit, notify: make(chan struct{}, 1)}
@@ -104,12 +119,39 @@ func (q *outbound) push(it outItem) pushResult {
 	return pushOK
 }
 
+// wake leaves a token for the consumer and, if the consumer runs on
+// demand and none is running, starts one. The token goes first: a
+// consumer that parks re-checks for it after marking itself idle, so
+// either it sees the token or this wake sees it idle and starts another.
 func (q *outbound) wake() {
 	select {
 	case q.notify <- struct{}{}:
 	default:
 	}
+	if q.start != nil && q.consumer.CompareAndSwap(consumerIdle, consumerRunning) {
+		q.start()
+	}
 }
+
+// park is how an on-demand consumer with nothing to do stops: it marks
+// itself idle, then takes a token that arrived meanwhile, if any. It
+// reports whether the consumer must go on: a token was there and no wake
+// has started another consumer in the meantime.
+func (q *outbound) park() (goOn bool) {
+	q.consumer.Store(consumerIdle)
+	select {
+	case <-q.notify:
+		// The token's wake may already have started a consumer, which
+		// takes what is queued anyway; otherwise this one goes on.
+		return q.consumer.CompareAndSwap(consumerIdle, consumerRunning)
+	default:
+		return false
+	}
+}
+
+// finish marks an on-demand consumer done for good: the queue is closed
+// and drained, so no later wake starts another.
+func (q *outbound) finish() { q.consumer.Store(consumerFinished) }
 
 // take moves all queued items into buf (reusing its storage) and returns
 // them, with whether the queue is closed. The items' bytes stay counted

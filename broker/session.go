@@ -33,28 +33,39 @@ type session struct {
 	nsubs  atomic.Int64
 
 	// ctx is the session's context (for the Authenticator), cancelled
-	// when the writer ends.
+	// when the writer's last run ends.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// stopCtx unties the session from run's context, and logonTimer is
+	// the logon timeout; both are set by begin, for release.
+	stopCtx    func() bool
+	logonTimer *time.Timer
+	// admitted is set when the session counts against the connection
+	// limits, which removeSession then releases.
+	admitted bool
 
 	// connClaimed is set by endConn's first close of c; connClosed is
 	// closed when that close has returned.
 	connClaimed atomic.Bool
 	connClosed  chan struct{}
 
-	lastRead   atomic.Int64 // unix nanoseconds of the last inbound message
-	hbInterval atomic.Int64 // heartbeat interval in nanoseconds; 0 = off
-	lastBeat   atomic.Int64 // unix nanoseconds of the client's last heartbeat command
-	loggedOn   atomic.Bool
+	lastRead atomic.Int64 // unix nanoseconds of the last inbound message
+	lastBeat atomic.Int64 // unix nanoseconds of the client's last heartbeat command
+	loggedOn atomic.Bool
+
+	// writerDone is closed when the writer's last run has ended (see
+	// writeLoop); a writer runs only while there is something to write.
+	writerDone chan struct{}
 
 	// Owned by the reader goroutine.
 	h    protocol.Header
 	mt   string
 	rt   *router
 	subs map[string]*subscription
+	hb   *heartbeatTimer // nil until the client starts heartbeats
 }
 
-func newSession(b *Broker, c transport.Conn) *session {
+func newSession(ctx context.Context, b *Broker, c transport.Conn) *session {
 	info := c.Info()
 	if info == nil {
 		info = &transport.ConnInfo{}
@@ -74,9 +85,12 @@ func newSession(b *Broker, c transport.Conn) *session {
 		info:       info,
 		subs:       make(map[string]*subscription),
 		connClosed: make(chan struct{}),
+		writerDone: make(chan struct{}),
 	}
+	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.endpoint = b.newEndpoint(queueBytes, maxAge, "transport", info.Transport, "remote", remote)
 	s.ending = s.endConn
+	s.q.start = s.startWriter
 	s.auth, s.ent = b.opts.Authenticator, b.opts.Entitler
 	if t.Authenticator != nil {
 		s.auth = t.Authenticator
@@ -85,6 +99,13 @@ func newSession(b *Broker, c transport.Conn) *session {
 		s.ent = t.Entitler
 	}
 	return s
+}
+
+// refuse lets go of a session that is not run: it closes the connection
+// and cancels the context newSession derived.
+func (s *session) refuse() {
+	s.c.Close()
+	s.cancel()
 }
 
 // event reports a state change to Options.ConnState.
@@ -156,36 +177,57 @@ func (s *session) endConn(mode closeMode) {
 	}()
 }
 
+// run serves the session until it ends and returns why. The reader
+// spends the session's life blocked in readLoop under run's frame, so the
+// work before and after is kept in begin and end, whose frames are gone by
+// then: a small idle stack stays small (the runtime halves a goroutine's
+// stack while it uses under a quarter of it).
 func (s *session) run(ctx context.Context) error {
-	s.ctx, s.cancel = context.WithCancel(ctx)
-	defer s.cancel()
-	stop := context.AfterFunc(ctx, func() {
+	defer s.release()
+	s.begin(ctx)
+	s.close(s.readLoop())
+	return s.end()
+}
+
+// release lets go of what begin tied the session to, and removes the
+// session from the broker.
+func (s *session) release() {
+	defer s.b.removeSession(s)
+	s.cancel()
+	if s.stopCtx != nil {
+		s.stopCtx()
+	}
+	if s.logonTimer != nil {
+		s.logonTimer.Stop()
+	}
+}
+
+// begin starts the session: it ties it to ctx and to the logon timeout,
+// and reports it.
+func (s *session) begin(ctx context.Context) {
+	s.stopCtx = context.AfterFunc(ctx, func() {
 		s.close(fmt.Errorf("broker: serve context ended: %w", context.Cause(ctx)))
 	})
-	defer stop()
-	logonTimer := time.AfterFunc(s.b.opts.LogonTimeout, func() {
+	s.logonTimer = time.AfterFunc(s.b.opts.LogonTimeout, func() {
 		if !s.loggedOn.Load() {
 			s.log.Info("closing connection: no logon", "timeout", s.b.opts.LogonTimeout)
 			s.close(ErrLogonTimeout)
 		}
 	})
-	defer logonTimer.Stop()
-
 	s.lastRead.Store(time.Now().UnixNano())
 	s.event(StateNew, nil)
 	s.status(clientStatus{Event: StatusConnect})
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		s.writeLoop()
-	}()
+}
 
-	s.close(s.readLoop())
-	// Every way the writer ends closes the session for good (a flush
-	// completed, a write error, a silent heartbeat, or an overflow, whose
-	// publisher closes it), so endConn runs and closes c.
-	<-writerDone
+// end finishes a closed session and returns why it ended (nil when the
+// client closed the connection).
+func (s *session) end() error {
+	// The close wakes the queue, which starts a writer if none runs; its
+	// last run ends with the session closed for good (a flush completed,
+	// a write error, or a harsher close), so endConn runs and closes c.
+	<-s.writerDone
 	<-s.connClosed
+	s.stopHeartbeat()
 	cause, _ := s.closeState()
 	// The status records of a disconnect: one per subscription the client
 	// still had, then the disconnect with its reason.
@@ -206,39 +248,54 @@ func (s *session) run(ctx context.Context) error {
 }
 
 // readLoop reads and dispatches commands in order until the connection
-// fails or a command ends the session, and returns why.
+// fails or a command ends the session, and returns why. What is not the
+// loop itself is in functions of their own, to keep its frame small (see
+// run).
 func (s *session) readLoop() error {
 	for {
 		hdr, body, err := s.c.ReadMessage()
 		if err != nil {
-			if cause, _ := s.closeState(); cause != nil {
-				return cause // the read failed because the session is ending
-			}
-			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
-				return io.EOF
-			}
-			if brokeProtocol(err) {
-				s.log.Info("closing connection: bad frame", "err", err)
-				return fmt.Errorf("%w: %w", ErrProtocol, err)
-			}
-			s.log.Info("closing connection: read failed", "err", err)
-			return fmt.Errorf("broker: read: %w", err)
+			return s.readFailed(err)
 		}
-		n := int64(len(hdr) + len(body))
 		s.lastRead.Store(time.Now().UnixNano())
-		s.bytesIn.Add(n)
-		if len(hdr) > s.b.opts.MaxHeaderSize {
-			s.log.Info("closing connection: header too large", "size", len(hdr), "max", s.b.opts.MaxHeaderSize)
-			return fmt.Errorf("%w: header of %d bytes is over the limit of %d", ErrProtocol, len(hdr), s.b.opts.MaxHeaderSize)
-		}
-		if err := protocol.DecodeHeader(hdr, &s.h); err != nil {
-			s.log.Info("closing connection: malformed header", "err", err)
-			return fmt.Errorf("%w: %w", ErrProtocol, err)
+		s.bytesIn.Add(int64(len(hdr) + len(body)))
+		if err := s.decodeHeader(hdr); err != nil {
+			return err
 		}
 		if err := s.dispatch(&s.h, body); err != nil {
 			return err
 		}
 	}
+}
+
+// readFailed returns why the session ends after a read failed with err.
+func (s *session) readFailed(err error) error {
+	if cause, _ := s.closeState(); cause != nil {
+		return cause // the read failed because the session is ending
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		return io.EOF
+	}
+	if brokeProtocol(err) {
+		s.log.Info("closing connection: bad frame", "err", err)
+		return fmt.Errorf("%w: %w", ErrProtocol, err)
+	}
+	s.log.Info("closing connection: read failed", "err", err)
+	return fmt.Errorf("broker: read: %w", err)
+}
+
+// decodeHeader decodes hdr into s.h, or returns why it ends the session:
+// it is over the header size limit or malformed.
+func (s *session) decodeHeader(hdr []byte) error {
+	if len(hdr) > s.b.opts.MaxHeaderSize {
+		s.log.Info("closing connection: header too large", "size", len(hdr), "max", s.b.opts.MaxHeaderSize)
+		return fmt.Errorf("%w: header of %d bytes is over the limit of %d", ErrProtocol, len(hdr), s.b.opts.MaxHeaderSize)
+	}
+	if err := protocol.DecodeHeader(hdr, &s.h); err != nil {
+		s.log.Info("closing connection: malformed header", "err", err)
+		return fmt.Errorf("%w: %w", ErrProtocol, err)
+	}
+	return nil
 }
 
 // brokeProtocol reports whether a read failed because the client sent
@@ -252,24 +309,29 @@ func brokeProtocol(err error) bool {
 		errors.Is(err, protocol.ErrWSBadHeader)
 }
 
+// writerLinger is how long a session's writer waits for more to write
+// before it exits: it exits once its queue stayed empty through a whole
+// linger period, so one to two periods after its last write. An idle
+// connection then has no writer (and no writer stack), while a connection
+// that receives more often than that keeps one writer however many
+// messages it gets.
+const writerLinger = 100 * time.Millisecond
+
+// startWriter is the queue's start: it runs a writer, which exits when it
+// has nothing left to do and is started again by the next wake.
+func (s *session) startWriter() { go s.writeLoop() }
+
 // writeLoop writes queued messages, coalescing everything queued into one
-// flush, and runs the heartbeat timer and watchdog.
+// flush, until the queue stayed empty for writerLinger. Its last run (the
+// queue closed and drained, or a write failed) closes the session and
+// closes writerDone.
 func (s *session) writeLoop() {
-	defer s.cancel()
 	var (
 		// dm holds each delivery as it is written; reusing it keeps
 		// writing allocation-free.
-		dm     = new(protocol.Message)
-		spare  []outItem
-		hb     = heartbeater{misses: s.b.opts.HeartbeatMisses}
-		ticker *time.Ticker
-		tickC  <-chan time.Time
+		dm    = new(protocol.Message)
+		spare []outItem
 	)
-	defer func() {
-		if ticker != nil {
-			ticker.Stop()
-		}
-	}()
 	// A client that takes no data for WriteTimeout is cut off like a slow
 	// consumer.
 	wt := time.AfterFunc(time.Hour, func() {
@@ -286,43 +348,65 @@ func (s *session) writeLoop() {
 		}
 		return msgs, bytes, err
 	}
-
+	lc := &lingerClock{q: s.q}
+	lc.woken.Store(true)
+	// Set before it can fire: fire reads lc.t.
+	lc.t = time.AfterFunc(time.Hour, lc.fire)
+	lc.t.Reset(writerLinger)
+	defer lc.t.Stop()
 	for {
-		select {
-		case <-s.q.notify:
-		case now := <-tickC:
-			dead, send := hb.tick(now, time.Unix(0, s.lastRead.Load()), time.Unix(0, s.lastBeat.Load()))
-			if dead {
-				s.log.Info("closing connection: heartbeat", "client_name", s.name,
-					"silence", now.Sub(time.Unix(0, s.lastRead.Load())))
-				s.close(ErrHeartbeatTimeout)
+		stop, err := s.serveBatch(&spare, write)
+		if err != nil || stop {
+			// Mark the writer finished before closing, so the close's
+			// wake starts no other.
+			s.q.finish()
+			if err != nil {
+				s.close(fmt.Errorf("broker: write: %w", err))
+			} else {
+				s.close(errFlushed) // a flush is done; any other end already closes c
+			}
+			s.cancel()
+			close(s.writerDone)
+			return
+		}
+		if lc.expired.Load() {
+			lc.expired.Store(false)
+			// park takes a wake that raced with it; the writer then goes on.
+			if !s.q.park() {
 				return
 			}
-			if send {
-				s.enqueue(outItem{m: &heartbeatMessage, size: heartbeatMessage.Len() + itemOverhead})
-			}
+			lc.woken.Store(true)
+			lc.t.Reset(writerLinger)
 			continue
 		}
-		if iv := time.Duration(s.hbInterval.Load()); iv != hb.interval {
-			if ticker != nil {
-				ticker.Stop()
-				ticker, tickC = nil, nil
-			}
-			if every := hb.start(iv, time.Now()); every > 0 {
-				ticker = time.NewTicker(every)
-				tickC = ticker.C
-			}
-		}
-		stop, err := s.serveBatch(&spare, write)
-		if err != nil {
-			s.close(fmt.Errorf("broker: write: %w", err))
-			return
-		}
-		if stop {
-			s.close(errFlushed) // a flush is done; any other end already closes c
-			return
+		<-s.q.notify
+		if !lc.woken.Load() {
+			lc.woken.Store(true)
 		}
 	}
+}
+
+// lingerClock tells a writer when to park: it fires every writerLinger
+// while the writer runs, and a firing that finds no wake since the one
+// before marks the writer expired and wakes it. A timer callback rather
+// than a timer channel keeps the writer's wait a receive on one channel,
+// as cheap as it was before writers parked.
+type lingerClock struct {
+	q *outbound
+	t *time.Timer
+	// woken is set by the writer on each wake and cleared by fire.
+	woken atomic.Bool
+	// expired is set by fire and cleared by the writer, which then parks.
+	expired atomic.Bool
+}
+
+func (l *lingerClock) fire() {
+	if l.woken.Swap(false) {
+		l.t.Reset(writerLinger)
+		return
+	}
+	l.expired.Store(true)
+	l.q.wake()
 }
 
 // writeItems writes a batch, each delivery through dm; it counts the
