@@ -80,6 +80,14 @@ type heartbeatTimer struct {
 	hb      heartbeater
 	t       *time.Timer // nil until the first start
 	stopped bool        // the session ended: the timer stays stopped
+	// readAt is when a check first saw the client's bytes in (the
+	// session's bytesIn) at seenIn: the client's last message arrived
+	// between the check before and readAt. Judging silence from readAt
+	// rather than the message itself saves the reader a clock read per
+	// message, and can only find a client silent later, by at most one
+	// check period (a tenth of the interval), never sooner.
+	readAt time.Time
+	seenIn int64
 }
 
 // setHeartbeat (re)starts the session's heartbeats with interval iv, or
@@ -97,7 +105,10 @@ func (s *session) setHeartbeat(iv time.Duration) {
 	if h.stopped {
 		return
 	}
-	every := h.hb.start(iv, time.Now())
+	now := time.Now()
+	// The heartbeat command itself was just read.
+	h.readAt, h.seenIn = now, s.bytesIn.Load()
+	every := h.hb.start(iv, now)
 	switch {
 	case every == 0:
 		if h.t != nil {
@@ -131,12 +142,16 @@ func (s *session) stopHeartbeat() {
 func (h *heartbeatTimer) tick() {
 	s := h.s
 	now := time.Now()
-	lastRead := time.Unix(0, s.lastRead.Load())
+	in := s.bytesIn.Load()
 	h.mu.Lock()
 	if h.stopped || h.hb.interval == 0 {
 		h.mu.Unlock()
 		return
 	}
+	if in != h.seenIn {
+		h.readAt, h.seenIn = now, in
+	}
+	lastRead := h.readAt
 	dead, send := h.hb.tick(now, lastRead, time.Unix(0, s.lastBeat.Load()))
 	if !dead {
 		h.t.Reset(h.hb.every)
