@@ -101,6 +101,53 @@ func wsProtocolErrorf(format string, args ...any) error {
 	return &wsReadError{code: websocket.StatusProtocolError, msg: fmt.Sprintf("websocket: "+format, args...)}
 }
 
+// wsRule names a framing rule a client broke, for wsFrameError.
+type wsRule uint8
+
+const (
+	wsRuleRSV wsRule = iota
+	wsRuleMask
+	wsRuleLength
+	wsRuleControlFin
+	wsRuleControlSize
+	wsRuleContinuation
+	wsRuleInterleaved
+	wsRuleOpcode
+)
+
+// wsFrameError describes the frame starting with b0 that broke rule (size
+// is its length, ext its extended length bytes, where the rule needs
+// them). It is apart from the reading code so that the formatting's
+// arguments do not enlarge the reading goroutine's stack frames: an idle
+// connection's stack is part of its memory.
+func wsFrameError(rule wsRule, b0 byte, size uint64, ext []byte) error {
+	op := b0 & 0x0f
+	switch rule {
+	case wsRuleRSV:
+		return wsProtocolErrorf("frame with RSV bits %#x set, but no extension was negotiated", b0&0x70)
+	case wsRuleMask:
+		return wsProtocolErrorf("unmasked frame (opcode %#x) from a client", op)
+	case wsRuleLength:
+		return wsProtocolErrorf("frame length % x has its most significant bit set", ext)
+	case wsRuleControlFin:
+		return wsProtocolErrorf("fragmented control frame (opcode %#x)", op)
+	case wsRuleControlSize:
+		return wsProtocolErrorf("control frame (opcode %#x) of %d bytes, over %d", op, size, wsMaxControlPayload)
+	case wsRuleContinuation:
+		return wsProtocolErrorf("continuation frame without a fragmented message to continue")
+	case wsRuleInterleaved:
+		return wsProtocolErrorf("new data frame (opcode %#x) inside a fragmented message", op)
+	}
+	return wsProtocolErrorf("frame with reserved opcode %#x", op)
+}
+
+// wsTooLarge is the error for a data frame of size bytes, after have
+// bytes of its message, over limit (see wsFrameError for why apart).
+func wsTooLarge(size uint64, have int, limit int64) error {
+	return &wsReadError{code: websocket.StatusMessageTooBig, err: protocol.ErrWSMessageTooLarge,
+		msg: fmt.Sprintf("websocket: %d-byte frame after %d bytes of its message exceeds the limit of %d", size, have, limit)}
+}
+
 // wsFrameReader reads the frames of a client's WebSocket connection and
 // returns whole data messages (fragments joined) and control frames, in
 // the order they come. It is not safe for concurrent use.
@@ -203,10 +250,10 @@ func (r *wsFrameReader) frame(limit int64) (byte, []byte, error) {
 	b0, b1 := r.buf[r.rd], r.buf[r.rd+1]
 	fin, op := b0&0x80 != 0, b0&0x0f
 	if b0&0x70 != 0 {
-		return 0, nil, wsProtocolErrorf("frame with RSV bits %#x set, but no extension was negotiated", b0&0x70)
+		return 0, nil, wsFrameError(wsRuleRSV, b0, 0, nil)
 	}
 	if b1&0x80 == 0 {
-		return 0, nil, wsProtocolErrorf("unmasked frame (opcode %#x) from a client", op)
+		return 0, nil, wsFrameError(wsRuleMask, b0, 0, nil)
 	}
 	hl := 2 + 4
 	switch b1 & 0x7f {
@@ -226,28 +273,28 @@ func (r *wsFrameReader) frame(limit int64) (byte, []byte, error) {
 	case 127:
 		size = binary.BigEndian.Uint64(h[2:])
 		if size>>63 != 0 {
-			return 0, nil, wsProtocolErrorf("frame length % x has its most significant bit set", h[2:10])
+			return 0, nil, wsFrameError(wsRuleLength, b0, 0, h[2:10])
 		}
 	}
 	key := [4]byte(h[hl-4:])
 	switch op {
 	case wsOpClose, wsOpPing, wsOpPong:
 		if !fin {
-			return 0, nil, wsProtocolErrorf("fragmented control frame (opcode %#x)", op)
+			return 0, nil, wsFrameError(wsRuleControlFin, b0, 0, nil)
 		}
 		if size > wsMaxControlPayload {
-			return 0, nil, wsProtocolErrorf("control frame (opcode %#x) of %d bytes, over %d", op, size, wsMaxControlPayload)
+			return 0, nil, wsFrameError(wsRuleControlSize, b0, size, nil)
 		}
 	case wsOpContinuation:
 		if !r.inMsg {
-			return 0, nil, wsProtocolErrorf("continuation frame without a fragmented message to continue")
+			return 0, nil, wsFrameError(wsRuleContinuation, b0, 0, nil)
 		}
 	case wsOpText, wsOpBinary:
 		if r.inMsg {
-			return 0, nil, wsProtocolErrorf("new data frame (opcode %#x) inside a fragmented message", op)
+			return 0, nil, wsFrameError(wsRuleInterleaved, b0, 0, nil)
 		}
 	default:
-		return 0, nil, wsProtocolErrorf("frame with reserved opcode %#x", op)
+		return 0, nil, wsFrameError(wsRuleOpcode, b0, 0, nil)
 	}
 	if op < wsOpClose {
 		have := 0
@@ -255,8 +302,7 @@ func (r *wsFrameReader) frame(limit int64) (byte, []byte, error) {
 			have = len(r.msg)
 		}
 		if size > uint64(limit) || int64(size)+int64(have) > limit {
-			return 0, nil, &wsReadError{code: websocket.StatusMessageTooBig, err: protocol.ErrWSMessageTooLarge,
-				msg: fmt.Sprintf("websocket: %d-byte frame after %d bytes of its message exceeds the limit of %d", size, have, limit)}
+			return 0, nil, wsTooLarge(size, have, limit)
 		}
 	}
 	if uint64(hl)+size > uint64(r.largeSize) {

@@ -88,16 +88,26 @@ type wsWire struct {
 	pre []byte
 }
 
+// wsLibraryReaderSize is the buffered reader handed to the library when
+// it does not read (no permessage-deflate): the smallest bufio allows, so
+// the connection does not keep the request's reader for its whole life.
+const wsLibraryReaderSize = 16
+
 // newWSWire returns the wire over the hijacked connection c, whose
-// upgrade request was read through br.
-func newWSWire(c net.Conn, br *bufio.Reader) *wsWire {
+// upgrade request was read through br, and the reader to hand the library
+// with it: br itself when the library reads (permessage-deflate was
+// negotiated, which h, the response header, tells), otherwise a tiny one
+// it never uses, as wsConn reads from pre and the connection.
+func newWSWire(c net.Conn, br *bufio.Reader, h http.Header) (*wsWire, *bufio.Reader) {
 	w := &wsWire{Conn: c}
+	if wsDeflate(h) {
+		return w, br
+	}
 	if n := br.Buffered(); n > 0 {
-		// A copy: the library resets br to read on from these bytes.
 		p, _ := br.Peek(n)
 		w.pre = bytes.Clone(p)
 	}
-	return w
+	return w, bufio.NewReaderSize(w, wsLibraryReaderSize)
 }
 
 // writeControl writes one control frame of ours (server frames are not
