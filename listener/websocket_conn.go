@@ -18,18 +18,31 @@ import (
 )
 
 // wsConn is the transport.Conn of a WebSocket client: protocol.WSDecoder on the read
-// side, protocol.WSEncoder on the write side, over a *websocket.Conn. Data
-// frames are framed here and sent in batches through wire (see
-// websocket_wire.go), unless permessage-deflate was negotiated; then the
-// library writes each one.
+// side, protocol.WSEncoder on the write side. Frames are read here
+// (wsFrameReader, see websocket_read.go), data frames framed here and sent
+// in batches through wire (see websocket_wire.go), and the close handshake
+// done here, unless permessage-deflate was negotiated; then the
+// *websocket.Conn reads and writes each frame and closes.
 type wsConn struct {
 	ws   *websocket.Conn
 	wire *wsWire // the hijacked connection; the force-close of Close and Abort reach under it
 	info transport.ConnInfo
 
-	// Read side, used by the one reading goroutine.
-	dec  protocol.WSDecoder
-	rbuf []byte
+	// Read side. fr reads the client's frames, unless permessage-deflate
+	// was negotiated: then fr is nil and the library reads (into rbuf).
+	// readMu makes sure one goroutine reads at a time: ReadMessage's, or
+	// Close's waiting for the client's close frame.
+	readMu sync.Mutex
+	fr     *wsFrameReader
+	dec    protocol.WSDecoder
+	rbuf   []byte
+	// peerClosed is closed once the client's close frame has been read,
+	// or reading failed: the close handshake is over.
+	peerClosed     chan struct{}
+	peerClosedOnce sync.Once
+	// closeReadLimit is the largest data message read while waiting for
+	// the client's close frame: the largest any state of dec allows.
+	closeReadLimit int64
 	// mode publishes dec.Mode() to the writer.
 	mode atomic.Uint32
 	// fallback frames payloads written before the selector arrived, as the
@@ -58,22 +71,27 @@ type wsConn struct {
 }
 
 // newWSConn returns the connection for ws, whose hijacked connection is
-// wire. With batch set wsConn frames and batches data itself; without,
-// the library writes every frame (it must when it compresses them).
-func newWSConn(ws *websocket.Conn, wire *wsWire, batch bool, info transport.ConnInfo, opts *WebSocketOptions) *wsConn {
-	c := &wsConn{ws: ws, wire: wire, info: info, closeTimeout: WebSocketCloseTimeout}
+// wire. With own set wsConn reads frames and frames and batches data
+// itself; without, the library reads and writes every frame (it must when
+// it compresses them).
+func newWSConn(ws *websocket.Conn, wire *wsWire, own bool, info transport.ConnInfo, opts *WebSocketOptions) *wsConn {
+	c := &wsConn{ws: ws, wire: wire, info: info, closeTimeout: WebSocketCloseTimeout, peerClosed: make(chan struct{})}
 	c.dec.MaxMessageSize = opts.MaxFrameSize // <= 0: the decoder's default
 	c.fallback = protocol.WSModeBinary
 	if mt := cmp.Or(info.MessageType, info.TransportMessageType); mt == "" || mt == "json" {
 		c.fallback = protocol.WSModeText
 	}
 	c.emit = c.libraryFrame
-	if batch {
+	if own {
 		c.emit = c.batchFrame
+		// The bytes the client sent right after its upgrade request are
+		// its first frames.
+		c.fr = newWSFrameReader(wire.Conn, wire.pre, wsSmallReadSize, wsLargeReadSize)
 	}
 	// Our own limit replaces the library's 32 KiB default; ReadMessage
 	// narrows it per frame.
 	ws.SetReadLimit(c.dec.FrameLimit())
+	c.closeReadLimit = c.dec.FrameLimit() // before the selector, the largest
 	return c
 }
 
@@ -92,15 +110,25 @@ func (c *wsConn) ReadMessage() (header, body []byte, err error) {
 		if err := c.dec.Err(); err != nil {
 			return nil, nil, err
 		}
-		c.ws.SetReadLimit(c.dec.FrameLimit())
-		typ, r, err := c.ws.Reader(context.Background())
-		if err == nil {
-			c.rbuf, err = readAllInto(c.rbuf[:0], r)
+		var text bool
+		var p []byte
+		if c.fr != nil {
+			var err error
+			if text, p, err = c.readData(); err != nil {
+				return nil, nil, err
+			}
+		} else {
+			c.ws.SetReadLimit(c.dec.FrameLimit())
+			typ, r, err := c.ws.Reader(context.Background())
+			if err == nil {
+				c.rbuf, err = readAllInto(c.rbuf[:0], r)
+			}
+			if err != nil {
+				return nil, nil, c.readError(err)
+			}
+			text, p = typ == websocket.MessageText, c.rbuf
 		}
-		if err != nil {
-			return nil, nil, c.readError(err)
-		}
-		err = c.dec.Feed(typ == websocket.MessageText, c.rbuf)
+		err := c.dec.Feed(text, p)
 		c.mode.Store(uint32(c.dec.Mode()))
 		if cap(c.rbuf) > wsRetainBufferBytes {
 			c.rbuf = nil
@@ -110,6 +138,91 @@ func (c *wsConn) ReadMessage() (header, body []byte, err error) {
 			return nil, nil, fmt.Errorf("listener: websocket from %v: %w", c.info.RemoteAddr, err)
 		}
 	}
+}
+
+// readData reads frames until a data message, answering the control
+// frames before it: a ping with a pong, a close frame with the close
+// handshake. It returns the message's payload (valid until the next read)
+// and whether it is text. A client that closed with 1000 or 1001 ends
+// with io.EOF; a frame against the rules closes the connection with the
+// status the rule names.
+func (c *wsConn) readData() (text bool, payload []byte, err error) {
+	c.readMu.Lock()
+	op, p, err := c.readFrames(true)
+	c.readMu.Unlock()
+	if err == nil {
+		return op == wsOpText, p, nil
+	}
+	if err == io.EOF {
+		return false, nil, io.EOF
+	}
+	var re *wsReadError
+	if errors.As(err, &re) {
+		c.shutdown(re.code, closeReason(err))
+		return false, nil, fmt.Errorf("listener: websocket from %v: %w", c.info.RemoteAddr, err)
+	}
+	c.endPeer()
+	return false, nil, fmt.Errorf("listener: websocket read from %v: %w", c.info.RemoteAddr, err)
+}
+
+// readFrames reads frames, under readMu, until a data message (when data
+// is set) or the client's close frame. Pings are answered and pongs
+// ignored. The client's close frame is answered with a close frame of
+// the same status unless ours went first; then the handshake is over,
+// peerClosed is closed and readFrames returns io.EOF for status 1000 or
+// 1001, an error naming the status otherwise.
+func (c *wsConn) readFrames(data bool) (byte, []byte, error) {
+	for {
+		// Close reads without the decoder, which the reading goroutine
+		// may be using: any message the limit allows is skipped.
+		limit := c.closeReadLimit
+		if data {
+			limit = c.dec.FrameLimit()
+		}
+		op, p, err := c.fr.next(limit)
+		if err == io.EOF {
+			// Still an end of the stream to the caller, as the library
+			// reported it, but not the clean end of a close handshake.
+			err = fmt.Errorf("connection closed without a close frame: %w", io.EOF)
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		switch op {
+		case wsOpText, wsOpBinary:
+			if data {
+				return op, p, nil
+			}
+		case wsOpPing:
+			if _, err := c.wire.writeControl(wsOpPong, p); err != nil {
+				return 0, nil, err
+			}
+		case wsOpClose:
+			code, reason, err := wsCloseFrame(p)
+			if err != nil {
+				return 0, nil, err
+			}
+			echo := code
+			if echo == websocket.StatusNoStatusRcvd {
+				echo = websocket.StatusNormalClosure
+			}
+			_, werr := c.wire.writeClose(echo, "")
+			c.fr.stop(errWSPeerClosed)
+			c.endPeer()
+			switch {
+			case code == websocket.StatusNormalClosure || code == websocket.StatusGoingAway:
+				return 0, nil, io.EOF
+			case werr != nil:
+				return 0, nil, werr
+			}
+			return 0, nil, fmt.Errorf("websocket: client closed with status %d %q", code, reason)
+		}
+	}
+}
+
+// endPeer records that nothing more is to be read from the client.
+func (c *wsConn) endPeer() {
+	c.peerClosedOnce.Do(func() { close(c.peerClosed) })
 }
 
 func (c *wsConn) readError(err error) error {
@@ -235,9 +348,10 @@ func (c *wsConn) Abort() error {
 	return err
 }
 
-// Close closes the connection with status 1000 (wire spec §3.5). It waits
-// at most WebSocketCloseTimeout for the client's answer, then drops the
-// connection. It is safe to call from any goroutine and more than once;
+// Close closes the connection with status 1000 (wire spec §3.5): it sends
+// the close frame, waits at most WebSocketCloseTimeout for the client's
+// (read by the goroutine in ReadMessage if there is one, else by Close
+// itself, so one goroutine reads at a time), then closes the connection. It is safe to call from any goroutine and more than once;
 // calls after the first return the first one's result.
 func (c *wsConn) Close() error {
 	return c.shutdown(websocket.StatusNormalClosure, "")
@@ -246,18 +360,73 @@ func (c *wsConn) Close() error {
 func (c *wsConn) shutdown(code websocket.StatusCode, reason string) error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
-		var forced atomic.Bool
-		t := time.AfterFunc(c.closeTimeout, func() {
-			forced.Store(true)
-			c.wire.Conn.Close()
-		})
-		err := c.ws.Close(code, reason)
-		t.Stop()
-		// A peer that closed first, answered with its own status, or was
-		// too slow is not an error of ours.
-		if err != nil && !forced.Load() && !errors.Is(err, net.ErrClosed) && websocket.CloseStatus(err) == -1 {
+		if c.fr == nil {
+			c.closeErr = c.libraryClose(code, reason)
+			return
+		}
+		sent, err := c.wire.writeClose(code, reason)
+		if sent && err == nil {
+			c.awaitPeerClose()
+		}
+		c.ws.CloseNow() // closes the connection
+		if err != nil && !errors.Is(err, net.ErrClosed) {
 			c.closeErr = fmt.Errorf("listener: websocket close of %v: %w", c.info.RemoteAddr, err)
 		}
 	})
 	return c.closeErr
+}
+
+// awaitPeerClose waits, at most closeTimeout, for the client to answer
+// the close frame just sent. If no goroutine is reading, it reads itself;
+// otherwise the reading goroutine sees the answer and closes peerClosed.
+// A client whose frames can no longer be parsed (after a framing error)
+// is read until it closes the connection.
+func (c *wsConn) awaitPeerClose() {
+	if !c.readMu.TryLock() {
+		t := time.NewTimer(c.closeTimeout)
+		defer t.Stop()
+		select {
+		case <-c.peerClosed:
+		case <-t.C:
+		}
+		return
+	}
+	defer c.readMu.Unlock()
+	select {
+	case <-c.peerClosed:
+		return
+	default:
+	}
+	if err := c.wire.Conn.SetReadDeadline(time.Now().Add(c.closeTimeout)); err != nil {
+		return
+	}
+	_, _, err := c.readFrames(false)
+	var re *wsReadError
+	if errors.As(err, &re) {
+		var discard [wsSmallReadSize]byte
+		for {
+			if _, err := c.wire.Conn.Read(discard[:]); err != nil {
+				break
+			}
+		}
+	}
+	c.fr.stop(err)
+	c.endPeer()
+}
+
+// libraryClose is Close when the library reads: its close handshake.
+func (c *wsConn) libraryClose(code websocket.StatusCode, reason string) error {
+	var forced atomic.Bool
+	t := time.AfterFunc(c.closeTimeout, func() {
+		forced.Store(true)
+		c.wire.Conn.Close()
+	})
+	err := c.ws.Close(code, reason)
+	t.Stop()
+	// A peer that closed first, answered with its own status, or was
+	// too slow is not an error of ours.
+	if err != nil && !forced.Load() && !errors.Is(err, net.ErrClosed) && websocket.CloseStatus(err) == -1 {
+		return fmt.Errorf("listener: websocket close of %v: %w", c.info.RemoteAddr, err)
+	}
+	return nil
 }

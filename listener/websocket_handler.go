@@ -96,8 +96,8 @@ func wsUpgrade(w wsHijacker, r *http.Request, opts *WebSocketOptions, info trans
 	if info.RemoteAddr == nil {
 		info.RemoteAddr = wire.RemoteAddr()
 	}
-	// No goroutine uses the wire yet: the library starts reading (and
-	// answering pings) only when wsConn first reads.
+	// No goroutine uses the wire yet: reading (and answering pings)
+	// starts when wsConn first reads.
 	deflate := wsDeflate(w.Header())
 	wire.sniffClose = !deflate
 	return newWSConn(ws, wire, !deflate, info, opts), nil
@@ -122,7 +122,7 @@ func (h *wsHijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		c.Close()
 		return nil, nil, err
 	}
-	h.wire = &wsWire{Conn: c}
+	h.wire, brw.Reader = newWSWire(c, brw.Reader, h.Header())
 	brw.Writer = bufio.NewWriterSize(h.wire, wsLibraryWriterSize(h.Header()))
 	return h.wire, brw, nil
 }
@@ -174,13 +174,14 @@ func (w *wsRawResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, errors.New("listener: connection already hijacked")
 	}
 	w.hijacked = true
-	w.wire = &wsWire{Conn: w.conn}
+	var br *bufio.Reader
+	w.wire, br = newWSWire(w.conn, w.br, w.header)
 	bw := bufio.NewWriterSize(w.wire, wsLibraryWriterSize(w.header))
 	w.writeHead(bw)
 	if err := bw.Flush(); err != nil {
 		return nil, nil, err
 	}
-	return w.wire, bufio.NewReadWriter(w.br, bw), nil
+	return w.wire, bufio.NewReadWriter(br, bw), nil
 }
 
 func (w *wsRawResponse) hijackedWire() *wsWire { return w.wire }

@@ -1,12 +1,16 @@
 package listener
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/http"
 	"sync"
 
 	"github.com/ampsbroker/ampsbroker/protocol"
+	"github.com/coder/websocket"
 )
 
 // Why the broker frames its own outbound WebSocket messages.
@@ -23,14 +27,14 @@ import (
 // a server sends is not masked and its header is 2 to 10 bytes
 // (protocol.AppendWSFrameHeader), so wsConn writes data frames itself: each
 // frame is copied once, into a batch buffer, and a batch goes out with one
-// write at Flush. The library still does everything else: the upgrade,
-// reading (with unmasking and reassembly), answering pings and the close
-// handshake. With permessage-deflate negotiated, it writes data frames too,
+// write at Flush. Reading, pongs and the close handshake are wsConn's too
+// (see websocket_read.go); the library does the upgrade. With
+// permessage-deflate negotiated, the library reads and writes every frame,
 // as it compresses them.
 //
-// Both write to the connection through a wsWire, whose lock makes every
-// write whole: a pong the library sends while a batch is being written
-// goes out before or after the batch, never inside one of its frames.
+// Every frame goes to the connection through a wsWire, whose lock makes
+// every write whole: a pong sent while a batch is being written goes out
+// before or after the batch, never inside one of its frames.
 
 const (
 	// wsBatchSize is how many bytes of frames wsConn collects before
@@ -78,6 +82,63 @@ type wsWire struct {
 	closeSent  bool
 	// vec is reused for vectored writes, so they do not allocate.
 	vec [2][]byte
+	// pre is what the reader the upgrade request was read through held
+	// past the request when the connection was hijacked: the client's
+	// first frames.
+	pre []byte
+}
+
+// wsLibraryReaderSize is the buffered reader handed to the library when
+// it does not read (no permessage-deflate): the smallest bufio allows, so
+// the connection does not keep the request's reader for its whole life.
+const wsLibraryReaderSize = 16
+
+// newWSWire returns the wire over the hijacked connection c, whose
+// upgrade request was read through br, and the reader to hand the library
+// with it: br itself when the library reads (permessage-deflate was
+// negotiated, which h, the response header, tells), otherwise a tiny one
+// it never uses, as wsConn reads from pre and the connection.
+func newWSWire(c net.Conn, br *bufio.Reader, h http.Header) (*wsWire, *bufio.Reader) {
+	w := &wsWire{Conn: c}
+	if wsDeflate(h) {
+		return w, br
+	}
+	if n := br.Buffered(); n > 0 {
+		p, _ := br.Peek(n)
+		w.pre = bytes.Clone(p)
+	}
+	return w, bufio.NewReaderSize(w, wsLibraryReaderSize)
+}
+
+// writeControl writes one control frame of ours (server frames are not
+// masked): a pong, or a close frame. Nothing is written after a close
+// frame, and a second close frame is not written either: then it returns
+// false. A close frame's payload is status and reason, truncated to the
+// 125 bytes a control frame may carry.
+func (w *wsWire) writeControl(op byte, payload []byte) (bool, error) {
+	var f [2 + wsMaxControlPayload]byte
+	payload = payload[:min(len(payload), wsMaxControlPayload)]
+	f[0], f[1] = 0x80|op, byte(len(payload))
+	n := 2 + copy(f[2:], payload)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closeSent {
+		return false, nil
+	}
+	if op == wsOpClose {
+		w.closeSent = true
+	}
+	_, err := w.Conn.Write(f[:n])
+	return true, err
+}
+
+// writeClose writes a close frame with status code and reason (see
+// writeControl).
+func (w *wsWire) writeClose(code websocket.StatusCode, reason string) (bool, error) {
+	var p [wsMaxControlPayload]byte
+	binary.BigEndian.PutUint16(p[:], uint16(code))
+	n := 2 + copy(p[2:], reason)
+	return w.writeControl(wsOpClose, p[:n])
 }
 
 // Write is how the library writes.
