@@ -1,13 +1,14 @@
 package listener
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"unicode/utf8"
 
+	"github.com/ampsbroker/ampsbroker/internal/readbuf"
 	"github.com/ampsbroker/ampsbroker/protocol"
 	"github.com/coder/websocket"
 )
@@ -36,16 +37,11 @@ import (
 
 const (
 	// wsSmallReadSize is the buffer a connection reads through while its
-	// client is quiet: a logon or a small publish fits, and it is all the
-	// read buffer an idle connection holds.
-	wsSmallReadSize = 2 << 10
-
-	// wsLargeReadSize is the buffer a connection moves to while frames
-	// stream in, taken from wsLargeReads and given back once a read finds
-	// the socket drained: 64 KiB takes dozens of 1 KiB publishes per
-	// system call. A frame too large for it is read into a buffer of its
-	// own.
-	wsLargeReadSize = 64 << 10
+	// client is quiet, and wsLargeReadSize the pooled one it moves to
+	// while frames stream in (see internal/readbuf). A frame too large
+	// for the large one is read into a buffer of its own.
+	wsSmallReadSize = readbuf.SmallSize
+	wsLargeReadSize = readbuf.LargeSize
 
 	// wsGrowChunk is the first allocation for a frame too large for the
 	// large buffer; the buffer then doubles as bytes arrive, so a client
@@ -74,10 +70,6 @@ const (
 	wsOpPing         = 0x9
 	wsOpPong         = 0xA
 )
-
-// wsLargeReads recycles large read buffers among connections, which hold
-// one only while input streams in.
-var wsLargeReads = sync.Pool{New: func() any { return new([wsLargeReadSize]byte) }}
 
 // wsReadError is a frame the client must not send. code is the close
 // status the connection is closed with; err, when set, is a sentinel the
@@ -152,25 +144,12 @@ func wsTooLarge(size uint64, have int, limit int64) error {
 // returns whole data messages (fragments joined) and control frames, in
 // the order they come. It is not safe for concurrent use.
 //
-// Its buffer adapts to the traffic like protocol.StreamReader's: a small
-// one of its own while the client is quiet, a large pooled one while a
-// read fills what it was given, back to the small one when a read finds
-// the socket drained.
+// It reads through the adaptive buffer protocol.StreamReader uses
+// (internal/readbuf): small while the client is quiet, a large pooled one
+// while frames stream in.
 type wsFrameReader struct {
-	r io.Reader
-	// buf holds unread input in buf[rd:wr]; it is small or large.
-	buf    []byte
-	rd, wr int
-	small  []byte
-	// largeSize is the large buffer's size; large is non-nil while buf is
-	// it.
-	largeSize int
-	large     []byte
-	// filled records that the last read filled the space it was given:
-	// more input is probably waiting.
-	filled bool
-	rerr   error // a read error that came with data, returned once that data is used
-	err    error // sticky: after an error the stream is out of sync
+	b   *readbuf.Reader
+	err error // sticky: after an error the stream is out of sync
 
 	// The fragmented data message in progress: inMsg is set from its first
 	// fragment to its last, msgOp is its opcode and msg its payload so far.
@@ -186,34 +165,10 @@ type wsFrameReader struct {
 // be at least wsMaxFrameHeader, and large must hold a whole control frame
 // (wsMaxControlFrame) and be at least small.
 func newWSFrameReader(r io.Reader, pre []byte, small, large int) *wsFrameReader {
-	fr := &wsFrameReader{r: r, small: make([]byte, small), largeSize: large}
-	fr.buf = fr.small
-	for len(pre) > 0 {
-		if fr.wr == len(fr.buf) {
-			if fr.large != nil {
-				// Too much to hold: keep it in front of the connection.
-				fr.r = io.MultiReader(&preReader{p: pre}, r)
-				break
-			}
-			fr.useLarge()
-		}
-		n := copy(fr.buf[fr.wr:], pre)
-		fr.wr += n
-		pre = pre[n:]
+	if len(pre) > 0 {
+		r = io.MultiReader(bytes.NewReader(pre), r)
 	}
-	return fr
-}
-
-// preReader is a byte slice read once (a bytes.Reader without its extras).
-type preReader struct{ p []byte }
-
-func (p *preReader) Read(b []byte) (int, error) {
-	if len(p.p) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(b, p.p)
-	p.p = p.p[n:]
-	return n, nil
+	return &wsFrameReader{b: readbuf.NewSize(r, small, large)}
 }
 
 // next returns the next whole data message (opcode wsOpText or
@@ -247,7 +202,7 @@ func (r *wsFrameReader) frame(limit int64) (byte, []byte, error) {
 	if err := r.ensure(2); err != nil {
 		return 0, nil, err
 	}
-	b0, b1 := r.buf[r.rd], r.buf[r.rd+1]
+	b0, b1 := r.b.Buffered()[0], r.b.Buffered()[1]
 	fin, op := b0&0x80 != 0, b0&0x0f
 	if b0&0x70 != 0 {
 		return 0, nil, wsFrameError(wsRuleRSV, b0, 0, nil)
@@ -265,7 +220,7 @@ func (r *wsFrameReader) frame(limit int64) (byte, []byte, error) {
 	if err := r.ensure(hl); err != nil {
 		return 0, nil, err
 	}
-	h := r.buf[r.rd : r.rd+hl]
+	h := r.b.Buffered()[:hl]
 	size := uint64(b1 & 0x7f)
 	switch size {
 	case 126:
@@ -305,7 +260,7 @@ func (r *wsFrameReader) frame(limit int64) (byte, []byte, error) {
 			return 0, nil, wsTooLarge(size, have, limit)
 		}
 	}
-	if uint64(hl)+size > uint64(r.largeSize) {
+	if uint64(hl)+size > uint64(r.b.MaxEnsure()) {
 		// Only a data frame can be this long.
 		if !r.inMsg {
 			r.inMsg, r.msgOp, r.msg = true, op, r.msg[:0]
@@ -319,8 +274,8 @@ func (r *wsFrameReader) frame(limit int64) (byte, []byte, error) {
 	if err := r.ensure(n); err != nil {
 		return 0, nil, err
 	}
-	p := r.buf[r.rd+hl : r.rd+n : r.rd+n]
-	r.rd += n
+	p := r.b.Buffered()[hl:n:n]
+	r.b.Discard(n)
 	wsUnmask(p, key)
 	if op >= wsOpClose || (fin && !r.inMsg) {
 		return op, p, nil // a whole frame, straight from the buffer
@@ -348,88 +303,34 @@ func (r *wsFrameReader) endFragment(fin bool) (byte, []byte, error) {
 // bytes arrive.
 func (r *wsFrameReader) readLong(hl, size int, key [4]byte) error {
 	start := len(r.msg)
-	r.rd += hl
-	take := min(r.wr-r.rd, size)
-	r.msg = append(r.msg, r.buf[r.rd:r.rd+take]...)
-	r.rd += take
+	r.b.Discard(hl)
+	take := min(r.b.Len(), size)
+	r.msg = append(r.msg, r.b.Buffered()[:take]...)
+	r.b.Discard(take)
 	for len(r.msg)-start < size {
-		if r.rerr != nil {
-			return wsEndError(hl+len(r.msg)-start, hl+size, r.rerr)
-		}
 		if len(r.msg) == cap(r.msg) {
 			grown := make([]byte, len(r.msg), min(max(2*cap(r.msg), wsGrowChunk), start+size))
 			copy(grown, r.msg)
 			r.msg = grown
 		}
 		// Never past the frame: what follows is the next frame's.
-		got, err := r.r.Read(r.msg[len(r.msg):min(cap(r.msg), start+size)])
+		got, err := r.b.Read(r.msg[len(r.msg):min(cap(r.msg), start+size)])
 		r.msg = r.msg[:len(r.msg)+got]
 		if err != nil {
-			r.rerr = err
+			return wsEndError(hl+len(r.msg)-start, hl+size, err)
 		}
 	}
 	wsUnmask(r.msg[start:], key)
 	return nil
 }
 
-// ensure reads until n bytes from rd are buffered; n is at most the large
+// ensure reads until n bytes are buffered; n is at most the large
 // buffer's size.
 func (r *wsFrameReader) ensure(n int) error {
-	for r.wr-r.rd < n {
-		r.makeRoom(n)
-		if err := r.fill(); err != nil {
-			return wsEndError(r.wr-r.rd, n, err)
-		}
+	if err := r.b.Ensure(n); err != nil {
+		return wsEndError(r.b.Len(), n, err)
 	}
 	return nil
-}
-
-// makeRoom arranges for buf to have room for need bytes from rd: the
-// small buffer when nothing is buffered and the last read drained the
-// socket (the next read may wait), the large one while input streams or
-// need calls for it. Unread input moves to the front when room is short.
-func (r *wsFrameReader) makeRoom(need int) {
-	if r.rd == r.wr {
-		r.rd, r.wr = 0, 0
-		if r.large != nil && !r.filled && need <= len(r.small) {
-			r.useSmall()
-		}
-	}
-	if r.large == nil && (need > len(r.small) || r.filled) {
-		r.useLarge()
-		return
-	}
-	if len(r.buf)-r.rd < need {
-		r.wr = copy(r.buf, r.buf[r.rd:r.wr])
-		r.rd = 0
-	}
-}
-
-// useLarge moves the unread input to a large buffer.
-func (r *wsFrameReader) useLarge() {
-	if r.largeSize == wsLargeReadSize {
-		r.large = wsLargeReads.Get().(*[wsLargeReadSize]byte)[:]
-	} else {
-		r.large = make([]byte, r.largeSize)
-	}
-	r.wr = copy(r.large, r.buf[r.rd:r.wr])
-	r.rd = 0
-	r.buf = r.large
-}
-
-// useSmall gives the (empty) large buffer back.
-func (r *wsFrameReader) useSmall() {
-	r.release()
-	r.buf = r.small
-}
-
-// release gives the large buffer back to the pool; the reader must not
-// use it again (useSmall, or the end of the connection).
-func (r *wsFrameReader) release() {
-	if len(r.large) == wsLargeReadSize {
-		wsLargeReads.Put((*[wsLargeReadSize]byte)(r.large))
-	}
-	r.large = nil
 }
 
 // stop makes err the answer to every later call (when none was set
@@ -438,29 +339,8 @@ func (r *wsFrameReader) stop(err error) {
 	if r.err == nil {
 		r.err = err
 	}
-	r.release()
-	r.buf, r.rd, r.wr = r.small, 0, 0
+	r.b.Release()
 	r.msg, r.inMsg = nil, false
-}
-
-// fill reads once into the free end of buf. An error that comes with data
-// is kept for the next fill, so the data is used first.
-func (r *wsFrameReader) fill() error {
-	if r.rerr != nil {
-		return r.rerr
-	}
-	free := r.buf[r.wr:]
-	n, err := r.r.Read(free)
-	r.wr += n
-	r.filled = n == len(free)
-	if err != nil {
-		if n > 0 {
-			r.rerr = err
-			return nil
-		}
-		return err
-	}
-	return nil
 }
 
 // wsEndError is the error of a connection whose read failed with err

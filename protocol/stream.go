@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+
+	"github.com/ampsbroker/ampsbroker/internal/readbuf"
 )
 
 // Stream encoding limits and buffer sizes (spec §2).
@@ -24,7 +26,7 @@ const (
 	// reader moves to while input streams in, so that a read system call
 	// takes many small frames, or a few large ones, at once. Only
 	// connections with input waiting hold one (see StreamReader).
-	DefaultReadBufferSize = 64 << 10
+	DefaultReadBufferSize = readbuf.LargeSize
 
 	// DefaultWriteBufferSize is the size of the buffer WriteMessage fills
 	// before Flush (or a full buffer) sends it.
@@ -59,45 +61,25 @@ var ErrMessageTooLarge = errors.New("protocol: message does not fit a 32-bit fra
 // StreamReader reads length-prefixed frames of the stream encoding (wire
 // spec §2.1). It is not safe for concurrent use.
 //
-// It buffers its reads itself and returns a frame that arrived whole as a
-// slice of its buffer, so a small frame costs no copy after the read
-// system call. Its buffer adapts to the traffic: a connection whose
-// reads come in small pieces, or that waits for its next message, reads
-// through a small buffer of its own (DefaultSmallReadBufferSize) and
-// holds nothing larger while it is blocked; once a read fills that, the
-// data is streaming and the reader moves to a large buffer (the
-// ReadBufferSize of StreamOptions) taken from a pool, which it gives back
-// when a read finds the socket drained. A frame larger than the large
-// buffer is read into a buffer of its own.
+// It reads through an adaptive buffer (internal/readbuf): small while the
+// peer is quiet, which is all the read buffer an idle connection holds,
+// and a pooled large one (the ReadBufferSize of StreamOptions) while input
+// streams in. A frame that arrived whole is returned as a slice of that
+// buffer, so a small frame costs no copy after the read system call; a
+// frame larger than the large buffer is read into a buffer of its own.
 type StreamReader struct {
-	r   io.Reader
+	b   *readbuf.Reader
 	max int
-	// buf holds unread input in buf[rd:wr]; it is small or large.
-	buf    []byte
-	rd, wr int
-	small  []byte // the reader's own small buffer, allocated once
-	// largeSize is the size of the large buffer; large is non-nil while
-	// buf is it.
-	largeSize int
-	large     []byte
-	// filled records that the last read filled the free space it was
-	// given: more input is probably waiting in the socket.
-	filled bool
 	// frame is a frame too large for the large buffer, read on its own
 	// (dropped at the next call if over frameRetainSize).
 	frame []byte
-	rerr  error // a read error that came with data, returned once that data is used
 	err   error // sticky: after a framing error the stream is out of sync
 }
 
 // DefaultSmallReadBufferSize is the buffer a stream reader reads through
 // while its peer is quiet: it holds a logon or a small publish, and is all
 // the read buffer an idle connection keeps.
-const DefaultSmallReadBufferSize = 2 << 10
-
-// largeReadBuffers recycles large read buffers of DefaultReadBufferSize
-// among connections, which each hold one only while input streams in.
-var largeReadBuffers = sync.Pool{New: func() any { return new([DefaultReadBufferSize]byte) }}
+const DefaultSmallReadBufferSize = readbuf.SmallSize
 
 // NewStreamReader returns a reader of frames from r. Frames longer than
 // maxFrameSize bytes are refused; maxFrameSize <= 0 means
@@ -109,14 +91,12 @@ func NewStreamReader(r io.Reader, maxFrameSize int) *StreamReader {
 
 // newStreamReader is NewStreamReader with the buffer sizes given; tests
 // use tiny ones to exercise every path. small must be at least the
-// length prefix and large at least small.
+// length prefix.
 func newStreamReader(r io.Reader, maxFrameSize, small, large int) *StreamReader {
 	if maxFrameSize <= 0 {
 		maxFrameSize = DefaultMaxFrameSize
 	}
-	sr := &StreamReader{r: r, max: maxFrameSize, small: make([]byte, small), largeSize: large}
-	sr.buf = sr.small
-	return sr
+	return &StreamReader{b: readbuf.NewSize(r, small, large), max: maxFrameSize}
 }
 
 // ReadFrame returns the next non-empty frame, without its length prefix.
@@ -138,30 +118,30 @@ func (r *StreamReader) ReadFrame() ([]byte, error) {
 	if cap(r.frame) > frameRetainSize {
 		r.frame = nil
 	}
+	b := r.b
 	for {
 		need := frameLengthSize
-		if n := r.wr - r.rd; n >= frameLengthSize {
-			size, err := frameSize(r.buf[r.rd:], r.max, ErrFrameTooLarge)
+		if n := b.Len(); n >= frameLengthSize {
+			size, err := frameSize(b.Buffered(), r.max, ErrFrameTooLarge)
 			if err != nil {
 				r.err = err
 				return nil, err
 			}
 			if size == 0 {
-				r.rd += frameLengthSize
+				b.Discard(frameLengthSize)
 				continue
 			}
 			need += size
 			if n >= need {
-				f := r.buf[r.rd+frameLengthSize : r.rd+need : r.rd+need]
-				r.rd += need
+				f := b.Buffered()[frameLengthSize:need:need]
+				b.Discard(need)
 				return f, nil
 			}
-			if need > r.largeSize {
+			if need > b.MaxEnsure() {
 				return r.readLarge(size)
 			}
 		}
-		r.makeRoom(need)
-		if err := r.fill(); err != nil {
+		if err := b.Ensure(need); err != nil {
 			r.err = r.endError(err)
 			return nil, r.err
 		}
@@ -171,78 +151,12 @@ func (r *StreamReader) ReadFrame() ([]byte, error) {
 // Buffered returns how many bytes of input the reader holds that ReadFrame
 // has not returned yet: when it is not zero, the next frame may be had
 // without reading the underlying reader.
-func (r *StreamReader) Buffered() int { return r.wr - r.rd }
+func (r *StreamReader) Buffered() int { return r.b.Len() }
 
-// makeRoom arranges for buf to have room for need bytes from rd, choosing
-// the buffer: the small one when nothing is buffered and the last read
-// drained the socket (the next read may wait), the large one when the
-// input streams or a frame needs it. It compacts unread input to the
-// front when the room is short.
-func (r *StreamReader) makeRoom(need int) {
-	if r.rd == r.wr {
-		r.rd, r.wr = 0, 0
-		if r.large != nil && !r.filled && need <= len(r.small) {
-			r.useSmall()
-		}
-	}
-	if r.large == nil && (need > len(r.small) || r.filled) {
-		r.useLarge()
-		return
-	}
-	if len(r.buf)-r.rd < need {
-		r.wr = copy(r.buf, r.buf[r.rd:r.wr])
-		r.rd = 0
-	}
-}
-
-// useLarge moves the unread input to a large buffer.
-func (r *StreamReader) useLarge() {
-	if r.largeSize == DefaultReadBufferSize {
-		r.large = largeReadBuffers.Get().(*[DefaultReadBufferSize]byte)[:]
-	} else {
-		r.large = make([]byte, r.largeSize)
-	}
-	r.wr = copy(r.large, r.buf[r.rd:r.wr])
-	r.rd = 0
-	r.buf = r.large
-}
-
-// useSmall gives the (empty) large buffer back.
-func (r *StreamReader) useSmall() {
-	if len(r.large) == DefaultReadBufferSize {
-		largeReadBuffers.Put((*[DefaultReadBufferSize]byte)(r.large))
-	}
-	r.large = nil
-	r.buf = r.small
-}
-
-// fill reads once into the free end of buf. An error that comes with data
-// is kept for the next fill, so the data is framed first.
-func (r *StreamReader) fill() error {
-	if r.rerr != nil {
-		return r.rerr
-	}
-	free := r.buf[r.wr:]
-	n, err := r.r.Read(free)
-	if n < 0 || n > len(free) {
-		return fmt.Errorf("protocol: reader returned %d bytes for a %d byte buffer", n, len(free))
-	}
-	r.wr += n
-	r.filled = n == len(free)
-	if err != nil {
-		if n > 0 {
-			r.rerr = err
-			return nil
-		}
-		return err
-	}
-	return nil
-}
-
-// endError is the error of a stream that failed with err while wr-rd
-// bytes of a frame were buffered: io.EOF between frames stays io.EOF.
+// endError is the error of a stream that failed with err while some bytes
+// of a frame were buffered: io.EOF between frames stays io.EOF.
 func (r *StreamReader) endError(err error) error {
-	n := r.wr - r.rd
+	n := r.b.Len()
 	switch {
 	case err != io.EOF && err != io.ErrUnexpectedEOF:
 		return err
@@ -252,7 +166,7 @@ func (r *StreamReader) endError(err error) error {
 		return fmt.Errorf("protocol: stream ended inside a frame length prefix (%d of %d bytes): %w",
 			n, frameLengthSize, io.ErrUnexpectedEOF)
 	}
-	size, _ := frameSize(r.buf[r.rd:], r.max, ErrFrameTooLarge)
+	size, _ := frameSize(r.b.Buffered(), r.max, ErrFrameTooLarge)
 	return r.bodyError(n-frameLengthSize, size, err)
 }
 
@@ -261,13 +175,12 @@ func (r *StreamReader) endError(err error) error {
 // buffer grows geometrically as data arrives rather than to size at once,
 // so a peer that claims a huge frame and sends little costs little.
 func (r *StreamReader) readLarge(size int) ([]byte, error) {
-	buf := append(r.frame[:0], r.buf[r.rd+frameLengthSize:r.wr]...)
-	r.rd, r.wr = 0, 0
+	b := r.b
+	b.Discard(frameLengthSize)
+	take := min(b.Len(), size)
+	buf := append(r.frame[:0], b.Buffered()[:take]...)
+	b.Discard(take)
 	for len(buf) < size {
-		if r.rerr != nil {
-			r.err = r.bodyError(len(buf), size, r.rerr)
-			return nil, r.err
-		}
 		if len(buf) == cap(buf) {
 			grown := min(max(2*cap(buf), frameGrowChunk), size)
 			nb := make([]byte, len(buf), grown)
@@ -275,14 +188,11 @@ func (r *StreamReader) readLarge(size int) ([]byte, error) {
 			buf = nb
 		}
 		// Never past the frame: what follows it is the next frame's.
-		got, err := r.r.Read(buf[len(buf):min(cap(buf), size)])
+		got, err := b.Read(buf[len(buf):min(cap(buf), size)])
 		buf = buf[:len(buf)+got]
 		if err != nil {
-			if len(buf) < size {
-				r.err = r.bodyError(len(buf), size, err)
-				return nil, r.err
-			}
-			r.rerr = err
+			r.err = r.bodyError(len(buf), size, err)
+			return nil, r.err
 		}
 	}
 	r.frame = buf
