@@ -213,7 +213,7 @@ func dialTCP(addr string) (*tcpCodec, error) {
 	return &tcpCodec{
 		nc: nc,
 		w:  bufio.NewWriterSize(nc, ioBufferSize),
-		r:  protocol.NewStreamReader(bufio.NewReaderSize(nc, ioBufferSize), 0),
+		r:  protocol.NewStreamReader(nc, 0), // it buffers its reads itself
 	}, nil
 }
 
