@@ -276,7 +276,7 @@ func (r *wsFrameReader) frame(limit int64) (byte, []byte, error) {
 	}
 	p := r.b.Buffered()[hl:n:n]
 	r.b.Discard(n)
-	wsUnmask(p, key)
+	protocol.MaskWS(p, key)
 	if op >= wsOpClose || (fin && !r.inMsg) {
 		return op, p, nil // a whole frame, straight from the buffer
 	}
@@ -320,7 +320,7 @@ func (r *wsFrameReader) readLong(hl, size int, key [4]byte) error {
 			return wsEndError(hl+len(r.msg)-start, hl+size, err)
 		}
 	}
-	wsUnmask(r.msg[start:], key)
+	protocol.MaskWS(r.msg[start:], key)
 	return nil
 }
 
@@ -351,20 +351,6 @@ func wsEndError(got, need int, err error) error {
 		return err
 	}
 	return fmt.Errorf("websocket: connection ended after %d of %d bytes of a frame: %w", got, need, io.ErrUnexpectedEOF)
-}
-
-// wsUnmask undoes a client's masking of payload with key (RFC 6455
-// §5.3: byte i is XORed with key[i mod 4]), eight bytes at a time.
-func wsUnmask(p []byte, key [4]byte) {
-	k := uint64(binary.LittleEndian.Uint32(key[:]))
-	k |= k << 32
-	for len(p) >= 8 {
-		binary.LittleEndian.PutUint64(p, binary.LittleEndian.Uint64(p)^k)
-		p = p[8:]
-	}
-	for i := range p {
-		p[i] ^= key[i&3]
-	}
 }
 
 // wsCloseFrame is what a close frame's payload says (RFC 6455 §5.5.1): no

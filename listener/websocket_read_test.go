@@ -241,7 +241,7 @@ func TestWSUnmask(t *testing.T) {
 		for i := range want {
 			want[i] ^= key[i%4]
 		}
-		wsUnmask(p, key)
+		protocol.MaskWS(p, key)
 		if !bytes.Equal(p, want) {
 			t.Errorf("length %d: % x, want % x", n, p, want)
 		}

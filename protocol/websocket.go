@@ -558,3 +558,19 @@ func AppendWSFrameHeader(dst []byte, text bool, n int) []byte {
 	}
 	return binary.BigEndian.AppendUint64(append(dst, wsFin|op, wsLen64), uint64(n))
 }
+
+// MaskWS masks or unmasks a WebSocket frame's payload p with key (RFC 6455
+// §5.3: byte i is XORed with key[i mod 4]; doing it twice gives p back),
+// eight bytes at a time. A client masks every frame it sends; a server
+// unmasks them.
+func MaskWS(p []byte, key [4]byte) {
+	k := uint64(binary.LittleEndian.Uint32(key[:]))
+	k |= k << 32
+	for len(p) >= 8 {
+		binary.LittleEndian.PutUint64(p, binary.LittleEndian.Uint64(p)^k)
+		p = p[8:]
+	}
+	for i := range p {
+		p[i] ^= key[i&3]
+	}
+}

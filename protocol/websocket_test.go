@@ -368,3 +368,26 @@ func TestAppendWSFrameHeader(t *testing.T) {
 		}
 	}
 }
+
+// MaskWS XORs byte i with key[i mod 4] at every length and offset of the
+// eight-byte steps, and masking twice gives the payload back.
+func TestMaskWS(t *testing.T) {
+	key := [4]byte{0x12, 0x34, 0x56, 0x78}
+	for n := 0; n <= 40; n++ {
+		p := make([]byte, n)
+		for i := range p {
+			p[i] = byte(i * 7)
+		}
+		orig := bytes.Clone(p)
+		MaskWS(p, key)
+		for i := range p {
+			if p[i] != orig[i]^key[i%4] {
+				t.Fatalf("length %d: byte %d = %#x, want %#x", n, i, p[i], orig[i]^key[i%4])
+			}
+		}
+		MaskWS(p, key)
+		if !bytes.Equal(p, orig) {
+			t.Fatalf("length %d: masking twice gave % x, want % x", n, p, orig)
+		}
+	}
+}

@@ -158,20 +158,7 @@ func (c *wsCodec) send1(op byte, p []byte) {
 	c.out = append(c.out, c.key[:]...)
 	body := len(c.out)
 	c.out = append(c.out, p...)
-	mask(c.out[body:], c.key)
-}
-
-// mask XORs byte i of p with key[i mod 4], eight bytes at a time.
-func mask(p []byte, key [4]byte) {
-	k := uint64(binary.LittleEndian.Uint32(key[:]))
-	k |= k << 32
-	for len(p) >= 8 {
-		binary.LittleEndian.PutUint64(p, binary.LittleEndian.Uint64(p)^k)
-		p = p[8:]
-	}
-	for i := range p {
-		p[i] ^= key[i&3]
-	}
+	protocol.MaskWS(c.out[body:], c.key)
 }
 
 // countTwo is the count frame of a message with a header and one data frame.
