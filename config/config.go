@@ -17,6 +17,14 @@
 // own checks, so a definition the broker would refuse is reported with its
 // element path and line rather than failing when the broker starts.
 //
+// The TransactionLog element becomes Config.TransactionLog: the journal's
+// directory, file size, flush interval and the Topic entries that select
+// what is recorded (TransactionLog.Journaled gives the matching rule). A
+// persistent SOW topic is accepted only when it is journaled, as it is
+// rebuilt from the journal at start. The broker does not serve the journal
+// yet: Parse warns, and ListenAll refuses a configuration whose persistent
+// SOW topics depend on it.
+//
 // Where AMPS's documentation is silent or contradicts itself, the comment
 // at the code says what this package decided and why. Section numbers such
 // as "amps-config §3.3" point into the project's configuration spec, which
@@ -64,8 +72,20 @@ const (
 const (
 	// DurabilityTransient keeps the topic in memory only.
 	DurabilityTransient = "transient"
-	// DurabilityPersistent keeps it in FileName; not available in v1.
+	// DurabilityPersistent keeps it across restarts. This broker writes no
+	// SOW file: a persistent topic must be journaled and recover from
+	// epoch, and is rebuilt from the transaction log at start
+	// ("journal-backed", amps-config-txlog §6A.5).
 	DurabilityPersistent = "persistent"
+)
+
+// SOW recovery points (amps-config-txlog §6A.5): where a journaled topic's
+// rebuild at start begins.
+const (
+	// RecoveryEpoch rebuilds from the start of the journal (the default).
+	RecoveryEpoch = "epoch"
+	// RecoveryNow starts the topic empty; the journal serves replay only.
+	RecoveryNow = "now"
 )
 
 // Defaults and limits applied by this package.
@@ -175,6 +195,10 @@ type Config struct {
 	// message type that names it or whose Pattern matches it.
 	// BrokerOptions passes them on as broker.Options.SOWTopics.
 	SOW []SOWTopic
+
+	// TransactionLog is the journal (amps-config-txlog §6A); nil means
+	// none. The broker does not serve it yet: see ListenAll.
+	TransactionLog *TransactionLog
 
 	// Logging holds the Logging targets (amps-config §9.2).
 	Logging []LogTarget
@@ -354,8 +378,14 @@ type SOWTopic struct {
 	// The Go zero value is transient; in XML an absent Durability means
 	// persistent, as in AMPS.
 	Durability string
-	// FileName is the backing file of a persistent topic.
+	// FileName is the backing file of a persistent topic ("%n" is the
+	// topic name and message type). Required for persistent topics and
+	// checked to be unique, but never written: persistent topics are
+	// rebuilt from the journal.
 	FileName string
+	// RecoveryPoint is RecoveryEpoch (or empty, the default) or
+	// RecoveryNow. It matters only for a journaled topic.
+	RecoveryPoint string
 	// Expiration is the default record lifetime; zero means none. Not
 	// passed to the broker yet.
 	Expiration time.Duration

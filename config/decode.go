@@ -289,6 +289,11 @@ func (d *decoder) decodeRoot(root *node) {
 			}
 		}
 	}
+	// The journal first: whether a SOW topic is journaled decides how
+	// lenient mode runs a persistent one.
+	if tl := d.kid(root, "TransactionLog"); tl != nil {
+		c.TransactionLog = d.transactionLog(tl)
+	}
 	for _, sowName := range []string{"SOW", "TopicMetaData"} {
 		sn := d.kid(root, sowName)
 		if sn == nil {
@@ -429,12 +434,13 @@ func (d *decoder) transport(n *node) (Transport, bool) {
 
 func (d *decoder) topic(n *node) SOWTopic {
 	t := SOWTopic{
-		Name:        d.text(n, "Name"),
-		Pattern:     d.text(n, "Pattern"),
-		MessageType: d.text(n, "MessageType"),
-		KeyDomain:   d.text(n, "KeyDomain"),
-		FileName:    d.text(n, "FileName"),
-		Durability:  enum(d.text(n, "Durability")),
+		Name:          d.text(n, "Name"),
+		Pattern:       d.text(n, "Pattern"),
+		MessageType:   d.text(n, "MessageType"),
+		KeyDomain:     d.text(n, "KeyDomain"),
+		FileName:      d.text(n, "FileName"),
+		Durability:    enum(d.text(n, "Durability")),
+		RecoveryPoint: enum(d.text(n, "RecoveryPoint")),
 	}
 	if t.Name == "" {
 		t.Name = d.text(n, "Topic") // pre-5.0 name of Name, still accepted
@@ -455,10 +461,23 @@ func (d *decoder) topic(n *node) SOWTopic {
 		t.Durability = DurabilityPersistent
 	}
 	if t.Durability == DurabilityPersistent && d.lenient {
-		// Persistent storage is not implemented: an error in strict mode
-		// (Validate), while lenient mode runs the topic in memory instead.
-		d.ds.warnf(CodeSOWStorage, at, "SOW Topic %q: persistent storage is not supported; running it as transient", t.Name)
-		t.Durability = DurabilityTransient
+		// A persistent topic is kept only by rebuilding it from the
+		// journal (journal-backed). When that cannot be done as written
+		// (not journaled, RecoveryPoint now, no FileName) strict mode
+		// refuses it (Validate); lenient mode runs it as transient, which
+		// for a journaled topic still rebuilds it from its RecoveryPoint.
+		journaled := d.cfg.TransactionLog.Journaled(t.Name, t.MessageType)
+		switch {
+		case !journaled:
+			d.ds.warnf(CodeSOWStorage, at, "SOW Topic %q: persistent storage needs the topic to be journaled; running it as transient", t.Name)
+			t.Durability = DurabilityTransient
+		case t.RecoveryPoint == RecoveryNow:
+			d.ds.warnf(CodeSOWStorage, at, "SOW Topic %q: persistent storage with RecoveryPoint now cannot keep records; running it as transient, empty at start", t.Name)
+			t.Durability = DurabilityTransient
+		case t.FileName == "":
+			d.ds.warnf(CodeSOWStorage, at, "SOW Topic %q: Durability persistent needs FileName; running it as transient, rebuilt from the journal", t.Name)
+			t.Durability = DurabilityTransient
+		}
 	}
 	if e := d.kid(n, "Expiration"); e != nil {
 		switch enum(e.text) {

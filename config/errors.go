@@ -90,13 +90,36 @@ const (
 	CodeSOWTopic Code = "CFG-SOW-TOPIC"
 	// CodeSOWKey: a bad Key, or KeyDomain without Key.
 	CodeSOWKey Code = "CFG-SOW-KEY"
-	// CodeSOWStorage: persistent storage, which v1 does not have.
+	// CodeSOWStorage: persistent storage without FileName, on a topic that
+	// is not journaled, or with RecoveryPoint now (a persistent topic is
+	// rebuilt from the journal); two persistent topics sharing a FileName;
+	// as a warning, the note that a persistent topic is journal-backed.
 	CodeSOWStorage Code = "CFG-SOW-STORAGE"
+	// CodeSOWRecovery: an explicit RecoveryPoint on a topic that is not
+	// journaled, where it has no effect (warning).
+	CodeSOWRecovery Code = "CFG-SOW-RECOVERY"
 	// CodeSOWLimits: SlabSize or InitialSlabCount out of range.
 	CodeSOWLimits Code = "CFG-SOW-LIMITS"
 	// CodeSOWType: AMPS-computed keys (Key) on a message type the broker
 	// cannot read fields of (only json, fix and nvfix).
 	CodeSOWType Code = "CFG-SOW-TYPE"
+	// CodeTxLogDir: TransactionLog without a JournalDirectory.
+	CodeTxLogDir Code = "CFG-TXLOG-DIR"
+	// CodeTxLogArchive: JournalArchiveDirectory equal to JournalDirectory.
+	CodeTxLogArchive Code = "CFG-TXLOG-ARCHIVE"
+	// CodeTxLogSize: JournalSize below the minimum or given under both
+	// names; PreallocatedJournalFiles below 1.
+	CodeTxLogSize Code = "CFG-TXLOG-SIZE"
+	// CodeTxLogFlush: FlushInterval outside 1us..1000ms.
+	CodeTxLogFlush Code = "CFG-TXLOG-FLUSH"
+	// CodeTxLogTopic: a TransactionLog Topic without Name or MessageType,
+	// or with a Name that does not compile as a regular expression.
+	CodeTxLogTopic Code = "CFG-TXLOG-TOPIC"
+	// CodeTxLogNoTopic: a TransactionLog that records no topic (warning).
+	CodeTxLogNoTopic Code = "CFG-TXLOG-NOTOPIC"
+	// CodeTxLogTopicEvent: a TransactionLog Topic naming an /AMPS/ event
+	// topic, which is never journaled (warning).
+	CodeTxLogTopicEvent Code = "CFG-TXLOG-TOPIC-EVENT"
 	// CodeUnsupported: an AMPS feature this broker does not implement.
 	CodeUnsupported Code = "CFG-UNSUPPORTED"
 	// CodeAccepted: an element that is read and then ignored.

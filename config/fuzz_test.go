@@ -14,6 +14,13 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add(string(Sample()))
 	f.Add(doc("<Transports><Transport><Name>a</Name><Type>tcp</Type><InetAddr>0</InetAddr></Transport></Transports>"))
+	// A journal, a journal-backed persistent topic and the lenient cases
+	// of persistent topics the journal cannot keep.
+	f.Add(doc(`<TransactionLog><JournalDirectory>j</JournalDirectory><MinJournalSize>10M</MinJournalSize>
+<FlushInterval>1us</FlushInterval><O_DIRECT>false</O_DIRECT><BatchSize>1</BatchSize><Replication/>
+<Topic><Name>^fills/</Name><MessageType>json</MessageType></Topic><Topic><Name>orders</Name><MessageType>json</MessageType></Topic></TransactionLog>
+<SOW><Topic><Name>orders</Name><MessageType>json</MessageType><Key>/id</Key><FileName>%n.sow</FileName><RecoveryPoint>epoch</RecoveryPoint></Topic>
+<Topic><Name>fills/x</Name><MessageType>json</MessageType><FileName>%n.sow</FileName><RecoveryPoint>now</RecoveryPoint></Topic></SOW>`))
 	// An empty directory, so Includes resolve to nothing real.
 	base := f.TempDir()
 	f.Fuzz(func(t *testing.T, s string) {
@@ -29,6 +36,7 @@ func FuzzParse(f *testing.F) {
 			}
 			_ = cfg.Summary()
 			_ = cfg.BrokerOptions()
+			_ = cfg.checkJournalServed()
 		}
 	})
 }

@@ -81,7 +81,17 @@ func (t *Transport) webSocketOptions(tlsConf *tls.Config) *listener.WebSocketOpt
 // ListenAll opens every enabled transport in order. If one fails it closes
 // those already opened and returns the error. Transports without their own
 // MaxFrameSize get Config.MaxFrameSize.
+//
+// The broker does not serve the transaction log yet. A configuration that
+// declares one still listens (Parse warned that there is no journal:
+// bookmark subscriptions cannot replay and no ack means persisted), unless
+// it has a persistent SOW topic, which would be rebuilt from the journal:
+// running it empty would silently drop its records at every restart, so
+// ListenAll then opens nothing and returns an error wrapping ErrNoJournal.
 func (c *Config) ListenAll() ([]transport.Listener, error) {
+	if err := c.checkJournalServed(); err != nil {
+		return nil, err
+	}
 	var ls []transport.Listener
 	for i := range c.Transports {
 		t := c.Transports[i]
@@ -154,11 +164,14 @@ func clientBudget(pool int64, capacity float64) int {
 //     (the first definition that holds a topic wins), with Name,
 //     Pattern, MessageType, Keys and KeyDomain (a Pattern topic's Name is
 //     its physical topic, which seeds its keys when KeyDomain is absent).
-//     Durability is not passed: every topic is kept in memory (a
-//     persistent one fails strict validation; lenient Parse turns it
-//     into a transient one with a warning). Expiration and
+//     Durability and RecoveryPoint are not passed: every topic is kept in
+//     memory. A persistent topic is valid only when journal-backed (see
+//     DurabilityPersistent), and ListenAll refuses such a configuration
+//     until the journal is served; lenient Parse turns other persistent
+//     topics into transient ones with a warning. Expiration and
 //     ExpirationEnabled are passed on; FileName and ExpectedKeyCountHint
 //     are not (no files; the key table grows as needed).
+//   - TransactionLog: not mapped yet (the broker has no journal option).
 //   - WriteTimeout, LogonTimeout, MaxConnections, MaxSubscriptions,
 //     MaxHeaderSize, TopicCacheSize keep the broker defaults: no AMPS
 //     element means them (amps-config §3.11). The handshake timeout and

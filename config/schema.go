@@ -79,7 +79,7 @@ var topicKids = map[string]*elem{
 	"FileName":             leaf(),
 	"Durability":           leaf(),
 	"Duration":             leaf(), // pre-5.0 name of Durability (storage, not a lifetime)
-	"RecoveryPoint":        accept("RecoveryPoint accepted but ignored: there is no transaction log"),
+	"RecoveryPoint":        leaf(),
 	"Expiration":           leaf(),
 	"History":              rejectHard("History is not supported: point-in-time queries would silently return current data"),
 	"HashIndex":            {lv: lvAccept, repeat: true, opaque: true, why: "HashIndex accepted but ignored (an optional optimisation)"},
@@ -104,6 +104,33 @@ var sowKids = map[string]*elem{
 	"GroupLocalQueue":   {lv: lvRejectHard, repeat: true, opaque: true, why: "GroupLocalQueue is not supported"},
 	"ConflatedTopic":    {lv: lvRejectHard, repeat: true, opaque: true, why: "ConflatedTopic is not supported"},
 	"ReplicaDefinition": {lv: lvRejectHard, repeat: true, opaque: true, why: "ReplicaDefinition (ConflatedTopic) is not supported"},
+}
+
+// txlogReplication is the diagnostic for replication settings written
+// inside TransactionLog: AMPS configures replication elsewhere.
+func txlogReplication() *elem {
+	return &elem{lv: lvReject, repeat: true, opaque: true, code: CodeTransportReplication,
+		why: "replication is configured in AMPSConfig/Replication and is not supported"}
+}
+
+// txlogKids are the children of TransactionLog (amps-config-txlog §6A.2).
+// BatchSize and ClientSpecificOptions, seen in older material, are not
+// AMPS 5.3.5 elements and stay unknown.
+var txlogKids = map[string]*elem{
+	"JournalDirectory":                  leaf(),
+	"JournalArchiveDirectory":           leaf(),
+	"JournalSize":                       leaf(),
+	"MinJournalSize":                    leaf(), // synonym of JournalSize
+	"PreallocatedJournalFiles":          leaf(),
+	"FlushInterval":                     leaf(),
+	"O_DIRECT":                          warnOnly(CodeAccepted, "O_DIRECT accepted but has no effect: every journal write is synced (fdatasync) before it counts as persisted"),
+	"InactiveClientAckExpiration":       leaf(),
+	"CompressedJournalCacheMemoryLimit": warnOnly(CodeAccepted, "CompressedJournalCacheMemoryLimit accepted but has no effect: journals are never compressed"),
+	"Topic":                             blocks(map[string]*elem{"Name": leaf(), "MessageType": leaf()}),
+	"Replication":                       txlogReplication(),
+	"Destination":                       txlogReplication(),
+	"SyncType":                          txlogReplication(),
+	"AckConflationInterval":             txlogReplication(),
 }
 
 // rootSchema is the vocabulary of an AMPSConfig document: the elements
@@ -174,7 +201,7 @@ var rootSchema = block(map[string]*elem{
 	"Entitlement":    moduleRef(),
 	"SOW":            block(sowKids),
 	"TopicMetaData":  block(sowKids), // pre-5.0 name of SOW
-	"TransactionLog": rejectHard("TransactionLog is not supported: bookmark replay and persisted journals are unavailable"),
+	"TransactionLog": block(txlogKids),
 	"Replication":    {lv: lvReject, opaque: true, code: CodeTransportReplication, why: "replication is not supported by this broker"},
 	"Actions":        reject("Actions are not supported: scheduled and event-driven actions would never run"),
 })

@@ -15,6 +15,25 @@ func sowDoc(topics ...string) string {
 	return doc("<SOW>\n" + strings.Join(topics, "\n") + "\n</SOW>")
 }
 
+// wantOnlyError checks that strict Parse of xml fails with exactly one
+// error, of code with the full message msg (path, text, line).
+func wantOnlyError(t *testing.T, xml string, code Code, msg string) {
+	t.Helper()
+	_, e := parseString(t, xml, nil)
+	if e == nil {
+		t.Fatalf("Parse succeeded; want %s", code)
+	}
+	if len(e.Errors) != 1 {
+		t.Errorf("%d errors, want exactly one:\n%v", len(e.Errors), e)
+	}
+	for _, d := range e.Errors {
+		if d.Code == code && d.Error() == msg {
+			return
+		}
+	}
+	t.Errorf("no %s error with message\n\t%s\ngot:\n%s", code, msg, e.Error())
+}
+
 // TestBrokerOptionsSOW checks that every SOW topic reaches the broker, in
 // configuration order, with its Name or Pattern, MessageType, Keys and
 // KeyDomain.
@@ -110,19 +129,7 @@ func TestSOWErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, e := parseString(t, tc.xml, nil)
-			if e == nil {
-				t.Fatalf("Parse succeeded; want %s", tc.code)
-			}
-			if len(e.Errors) != 1 {
-				t.Errorf("%d errors, want exactly one:\n%v", len(e.Errors), e)
-			}
-			for _, d := range e.Errors {
-				if d.Code == tc.code && d.Error() == tc.msg {
-					return
-				}
-			}
-			t.Errorf("no %s error with message\n\t%s\ngot:\n%s", tc.code, tc.msg, e.Error())
+			wantOnlyError(t, tc.xml, tc.code, tc.msg)
 		})
 	}
 }

@@ -69,6 +69,9 @@ func (c *Config) Summary() string {
 			fmt.Fprintf(&b, "    %s (%s)%s key %s, %s\n", s.Name, s.MessageType, holds, keys, durabilityOrDefault(s.Durability))
 		}
 	}
+	if c.TransactionLog != nil {
+		writeTxLogSummary(&b, c.TransactionLog)
+	}
 	if len(c.Warnings) > 0 {
 		fmt.Fprintf(&b, "  %d warning(s)\n", len(c.Warnings))
 		for _, w := range c.Warnings {
@@ -76,6 +79,27 @@ func (c *Config) Summary() string {
 		}
 	}
 	return b.String()
+}
+
+// writeTxLogSummary describes the journal with its effective values.
+func writeTxLogSummary(b *strings.Builder, tl *TransactionLog) {
+	l := tl.WithDefaults()
+	fmt.Fprintf(b, "  transaction log in %s", l.JournalDirectory)
+	if l.JournalArchiveDirectory != "" {
+		fmt.Fprintf(b, " (archive %s)", l.JournalArchiveDirectory)
+	}
+	fmt.Fprintf(b, ": files of %s, %d preallocated, flush within %v", formatSize(l.JournalSize), l.PreallocatedJournalFiles, l.FlushInterval)
+	if l.InactiveClientAckExpiration > 0 {
+		fmt.Fprintf(b, ", idle publishers forgotten after %v", l.InactiveClientAckExpiration)
+	}
+	fmt.Fprintf(b, "\n    %d journaled topic(s)\n", len(l.Topics))
+	for _, t := range l.Topics {
+		how := "literal"
+		if strings.ContainsAny(t.Name, topicRegexMeta) {
+			how = "regex"
+		}
+		fmt.Fprintf(b, "      %s (%s) %s\n", t.Name, t.MessageType, how)
+	}
 }
 
 func capacityOrDefault(v float64) float64 {
@@ -217,5 +241,29 @@ const sampleConfig = `<?xml version="1.0" encoding="UTF-8"?>
       <Durability>transient</Durability>
     </Topic>
   </SOW>
+
+  <!-- Transaction log (journal) for bookmark replay and persisted acks.
+       Not served by this broker yet, so it is commented out; the
+       defaults are shown. A Topic Name without regular-expression
+       characters is one topic; otherwise it is a regular expression
+       searched for anywhere in the topic name (^fills/ records every
+       topic that starts with fills/). A persistent SOW topic (the default
+       Durability) is rebuilt from this journal, so it must be recorded
+       here.
+  <TransactionLog>
+    <JournalDirectory>${RUN_DIR}/journal</JournalDirectory>
+    <JournalSize>1GB</JournalSize>
+    <PreallocatedJournalFiles>2</PreallocatedJournalFiles>
+    <FlushInterval>100ms</FlushInterval>
+    <Topic>
+      <Name>orders</Name>
+      <MessageType>json</MessageType>
+    </Topic>
+    <Topic>
+      <Name>^fills/</Name>
+      <MessageType>json</MessageType>
+    </Topic>
+  </TransactionLog>
+  -->
 </AMPSConfig>
 `

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -131,6 +132,7 @@ func (c *Config) validate(ds *diags) {
 	}
 
 	c.validateTransports(ds, types)
+	c.validateTxLog(ds, types)
 	c.validateSOW(ds, types)
 
 	// The broker must accept the options the configuration gives it
@@ -382,6 +384,7 @@ func checkSocketFile(ds *diags, p pos, who, path string) {
 func (c *Config) validateSOW(ds *diags, types map[string]bool) {
 	seen := map[[2]string]int{}        // (Name, MessageType) -> index
 	seenPattern := map[[2]string]int{} // (Pattern, MessageType) -> index
+	files := map[string]int{}          // expanded FileName of persistent topics -> index
 	for i, t := range c.SOW {
 		errs := ds.errorCount()
 		path := fmt.Sprintf("SOW/Topic[%d]", i+1)
@@ -451,17 +454,7 @@ func (c *Config) validateSOW(ds *diags, types map[string]bool) {
 				ds.errorf(CodeSOWType, p, "%s (%s): keys cannot be computed for this message type (json, fix and nvfix can be read); without Key, publishers give each record's key", who, t.MessageType)
 			}
 		}
-		switch t.Durability {
-		case "", DurabilityTransient:
-		case DurabilityPersistent:
-			if t.FileName == "" {
-				ds.errorf(CodeSOWStorage, p, "%s: Durability persistent needs FileName (or set transient)", who)
-			} else {
-				ds.errorf(CodeSOWStorage, p, "%s: persistent SOW topics are not supported by this broker (set Durability transient)", who)
-			}
-		default:
-			ds.errorf(CodeValue, c.at(path+"/Durability"), "%s: Durability %q must be persistent or transient", who, t.Durability)
-		}
+		c.validateSOWStorage(ds, &t, i, who, files)
 		if t.Expiration < 0 {
 			ds.errorf(CodeValue, c.at(path+"/Expiration"), "%s: Expiration %v must not be negative", who, t.Expiration)
 		}
@@ -473,6 +466,54 @@ func (c *Config) validateSOW(ds *diags, types map[string]bool) {
 		}
 	}
 	c.warnShadowedSOW(ds)
+}
+
+// validateSOWStorage checks Durability, FileName and RecoveryPoint
+// (amps-config-txlog §6A.5). This broker writes no SOW file: a persistent
+// topic is kept by rebuilding it from the journal at start, as AMPS does
+// when the file is missing, so it must be journaled and recover from
+// epoch; its FileName is still required and must not be shared. Strict
+// mode refuses the rest (lenient Parse has already made them transient);
+// a RecoveryPoint on a topic that is not journaled has no effect.
+func (c *Config) validateSOWStorage(ds *diags, t *SOWTopic, i int, who string, files map[string]int) {
+	path := fmt.Sprintf("SOW/Topic[%d]", i+1)
+	journaled := c.TransactionLog.Journaled(t.Name, t.MessageType)
+	switch t.RecoveryPoint {
+	case "", RecoveryEpoch, RecoveryNow:
+		if t.RecoveryPoint != "" && !journaled {
+			ds.warnf(CodeSOWRecovery, c.at(path+"/RecoveryPoint"), "%s: RecoveryPoint ignored, topic is not journaled", who)
+		}
+	default:
+		ds.errorf(CodeValue, c.at(path+"/RecoveryPoint"), "%s: RecoveryPoint %q must be epoch or now", who, t.RecoveryPoint)
+	}
+	switch t.Durability {
+	case "", DurabilityTransient:
+		return
+	case DurabilityPersistent:
+	default:
+		ds.errorf(CodeValue, c.at(path+"/Durability"), "%s: Durability %q must be persistent or transient", who, t.Durability)
+		return
+	}
+	p := c.at(path)
+	switch {
+	case t.FileName == "":
+		ds.errorf(CodeSOWStorage, p, "%s: Durability persistent needs FileName (or set transient)", who)
+		return
+	case c.TransactionLog == nil:
+		ds.errorf(CodeSOWStorage, p, "%s: persistent storage needs the topic to be journaled with RecoveryPoint epoch, and there is no TransactionLog (or set Durability transient)", who)
+	case !journaled:
+		ds.errorf(CodeSOWStorage, p, "%s: persistent storage needs the topic to be journaled with RecoveryPoint epoch, and no TransactionLog Topic matches (%s, %s) (or set Durability transient)", who, t.Name, t.MessageType)
+	case t.RecoveryPoint == RecoveryNow:
+		ds.errorf(CodeSOWStorage, p, "%s: persistent storage needs RecoveryPoint epoch: it is rebuilt from the journal, so with now it would lose its records (or set Durability transient)", who)
+	default:
+		ds.warnf(CodeSOWStorage, p, "%s: journal-backed: rebuilt from the transaction log at start; %s is not written", who, sowFileName(t.FileName, t.Name, t.MessageType))
+	}
+	file := filepath.Clean(sowFileName(t.FileName, t.Name, t.MessageType))
+	if j, dup := files[file]; dup {
+		ds.errorf(CodeSOWStorage, c.at(path+"/FileName"), "%s: FileName %s is also Topic[%d]'s; two topics must not share a file", who, file, j+1)
+	} else {
+		files[file] = i
+	}
 }
 
 // brokerReason strips the broker's list position ("broker: SOWTopics[0]:")

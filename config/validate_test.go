@@ -140,8 +140,8 @@ func TestValidationErrors(t *testing.T) {
 			`SOW/Topic[1]/SlabSize: SOW Topic "x": SlabSize 2GB is above the 1GB maximum (line 4)`},
 		{"sow type", doc("<SOW>\n<Topic><Name>ticks</Name><MessageType>bflat</MessageType><Key>/id</Key><Durability>transient</Durability></Topic>\n</SOW>"), CodeSOWType,
 			`SOW/Topic[1]: SOW Topic "ticks" (bflat): keys cannot be computed for this message type (json, fix and nvfix can be read); without Key, publishers give each record's key (line 4)`},
-		{"unsupported hard", doc("<TransactionLog>\n<JournalDirectory>/x</JournalDirectory>\n</TransactionLog>"), CodeUnsupported,
-			"TransactionLog: TransactionLog is not supported: bookmark replay and persisted journals are unavailable (line 3)"},
+		{"unsupported hard", doc("<SOW>\n<Topic><Name>h</Name><MessageType>json</MessageType><Durability>transient</Durability>\n<History><Window>1d</Window></History></Topic>\n</SOW>"), CodeUnsupported,
+			"SOW/Topic[1]/History: History is not supported: point-in-time queries would silently return current data (line 5)"},
 		{"unsupported view", doc("<SOW>\n<View><Name>v</Name></View>\n</SOW>"), CodeUnsupported,
 			"SOW/View[1]: View is not supported: clients querying it would get unexplained failures (line 4)"},
 		{"json duplicates last wins", doc("<MessageTypes>\n<MessageType><Name>json</Name><Module>json</Module><EarlyTerminationOptimization>false</EarlyTerminationOptimization></MessageType>\n</MessageTypes>"), CodeUnsupported,
@@ -267,9 +267,10 @@ func TestLenient(t *testing.T) {
 	if len(cfg.Warnings) < 5 {
 		t.Errorf("lenient warnings = %v", cfg.Warnings)
 	}
+	// A TransactionLog without its directory is an error in both modes.
 	_, e = parseString(t, doc("<TransactionLog/>"), &ParseOptions{Lenient: true})
-	if e == nil || !e.Has(CodeUnsupported) {
-		t.Errorf("lenient TransactionLog: %v, want CFG-UNSUPPORTED error", e)
+	if e == nil || !e.Has(CodeTxLogDir) {
+		t.Errorf("lenient TransactionLog without JournalDirectory: %v, want CFG-TXLOG-DIR error", e)
 	}
 }
 
