@@ -49,7 +49,11 @@ var ErrNoJournal = errors.New("config: transaction log configured but not yet se
 
 // TransactionLog is the journal configuration (AMPS TransactionLog,
 // amps-config-txlog §6A.2). Fields left zero take the Default... values.
-// A nil *TransactionLog on Config means no journal.
+// A nil *TransactionLog on Config means no journal. The XML elements
+// O_DIRECT and CompressedJournalCacheMemoryLimit are read and checked but
+// have no field: the journal always writes, then syncs with fdatasync
+// before an entry counts as persisted (the guarantee O_DIRECT is for), and
+// it never compresses.
 type TransactionLog struct {
 	// JournalDirectory is where journal files are created. Required.
 	// Relative paths are relative to the working directory. Whether it

@@ -385,6 +385,10 @@ func (c *Config) validateSOW(ds *diags, types map[string]bool) {
 	seen := map[[2]string]int{}        // (Name, MessageType) -> index
 	seenPattern := map[[2]string]int{} // (Pattern, MessageType) -> index
 	files := map[string]int{}          // expanded FileName of persistent topics -> index
+	var journal *JournalMatcher        // nil without a TransactionLog: nothing is journaled
+	if c.TransactionLog != nil {
+		journal = newJournalMatcher(c.TransactionLog.Topics)
+	}
 	for i, t := range c.SOW {
 		errs := ds.errorCount()
 		path := fmt.Sprintf("SOW/Topic[%d]", i+1)
@@ -454,7 +458,7 @@ func (c *Config) validateSOW(ds *diags, types map[string]bool) {
 				ds.errorf(CodeSOWType, p, "%s (%s): keys cannot be computed for this message type (json, fix and nvfix can be read); without Key, publishers give each record's key", who, t.MessageType)
 			}
 		}
-		c.validateSOWStorage(ds, &t, i, who, files)
+		c.validateSOWStorage(ds, &t, i, who, journal.Journaled(t.Name, t.MessageType), files)
 		if t.Expiration < 0 {
 			ds.errorf(CodeValue, c.at(path+"/Expiration"), "%s: Expiration %v must not be negative", who, t.Expiration)
 		}
@@ -475,9 +479,8 @@ func (c *Config) validateSOW(ds *diags, types map[string]bool) {
 // epoch; its FileName is still required and must not be shared. Strict
 // mode refuses the rest (lenient Parse has already made them transient);
 // a RecoveryPoint on a topic that is not journaled has no effect.
-func (c *Config) validateSOWStorage(ds *diags, t *SOWTopic, i int, who string, files map[string]int) {
+func (c *Config) validateSOWStorage(ds *diags, t *SOWTopic, i int, who string, journaled bool, files map[string]int) {
 	path := fmt.Sprintf("SOW/Topic[%d]", i+1)
-	journaled := c.TransactionLog.Journaled(t.Name, t.MessageType)
 	switch t.RecoveryPoint {
 	case "", RecoveryEpoch, RecoveryNow:
 		if t.RecoveryPoint != "" && !journaled {
