@@ -96,7 +96,8 @@ type Journal interface {
 	// The entry is readable by cursors only once durable (Durable). Append
 	// copies e.Body; the caller may reuse it. A sequenced entry
 	// (ClientName != "" and Sequence > 0) raises that name's high-water
-	// mark. After Close it returns ErrJournalClosed.
+	// mark once durable. After Close it returns ErrJournalClosed; after a
+	// write error of a file journal, that error.
 	Append(e *Entry) (Position, error)
 
 	// Bounds returns the first retained position and the position the next
@@ -132,8 +133,9 @@ type Journal interface {
 	// High-water marks are kept (spec §7.8).
 	Truncate(before Position) (Position, error)
 
-	// HighWaters returns, per client name, the highest sequence appended
-	// (after a reopen: recovered) under that name. The map is a copy.
+	// HighWaters returns, per client name, the highest sequence of a
+	// durable entry under that name: what a logon ack's "s" may claim, and
+	// what survives a crash and a reopen (and Truncate). The map is a copy.
 	HighWaters() map[string]uint64
 
 	// Stats reports sizes for Broker.Stats.

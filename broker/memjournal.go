@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -168,11 +169,7 @@ func (m *MemJournal) Truncate(before Position) (Position, error) {
 func (m *MemJournal) HighWaters() map[string]uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make(map[string]uint64, len(m.high))
-	for k, v := range m.high {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(m.high)
 }
 
 // Stats implements Journal.
