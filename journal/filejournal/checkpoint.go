@@ -43,7 +43,7 @@ func (j *Journal) writeCheckpointLocked() error {
 	if err != nil {
 		return fmt.Errorf("journal checkpoint %s: %w", path, err)
 	}
-	return syncDir(j.opts.Dir)
+	return j.syncDir()
 }
 
 func (j *Journal) loadCheckpoint() error {

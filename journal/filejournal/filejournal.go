@@ -34,6 +34,10 @@ const (
 	// DefaultBatchBytes writes a batch before FlushInterval once this much
 	// is pending (config §6A.2.1 uses 1 MiB).
 	DefaultBatchBytes = 1 << 20
+	// DefaultMaxPendingBytes bounds the appended bytes not yet handed to
+	// the writer: when the disk falls behind, Append waits instead of
+	// letting the batch grow without limit.
+	DefaultMaxPendingBytes = 64 << 20
 	// DefaultName is the file prefix when Options.Name is empty, the
 	// broker's default instance name.
 	DefaultName = broker.DefaultName
@@ -63,10 +67,13 @@ type Options struct {
 	FlushInterval time.Duration
 	// BatchBytes: see DefaultBatchBytes.
 	BatchBytes int
+	// MaxPendingBytes: see DefaultMaxPendingBytes.
+	MaxPendingBytes int
 	// FirstPosition is the first position of a new, empty journal;
 	// broker.FirstPositionSeed(time.Now()) when 0.
 	FirstPosition broker.Position
-	// Sync makes a segment's written data durable; fdatasync when nil.
+	// Sync makes a written segment, checkpoint or the directory durable;
+	// fdatasync when nil.
 	// Tests replace it.
 	Sync func(*os.File) error
 }
@@ -102,6 +109,8 @@ type Journal struct {
 	durable    broker.Position
 	lastTime   time.Time
 	pending    []byte
+	spare      []byte     // an empty buffer for pending, reused
+	roomCond   *sync.Cond // signalled when pending shrinks or at Close
 	pendMetas  []pendMeta
 	pendSince  time.Time
 	flushWant  bool
@@ -133,6 +142,9 @@ func (o *Options) fill() {
 	}
 	if o.BatchBytes <= 0 {
 		o.BatchBytes = DefaultBatchBytes
+	}
+	if o.MaxPendingBytes <= 0 {
+		o.MaxPendingBytes = DefaultMaxPendingBytes
 	}
 	if o.Sync == nil {
 		o.Sync = func(f *os.File) error { return syscall.Fdatasync(int(f.Fd())) }
@@ -166,6 +178,7 @@ func Open(opts Options) (*Journal, error) {
 		changed: make(chan struct{}), cursors: map[*cursor]struct{}{},
 		kick: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{}),
 	}
+	j.roomCond = sync.NewCond(&j.mu)
 	if err := j.recover(); err != nil {
 		if j.out != nil {
 			j.out.Close()
@@ -358,7 +371,7 @@ func (j *Journal) createSegment(num uint64, first broker.Position) error {
 		f.Close()
 		return fmt.Errorf("journal: syncing %s: %w", path, err)
 	}
-	if err := syncDir(j.opts.Dir); err != nil {
+	if err := j.syncDir(); err != nil {
 		f.Close()
 		return err
 	}
@@ -376,13 +389,16 @@ func (j *Journal) createSegment(num uint64, first broker.Position) error {
 	return nil
 }
 
-func syncDir(dir string) error {
+// syncDir makes the directory's entries (new, renamed, removed files)
+// durable, through Options.Sync like the files.
+func (j *Journal) syncDir() error {
+	dir := j.opts.Dir
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("journal directory: %w", err)
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := j.opts.Sync(d); err != nil {
 		return fmt.Errorf("journal directory %s: sync: %w", dir, err)
 	}
 	return nil

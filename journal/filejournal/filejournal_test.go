@@ -305,3 +305,46 @@ func TestFlushIntervalCommits(t *testing.T) {
 		t.Fatalf("WaitDurable without Sync: %d, %v", d, err)
 	}
 }
+
+func TestAppendWaitsForRoom(t *testing.T) {
+	release := make(chan struct{})
+	var armed atomic.Bool
+	j := openT(t, Options{MaxPendingBytes: 1, Sync: func(*os.File) error {
+		if armed.Load() {
+			<-release
+		}
+		return nil
+	}})
+	defer j.Close()
+	armed.Store(true)
+	j.Append(journaltest.Entry(0))
+	j.wake()
+	// The writer takes entry 0 and blocks in its fsync; entry 1 fills the
+	// pending batch; entry 2 must wait for the writer to take entry 1.
+	for j.Durable() == 0 {
+		j.mu.Lock()
+		taken := len(j.pending) == 0
+		j.mu.Unlock()
+		if taken {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	j.Append(journaltest.Entry(1))
+	appended := make(chan struct{})
+	go func() {
+		j.Append(journaltest.Entry(2))
+		close(appended)
+	}()
+	select {
+	case <-appended:
+		t.Fatal("Append went ahead with the pending batch over MaxPendingBytes")
+	case <-time.After(50 * time.Millisecond):
+	}
+	armed.Store(false)
+	close(release)
+	<-appended
+	if err := j.Sync(); err != nil || j.Durable() != j.next {
+		t.Fatalf("after the backlog: durable %d, next %d, %v", j.Durable(), j.next, err)
+	}
+}

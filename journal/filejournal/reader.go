@@ -96,7 +96,7 @@ func (j *Journal) Truncate(before broker.Position) (broker.Position, error) {
 		j.totalBytes -= s.size
 		j.segs = j.segs[1:]
 	}
-	return j.segs[0].first, syncDir(j.opts.Dir)
+	return j.segs[0].first, j.syncDir()
 }
 
 // HighWaters implements broker.Journal.
@@ -127,6 +127,7 @@ func (j *Journal) Close() error {
 	}
 	j.closing = true
 	close(j.done)
+	j.roomCond.Broadcast()
 	j.mu.Unlock()
 	j.wake()
 	<-j.stopped

@@ -12,6 +12,10 @@ import (
 func (j *Journal) Append(e *broker.Entry) (broker.Position, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	for len(j.pending) >= j.opts.MaxPendingBytes && !j.closing && j.failed == nil {
+		j.wake()
+		j.roomCond.Wait()
+	}
 	if j.closing {
 		return 0, broker.ErrJournalClosed
 	}
@@ -109,6 +113,7 @@ func (j *Journal) run() {
 			j.failed = fmt.Errorf("journal write failed, nothing more is durable: %w", err)
 			j.pending, j.pendMetas = nil, nil
 			j.notifyLocked()
+			j.roomCond.Broadcast()
 			j.mu.Unlock()
 			if closing {
 				return
@@ -128,12 +133,15 @@ func (j *Journal) notifyLocked() {
 func (j *Journal) commit() error {
 	j.mu.Lock()
 	buf, metas := j.pending, j.pendMetas
-	j.pending, j.pendMetas, j.flushWant = nil, nil, false
+	j.pending, j.pendMetas, j.flushWant = j.spare, nil, false
+	j.spare = nil
+	j.roomCond.Broadcast()
 	first := j.durable
 	seg := j.segs[len(j.segs)-1]
 	size := seg.size
 	j.mu.Unlock()
 
+	whole := buf
 	pos := first
 	for i := 0; i < len(metas); {
 		// The run of entries that fit the current segment (at least one).
@@ -175,6 +183,12 @@ func (j *Journal) commit() error {
 		j.notifyLocked()
 		j.mu.Unlock()
 		i = k
+	}
+	// Keep the buffer for the next batch unless a backlog made it large.
+	if cap(whole) <= 2*j.opts.BatchBytes {
+		j.mu.Lock()
+		j.spare = whole[:0]
+		j.mu.Unlock()
 	}
 	return nil
 }
