@@ -6,8 +6,10 @@
 package filejournal
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -46,6 +48,8 @@ const (
 	dirMode = 0o750
 	// fileMode is the mode of the files Open creates.
 	fileMode = 0o640
+	// scanBuffer is the read buffer of recovery's scan.
+	scanBuffer = 1 << 20
 	// readChunk is how much a cursor reads from a segment at a time.
 	readChunk = 256 << 10
 )
@@ -280,21 +284,42 @@ func (j *Journal) recover() error {
 // short to hold its header returns nil (it was being created).
 func (j *Journal) scanSegment(num uint64, last bool) (*segment, error) {
 	path := j.segPath(num)
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	if last && len(data) < segmentHeaderSize {
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	size := fi.Size()
+	if last && size < segmentHeaderSize {
 		return nil, nil
 	}
-	first, err := parseSegmentHeader(data)
+	r := bufio.NewReaderSize(f, scanBuffer)
+	var head [segmentHeaderSize]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		return nil, fmt.Errorf("journal file %s at offset 0: segment header: %v: %w", path, err, ErrCorrupt)
+	}
+	first, err := parseSegmentHeader(head[:])
 	if err != nil {
 		return nil, fmt.Errorf("journal file %s at offset 0: %v: %w", path, err, ErrCorrupt)
 	}
 	seg := &segment{num: num, path: path, first: first}
 	off := int64(segmentHeaderSize)
-	for off < int64(len(data)) {
-		e, n, err := decodeAt(data, off)
+	var payload []byte
+	for off < size {
+		var e broker.Entry
+		n, err := 0, error(nil)
+		payload, n, err = readFrame(r, size-off, payload)
+		if err != nil && !errors.Is(err, errBadEntry) {
+			// A failing read is no evidence of a torn write: cut nothing.
+			return nil, fmt.Errorf("journal: reading %s at offset %d: %w", path, off, err)
+		}
+		if err == nil {
+			e, err = decodeFrame(payload[:frameHeaderSize], payload[frameHeaderSize:n])
+		}
 		if err == nil && e.Position != seg.next() {
 			err = fmt.Errorf("%w: position %d, want %d", errBadEntry, e.Position, seg.next())
 		}
@@ -324,21 +349,28 @@ func (j *Journal) scanSegment(num uint64, last bool) (*segment, error) {
 
 func (j *Journal) lastMicros() int64 { return micros(j.lastTime) }
 
-// decodeAt decodes the frame at off in data; n is its length.
-func decodeAt(data []byte, off int64) (broker.Entry, int, error) {
-	rest := data[off:]
-	if len(rest) < frameHeaderSize {
-		return broker.Entry{}, 0, fmt.Errorf("%w: %d bytes of a frame header", errBadEntry, len(rest))
+// readFrame reads the next frame (header and payload) from r, of which
+// left bytes remain in the file, into buf; n is the frame's length.
+func readFrame(r io.Reader, left int64, buf []byte) ([]byte, int, error) {
+	if left < frameHeaderSize {
+		return buf, 0, fmt.Errorf("%w: %d bytes of a frame header", errBadEntry, left)
 	}
-	n, err := frameLength(rest)
+	buf = append(buf[:0], make([]byte, frameHeaderSize)...)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return buf, 0, err
+	}
+	n, err := frameLength(buf)
 	if err != nil {
-		return broker.Entry{}, 0, err
+		return buf, 0, err
 	}
-	if len(rest)-frameHeaderSize < n {
-		return broker.Entry{}, 0, fmt.Errorf("%w: payload of %d bytes, %d present", errBadEntry, n, len(rest)-frameHeaderSize)
+	if left-frameHeaderSize < int64(n) {
+		return buf, 0, fmt.Errorf("%w: payload of %d bytes, %d present", errBadEntry, n, left-frameHeaderSize)
 	}
-	e, err := decodeFrame(rest[:frameHeaderSize], rest[frameHeaderSize:frameHeaderSize+n])
-	return e, frameHeaderSize + n, err
+	buf = append(buf, make([]byte, n)...)
+	if _, err := io.ReadFull(r, buf[frameHeaderSize:]); err != nil {
+		return buf, 0, err
+	}
+	return buf, frameHeaderSize + n, nil
 }
 
 func truncateFile(path string, size int64, sync func(*os.File) error) error {
