@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/journal/journaltest"
 )
 
@@ -35,4 +36,43 @@ func BenchmarkAppend(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(syncs.Load())/b.Elapsed().Seconds(), "fsyncs/s")
+}
+
+// BenchmarkReplay reads 1 KiB entries through a cursor from the start of
+// a journal on disk, as a bookmark subscription from EPOCH does.
+func BenchmarkReplay(b *testing.B) {
+	j := openT(b, Options{Name: "bench", SegmentSize: 64 << 20})
+	defer j.Close()
+	e := journaltest.Entry(0)
+	e.Body = make([]byte, 1024)
+	const entries = 100_000
+	for range entries {
+		if _, err := j.Append(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := j.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	first, _ := j.Bounds()
+	b.SetBytes(int64(len(e.Body)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	var c broker.Cursor
+	for i := range b.N {
+		if i%entries == 0 {
+			if c != nil {
+				c.Close()
+			}
+			var err error
+			if c, err = j.NewCursor(first); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := c.Next(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	c.Close()
 }

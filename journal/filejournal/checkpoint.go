@@ -18,9 +18,11 @@ import (
 // leaves either checkpoint whole. At Open the marks are the maximum of the
 // checkpoint and the entries scanned.
 
-func (j *Journal) writeCheckpointLocked() error {
+// writeCheckpoint replaces the checkpoint with high. Truncate and Close
+// call it, never at once (truncMu; Close runs after the writer stopped).
+func (j *Journal) writeCheckpoint(high map[string]uint64) error {
 	var b bytes.Buffer
-	for name, seq := range j.high {
+	for name, seq := range high {
 		fmt.Fprintf(&b, "%s %d\n", strconv.Quote(name), seq)
 	}
 	fmt.Fprintf(&b, "crc %08x\n", crc32.Checksum(b.Bytes(), castagnoli))

@@ -107,6 +107,7 @@ type Journal struct {
 	opts Options
 	lock *os.File
 
+	truncMu    sync.Mutex // one Truncate at a time
 	mu         sync.Mutex
 	segs       []*segment // oldest first; the last is written
 	next       broker.Position

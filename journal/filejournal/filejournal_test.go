@@ -348,3 +348,71 @@ func TestAppendWaitsForRoom(t *testing.T) {
 		t.Fatalf("after the backlog: durable %d, next %d, %v", j.Durable(), j.next, err)
 	}
 }
+
+// TestConcurrentAppendReadTruncate runs a publisher, a replaying reader
+// and retention at once: the reader sees every entry once, in order,
+// although retention removes segments behind it all the time.
+func TestConcurrentAppendReadTruncate(t *testing.T) {
+	j := openT(t, Options{SegmentSize: 2048, FlushInterval: time.Millisecond, Sync: noSync})
+	defer j.Close()
+	const n = 2000
+	first, _ := j.Bounds()
+	c, err := j.NewCursor(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	stop := make(chan struct{})
+	truncated := make(chan int)
+	go func() {
+		removed := 0
+		for {
+			select {
+			case <-stop:
+				truncated <- removed
+				return
+			default:
+			}
+			_, next := j.Bounds()
+			before, _ := j.Bounds()
+			if after, err := j.Truncate(next); err == nil && after > before {
+				removed++
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	go func() {
+		for i := range n {
+			if _, err := j.Append(journaltest.Entry(i)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := 0; i < n; {
+		e, err := c.Next()
+		if errors.Is(err, broker.ErrCaughtUp) {
+			if _, err := broker.WaitDurable(ctx, j, c.Position()); err != nil {
+				t.Fatalf("waiting for entry %d: %v", i, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+		want := journaltest.Entry(i)
+		if e.Position != first+broker.Position(i) || string(e.Body) != string(want.Body) {
+			t.Fatalf("entry %d: position %d body %s", i, e.Position, e.Body)
+		}
+		i++
+	}
+	close(stop)
+	removed := <-truncated
+	t.Logf("%d truncations removed segments while the reader read", removed)
+	_, next := j.Bounds()
+	if first, _ := j.Truncate(next); first != j.segs[len(j.segs)-1].first || len(segFiles(t, j.opts.Dir)) != 1 {
+		t.Fatalf("after the reader caught up, Truncate kept from %d, %d files", first, len(segFiles(t, j.opts.Dir)))
+	}
+}

@@ -69,11 +69,14 @@ func (j *Journal) NewCursor(from broker.Position) (broker.Cursor, error) {
 // Truncate implements broker.Journal: it removes the oldest segments whose
 // entries all lie before before and before every open cursor's position,
 // never the segment being written. The high-water marks are checkpointed
-// first, so they outlive the entries that carried them.
+// before any file goes, so they outlive the entries that carried them.
+// Appends go on meanwhile: the lock is held only to choose the segments.
 func (j *Journal) Truncate(before broker.Position) (broker.Position, error) {
+	j.truncMu.Lock()
+	defer j.truncMu.Unlock()
 	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.closed {
+	if j.closing {
+		j.mu.Unlock()
 		return 0, broker.ErrJournalClosed
 	}
 	for c := range j.cursors {
@@ -83,20 +86,28 @@ func (j *Journal) Truncate(before broker.Position) (broker.Position, error) {
 	for n < len(j.segs)-1 && j.segs[n].next() <= before && j.segs[n].next() <= j.durable {
 		n++
 	}
-	if n == 0 {
-		return j.segs[0].first, nil
-	}
-	if err := j.writeCheckpointLocked(); err != nil {
-		return j.segs[0].first, err
-	}
-	for _, s := range j.segs[:n] {
-		if err := os.Remove(s.path); err != nil {
-			return j.segs[0].first, fmt.Errorf("journal: removing %s: %w", s.path, err)
-		}
+	gone := j.segs[:n:n]
+	high := maps.Clone(j.high)
+	j.segs = j.segs[n:]
+	for _, s := range gone {
 		j.totalBytes -= s.size
-		j.segs = j.segs[1:]
 	}
-	return j.segs[0].first, j.syncDir()
+	first := j.segs[0].first
+	j.mu.Unlock()
+	if n == 0 {
+		return first, nil
+	}
+	// Should this fail, the files stay; they are whole, and the next Open
+	// takes them back into the journal.
+	if err := j.writeCheckpoint(high); err != nil {
+		return first, err
+	}
+	for _, s := range gone {
+		if err := os.Remove(s.path); err != nil {
+			return first, fmt.Errorf("journal: removing %s: %w", s.path, err)
+		}
+	}
+	return first, j.syncDir()
 }
 
 // HighWaters implements broker.Journal.
@@ -131,11 +142,13 @@ func (j *Journal) Close() error {
 	j.mu.Unlock()
 	j.wake()
 	<-j.stopped
+	j.truncMu.Lock()
+	defer j.truncMu.Unlock()
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	err := j.failed
 	if err == nil {
-		err = j.writeCheckpointLocked()
+		err = j.writeCheckpoint(j.high)
 	}
 	j.closed = true
 	j.notifyLocked()
