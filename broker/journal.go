@@ -14,9 +14,11 @@ import (
 // like (MemJournal here, the file journal in journal/filejournal, later one
 // on JetStream) and the broker never imports them.
 //
-// Positions. Every entry gets a Position when it is appended: a uint64 that
-// is one more than the previous entry's, across every topic, so the
-// journal's order is the broker's delivery order. An empty journal starts at
+// Positions. Every entry gets a Position when it is appended: a uint64
+// above the previous entry's, across every topic, so the journal's order
+// is the broker's delivery order. MemJournal and the file journal count up
+// by one; the broker must not rely on that (a journal on a replicated
+// stream may skip numbers), only on the order. An empty journal starts at
 // FirstPositionSeed (unix seconds × 10^9), so positions keep rising even
 // when a journal directory is wiped and clients still hold old bookmarks.
 //

@@ -56,7 +56,7 @@ func appendAll(t *testing.T, j broker.Journal, n int) []broker.Entry {
 		if err != nil {
 			t.Fatalf("Append %d: %v", i, err)
 		}
-		if pos != e.Position || (i > 0 && pos != out[i-1].Position+1) {
+		if pos != e.Position || (i > 0 && pos <= out[i-1].Position) {
 			t.Fatalf("Append %d: position %d (entry says %d)", i, pos, e.Position)
 		}
 		out = append(out, *e)
@@ -72,7 +72,7 @@ func appendRead(t *testing.T, open Open) {
 		sync()
 	}
 	first, next := j.Bounds()
-	if first != want[0].Position || next != want[49].Position+1 || j.Durable() != next {
+	if first != want[0].Position || next <= want[49].Position || j.Durable() != next {
 		t.Fatalf("Bounds %d,%d Durable %d; appended %d..%d", first, next, j.Durable(), want[0].Position, want[49].Position)
 	}
 	c, err := j.NewCursor(want[10].Position)
@@ -161,8 +161,8 @@ func waitDurable(t *testing.T, open Open) {
 	if err := <-done; err != nil {
 		t.Fatalf("WaitDurable: %v", err)
 	}
-	if d := j.Durable(); d != next+2 {
-		t.Fatalf("Durable %d, want %d", d, next+2)
+	if _, n := j.Bounds(); j.Durable() != n || n <= next {
+		t.Fatalf("Durable %d after sync, want the next position %d (above %d)", j.Durable(), n, next)
 	}
 }
 
