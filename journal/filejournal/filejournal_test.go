@@ -416,3 +416,27 @@ func TestConcurrentAppendReadTruncate(t *testing.T) {
 		t.Fatalf("after the reader caught up, Truncate kept from %d, %d files", first, len(segFiles(t, j.opts.Dir)))
 	}
 }
+
+// TestCrashKeepsDurable opens the directory again while the first journal
+// still runs, as after a crash (its lock released, no Close, no
+// checkpoint): the durable entries and their high-water marks are back,
+// the entries still pending are not.
+func TestCrashKeepsDurable(t *testing.T) {
+	dir := t.TempDir()
+	crashed := openT(t, Options{Dir: dir, FlushInterval: time.Hour})
+	want := fill(t, crashed, 0, 10)
+	for i := 10; i < 15; i++ {
+		crashed.Append(journaltest.Entry(i))
+	}
+	crashed.lock.Close() // the process "died": the kernel drops the lock
+	j := openT(t, Options{Dir: dir})
+	sameEntries(t, readAll(t, j), want)
+	if hw := j.HighWaters(); hw["pub0"] != 10 || hw["pub1"] != 8 || hw["pub2"] != 9 {
+		t.Fatalf("high-water marks recovered by the scan: %v", hw)
+	}
+	if _, err := os.Stat(j.ackPath()); !os.IsNotExist(err) {
+		t.Fatalf("a checkpoint exists before any Close or Truncate: %v", err)
+	}
+	j.Close()
+	crashed.Close() // stops its writer; the directory is not used again
+}
