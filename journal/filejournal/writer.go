@@ -82,7 +82,7 @@ func (j *Journal) Sync() error {
 }
 
 // run is the writer: it owns the written segment, and writes and fsyncs
-// the pending batch once it is BatchBytes, its oldest entry has waited
+// the pending batch once it is BatchBytes (or MaxPendingBytes, if lower), its oldest entry has waited
 // FlushInterval, Sync asks, or Close. Close stops it (closing, then kick).
 func (j *Journal) run() {
 	defer close(j.stopped)
@@ -99,7 +99,7 @@ func (j *Journal) run() {
 			<-j.kick
 			continue
 		}
-		if wait := j.opts.FlushInterval - time.Since(since); n < j.opts.BatchBytes && !want && !closing && wait > 0 {
+		if wait := j.opts.FlushInterval - time.Since(since); n < min(j.opts.BatchBytes, j.opts.MaxPendingBytes) && !want && !closing && wait > 0 {
 			timer.Reset(wait)
 			select {
 			case <-j.kick:
