@@ -1,0 +1,442 @@
+package filejournal
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/ampsbroker/ampsbroker/journal/journaltest"
+)
+
+func noSync(*os.File) error { return nil }
+
+func openT(t testing.TB, o Options) *Journal {
+	t.Helper()
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	if o.Name == "" {
+		o.Name = "test"
+	}
+	j, err := Open(o)
+	if err != nil {
+		t.Fatalf("Open %s: %v", o.Dir, err)
+	}
+	return j
+}
+
+func TestContracts(t *testing.T) {
+	journaltest.Run(t, func(t *testing.T) (broker.Journal, func()) {
+		j := openT(t, Options{SegmentSize: 512})
+		return j, func() {
+			if err := j.Sync(); err != nil {
+				t.Fatalf("Sync: %v", err)
+			}
+		}
+	})
+}
+
+// fill appends n test entries, makes them durable and returns them.
+func fill(t testing.TB, j *Journal, from, n int) []broker.Entry {
+	t.Helper()
+	var out []broker.Entry
+	for i := from; i < from+n; i++ {
+		e := journaltest.Entry(i)
+		if _, err := j.Append(e); err != nil {
+			t.Fatalf("Append %d: %v", i, err)
+		}
+		out = append(out, *e)
+	}
+	if err := j.Sync(); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	return out
+}
+
+// readAll reads every entry from the journal's first position.
+func readAll(t testing.TB, j broker.Journal) []broker.Entry {
+	t.Helper()
+	first, _ := j.Bounds()
+	c, err := j.NewCursor(first)
+	if err != nil {
+		t.Fatalf("NewCursor(%d): %v", first, err)
+	}
+	defer c.Close()
+	var out []broker.Entry
+	for {
+		e, err := c.Next()
+		if errors.Is(err, broker.ErrCaughtUp) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("Next at %d: %v", c.Position(), err)
+		}
+		out = append(out, e)
+	}
+}
+
+func sameEntries(t testing.TB, got, want []broker.Entry) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d entries, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if err := journaltest.Same(&got[i], &want[i]); err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+	}
+}
+
+func TestRestartRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	j := openT(t, Options{Dir: dir, SegmentSize: 1024, FirstPosition: 1000})
+	want := fill(t, j, 0, 100)
+	if st := j.Stats(); st.Segments < 5 || st.Durable != 1100 {
+		t.Fatalf("stats %+v: want several segments, durable 1100", st)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j = openT(t, Options{Dir: dir, SegmentSize: 1024})
+	sameEntries(t, readAll(t, j), want)
+	if hw := j.HighWaters(); hw["pub0"] != 100 || hw["pub1"] != 98 || hw["pub2"] != 99 {
+		t.Fatalf("high-water marks after reopen: %v", hw)
+	}
+	want = append(want, fill(t, j, 100, 10)...)
+	if want[100].Position != 1100 {
+		t.Fatalf("first position after reopen %d, want 1100", want[100].Position)
+	}
+	j.Close()
+	j = openT(t, Options{Dir: dir, SegmentSize: 1024})
+	defer j.Close()
+	sameEntries(t, readAll(t, j), want)
+}
+
+// segFiles lists the journal's segment files, oldest first.
+func segFiles(t testing.TB, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "test.*.journal"))
+	if err != nil || len(m) == 0 {
+		t.Fatalf("segment files in %s: %v %v", dir, m, err)
+	}
+	return m
+}
+
+func TestTornTailEveryOffset(t *testing.T) {
+	dir := t.TempDir()
+	j := openT(t, Options{Dir: dir, Sync: noSync})
+	want := fill(t, j, 0, 5)
+	lastOff := j.segs[0].offsets[4]
+	j.Close()
+	path := segFiles(t, dir)[0]
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := func(name string, data []byte) {
+		if err := os.WriteFile(path, data, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		j := openT(t, Options{Dir: dir, Sync: noSync})
+		defer j.Close()
+		sameEntries(t, readAll(t, j), want[:4])
+		if _, next := j.Bounds(); next != want[4].Position {
+			t.Fatalf("%s: next position %d, want %d", name, next, want[4].Position)
+		}
+		if fi, _ := os.Stat(path); fi.Size() != lastOff {
+			t.Fatalf("%s: file size %d after recovery, want the cut at %d", name, fi.Size(), lastOff)
+		}
+	}
+	for cut := lastOff; cut < int64(len(orig)); cut++ {
+		damaged("cut at "+itoa(cut), orig[:cut])
+	}
+	for off := lastOff; off < int64(len(orig)); off++ {
+		bad := append([]byte(nil), orig...)
+		bad[off] ^= 0x40
+		damaged("flip at "+itoa(off), bad)
+	}
+	// After recovery the journal appends where the tail was cut.
+	os.WriteFile(path, orig[:lastOff+3], 0o640)
+	j = openT(t, Options{Dir: dir, Sync: noSync})
+	more := fill(t, j, 4, 2)
+	j.Close()
+	j = openT(t, Options{Dir: dir, Sync: noSync})
+	defer j.Close()
+	sameEntries(t, readAll(t, j), append(want[:4:4], more...))
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestCorruptMiddleRefused(t *testing.T) {
+	dir := t.TempDir()
+	j := openT(t, Options{Dir: dir, SegmentSize: 512, Sync: noSync})
+	fill(t, j, 0, 30)
+	off := j.segs[0].offsets[2] + frameHeaderSize + 3
+	j.Close()
+	path := segFiles(t, dir)[0]
+	data, _ := os.ReadFile(path)
+	data[off] ^= 1
+	os.WriteFile(path, data, 0o640)
+	_, err := Open(Options{Dir: dir, Name: "test"})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path) ||
+		!strings.Contains(err.Error(), "offset "+itoa(off-frameHeaderSize-3)) {
+		t.Fatalf("Open with a damaged first segment: %v; want ErrCorrupt naming %s and the entry's offset", err, path)
+	}
+	// A missing middle segment is refused too.
+	data[off] ^= 1
+	os.WriteFile(path, data, 0o640)
+	os.Remove(segFiles(t, dir)[1])
+	if _, err := Open(Options{Dir: dir, Name: "test"}); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("Open with a segment missing: %v", err)
+	}
+}
+
+func TestLockRefused(t *testing.T) {
+	dir := t.TempDir()
+	j := openT(t, Options{Dir: dir})
+	if _, err := Open(Options{Dir: dir, Name: "test"}); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "test.lock") {
+		t.Fatalf("second Open: %v, want ErrLocked naming the lock file", err)
+	}
+	j.Close()
+	j = openT(t, Options{Dir: dir})
+	j.Close()
+}
+
+func TestRetentionKeepsReadersSegment(t *testing.T) {
+	dir := t.TempDir()
+	j := openT(t, Options{Dir: dir, SegmentSize: 512, Sync: noSync})
+	want := fill(t, j, 0, 40)
+	nsegs := len(j.segs)
+	if nsegs < 4 {
+		t.Fatalf("%d segments, want at least 4", nsegs)
+	}
+	seg1 := j.segs[1]
+	c, err := j.NewCursor(seg1.first + 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, next := j.Bounds()
+	first, err := j.Truncate(next)
+	if err != nil || first != seg1.first {
+		t.Fatalf("Truncate with a reader in segment 1: first %d, %v; want %d", first, err, seg1.first)
+	}
+	if len(segFiles(t, dir)) != nsegs-1 {
+		t.Fatalf("%d files after removing one of %d", len(segFiles(t, dir)), nsegs)
+	}
+	var got []broker.Entry
+	for {
+		e, err := c.Next()
+		if errors.Is(err, broker.ErrCaughtUp) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, e)
+	}
+	sameEntries(t, got, want[seg1.first+1-want[0].Position:])
+	c.Close()
+	if first, _ = j.Truncate(next); first != j.segs[len(j.segs)-1].first || len(segFiles(t, dir)) != 1 {
+		t.Fatalf("Truncate without readers: first %d, %d files", first, len(segFiles(t, dir)))
+	}
+	if _, err := j.NewCursor(want[0].Position); !errors.Is(err, broker.ErrBookmarkNotFound) {
+		t.Fatalf("cursor into a removed segment: %v", err)
+	}
+	j.Close()
+	j = openT(t, Options{Dir: dir, SegmentSize: 512})
+	defer j.Close()
+	if hw := j.HighWaters(); hw["pub0"] != 40 || hw["pub1"] != 38 || hw["pub2"] != 39 {
+		t.Fatalf("high-water marks after removal and reopen: %v", hw)
+	}
+}
+
+func TestDurableOnlyAfterSync(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var armed atomic.Bool
+	j := openT(t, Options{FlushInterval: time.Hour, Sync: func(f *os.File) error {
+		if armed.Load() {
+			entered <- struct{}{}
+			<-release
+		}
+		return nil
+	}})
+	defer j.Close()
+	armed.Store(true) // Open has synced its new segment; the writer has not run
+	defer armed.Store(false)
+	d0 := j.Durable()
+	j.Append(journaltest.Entry(0))
+	synced := make(chan error, 1)
+	go func() { synced <- j.Sync() }()
+	<-entered
+	if d := j.Durable(); d != d0 {
+		t.Fatalf("durable position %d while fsync runs, want %d", d, d0)
+	}
+	c, _ := j.NewCursor(d0)
+	defer c.Close()
+	if _, err := c.Next(); !errors.Is(err, broker.ErrCaughtUp) {
+		t.Fatalf("cursor read an entry before its fsync: %v", err)
+	}
+	close(release)
+	if err := <-synced; err != nil {
+		t.Fatal(err)
+	}
+	if d := j.Durable(); d != d0+1 {
+		t.Fatalf("durable position %d after fsync, want %d", d, d0+1)
+	}
+	if e, err := c.Next(); err != nil || e.Position != d0 {
+		t.Fatalf("cursor after fsync: %v %v", e.Position, err)
+	}
+}
+
+func TestFlushIntervalCommits(t *testing.T) {
+	j := openT(t, Options{FlushInterval: 5 * time.Millisecond, Sync: noSync})
+	defer j.Close()
+	p, _ := j.Append(journaltest.Entry(0))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if d, err := broker.WaitDurable(ctx, j, p); err != nil || d != p+1 {
+		t.Fatalf("WaitDurable without Sync: %d, %v", d, err)
+	}
+}
+
+func TestAppendWaitsForRoom(t *testing.T) {
+	release := make(chan struct{})
+	var armed atomic.Bool
+	j := openT(t, Options{MaxPendingBytes: 1, Sync: func(*os.File) error {
+		if armed.Load() {
+			<-release
+		}
+		return nil
+	}})
+	defer j.Close()
+	armed.Store(true)
+	j.Append(journaltest.Entry(0))
+	j.wake()
+	// The writer takes entry 0 and blocks in its fsync; entry 1 fills the
+	// pending batch; entry 2 must wait for the writer to take entry 1.
+	for j.Durable() == 0 {
+		j.mu.Lock()
+		taken := len(j.pending) == 0
+		j.mu.Unlock()
+		if taken {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	j.Append(journaltest.Entry(1))
+	appended := make(chan struct{})
+	go func() {
+		j.Append(journaltest.Entry(2))
+		close(appended)
+	}()
+	select {
+	case <-appended:
+		t.Fatal("Append went ahead with the pending batch over MaxPendingBytes")
+	case <-time.After(50 * time.Millisecond):
+	}
+	armed.Store(false)
+	close(release)
+	<-appended
+	if err := j.Sync(); err != nil || j.Durable() != j.next {
+		t.Fatalf("after the backlog: durable %d, next %d, %v", j.Durable(), j.next, err)
+	}
+}
+
+// TestConcurrentAppendReadTruncate runs a publisher, a replaying reader
+// and retention at once: the reader sees every entry once, in order,
+// although retention removes segments behind it all the time.
+func TestConcurrentAppendReadTruncate(t *testing.T) {
+	j := openT(t, Options{SegmentSize: 2048, FlushInterval: time.Millisecond, Sync: noSync})
+	defer j.Close()
+	const n = 2000
+	first, _ := j.Bounds()
+	c, err := j.NewCursor(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	stop := make(chan struct{})
+	truncated := make(chan int)
+	go func() {
+		removed := 0
+		for {
+			select {
+			case <-stop:
+				truncated <- removed
+				return
+			default:
+			}
+			_, next := j.Bounds()
+			before, _ := j.Bounds()
+			if after, err := j.Truncate(next); err == nil && after > before {
+				removed++
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	go func() {
+		for i := range n {
+			if _, err := j.Append(journaltest.Entry(i)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := 0; i < n; {
+		e, err := c.Next()
+		if errors.Is(err, broker.ErrCaughtUp) {
+			if _, err := broker.WaitDurable(ctx, j, c.Position()); err != nil {
+				t.Fatalf("waiting for entry %d: %v", i, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+		want := journaltest.Entry(i)
+		if e.Position != first+broker.Position(i) || string(e.Body) != string(want.Body) {
+			t.Fatalf("entry %d: position %d body %s", i, e.Position, e.Body)
+		}
+		i++
+	}
+	close(stop)
+	removed := <-truncated
+	t.Logf("%d truncations removed segments while the reader read", removed)
+	_, next := j.Bounds()
+	if first, _ := j.Truncate(next); first != j.segs[len(j.segs)-1].first || len(segFiles(t, j.opts.Dir)) != 1 {
+		t.Fatalf("after the reader caught up, Truncate kept from %d, %d files", first, len(segFiles(t, j.opts.Dir)))
+	}
+}
+
+// TestCrashKeepsDurable opens the directory again while the first journal
+// still runs, as after a crash (its lock released, no Close, no
+// checkpoint): the durable entries and their high-water marks are back,
+// the entries still pending are not.
+func TestCrashKeepsDurable(t *testing.T) {
+	dir := t.TempDir()
+	crashed := openT(t, Options{Dir: dir, FlushInterval: time.Hour})
+	want := fill(t, crashed, 0, 10)
+	for i := 10; i < 15; i++ {
+		crashed.Append(journaltest.Entry(i))
+	}
+	crashed.lock.Close() // the process "died": the kernel drops the lock
+	j := openT(t, Options{Dir: dir})
+	sameEntries(t, readAll(t, j), want)
+	if hw := j.HighWaters(); hw["pub0"] != 10 || hw["pub1"] != 8 || hw["pub2"] != 9 {
+		t.Fatalf("high-water marks recovered by the scan: %v", hw)
+	}
+	if _, err := os.Stat(j.ackPath()); !os.IsNotExist(err) {
+		t.Fatalf("a checkpoint exists before any Close or Truncate: %v", err)
+	}
+	j.Close()
+	crashed.Close() // stops its writer; the directory is not used again
+}
