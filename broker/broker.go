@@ -27,9 +27,10 @@ type Broker struct {
 
 	mu             sync.Mutex
 	closed         bool
-	conns          int            // pending + sessions, for MaxConnections
-	transportConns map[string]int // the same per transport name
-	overrides      overrideCheck  // Options.Transports keys seen in use
+	conns          int             // pending + sessions, for MaxConnections
+	transportConns map[string]int  // the same per transport name
+	disabled       map[string]bool // transport names DisableTransport turned off
+	overrides      overrideCheck   // Options.Transports keys seen in use
 	janitorOn      bool
 	listeners      map[transport.Listener]struct{}
 	pending        map[net.Conn]struct{} // raw connections in handshake
@@ -149,6 +150,7 @@ func New(opts *Options) *Broker {
 		doneCh:    make(chan struct{}),
 
 		transportConns: make(map[string]int),
+		disabled:       make(map[string]bool),
 	}
 	b.clock.Store(time.Now().UnixNano())
 	if opts != nil {
@@ -271,7 +273,7 @@ func (b *Broker) Serve(l transport.Listener) error {
 		case admitClosed:
 			raw.Close()
 			return ErrBrokerClosed
-		case admitFull:
+		case admitFull, admitDisabled:
 			raw.Close()
 			continue
 		}
@@ -295,6 +297,7 @@ const (
 	admitOK = iota
 	admitClosed
 	admitFull
+	admitDisabled
 )
 
 // admit counts a new connection of transport against the connection
@@ -305,6 +308,9 @@ func (b *Broker) admit(transport string, raw net.Conn) int {
 	defer b.mu.Unlock()
 	if b.closed {
 		return admitClosed
+	}
+	if b.disabled[transport] {
+		return admitDisabled
 	}
 	tmax := b.opts.Transports[transport].MaxConnections
 	if (b.opts.MaxConnections > 0 && b.conns >= b.opts.MaxConnections) ||
@@ -416,16 +422,25 @@ func (b *Broker) addSession(ctx context.Context, c transport.Conn, admit bool) (
 		case admitFull:
 			s.refuse()
 			return nil, ErrTooManyConnections
+		case admitDisabled:
+			s.refuse()
+			return nil, ErrTransportDisabled
 		}
 	}
 	b.mu.Lock()
-	if b.closed {
+	if b.closed || b.disabled[s.info.Transport] {
+		// A connection accepted before its transport was disabled (or
+		// the broker closed) is refused after its handshake.
+		err := ErrBrokerClosed
+		if !b.closed {
+			err = ErrTransportDisabled
+		}
 		b.mu.Unlock()
 		s.refuse()
 		if admit {
 			b.release(s.info.Transport)
 		}
-		return nil, ErrBrokerClosed
+		return nil, err
 	}
 	b.sessions[s] = struct{}{}
 	b.wg.Add(1)
@@ -648,6 +663,11 @@ func (b *Broker) ResetEntitlements(userID string) {
 		s.log.Info("closing connection: entitlement reset", "user_id", userID)
 		s.close(ErrEntitlementReset)
 	}
+	b.resetEntitlementCaches()
+}
+
+// resetEntitlementCaches forgets every cached entitlement answer.
+func (b *Broker) resetEntitlementCaches() {
 	b.routersMu.RLock()
 	for _, r := range b.routers {
 		r.resetCache()
