@@ -5,9 +5,19 @@
 // /amps/administrator. A host mounts the Handler on its own HTTP server,
 // as it does listener.NewWebSocketHandler.
 //
-// Served: JSON (".json" on any node). Refused with 501: ".xml", ".csv" and
-// time-range queries (t0, t1). The bare path (no suffix) gives a minimal
-// HTML listing with relative links.
+// Served: JSON (".json" on any node: the node wrapped in its ancestors
+// from "amps", collections as arrays of objects with "id", every value a
+// string), and for the bare path (no suffix) a minimal HTML listing with
+// relative links, so that the pages work behind a proxy's prefix. Refused
+// with 501: ".xml", ".csv" and time-range queries (t0, t1). Unknown paths
+// (and /amps.rnc) get 404. A SOW entry's id is "<topic>!<type>"; a slash
+// in it is escaped in the path ("sow/orders%2Feu!json.json").
+//
+// Who may do what (spec §3, §4.3): statistics are open and actions are
+// refused (403) unless the host decides otherwise, by giving an Entitler
+// (asked for every path, as AMPS asks its admin entitlements) or by
+// setting OpenActions. Actions run on GET, as AMPS's scripts expect, and
+// on POST; never on HEAD, and never from another site's page.
 package admin
 
 import (
@@ -15,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -188,7 +199,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return errorf(http.StatusMethodNotAllowed, "method %s not allowed: use GET", r.Method)
 	}
-	p := r.URL.Path
+	// The escaped path keeps "%2F" inside a segment: SOW ids are
+	// "<topic>!<type>" and topics often hold slashes.
+	p := r.URL.EscapedPath()
 	if h.opts.PathPrefix != "" {
 		rest, ok := strings.CutPrefix(p, h.opts.PathPrefix)
 		if !ok || (rest != "" && rest[0] != '/') {
@@ -210,6 +223,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	}
 	// check only asks whether an action would be allowed: it is a read.
 	runs := isAction && isActionPath(req.segs) && req.segs[len(req.segs)-1] != actionCheck
+	if runs && r.Method == http.MethodHead {
+		return errorf(http.StatusMethodNotAllowed, "method HEAD does not run actions: use GET or POST")
+	}
 	if err := h.authorize(r, user, req.segs, runs); err != nil {
 		return err
 	}
@@ -237,6 +253,13 @@ func parsePath(p string) (request, error) {
 		return req, errorf(http.StatusNotFound, "no admin node at %q", p)
 	}
 	req.segs = strings.Split(strings.TrimSuffix(p[1:], "/"), "/")
+	for i, seg := range req.segs {
+		u, err := url.PathUnescape(seg)
+		if err != nil {
+			return req, errorf(http.StatusBadRequest, "bad escape in path segment %q", seg)
+		}
+		req.segs[i] = u
+	}
 	last := &req.segs[len(req.segs)-1]
 	for _, f := range []string{"json", "xml", "csv"} {
 		if base, ok := strings.CutSuffix(*last, "."+f); ok {

@@ -523,3 +523,39 @@ func TestHistoryAndClose(t *testing.T) {
 	// The handler still answers after Close.
 	getJSON(t, h, "/amps/instance.json")
 }
+
+func TestSOWTopics(t *testing.T) {
+	b := ampstest.NewBroker(t, &ampstest.Options{Broker: &broker.Options{
+		SOWTopics: []broker.SOWTopic{{Name: "orders/eu", Keys: []string{"/id"}}},
+	}})
+	h := admin.NewHandler(b.Broker, nil)
+	defer h.Close()
+	c := b.Dial(b.TCPURL(), nil)
+	c.Logon("pub")
+	c.Publish("orders/eu", []byte(`{"id":1}`))
+	c.Publish("orders/eu", []byte(`{"id":2}`))
+	c.Publish("orders/eu", []byte(`{"id":1,"v":2}`))
+	c.Flush("f")
+
+	// The topic's slash is escaped in the id's path segment.
+	v := getJSON(t, h, "/amps/instance/sow/orders%2Feu!json.json")
+	sow := at(t, v, "amps", "instance", "sow", "#orders/eu!json").(map[string]any)
+	if sow["valid_keys"] != "2" || sow["topic"] != "orders/eu" || sow["message_type"] != "json" || sow["stored_bytes"] == "0" {
+		t.Errorf("sow = %v", sow)
+	}
+	if _, body, _ := do(t, h, "GET", "/amps/instance/sow"); !strings.Contains(body, `href="sow/orders%2Feu%21json"`) &&
+		!strings.Contains(body, `href="sow/orders%2Feu!json"`) {
+		t.Errorf("sow listing does not link the escaped id:\n%s", body)
+	}
+}
+
+func TestHeadRunsNoAction(t *testing.T) {
+	b, h := newAdmin(t, &admin.Options{OpenActions: true})
+	c := b.Dial(b.TCPURL(), nil)
+	c.Logon("stay")
+	c.Flush("f")
+	if code, _, _ := do(t, h, "HEAD", "/amps/administrator/clients/"+connID(t, b, "tcp")+"/disconnect"); code != 405 {
+		t.Errorf("HEAD on an action = %d, want 405", code)
+	}
+	c.Flush("still-here")
+}

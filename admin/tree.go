@@ -6,6 +6,7 @@ import (
 	"html"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -279,7 +280,7 @@ func (h *Handler) serveTree(w http.ResponseWriter, r *http.Request, req request)
 func prefixed(base string, children []string) []string {
 	out := make([]string, len(children))
 	for i, c := range children {
-		out[i] = base + "/" + c
+		out[i] = base + "/" + url.PathEscape(c)
 	}
 	return out
 }
@@ -298,11 +299,12 @@ func writeHTML(w http.ResponseWriter, r *http.Request, path string, links []stri
 	}
 	sb.WriteString("<ul>\n")
 	for _, l := range links {
-		fmt.Fprintf(&sb, "<li><a href=\"%s\">%s</a></li>\n", html.EscapeString(l), html.EscapeString(l[strings.LastIndexByte(l, '/')+1:]))
+		label, _ := url.PathUnescape(l[strings.LastIndexByte(l, '/')+1:])
+		fmt.Fprintf(&sb, "<li><a href=\"%s\">%s</a></li>\n", html.EscapeString(l), html.EscapeString(label))
 	}
 	sb.WriteString("</ul>\n")
 	if path != "/" {
-		name := path[strings.LastIndexByte(path, '/')+1:]
+		name := url.PathEscape(path[strings.LastIndexByte(path, '/')+1:])
 		fmt.Fprintf(&sb, "<p><a href=\"%s.json\">JSON</a></p>\n", html.EscapeString(name))
 	}
 	_, err := w.Write([]byte(sb.String()))
