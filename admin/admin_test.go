@@ -165,6 +165,12 @@ func TestTreeJSON(t *testing.T) {
 			t.Errorf("tcp client %s = %v, want %q", k, c[k], w)
 		}
 	}
+	if got := c["connect_time"].(string); !regexp.MustCompile(`^\d{8}T\d{6}\.\d{6}Z$`).MatchString(got) {
+		t.Errorf("connect_time = %q", got)
+	}
+	if got := c["queue_max_latency"].(string); !regexp.MustCompile(`^\d+\.\d{12}$`).MatchString(got) {
+		t.Errorf("queue_max_latency = %q, want seconds with 12 decimals", got)
+	}
 	for _, k := range []string{"bytes_in", "bytes_out", "messages_out", "queued_bytes_out", "messages_in_per_sec", "bytes_out_per_sec"} {
 		if _, ok := c[k]; !ok {
 			t.Errorf("tcp client has no %s: %v", k, c)

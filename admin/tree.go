@@ -67,6 +67,8 @@ func (h *Handler) tree() node {
 			"bytes_in_per_sec":     ftoa(r.bytesIn),
 			"bytes_out_per_sec":    ftoa(r.bytesOut),
 			"x_transport":          c.Transport,
+			"connect_time":         c.ConnectTime.UTC().Format(timestampLayout),
+			"queue_max_latency":    ftoa(c.OldestQueued.Seconds()),
 		})
 	}
 

@@ -137,6 +137,13 @@ type ConnStats struct {
 	MessagesOut   int64  // deliveries written to it
 	BytesIn       int64  // inbound frame bytes
 	BytesOut      int64  // outbound message bytes
+	// ConnectTime is when the session began, after the transport's
+	// handshake.
+	ConnectTime time.Time
+	// OldestQueued is the age of the oldest message queued for the
+	// connection or being written to it; 0 when none is (AMPS
+	// queue_max_latency).
+	OldestQueued time.Duration
 }
 
 // New returns a Broker configured by opts; nil means all defaults.

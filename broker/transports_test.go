@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"context"
 	"errors"
 	"net"
 	"testing"
@@ -98,4 +99,39 @@ func TestSubscriptionsAndResetAll(t *testing.T) {
 	}
 	b.ResetAllEntitlements()
 	c.ExpectClosed()
+}
+
+func TestConnStatsAges(t *testing.T) {
+	b := ampstest.NewBroker(t, nil)
+	before := time.Now()
+	c := b.Dial(b.TCPURL(), nil)
+	c.Logon("stuck")
+	c.Subscribe("s", "flood")
+	c.Flush("f")
+	cs := b.Stats().Conns[0]
+	// (OldestQueued may still count the flush ack the writer is
+	// finishing with.)
+	if cs.ConnectTime.Before(before) || cs.ConnectTime.After(time.Now()) {
+		t.Fatalf("ConnectTime %v, test began %v", cs.ConnectTime, before)
+	}
+	// The client reads nothing: once the socket buffers are full,
+	// messages wait in the broker and age.
+	pub, err := b.Connect(context.Background(), "pub", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, 64<<10)
+	const backlog = 16 << 20 // far more than the socket buffers hold
+	for i := 0; b.Stats().Conns[0].QueuedBytes < backlog; i++ {
+		if i == 700 { // 44 MB, within the default 64 MB budget
+			t.Fatalf("%d messages published and only %d bytes queued", i, b.Stats().Conns[0].QueuedBytes)
+		}
+		if err := pub.Publish(context.Background(), "flood", body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	if got := b.Stats().Conns[0].OldestQueued; got < 10*time.Millisecond {
+		t.Fatalf("OldestQueued = %v with bytes queued for 20ms", got)
+	}
 }
