@@ -53,6 +53,8 @@ const (
 type Options struct {
 	// Interval is the sampling period of the statistics history and of the
 	// "_per_sec" rates. Default DefaultInterval; must not be negative.
+	// Any positive value is taken (tests sample every few milliseconds);
+	// AMPS's minimum of 1s is for the configuration file to enforce.
 	Interval time.Duration
 	// HistorySize bounds the samples kept. Default DefaultHistorySize.
 	HistorySize int
