@@ -35,13 +35,18 @@ func administratorListing(st broker.Stats, ts []broker.TransportState) node {
 	for _, t := range ts {
 		transports = append(transports, node{"id": t.Name, actionEnable: "action", actionDisable: "action"})
 	}
-	check := []node{{"id": adminTransport, actionCheck: "action"}}
+	// Under entitlement/transports: each transport's reset, and the
+	// check of the admin server itself.
+	entTransports := []node{{"id": adminTransport, actionCheck: "action"}}
+	for _, t := range ts {
+		entTransports = append(entTransports, node{"id": t.Name, actionReset: "action"})
+	}
 	return node{
 		"authorization": node{
 			"entitlement": node{
 				actionReset:  "action",
-				"transports": check,
-				"transport":  check,
+				"transports": entTransports,
+				"transport":  entTransports,
 			},
 		},
 		"clients":    clients,
@@ -83,6 +88,9 @@ func (h *Handler) administrator(w http.ResponseWriter, r *http.Request, req requ
 	case len(a) == 5 && a[0] == "authorization" && a[1] == "entitlement" && (a[2] == "transports" || a[2] == "transport") &&
 		a[3] == adminTransport && a[4] == actionCheck:
 		return h.check(w, r, user)
+	case len(a) == 5 && a[0] == "authorization" && a[1] == "entitlement" && (a[2] == "transports" || a[2] == "transport") &&
+		a[4] == actionReset:
+		err = h.resetTransport(r, a[3])
 	default:
 		return errorf(http.StatusNotFound, "no admin action at %s", path)
 	}
@@ -141,6 +149,21 @@ func (h *Handler) resetEntitlements(r *http.Request) error {
 		return errorf(http.StatusBadRequest, "parameter user_id is empty")
 	}
 	h.b.ResetEntitlements(u)
+	return nil
+}
+
+// resetTransport resets the entitlements of the connections of one
+// transport; it takes no parameter.
+func (h *Handler) resetTransport(r *http.Request, name string) error {
+	if len(r.URL.Query()) > 0 {
+		return errorf(http.StatusBadRequest, "a transport's reset takes no parameter")
+	}
+	if err := h.b.ResetTransportEntitlements(name); err != nil {
+		if errors.Is(err, broker.ErrUnknownTransport) {
+			return errorf(http.StatusNotFound, "no transport named %q", name)
+		}
+		return err
+	}
 	return nil
 }
 

@@ -416,6 +416,25 @@ func TestActions(t *testing.T) {
 	other := b.Dial(b.TCPURL(), nil)
 	other.LogonWith(logon("other", "carol"))
 	other.Flush("f")
+	for p, want := range map[string]int{
+		"authorization/entitlement/transports/nope/reset":       404,
+		"authorization/entitlement/transports/tcp/reset?x=1":    400,
+		"authorization/entitlement/transports/amps-admin/reset": 404,
+	} {
+		if code, body, _ := do(t, h, "GET", pre+p); code != want {
+			t.Errorf("GET %s = %d %q, want %d", p, code, body, want)
+		}
+	}
+	other.Flush("untouched")
+	ws2.Flush("untouched")
+	if code, body, _ := do(t, h, "GET", pre+"authorization/entitlement/transport/websocket/reset"); code != 200 {
+		t.Fatalf("reset websocket = %d %q", code, body)
+	}
+	ws2.ExpectClosed()
+	other.Flush("tcp-stays")
+	ws2 = b.Dial(b.WSURL(), nil)
+	ws2.LogonWith(logon("ws2", "bob"))
+	ws2.Flush("f")
 
 	if code, body, _ := do(t, h, "GET", pre+"authorization/entitlement/reset?user_id=bob"); code != 200 {
 		t.Fatalf("reset bob = %d %q", code, body)

@@ -658,16 +658,23 @@ func (b *Broker) checkAges(now int64) {
 // connections of userID, which must log on again to be checked anew (AMPS
 // disconnect reason "entitlement reset", semantics §8.2).
 func (b *Broker) ResetEntitlements(userID string) {
+	b.resetEntitlementsOf(func(s *session, user string) bool { return user == userID })
+}
+
+// resetEntitlementsOf disconnects the logged-on sessions that match takes
+// (with their user id) with ErrEntitlementReset, then forgets every cached
+// entitlement answer.
+func (b *Broker) resetEntitlementsOf(match func(s *session, userID string) bool) {
 	b.mu.Lock()
 	var victims []*session
 	for s := range b.sessions {
-		if s.userID.Load() != nil && *s.userID.Load() == userID {
+		if u := s.userID.Load(); u != nil && match(s, *u) {
 			victims = append(victims, s)
 		}
 	}
 	b.mu.Unlock()
 	for _, s := range victims {
-		s.log.Info("closing connection: entitlement reset", "user_id", userID)
+		s.log.Info("closing connection: entitlement reset", "user_id", *s.userID.Load())
 		s.close(ErrEntitlementReset)
 	}
 	b.resetEntitlementCaches()

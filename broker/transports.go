@@ -178,19 +178,21 @@ func (b *Broker) Subscriptions() []SubscriptionState {
 // to be checked anew (AMPS's admin entitlement reset re-initialises the
 // module; ResetEntitlements does the same for one user).
 func (b *Broker) ResetAllEntitlements() {
+	b.resetEntitlementsOf(func(*session, string) bool { return true })
+}
+
+// ResetTransportEntitlements is ResetAllEntitlements for the connections
+// of one transport (AMPS's admin reset of one transport's entitlements).
+// An unknown name returns ErrUnknownTransport and changes nothing.
+func (b *Broker) ResetTransportEntitlements(name string) error {
 	b.mu.Lock()
-	var victims []*session
-	for s := range b.sessions {
-		if s.userID.Load() != nil {
-			victims = append(victims, s)
-		}
-	}
+	_, ok := b.knownTransportsLocked()[name]
 	b.mu.Unlock()
-	for _, s := range victims {
-		s.log.Info("closing connection: entitlement reset")
-		s.close(ErrEntitlementReset)
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownTransport, name)
 	}
-	b.resetEntitlementCaches()
+	b.resetEntitlementsOf(func(s *session, _ string) bool { return s.info.Transport == name })
+	return nil
 }
 
 // Name is the broker's instance name (Options.Name).

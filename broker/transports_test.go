@@ -97,6 +97,17 @@ func TestSubscriptionsAndResetAll(t *testing.T) {
 		subs[0].ConnID != connOf(t, b, "tcp") {
 		t.Fatalf("Subscriptions = %+v", subs)
 	}
+	ws := b.Dial(b.WSURL(), nil)
+	ws.Logon("ws")
+	ws.Flush("f")
+	if err := b.ResetTransportEntitlements("nope"); !errors.Is(err, broker.ErrUnknownTransport) {
+		t.Fatalf("ResetTransportEntitlements(nope) = %v", err)
+	}
+	if err := b.ResetTransportEntitlements("websocket"); err != nil {
+		t.Fatal(err)
+	}
+	ws.ExpectClosed()
+	c.Flush("tcp-stays")
 	b.ResetAllEntitlements()
 	c.ExpectClosed()
 }
