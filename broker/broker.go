@@ -27,9 +27,10 @@ type Broker struct {
 
 	mu             sync.Mutex
 	closed         bool
-	conns          int            // pending + sessions, for MaxConnections
-	transportConns map[string]int // the same per transport name
-	overrides      overrideCheck  // Options.Transports keys seen in use
+	conns          int             // pending + sessions, for MaxConnections
+	transportConns map[string]int  // the same per transport name
+	disabled       map[string]bool // transport names DisableTransport turned off
+	overrides      overrideCheck   // Options.Transports keys seen in use
 	janitorOn      bool
 	listeners      map[transport.Listener]struct{}
 	pending        map[net.Conn]struct{} // raw connections in handshake
@@ -136,6 +137,13 @@ type ConnStats struct {
 	MessagesOut   int64  // deliveries written to it
 	BytesIn       int64  // inbound frame bytes
 	BytesOut      int64  // outbound message bytes
+	// ConnectTime is when the session began, after the transport's
+	// handshake.
+	ConnectTime time.Time
+	// OldestQueued is the age of the oldest message queued for the
+	// connection or being written to it; 0 when none is (AMPS
+	// queue_max_latency).
+	OldestQueued time.Duration
 }
 
 // New returns a Broker configured by opts; nil means all defaults.
@@ -149,6 +157,7 @@ func New(opts *Options) *Broker {
 		doneCh:    make(chan struct{}),
 
 		transportConns: make(map[string]int),
+		disabled:       make(map[string]bool),
 	}
 	b.clock.Store(time.Now().UnixNano())
 	if opts != nil {
@@ -271,7 +280,7 @@ func (b *Broker) Serve(l transport.Listener) error {
 		case admitClosed:
 			raw.Close()
 			return ErrBrokerClosed
-		case admitFull:
+		case admitFull, admitDisabled:
 			raw.Close()
 			continue
 		}
@@ -295,6 +304,7 @@ const (
 	admitOK = iota
 	admitClosed
 	admitFull
+	admitDisabled
 )
 
 // admit counts a new connection of transport against the connection
@@ -305,6 +315,9 @@ func (b *Broker) admit(transport string, raw net.Conn) int {
 	defer b.mu.Unlock()
 	if b.closed {
 		return admitClosed
+	}
+	if b.disabled[transport] {
+		return admitDisabled
 	}
 	tmax := b.opts.Transports[transport].MaxConnections
 	if (b.opts.MaxConnections > 0 && b.conns >= b.opts.MaxConnections) ||
@@ -416,16 +429,25 @@ func (b *Broker) addSession(ctx context.Context, c transport.Conn, admit bool) (
 		case admitFull:
 			s.refuse()
 			return nil, ErrTooManyConnections
+		case admitDisabled:
+			s.refuse()
+			return nil, ErrTransportDisabled
 		}
 	}
 	b.mu.Lock()
-	if b.closed {
+	if b.closed || b.disabled[s.info.Transport] {
+		// A connection accepted before its transport was disabled (or
+		// the broker closed) is refused after its handshake.
+		err := ErrBrokerClosed
+		if !b.closed {
+			err = ErrTransportDisabled
+		}
 		b.mu.Unlock()
 		s.refuse()
 		if admit {
 			b.release(s.info.Transport)
 		}
-		return nil, ErrBrokerClosed
+		return nil, err
 	}
 	b.sessions[s] = struct{}{}
 	b.wg.Add(1)
@@ -636,18 +658,30 @@ func (b *Broker) checkAges(now int64) {
 // connections of userID, which must log on again to be checked anew (AMPS
 // disconnect reason "entitlement reset", semantics §8.2).
 func (b *Broker) ResetEntitlements(userID string) {
+	b.resetEntitlementsOf(func(s *session, user string) bool { return user == userID })
+}
+
+// resetEntitlementsOf disconnects the logged-on sessions that match takes
+// (with their user id) with ErrEntitlementReset, then forgets every cached
+// entitlement answer.
+func (b *Broker) resetEntitlementsOf(match func(s *session, userID string) bool) {
 	b.mu.Lock()
 	var victims []*session
 	for s := range b.sessions {
-		if s.userID.Load() != nil && *s.userID.Load() == userID {
+		if u := s.userID.Load(); u != nil && match(s, *u) {
 			victims = append(victims, s)
 		}
 	}
 	b.mu.Unlock()
 	for _, s := range victims {
-		s.log.Info("closing connection: entitlement reset", "user_id", userID)
+		s.log.Info("closing connection: entitlement reset", "user_id", *s.userID.Load())
 		s.close(ErrEntitlementReset)
 	}
+	b.resetEntitlementCaches()
+}
+
+// resetEntitlementCaches forgets every cached entitlement answer.
+func (b *Broker) resetEntitlementCaches() {
 	b.routersMu.RLock()
 	for _, r := range b.routers {
 		r.resetCache()

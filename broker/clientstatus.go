@@ -91,6 +91,10 @@ func disconnectReason(cause error) string {
 		return "auth"
 	case errors.Is(cause, ErrEntitlementReset):
 		return "entitlement reset"
+	case errors.Is(cause, ErrAdminDisconnect):
+		return "admin"
+	case errors.Is(cause, ErrTransportDisabled):
+		return "transport disabled"
 	case errors.Is(cause, ErrProtocol):
 		return "unknown command"
 	}

@@ -17,6 +17,19 @@ var (
 	// ErrClientClosed is returned by a Client's methods after it closed;
 	// it is the close cause of a Client its owner closed.
 	ErrClientClosed = errors.New("broker: client closed")
+
+	// ErrTransportDisabled is returned by ServeConn for a connection whose
+	// transport DisableTransport turned off (the connection was closed),
+	// and is the close cause of the connections DisableTransport dropped.
+	ErrTransportDisabled = errors.New("broker: transport disabled")
+
+	// ErrUnknownTransport is returned by DisableTransport and
+	// EnableTransport for a name the broker does not know.
+	ErrUnknownTransport = errors.New("broker: unknown transport")
+
+	// ErrUnknownConn is returned by Disconnect for an ID that names no
+	// open network connection.
+	ErrUnknownConn = errors.New("broker: no such connection")
 )
 
 // Why a connection or in-process client ended: ServeConn returns the
@@ -48,6 +61,10 @@ var (
 	// ErrEntitlementReset: Broker.ResetEntitlements disconnected the
 	// user's connections so that they log on and are checked again.
 	ErrEntitlementReset = errors.New("broker: entitlement reset")
+
+	// ErrAdminDisconnect: Broker.Disconnect closed the connection, on an
+	// administrator's request.
+	ErrAdminDisconnect = errors.New("broker: disconnected by the administrator")
 
 	// ErrAuthFailure: the Authenticator refused the logon; the client got
 	// a failure ack with reason "auth failure" before the close.

@@ -50,7 +50,10 @@ type session struct {
 	connClosed  chan struct{}
 
 	lastBeat atomic.Int64 // unix nanoseconds of the client's last heartbeat command
-	loggedOn atomic.Bool
+	// connected is when the session began (after the transport's
+	// handshake), for statistics.
+	connected time.Time
+	loggedOn  atomic.Bool
 
 	// writerDone is closed when the writer's last run has ended (see
 	// writeLoop); a writer runs only while there is something to write.
@@ -85,6 +88,7 @@ func newSession(ctx context.Context, b *Broker, c transport.Conn) *session {
 		subs:       make(map[string]*subscription),
 		connClosed: make(chan struct{}),
 		writerDone: make(chan struct{}),
+		connected:  time.Now(),
 	}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.endpoint = b.newEndpoint(queueBytes, maxAge, "transport", info.Transport, "remote", remote)
@@ -128,6 +132,12 @@ func (s *session) stats() ConnStats {
 		Transport:     s.info.Transport,
 		Subscriptions: int(s.nsubs.Load()),
 		QueuedBytes:   s.q.queued(),
+		ConnectTime:   s.connected,
+	}
+	if at := s.q.oldest(); at != 0 {
+		// Queue times come from the broker's coarse clock: the age is
+		// as exact as its tick.
+		cs.OldestQueued = max(0, time.Duration(time.Now().UnixNano()-at))
 	}
 	t := s.traffic()
 	cs.MessagesIn, cs.MessagesOut, cs.BytesIn, cs.BytesOut = t.messagesIn, t.messagesOut, t.bytesIn, t.bytesOut
