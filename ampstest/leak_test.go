@@ -31,6 +31,14 @@ func TestLeakCheckSeesServingBroker(t *testing.T) {
 	}
 	done := make(chan struct{})
 	go func() { leaky.Serve(l); close(done) }()
+	// Wait for Serve to be running, so that the check below cannot look
+	// before there is anything to find.
+	for deadline := time.Now().Add(10 * time.Second); len(brokerGoroutines()) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the leaky broker's Serve never showed up among the goroutines")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if left := leftGoroutines(100 * time.Millisecond); left == "" {
 		t.Error("a serving broker was not reported")
 	}
