@@ -33,6 +33,8 @@ package config
 
 import (
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -199,6 +201,10 @@ type Config struct {
 	// TransactionLog is the journal (amps-config-txlog §6A); nil means
 	// none. The broker does not serve it yet: see ListenAll.
 	TransactionLog *TransactionLog
+
+	// Admin is the admin HTTP server (amps-config §9.1); nil when the file
+	// has no Admin element.
+	Admin *Admin
 
 	// Logging holds the Logging targets (amps-config §9.2).
 	Logging []LogTarget
@@ -426,4 +432,46 @@ func (t *Transport) protocol() string {
 // usesTLS reports whether the transport speaks TLS.
 func (t *Transport) usesTLS() bool {
 	return t.TLSConfig != nil || t.Type == TypeTCPS || (t.Certificate != "" && t.PrivateKey != "")
+}
+
+// DefaultAdminInterval is the Admin Interval when the element is absent
+// (AMPS default), and MinAdminInterval the smallest one AMPS takes.
+const (
+	DefaultAdminInterval = 10 * time.Second
+	MinAdminInterval     = time.Second
+)
+
+// Admin is the Admin element: the HTTP server of the statistics tree and
+// the administrative actions (amps-config §9.1, amps-admin §4.1). Only the
+// fields below are served; the element's other children are accepted and
+// ignored with a warning each.
+type Admin struct {
+	// InetAddr is the server's listen address, with the transport InetAddr
+	// syntax (amps-config §3.3). Empty: no admin server, as in AMPS.
+	InetAddr string
+
+	// Interval is the statistics sampling period; Parse fills in
+	// DefaultAdminInterval when the element is absent, and refuses one
+	// below MinAdminInterval.
+	Interval time.Duration
+
+	// Certificate and PrivateKey are PEM files; both set turns the server
+	// to HTTPS, one without the other is an error.
+	Certificate, PrivateKey string
+}
+
+// LoadTLS returns the HTTPS configuration from Certificate and PrivateKey,
+// or nil, nil when neither is set. The files are read once, here.
+func (a *Admin) LoadTLS() (*tls.Config, error) {
+	switch {
+	case a.Certificate == "" && a.PrivateKey == "":
+		return nil, nil
+	case a.Certificate == "" || a.PrivateKey == "":
+		return nil, errors.New("Admin Certificate and PrivateKey go together: HTTPS needs both")
+	}
+	cert, err := tls.LoadX509KeyPair(a.Certificate, a.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("Admin: cannot load Certificate %q with PrivateKey %q: %v", a.Certificate, a.PrivateKey, tlsLoadReason(err))
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }

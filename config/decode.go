@@ -5,7 +5,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/ampsbroker/ampsbroker/listener"
 )
@@ -550,17 +549,35 @@ func (d *decoder) logTarget(n *node) LogTarget {
 	return t
 }
 
-// admin validates the Admin block, which is accepted but not served: its
-// InetAddr has the transport InetAddr syntax, Interval is at least 1s, and
-// SQLTransport must name a websocket transport.
+// admin decodes the Admin block into c.Admin: InetAddr has the transport
+// InetAddr syntax, Interval is at least MinAdminInterval, Certificate and
+// PrivateKey come together and load, and SQLTransport (otherwise ignored)
+// must name a websocket transport.
 func (d *decoder) admin(n *node) {
-	if a := d.kid(n, "InetAddr"); a != nil {
-		if _, err := listener.ParseInetAddr(a.text); err != nil {
-			d.ds.errorf(CodeInetAddr, d.at(a), "Admin %s", strings.TrimPrefix(err.Error(), "listener: "))
+	a := &Admin{
+		InetAddr:    strings.TrimSpace(d.text(n, "InetAddr")),
+		Interval:    DefaultAdminInterval,
+		Certificate: d.text(n, "Certificate"),
+		PrivateKey:  d.text(n, "PrivateKey"),
+	}
+	d.cfg.Admin = a
+	d.remember("Admin", n)
+	if an := d.kid(n, "InetAddr"); an != nil {
+		if _, err := listener.ParseInetAddr(a.InetAddr); err != nil {
+			d.ds.errorf(CodeInetAddr, d.at(an), "Admin %s", strings.TrimPrefix(err.Error(), "listener: "))
 		}
 	}
-	if iv, ok := value(d, n, "Interval", ParseInterval); ok && iv < time.Second {
-		d.ds.errorf(CodeValue, d.at(d.kid(n, "Interval")), "Admin Interval %v is below the 1s minimum", iv)
+	if iv, ok := value(d, n, "Interval", ParseInterval); ok {
+		if iv < MinAdminInterval {
+			d.ds.errorf(CodeValue, d.at(d.kid(n, "Interval")), "Admin Interval %v is below the %v minimum", iv, MinAdminInterval)
+		} else {
+			a.Interval = iv
+		}
+	}
+	if (a.Certificate == "") != (a.PrivateKey == "") {
+		d.ds.errorf(CodeTLSMissing, d.at(n), "Admin Certificate and PrivateKey go together: HTTPS needs both")
+	} else if _, err := a.LoadTLS(); err != nil {
+		d.ds.errorf(CodeTLSLoad, d.at(d.kid(n, "Certificate")), "%v", err)
 	}
 	if s := d.kid(n, "SQLTransport"); s != nil {
 		found := false

@@ -80,7 +80,7 @@ func TestExampleFile(t *testing.T) {
 	}
 	want := []string{
 		"CFG-SLOW-CLIENT MessageDiskLimit",
-		"CFG-ACCEPTED Admin", "CFG-ACCEPTED Tuning",
+		"CFG-ACCEPTED Admin/SQLTransport", "CFG-ACCEPTED Tuning",
 	}
 	if strings.Join(warned, "\n") != strings.Join(want, "\n") {
 		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(warned, "\n"), strings.Join(want, "\n"))

@@ -69,6 +69,13 @@ func (c *Config) Summary() string {
 			fmt.Fprintf(&b, "    %s (%s)%s key %s, %s\n", s.Name, s.MessageType, holds, keys, durabilityOrDefault(s.Durability))
 		}
 	}
+	if a := c.Admin; a != nil && a.InetAddr != "" {
+		scheme := "http"
+		if a.Certificate != "" {
+			scheme = "https"
+		}
+		fmt.Fprintf(&b, "  admin: %s on %s, interval %v\n", scheme, a.InetAddr, a.Interval)
+	}
 	if c.TransactionLog != nil {
 		writeTxLogSummary(&b, c.TransactionLog)
 	}

@@ -1,0 +1,102 @@
+package config
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestAdminElement checks that the served children of Admin reach
+// Config.Admin, that the defaults apply, and that the ignored children
+// are each named in a warning.
+func TestAdminElement(t *testing.T) {
+	cert, key := writeCert(t, t.TempDir())
+	cfg, e := parseString(t, doc(`<Admin><InetAddr>127.0.0.1:28085</InetAddr><Interval>2s</Interval>
+<Certificate>`+cert+`</Certificate><PrivateKey>`+key+`</PrivateKey>
+<FileName>stats.db</FileName><Header>X-A: b</Header><Header>X-C: d</Header>
+<Entitlement><Module>amps-default-entitlement-module</Module></Entitlement></Admin>`), nil)
+	if e != nil {
+		t.Fatalf("Parse: %v", e)
+	}
+	a := cfg.Admin
+	if a == nil || a.InetAddr != "127.0.0.1:28085" || a.Interval != 2*time.Second || a.Certificate != cert || a.PrivateKey != key {
+		t.Fatalf("Admin = %+v", a)
+	}
+	tc, err := a.LoadTLS()
+	if err != nil || tc == nil || len(tc.Certificates) != 1 {
+		t.Fatalf("LoadTLS = %v, %v", tc, err)
+	}
+	var warned []string
+	for _, w := range cfg.Warnings {
+		warned = append(warned, string(w.Code)+" "+w.Path)
+	}
+	want := "CFG-ACCEPTED Admin/FileName\nCFG-ACCEPTED Admin/Header[1]\nCFG-ACCEPTED Admin/Header[2]\nCFG-ACCEPTED Admin/Entitlement"
+	if got := strings.Join(warned, "\n"); got != want {
+		t.Errorf("warnings:\n%s\nwant:\n%s", got, want)
+	}
+
+	cfg, e = parseString(t, doc(`<Admin><InetAddr>8085</InetAddr></Admin>`), nil)
+	if e != nil {
+		t.Fatalf("Parse: %v", e)
+	}
+	if cfg.Admin.Interval != DefaultAdminInterval || cfg.Admin.Certificate != "" {
+		t.Errorf("defaults: %+v", cfg.Admin)
+	}
+	if tc, err := cfg.Admin.LoadTLS(); tc != nil || err != nil {
+		t.Errorf("LoadTLS without files = %v, %v", tc, err)
+	}
+
+	cfg, e = parseString(t, doc(``), nil)
+	if e != nil || cfg.Admin != nil {
+		t.Errorf("no Admin element: Admin = %+v, %v", cfg.Admin, e)
+	}
+}
+
+// TestAdminErrors checks each refused Admin value: its code and message.
+func TestAdminErrors(t *testing.T) {
+	cert, key := writeCert(t, t.TempDir())
+	missing := filepath.Join(t.TempDir(), "none.key")
+	tests := []struct {
+		name, body string
+		code       Code
+		msg        string
+	}{
+		{"interval below minimum", `<Admin><InetAddr>8085</InetAddr><Interval>500ms</Interval></Admin>`, CodeValue,
+			"Admin/Interval: Admin Interval 500ms is below the 1s minimum (line 3)"},
+		{"interval unparsable", `<Admin><Interval>soon</Interval></Admin>`, CodeValue, ""},
+		{"certificate without key", `<Admin><InetAddr>8085</InetAddr><Certificate>` + cert + `</Certificate></Admin>`, CodeTLSMissing,
+			"Admin: Admin Certificate and PrivateKey go together: HTTPS needs both (line 3)"},
+		{"key without certificate", `<Admin><PrivateKey>` + key + `</PrivateKey></Admin>`, CodeTLSMissing,
+			"Admin: Admin Certificate and PrivateKey go together: HTTPS needs both (line 3)"},
+		{"missing key file", `<Admin><Certificate>` + cert + `</Certificate><PrivateKey>` + missing + `</PrivateKey></Admin>`, CodeTLSLoad,
+			`Admin/Certificate: Admin: cannot load Certificate "` + cert + `" with PrivateKey "` + missing + `": ` + missing + `: no such file or directory (line 3)`},
+		{"key of another certificate", `<Admin><Certificate>` + cert + `</Certificate><PrivateKey>` + cert + `</PrivateKey></Admin>`, CodeTLSLoad, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, e := parseString(t, doc(tc.body), nil)
+			if e == nil {
+				t.Fatalf("Parse succeeded; want %s", tc.code)
+			}
+			for _, d := range e.Errors {
+				if d.Code == tc.code && (tc.msg == "" || d.Error() == tc.msg) {
+					return
+				}
+			}
+			t.Errorf("no %s error with message\n\t%s\ngot:\n%s", tc.code, tc.msg, e.Error())
+		})
+	}
+}
+
+// TestAdminSummary checks that -check-config's summary names the admin
+// server.
+func TestAdminSummary(t *testing.T) {
+	cfg, e := parseString(t, doc(`<Admin><InetAddr>127.0.0.1:8085</InetAddr><Interval>5s</Interval></Admin>`), nil)
+	if e != nil {
+		t.Fatalf("Parse: %v", e)
+	}
+	if s := cfg.Summary(); !strings.Contains(s, "  admin: http on 127.0.0.1:8085, interval 5s\n") {
+		t.Errorf("summary lacks the admin line:\n%s", s)
+	}
+}
