@@ -435,9 +435,9 @@ func TestConfigRefusesTransportFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-config", path, "-tcp", "127.0.0.1:0"}, "-config defines the transports; remove -tcp"},
-		{[]string{"-tcp", "127.0.0.1:0", "-config", path}, "-config defines the transports; remove -tcp"},
-		{[]string{"-config", path, "-ws", "", "-one-port"}, "-config defines the transports; remove -one-port, -ws"},
+		{[]string{"-config", path, "-tcp", "127.0.0.1:0"}, "-config defines the transports and the admin server; remove -tcp"},
+		{[]string{"-tcp", "127.0.0.1:0", "-config", path}, "-config defines the transports and the admin server; remove -tcp"},
+		{[]string{"-config", path, "-ws", "", "-one-port"}, "-config defines the transports and the admin server; remove -one-port, -ws"},
 		{[]string{"-config", path, "-unix", sock}, "remove -unix"},
 	} {
 		log := &ampstest.LogBuffer{}

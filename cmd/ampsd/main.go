@@ -8,6 +8,7 @@
 //	go run ./cmd/ampsd -check-config amps.xml
 //	go run ./cmd/ampsd -sample-config > amps.xml
 //	go run ./cmd/ampsd -pprof 127.0.0.1:6060   # runtime profiles under /debug/pprof/
+//	go run ./cmd/ampsd -admin 127.0.0.1:8085   # the AMPS admin tree: /amps.json, /amps/instance/clients.json, ...
 //
 // SIGINT or SIGTERM shut it down gracefully: listeners close, queued
 // messages are flushed, then connections close. A second signal stops it at
@@ -29,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ampsbroker/ampsbroker/admin"
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/config"
 	"github.com/ampsbroker/ampsbroker/listener"
@@ -61,15 +63,18 @@ type flags struct {
 	onePort         bool
 	logLevel        string
 	pprof           string // -pprof: address of the profiling endpoint
+	admin           string // -admin: address of the admin HTTP server
+	adminOpen       bool   // -admin-open-actions
 
 	configFile   string // -config
 	checkConfig  string // -check-config
 	sampleConfig bool   // -sample-config
 }
 
-// transportFlags are the flags that define transports; they are refused
-// together with -config.
-var transportFlags = []string{"tcp", "unix", "ws", "tls-cert", "tls-key", "one-port"}
+// transportFlags are the flags that define what ampsd listens on: the
+// transports, and the admin server (the file's Admin/InetAddr). They are
+// refused together with -config.
+var transportFlags = []string{"tcp", "unix", "ws", "tls-cert", "tls-key", "one-port", "admin"}
 
 func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs := flag.NewFlagSet("ampsd", flag.ContinueOnError)
@@ -83,7 +88,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.BoolVar(&f.onePort, "one-port", false, "also accept WebSocket clients on the TCP port (raw AMPS, preflight and WebSocket on one port)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.pprof, "pprof", "", "serve Go's runtime profiles (net/http/pprof, under /debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty disables")
-	fs.StringVar(&f.configFile, "config", "", "AMPS-style XML configuration file; it defines the transports, so -tcp, -unix, -ws, -tls-cert, -tls-key and -one-port given with it are an error (the file is the single source of truth; the flag defaults are not used)")
+	fs.StringVar(&f.admin, "admin", "", "serve the AMPS admin tree over HTTP (/amps.json, /amps/instance/clients.json, ..., actions under /amps/administrator) on this address, e.g. 127.0.0.1:8085 (AMPS InetAddr rules; bind it to loopback or a trusted network: statistics need no credentials); empty disables")
+	fs.BoolVar(&f.adminOpen, "admin-open-actions", false, "let everyone who reaches the admin server run its actions (disconnect a client, disable or enable a transport, reset entitlements); by default they are refused with 403. Needs -admin, or Admin/InetAddr in -config")
+	fs.StringVar(&f.configFile, "config", "", "AMPS-style XML configuration file; it defines the transports and the admin server, so -tcp, -unix, -ws, -tls-cert, -tls-key, -one-port and -admin given with it are an error (the file is the single source of truth; the flag defaults are not used)")
 	fs.StringVar(&f.checkConfig, "check-config", "", "parse and validate this AMPS-style XML configuration file, print a summary and exit (status 1 if invalid)")
 	fs.BoolVar(&f.sampleConfig, "sample-config", false, "print a commented sample configuration file and exit")
 	if err := fs.Parse(args); err != nil {
@@ -105,8 +112,10 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 			}
 		})
 		if len(clash) > 0 {
-			return nil, fmt.Errorf("-config defines the transports; remove %s", strings.Join(clash, ", "))
+			return nil, fmt.Errorf("-config defines the transports and the admin server; remove %s", strings.Join(clash, ", "))
 		}
+	} else if f.adminOpen && f.admin == "" {
+		return nil, errors.New("-admin-open-actions needs -admin: there is no admin server to open")
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return nil, errors.New("-tls-cert and -tls-key go together")
@@ -135,9 +144,7 @@ func openListeners(f *flags) ([]transport.Listener, error) {
 	}
 	var ls []transport.Listener
 	fail := func(err error) ([]transport.Listener, error) {
-		for _, l := range ls {
-			l.Close()
-		}
+		closeListeners(ls)
 		return nil, err
 	}
 	if f.tcp != "" {
@@ -213,12 +220,20 @@ func run(ctx context.Context, release func(), args []string, stdout, stderr io.W
 		for _, w := range cfg.Warnings {
 			log.Warn("config", "problem", w.Error(), "code", string(w.Code))
 		}
+		if f.adminOpen && (cfg.Admin == nil || cfg.Admin.InetAddr == "") {
+			return fmt.Errorf("-admin-open-actions needs an admin server: %s has no Admin/InetAddr", f.configFile)
+		}
 		ls, err := cfg.ListenAll()
 		if err != nil {
 			return err
 		}
 		if len(ls) == 0 {
 			return fmt.Errorf("%s: no enabled transport", f.configFile)
+		}
+		adm, err := configAdmin(cfg, f.adminOpen)
+		if err != nil {
+			closeListeners(ls)
+			return err
 		}
 		opts := cfg.BrokerOptions()
 		opts.Logger = log
@@ -229,18 +244,53 @@ func run(ctx context.Context, release func(), args []string, stdout, stderr io.W
 				delete(opts.Transports, t.Name)
 			}
 		}
-		return serve(ctx, release, log, broker.New(&opts), ls)
+		return serve(ctx, release, log, broker.New(&opts), ls, adm)
 	}
 	ls, err := openListeners(f)
 	if err != nil {
 		return err
 	}
-	return serve(ctx, release, log, broker.New(&broker.Options{Logger: log}), ls)
+	var adm *adminServer
+	if f.admin != "" {
+		adm, err = listenAdmin("-admin", f.admin, nil, admin.Options{OpenActions: f.adminOpen})
+		if err != nil {
+			closeListeners(ls)
+			return err
+		}
+	}
+	return serve(ctx, release, log, broker.New(&broker.Options{Logger: log}), ls, adm)
 }
 
-// serve runs b on ls until ctx is done, then shuts it down.
-func serve(ctx context.Context, release func(), log *slog.Logger, b *broker.Broker, ls []transport.Listener) error {
-	errc := make(chan error, len(ls))
+// configAdmin opens the admin server of the file's Admin element, or
+// returns nil when it has no InetAddr.
+func configAdmin(cfg *config.Config, open bool) (*adminServer, error) {
+	a := cfg.Admin
+	if a == nil || a.InetAddr == "" {
+		return nil, nil
+	}
+	tlsConfig, err := a.LoadTLS()
+	if err != nil {
+		return nil, err
+	}
+	return listenAdmin("Admin/InetAddr", a.InetAddr, tlsConfig, admin.Options{
+		Interval:    a.Interval,
+		Description: cfg.Description,
+		OpenActions: open,
+	})
+}
+
+// closeListeners closes listeners opened before a later step failed.
+func closeListeners(ls []transport.Listener) {
+	for _, l := range ls {
+		l.Close()
+	}
+}
+
+// serve runs b on ls, and its admin tree on adm when not nil, until ctx is
+// done or one of them fails; then it shuts them down, the admin server
+// first.
+func serve(ctx context.Context, release func(), log *slog.Logger, b *broker.Broker, ls []transport.Listener, adm *adminServer) error {
+	errc := make(chan error, len(ls)+1)
 	var wg sync.WaitGroup
 	for _, l := range ls {
 		log.Info("listening", "transport", l.Name(), "addr", l.Addr().String())
@@ -251,6 +301,10 @@ func serve(ctx context.Context, release func(), log *slog.Logger, b *broker.Brok
 				errc <- err
 			}
 		}()
+	}
+
+	if adm != nil {
+		adm.start(b, log, errc)
 	}
 
 	var runErr error
@@ -264,6 +318,9 @@ func serve(ctx context.Context, release func(), log *slog.Logger, b *broker.Brok
 
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
+	if adm != nil {
+		adm.stop(sctx)
+	}
 	if err := b.Shutdown(sctx); err != nil {
 		log.Warn("shutdown was not graceful", "err", err)
 	}

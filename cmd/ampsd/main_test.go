@@ -33,15 +33,23 @@ func waitFor(t *testing.T, log *ampstest.LogBuffer, re *regexp.Regexp) []string 
 	return nil
 }
 
+// logonOK logs a client on over network and closes the connection.
 func logonOK(t *testing.T, network, addr string) {
+	t.Helper()
+	dialLogon(t, network, addr, "t").Close()
+}
+
+// dialLogon logs a client named name on over network and returns the open
+// connection; it is closed when the test ends at the latest.
+func dialLogon(t *testing.T, network, addr, name string) net.Conn {
 	t.Helper()
 	c, err := net.DialTimeout(network, addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	logon := `{"c":"logon","cid":"1","client_name":"t","mt":"json","a":"processed"}`
+	logon := `{"c":"logon","cid":"1","client_name":"` + name + `","mt":"json","a":"processed"}`
 	c.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(logon))), logon...))
 	r := bufio.NewReader(c)
 	var n uint32
@@ -53,6 +61,7 @@ func logonOK(t *testing.T, network, addr string) {
 	if !strings.Contains(string(ack), `"status":"success"`) {
 		t.Fatalf("logon over %s: %s", network, ack)
 	}
+	return c
 }
 
 func TestRunServesEachTransportAndStopsOnCancel(t *testing.T) {

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/ampsbroker/ampsbroker/admin"
+	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/ampsbroker/ampsbroker/listener"
+)
+
+// Limits of the admin HTTP server, so that a slow or idle client cannot
+// hold a connection (and its goroutine) forever.
+const (
+	// adminReadHeaderTimeout bounds the wait for a request's header.
+	adminReadHeaderTimeout = 10 * time.Second
+	// adminReadTimeout bounds reading a whole request (admin requests
+	// have no body worth waiting for).
+	adminReadTimeout = 30 * time.Second
+	// adminWriteTimeout bounds writing one response; the largest, the
+	// client list of a busy broker, is written well within it.
+	adminWriteTimeout = 60 * time.Second
+	// adminIdleTimeout closes a keep-alive connection idle this long.
+	adminIdleTimeout = 2 * time.Minute
+)
+
+// adminServer is the admin tree (package admin) served over HTTP or HTTPS
+// next to the broker's transports. listenAdmin opens its socket before the
+// broker exists, so that a bad address fails before anything runs; start
+// attaches the broker.
+type adminServer struct {
+	l     net.Listener // TLS-wrapped when https
+	https bool
+	opts  admin.Options
+
+	h    *admin.Handler
+	srv  *http.Server
+	done chan struct{} // closed when Serve has returned
+}
+
+// listenAdmin listens on addr (AMPS InetAddr syntax, as the transports);
+// tlsConfig, when not nil, makes the server HTTPS. what names the setting
+// in errors ("-admin", "Admin/InetAddr").
+func listenAdmin(what, addr string, tlsConfig *tls.Config, opts admin.Options) (*adminServer, error) {
+	network, address, err := listener.ParseTCPAddr(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	l, err := net.Listen(network, address)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, addr, err)
+	}
+	if tlsConfig != nil {
+		l = tls.NewListener(l, tlsConfig)
+	}
+	return &adminServer{l: l, https: tlsConfig != nil, opts: opts}, nil
+}
+
+// scheme is "https" or "http".
+func (a *adminServer) scheme() string {
+	if a.https {
+		return "https"
+	}
+	return "http"
+}
+
+// start serves the admin tree of b until stop; a failure of the server
+// (not its closing) is sent on errc.
+func (a *adminServer) start(b *broker.Broker, log *slog.Logger, errc chan<- error) {
+	a.opts.Logger = log
+	a.h = admin.NewHandler(b, &a.opts)
+	a.srv = &http.Server{
+		Handler:           a.h,
+		ReadHeaderTimeout: adminReadHeaderTimeout,
+		ReadTimeout:       adminReadTimeout,
+		WriteTimeout:      adminWriteTimeout,
+		IdleTimeout:       adminIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	a.done = make(chan struct{})
+	log.Info("listening", "transport", "admin", "addr", a.l.Addr().String(), "scheme", a.scheme())
+	go func() {
+		defer close(a.done)
+		if err := a.srv.Serve(a.l); !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("admin server: %w", err)
+		}
+	}()
+}
+
+// stop ends the server: requests in progress get until ctx is done, then
+// their connections are closed; the handler's sampling stops last.
+func (a *adminServer) stop(ctx context.Context) {
+	if a.srv == nil {
+		a.l.Close() // never started
+		return
+	}
+	if err := a.srv.Shutdown(ctx); err != nil {
+		a.srv.Close()
+	}
+	<-a.done
+	a.h.Close()
+}
