@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -98,5 +99,30 @@ func TestAdminSummary(t *testing.T) {
 	}
 	if s := cfg.Summary(); !strings.Contains(s, "  admin: http on 127.0.0.1:8085, interval 5s\n") {
 		t.Errorf("summary lacks the admin line:\n%s", s)
+	}
+}
+
+// TestAdminValidateGoValues checks that Validate applies the Admin rules
+// to a configuration built in Go, where a zero Interval is the default.
+func TestAdminValidateGoValues(t *testing.T) {
+	ok := &Config{Name: "x", Admin: &Admin{InetAddr: "127.0.0.1:8085"}}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("zero Interval: %v", err)
+	}
+	for _, tc := range []struct {
+		a    Admin
+		code Code
+	}{
+		{Admin{InetAddr: "localhost:http"}, CodeInetAddr},
+		{Admin{InetAddr: "8085", Interval: time.Millisecond}, CodeValue},
+		{Admin{InetAddr: "8085", PrivateKey: "k.pem"}, CodeTLSMissing},
+		{Admin{InetAddr: "8085", Certificate: "none.crt", PrivateKey: "none.key"}, CodeTLSLoad},
+	} {
+		c := &Config{Name: "x", Admin: &tc.a}
+		err := c.Validate()
+		var e *Error
+		if !errors.As(err, &e) || len(e.Errors) != 1 || e.Errors[0].Code != tc.code {
+			t.Errorf("Validate(%+v) = %v, want one %s", tc.a, err, tc.code)
+		}
 	}
 }

@@ -450,9 +450,9 @@ type Admin struct {
 	// syntax (amps-config §3.3). Empty: no admin server, as in AMPS.
 	InetAddr string
 
-	// Interval is the statistics sampling period; Parse fills in
-	// DefaultAdminInterval when the element is absent, and refuses one
-	// below MinAdminInterval.
+	// Interval is the statistics sampling period, at least
+	// MinAdminInterval; zero means DefaultAdminInterval (Parse fills it in
+	// when the element is absent).
 	Interval time.Duration
 
 	// Certificate and PrivateKey are PEM files; both set turns the server

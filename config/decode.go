@@ -5,8 +5,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-
-	"github.com/ampsbroker/ampsbroker/listener"
 )
 
 // decoder turns the expanded element tree into a Config.
@@ -549,10 +547,9 @@ func (d *decoder) logTarget(n *node) LogTarget {
 	return t
 }
 
-// admin decodes the Admin block into c.Admin: InetAddr has the transport
-// InetAddr syntax, Interval is at least MinAdminInterval, Certificate and
-// PrivateKey come together and load, and SQLTransport (otherwise ignored)
-// must name a websocket transport.
+// admin decodes the Admin block into c.Admin (validate checks the values)
+// and checks SQLTransport, which is otherwise ignored: it must name a
+// websocket transport.
 func (d *decoder) admin(n *node) {
 	a := &Admin{
 		InetAddr:    strings.TrimSpace(d.text(n, "InetAddr")),
@@ -562,22 +559,8 @@ func (d *decoder) admin(n *node) {
 	}
 	d.cfg.Admin = a
 	d.remember("Admin", n)
-	if an := d.kid(n, "InetAddr"); an != nil {
-		if _, err := listener.ParseInetAddr(a.InetAddr); err != nil {
-			d.ds.errorf(CodeInetAddr, d.at(an), "Admin %s", strings.TrimPrefix(err.Error(), "listener: "))
-		}
-	}
 	if iv, ok := value(d, n, "Interval", ParseInterval); ok {
-		if iv < MinAdminInterval {
-			d.ds.errorf(CodeValue, d.at(d.kid(n, "Interval")), "Admin Interval %v is below the %v minimum", iv, MinAdminInterval)
-		} else {
-			a.Interval = iv
-		}
-	}
-	if (a.Certificate == "") != (a.PrivateKey == "") {
-		d.ds.errorf(CodeTLSMissing, d.at(n), "Admin Certificate and PrivateKey go together: HTTPS needs both")
-	} else if _, err := a.LoadTLS(); err != nil {
-		d.ds.errorf(CodeTLSLoad, d.at(d.kid(n, "Certificate")), "%v", err)
+		a.Interval = iv
 	}
 	if s := d.kid(n, "SQLTransport"); s != nil {
 		found := false

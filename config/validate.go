@@ -58,6 +58,9 @@ func (c *Config) at(path string) pos {
 }
 
 func (c *Config) validate(ds *diags) {
+	if c.Admin != nil {
+		c.Admin.validate(c, ds)
+	}
 	// The instance Name is required and, as AMPS asks, contains no spaces,
 	// '/', '\', '$' or '~' (it ends up in file names).
 	if strings.TrimSpace(c.Name) == "" {
@@ -614,4 +617,23 @@ func compareVersions(have, want string) (int, error) {
 		}
 	}
 	return 0, nil
+}
+
+// validate checks the admin server's settings: InetAddr (when set) has the
+// transport InetAddr syntax, a non-zero Interval is at least
+// MinAdminInterval, and Certificate and PrivateKey come together and load.
+func (a *Admin) validate(c *Config, ds *diags) {
+	if a.InetAddr != "" {
+		if _, err := listener.ParseInetAddr(a.InetAddr); err != nil {
+			ds.errorf(CodeInetAddr, c.at("Admin/InetAddr"), "Admin %s", strings.TrimPrefix(err.Error(), "listener: "))
+		}
+	}
+	if a.Interval != 0 && a.Interval < MinAdminInterval {
+		ds.errorf(CodeValue, c.at("Admin/Interval"), "Admin Interval %v is below the %v minimum", a.Interval, MinAdminInterval)
+	}
+	if (a.Certificate == "") != (a.PrivateKey == "") {
+		ds.errorf(CodeTLSMissing, c.at("Admin"), "Admin Certificate and PrivateKey go together: HTTPS needs both")
+	} else if _, err := a.LoadTLS(); err != nil {
+		ds.errorf(CodeTLSLoad, c.at("Admin/Certificate"), "%v", err)
+	}
 }
