@@ -156,6 +156,9 @@ func TestSampleParses(t *testing.T) {
 	if len(cfg.Warnings) != 0 {
 		t.Errorf("Sample warnings: %v", cfg.Warnings)
 	}
+	if a := cfg.Admin; a == nil || a.InetAddr != "127.0.0.1:8085" || a.Interval != DefaultAdminInterval {
+		t.Errorf("Sample Admin = %+v, want a loopback admin server", a)
+	}
 	types := map[string]bool{}
 	for _, tr := range cfg.Transports {
 		types[tr.Type+"/"+tr.protocol()] = true

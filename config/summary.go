@@ -249,6 +249,17 @@ const sampleConfig = `<?xml version="1.0" encoding="UTF-8"?>
     </Topic>
   </SOW>
 
+  <!-- The admin HTTP server: the AMPS admin tree (/amps.json,
+       /amps/instance/clients.json, ...) sampled every Interval. Its
+       statistics need no credentials, so it listens on loopback only;
+       its actions are refused unless ampsd runs with
+       -admin-open-actions. Certificate and PrivateKey would make it
+       HTTPS. -->
+  <Admin>
+    <InetAddr>127.0.0.1:8085</InetAddr>
+    <Interval>10s</Interval>
+  </Admin>
+
   <!-- Transaction log (journal) for bookmark replay and persisted acks.
        Not served by this broker yet, so it is commented out; the
        defaults are shown. A Topic Name without regular-expression
