@@ -93,13 +93,9 @@ func (a *adminServer) start(b *broker.Broker, log *slog.Logger, errc chan<- erro
 	}()
 }
 
-// stop ends the server: requests in progress get until ctx is done, then
+// stop ends the server started by start: requests in progress get until ctx is done, then
 // their connections are closed; the handler's sampling stops last.
 func (a *adminServer) stop(ctx context.Context) {
-	if a.srv == nil {
-		a.l.Close() // never started
-		return
-	}
 	if err := a.srv.Shutdown(ctx); err != nil {
 		a.srv.Close()
 	}
