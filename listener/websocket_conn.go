@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,25 +111,23 @@ func (c *wsConn) ReadMessage() (header, body []byte, err error) {
 		if err := c.dec.Err(); err != nil {
 			return nil, nil, err
 		}
-		var text bool
-		var p []byte
+		var err error // the decoder's verdict on the message read
 		if c.fr != nil {
-			var err error
-			if text, p, err = c.readData(); err != nil {
-				return nil, nil, err
+			var rerr error
+			if err, rerr = c.readData(); rerr != nil {
+				return nil, nil, rerr
 			}
 		} else {
 			c.ws.SetReadLimit(c.dec.FrameLimit())
-			typ, r, err := c.ws.Reader(context.Background())
-			if err == nil {
-				c.rbuf, err = readAllInto(c.rbuf[:0], r)
+			typ, r, rerr := c.ws.Reader(context.Background())
+			if rerr == nil {
+				c.rbuf, rerr = readAllInto(c.rbuf[:0], r)
 			}
-			if err != nil {
-				return nil, nil, c.readError(err)
+			if rerr != nil {
+				return nil, nil, c.readError(rerr)
 			}
-			text, p = typ == websocket.MessageText, c.rbuf
+			err = c.dec.Feed(typ == websocket.MessageText, c.rbuf)
 		}
-		err := c.dec.Feed(text, p)
 		c.mode.Store(uint32(c.dec.Mode()))
 		if cap(c.rbuf) > wsRetainBufferBytes {
 			c.rbuf = nil
@@ -142,27 +141,35 @@ func (c *wsConn) ReadMessage() (header, body []byte, err error) {
 
 // readData reads frames until a data message, answering the control
 // frames before it: a ping with a pong, a close frame with the close
-// handshake. It returns the message's payload (valid until the next read)
-// and whether it is text. A client that closed with 1000 or 1001 ends
+// handshake, and feeds the message to the decoder, returning the
+// decoder's error as feedErr. A client that closed with 1000 or 1001 ends
 // with io.EOF; a frame against the rules closes the connection with the
 // status the rule names.
-func (c *wsConn) readData() (text bool, payload []byte, err error) {
+//
+// The message is fed while readMu is held: its payload lies in the read
+// buffer, which a Close on another goroutine reads into, and gives back
+// to the pool, as soon as readMu is free. The decoder copies what it
+// keeps.
+func (c *wsConn) readData() (feedErr, err error) {
 	c.readMu.Lock()
 	op, p, err := c.readFrames(true)
+	if err == nil {
+		feedErr = c.dec.Feed(op == wsOpText, p)
+	}
 	c.readMu.Unlock()
 	if err == nil {
-		return op == wsOpText, p, nil
+		return feedErr, nil
 	}
 	if err == io.EOF {
-		return false, nil, io.EOF
+		return nil, io.EOF
 	}
 	var re *wsReadError
 	if errors.As(err, &re) {
 		c.shutdown(re.code, closeReason(err))
-		return false, nil, fmt.Errorf("listener: websocket from %v: %w", c.info.RemoteAddr, err)
+		return nil, fmt.Errorf("listener: websocket from %v: %w", c.info.RemoteAddr, err)
 	}
 	c.endPeer()
-	return false, nil, fmt.Errorf("listener: websocket read from %v: %w", c.info.RemoteAddr, err)
+	return nil, fmt.Errorf("listener: websocket read from %v: %w", c.info.RemoteAddr, err)
 }
 
 // readFrames reads frames, under readMu, until a data message (when data
@@ -364,12 +371,19 @@ func (c *wsConn) shutdown(code websocket.StatusCode, reason string) error {
 			c.closeErr = c.libraryClose(code, reason)
 			return
 		}
+		// A data write blocked on a client that reads nothing holds the
+		// wire: the deadline ends it, and bounds the close frame's own
+		// write, so Close returns within the close timeout whatever the
+		// client does.
+		c.wire.Conn.SetWriteDeadline(time.Now().Add(c.closeTimeout))
 		sent, err := c.wire.writeClose(code, reason)
 		if sent && err == nil {
 			c.awaitPeerClose()
 		}
 		c.ws.CloseNow() // closes the connection
-		if err != nil && !errors.Is(err, net.ErrClosed) {
+		// A client gone, or too slow to take the close frame within the
+		// close timeout, is not an error of ours.
+		if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrDeadlineExceeded) {
 			c.closeErr = fmt.Errorf("listener: websocket close of %v: %w", c.info.RemoteAddr, err)
 		}
 	})
