@@ -43,11 +43,6 @@ const (
 	wsSmallReadSize = readbuf.SmallSize
 	wsLargeReadSize = readbuf.LargeSize
 
-	// wsGrowChunk is the first allocation for a frame too large for the
-	// large buffer; the buffer then doubles as bytes arrive, so a client
-	// that claims a huge frame and sends little costs little memory.
-	wsGrowChunk = 32 << 10
-
 	// wsMaxControlPayload is the largest payload of a control frame (RFC
 	// 6455 §5.5).
 	wsMaxControlPayload = 125
@@ -298,27 +293,15 @@ func (r *wsFrameReader) endFragment(fin bool) (byte, []byte, error) {
 }
 
 // readLong appends the payload of the frame whose hl-byte header starts
-// the buffered input, size bytes too many for the large buffer, to msg,
-// starting with what is buffered, and unmasks it with key. msg grows as
-// bytes arrive.
+// the buffered input, size bytes too many for the large buffer, to msg
+// (readbuf.Reader.Append grows it as bytes arrive), and unmasks it with
+// key.
 func (r *wsFrameReader) readLong(hl, size int, key [4]byte) error {
 	start := len(r.msg)
 	r.b.Discard(hl)
-	take := min(r.b.Len(), size)
-	r.msg = append(r.msg, r.b.Buffered()[:take]...)
-	r.b.Discard(take)
-	for len(r.msg)-start < size {
-		if len(r.msg) == cap(r.msg) {
-			grown := make([]byte, len(r.msg), min(max(2*cap(r.msg), wsGrowChunk), start+size))
-			copy(grown, r.msg)
-			r.msg = grown
-		}
-		// Never past the frame: what follows is the next frame's.
-		got, err := r.b.Read(r.msg[len(r.msg):min(cap(r.msg), start+size)])
-		r.msg = r.msg[:len(r.msg)+got]
-		if err != nil {
-			return wsEndError(hl+len(r.msg)-start, hl+size, err)
-		}
+	var err error
+	if r.msg, err = r.b.Append(r.msg, size); err != nil {
+		return wsEndError(hl+len(r.msg)-start, hl+size, err)
 	}
 	protocol.MaskWS(r.msg[start:], key)
 	return nil

@@ -35,12 +35,6 @@ const (
 	// frameLengthSize is the size of the big-endian length prefix (§2.1).
 	frameLengthSize = 4
 
-	// frameGrowChunk is the first allocation made for a frame larger than
-	// the reader's current buffer. The buffer then doubles, capped at the
-	// claimed length, only as bytes actually arrive, so a peer that claims
-	// a huge frame and sends little costs little memory.
-	frameGrowChunk = 32 << 10
-
 	// frameRetainSize is the largest buffer of a frame too large for the
 	// large read buffer that a StreamReader keeps between frames. A larger
 	// one is dropped at the next ReadFrame so that an idle connection does
@@ -171,29 +165,14 @@ func (r *StreamReader) endError(err error) error {
 }
 
 // readLarge reads a frame of size bytes that does not fit the large
-// buffer into a buffer of its own, starting with what is buffered. The
-// buffer grows geometrically as data arrives rather than to size at once,
-// so a peer that claims a huge frame and sends little costs little.
+// buffer into a buffer of its own (see readbuf.Reader.Append, which grows
+// it as bytes arrive).
 func (r *StreamReader) readLarge(size int) ([]byte, error) {
-	b := r.b
-	b.Discard(frameLengthSize)
-	take := min(b.Len(), size)
-	buf := append(r.frame[:0], b.Buffered()[:take]...)
-	b.Discard(take)
-	for len(buf) < size {
-		if len(buf) == cap(buf) {
-			grown := min(max(2*cap(buf), frameGrowChunk), size)
-			nb := make([]byte, len(buf), grown)
-			copy(nb, buf)
-			buf = nb
-		}
-		// Never past the frame: what follows it is the next frame's.
-		got, err := b.Read(buf[len(buf):min(cap(buf), size)])
-		buf = buf[:len(buf)+got]
-		if err != nil {
-			r.err = r.bodyError(len(buf), size, err)
-			return nil, r.err
-		}
+	r.b.Discard(frameLengthSize)
+	buf, err := r.b.Append(r.frame[:0], size)
+	if err != nil {
+		r.err = r.bodyError(len(buf), size, err)
+		return nil, r.err
 	}
 	r.frame = buf
 	return buf, nil

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"testing/iotest"
+
+	"github.com/ampsbroker/ampsbroker/internal/readbuf"
 )
 
 // tcpPair returns the two ends of a loopback TCP connection on network
@@ -256,7 +258,7 @@ func TestStreamReaderExactLimitAndZeroFrames(t *testing.T) {
 func TestStreamReaderGrowsInChunks(t *testing.T) {
 	// A frame larger than every buffer, delivered a few bytes at a time,
 	// exercises the geometric growth path.
-	body := make([]byte, 5*frameGrowChunk+123)
+	body := make([]byte, 5*readbuf.GrowChunk+123)
 	for i := range body {
 		body[i] = byte(i)
 	}

@@ -26,6 +26,9 @@ const (
 	// streams in: 64 KiB take dozens of 1 KiB messages, or four of 16
 	// KiB, per read system call.
 	LargeSize = 64 << 10
+	// GrowChunk is the first allocation Append makes for a payload
+	// beyond dst's capacity; dst then doubles as bytes arrive.
+	GrowChunk = 32 << 10
 )
 
 // larges recycles the large buffers of LargeSize among connections, each
@@ -122,6 +125,32 @@ func (b *Reader) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// Append appends the next n bytes of input to dst, the buffered ones
+// first and then straight from the underlying reader, for a payload too
+// large for the buffer. dst grows geometrically as bytes arrive (from
+// GrowChunk), never to n at once, so a peer that announces a huge payload
+// and sends little costs little memory; nothing past the n bytes is read.
+// On error the returned slice holds what arrived.
+func (b *Reader) Append(dst []byte, n int) ([]byte, error) {
+	start := len(dst)
+	take := min(b.Len(), n)
+	dst = append(dst, b.Buffered()[:take]...)
+	b.Discard(take)
+	for len(dst)-start < n {
+		if len(dst) == cap(dst) {
+			grown := make([]byte, len(dst), min(max(2*cap(dst), GrowChunk), start+n))
+			copy(grown, dst)
+			dst = grown
+		}
+		got, err := b.Read(dst[len(dst):min(cap(dst), start+n)])
+		dst = dst[:len(dst)+got]
+		if err != nil {
+			return dst, err
+		}
+	}
+	return dst, nil
 }
 
 // Release gives the large buffer back to its pool and drops the buffered

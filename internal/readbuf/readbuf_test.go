@@ -122,3 +122,27 @@ func TestReadDirect(t *testing.T) {
 		t.Fatalf("Ensure after the error: %v", err)
 	}
 }
+
+// Append takes the buffered input first, then reads straight from the
+// source, stops at n bytes, and reports a source that ends early with what
+// arrived.
+func TestAppend(t *testing.T) {
+	src := &script{steps: []step{{data: "abcd"}, {data: "efghijklmnop"}}}
+	b := NewSize(src, 4, 8)
+	if err := b.Ensure(2); err != nil {
+		t.Fatal(err)
+	}
+	b.Discard(1)
+	got, err := b.Append([]byte("<"), 10)
+	if err != nil || string(got) != "<bcdefghijk" {
+		t.Fatalf("Append(10) = %q, %v; want <bcdefghijk", got, err)
+	}
+	if err := b.Ensure(5); err != nil || string(b.Buffered()) != "lmnop" {
+		t.Fatalf("after Append: %v, buffered %q; want the rest, lmnop", err, b.Buffered())
+	}
+	b.Discard(5)
+	got, err = b.Append(nil, 3)
+	if err != io.EOF || len(got) != 0 {
+		t.Fatalf("Append past the end = %q, %v; want nothing and io.EOF", got, err)
+	}
+}
