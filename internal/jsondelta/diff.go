@@ -68,8 +68,7 @@ func Diff(old, new []byte, keys [][]string) (delta []byte, empty bool, err error
 func (s *state) diffObject(out []byte, oo, no int32, keys [][]string, depth int) (_ []byte, wrote, changed bool) {
 	s.pair(oo, no)
 	od, nd := &s.a, &s.b
-	O := od.members[od.objs[oo].first:][:od.objs[oo].n]
-	N := nd.members[nd.objs[no].first:][:nd.objs[no].n]
+	O, N := od.membersOf(oo), nd.membersOf(no)
 	out = append(out, '{')
 	n := 0 // members written
 	for j := range N {
@@ -91,11 +90,7 @@ func (s *state) diffObject(out []byte, oo, no int32, keys [][]string, depth int)
 			}
 		}
 		mark := len(out)
-		if n > 0 {
-			out = append(out, ',')
-		}
-		out = append(out, nd.data[m.key0:m.key1]...)
-		out = append(out, ':')
+		out = nd.appendKey(out, n == 0, m)
 		whole := true // write new's value as written
 		switch {
 		case m.link < 0:

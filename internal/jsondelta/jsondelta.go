@@ -99,6 +99,21 @@ type doc struct {
 // they close, so the outermost comes last.
 func (d *doc) root() int32 { return int32(len(d.objs) - 1) }
 
+// membersOf returns the members of object o, in document order.
+func (d *doc) membersOf(o int32) []member {
+	return d.members[d.objs[o].first:][:d.objs[o].n]
+}
+
+// appendKey appends member m's key as written and a colon, after a comma
+// unless it is the first member written.
+func (d *doc) appendKey(out []byte, first bool, m *member) []byte {
+	if !first {
+		out = append(out, ',')
+	}
+	out = append(out, d.data[m.key0:m.key1]...)
+	return append(out, ':')
+}
+
 func (d *doc) errorf(off int, format string, args ...any) error {
 	return &Error{Input: d.input, Offset: off, Msg: fmt.Sprintf(format, args...)}
 }
@@ -455,8 +470,7 @@ const smallPair = 16
 // of a name; each first occurrence in B has link set to the first member
 // of A with its name (or -1), and that member of A has link set back.
 func (s *state) pair(ao, bo int32) {
-	A := s.a.members[s.a.objs[ao].first:][:s.a.objs[ao].n]
-	B := s.b.members[s.b.objs[bo].first:][:s.b.objs[bo].n]
+	A, B := s.a.membersOf(ao), s.b.membersOf(bo)
 	for i := range A {
 		A[i].link, A[i].dup = -1, false
 	}

@@ -52,8 +52,7 @@ func Merge(stored, delta []byte) ([]byte, error) {
 func (s *state) mergeObject(out []byte, so, do int32) []byte {
 	s.pair(so, do)
 	st, dl := &s.a, &s.b
-	S := st.members[st.objs[so].first:][:st.objs[so].n]
-	D := dl.members[dl.objs[do].first:][:dl.objs[do].n]
+	S, D := st.membersOf(so), dl.membersOf(do)
 	out = append(out, '{')
 	n := 0 // members written
 	for i := range S {
@@ -61,12 +60,8 @@ func (s *state) mergeObject(out []byte, so, do int32) []byte {
 		if m.dup {
 			continue
 		}
-		if n > 0 {
-			out = append(out, ',')
-		}
+		out = st.appendKey(out, n == 0, m)
 		n++
-		out = append(out, st.data[m.key0:m.key1]...)
-		out = append(out, ':')
 		if m.link < 0 || dl.isAbsent(&D[m.link]) {
 			out = append(out, st.data[m.v0:m.v1]...)
 			continue
@@ -85,12 +80,8 @@ func (s *state) mergeObject(out []byte, so, do int32) []byte {
 		if m.dup || m.link >= 0 || dl.isAbsent(m) {
 			continue
 		}
-		if n > 0 {
-			out = append(out, ',')
-		}
+		out = dl.appendKey(out, n == 0, m)
 		n++
-		out = append(out, dl.data[m.key0:m.key1]...)
-		out = append(out, ':')
 		out = append(out, dl.data[m.v0:m.v1]...)
 	}
 	return append(out, '}')

@@ -111,7 +111,7 @@ func Select(body []byte, sel *Selector) ([]byte, error) {
 // path and keep its own decision. It reports whether it wrote the object.
 func (s *state) selectObject(out []byte, sel *Selector, o int32, path [][]byte, keep bool) ([]byte, bool) {
 	d := &s.a
-	M := d.members[d.objs[o].first:][:d.objs[o].n]
+	M := d.membersOf(o)
 	start := len(out)
 	out = append(out, '{')
 	n := 0
@@ -120,11 +120,7 @@ func (s *state) selectObject(out []byte, sel *Selector, o int32, path [][]byte, 
 		p := append(path, m.name)
 		k, deeper := sel.keeps(p)
 		mark := len(out)
-		if n > 0 {
-			out = append(out, ',')
-		}
-		out = append(out, d.data[m.key0:m.key1]...)
-		out = append(out, ':')
+		out = d.appendKey(out, n == 0, m)
 		switch {
 		case m.kind == kindObject && deeper:
 			var wrote bool
