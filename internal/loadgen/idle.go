@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"os"
 	"strconv"
 	"time"
 )
@@ -65,10 +64,9 @@ func ReadRSS(pid int) (int64, error) {
 	if pid == 0 {
 		return 0, nil
 	}
-	path := "/proc/" + strconv.Itoa(pid) + "/status"
-	b, err := os.ReadFile(path)
+	b, path, err := readProc(pid, "status")
 	if err != nil {
-		return 0, fmt.Errorf("server pid %d: %w", pid, err)
+		return 0, err
 	}
 	return parseRSS(b, path)
 }

@@ -18,12 +18,22 @@ func ReadCPU(pid int) (time.Duration, error) {
 	if pid == 0 {
 		return 0, nil
 	}
-	path := "/proc/" + strconv.Itoa(pid) + "/stat"
-	b, err := os.ReadFile(path)
+	b, path, err := readProc(pid, "stat")
 	if err != nil {
-		return 0, fmt.Errorf("server pid %d: %w", pid, err)
+		return 0, err
 	}
 	return parseStat(b, path)
+}
+
+// readProc reads the file name of /proc/PID and returns it with its path;
+// its error names the server's pid.
+func readProc(pid int, name string) ([]byte, string, error) {
+	path := "/proc/" + strconv.Itoa(pid) + "/" + name
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, path, fmt.Errorf("server pid %d: %w", pid, err)
+	}
+	return b, path, nil
 }
 
 // parseStat reads utime and stime, fields 14 and 15 of a /proc/PID/stat
