@@ -148,6 +148,20 @@ type Options struct {
 	// it is entered live, without replay.
 	BookmarkFallback BookmarkFallback
 
+	// Journal is the transaction log: publishes to journaled topics are
+	// appended to it, "persisted" acks wait until their entry is durable,
+	// and bookmark subscriptions replay from it. Default nil: no journal;
+	// bookmark subscriptions follow BookmarkFallback and "persisted" means
+	// processed. The broker never closes it: the host that opened it closes
+	// it after Shutdown (or Close) has returned.
+	Journal Journal
+
+	// JournalTopics reports whether messages of messageType published to
+	// topic are journaled (AMPS TransactionLog/Topic). It must be a pure
+	// function of its arguments. Default nil: with a Journal, every topic
+	// outside /AMPS is journaled.
+	JournalTopics func(messageType, topic string) bool
+
 	// SOWTopics declares the State-of-the-World topics, in precedence
 	// order: a topic is held by the first definition of its message type
 	// that names or matches it. Default: none (every topic is a plain
