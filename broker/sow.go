@@ -53,6 +53,11 @@ type SOWTopic struct {
 	// it. Without either, "e" is stored nowhere and enforced never, as in
 	// AMPS with expiration disabled.
 	ExpirationEnabled bool
+	// StartEmpty starts the topic with no records even when its messages
+	// are journaled (AMPS RecoveryPoint "now"). Default false: with a
+	// Journal that records the topic, New rebuilds the records from the
+	// journal (RecoveryPoint "epoch"), then expires what has expired.
+	StartEmpty bool
 }
 
 // sowDef is a validated SOWTopic.
