@@ -49,6 +49,8 @@ type Broker struct {
 	seqs sequences
 	// replaying counts the bookmark subscriptions reading the journal.
 	replaying atomic.Int64
+	// jid is the id in this instance's bookmarks (JournalID of its name).
+	jid uint64
 
 	stats counters
 	// retired is the traffic of the endpoints that have ended; guarded by mu.
@@ -208,6 +210,7 @@ func New(opts *Options) *Broker {
 		o.MaxRegexProgram = DefaultMaxRegexProgram
 	}
 	b.log = o.Logger
+	b.jid = JournalID(o.Name)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	return b
 }

@@ -484,6 +484,7 @@ func (s *session) prepareSubscription(h *protocol.Header, table map[string]optio
 	// The legacy header switch send_oof is the oof option.
 	sub.oof = hasOption(opts, "oof") || h.SendOOF
 	sub.stamp, sub.noKey = hasOption(opts, "timestamp"), hasOption(opts, "no_sowkey")
+	sub.bookmark = hasOption(opts, "bookmark")
 	sub.delta = h.Command == protocol.CmdDeltaSubscribe || h.Command == protocol.CmdSOWAndDeltaSub
 	if sub.sel, sub.selText, err = s.selectOption(opts); err != nil {
 		s.log.Info(h.Command+" refused", "sub_id", id, "err", err)

@@ -208,7 +208,7 @@ const replayReadableCache = 4096
 // and acks the command. A bookmark that cannot be resolved fails it.
 func (s *session) startReplay(h *protocol.Header, sub, old *subscription, fill func(*protocol.Header), opts []string) {
 	j := s.b.opts.Journal
-	id := JournalID(s.b.opts.Name)
+	id := s.b.jid
 	spec, err := parseBookmarkSpec(h.Bookmark)
 	if err != nil {
 		s.log.Info("subscribe refused: malformed bookmark", "sub_id", sub.id, "bookmark", logText(h.Bookmark), "err", err)

@@ -508,3 +508,40 @@ func TestReplayPersistedAcks(t *testing.T) {
 		t.Errorf("after a live message: %v %v, want a persisted ack naming it", r.bms, r.acks)
 	}
 }
+
+func TestBookmarkOptionOnLiveSubscription(t *testing.T) {
+	b, _ := journalBroker(t, &broker.Options{SOWTopics: []broker.SOWTopic{{Name: "sow", Keys: []string{"/n"}}}})
+	c := dialTCP(t, b.TCPAddr)
+	c.Logon("sub")
+	for _, s := range []struct{ id, topic, opts string }{
+		{"bm", "t", "bookmark"}, {"nobm", "t", ""}, {"plain", "plain", "bookmark"}, {"sow", "sow", "bookmark,timestamp"},
+	} {
+		c.SendJSON(map[string]any{"c": "subscribe", "cid": s.id, "sub_id": s.id, "t": s.topic, "o": s.opts, "a": "processed"}, nil)
+		if ack := c.AwaitAck(s.id, protocol.AckProcessed); ack.Header.Status != protocol.StatusSuccess {
+			t.Fatal(ack)
+		}
+	}
+	pub := dialTCP(t, b.TCPAddr)
+	pub.Logon("pub")
+	publishN(t, pub, "t", 0, 1)
+	publishN(t, pub, "plain", 1, 2)
+	publishN(t, pub, "sow", 2, 3)
+	want := epochBookmarks(t, b, "t", 1)[0]
+	got := map[string]string{}
+	for i := 0; i < 3; i++ {
+		m := c.Next()
+		got[m.Header.SubIDs] = m.Header.Bookmark
+	}
+	// One connection gets one delivery of a message however many of its
+	// subscriptions match; the t message goes to bm and nobm together
+	// and carries "bm" because one of them asked.
+	if got["bm,nobm"] != want && got["nobm,bm"] != want {
+		t.Errorf("bookmark option on t: %v, want %s", got, want)
+	}
+	if bm, ok := got["plain"]; !ok || bm != "" {
+		t.Errorf("a message that is not journaled has a bookmark: %v", got)
+	}
+	if bm := got["sow"]; bm == "" || bmSeq(t, bm) != bmSeq(t, want)+1 {
+		t.Errorf("journaled SOW message: bm %q, want the entry after %s (plain is not journaled)", bm, want)
+	}
+}
