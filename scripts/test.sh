@@ -16,6 +16,10 @@
 #                    duration such as 1m or a count such as 5000x; must stay
 #                    below go test's 10m per-run timeout). 0 skips fuzzing.
 #
+# The crash test (stresstest.TestCrashRecovery) runs here with 5 kills of
+# a child ampsd; its long loop is a flag of its own, see stresstest/doc.go:
+#   go test -run TestCrashRecovery -timeout 60m ./stresstest -args -crash.kills=200
+#
 # Once the tests have run, the last line is "tests: N passed, N failed,
 # N skipped" (earlier steps fail with their own message); each fuzz
 # target's bounded run counts as one test there (its seed corpus also ran,
