@@ -7,6 +7,7 @@
 //   node driver.js <scenario> [--uri URI] [--topic T] [--count N]
 //                  [--echo-topic T] [--hold SECONDS] [--size BYTES]
 //                  [--denied-topic T] [--peer-uri URI] [--timeout SECONDS]
+//                  [--after N]
 //   URI defaults to $AMPS_URI, e.g. ws://127.0.0.1:9007/amps/json; it may
 //   carry credentials (ws://user:password@host:port/amps/json).
 //
@@ -117,6 +118,9 @@ const DEFAULT_COUNT = 10; // messages per scenario unless --count
 const DEFAULT_LARGE_SIZE = 1 << 20; // bytes of the "large" message body
 const DEFAULT_HOLD_SECONDS = 5; // idle time of the "heartbeat" scenario
 const DEFAULT_TOPIC = 'interop';
+const DEFAULT_AFTER = 6; // messages after the restart in the "replay" scenario
+const RECONNECT_DELAY_MS = 100; // between connection attempts while a broker restarts
+const SETTLE_MS = 300; // quiet time in which no further delivery may arrive
 
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
@@ -154,8 +158,11 @@ function parseArgs(argv) {
     hold: DEFAULT_HOLD_SECONDS,
     size: DEFAULT_LARGE_SIZE,
     timeout: DEFAULT_TIMEOUT_SECONDS,
+    after: DEFAULT_AFTER,
   };
-  const numeric = { '--count': 'count', '--hold': 'hold', '--size': 'size', '--timeout': 'timeout' };
+  const numeric = {
+    '--count': 'count', '--hold': 'hold', '--size': 'size', '--timeout': 'timeout', '--after': 'after',
+  };
   const text = {
     '--uri': 'uri', '--topic': 'topic', '--echo-topic': 'echoTopic',
     '--denied-topic': 'deniedTopic', '--peer-uri': 'peerUri',
@@ -232,6 +239,29 @@ function describe(err) {
   if (err && err.message && err.message.reason) return `${err.message.status}: ${err.message.reason}`;
   if (err && typeof err.message === 'string') return err.message;
   try { return JSON.stringify(err); } catch (_) { return String(err); }
+}
+
+// memoryBacked returns a client made by Client.createMemoryBacked (bookmark
+// store, subscription manager, publish store) that reconnects every
+// RECONNECT_DELAY_MS after losing its connection, and resubscribes. Its
+// errors are collected rather than fatal (a lost connection is one of
+// them), and so are its connection states; resubscribed() returns a
+// promise of its next Resubscribed state.
+function memoryBacked(name) {
+  const client = Client.createMemoryBacked(name);
+  client.reconnectDelay(RECONNECT_DELAY_MS);
+  const errs = [];
+  client.errorHandler((err) => errs.push({ name: err && err.name, message: err && (err.message || String(err)) }));
+  const states = [];
+  let next = deferred();
+  client.addConnectionStateListener((s) => {
+    states.push(s);
+    if (s === Client.ConnectionStateListener.Resubscribed) {
+      next.resolve();
+      next = deferred();
+    }
+  });
+  return { client, errors: errs, states, resubscribed: () => next.promise };
 }
 
 // Inbox collects messages delivered to one handler and lets a scenario wait
@@ -1622,17 +1652,8 @@ const scenarios = {
 
     // The memory-backed client, dropped by the broker.
     const user = 'js-bm-drop';
-    const ha = Client.createMemoryBacked('js-bm-ha');
-    ha.reconnectDelay(100);
+    const { client: ha, errors: haErrors, states, resubscribed } = memoryBacked('js-bm-ha');
     subscribeLog(ha);
-    const haErrors = [];
-    ha.errorHandler((err) => haErrors.push({ name: err && err.name, message: err && (err.message || String(err)) }));
-    const states = [];
-    let resubscribed = deferred();
-    ha.addConnectionStateListener((s) => {
-      states.push(s);
-      if (s === Client.ConnectionStateListener.Resubscribed) resubscribed.resolve();
-    });
     await connect(ha, o.uri.replace('://', `://${user}:pw@`));
     const haBookmarks = ['0', '1234567|8|'];
     const haInboxes = [];
@@ -1644,9 +1665,9 @@ const scenarios = {
     pub.publish(o.topic, { n: 4 });
     for (const inbox of haInboxes) await inbox.wait(1);
     const before = subs.length;
-    resubscribed = deferred();
+    const back = resubscribed();
     emit('drop_me', { user });
-    await resubscribed.promise;
+    await back;
     await ha.flush(); // the resubscriptions were sent before it: now live
     pub.publish(o.topic, { n: 5 });
     for (const inbox of haInboxes) await inbox.wait(2);
@@ -1657,6 +1678,94 @@ const scenarios = {
     return {
       bookmarks, first: firstGot, second: secondGot, ha_bookmarks: haBookmarks, ha: ns(haInboxes),
       subscribes: subs, resubscribes: subs.slice(before), states, ha_errors: haErrors,
+    };
+  },
+
+  // replay: bookmark subscriptions across a restart of a broker with a
+  // transaction log. The Go test has published {n:1}..{n:--count} to
+  // --topic. A classic client subscribes from EPOCH ('0') and a
+  // memory-backed one (bookmark store, reconnectDelay) with MOST_RECENT
+  // ('recent', resolved by its store; its handler discards each message
+  // from the store once processed, as an application does); both must get
+  // 1..count. The classic client disconnects and the driver prints
+  // "restart_me" with the bookmark of its last message. The Go test
+  // restarts the broker on the same journal and address and publishes
+  // more; the classic client connects again (retrying while the broker is
+  // down) and subscribes from that bookmark, the memory-backed one
+  // reconnects and resubscribes by itself. Then "resumed"; the Go test
+  // publishes the rest, up to count + --after. Each client must see
+  // count+1..count+after after the restart, each once, in order; after
+  // SETTLE_MS of quiet, the handlers' messages, the bookmarks on the raw
+  // deliveries (before and after the restart) and the bookmarks of every
+  // subscribe are reported.
+  async replay(o) {
+    const total = o.count + o.after;
+    const subs = []; // {client, bm, a} of every subscribe sent
+    const raw = {}; // client name -> phase -> bookmark of every raw delivery
+    let phase = 'before'; // of the restart
+    const tap = (client) => client.transportFilter((data, outgoing) => {
+      const text = outgoing ? data : data && data.data;
+      if (typeof text !== 'string' || text[0] !== '{') return;
+      let h;
+      try { h = JSON.parse(text); } catch (_) { return; }
+      if (outgoing && h.c === 'subscribe') subs.push({ client: client.name(), bm: h.bm, a: h.a });
+      if (outgoing || (h.c !== 'p' && h.c !== 'publish')) return;
+      const byPhase = raw[client.name()] = raw[client.name()] || { before: [], after: [] };
+      byPhase[phase].push(h.bm);
+    });
+    const ns = (inbox) => inbox.messages.map((m) => m.data.n);
+
+    const classicName = 'js-replay';
+    let classic = newClient(classicName);
+    tap(classic);
+    await connect(classic, o.uri);
+    const before = new Inbox('classic before');
+    const bms = [];
+    await classic.subscribe((m) => { bms.push(m.header.bookmark()); before.push(m); }, o.topic, undefined, { bookmark: Client.Bookmarks.EPOCH });
+
+    const { client: ha, errors: haErrors, states, resubscribed } = memoryBacked('js-replay-ha');
+    tap(ha);
+    await connect(ha, o.uri);
+    const haInbox = new Inbox('memory-backed');
+    await ha.subscribe((m) => { haInbox.push(m); ha.bookmarkStore().discard(m); }, o.topic, undefined, { bookmark: Client.Bookmarks.MOST_RECENT });
+
+    await before.wait(o.count);
+    await haInbox.wait(o.count);
+    const last = bms[bms.length - 1];
+    await classic.disconnect();
+    const back = resubscribed();
+    phase = 'after';
+    emit('restart_me', { bookmark: last });
+
+    // The broker is going down and up: connect until a logon succeeds.
+    let attempts = 0;
+    for (;;) {
+      attempts++;
+      const c = new Client(classicName);
+      tap(c);
+      try {
+        await c.connect(o.uri);
+        classic = c;
+        break;
+      } catch (_) {
+        await new Promise((r) => setTimeout(r, RECONNECT_DELAY_MS));
+      }
+    }
+    const after = new Inbox('classic after');
+    await classic.subscribe(after.handler, o.topic, undefined, { bookmark: last });
+    await back;
+    await ha.flush();
+    emit('resumed', { attempts });
+
+    await after.wait(o.after);
+    await haInbox.wait(total);
+    await classic.flush();
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    await classic.disconnect();
+    await ha.disconnect();
+    return {
+      before: ns(before), bookmark: last, after: ns(after), ha: ns(haInbox),
+      raw, subscribes: subs, states, ha_errors: haErrors, attempts,
     };
   },
 
