@@ -45,8 +45,8 @@ const (
 	// both small, so acks come often.
 	crashFlushInterval = "10ms"
 	crashAckConflation = "10ms"
-	// crashSettle bounds the end of the run: publishers getting their
-	// last acks, the check replay, subscribers catching up.
+	// crashSettle bounds each step of the end of the run: publishers
+	// getting their last acks, the check replay, subscribers catching up.
 	crashSettle = 30 * time.Second
 	// crashPoll is how long a client read waits before it looks whether it
 	// should stop; crashRedial is the pause between failed dials.
@@ -219,10 +219,11 @@ func TestCrashRecovery(t *testing.T) {
 		}
 	}
 
-	journal := epochReplay(t, srv.Addr(), deadline)
+	journal := epochReplay(t, srv.Addr(), time.Now().Add(crashSettle))
 	checkPublishers(t, pubs, journal)
 
 	// Subscribers: each reaches the last journaled message it matches.
+	deadline = time.Now().Add(crashSettle)
 	for _, s := range subs {
 		want := s.expected(journal)
 		if !waitFor(time.Until(deadline), func() bool { return s.count() >= len(want) }) {
