@@ -292,7 +292,7 @@ func (r *replay) halt() {
 func (r *replay) run() {
 	defer close(r.done)
 	defer r.s.b.replaying.Add(-1)
-	defer r.cur.Close()
+	defer func() { r.cur.Close() }() // the cursor of the moment: an overrun replaces it
 	var ackTimer, endTimer *time.Timer
 	defer func() {
 		for _, t := range []*time.Timer{ackTimer, endTimer} {
