@@ -132,7 +132,7 @@ var txlogKids = map[string]*elem{
 	"PreallocatedJournalFiles":          warnOnly(CodeAccepted, "PreallocatedJournalFiles accepted but has no effect: journal files are created when they are needed"),
 	"FlushInterval":                     leaf(),
 	"O_DIRECT":                          warnOnly(CodeAccepted, "O_DIRECT accepted but has no effect: every journal write is synced (fdatasync) before it counts as persisted"),
-	"InactiveClientAckExpiration":       warnOnly(CodeAccepted, "InactiveClientAckExpiration accepted but has no effect: publishers' last sequence numbers are kept"),
+	"InactiveClientAckExpiration":       leaf(),
 	"CompressedJournalCacheMemoryLimit": warnOnly(CodeAccepted, "CompressedJournalCacheMemoryLimit accepted but has no effect: journals are never compressed"),
 	"Topic":                             blocks(map[string]*elem{"Name": leaf(), "MessageType": leaf()}),
 	"Replication":                       txlogReplication(),

@@ -374,10 +374,10 @@ func (l TransactionLog) EffectiveJournalSize() int64 {
 // TransactionLog describes, for the instance name (the prefix of its
 // files): Dir = JournalDirectory, SegmentSize = EffectiveJournalSize,
 // FlushInterval = FlushInterval (DefaultFlushInterval when zero),
-// Logger = logger. PreallocatedJournalFiles, JournalArchiveDirectory and
-// InactiveClientAckExpiration have no file journal option: journal files
-// are created as they are needed, never archived, and the high-water
-// marks of publishers are kept until the publisher's name is reused.
+// ForgetPublishersAfter = InactiveClientAckExpiration, Logger = logger.
+// PreallocatedJournalFiles and JournalArchiveDirectory have no file
+// journal option: journal files are created as they are needed and never
+// archived.
 func (l TransactionLog) FileJournalOptions(name string, logger *slog.Logger) filejournal.Options {
 	return filejournal.Options{
 		Dir:           l.JournalDirectory,
@@ -385,6 +385,8 @@ func (l TransactionLog) FileJournalOptions(name string, logger *slog.Logger) fil
 		SegmentSize:   l.EffectiveJournalSize(),
 		FlushInterval: l.WithDefaults().FlushInterval,
 		Logger:        logger,
+
+		ForgetPublishersAfter: l.InactiveClientAckExpiration,
 	}
 }
 

@@ -473,10 +473,10 @@ func TestOpenJournal(t *testing.T) {
 		t.Fatalf("OpenJournal without a TransactionLog = %v, %v; want nil, nil", j, err)
 	}
 	dir := filepath.Join(t.TempDir(), "journal")
-	c.TransactionLog = &TransactionLog{JournalDirectory: dir, JournalSize: MinJournalSize + 1, FlushInterval: 5 * time.Millisecond}
+	c.TransactionLog = &TransactionLog{JournalDirectory: dir, JournalSize: MinJournalSize + 1, FlushInterval: 5 * time.Millisecond, InactiveClientAckExpiration: time.Hour}
 	o := c.TransactionLog.FileJournalOptions("edge", nil)
-	if o.SegmentSize != MinJournalSize+4096 || o.FlushInterval != 5*time.Millisecond || o.Dir != dir || o.Name != "edge" {
-		t.Errorf("FileJournalOptions = %+v; want a size of %d (rounded up to 4 KiB), 5ms", o, MinJournalSize+4096)
+	if o.SegmentSize != MinJournalSize+4096 || o.FlushInterval != 5*time.Millisecond || o.Dir != dir || o.Name != "edge" || o.ForgetPublishersAfter != time.Hour {
+		t.Errorf("FileJournalOptions = %+v; want a size of %d (rounded up to 4 KiB), 5ms, publishers forgotten after 1h", o, MinJournalSize+4096)
 	}
 	if got := (TransactionLog{}).EffectiveJournalSize(); got != DefaultJournalSize {
 		t.Errorf("default effective size %d, want %d", got, DefaultJournalSize)

@@ -88,6 +88,12 @@ type Options struct {
 	// Logger receives recovery's warnings (a torn tail cut off) and a
 	// write failure; nothing when nil.
 	Logger *slog.Logger
+	// ForgetPublishersAfter, when positive, makes Open forget the
+	// high-water mark of every publisher whose last sequenced entry is
+	// older than this (AMPS InactiveClientAckExpiration), so the
+	// checkpoint does not keep every client name ever seen. Such a
+	// publisher's next logon ack says "s" 0. Zero keeps every mark.
+	ForgetPublishersAfter time.Duration
 }
 
 // segment is one journal file and the index of its durable entries.
@@ -132,6 +138,7 @@ type Journal struct {
 	pendSince  time.Time
 	flushWant  bool
 	high       map[string]uint64 // durable high-water marks
+	seen       map[string]int64  // time (µs) of each publisher's last durable sequenced entry
 	changed    chan struct{}
 	failed     error
 	closing    bool
@@ -198,7 +205,7 @@ func Open(opts Options) (*Journal, error) {
 		return nil, err
 	}
 	j := &Journal{
-		opts: opts, log: opts.Logger, lock: lock, high: map[string]uint64{},
+		opts: opts, log: opts.Logger, lock: lock, high: map[string]uint64{}, seen: map[string]int64{},
 		changed: make(chan struct{}), cursors: map[*cursor]struct{}{},
 		kick: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{}),
 	}
@@ -274,6 +281,7 @@ func (j *Journal) recover() error {
 		j.segs = append(j.segs, seg)
 		j.totalBytes += seg.size
 	}
+	j.forgetIdlePublishers(time.Now())
 	if len(j.segs) == 0 {
 		first := j.opts.FirstPosition
 		if first == 0 {
@@ -377,9 +385,7 @@ func (j *Journal) scanSegment(num uint64, last bool) (*segment, error) {
 		seg.offsets = append(seg.offsets, off)
 		seg.times = append(seg.times, micros(e.Time))
 		j.lastTime = e.Time
-		if e.ClientName != "" && e.Sequence > j.high[e.ClientName] {
-			j.high[e.ClientName] = e.Sequence
-		}
+		j.notePublisher(e.ClientName, e.Sequence, micros(e.Time))
 		off += int64(n)
 	}
 	seg.size = off
@@ -387,6 +393,37 @@ func (j *Journal) scanSegment(num uint64, last bool) (*segment, error) {
 }
 
 func (j *Journal) lastMicros() int64 { return micros(j.lastTime) }
+
+// notePublisher records a durable sequenced entry of client at time at
+// (µs) in the high-water marks; entries without a client name or a
+// sequence carry no mark.
+func (j *Journal) notePublisher(client string, seq uint64, at int64) {
+	if client == "" || seq == 0 {
+		return
+	}
+	j.high[client] = max(j.high[client], seq)
+	j.seen[client] = max(j.seen[client], at)
+}
+
+// forgetIdlePublishers drops the marks of publishers whose last entry is
+// older than ForgetPublishersAfter before now.
+func (j *Journal) forgetIdlePublishers(now time.Time) {
+	if j.opts.ForgetPublishersAfter <= 0 {
+		return
+	}
+	cutoff := now.Add(-j.opts.ForgetPublishersAfter).UnixMicro()
+	n := 0
+	for name, at := range j.seen {
+		if at < cutoff {
+			delete(j.seen, name)
+			delete(j.high, name)
+			n++
+		}
+	}
+	if n > 0 {
+		j.log.Info("journal: forgot idle publishers' sequence numbers", "publishers", n, "idle_longer_than", j.opts.ForgetPublishersAfter)
+	}
+}
 
 // intactAfter looks for an intact frame starting anywhere in (from, size)
 // of f: a payload length that fits in the file, a matching CRC, and a

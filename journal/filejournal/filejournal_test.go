@@ -590,3 +590,45 @@ func TestDamageBeforeIntactNewestRefused(t *testing.T) {
 	defer j.Close()
 	sameEntries(t, readAll(t, j), want[:5])
 }
+
+// TestForgetIdlePublishers checks ForgetPublishersAfter: a publisher whose
+// last sequenced entry is older than it loses its high-water mark at
+// Open, whether the mark comes from the entries or, after retention
+// removed them, from the checkpoint; a recent one keeps it.
+func TestForgetIdlePublishers(t *testing.T) {
+	dir := t.TempDir()
+	j := openT(t, Options{Dir: dir, SegmentSize: 512, Sync: noSync})
+	now := time.Now()
+	old := &broker.Entry{Kind: broker.EntryPublish, Topic: "t", MessageType: "json", ClientName: "old", Sequence: 5, Time: now.Add(-48 * time.Hour), Body: []byte("{}")}
+	if _, err := j.Append(old); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 { // unsequenced filler: several segments
+		if _, err := j.Append(&broker.Entry{Kind: broker.EntryPublish, Topic: "t", MessageType: "json", Body: make([]byte, 100)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recent := &broker.Entry{Kind: broker.EntryPublish, Topic: "t", MessageType: "json", ClientName: "new", Sequence: 7, Time: now, Body: []byte("{}")}
+	if _, err := j.Append(recent); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	_, next := j.Bounds()
+	if first, err := j.Truncate(next); err != nil || first <= old.Position {
+		t.Fatalf("Truncate kept from %d (%v); the old publisher's entry at %d must be gone", first, err, old.Position)
+	}
+	j.Close()
+
+	j = openT(t, Options{Dir: dir, SegmentSize: 512, Sync: noSync})
+	if hw := j.HighWaters(); len(hw) != 2 || hw["old"] != 5 || hw["new"] != 7 {
+		t.Fatalf("marks without ForgetPublishersAfter: %v, want old 5 (from the checkpoint) and new 7", hw)
+	}
+	j.Close()
+	j = openT(t, Options{Dir: dir, SegmentSize: 512, Sync: noSync, ForgetPublishersAfter: 24 * time.Hour})
+	defer j.Close()
+	if hw := j.HighWaters(); len(hw) != 1 || hw["new"] != 7 {
+		t.Fatalf("marks with ForgetPublishersAfter 24h: %v, want only new 7", hw)
+	}
+}

@@ -90,7 +90,7 @@ func (j *Journal) Truncate(before broker.Position) (broker.Position, error) {
 		n++
 	}
 	gone := j.segs[:n:n]
-	high := maps.Clone(j.high)
+	high, seen := maps.Clone(j.high), maps.Clone(j.seen)
 	j.segs = j.segs[n:]
 	for _, s := range gone {
 		j.totalBytes -= s.size
@@ -102,7 +102,7 @@ func (j *Journal) Truncate(before broker.Position) (broker.Position, error) {
 	}
 	// Should this fail, the files stay; they are whole, and the next Open
 	// takes them back into the journal.
-	if err := j.writeCheckpoint(high); err != nil {
+	if err := j.writeCheckpoint(high, seen); err != nil {
 		return first, err
 	}
 	for _, s := range gone {
@@ -155,7 +155,7 @@ func (j *Journal) Close() error {
 	defer close(j.done)
 	err := j.failed
 	if err == nil {
-		err = j.writeCheckpoint(j.high)
+		err = j.writeCheckpoint(j.high, j.seen)
 	}
 	j.closed = true
 	j.notifyLocked()

@@ -174,9 +174,7 @@ func (j *Journal) commit() error {
 			seg.offsets = append(seg.offsets, size)
 			seg.times = append(seg.times, m.time)
 			size += int64(m.size)
-			if m.client != "" && m.seq > j.high[m.client] {
-				j.high[m.client] = m.seq
-			}
+			j.notePublisher(m.client, m.seq, m.time)
 		}
 		j.totalBytes += size - seg.size
 		seg.size = size
