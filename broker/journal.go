@@ -105,8 +105,8 @@ type Journal interface {
 	// The entry is readable by cursors only once durable (Durable). Append
 	// copies e.Body; the caller may reuse it. A sequenced entry
 	// (ClientName != "" and Sequence > 0) raises that name's high-water
-	// mark once durable. After Close it returns ErrJournalClosed; after a
-	// write error of a file journal, that error.
+	// mark once durable. After Close it returns ErrJournalClosed; once the
+	// journal has failed, Err's error (wrapping ErrJournalFailed).
 	Append(e *Entry) (Position, error)
 
 	// Bounds returns the first retained position and the position the next
