@@ -47,6 +47,8 @@ type Broker struct {
 	expiry expiries
 	// seqs is the highest publish sequence per client name.
 	seqs sequences
+	// replaying counts the bookmark subscriptions reading the journal.
+	replaying atomic.Int64
 
 	stats counters
 	// retired is the traffic of the endpoints that have ended; guarded by mu.

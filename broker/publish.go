@@ -48,7 +48,7 @@ func (s *session) publish(h *protocol.Header, body []byte) {
 		// the acks the publisher asked for (semantics §8.2).
 		s.fail(h, ReasonNotEntitled, seq)
 		return
-	} else if reason := s.b.publish(&s.endpoint, s.rt, h.Topic, h, body); reason != "" {
+	} else if _, reason := s.b.publish(&s.endpoint, s.rt, h.Topic, h, body); reason != "" {
 		s.log.Debug("publish refused", "topic", h.Topic, "reason", reason)
 		s.fail(h, reason, seq)
 		return
@@ -88,10 +88,11 @@ func publishTopicReason(topic string) string {
 // publisher's message type, to every matching subscription, storing it
 // first when the topic is a SOW topic. h is the publish's header (nil for
 // an in-process client): its "x" passes through and its "k" is the key of
-// a record on a SOW topic without Keys. It returns a failure reason when
-// the message is refused (a SOW key that cannot be had), else "". It never
-// blocks on a receiver.
-func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.Header, body []byte) string {
+// a record on a SOW topic without Keys. It returns the message's journal
+// position (0 when it is not journaled) and a failure reason when the
+// message is refused (a SOW key that cannot be had, a journal that cannot
+// record it), else "". It never blocks on a receiver.
+func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.Header, body []byte) (Position, string) {
 	from.messagesIn.Add(1)
 	var cid, key string
 	if h != nil {
@@ -103,8 +104,25 @@ func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.He
 	}
 	// A delta_publish to a topic without SOW is a publish: there is no
 	// record to merge into.
+	if b.journaled(r.mtName, topic) {
+		return b.publishJournaled(from, r, rs, topic, h, cid, body)
+	}
 	b.route(from, rs, topic, nil, cid, body, nil)
-	return ""
+	return 0, ""
+}
+
+// publishJournaled appends a publish to a topic without SOW to the journal
+// and routes it, holding the topic's order lock across both, so that the
+// topic's live subscribers get its messages in the journal's order.
+func (b *Broker) publishJournaled(from *endpoint, r *router, rs *routes, topic string, h *protocol.Header, cid string, body []byte) (Position, string) {
+	rs.order.Lock()
+	defer rs.order.Unlock()
+	pos, reason := b.appendPublish(from, r.mtName, topic, h, "", time.Time{}, body)
+	if reason != "" {
+		return 0, reason
+	}
+	b.routeLocked(from, rs, topic, nil, cid, body, nil)
+	return pos, ""
 }
 
 // publishSOW stores a message into a SOW topic and routes it, both under
@@ -113,7 +131,7 @@ func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.He
 // either in its snapshot or as a delivery after it. The delivery carries
 // the record's key in "k"; the record shares the delivery's copy of the
 // body.
-func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic string, h *protocol.Header, cid, explicitKey string, body []byte) string {
+func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic string, h *protocol.Header, cid, explicitKey string, body []byte) (Position, string) {
 	var ks *keyScratch
 	if st.def.keyEx != nil {
 		ks = st.def.scratch()
@@ -121,7 +139,7 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 	}
 	key, vals, reason := st.key(explicitKey, body, ks)
 	if reason != "" {
-		return reason
+		return 0, reason
 	}
 	delta := h != nil && h.Command == protocol.CmdDeltaPublish
 	var d *delivery
@@ -140,7 +158,7 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 			if st.def.MessageType == DefaultSOWMessageType {
 				merged, err := jsondelta.Merge(prev.data, body)
 				if err != nil {
-					return ReasonInvalidDelta
+					return 0, ReasonInvalidDelta
 				}
 				body = merged
 			}
@@ -152,9 +170,26 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 	if life > 0 {
 		rec.exp = rec.at + int64(life)
 	}
+	var pos Position
+	if b.journaled(r.mtName, topic) {
+		// Journaled before it is stored, under the store's lock: the
+		// journal then holds the topic's updates in the order the store
+		// applied them, which is what a rebuild replays. A message the
+		// store would refuse is not journaled.
+		if prev := st.recs[key]; prev != nil && prev.vals != string(vals) {
+			return 0, ReasonSOWKeyConflict
+		}
+		var exp time.Time
+		if rec.exp != 0 {
+			exp = time.Unix(0, rec.exp)
+		}
+		if pos, reason = b.appendPublish(from, r.mtName, topic, h, key, exp, d.body); reason != "" {
+			return 0, reason
+		}
+	}
 	old, ok := st.upsert(key, vals, rec)
 	if !ok {
-		return ReasonSOWKeyConflict
+		return 0, ReasonSOWKeyConflict
 	}
 	d.key = rec.key // the stored string: the computed one is garbage on an update
 	d.at = rec.at   // a "ts" on deliveries is the record's
@@ -173,7 +208,7 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 		ch = &change{old: old, now: rec, keys: st.def.keyPaths}
 	}
 	b.route(from, rs, topic, d, cid, d.body, ch)
-	return ""
+	return pos, ""
 }
 
 // route queues a message for every target of rs whose filters take it.
@@ -299,6 +334,14 @@ func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, ci
 	// order spans topics).
 	rs.order.Lock()
 	defer rs.order.Unlock()
+	b.routeLocked(from, rs, topic, d, cid, body, ch)
+}
+
+// routeLocked is route with the topic's order lock held.
+func (b *Broker) routeLocked(from *endpoint, rs *routes, topic string, d *delivery, cid string, body []byte, ch *change) {
+	if len(rs.targets) == 0 {
+		return
+	}
 	if rs.regexOrder != nil {
 		rs.regexOrder.Lock()
 		defer rs.regexOrder.Unlock()

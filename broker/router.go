@@ -52,6 +52,9 @@ type subscription struct {
 
 	// handler is set for in-process subscriptions.
 	handler func(Message)
+	// replay is set for a bookmark subscription that reads the journal
+	// (see replay.go); such a subscription is never in the router.
+	replay *replay
 	// readable, when set, tells whether the owner may read a concrete
 	// topic. A regex subscription's read permission is asked per concrete
 	// topic when that topic is first matched; a forbidden topic's messages
