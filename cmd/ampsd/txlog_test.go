@@ -6,11 +6,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ampsbroker/ampsbroker/ampstest"
 	"github.com/ampsbroker/ampsbroker/journal/filejournal"
+	"github.com/ampsbroker/ampsbroker/protocol"
 )
 
 // txlogConfig is sowConfig with a TransactionLog in journal that journals
@@ -92,5 +95,53 @@ func TestConfigWithJournalBackedSOWStarts(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("run: %v", err)
+	}
+}
+
+// TestConfigJournalSurvivesRestart publishes to a journaled topic, stops
+// ampsd and starts it again on the same journal: a subscription from
+// EPOCH replays the messages published before the restart, in order,
+// then says completed. This is the journal handed to the broker.
+func TestConfigJournalSurvivesRestart(t *testing.T) {
+	path, _ := writeConfig(t, txlogConfig(filepath.Join(t.TempDir(), "journal"), ""))
+	want := []string{`{"id":1,"n":"a"}`, `{"id":2,"n":"b"}`, `{"id":3,"n":"c"}`}
+
+	log, stop := startRun(t, "-config", path)
+	addr := boundAddrs(t, log, []string{"json-tcp"})["json-tcp"]
+	c := ampstest.Dial(t, "tcp://"+addr+"/amps/json", &ampstest.DialOptions{Timeout: 10 * time.Second})
+	c.Logon("ampsd-txlog-pub")
+	for _, body := range want {
+		c.Publish("orders", []byte(body))
+	}
+	c.Flush("f")
+	c.Close()
+	if err := stop(); err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+
+	log, stop = startRun(t, "-config", path)
+	addr = boundAddrs(t, log, []string{"json-tcp"})["json-tcp"]
+	c = ampstest.Dial(t, "tcp://"+addr+"/amps/json", &ampstest.DialOptions{Timeout: 10 * time.Second})
+	c.Logon("ampsd-txlog-sub")
+	c.SendJSON(map[string]any{"c": "subscribe", "cid": "s", "sub_id": "s", "t": "orders", "bm": "0", "a": "completed"}, nil)
+	var got []string
+	for len(got) < len(want) { // the completed ack comes after the replay
+		m := c.Next()
+		if m.Header.Command == protocol.CmdP {
+			if m.Header.Bookmark == "" {
+				t.Errorf("replayed message without bm: %s", m.RawHeader)
+			}
+			got = append(got, string(m.Body))
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("replayed after the restart:\n%q\nwant\n%q", got, want)
+	}
+	if m := c.Next(); m.Header.Command != protocol.CmdAck || m.Header.AckType != protocol.AckCompleted {
+		t.Errorf("after the replay: %s, want the completed ack", m.RawHeader)
+	}
+	c.Close()
+	if err := stop(); err != nil {
+		t.Fatalf("second run: %v", err)
 	}
 }
