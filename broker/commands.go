@@ -494,7 +494,7 @@ func (s *session) prepareSubscription(h *protocol.Header, table map[string]optio
 	// The legacy header switch send_empty:false is no_empties.
 	sub.noEmpties = hasOption(opts, "no_empties") || h.Has(protocol.FieldSendEmpty) && !h.SendEmpty
 	old = s.subs[id]
-	if old != nil && old.removed.Load() {
+	if old != nil && old.replay != nil && old.replay.ended.Load() {
 		// A bookmark range that has reached its end: its id is free.
 		s.dropSubs(old)
 		delete(s.subs, id)

@@ -603,10 +603,15 @@ const deliveryHeaderRoom = 56
 // copying the body into buf, and returns buf extended (d.hdr and d.body
 // refer into it).
 func (d *delivery) fill(buf []byte, topic, correlationID, key string, body []byte) []byte {
-	d.topic, d.correlationID, d.key = topic, correlationID, key
 	h := protocol.Header{Command: protocol.CmdP, Topic: topic, CorrelationID: correlationID, SOWKey: key}
 	h.Set(protocol.FieldLength, uint64(len(body)))
-	buf = d.hdr.Prepare(buf, &h)
+	return d.fillHeader(buf, &h, body)
+}
+
+// fillHeader is fill with the header given in full.
+func (d *delivery) fillHeader(buf []byte, h *protocol.Header, body []byte) []byte {
+	d.topic, d.correlationID, d.key = h.Topic, h.CorrelationID, h.SOWKey
+	buf = d.hdr.Prepare(buf, h)
 	s := len(buf)
 	buf = append(buf, body...)
 	d.body = buf[s:]

@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/ampsbroker/ampsbroker/filter"
@@ -35,10 +36,6 @@ const (
 	// only when the point moved).
 	replayPersistedInterval = time.Second
 )
-
-// replayed marks an outItem whose message is a replayed delivery, so the
-// writer counts it as one (outItem.t is otherwise unused beside m).
-var replayed = &target{}
 
 // replayPlan is where a bookmark subscription's replay starts and ends.
 type replayPlan struct {
@@ -183,6 +180,8 @@ type replay struct {
 	cid                     string
 	wantCompleted, wantPers bool
 
+	// target addresses the subscription's deliveries.
+	target *target
 	// matcher evaluates sub's filter on an entry's fields.
 	ex       *filter.Extractor
 	matcher  *filter.Matcher
@@ -197,6 +196,10 @@ type replay struct {
 
 	stop chan struct{} // closed to stop the reader
 	done chan struct{} // closed when it has stopped
+	// ended is set when a range has been replayed to its end: the
+	// subscription is over (what it queued is still delivered), and its
+	// id free for another.
+	ended atomic.Bool
 }
 
 // replayReadableCache bounds the regex topics whose read entitlement a
@@ -242,7 +245,8 @@ func (s *session) startReplay(h *protocol.Header, sub, old *subscription, fill f
 		s: s, j: j, id: id, sub: sub, cur: cur, plan: plan, cid: h.CommandID,
 		wantCompleted: want&ackCompleted != 0, wantPers: want&ackPersisted != 0,
 		passed: plan.start - 1, acked: plan.start - 1,
-		stop: make(chan struct{}), done: make(chan struct{}),
+		target: &target{ep: &s.endpoint, subs: []*subscription{sub}, sids: subIDs([]*subscription{sub})},
+		stop:   make(chan struct{}), done: make(chan struct{}),
 	}
 	if sub.filter != nil {
 		// compileFilter has checked that this message type's extractor
@@ -288,7 +292,7 @@ func (r *replay) halt() {
 func (r *replay) run() {
 	defer close(r.done)
 	defer r.s.b.replaying.Add(-1)
-	defer r.cur.Close()
+	defer func() { r.cur.Close() }() // the cursor of the moment: an overrun replaces it
 	var ackTimer, endTimer *time.Timer
 	defer func() {
 		for _, t := range []*time.Timer{ackTimer, endTimer} {
@@ -455,7 +459,6 @@ func (r *replay) deliver(e *Entry, room int) bool {
 	h := protocol.Header{
 		Command:       protocol.CmdP,
 		Topic:         e.Topic,
-		SubIDs:        sub.id,
 		Bookmark:      FormatBookmark(r.id, e.Position),
 		CorrelationID: e.CorrelationID,
 	}
@@ -465,9 +468,11 @@ func (r *replay) deliver(e *Entry, room int) bool {
 	if sub.stamp {
 		h.Timestamp = timestamp(e.Time.UnixNano())
 	}
-	h.Set(protocol.FieldLength, uint64(len(body)))
-	m, size := ownMessage(&h, body)
-	return r.s.enqueue(outItem{m: m, t: replayed, size: size})
+	// A recycled delivery, like a live one: the writer splices in the
+	// subscription's id and gives the buffer back once written, so a
+	// replay running flat out leaves the collector little to do.
+	d := newPooledMessage(&h, body)
+	return r.s.enqueueDelivery(d, r.target)
 }
 
 // takes reports whether the subscription gets e: a publish of its
@@ -551,7 +556,7 @@ func (r *replay) finish() {
 		r.completed = true
 		r.subAck(protocol.AckCompleted, r.passed)
 	}
-	r.sub.removed.Store(true)
+	r.ended.Store(true)
 }
 
 // persistedAck sends a "persisted" ack naming the last entry passed, when

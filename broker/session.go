@@ -433,9 +433,6 @@ func (s *session) writeItems(items []outItem, dm *protocol.Message) (deliveries,
 			continue
 		}
 		m := it.m
-		if it.t == replayed {
-			deliveries++
-		}
 		if it.d != nil {
 			if !it.d.message(it.t, dm) {
 				it.d.release()

@@ -21,9 +21,8 @@
 // directory, file size, flush interval and the Topic entries that select
 // what is recorded (TransactionLog.Journaled gives the matching rule). A
 // persistent SOW topic is accepted only when it is journaled, as it is
-// rebuilt from the journal at start. The broker does not serve the journal
-// yet: Parse warns, and ListenAll refuses a configuration whose persistent
-// SOW topics depend on it.
+// rebuilt from the journal at start. OpenJournal opens the file journal
+// it describes; BrokerOptions says which topics are journaled.
 //
 // Where AMPS's documentation is silent or contradicts itself, the comment
 // at the code says what this package decided and why. Section numbers such
@@ -199,7 +198,7 @@ type Config struct {
 	SOW []SOWTopic
 
 	// TransactionLog is the journal (amps-config-txlog §6A); nil means
-	// none. The broker does not serve it yet: see ListenAll.
+	// none. See OpenJournal and BrokerOptions.
 	TransactionLog *TransactionLog
 
 	// Admin is the admin HTTP server (amps-config §9.1); nil when the file

@@ -126,10 +126,10 @@ func txlogReplication() *elem {
 // AMPS 5.3.5 elements and stay unknown.
 var txlogKids = map[string]*elem{
 	"JournalDirectory":                  leaf(),
-	"JournalArchiveDirectory":           leaf(),
+	"JournalArchiveDirectory":           warnOnly(CodeAccepted, "JournalArchiveDirectory accepted but not used: journal files are never archived, and the directory is not read at start"),
 	"JournalSize":                       leaf(),
 	"MinJournalSize":                    leaf(), // synonym of JournalSize
-	"PreallocatedJournalFiles":          leaf(),
+	"PreallocatedJournalFiles":          warnOnly(CodeAccepted, "PreallocatedJournalFiles accepted but has no effect: journal files are created when they are needed"),
 	"FlushInterval":                     leaf(),
 	"O_DIRECT":                          warnOnly(CodeAccepted, "O_DIRECT accepted but has no effect: every journal write is synced (fdatasync) before it counts as persisted"),
 	"InactiveClientAckExpiration":       leaf(),

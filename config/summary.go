@@ -95,7 +95,7 @@ func writeTxLogSummary(b *strings.Builder, tl *TransactionLog) {
 	if l.JournalArchiveDirectory != "" {
 		fmt.Fprintf(b, " (archive %s)", l.JournalArchiveDirectory)
 	}
-	fmt.Fprintf(b, ": files of %s, %d preallocated, flush within %v", formatSize(l.JournalSize), l.PreallocatedJournalFiles, l.FlushInterval)
+	fmt.Fprintf(b, ": files of %s, flush within %v", formatSize(l.EffectiveJournalSize()), l.FlushInterval)
 	if l.InactiveClientAckExpiration > 0 {
 		fmt.Fprintf(b, ", idle publishers forgotten after %v", l.InactiveClientAckExpiration)
 	}
