@@ -116,6 +116,13 @@ type Stats struct {
 	// SOWTopics describes each SOW topic that holds or held records, in
 	// topic order.
 	SOWTopics []SOWTopicStats
+
+	// Journal is the transaction log's figures (size, segments, durable
+	// position); nil without Options.Journal.
+	Journal *JournalStats
+	// ReplayingSubscriptions counts the bookmark subscriptions reading
+	// the journal (replaying, not yet live).
+	ReplayingSubscriptions int64
 }
 
 // SOWTopicStats describes one SOW topic in a Stats snapshot.
@@ -590,6 +597,11 @@ func (b *Broker) Stats() Stats {
 		r.mu.RUnlock()
 	}
 	b.routersMu.RUnlock()
+	var js *JournalStats
+	if b.opts.Journal != nil {
+		st := b.opts.Journal.Stats()
+		js = &st
+	}
 	return Stats{
 		Connections:   int64(len(sessions)),
 		Clients:       nclients,
@@ -606,6 +618,9 @@ func (b *Broker) Stats() Stats {
 		Transports:    transports,
 		Conns:         conns,
 		SOWTopics:     b.sow.stats(),
+
+		Journal:                js,
+		ReplayingSubscriptions: b.replaying.Load(),
 	}
 }
 
