@@ -47,6 +47,9 @@ type Broker struct {
 	expiry expiries
 	// seqs is the highest publish sequence per client name.
 	seqs sequences
+	// persist tracks persisted acks and client names; nil without a
+	// journal.
+	persist *persister
 	// replaying counts the bookmark subscriptions reading the journal.
 	replaying atomic.Int64
 
@@ -216,6 +219,10 @@ func New(opts *Options) *Broker {
 	}
 	b.log = o.Logger
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	if o.Journal != nil {
+		b.persist = newPersister(b, o.Journal)
+		b.seqs.seed(o.Journal.HighWaters())
+	}
 	return b
 }
 
@@ -471,6 +478,9 @@ func (b *Broker) removeSession(s *session) {
 	delete(b.sessions, s)
 	b.retire(&s.endpoint)
 	b.mu.Unlock()
+	if b.persist != nil {
+		b.persist.detach(s)
+	}
 	b.wg.Done()
 	if s.admitted {
 		b.release(s.info.Transport)

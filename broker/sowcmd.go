@@ -627,11 +627,12 @@ func (s *session) sowDelete(h *protocol.Header, body []byte) {
 	if h.SOWKeys != "" {
 		sel.keys = strings.Split(h.SOWKeys, ",")
 	}
+	var last Position // the last entry journaled, for a persisted ack
 	for _, st := range stores {
-		e, d, _, reason := s.b.deleteFrom(&s.endpoint, h, s.rt, st, sel)
-		examined, deleted = examined+e, deleted+d
+		e, d, pos, reason := s.b.deleteFrom(&s.endpoint, h, s.rt, st, sel)
+		examined, deleted, last = examined+e, deleted+d, max(last, pos)
 		if reason != "" {
-			s.fail(h, reason, fill)
+			s.failPersisted(h, reason, fill)
 			return
 		}
 	}
@@ -641,6 +642,16 @@ func (s *session) sowDelete(h *protocol.Header, body []byte) {
 		// Only a delete by filter has a query part whose end "completed"
 		// reports; by keys or by data there is none (semantics §3.5).
 		want &^= ackCompleted
+	}
+	p := s.b.persist
+	if p != nil {
+		// With a journal a sow_delete takes part in the publisher's
+		// sequence numbering, and persisted means durable (persist.go).
+		if h.Has(protocol.FieldSequence) {
+			s.b.seqs.processed(s.name, h.Sequence)
+		}
+		defer p.done(s, h, last, want&ackPersisted != 0)
+		want &^= ackPersisted
 	}
 	s.acks(h, want, protocol.StatusSuccess, "", func(a *protocol.Header) {
 		fill(a)
