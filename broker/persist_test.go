@@ -1,6 +1,8 @@
 package broker_test
 
 import (
+	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -282,4 +284,83 @@ func TestLogonAckSequenceIsDurable(t *testing.T) {
 	c2.ExpectNothing(quiet)
 	j.release()
 	persistedAck(t, c2, map[string]string{"a": "persisted", "s": "2"})
+}
+
+// With a journal a client name is unique (replay spec §7.7): a second
+// logon of the same user takes the name over and the first connection is
+// closed; another user's is refused with "name in use"; connections
+// without a client name are not checked.
+func TestClientNameUniqueness(t *testing.T) {
+	auth := broker.AuthenticatorFunc(func(context.Context, *broker.LogonRequest) error { return nil })
+	var mu sync.Mutex
+	var causes []error
+	tb := persistBroker(t, broker.NewMemJournal(0, 1), &broker.Options{
+		Authenticator: auth,
+		ConnState: func(ev broker.ConnEvent) {
+			if ev.State == broker.StateClosed {
+				mu.Lock()
+				causes = append(causes, ev.Err)
+				mu.Unlock()
+			}
+		},
+	})
+	logon := func(c *ampstest.Client, name, user string) ampstest.Message {
+		return c.LogonWith(&protocol.Header{ClientName: name, UserID: user})
+	}
+	first := tb.Dial(tb.TCPURL(), nil)
+	if a := logon(first, "app", "alice"); a.Field("status") != "success" {
+		t.Fatalf("first logon: %s", a.RawHeader)
+	}
+	other := tb.Dial(tb.TCPURL(), nil)
+	if a := logon(other, "app", "bob"); a.Field("status") != "failure" || a.Field("reason") != "name in use" {
+		t.Fatalf("another user's logon: %s, want failure, name in use", a.RawHeader)
+	}
+	other.ExpectClosed()
+	pub(first, "x", 0, "processed", "still") // the first connection is untouched
+	persistedAck(t, first, map[string]string{"cid": "still", "status": "success"})
+
+	second := tb.Dial(tb.TCPURL(), nil)
+	if a := logon(second, "app", "alice"); a.Field("status") != "success" {
+		t.Fatalf("same user's logon: %s", a.RawHeader)
+	}
+	first.ExpectClosed()
+	pub(second, "x", 0, "processed", "new")
+	persistedAck(t, second, map[string]string{"cid": "new", "status": "success"})
+
+	for range 2 {
+		c := tb.Dial(tb.TCPURL(), nil)
+		if a := logon(c, "", "alice"); a.Field("status") != "success" {
+			t.Fatalf("logon without a client name: %s", a.RawHeader)
+		}
+	}
+	var inUse, refused int
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		inUse, refused = 0, 0
+		for _, err := range causes {
+			switch {
+			case errors.Is(err, broker.ErrLogonRefused) && errors.Is(err, broker.ErrNameInUse):
+				refused++
+			case errors.Is(err, broker.ErrNameInUse):
+				inUse++
+			}
+		}
+		mu.Unlock()
+		if inUse == 1 && refused == 1 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("close causes: %d taken over, %d refused; want 1 and 1 (%v)", inUse, refused, causes)
+}
+
+// Without a journal names are not unique: both connections stay.
+func TestClientNamesNotUniqueWithoutJournal(t *testing.T) {
+	tb := startBroker(t, nil)
+	a, b := tb.Dial(tb.TCPURL(), nil), tb.Dial(tb.TCPURL(), nil)
+	a.Logon("app")
+	b.Logon("app")
+	pub(a, "x", 0, "processed", "a")
+	persistedAck(t, a, map[string]string{"cid": "a", "status": "success"})
 }
