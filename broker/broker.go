@@ -50,6 +50,9 @@ type Broker struct {
 	// persist tracks persisted acks and client names; nil without a
 	// journal.
 	persist *persister
+	// recoverErr is why New could not rebuild the SOW topics from the
+	// journal completely (RecoveryErr); nil when it could.
+	recoverErr error
 	// replaying counts the bookmark subscriptions reading the journal.
 	replaying atomic.Int64
 
@@ -158,7 +161,9 @@ type ConnStats struct {
 	OldestQueued time.Duration
 }
 
-// New returns a Broker configured by opts; nil means all defaults.
+// New returns a Broker configured by opts; nil means all defaults. With
+// Options.Journal it first rebuilds the journaled SOW topics from the
+// journal (see RecoveryErr for a journal it could not read to its end).
 func New(opts *Options) *Broker {
 	b := &Broker{
 		routers:   make(map[string]*router),
@@ -222,6 +227,14 @@ func New(opts *Options) *Broker {
 	if o.Journal != nil {
 		b.persist = newPersister(b, o.Journal)
 		b.seqs.seed(o.Journal.HighWaters())
+		start := time.Now()
+		n, err := b.rebuildSOW()
+		if err != nil {
+			b.recoverErr = err
+			b.log.Error("SOW topics only partly rebuilt from the journal", "entries_applied", n, "err", err)
+		} else if n > 0 {
+			b.log.Info("SOW topics rebuilt from the journal", "entries_applied", n, "took", time.Since(start))
+		}
 	}
 	return b
 }
