@@ -233,6 +233,17 @@ func TestSOWDeletePersistedAck(t *testing.T) {
 	c.ExpectNothing(quiet)
 	j.release()
 	persistedAck(t, c, map[string]string{"a": "persisted", "s": "2"})
+	// A resend of the sow_delete after the record came back is a
+	// duplicate: dropped (the record stays), covered by the ack.
+	c.SendJSON(map[string]any{"c": "publish", "t": "jsow", "s": "3", "a": "persisted"}, []byte(`{"id":1}`))
+	c.SendJSON(map[string]any{"c": "sow_delete", "t": "jsow", "cid": "d2", "s": "2", "a": "processed,persisted", "filter": "/id = 1"}, nil)
+	persistedAck(t, c, map[string]string{"a": "processed", "cid": "d2", "records_deleted": "0"})
+	persistedAck(t, c, map[string]string{"a": "persisted", "s": "2"}) // what is ackable, again
+	j.release()
+	persistedAck(t, c, map[string]string{"a": "persisted", "s": "3"})
+	if st := tb.Broker.Stats().SOWTopics; len(st) != 1 || st[0].Records != 1 {
+		t.Errorf("SOW after the duplicate sow_delete: %+v, want the record", st)
+	}
 }
 
 // Across a restart the journal's high-water marks make the logon ack's
