@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/ampsbroker/ampsbroker/journal/filejournal"
 )
 
 // sowRecords returns the records of topic as "key=data" in order of /id.
@@ -206,4 +207,69 @@ func BenchmarkSOWRebuild(b *testing.B) {
 		br.Close()
 	}
 	b.ReportMetric(float64(entries)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+}
+
+// End to end with the file journal: what a publisher was told is
+// persisted comes back after a restart on the same directory, as the
+// logon ack's "s", as the SOW's records, and as duplicates of a resend.
+func TestFileJournalRestart(t *testing.T) {
+	dir := t.TempDir()
+	open := func() *filejournal.Journal {
+		j, err := filejournal.Open(filejournal.Options{Dir: dir, FlushInterval: 5 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	opts := func(j broker.Journal) *broker.Options {
+		return &broker.Options{Journal: j, SOWTopics: []broker.SOWTopic{{Name: "jsow", Keys: []string{"/id"}}}}
+	}
+	j1 := open()
+	tb := startBroker(t, opts(j1))
+	c := tb.Dial(tb.TCPURL(), nil)
+	logonConflation(t, c, "store", "1h")
+	for id := 1; id <= 3; id++ {
+		c.SendJSON(map[string]any{"c": "publish", "t": "jsow", "s": fmt.Sprint(id), "a": "persisted"}, fmt.Appendf(nil, `{"id":%d}`, id))
+	}
+	c.SendJSON(map[string]any{"c": "sow_delete", "t": "jsow", "s": "4", "a": "persisted", "sow_keys": ""}, []byte(`{"id":2}`))
+	c.SendJSON(map[string]any{"c": "flush", "cid": "f", "a": "persisted"}, nil)
+	// However the group commits fell, the last conflated ack before the
+	// flush's covers all four.
+	last := ""
+	for {
+		m := c.Next()
+		if m.Field("cid") == "f" {
+			break
+		}
+		if m.Field("a") != "persisted" || m.Field("status") != "success" {
+			t.Fatalf("got %s, want persisted acks", m.RawHeader)
+		}
+		last = m.Field("s")
+	}
+	if last != "4" {
+		t.Fatalf("last persisted ack before the flush's: s %q, want 4", last)
+	}
+	tb.Stop()
+	if err := j1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	j2 := open()
+	defer j2.Close()
+	tb2 := startBroker(t, opts(j2))
+	if err := tb2.Broker.RecoveryErr(); err != nil {
+		t.Fatal(err)
+	}
+	if got := sowRecords(t, tb2.Broker, "jsow"); fmt.Sprint(got) != `[{"id":1} {"id":3}]` {
+		t.Errorf("SOW after restart: %q", got)
+	}
+	c2 := tb2.Dial(tb2.TCPURL(), nil)
+	if ack := logonConflation(t, c2, "store", "0"); ack.Field("s") != "4" {
+		t.Fatalf("logon ack after restart: %s, want s 4", ack.RawHeader)
+	}
+	c2.SendJSON(map[string]any{"c": "publish", "t": "jsow", "s": "3", "a": "persisted"}, []byte(`{"id":3,"resent":true}`))
+	persistedAck(t, c2, map[string]string{"a": "persisted", "s": "4"})
+	if got := sowRecords(t, tb2.Broker, "jsow"); fmt.Sprint(got) != `[{"id":1} {"id":3}]` {
+		t.Errorf("SOW after a resent duplicate: %q", got)
+	}
 }
