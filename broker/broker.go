@@ -55,6 +55,8 @@ type Broker struct {
 	recoverErr error
 	// replaying counts the bookmark subscriptions reading the journal.
 	replaying atomic.Int64
+	// jid is the id in this instance's bookmarks (JournalID of its name).
+	jid uint64
 
 	stats counters
 	// retired is the traffic of the endpoints that have ended; guarded by mu.
@@ -223,6 +225,7 @@ func New(opts *Options) *Broker {
 		o.MaxRegexProgram = DefaultMaxRegexProgram
 	}
 	b.log = o.Logger
+	b.jid = JournalID(o.Name)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	if o.Journal != nil {
 		b.persist = newPersister(b, o.Journal)

@@ -144,7 +144,15 @@ func (b *Broker) publishJournaled(from *endpoint, r *router, rs *routes, topic s
 	if reason != "" {
 		return 0, reason
 	}
-	b.routeLocked(from, rs, topic, nil, cid, body, nil)
+	if len(rs.targets) == 0 {
+		return pos, ""
+	}
+	// The delivery is built here rather than by route, to carry the
+	// journal position for subscriptions with the bookmark option.
+	d := newPooledDelivery(topic, cid, body)
+	d.setPosition(b, pos)
+	b.routeLocked(from, rs, topic, d, cid, body, nil)
+	d.release()
 	return pos, ""
 }
 
@@ -216,6 +224,9 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 	}
 	d.key = rec.key // the stored string: the computed one is garbage on an update
 	d.at = rec.at   // a "ts" on deliveries is the record's
+	if pos != 0 {
+		d.setPosition(b, pos)
+	}
 	switch {
 	case life > 0:
 		// Each update restarts the record's clock.
@@ -537,8 +548,12 @@ type delivery struct {
 	// "k" (no_sowkey). The publisher builds each before it queues the
 	// delivery for a target that needs it (see variant); writers only
 	// read them.
-	variants [4]*protocol.SharedHeader
+	variants [8]*protocol.SharedHeader
 	at       int64 // when the first variant was built, for "ts"
+	// pos is the message's journal position, 0 when it is not journaled,
+	// and jid the journal's bookmark id: the variant with "bm" needs them.
+	pos Position
+	jid uint64
 
 	// pool is the size class of a recycled delivery (see deliverypool.go),
 	// 0 for one left to the garbage collector; mem is then the whole
@@ -556,6 +571,7 @@ type headerFlags uint8
 const (
 	withTimestamp headerFlags = 1 << iota // a subscription asked for "ts"
 	withoutKey                            // every subscription asked for no "k"
+	withBookmark                          // a subscription asked for "bm" (the bookmark option)
 )
 
 // variant builds, once, the header for targets with flags f. It runs on
@@ -574,6 +590,9 @@ func (d *delivery) variant(f headerFlags) {
 	}
 	if f&withTimestamp != 0 {
 		h.Timestamp = timestamp(d.at)
+	}
+	if f&withBookmark != 0 && d.pos != 0 {
+		h.Bookmark = FormatBookmark(d.jid, d.pos)
 	}
 	h.Set(protocol.FieldLength, uint64(len(d.body)))
 	sh := new(protocol.SharedHeader)

@@ -87,3 +87,9 @@ func deletedKeys(body []byte) ([]string, error) {
 	err := json.Unmarshal(body, &keys)
 	return keys, err
 }
+
+// setPosition records that d is the journal entry at pos of b's journal,
+// for the bookmark option's "bm".
+func (d *delivery) setPosition(b *Broker, pos Position) {
+	d.pos, d.jid = pos, b.jid
+}
