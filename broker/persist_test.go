@@ -50,6 +50,19 @@ func (g *gateJournal) release() {
 	g.releaseTo(g.MemJournal.Durable())
 }
 
+// waitAppended waits until n entries were appended.
+func (g *gateJournal) waitAppended(t *testing.T, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if first, next := g.Bounds(); next-first >= broker.Position(n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the journal did not get %d entries", n)
+		}
+	}
+}
+
 // releaseTo makes the entries below pos durable.
 func (g *gateJournal) releaseTo(pos broker.Position) {
 	g.mu.Lock()
@@ -144,11 +157,11 @@ func TestPersistedAckWaitsForDurability(t *testing.T) {
 	pub(c, "jA", 2, "persisted", "")
 	pub(c, "plain", 3, "persisted", "") // processed at once, not journaled
 	pub(c, "jA", 4, "persisted", "")
+	j.waitAppended(t, 3) // 1, 2 and 4 at positions 1, 2 and 3
 	c.ExpectNothing(quiet)
-	_, next := j.Bounds() // entries of 1, 2, 4 are at next-3 .. next-1
-	j.releaseTo(next - 2) // 1 durable
+	j.releaseTo(2) // 1 durable
 	persistedAck(t, c, map[string]string{"a": "persisted", "status": "success", "s": "1", "cid": ""})
-	j.releaseTo(next - 1) // 2 durable, so 3 is ackable too
+	j.releaseTo(3) // 2 durable, so 3 is ackable too
 	persistedAck(t, c, map[string]string{"a": "persisted", "s": "3"})
 	c.ExpectNothing(quiet)
 	j.release()
