@@ -273,3 +273,56 @@ func TestFileJournalRestart(t *testing.T) {
 		t.Errorf("SOW after a resent duplicate: %q", got)
 	}
 }
+
+// Several publish stores at once on a file journal: each gets persisted
+// acks that never go backwards and end at its last sequence, and the
+// journal's high-water marks agree.
+func TestPersistedAcksManyPublishers(t *testing.T) {
+	j, err := filejournal.Open(filejournal.Options{Dir: t.TempDir(), FlushInterval: 2 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	tb := startBroker(t, &broker.Options{Journal: j})
+	const publishers, each = 4, 300
+	errs := make(chan error, publishers)
+	for p := range publishers {
+		c := tb.Dial(tb.TCPURL(), nil)
+		name := fmt.Sprint("store", p)
+		logonConflation(t, c, name, "10ms")
+		go func() {
+			for s := 1; s <= each; s++ {
+				if err := c.Conn.SendJSON(map[string]any{"c": "publish", "t": "orders", "s": fmt.Sprint(s), "a": "persisted"}, []byte(`{"v":1}`)); err != nil {
+					errs <- err
+					return
+				}
+			}
+			last := 0
+			for last < each {
+				m, err := c.Conn.Next()
+				if err != nil {
+					errs <- fmt.Errorf("%s: %w", name, err)
+					return
+				}
+				var s int
+				if _, err := fmt.Sscan(m.Field("s"), &s); err != nil || m.Field("status") != "success" || s < last {
+					errs <- fmt.Errorf("%s: ack %s after s %d", name, m.RawHeader, last)
+					return
+				}
+				last = s
+			}
+			errs <- nil
+		}()
+	}
+	for range publishers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	hw := j.HighWaters()
+	for p := range publishers {
+		if got := hw[fmt.Sprint("store", p)]; got != each {
+			t.Errorf("high-water of store%d = %d, want %d", p, got, each)
+		}
+	}
+}
