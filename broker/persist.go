@@ -55,7 +55,7 @@ import (
 const DefaultAckConflation = time.Second
 
 // nameEvictWait bounds how long a logon waits for the connection it evicts
-// (same client name, §7.7) to close before it is acked.
+// (same client name, §7.7) to end before it is acked.
 const nameEvictWait = 2 * time.Second
 
 // ReasonNameInUse is the failure reason of a logon whose client name is
@@ -75,6 +75,8 @@ type persister struct {
 	// that holds a client name.
 	conns  map[*session]*connAcks
 	byName map[string]*connAcks
+	// leaving are the connections a logon evicted, until they end.
+	leaving map[*session]*connAcks
 	// active are the connections with acks waiting for durability or a
 	// conflation deadline: what the goroutine looks at.
 	active  map[*connAcks]struct{}
@@ -130,6 +132,8 @@ type connAcks struct {
 	waits []posWait
 	// last is the highest position the connection appended.
 	last Position
+	// gone is closed when an evicted connection has ended.
+	gone chan struct{}
 }
 
 type posWait struct {
@@ -141,11 +145,12 @@ type posWait struct {
 func newPersister(b *Broker, j Journal) *persister {
 	p := &persister{
 		b: b, j: j,
-		names:  make(map[string]*pubState),
-		conns:  make(map[*session]*connAcks),
-		byName: make(map[string]*connAcks),
-		active: make(map[*connAcks]struct{}),
-		kick:   make(chan struct{}, 1),
+		names:   make(map[string]*pubState),
+		conns:   make(map[*session]*connAcks),
+		byName:  make(map[string]*connAcks),
+		leaving: make(map[*session]*connAcks),
+		active:  make(map[*connAcks]struct{}),
+		kick:    make(chan struct{}, 1),
 	}
 	for name, hw := range j.HighWaters() {
 		p.names[name] = &pubState{hi: hw}
@@ -156,9 +161,11 @@ func newPersister(b *Broker, j Journal) *persister {
 // logon makes s the connection of its client name (§7.7) and returns the
 // name's ackable sequence for the logon ack. When the name is connected
 // under the same user (any user without an Authenticator), that
-// connection is closed first, with ErrNameInUse, and waited for (at most
-// nameEvictWait); under another user the logon is refused (ok false).
-// A logon without a client name is not checked.
+// connection is closed first, with ErrNameInUse, and waited for until it
+// has ended, its reader included (at most nameEvictWait), so that no
+// command of the old connection runs after the new one is acked; under
+// another user the logon is refused (ok false). A logon without a client
+// name is not checked.
 func (p *persister) logon(s *session, user string, interval time.Duration) (ackable uint64, ok bool) {
 	for {
 		p.mu.Lock()
@@ -177,13 +184,15 @@ func (p *persister) logon(s *session, user string, interval time.Duration) (acka
 			return 0, false
 		}
 		p.detachLocked(old)
+		old.gone = make(chan struct{})
+		p.leaving[old.s] = old
 		p.mu.Unlock()
 		// AMPS logs this as 02-0025.
 		old.s.log.Warn("closing connection: client name in use by a new connection", "client_name", s.name, "new_conn", s.id)
 		old.s.close(ErrNameInUse)
 		t := time.NewTimer(nameEvictWait)
 		select {
-		case <-old.s.connClosed:
+		case <-old.gone:
 		case <-t.C:
 		case <-s.ctx.Done():
 		}
@@ -215,12 +224,17 @@ func (p *persister) attachLocked(s *session, interval time.Duration) uint64 {
 	return n.acked
 }
 
-// detach forgets s (its session ended).
+// detach forgets s (its session ended), and tells a logon that evicted
+// it.
 func (p *persister) detach(s *session) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c := p.conns[s]; c != nil {
 		p.detachLocked(c)
+	}
+	if c := p.leaving[s]; c != nil {
+		delete(p.leaving, s)
+		close(c.gone)
 	}
 }
 

@@ -347,6 +347,16 @@ func TestClientNameUniqueness(t *testing.T) {
 	if a := logon(second, "app", "alice"); a.Field("status") != "success" {
 		t.Fatalf("same user's logon: %s", a.RawHeader)
 	}
+	// The first connection ended before the new logon was acked.
+	n := 0
+	for _, cs := range tb.Broker.Stats().Conns {
+		if cs.ClientName == "app" && cs.UserID == "alice" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d connections of app/alice when the new logon is acked, want 1", n)
+	}
 	first.ExpectClosed()
 	pub(second, "x", 0, "processed", "new")
 	persistedAck(t, second, map[string]string{"cid": "new", "status": "success"})
