@@ -67,13 +67,13 @@ var subscribeOptions = map[string]optionUse{
 	"rate_max_gap":       optLater,
 }
 
-// logonOptions are the options of logon. Neither changes anything here:
-// "pretty" renders binary message types as text for display, and
-// "ack_conflation" sets the interval of conflated persisted acks, which
-// this broker sends one by one.
+// logonOptions are the options of logon. "pretty" renders binary message
+// types as text for display, nothing to do here; "ack_conflation" sets the
+// interval of conflated persisted acks, which exist with a journal (see
+// persist.go; without one they are sent one by one).
 var logonOptions = map[string]optionUse{
 	"pretty":         optIgnored,
-	"ack_conflation": optIgnored,
+	"ack_conflation": optHonoured,
 }
 
 // deltaSubscribeOptions are the options of delta_subscribe: those of

@@ -217,9 +217,7 @@ func (s *session) dispatch(h *protocol.Header, body []byte) error {
 	case protocol.CmdUnsubscribe:
 		s.unsubscribe(h)
 	case protocol.CmdFlush:
-		// Commands run in order, so everything before the flush is done
-		// (wire spec §7.9).
-		s.acks(h, parseAcks(h.AckType), protocol.StatusSuccess, "", nil)
+		s.flush(h)
 	case protocol.CmdStartTimer, protocol.CmdStopTimer:
 		s.acks(h, parseAcks(h.AckType), protocol.StatusSuccess, "", nil)
 	case protocol.CmdSOW:
@@ -243,8 +241,10 @@ func (s *session) dispatch(h *protocol.Header, body []byte) error {
 // resolveMessageType), asks the Authenticator, if any, and on any failure
 // sends a failed processed ack and ends the connection. The success ack
 // echoes the client name and carries the server version, the last publish
-// sequence seen from this client (always 0: there is no transaction log) and
-// the bookmark "<client name hash>|0|"; its reason is "authentication
+// sequence processed from this client name (with a journal, the highest
+// durable one; see persist.go) and the bookmark "<client name hash>|<that
+// sequence>|"; with a journal the client name is also made unique
+// (persister.logon); its reason is "authentication
 // disabled" when there is no Authenticator, as real AMPS says. Every answer
 // is a processed ack whatever "a" asked for: the clients always ask for it.
 func (s *session) logon(h *protocol.Header) error {
@@ -273,10 +273,34 @@ func (s *session) logon(h *protocol.Header) error {
 		}
 	}
 	s.name = h.ClientName
-	s.mt = mt
-	s.rt = s.b.router(mt)
 	user := h.UserID
 	s.userID.Store(&user)
+	opts := splitOptions(h.Options)
+	if _, err := checkOptions(opts, logonOptions); err != nil {
+		// A logon is not refused for an option: the connection would be
+		// lost over what may be a newer client's hint. It is not ignored
+		// silently either.
+		s.log.Warn("logon option not honoured", "client_name", h.ClientName, "err", err)
+	}
+	// Where the client's publish store stands: the highest sequence
+	// processed for its name, or with a journal the highest that is
+	// ackable (durable), in "s" and in the bookmark.
+	last := s.b.seqs.highest(h.ClientName)
+	if p := s.b.persist; p != nil {
+		interval, err := ackConflation(opts)
+		if err != nil {
+			s.log.Warn("logon option not honoured; default used", "client_name", h.ClientName, "default", interval, "err", err)
+		}
+		var ok bool
+		if last, ok = p.logon(s, user, interval); !ok {
+			s.ack(h, protocol.AckProcessed, protocol.StatusFailure, ReasonNameInUse, nil)
+			s.log.Info("closing connection: logon refused: client name in use by another user", "client_name", h.ClientName, "user_id", user)
+			s.status(clientStatus{Event: StatusLogonFailure, Reason: ReasonNameInUse})
+			return fmt.Errorf("%w: %w: %q", ErrLogonRefused, ErrNameInUse, h.ClientName)
+		}
+	}
+	s.mt = mt
+	s.rt = s.b.router(mt)
 	s.loggedOn.Store(true)
 	reason = ""
 	if s.auth == nil {
@@ -285,16 +309,7 @@ func (s *session) logon(h *protocol.Header) error {
 	// Logged before the ack goes out, so the log has the logon by the
 	// time the client does.
 	s.log.Debug("logon", "client_name", h.ClientName, "user_id", h.UserID, "mt", mt)
-	if _, err := checkOptions(splitOptions(h.Options), logonOptions); err != nil {
-		// A logon is not refused for an option: the connection would be
-		// lost over what may be a newer client's hint. It is not ignored
-		// silently either.
-		s.log.Warn("logon option not honoured", "client_name", h.ClientName, "err", err)
-	}
 	s.ack(h, protocol.AckProcessed, protocol.StatusSuccess, reason, func(a *protocol.Header) {
-		// Where the client's publish store stands: the highest sequence
-		// processed for its name, in "s" and in the bookmark.
-		last := s.b.seqs.highest(h.ClientName)
 		a.Set(protocol.FieldSequence, last)
 		a.Bookmark = strconv.FormatUint(nameHash(h.ClientName), 10) + "|" + strconv.FormatUint(last, 10) + "|"
 		a.ClientName = h.ClientName

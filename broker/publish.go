@@ -31,6 +31,7 @@ func (s *session) publish(h *protocol.Header, body []byte) {
 			a.Set(protocol.FieldSequence, h.Sequence)
 		}
 	}
+	var pos Position
 	if h.Has(protocol.FieldSequence) && s.b.seqs.duplicate(s.name, h.Sequence) {
 		// A publish store's replay of a message processed before: it is
 		// dropped, and acknowledged as any publish (persisted with its
@@ -38,23 +39,35 @@ func (s *session) publish(h *protocol.Header, body []byte) {
 		// drop; a "duplicate" reason would reach the JavaScript client's
 		// failed-write handler for a message that was in fact delivered].
 		s.log.Debug("duplicate publish dropped", "topic", h.Topic, "s", h.Sequence)
+		if p := s.b.persist; p != nil {
+			// With a journal the cumulative persisted ack covers it.
+			s.acks(h, want&^ackPersisted, protocol.StatusSuccess, "", nil)
+			p.duplicate(s, h.Sequence, want&ackPersisted != 0)
+			return
+		}
 	} else if reason := publishTopicReason(h.Topic); reason != "" {
 		if reason != reasonDiscard {
-			s.fail(h, reason, seq)
+			s.failPersisted(h, reason, seq)
 			return
 		}
 	} else if !s.entitled(h.Topic, Write) {
 		// A refused publish is dropped; the failure is visible only in
 		// the acks the publisher asked for (semantics §8.2).
-		s.fail(h, ReasonNotEntitled, seq)
+		s.failPersisted(h, ReasonNotEntitled, seq)
 		return
-	} else if _, reason := s.b.publish(&s.endpoint, s.rt, h.Topic, h, body); reason != "" {
+	} else if pos, reason = s.b.publish(&s.endpoint, s.rt, h.Topic, h, body); reason != "" {
 		s.log.Debug("publish refused", "topic", h.Topic, "reason", reason)
-		s.fail(h, reason, seq)
+		s.failPersisted(h, reason, seq)
 		return
 	}
 	if h.Has(protocol.FieldSequence) {
 		s.b.seqs.processed(s.name, h.Sequence)
+	}
+	if p := s.b.persist; p != nil {
+		// With a journal, persisted means durable (persist.go).
+		s.acks(h, want&^ackPersisted, protocol.StatusSuccess, "", nil)
+		p.done(s, h, pos, want&ackPersisted != 0)
+		return
 	}
 	if want == 0 {
 		return
@@ -65,6 +78,16 @@ func (s *session) publish(h *protocol.Header, body []byte) {
 		// publisher's sequence so a publish store can discard it.
 		s.ack(h, protocol.AckPersisted, protocol.StatusSuccess, "", seq)
 	}
+}
+
+// failPersisted is fail for a publish or sow_delete: with a journal, a
+// persisted failure ack is preceded by the success ack of what is ackable
+// before it (replay spec §7.6).
+func (s *session) failPersisted(h *protocol.Header, reason string, fill func(*protocol.Header)) {
+	if p := s.b.persist; p != nil && parseAcks(h.AckType)&ackPersisted != 0 {
+		p.beforeFailure(s)
+	}
+	s.fail(h, reason, fill)
 }
 
 // reasonDiscard marks a publish that is accepted and dropped.

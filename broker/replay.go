@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -170,7 +171,8 @@ const ReasonBookmarkNotFound = "bookmark not found"
 
 // replay is one bookmark subscription's reader.
 type replay struct {
-	s    *session
+	ep   *endpoint // the subscriber
+	mt   string    // its message type
 	j    Journal
 	id   uint64 // the journal's bookmark id
 	sub  *subscription
@@ -194,8 +196,9 @@ type replay struct {
 	lastAck       time.Time
 	completed     bool
 
-	stop chan struct{} // closed to stop the reader
-	done chan struct{} // closed when it has stopped
+	stop     chan struct{} // closed to stop the reader
+	stopOnce sync.Once
+	done     chan struct{} // closed when it has stopped
 	// ended is set when a range has been replayed to its end: the
 	// subscription is over (what it queued is still delivered), and its
 	// id free for another.
@@ -206,56 +209,74 @@ type replay struct {
 // replay remembers; beyond it the cache starts over.
 const replayReadableCache = 4096
 
-// startReplay makes sub, a subscribe with a bookmark on journaled topics,
-// a replay of the journal (old is the subscription "replace" swaps out),
-// and acks the command. A bookmark that cannot be resolved fails it.
-func (s *session) startReplay(h *protocol.Header, sub, old *subscription, fill func(*protocol.Header), opts []string) {
-	j := s.b.opts.Journal
-	id := s.b.jid
-	spec, err := parseBookmarkSpec(h.Bookmark)
+// newReplay makes the reader of a bookmark subscription sub of ep, whose
+// messages are of type mt, from bm (the bookmark_not_found option is
+// notFound). It returns the failure reason of a bookmark that cannot be
+// resolved, after logging why. The reader is not started.
+func (b *Broker) newReplay(ep *endpoint, mt string, sub *subscription, bm, notFound string) (*replay, string) {
+	j := b.opts.Journal
+	spec, err := parseBookmarkSpec(bm)
 	if err != nil {
-		s.log.Info("subscribe refused: malformed bookmark", "sub_id", sub.id, "bookmark", logText(h.Bookmark), "err", err)
-		s.fail(h, ReasonInvalidBookmark, fill)
-		return
+		ep.log.Info("subscribe refused: malformed bookmark", "sub_id", sub.id, "bookmark", logText(bm), "err", err)
+		return nil, ReasonInvalidBookmark
 	}
-	plan, reason, err := planReplay(j, id, spec, optionValue(opts, "bookmark_not_found"))
+	plan, reason, err := planReplay(j, b.jid, spec, notFound)
 	if err != nil {
-		s.log.Error("subscribe refused: journal lookup failed", "sub_id", sub.id, "bookmark", logText(h.Bookmark), "err", err)
-		reason = ReasonJournalFailed
-	}
-	var cur Cursor
-	if reason == "" {
-		if cur, err = j.NewCursor(plan.start); err != nil {
-			// Retention removed the start since it was resolved, or
-			// the journal closed.
-			s.log.Info("subscribe refused: cannot read the journal from the bookmark", "sub_id", sub.id, "position", plan.start, "err", err)
-			reason = ReasonBookmarkNotFound
-		}
+		ep.log.Error("subscribe refused: journal lookup failed", "sub_id", sub.id, "bookmark", logText(bm), "err", err)
+		return nil, ReasonJournalFailed
 	}
 	if reason != "" {
-		s.fail(h, reason, fill)
-		return
+		ep.log.Info("subscribe refused", "sub_id", sub.id, "bookmark", logText(bm), "reason", reason)
+		return nil, reason
+	}
+	cur, err := j.NewCursor(plan.start)
+	if err != nil {
+		// Retention removed the start since it was resolved, or the
+		// journal closed.
+		ep.log.Info("subscribe refused: cannot read the journal from the bookmark", "sub_id", sub.id, "position", plan.start, "err", err)
+		return nil, ReasonBookmarkNotFound
 	}
 	if plan.fellBack {
-		s.log.Info("bookmark not found; replay starts where bookmark_not_found says", "sub_id", sub.id, "client_name", s.name,
-			"bookmark", logText(h.Bookmark), "bookmark_not_found", cmpOr(optionValue(opts, "bookmark_not_found"), "now"))
+		ep.log.Info("bookmark not found; replay starts where bookmark_not_found says", "sub_id", sub.id, "client_name", ep.name,
+			"bookmark", logText(bm), "bookmark_not_found", cmpOr(notFound, "now"))
 	}
-	want := parseAcks(h.AckType)
 	r := &replay{
-		s: s, j: j, id: id, sub: sub, cur: cur, plan: plan, cid: h.CommandID,
-		wantCompleted: want&ackCompleted != 0, wantPers: want&ackPersisted != 0,
+		ep: ep, mt: mt, j: j, id: b.jid, sub: sub, cur: cur, plan: plan,
 		passed: plan.start - 1, acked: plan.start - 1,
-		target: &target{ep: &s.endpoint, subs: []*subscription{sub}, sids: subIDs([]*subscription{sub})},
+		target: &target{ep: ep, subs: []*subscription{sub}, sids: subIDs([]*subscription{sub})},
 		stop:   make(chan struct{}), done: make(chan struct{}),
 	}
 	if sub.filter != nil {
 		// compileFilter has checked that this message type's extractor
 		// takes the filter's paths.
-		r.ex, _ = filter.NewExtractor(s.mt, sub.filter.Paths())
+		r.ex, _ = filter.NewExtractor(mt, sub.filter.Paths())
 		r.matcher, _ = sub.filter.Bind(r.ex)
 		r.fields = r.ex.NewFields()
 	}
 	sub.replay = r
+	return r, ""
+}
+
+// start runs the reader. The broker waits for it at Shutdown; its owner
+// stops it with halt or stopNow.
+func (r *replay) start() {
+	b := r.ep.b
+	b.replaying.Add(1)
+	b.wg.Add(1) // the owner (a session or client) is counted too, so Wait has not returned
+	go r.run()
+}
+
+// startReplay makes sub, a subscribe with a bookmark on journaled topics,
+// a replay of the journal (old is the subscription "replace" swaps out),
+// and acks the command. A bookmark that cannot be resolved fails it.
+func (s *session) startReplay(h *protocol.Header, sub, old *subscription, fill func(*protocol.Header), opts []string) {
+	r, reason := s.b.newReplay(&s.endpoint, s.mt, sub, h.Bookmark, optionValue(opts, "bookmark_not_found"))
+	if reason != "" {
+		s.fail(h, reason, fill)
+		return
+	}
+	want := parseAcks(h.AckType)
+	r.cid, r.wantCompleted, r.wantPers = h.CommandID, want&ackCompleted != 0, want&ackPersisted != 0
 	if old != nil {
 		s.dropSubs(old)
 	}
@@ -265,8 +286,7 @@ func (s *session) startReplay(h *protocol.Header, sub, old *subscription, fill f
 	// "processed" now, before any replayed message; "completed" and
 	// "persisted" come from the reader as the replay gets there.
 	s.acks(h, want&^(ackCompleted|ackPersisted), protocol.StatusSuccess, "", fill)
-	s.b.replaying.Add(1)
-	go r.run()
+	r.start()
 }
 
 func cmpOr(a, b string) string {
@@ -279,19 +299,22 @@ func cmpOr(a, b string) string {
 // halt stops the reader and waits until it has, so that nothing of the
 // subscription is queued after the caller's next message.
 func (r *replay) halt() {
-	select {
-	case <-r.stop:
-	default:
-		close(r.stop)
-	}
+	r.stopNow()
 	<-r.done
+}
+
+// stopNow tells the reader to stop, without waiting: for a caller that
+// may be on the reader's own goroutine (a close path).
+func (r *replay) stopNow() {
+	r.stopOnce.Do(func() { close(r.stop) })
 }
 
 // run reads the journal until the subscription ends: unsubscribed, its
 // connection gone, its range done, or the journal closed.
 func (r *replay) run() {
+	defer r.ep.b.wg.Done()
 	defer close(r.done)
-	defer r.s.b.replaying.Add(-1)
+	defer r.ep.b.replaying.Add(-1)
 	defer func() { r.cur.Close() }() // the cursor of the moment: an overrun replaces it
 	var ackTimer, endTimer *time.Timer
 	defer func() {
@@ -301,7 +324,7 @@ func (r *replay) run() {
 			}
 		}
 	}()
-	room := min(replayQueueBytes, max(r.s.q.limit/2, 1))
+	room := min(replayQueueBytes, max(r.ep.q.limit/2, 1))
 	for {
 		if r.sub.removed.Load() {
 			return
@@ -340,16 +363,16 @@ func (r *replay) run() {
 			// to them: they are gone, as a bookmark in a removed file
 			// is (§7.8); go on from the oldest entry still there.
 			first, _ := r.j.Bounds()
-			r.s.log.Warn("bookmark replay overrun: the journal dropped entries it had not read", "sub_id", r.sub.id, "at", r.cur.Position(), "resume", first)
+			r.ep.log.Warn("bookmark replay overrun: the journal dropped entries it had not read", "sub_id", r.sub.id, "at", r.cur.Position(), "resume", first)
 			r.cur.Close()
 			if r.cur, err = r.j.NewCursor(first); err != nil {
-				r.s.log.Warn("bookmark replay ends: journal unreadable", "sub_id", r.sub.id, "err", err)
+				r.ep.log.Warn("bookmark replay ends: journal unreadable", "sub_id", r.sub.id, "err", err)
 				return
 			}
 			continue
 		default:
 			if !errors.Is(err, ErrJournalClosed) {
-				r.s.log.Error("bookmark replay ends: journal read failed", "sub_id", r.sub.id, "at", r.cur.Position(), "err", err)
+				r.ep.log.Error("bookmark replay ends: journal read failed", "sub_id", r.sub.id, "at", r.cur.Position(), "err", err)
 			}
 			return
 		}
@@ -446,7 +469,7 @@ func (r *replay) deliver(e *Entry, room int) bool {
 	if !r.takes(e) {
 		return true
 	}
-	if !r.s.q.waitRoom(room, r.stop) {
+	if !r.ep.q.waitRoom(room, r.stop) {
 		return false
 	}
 	sub := r.sub
@@ -472,7 +495,8 @@ func (r *replay) deliver(e *Entry, room int) bool {
 	// subscription's id and gives the buffer back once written, so a
 	// replay running flat out leaves the collector little to do.
 	d := newPooledMessage(&h, body)
-	return r.s.enqueueDelivery(d, r.target)
+	d.setPosition(r.ep.b, e.Position) // for an in-process handler's Message.Bookmark
+	return r.ep.enqueueDelivery(d, r.target)
 }
 
 // takes reports whether the subscription gets e: a publish of its
@@ -480,7 +504,7 @@ func (r *replay) deliver(e *Entry, room int) bool {
 // read), that its filter takes, and not before a timestamp start.
 func (r *replay) takes(e *Entry) bool {
 	sub, p := r.sub, &r.plan
-	if e.Kind != EntryPublish || e.MessageType != r.s.mt {
+	if e.Kind != EntryPublish || e.MessageType != r.mt {
 		return false
 	}
 	if !p.skipBefore.IsZero() {
@@ -513,7 +537,7 @@ func (r *replay) takes(e *Entry) bool {
 	}
 	if r.matcher != nil {
 		r.ex.Extract(e.Body, r.fields)
-		env := filter.Env{Topic: e.Topic, Size: len(e.Body), ClientName: e.ClientName, InstanceName: r.s.b.opts.Name}
+		env := filter.Env{Topic: e.Topic, Size: len(e.Body), ClientName: e.ClientName, InstanceName: r.ep.b.opts.Name}
 		if !r.matcher.Match(r.fields, &env) {
 			return false
 		}
@@ -532,7 +556,7 @@ func (r *replay) subAck(ackType string, pos Position) {
 		Status:    protocol.StatusSuccess,
 		Bookmark:  FormatBookmark(r.id, pos),
 	}, nil)
-	r.s.enqueue(outItem{m: m, size: size})
+	r.ep.enqueue(outItem{m: m, size: size})
 }
 
 // complete sends "completed", once, when asked for: the replay has

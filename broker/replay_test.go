@@ -545,3 +545,71 @@ func TestBookmarkOptionOnLiveSubscription(t *testing.T) {
 		t.Errorf("journaled SOW message: bm %q, want the entry after %s (plain is not journaled)", bm, want)
 	}
 }
+
+func TestReplayInProcess(t *testing.T) {
+	b, _ := journalBroker(t, nil)
+	ctx := t.Context()
+	pub, err := b.Broker.Connect(ctx, "pub", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if err := pub.Publish(ctx, "t", []byte(fmt.Sprintf(`{"n":%d}`, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub, err := b.Broker.Connect(ctx, "sub", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan broker.Message, 100)
+	handler := func(m broker.Message) { got <- m }
+	read := func(n int) (bodies, bms []string) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			select {
+			case m := <-got:
+				bodies, bms = append(bodies, string(m.Data)), append(bms, m.Bookmark)
+			case <-time.After(5 * time.Second):
+				t.Fatalf("got %d of %d messages", i, n)
+			}
+		}
+		return bodies, bms
+	}
+	s1, err := sub.Subscribe(ctx, "t", handler, &broker.SubscribeOptions{Bookmark: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, bms := read(5)
+	if diff := cmp.Diff(bodies(0, 5), all); diff != "" {
+		t.Fatalf("in-process EPOCH replay (-want +got):\n%s", diff)
+	}
+	if err := s1.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sub.Subscribe(ctx, "t", handler, &broker.SubscribeOptions{Bookmark: bms[2]}); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := read(2)
+	if diff := cmp.Diff(bodies(3, 5), rest); diff != "" {
+		t.Errorf("in-process replay from a bookmark (-want +got):\n%s", diff)
+	}
+	if err := pub.Publish(ctx, "t", []byte(`{"n":5}`)); err != nil {
+		t.Fatal(err)
+	}
+	if live, bm := read(1); live[0] != `{"n":5}` || bm[0] == "" {
+		t.Errorf("live after replay: %v %v", live, bm)
+	}
+	if _, err := sub.Subscribe(ctx, "t", handler, &broker.SubscribeOptions{Bookmark: "9|9|", BookmarkNotFound: "fail"}); err == nil ||
+		!strings.Contains(err.Error(), broker.ReasonBookmarkNotFound) {
+		t.Errorf("BookmarkNotFound fail: %v", err)
+	}
+	if _, err := sub.Subscribe(ctx, "t", handler, &broker.SubscribeOptions{Bookmark: "0", Delta: true}); err == nil {
+		t.Error("a delta bookmark subscription was accepted")
+	}
+	select {
+	case m := <-got:
+		t.Errorf("unexpected message %s", m.Data)
+	case <-time.After(20 * time.Millisecond):
+	}
+}

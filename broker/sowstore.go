@@ -153,12 +153,10 @@ func (g *sowRegistry) store(topic, mt string) *sowStore {
 	if st := g.stores[id]; st != nil {
 		return st
 	}
-	for _, d := range g.defs {
-		if d.MessageType == mt && d.matches(topic) {
-			st := &sowStore{def: d, topic: topic, recs: make(map[string]*record), expiry: g.expiry}
-			g.stores[id] = st
-			return st
-		}
+	if d := g.def(topic, mt); d != nil {
+		st := &sowStore{def: d, topic: topic, recs: make(map[string]*record), expiry: g.expiry}
+		g.stores[id] = st
+		return st
 	}
 	return nil
 }
