@@ -112,13 +112,17 @@ type entry struct {
 // kills it with SIGKILL at random moments (-crash.kills times, 5 by
 // default; the seed is logged and -crash.seed replays a schedule),
 // restarting it on the same journal directory each time; each restart must
-// recover and take the directory's lock. Meanwhile:
+// recover and take the directory's lock (while one runs, a second ampsd on
+// the directory is refused). Meanwhile:
 //
 //   - publishers behave as clients with a publish store: each numbers its
 //     messages s=1,2,… and asks for persisted acks, keeps every message no
 //     ack has covered yet (an ack's s covers every sequence up to it), and
 //     after reconnecting drops what the logon ack's s covers and resends
-//     the rest in order before going on;
+//     the rest in order before going on; no ack (logon ack included) may
+//     go below what was already acknowledged, which would mean the broker
+//     forgot a durable message, nor above what was published, and the
+//     logon ack's bm is <publisher id>|<s>| with the same id every time;
 //   - bookmark subscribers (a topic, a regex over both topics, a topic
 //     with a content filter) keep the bookmark of the last message they
 //     processed and resubscribe from it after a reconnect (from EPOCH at
@@ -126,10 +130,11 @@ type entry struct {
 //
 // At the end the publishers stop and wait until everything they sent is
 // acknowledged, and an EPOCH replay of the journal must hold each
-// publisher's messages 1…n exactly once and in order, each with the
-// bookmark <publisher id>|<s>|; each subscriber's deliveries, across all
-// its resumptions, must be exactly the journal's messages that match its
-// subscription: no gap, no duplicate, same order.
+// publisher's messages 1…n exactly once and in order, on their topics,
+// with distinct bookmarks that increase in journal order; each subscriber's
+// deliveries (topic, bookmark and body), across all its resumptions, must
+// be exactly the journal's messages that match its subscription: no gap,
+// no duplicate, same order.
 //
 // The default run takes a few seconds. The long loop:
 //
