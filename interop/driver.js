@@ -120,6 +120,7 @@ const DEFAULT_HOLD_SECONDS = 5; // idle time of the "heartbeat" scenario
 const DEFAULT_TOPIC = 'interop';
 const DEFAULT_AFTER = 6; // messages after the restart in the "replay" scenario
 const RECONNECT_DELAY_MS = 100; // between connection attempts while a broker restarts
+const CONNECT_ATTEMPT_MS = 2000; // the longest one such attempt may take
 const SETTLE_MS = 300; // quiet time in which no further delivery may arrive
 
 const EXIT_OK = 0;
@@ -1737,18 +1738,28 @@ const scenarios = {
     phase = 'after';
     emit('restart_me', { bookmark: last });
 
-    // The broker is going down and up: connect until a logon succeeds.
+    // The broker is going down and up: connect until a logon succeeds. An
+    // attempt whose socket the stopping broker closes before the logon ack
+    // can leave connect() pending for ever, so each attempt is given
+    // CONNECT_ATTEMPT_MS.
     let attempts = 0;
     for (;;) {
       attempts++;
       const c = new Client(classicName);
       tap(c);
+      let timer;
+      const expired = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('connect attempt timed out')), CONNECT_ATTEMPT_MS);
+      });
       try {
-        await c.connect(o.uri);
+        await Promise.race([c.connect(o.uri), expired]);
         classic = c;
         break;
       } catch (_) {
+        c.disconnect().catch(() => {});
         await new Promise((r) => setTimeout(r, RECONNECT_DELAY_MS));
+      } finally {
+        clearTimeout(timer);
       }
     }
     const after = new Inbox('classic after');
