@@ -613,3 +613,27 @@ func TestReplayInProcess(t *testing.T) {
 	case <-time.After(20 * time.Millisecond):
 	}
 }
+
+func TestReplayingSubscriptionsInStats(t *testing.T) {
+	b, _ := journalBroker(t, &broker.Options{OutboundQueueBytes: 64 << 10})
+	pub := dialTCP(t, b.TCPAddr)
+	pub.Logon("pub")
+	pad := strings.Repeat("x", 4000)
+	for i := 0; i < 2000; i++ { // 8 MB: more than socket buffers hold
+		pub.Publish("t", []byte(fmt.Sprintf(`{"n":%d,"pad":"%s"}`, i, pad)))
+	}
+	pub.Flush("f")
+	c := dialTCP(t, b.TCPAddr)
+	c.Logon("sub")
+	// The subscriber reads nothing yet: its replay waits for room, and
+	// counts as replaying until it has caught up.
+	subscribeBM(c, "s", "t", "0", nil)
+	c.AwaitAck("s", protocol.AckProcessed)
+	if n := b.Broker.Stats().ReplayingSubscriptions; n != 1 {
+		t.Errorf("while replaying: %d replaying subscriptions, want 1", n)
+	}
+	readUntil(t, c, untilAck(protocol.AckCompleted))
+	if n := b.Broker.Stats().ReplayingSubscriptions; n != 0 {
+		t.Errorf("after completed: %d replaying subscriptions, want 0", n)
+	}
+}
