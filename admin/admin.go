@@ -5,6 +5,10 @@
 // /amps/administrator. A host mounts the Handler on its own HTTP server,
 // as it does listener.NewWebSocketHandler.
 //
+// At the root ("/") a dashboard page (dashboard.go) shows the same
+// figures to a person: connections, a chart of the message rates over the
+// last minutes, top topics, slow clients, SOW sizes, journal and cluster.
+//
 // Served: JSON (".json" on any node: the node wrapped in its ancestors
 // from "amps", collections as arrays of objects with "id", every value a
 // string), and for the bare path (no suffix) a minimal HTML listing with
@@ -90,6 +94,10 @@ type Options struct {
 	// OpenActions lets everyone who reaches the handler run actions when
 	// there is no Entitler. Default false: actions are refused with 403.
 	OpenActions bool
+
+	// NoDashboard turns the dashboard page at the root off (404), as
+	// AMPS's Admin/Galvanometer "disabled" does; the tree stays.
+	NoDashboard bool
 }
 
 // Handler serves a broker's admin tree. It samples the broker's statistics
@@ -210,6 +218,21 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 			return errorf(http.StatusNotFound, "path %q is outside the admin prefix %q", p, h.opts.PathPrefix)
 		}
 		p = rest
+		if p == "" {
+			// The root without its slash: the page's relative URLs need
+			// it, so send the browser to "<last prefix segment>/",
+			// relative, which a proxy's own prefix cannot break.
+			// (http.Redirect would make it absolute.)
+			w.Header().Set("Location", h.opts.PathPrefix[strings.LastIndexByte(h.opts.PathPrefix, '/')+1:]+"/")
+			w.WriteHeader(http.StatusFound)
+			return nil
+		}
+	}
+	if p == "" {
+		p = "/"
+	}
+	if isDashboardPath(p) {
+		return h.serveDashboard(w, r, p)
 	}
 	req, err := parsePath(p)
 	if err != nil {
@@ -245,12 +268,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 }
 
 // parsePath splits p into the node's segments and the suffix of the last
-// one. Only "/" and paths under "/amps" exist.
+// one. Only paths under "/amps" name nodes.
 func parsePath(p string) (request, error) {
 	var req request
-	if p == "" || p == "/" {
-		return req, nil
-	}
 	if !strings.HasPrefix(p, "/") || strings.Contains(p, "//") {
 		return req, errorf(http.StatusNotFound, "no admin node at %q", p)
 	}
