@@ -30,7 +30,7 @@
     if (Math.abs(n) >= 1e9) return (n / 1e9).toFixed(1) + "G";
     if (Math.abs(n) >= 1e6) return (n / 1e6).toFixed(1) + "M";
     if (Math.abs(n) >= 1e4) return (n / 1e3).toFixed(1) + "k";
-    return Number.isInteger(n) ? String(n) : n.toFixed(1);
+    return Number.isInteger(n) || Math.abs(n) >= 100 ? String(Math.round(n)) : n.toFixed(1);
   }
 
   function fmtBytes(v) {
@@ -243,7 +243,8 @@
     svg.dataset.max = String(max);
     $("rate-in").textContent = fmtNum(last.in);
     $("rate-out").textContent = fmtNum(last.out);
-    $("chart-span").textContent = shown.length ? "(last " + Math.round(span / 60000) + " min)" : "";
+    $("chart-span").textContent = !shown.length ? "" :
+      span < 120000 ? "(last " + Math.round(span / 1000) + " s)" : "(last " + Math.round(span / 60000) + " min)";
   }
 
   async function getJSON(path) {
