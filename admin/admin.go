@@ -320,7 +320,8 @@ func (h *Handler) authorize(r *http.Request, user string, segs []string, action 
 	if !h.allowed(r, user, path, action) {
 		if action && h.opts.Entitler == nil {
 			h.log.Warn("admin action refused: actions are off", "path", path, "user", user)
-			return errorf(http.StatusForbidden, "action %s refused: admin actions are off (set admin.Options.Entitler or OpenActions)", path)
+			return errorf(http.StatusForbidden, "action %s refused: admin actions are off until the host allows them "+
+				"(admin.Options.Entitler or OpenActions; ampsd -admin-open-actions, or an Admin Authentication or Entitlement element)", path)
 		}
 		h.log.Warn("admin request not entitled", "path", path, "user", user)
 		return errorf(http.StatusForbidden, "user %q is not entitled to %s", user, path)

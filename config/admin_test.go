@@ -1,11 +1,15 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/ampsbroker/ampsbroker/protocol"
 )
 
 // TestAdminElement checks that the served children of Admin reach
@@ -32,9 +36,18 @@ func TestAdminElement(t *testing.T) {
 	for _, w := range cfg.Warnings {
 		warned = append(warned, string(w.Code)+" "+w.Path)
 	}
-	want := "CFG-ACCEPTED Admin/FileName\nCFG-ACCEPTED Admin/Header[1]\nCFG-ACCEPTED Admin/Header[2]\nCFG-ACCEPTED Admin/Entitlement"
+	want := "CFG-ACCEPTED Admin/FileName\nCFG-ACCEPTED Admin/Header[1]\nCFG-ACCEPTED Admin/Header[2]"
 	if got := strings.Join(warned, "\n"); got != want {
 		t.Errorf("warnings:\n%s\nwant:\n%s", got, want)
+	}
+
+	// Naming the default entitlement module is a decision: actions on,
+	// everything allowed.
+	if a.Entitlement == nil || a.Entitlement.Module != ModuleDefaultEntitlement || a.Authentication != nil {
+		t.Errorf("Admin modules = %+v, %+v", a.Authentication, a.Entitlement)
+	}
+	if auth, ent, set := cfg.AdminSecurity(); auth != nil || ent != nil || !set {
+		t.Errorf("AdminSecurity = %v, %v, %v; want nil, nil, true", auth, ent, set)
 	}
 
 	cfg, e = parseString(t, doc(`<Admin><InetAddr>8085</InetAddr></Admin>`), nil)
@@ -48,9 +61,59 @@ func TestAdminElement(t *testing.T) {
 		t.Errorf("LoadTLS without files = %v, %v", tc, err)
 	}
 
+	if _, _, set := cfg.AdminSecurity(); set {
+		t.Error("AdminSecurity is set without Authentication or Entitlement")
+	}
+
 	cfg, e = parseString(t, doc(``), nil)
 	if e != nil || cfg.Admin != nil {
 		t.Errorf("no Admin element: Admin = %+v, %v", cfg.Admin, e)
+	}
+	if _, _, set := cfg.AdminSecurity(); set {
+		t.Error("AdminSecurity is set without an Admin element")
+	}
+}
+
+// TestAdminModules: the Admin element's own modules resolve as the
+// instance's do, the instance's do not apply to the admin server, and a
+// bad one is refused with its path.
+func TestAdminModules(t *testing.T) {
+	cfg, e := parseString(t, doc(`<Modules><Module><Name>sa</Name><Library>`+LibrarySimpleAccess+`</Library></Module></Modules>
+<Authentication><Module>amps-default-no-authentication-module</Module></Authentication>
+<Admin><InetAddr>8085</InetAddr>
+<Authentication><Module>amps-default-authentication-module</Module><Options><RequireUsername>true</RequireUsername></Options></Authentication>
+<Entitlement><Module>sa</Module><Options><DeniedTopics>^/amps/administrator</DeniedTopics></Options></Entitlement></Admin>`), nil)
+	if e != nil {
+		t.Fatalf("Parse: %v", e)
+	}
+	auth, ent, set := cfg.AdminSecurity()
+	if !set || auth == nil || ent == nil {
+		t.Fatalf("AdminSecurity = %v, %v, %v", auth, ent, set)
+	}
+	// RequireUsername: a request without a user is refused, one with a
+	// user accepted (the instance's no-authentication module is not
+	// the admin server's).
+	if err := auth.Authenticate(context.Background(), &broker.LogonRequest{Header: &protocol.Header{}}); !errors.Is(err, ErrUserRequired) {
+		t.Errorf("no user: %v, want ErrUserRequired", err)
+	}
+	if err := auth.Authenticate(context.Background(), &broker.LogonRequest{Header: &protocol.Header{UserID: "ops"}}); err != nil {
+		t.Errorf("user ops: %v", err)
+	}
+	id := &broker.Identity{UserID: "ops"}
+	if !ent.Entitled(id, "/amps/instance/clients", broker.Read) || ent.Entitled(id, "/amps/administrator/clients/1/disconnect", broker.Read) {
+		t.Error("the Admin simple-access entitlement does not read-only the console")
+	}
+
+	for _, tc := range []struct{ body, msg string }{
+		{`<Admin><Entitlement><Module>nope</Module></Entitlement></Admin>`,
+			`Admin/Entitlement/Module: Admin Entitlement module "nope" is not defined (line 3)`},
+		{`<Admin><Authentication><Module>amps-default-entitlement-module</Module></Authentication></Admin>`,
+			`Admin/Authentication/Module: Admin Authentication module "amps-default-entitlement-module" is an Entitlement module (line 3)`},
+	} {
+		_, e := parseString(t, doc(tc.body), nil)
+		if e == nil || !strings.Contains(e.Error(), tc.msg) {
+			t.Errorf("%s: error %v, want one saying %s", tc.body, e, tc.msg)
+		}
 	}
 }
 

@@ -458,6 +458,29 @@ type Admin struct {
 	// Certificate and PrivateKey are PEM files; both set turns the server
 	// to HTTPS, one without the other is an error.
 	Certificate, PrivateKey string
+
+	// Authentication and Entitlement are the admin server's own modules
+	// (amps-admin §3), resolved as the instance's are; nil: none. The
+	// instance's modules do not apply to the admin server. Either one
+	// present, even naming a default module, is the decision that turns
+	// the admin actions on (see AdminSecurity).
+	Authentication, Entitlement *Module
+}
+
+// AdminSecurity resolves the Admin element's Authentication and
+// Entitlement: auth checks the admin server's Basic credentials (nil:
+// AMPS's default module, every request accepted), ent decides each path
+// (nil: everything allowed). set reports whether either element is
+// present, which turns the admin actions on. The Config must pass
+// Validate; a module that cannot be resolved refuses everyone.
+func (c *Config) AdminSecurity() (auth broker.Authenticator, ent broker.Entitler, set bool) {
+	a := c.Admin
+	if a == nil || (a.Authentication == nil && a.Entitlement == nil) {
+		return nil, nil, false
+	}
+	auth = c.authenticator(a.Authentication)
+	ent, _ = c.entitler(a.Entitlement)
+	return auth, ent, true
 }
 
 // LoadTLS returns the HTTPS configuration from Certificate and PrivateKey,

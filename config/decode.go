@@ -559,6 +559,10 @@ func (d *decoder) admin(n *node) {
 	}
 	d.cfg.Admin = a
 	d.remember("Admin", n)
+	a.Authentication = d.moduleRef(d.kid(n, "Authentication"))
+	a.Entitlement = d.moduleRef(d.kid(n, "Entitlement"))
+	d.rememberModule("Admin/Authentication", d.kid(n, "Authentication"))
+	d.rememberModule("Admin/Entitlement", d.kid(n, "Entitlement"))
 	if iv, ok := value(d, n, "Interval", ParseInterval); ok {
 		a.Interval = iv
 	}

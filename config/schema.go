@@ -38,14 +38,6 @@ func moduleRef() *elem {
 	return block(map[string]*elem{"Module": leaf(), "Options": opaqueBlock()})
 }
 
-// adminIgnored is a module element of the Admin block: its shape (Module,
-// Options) is checked, then it is ignored with one warning.
-func adminIgnored(why string) *elem {
-	e := moduleRef()
-	e.lv, e.why = lvAccept, why
-	return e
-}
-
 // slow-client elements shared by the root and Transport.
 const diskWhy = "ignored: clients over MessageMemoryLimit are disconnected, not offlined"
 
@@ -186,15 +178,16 @@ var rootSchema = block(map[string]*elem{
 	"Transports": block(map[string]*elem{
 		"Transport": transportSchema,
 	}),
-	// Admin: the server's address, sampling interval and HTTPS files are
-	// served (Config.Admin); the rest is validated where it can be and
+	// Admin: the server's address, sampling interval, HTTPS files and
+	// its own Authentication and Entitlement modules are served
+	// (Config.Admin); the rest is validated where it can be and
 	// ignored with a warning naming the element.
 	"Admin": block(map[string]*elem{
 		"InetAddr": leaf(), "Interval": leaf(), "Certificate": leaf(), "PrivateKey": leaf(),
 		"FileName":                 warnOnly(CodeAccepted, "Admin FileName accepted but ignored: statistics are kept in memory"),
-		"WWWAuthenticate":          warnOnly(CodeAccepted, "Admin WWWAuthenticate accepted but ignored: the admin server asks for no credentials"),
-		"Authentication":           adminIgnored("Admin Authentication accepted but ignored: the admin server asks for no credentials"),
-		"Entitlement":              adminIgnored("Admin Entitlement accepted but ignored: statistics are open and actions refused"),
+		"WWWAuthenticate":          warnOnly(CodeAccepted, "Admin WWWAuthenticate accepted but ignored: the admin server challenges with Basic"),
+		"Authentication":           moduleRef(),
+		"Entitlement":              moduleRef(),
 		"AnonymousPaths":           warnOnly(CodeAccepted, "Admin AnonymousPaths accepted but ignored: every statistics path is served without credentials"),
 		"Header":                   {lv: lvAccept, repeat: true, why: "Admin Header accepted but ignored"},
 		"ExternalInetAddr":         warnOnly(CodeAccepted, "Admin ExternalInetAddr accepted but ignored"),

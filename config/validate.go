@@ -628,6 +628,8 @@ func (a *Admin) validate(c *Config, ds *diags) {
 			ds.errorf(CodeInetAddr, c.at("Admin/InetAddr"), "Admin %s", strings.TrimPrefix(err.Error(), "listener: "))
 		}
 	}
+	c.checkModule(ds, "Admin/Authentication", "Admin ", kindAuthentication, a.Authentication)
+	c.checkModule(ds, "Admin/Entitlement", "Admin ", kindEntitlement, a.Entitlement)
 	if a.Interval != 0 && a.Interval < MinAdminInterval {
 		ds.errorf(CodeValue, c.at("Admin/Interval"), "Admin Interval %v is below the %v minimum", a.Interval, MinAdminInterval)
 	}

@@ -154,6 +154,47 @@ func TestConfigAdmin(t *testing.T) {
 	}
 }
 
+// The Admin element's Authentication and Entitlement: Basic credentials
+// are required (RequireUsername), and a simple-access entitlement lets
+// the user disconnect clients but not disable transports.
+func TestConfigAdminSecurity(t *testing.T) {
+	file, _ := writeConfig(t, `<AMPSConfig><Name>admin-sec</Name>
+<Modules><Module><Name>sa</Name><Library>libamps_simple_access_entitlement.so</Library></Module></Modules>
+<Transports><Transport><Name>json-tcp</Name><Type>tcp</Type><InetAddr>127.0.0.1:0</InetAddr><Protocol>amps</Protocol></Transport></Transports>
+<Admin><InetAddr>127.0.0.1:0</InetAddr>
+<Authentication><Module>amps-default-authentication-module</Module><Options><RequireUsername>true</RequireUsername></Options></Authentication>
+<Entitlement><Module>sa</Module><Options><DeniedTopics>^/amps/administrator/transports</DeniedTopics></Options></Entitlement></Admin>
+</AMPSConfig>`)
+	log, _ := startRun(t, "-config", file)
+	base := "http://" + waitFor(t, log, adminLine)[1]
+	conn := dialLogon(t, "tcp", waitFor(t, log, regexp.MustCompile(`msg=listening transport=json-tcp addr=(127\.0\.0\.1:\d+)`))[1], "secured")
+
+	if code, body := get(t, http.DefaultClient, base+"/amps/instance.json"); code != http.StatusUnauthorized {
+		t.Errorf("without credentials: %d %s, want 401", code, body)
+	}
+	ops := &http.Client{Transport: basicAuth{"ops", "any"}}
+	c := clientByName(t, ops, base, "secured")
+	if code, body := get(t, ops, base+"/amps/administrator/transports/json-tcp/disable"); code != http.StatusForbidden {
+		t.Errorf("disable a transport against the entitlement: %d %s, want 403", code, body)
+	}
+	if code, body := get(t, ops, base+"/amps/administrator/clients/"+c["id"]+"/disconnect"); code != http.StatusOK {
+		t.Fatalf("disconnect = %d %s", code, body)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err == nil {
+		t.Error("the disconnected client's connection is still open")
+	}
+}
+
+// basicAuth is an http.RoundTripper adding Basic credentials.
+type basicAuth struct{ user, password string }
+
+func (b basicAuth) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.SetBasicAuth(b.user, b.password)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
 // Bad admin settings stop ampsd before it serves, with an error naming
 // the setting and the value.
 func TestAdminErrors(t *testing.T) {
