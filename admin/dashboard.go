@@ -34,6 +34,9 @@ const (
 		"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 	// topTopicsLimit is how many topics x_topics lists.
 	topTopicsLimit = 20
+	// serverTopicPrefix starts the topics the broker itself publishes
+	// (/AMPS/ClientStatus, ...), which x_topics leaves out.
+	serverTopicPrefix = "/AMPS/"
 )
 
 // assetTypes are the Content-Types of the embedded files by extension.
@@ -113,6 +116,7 @@ func (h *Handler) samplesNode() []node {
 // topicFigures are what x_topics says of one topic.
 type topicFigures struct {
 	topic, messageType string
+	traffic            topicTraffic
 	subscriptions      int
 	regex              bool
 	sowRecords         int
@@ -120,12 +124,14 @@ type topicFigures struct {
 	sow                bool
 }
 
-// topicsNode is /amps/instance/x_topics: the topics with the most
-// subscriptions and SOW records, at most topTopicsLimit, each identified
+// topicsNode is /amps/instance/x_topics: at most topTopicsLimit topics,
+// the busiest first (messages per second over the last interval, then
+// messages routed as of the last sample, from Broker.BusiestTopics), then
+// those with the most subscriptions and SOW records; each is identified
 // as "<topic>!<type>" like a SOW entry. A regular expression subscription
-// counts under its pattern (x_regex "true"). The broker keeps no
-// per-topic message counters, so the list ranks what it can see.
-func topicsNode(st broker.Stats, subs []broker.SubscriptionState) []node {
+// counts under its pattern (x_regex "true"). The server's own topics
+// (serverTopicPrefix) are left out: they are not what clients publish.
+func topicsNode(st broker.Stats, subs []broker.SubscriptionState, traffic map[string]topicTraffic) []node {
 	byID := map[string]*topicFigures{}
 	get := func(topic, mt string) *topicFigures {
 		id := topic + "!" + mt
@@ -135,6 +141,11 @@ func topicsNode(st broker.Stats, subs []broker.SubscriptionState) []node {
 			byID[id] = f
 		}
 		return f
+	}
+	for id, tr := range traffic {
+		// A topic may hold '!', a message type does not.
+		i := strings.LastIndexByte(id, '!')
+		get(id[:i], id[i+1:]).traffic = tr
 	}
 	for _, s := range subs {
 		f := get(s.Topic, s.MessageType)
@@ -147,21 +158,26 @@ func topicsNode(st broker.Stats, subs []broker.SubscriptionState) []node {
 	}
 	all := make([]*topicFigures, 0, len(byID))
 	for _, f := range byID {
-		all = append(all, f)
+		if !strings.HasPrefix(f.topic, serverTopicPrefix) {
+			all = append(all, f)
+		}
 	}
 	slices.SortFunc(all, func(a, b *topicFigures) int {
-		return cmp.Or(cmp.Compare(b.subscriptions, a.subscriptions), cmp.Compare(b.sowRecords, a.sowRecords),
+		return cmp.Or(cmp.Compare(b.traffic.perSec, a.traffic.perSec), cmp.Compare(b.traffic.messages, a.traffic.messages),
+			cmp.Compare(b.subscriptions, a.subscriptions), cmp.Compare(b.sowRecords, a.sowRecords),
 			cmp.Compare(a.topic, b.topic), cmp.Compare(a.messageType, b.messageType))
 	})
 	out := []node{}
 	for _, f := range all[:min(len(all), topTopicsLimit)] {
 		n := node{
-			"id":            f.topic + "!" + f.messageType,
-			"topic":         f.topic,
-			"message_type":  f.messageType,
-			"subscriptions": itoa(f.subscriptions),
-			"x_regex":       btoa(f.regex),
-			"sow":           btoa(f.sow),
+			"id":               f.topic + "!" + f.messageType,
+			"topic":            f.topic,
+			"message_type":     f.messageType,
+			"subscriptions":    itoa(f.subscriptions),
+			"messages":         itoa(f.traffic.messages),
+			"messages_per_sec": ftoa(f.traffic.perSec),
+			"x_regex":          btoa(f.regex),
+			"sow":              btoa(f.sow),
 		}
 		if f.sow {
 			n["valid_keys"], n["stored_bytes"] = itoa(f.sowRecords), itoa(f.sowBytes)

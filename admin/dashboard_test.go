@@ -122,54 +122,79 @@ func TestDashboardOffAndAuthenticated(t *testing.T) {
 }
 
 // TestSamplesAndTopics: the chart's samples carry the message rates of
-// the interval, and x_topics ranks topics by subscriptions.
+// the interval, and x_topics ranks topics by their traffic, then by
+// subscriptions; the server's own /AMPS/ topics are left out.
 func TestSamplesAndTopics(t *testing.T) {
 	b, h := newAdmin(t, &admin.Options{Interval: 20 * time.Millisecond})
 	sub := b.Dial(b.TCPURL(), nil)
 	sub.Logon("sub")
 	sub.Subscribe("s1", "busy")
 	sub.Subscribe("s2", "quiet")
+	sub.Subscribe("s3", "quieter")
 	other := b.Dial(b.TCPURL(), nil)
 	other.Logon("other")
-	other.Subscribe("s3", "busy")
+	other.Subscribe("s4", "quiet")
 	other.Flush("f")
-	for range 5 {
-		other.Publish("busy", []byte(`{}`))
+	publish := func(n int) {
+		for range n {
+			other.Publish("busy", []byte(`{}`))
+		}
+		other.Flush("f")
 	}
-	other.Flush("f")
+	publish(5)
 
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		v := getJSON(t, h, "/amps/instance/statistics/x_samples.json")
+	// until polls path until cond holds of its JSON.
+	until := func(path, what string, cond func(v map[string]any) bool) map[string]any {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			v := getJSON(t, h, path)
+			if cond(v) {
+				return v
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never showed %s: %v", path, what, v)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	until("/amps/instance/statistics/x_samples.json", "messages_in_per_sec > 0", func(v map[string]any) bool {
 		samples := at(t, v, "amps", "instance", "statistics", "x_samples").([]any)
 		allStrings(t, "x_samples", samples)
-		seen := false
 		for _, s := range samples {
-			r, _ := strconv.ParseFloat(s.(map[string]any)["messages_in_per_sec"].(string), 64)
-			seen = seen || r > 0
+			if r, _ := strconv.ParseFloat(s.(map[string]any)["messages_in_per_sec"].(string), 64); r > 0 {
+				return true
+			}
 		}
-		if seen {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no sample with messages_in_per_sec > 0 after publishing: %v", samples)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return false
+	})
 	// The samples are left out of the instance the dashboard polls.
 	inst := getJSON(t, h, "/amps/instance.json")
 	if _, has := at(t, inst, "amps", "instance", "statistics").(map[string]any)["x_samples"]; has {
 		t.Error("instance.json carries the history's samples")
 	}
-	topics := at(t, inst, "amps", "instance", "x_topics").([]any)
-	if len(topics) != 2 {
-		t.Fatalf("x_topics = %v, want busy and quiet", topics)
+
+	topic := func(v map[string]any, i int) map[string]any {
+		return at(t, v, "amps", "instance", "x_topics").([]any)[i].(map[string]any)
 	}
-	first := topics[0].(map[string]any)
-	if first["id"] != "busy!json" || first["subscriptions"] != "2" || first["sow"] != "false" {
-		t.Errorf("first topic = %v, want busy with 2 subscriptions", first)
+	v := until("/amps/instance.json", "5 messages on busy", func(v map[string]any) bool {
+		return topic(v, 0)["messages"] == "5"
+	})
+	topics := at(t, v, "amps", "instance", "x_topics").([]any)
+	if len(topics) != 3 {
+		t.Fatalf("x_topics = %v, want busy, quiet and quieter (no /AMPS/ topic)", topics)
 	}
-	if got := at(t, inst, "amps", "instance", "x_topics", "#quiet!json", "subscriptions"); got != "1" {
-		t.Errorf("quiet subscriptions = %v", got)
+	if got := topic(v, 0); got["id"] != "busy!json" || got["subscriptions"] != "1" || got["sow"] != "false" {
+		t.Errorf("first topic = %v, want busy", got)
 	}
+	// Without traffic, more subscriptions rank first.
+	if topic(v, 1)["id"] != "quiet!json" || topic(v, 1)["subscriptions"] != "2" || topic(v, 2)["id"] != "quieter!json" {
+		t.Errorf("then %v and %v, want quiet (2 subscriptions) and quieter", topic(v, 1), topic(v, 2))
+	}
+	// Once busy is in two samples in a row, it has a rate.
+	publish(5)
+	until("/amps/instance.json", "a rate on busy", func(v map[string]any) bool {
+		r, _ := strconv.ParseFloat(topic(v, 0)["messages_per_sec"].(string), 64)
+		return r > 0 && topic(v, 0)["messages"] == "10"
+	})
 }

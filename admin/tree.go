@@ -161,7 +161,7 @@ func (h *Handler) tree(withSamples bool) node {
 		},
 		"memory":          processMemory(),
 		"statistics":      statistics,
-		"x_topics":        topicsNode(st, subStates),
+		"x_topics":        topicsNode(st, subStates, h.hist.topicTraffic()),
 		"queues":          []node{},
 		"views":           []node{},
 		"queries":         node{"queued_queries": "0"},

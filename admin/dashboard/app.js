@@ -156,8 +156,9 @@
   }
 
   function renderTopics(topics) {
-    fill($("topics"), (topics || []).map(t => row([t.topic, t.message_type, n(t.subscriptions),
-      n(t.sow === "true" ? fmtNum(t.valid_keys) : "–")])), "no topics with subscriptions or SOW records");
+    fill($("topics"), (topics || []).map(t => row([t.topic, t.message_type, n(fmtNum(t.messages_per_sec)),
+      n(fmtNum(t.messages)), n(t.subscriptions), n(t.sow === "true" ? fmtNum(t.valid_keys) : "–")])),
+    "no topics with messages, subscriptions or SOW records");
   }
 
   function renderSOW(sow) {
