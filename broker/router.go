@@ -177,10 +177,12 @@ type topicEntry struct {
 	// set when the entry leaves the cache (both under the router's lock).
 	evicted bool
 
-	// routed counts the lookups of the topic's routes, one per message
-	// routed on it (a publish, a SOW delete or expiry, a client status
-	// event), for BusiestTopics. It is last, away from the line a
-	// publish reads, and starts over when the entry is made anew.
+	// routed counts the lookups of the routes of a topic without a SOW
+	// store, one per message routed on it (a publish, a client status
+	// event), for BusiestTopics; a SOW topic's publish looks its routes up
+	// twice, so its store counts instead (sowStore.changes). It is last,
+	// away from the line a publish reads, and starts over when the entry
+	// is made anew.
 	routed atomic.Int64
 }
 
@@ -589,7 +591,9 @@ func (r *router) routes(topic string) *routes {
 	}
 	r.mu.RUnlock()
 	if e != nil {
-		e.routed.Add(1)
+		if e.store == nil {
+			e.routed.Add(1)
+		}
 		return rs
 	}
 	// The topic's SOW store is resolved before the router is locked: the
@@ -602,7 +606,9 @@ func (r *router) routes(topic string) *routes {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e = r.cache[topic]; e != nil {
-		e.routed.Add(1)
+		if e.store == nil {
+			e.routed.Add(1)
+		}
 		return e.routes
 	}
 	e = &topicEntry{topic: topic, store: st, order: &r.stripes[fnv1a([]byte(topic))%orderStripes]}
@@ -610,7 +616,9 @@ func (r *router) routes(topic string) *routes {
 	e.subs = r.index.match(topic, e.subs)
 	e.rebuild(r)
 	r.insert(e)
-	e.routed.Add(1)
+	if e.store == nil {
+		e.routed.Add(1)
+	}
 	return e.routes
 }
 

@@ -11,12 +11,13 @@ import (
 type TopicTraffic struct {
 	Topic       string
 	MessageType string
-	// Messages counts the messages routed on the topic (publishes, SOW
-	// deletes and expiries, client status events) since the broker
-	// last cached its routes: the count starts over when the topic is
-	// evicted from the routing cache (Options.TopicCacheSize) or the
-	// cache is reset (an entitlement reset), so a reader computing rates
-	// must take a smaller count for a new start.
+	// Messages counts the messages routed on the topic (publishes,
+	// client status events) since the broker last cached its routes: the
+	// count starts over when the topic is evicted from the routing cache
+	// (Options.TopicCacheSize) or the cache is reset (an entitlement
+	// reset), so a reader computing rates must take a smaller count for a
+	// new start. For a SOW topic it counts the records stored and removed
+	// (publishes, deletes, expiries) since the broker started.
 	Messages int64
 }
 
@@ -35,6 +36,9 @@ func (b *Broker) BusiestTopics(n int) []TopicTraffic {
 		r.mu.RLock()
 		for _, e := range r.ring {
 			t := TopicTraffic{Topic: e.topic, MessageType: mt, Messages: e.routed.Load()}
+			if e.store != nil {
+				t.Messages = e.store.changes.Load()
+			}
 			if top.Len() < n {
 				heap.Push(top, t)
 			} else if busier(t, (*top)[0]) {
