@@ -47,6 +47,10 @@ type Broker struct {
 	expiry expiries
 	// seqs is the highest publish sequence per client name.
 	seqs sequences
+	// replaying counts the bookmark subscriptions reading the journal.
+	replaying atomic.Int64
+	// jid is the id in this instance's bookmarks (JournalID of its name).
+	jid uint64
 
 	stats counters
 	// retired is the traffic of the endpoints that have ended; guarded by mu.
@@ -206,6 +210,7 @@ func New(opts *Options) *Broker {
 		o.MaxRegexProgram = DefaultMaxRegexProgram
 	}
 	b.log = o.Logger
+	b.jid = JournalID(o.Name)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	return b
 }

@@ -126,7 +126,7 @@ func (c *Client) Publish(ctx context.Context, topic string, data []byte) error {
 	}
 	switch reason := publishTopicReason(topic); reason {
 	case "":
-		if reason := c.b.publish(&c.endpoint, c.rt, topic, nil, data); reason != "" {
+		if _, reason := c.b.publish(&c.endpoint, c.rt, topic, nil, data); reason != "" {
 			return fmt.Errorf("broker: publish to %q: %s", topic, reason)
 		}
 	case reasonDiscard:
@@ -154,7 +154,7 @@ func (c *Client) DeltaPublish(ctx context.Context, topic string, data []byte) er
 		}
 		return fmt.Errorf("broker: delta publish to %q: %s", topic, reason)
 	}
-	if reason := c.b.publish(&c.endpoint, c.rt, topic, &protocol.Header{Command: protocol.CmdDeltaPublish}, data); reason != "" {
+	if _, reason := c.b.publish(&c.endpoint, c.rt, topic, &protocol.Header{Command: protocol.CmdDeltaPublish}, data); reason != "" {
 		return fmt.Errorf("broker: delta publish to %q: %s", topic, reason)
 	}
 	return nil

@@ -145,24 +145,32 @@ func hasOption(opts []string, name string) bool {
 
 // ack queues one ack for h. fill, when non-nil, adds command-specific fields.
 func (s *session) ack(h *protocol.Header, ackType, status, reason string, fill func(*protocol.Header)) {
-	// The ack's header and message share one allocation.
-	am := &struct {
-		h protocol.Header
-		m protocol.Message
-	}{h: protocol.Header{
+	a := protocol.Header{
 		Command:   protocol.CmdAck,
 		CommandID: h.CommandID,
 		AckType:   ackType,
 		Status:    status,
 		Reason:    reason,
-	}}
-	if fill != nil {
-		fill(&am.h)
 	}
-	am.m.Header = &am.h
-	// Its budget share counts that allocation too, so a flood of acks to
-	// a client that does not read stays within the byte budget.
-	s.enqueue(outItem{m: &am.m, size: am.m.Len() + itemOverhead + int(unsafe.Sizeof(*am))})
+	if fill != nil {
+		fill(&a)
+	}
+	m, size := ownMessage(&a, nil)
+	s.enqueue(outItem{m: m, size: size})
+}
+
+// ownMessage returns a message of its own (an ack, a replayed delivery)
+// with a copy of h and body, the header and the message in one
+// allocation, and what it costs in an outbound budget: its wire size and
+// that allocation, so that a flood of them to a client that does not read
+// stays within the byte budget.
+func ownMessage(h *protocol.Header, body []byte) (*protocol.Message, int) {
+	am := &struct {
+		h protocol.Header
+		m protocol.Message
+	}{h: *h}
+	am.m.Header, am.m.Body = &am.h, body
+	return &am.m, am.m.Len() + itemOverhead + int(unsafe.Sizeof(*am))
 }
 
 // acks sends every requested ack type with the same status and reason.
@@ -419,6 +427,10 @@ func (s *session) subscribe(h *protocol.Header) {
 	if !ok {
 		return
 	}
+	if s.replays(h) {
+		s.startReplay(h, sub, old, fill, splitOptions(h.Options))
+		return
+	}
 	s.register(sub, old)
 	s.status(clientStatus{Event: h.Command, Topic: h.Topic, Filter: h.Filter, Options: h.Options, SubID: sub.id, CorrelationID: h.CorrelationID})
 	// No journal: a bookmark subscription's "completed" (replay caught
@@ -452,7 +464,7 @@ func (s *session) prepareSubscription(h *protocol.Header, table map[string]optio
 		s.fail(h, ReasonInvalidOptions, fill)
 		return nil, nil, nil, false
 	}
-	if reason := s.b.bookmarkReason(h, opts); reason != "" {
+	if reason := s.b.bookmarkReason(h, opts, s.replays(h)); reason != "" {
 		s.log.Info(h.Command+" refused", "sub_id", id, "topic", h.Topic, "bookmark", logText(h.Bookmark), "reason", reason)
 		s.fail(h, reason, fill)
 		return nil, nil, nil, false
@@ -472,6 +484,7 @@ func (s *session) prepareSubscription(h *protocol.Header, table map[string]optio
 	// The legacy header switch send_oof is the oof option.
 	sub.oof = hasOption(opts, "oof") || h.SendOOF
 	sub.stamp, sub.noKey = hasOption(opts, "timestamp"), hasOption(opts, "no_sowkey")
+	sub.bookmark = hasOption(opts, "bookmark")
 	sub.delta = h.Command == protocol.CmdDeltaSubscribe || h.Command == protocol.CmdSOWAndDeltaSub
 	if sub.sel, sub.selText, err = s.selectOption(opts); err != nil {
 		s.log.Info(h.Command+" refused", "sub_id", id, "err", err)
@@ -481,6 +494,13 @@ func (s *session) prepareSubscription(h *protocol.Header, table map[string]optio
 	// The legacy header switch send_empty:false is no_empties.
 	sub.noEmpties = hasOption(opts, "no_empties") || h.Has(protocol.FieldSendEmpty) && !h.SendEmpty
 	old = s.subs[id]
+	if old != nil && old.replay != nil && old.replay.ended.Load() {
+		// A bookmark range that has reached its end: its id is free.
+		s.dropSubs(old)
+		delete(s.subs, id)
+		s.nsubs.Store(int64(len(s.subs)))
+		old = nil
+	}
 	if old != nil && !hasOption(opts, "replace") {
 		s.fail(h, ReasonSubIDInUse, fill)
 		return nil, nil, nil, false
@@ -508,6 +528,10 @@ func (s *session) prepareSubscription(h *protocol.Header, table map[string]optio
 // register puts sub in the router, atomically in place of old when old is
 // not nil.
 func (s *session) register(sub, old *subscription) {
+	if old != nil && old.replay != nil {
+		s.dropSubs(old) // a replay is not in the router
+		old = nil
+	}
 	if old != nil {
 		old.removed.Store(true)
 		s.rt.replace(old, sub)
@@ -532,13 +556,12 @@ func (s *session) unsubscribe(h *protocol.Header) {
 		for _, id := range strings.Split(ids, ",") {
 			id = strings.TrimSpace(id)
 			if sub := s.subs[id]; sub != nil {
-				sub.removed.Store(true)
 				gone = append(gone, sub)
 				delete(s.subs, id)
 				s.status(clientStatus{Event: StatusUnsubscribe, Topic: sub.topic, SubID: id})
 			}
 		}
-		s.rt.remove(gone...)
+		s.dropSubs(gone...)
 		s.nsubs.Store(int64(len(s.subs)))
 	}
 	s.acks(h, parseAcks(h.AckType), protocol.StatusSuccess, "", nil)

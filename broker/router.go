@@ -34,8 +34,9 @@ type subscription struct {
 	// takes every message of its topics.
 	filter *filter.Filter
 	// stamp and noKey are the timestamp and no_sowkey options: "ts" on
-	// deliveries, no "k".
-	stamp, noKey bool
+	// deliveries, no "k"; bookmark is the bookmark option: "bm" on the
+	// deliveries of journaled messages.
+	stamp, noKey, bookmark bool
 	// sel is the select=[…] option (selText its text): the fields of a
 	// JSON message the subscription receives; nil for all.
 	sel     *jsondelta.Selector
@@ -52,6 +53,9 @@ type subscription struct {
 
 	// handler is set for in-process subscriptions.
 	handler func(Message)
+	// replay is set for a bookmark subscription that reads the journal
+	// (see replay.go); such a subscription is never in the router.
+	replay *replay
 	// readable, when set, tells whether the owner may read a concrete
 	// topic. A regex subscription's read permission is asked per concrete
 	// topic when that topic is first matched; a forbidden topic's messages
@@ -445,6 +449,9 @@ func groupTargets(subs []*subscription) []target {
 		for _, s := range t.subs {
 			if s.stamp {
 				t.flags |= withTimestamp
+			}
+			if s.bookmark {
+				t.flags |= withBookmark
 			}
 			noKey = noKey && s.noKey
 			t.delta = t.delta && s.delta

@@ -628,8 +628,12 @@ func (s *session) sowDelete(h *protocol.Header, body []byte) {
 		sel.keys = strings.Split(h.SOWKeys, ",")
 	}
 	for _, st := range stores {
-		e, d := s.b.deleteFrom(s.rt, st, sel)
+		e, d, _, reason := s.b.deleteFrom(&s.endpoint, h, s.rt, st, sel)
 		examined, deleted = examined+e, deleted+d
+		if reason != "" {
+			s.fail(h, reason, fill)
+			return
+		}
 	}
 	s.status(clientStatus{Event: h.Command, Topic: h.Topic, Filter: h.Filter, Options: h.Options, QueryID: queryID})
 	want := parseAcks(h.AckType)
@@ -658,15 +662,24 @@ type deleteSelector struct {
 
 // deleteFrom removes the records of st that sel selects, under the store's
 // lock, with "deleted" out-of-focus notices through r, the router of the
-// store's message type. It returns the records examined and deleted.
-func (b *Broker) deleteFrom(r *router, st *sowStore, sel deleteSelector) (examined, deleted int) {
+// store's message type. On a journaled topic the removal is journaled
+// first, as the list of the keys removed (nothing when no record is), by
+// from (h its command, nil for an in-process client). It returns the
+// records examined and deleted, the journal position (0 when nothing was
+// journaled), and a failure reason when the journal could not record the
+// removal (then nothing is removed).
+func (b *Broker) deleteFrom(from *endpoint, h *protocol.Header, r *router, st *sowStore, sel deleteSelector) (examined, deleted int, pos Position, reason string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	rs := r.routes(st.topic)
+	var keys []string // the records to remove, each once
+	var listed map[string]bool
 	remove := func(key string) {
-		if rec := st.remove(key); rec != nil {
-			deleted++
-			b.oofNotices(rs, st.topic, rec, nil, OOFDeleted)
+		if st.recs[key] != nil && !listed[key] {
+			if listed == nil {
+				listed = make(map[string]bool)
+			}
+			listed[key] = true
+			keys = append(keys, key)
 		}
 	}
 	switch {
@@ -694,9 +707,21 @@ func (b *Broker) deleteFrom(r *router, st *sowStore, sel deleteSelector) (examin
 			examined++
 			ex.Extract(rec.data, fs)
 			if m.Match(fs, &filter.Env{Topic: rec.topic, Size: len(rec.data), InstanceName: b.opts.Name}) {
-				remove(key)
+				keys = append(keys, key)
 			}
 		}
 	}
-	return examined, deleted
+	if len(keys) > 0 && b.journaled(r.mtName, st.topic) {
+		if pos, reason = b.appendDelete(from, r.mtName, st.topic, h, keys); reason != "" {
+			return examined, 0, 0, reason
+		}
+	}
+	rs := r.routes(st.topic)
+	for _, key := range keys {
+		if rec := st.remove(key); rec != nil {
+			deleted++
+			b.oofNotices(rs, st.topic, rec, nil, OOFDeleted)
+		}
+	}
+	return examined, deleted, pos, ""
 }

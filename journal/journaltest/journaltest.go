@@ -39,6 +39,29 @@ func Same(got, want *broker.Entry) error {
 	return nil
 }
 
+// ReadAll returns every durable entry of j from its first retained
+// position, failing t on any error but the caught-up end.
+func ReadAll(t testing.TB, j broker.Journal) []broker.Entry {
+	t.Helper()
+	first, _ := j.Bounds()
+	c, err := j.NewCursor(first)
+	if err != nil {
+		t.Fatalf("NewCursor(%d): %v", first, err)
+	}
+	defer c.Close()
+	var out []broker.Entry
+	for {
+		e, err := c.Next()
+		if errors.Is(err, broker.ErrCaughtUp) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("Next at %d: %v", c.Position(), err)
+		}
+		out = append(out, e)
+	}
+}
+
 // Run checks j's contracts.
 func Run(t *testing.T, open Open) {
 	t.Run("AppendRead", func(t *testing.T) { appendRead(t, open) })
