@@ -16,7 +16,9 @@ import (
 // assets under dashboardDir, all embedded: no CDN, no build step. The page
 // uses relative URLs only ("dashboard/app.js", "amps/instance.json"), so
 // that it works wherever the handler is mounted, a proxy's stripped prefix
-// ("/admin/") included. Its script polls the JSON tree once per Interval.
+// ("/admin/") included. Its script polls the JSON tree once per Interval,
+// and shows the disconnect and transport buttons only when the amps-admin
+// check says the user may run those actions.
 
 //go:embed dashboard
 var dashboardFS embed.FS

@@ -18,6 +18,8 @@ var (
 	pageRefs = regexp.MustCompile(`(?:src|href)="([^"]*)"`)
 	// scriptFetches are the tree paths the script polls.
 	scriptFetches = regexp.MustCompile(`getJSON\("([^"]+)"\)`)
+	// scriptCheck is the path the script asks whether actions may run.
+	scriptCheck = regexp.MustCompile(`CHECK_PATH = "([^"]+)"`)
 )
 
 // TestDashboardBehindPrefix loads the page as a browser would behind
@@ -67,6 +69,17 @@ func TestDashboardBehindPrefix(t *testing.T) {
 		}
 		for _, m := range fetches {
 			getJSON(t, h, base.ResolveReference(&url.URL{Path: m[1]}).Path)
+		}
+		// The script's check of an action answers "false" while actions
+		// are off, so the page shows no buttons.
+		m := scriptCheck.FindStringSubmatch(js)
+		if m == nil {
+			t.Fatal("the script has no CHECK_PATH")
+		}
+		check := base.ResolveReference(&url.URL{Path: strings.TrimSuffix(m[1], "?path=")}).Path +
+			"?path=" + url.QueryEscape("/amps/administrator/transports/tcp/disable")
+		if code, body, _ := do(t, h, "GET", check); code != 200 || body != "false" {
+			t.Errorf("GET %s = %d %q, want 200 false", check, code, body)
 		}
 	}
 }

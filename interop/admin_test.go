@@ -25,11 +25,13 @@ import (
 // tests: short, so that the dashboard's chart gets samples quickly.
 const adminTestInterval = 250 * time.Millisecond
 
-// startAdminServer serves tb's admin handler on a loopback HTTP server and
-// returns its address. Cleanup stops the server, then the handler.
-func startAdminServer(t testing.TB, tb *testBroker) string {
+// startAdminServer serves tb's admin handler (sampling every
+// adminTestInterval; actions as openActions says) on a loopback HTTP
+// server and returns its address. Cleanup stops the server, then the
+// handler.
+func startAdminServer(t testing.TB, tb *testBroker, openActions bool) string {
 	t.Helper()
-	h := admin.NewHandler(tb.Broker.Broker, &admin.Options{Interval: adminTestInterval})
+	h := admin.NewHandler(tb.Broker.Broker, &admin.Options{Interval: adminTestInterval, OpenActions: openActions})
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.Close()
@@ -40,10 +42,10 @@ func startAdminServer(t testing.TB, tb *testBroker) string {
 
 // startOnePort starts a broker, its admin server and nginx with the three
 // routes, and returns the broker and nginx's address.
-func startOnePort(t testing.TB) (*testBroker, string) {
+func startOnePort(t testing.TB, openActions bool) (*testBroker, string) {
 	t.Helper()
 	tb := startBroker(t, brokerConfig{})
-	adminAddr := startAdminServer(t, tb)
+	adminAddr := startAdminServer(t, tb, openActions)
 	return tb, startNginxRoutes(t, nginxRoutes{TCP: tb.TCPAddr, WS: tb.WSAddr, Admin: adminAddr})
 }
 
@@ -78,7 +80,7 @@ func adminClientsByName(t testing.TB, base string) map[string]map[string]string 
 // there too.
 func TestNginxOnePortAdmin(t *testing.T) {
 	t.Parallel()
-	_, proxy := startOnePort(t)
+	_, proxy := startOnePort(t, false)
 	base := "http://" + proxy + "/admin/"
 	const topic = "nginx/admin"
 
@@ -134,7 +136,8 @@ func TestNginxOnePortAdmin(t *testing.T) {
 type dashboardState struct {
 	Polls   int
 	Error   bool
-	Clients []struct{ ID, Name, Transport string }
+	Status  string
+	Clients []struct{ ID, Name, Transport, Action string }
 	Samples int
 	LastIn  float64
 	LastOut float64
@@ -150,8 +153,11 @@ const dashboardStateJS = `(() => {
   return {
     polls: Number(status.dataset.polls),
     error: status.classList.contains("error"),
-    clients: [...document.querySelectorAll("#clients tbody tr[data-id]")].map(r =>
-      ({id: r.dataset.id, name: r.cells[1].textContent, transport: r.dataset.transport})),
+    status: status.textContent,
+    clients: [...document.querySelectorAll("#clients tbody tr[data-id]")].map(r => {
+      const b = r.querySelector("button[data-action]");
+      return {id: r.dataset.id, name: r.cells[1].textContent, transport: r.dataset.transport, action: b ? b.dataset.action : ""};
+    }),
     samples: Number(chart.dataset.samples),
     lastIn: Number(chart.dataset.lastIn),
     lastOut: Number(chart.dataset.lastOut),
@@ -167,11 +173,12 @@ const dashboardScreenshotEnv = "AMPS_DASHBOARD_SCREENSHOT"
 
 // TestBrowserAdminDashboard loads the dashboard in headless Chromium
 // through nginx's /admin/: it lists the TCP and WebSocket clients, its rate
-// chart moves while a publisher runs, and the browser reports no console
+// chart moves while a publisher runs, its disconnect button (actions are
+// open) closes the WebSocket client, and the browser reports no console
 // error. The screenshot is saved in the test's artifact directory.
 func TestBrowserAdminDashboard(t *testing.T) {
 	t.Parallel()
-	_, proxy := startOnePort(t)
+	_, proxy := startOnePort(t, true)
 	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
 	defer cancel()
 	const topic = "dashboard/ticks"
@@ -286,6 +293,26 @@ func TestBrowserAdminDashboard(t *testing.T) {
 	}
 	close(stop)
 	published.Wait()
+
+	// The disconnect button of the WebSocket client, confirmed, closes it.
+	var target string
+	for _, c := range st.Clients {
+		if c.Name == "ws-subscriber" {
+			target = c.Action
+		}
+	}
+	if !strings.HasSuffix(target, "/disconnect") {
+		t.Fatalf("no disconnect button for ws-subscriber with actions open: %+v", st.Clients)
+	}
+	var clicked bool
+	if err := page.evaluate(ctx, `(() => { window.confirm = () => true;
+	  const b = document.querySelector('button[data-action="`+target+`"]'); if (b) b.click(); return !!b; })()`, &clicked); err != nil || !clicked {
+		t.Fatalf("clicking disconnect: %v (clicked %v)", err, clicked)
+	}
+	until("the WebSocket client gone", func() bool {
+		_, present := transports()["ws-subscriber"]
+		return !present && strings.Contains(st.Status, "updated")
+	})
 	if errs := page.errorsSeen(); len(errs) > 0 {
 		t.Errorf("the browser reported %d errors:\n%s", len(errs), strings.Join(errs, "\n"))
 	}

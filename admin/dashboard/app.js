@@ -17,11 +17,17 @@
   const CHART = { w: 640, h: 200, left: 48, right: 8, top: 10, bottom: 22 };
   const SVG_NS = "http://www.w3.org/2000/svg";
 
+  // CHECK_PATH asks the admin server whether this user may run an action
+  // (answer "true" or "false"), without running it.
+  const CHECK_PATH = "amps/administrator/authorization/entitlement/transports/amps-admin/check?path=";
+
   const base = new URL(".", window.location.href);
   const $ = id => document.getElementById(id);
   let sortKey = "id", sortNum = true, sortAsc = true;
   let lastClients = [];
   let polls = 0;
+  // What the admin server lets this user do; the buttons appear only then.
+  const allowed = { disconnect: false, transport: false };
 
   const num = v => { const n = Number(v); return Number.isFinite(n) ? n : 0; };
 
@@ -74,13 +80,48 @@
     for (const r of rows) body.appendChild(r);
   }
 
+  // row makes a table row: a string cell is text, {text} a number
+  // (right-aligned), and a Node (a button) is put in as it is.
   function row(cells, cls) {
     const tr = el("tr", undefined, cls);
     for (const c of cells) {
+      if (c instanceof Node) {
+        tr.appendChild(el("td", undefined, "actions")).appendChild(c);
+        continue;
+      }
       const isNum = typeof c === "object" && c !== null;
       tr.appendChild(el("td", isNum ? c.text : c, isNum ? "num" : undefined));
     }
     return tr;
+  }
+
+  // actionButton runs the admin action at path (relative, under
+  // amps/administrator/) after the user confirms what it does.
+  function actionButton(label, path, what) {
+    const b = el("button", label, "action");
+    b.type = "button";
+    b.dataset.action = path;
+    b.addEventListener("click", async () => {
+      if (!window.confirm(what + "?")) return;
+      b.disabled = true;
+      try {
+        const res = await fetch(new URL("amps/administrator/" + path, base), { method: "POST", cache: "no-store" });
+        setStatus(what + (res.ok ? ": done" : ": refused, " + res.status + " " + (await res.text()).trim()), !res.ok);
+      } catch (err) {
+        setStatus(what + ": " + String((err && err.message) || err), true);
+      }
+    });
+    return b;
+  }
+
+  // checkAction asks whether the user may run the action at path.
+  async function checkAction(path) {
+    try {
+      const res = await fetch(new URL(CHECK_PATH + encodeURIComponent("/amps/administrator/" + path), base), { cache: "no-store" });
+      return res.ok && (await res.text()).trim() === "true";
+    } catch (err) {
+      return false;
+    }
   }
   const n = text => ({ text: text });
 
@@ -132,7 +173,9 @@
       const tr = row([c.id, c.client_name, c.authenticated_id, c.x_transport, c.remote_address,
         n(c.subscription_count), n(fmtNum(c.messages_in)), n(fmtNum(c.messages_out)),
         n(fmtBytes(c.bytes_in)), n(fmtBytes(c.bytes_out)), n(fmtNum(c.messages_in_per_sec)),
-        n(fmtNum(c.messages_out_per_sec)), n(fmtBytes(c.queued_bytes_out)), n(fmtSeconds(c.queue_max_latency))],
+        n(fmtNum(c.messages_out_per_sec)), n(fmtBytes(c.queued_bytes_out)), n(fmtSeconds(c.queue_max_latency)),
+        allowed.disconnect ? actionButton("disconnect", "clients/" + encodeURIComponent(c.id) + "/disconnect",
+          "Disconnect client " + c.id + " (" + (c.client_name || "no name") + ")") : ""],
       num(c.queue_max_latency) >= SLOW_LATENCY_SECONDS ? "slow" : undefined);
       tr.dataset.id = c.id;
       tr.dataset.transport = c.x_transport || "";
@@ -167,8 +210,13 @@
   }
 
   function renderTransports(ts) {
-    fill($("transports"), (ts || []).map(t => row([t.name, t.is_enabled === "true" ? "yes" : "no", t.x_inet_addr || "–",
-      n(t.x_connections)], t.is_enabled === "true" ? undefined : "slow")), "no transports");
+    fill($("transports"), (ts || []).map(t => {
+      const on = t.is_enabled === "true", verb = on ? "disable" : "enable";
+      return row([t.name, on ? "yes" : "no", t.x_inet_addr || "–", n(t.x_connections),
+        allowed.transport ? actionButton(verb, "transports/" + encodeURIComponent(t.name) + "/" + verb,
+          (on ? "Disable transport " + t.name + " and drop its connections" : "Enable transport " + t.name)) : ""],
+      on ? undefined : "slow");
+    }), "no transports");
   }
 
   // renderKV lists an object's fields, or says the feature is not
@@ -266,14 +314,22 @@
       const [doc, hist] = await Promise.all([getJSON("amps/instance.json"), getJSON("amps/instance/statistics/x_samples.json")]);
       const inst = doc.amps.instance;
       const samples = hist.amps.instance.statistics.x_samples || [];
+      const clients = inst.clients || [], transports = inst.transports || [];
+      // Asked of one client and one transport: an entitlement that
+      // tells clients or transports apart still gets its answer when the
+      // action runs.
+      [allowed.disconnect, allowed.transport] = await Promise.all([
+        clients.length ? checkAction("clients/" + encodeURIComponent(clients[0].id) + "/disconnect") : false,
+        transports.length ? checkAction("transports/" + encodeURIComponent(transports[0].name) + "/disable") : false,
+      ]);
       renderHeader(inst);
       renderTiles(inst);
       renderChart(samples);
-      renderClients(inst.clients || []);
-      renderSlow(inst.clients || []);
+      renderClients(clients);
+      renderSlow(clients);
       renderTopics(inst.x_topics);
       renderSOW(inst.sow);
-      renderTransports(inst.transports);
+      renderTransports(transports);
       renderKV($("journal"), inst.transaction_log);
       renderKV($("cluster"), inst.replication);
       polls++;
@@ -289,6 +345,7 @@
 
   function init() {
     for (const th of $("clients").tHead.rows[0].cells) {
+      if (!th.dataset.key) continue;
       th.addEventListener("click", () => {
         if (sortKey === th.dataset.key) sortAsc = !sortAsc;
         else { sortKey = th.dataset.key; sortNum = th.dataset.num === "1"; sortAsc = !sortNum; }
