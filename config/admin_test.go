@@ -50,6 +50,14 @@ func TestAdminElement(t *testing.T) {
 		t.Errorf("AdminSecurity = %v, %v, %v; want nil, nil, true", auth, ent, set)
 	}
 
+	if a.Galvanometer != "" {
+		t.Errorf("Galvanometer = %q, want empty (enabled)", a.Galvanometer)
+	}
+	cfg, e = parseString(t, doc(`<Admin><Galvanometer> Disabled </Galvanometer></Admin>`), nil)
+	if e != nil || cfg.Admin.Galvanometer != StateDisabled {
+		t.Errorf("Galvanometer disabled: %+v, %v", cfg.Admin, e)
+	}
+
 	cfg, e = parseString(t, doc(`<Admin><InetAddr>8085</InetAddr></Admin>`), nil)
 	if e != nil {
 		t.Fatalf("Parse: %v", e)
@@ -129,6 +137,8 @@ func TestAdminErrors(t *testing.T) {
 		{"interval below minimum", `<Admin><InetAddr>8085</InetAddr><Interval>500ms</Interval></Admin>`, CodeValue,
 			"Admin/Interval: Admin Interval 500ms is below the 1s minimum (line 3)"},
 		{"interval unparsable", `<Admin><Interval>soon</Interval></Admin>`, CodeValue, ""},
+		{"galvanometer neither enabled nor disabled", `<Admin><Galvanometer>off</Galvanometer></Admin>`, CodeValue,
+			`Admin/Galvanometer: Admin Galvanometer "off" must be enabled or disabled (line 3)`},
 		{"certificate without key", `<Admin><InetAddr>8085</InetAddr><Certificate>` + cert + `</Certificate></Admin>`, CodeTLSMissing,
 			"Admin: Admin Certificate and PrivateKey go together: HTTPS needs both (line 3)"},
 		{"key without certificate", `<Admin><PrivateKey>` + key + `</PrivateKey></Admin>`, CodeTLSMissing,

@@ -61,7 +61,8 @@ const (
 	ProtocolWebSocket = "websocket"
 )
 
-// Transport initial states (amps-config §3.1 InitialState).
+// Transport initial states (amps-config §3.1 InitialState), also the
+// values of Admin Galvanometer.
 const (
 	// StateEnabled: the transport listens at startup (the default).
 	StateEnabled = "enabled"
@@ -458,6 +459,11 @@ type Admin struct {
 	// Certificate and PrivateKey are PEM files; both set turns the server
 	// to HTTPS, one without the other is an error.
 	Certificate, PrivateKey string
+
+	// Galvanometer is StateEnabled (or empty) or StateDisabled: whether
+	// the admin server's root serves the dashboard page, AMPS's
+	// Galvanometer (admin.Options.NoDashboard when disabled).
+	Galvanometer string
 
 	// Authentication and Entitlement are the admin server's own modules
 	// (amps-admin §3), resolved as the instance's are; nil: none. The

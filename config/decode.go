@@ -552,10 +552,11 @@ func (d *decoder) logTarget(n *node) LogTarget {
 // websocket transport.
 func (d *decoder) admin(n *node) {
 	a := &Admin{
-		InetAddr:    strings.TrimSpace(d.text(n, "InetAddr")),
-		Interval:    DefaultAdminInterval,
-		Certificate: d.text(n, "Certificate"),
-		PrivateKey:  d.text(n, "PrivateKey"),
+		InetAddr:     strings.TrimSpace(d.text(n, "InetAddr")),
+		Interval:     DefaultAdminInterval,
+		Certificate:  d.text(n, "Certificate"),
+		PrivateKey:   d.text(n, "PrivateKey"),
+		Galvanometer: enum(d.text(n, "Galvanometer")),
 	}
 	d.cfg.Admin = a
 	d.remember("Admin", n)

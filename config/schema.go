@@ -178,12 +178,13 @@ var rootSchema = block(map[string]*elem{
 	"Transports": block(map[string]*elem{
 		"Transport": transportSchema,
 	}),
-	// Admin: the server's address, sampling interval, HTTPS files and
-	// its own Authentication and Entitlement modules are served
+	// Admin: the server's address, sampling interval, HTTPS files, its
+	// dashboard switch and its own Authentication and Entitlement modules
+	// are served
 	// (Config.Admin); the rest is validated where it can be and
 	// ignored with a warning naming the element.
 	"Admin": block(map[string]*elem{
-		"InetAddr": leaf(), "Interval": leaf(), "Certificate": leaf(), "PrivateKey": leaf(),
+		"InetAddr": leaf(), "Interval": leaf(), "Certificate": leaf(), "PrivateKey": leaf(), "Galvanometer": leaf(),
 		"FileName":                 warnOnly(CodeAccepted, "Admin FileName accepted but ignored: statistics are kept in memory"),
 		"WWWAuthenticate":          warnOnly(CodeAccepted, "Admin WWWAuthenticate accepted but ignored: the admin server challenges with Basic"),
 		"Authentication":           moduleRef(),

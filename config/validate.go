@@ -628,6 +628,11 @@ func (a *Admin) validate(c *Config, ds *diags) {
 			ds.errorf(CodeInetAddr, c.at("Admin/InetAddr"), "Admin %s", strings.TrimPrefix(err.Error(), "listener: "))
 		}
 	}
+	switch a.Galvanometer {
+	case "", StateEnabled, StateDisabled:
+	default:
+		ds.errorf(CodeValue, c.at("Admin/Galvanometer"), "Admin Galvanometer %q must be enabled or disabled", a.Galvanometer)
+	}
 	c.checkModule(ds, "Admin/Authentication", "Admin ", kindAuthentication, a.Authentication)
 	c.checkModule(ds, "Admin/Entitlement", "Admin ", kindEntitlement, a.Entitlement)
 	if a.Interval != 0 && a.Interval < MinAdminInterval {

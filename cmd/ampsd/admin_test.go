@@ -150,6 +150,9 @@ func TestConfigAdmin(t *testing.T) {
 			if c["x_transport"] != "json-tcp" {
 				t.Errorf("client = %v, want x_transport json-tcp", c)
 			}
+			if code, body := get(t, client, tc.scheme+"://"+m[1]+"/"); code != http.StatusOK || !strings.Contains(body, "dashboard/app.js") {
+				t.Errorf("the dashboard = %d %.200s", code, body)
+			}
 		})
 	}
 }
@@ -163,7 +166,8 @@ func TestConfigAdminSecurity(t *testing.T) {
 <Transports><Transport><Name>json-tcp</Name><Type>tcp</Type><InetAddr>127.0.0.1:0</InetAddr><Protocol>amps</Protocol></Transport></Transports>
 <Admin><InetAddr>127.0.0.1:0</InetAddr>
 <Authentication><Module>amps-default-authentication-module</Module><Options><RequireUsername>true</RequireUsername></Options></Authentication>
-<Entitlement><Module>sa</Module><Options><DeniedTopics>^/amps/administrator/transports</DeniedTopics></Options></Entitlement></Admin>
+<Entitlement><Module>sa</Module><Options><DeniedTopics>^/amps/administrator/transports</DeniedTopics></Options></Entitlement>
+<Galvanometer>disabled</Galvanometer></Admin>
 </AMPSConfig>`)
 	log, _ := startRun(t, "-config", file)
 	base := "http://" + waitFor(t, log, adminLine)[1]
@@ -174,6 +178,9 @@ func TestConfigAdminSecurity(t *testing.T) {
 	}
 	ops := &http.Client{Transport: basicAuth{"ops", "any"}}
 	c := clientByName(t, ops, base, "secured")
+	if code, _ := get(t, ops, base+"/"); code != http.StatusNotFound {
+		t.Errorf("the dashboard with Galvanometer disabled = %d, want 404", code)
+	}
 	if code, body := get(t, ops, base+"/amps/administrator/transports/json-tcp/disable"); code != http.StatusForbidden {
 		t.Errorf("disable a transport against the entitlement: %d %s, want 403", code, body)
 	}

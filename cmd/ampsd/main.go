@@ -276,6 +276,7 @@ func configAdmin(cfg *config.Config, open bool) (*adminServer, error) {
 		Interval:    a.Interval,
 		Description: cfg.Description,
 		OpenActions: open,
+		NoDashboard: a.Galvanometer == config.StateDisabled,
 	}
 	// The Admin element's own Authentication or Entitlement is the
 	// decision that turns the actions on: the modules say who may run
