@@ -60,7 +60,7 @@ func newHistory(size int) *history {
 }
 
 // sample reads b's counters at now into the ring and computes the
-// connections' rates against the previous sample.
+// connections' and the busiest topics' rates against the previous sample.
 func (h *history) sample(b *broker.Broker, now time.Time) {
 	st := b.Stats()
 	busy := b.BusiestTopics(topicSampleLimit)
