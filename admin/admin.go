@@ -30,6 +30,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -98,6 +99,24 @@ type Options struct {
 	// NoDashboard turns the dashboard page at the root off (404), as
 	// AMPS's Admin/Galvanometer "disabled" does; the tree stays.
 	NoDashboard bool
+
+	// AnonymousPaths, when set, matches the paths served without
+	// authentication or entitlement (AMPS Admin/AnonymousPaths), tried
+	// on the path as the Entitler sees it ("/amps", "/amps/instance/
+	// replication") or the page's ("/", "/dashboard/app.js"), e.g.
+	// `^/amps$` for a liveness probe. Actions on such a path still need
+	// actions to be on (Entitler or OpenActions). Default nil: none.
+	AnonymousPaths *regexp.Regexp
+	// Headers are added to every response (AMPS Admin/Header).
+	Headers http.Header
+	// AllowOrigin, when set, lets the pages of the origins it matches
+	// read the tree from a browser (Access-Control-Allow-Origin naming
+	// the request's Origin, and Vary: Origin) and run actions (otherwise
+	// refused when sent from another site). Default nil: no CORS header.
+	// AMPS sends "*" when its AccessControlAllowOrigin is unset; not
+	// here, where the statistics are open: any page a browser on the
+	// admin server's network opens could read them.
+	AllowOrigin *regexp.Regexp
 }
 
 // Handler serves a broker's admin tree. It samples the broker's statistics
@@ -182,7 +201,19 @@ func errorf(status int, format string, args ...any) error {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
+	hdr := w.Header()
+	for k, vs := range h.opts.Headers {
+		for _, v := range vs {
+			hdr.Add(k, v)
+		}
+	}
+	hdr.Set("Cache-Control", "no-store")
+	if h.opts.AllowOrigin != nil {
+		hdr.Add("Vary", "Origin")
+		if h.originAllowed(r) {
+			hdr.Set("Access-Control-Allow-Origin", r.Header.Get("Origin"))
+		}
+	}
 	if err := h.serve(w, r); err != nil {
 		he := &httpError{http.StatusInternalServerError, err.Error()}
 		errors.As(err, &he)
@@ -242,9 +273,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	if r.Method == http.MethodPost && !isAction {
 		return errorf(http.StatusMethodNotAllowed, "method POST is only for actions under /amps/administrator")
 	}
-	user, err := h.authenticate(r)
-	if err != nil {
-		return err
+	user := ""
+	if !h.anonymous("/" + strings.Join(req.segs, "/")) {
+		if user, err = h.authenticate(r); err != nil {
+			return err
+		}
 	}
 	// check only asks whether an action would be allowed: it is a read.
 	runs := isAction && isActionPath(req.segs) && req.segs[len(req.segs)-1] != actionCheck
@@ -314,7 +347,7 @@ func (h *Handler) authenticate(r *http.Request) (string, error) {
 // a GET action is otherwise one <img> tag away.
 func (h *Handler) authorize(r *http.Request, user string, segs []string, action bool) error {
 	path := "/" + strings.Join(segs, "/")
-	if action && r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+	if action && r.Header.Get("Sec-Fetch-Site") == "cross-site" && !h.originAllowed(r) {
 		return errorf(http.StatusForbidden, "action %s refused: sent from another site", path)
 	}
 	if !h.allowed(r, user, path, action) {
@@ -329,14 +362,31 @@ func (h *Handler) authorize(r *http.Request, user string, segs []string, action 
 	return nil
 }
 
-// allowed says whether user may read path, or run it when action.
+// allowed says whether user may read path, or run it when action. An
+// anonymous path skips the Entitler, not the need for actions to be on.
 func (h *Handler) allowed(r *http.Request, user, path string, action bool) bool {
 	if h.opts.Entitler == nil {
 		return !action || h.opts.OpenActions
+	}
+	if h.anonymous(path) {
+		return true
 	}
 	p := broker.Read
 	if action && h.opts.ActionsNeedWrite {
 		p = broker.Write
 	}
 	return h.opts.Entitler.Entitled(&broker.Identity{UserID: user}, path, p)
+}
+
+// anonymous says whether path is served without authentication or
+// entitlement (Options.AnonymousPaths).
+func (h *Handler) anonymous(path string) bool {
+	return h.opts.AnonymousPaths != nil && h.opts.AnonymousPaths.MatchString(path)
+}
+
+// originAllowed says whether the request comes from a page of an origin
+// Options.AllowOrigin matches.
+func (h *Handler) originAllowed(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	return h.opts.AllowOrigin != nil && o != "" && h.opts.AllowOrigin.MatchString(o)
 }

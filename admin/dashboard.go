@@ -65,8 +65,10 @@ func (h *Handler) serveDashboard(w http.ResponseWriter, r *http.Request, p strin
 	if h.opts.NoDashboard {
 		return errorf(http.StatusNotFound, "the dashboard is turned off (admin.Options.NoDashboard)")
 	}
-	if _, err := h.authenticate(r); err != nil {
-		return err
+	if !h.anonymous(p) {
+		if _, err := h.authenticate(r); err != nil {
+			return err
+		}
 	}
 	name := dashboardPage
 	if p != "/" {

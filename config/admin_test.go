@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ func TestAdminElement(t *testing.T) {
 	cfg, e := parseString(t, doc(`<Admin><InetAddr>127.0.0.1:28085</InetAddr><Interval>2s</Interval>
 <Certificate>`+cert+`</Certificate><PrivateKey>`+key+`</PrivateKey>
 <FileName>stats.db</FileName><Header>X-A: b</Header><Header>X-C: d</Header>
+<AnonymousPaths>^/amps$</AnonymousPaths><AccessControlAllowOrigin>^https://ops\.example$</AccessControlAllowOrigin>
 <Entitlement><Module>amps-default-entitlement-module</Module></Entitlement></Admin>`), nil)
 	if e != nil {
 		t.Fatalf("Parse: %v", e)
@@ -36,7 +38,7 @@ func TestAdminElement(t *testing.T) {
 	for _, w := range cfg.Warnings {
 		warned = append(warned, string(w.Code)+" "+w.Path)
 	}
-	want := "CFG-ACCEPTED Admin/FileName\nCFG-ACCEPTED Admin/Header[1]\nCFG-ACCEPTED Admin/Header[2]"
+	want := "CFG-ACCEPTED Admin/FileName"
 	if got := strings.Join(warned, "\n"); got != want {
 		t.Errorf("warnings:\n%s\nwant:\n%s", got, want)
 	}
@@ -50,6 +52,9 @@ func TestAdminElement(t *testing.T) {
 		t.Errorf("AdminSecurity = %v, %v, %v; want nil, nil, true", auth, ent, set)
 	}
 
+	if !slices.Equal(a.Headers, []string{"X-A: b", "X-C: d"}) || a.AnonymousPaths != "^/amps$" || a.AccessControlAllowOrigin != `^https://ops\.example$` {
+		t.Errorf("Headers %q, AnonymousPaths %q, AccessControlAllowOrigin %q", a.Headers, a.AnonymousPaths, a.AccessControlAllowOrigin)
+	}
 	if a.Galvanometer != "" {
 		t.Errorf("Galvanometer = %q, want empty (enabled)", a.Galvanometer)
 	}
@@ -137,6 +142,11 @@ func TestAdminErrors(t *testing.T) {
 		{"interval below minimum", `<Admin><InetAddr>8085</InetAddr><Interval>500ms</Interval></Admin>`, CodeValue,
 			"Admin/Interval: Admin Interval 500ms is below the 1s minimum (line 3)"},
 		{"interval unparsable", `<Admin><Interval>soon</Interval></Admin>`, CodeValue, ""},
+		{"header without a colon", `<Admin><Header>X-Nothing</Header></Admin>`, CodeValue,
+			`Admin/Header[1]: Admin Header "X-Nothing" must be 'Name: value' on one line (line 3)`},
+		{"anonymous paths not a regexp", `<Admin><AnonymousPaths>^/amps(</AnonymousPaths></Admin>`, CodeValue,
+			"Admin/AnonymousPaths: Admin AnonymousPaths \"^/amps(\" is not a valid regular expression: error parsing regexp: missing closing ): `^/amps(` (line 3)"},
+		{"origin not a regexp", `<Admin><AccessControlAllowOrigin>*</AccessControlAllowOrigin></Admin>`, CodeValue, ""},
 		{"galvanometer neither enabled nor disabled", `<Admin><Galvanometer>off</Galvanometer></Admin>`, CodeValue,
 			`Admin/Galvanometer: Admin Galvanometer "off" must be enabled or disabled (line 3)`},
 		{"certificate without key", `<Admin><InetAddr>8085</InetAddr><Certificate>` + cert + `</Certificate></Admin>`, CodeTLSMissing,

@@ -460,6 +460,18 @@ type Admin struct {
 	// to HTTPS, one without the other is an error.
 	Certificate, PrivateKey string
 
+	// Headers are "Name: value" lines added to every response (Header,
+	// repeatable).
+	Headers []string
+	// AnonymousPaths is a regular expression of the paths served without
+	// authentication or entitlement ("^/amps$"); empty: none.
+	AnonymousPaths string
+	// AccessControlAllowOrigin is a regular expression of the origins
+	// whose pages may read the tree from a browser (their Origin is
+	// echoed in Access-Control-Allow-Origin) and run actions; empty: no
+	// CORS header (AMPS sends "*"; see admin.Options.AllowOrigin).
+	AccessControlAllowOrigin string
+
 	// Galvanometer is StateEnabled (or empty) or StateDisabled: whether
 	// the admin server's root serves the dashboard page, AMPS's
 	// Galvanometer (admin.Options.NoDashboard when disabled).

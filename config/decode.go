@@ -557,6 +557,12 @@ func (d *decoder) admin(n *node) {
 		Certificate:  d.text(n, "Certificate"),
 		PrivateKey:   d.text(n, "PrivateKey"),
 		Galvanometer: enum(d.text(n, "Galvanometer")),
+
+		AnonymousPaths:           d.text(n, "AnonymousPaths"),
+		AccessControlAllowOrigin: d.text(n, "AccessControlAllowOrigin"),
+	}
+	for _, h := range d.kids(n, "Header") {
+		a.Headers = append(a.Headers, h.text)
 	}
 	d.cfg.Admin = a
 	d.remember("Admin", n)

@@ -179,8 +179,8 @@ var rootSchema = block(map[string]*elem{
 		"Transport": transportSchema,
 	}),
 	// Admin: the server's address, sampling interval, HTTPS files, its
-	// dashboard switch and its own Authentication and Entitlement modules
-	// are served
+	// dashboard switch, its own Authentication and Entitlement modules,
+	// AnonymousPaths, Header and AccessControlAllowOrigin are served
 	// (Config.Admin); the rest is validated where it can be and
 	// ignored with a warning naming the element.
 	"Admin": block(map[string]*elem{
@@ -189,10 +189,10 @@ var rootSchema = block(map[string]*elem{
 		"WWWAuthenticate":          warnOnly(CodeAccepted, "Admin WWWAuthenticate accepted but ignored: the admin server challenges with Basic"),
 		"Authentication":           moduleRef(),
 		"Entitlement":              moduleRef(),
-		"AnonymousPaths":           warnOnly(CodeAccepted, "Admin AnonymousPaths accepted but ignored: every statistics path is served without credentials"),
-		"Header":                   {lv: lvAccept, repeat: true, why: "Admin Header accepted but ignored"},
+		"AnonymousPaths":           leaf(),
+		"Header":                   leaves(),
 		"ExternalInetAddr":         warnOnly(CodeAccepted, "Admin ExternalInetAddr accepted but ignored"),
-		"AccessControlAllowOrigin": warnOnly(CodeAccepted, "Admin AccessControlAllowOrigin accepted but ignored"),
+		"AccessControlAllowOrigin": leaf(),
 		"SessionOptions":           warnOnly(CodeAccepted, "Admin SessionOptions accepted but ignored: there are no login sessions"),
 		"SQLTransport":             warnOnly(CodeAccepted, "Admin SQLTransport accepted but ignored: there is no query page"),
 		"SQLTransportInetAddr":     warnOnly(CodeAccepted, "Admin SQLTransportInetAddr accepted but ignored: there is no query page"),

@@ -167,7 +167,8 @@ func TestConfigAdminSecurity(t *testing.T) {
 <Admin><InetAddr>127.0.0.1:0</InetAddr>
 <Authentication><Module>amps-default-authentication-module</Module><Options><RequireUsername>true</RequireUsername></Options></Authentication>
 <Entitlement><Module>sa</Module><Options><DeniedTopics>^/amps/administrator/transports</DeniedTopics></Options></Entitlement>
-<Galvanometer>disabled</Galvanometer></Admin>
+<Galvanometer>disabled</Galvanometer><AnonymousPaths>^/amps$</AnonymousPaths><Header>X-Admin: yes</Header>
+<AccessControlAllowOrigin>^https://ops\.example$</AccessControlAllowOrigin></Admin>
 </AMPSConfig>`)
 	log, _ := startRun(t, "-config", file)
 	base := "http://" + waitFor(t, log, adminLine)[1]
@@ -175,6 +176,17 @@ func TestConfigAdminSecurity(t *testing.T) {
 
 	if code, body := get(t, http.DefaultClient, base+"/amps/instance.json"); code != http.StatusUnauthorized {
 		t.Errorf("without credentials: %d %s, want 401", code, body)
+	}
+	// AnonymousPaths, Header and AccessControlAllowOrigin.
+	req, _ := http.NewRequest("GET", base+"/amps.json", nil)
+	req.Header.Set("Origin", "https://ops.example")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Admin") != "yes" || resp.Header.Get("Access-Control-Allow-Origin") != "https://ops.example" {
+		t.Errorf("anonymous /amps.json from ops.example = %d %v", resp.StatusCode, resp.Header)
 	}
 	ops := &http.Client{Transport: basicAuth{"ops", "any"}}
 	c := clientByName(t, ops, base, "secured")

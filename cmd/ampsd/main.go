@@ -278,6 +278,9 @@ func configAdmin(cfg *config.Config, open bool) (*adminServer, error) {
 		OpenActions: open,
 		NoDashboard: a.Galvanometer == config.StateDisabled,
 	}
+	if err := adminHTTPOptions(a, &opts); err != nil {
+		return nil, err
+	}
 	// The Admin element's own Authentication or Entitlement is the
 	// decision that turns the actions on: the modules say who may run
 	// them (without an Entitlement, every authenticated user may).
