@@ -12,8 +12,10 @@
 // Served: JSON (".json" on any node: the node wrapped in its ancestors
 // from "amps", collections as arrays of objects with "id", every value a
 // string), and for the bare path (no suffix) a minimal HTML listing with
-// relative links, so that the pages work behind a proxy's prefix. Refused
-// with 501: ".xml", ".csv" and time-range queries (t0, t1). Unknown paths
+// relative links, so that the pages work behind a proxy's prefix. The
+// leaves of x_broker and processors/all keep a history (series.go): with
+// t0/t1 or ".csv" they answer "timestamp,value" lines. Refused with 501:
+// ".xml", ".csv" and t0/t1 on other nodes, and a history in JSON. Unknown paths
 // (and /amps.rnc) get 404. A SOW entry's id is "<topic>!<type>"; a slash
 // in it is escaped in the path ("sow/orders%2Feu!json.json").
 //
@@ -287,12 +289,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	if err := h.authorize(r, user, req.segs, runs); err != nil {
 		return err
 	}
-	if req.format == "xml" || req.format == "csv" {
-		return errorf(http.StatusNotImplemented, "the .%s representation is not supported; use .json", req.format)
+	if req.format == "xml" {
+		return errorf(http.StatusNotImplemented, "the .xml representation is not supported; use .json")
 	}
 	q := r.URL.Query()
-	if q.Has("t0") || q.Has("t1") {
-		return errorf(http.StatusNotImplemented, "time-range queries (t0, t1) are not supported yet; the values are live")
+	if !isAction && (q.Has("t0") || q.Has("t1") || req.format == "csv") {
+		return h.serveSeries(w, r, req)
 	}
 	if isAction {
 		return h.administrator(w, r, req, user)
