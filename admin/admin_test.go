@@ -506,14 +506,20 @@ func TestEntitlerAndAuthentication(t *testing.T) {
 	c.ExpectClosed()
 }
 
-func TestHistoryAndClose(t *testing.T) {
-	b, h := newAdmin(t, &admin.Options{Interval: 5 * time.Millisecond, HistorySize: 4})
+// publishThree publishes three messages to b through TCP and waits for
+// the flush.
+func publishThree(b *ampstest.Broker) {
 	c := b.Dial(b.TCPURL(), nil)
 	c.Logon("pub")
 	for range 3 {
 		c.Publish("t", []byte(`{}`))
 	}
 	c.Flush("f")
+}
+
+func TestHistoryAndClose(t *testing.T) {
+	b, h := newAdmin(t, &admin.Options{Interval: 5 * time.Millisecond, HistorySize: 4})
+	publishThree(b)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		s := h.Samples()

@@ -18,12 +18,7 @@ var sampleLine = regexp.MustCompile(`^(\d{8}T\d{6}\.\d{6}Z),(\d+(?:\.\d{12})?)$`
 // t0/t1 and .csv with "timestamp,value" lines from the history.
 func TestLeafHistory(t *testing.T) {
 	b, h := newAdmin(t, &admin.Options{Interval: 10 * time.Millisecond, HistorySize: 50})
-	c := b.Dial(b.TCPURL(), nil)
-	c.Logon("pub")
-	for range 3 {
-		c.Publish("t", []byte(`{}`))
-	}
-	c.Flush("f")
+	publishThree(b)
 	deadline := time.Now().Add(10 * time.Second)
 	for s := h.Samples(); len(s) < 5 || s[len(s)-1].MessagesIn != 3; s = h.Samples() {
 		if time.Now().After(deadline) {
