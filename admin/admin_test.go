@@ -590,3 +590,31 @@ func TestHeadRunsNoAction(t *testing.T) {
 	}
 	c.Flush("still-here")
 }
+
+func TestTransactionLogNode(t *testing.T) {
+	_, h := newAdmin(t, nil)
+	if tl := at(t, getJSON(t, h, "/amps.json"), "amps", "instance", "transaction_log"); len(tl.(map[string]any)) != 0 {
+		t.Errorf("without a journal transaction_log is %v, want empty", tl)
+	}
+	j := broker.NewMemJournal(1<<20, 100)
+	defer j.Close()
+	b := ampstest.NewBroker(t, &ampstest.Options{Broker: &broker.Options{Journal: j}})
+	hj := admin.NewHandler(b.Broker, nil)
+	defer hj.Close()
+	c, err := b.Broker.Connect(t.Context(), "pub", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := c.Publish(t.Context(), "t", []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tl := at(t, getJSON(t, hj, "/amps.json"), "amps", "instance", "transaction_log")
+	want := map[string]any{"x_entries": "3", "x_first_position": "100", "x_next_position": "103", "x_durable_position": "103", "x_not_durable": "0"}
+	for k, v := range want {
+		if got := tl.(map[string]any)[k]; got != v {
+			t.Errorf("transaction_log %s = %v, want %v (%v)", k, got, v, tl)
+		}
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ampsbroker/ampsbroker/broker"
 )
 
 // The tree follows the AMPS JSON document output (spec §1.1): objects are
@@ -166,7 +168,7 @@ func (h *Handler) tree(withSamples bool) node {
 		"views":           []node{},
 		"queries":         node{"queued_queries": "0"},
 		"api":             node{"command_queue_depth": "0"},
-		"transaction_log": node{},
+		"transaction_log": journalNode(st),
 		"replication":     []node{},
 	}
 	if wd, err := os.Getwd(); err == nil {
@@ -317,4 +319,26 @@ func writeHTML(w http.ResponseWriter, r *http.Request, path string, links []stri
 	}
 	_, err := w.Write([]byte(sb.String()))
 	return err
+}
+
+// journalNode is the transaction_log entry: empty without a journal;
+// else the journal's figures under x_ names of ours (AMPS's own fields
+// are per journal file and its write latencies, which we do not keep).
+func journalNode(st broker.Stats) node {
+	j := st.Journal
+	if j == nil {
+		return node{}
+	}
+	return node{
+		"x_bytes":                   itoa(j.Bytes),
+		"x_files":                   itoa(j.Segments),
+		"x_entries":                 itoa(j.Entries),
+		"x_first_position":          itoa(j.First),
+		"x_next_position":           itoa(j.Next),
+		"x_durable_position":        itoa(j.Durable),
+		"x_not_durable":             itoa(j.Next - j.Durable),
+		"x_cursors":                 itoa(j.Cursors),
+		"x_syncs":                   itoa(j.Syncs),
+		"x_replaying_subscriptions": itoa(st.ReplayingSubscriptions),
+	}
 }
