@@ -258,8 +258,8 @@ func TestErrors(t *testing.T) {
 		{"DELETE", "/amps/administrator/clients/1/disconnect", 405, "not allowed"},
 		{"POST", "/amps.json", 405, "only for actions"},
 		{"GET", "/amps.xml", 501, ".xml representation is not supported"},
-		{"GET", "/amps/instance/uptime.csv", 501, ".csv representation is not supported"},
-		{"GET", "/amps/instance/uptime?t0=20240101T0", 501, "time-range queries"},
+		{"GET", "/amps/instance/uptime.csv", 501, "has no history"},
+		{"GET", "/amps/instance/uptime?t0=20240101T0", 501, "has no history"},
 		// Without the right to run actions, an unknown one is refused first.
 		{"GET", "/amps/administrator/nothing/disconnect", 403, "admin actions are off"},
 	} {
@@ -506,14 +506,20 @@ func TestEntitlerAndAuthentication(t *testing.T) {
 	c.ExpectClosed()
 }
 
-func TestHistoryAndClose(t *testing.T) {
-	b, h := newAdmin(t, &admin.Options{Interval: 5 * time.Millisecond, HistorySize: 4})
+// publishThree publishes three messages to b through TCP and waits for
+// the flush.
+func publishThree(b *ampstest.Broker) {
 	c := b.Dial(b.TCPURL(), nil)
 	c.Logon("pub")
 	for range 3 {
 		c.Publish("t", []byte(`{}`))
 	}
 	c.Flush("f")
+}
+
+func TestHistoryAndClose(t *testing.T) {
+	b, h := newAdmin(t, &admin.Options{Interval: 5 * time.Millisecond, HistorySize: 4})
+	publishThree(b)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		s := h.Samples()
@@ -583,4 +589,32 @@ func TestHeadRunsNoAction(t *testing.T) {
 		t.Errorf("HEAD on an action = %d, want 405", code)
 	}
 	c.Flush("still-here")
+}
+
+func TestTransactionLogNode(t *testing.T) {
+	_, h := newAdmin(t, nil)
+	if tl := at(t, getJSON(t, h, "/amps.json"), "amps", "instance", "transaction_log"); len(tl.(map[string]any)) != 0 {
+		t.Errorf("without a journal transaction_log is %v, want empty", tl)
+	}
+	j := broker.NewMemJournal(1<<20, 100)
+	defer j.Close()
+	b := ampstest.NewBroker(t, &ampstest.Options{Broker: &broker.Options{Journal: j}})
+	hj := admin.NewHandler(b.Broker, nil)
+	defer hj.Close()
+	c, err := b.Broker.Connect(t.Context(), "pub", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := c.Publish(t.Context(), "t", []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tl := at(t, getJSON(t, hj, "/amps.json"), "amps", "instance", "transaction_log")
+	want := map[string]any{"x_entries": "3", "x_first_position": "100", "x_next_position": "103", "x_durable_position": "103", "x_not_durable": "0"}
+	for k, v := range want {
+		if got := tl.(map[string]any)[k]; got != v {
+			t.Errorf("transaction_log %s = %v, want %v (%v)", k, got, v, tl)
+		}
+	}
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ampsbroker/ampsbroker/broker"
 )
 
 // The tree follows the AMPS JSON document output (spec §1.1): objects are
@@ -41,8 +43,10 @@ func uptime(d time.Duration) string {
 }
 
 // tree builds the whole /amps node from the broker's live state and the
-// last sample's rates.
-func (h *Handler) tree() node {
+// last sample's rates. The history's samples (statistics/x_samples) are
+// in it only when withSamples, for requests at or below that node: they
+// would make every poll of /amps/instance.json many times larger.
+func (h *Handler) tree(withSamples bool) node {
 	b := h.b
 	st := b.Stats()
 	brates, last := h.hist.lastRates()
@@ -72,8 +76,9 @@ func (h *Handler) tree() node {
 		})
 	}
 
+	subStates := b.Subscriptions()
 	subs := []node{}
-	for i, s := range b.Subscriptions() {
+	for i, s := range subStates {
 		sn := node{
 			"id":            itoa(i + 1),
 			"sub_id":        s.SubID,
@@ -110,6 +115,10 @@ func (h *Handler) tree() node {
 		})
 	}
 
+	statistics := node{"file_name": ":memory:", "interval": itoa(h.opts.Interval.Milliseconds()), "total_samples": itoa(len(h.hist.samples()))}
+	if withSamples {
+		statistics["x_samples"] = h.samplesNode()
+	}
 	instance := node{
 		"name":          b.Name(),
 		"version":       b.Version(),
@@ -153,12 +162,13 @@ func (h *Handler) tree() node {
 			"not_entitled":            itoa(st.NotEntitled),
 		},
 		"memory":          processMemory(),
-		"statistics":      node{"file_name": ":memory:", "interval": itoa(h.opts.Interval.Milliseconds()), "total_samples": itoa(len(h.hist.samples()))},
+		"statistics":      statistics,
+		"x_topics":        topicsNode(st, subStates, h.hist.topicTraffic()),
 		"queues":          []node{},
 		"views":           []node{},
 		"queries":         node{"queued_queries": "0"},
 		"api":             node{"command_queue_depth": "0"},
-		"transaction_log": node{},
+		"transaction_log": journalNode(st),
 		"replication":     []node{},
 	}
 	if wd, err := os.Getwd(); err == nil {
@@ -236,11 +246,9 @@ func find(root any, segs []string) (found any, wrap func(any) any, ok bool) {
 
 // serveTree answers a statistics request: JSON or the HTML listing.
 func (h *Handler) serveTree(w http.ResponseWriter, r *http.Request, req request) error {
-	if len(req.segs) == 0 {
-		// The dashboard comes here later; for now a link to the tree.
-		return writeHTML(w, r, "/", []string{"amps"}, "")
-	}
-	found, wrap, ok := find(h.tree(), req.segs[1:])
+	withSamples := len(req.segs) >= 3 && req.segs[1] == "instance" && req.segs[2] == "statistics" &&
+		(len(req.segs) == 3 || req.segs[3] == "x_samples")
+	found, wrap, ok := find(h.tree(withSamples), req.segs[1:])
 	if !ok {
 		return errorf(http.StatusNotFound, "no admin node at /%s", strings.Join(req.segs, "/"))
 	}
@@ -311,4 +319,26 @@ func writeHTML(w http.ResponseWriter, r *http.Request, path string, links []stri
 	}
 	_, err := w.Write([]byte(sb.String()))
 	return err
+}
+
+// journalNode is the transaction_log entry: empty without a journal;
+// else the journal's figures under x_ names of ours (AMPS's own fields
+// are per journal file and its write latencies, which we do not keep).
+func journalNode(st broker.Stats) node {
+	j := st.Journal
+	if j == nil {
+		return node{}
+	}
+	return node{
+		"x_bytes":                   itoa(j.Bytes),
+		"x_files":                   itoa(j.Segments),
+		"x_entries":                 itoa(j.Entries),
+		"x_first_position":          itoa(j.First),
+		"x_next_position":           itoa(j.Next),
+		"x_durable_position":        itoa(j.Durable),
+		"x_not_durable":             itoa(j.Next - j.Durable),
+		"x_cursors":                 itoa(j.Cursors),
+		"x_syncs":                   itoa(j.Syncs),
+		"x_replaying_subscriptions": itoa(st.ReplayingSubscriptions),
+	}
 }

@@ -191,6 +191,9 @@ type JournalStats struct {
 	Next     Position // next position to assign
 	Durable  Position // see Journal.Durable
 	Cursors  int      // open cursors
+	// Syncs counts the commits that made entries durable since the
+	// journal opened: fsyncs of a file journal; 0 for a memory journal.
+	Syncs int64
 }
 
 // FirstPositionSeed is the first position of an empty journal created at

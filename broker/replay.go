@@ -195,6 +195,8 @@ type replay struct {
 	passed, acked Position
 	lastAck       time.Time
 	completed     bool
+	// uncounted is set once the replay has left the replaying count.
+	uncounted bool
 
 	stop     chan struct{} // closed to stop the reader
 	stopOnce sync.Once
@@ -314,7 +316,7 @@ func (r *replay) stopNow() {
 func (r *replay) run() {
 	defer r.ep.b.wg.Done()
 	defer close(r.done)
-	defer r.ep.b.replaying.Add(-1)
+	defer r.caughtUp()
 	defer func() { r.cur.Close() }() // the cursor of the moment: an overrun replaces it
 	var ackTimer, endTimer *time.Timer
 	defer func() {
@@ -567,8 +569,18 @@ func (r *replay) complete() {
 		return
 	}
 	r.completed = true
+	r.caughtUp()
 	if r.wantCompleted {
 		r.subAck(protocol.AckCompleted, r.plan.t0-1)
+	}
+}
+
+// caughtUp takes the replay out of Stats.ReplayingSubscriptions, once:
+// it has replayed what the journal held when it was made (or it ended).
+func (r *replay) caughtUp() {
+	if !r.uncounted {
+		r.uncounted = true
+		r.ep.b.replaying.Add(-1)
 	}
 }
 
@@ -580,6 +592,7 @@ func (r *replay) finish() {
 		r.completed = true
 		r.subAck(protocol.AckCompleted, r.passed)
 	}
+	r.caughtUp()
 	r.ended.Store(true)
 }
 

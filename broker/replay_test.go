@@ -613,3 +613,70 @@ func TestReplayInProcess(t *testing.T) {
 	case <-time.After(20 * time.Millisecond):
 	}
 }
+
+func TestReplayingSubscriptionsInStats(t *testing.T) {
+	b, _ := journalBroker(t, &broker.Options{OutboundQueueBytes: 64 << 10})
+	pub := dialTCP(t, b.TCPAddr)
+	pub.Logon("pub")
+	pad := strings.Repeat("x", 4000)
+	for i := 0; i < 2000; i++ { // 8 MB: more than socket buffers hold
+		pub.Publish("t", []byte(fmt.Sprintf(`{"n":%d,"pad":"%s"}`, i, pad)))
+	}
+	pub.Flush("f")
+	c := dialTCP(t, b.TCPAddr)
+	c.Logon("sub")
+	// The subscriber reads nothing yet: its replay waits for room, and
+	// counts as replaying until it has caught up.
+	subscribeBM(c, "s", "t", "0", nil)
+	c.AwaitAck("s", protocol.AckProcessed)
+	if n := b.Broker.Stats().ReplayingSubscriptions; n != 1 {
+		t.Errorf("while replaying: %d replaying subscriptions, want 1", n)
+	}
+	readUntil(t, c, untilAck(protocol.AckCompleted))
+	if n := b.Broker.Stats().ReplayingSubscriptions; n != 0 {
+		t.Errorf("after completed: %d replaying subscriptions, want 0", n)
+	}
+}
+
+func TestReplayEntitlementAndSeveralSubscriptions(t *testing.T) {
+	// Users may not read topics under "secret".
+	ent := broker.EntitlerFunc(func(id *broker.Identity, topic string, p broker.Permission) bool {
+		return p != broker.Read || !strings.HasPrefix(topic, "secret")
+	})
+	b, _ := journalBroker(t, &broker.Options{Entitler: ent})
+	pub := dialTCP(t, b.TCPAddr)
+	pub.Logon("pub")
+	pub.Publish("open/a", []byte(`{"n":0}`))
+	pub.Publish("secret/a", []byte(`{"n":1}`))
+	pub.Publish("open/b", []byte(`{"n":2}`))
+	pub.Flush("f")
+	c := dialTCP(t, b.TCPAddr)
+	c.Logon("sub")
+	// A literal topic the user may not read is refused at once.
+	subscribeBM(c, "lit", "secret/a", "0", map[string]any{"a": "processed"})
+	if ack := c.AwaitAck("lit", protocol.AckProcessed); ack.Header.Reason != broker.ReasonNotEntitled {
+		t.Errorf("bookmark subscription to a forbidden topic: %s", ack)
+	}
+	// A regex replay withholds the forbidden topic; two bookmark
+	// subscriptions of one connection that both take a message each get
+	// it, under their own id.
+	subscribeBM(c, "all", `^(open|secret)/`, "0", nil)
+	readUntil(t, c, untilAck(protocol.AckCompleted))
+	subscribeBM(c, "b", `/b$`, "0", nil)
+	readUntil(t, c, untilAck(protocol.AckCompleted))
+	pub.Publish("open/b", []byte(`{"n":3}`))
+	pub.Publish("secret/b", []byte(`{"n":4}`))
+	pub.Flush("f2")
+	got := map[string][]string{}
+	for len(got["all"])+len(got["b"]) < 2 {
+		m := c.Next()
+		if m.Header.Command == protocol.CmdP {
+			got[m.Header.SubIDs] = append(got[m.Header.SubIDs], string(m.Body))
+		}
+	}
+	c.ExpectNothing(30 * time.Millisecond)
+	want := map[string][]string{"all": {`{"n":3}`}, "b": {`{"n":3}`}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("live after replay (-want +got):\n%s", diff)
+	}
+}

@@ -296,11 +296,24 @@ func configAdmin(cfg *config.Config, open bool) (*adminServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return listenAdmin("Admin/InetAddr", a.InetAddr, tlsConfig, admin.Options{
+	opts := admin.Options{
 		Interval:    a.Interval,
 		Description: cfg.Description,
 		OpenActions: open,
-	})
+		NoDashboard: a.Galvanometer == config.StateDisabled,
+	}
+	if err := adminHTTPOptions(a, &opts); err != nil {
+		return nil, err
+	}
+	// The Admin element's own Authentication or Entitlement is the
+	// decision that turns the actions on: the modules say who may run
+	// them (without an Entitlement, every authenticated user may).
+	if auth, ent, set := cfg.AdminSecurity(); set {
+		opts.Authenticate = admin.BasicAuthenticator(auth)
+		opts.Entitler = ent
+		opts.OpenActions = opts.OpenActions || ent == nil
+	}
+	return listenAdmin("Admin/InetAddr", a.InetAddr, tlsConfig, opts)
 }
 
 // closeListeners closes listeners opened before a later step failed.

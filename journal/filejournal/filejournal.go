@@ -145,6 +145,7 @@ type Journal struct {
 	closed     bool
 	cursors    map[*cursor]struct{}
 	totalBytes int64
+	syncs      int64 // commits synced, for Stats
 
 	out *os.File // the last segment, written by run
 	// scanReader is recovery's read buffer, one for every segment.

@@ -632,3 +632,21 @@ func TestForgetIdlePublishers(t *testing.T) {
 		t.Fatalf("marks with ForgetPublishersAfter 24h: %v, want only new 7", hw)
 	}
 }
+
+func TestStatsCountSyncs(t *testing.T) {
+	j := openT(t, Options{Dir: t.TempDir(), FlushInterval: time.Hour})
+	if n := j.Stats().Syncs; n != 0 {
+		t.Fatalf("a new journal counts %d syncs", n)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := j.Append(&broker.Entry{Kind: broker.EntryPublish, Topic: "t", MessageType: "json", Body: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := j.Stats().Syncs; n != 3 {
+		t.Errorf("three synced batches counted as %d syncs", n)
+	}
+}

@@ -126,7 +126,7 @@ func (j *Journal) Stats() broker.JournalStats {
 	defer j.mu.Unlock()
 	return broker.JournalStats{Bytes: j.totalBytes, Segments: len(j.segs),
 		Entries: int64(j.durable - j.segs[0].first), First: j.segs[0].first,
-		Next: j.next, Durable: j.durable, Cursors: len(j.cursors)}
+		Next: j.next, Durable: j.durable, Cursors: len(j.cursors), Syncs: j.syncs}
 }
 
 // Close implements broker.Journal: it makes the pending batch durable,

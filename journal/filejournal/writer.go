@@ -177,6 +177,7 @@ func (j *Journal) commit() error {
 			j.notePublisher(m.client, m.seq, m.time)
 		}
 		j.totalBytes += size - seg.size
+		j.syncs++
 		seg.size = size
 		j.unsynced = j.unsynced[k-i:]
 		pos += broker.Position(k - i)
