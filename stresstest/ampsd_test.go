@@ -84,6 +84,7 @@ func (p *ampsdProc) spawn() (*exec.Cmd, *ampstest.LogBuffer, chan struct{}, *err
 	log := &ampstest.LogBuffer{}
 	cmd := exec.Command(p.bin, "-config", p.confg)
 	cmd.Stdout, cmd.Stderr = log, log
+	dieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("starting %s -config %s: %w", p.bin, p.confg, err)
 	}
