@@ -135,11 +135,13 @@ func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.He
 }
 
 // publishJournaled appends a publish to a topic without SOW to the journal
-// and routes it, holding the topic's order lock across both, so that the
-// topic's live subscribers get its messages in the journal's order.
+// and routes it, holding the topic's order lock across both (and the
+// router's regex order lock, when a regex subscription takes the topic),
+// so that live subscribers get messages in the journal's order: those of
+// one topic, and those of several topics a regex subscription takes.
 func (b *Broker) publishJournaled(from *endpoint, r *router, rs *routes, topic string, h *protocol.Header, cid string, body []byte) (Position, string) {
-	rs.order.Lock()
-	defer rs.order.Unlock()
+	unlock := lockOrder(rs)
+	defer unlock()
 	pos, reason := b.appendPublish(from, r.mtName, topic, h, "", time.Time{}, body)
 	if reason != "" {
 		return 0, reason
@@ -151,9 +153,24 @@ func (b *Broker) publishJournaled(from *endpoint, r *router, rs *routes, topic s
 	// journal position for subscriptions with the bookmark option.
 	d := newPooledDelivery(topic, cid, body)
 	d.setPosition(b, pos)
-	b.routeLocked(from, rs, topic, d, cid, body, nil)
+	b.routeOrdered(from, rs, topic, d, cid, body, nil)
 	d.release()
 	return pos, ""
+}
+
+// lockOrder takes the locks that order rs's deliveries (the topic's, then
+// the router's regex order lock when a regex subscription is among the
+// targets) and returns their release.
+func lockOrder(rs *routes) (unlock func()) {
+	rs.order.Lock()
+	if rs.regexOrder == nil {
+		return rs.order.Unlock
+	}
+	rs.regexOrder.Lock()
+	return func() {
+		rs.regexOrder.Unlock()
+		rs.order.Unlock()
+	}
 }
 
 // publishSOW stores a message into a SOW topic and routes it, both under
@@ -202,14 +219,19 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 		rec.exp = rec.at + int64(life)
 	}
 	var pos Position
+	var rs *routes // read under the store's lock, before the journal's order is taken
 	if b.journaled(r.mtName, topic) {
 		// Journaled before it is stored, under the store's lock: the
 		// journal then holds the topic's updates in the order the store
 		// applied them, which is what a rebuild replays. A message the
-		// store would refuse is not journaled.
+		// store would refuse is not journaled. The append also holds the
+		// locks that order the deliveries (see publishJournaled).
 		if prev := st.recs[key]; prev != nil && prev.vals != string(vals) {
 			return 0, ReasonSOWKeyConflict
 		}
+		rs = r.routes(topic)
+		unlock := lockOrder(rs)
+		defer unlock()
 		var exp time.Time
 		if rec.exp != 0 {
 			exp = time.Unix(0, rec.exp)
@@ -234,14 +256,17 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 	case old != nil && old.exp != 0:
 		b.expiry.unset(st, rec.key) // this update never expires
 	}
-	// The routes are read again under the store's lock: a subscription
-	// registered by a sow_and_subscribe before this point must get it.
-	rs := r.routes(topic)
 	var ch *change
 	if old != nil {
 		ch = &change{old: old, now: rec, keys: st.def.keyPaths}
 	}
-	b.route(from, rs, topic, d, cid, d.body, ch)
+	if rs != nil {
+		b.routeOrdered(from, rs, topic, d, cid, d.body, ch)
+		return pos, ""
+	}
+	// The routes are read again under the store's lock: a subscription
+	// registered by a sow_and_subscribe before this point must get it.
+	b.route(from, r.routes(topic), topic, d, cid, d.body, ch)
 	return pos, ""
 }
 
@@ -379,6 +404,16 @@ func (b *Broker) routeLocked(from *endpoint, rs *routes, topic string, d *delive
 	if rs.regexOrder != nil {
 		rs.regexOrder.Lock()
 		defer rs.regexOrder.Unlock()
+	}
+	b.routeOrdered(from, rs, topic, d, cid, body, ch)
+}
+
+// routeOrdered is route with the topic's order lock held, and the
+// router's regex order lock too when a regex subscription is among the
+// targets.
+func (b *Broker) routeOrdered(from *endpoint, rs *routes, topic string, d *delivery, cid string, body []byte, ch *change) {
+	if len(rs.targets) == 0 {
+		return
 	}
 	var sc *filterScratch
 	if rs.ex != nil {

@@ -353,7 +353,9 @@ func (r *replay) run() {
 				return
 			}
 			r.passed = e.Position
-			if r.plan.hasEnd && r.plan.endIncl && e.Position >= r.plan.end {
+			if r.plan.hasEnd && r.plan.endIncl && !r.plan.hasEndTime && e.Position >= r.plan.end {
+				// The end entry is delivered, and no end time reaches
+				// further.
 				r.finish()
 				return
 			}

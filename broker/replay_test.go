@@ -680,3 +680,24 @@ func TestReplayEntitlementAndSeveralSubscriptions(t *testing.T) {
 		t.Errorf("live after replay (-want +got):\n%s", diff)
 	}
 }
+
+// TestReplayRangeEndListMixed: an end list's latest item decides; a
+// bookmark item with "]" must not end the range while a later timestamp
+// item reaches further.
+func TestReplayRangeEndListMixed(t *testing.T) {
+	for _, br := range []string{"]", ")"} {
+		t.Run(br, func(t *testing.T) {
+			b, pub, bm := replaySetup(t, 6)
+			c := dialTCP(t, b.TCPAddr)
+			c.Logon("sub")
+			subscribeBM(c, "s", "t", "[0:"+bm[1]+",20990101T000000"+br, nil)
+			publishN(t, pub, "t", 6, 8)
+			r := readUntil(t, c, func(m ampstest.Message, r *replayed) bool {
+				return len(r.bodies) >= 8 || m.Header.Command == protocol.CmdAck && m.Header.AckType == protocol.AckCompleted
+			})
+			if diff := cmp.Diff(bodies(0, 8), r.bodies); diff != "" {
+				t.Errorf("range ending %s (-want +got):\n%s", br, diff)
+			}
+		})
+	}
+}

@@ -2,6 +2,9 @@ package broker_test
 
 import (
 	"context"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -108,5 +111,68 @@ func TestJournalFailureRefusesPublish(t *testing.T) {
 	case m := <-got:
 		t.Fatalf("a message the journal refused was delivered: %s", m.Data)
 	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// TestRegexDeliveryOrderIsJournalOrder: a regex subscriber takes two
+// topics that two publishers publish to at once; it gets their messages in
+// the journal's order (replay spec §7.1: the journal order is the
+// delivery order), which its bookmarks show.
+func TestRegexDeliveryOrderIsJournalOrder(t *testing.T) {
+	j := broker.NewMemJournal(0, 1)
+	b := broker.New(&broker.Options{Journal: j})
+	defer b.Close()
+	ctx := context.Background()
+	sc, err := b.Connect(ctx, "sub", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 5000
+	var got []uint64 // the handler runs on one goroutine
+	done := make(chan struct{})
+	_, err = sc.Subscribe(ctx, "a.*", func(m broker.Message) {
+		_, seq, _ := strings.Cut(strings.TrimSuffix(m.Bookmark, "|"), "|")
+		v, err := strconv.ParseUint(seq, 10, 64)
+		if err != nil {
+			t.Errorf("bookmark %q: %v", m.Bookmark, err)
+		}
+		if got = append(got, v); len(got) == 2*n {
+			close(done)
+		}
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, topic := range []string{"a1", "a2"} {
+		c, err := b.Connect(ctx, "p"+topic, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < n; i++ {
+				if err := c.Publish(ctx, topic, []byte(`{}`)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%d of %d deliveries", len(got), 2*n)
+	}
+	back := 0
+	for i := 1; i < len(got); i++ {
+		if got[i] < got[i-1] {
+			back++
+		}
+	}
+	if back > 0 {
+		t.Errorf("%d of %d deliveries to a regex subscriber came before an earlier journal entry", back, len(got))
 	}
 }
