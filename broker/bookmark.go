@@ -37,6 +37,15 @@ const (
 const (
 	ReasonInvalidBookmark = "invalid bookmark"
 	ReasonBookmarkNotSupp = "bookmark replay is not supported: no transaction log"
+	// ReasonDeltaBookmark refuses a bookmark on delta_subscribe and
+	// sow_and_delta_subscribe, which AMPS never replays.
+	ReasonDeltaBookmark = "bookmark replay is not supported on delta subscriptions"
+	// ReasonHistoricalSOW refuses a sow_and_subscribe with a bookmark other
+	// than 0|1| (a historical query, which needs SOW History).
+	ReasonHistoricalSOW = "historical sow_and_subscribe is not supported: only bookmark 0|1|"
+	// ReasonNotJournaled refuses, on a broker with a journal, a bookmark
+	// range on a topic the journal does not record.
+	ReasonNotJournaled = "bookmark replay is not supported: topic not in the transaction log"
 )
 
 // bookmarkKind is the form of a subscription's bookmark (wire spec §8.7).
@@ -98,16 +107,22 @@ func (b *Broker) bookmarkReason(h *protocol.Header, opts []string, replay bool) 
 		return "" // startReplay resolves it
 	case h.Command == protocol.CmdDeltaSubscribe || h.Command == protocol.CmdSOWAndDeltaSub:
 		// AMPS refuses bookmark delta subscriptions.
-		return ReasonBookmarkNotSupp
+		return ReasonDeltaBookmark
 	case h.Command == protocol.CmdSOWAndSubscribe:
 		// NOW is the only bookmark a sow_and_subscribe may carry on a
 		// topic without History, which every topic is here.
 		if kind == bmNow {
 			return ""
 		}
+		if b.opts.Journal != nil {
+			return ReasonHistoricalSOW
+		}
 		return ReasonBookmarkNotSupp
 	case kind == bmRange:
 		// A bounded replay has nothing to replay and nowhere to stop.
+		if b.opts.Journal != nil {
+			return ReasonNotJournaled
+		}
 		return ReasonBookmarkNotSupp
 	case b.opts.BookmarkFallback == BookmarkFail:
 		return ReasonInvalidBookmark

@@ -264,7 +264,7 @@ func (c *Client) bookmarked(sub *subscription, topic string, opts *SubscribeOpti
 		return fmt.Errorf("broker: subscribe to %q from %q: %s", topic, opts.Bookmark, reason)
 	}
 	if opts.Delta {
-		return nil, fail(ReasonBookmarkNotSupp)
+		return nil, fail(ReasonDeltaBookmark)
 	}
 	if c.b.opts.Journal == nil || sub.re == nil && !c.b.journaled(c.opts.MessageType, topic) {
 		if c.b.opts.BookmarkFallback == BookmarkFail {

@@ -123,7 +123,7 @@ func TestDeltaSubscribe(t *testing.T) {
 		t.Fatalf("sow_and_delta_subscribe live: %s", m)
 	}
 	s.SendJSON(map[string]any{"c": "delta_subscribe", "cid": "b", "t": "orders", "bm": "0", "a": "processed"}, nil)
-	if a := expectAck(t, s, "processed", "failure"); a.Header.Reason != broker.ReasonBookmarkNotSupp {
+	if a := expectAck(t, s, "processed", "failure"); a.Header.Reason != broker.ReasonDeltaBookmark {
 		t.Fatalf("delta bookmark subscription: %s", a)
 	}
 	pl := tb.Dial(tb.TCPURL(), nil)

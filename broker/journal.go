@@ -78,9 +78,10 @@ const (
 // Time; the other fields are the caller's.
 type Entry struct {
 	Position Position
-	// Time is when the broker processed the message. Append never lets it
-	// go backwards: an entry's Time is at least its predecessor's, so
-	// FindTime can search by it.
+	// Time is when the broker processed the message, to the microsecond
+	// (the precision of "ts" and of bookmark timestamps): Append truncates
+	// it. Append never lets it go backwards: an entry's Time is at least
+	// its predecessor's, so FindTime can search by it.
 	Time        time.Time
 	Kind        EntryKind
 	Topic       string

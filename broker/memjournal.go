@@ -66,14 +66,11 @@ func (m *MemJournal) Append(e *Entry) (Position, error) {
 	if m.closed {
 		return 0, ErrJournalClosed
 	}
-	if e.Time.IsZero() || e.Time.Before(m.lastTime) {
-		if e.Time.IsZero() {
-			e.Time = time.Now()
-		}
-		if e.Time.Before(m.lastTime) {
-			e.Time = m.lastTime
-		}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
 	}
+	// Microseconds, as on the wire; never before the previous entry.
+	e.Time = time.UnixMicro(max(e.Time.UnixMicro(), m.lastTime.UnixMicro()))
 	m.lastTime = e.Time
 	e.Position = m.next()
 	c := *e

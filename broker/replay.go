@@ -42,10 +42,11 @@ const (
 type replayPlan struct {
 	start Position
 	// t0 is the journal's tail when the subscription was made: reaching
-	// it is when "completed" is sent (for a range, its end is).
-	t0 Position
+	// it is when "completed" is sent (for a range, its end is); first was
+	// the first entry kept then.
+	t0, first Position
 	// skipBefore skips entries older than it (skipEqual: not newer), for
-	// a timestamp start the journal has no entry at or after yet.
+	// a timestamp start.
 	skipBefore time.Time
 	skipEqual  bool
 	// A range's end: a position (endIncl: the entry at it included)
@@ -65,7 +66,7 @@ type replayPlan struct {
 // plan, or a failure reason.
 func planReplay(j Journal, id uint64, spec bookmarkSpec, notFound string) (replayPlan, string, error) {
 	first, next := j.Bounds()
-	p := replayPlan{t0: next}
+	p := replayPlan{t0: next, first: first}
 	found := false
 	for _, pt := range spec.start {
 		// Without a range, a bookmark names the last message the client
@@ -81,12 +82,10 @@ func planReplay(j Journal, id uint64, spec bookmarkSpec, notFound string) (repla
 		}
 		if ok && (!found || pos < p.start || pos == p.start && p.skipBefore.After(skip)) {
 			p.start, found = pos, true
-			p.skipBefore, p.skipEqual = time.Time{}, false
-			if !skip.IsZero() && pos == next {
-				// The journal has no entry at or after the time yet:
-				// the entries still to come that are older are skipped.
-				p.skipBefore, p.skipEqual = skip, excl
-			}
+			// A time start skips what is older (or, with "(", not
+			// newer): entries at the time itself, and, for a time to
+			// come, the entries appended before it arrives.
+			p.skipBefore, p.skipEqual = skip, !skip.IsZero() && excl
 		}
 	}
 	if !found {
@@ -551,14 +550,14 @@ func (r *replay) takes(e *Entry) bool {
 
 // subAck queues an ack of the subscription (completed or persisted),
 // with its sub_id, the command's cid and a bookmark.
-func (r *replay) subAck(ackType string, pos Position) {
+func (r *replay) subAck(ackType, bm string) {
 	m, size := ownMessage(&protocol.Header{
 		Command:   protocol.CmdAck,
 		CommandID: r.cid,
 		SubID:     r.sub.id,
 		AckType:   ackType,
 		Status:    protocol.StatusSuccess,
-		Bookmark:  FormatBookmark(r.id, pos),
+		Bookmark:  bm,
 	}, nil)
 	r.ep.enqueue(outItem{m: m, size: size})
 }
@@ -572,8 +571,15 @@ func (r *replay) complete() {
 	}
 	r.completed = true
 	r.caughtUp()
-	if r.wantCompleted {
-		r.subAck(protocol.AckCompleted, r.plan.t0-1)
+	if !r.wantCompleted {
+		return
+	}
+	if r.plan.t0 > r.plan.first {
+		r.subAck(protocol.AckCompleted, FormatBookmark(r.id, r.plan.t0-1))
+	} else {
+		// The journal was empty: no entry names that point, and EPOCH
+		// is where a client resuming from it must start.
+		r.subAck(protocol.AckCompleted, "0")
 	}
 }
 
@@ -592,7 +598,7 @@ func (r *replay) finish() {
 	r.persistedAck(true)
 	if !r.completed && r.wantCompleted {
 		r.completed = true
-		r.subAck(protocol.AckCompleted, r.passed)
+		r.subAck(protocol.AckCompleted, FormatBookmark(r.id, r.passed))
 	}
 	r.caughtUp()
 	r.ended.Store(true)
@@ -610,7 +616,7 @@ func (r *replay) persistedAck(force bool) (due bool) {
 	if !force && time.Since(r.lastAck) < replayPersistedInterval {
 		return true
 	}
-	r.subAck(protocol.AckPersisted, r.passed)
+	r.subAck(protocol.AckPersisted, FormatBookmark(r.id, r.passed))
 	r.acked, r.lastAck = r.passed, time.Now()
 	return false
 }

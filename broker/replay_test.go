@@ -280,7 +280,9 @@ func TestReplayRefusals(t *testing.T) {
 		{map[string]any{"bm": "[0:"}, broker.ReasonInvalidBookmark},
 		{map[string]any{"bm": "(0|1|:0)x"}, broker.ReasonInvalidBookmark},
 		{map[string]any{"bm": "20240101T25"}, broker.ReasonInvalidBookmark},
-		{map[string]any{"bm": "0", "c": "delta_subscribe"}, broker.ReasonBookmarkNotSupp},
+		{map[string]any{"bm": "0", "c": "delta_subscribe"}, broker.ReasonDeltaBookmark},
+		{map[string]any{"bm": "0", "c": "sow_and_subscribe"}, broker.ReasonHistoricalSOW},
+		{map[string]any{"bm": "[0:0|1|]", "t": "plain"}, broker.ReasonNotJournaled},
 	} {
 		id := fmt.Sprint("r", i)
 		h := map[string]any{"c": "subscribe", "cid": id, "sub_id": id, "t": "t", "a": "processed"}
@@ -699,5 +701,52 @@ func TestReplayRangeEndListMixed(t *testing.T) {
 				t.Errorf("range ending %s (-want +got):\n%s", br, diff)
 			}
 		})
+	}
+}
+
+func TestReplayTimestampRangeExcludesItsStart(t *testing.T) {
+	b, _ := journalBroker(t, nil)
+	pub := dialTCP(t, b.TCPAddr)
+	pub.Logon("pub")
+	for i := 0; i < 3; i++ {
+		publishN(t, pub, "t", i, i+1)
+		time.Sleep(2 * time.Millisecond) // entries a microsecond apart at least
+	}
+	c := dialTCP(t, b.TCPAddr)
+	c.Logon("sub")
+	subscribeBM(c, "ts", "t", "0", map[string]any{"o": "timestamp"})
+	var ts []string
+	for len(ts) < 3 {
+		if m := c.Next(); m.Header.Command == protocol.CmdP {
+			ts = append(ts, m.Header.Timestamp)
+		}
+	}
+	readUntil(t, c, untilAck(protocol.AckCompleted))
+	for _, tc := range []struct {
+		bm   string
+		want []string
+	}{
+		{"[" + ts[1] + ":0|1|]", bodies(1, 3)},
+		{"(" + ts[1] + ":0|1|]", bodies(2, 3)},
+		{ts[1], bodies(1, 3)},
+	} {
+		subscribeBM(c, tc.bm, "t", tc.bm, nil)
+		r := readUntil(t, c, untilAck(protocol.AckCompleted))
+		if diff := cmp.Diff(tc.want, r.bodies); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tc.bm, diff)
+		}
+	}
+}
+
+func TestReplayCompletedOnEmptyJournal(t *testing.T) {
+	b, _ := journalBroker(t, nil)
+	c := dialTCP(t, b.TCPAddr)
+	c.Logon("sub")
+	subscribeBM(c, "s", "t", "0", nil)
+	r := readUntil(t, c, untilAck(protocol.AckCompleted))
+	// No entry names the point an empty journal's replay completed at:
+	// the bookmark is EPOCH, where a client resuming from it starts.
+	if diff := cmp.Diff([]string{"processed ", "completed 0"}, r.acks); diff != "" {
+		t.Errorf("acks (-want +got):\n%s", diff)
 	}
 }

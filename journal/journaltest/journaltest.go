@@ -70,6 +70,33 @@ func Run(t *testing.T, open Open) {
 	t.Run("Closed", func(t *testing.T) { closed(t, open) })
 	t.Run("DurableAtClose", func(t *testing.T) { durableAtClose(t, open) })
 	t.Run("SecondClose", func(t *testing.T) { secondClose(t, open) })
+	t.Run("Microseconds", func(t *testing.T) { microseconds(t, open) })
+}
+
+// microseconds: Append keeps times to the microsecond and never lets them
+// go backwards.
+func microseconds(t *testing.T, open Open) {
+	j, sync := open(t)
+	defer j.Close()
+	at := time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.UTC)
+	e1 := Entry(0)
+	e1.Time = at
+	e2 := Entry(1)
+	e2.Time = at.Add(-time.Second)
+	for _, e := range []*broker.Entry{e1, e2} {
+		if _, err := j.Append(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sync != nil {
+		sync()
+	}
+	want := at.Truncate(time.Microsecond)
+	for i, e := range ReadAll(t, j) {
+		if !e.Time.Equal(want) {
+			t.Errorf("entry %d: time %v, want %v (to the microsecond, not before the previous entry)", i, e.Time, want)
+		}
+	}
 }
 
 func appendAll(t *testing.T, j broker.Journal, n int) []broker.Entry {
