@@ -272,7 +272,17 @@ func (p *persister) done(s *session, h *protocol.Header, pos Position, wantAck b
 	defer p.mu.Unlock()
 	c := p.conns[s]
 	if c == nil {
-		return // evicted meanwhile: the name's new connection resends
+		// A logon took the name over while this command ran (it waits
+		// for this connection to end before it is acked): the command
+		// still counts for the name, so the new connection's logon ack
+		// and cumulative acks cover it.
+		if n := p.names[s.name]; n != nil && s.name != "" && h.Has(protocol.FieldSequence) {
+			if pos != 0 {
+				n.pending = append(n.pending, pendingSeq{seq: h.Sequence, pos: pos, before: n.hi})
+			}
+			n.hi = max(n.hi, h.Sequence)
+		}
+		return
 	}
 	c.last = max(c.last, pos)
 	if h.Has(protocol.FieldSequence) {

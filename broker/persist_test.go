@@ -398,3 +398,42 @@ func TestClientNamesNotUniqueWithoutJournal(t *testing.T) {
 	pub(a, "x", 0, "processed", "a")
 	persistedAck(t, a, map[string]string{"cid": "a", "status": "success"})
 }
+
+// TestTakeoverDuringPublish: a logon takes a client name over while the
+// old connection is in the middle of a journaled publish. That publish
+// still counts for the name: the new logon ack's "s" covers it, and its
+// resend by the publish store is acked.
+func TestTakeoverDuringPublish(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	j := broker.NewMemJournal(0, 1)
+	tb := startBroker(t, &broker.Options{Journal: j, JournalTopics: func(mt, topic string) bool {
+		if topic == "jblock" { // hold the old connection's publish here
+			once.Do(func() { close(entered) })
+			<-release
+		}
+		return strings.HasPrefix(topic, "j")
+	}})
+	old := tb.Dial(tb.TCPURL(), nil)
+	logonConflation(t, old, "app", "0")
+	pub(old, "jblock", 7, "persisted", "")
+	<-entered
+	acked := make(chan ampstest.Message)
+	nc := tb.Dial(tb.TCPURL(), nil)
+	go func() {
+		m, err := nc.Conn.LogonWith(&protocol.Header{ClientName: "app", UserID: "app", Options: "ack_conflation=0"})
+		if err != nil {
+			t.Error(err)
+		}
+		acked <- m
+	}()
+	time.Sleep(100 * time.Millisecond) // the new logon has closed the old connection and waits for it
+	close(release)
+	if ack := <-acked; ack.Field("s") != "7" {
+		t.Fatalf("logon ack after the takeover: %s, want s 7 (journal high waters %v)", ack.RawHeader, j.HighWaters())
+	}
+	pub(nc, "jblock", 7, "persisted", "")
+	if m := nc.Next(); m.Field("a") != "persisted" || m.Field("s") != "7" {
+		t.Errorf("resend of 7 after the takeover: %s, want its persisted ack", m.RawHeader)
+	}
+}
