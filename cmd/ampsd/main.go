@@ -260,18 +260,6 @@ func runConfig(ctx context.Context, release func(), f *flags, log *slog.Logger) 
 			}
 		}()
 	}
-	ls, err := cfg.ListenAll()
-	if err != nil {
-		return err
-	}
-	if len(ls) == 0 {
-		return fmt.Errorf("%s: no enabled transport", f.configFile)
-	}
-	adm, err := configAdmin(cfg, f.adminOpen)
-	if err != nil {
-		closeListeners(ls)
-		return err
-	}
 	opts := cfg.BrokerOptions()
 	opts.Logger = log
 	opts.Journal = journal
@@ -282,7 +270,29 @@ func runConfig(ctx context.Context, release func(), f *flags, log *slog.Logger) 
 			delete(opts.Transports, t.Name)
 		}
 	}
-	return serve(ctx, release, log, broker.New(&opts), ls, adm)
+	// The broker rebuilds its journaled SOW topics before any transport
+	// listens; a rebuild that could not read the journal to its end
+	// would serve partial records, so ampsd refuses to start.
+	b := broker.New(&opts)
+	if err := b.RecoveryErr(); err != nil {
+		b.Close()
+		return fmt.Errorf("%s: %w", f.configFile, err)
+	}
+	ls, err := cfg.ListenAll()
+	if err == nil && len(ls) == 0 {
+		err = fmt.Errorf("%s: no enabled transport", f.configFile)
+	}
+	if err != nil {
+		b.Close()
+		return err
+	}
+	adm, err := configAdmin(cfg, f.adminOpen)
+	if err != nil {
+		closeListeners(ls)
+		b.Close()
+		return err
+	}
+	return serve(ctx, release, log, b, ls, adm)
 }
 
 // configAdmin opens the admin server of the file's Admin element, or
