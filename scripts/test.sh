@@ -4,9 +4,10 @@
 # Installs what the tests need when it is missing (nginx, Chromium and
 # Node.js from Debian's packages; the pinned AMPS JavaScript client with
 # npm ci from interop/package-lock.json), then checks formatting, runs
-# go vet, runs every Go test with the race detector (of the library's module
-# and of the comparison module in bench/, which has a go.mod of its own, so
-# ./... at the top does not reach it) and finally runs every fuzz target for
+# go vet, runs every Go test with the race detector (of the library's module,
+# of the comparison module in bench/ and of the NATS cluster module in
+# natscluster/, each with a go.mod of its own, so ./... at the top does not
+# reach them) and finally runs every fuzz target for
 # a bounded time. Works on a fresh Debian machine as root
 # with no prior state, and in CI (CI=true, no stdin).
 #
@@ -76,6 +77,8 @@ say "go vet ./..."
 go vet ./...
 say "go vet ./... (bench/)"
 (cd bench && go vet ./...)
+say "go vet ./... (natscluster/)"
+(cd natscluster && go vet ./...)
 
 fuzzlog="$(mktemp)"
 modlog="$(mktemp)"
@@ -108,6 +111,7 @@ run_tests() {
 }
 run_tests .
 run_tests bench
+run_tests natscluster
 
 # --- fuzzing -----------------------------------------------------------------
 # Targets are found, not listed here: every package with a "func Fuzz" in a

@@ -1,0 +1,157 @@
+// Package natstest starts NATS servers inside a test process: a JetStream
+// cluster over loopback (or a single JetStream node), each node with its
+// own store under the test's temporary directory, and a TCP proxy that can
+// delay or pause one client's link for fault tests. Everything it starts is
+// stopped by the test's cleanup.
+package natstest
+
+import (
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Defaults of the harness.
+const (
+	// ClusterName is the NATS cluster name of every test cluster.
+	ClusterName = "ampsbroker-test"
+	// ReadyTimeout bounds how long a node may take to accept clients.
+	ReadyTimeout = 10 * time.Second
+	// FormTimeout bounds how long the nodes may take to route to each
+	// other and elect a JetStream meta leader.
+	FormTimeout = 30 * time.Second
+	// pollInterval is how often the harness looks at the cluster's state
+	// while waiting for it to form.
+	pollInterval = 20 * time.Millisecond
+)
+
+// Cluster is a set of in-process nats-server nodes with JetStream.
+type Cluster struct {
+	Servers []*server.Server
+}
+
+// StartCluster starts n nodes (n >= 1) on loopback with JetStream, routes
+// them into one cluster (for n > 1), waits until a JetStream meta leader is
+// elected and registers their shutdown with t.Cleanup. Client ports are
+// chosen by the kernel; route ports are picked free beforehand, since a
+// clustered JetStream node must be configured with its routes.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	if n < 1 {
+		t.Fatalf("natstest: a cluster of %d nodes", n)
+	}
+	c := &Cluster{}
+	t.Cleanup(c.Shutdown)
+	var routes string
+	ports := make([]int, n)
+	if n > 1 {
+		for i := range ports {
+			ports[i] = freePort(t)
+			if i > 0 {
+				routes += ","
+			}
+			routes += fmt.Sprintf("nats-route://127.0.0.1:%d", ports[i])
+		}
+	}
+	for i := range n {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1),
+			Host:       "127.0.0.1",
+			Port:       server.RANDOM_PORT,
+			NoLog:      true,
+			NoSigs:     true,
+			JetStream:  true,
+			StoreDir:   t.TempDir(),
+		}
+		if n > 1 {
+			opts.Cluster = server.ClusterOpts{Name: ClusterName, Host: "127.0.0.1", Port: ports[i]}
+			opts.Routes = server.RoutesFromStr(routes)
+		}
+		s, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatalf("natstest: new server %s: %v", opts.ServerName, err)
+		}
+		s.Start()
+		c.Servers = append(c.Servers, s)
+	}
+	// A clustered node reports ready only once JetStream has its peers, so
+	// readiness is awaited after all have started.
+	for _, s := range c.Servers {
+		if !s.ReadyForConnections(ReadyTimeout) {
+			t.Fatalf("natstest: server %s not ready within %v", s.Name(), ReadyTimeout)
+		}
+	}
+	c.waitFormed(t)
+	return c
+}
+
+// freePort is a loopback TCP port no one listens on at the moment.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("natstest: listen: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// waitFormed waits until every node routes to every other and one of them
+// is the JetStream meta leader that every node follows.
+func (c *Cluster) waitFormed(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(FormTimeout)
+	for {
+		if c.formed() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("natstest: %d-node cluster did not form (routes and a JetStream meta leader) within %v", len(c.Servers), FormTimeout)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+func (c *Cluster) formed() bool {
+	if len(c.Servers) == 1 {
+		return c.Servers[0].JetStreamEnabled()
+	}
+	leaders := 0
+	for _, s := range c.Servers {
+		if !s.Running() || s.NumRoutes() < len(c.Servers)-1 || !s.JetStreamIsCurrent() {
+			return false
+		}
+		if s.JetStreamIsLeader() {
+			leaders++
+		}
+	}
+	return leaders == 1
+}
+
+// URL is the client URL of node i.
+func (c *Cluster) URL(i int) string { return c.Servers[i].ClientURL() }
+
+// URLs is every node's client URL, comma separated (nats.Connect's form).
+func (c *Cluster) URLs() string {
+	var s string
+	for i := range c.Servers {
+		if i > 0 {
+			s += ","
+		}
+		s += c.URL(i)
+	}
+	return s
+}
+
+// Shutdown stops every node and waits for each to finish.
+func (c *Cluster) Shutdown() {
+	for _, s := range c.Servers {
+		s.Shutdown()
+	}
+	for _, s := range c.Servers {
+		s.WaitForShutdown()
+	}
+}
