@@ -5,6 +5,7 @@ go 1.26.8
 replace github.com/ampsbroker/ampsbroker => ../
 
 require (
+	github.com/ampsbroker/ampsbroker v0.0.0-00010101000000-000000000000
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 )

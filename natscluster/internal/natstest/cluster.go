@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 // Defaults of the harness.
@@ -99,8 +100,10 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// waitFormed waits until every node routes to every other and one of them
-// is the JetStream meta leader that every node follows.
+// waitFormed waits until every node routes to every other, one of them is
+// the JetStream meta leader that every node follows, and the leader counts
+// every node as an online peer (before that it refuses to place a stream
+// on all of them).
 func (c *Cluster) waitFormed(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(FormTimeout)
@@ -119,16 +122,17 @@ func (c *Cluster) formed() bool {
 	if len(c.Servers) == 1 {
 		return c.Servers[0].JetStreamEnabled()
 	}
-	leaders := 0
+	var leader *server.Server
 	for _, s := range c.Servers {
 		if !s.Running() || s.NumRoutes() < len(c.Servers)-1 || !s.JetStreamIsCurrent() {
 			return false
 		}
 		if s.JetStreamIsLeader() {
-			leaders++
+			leader = s
 		}
 	}
-	return leaders == 1
+	// The leader places streams only on peers it knows online.
+	return leader != nil && len(leader.JetStreamClusterPeers()) == len(c.Servers)
 }
 
 // URL is the client URL of node i.
@@ -144,6 +148,17 @@ func (c *Cluster) URLs() string {
 		s += c.URL(i)
 	}
 	return s
+}
+
+// Connect connects a client to url and closes it at the test's end.
+func Connect(t testing.TB, url string, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatalf("natstest: connect %s: %v", url, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }
 
 // Shutdown stops every node and waits for each to finish.

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -22,8 +21,8 @@ func TestClusterReplicatedStream(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	nc1 := connect(t, c.URL(0))
-	nc3 := connect(t, c.URL(2))
+	nc1 := Connect(t, c.URL(0))
+	nc3 := Connect(t, c.URL(2))
 	js1, _ := jetstream.New(nc1)
 	js3, _ := jetstream.New(nc3)
 	if _, err := js1.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3}); err != nil {
@@ -44,16 +43,6 @@ func TestClusterReplicatedStream(t *testing.T) {
 	if info := s3.CachedInfo(); info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
 		t.Fatalf("stream not replicated on 3 nodes: %+v", info.Cluster)
 	}
-}
-
-func connect(t *testing.T, url string) *nats.Conn {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatalf("connect %s: %v", url, err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
 }
 
 // echoServer answers every byte it reads with the same byte.
@@ -136,8 +125,8 @@ func TestProxyDelayAndPause(t *testing.T) {
 func TestProxyPausesNATSClient(t *testing.T) {
 	c := StartCluster(t, 1)
 	p := NewProxy(t, c.Servers[0].Addr().String())
-	nc := connect(t, p.URL())
-	direct := connect(t, c.URL(0))
+	nc := Connect(t, p.URL())
+	direct := Connect(t, c.URL(0))
 	sub, err := direct.SubscribeSync("echo")
 	if err != nil {
 		t.Fatal(err)

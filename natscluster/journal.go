@@ -1,0 +1,852 @@
+package natscluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Defaults of JournalConfig.
+const (
+	// DefaultJournalStream is the journal's stream name.
+	DefaultJournalStream = "AMPS_JOURNAL"
+	// DefaultJournalPrefix is the subject prefix of journal entries:
+	// "amps.journal.<message type>.<topic>".
+	DefaultJournalPrefix = "amps.journal"
+	// DefaultJournalReplicas is the stream's replication factor: 1, what a
+	// single NATS node can hold. A cluster wants 3.
+	DefaultJournalReplicas = 1
+	// DefaultMaxInFlight bounds the appends sent and not yet acknowledged
+	// by JetStream; Append waits for room beyond it.
+	DefaultMaxInFlight = 4096
+	// DefaultAckTimeout is how long Append waits for JetStream's
+	// acknowledgement before it fails.
+	DefaultAckTimeout = 5 * time.Second
+	// DefaultRequestTimeout bounds each JetStream API request the journal
+	// makes (stream info, message get, purge, consumer creation).
+	DefaultRequestTimeout = 5 * time.Second
+	// DefaultCursorBuffer is how many entries a cursor's consumer fetches
+	// ahead of its reader.
+	DefaultCursorBuffer = 256
+	// highWaterKey is the key of the high-water checkpoint in the bucket.
+	highWaterKey = "high-waters"
+	// leaderWait is the pause between tries of a request that found no
+	// responder: a stream or bucket just created has no leader for a
+	// moment, and its requests go unanswered until one is elected.
+	leaderWait = 50 * time.Millisecond
+	// casRetries bounds the compare-and-set rounds of a checkpoint update
+	// that other nodes race.
+	casRetries = 10
+)
+
+// JournalConfig configures a journal on JetStream. Zero fields take the
+// defaults above.
+type JournalConfig struct {
+	// Stream is the JetStream stream's name; every node of a cluster that
+	// shares one transaction log names the same stream.
+	Stream string
+	// Prefix is the subject prefix of entries (see Subjects).
+	Prefix string
+	// Replicas is the stream's replication factor: an entry is durable,
+	// and Append returns, once that many nodes (a quorum of them) hold it.
+	Replicas int
+	// Storage is the stream's storage (file unless set to memory).
+	Storage jetstream.StorageType
+	// HighWaterBucket is the key-value bucket of the high-water checkpoint
+	// (Stream + "_HW" when empty).
+	HighWaterBucket string
+	// MaxInFlight bounds the appends awaiting their acknowledgement.
+	MaxInFlight int
+	// AckTimeout bounds the wait for one append's acknowledgement.
+	AckTimeout time.Duration
+	// RequestTimeout bounds one JetStream API request.
+	RequestTimeout time.Duration
+	// CursorBuffer is how many entries a cursor fetches ahead.
+	CursorBuffer int
+	// Logger gets the journal's notices (discarded when nil).
+	Logger *slog.Logger
+}
+
+func (c *JournalConfig) defaults() {
+	if c.Stream == "" {
+		c.Stream = DefaultJournalStream
+	}
+	if c.Prefix == "" {
+		c.Prefix = DefaultJournalPrefix
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = DefaultJournalReplicas
+	}
+	if c.HighWaterBucket == "" {
+		c.HighWaterBucket = c.Stream + "_HW"
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.AckTimeout <= 0 {
+		c.AckTimeout = DefaultAckTimeout
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.CursorBuffer <= 0 {
+		c.CursorBuffer = DefaultCursorBuffer
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Journal is a broker.Journal on a JetStream stream.
+//
+// Positions are the stream's sequence numbers. A new stream starts at
+// broker.FirstPositionSeed, so positions keep rising above those of a
+// journal that was deleted. Several nodes may append to one stream: every
+// node sees the same positions, so a bookmark is valid on any of them.
+//
+// Append sends the entry with an asynchronous publish (at most MaxInFlight
+// awaiting acknowledgement, across all callers) and returns once JetStream
+// acknowledged it, having stored it on Replicas nodes: the position is the
+// sequence the acknowledgement names, and the entry is durable when Append
+// returns. Callers that append concurrently share the window, so their
+// round trips overlap. JetStream stores a stream in sequence order, so an
+// acknowledged sequence means every lower one is stored too: Durable is one
+// above the highest sequence this node has seen acknowledged or read, and a
+// follower (see follow) keeps it at the stream's tail when other nodes
+// append.
+//
+// Entry times rise per node: Append stamps an entry no earlier than the
+// previous one it sent. Entries of several nodes interleave in the stream
+// with their own clocks; FindTime's search assumes those are close.
+//
+// The high-water marks are rebuilt at open from the stream's headers (see
+// HighWaterHeader) above a checkpoint kept in a key-value bucket; Truncate
+// folds the marks of the entries it removes into that checkpoint before
+// purging them, so no mark is lost.
+type Journal struct {
+	cfg      JournalConfig
+	js       jetstream.JetStream
+	stream   jetstream.Stream
+	kv       jetstream.KeyValue
+	subjects Subjects
+	log      *slog.Logger
+	done     chan struct{}
+	ctx      context.Context // ends at Close: cancels requests in progress
+	cancel   context.CancelFunc
+	window   chan struct{} // one token per append in flight
+	inflight sync.WaitGroup
+
+	sendMu   sync.Mutex // stamps times and sends in one order
+	lastTime time.Time  // guarded by sendMu
+
+	mu      sync.Mutex
+	closed  bool
+	first   broker.Position
+	durable broker.Position
+	changed chan struct{}
+	high    map[string]uint64
+	cursors map[*cursor]struct{}
+	tail    jetstream.ConsumeContext // the follower; see follow
+	stats   broker.JournalStats      // last figures read from the stream
+}
+
+var _ broker.Journal = (*Journal)(nil)
+
+// OpenJournal opens the journal in cfg.Stream through nc, creating the
+// stream and its high-water bucket when missing, and rebuilds the
+// high-water marks. The connection stays the caller's; close the journal
+// before it.
+func OpenJournal(ctx context.Context, nc *nats.Conn, cfg JournalConfig) (*Journal, error) {
+	cfg.defaults()
+	subjects, err := NewSubjects(cfg.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(cfg.MaxInFlight+1),
+		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout),
+		jetstream.WithDefaultTimeout(cfg.RequestTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("natscluster: journal %s: %w", cfg.Stream, err)
+	}
+	j := &Journal{
+		cfg: cfg, js: js, subjects: subjects, log: cfg.Logger,
+		done: make(chan struct{}), window: make(chan struct{}, cfg.MaxInFlight),
+		changed: make(chan struct{}), high: map[string]uint64{}, cursors: map[*cursor]struct{}{},
+	}
+	j.ctx, j.cancel = context.WithCancel(context.Background())
+	if err := j.openStream(ctx); err != nil {
+		j.cancel()
+		return nil, err
+	}
+	if err := j.rebuild(ctx); err != nil {
+		j.cancel()
+		return nil, err
+	}
+	if err := j.follow(ctx); err != nil {
+		j.cancel()
+		return nil, err
+	}
+	return j, nil
+}
+
+// openStream binds to the stream, creating it (and the bucket) if needed.
+func (j *Journal) openStream(ctx context.Context) error {
+	s, err := j.js.Stream(ctx, j.cfg.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = j.js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:     j.cfg.Stream,
+			Subjects: []string{j.subjects.All()},
+			Replicas: j.cfg.Replicas,
+			Storage:  j.cfg.Storage,
+			FirstSeq: uint64(broker.FirstPositionSeed(time.Now())),
+			// A failed acknowledgement may be retried by the caller with
+			// the same message id; the window drops such duplicates.
+			Duplicates: 2 * time.Minute,
+		})
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another node won the race
+			s, err = j.js.Stream(ctx, j.cfg.Stream)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("natscluster: journal stream %s: %w", j.cfg.Stream, err)
+	}
+	if got := s.CachedInfo().Config.Replicas; got != j.cfg.Replicas {
+		j.log.Warn("journal stream has another replication factor than configured; keeping the stream's",
+			"stream", j.cfg.Stream, "replicas", got, "configured", j.cfg.Replicas)
+	}
+	j.stream = s
+	kv, err := j.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: j.cfg.HighWaterBucket, Replicas: j.cfg.Replicas, Storage: j.cfg.Storage,
+		Description: "high-water marks of the entries purged from journal " + j.cfg.Stream,
+	})
+	if err != nil {
+		return fmt.Errorf("natscluster: journal bucket %s: %w", j.cfg.HighWaterBucket, err)
+	}
+	j.kv = kv
+	return nil
+}
+
+// checkpoint is the stored high-water state: the marks of every entry up
+// to and including stream sequence Through.
+type checkpoint struct {
+	Through uint64            `json:"through"`
+	Marks   map[string]uint64 `json:"marks"`
+}
+
+// readCheckpoint returns the checkpoint and its revision (0 when none).
+func (j *Journal) readCheckpoint(ctx context.Context) (checkpoint, uint64, error) {
+	cp := checkpoint{Marks: map[string]uint64{}}
+	var kve jetstream.KeyValueEntry
+	err := untilLeader(ctx, func() (err error) {
+		kve, err = j.kv.Get(ctx, highWaterKey)
+		return err
+	})
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return cp, 0, nil
+	}
+	if err != nil {
+		return cp, 0, fmt.Errorf("natscluster: journal %s: read high-water checkpoint: %w", j.cfg.Stream, err)
+	}
+	if err := json.Unmarshal(kve.Value(), &cp); err != nil {
+		return cp, 0, fmt.Errorf("natscluster: journal %s: high-water checkpoint: %w", j.cfg.Stream, err)
+	}
+	if cp.Marks == nil {
+		cp.Marks = map[string]uint64{}
+	}
+	return cp, kve.Revision(), nil
+}
+
+// rebuild reads the stream's bounds, the checkpoint, the marks of the
+// entries above it, and the last entry's time.
+func (j *Journal) rebuild(ctx context.Context) error {
+	var info *jetstream.StreamInfo
+	err := untilLeader(ctx, func() (err error) {
+		info, err = j.stream.Info(ctx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("natscluster: journal %s: stream info: %w", j.cfg.Stream, err)
+	}
+	st := info.State
+	j.first, j.durable = broker.Position(st.FirstSeq), broker.Position(st.LastSeq+1)
+	if st.Msgs == 0 {
+		j.first = j.durable
+	}
+	cp, _, err := j.readCheckpoint(ctx)
+	if err != nil {
+		return err
+	}
+	maps.Copy(j.high, cp.Marks)
+	from := max(j.first, broker.Position(cp.Through+1))
+	err = j.scan(ctx, from, j.durable, true, func(seq uint64, m jetstream.Msg) error {
+		return addHighWater(j.high, m.Headers())
+	})
+	if err != nil {
+		return err
+	}
+	if st.Msgs > 0 {
+		e, err := j.get(ctx, st.LastSeq)
+		if err != nil {
+			return err
+		}
+		j.lastTime = e.Time
+	}
+	return nil
+}
+
+// follow starts the follower: an ordered consumer of the entries' headers
+// from the tail on, which raises Durable and the marks by every entry
+// stored, this node's and other nodes'. Without it a node would not see
+// the entries others append until it appended itself. It costs every node
+// the headers (about a hundred bytes) of every entry.
+func (j *Journal) follow(ctx context.Context) error {
+	j.mu.Lock()
+	from := j.durable
+	j.mu.Unlock()
+	cons, err := j.orderedConsumer(ctx, from, true)
+	if err != nil {
+		return err
+	}
+	j.tail, err = cons.Consume(func(m jetstream.Msg) {
+		md, err := m.Metadata()
+		if err != nil {
+			j.log.Warn("journal follower: message without metadata", "stream", j.cfg.Stream, "err", err)
+			return
+		}
+		client, seq := "", uint64(0)
+		if v := m.Headers().Get(HighWaterHeader); v != "" {
+			if client, seq, err = parseHighWater(v); err != nil {
+				j.log.Warn("journal follower: bad high-water header", "stream", j.cfg.Stream, "entry", md.Sequence.Stream, "err", err)
+			}
+		}
+		j.advance(md.Sequence.Stream, client, seq)
+	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		j.log.Debug("journal follower", "stream", j.cfg.Stream, "err", err)
+	}))
+	if err != nil {
+		return fmt.Errorf("natscluster: journal %s: follow from %d: %w", j.cfg.Stream, from, err)
+	}
+	return nil
+}
+
+// orderedConsumer makes an ordered consumer of every entry from from on
+// (their headers only when asked).
+func (j *Journal) orderedConsumer(ctx context.Context, from broker.Position, headersOnly bool) (jetstream.Consumer, error) {
+	var cons jetstream.Consumer
+	err := untilLeader(ctx, func() (err error) {
+		cons, err = j.js.OrderedConsumer(ctx, j.cfg.Stream, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{j.subjects.All()},
+			DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:    uint64(from),
+			HeadersOnly:    headersOnly,
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natscluster: journal %s: consumer from %d: %w", j.cfg.Stream, from, err)
+	}
+	return cons, nil
+}
+
+// untilLeader calls fn again, after leaderWait, for as long as it fails for
+// want of a responder (see leaderWait) and ctx lasts.
+func untilLeader(ctx context.Context, fn func() error) error {
+	for {
+		err := fn()
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(leaderWait):
+		}
+	}
+}
+
+// addHighWater raises marks by a message's high-water header, if any.
+func addHighWater(marks map[string]uint64, h nats.Header) error {
+	v := h.Get(HighWaterHeader)
+	if v == "" {
+		return nil
+	}
+	client, seq, err := parseHighWater(v)
+	if err != nil {
+		return err
+	}
+	if seq > marks[client] {
+		marks[client] = seq
+	}
+	return nil
+}
+
+// scan calls fn for each entry from from up to (not including) to, in
+// order, through an ordered consumer (headers only when asked).
+func (j *Journal) scan(ctx context.Context, from, to broker.Position, headersOnly bool, fn func(uint64, jetstream.Msg) error) error {
+	if from >= to {
+		return nil
+	}
+	cons, err := j.orderedConsumer(ctx, from, headersOnly)
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(j.cfg.CursorBuffer))
+	if err != nil {
+		return fmt.Errorf("natscluster: journal %s: scan from %d: %w", j.cfg.Stream, from, err)
+	}
+	defer it.Stop()
+	for {
+		m, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return fmt.Errorf("natscluster: journal %s: scan from %d to %d: %w", j.cfg.Stream, from, to, err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("natscluster: journal %s: scan: %w", j.cfg.Stream, err)
+		}
+		seq := md.Sequence.Stream
+		if seq >= uint64(to) {
+			return nil
+		}
+		if err := fn(seq, m); err != nil {
+			return fmt.Errorf("natscluster: journal %s: entry %d: %w", j.cfg.Stream, seq, err)
+		}
+		if seq+1 >= uint64(to) {
+			return nil
+		}
+	}
+}
+
+// get reads the entry at seq (the first at or after seq when it is gone).
+func (j *Journal) get(ctx context.Context, seq uint64) (broker.Entry, error) {
+	m, err := j.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(j.subjects.All()))
+	if err != nil {
+		return broker.Entry{}, err
+	}
+	e, err := decodeEntry(m.Data)
+	if err != nil {
+		return broker.Entry{}, fmt.Errorf("natscluster: journal %s: entry %d: %w", j.cfg.Stream, m.Sequence, err)
+	}
+	e.Position = broker.Position(m.Sequence)
+	return e, nil
+}
+
+// advance raises Durable to above seq (a sequence known stored) and the
+// marks by a sequenced entry's (client, sequence).
+func (j *Journal) advance(seq uint64, client string, sequence uint64) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if client != "" && sequence > j.high[client] {
+		j.high[client] = sequence
+	}
+	if p := broker.Position(seq + 1); p > j.durable {
+		j.durable = p
+		close(j.changed)
+		j.changed = make(chan struct{})
+	}
+}
+
+// Append implements broker.Journal: it returns once JetStream has stored
+// the entry with the stream's replication (see Journal).
+func (j *Journal) Append(e *broker.Entry) (broker.Position, error) {
+	subject, err := j.subjects.Subject(e.MessageType, e.Topic)
+	if err != nil {
+		return 0, fmt.Errorf("natscluster: journal append: %w", err)
+	}
+	// Take a window slot, unless the journal is closing.
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return 0, broker.ErrJournalClosed
+	}
+	j.inflight.Add(1)
+	j.mu.Unlock()
+	defer j.inflight.Done()
+	select {
+	case j.window <- struct{}{}:
+	case <-j.done:
+		return 0, broker.ErrJournalClosed
+	}
+	defer func() { <-j.window }()
+
+	msg := &nats.Msg{Subject: subject, Header: nats.Header{}}
+	sequenced := e.ClientName != "" && e.Sequence > 0
+	if sequenced {
+		msg.Header.Set(HighWaterHeader, highWaterValue(e.ClientName, e.Sequence))
+	}
+	j.sendMu.Lock()
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	if e.Time.Before(j.lastTime) {
+		e.Time = j.lastTime
+	}
+	msg.Data = appendEntry(make([]byte, 0, 64+len(e.Topic)+len(e.Body)), e)
+	fut, err := j.js.PublishMsgAsync(msg, jetstream.WithExpectStream(j.cfg.Stream))
+	if err == nil {
+		j.lastTime = e.Time
+	}
+	j.sendMu.Unlock()
+	if err != nil {
+		return 0, fmt.Errorf("natscluster: journal %s: append to %q: %w", j.cfg.Stream, subject, err)
+	}
+	select {
+	case ack := <-fut.Ok():
+		client := ""
+		if sequenced {
+			client = e.ClientName
+		}
+		j.advance(ack.Sequence, client, e.Sequence)
+		e.Position = broker.Position(ack.Sequence)
+		return e.Position, nil
+	case err := <-fut.Err():
+		return 0, fmt.Errorf("natscluster: journal %s: append to %q not acknowledged: %w", j.cfg.Stream, subject, err)
+	}
+}
+
+// Bounds implements broker.Journal. The next position is one above the
+// highest this node knows stored; another node's append may take it.
+func (j *Journal) Bounds() (first, next broker.Position) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.first, j.durable
+}
+
+// Durable implements broker.Journal.
+func (j *Journal) Durable() broker.Position {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.durable
+}
+
+// DurableChanged implements broker.Journal.
+func (j *Journal) DurableChanged() <-chan struct{} {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.changed
+}
+
+// Done implements broker.Journal.
+func (j *Journal) Done() <-chan struct{} { return j.done }
+
+// requestContext bounds one API request by RequestTimeout and Close.
+func (j *Journal) requestContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(j.ctx, j.cfg.RequestTimeout)
+}
+
+// FindTime implements broker.Journal by binary search over the stream's
+// sequences, reading each probed entry (one request per probe).
+func (j *Journal) FindTime(t time.Time) (broker.Position, error) {
+	j.mu.Lock()
+	lo, hi, closed := j.first, j.durable, j.closed
+	j.mu.Unlock()
+	if closed {
+		return 0, broker.ErrJournalClosed
+	}
+	ctx, cancel := j.requestContext()
+	defer cancel()
+	// Invariant: every entry below lo is older than t; found is the first
+	// entry at or above hi that is not older (hi's end value when none).
+	found := hi
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		e, err := j.get(ctx, uint64(mid))
+		if errors.Is(err, jetstream.ErrMsgNotFound) || (err == nil && e.Position >= hi) {
+			hi = mid // nothing stored in [mid, hi)
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("natscluster: journal %s: find time %v: %w", j.cfg.Stream, t, err)
+		}
+		if !e.Time.Before(t) {
+			found, hi = e.Position, mid
+		} else {
+			lo = e.Position + 1
+		}
+	}
+	return found, nil
+}
+
+// NewCursor implements broker.Journal. The cursor's consumer is created at
+// its first read, so a cursor opened at the tail costs nothing until
+// entries arrive.
+func (j *Journal) NewCursor(from broker.Position) (broker.Cursor, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return nil, broker.ErrJournalClosed
+	}
+	if from < j.first || from > j.durable {
+		return nil, fmt.Errorf("natscluster: journal %s: cursor at %d outside %d..%d: %w",
+			j.cfg.Stream, from, j.first, j.durable, broker.ErrBookmarkNotFound)
+	}
+	c := &cursor{j: j, pos: from}
+	j.cursors[c] = struct{}{}
+	return c, nil
+}
+
+// Truncate implements broker.Journal: it purges the stream below before (no
+// further than Durable or any open cursor of this node), after folding the
+// marks of the entries it removes into the checkpoint.
+func (j *Journal) Truncate(before broker.Position) (broker.Position, error) {
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return 0, broker.ErrJournalClosed
+	}
+	before = min(before, j.durable)
+	for c := range j.cursors {
+		before = min(before, c.position())
+	}
+	first := j.first
+	j.mu.Unlock()
+	if before <= first {
+		return first, nil
+	}
+	ctx, cancel := j.requestContext()
+	defer cancel()
+	if err := j.foldCheckpoint(ctx, first, before); err != nil {
+		return first, err
+	}
+	if err := j.stream.Purge(ctx, jetstream.WithPurgeSequence(uint64(before))); err != nil {
+		return first, fmt.Errorf("natscluster: journal %s: purge below %d: %w", j.cfg.Stream, before, err)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.first = max(j.first, before)
+	return j.first, nil
+}
+
+// foldCheckpoint raises the checkpoint to cover every entry below before,
+// reading the marks of the entries from max(first, its Through+1) on.
+// Compare-and-set: another node's concurrent fold makes it read again.
+func (j *Journal) foldCheckpoint(ctx context.Context, first, before broker.Position) error {
+	for range casRetries {
+		cp, rev, err := j.readCheckpoint(ctx)
+		if err != nil {
+			return err
+		}
+		if cp.Through+1 >= uint64(before) {
+			return nil
+		}
+		from := max(first, broker.Position(cp.Through+1))
+		if err := j.scan(ctx, from, before, true, func(_ uint64, m jetstream.Msg) error {
+			return addHighWater(cp.Marks, m.Headers())
+		}); err != nil {
+			return err
+		}
+		cp.Through = uint64(before) - 1
+		data, err := json.Marshal(cp)
+		if err != nil {
+			return err
+		}
+		if rev == 0 {
+			_, err = j.kv.Create(ctx, highWaterKey, data)
+		} else {
+			_, err = j.kv.Update(ctx, highWaterKey, data, rev)
+		}
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongLastSequence(err) {
+			return fmt.Errorf("natscluster: journal %s: write high-water checkpoint: %w", j.cfg.Stream, err)
+		}
+	}
+	return fmt.Errorf("natscluster: journal %s: high-water checkpoint raced %d times", j.cfg.Stream, casRetries)
+}
+
+func isWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// HighWaters implements broker.Journal.
+func (j *Journal) HighWaters() map[string]uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return maps.Clone(j.high)
+}
+
+// Stats implements broker.Journal. Bytes and Entries come from the
+// stream's state (one request, bounded by RequestTimeout; the last figures
+// when it fails); Segments is 1, the stream.
+func (j *Journal) Stats() broker.JournalStats {
+	var st *jetstream.StreamInfo
+	if !j.isClosed() {
+		ctx, cancel := j.requestContext()
+		st, _ = j.stream.Info(ctx)
+		cancel()
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if st != nil {
+		j.stats.Bytes, j.stats.Entries = int64(st.State.Bytes), int64(st.State.Msgs)
+	}
+	j.stats.Segments = 1
+	j.stats.First, j.stats.Next, j.stats.Durable = j.first, j.durable, j.durable
+	j.stats.Cursors = len(j.cursors)
+	return j.stats
+}
+
+func (j *Journal) isClosed() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.closed
+}
+
+// Close implements broker.Journal: it refuses new appends, waits for those
+// in flight to be acknowledged (or to time out), and stops every cursor.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return nil
+	}
+	j.closed = true
+	close(j.done)
+	j.cancel()
+	cursors := make([]*cursor, 0, len(j.cursors))
+	for c := range j.cursors {
+		cursors = append(cursors, c)
+	}
+	j.mu.Unlock()
+	for _, c := range cursors {
+		c.stop()
+	}
+	if j.tail != nil {
+		j.tail.Stop()
+	}
+	j.inflight.Wait()
+	j.mu.Lock()
+	close(j.changed)
+	j.changed = make(chan struct{})
+	j.mu.Unlock()
+	return nil
+}
+
+// cursor reads the stream through an ordered consumer from its position.
+// readMu serialises Next (the consumer's iterator has one reader); mu
+// guards the fields, never held while waiting, so Close and Truncate
+// never wait for a read.
+type cursor struct {
+	j      *Journal
+	readMu sync.Mutex
+
+	mu     sync.Mutex
+	pos    broker.Position
+	it     jetstream.MessagesContext
+	closed bool
+}
+
+func (c *cursor) position() broker.Position {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pos
+}
+
+// Position implements broker.Cursor.
+func (c *cursor) Position() broker.Position { return c.position() }
+
+func (c *cursor) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// Next implements broker.Cursor. Below Durable an entry is stored, so the
+// wait for it is short; it is bounded by RequestTimeout all the same.
+func (c *cursor) Next() (broker.Entry, error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if c.isClosed() || c.j.isClosed() {
+		return broker.Entry{}, broker.ErrJournalClosed
+	}
+	pos := c.position()
+	if pos >= c.j.Durable() {
+		return broker.Entry{}, broker.ErrCaughtUp
+	}
+	c.mu.Lock()
+	it := c.it
+	c.mu.Unlock()
+	if it == nil {
+		var err error
+		if it, err = c.open(pos); err != nil {
+			return broker.Entry{}, err
+		}
+	}
+	m, err := it.Next(jetstream.NextMaxWait(c.j.cfg.RequestTimeout))
+	if err != nil {
+		if c.isClosed() || c.j.isClosed() {
+			return broker.Entry{}, broker.ErrJournalClosed
+		}
+		return broker.Entry{}, fmt.Errorf("natscluster: journal %s: read at %d: %w", c.j.cfg.Stream, pos, err)
+	}
+	md, err := m.Metadata()
+	if err != nil {
+		return broker.Entry{}, fmt.Errorf("natscluster: journal %s: read at %d: %w", c.j.cfg.Stream, pos, err)
+	}
+	seq := md.Sequence.Stream
+	e, err := decodeEntry(m.Data())
+	if err != nil {
+		return broker.Entry{}, fmt.Errorf("natscluster: journal %s: entry %d: %w", c.j.cfg.Stream, seq, err)
+	}
+	e.Position = broker.Position(seq)
+	c.mu.Lock()
+	c.pos = e.Position + 1
+	c.mu.Unlock()
+	c.j.advance(seq, "", 0) // read, so stored: another node's entry too
+	return e, nil
+}
+
+// open starts the cursor's ordered consumer at pos.
+func (c *cursor) open(pos broker.Position) (jetstream.MessagesContext, error) {
+	ctx, cancel := c.j.requestContext()
+	defer cancel()
+	cons, err := c.j.orderedConsumer(ctx, pos, false)
+	if err != nil {
+		return nil, err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(c.j.cfg.CursorBuffer))
+	if err != nil {
+		return nil, fmt.Errorf("natscluster: journal %s: cursor at %d: %w", c.j.cfg.Stream, pos, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed { // closed while the consumer was made
+		it.Stop()
+		return nil, broker.ErrJournalClosed
+	}
+	c.it = it
+	return it, nil
+}
+
+// stop ends the cursor's consumer; a Next in progress returns
+// ErrJournalClosed.
+func (c *cursor) stop() {
+	c.mu.Lock()
+	c.closed = true
+	it := c.it
+	c.mu.Unlock()
+	if it != nil {
+		it.Stop()
+	}
+}
+
+// Close implements broker.Cursor.
+func (c *cursor) Close() error {
+	c.stop()
+	c.j.mu.Lock()
+	delete(c.j.cursors, c)
+	c.j.mu.Unlock()
+	return nil
+}
