@@ -37,6 +37,14 @@ const (
 	// DefaultCursorBuffer is how many entries a cursor's consumer fetches
 	// ahead of its reader.
 	DefaultCursorBuffer = 256
+	// pullHeartbeat is the idle heartbeat of the journal's consumers: a
+	// pull that went unanswered (a consumer just created on a stream whose
+	// leader is still settling) is noticed after two missed heartbeats and
+	// the ordered consumer is made again, well within RequestTimeout.
+	pullHeartbeat = time.Second
+	// pullExpiry is how long one pull request waits at the server; it
+	// must be above twice the heartbeat.
+	pullExpiry = 5 * time.Second
 	// highWaterKey is the key of the high-water checkpoint in the bucket.
 	highWaterKey = "high-waters"
 	// leaderWait is the pause between tries of a request that found no
@@ -332,7 +340,7 @@ func (j *Journal) follow(ctx context.Context) error {
 		j.advance(md.Sequence.Stream, client, seq)
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		j.log.Debug("journal follower", "stream", j.cfg.Stream, "err", err)
-	}))
+	}), jetstream.PullHeartbeat(pullHeartbeat), jetstream.PullExpiry(pullExpiry))
 	if err != nil {
 		return fmt.Errorf("natscluster: journal %s: follow from %d: %w", j.cfg.Stream, from, err)
 	}
@@ -356,6 +364,15 @@ func (j *Journal) orderedConsumer(ctx context.Context, from broker.Position, hea
 		return nil, fmt.Errorf("natscluster: journal %s: consumer from %d: %w", j.cfg.Stream, from, err)
 	}
 	return cons, nil
+}
+
+// pullOpts are the options of the journal's message iterators.
+func (j *Journal) pullOpts() []jetstream.PullMessagesOpt {
+	return []jetstream.PullMessagesOpt{
+		jetstream.PullMaxMessages(j.cfg.CursorBuffer),
+		jetstream.PullHeartbeat(pullHeartbeat),
+		jetstream.PullExpiry(pullExpiry),
+	}
 }
 
 // untilLeader calls fn again, after leaderWait, for as long as it fails for
@@ -400,7 +417,7 @@ func (j *Journal) scan(ctx context.Context, from, to broker.Position, headersOnl
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(j.cfg.CursorBuffer))
+	it, err := cons.Messages(j.pullOpts()...)
 	if err != nil {
 		return fmt.Errorf("natscluster: journal %s: scan from %d: %w", j.cfg.Stream, from, err)
 	}
@@ -459,29 +476,52 @@ func (j *Journal) advance(seq uint64, client string, sequence uint64) {
 // Append implements broker.Journal: it returns once JetStream has stored
 // the entry with the stream's replication (see Journal).
 func (j *Journal) Append(e *broker.Entry) (broker.Position, error) {
+	type result struct {
+		pos broker.Position
+		err error
+	}
+	ch := make(chan result, 1)
+	if err := j.AppendAsync(e, func(pos broker.Position, err error) { ch <- result{pos, err} }); err != nil {
+		return 0, err
+	}
+	r := <-ch
+	e.Position = r.pos
+	return r.pos, r.err
+}
+
+// AppendAsync sends e and returns without waiting for JetStream (it waits
+// only for room in the in-flight window). done is called exactly once, on
+// a goroutine of the journal, with e's position once JetStream stored it
+// with the stream's replication (Durable is above it by then), or with the
+// error that kept it from being stored (then the entry may or may not be in
+// the stream: an acknowledgement lost to a timeout leaves it unknown).
+// Entries sent by one caller are stored in the order of its calls, so a
+// publisher's order is kept without waiting for each entry in turn. Like
+// Append, it stamps e.Time and copies e.Body; unlike Append it leaves
+// e.Position to done. An error returned (closed journal, unmappable topic)
+// means done is not called.
+func (j *Journal) AppendAsync(e *broker.Entry, done func(broker.Position, error)) error {
 	subject, err := j.subjects.Subject(e.MessageType, e.Topic)
 	if err != nil {
-		return 0, fmt.Errorf("natscluster: journal append: %w", err)
+		return fmt.Errorf("natscluster: journal append: %w", err)
 	}
-	// Take a window slot, unless the journal is closing.
 	j.mu.Lock()
 	if j.closed {
 		j.mu.Unlock()
-		return 0, broker.ErrJournalClosed
+		return broker.ErrJournalClosed
 	}
 	j.inflight.Add(1)
 	j.mu.Unlock()
-	defer j.inflight.Done()
 	select {
 	case j.window <- struct{}{}:
 	case <-j.done:
-		return 0, broker.ErrJournalClosed
+		j.inflight.Done()
+		return broker.ErrJournalClosed
 	}
-	defer func() { <-j.window }()
-
 	msg := &nats.Msg{Subject: subject, Header: nats.Header{}}
-	sequenced := e.ClientName != "" && e.Sequence > 0
-	if sequenced {
+	client := ""
+	if e.ClientName != "" && e.Sequence > 0 {
+		client = e.ClientName
 		msg.Header.Set(HighWaterHeader, highWaterValue(e.ClientName, e.Sequence))
 	}
 	j.sendMu.Lock()
@@ -498,20 +538,26 @@ func (j *Journal) Append(e *broker.Entry) (broker.Position, error) {
 	}
 	j.sendMu.Unlock()
 	if err != nil {
-		return 0, fmt.Errorf("natscluster: journal %s: append to %q: %w", j.cfg.Stream, subject, err)
+		<-j.window
+		j.inflight.Done()
+		return fmt.Errorf("natscluster: journal %s: append to %q: %w", j.cfg.Stream, subject, err)
 	}
-	select {
-	case ack := <-fut.Ok():
-		client := ""
-		if sequenced {
-			client = e.ClientName
+	sequence := e.Sequence
+	go func() {
+		defer j.inflight.Done()
+		var pos broker.Position
+		var err error
+		select {
+		case ack := <-fut.Ok():
+			j.advance(ack.Sequence, client, sequence)
+			pos = broker.Position(ack.Sequence)
+		case ackErr := <-fut.Err():
+			err = fmt.Errorf("natscluster: journal %s: append to %q not acknowledged: %w", j.cfg.Stream, subject, ackErr)
 		}
-		j.advance(ack.Sequence, client, e.Sequence)
-		e.Position = broker.Position(ack.Sequence)
-		return e.Position, nil
-	case err := <-fut.Err():
-		return 0, fmt.Errorf("natscluster: journal %s: append to %q not acknowledged: %w", j.cfg.Stream, subject, err)
-	}
+		<-j.window
+		done(pos, err)
+	}()
+	return nil
 }
 
 // Bounds implements broker.Journal. The next position is one above the
@@ -731,122 +777,5 @@ func (j *Journal) Close() error {
 	close(j.changed)
 	j.changed = make(chan struct{})
 	j.mu.Unlock()
-	return nil
-}
-
-// cursor reads the stream through an ordered consumer from its position.
-// readMu serialises Next (the consumer's iterator has one reader); mu
-// guards the fields, never held while waiting, so Close and Truncate
-// never wait for a read.
-type cursor struct {
-	j      *Journal
-	readMu sync.Mutex
-
-	mu     sync.Mutex
-	pos    broker.Position
-	it     jetstream.MessagesContext
-	closed bool
-}
-
-func (c *cursor) position() broker.Position {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.pos
-}
-
-// Position implements broker.Cursor.
-func (c *cursor) Position() broker.Position { return c.position() }
-
-func (c *cursor) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
-}
-
-// Next implements broker.Cursor. Below Durable an entry is stored, so the
-// wait for it is short; it is bounded by RequestTimeout all the same.
-func (c *cursor) Next() (broker.Entry, error) {
-	c.readMu.Lock()
-	defer c.readMu.Unlock()
-	if c.isClosed() || c.j.isClosed() {
-		return broker.Entry{}, broker.ErrJournalClosed
-	}
-	pos := c.position()
-	if pos >= c.j.Durable() {
-		return broker.Entry{}, broker.ErrCaughtUp
-	}
-	c.mu.Lock()
-	it := c.it
-	c.mu.Unlock()
-	if it == nil {
-		var err error
-		if it, err = c.open(pos); err != nil {
-			return broker.Entry{}, err
-		}
-	}
-	m, err := it.Next(jetstream.NextMaxWait(c.j.cfg.RequestTimeout))
-	if err != nil {
-		if c.isClosed() || c.j.isClosed() {
-			return broker.Entry{}, broker.ErrJournalClosed
-		}
-		return broker.Entry{}, fmt.Errorf("natscluster: journal %s: read at %d: %w", c.j.cfg.Stream, pos, err)
-	}
-	md, err := m.Metadata()
-	if err != nil {
-		return broker.Entry{}, fmt.Errorf("natscluster: journal %s: read at %d: %w", c.j.cfg.Stream, pos, err)
-	}
-	seq := md.Sequence.Stream
-	e, err := decodeEntry(m.Data())
-	if err != nil {
-		return broker.Entry{}, fmt.Errorf("natscluster: journal %s: entry %d: %w", c.j.cfg.Stream, seq, err)
-	}
-	e.Position = broker.Position(seq)
-	c.mu.Lock()
-	c.pos = e.Position + 1
-	c.mu.Unlock()
-	c.j.advance(seq, "", 0) // read, so stored: another node's entry too
-	return e, nil
-}
-
-// open starts the cursor's ordered consumer at pos.
-func (c *cursor) open(pos broker.Position) (jetstream.MessagesContext, error) {
-	ctx, cancel := c.j.requestContext()
-	defer cancel()
-	cons, err := c.j.orderedConsumer(ctx, pos, false)
-	if err != nil {
-		return nil, err
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(c.j.cfg.CursorBuffer))
-	if err != nil {
-		return nil, fmt.Errorf("natscluster: journal %s: cursor at %d: %w", c.j.cfg.Stream, pos, err)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed { // closed while the consumer was made
-		it.Stop()
-		return nil, broker.ErrJournalClosed
-	}
-	c.it = it
-	return it, nil
-}
-
-// stop ends the cursor's consumer; a Next in progress returns
-// ErrJournalClosed.
-func (c *cursor) stop() {
-	c.mu.Lock()
-	c.closed = true
-	it := c.it
-	c.mu.Unlock()
-	if it != nil {
-		it.Stop()
-	}
-}
-
-// Close implements broker.Cursor.
-func (c *cursor) Close() error {
-	c.stop()
-	c.j.mu.Lock()
-	delete(c.j.cursors, c)
-	c.j.mu.Unlock()
 	return nil
 }

@@ -261,3 +261,44 @@ func TestJournalDurableWaitsForAck(t *testing.T) {
 		t.Fatalf("durable %d after the ack, want %d", d, before+1)
 	}
 }
+
+// AppendAsync from one caller stores entries in call order, calls done
+// once each with Durable already above the position, and the entries read
+// back as sent.
+func TestJournalAppendAsyncKeepsOrder(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	j := openJournal(t, natstest.Connect(t, c.URL(1)), journalConfig(3))
+	const n = 500
+	type result struct {
+		i       int
+		pos     broker.Position
+		durable broker.Position
+		err     error
+	}
+	results := make(chan result, n)
+	var sent []broker.Entry
+	for i := range n {
+		e := journaltest.Entry(i)
+		if err := j.AppendAsync(e, func(pos broker.Position, err error) {
+			results <- result{i, pos, j.Durable(), err}
+		}); err != nil {
+			t.Fatalf("AppendAsync %d: %v", i, err)
+		}
+		sent = append(sent, *e)
+	}
+	pos := make([]broker.Position, n)
+	for range n {
+		r := <-results
+		if r.err != nil || r.durable <= r.pos || pos[r.i] != 0 {
+			t.Fatalf("done of entry %d: position %d, durable %d, error %v (earlier position %d)", r.i, r.pos, r.durable, r.err, pos[r.i])
+		}
+		pos[r.i] = r.pos
+	}
+	for i := range sent {
+		sent[i].Position = pos[i]
+		if i > 0 && pos[i] <= pos[i-1] {
+			t.Fatalf("entry %d at %d, not after entry %d at %d", i, pos[i], i-1, pos[i-1])
+		}
+	}
+	sameEntries(t, readAll(t, j, pos[0]), sent)
+}
