@@ -29,8 +29,8 @@ type Publish struct {
 	Origin      string
 	MessageType string
 	Topic       string
-	// Kind is EntryPublish or delta (a SOW topic's delta_publish, merged
-	// where it is applied) or a sow_delete.
+	// Kind says whether this is a publish, a delta_publish (merged where
+	// it is applied) or a sow_delete.
 	Kind PublishKind
 	// ClientName and Sequence identify the publisher's message (duplicate
 	// detection, per-publisher order checks); Sequence 0 when it had none.
