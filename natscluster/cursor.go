@@ -38,7 +38,7 @@ func (c *cursor) isClosed() bool {
 }
 
 // Next implements broker.Cursor. Below Durable an entry is stored, so the
-// wait for it is short; it is bounded by RequestTimeout all the same.
+// wait for it is short; it is bounded by OperationTimeout all the same.
 func (c *cursor) Next() (broker.Entry, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
@@ -58,7 +58,7 @@ func (c *cursor) Next() (broker.Entry, error) {
 			return broker.Entry{}, err
 		}
 	}
-	m, err := it.Next(jetstream.NextMaxWait(c.j.cfg.RequestTimeout))
+	m, err := it.Next(jetstream.NextMaxWait(c.j.cfg.OperationTimeout))
 	if err != nil {
 		if c.isClosed() || c.j.isClosed() {
 			return broker.Entry{}, broker.ErrJournalClosed
@@ -84,7 +84,7 @@ func (c *cursor) Next() (broker.Entry, error) {
 
 // open starts the cursor's ordered consumer at pos.
 func (c *cursor) open(pos broker.Position) (jetstream.MessagesContext, error) {
-	ctx, cancel := c.j.requestContext()
+	ctx, cancel := c.j.opContext()
 	defer cancel()
 	cons, err := c.j.orderedConsumer(ctx, pos, false)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,16 +32,25 @@ const (
 	// DefaultAckTimeout is how long Append waits for JetStream's
 	// acknowledgement before it fails.
 	DefaultAckTimeout = 5 * time.Second
-	// DefaultRequestTimeout bounds each JetStream API request the journal
-	// makes (stream info, message get, purge, consumer creation).
-	DefaultRequestTimeout = 5 * time.Second
+	// DefaultRequestTimeout bounds one try of a JetStream API request the
+	// journal makes (stream info, message get, purge, consumer creation);
+	// a try that times out or finds no responder is made again (a request
+	// can be lost while a stream elects a new leader).
+	DefaultRequestTimeout = 2 * time.Second
+	// DefaultOperationTimeout bounds one journal operation with all its
+	// tries (FindTime, Truncate, a cursor's start) and a cursor's wait for
+	// an entry it knows is stored.
+	DefaultOperationTimeout = 15 * time.Second
 	// DefaultCursorBuffer is how many entries a cursor's consumer fetches
 	// ahead of its reader.
 	DefaultCursorBuffer = 256
+	// statsTimeout bounds the stream-state request of Stats, which an
+	// admin page may call while NATS is unreachable.
+	statsTimeout = time.Second
 	// pullHeartbeat is the idle heartbeat of the journal's consumers: a
 	// pull that went unanswered (a consumer just created on a stream whose
 	// leader is still settling) is noticed after two missed heartbeats and
-	// the ordered consumer is made again, well within RequestTimeout.
+	// the ordered consumer is made again, well within OperationTimeout.
 	pullHeartbeat = time.Second
 	// pullExpiry is how long one pull request waits at the server; it
 	// must be above twice the heartbeat.
@@ -48,8 +58,9 @@ const (
 	// highWaterKey is the key of the high-water checkpoint in the bucket.
 	highWaterKey = "high-waters"
 	// leaderWait is the pause between tries of a request that found no
-	// responder: a stream or bucket just created has no leader for a
-	// moment, and its requests go unanswered until one is elected.
+	// responder or timed out: a stream or bucket just created, or whose
+	// leader was lost, has no leader for a moment, and its requests go
+	// unanswered until one is elected.
 	leaderWait = 50 * time.Millisecond
 	// casRetries bounds the compare-and-set rounds of a checkpoint update
 	// that other nodes race.
@@ -76,8 +87,10 @@ type JournalConfig struct {
 	MaxInFlight int
 	// AckTimeout bounds the wait for one append's acknowledgement.
 	AckTimeout time.Duration
-	// RequestTimeout bounds one JetStream API request.
+	// RequestTimeout bounds one try of a JetStream API request.
 	RequestTimeout time.Duration
+	// OperationTimeout bounds one journal operation with its retries.
+	OperationTimeout time.Duration
 	// CursorBuffer is how many entries a cursor fetches ahead.
 	CursorBuffer int
 	// Logger gets the journal's notices (discarded when nil).
@@ -105,6 +118,9 @@ func (c *JournalConfig) defaults() {
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.OperationTimeout <= 0 {
+		c.OperationTimeout = DefaultOperationTimeout
 	}
 	if c.CursorBuffer <= 0 {
 		c.CursorBuffer = DefaultCursorBuffer
@@ -228,15 +244,24 @@ func (j *Journal) openStream(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("natscluster: journal stream %s: %w", j.cfg.Stream, err)
 	}
+	if subj := s.CachedInfo().Config.Subjects; !slices.Contains(subj, j.subjects.All()) {
+		return fmt.Errorf("natscluster: journal stream %s takes subjects %q, not the configured prefix's %q",
+			j.cfg.Stream, subj, j.subjects.All())
+	}
 	if got := s.CachedInfo().Config.Replicas; got != j.cfg.Replicas {
 		j.log.Warn("journal stream has another replication factor than configured; keeping the stream's",
 			"stream", j.cfg.Stream, "replicas", got, "configured", j.cfg.Replicas)
 	}
 	j.stream = s
-	kv, err := j.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: j.cfg.HighWaterBucket, Replicas: j.cfg.Replicas, Storage: j.cfg.Storage,
-		Description: "high-water marks of the entries purged from journal " + j.cfg.Stream,
-	})
+	// Look the bucket up before creating it: a create (or update) is a
+	// meta-leader operation that waits out an election, a lookup is not.
+	kv, err := j.js.KeyValue(ctx, j.cfg.HighWaterBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = j.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: j.cfg.HighWaterBucket, Replicas: j.cfg.Replicas, Storage: j.cfg.Storage,
+			Description: "high-water marks of the entries purged from journal " + j.cfg.Stream,
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("natscluster: journal bucket %s: %w", j.cfg.HighWaterBucket, err)
 	}
@@ -255,7 +280,7 @@ type checkpoint struct {
 func (j *Journal) readCheckpoint(ctx context.Context) (checkpoint, uint64, error) {
 	cp := checkpoint{Marks: map[string]uint64{}}
 	var kve jetstream.KeyValueEntry
-	err := untilLeader(ctx, func() (err error) {
+	err := j.retry(ctx, func(ctx context.Context) (err error) {
 		kve, err = j.kv.Get(ctx, highWaterKey)
 		return err
 	})
@@ -278,7 +303,7 @@ func (j *Journal) readCheckpoint(ctx context.Context) (checkpoint, uint64, error
 // entries above it, and the last entry's time.
 func (j *Journal) rebuild(ctx context.Context) error {
 	var info *jetstream.StreamInfo
-	err := untilLeader(ctx, func() (err error) {
+	err := j.retry(ctx, func(ctx context.Context) (err error) {
 		info, err = j.stream.Info(ctx)
 		return err
 	})
@@ -351,7 +376,7 @@ func (j *Journal) follow(ctx context.Context) error {
 // (their headers only when asked).
 func (j *Journal) orderedConsumer(ctx context.Context, from broker.Position, headersOnly bool) (jetstream.Consumer, error) {
 	var cons jetstream.Consumer
-	err := untilLeader(ctx, func() (err error) {
+	err := j.retry(ctx, func(ctx context.Context) (err error) {
 		cons, err = j.js.OrderedConsumer(ctx, j.cfg.Stream, jetstream.OrderedConsumerConfig{
 			FilterSubjects: []string{j.subjects.All()},
 			DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
@@ -375,12 +400,17 @@ func (j *Journal) pullOpts() []jetstream.PullMessagesOpt {
 	}
 }
 
-// untilLeader calls fn again, after leaderWait, for as long as it fails for
-// want of a responder (see leaderWait) and ctx lasts.
-func untilLeader(ctx context.Context, fn func() error) error {
+// retry calls fn, each try bounded by RequestTimeout, again after
+// leaderWait for as long as a try times out or finds no responder (see
+// leaderWait) and ctx lasts.
+func (j *Journal) retry(ctx context.Context, fn func(context.Context) error) error {
 	for {
-		err := fn()
-		if !errors.Is(err, nats.ErrNoResponders) {
+		tctx, cancel := context.WithTimeout(ctx, j.cfg.RequestTimeout)
+		err := fn(tctx)
+		cancel()
+		lost := errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
+			errors.Is(err, context.DeadlineExceeded)
+		if !lost || ctx.Err() != nil {
 			return err
 		}
 		select {
@@ -446,7 +476,11 @@ func (j *Journal) scan(ctx context.Context, from, to broker.Position, headersOnl
 
 // get reads the entry at seq (the first at or after seq when it is gone).
 func (j *Journal) get(ctx context.Context, seq uint64) (broker.Entry, error) {
-	m, err := j.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(j.subjects.All()))
+	var m *jetstream.RawStreamMsg
+	err := j.retry(ctx, func(ctx context.Context) (err error) {
+		m, err = j.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(j.subjects.All()))
+		return err
+	})
 	if err != nil {
 		return broker.Entry{}, err
 	}
@@ -585,9 +619,9 @@ func (j *Journal) DurableChanged() <-chan struct{} {
 // Done implements broker.Journal.
 func (j *Journal) Done() <-chan struct{} { return j.done }
 
-// requestContext bounds one API request by RequestTimeout and Close.
-func (j *Journal) requestContext() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(j.ctx, j.cfg.RequestTimeout)
+// opContext bounds one operation by OperationTimeout and Close.
+func (j *Journal) opContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(j.ctx, j.cfg.OperationTimeout)
 }
 
 // FindTime implements broker.Journal by binary search over the stream's
@@ -599,7 +633,7 @@ func (j *Journal) FindTime(t time.Time) (broker.Position, error) {
 	if closed {
 		return 0, broker.ErrJournalClosed
 	}
-	ctx, cancel := j.requestContext()
+	ctx, cancel := j.opContext()
 	defer cancel()
 	// Invariant: every entry below lo is older than t; found is the first
 	// entry at or above hi that is not older (hi's end value when none).
@@ -659,7 +693,7 @@ func (j *Journal) Truncate(before broker.Position) (broker.Position, error) {
 	if before <= first {
 		return first, nil
 	}
-	ctx, cancel := j.requestContext()
+	ctx, cancel := j.opContext()
 	defer cancel()
 	if err := j.foldCheckpoint(ctx, first, before); err != nil {
 		return first, err
@@ -724,12 +758,12 @@ func (j *Journal) HighWaters() map[string]uint64 {
 }
 
 // Stats implements broker.Journal. Bytes and Entries come from the
-// stream's state (one request, bounded by RequestTimeout; the last figures
+// stream's state (one request, bounded by statsTimeout; the last figures
 // when it fails); Segments is 1, the stream.
 func (j *Journal) Stats() broker.JournalStats {
 	var st *jetstream.StreamInfo
 	if !j.isClosed() {
-		ctx, cancel := j.requestContext()
+		ctx, cancel := context.WithTimeout(j.ctx, statsTimeout)
 		st, _ = j.stream.Info(ctx)
 		cancel()
 	}
@@ -751,7 +785,10 @@ func (j *Journal) isClosed() bool {
 }
 
 // Close implements broker.Journal: it refuses new appends, waits for those
-// in flight to be acknowledged (or to time out), and stops every cursor.
+// in flight to be acknowledged (or to time out), and stops every cursor
+// and the follower. Stopping a consumer waits for a reset in progress
+// (after a lost NATS node the client makes its ordered consumers again,
+// each try bounded by RequestTimeout), so Close can take a few of those.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	if j.closed {

@@ -32,6 +32,7 @@ const (
 // Cluster is a set of in-process nats-server nodes with JetStream.
 type Cluster struct {
 	Servers []*server.Server
+	opts    []*server.Options // each node's options, its ports fixed once bound
 }
 
 // StartCluster starts n nodes (n >= 1) on loopback with JetStream, routes
@@ -77,6 +78,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		}
 		s.Start()
 		c.Servers = append(c.Servers, s)
+		c.opts = append(c.opts, opts)
 	}
 	// A clustered node reports ready only once JetStream has its peers, so
 	// readiness is awaited after all have started.
@@ -85,8 +87,38 @@ func StartCluster(t testing.TB, n int) *Cluster {
 			t.Fatalf("natstest: server %s not ready within %v", s.Name(), ReadyTimeout)
 		}
 	}
+	for i, s := range c.Servers {
+		// A restarted node comes back on the same client port, where its
+		// clients reconnect.
+		c.opts[i].Port = s.Addr().(*net.TCPAddr).Port
+	}
 	c.waitFormed(t)
 	return c
+}
+
+// Stop shuts node i down (its store stays) and waits until it has.
+func (c *Cluster) Stop(i int) {
+	c.Servers[i].Shutdown()
+	c.Servers[i].WaitForShutdown()
+}
+
+// Restart starts node i again, a stopped one, with its options and store,
+// and waits until the cluster has formed again with it.
+func (c *Cluster) Restart(t testing.TB, i int) {
+	t.Helper()
+	if c.Servers[i].Running() {
+		t.Fatalf("natstest: restart of node %s, which runs", c.Servers[i].Name())
+	}
+	s, err := server.NewServer(c.opts[i])
+	if err != nil {
+		t.Fatalf("natstest: new server %s: %v", c.opts[i].ServerName, err)
+	}
+	s.Start()
+	c.Servers[i] = s
+	if !s.ReadyForConnections(ReadyTimeout) {
+		t.Fatalf("natstest: server %s not ready within %v after restart", s.Name(), ReadyTimeout)
+	}
+	c.waitFormed(t)
 }
 
 // freePort is a loopback TCP port no one listens on at the moment.
