@@ -233,9 +233,6 @@ func (j *Journal) openStream(ctx context.Context) error {
 			Replicas: j.cfg.Replicas,
 			Storage:  j.cfg.Storage,
 			FirstSeq: uint64(broker.FirstPositionSeed(time.Now())),
-			// A failed acknowledgement may be retried by the caller with
-			// the same message id; the window drops such duplicates.
-			Duplicates: 2 * time.Minute,
 		})
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another node won the race
 			s, err = j.js.Stream(ctx, j.cfg.Stream)
@@ -321,8 +318,8 @@ func (j *Journal) rebuild(ctx context.Context) error {
 	}
 	maps.Copy(j.high, cp.Marks)
 	from := max(j.first, broker.Position(cp.Through+1))
-	err = j.scan(ctx, from, j.durable, true, func(seq uint64, m jetstream.Msg) error {
-		return addHighWater(j.high, m.Headers())
+	err = j.scan(ctx, from, j.durable, func(_ uint64, h nats.Header) error {
+		return addHighWater(j.high, h)
 	})
 	if err != nil {
 		return err
@@ -437,13 +434,13 @@ func addHighWater(marks map[string]uint64, h nats.Header) error {
 	return nil
 }
 
-// scan calls fn for each entry from from up to (not including) to, in
-// order, through an ordered consumer (headers only when asked).
-func (j *Journal) scan(ctx context.Context, from, to broker.Position, headersOnly bool, fn func(uint64, jetstream.Msg) error) error {
+// scan calls fn with the headers of each entry from from up to (not
+// including) to, in order, through an ordered consumer.
+func (j *Journal) scan(ctx context.Context, from, to broker.Position, fn func(uint64, nats.Header) error) error {
 	if from >= to {
 		return nil
 	}
-	cons, err := j.orderedConsumer(ctx, from, headersOnly)
+	cons, err := j.orderedConsumer(ctx, from, true)
 	if err != nil {
 		return err
 	}
@@ -465,7 +462,7 @@ func (j *Journal) scan(ctx context.Context, from, to broker.Position, headersOnl
 		if seq >= uint64(to) {
 			return nil
 		}
-		if err := fn(seq, m); err != nil {
+		if err := fn(seq, m.Headers()); err != nil {
 			return fmt.Errorf("natscluster: journal %s: entry %d: %w", j.cfg.Stream, seq, err)
 		}
 		if seq+1 >= uint64(to) {
@@ -720,8 +717,8 @@ func (j *Journal) foldCheckpoint(ctx context.Context, first, before broker.Posit
 			return nil
 		}
 		from := max(first, broker.Position(cp.Through+1))
-		if err := j.scan(ctx, from, before, true, func(_ uint64, m jetstream.Msg) error {
-			return addHighWater(cp.Marks, m.Headers())
+		if err := j.scan(ctx, from, before, func(_ uint64, h nats.Header) error {
+			return addHighWater(cp.Marks, h)
 		}); err != nil {
 			return err
 		}
