@@ -5,11 +5,17 @@
 // /amps/administrator. A host mounts the Handler on its own HTTP server,
 // as it does listener.NewWebSocketHandler.
 //
+// At the root ("/") a dashboard page (dashboard.go) shows the same
+// figures to a person: connections, a chart of the message rates over the
+// last minutes, top topics, slow clients, SOW sizes, journal and cluster.
+//
 // Served: JSON (".json" on any node: the node wrapped in its ancestors
 // from "amps", collections as arrays of objects with "id", every value a
 // string), and for the bare path (no suffix) a minimal HTML listing with
-// relative links, so that the pages work behind a proxy's prefix. Refused
-// with 501: ".xml", ".csv" and time-range queries (t0, t1). Unknown paths
+// relative links, so that the pages work behind a proxy's prefix. The
+// leaves of x_broker and processors/all keep a history (series.go): with
+// t0/t1 or ".csv" they answer "timestamp,value" lines. Refused with 501:
+// ".xml", ".csv" and t0/t1 on other nodes, and a history in JSON. Unknown paths
 // (and /amps.rnc) get 404. A SOW entry's id is "<topic>!<type>"; a slash
 // in it is escaped in the path ("sow/orders%2Feu!json.json").
 //
@@ -26,6 +32,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -90,6 +97,28 @@ type Options struct {
 	// OpenActions lets everyone who reaches the handler run actions when
 	// there is no Entitler. Default false: actions are refused with 403.
 	OpenActions bool
+
+	// NoDashboard turns the dashboard page at the root off (404), as
+	// AMPS's Admin/Galvanometer "disabled" does; the tree stays.
+	NoDashboard bool
+
+	// AnonymousPaths, when set, matches the paths served without
+	// authentication or entitlement (AMPS Admin/AnonymousPaths), tried
+	// on the path as the Entitler sees it ("/amps", "/amps/instance/
+	// replication") or the page's ("/", "/dashboard/app.js"), e.g.
+	// `^/amps$` for a liveness probe. Actions on such a path still need
+	// actions to be on (Entitler or OpenActions). Default nil: none.
+	AnonymousPaths *regexp.Regexp
+	// Headers are added to every response (AMPS Admin/Header).
+	Headers http.Header
+	// AllowOrigin, when set, lets the pages of the origins it matches
+	// read the tree from a browser (Access-Control-Allow-Origin naming
+	// the request's Origin, and Vary: Origin) and run actions (otherwise
+	// refused when sent from another site). Default nil: no CORS header.
+	// AMPS sends "*" when its AccessControlAllowOrigin is unset; not
+	// here, where the statistics are open: any page a browser on the
+	// admin server's network opens could read them.
+	AllowOrigin *regexp.Regexp
 }
 
 // Handler serves a broker's admin tree. It samples the broker's statistics
@@ -174,7 +203,19 @@ func errorf(status int, format string, args ...any) error {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
+	hdr := w.Header()
+	for k, vs := range h.opts.Headers {
+		for _, v := range vs {
+			hdr.Add(k, v)
+		}
+	}
+	hdr.Set("Cache-Control", "no-store")
+	if h.opts.AllowOrigin != nil {
+		hdr.Add("Vary", "Origin")
+		if h.originAllowed(r) {
+			hdr.Set("Access-Control-Allow-Origin", r.Header.Get("Origin"))
+		}
+	}
 	if err := h.serve(w, r); err != nil {
 		he := &httpError{http.StatusInternalServerError, err.Error()}
 		errors.As(err, &he)
@@ -210,6 +251,21 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 			return errorf(http.StatusNotFound, "path %q is outside the admin prefix %q", p, h.opts.PathPrefix)
 		}
 		p = rest
+		if p == "" {
+			// The root without its slash: the page's relative URLs need
+			// it, so send the browser to "<last prefix segment>/",
+			// relative, which a proxy's own prefix cannot break.
+			// (http.Redirect would make it absolute.)
+			w.Header().Set("Location", h.opts.PathPrefix[strings.LastIndexByte(h.opts.PathPrefix, '/')+1:]+"/")
+			w.WriteHeader(http.StatusFound)
+			return nil
+		}
+	}
+	if p == "" {
+		p = "/"
+	}
+	if isDashboardPath(p) {
+		return h.serveDashboard(w, r, p)
 	}
 	req, err := parsePath(p)
 	if err != nil {
@@ -219,9 +275,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	if r.Method == http.MethodPost && !isAction {
 		return errorf(http.StatusMethodNotAllowed, "method POST is only for actions under /amps/administrator")
 	}
-	user, err := h.authenticate(r)
-	if err != nil {
-		return err
+	user := ""
+	if !h.anonymous("/" + strings.Join(req.segs, "/")) {
+		if user, err = h.authenticate(r); err != nil {
+			return err
+		}
 	}
 	// check only asks whether an action would be allowed: it is a read.
 	runs := isAction && isActionPath(req.segs) && req.segs[len(req.segs)-1] != actionCheck
@@ -231,12 +289,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	if err := h.authorize(r, user, req.segs, runs); err != nil {
 		return err
 	}
-	if req.format == "xml" || req.format == "csv" {
-		return errorf(http.StatusNotImplemented, "the .%s representation is not supported; use .json", req.format)
+	if req.format == "xml" {
+		return errorf(http.StatusNotImplemented, "the .xml representation is not supported; use .json")
 	}
 	q := r.URL.Query()
-	if q.Has("t0") || q.Has("t1") {
-		return errorf(http.StatusNotImplemented, "time-range queries (t0, t1) are not supported yet; the values are live")
+	if !isAction && (q.Has("t0") || q.Has("t1") || req.format == "csv") {
+		return h.serveSeries(w, r, req)
 	}
 	if isAction {
 		return h.administrator(w, r, req, user)
@@ -245,12 +303,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 }
 
 // parsePath splits p into the node's segments and the suffix of the last
-// one. Only "/" and paths under "/amps" exist.
+// one. Only paths under "/amps" name nodes.
 func parsePath(p string) (request, error) {
 	var req request
-	if p == "" || p == "/" {
-		return req, nil
-	}
 	if !strings.HasPrefix(p, "/") || strings.Contains(p, "//") {
 		return req, errorf(http.StatusNotFound, "no admin node at %q", p)
 	}
@@ -294,13 +349,14 @@ func (h *Handler) authenticate(r *http.Request) (string, error) {
 // a GET action is otherwise one <img> tag away.
 func (h *Handler) authorize(r *http.Request, user string, segs []string, action bool) error {
 	path := "/" + strings.Join(segs, "/")
-	if action && r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+	if action && r.Header.Get("Sec-Fetch-Site") == "cross-site" && !h.originAllowed(r) {
 		return errorf(http.StatusForbidden, "action %s refused: sent from another site", path)
 	}
 	if !h.allowed(r, user, path, action) {
 		if action && h.opts.Entitler == nil {
 			h.log.Warn("admin action refused: actions are off", "path", path, "user", user)
-			return errorf(http.StatusForbidden, "action %s refused: admin actions are off (set admin.Options.Entitler or OpenActions)", path)
+			return errorf(http.StatusForbidden, "action %s refused: admin actions are off until the host allows them "+
+				"(admin.Options.Entitler or OpenActions; ampsd -admin-open-actions, or an Admin Authentication or Entitlement element)", path)
 		}
 		h.log.Warn("admin request not entitled", "path", path, "user", user)
 		return errorf(http.StatusForbidden, "user %q is not entitled to %s", user, path)
@@ -308,14 +364,31 @@ func (h *Handler) authorize(r *http.Request, user string, segs []string, action 
 	return nil
 }
 
-// allowed says whether user may read path, or run it when action.
+// allowed says whether user may read path, or run it when action. An
+// anonymous path skips the Entitler, not the need for actions to be on.
 func (h *Handler) allowed(r *http.Request, user, path string, action bool) bool {
 	if h.opts.Entitler == nil {
 		return !action || h.opts.OpenActions
+	}
+	if h.anonymous(path) {
+		return true
 	}
 	p := broker.Read
 	if action && h.opts.ActionsNeedWrite {
 		p = broker.Write
 	}
 	return h.opts.Entitler.Entitled(&broker.Identity{UserID: user}, path, p)
+}
+
+// anonymous says whether path is served without authentication or
+// entitlement (Options.AnonymousPaths).
+func (h *Handler) anonymous(path string) bool {
+	return h.opts.AnonymousPaths != nil && h.opts.AnonymousPaths.MatchString(path)
+}
+
+// originAllowed says whether the request comes from a page of an origin
+// Options.AllowOrigin matches.
+func (h *Handler) originAllowed(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	return h.opts.AllowOrigin != nil && o != "" && h.opts.AllowOrigin.MatchString(o)
 }

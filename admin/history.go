@@ -18,6 +18,17 @@ type Sample struct {
 	BytesOut      int64
 }
 
+// topicSampleLimit is how many of the busiest topics (by messages
+// routed) each sample reads from the broker.
+const topicSampleLimit = 100
+
+// topicTraffic is one topic's messages routed at the last sample and its
+// rate over the last interval.
+type topicTraffic struct {
+	messages int64
+	perSec   float64
+}
+
 // connTraffic is one connection's counters at a sample.
 type connTraffic struct {
 	messagesIn, messagesOut, bytesIn, bytesOut int64
@@ -38,16 +49,21 @@ type history struct {
 	full  bool
 	conns map[uint64]connTraffic // each connection's counters at the last sample
 	crate map[uint64]rates       // each connection's rates over the last interval
+	// topics holds the busiest topics of the last sample by
+	// "<topic>!<type>". A topic's rate needs it in two samples in a row:
+	// one that just became busy has rate 0 for an interval.
+	topics map[string]topicTraffic
 }
 
 func newHistory(size int) *history {
-	return &history{ring: make([]Sample, size), conns: map[uint64]connTraffic{}, crate: map[uint64]rates{}}
+	return &history{ring: make([]Sample, size), conns: map[uint64]connTraffic{}, crate: map[uint64]rates{}, topics: map[string]topicTraffic{}}
 }
 
 // sample reads b's counters at now into the ring and computes the
-// connections' rates against the previous sample.
+// connections' and the busiest topics' rates against the previous sample.
 func (h *history) sample(b *broker.Broker, now time.Time) {
 	st := b.Stats()
+	busy := b.BusiestTopics(topicSampleLimit)
 	s := Sample{
 		Time: now, Connections: st.Connections, Subscriptions: st.Subscriptions,
 		MessagesIn: st.MessagesIn, MessagesOut: st.MessagesOut, BytesIn: st.BytesIn, BytesOut: st.BytesOut,
@@ -74,7 +90,18 @@ func (h *history) sample(b *broker.Broker, now time.Time) {
 			}
 		}
 	}
-	h.conns, h.crate = conns, crate
+	topics := make(map[string]topicTraffic, len(busy))
+	for _, t := range busy {
+		id := t.Topic + "!" + t.MessageType
+		cur := topicTraffic{messages: t.Messages}
+		// A smaller count is a new start (the broker's routing cache
+		// dropped the topic): no rate for this interval.
+		if prev, ok := h.topics[id]; ok && !prevTime.IsZero() && secs > 0 && cur.messages >= prev.messages {
+			cur.perSec = float64(cur.messages-prev.messages) / secs
+		}
+		topics[id] = cur
+	}
+	h.conns, h.crate, h.topics = conns, crate, topics
 	h.ring[h.next] = s
 	h.next = (h.next + 1) % len(h.ring)
 	h.full = h.full || h.next == 0
@@ -120,6 +147,14 @@ func (h *history) lastRates() (rates, time.Time) {
 		float64(cur.MessagesIn-prev.MessagesIn) / secs, float64(cur.MessagesOut-prev.MessagesOut) / secs,
 		float64(cur.BytesIn-prev.BytesIn) / secs, float64(cur.BytesOut-prev.BytesOut) / secs,
 	}, cur.Time
+}
+
+// topicTraffic returns the busiest topics of the last sample. The map is
+// never written after a sample made it, so it is shared, not copied.
+func (h *history) topicTraffic() map[string]topicTraffic {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.topics
 }
 
 // connRates returns a connection's rates over the last finished interval.

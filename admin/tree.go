@@ -41,8 +41,10 @@ func uptime(d time.Duration) string {
 }
 
 // tree builds the whole /amps node from the broker's live state and the
-// last sample's rates.
-func (h *Handler) tree() node {
+// last sample's rates. The history's samples (statistics/x_samples) are
+// in it only when withSamples, for requests at or below that node: they
+// would make every poll of /amps/instance.json many times larger.
+func (h *Handler) tree(withSamples bool) node {
 	b := h.b
 	st := b.Stats()
 	brates, last := h.hist.lastRates()
@@ -72,8 +74,9 @@ func (h *Handler) tree() node {
 		})
 	}
 
+	subStates := b.Subscriptions()
 	subs := []node{}
-	for i, s := range b.Subscriptions() {
+	for i, s := range subStates {
 		sn := node{
 			"id":            itoa(i + 1),
 			"sub_id":        s.SubID,
@@ -110,6 +113,10 @@ func (h *Handler) tree() node {
 		})
 	}
 
+	statistics := node{"file_name": ":memory:", "interval": itoa(h.opts.Interval.Milliseconds()), "total_samples": itoa(len(h.hist.samples()))}
+	if withSamples {
+		statistics["x_samples"] = h.samplesNode()
+	}
 	instance := node{
 		"name":          b.Name(),
 		"version":       b.Version(),
@@ -153,7 +160,8 @@ func (h *Handler) tree() node {
 			"not_entitled":            itoa(st.NotEntitled),
 		},
 		"memory":          processMemory(),
-		"statistics":      node{"file_name": ":memory:", "interval": itoa(h.opts.Interval.Milliseconds()), "total_samples": itoa(len(h.hist.samples()))},
+		"statistics":      statistics,
+		"x_topics":        topicsNode(st, subStates, h.hist.topicTraffic()),
 		"queues":          []node{},
 		"views":           []node{},
 		"queries":         node{"queued_queries": "0"},
@@ -236,11 +244,9 @@ func find(root any, segs []string) (found any, wrap func(any) any, ok bool) {
 
 // serveTree answers a statistics request: JSON or the HTML listing.
 func (h *Handler) serveTree(w http.ResponseWriter, r *http.Request, req request) error {
-	if len(req.segs) == 0 {
-		// The dashboard comes here later; for now a link to the tree.
-		return writeHTML(w, r, "/", []string{"amps"}, "")
-	}
-	found, wrap, ok := find(h.tree(), req.segs[1:])
+	withSamples := len(req.segs) >= 3 && req.segs[1] == "instance" && req.segs[2] == "statistics" &&
+		(len(req.segs) == 3 || req.segs[3] == "x_samples")
+	found, wrap, ok := find(h.tree(withSamples), req.segs[1:])
 	if !ok {
 		return errorf(http.StatusNotFound, "no admin node at /%s", strings.Join(req.segs, "/"))
 	}

@@ -1,8 +1,10 @@
 package broker
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/ampsbroker/ampsbroker/protocol"
 )
@@ -83,14 +85,17 @@ func classifyBookmark(bm string) bookmarkKind {
 }
 
 // bookmarkReason decides what a subscribing command with a bookmark gets:
-// "" to enter it live, else the failure reason. opts are its options.
-func (b *Broker) bookmarkReason(h *protocol.Header, opts []string) string {
+// "" to enter it (replayed from the journal when replay is set, else
+// live), else the failure reason. opts are its options.
+func (b *Broker) bookmarkReason(h *protocol.Header, opts []string, replay bool) string {
 	kind := classifyBookmark(h.Bookmark)
 	switch {
 	case kind == bmNone:
 		return ""
 	case kind == bmInvalid:
 		return ReasonInvalidBookmark
+	case replay:
+		return "" // startReplay resolves it
 	case h.Command == protocol.CmdDeltaSubscribe || h.Command == protocol.CmdSOWAndDeltaSub:
 		// AMPS refuses bookmark delta subscriptions.
 		return ReasonBookmarkNotSupp
@@ -124,4 +129,89 @@ func optionValue(opts []string, name string) string {
 		}
 	}
 	return ""
+}
+
+// Bookmark values with a journal (replay spec §7.3). A subscription's "bm"
+// is one point, a comma list of points, or a range of two such lists:
+//
+//	bm    = "0" | "0|1|" | points | range
+//	point = <id>|<seq>| | YYYYMMDDThhmmss[.ffffff][Z] | "0" | "0|1|"
+//	range = ("[" | "(") points ":" points ("]" | ")")
+//
+// Spaces around list items are ignored; timestamps are UTC.
+
+// bmPoint is one point of a bookmark value.
+type bmPoint struct {
+	kind bookmarkKind // bmEpoch, bmNow, bmBookmark or bmTimestamp
+	text string       // the point as sent
+	t    time.Time    // a timestamp's instant
+}
+
+// bookmarkSpec is a parsed bookmark value.
+type bookmarkSpec struct {
+	start   []bmPoint
+	isRange bool
+	// With a range: startExcl for "(", endIncl for "]", and the end list.
+	startExcl, endIncl bool
+	end                []bmPoint
+}
+
+// parseBookmarkSpec parses a subscription's non-empty "bm". The error says
+// what is malformed.
+func parseBookmarkSpec(bm string) (bookmarkSpec, error) {
+	var spec bookmarkSpec
+	bm = strings.TrimSpace(bm)
+	if strings.HasPrefix(bm, "[") || strings.HasPrefix(bm, "(") {
+		last := bm[len(bm)-1]
+		if len(bm) < 2 || (last != ']' && last != ')') {
+			return spec, fmt.Errorf("range %q does not end with ] or )", bm)
+		}
+		from, to, ok := strings.Cut(bm[1:len(bm)-1], ":")
+		if !ok {
+			return spec, fmt.Errorf("range %q has no ':' between its start and end", bm)
+		}
+		spec.isRange, spec.startExcl, spec.endIncl = true, bm[0] == '(', last == ']'
+		var err error
+		if spec.start, err = parsePoints(from); err != nil {
+			return spec, fmt.Errorf("start of range %q: %w", bm, err)
+		}
+		if spec.end, err = parsePoints(to); err != nil {
+			return spec, fmt.Errorf("end of range %q: %w", bm, err)
+		}
+		return spec, nil
+	}
+	var err error
+	spec.start, err = parsePoints(bm)
+	return spec, err
+}
+
+// parsePoints parses a comma list of points.
+func parsePoints(list string) ([]bmPoint, error) {
+	var out []bmPoint
+	for _, item := range strings.Split(list, ",") {
+		item = strings.TrimSpace(item)
+		p := bmPoint{kind: classifyBookmark(item), text: item}
+		switch p.kind {
+		case bmEpoch, bmNow, bmBookmark:
+		case bmTimestamp:
+			t, err := parseBookmarkTime(item)
+			if err != nil {
+				return nil, err
+			}
+			p.t = t
+		default:
+			return nil, fmt.Errorf("%q is not a bookmark, a timestamp, 0 or 0|1|", item)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// parseBookmarkTime reads YYYYMMDDThhmmss[.f…][Z] as UTC.
+func parseBookmarkTime(s string) (time.Time, error) {
+	t, err := time.ParseInLocation("20060102T150405", strings.TrimSuffix(s, "Z"), time.UTC)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("timestamp %q: %w", s, err)
+	}
+	return t, nil
 }

@@ -47,6 +47,16 @@ type Broker struct {
 	expiry expiries
 	// seqs is the highest publish sequence per client name.
 	seqs sequences
+	// persist tracks persisted acks and client names; nil without a
+	// journal.
+	persist *persister
+	// recoverErr is why New could not rebuild the SOW topics from the
+	// journal completely (RecoveryErr); nil when it could.
+	recoverErr error
+	// replaying counts the bookmark subscriptions reading the journal.
+	replaying atomic.Int64
+	// jid is the id in this instance's bookmarks (JournalID of its name).
+	jid uint64
 
 	stats counters
 	// retired is the traffic of the endpoints that have ended; guarded by mu.
@@ -114,6 +124,13 @@ type Stats struct {
 	// SOWTopics describes each SOW topic that holds or held records, in
 	// topic order.
 	SOWTopics []SOWTopicStats
+
+	// Journal is the transaction log's figures (size, segments, durable
+	// position); nil without Options.Journal.
+	Journal *JournalStats
+	// ReplayingSubscriptions counts the bookmark subscriptions reading
+	// the journal (replaying, not yet live).
+	ReplayingSubscriptions int64
 }
 
 // SOWTopicStats describes one SOW topic in a Stats snapshot.
@@ -146,7 +163,9 @@ type ConnStats struct {
 	OldestQueued time.Duration
 }
 
-// New returns a Broker configured by opts; nil means all defaults.
+// New returns a Broker configured by opts; nil means all defaults. With
+// Options.Journal it first rebuilds the journaled SOW topics from the
+// journal (see RecoveryErr for a journal it could not read to its end).
 func New(opts *Options) *Broker {
 	b := &Broker{
 		routers:   make(map[string]*router),
@@ -206,7 +225,20 @@ func New(opts *Options) *Broker {
 		o.MaxRegexProgram = DefaultMaxRegexProgram
 	}
 	b.log = o.Logger
+	b.jid = JournalID(o.Name)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	if o.Journal != nil {
+		b.persist = newPersister(b, o.Journal)
+		b.seqs.seed(o.Journal.HighWaters())
+		start := time.Now()
+		n, err := b.rebuildSOW()
+		if err != nil {
+			b.recoverErr = err
+			b.log.Error("SOW topics only partly rebuilt from the journal", "entries_applied", n, "err", err)
+		} else if n > 0 {
+			b.log.Info("SOW topics rebuilt from the journal", "entries_applied", n, "took", time.Since(start))
+		}
+	}
 	return b
 }
 
@@ -462,6 +494,9 @@ func (b *Broker) removeSession(s *session) {
 	delete(b.sessions, s)
 	b.retire(&s.endpoint)
 	b.mu.Unlock()
+	if b.persist != nil {
+		b.persist.detach(s)
+	}
 	b.wg.Done()
 	if s.admitted {
 		b.release(s.info.Transport)
@@ -588,6 +623,11 @@ func (b *Broker) Stats() Stats {
 		r.mu.RUnlock()
 	}
 	b.routersMu.RUnlock()
+	var js *JournalStats
+	if b.opts.Journal != nil {
+		st := b.opts.Journal.Stats()
+		js = &st
+	}
 	return Stats{
 		Connections:   int64(len(sessions)),
 		Clients:       nclients,
@@ -604,6 +644,9 @@ func (b *Broker) Stats() Stats {
 		Transports:    transports,
 		Conns:         conns,
 		SOWTopics:     b.sow.stats(),
+
+		Journal:                js,
+		ReplayingSubscriptions: b.replaying.Load(),
 	}
 }
 

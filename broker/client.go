@@ -7,6 +7,7 @@ import (
 	"maps"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/ampsbroker/ampsbroker/protocol"
@@ -29,6 +30,11 @@ type Message struct {
 	CorrelationID string
 	// Key is the record's key on a SOW topic ("k"), else empty.
 	Key string
+	// Bookmark is the journal's bookmark of a journaled message
+	// ("<id>|<position>|"), empty for a message that is not journaled.
+	// Store the last one processed and subscribe from it
+	// (SubscribeOptions.Bookmark) to resume after a restart.
+	Bookmark string
 	// SOW is true for a record of a query's result (SOW, or the snapshot
 	// SOWAndSubscribe delivers before the live messages), false for a
 	// published message.
@@ -126,7 +132,7 @@ func (c *Client) Publish(ctx context.Context, topic string, data []byte) error {
 	}
 	switch reason := publishTopicReason(topic); reason {
 	case "":
-		if reason := c.b.publish(&c.endpoint, c.rt, topic, nil, data); reason != "" {
+		if _, reason := c.b.publish(&c.endpoint, c.rt, topic, nil, data); reason != "" {
 			return fmt.Errorf("broker: publish to %q: %s", topic, reason)
 		}
 	case reasonDiscard:
@@ -154,7 +160,7 @@ func (c *Client) DeltaPublish(ctx context.Context, topic string, data []byte) er
 		}
 		return fmt.Errorf("broker: delta publish to %q: %s", topic, reason)
 	}
-	if reason := c.b.publish(&c.endpoint, c.rt, topic, &protocol.Header{Command: protocol.CmdDeltaPublish}, data); reason != "" {
+	if _, reason := c.b.publish(&c.endpoint, c.rt, topic, &protocol.Header{Command: protocol.CmdDeltaPublish}, data); reason != "" {
 		return fmt.Errorf("broker: delta publish to %q: %s", topic, reason)
 	}
 	return nil
@@ -184,6 +190,20 @@ type SubscribeOptions struct {
 	// record in full); elsewhere every message is delivered in full.
 	// Default: full messages.
 	Delta bool
+	// Bookmark, with a journal (Options.Journal), replays the journal
+	// before the live messages: "0" (everything kept), "0|1|" (nothing),
+	// a message's Bookmark (what follows it), a comma list, a UTC
+	// timestamp YYYYMMDDThhmmss[.ffffff], or a range such as "[a:b]"
+	// (then the subscription ends at b). It reads at the handler's pace
+	// and hands over to live messages with no gap and no duplicate; only
+	// durable entries are delivered. Default "": live messages only. A
+	// topic the journal does not record is subscribed live, or refused
+	// under BookmarkFail. Not with Delta.
+	Bookmark string
+	// BookmarkNotFound is where a replay starts when no point of
+	// Bookmark is in the journal: "now" (the default), "epoch", or
+	// "fail" (Subscribe returns an error).
+	BookmarkNotFound string
 }
 
 // Subscribe calls handler for every message published to topic from now
@@ -213,14 +233,53 @@ func (c *Client) Subscribe(ctx context.Context, topic string, handler func(Messa
 	s := &Subscription{c: c, sub: sub}
 	sub.owner = &c.endpoint
 	sub.handler = handler
+	var r *replay
+	if opts.Bookmark != "" {
+		if r, err = c.bookmarked(sub, topic, opts); err != nil {
+			return nil, err
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing() {
+		if r != nil {
+			r.cur.Close()
+		}
 		return nil, ErrClientClosed
 	}
 	c.subs[sub.id] = sub
-	c.rt.add(sub)
+	if r != nil {
+		r.start()
+	} else {
+		c.rt.add(sub)
+	}
 	return s, nil
+}
+
+// bookmarked returns the replay of a subscription with opts.Bookmark (not
+// started), or nil when the subscription is live (the topic is not
+// journaled and the fallback is live), or the error that refuses it.
+func (c *Client) bookmarked(sub *subscription, topic string, opts *SubscribeOptions) (*replay, error) {
+	fail := func(reason string) error {
+		return fmt.Errorf("broker: subscribe to %q from %q: %s", topic, opts.Bookmark, reason)
+	}
+	if opts.Delta {
+		return nil, fail(ReasonBookmarkNotSupp)
+	}
+	if c.b.opts.Journal == nil || sub.re == nil && !c.b.journaled(c.opts.MessageType, topic) {
+		if c.b.opts.BookmarkFallback == BookmarkFail {
+			return nil, fail(ReasonInvalidBookmark)
+		}
+		return nil, nil
+	}
+	if nf := opts.BookmarkNotFound; nf != "" && nf != "now" && nf != "epoch" && nf != "fail" {
+		return nil, fail("BookmarkNotFound takes now, epoch or fail, not " + strconv.Quote(nf))
+	}
+	r, reason := c.b.newReplay(&c.endpoint, c.opts.MessageType, sub, opts.Bookmark, opts.BookmarkNotFound)
+	if reason != "" {
+		return nil, fail(reason)
+	}
+	return r, nil
 }
 
 // Unsubscribe removes the subscription. No handler call for it starts
@@ -232,7 +291,11 @@ func (s *Subscription) Unsubscribe() error {
 	defer c.mu.Unlock()
 	if c.subs[s.sub.id] == s.sub {
 		delete(c.subs, s.sub.id)
-		c.rt.remove(s.sub)
+		if r := s.sub.replay; r != nil {
+			r.stopNow() // removed: no handler call for it starts
+		} else {
+			c.rt.remove(s.sub)
+		}
 	}
 	return nil
 }
@@ -263,7 +326,16 @@ func (c *Client) Err() error {
 func (c *Client) dropSubscriptions(closeMode) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.rt.remove(slices.Collect(maps.Values(c.subs))...)
+	// A replay is told to stop, not waited for: this may run on its own
+	// goroutine (its queue overflowed), and the broker waits for it.
+	routed := slices.DeleteFunc(slices.Collect(maps.Values(c.subs)), func(s *subscription) bool {
+		if s.replay != nil {
+			s.removed.Store(true)
+			s.replay.stopNow()
+		}
+		return s.replay != nil
+	})
+	c.rt.remove(routed...)
 	clear(c.subs)
 }
 
@@ -302,7 +374,11 @@ func (c *Client) deliver(items []outItem) (delivered, bytes int64, err error) {
 			// Shutdown that stopped waiting) ends the client: no handler
 			// call starts after either returns.
 			if !sub.removed.Load() && !c.ended() {
-				sub.handler(Message{Topic: it.d.topic, SubID: sub.id, CorrelationID: it.d.correlationID, Key: it.d.key, Data: it.d.body})
+				m := Message{Topic: it.d.topic, SubID: sub.id, CorrelationID: it.d.correlationID, Key: it.d.key, Data: it.d.body}
+				if it.d.pos != 0 {
+					m.Bookmark = FormatBookmark(it.d.jid, it.d.pos)
+				}
+				sub.handler(m)
 				handled = true
 			}
 		}

@@ -87,6 +87,8 @@ func disconnectReason(cause error) string {
 		return "slow client"
 	case errors.Is(cause, ErrHeartbeatTimeout):
 		return "heartbeat"
+	case errors.Is(cause, ErrNameInUse):
+		return ReasonNameInUse
 	case errors.Is(cause, ErrAuthFailure), errors.Is(cause, ErrLogonRefused):
 		return "auth"
 	case errors.Is(cause, ErrEntitlementReset):

@@ -35,10 +35,14 @@ var subscribeOptions = map[string]optionUse{
 	"no_sowkey":       optHonoured,
 	// Key fields in delta bodies are the default anyway.
 	"send_keys": optIgnored,
-	// "bookmark" adds the journal's bookmark to each delivery; without a
-	// transaction log there is none. The replay options "live" and
-	// "fully_durable" only shape a replay, which never happens here.
-	"bookmark":      optIgnored,
+	// "bookmark" adds the journal's bookmark ("bm") to each delivery of a
+	// journaled message; other messages have none.
+	"bookmark": optHonoured,
+	// "live" lets a bookmark subscription get messages before they are
+	// durable; this broker always waits (a replay reads only durable
+	// entries), which is stricter, never weaker: a subscriber's stored
+	// bookmark always survives a crash. "fully_durable" asks for what
+	// the local journal already gives when there is no replication.
 	"live":          optIgnored,
 	"fully_durable": optIgnored,
 	// max_backlog applies to queue topics only; on any other topic AMPS
@@ -63,13 +67,13 @@ var subscribeOptions = map[string]optionUse{
 	"rate_max_gap":       optLater,
 }
 
-// logonOptions are the options of logon. Neither changes anything here:
-// "pretty" renders binary message types as text for display, and
-// "ack_conflation" sets the interval of conflated persisted acks, which
-// this broker sends one by one.
+// logonOptions are the options of logon. "pretty" renders binary message
+// types as text for display, nothing to do here; "ack_conflation" sets the
+// interval of conflated persisted acks, which exist with a journal (see
+// persist.go; without one they are sent one by one).
 var logonOptions = map[string]optionUse{
 	"pretty":         optIgnored,
-	"ack_conflation": optIgnored,
+	"ack_conflation": optHonoured,
 }
 
 // deltaSubscribeOptions are the options of delta_subscribe: those of

@@ -145,24 +145,32 @@ func hasOption(opts []string, name string) bool {
 
 // ack queues one ack for h. fill, when non-nil, adds command-specific fields.
 func (s *session) ack(h *protocol.Header, ackType, status, reason string, fill func(*protocol.Header)) {
-	// The ack's header and message share one allocation.
-	am := &struct {
-		h protocol.Header
-		m protocol.Message
-	}{h: protocol.Header{
+	a := protocol.Header{
 		Command:   protocol.CmdAck,
 		CommandID: h.CommandID,
 		AckType:   ackType,
 		Status:    status,
 		Reason:    reason,
-	}}
-	if fill != nil {
-		fill(&am.h)
 	}
-	am.m.Header = &am.h
-	// Its budget share counts that allocation too, so a flood of acks to
-	// a client that does not read stays within the byte budget.
-	s.enqueue(outItem{m: &am.m, size: am.m.Len() + itemOverhead + int(unsafe.Sizeof(*am))})
+	if fill != nil {
+		fill(&a)
+	}
+	m, size := ownMessage(&a, nil)
+	s.enqueue(outItem{m: m, size: size})
+}
+
+// ownMessage returns a message of its own (an ack, a replayed delivery)
+// with a copy of h and body, the header and the message in one
+// allocation, and what it costs in an outbound budget: its wire size and
+// that allocation, so that a flood of them to a client that does not read
+// stays within the byte budget.
+func ownMessage(h *protocol.Header, body []byte) (*protocol.Message, int) {
+	am := &struct {
+		h protocol.Header
+		m protocol.Message
+	}{h: *h}
+	am.m.Header, am.m.Body = &am.h, body
+	return &am.m, am.m.Len() + itemOverhead + int(unsafe.Sizeof(*am))
 }
 
 // acks sends every requested ack type with the same status and reason.
@@ -209,9 +217,7 @@ func (s *session) dispatch(h *protocol.Header, body []byte) error {
 	case protocol.CmdUnsubscribe:
 		s.unsubscribe(h)
 	case protocol.CmdFlush:
-		// Commands run in order, so everything before the flush is done
-		// (wire spec §7.9).
-		s.acks(h, parseAcks(h.AckType), protocol.StatusSuccess, "", nil)
+		s.flush(h)
 	case protocol.CmdStartTimer, protocol.CmdStopTimer:
 		s.acks(h, parseAcks(h.AckType), protocol.StatusSuccess, "", nil)
 	case protocol.CmdSOW:
@@ -235,8 +241,10 @@ func (s *session) dispatch(h *protocol.Header, body []byte) error {
 // resolveMessageType), asks the Authenticator, if any, and on any failure
 // sends a failed processed ack and ends the connection. The success ack
 // echoes the client name and carries the server version, the last publish
-// sequence seen from this client (always 0: there is no transaction log) and
-// the bookmark "<client name hash>|0|"; its reason is "authentication
+// sequence processed from this client name (with a journal, the highest
+// durable one; see persist.go) and the bookmark "<client name hash>|<that
+// sequence>|"; with a journal the client name is also made unique
+// (persister.logon); its reason is "authentication
 // disabled" when there is no Authenticator, as real AMPS says. Every answer
 // is a processed ack whatever "a" asked for: the clients always ask for it.
 func (s *session) logon(h *protocol.Header) error {
@@ -265,10 +273,34 @@ func (s *session) logon(h *protocol.Header) error {
 		}
 	}
 	s.name = h.ClientName
-	s.mt = mt
-	s.rt = s.b.router(mt)
 	user := h.UserID
 	s.userID.Store(&user)
+	opts := splitOptions(h.Options)
+	if _, err := checkOptions(opts, logonOptions); err != nil {
+		// A logon is not refused for an option: the connection would be
+		// lost over what may be a newer client's hint. It is not ignored
+		// silently either.
+		s.log.Warn("logon option not honoured", "client_name", h.ClientName, "err", err)
+	}
+	// Where the client's publish store stands: the highest sequence
+	// processed for its name, or with a journal the highest that is
+	// ackable (durable), in "s" and in the bookmark.
+	last := s.b.seqs.highest(h.ClientName)
+	if p := s.b.persist; p != nil {
+		interval, err := ackConflation(opts)
+		if err != nil {
+			s.log.Warn("logon option not honoured; default used", "client_name", h.ClientName, "default", interval, "err", err)
+		}
+		var ok bool
+		if last, ok = p.logon(s, user, interval); !ok {
+			s.ack(h, protocol.AckProcessed, protocol.StatusFailure, ReasonNameInUse, nil)
+			s.log.Info("closing connection: logon refused: client name in use by another user", "client_name", h.ClientName, "user_id", user)
+			s.status(clientStatus{Event: StatusLogonFailure, Reason: ReasonNameInUse})
+			return fmt.Errorf("%w: %w: %q", ErrLogonRefused, ErrNameInUse, h.ClientName)
+		}
+	}
+	s.mt = mt
+	s.rt = s.b.router(mt)
 	s.loggedOn.Store(true)
 	reason = ""
 	if s.auth == nil {
@@ -277,16 +309,7 @@ func (s *session) logon(h *protocol.Header) error {
 	// Logged before the ack goes out, so the log has the logon by the
 	// time the client does.
 	s.log.Debug("logon", "client_name", h.ClientName, "user_id", h.UserID, "mt", mt)
-	if _, err := checkOptions(splitOptions(h.Options), logonOptions); err != nil {
-		// A logon is not refused for an option: the connection would be
-		// lost over what may be a newer client's hint. It is not ignored
-		// silently either.
-		s.log.Warn("logon option not honoured", "client_name", h.ClientName, "err", err)
-	}
 	s.ack(h, protocol.AckProcessed, protocol.StatusSuccess, reason, func(a *protocol.Header) {
-		// Where the client's publish store stands: the highest sequence
-		// processed for its name, in "s" and in the bookmark.
-		last := s.b.seqs.highest(h.ClientName)
 		a.Set(protocol.FieldSequence, last)
 		a.Bookmark = strconv.FormatUint(nameHash(h.ClientName), 10) + "|" + strconv.FormatUint(last, 10) + "|"
 		a.ClientName = h.ClientName
@@ -419,6 +442,10 @@ func (s *session) subscribe(h *protocol.Header) {
 	if !ok {
 		return
 	}
+	if s.replays(h) {
+		s.startReplay(h, sub, old, fill, splitOptions(h.Options))
+		return
+	}
 	s.register(sub, old)
 	s.status(clientStatus{Event: h.Command, Topic: h.Topic, Filter: h.Filter, Options: h.Options, SubID: sub.id, CorrelationID: h.CorrelationID})
 	// No journal: a bookmark subscription's "completed" (replay caught
@@ -452,7 +479,7 @@ func (s *session) prepareSubscription(h *protocol.Header, table map[string]optio
 		s.fail(h, ReasonInvalidOptions, fill)
 		return nil, nil, nil, false
 	}
-	if reason := s.b.bookmarkReason(h, opts); reason != "" {
+	if reason := s.b.bookmarkReason(h, opts, s.replays(h)); reason != "" {
 		s.log.Info(h.Command+" refused", "sub_id", id, "topic", h.Topic, "bookmark", logText(h.Bookmark), "reason", reason)
 		s.fail(h, reason, fill)
 		return nil, nil, nil, false
@@ -472,6 +499,7 @@ func (s *session) prepareSubscription(h *protocol.Header, table map[string]optio
 	// The legacy header switch send_oof is the oof option.
 	sub.oof = hasOption(opts, "oof") || h.SendOOF
 	sub.stamp, sub.noKey = hasOption(opts, "timestamp"), hasOption(opts, "no_sowkey")
+	sub.bookmark = hasOption(opts, "bookmark")
 	sub.delta = h.Command == protocol.CmdDeltaSubscribe || h.Command == protocol.CmdSOWAndDeltaSub
 	if sub.sel, sub.selText, err = s.selectOption(opts); err != nil {
 		s.log.Info(h.Command+" refused", "sub_id", id, "err", err)
@@ -481,6 +509,13 @@ func (s *session) prepareSubscription(h *protocol.Header, table map[string]optio
 	// The legacy header switch send_empty:false is no_empties.
 	sub.noEmpties = hasOption(opts, "no_empties") || h.Has(protocol.FieldSendEmpty) && !h.SendEmpty
 	old = s.subs[id]
+	if old != nil && old.replay != nil && old.replay.ended.Load() {
+		// A bookmark range that has reached its end: its id is free.
+		s.dropSubs(old)
+		delete(s.subs, id)
+		s.nsubs.Store(int64(len(s.subs)))
+		old = nil
+	}
 	if old != nil && !hasOption(opts, "replace") {
 		s.fail(h, ReasonSubIDInUse, fill)
 		return nil, nil, nil, false
@@ -508,6 +543,10 @@ func (s *session) prepareSubscription(h *protocol.Header, table map[string]optio
 // register puts sub in the router, atomically in place of old when old is
 // not nil.
 func (s *session) register(sub, old *subscription) {
+	if old != nil && old.replay != nil {
+		s.dropSubs(old) // a replay is not in the router
+		old = nil
+	}
 	if old != nil {
 		old.removed.Store(true)
 		s.rt.replace(old, sub)
@@ -532,13 +571,12 @@ func (s *session) unsubscribe(h *protocol.Header) {
 		for _, id := range strings.Split(ids, ",") {
 			id = strings.TrimSpace(id)
 			if sub := s.subs[id]; sub != nil {
-				sub.removed.Store(true)
 				gone = append(gone, sub)
 				delete(s.subs, id)
 				s.status(clientStatus{Event: StatusUnsubscribe, Topic: sub.topic, SubID: id})
 			}
 		}
-		s.rt.remove(gone...)
+		s.dropSubs(gone...)
 		s.nsubs.Store(int64(len(s.subs)))
 	}
 	s.acks(h, parseAcks(h.AckType), protocol.StatusSuccess, "", nil)

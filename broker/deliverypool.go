@@ -3,6 +3,8 @@ package broker
 import (
 	"math/bits"
 	"sync"
+
+	"github.com/ampsbroker/ampsbroker/protocol"
 )
 
 // Deliveries of plain publishes (no SOW record keeps them) are recycled:
@@ -54,16 +56,42 @@ func poolClass(n int) uint8 {
 // with and drops it with release when done routing.
 func newPooledDelivery(topic, correlationID string, body []byte) *delivery {
 	need := len(topic) + len(correlationID) + len(body) + deliveryHeaderRoom
+	d := pooledDelivery(need)
+	d.mem = d.fill(d.mem[:0], topic, correlationID, "", body)
+	return d
+}
+
+// newPooledMessage is a pooled delivery whose header is h with "l" set
+// (a replayed journal entry: "bm", "k" and "ts" are its own). The caller
+// holds its one reference.
+func newPooledMessage(h *protocol.Header, body []byte) *delivery {
+	need := len(h.Topic) + len(h.CorrelationID) + len(h.SOWKey) + len(h.Bookmark) + len(h.Timestamp) +
+		len(body) + deliveryHeaderRoom + extraHeaderRoom
+	d := pooledDelivery(need)
+	h.Set(protocol.FieldLength, uint64(len(body)))
+	d.mem = d.fillHeader(d.mem[:0], h, body)
+	return d
+}
+
+// extraHeaderRoom is what a header's "bm" and "ts" keys take besides
+// their values: ,"bm":"" and ,"ts":"".
+const extraHeaderRoom = 16
+
+// pooledDelivery returns an empty delivery with one reference and a buffer
+// of at least need bytes: recycled from its size class, or allocated
+// (and left to the collector) when need is too large to pool.
+func pooledDelivery(need int) *delivery {
 	class := poolClass(need)
 	if class == 0 {
-		return newDelivery(topic, correlationID, "", body)
+		d := &delivery{mem: make([]byte, 0, need)}
+		d.refs.Store(1)
+		return d
 	}
 	d, _ := deliveryPools[class-1].Get().(*delivery)
 	if d == nil {
 		d = &delivery{pool: class, mem: make([]byte, 0, poolHeaderRoom+1<<(int(class)-1+poolMinShift))}
 	}
 	d.refs.Store(1)
-	d.mem = d.fill(d.mem[:0], topic, correlationID, "", body)
 	return d
 }
 

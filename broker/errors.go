@@ -75,6 +75,14 @@ var (
 	// does not serve); the failure ack names the reason.
 	ErrLogonRefused = errors.New("broker: logon refused")
 
+	// ErrNameInUse: with a journal, client names are unique (replay
+	// spec §7.7). As a close cause: a new logon with the same client name
+	// and user took the name over (AMPS disconnect reason "name in use").
+	// Wrapped with ErrLogonRefused: the logon was refused because the name
+	// is connected under another user; the client got a failure ack with
+	// reason "name in use".
+	ErrNameInUse = errors.New("broker: client name in use")
+
 	// ErrProtocol: the client broke the protocol: a malformed or oversized
 	// frame or header, a command before logon, or an unknown command. For
 	// the last two the client got a failure ack before the close.

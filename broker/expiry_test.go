@@ -25,7 +25,7 @@ func TestExpiryHeapIsPerKey(t *testing.T) {
 	}
 	forever := &protocol.Header{Command: protocol.CmdP}
 	forever.Set(protocol.FieldExpiration, 0)
-	if reason := b.publish(&c.endpoint, c.rt, "t", forever, []byte(`{"id":0}`)); reason != "" {
+	if _, reason := b.publish(&c.endpoint, c.rt, "t", forever, []byte(`{"id":0}`)); reason != "" {
 		t.Fatal(reason)
 	}
 	if n, err := c.SOWDelete(ctx, "t", "/id = 1"); err != nil || n != 1 {

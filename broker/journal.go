@@ -55,6 +55,13 @@ var (
 	// about to read; the reader has lost its place and must start again
 	// (the broker treats it like a bookmark that has gone, §7.8).
 	ErrCursorOverrun = errors.New("journal dropped entries the cursor had not read")
+	// ErrJournalFailed: the journal could not make entries durable (a
+	// write or sync of a file journal failed). Nothing appended after the
+	// durable position will become durable: Append refuses, Durable stays
+	// where it is, Err returns the failure (wrapping this) and
+	// WaitDurable returns it. Close the journal; reopening it recovers
+	// what is on disk.
+	ErrJournalFailed = errors.New("journal failed: entries can no longer be made durable")
 )
 
 // EntryKind is what a journal entry records (spec §7.1).
@@ -98,8 +105,8 @@ type Journal interface {
 	// The entry is readable by cursors only once durable (Durable). Append
 	// copies e.Body; the caller may reuse it. A sequenced entry
 	// (ClientName != "" and Sequence > 0) raises that name's high-water
-	// mark once durable. After Close it returns ErrJournalClosed; after a
-	// write error of a file journal, that error.
+	// mark once durable. After Close it returns ErrJournalClosed; once the
+	// journal has failed, Err's error (wrapping ErrJournalFailed).
 	Append(e *Entry) (Position, error)
 
 	// Bounds returns the first retained position and the position the next
@@ -112,16 +119,26 @@ type Journal interface {
 	Durable() Position
 
 	// DurableChanged returns a channel closed at the next advance of
-	// Durable (or at Close). Take the channel, then read Durable, then wait:
-	// no advance is missed.
+	// Durable, when the journal fails (Err) and at Close. Take the
+	// channel, then read Durable (and Err), then wait: no change is
+	// missed.
 	DurableChanged() <-chan struct{}
 
-	// Done returns a channel closed when Close starts.
+	// Err returns nil while the journal can make entries durable, and
+	// once it cannot (a write or sync failed) an error wrapping
+	// ErrJournalFailed and the cause; it never goes back to nil. Entries
+	// below Durable stay readable. Close does not set it.
+	Err() error
+
+	// Done returns a channel closed when Close has finished: the entries
+	// Close made durable are below Durable, which no longer changes. A
+	// waiter woken by Done reads Durable once more (see WaitDurable).
 	Done() <-chan struct{}
 
 	// FindTime returns the position of the first retained entry whose Time
-	// is not before t; Bounds' next when every entry is older. A t before
-	// the first retained entry gives the first (spec §7.8).
+	// is not before t, durable or not yet; Bounds' next when every entry
+	// is older. A t before the first retained entry gives the first (spec
+	// §7.8).
 	FindTime(t time.Time) (Position, error)
 
 	// NewCursor opens a reader positioned at from (first <= from <= next).
@@ -144,8 +161,10 @@ type Journal interface {
 	Stats() JournalStats
 
 	// Close makes the pending entries durable where it can, stops the
-	// journal's goroutines and releases its resources. Later calls return
-	// nil; open cursors return ErrJournalClosed.
+	// journal's goroutines and releases its resources (a file journal's
+	// directory lock too), then closes Done. A call during or after the
+	// first returns nil once the first has finished; open cursors return
+	// ErrJournalClosed.
 	Close() error
 }
 
@@ -172,6 +191,9 @@ type JournalStats struct {
 	Next     Position // next position to assign
 	Durable  Position // see Journal.Durable
 	Cursors  int      // open cursors
+	// Syncs counts the commits that made entries durable since the
+	// journal opened: fsyncs of a file journal; 0 for a memory journal.
+	Syncs int64
 }
 
 // FirstPositionSeed is the first position of an empty journal created at
@@ -234,16 +256,29 @@ func (e *bookmarkErr) Error() string { return "bookmark " + strconv.Quote(e.bm) 
 func (e *bookmarkErr) Unwrap() error { return ErrBookmarkNotFound }
 
 // WaitDurable blocks until j's durable position is above pos (returning
-// it), ctx ends, or j closes (ErrJournalClosed).
+// it), ctx ends (its error), j fails (Err's error, wrapping
+// ErrJournalFailed) or j has closed without making pos durable
+// (ErrJournalClosed). An entry that Close made durable is reported
+// durable: Done is closed after Close's last sync, and Durable is read
+// once more after it.
 func WaitDurable(ctx context.Context, j Journal, pos Position) (Position, error) {
 	for {
 		ch := j.DurableChanged()
 		if d := j.Durable(); d > pos {
 			return d, nil
 		}
+		if err := j.Err(); err != nil {
+			return 0, err
+		}
 		select {
 		case <-ch:
 		case <-j.Done():
+			if d := j.Durable(); d > pos {
+				return d, nil
+			}
+			if err := j.Err(); err != nil {
+				return 0, err
+			}
 			return 0, ErrJournalClosed
 		case <-ctx.Done():
 			return 0, ctx.Err()

@@ -122,6 +122,10 @@ func (m *MemJournal) DurableChanged() <-chan struct{} {
 // Done implements Journal.
 func (m *MemJournal) Done() <-chan struct{} { return m.done }
 
+// Err implements Journal: a memory journal cannot fail to make an entry
+// durable, so it is always nil.
+func (m *MemJournal) Err() error { return nil }
+
 // FindTime implements Journal.
 func (m *MemJournal) FindTime(t time.Time) (Position, error) {
 	m.mu.Lock()
@@ -180,16 +184,18 @@ func (m *MemJournal) Stats() JournalStats {
 		First: m.first, Next: m.next(), Durable: m.next(), Cursors: len(m.cursors)}
 }
 
-// Close implements Journal.
+// Close implements Journal. The entries go; Bounds and Durable stay at the
+// next position, so Durable does not go backwards.
 func (m *MemJournal) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.closed {
 		m.closed = true
-		close(m.done)
+		m.first = m.next()
+		m.entries, m.bytes = nil, 0
 		close(m.changed)
 		m.changed = make(chan struct{})
-		m.entries = nil
+		close(m.done)
 	}
 	return nil
 }

@@ -55,6 +55,9 @@ type outbound struct {
 	// notify has room for one token: set when items were added or the
 	// state changed.
 	notify chan struct{}
+	// room, when not nil, is closed (and cleared) by the next release or
+	// close: what waitRoom waits on.
+	room chan struct{}
 
 	// start, when set, makes the consumer run on demand: wake calls it to
 	// start a consumer when none is running, and the consumer stops with
@@ -102,6 +105,7 @@ func (q *outbound) push(it outItem) pushResult {
 		q.closed = true
 		q.items = nil
 		q.bytes = 0
+		q.signalRoom()
 		q.mu.Unlock()
 		q.wake()
 		return pushOverflow
@@ -179,7 +183,43 @@ func (q *outbound) release(n int, msgs, bytes int64) {
 	q.inflightAt = 0
 	q.sentMessages += msgs
 	q.sentBytes += bytes
+	q.signalRoom()
 	q.mu.Unlock()
+}
+
+// signalRoom wakes the waitRoom callers; q.mu is held.
+func (q *outbound) signalRoom() {
+	if q.room != nil {
+		close(q.room)
+		q.room = nil
+	}
+}
+
+// waitRoom blocks until the queue holds at most limit bytes (true), or
+// the queue is closed or stop is closed (false). A producer that must not
+// overflow the budget, such as a replay, waits here instead of pushing.
+func (q *outbound) waitRoom(limit int, stop <-chan struct{}) bool {
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return false
+		}
+		if q.bytes <= limit {
+			q.mu.Unlock()
+			return true
+		}
+		if q.room == nil {
+			q.room = make(chan struct{})
+		}
+		ch := q.room
+		q.mu.Unlock()
+		select {
+		case <-ch:
+		case <-stop:
+			return false
+		}
+	}
 }
 
 // sent returns the messages and bytes the consumer delivered.
@@ -198,6 +238,7 @@ func (q *outbound) close(drain bool) {
 		q.items = nil
 		q.bytes = 0
 	}
+	q.signalRoom()
 	q.mu.Unlock()
 	q.wake()
 }

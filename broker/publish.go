@@ -31,6 +31,7 @@ func (s *session) publish(h *protocol.Header, body []byte) {
 			a.Set(protocol.FieldSequence, h.Sequence)
 		}
 	}
+	var pos Position
 	if h.Has(protocol.FieldSequence) && s.b.seqs.duplicate(s.name, h.Sequence) {
 		// A publish store's replay of a message processed before: it is
 		// dropped, and acknowledged as any publish (persisted with its
@@ -38,23 +39,35 @@ func (s *session) publish(h *protocol.Header, body []byte) {
 		// drop; a "duplicate" reason would reach the JavaScript client's
 		// failed-write handler for a message that was in fact delivered].
 		s.log.Debug("duplicate publish dropped", "topic", h.Topic, "s", h.Sequence)
+		if p := s.b.persist; p != nil {
+			// With a journal the cumulative persisted ack covers it.
+			s.acks(h, want&^ackPersisted, protocol.StatusSuccess, "", nil)
+			p.duplicate(s, h.Sequence, want&ackPersisted != 0)
+			return
+		}
 	} else if reason := publishTopicReason(h.Topic); reason != "" {
 		if reason != reasonDiscard {
-			s.fail(h, reason, seq)
+			s.failPersisted(h, reason, seq)
 			return
 		}
 	} else if !s.entitled(h.Topic, Write) {
 		// A refused publish is dropped; the failure is visible only in
 		// the acks the publisher asked for (semantics §8.2).
-		s.fail(h, ReasonNotEntitled, seq)
+		s.failPersisted(h, ReasonNotEntitled, seq)
 		return
-	} else if reason := s.b.publish(&s.endpoint, s.rt, h.Topic, h, body); reason != "" {
+	} else if pos, reason = s.b.publish(&s.endpoint, s.rt, h.Topic, h, body); reason != "" {
 		s.log.Debug("publish refused", "topic", h.Topic, "reason", reason)
-		s.fail(h, reason, seq)
+		s.failPersisted(h, reason, seq)
 		return
 	}
 	if h.Has(protocol.FieldSequence) {
 		s.b.seqs.processed(s.name, h.Sequence)
+	}
+	if p := s.b.persist; p != nil {
+		// With a journal, persisted means durable (persist.go).
+		s.acks(h, want&^ackPersisted, protocol.StatusSuccess, "", nil)
+		p.done(s, h, pos, want&ackPersisted != 0)
+		return
 	}
 	if want == 0 {
 		return
@@ -65,6 +78,16 @@ func (s *session) publish(h *protocol.Header, body []byte) {
 		// publisher's sequence so a publish store can discard it.
 		s.ack(h, protocol.AckPersisted, protocol.StatusSuccess, "", seq)
 	}
+}
+
+// failPersisted is fail for a publish or sow_delete: with a journal, a
+// persisted failure ack is preceded by the success ack of what is ackable
+// before it (replay spec §7.6).
+func (s *session) failPersisted(h *protocol.Header, reason string, fill func(*protocol.Header)) {
+	if p := s.b.persist; p != nil && parseAcks(h.AckType)&ackPersisted != 0 {
+		p.beforeFailure(s)
+	}
+	s.fail(h, reason, fill)
 }
 
 // reasonDiscard marks a publish that is accepted and dropped.
@@ -88,10 +111,11 @@ func publishTopicReason(topic string) string {
 // publisher's message type, to every matching subscription, storing it
 // first when the topic is a SOW topic. h is the publish's header (nil for
 // an in-process client): its "x" passes through and its "k" is the key of
-// a record on a SOW topic without Keys. It returns a failure reason when
-// the message is refused (a SOW key that cannot be had), else "". It never
-// blocks on a receiver.
-func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.Header, body []byte) string {
+// a record on a SOW topic without Keys. It returns the message's journal
+// position (0 when it is not journaled) and a failure reason when the
+// message is refused (a SOW key that cannot be had, a journal that cannot
+// record it), else "". It never blocks on a receiver.
+func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.Header, body []byte) (Position, string) {
 	from.messagesIn.Add(1)
 	var cid, key string
 	if h != nil {
@@ -103,8 +127,33 @@ func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.He
 	}
 	// A delta_publish to a topic without SOW is a publish: there is no
 	// record to merge into.
+	if b.journaled(r.mtName, topic) {
+		return b.publishJournaled(from, r, rs, topic, h, cid, body)
+	}
 	b.route(from, rs, topic, nil, cid, body, nil)
-	return ""
+	return 0, ""
+}
+
+// publishJournaled appends a publish to a topic without SOW to the journal
+// and routes it, holding the topic's order lock across both, so that the
+// topic's live subscribers get its messages in the journal's order.
+func (b *Broker) publishJournaled(from *endpoint, r *router, rs *routes, topic string, h *protocol.Header, cid string, body []byte) (Position, string) {
+	rs.order.Lock()
+	defer rs.order.Unlock()
+	pos, reason := b.appendPublish(from, r.mtName, topic, h, "", time.Time{}, body)
+	if reason != "" {
+		return 0, reason
+	}
+	if len(rs.targets) == 0 {
+		return pos, ""
+	}
+	// The delivery is built here rather than by route, to carry the
+	// journal position for subscriptions with the bookmark option.
+	d := newPooledDelivery(topic, cid, body)
+	d.setPosition(b, pos)
+	b.routeLocked(from, rs, topic, d, cid, body, nil)
+	d.release()
+	return pos, ""
 }
 
 // publishSOW stores a message into a SOW topic and routes it, both under
@@ -113,7 +162,7 @@ func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.He
 // either in its snapshot or as a delivery after it. The delivery carries
 // the record's key in "k"; the record shares the delivery's copy of the
 // body.
-func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic string, h *protocol.Header, cid, explicitKey string, body []byte) string {
+func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic string, h *protocol.Header, cid, explicitKey string, body []byte) (Position, string) {
 	var ks *keyScratch
 	if st.def.keyEx != nil {
 		ks = st.def.scratch()
@@ -121,7 +170,7 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 	}
 	key, vals, reason := st.key(explicitKey, body, ks)
 	if reason != "" {
-		return reason
+		return 0, reason
 	}
 	delta := h != nil && h.Command == protocol.CmdDeltaPublish
 	var d *delivery
@@ -140,7 +189,7 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 			if st.def.MessageType == DefaultSOWMessageType {
 				merged, err := jsondelta.Merge(prev.data, body)
 				if err != nil {
-					return ReasonInvalidDelta
+					return 0, ReasonInvalidDelta
 				}
 				body = merged
 			}
@@ -152,12 +201,32 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 	if life > 0 {
 		rec.exp = rec.at + int64(life)
 	}
+	var pos Position
+	if b.journaled(r.mtName, topic) {
+		// Journaled before it is stored, under the store's lock: the
+		// journal then holds the topic's updates in the order the store
+		// applied them, which is what a rebuild replays. A message the
+		// store would refuse is not journaled.
+		if prev := st.recs[key]; prev != nil && prev.vals != string(vals) {
+			return 0, ReasonSOWKeyConflict
+		}
+		var exp time.Time
+		if rec.exp != 0 {
+			exp = time.Unix(0, rec.exp)
+		}
+		if pos, reason = b.appendPublish(from, r.mtName, topic, h, key, exp, d.body); reason != "" {
+			return 0, reason
+		}
+	}
 	old, ok := st.upsert(key, vals, rec)
 	if !ok {
-		return ReasonSOWKeyConflict
+		return 0, ReasonSOWKeyConflict
 	}
 	d.key = rec.key // the stored string: the computed one is garbage on an update
 	d.at = rec.at   // a "ts" on deliveries is the record's
+	if pos != 0 {
+		d.setPosition(b, pos)
+	}
 	switch {
 	case life > 0:
 		// Each update restarts the record's clock.
@@ -173,7 +242,7 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 		ch = &change{old: old, now: rec, keys: st.def.keyPaths}
 	}
 	b.route(from, rs, topic, d, cid, d.body, ch)
-	return ""
+	return pos, ""
 }
 
 // route queues a message for every target of rs whose filters take it.
@@ -299,6 +368,14 @@ func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, ci
 	// order spans topics).
 	rs.order.Lock()
 	defer rs.order.Unlock()
+	b.routeLocked(from, rs, topic, d, cid, body, ch)
+}
+
+// routeLocked is route with the topic's order lock held.
+func (b *Broker) routeLocked(from *endpoint, rs *routes, topic string, d *delivery, cid string, body []byte, ch *change) {
+	if len(rs.targets) == 0 {
+		return
+	}
 	if rs.regexOrder != nil {
 		rs.regexOrder.Lock()
 		defer rs.regexOrder.Unlock()
@@ -471,8 +548,12 @@ type delivery struct {
 	// "k" (no_sowkey). The publisher builds each before it queues the
 	// delivery for a target that needs it (see variant); writers only
 	// read them.
-	variants [4]*protocol.SharedHeader
+	variants [8]*protocol.SharedHeader
 	at       int64 // when the first variant was built, for "ts"
+	// pos is the message's journal position, 0 when it is not journaled,
+	// and jid the journal's bookmark id: the variant with "bm" needs them.
+	pos Position
+	jid uint64
 
 	// pool is the size class of a recycled delivery (see deliverypool.go),
 	// 0 for one left to the garbage collector; mem is then the whole
@@ -490,6 +571,7 @@ type headerFlags uint8
 const (
 	withTimestamp headerFlags = 1 << iota // a subscription asked for "ts"
 	withoutKey                            // every subscription asked for no "k"
+	withBookmark                          // a subscription asked for "bm" (the bookmark option)
 )
 
 // variant builds, once, the header for targets with flags f. It runs on
@@ -508,6 +590,9 @@ func (d *delivery) variant(f headerFlags) {
 	}
 	if f&withTimestamp != 0 {
 		h.Timestamp = timestamp(d.at)
+	}
+	if f&withBookmark != 0 && d.pos != 0 {
+		h.Bookmark = FormatBookmark(d.jid, d.pos)
 	}
 	h.Set(protocol.FieldLength, uint64(len(d.body)))
 	sh := new(protocol.SharedHeader)
@@ -541,10 +626,15 @@ const deliveryHeaderRoom = 56
 // copying the body into buf, and returns buf extended (d.hdr and d.body
 // refer into it).
 func (d *delivery) fill(buf []byte, topic, correlationID, key string, body []byte) []byte {
-	d.topic, d.correlationID, d.key = topic, correlationID, key
 	h := protocol.Header{Command: protocol.CmdP, Topic: topic, CorrelationID: correlationID, SOWKey: key}
 	h.Set(protocol.FieldLength, uint64(len(body)))
-	buf = d.hdr.Prepare(buf, &h)
+	return d.fillHeader(buf, &h, body)
+}
+
+// fillHeader is fill with the header given in full.
+func (d *delivery) fillHeader(buf []byte, h *protocol.Header, body []byte) []byte {
+	d.topic, d.correlationID, d.key = h.Topic, h.CorrelationID, h.SOWKey
+	buf = d.hdr.Prepare(buf, h)
 	s := len(buf)
 	buf = append(buf, body...)
 	d.body = buf[s:]

@@ -34,8 +34,9 @@ type subscription struct {
 	// takes every message of its topics.
 	filter *filter.Filter
 	// stamp and noKey are the timestamp and no_sowkey options: "ts" on
-	// deliveries, no "k".
-	stamp, noKey bool
+	// deliveries, no "k"; bookmark is the bookmark option: "bm" on the
+	// deliveries of journaled messages.
+	stamp, noKey, bookmark bool
 	// sel is the select=[…] option (selText its text): the fields of a
 	// JSON message the subscription receives; nil for all.
 	sel     *jsondelta.Selector
@@ -52,6 +53,9 @@ type subscription struct {
 
 	// handler is set for in-process subscriptions.
 	handler func(Message)
+	// replay is set for a bookmark subscription that reads the journal
+	// (see replay.go); such a subscription is never in the router.
+	replay *replay
 	// readable, when set, tells whether the owner may read a concrete
 	// topic. A regex subscription's read permission is asked per concrete
 	// topic when that topic is first matched; a forbidden topic's messages
@@ -176,6 +180,14 @@ type topicEntry struct {
 	// slot (above) is the entry's place in the router's ring; evicted is
 	// set when the entry leaves the cache (both under the router's lock).
 	evicted bool
+
+	// routed counts the lookups of the routes of a topic without a SOW
+	// store, one per message routed on it (a publish, a client status
+	// event), for BusiestTopics; a SOW topic's publish looks its routes up
+	// twice, so its store counts instead (sowStore.changes). It is last,
+	// away from the line a publish reads, and starts over when the entry
+	// is made anew.
+	routed atomic.Int64
 }
 
 // add appends s to the entry's subscriptions. When s has no filter and
@@ -438,6 +450,9 @@ func groupTargets(subs []*subscription) []target {
 			if s.stamp {
 				t.flags |= withTimestamp
 			}
+			if s.bookmark {
+				t.flags |= withBookmark
+			}
 			noKey = noKey && s.noKey
 			t.delta = t.delta && s.delta
 			t.noEmpties = t.noEmpties && s.noEmpties
@@ -583,6 +598,9 @@ func (r *router) routes(topic string) *routes {
 	}
 	r.mu.RUnlock()
 	if e != nil {
+		if e.store == nil {
+			e.routed.Add(1)
+		}
 		return rs
 	}
 	// The topic's SOW store is resolved before the router is locked: the
@@ -595,6 +613,9 @@ func (r *router) routes(topic string) *routes {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e = r.cache[topic]; e != nil {
+		if e.store == nil {
+			e.routed.Add(1)
+		}
 		return e.routes
 	}
 	e = &topicEntry{topic: topic, store: st, order: &r.stripes[fnv1a([]byte(topic))%orderStripes]}
@@ -602,6 +623,9 @@ func (r *router) routes(topic string) *routes {
 	e.subs = r.index.match(topic, e.subs)
 	e.rebuild(r)
 	r.insert(e)
+	if e.store == nil {
+		e.routed.Add(1)
+	}
 	return e.routes
 }
 

@@ -195,3 +195,23 @@ func BenchmarkRouterRegexUnsubscribe(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRouterRoutesParallel looks up one topic from every core at
+// once, as concurrent publishers to a hot topic do: the lookup's shared
+// writes (the reference bit, written only when clear, and the topic's
+// routed counter) are what it shows.
+func BenchmarkRouterRoutesParallel(b *testing.B) {
+	r := newRouter("json", evictionBenchCacheSize)
+	r.add(&subscription{id: "s", topic: "hot", owner: &endpoint{}})
+	r.routes("hot")
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if rs := r.routes("hot"); len(rs.targets) != 1 {
+				b.Errorf("hot: %d targets, want 1", len(rs.targets))
+				return
+			}
+		}
+	})
+}

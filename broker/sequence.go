@@ -8,7 +8,8 @@ import "sync"
 // the broker still keeps, per client name and in memory only, the highest
 // sequence it has processed: a publish at or below it is a duplicate,
 // dropped and acknowledged, and the logon ack tells a client where it
-// stands ("s", and "bm" = "<client name hash>|<sequence>|").
+// stands ("s", and "bm" = "<client name hash>|<sequence>|"). With a
+// transaction log the marks start from the journal's (see persist.go).
 
 // sequences is the highest publish sequence processed per client name.
 type sequences struct {
@@ -43,6 +44,23 @@ func (q *sequences) processed(name string, seq uint64) {
 	}
 	if seq > q.last[name] {
 		q.last[name] = seq
+	}
+}
+
+// seed sets the highest sequences of the names in hw (the journal's
+// durable high-water marks at start), so that a publish store's replay of
+// what was processed before a restart is a duplicate.
+func (q *sequences) seed(hw map[string]uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for name, seq := range hw {
+		if name == "" {
+			continue
+		}
+		if q.last == nil {
+			q.last = make(map[string]uint64)
+		}
+		q.last[name] = max(q.last[name], seq)
 	}
 }
 

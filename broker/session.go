@@ -462,12 +462,27 @@ func (s *session) unsubscribeAll() {
 	}
 	gone := make([]*subscription, 0, len(s.subs))
 	for _, sub := range s.subs {
-		sub.removed.Store(true)
 		gone = append(gone, sub)
 	}
-	s.rt.remove(gone...)
+	s.dropSubs(gone...)
 	clear(s.subs)
 	s.nsubs.Store(0)
+}
+
+// dropSubs ends subscriptions: those in the router are removed from it,
+// replays are stopped (and waited for, so nothing of theirs is queued
+// after the caller's next message). It leaves s.subs to the caller.
+func (s *session) dropSubs(subs ...*subscription) {
+	routed := subs[:0:0]
+	for _, sub := range subs {
+		sub.removed.Store(true)
+		if sub.replay != nil {
+			sub.replay.halt()
+		} else {
+			routed = append(routed, sub)
+		}
+	}
+	s.rt.remove(routed...)
 }
 
 // entitled asks the session's Entitler, counting refusals.

@@ -201,8 +201,11 @@ func (c *Client) sowDelete(ctx context.Context, topic string, sel deleteSelector
 	}
 	total := 0
 	for _, st := range stores {
-		_, n := c.b.deleteFrom(c.rt, st, sel)
+		_, n, _, reason := c.b.deleteFrom(&c.endpoint, nil, c.rt, st, sel)
 		total += n
+		if reason != "" {
+			return total, fmt.Errorf("broker: sow_delete on %q: %s", st.topic, reason)
+		}
 	}
 	return total, nil
 }

@@ -590,7 +590,7 @@ func (s *session) sowDelete(h *protocol.Header, body []byte) {
 	opts := splitOptions(h.Options)
 	if reason, err := checkOptions(opts, sowDeleteOptions); reason != "" {
 		s.log.Info("sow_delete refused", "topic", h.Topic, "err", err)
-		s.fail(h, reason, fill)
+		s.failPersisted(h, reason, fill)
 		return
 	}
 	selectors := 0
@@ -600,13 +600,13 @@ func (s *session) sowDelete(h *protocol.Header, body []byte) {
 		}
 	}
 	if selectors != 1 {
-		s.fail(h, ReasonSOWDeleteMixed, fill)
+		s.failPersisted(h, ReasonSOWDeleteMixed, fill)
 		return
 	}
 	flt, err := s.rt.compileFilter(h.Filter)
 	if err != nil {
 		s.log.Info("sow_delete refused: bad filter", "topic", h.Topic, "filter", logText(h.Filter), "err", err)
-		s.fail(h, ReasonBadFilter, fill)
+		s.failPersisted(h, ReasonBadFilter, fill)
 		return
 	}
 	stores, regex, reason := s.queryStores(h.Topic, opts)
@@ -619,31 +619,57 @@ func (s *session) sowDelete(h *protocol.Header, body []byte) {
 		}
 	}
 	if reason != "" {
-		s.fail(h, reason, fill)
+		s.failPersisted(h, reason, fill)
 		return
 	}
-	var examined, deleted int
-	sel := deleteSelector{flt: flt, body: body, explicitKey: h.SOWKey}
-	if h.SOWKeys != "" {
-		sel.keys = strings.Split(h.SOWKeys, ",")
-	}
-	for _, st := range stores {
-		e, d := s.b.deleteFrom(s.rt, st, sel)
-		examined, deleted = examined+e, deleted+d
-	}
-	s.status(clientStatus{Event: h.Command, Topic: h.Topic, Filter: h.Filter, Options: h.Options, QueryID: queryID})
 	want := parseAcks(h.AckType)
 	if flt == nil {
 		// Only a delete by filter has a query part whose end "completed"
 		// reports; by keys or by data there is none (semantics §3.5).
 		want &^= ackCompleted
 	}
-	s.acks(h, want, protocol.StatusSuccess, "", func(a *protocol.Header) {
+	var examined, deleted int
+	// counts fills the success acks: what was examined and deleted.
+	counts := func(a *protocol.Header) {
 		fill(a)
 		a.Set(protocol.FieldRecordsDeleted, uint64(deleted))
 		a.Set(protocol.FieldMatches, uint64(deleted))
 		a.Set(protocol.FieldTopicMatches, uint64(examined))
-	})
+	}
+	p := s.b.persist
+	if p != nil && h.Has(protocol.FieldSequence) && s.b.seqs.duplicate(s.name, h.Sequence) {
+		// With a journal a sow_delete is numbered with the publishes: a
+		// publish store's resend of one processed before is dropped like
+		// a duplicate publish (persist.go).
+		s.log.Debug("duplicate sow_delete dropped", "topic", h.Topic, "s", h.Sequence)
+		s.acks(h, want&^ackPersisted, protocol.StatusSuccess, "", counts)
+		p.duplicate(s, h.Sequence, want&ackPersisted != 0)
+		return
+	}
+	sel := deleteSelector{flt: flt, body: body, explicitKey: h.SOWKey}
+	if h.SOWKeys != "" {
+		sel.keys = strings.Split(h.SOWKeys, ",")
+	}
+	var last Position // the last entry journaled, for a persisted ack
+	for _, st := range stores {
+		e, d, pos, reason := s.b.deleteFrom(&s.endpoint, h, s.rt, st, sel)
+		examined, deleted, last = examined+e, deleted+d, max(last, pos)
+		if reason != "" {
+			s.failPersisted(h, reason, fill)
+			return
+		}
+	}
+	s.status(clientStatus{Event: h.Command, Topic: h.Topic, Filter: h.Filter, Options: h.Options, QueryID: queryID})
+	if p != nil {
+		// With a journal a sow_delete takes part in the publisher's
+		// sequence numbering, and persisted means durable (persist.go).
+		if h.Has(protocol.FieldSequence) {
+			s.b.seqs.processed(s.name, h.Sequence)
+		}
+		defer p.done(s, h, last, want&ackPersisted != 0)
+		want &^= ackPersisted
+	}
+	s.acks(h, want, protocol.StatusSuccess, "", counts)
 }
 
 // deleteSelector is what a sow_delete removes: the records a filter takes,
@@ -658,15 +684,24 @@ type deleteSelector struct {
 
 // deleteFrom removes the records of st that sel selects, under the store's
 // lock, with "deleted" out-of-focus notices through r, the router of the
-// store's message type. It returns the records examined and deleted.
-func (b *Broker) deleteFrom(r *router, st *sowStore, sel deleteSelector) (examined, deleted int) {
+// store's message type. On a journaled topic the removal is journaled
+// first, as the list of the keys removed (nothing when no record is), by
+// from (h its command, nil for an in-process client). It returns the
+// records examined and deleted, the journal position (0 when nothing was
+// journaled), and a failure reason when the journal could not record the
+// removal (then nothing is removed).
+func (b *Broker) deleteFrom(from *endpoint, h *protocol.Header, r *router, st *sowStore, sel deleteSelector) (examined, deleted int, pos Position, reason string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	rs := r.routes(st.topic)
+	var keys []string // the records to remove, each once
+	var listed map[string]bool
 	remove := func(key string) {
-		if rec := st.remove(key); rec != nil {
-			deleted++
-			b.oofNotices(rs, st.topic, rec, nil, OOFDeleted)
+		if st.recs[key] != nil && !listed[key] {
+			if listed == nil {
+				listed = make(map[string]bool)
+			}
+			listed[key] = true
+			keys = append(keys, key)
 		}
 	}
 	switch {
@@ -694,9 +729,21 @@ func (b *Broker) deleteFrom(r *router, st *sowStore, sel deleteSelector) (examin
 			examined++
 			ex.Extract(rec.data, fs)
 			if m.Match(fs, &filter.Env{Topic: rec.topic, Size: len(rec.data), InstanceName: b.opts.Name}) {
-				remove(key)
+				keys = append(keys, key)
 			}
 		}
 	}
-	return examined, deleted
+	if len(keys) > 0 && b.journaled(r.mtName, st.topic) {
+		if pos, reason = b.appendDelete(from, r.mtName, st.topic, h, keys); reason != "" {
+			return examined, 0, 0, reason
+		}
+	}
+	rs := r.routes(st.topic)
+	for _, key := range keys {
+		if rec := st.remove(key); rec != nil {
+			deleted++
+			b.oofNotices(rs, st.topic, rec, nil, OOFDeleted)
+		}
+	}
+	return examined, deleted, pos, ""
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ampsbroker/ampsbroker/filter"
@@ -46,6 +47,11 @@ type sowStore struct {
 	mu    sync.Mutex
 	recs  map[string]*record // by key ("k")
 	bytes int64              // data bytes held
+
+	// changes counts the records stored and removed (publishes, deletes,
+	// expiries), the topic's messages for BusiestTopics; written under
+	// mu, read without it.
+	changes atomic.Int64
 }
 
 // record is one stored message. It is immutable: an update replaces the
@@ -153,12 +159,10 @@ func (g *sowRegistry) store(topic, mt string) *sowStore {
 	if st := g.stores[id]; st != nil {
 		return st
 	}
-	for _, d := range g.defs {
-		if d.MessageType == mt && d.matches(topic) {
-			st := &sowStore{def: d, topic: topic, recs: make(map[string]*record), expiry: g.expiry}
-			g.stores[id] = st
-			return st
-		}
+	if d := g.def(topic, mt); d != nil {
+		st := &sowStore{def: d, topic: topic, recs: make(map[string]*record), expiry: g.expiry}
+		g.stores[id] = st
+		return st
 	}
 	return nil
 }
@@ -209,6 +213,7 @@ func (st *sowStore) upsert(key string, vals []byte, rec *record) (*record, bool)
 	}
 	st.recs[rec.key] = rec
 	st.bytes += int64(len(rec.data))
+	st.changes.Add(1)
 	return old, true
 }
 
@@ -219,6 +224,7 @@ func (st *sowStore) remove(key string) *record {
 	if rec != nil {
 		delete(st.recs, key)
 		st.bytes -= int64(len(rec.data))
+		st.changes.Add(1)
 		if rec.exp != 0 {
 			st.expiry.unset(st, key)
 		}

@@ -21,9 +21,8 @@
 // directory, file size, flush interval and the Topic entries that select
 // what is recorded (TransactionLog.Journaled gives the matching rule). A
 // persistent SOW topic is accepted only when it is journaled, as it is
-// rebuilt from the journal at start. The broker does not serve the journal
-// yet: Parse warns, and ListenAll refuses a configuration whose persistent
-// SOW topics depend on it.
+// rebuilt from the journal at start. OpenJournal opens the file journal
+// it describes; BrokerOptions says which topics are journaled.
 //
 // Where AMPS's documentation is silent or contradicts itself, the comment
 // at the code says what this package decided and why. Section numbers such
@@ -61,7 +60,8 @@ const (
 	ProtocolWebSocket = "websocket"
 )
 
-// Transport initial states (amps-config §3.1 InitialState).
+// Transport initial states (amps-config §3.1 InitialState), also the
+// values of Admin Galvanometer.
 const (
 	// StateEnabled: the transport listens at startup (the default).
 	StateEnabled = "enabled"
@@ -199,7 +199,7 @@ type Config struct {
 	SOW []SOWTopic
 
 	// TransactionLog is the journal (amps-config-txlog §6A); nil means
-	// none. The broker does not serve it yet: see ListenAll.
+	// none. See OpenJournal and BrokerOptions.
 	TransactionLog *TransactionLog
 
 	// Admin is the admin HTTP server (amps-config §9.1); nil when the file
@@ -458,6 +458,46 @@ type Admin struct {
 	// Certificate and PrivateKey are PEM files; both set turns the server
 	// to HTTPS, one without the other is an error.
 	Certificate, PrivateKey string
+
+	// Headers are "Name: value" lines added to every response (Header,
+	// repeatable).
+	Headers []string
+	// AnonymousPaths is a regular expression of the paths served without
+	// authentication or entitlement ("^/amps$"); empty: none.
+	AnonymousPaths string
+	// AccessControlAllowOrigin is a regular expression of the origins
+	// whose pages may read the tree from a browser (their Origin is
+	// echoed in Access-Control-Allow-Origin) and run actions; empty: no
+	// CORS header (AMPS sends "*"; see admin.Options.AllowOrigin).
+	AccessControlAllowOrigin string
+
+	// Galvanometer is StateEnabled (or empty) or StateDisabled: whether
+	// the admin server's root serves the dashboard page, AMPS's
+	// Galvanometer (admin.Options.NoDashboard when disabled).
+	Galvanometer string
+
+	// Authentication and Entitlement are the admin server's own modules
+	// (amps-admin §3), resolved as the instance's are; nil: none. The
+	// instance's modules do not apply to the admin server. Either one
+	// present, even naming a default module, is the decision that turns
+	// the admin actions on (see AdminSecurity).
+	Authentication, Entitlement *Module
+}
+
+// AdminSecurity resolves the Admin element's Authentication and
+// Entitlement: auth checks the admin server's Basic credentials (nil:
+// AMPS's default module, every request accepted), ent decides each path
+// (nil: everything allowed). set reports whether either element is
+// present, which turns the admin actions on. The Config must pass
+// Validate; a module that cannot be resolved refuses everyone.
+func (c *Config) AdminSecurity() (auth broker.Authenticator, ent broker.Entitler, set bool) {
+	a := c.Admin
+	if a == nil || (a.Authentication == nil && a.Entitlement == nil) {
+		return nil, nil, false
+	}
+	auth = c.authenticator(a.Authentication)
+	ent, _ = c.entitler(a.Entitlement)
+	return auth, ent, true
 }
 
 // LoadTLS returns the HTTPS configuration from Certificate and PrivateKey,

@@ -552,13 +552,24 @@ func (d *decoder) logTarget(n *node) LogTarget {
 // websocket transport.
 func (d *decoder) admin(n *node) {
 	a := &Admin{
-		InetAddr:    strings.TrimSpace(d.text(n, "InetAddr")),
-		Interval:    DefaultAdminInterval,
-		Certificate: d.text(n, "Certificate"),
-		PrivateKey:  d.text(n, "PrivateKey"),
+		InetAddr:     strings.TrimSpace(d.text(n, "InetAddr")),
+		Interval:     DefaultAdminInterval,
+		Certificate:  d.text(n, "Certificate"),
+		PrivateKey:   d.text(n, "PrivateKey"),
+		Galvanometer: enum(d.text(n, "Galvanometer")),
+
+		AnonymousPaths:           d.text(n, "AnonymousPaths"),
+		AccessControlAllowOrigin: d.text(n, "AccessControlAllowOrigin"),
+	}
+	for _, h := range d.kids(n, "Header") {
+		a.Headers = append(a.Headers, h.text)
 	}
 	d.cfg.Admin = a
 	d.remember("Admin", n)
+	a.Authentication = d.moduleRef(d.kid(n, "Authentication"))
+	a.Entitlement = d.moduleRef(d.kid(n, "Entitlement"))
+	d.rememberModule("Admin/Authentication", d.kid(n, "Authentication"))
+	d.rememberModule("Admin/Entitlement", d.kid(n, "Entitlement"))
 	if iv, ok := value(d, n, "Interval", ParseInterval); ok {
 		a.Interval = iv
 	}

@@ -36,7 +36,6 @@ func FuzzParse(f *testing.F) {
 			}
 			_ = cfg.Summary()
 			_ = cfg.BrokerOptions()
-			_ = cfg.checkJournalServed()
 		}
 	})
 }

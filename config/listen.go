@@ -82,16 +82,10 @@ func (t *Transport) webSocketOptions(tlsConf *tls.Config) *listener.WebSocketOpt
 // those already opened and returns the error. Transports without their own
 // MaxFrameSize get Config.MaxFrameSize.
 //
-// The broker does not serve the transaction log yet. A configuration that
-// declares one still listens (Parse warned that there is no journal:
-// bookmark subscriptions cannot replay and no ack means persisted), unless
-// it has a persistent SOW topic, which would be rebuilt from the journal:
-// running it empty would silently drop its records at every restart, so
-// ListenAll then opens nothing and returns an error wrapping ErrNoJournal.
+// A TransactionLog is not a listener: open it with OpenJournal before
+// serving (AMPS recovers the journal, and the SOW topics rebuilt from it,
+// before it opens its transports).
 func (c *Config) ListenAll() ([]transport.Listener, error) {
-	if err := c.checkJournalServed(); err != nil {
-		return nil, err
-	}
 	var ls []transport.Listener
 	for i := range c.Transports {
 		t := c.Transports[i]
@@ -164,14 +158,21 @@ func clientBudget(pool int64, capacity float64) int {
 //     (the first definition that holds a topic wins), with Name,
 //     Pattern, MessageType, Keys and KeyDomain (a Pattern topic's Name is
 //     its physical topic, which seeds its keys when KeyDomain is absent).
-//     Durability and RecoveryPoint are not passed: every topic is kept in
-//     memory. A persistent topic is valid only when journal-backed (see
-//     DurabilityPersistent), and ListenAll refuses such a configuration
-//     until the journal is served; lenient Parse turns other persistent
-//     topics into transient ones with a warning. Expiration and
-//     ExpirationEnabled are passed on; FileName and ExpectedKeyCountHint
-//     are not (no files; the key table grows as needed).
-//   - TransactionLog: not mapped yet (the broker has no journal option).
+//     Every topic is kept in memory. A journaled topic (see
+//     TransactionLog.Journaled) is rebuilt from the journal at start
+//     (RecoveryPoint epoch, the default) or starts empty (RecoveryPoint
+//     now: StartEmpty); a topic that is not journaled starts empty
+//     whatever its RecoveryPoint. A persistent topic is valid only when
+//     journal-backed (see DurabilityPersistent), which is the epoch case;
+//     lenient Parse turns other persistent topics into transient ones with
+//     a warning. Expiration and ExpirationEnabled are passed on; FileName
+//     and ExpectedKeyCountHint are not (no files; the key table grows as
+//     needed).
+//   - JournalTopics = the TransactionLog's Topic entries
+//     (JournalMatcher.Journaled; /AMPS topics never), with a
+//     TransactionLog; nil without one. The journal itself, Journal, is a
+//     file the host opens: see OpenJournal, which also maps JournalSize
+//     and FlushInterval.
 //   - WriteTimeout, LogonTimeout, MaxConnections, MaxSubscriptions,
 //     MaxHeaderSize, TopicCacheSize keep the broker defaults: no AMPS
 //     element means them (amps-config §3.11). The handshake timeout and
@@ -208,8 +209,17 @@ func (c *Config) BrokerOptions() broker.Options {
 		o.MaxMessageAge = -1
 	}
 	c.security(&o)
+	var journaled *JournalMatcher // nil without a TransactionLog: nothing is journaled
+	if c.TransactionLog != nil {
+		// Validate has refused a Name that does not compile; the matcher
+		// skips one in a Config that was not validated.
+		journaled = newJournalMatcher(c.TransactionLog.Topics)
+		o.JournalTopics = func(mt, topic string) bool { return journaled.Journaled(topic, mt) }
+	}
 	for i := range c.SOW {
-		o.SOWTopics = append(o.SOWTopics, c.SOW[i].brokerTopic())
+		t := c.SOW[i].brokerTopic()
+		t.StartEmpty = c.SOW[i].RecoveryPoint == RecoveryNow && journaled.Journaled(c.SOW[i].Name, c.SOW[i].MessageType)
+		o.SOWTopics = append(o.SOWTopics, t)
 	}
 	return o
 }

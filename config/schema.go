@@ -38,14 +38,6 @@ func moduleRef() *elem {
 	return block(map[string]*elem{"Module": leaf(), "Options": opaqueBlock()})
 }
 
-// adminIgnored is a module element of the Admin block: its shape (Module,
-// Options) is checked, then it is ignored with one warning.
-func adminIgnored(why string) *elem {
-	e := moduleRef()
-	e.lv, e.why = lvAccept, why
-	return e
-}
-
 // slow-client elements shared by the root and Transport.
 const diskWhy = "ignored: clients over MessageMemoryLimit are disconnected, not offlined"
 
@@ -126,10 +118,10 @@ func txlogReplication() *elem {
 // AMPS 5.3.5 elements and stay unknown.
 var txlogKids = map[string]*elem{
 	"JournalDirectory":                  leaf(),
-	"JournalArchiveDirectory":           leaf(),
+	"JournalArchiveDirectory":           warnOnly(CodeAccepted, "JournalArchiveDirectory accepted but not used: journal files are never archived, and the directory is not read at start"),
 	"JournalSize":                       leaf(),
 	"MinJournalSize":                    leaf(), // synonym of JournalSize
-	"PreallocatedJournalFiles":          leaf(),
+	"PreallocatedJournalFiles":          warnOnly(CodeAccepted, "PreallocatedJournalFiles accepted but has no effect: journal files are created when they are needed"),
 	"FlushInterval":                     leaf(),
 	"O_DIRECT":                          warnOnly(CodeAccepted, "O_DIRECT accepted but has no effect: every journal write is synced (fdatasync) before it counts as persisted"),
 	"InactiveClientAckExpiration":       leaf(),
@@ -186,19 +178,21 @@ var rootSchema = block(map[string]*elem{
 	"Transports": block(map[string]*elem{
 		"Transport": transportSchema,
 	}),
-	// Admin: the server's address, sampling interval and HTTPS files are
-	// served (Config.Admin); the rest is validated where it can be and
+	// Admin: the server's address, sampling interval, HTTPS files, its
+	// dashboard switch, its own Authentication and Entitlement modules,
+	// AnonymousPaths, Header and AccessControlAllowOrigin are served
+	// (Config.Admin); the rest is validated where it can be and
 	// ignored with a warning naming the element.
 	"Admin": block(map[string]*elem{
-		"InetAddr": leaf(), "Interval": leaf(), "Certificate": leaf(), "PrivateKey": leaf(),
+		"InetAddr": leaf(), "Interval": leaf(), "Certificate": leaf(), "PrivateKey": leaf(), "Galvanometer": leaf(),
 		"FileName":                 warnOnly(CodeAccepted, "Admin FileName accepted but ignored: statistics are kept in memory"),
-		"WWWAuthenticate":          warnOnly(CodeAccepted, "Admin WWWAuthenticate accepted but ignored: the admin server asks for no credentials"),
-		"Authentication":           adminIgnored("Admin Authentication accepted but ignored: the admin server asks for no credentials"),
-		"Entitlement":              adminIgnored("Admin Entitlement accepted but ignored: statistics are open and actions refused"),
-		"AnonymousPaths":           warnOnly(CodeAccepted, "Admin AnonymousPaths accepted but ignored: every statistics path is served without credentials"),
-		"Header":                   {lv: lvAccept, repeat: true, why: "Admin Header accepted but ignored"},
+		"WWWAuthenticate":          warnOnly(CodeAccepted, "Admin WWWAuthenticate accepted but ignored: the admin server challenges with Basic"),
+		"Authentication":           moduleRef(),
+		"Entitlement":              moduleRef(),
+		"AnonymousPaths":           leaf(),
+		"Header":                   leaves(),
 		"ExternalInetAddr":         warnOnly(CodeAccepted, "Admin ExternalInetAddr accepted but ignored"),
-		"AccessControlAllowOrigin": warnOnly(CodeAccepted, "Admin AccessControlAllowOrigin accepted but ignored"),
+		"AccessControlAllowOrigin": leaf(),
 		"SessionOptions":           warnOnly(CodeAccepted, "Admin SessionOptions accepted but ignored: there are no login sessions"),
 		"SQLTransport":             warnOnly(CodeAccepted, "Admin SQLTransport accepted but ignored: there is no query page"),
 		"SQLTransportInetAddr":     warnOnly(CodeAccepted, "Admin SQLTransportInetAddr accepted but ignored: there is no query page"),

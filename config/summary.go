@@ -95,7 +95,7 @@ func writeTxLogSummary(b *strings.Builder, tl *TransactionLog) {
 	if l.JournalArchiveDirectory != "" {
 		fmt.Fprintf(b, " (archive %s)", l.JournalArchiveDirectory)
 	}
-	fmt.Fprintf(b, ": files of %s, %d preallocated, flush within %v", formatSize(l.JournalSize), l.PreallocatedJournalFiles, l.FlushInterval)
+	fmt.Fprintf(b, ": files of %s, flush within %v", formatSize(l.EffectiveJournalSize()), l.FlushInterval)
 	if l.InactiveClientAckExpiration > 0 {
 		fmt.Fprintf(b, ", idle publishers forgotten after %v", l.InactiveClientAckExpiration)
 	}
@@ -253,8 +253,10 @@ const sampleConfig = `<?xml version="1.0" encoding="UTF-8"?>
        /amps/instance/clients.json, ...) sampled every Interval. Its
        statistics need no credentials, so it listens on loopback only;
        its actions are refused unless ampsd runs with
-       -admin-open-actions. Certificate and PrivateKey would make it
-       HTTPS. -->
+       -admin-open-actions or the element has an Authentication or
+       Entitlement of its own (Basic credentials; entitlements asked for
+       each path, e.g. DeniedTopics ^/amps/administrator for a read-only
+       console). Certificate and PrivateKey would make it HTTPS. -->
   <Admin>
     <InetAddr>127.0.0.1:8085</InetAddr>
     <Interval>10s</Interval>

@@ -3,10 +3,14 @@ package config
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/ampsbroker/ampsbroker/journal/filejournal"
 )
 
 // Transaction log defaults and limits (amps-config-txlog §6A.2).
@@ -41,11 +45,6 @@ const eventTopicPrefix = "/AMPS/"
 // a regular expression: the same set that makes a subscription topic one
 // (wire spec §11), so one rule decides what is literal everywhere.
 const topicRegexMeta = `^$.*+?()[]{}|\`
-
-// ErrNoJournal is returned by ListenAll while the transaction log a
-// configuration declares cannot be served yet and something in the
-// configuration depends on it (a persistent SOW topic rebuilt from it).
-var ErrNoJournal = errors.New("config: transaction log configured but not yet served: no journal")
 
 // TransactionLog is the journal configuration (AMPS TransactionLog,
 // amps-config-txlog §6A.2). Fields left zero take the Default... values.
@@ -342,9 +341,6 @@ func (c *Config) validateTxLog(ds *diags, types map[string]bool) {
 			ds.errorf(CodeMessageType, c.at(path+"/MessageType"), "unknown MessageType %q", t.MessageType)
 		}
 	}
-	// Until the journal is served, say so at load time (ampsd logs every
-	// warning); ListenAll refuses configurations that depend on it.
-	ds.warnf(CodeAccepted, c.at("TransactionLog"), "transaction log configured but not yet served: no journal (no bookmark replay, no persisted acks)")
 }
 
 // journalBacked reports whether a persistent SOW topic is kept by
@@ -361,18 +357,71 @@ func sowFileName(pattern, name, mt string) string {
 	return strings.ReplaceAll(pattern, "%n", name+"."+mt)
 }
 
-// checkJournalServed is ListenAll's guard while the journal is not wired
-// into the broker. A declared TransactionLog alone only loses replay and
-// persisted acks, which Parse already warned about, so the broker still
-// starts; but a persistent SOW topic would be rebuilt from the journal,
-// and starting it empty would silently lose its records on every restart,
-// so such a configuration is refused.
-func (c *Config) checkJournalServed() error {
-	for i := range c.SOW {
-		if t := &c.SOW[i]; c.journalBacked(t) {
-			return fmt.Errorf("%w: SOW Topic %q (%s) is persistent and would be rebuilt from it; set Durability transient to run it in memory",
-				ErrNoJournal, t.Name, t.MessageType)
-		}
+// journalBlockSize is the write block JournalSize is rounded up to a
+// multiple of (AMPS rounds to an undocumented internal buffer size;
+// amps-config-txlog §6A.2 chooses 4 KiB, a page and a disk block).
+const journalBlockSize = 4 << 10
+
+// EffectiveJournalSize is the size the journal's files are rotated at:
+// JournalSize (DefaultJournalSize when zero) rounded up to a multiple of
+// 4 KiB.
+func (l TransactionLog) EffectiveJournalSize() int64 {
+	size := l.WithDefaults().JournalSize
+	return (size + journalBlockSize - 1) / journalBlockSize * journalBlockSize
+}
+
+// FileJournalOptions returns the options of the file journal the
+// TransactionLog describes, for the instance name (the prefix of its
+// files): Dir = JournalDirectory, SegmentSize = EffectiveJournalSize,
+// FlushInterval = FlushInterval (DefaultFlushInterval when zero),
+// ForgetPublishersAfter = InactiveClientAckExpiration, Logger = logger.
+// PreallocatedJournalFiles and JournalArchiveDirectory have no file
+// journal option: journal files are created as they are needed and never
+// archived.
+func (l TransactionLog) FileJournalOptions(name string, logger *slog.Logger) filejournal.Options {
+	return filejournal.Options{
+		Dir:           l.JournalDirectory,
+		Name:          name,
+		SegmentSize:   l.EffectiveJournalSize(),
+		FlushInterval: l.WithDefaults().FlushInterval,
+		Logger:        logger,
+
+		ForgetPublishersAfter: l.InactiveClientAckExpiration,
 	}
-	return nil
+}
+
+// OpenJournal opens the file journal the TransactionLog describes (see
+// FileJournalOptions), recovering what its directory holds, and returns
+// it for broker.Options.Journal; nil, nil without a TransactionLog. The
+// caller closes it after the broker's Shutdown. A directory another
+// instance holds fails with an error wrapping filejournal.ErrLocked that
+// names the lock file; damage recovery cannot explain fails with one
+// wrapping filejournal.ErrCorrupt naming the file and offset. logger may
+// be nil (quiet); the journal logs a cut torn tail and a write failure to
+// it, and OpenJournal logs the journal's state once it is open.
+func (c *Config) OpenJournal(logger *slog.Logger) (broker.Journal, error) {
+	l := c.TransactionLog
+	if l == nil {
+		return nil, nil
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	name := c.Name
+	if name == "" {
+		name = filejournal.DefaultName
+	}
+	opts := l.FileJournalOptions(name, logger)
+	if strings.TrimSpace(opts.Dir) == "" {
+		return nil, errors.New("config: TransactionLog: JournalDirectory is empty")
+	}
+	j, err := filejournal.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("config: TransactionLog in %s: %w", opts.Dir, err)
+	}
+	st := j.Stats()
+	logger.Info("journal open", "dir", opts.Dir, "name", name, "file_size", opts.SegmentSize,
+		"flush_interval", opts.FlushInterval, "files", st.Segments, "entries", st.Entries,
+		"first", uint64(st.First), "next", uint64(st.Next))
+	return j, nil
 }

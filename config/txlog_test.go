@@ -1,11 +1,18 @@
 package config
 
 import (
+	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ampsbroker/ampsbroker/ampstest"
+	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/ampsbroker/ampsbroker/journal/filejournal"
 )
 
 // txDoc wraps TransactionLog children, which start on line 4, in a
@@ -177,8 +184,7 @@ func TestTxLogErrors(t *testing.T) {
 
 // TestTxLogWarnings checks the W-level diagnostics: a log without topics,
 // an event topic entry, accepted elements without effect, a RecoveryPoint
-// on a topic that is not journaled, the journal-backed note, and the
-// notice that the journal is not served yet.
+// on a topic that is not journaled, and the journal-backed note.
 func TestTxLogWarnings(t *testing.T) {
 	cfg, e := parseString(t, txDoc(`<JournalDirectory>j</JournalDirectory>
 <O_DIRECT>enabled</O_DIRECT>
@@ -193,7 +199,6 @@ func TestTxLogWarnings(t *testing.T) {
 		t.Fatalf("Parse: %v", e)
 	}
 	want := []string{
-		"CFG-ACCEPTED TransactionLog: transaction log configured but not yet served: no journal (no bookmark replay, no persisted acks) (line 3)",
 		"CFG-ACCEPTED TransactionLog/O_DIRECT: O_DIRECT accepted but has no effect: every journal write is synced (fdatasync) before it counts as persisted (line 5)",
 		"CFG-ACCEPTED TransactionLog/CompressedJournalCacheMemoryLimit: CompressedJournalCacheMemoryLimit accepted but has no effect: journals are never compressed (line 6)",
 		"CFG-TXLOG-TOPIC-EVENT TransactionLog/Topic[1]/Name: /AMPS/ClientStatus is never journaled (event topics are not recorded) (line 7)",
@@ -215,8 +220,8 @@ func TestTxLogWarnings(t *testing.T) {
 		t.Fatalf("Parse: %v", e)
 	}
 	notopic := "CFG-TXLOG-NOTOPIC TransactionLog: TransactionLog records no topics; only client-name uniqueness is enforced (line 3)"
-	if got := warningLines(cfg.Warnings); len(got) != 2 || got[0] != notopic {
-		t.Errorf("warnings without Topic:\n%s\nwant\n%s and the not-served notice", strings.Join(got, "\n"), notopic)
+	if got := warningLines(cfg.Warnings); len(got) != 1 || got[0] != notopic {
+		t.Errorf("warnings without Topic:\n%s\nwant\n%s", strings.Join(got, "\n"), notopic)
 	}
 }
 
@@ -377,46 +382,139 @@ func TestTxLogSummary(t *testing.T) {
 		t.Fatalf("Parse: %v", e)
 	}
 	sum := cfg.Summary()
-	want := "  transaction log in /data/j (archive /bulk): files of 1GB, 2 preallocated, flush within 100ms, idle publishers forgotten after 24h0m0s\n" +
+	want := "  transaction log in /data/j (archive /bulk): files of 1GB, flush within 100ms, idle publishers forgotten after 24h0m0s\n" +
 		"    2 journaled topic(s)\n" +
 		"      orders (json) literal\n" +
 		"      ^fills/ (json) regex\n"
 	if !strings.Contains(sum, want) {
 		t.Errorf("Summary lacks\n%s\ngot:\n%s", want, sum)
 	}
-	if !strings.Contains(sum, "not yet served: no journal") {
-		t.Errorf("Summary does not list the not-served warning:\n%s", sum)
+	if !strings.Contains(sum, "JournalArchiveDirectory accepted but not used") {
+		t.Errorf("Summary does not list the archive directory's warning:\n%s", sum)
 	}
 }
 
-// TestListenAllRefusesJournalBackedSOW checks the guard that stands in
-// for the journal: a persistent SOW topic (rebuilt from the journal) makes
-// ListenAll fail before opening anything, while a TransactionLog alone
-// does not.
-func TestListenAllRefusesJournalBackedSOW(t *testing.T) {
+// TestJournalBackedSOWListens checks that a persistent SOW topic, which
+// the broker rebuilds from the journal, no longer keeps ListenAll from
+// opening the transports.
+func TestJournalBackedSOWListens(t *testing.T) {
 	c := &Config{Name: "x",
 		Transports:     []Transport{{Name: "a", Type: TypeTCP, InetAddr: "127.0.0.1:0"}},
 		TransactionLog: &TransactionLog{JournalDirectory: t.TempDir(), Topics: []JournalTopic{{"orders", "json"}}},
-		SOW:            []SOWTopic{{Name: "orders", MessageType: "json", Keys: []string{"/id"}, Durability: DurabilityTransient}},
+		SOW:            []SOWTopic{{Name: "orders", MessageType: "json", Keys: []string{"/id"}, Durability: DurabilityPersistent, FileName: "orders.sow"}},
 	}
 	if err := c.Validate(); err != nil {
-		t.Fatalf("Validate: %v", err)
+		t.Fatalf("Validate journal-backed: %v", err)
 	}
 	ls, err := c.ListenAll()
-	if err != nil {
-		t.Fatalf("ListenAll with a TransactionLog and a transient topic: %v", err)
+	if err != nil || len(ls) != 1 {
+		t.Fatalf("ListenAll with a journal-backed SOW topic: %v, %v", ls, err)
 	}
 	for _, l := range ls {
 		l.Close()
 	}
-	c.SOW[0].Durability, c.SOW[0].FileName = DurabilityPersistent, "orders.sow"
-	if err := c.Validate(); err != nil {
-		t.Fatalf("Validate journal-backed: %v", err)
+}
+
+// TestBrokerOptionsJournal checks what a TransactionLog maps to: the
+// journaled topics (its Topic entries, never /AMPS), and StartEmpty for a
+// journaled SOW topic with RecoveryPoint now only.
+func TestBrokerOptionsJournal(t *testing.T) {
+	c := &Config{Name: "x",
+		TransactionLog: &TransactionLog{JournalDirectory: "j", Topics: []JournalTopic{{"orders", "json"}, {"^fills/", "json"}, {".*", "xml"}}},
+		SOW: []SOWTopic{
+			{Name: "orders", MessageType: "json", Keys: []string{"/id"}, RecoveryPoint: RecoveryNow},
+			{Name: "fills/a", MessageType: "json", Keys: []string{"/id"}},
+			{Name: "quotes", MessageType: "json", Keys: []string{"/id"}, RecoveryPoint: RecoveryNow},
+		},
 	}
-	ls, err = c.ListenAll()
-	want := `config: transaction log configured but not yet served: no journal: SOW Topic "orders" (json) is persistent and would be rebuilt from it; set Durability transient to run it in memory`
-	if !errors.Is(err, ErrNoJournal) || err.Error() != want || ls != nil {
-		t.Errorf("ListenAll = %v, %v; want nil and\n%s", ls, err, want)
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	o := c.BrokerOptions()
+	if o.JournalTopics == nil {
+		t.Fatal("BrokerOptions with a TransactionLog: no JournalTopics")
+	}
+	for _, tc := range []struct {
+		mt, topic string
+		want      bool
+	}{
+		{"json", "orders", true}, {"json", "orders2", false}, {"json", "x/fills/1", false},
+		{"json", "fills/1", true}, {"fix", "orders", false}, {"xml", "anything", true},
+		{"xml", "/AMPS/ClientStatus", false},
+	} {
+		if got := o.JournalTopics(tc.mt, tc.topic); got != tc.want {
+			t.Errorf("JournalTopics(%q, %q) = %v, want %v", tc.mt, tc.topic, got, tc.want)
+		}
+	}
+	var empty []bool
+	for _, st := range o.SOWTopics {
+		empty = append(empty, st.StartEmpty)
+	}
+	// orders: journaled, now; fills/a: journaled, epoch; quotes: not
+	// journaled, so its RecoveryPoint has no effect.
+	if want := []bool{true, false, false}; !reflect.DeepEqual(empty, want) {
+		t.Errorf("StartEmpty per SOW topic %v, want %v", empty, want)
+	}
+	c.TransactionLog = nil
+	if o := c.BrokerOptions(); o.JournalTopics != nil {
+		t.Error("BrokerOptions without a TransactionLog sets JournalTopics")
+	}
+}
+
+// TestOpenJournal opens the journal a TransactionLog describes: nothing
+// without one; with one, its files (named after the instance) and lock
+// in JournalDirectory, created if missing; the file size rounded up to
+// 4 KiB and the flush interval passed on; a second open of the same
+// directory refused with an error naming the lock; a reopen after Close
+// keeps what was appended.
+func TestOpenJournal(t *testing.T) {
+	c := &Config{Name: "edge"}
+	if j, err := c.OpenJournal(nil); j != nil || err != nil {
+		t.Fatalf("OpenJournal without a TransactionLog = %v, %v; want nil, nil", j, err)
+	}
+	dir := filepath.Join(t.TempDir(), "journal")
+	c.TransactionLog = &TransactionLog{JournalDirectory: dir, JournalSize: MinJournalSize + 1, FlushInterval: 5 * time.Millisecond, InactiveClientAckExpiration: time.Hour}
+	o := c.TransactionLog.FileJournalOptions("edge", nil)
+	if o.SegmentSize != MinJournalSize+4096 || o.FlushInterval != 5*time.Millisecond || o.Dir != dir || o.Name != "edge" || o.ForgetPublishersAfter != time.Hour {
+		t.Errorf("FileJournalOptions = %+v; want a size of %d (rounded up to 4 KiB), 5ms, publishers forgotten after 1h", o, MinJournalSize+4096)
+	}
+	if got := (TransactionLog{}).EffectiveJournalSize(); got != DefaultJournalSize {
+		t.Errorf("default effective size %d, want %d", got, DefaultJournalSize)
+	}
+	log := &ampstest.LogBuffer{}
+	j, err := c.OpenJournal(log.Logger())
+	if err != nil {
+		t.Fatalf("OpenJournal: %v", err)
+	}
+	for _, f := range []string{"edge.lock", "edge.0000000000.journal"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("after OpenJournal: %v", err)
+		}
+	}
+	if !strings.Contains(log.String(), "journal open") {
+		t.Errorf("OpenJournal logged nothing:\n%s", log)
+	}
+	pos, err := j.Append(&broker.Entry{Kind: broker.EntryPublish, Topic: "orders", MessageType: "json", Body: []byte("{}")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := broker.WaitDurable(context.Background(), j, pos); err != nil {
+		t.Fatalf("WaitDurable within the flush interval: %v", err)
+	}
+	_, err = c.OpenJournal(nil)
+	if !errors.Is(err, filejournal.ErrLocked) || !strings.Contains(err.Error(), filepath.Join(dir, "edge.lock")) {
+		t.Errorf("second OpenJournal on %s: %v; want ErrLocked naming the lock file", dir, err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, err = c.OpenJournal(nil)
+	if err != nil {
+		t.Fatalf("OpenJournal after Close: %v", err)
+	}
+	defer j.Close()
+	if first, next := j.Bounds(); first != pos || next != pos+1 {
+		t.Errorf("reopened journal holds %d..%d, want the entry at %d", first, next, pos)
 	}
 }
 

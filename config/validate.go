@@ -340,8 +340,7 @@ func (c *Config) validateTransports(ds *diags, types map[string]bool) {
 			ds.warnf(CodeIgnored, c.at(path+"/HTTPHeader[1]"), "%sHTTPHeader ignored for Protocol %s", who, proto)
 		}
 		for j, h := range t.HTTPHeaders {
-			name, _, ok := strings.Cut(h, ":")
-			if !ok || strings.TrimSpace(name) == "" || strings.ContainsAny(h, "\r\n") {
+			if !headerLine(h) {
 				ds.errorf(CodeValue, c.at(fmt.Sprintf("%s/HTTPHeader[%d]", path, j+1)), "%sHTTPHeader %q must be 'Name: value' on one line", who, h)
 			}
 		}
@@ -628,6 +627,25 @@ func (a *Admin) validate(c *Config, ds *diags) {
 			ds.errorf(CodeInetAddr, c.at("Admin/InetAddr"), "Admin %s", strings.TrimPrefix(err.Error(), "listener: "))
 		}
 	}
+	for i, h := range a.Headers {
+		if !headerLine(h) {
+			ds.errorf(CodeValue, c.at(fmt.Sprintf("Admin/Header[%d]", i+1)), "Admin Header %q must be 'Name: value' on one line", h)
+		}
+	}
+	for _, re := range []struct{ name, expr string }{
+		{"AnonymousPaths", a.AnonymousPaths}, {"AccessControlAllowOrigin", a.AccessControlAllowOrigin},
+	} {
+		if _, err := regexp.Compile(re.expr); err != nil {
+			ds.errorf(CodeValue, c.at("Admin/"+re.name), "Admin %s %q is not a valid regular expression: %v", re.name, re.expr, err)
+		}
+	}
+	switch a.Galvanometer {
+	case "", StateEnabled, StateDisabled:
+	default:
+		ds.errorf(CodeValue, c.at("Admin/Galvanometer"), "Admin Galvanometer %q must be enabled or disabled", a.Galvanometer)
+	}
+	c.checkModule(ds, "Admin/Authentication", "Admin ", kindAuthentication, a.Authentication)
+	c.checkModule(ds, "Admin/Entitlement", "Admin ", kindEntitlement, a.Entitlement)
 	if a.Interval != 0 && a.Interval < MinAdminInterval {
 		ds.errorf(CodeValue, c.at("Admin/Interval"), "Admin Interval %v is below the %v minimum", a.Interval, MinAdminInterval)
 	}
@@ -636,4 +654,10 @@ func (a *Admin) validate(c *Config, ds *diags) {
 	} else if _, err := a.LoadTLS(); err != nil {
 		ds.errorf(CodeTLSLoad, c.at("Admin/Certificate"), "%v", err)
 	}
+}
+
+// headerLine says whether h is one "Name: value" header line.
+func headerLine(h string) bool {
+	name, _, ok := strings.Cut(h, ":")
+	return ok && strings.TrimSpace(name) != "" && !strings.ContainsAny(h, "\r\n")
 }

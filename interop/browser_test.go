@@ -85,22 +85,31 @@ func chromiumPath(t testing.TB) string {
 	return ""
 }
 
-// startChromium opens pageURL in headless Chromium. Chromium runs in its own
-// process group (it forks zygote and renderer processes); cleanup signals
-// that group by its id and reaps the browser.
+// startChromium opens pageURL in headless Chromium.
 func startChromium(t testing.TB, pageURL string) *ampstest.LogBuffer {
+	t.Helper()
+	logs, _ := launchChromium(t, pageURL)
+	return logs
+}
+
+// launchChromium runs headless Chromium with args after its common flags
+// and returns its output and its profile directory. Chromium runs in its
+// own process group (it forks zygote and renderer processes); cleanup
+// signals that group by its id and reaps the browser.
+func launchChromium(t testing.TB, args ...string) (logs *ampstest.LogBuffer, profileDir string) {
 	t.Helper()
 	bin := chromiumPath(t)
 	profile := t.TempDir()
-	cmd := exec.Command(bin,
+	profileDir = filepath.Join(profile, "profile")
+	cmd := exec.Command(bin, append([]string{
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
 		"--no-first-run", "--disable-background-networking", "--disable-component-update",
 		"--disable-sync", "--disable-dev-shm-usage", "--disable-extensions",
 		"--enable-logging=stderr", "--v=0",
-		"--user-data-dir="+filepath.Join(profile, "profile"),
-		pageURL)
+		"--user-data-dir=" + profileDir,
+	}, args...)...)
 	cmd.Env = append(os.Environ(), "HOME="+profile)
-	logs := &ampstest.LogBuffer{}
+	logs = &ampstest.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -123,7 +132,7 @@ func startChromium(t testing.TB, pageURL string) *ampstest.LogBuffer {
 		// Renderers left in the group after the browser exited.
 		syscall.Kill(-pgid, syscall.SIGKILL)
 	})
-	return logs
+	return logs, profileDir
 }
 
 func TestBrowserChromiumPubSub(t *testing.T) {

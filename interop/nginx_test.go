@@ -60,14 +60,39 @@ http {
             proxy_read_timeout 1d;
             proxy_buffering off;
         }
+{{- if .Admin}}
+        # The admin server as 60East's preflight post proxies it: the
+        # trailing slash of proxy_pass strips /admin/, so the handler sees
+        # its tree at its root and the dashboard's relative URLs stay
+        # under /admin/.
+        location /admin/ {
+            proxy_pass http://{{.Admin}}/;
+            proxy_http_version 1.1;
+            proxy_set_header Host $host;
+        }
+{{- end}}
     }
 }
 `))
 
 // startNginx runs nginx proxying /client/ to tcpAddr and /ws/ to wsAddr and
-// returns its address. The test's cleanup stops it by its pid (SIGTERM: fast
-// shutdown, which also closes upgraded connections) and reaps it.
+// returns its address.
 func startNginx(t testing.TB, tcpAddr, wsAddr string) string {
+	t.Helper()
+	return startNginxRoutes(t, nginxRoutes{TCP: tcpAddr, WS: wsAddr})
+}
+
+// nginxRoutes are the upstreams of the one-port deployment: /client/ to
+// the TCP transport (HTTP preflight), /ws/ to the WebSocket transport and,
+// when Admin is set, /admin/ to the admin HTTP server.
+type nginxRoutes struct {
+	TCP, WS, Admin string
+}
+
+// startNginxRoutes runs nginx with routes and returns its address. The
+// test's cleanup stops it by its pid (SIGTERM: fast shutdown, which also
+// closes upgraded connections) and reaps it.
+func startNginxRoutes(t testing.TB, routes nginxRoutes) string {
 	t.Helper()
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
@@ -80,7 +105,7 @@ func startNginx(t testing.TB, tcpAddr, wsAddr string) string {
 	listen := ampstest.FreePort(t)
 	var conf bytes.Buffer
 	if err := nginxConfTemplate.Execute(&conf, map[string]string{
-		"Dir": dir, "Listen": listen, "TCP": tcpAddr, "WS": wsAddr,
+		"Dir": dir, "Listen": listen, "TCP": routes.TCP, "WS": routes.WS, "Admin": routes.Admin,
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -104,7 +104,9 @@ func newStreamReader(r io.Reader, maxFrameSize, small, large int) *StreamReader 
 // that ends inside a frame returns an error wrapping io.ErrUnexpectedEOF; a
 // length above the limit returns an error wrapping ErrFrameTooLarge without
 // reading or allocating the frame. After any error the reader keeps
-// returning that error.
+// returning that error, and has given back its large buffer: a
+// connection's reader, which reads until its connection fails or is
+// closed under it, so releases it at the connection's end.
 func (r *StreamReader) ReadFrame() ([]byte, error) {
 	if r.err != nil {
 		return nil, r.err
@@ -118,8 +120,7 @@ func (r *StreamReader) ReadFrame() ([]byte, error) {
 		if n := b.Len(); n >= frameLengthSize {
 			size, err := frameSize(b.Buffered(), r.max, ErrFrameTooLarge)
 			if err != nil {
-				r.err = err
-				return nil, err
+				return nil, r.fail(err)
 			}
 			if size == 0 {
 				b.Discard(frameLengthSize)
@@ -136,10 +137,21 @@ func (r *StreamReader) ReadFrame() ([]byte, error) {
 			}
 		}
 		if err := b.Ensure(need); err != nil {
-			r.err = r.endError(err)
-			return nil, r.err
+			return nil, r.fail(r.endError(err))
 		}
 	}
+}
+
+// fail makes err the reader's sticky error and lets its buffers go: the
+// pooled large one back to its pool, the own one of a big frame to the
+// collector. The connection has ended (or is out of sync), so this is
+// where a reader gives them back; the frame the previous call returned
+// is no longer valid, as after any call.
+func (r *StreamReader) fail(err error) error {
+	r.err = err
+	r.b.Release()
+	r.frame = nil
+	return err
 }
 
 // Buffered returns how many bytes of input the reader holds that ReadFrame
@@ -171,8 +183,7 @@ func (r *StreamReader) readLarge(size int) ([]byte, error) {
 	r.b.Discard(frameLengthSize)
 	buf, err := r.b.Append(r.frame[:0], size)
 	if err != nil {
-		r.err = r.bodyError(len(buf), size, err)
-		return nil, r.err
+		return nil, r.fail(r.bodyError(len(buf), size, err))
 	}
 	r.frame = buf
 	return buf, nil
@@ -294,8 +305,7 @@ func (c *streamConn) ReadMessage() (header, body []byte, err error) {
 		// The frame was consumed whole, but a peer that sends a frame
 		// without a header is broken; keep the documented contract that
 		// the connection is unusable after an error.
-		c.r.err = err
-		return nil, nil, err
+		return nil, nil, c.r.fail(err)
 	}
 	return header, body, nil
 }

@@ -484,3 +484,40 @@ func TestStreamReaderBufferFollowsTraffic(t *testing.T) {
 		t.Error("the large buffer is kept after the socket drained")
 	}
 }
+
+// A reader that fails (here the stream ends inside a frame, as when the
+// connection is closed under it) gives its pooled large buffer back and
+// keeps returning the error.
+func TestStreamReaderReleasesAtTheEnd(t *testing.T) {
+	body := strings.Repeat("x", 1000)
+	var in []byte
+	for range 100 {
+		in = append(in, frame(uint32(len(body)), body)...)
+	}
+	in = append(in, frame(uint32(len(body)), body)[:500]...)
+	for _, sizes := range []struct{ small, large int }{
+		{DefaultSmallReadBufferSize, DefaultReadBufferSize},
+		{DefaultSmallReadBufferSize, 3 * DefaultReadBufferSize}, // a ReadBufferSize option
+	} {
+		src := &countingReader{data: in, chunk: 1 << 30}
+		r := newStreamReader(src, 0, sizes.small, sizes.large)
+		for i := range 100 {
+			if _, err := r.ReadFrame(); err != nil {
+				t.Fatalf("frame %d: %v", i, err)
+			}
+		}
+		if !r.b.Large() {
+			t.Fatalf("%v: streaming input read through the small buffer", sizes)
+		}
+		_, err := r.ReadFrame()
+		if !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("%v: a frame cut short: %v", sizes, err)
+		}
+		if r.b.Large() || r.b.Len() != 0 {
+			t.Fatalf("%v: after the stream ended the reader holds its large buffer (%v) or %d bytes", sizes, r.b.Large(), r.b.Len())
+		}
+		if _, again := r.ReadFrame(); again != err {
+			t.Fatalf("%v: the next call returned %v, want the same %v", sizes, again, err)
+		}
+	}
+}

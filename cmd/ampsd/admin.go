@@ -8,10 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/ampsbroker/ampsbroker/admin"
 	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/ampsbroker/ampsbroker/config"
 	"github.com/ampsbroker/ampsbroker/listener"
 )
 
@@ -101,4 +104,34 @@ func (a *adminServer) stop(ctx context.Context) {
 	}
 	<-a.done
 	a.h.Close()
+}
+
+// adminHTTPOptions sets o's Headers, AnonymousPaths and AllowOrigin from
+// the Admin element's Header, AnonymousPaths and AccessControlAllowOrigin
+// (which Validate has checked).
+func adminHTTPOptions(a *config.Admin, o *admin.Options) error {
+	for _, h := range a.Headers {
+		name, value, _ := strings.Cut(h, ":")
+		if o.Headers == nil {
+			o.Headers = http.Header{}
+		}
+		o.Headers.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	}
+	for _, re := range []struct {
+		name, expr string
+		dst        **regexp.Regexp
+	}{
+		{"AnonymousPaths", a.AnonymousPaths, &o.AnonymousPaths},
+		{"AccessControlAllowOrigin", a.AccessControlAllowOrigin, &o.AllowOrigin},
+	} {
+		if re.expr == "" {
+			continue
+		}
+		compiled, err := regexp.Compile(re.expr)
+		if err != nil {
+			return fmt.Errorf("Admin %s %q: %w", re.name, re.expr, err)
+		}
+		*re.dst = compiled
+	}
+	return nil
 }

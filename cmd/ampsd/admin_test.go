@@ -150,8 +150,68 @@ func TestConfigAdmin(t *testing.T) {
 			if c["x_transport"] != "json-tcp" {
 				t.Errorf("client = %v, want x_transport json-tcp", c)
 			}
+			if code, body := get(t, client, tc.scheme+"://"+m[1]+"/"); code != http.StatusOK || !strings.Contains(body, "dashboard/app.js") {
+				t.Errorf("the dashboard = %d %.200s", code, body)
+			}
 		})
 	}
+}
+
+// The Admin element's Authentication and Entitlement: Basic credentials
+// are required (RequireUsername), and a simple-access entitlement lets
+// the user disconnect clients but not disable transports.
+func TestConfigAdminSecurity(t *testing.T) {
+	file, _ := writeConfig(t, `<AMPSConfig><Name>admin-sec</Name>
+<Modules><Module><Name>sa</Name><Library>libamps_simple_access_entitlement.so</Library></Module></Modules>
+<Transports><Transport><Name>json-tcp</Name><Type>tcp</Type><InetAddr>127.0.0.1:0</InetAddr><Protocol>amps</Protocol></Transport></Transports>
+<Admin><InetAddr>127.0.0.1:0</InetAddr>
+<Authentication><Module>amps-default-authentication-module</Module><Options><RequireUsername>true</RequireUsername></Options></Authentication>
+<Entitlement><Module>sa</Module><Options><DeniedTopics>^/amps/administrator/transports</DeniedTopics></Options></Entitlement>
+<Galvanometer>disabled</Galvanometer><AnonymousPaths>^/amps$</AnonymousPaths><Header>X-Admin: yes</Header>
+<AccessControlAllowOrigin>^https://ops\.example$</AccessControlAllowOrigin></Admin>
+</AMPSConfig>`)
+	log, _ := startRun(t, "-config", file)
+	base := "http://" + waitFor(t, log, adminLine)[1]
+	conn := dialLogon(t, "tcp", waitFor(t, log, regexp.MustCompile(`msg=listening transport=json-tcp addr=(127\.0\.0\.1:\d+)`))[1], "secured")
+
+	if code, body := get(t, http.DefaultClient, base+"/amps/instance.json"); code != http.StatusUnauthorized {
+		t.Errorf("without credentials: %d %s, want 401", code, body)
+	}
+	// AnonymousPaths, Header and AccessControlAllowOrigin.
+	req, _ := http.NewRequest("GET", base+"/amps.json", nil)
+	req.Header.Set("Origin", "https://ops.example")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Admin") != "yes" || resp.Header.Get("Access-Control-Allow-Origin") != "https://ops.example" {
+		t.Errorf("anonymous /amps.json from ops.example = %d %v", resp.StatusCode, resp.Header)
+	}
+	ops := &http.Client{Transport: basicAuth{"ops", "any"}}
+	c := clientByName(t, ops, base, "secured")
+	if code, _ := get(t, ops, base+"/"); code != http.StatusNotFound {
+		t.Errorf("the dashboard with Galvanometer disabled = %d, want 404", code)
+	}
+	if code, body := get(t, ops, base+"/amps/administrator/transports/json-tcp/disable"); code != http.StatusForbidden {
+		t.Errorf("disable a transport against the entitlement: %d %s, want 403", code, body)
+	}
+	if code, body := get(t, ops, base+"/amps/administrator/clients/"+c["id"]+"/disconnect"); code != http.StatusOK {
+		t.Fatalf("disconnect = %d %s", code, body)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err == nil {
+		t.Error("the disconnected client's connection is still open")
+	}
+}
+
+// basicAuth is an http.RoundTripper adding Basic credentials.
+type basicAuth struct{ user, password string }
+
+func (b basicAuth) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.SetBasicAuth(b.user, b.password)
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 // Bad admin settings stop ampsd before it serves, with an error naming

@@ -10,6 +10,10 @@
 //	go run ./cmd/ampsd -pprof 127.0.0.1:6060   # runtime profiles under /debug/pprof/
 //	go run ./cmd/ampsd -admin 127.0.0.1:8085   # the AMPS admin tree: /amps.json, /amps/instance/clients.json, ...
 //
+// With -config, a TransactionLog element opens the file journal in its
+// JournalDirectory (recovering what is there) before any transport
+// listens; the journal is closed after the broker has shut down.
+//
 // SIGINT or SIGTERM shut it down gracefully: listeners close, queued
 // messages are flushed, then connections close. A second signal stops it at
 // once.
@@ -213,38 +217,7 @@ func run(ctx context.Context, release func(), args []string, stdout, stderr io.W
 		defer stop()
 	}
 	if f.configFile != "" {
-		cfg, err := config.Load(f.configFile, nil)
-		if err != nil {
-			return err
-		}
-		for _, w := range cfg.Warnings {
-			log.Warn("config", "problem", w.Error(), "code", string(w.Code))
-		}
-		if f.adminOpen && (cfg.Admin == nil || cfg.Admin.InetAddr == "") {
-			return fmt.Errorf("-admin-open-actions needs an admin server: %s has no Admin/InetAddr", f.configFile)
-		}
-		ls, err := cfg.ListenAll()
-		if err != nil {
-			return err
-		}
-		if len(ls) == 0 {
-			return fmt.Errorf("%s: no enabled transport", f.configFile)
-		}
-		adm, err := configAdmin(cfg, f.adminOpen)
-		if err != nil {
-			closeListeners(ls)
-			return err
-		}
-		opts := cfg.BrokerOptions()
-		opts.Logger = log
-		// ampsd never opens a disabled transport, so its overrides would
-		// only make the broker warn that they name no served transport.
-		for _, t := range cfg.Transports {
-			if t.InitialState == config.StateDisabled {
-				delete(opts.Transports, t.Name)
-			}
-		}
-		return serve(ctx, release, log, broker.New(&opts), ls, adm)
+		return runConfig(ctx, release, f, log)
 	}
 	ls, err := openListeners(f)
 	if err != nil {
@@ -261,6 +234,57 @@ func run(ctx context.Context, release func(), args []string, stdout, stderr io.W
 	return serve(ctx, release, log, broker.New(&broker.Options{Logger: log}), ls, adm)
 }
 
+// runConfig serves the configuration file f.configFile. With a
+// TransactionLog the journal is opened (and recovered) first, before any
+// transport listens, handed to the broker, and closed once the broker has
+// shut down; a failure to close it is run's error.
+func runConfig(ctx context.Context, release func(), f *flags, log *slog.Logger) (err error) {
+	cfg, err := config.Load(f.configFile, nil)
+	if err != nil {
+		return err
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn("config", "problem", w.Error(), "code", string(w.Code))
+	}
+	if f.adminOpen && (cfg.Admin == nil || cfg.Admin.InetAddr == "") {
+		return fmt.Errorf("-admin-open-actions needs an admin server: %s has no Admin/InetAddr", f.configFile)
+	}
+	journal, err := cfg.OpenJournal(log)
+	if err != nil {
+		return err
+	}
+	if journal != nil {
+		defer func() {
+			if cerr := journal.Close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("closing the journal: %w", cerr))
+			}
+		}()
+	}
+	ls, err := cfg.ListenAll()
+	if err != nil {
+		return err
+	}
+	if len(ls) == 0 {
+		return fmt.Errorf("%s: no enabled transport", f.configFile)
+	}
+	adm, err := configAdmin(cfg, f.adminOpen)
+	if err != nil {
+		closeListeners(ls)
+		return err
+	}
+	opts := cfg.BrokerOptions()
+	opts.Logger = log
+	opts.Journal = journal
+	// ampsd never opens a disabled transport, so its overrides would
+	// only make the broker warn that they name no served transport.
+	for _, t := range cfg.Transports {
+		if t.InitialState == config.StateDisabled {
+			delete(opts.Transports, t.Name)
+		}
+	}
+	return serve(ctx, release, log, broker.New(&opts), ls, adm)
+}
+
 // configAdmin opens the admin server of the file's Admin element, or
 // returns nil when it has no InetAddr.
 func configAdmin(cfg *config.Config, open bool) (*adminServer, error) {
@@ -272,11 +296,24 @@ func configAdmin(cfg *config.Config, open bool) (*adminServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return listenAdmin("Admin/InetAddr", a.InetAddr, tlsConfig, admin.Options{
+	opts := admin.Options{
 		Interval:    a.Interval,
 		Description: cfg.Description,
 		OpenActions: open,
-	})
+		NoDashboard: a.Galvanometer == config.StateDisabled,
+	}
+	if err := adminHTTPOptions(a, &opts); err != nil {
+		return nil, err
+	}
+	// The Admin element's own Authentication or Entitlement is the
+	// decision that turns the actions on: the modules say who may run
+	// them (without an Entitlement, every authenticated user may).
+	if auth, ent, set := cfg.AdminSecurity(); set {
+		opts.Authenticate = admin.BasicAuthenticator(auth)
+		opts.Entitler = ent
+		opts.OpenActions = opts.OpenActions || ent == nil
+	}
+	return listenAdmin("Admin/InetAddr", a.InetAddr, tlsConfig, opts)
 }
 
 // closeListeners closes listeners opened before a later step failed.

@@ -35,6 +35,24 @@ const (
 // of which holds one only while its input streams in.
 var larges = sync.Pool{New: func() any { return new([LargeSize]byte) }}
 
+// sizedLarges recycles large buffers of other sizes (a transport's
+// ReadBufferSize option): one pool per size, of *[]byte, so a reader of a
+// non-default size does not allocate its large buffer at every move from
+// the small one. The sizes are few (one per configured transport).
+var sizedLarges sync.Map // int → *sync.Pool
+
+// sizedPool returns the pool of large buffers of size bytes.
+func sizedPool(size int) *sync.Pool {
+	if p, ok := sizedLarges.Load(size); ok {
+		return p.(*sync.Pool)
+	}
+	p, _ := sizedLarges.LoadOrStore(size, &sync.Pool{New: func() any {
+		b := make([]byte, size)
+		return &b
+	}})
+	return p.(*sync.Pool)
+}
+
 // Reader buffers reads from an io.Reader. It is not safe for concurrent
 // use.
 type Reader struct {
@@ -47,6 +65,10 @@ type Reader struct {
 	// buf is it.
 	largeSize int
 	large     []byte
+	// sized is the pool of a non-default largeSize, and box the pointer
+	// large came in from it (put back as it is, without an allocation).
+	sized *sync.Pool
+	box   *[]byte
 	// filled records that the last read filled the space it was given:
 	// more input is probably waiting.
 	filled bool
@@ -64,6 +86,9 @@ func New(r io.Reader) *Reader { return NewSize(r, SmallSize, LargeSize) }
 func NewSize(r io.Reader, small, large int) *Reader {
 	b := &Reader{r: r, small: make([]byte, small), largeSize: max(large, small)}
 	b.buf = b.small
+	if b.largeSize != LargeSize {
+		b.sized = sizedPool(b.largeSize)
+	}
 	return b
 }
 
@@ -184,10 +209,11 @@ func (b *Reader) makeRoom(need int) {
 
 // useLarge moves the unread input to a large buffer.
 func (b *Reader) useLarge() {
-	if b.largeSize == LargeSize {
+	if b.sized == nil {
 		b.large = larges.Get().(*[LargeSize]byte)[:]
 	} else {
-		b.large = make([]byte, b.largeSize)
+		b.box = b.sized.Get().(*[]byte)
+		b.large = *b.box
 	}
 	b.wr = copy(b.large, b.buf[b.rd:b.wr])
 	b.rd = 0
@@ -196,8 +222,13 @@ func (b *Reader) useLarge() {
 
 // useSmall gives the large buffer back, whose input must have been used.
 func (b *Reader) useSmall() {
-	if len(b.large) == LargeSize && b.largeSize == LargeSize {
+	switch {
+	case b.large == nil:
+	case b.sized == nil:
 		larges.Put((*[LargeSize]byte)(b.large))
+	default:
+		b.sized.Put(b.box)
+		b.box = nil
 	}
 	b.large = nil
 	b.buf = b.small

@@ -12,18 +12,20 @@ import (
 
 // The checkpoint <Name>.clients.ack keeps the publishers' durable
 // high-water marks, so they outlive the segments Truncate removes (replay
-// spec §7.8). One line per client: its name (Go-quoted) and sequence,
-// then a last line "crc <CRC-32C of the lines before, hex>". It is written
+// spec §7.8). One line per client: its name (Go-quoted), sequence and the
+// time of its last sequenced entry (µs since the epoch, for
+// ForgetPublishersAfter), then a last line "crc <CRC-32C of the lines
+// before, hex>". It is written
 // to a temporary file, synced and renamed over the old one, so a crash
 // leaves either checkpoint whole. At Open the marks are the maximum of the
 // checkpoint and the entries scanned.
 
 // writeCheckpoint replaces the checkpoint with high. Truncate and Close
 // call it, never at once (truncMu; Close runs after the writer stopped).
-func (j *Journal) writeCheckpoint(high map[string]uint64) error {
+func (j *Journal) writeCheckpoint(high map[string]uint64, seen map[string]int64) error {
 	var b bytes.Buffer
 	for name, seq := range high {
-		fmt.Fprintf(&b, "%s %d\n", strconv.Quote(name), seq)
+		fmt.Fprintf(&b, "%s %d %d\n", strconv.Quote(name), seq, seen[name])
 	}
 	fmt.Fprintf(&b, "crc %08x\n", crc32.Checksum(b.Bytes(), castagnoli))
 	path := j.ackPath()
@@ -71,16 +73,18 @@ func (j *Journal) loadCheckpoint() error {
 	sc.Buffer(nil, 1<<20)
 	for line := 1; sc.Scan(); line++ {
 		t := sc.Text()
-		sp := strings.LastIndexByte(t, ' ')
-		if sp < 0 {
-			return bad(line, "no sequence")
+		sp2 := strings.LastIndexByte(t, ' ')
+		sp1 := strings.LastIndexByte(t[:max(sp2, 0)], ' ')
+		if sp1 < 0 {
+			return bad(line, "not <quoted name> <sequence> <time>")
 		}
-		name, err1 := strconv.Unquote(t[:sp])
-		seq, err2 := strconv.ParseUint(t[sp+1:], 10, 64)
-		if err1 != nil || err2 != nil {
-			return bad(line, "not <quoted name> <sequence>")
+		name, err1 := strconv.Unquote(t[:sp1])
+		seq, err2 := strconv.ParseUint(t[sp1+1:sp2], 10, 64)
+		at, err3 := strconv.ParseInt(t[sp2+1:], 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil {
+			return bad(line, "not <quoted name> <sequence> <time>")
 		}
-		j.high[name] = max(j.high[name], seq)
+		j.notePublisher(name, seq, at)
 	}
 	return sc.Err()
 }

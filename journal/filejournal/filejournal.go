@@ -7,9 +7,12 @@ package filejournal
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -54,8 +57,10 @@ const (
 	readChunk = 256 << 10
 )
 
-// ErrCorrupt: a segment is damaged where a torn write cannot explain it
-// (not at the tail of the newest segment); Open refuses the directory.
+// ErrCorrupt: a segment is damaged where a torn write cannot explain it:
+// in an older segment, or in the newest with an intact entry after the
+// damage. Open refuses the directory; the error names the file and the
+// offset of the damage.
 var ErrCorrupt = errors.New("journal corrupt")
 
 // Options configure Open.
@@ -80,6 +85,15 @@ type Options struct {
 	// fdatasync when nil.
 	// Tests replace it.
 	Sync func(*os.File) error
+	// Logger receives recovery's warnings (a torn tail cut off) and a
+	// write failure; nothing when nil.
+	Logger *slog.Logger
+	// ForgetPublishersAfter, when positive, makes Open forget the
+	// high-water mark of every publisher whose last sequenced entry is
+	// older than this (AMPS InactiveClientAckExpiration), so the
+	// checkpoint does not keep every client name ever seen. Such a
+	// publisher's next logon ack says "s" 0. Zero keeps every mark.
+	ForgetPublishersAfter time.Duration
 }
 
 // segment is one journal file and the index of its durable entries.
@@ -105,32 +119,40 @@ type pendMeta struct {
 // Journal is the file journal. Open it with Open.
 type Journal struct {
 	opts Options
+	log  *slog.Logger
 	lock *os.File
 
-	truncMu    sync.Mutex // one Truncate at a time
-	mu         sync.Mutex
-	segs       []*segment // oldest first; the last is written
-	next       broker.Position
-	durable    broker.Position
-	lastTime   time.Time
-	pending    []byte
-	spare      []byte     // an empty buffer for pending, reused
-	roomCond   *sync.Cond // signalled when pending shrinks or at Close
-	pendMetas  []pendMeta
+	truncMu   sync.Mutex // one Truncate at a time
+	mu        sync.Mutex
+	segs      []*segment // oldest first; the last is written
+	next      broker.Position
+	durable   broker.Position
+	lastTime  time.Time
+	pending   []byte
+	spare     []byte     // an empty buffer for pending, reused
+	roomCond  *sync.Cond // signalled when pending shrinks or at Close
+	pendMetas []pendMeta
+	// unsynced holds the times (µs) of the entries not yet durable, at
+	// positions durable, durable+1, ..., for FindTime.
+	unsynced   []int64
 	pendSince  time.Time
 	flushWant  bool
 	high       map[string]uint64 // durable high-water marks
+	seen       map[string]int64  // time (µs) of each publisher's last durable sequenced entry
 	changed    chan struct{}
 	failed     error
 	closing    bool
 	closed     bool
 	cursors    map[*cursor]struct{}
 	totalBytes int64
+	syncs      int64 // commits synced, for Stats
 
-	out     *os.File // the last segment, written by run
-	kick    chan struct{}
-	done    chan struct{}
-	stopped chan struct{}
+	out *os.File // the last segment, written by run
+	// scanReader is recovery's read buffer, one for every segment.
+	scanReader *bufio.Reader
+	kick       chan struct{}
+	done       chan struct{} // closed when Close has finished
+	stopped    chan struct{} // closed when run has returned
 }
 
 var _ broker.Journal = (*Journal)(nil)
@@ -154,6 +176,9 @@ func (o *Options) fill() {
 	if o.Sync == nil {
 		o.Sync = func(f *os.File) error { return syscall.Fdatasync(int(f.Fd())) }
 	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 }
 
 func (j *Journal) segPath(num uint64) string {
@@ -163,9 +188,11 @@ func (j *Journal) segPath(num uint64) string {
 func (j *Journal) ackPath() string { return filepath.Join(j.opts.Dir, j.opts.Name+".clients.ack") }
 
 // Open locks the directory, recovers the journal in it (config §6A.4) and
-// starts the writer. A torn tail of the newest segment is cut off; damage
-// anywhere else fails with ErrCorrupt naming the file and offset; a
-// directory another journal holds fails with ErrLocked.
+// starts the writer. A torn tail of the newest segment (damage at its end
+// with no intact entry after it) is cut off, with a warning to
+// Options.Logger; damage anywhere else fails with ErrCorrupt naming the
+// file and offset; a directory another journal holds fails with
+// ErrLocked.
 func Open(opts Options) (*Journal, error) {
 	opts.fill()
 	if opts.Dir == "" {
@@ -179,7 +206,7 @@ func Open(opts Options) (*Journal, error) {
 		return nil, err
 	}
 	j := &Journal{
-		opts: opts, lock: lock, high: map[string]uint64{},
+		opts: opts, log: opts.Logger, lock: lock, high: map[string]uint64{}, seen: map[string]int64{},
 		changed: make(chan struct{}), cursors: map[*cursor]struct{}{},
 		kick: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{}),
 	}
@@ -226,6 +253,7 @@ func (j *Journal) segmentNumbers() ([]uint64, error) {
 }
 
 func (j *Journal) recover() error {
+	defer func() { j.scanReader = nil }() // needed at Open only
 	if err := j.loadCheckpoint(); err != nil {
 		return err
 	}
@@ -254,6 +282,7 @@ func (j *Journal) recover() error {
 		j.segs = append(j.segs, seg)
 		j.totalBytes += seg.size
 	}
+	j.forgetIdlePublishers(time.Now())
 	if len(j.segs) == 0 {
 		first := j.opts.FirstPosition
 		if first == 0 {
@@ -280,9 +309,11 @@ func (j *Journal) recover() error {
 }
 
 // scanSegment reads and indexes segment num. In the newest segment (last)
-// the first bad entry and everything after it is a torn write: the file is
-// cut there. Elsewhere a bad entry is ErrCorrupt. A newest segment too
-// short to hold its header returns nil (it was being created).
+// a bad entry with nothing intact after it (see intactAfter) is a torn
+// write: the file is cut there. A bad entry that an intact one follows,
+// or any bad entry in an older segment, is ErrCorrupt: entries that were
+// durable lie behind it. A newest segment too short to hold its header
+// returns nil (it was being created).
 func (j *Journal) scanSegment(num uint64, last bool) (*segment, error) {
 	path := j.segPath(num)
 	f, err := os.Open(path)
@@ -298,7 +329,11 @@ func (j *Journal) scanSegment(num uint64, last bool) (*segment, error) {
 	if last && size < segmentHeaderSize {
 		return nil, nil
 	}
-	r := bufio.NewReaderSize(f, scanBuffer)
+	if j.scanReader == nil {
+		j.scanReader = bufio.NewReaderSize(f, scanBuffer)
+	}
+	r := j.scanReader
+	r.Reset(f)
 	var head [segmentHeaderSize]byte
 	if _, err := io.ReadFull(r, head[:]); err != nil {
 		return nil, fmt.Errorf("journal file %s at offset 0: segment header: %v: %w", path, err, ErrCorrupt)
@@ -331,6 +366,18 @@ func (j *Journal) scanSegment(num uint64, last bool) (*segment, error) {
 			if !last {
 				return nil, fmt.Errorf("journal file %s at offset %d: %v: %w", path, off, err, ErrCorrupt)
 			}
+			// In the newest segment the damage is a torn write only if
+			// nothing intact follows it: an intact entry after it means
+			// entries that were durable sit behind damage in the middle.
+			at, pos, found, serr := intactAfter(f, off, size, seg.next())
+			if serr != nil {
+				return nil, fmt.Errorf("journal: reading %s after offset %d: %w", path, off, serr)
+			}
+			if found {
+				return nil, fmt.Errorf("journal file %s at offset %d: %v, yet an intact entry (position %d) follows at offset %d: damage in the middle, not a torn tail (truncating the file at %d would drop the entries from there): %w",
+					path, off, err, pos, at, off, ErrCorrupt)
+			}
+			j.log.Warn("journal: cutting a torn tail", "file", path, "offset", off, "bytes", size-off, "why", err.Error())
 			if err := truncateFile(path, off, j.opts.Sync); err != nil {
 				return nil, err
 			}
@@ -339,9 +386,7 @@ func (j *Journal) scanSegment(num uint64, last bool) (*segment, error) {
 		seg.offsets = append(seg.offsets, off)
 		seg.times = append(seg.times, micros(e.Time))
 		j.lastTime = e.Time
-		if e.ClientName != "" && e.Sequence > j.high[e.ClientName] {
-			j.high[e.ClientName] = e.Sequence
-		}
+		j.notePublisher(e.ClientName, e.Sequence, micros(e.Time))
 		off += int64(n)
 	}
 	seg.size = off
@@ -349,6 +394,81 @@ func (j *Journal) scanSegment(num uint64, last bool) (*segment, error) {
 }
 
 func (j *Journal) lastMicros() int64 { return micros(j.lastTime) }
+
+// notePublisher records a durable sequenced entry of client at time at
+// (µs) in the high-water marks; entries without a client name or a
+// sequence carry no mark.
+func (j *Journal) notePublisher(client string, seq uint64, at int64) {
+	if client == "" || seq == 0 {
+		return
+	}
+	j.high[client] = max(j.high[client], seq)
+	j.seen[client] = max(j.seen[client], at)
+}
+
+// forgetIdlePublishers drops the marks of publishers whose last entry is
+// older than ForgetPublishersAfter before now.
+func (j *Journal) forgetIdlePublishers(now time.Time) {
+	if j.opts.ForgetPublishersAfter <= 0 {
+		return
+	}
+	cutoff := now.Add(-j.opts.ForgetPublishersAfter).UnixMicro()
+	n := 0
+	for name, at := range j.seen {
+		if at < cutoff {
+			delete(j.seen, name)
+			delete(j.high, name)
+			n++
+		}
+	}
+	if n > 0 {
+		j.log.Info("journal: forgot idle publishers' sequence numbers", "publishers", n, "idle_longer_than", j.opts.ForgetPublishersAfter)
+	}
+}
+
+// intactAfter looks for an intact frame starting anywhere in (from, size)
+// of f: a payload length that fits in the file, a matching CRC, and a
+// position the journal could have written there, at least want (the
+// position of the damaged entry at from) and below want plus the number
+// of frames the rest of the file could hold. The position check is cheap
+// and makes the CRC, which is over the whole payload, rare on damaged
+// bytes. It reads the rest of the file once, through a window.
+func intactAfter(f *os.File, from, size int64, want broker.Position) (at int64, pos broker.Position, found bool, err error) {
+	maxPos := want + broker.Position((size-from)/frameHeaderSize)
+	// peek is what a candidate needs in the window: its frame header and
+	// the uvarint position that opens its payload.
+	const peek = frameHeaderSize + binary.MaxVarintLen64
+	win := make([]byte, 0, scanBuffer)
+	winOff := from + 1 // file offset of win[0]
+	for p := from + 1; p+frameHeaderSize < size; p++ {
+		if p+peek > winOff+int64(len(win)) && winOff+int64(len(win)) < size {
+			// Slide the window to start at p.
+			winOff = p
+			n := min(int64(cap(win)), size-p)
+			win = win[:n]
+			if _, err := f.ReadAt(win, p); err != nil && err != io.EOF {
+				return 0, 0, false, err
+			}
+		}
+		h := win[p-winOff:]
+		n := int64(binary.LittleEndian.Uint32(h))
+		if n == 0 || n > MaxEntrySize || p+frameHeaderSize+n > size {
+			continue
+		}
+		v, k := binary.Uvarint(h[frameHeaderSize:min(int64(len(h)), frameHeaderSize+n)])
+		if k <= 0 || broker.Position(v) < want || broker.Position(v) >= maxPos {
+			continue
+		}
+		sum := crc32.New(castagnoli)
+		if _, err := io.Copy(sum, io.NewSectionReader(f, p+frameHeaderSize, n)); err != nil {
+			return 0, 0, false, err
+		}
+		if sum.Sum32() == binary.LittleEndian.Uint32(h[4:]) {
+			return p, broker.Position(v), true, nil
+		}
+	}
+	return 0, 0, false, nil
+}
 
 // readFrame reads the next frame (header and payload) from r, of which
 // left bytes remain in the file, into buf; n is the frame's length.

@@ -34,7 +34,7 @@ func openT(t testing.TB, o Options) *Journal {
 
 func TestContracts(t *testing.T) {
 	journaltest.Run(t, func(t *testing.T) (broker.Journal, func()) {
-		j := openT(t, Options{SegmentSize: 512})
+		j := openT(t, Options{SegmentSize: 512, FlushInterval: time.Hour})
 		return j, func() {
 			if err := j.Sync(); err != nil {
 				t.Fatalf("Sync: %v", err)
@@ -439,4 +439,214 @@ func TestCrashKeepsDurable(t *testing.T) {
 	}
 	j.Close()
 	crashed.Close() // stops its writer; the directory is not used again
+}
+
+// TestWriteFailureEndsWaits makes the sync of a batch fail: a waiter for
+// an entry of that batch learns it (WaitDurable returns the failure), Err
+// reports it, Append refuses, and the entries durable before stay.
+func TestWriteFailureEndsWaits(t *testing.T) {
+	var fail atomic.Bool
+	disk := errors.New("injected: no space left on device")
+	j := openT(t, Options{FlushInterval: time.Hour, Sync: func(*os.File) error {
+		if fail.Load() {
+			return disk
+		}
+		return nil
+	}})
+	defer j.Close()
+	want := fill(t, j, 0, 3)
+	pos, err := j.Append(journaltest.Entry(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := broker.WaitDurable(ctx, j, pos)
+		waited <- err
+	}()
+	fail.Store(true)
+	if err := j.Sync(); !errors.Is(err, broker.ErrJournalFailed) || !errors.Is(err, disk) {
+		t.Fatalf("Sync with a failing disk: %v", err)
+	}
+	if err := <-waited; !errors.Is(err, broker.ErrJournalFailed) || !errors.Is(err, disk) {
+		t.Fatalf("WaitDurable across a write failure: %v, want the failure", err)
+	}
+	if err := j.Err(); !errors.Is(err, broker.ErrJournalFailed) || !errors.Is(err, disk) {
+		t.Fatalf("Err after a write failure: %v", err)
+	}
+	if _, err := j.Append(journaltest.Entry(4)); !errors.Is(err, broker.ErrJournalFailed) {
+		t.Fatalf("Append after a write failure: %v", err)
+	}
+	if d := j.Durable(); d != pos {
+		t.Fatalf("Durable %d after the failure, want %d (the entries before it)", d, pos)
+	}
+	sameEntries(t, readAll(t, j), want)
+}
+
+// TestSecondCloseWaitsForLock starts a second Close while the first waits
+// for the writer's last sync, then holds the first in its checkpoint: the
+// second must not return before the first has released the directory
+// lock, so the directory opens again as soon as any Close returns.
+func TestSecondCloseWaitsForLock(t *testing.T) {
+	dir := t.TempDir()
+	var holdCommit, holdCheckpoint atomic.Bool
+	inCommit, commitGo := make(chan struct{}), make(chan struct{})
+	inCheckpoint, checkpointGo := make(chan struct{}), make(chan struct{})
+	j := openT(t, Options{Dir: dir, FlushInterval: time.Hour, Sync: func(f *os.File) error {
+		switch {
+		case strings.HasSuffix(f.Name(), ".journal") && holdCommit.CompareAndSwap(true, false):
+			close(inCommit)
+			<-commitGo
+		case strings.HasSuffix(f.Name(), ".tmp") && holdCheckpoint.CompareAndSwap(true, false):
+			close(inCheckpoint)
+			<-checkpointGo
+		}
+		return nil
+	}})
+	fill(t, j, 0, 2)
+	if _, err := j.Append(journaltest.Entry(2)); err != nil {
+		t.Fatal(err)
+	}
+	holdCommit.Store(true)
+	holdCheckpoint.Store(true)
+	first := make(chan error, 1)
+	go func() { first <- j.Close() }()
+	<-inCommit
+	second := make(chan error, 1)
+	go func() { second <- j.Close() }()
+	time.Sleep(50 * time.Millisecond) // the second Close sees the first under way
+	close(commitGo)
+	<-inCheckpoint
+	select {
+	case err := <-second:
+		_, oerr := Open(Options{Dir: dir, Name: "test"})
+		close(checkpointGo)
+		<-first
+		t.Fatalf("second Close returned (%v) while the first held the lock; Open then: %v", err, oerr)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(checkpointGo)
+	if err := <-first; err != nil {
+		t.Fatalf("first Close: %v", err)
+	}
+	if err := <-second; err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	j2 := openT(t, Options{Dir: dir})
+	j2.Close()
+}
+
+// TestDamageBeforeIntactNewestRefused damages an entry in the middle of
+// the newest segment: the intact, durable entries after it must not be
+// cut off as a torn tail; Open refuses with ErrCorrupt naming the file
+// and the damaged entry's offset. Damage to the last entry alone is
+// still a torn tail.
+func TestDamageBeforeIntactNewestRefused(t *testing.T) {
+	dir := t.TempDir()
+	j := openT(t, Options{Dir: dir, Sync: noSync})
+	want := fill(t, j, 0, 6)
+	offs := append([]int64(nil), j.segs[0].offsets...)
+	j.Close()
+	path := segFiles(t, dir)[0]
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, damage := range []struct {
+		name string
+		at   int64
+	}{
+		{"payload of entry 2", offs[2] + frameHeaderSize + 2},
+		{"length of entry 2", offs[2]},
+		{"CRC of entry 4", offs[4] + 5},
+	} {
+		bad := append([]byte(nil), orig...)
+		bad[damage.at] ^= 0x10
+		if err := os.WriteFile(path, bad, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		entry := offs[0]
+		for _, o := range offs {
+			if o <= damage.at {
+				entry = o
+			}
+		}
+		_, err := Open(Options{Dir: dir, Name: "test", Sync: noSync})
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), path) ||
+			!strings.Contains(err.Error(), "offset "+itoa(entry)+":") {
+			t.Fatalf("%s: Open = %v; want ErrCorrupt naming %s and offset %d", damage.name, err, path, entry)
+		}
+		if fi, _ := os.Stat(path); fi.Size() != int64(len(orig)) {
+			t.Fatalf("%s: the refused file was changed to %d bytes", damage.name, fi.Size())
+		}
+	}
+	// The same damage to the last entry is a torn tail.
+	bad := append([]byte(nil), orig...)
+	bad[offs[5]+frameHeaderSize+2] ^= 0x10
+	os.WriteFile(path, bad, 0o640)
+	j = openT(t, Options{Dir: dir, Sync: noSync})
+	defer j.Close()
+	sameEntries(t, readAll(t, j), want[:5])
+}
+
+// TestForgetIdlePublishers checks ForgetPublishersAfter: a publisher whose
+// last sequenced entry is older than it loses its high-water mark at
+// Open, whether the mark comes from the entries or, after retention
+// removed them, from the checkpoint; a recent one keeps it.
+func TestForgetIdlePublishers(t *testing.T) {
+	dir := t.TempDir()
+	j := openT(t, Options{Dir: dir, SegmentSize: 512, Sync: noSync})
+	now := time.Now()
+	old := &broker.Entry{Kind: broker.EntryPublish, Topic: "t", MessageType: "json", ClientName: "old", Sequence: 5, Time: now.Add(-48 * time.Hour), Body: []byte("{}")}
+	if _, err := j.Append(old); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 { // unsequenced filler: several segments
+		if _, err := j.Append(&broker.Entry{Kind: broker.EntryPublish, Topic: "t", MessageType: "json", Body: make([]byte, 100)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recent := &broker.Entry{Kind: broker.EntryPublish, Topic: "t", MessageType: "json", ClientName: "new", Sequence: 7, Time: now, Body: []byte("{}")}
+	if _, err := j.Append(recent); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	_, next := j.Bounds()
+	if first, err := j.Truncate(next); err != nil || first <= old.Position {
+		t.Fatalf("Truncate kept from %d (%v); the old publisher's entry at %d must be gone", first, err, old.Position)
+	}
+	j.Close()
+
+	j = openT(t, Options{Dir: dir, SegmentSize: 512, Sync: noSync})
+	if hw := j.HighWaters(); len(hw) != 2 || hw["old"] != 5 || hw["new"] != 7 {
+		t.Fatalf("marks without ForgetPublishersAfter: %v, want old 5 (from the checkpoint) and new 7", hw)
+	}
+	j.Close()
+	j = openT(t, Options{Dir: dir, SegmentSize: 512, Sync: noSync, ForgetPublishersAfter: 24 * time.Hour})
+	defer j.Close()
+	if hw := j.HighWaters(); len(hw) != 1 || hw["new"] != 7 {
+		t.Fatalf("marks with ForgetPublishersAfter 24h: %v, want only new 7", hw)
+	}
+}
+
+func TestStatsCountSyncs(t *testing.T) {
+	j := openT(t, Options{Dir: t.TempDir(), FlushInterval: time.Hour})
+	if n := j.Stats().Syncs; n != 0 {
+		t.Fatalf("a new journal counts %d syncs", n)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := j.Append(&broker.Entry{Kind: broker.EntryPublish, Topic: "t", MessageType: "json", Body: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := j.Stats().Syncs; n != 3 {
+		t.Errorf("three synced batches counted as %d syncs", n)
+	}
 }

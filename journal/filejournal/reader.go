@@ -35,7 +35,9 @@ func (j *Journal) DurableChanged() <-chan struct{} {
 // Done implements broker.Journal.
 func (j *Journal) Done() <-chan struct{} { return j.done }
 
-// FindTime implements broker.Journal. Only durable entries are searched.
+// FindTime implements broker.Journal: the durable entries are searched
+// through the segments' indexes, then the entries not yet durable
+// through their times kept since Append; next when every entry is older.
 func (j *Journal) FindTime(t time.Time) (broker.Position, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -48,7 +50,8 @@ func (j *Journal) FindTime(t time.Time) (broker.Position, error) {
 			return s.first + broker.Position(i), nil
 		}
 	}
-	return j.durable, nil
+	i := sort.Search(len(j.unsynced), func(i int) bool { return j.unsynced[i] >= us })
+	return j.durable + broker.Position(i), nil
 }
 
 // NewCursor implements broker.Journal.
@@ -87,7 +90,7 @@ func (j *Journal) Truncate(before broker.Position) (broker.Position, error) {
 		n++
 	}
 	gone := j.segs[:n:n]
-	high := maps.Clone(j.high)
+	high, seen := maps.Clone(j.high), maps.Clone(j.seen)
 	j.segs = j.segs[n:]
 	for _, s := range gone {
 		j.totalBytes -= s.size
@@ -99,7 +102,7 @@ func (j *Journal) Truncate(before broker.Position) (broker.Position, error) {
 	}
 	// Should this fail, the files stay; they are whole, and the next Open
 	// takes them back into the journal.
-	if err := j.writeCheckpoint(high); err != nil {
+	if err := j.writeCheckpoint(high, seen); err != nil {
 		return first, err
 	}
 	for _, s := range gone {
@@ -123,21 +126,24 @@ func (j *Journal) Stats() broker.JournalStats {
 	defer j.mu.Unlock()
 	return broker.JournalStats{Bytes: j.totalBytes, Segments: len(j.segs),
 		Entries: int64(j.durable - j.segs[0].first), First: j.segs[0].first,
-		Next: j.next, Durable: j.durable, Cursors: len(j.cursors)}
+		Next: j.next, Durable: j.durable, Cursors: len(j.cursors), Syncs: j.syncs}
 }
 
 // Close implements broker.Journal: it makes the pending batch durable,
 // stops the writer, checkpoints the high-water marks and releases the
 // directory lock.
+//
+// Done is closed last, once the lock is released: a Close during or after
+// the first waits for it, so when any Close returns the directory may be
+// opened again.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	if j.closing {
 		j.mu.Unlock()
-		<-j.stopped
+		<-j.done
 		return nil
 	}
 	j.closing = true
-	close(j.done)
 	j.roomCond.Broadcast()
 	j.mu.Unlock()
 	j.wake()
@@ -146,9 +152,10 @@ func (j *Journal) Close() error {
 	defer j.truncMu.Unlock()
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	defer close(j.done)
 	err := j.failed
 	if err == nil {
-		err = j.writeCheckpoint(j.high)
+		err = j.writeCheckpoint(j.high, j.seen)
 	}
 	j.closed = true
 	j.notifyLocked()
@@ -254,4 +261,11 @@ func (c *cursor) Close() error {
 		return c.f.Close()
 	}
 	return nil
+}
+
+// Err implements broker.Journal.
+func (j *Journal) Err() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.failed
 }

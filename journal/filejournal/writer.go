@@ -44,6 +44,7 @@ func (j *Journal) Append(e *broker.Entry) (broker.Position, error) {
 		j.wake()
 	}
 	j.pendMetas = append(j.pendMetas, pendMeta{size: len(j.pending) - before, time: micros(e.Time), client: e.ClientName, seq: e.Sequence})
+	j.unsynced = append(j.unsynced, micros(e.Time))
 	if len(j.pending) >= j.opts.BatchBytes {
 		j.wake()
 	}
@@ -110,8 +111,9 @@ func (j *Journal) run() {
 		}
 		if err := j.commit(); err != nil {
 			j.mu.Lock()
-			j.failed = fmt.Errorf("journal write failed, nothing more is durable: %w", err)
+			j.failed = fmt.Errorf("%w: %w", broker.ErrJournalFailed, err)
 			j.pending, j.pendMetas = nil, nil
+			j.log.Error("journal write failed; nothing more will be durable", "dir", j.opts.Dir, "durable", j.durable, "err", err)
 			j.notifyLocked()
 			j.roomCond.Broadcast()
 			j.mu.Unlock()
@@ -172,12 +174,12 @@ func (j *Journal) commit() error {
 			seg.offsets = append(seg.offsets, size)
 			seg.times = append(seg.times, m.time)
 			size += int64(m.size)
-			if m.client != "" && m.seq > j.high[m.client] {
-				j.high[m.client] = m.seq
-			}
+			j.notePublisher(m.client, m.seq, m.time)
 		}
 		j.totalBytes += size - seg.size
+		j.syncs++
 		seg.size = size
+		j.unsynced = j.unsynced[k-i:]
 		pos += broker.Position(k - i)
 		j.durable = pos
 		j.notifyLocked()

@@ -39,12 +39,37 @@ func Same(got, want *broker.Entry) error {
 	return nil
 }
 
+// ReadAll returns every durable entry of j from its first retained
+// position, failing t on any error but the caught-up end.
+func ReadAll(t testing.TB, j broker.Journal) []broker.Entry {
+	t.Helper()
+	first, _ := j.Bounds()
+	c, err := j.NewCursor(first)
+	if err != nil {
+		t.Fatalf("NewCursor(%d): %v", first, err)
+	}
+	defer c.Close()
+	var out []broker.Entry
+	for {
+		e, err := c.Next()
+		if errors.Is(err, broker.ErrCaughtUp) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("Next at %d: %v", c.Position(), err)
+		}
+		out = append(out, e)
+	}
+}
+
 // Run checks j's contracts.
 func Run(t *testing.T, open Open) {
 	t.Run("AppendRead", func(t *testing.T) { appendRead(t, open) })
 	t.Run("FindTime", func(t *testing.T) { findTime(t, open) })
 	t.Run("WaitDurable", func(t *testing.T) { waitDurable(t, open) })
 	t.Run("Closed", func(t *testing.T) { closed(t, open) })
+	t.Run("DurableAtClose", func(t *testing.T) { durableAtClose(t, open) })
+	t.Run("SecondClose", func(t *testing.T) { secondClose(t, open) })
 }
 
 func appendAll(t *testing.T, j broker.Journal, n int) []broker.Entry {
@@ -98,6 +123,9 @@ func appendRead(t *testing.T, open Open) {
 	if _, err := j.NewCursor(first - 1); !errors.Is(err, broker.ErrBookmarkNotFound) {
 		t.Fatalf("NewCursor before the head: %v", err)
 	}
+	if err := j.Err(); err != nil {
+		t.Fatalf("Err of a healthy journal: %v", err)
+	}
 	hw := j.HighWaters()
 	if hw["pub0"] != 49 || hw["pub1"] != 50 || hw["pub2"] != 48 || len(hw) != 3 {
 		t.Fatalf("HighWaters %v", hw)
@@ -139,6 +167,32 @@ func findTime(t *testing.T, open Open) {
 		got, err := j.FindTime(tc.at)
 		if err != nil || got != tc.want {
 			t.Errorf("FindTime(%v) = %d, %v; want %d", tc.at, got, err, tc.want)
+		}
+	}
+	// Entries not yet durable count too: the answer is the first entry at
+	// or after t whatever its state, and Bounds' next only past them all.
+	var late []broker.Position
+	for i := range 2 {
+		e := Entry(10 + i)
+		e.Time = base.Add(time.Duration(20+i) * time.Second)
+		p, err := j.Append(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		late = append(late, p)
+	}
+	_, next := j.Bounds()
+	for _, tc := range []struct {
+		at   time.Time
+		want broker.Position
+	}{
+		{base.Add(10 * time.Second), late[0]},
+		{base.Add(21 * time.Second), late[1]},
+		{base.Add(time.Hour), next},
+	} {
+		got, err := j.FindTime(tc.at)
+		if err != nil || got != tc.want {
+			t.Errorf("FindTime(%v) with entries appended after the last sync = %d, %v; want %d (next %d)", tc.at, got, err, tc.want, next)
 		}
 	}
 }
@@ -188,5 +242,66 @@ func closed(t *testing.T, open Open) {
 	}
 	if err := j.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// durableAtClose waits for an entry that only Close makes durable: the
+// wait must end with the entry durable, not with ErrJournalClosed.
+func durableAtClose(t *testing.T, open Open) {
+	j, _ := open(t)
+	want := appendAll(t, j, 3)
+	last := want[2].Position
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		d, err := broker.WaitDurable(ctx, j, last)
+		if err == nil && d <= last {
+			err = fmt.Errorf("WaitDurable returned %d, not above %d", d, last)
+		}
+		done <- err
+	}()
+	// Let the waiter block before Close (if it did not, the test still
+	// holds, it only checks less).
+	time.Sleep(20 * time.Millisecond)
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("WaitDurable for an entry Close made durable: %v", err)
+	}
+	if d := j.Durable(); d <= last {
+		t.Fatalf("Durable after Close %d, not above the last entry %d", d, last)
+	}
+	select {
+	case <-j.Done():
+	default:
+		t.Fatal("Done not closed after Close returned")
+	}
+}
+
+// secondClose checks that a Close racing the first returns only once the
+// first has finished (both return nil), and that closing stays idempotent.
+func secondClose(t *testing.T, open Open) {
+	j, _ := open(t)
+	appendAll(t, j, 3)
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			err := j.Close()
+			if err == nil {
+				select {
+				case <-j.Done():
+				default:
+					err = errors.New("Close returned before Done was closed")
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent Close: %v", err)
+		}
 	}
 }

@@ -1,0 +1,631 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ampsbroker/ampsbroker/filter"
+	"github.com/ampsbroker/ampsbroker/internal/jsondelta"
+	"github.com/ampsbroker/ampsbroker/protocol"
+)
+
+// Bookmark replay (replay spec §7.3–§7.5). A bookmark subscription to
+// journaled topics is not in the router at all: it is a cursor over the
+// journal, read by a goroutine of its own at the pace its connection
+// takes the messages. Replayed and new messages come out of the same
+// loop, so the hand-off from replay to live can neither skip nor repeat
+// an entry; the cursor returns only durable entries, so a subscriber never
+// sees a message a crash could take back (AMPS's default, without "live").
+// Because the loop waits for the connection's queue to drain before it
+// queues more, a subscriber that is far behind never grows its queue: it
+// is never cut off as a slow consumer for being behind, and it holds
+// nobody else up.
+
+// Tuning of replays.
+const (
+	// replayQueueBytes is how full a connection's outbound queue may be
+	// before its replays wait for the writer (or half the queue's budget,
+	// when that is less): enough to keep a fast connection busy between
+	// wake-ups, far below the budget so that live messages for the
+	// connection's other subscriptions still fit.
+	replayQueueBytes = 256 << 10
+	// replayPersistedInterval is the least time between two "persisted"
+	// acks of one bookmark subscription (§7.4: from time to time, and
+	// only when the point moved).
+	replayPersistedInterval = time.Second
+)
+
+// replayPlan is where a bookmark subscription's replay starts and ends.
+type replayPlan struct {
+	start Position
+	// t0 is the journal's tail when the subscription was made: reaching
+	// it is when "completed" is sent (for a range, its end is).
+	t0 Position
+	// skipBefore skips entries older than it (skipEqual: not newer), for
+	// a timestamp start the journal has no entry at or after yet.
+	skipBefore time.Time
+	skipEqual  bool
+	// A range's end: a position (endIncl: the entry at it included)
+	// and/or a time (endTimeIncl: entries at that time included). An
+	// entry is past the end when it is past every end point given.
+	hasEnd, endIncl         bool
+	end                     Position
+	hasEndTime, endTimeIncl bool
+	endTime                 time.Time
+	// fellBack is set when no start point was found and
+	// bookmark_not_found chose the start.
+	fellBack bool
+}
+
+// planReplay resolves spec against j, whose bookmarks carry id. notFound
+// is the bookmark_not_found option ("now" when empty). It returns the
+// plan, or a failure reason.
+func planReplay(j Journal, id uint64, spec bookmarkSpec, notFound string) (replayPlan, string, error) {
+	first, next := j.Bounds()
+	p := replayPlan{t0: next}
+	found := false
+	for _, pt := range spec.start {
+		// Without a range, a bookmark names the last message the client
+		// has (replay starts after it) and a timestamp the first it
+		// wants; a range says which with its bracket.
+		excl := pt.kind == bmBookmark || pt.kind == bmNow
+		if spec.isRange {
+			excl = spec.startExcl
+		}
+		pos, skip, ok, err := startOf(j, id, pt, excl, first, next)
+		if err != nil {
+			return p, "", err
+		}
+		if ok && (!found || pos < p.start || pos == p.start && p.skipBefore.After(skip)) {
+			p.start, found = pos, true
+			p.skipBefore, p.skipEqual = time.Time{}, false
+			if !skip.IsZero() && pos == next {
+				// The journal has no entry at or after the time yet:
+				// the entries still to come that are older are skipped.
+				p.skipBefore, p.skipEqual = skip, excl
+			}
+		}
+	}
+	if !found {
+		switch notFound {
+		case "fail":
+			return p, ReasonBookmarkNotFound, nil
+		case "epoch":
+			p.start = first
+		default: // "now"
+			p.start = next
+		}
+		p.fellBack = true
+	}
+	if !spec.isRange {
+		return p, "", nil
+	}
+	for _, pt := range spec.end {
+		switch pt.kind {
+		case bmTimestamp:
+			if !p.hasEndTime || pt.t.After(p.endTime) {
+				p.hasEndTime, p.endTime, p.endTimeIncl = true, pt.t, spec.endIncl
+			}
+			continue
+		case bmEpoch:
+			pt.kind, pt.text = bmBookmark, ""
+		}
+		var end Position
+		incl := spec.endIncl
+		switch pt.kind {
+		case bmNow:
+			end, incl = next, false // the tail when the command came
+		case bmBookmark:
+			if pt.text == "" { // "0": before every entry
+				end, incl = first, false
+				break
+			}
+			pos, err := ParseBookmark(id, pt.text)
+			if err != nil || pos < first || pos >= next {
+				return p, ReasonBookmarkNotFound, nil
+			}
+			end = pos
+		}
+		if !p.hasEnd || end > p.end || end == p.end && incl {
+			p.hasEnd, p.end, p.endIncl = true, end, incl
+		}
+	}
+	return p, "", nil
+}
+
+// startOf is where replay starts for one start point: at the entry it
+// names (after it, with excl). skip is a timestamp point's time.
+func startOf(j Journal, id uint64, pt bmPoint, excl bool, first, next Position) (pos Position, skip time.Time, ok bool, err error) {
+	switch pt.kind {
+	case bmEpoch:
+		return first, time.Time{}, true, nil
+	case bmNow:
+		if !excl && next > first {
+			return next - 1, time.Time{}, true, nil // the last entry
+		}
+		return next, time.Time{}, true, nil
+	case bmTimestamp:
+		pos, err := j.FindTime(pt.t)
+		if err != nil {
+			return 0, time.Time{}, false, fmt.Errorf("find time %s: %w", pt.t.Format(time.RFC3339Nano), err)
+		}
+		return pos, pt.t, true, nil
+	}
+	pos, perr := ParseBookmark(id, pt.text)
+	if perr != nil || pos < first || pos >= next {
+		return 0, time.Time{}, false, nil // not in the retained journal
+	}
+	if excl {
+		pos++
+	}
+	return pos, time.Time{}, true, nil
+}
+
+// ReasonBookmarkNotFound is the failure reason of a bookmark subscription
+// whose start is not in the journal when it asked for
+// bookmark_not_found=fail, or whose range end is not in the journal.
+const ReasonBookmarkNotFound = "bookmark not found"
+
+// replay is one bookmark subscription's reader.
+type replay struct {
+	ep   *endpoint // the subscriber
+	mt   string    // its message type
+	j    Journal
+	id   uint64 // the journal's bookmark id
+	sub  *subscription
+	cur  Cursor
+	plan replayPlan
+	// cid is the subscribe command's id, for its later acks.
+	cid                     string
+	wantCompleted, wantPers bool
+
+	// target addresses the subscription's deliveries.
+	target *target
+	// matcher evaluates sub's filter on an entry's fields.
+	ex       *filter.Extractor
+	matcher  *filter.Matcher
+	fields   *filter.Fields
+	readable map[string]bool // regex topics' read entitlement, asked once
+
+	// passed is the position of the last entry the cursor went past
+	// (delivered or not), acked the one the last "persisted" ack named.
+	passed, acked Position
+	lastAck       time.Time
+	completed     bool
+	// uncounted is set once the replay has left the replaying count.
+	uncounted bool
+
+	stop     chan struct{} // closed to stop the reader
+	stopOnce sync.Once
+	done     chan struct{} // closed when it has stopped
+	// ended is set when a range has been replayed to its end: the
+	// subscription is over (what it queued is still delivered), and its
+	// id free for another.
+	ended atomic.Bool
+}
+
+// replayReadableCache bounds the regex topics whose read entitlement a
+// replay remembers; beyond it the cache starts over.
+const replayReadableCache = 4096
+
+// newReplay makes the reader of a bookmark subscription sub of ep, whose
+// messages are of type mt, from bm (the bookmark_not_found option is
+// notFound). It returns the failure reason of a bookmark that cannot be
+// resolved, after logging why. The reader is not started.
+func (b *Broker) newReplay(ep *endpoint, mt string, sub *subscription, bm, notFound string) (*replay, string) {
+	j := b.opts.Journal
+	spec, err := parseBookmarkSpec(bm)
+	if err != nil {
+		ep.log.Info("subscribe refused: malformed bookmark", "sub_id", sub.id, "bookmark", logText(bm), "err", err)
+		return nil, ReasonInvalidBookmark
+	}
+	plan, reason, err := planReplay(j, b.jid, spec, notFound)
+	if err != nil {
+		ep.log.Error("subscribe refused: journal lookup failed", "sub_id", sub.id, "bookmark", logText(bm), "err", err)
+		return nil, ReasonJournalFailed
+	}
+	if reason != "" {
+		ep.log.Info("subscribe refused", "sub_id", sub.id, "bookmark", logText(bm), "reason", reason)
+		return nil, reason
+	}
+	cur, err := j.NewCursor(plan.start)
+	if err != nil {
+		// Retention removed the start since it was resolved, or the
+		// journal closed.
+		ep.log.Info("subscribe refused: cannot read the journal from the bookmark", "sub_id", sub.id, "position", plan.start, "err", err)
+		return nil, ReasonBookmarkNotFound
+	}
+	if plan.fellBack {
+		ep.log.Info("bookmark not found; replay starts where bookmark_not_found says", "sub_id", sub.id, "client_name", ep.name,
+			"bookmark", logText(bm), "bookmark_not_found", cmpOr(notFound, "now"))
+	}
+	r := &replay{
+		ep: ep, mt: mt, j: j, id: b.jid, sub: sub, cur: cur, plan: plan,
+		passed: plan.start - 1, acked: plan.start - 1,
+		target: &target{ep: ep, subs: []*subscription{sub}, sids: subIDs([]*subscription{sub})},
+		stop:   make(chan struct{}), done: make(chan struct{}),
+	}
+	if sub.filter != nil {
+		// compileFilter has checked that this message type's extractor
+		// takes the filter's paths.
+		r.ex, _ = filter.NewExtractor(mt, sub.filter.Paths())
+		r.matcher, _ = sub.filter.Bind(r.ex)
+		r.fields = r.ex.NewFields()
+	}
+	sub.replay = r
+	return r, ""
+}
+
+// start runs the reader. The broker waits for it at Shutdown; its owner
+// stops it with halt or stopNow.
+func (r *replay) start() {
+	b := r.ep.b
+	b.replaying.Add(1)
+	b.wg.Add(1) // the owner (a session or client) is counted too, so Wait has not returned
+	go r.run()
+}
+
+// startReplay makes sub, a subscribe with a bookmark on journaled topics,
+// a replay of the journal (old is the subscription "replace" swaps out),
+// and acks the command. A bookmark that cannot be resolved fails it.
+func (s *session) startReplay(h *protocol.Header, sub, old *subscription, fill func(*protocol.Header), opts []string) {
+	r, reason := s.b.newReplay(&s.endpoint, s.mt, sub, h.Bookmark, optionValue(opts, "bookmark_not_found"))
+	if reason != "" {
+		s.fail(h, reason, fill)
+		return
+	}
+	want := parseAcks(h.AckType)
+	r.cid, r.wantCompleted, r.wantPers = h.CommandID, want&ackCompleted != 0, want&ackPersisted != 0
+	if old != nil {
+		s.dropSubs(old)
+	}
+	s.subs[sub.id] = sub
+	s.nsubs.Store(int64(len(s.subs)))
+	s.status(clientStatus{Event: h.Command, Topic: h.Topic, Filter: h.Filter, Options: h.Options, SubID: sub.id, CorrelationID: h.CorrelationID})
+	// "processed" now, before any replayed message; "completed" and
+	// "persisted" come from the reader as the replay gets there.
+	s.acks(h, want&^(ackCompleted|ackPersisted), protocol.StatusSuccess, "", fill)
+	r.start()
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// halt stops the reader and waits until it has, so that nothing of the
+// subscription is queued after the caller's next message.
+func (r *replay) halt() {
+	r.stopNow()
+	<-r.done
+}
+
+// stopNow tells the reader to stop, without waiting: for a caller that
+// may be on the reader's own goroutine (a close path).
+func (r *replay) stopNow() {
+	r.stopOnce.Do(func() { close(r.stop) })
+}
+
+// run reads the journal until the subscription ends: unsubscribed, its
+// connection gone, its range done, or the journal closed.
+func (r *replay) run() {
+	defer r.ep.b.wg.Done()
+	defer close(r.done)
+	defer r.caughtUp()
+	defer func() { r.cur.Close() }() // the cursor of the moment: an overrun replaces it
+	var ackTimer, endTimer *time.Timer
+	defer func() {
+		for _, t := range []*time.Timer{ackTimer, endTimer} {
+			if t != nil {
+				t.Stop()
+			}
+		}
+	}()
+	room := min(replayQueueBytes, max(r.ep.q.limit/2, 1))
+	for {
+		if r.sub.removed.Load() {
+			return
+		}
+		if r.pastEndAt(r.cur.Position()) {
+			r.finish()
+			return
+		}
+		if !r.plan.hasEnd && !r.plan.hasEndTime && r.cur.Position() >= r.plan.t0 {
+			r.complete()
+		}
+		changed := r.j.DurableChanged()
+		e, err := r.cur.Next()
+		switch {
+		case err == nil:
+			if !r.plan.hasEnd && !r.plan.hasEndTime && e.Position >= r.plan.t0 {
+				r.complete() // positions may skip: t0 itself need not exist
+			}
+			if r.pastEnd(&e) {
+				r.finish()
+				return
+			}
+			if !r.deliver(&e, room) {
+				return
+			}
+			r.passed = e.Position
+			if r.plan.hasEnd && r.plan.endIncl && e.Position >= r.plan.end {
+				r.finish()
+				return
+			}
+			r.persistedAck(false)
+			continue
+		case errors.Is(err, ErrCaughtUp):
+		case errors.Is(err, ErrCursorOverrun):
+			// A bounded journal dropped entries before this reader got
+			// to them: they are gone, as a bookmark in a removed file
+			// is (§7.8); go on from the oldest entry still there.
+			first, _ := r.j.Bounds()
+			r.ep.log.Warn("bookmark replay overrun: the journal dropped entries it had not read", "sub_id", r.sub.id, "at", r.cur.Position(), "resume", first)
+			r.cur.Close()
+			if r.cur, err = r.j.NewCursor(first); err != nil {
+				r.ep.log.Warn("bookmark replay ends: journal unreadable", "sub_id", r.sub.id, "err", err)
+				return
+			}
+			continue
+		default:
+			if !errors.Is(err, ErrJournalClosed) {
+				r.ep.log.Error("bookmark replay ends: journal read failed", "sub_id", r.sub.id, "at", r.cur.Position(), "err", err)
+			}
+			return
+		}
+		// Caught up with the durable tail: everything before it has been
+		// delivered or passed.
+		if !r.plan.hasEnd && !r.plan.hasEndTime && r.j.Durable() >= r.plan.t0 {
+			r.complete()
+		}
+		if r.timeEndPassed() {
+			r.finish()
+			return
+		}
+		var ackC, endC <-chan time.Time
+		if r.persistedAck(false) {
+			// A move of the point waits for the interval to pass.
+			ackTimer = resetTimer(ackTimer, time.Until(r.lastAck.Add(replayPersistedInterval)))
+			ackC = ackTimer.C
+		}
+		if r.plan.hasEndTime {
+			endTimer = resetTimer(endTimer, time.Until(r.plan.endTime)+time.Millisecond)
+			endC = endTimer.C
+		}
+		select {
+		case <-changed:
+		case <-ackC:
+			r.persistedAck(true)
+		case <-endC:
+		case <-r.j.Done():
+			return
+		case <-r.stop:
+			return
+		}
+	}
+}
+
+// resetTimer returns t (made when nil) set to fire after d.
+func resetTimer(t *time.Timer, d time.Duration) *time.Timer {
+	if t == nil {
+		return time.NewTimer(d)
+	}
+	t.Reset(d)
+	return t
+}
+
+// pastEndAt reports whether a range whose end is a position is done once
+// the cursor is at pos.
+func (r *replay) pastEndAt(pos Position) bool {
+	p := &r.plan
+	if !p.hasEnd || p.hasEndTime {
+		return false // a time end is judged per entry
+	}
+	return pos > p.end || pos == p.end && !p.endIncl
+}
+
+// pastEnd reports whether e is beyond the range's end: beyond every end
+// point the range gave.
+func (r *replay) pastEnd(e *Entry) bool {
+	p := &r.plan
+	if !p.hasEnd && !p.hasEndTime {
+		return false
+	}
+	if p.hasEnd && (e.Position < p.end || e.Position == p.end && p.endIncl) {
+		return false
+	}
+	if p.hasEndTime && (e.Time.Before(p.endTime) || e.Time.Equal(p.endTime) && p.endTimeIncl) {
+		return false
+	}
+	return true
+}
+
+// timeEndPassed reports, for a range that ends at a time, whether that
+// time has passed with every entry appended by then read: no later entry
+// can be inside the range.
+func (r *replay) timeEndPassed() bool {
+	p := &r.plan
+	if !p.hasEndTime {
+		return false
+	}
+	now := time.Now()
+	if now.Before(p.endTime) || now.Equal(p.endTime) && p.endTimeIncl {
+		return false
+	}
+	_, next := r.j.Bounds() // entries from here on are stamped after now
+	if p.hasEnd && r.cur.Position() <= p.end {
+		return false // the position end is still ahead
+	}
+	return r.cur.Position() >= next
+}
+
+// deliver queues e for the subscription when it takes it, first waiting
+// until the connection's queue holds at most room bytes. It reports false
+// when the subscription or its connection has ended.
+func (r *replay) deliver(e *Entry, room int) bool {
+	if !r.takes(e) {
+		return true
+	}
+	if !r.ep.q.waitRoom(room, r.stop) {
+		return false
+	}
+	sub := r.sub
+	body := e.Body
+	if sub.sel != nil {
+		if p, err := jsondelta.Select(body, sub.sel); err == nil {
+			body = p
+		}
+	}
+	h := protocol.Header{
+		Command:       protocol.CmdP,
+		Topic:         e.Topic,
+		Bookmark:      FormatBookmark(r.id, e.Position),
+		CorrelationID: e.CorrelationID,
+	}
+	if !sub.noKey {
+		h.SOWKey = e.SOWKey
+	}
+	if sub.stamp {
+		h.Timestamp = timestamp(e.Time.UnixNano())
+	}
+	// A recycled delivery, like a live one: the writer splices in the
+	// subscription's id and gives the buffer back once written, so a
+	// replay running flat out leaves the collector little to do.
+	d := newPooledMessage(&h, body)
+	d.setPosition(r.ep.b, e.Position) // for an in-process handler's Message.Bookmark
+	return r.ep.enqueueDelivery(d, r.target)
+}
+
+// takes reports whether the subscription gets e: a publish of its
+// message type, on its topic (or one its regex matches and its user may
+// read), that its filter takes, and not before a timestamp start.
+func (r *replay) takes(e *Entry) bool {
+	sub, p := r.sub, &r.plan
+	if e.Kind != EntryPublish || e.MessageType != r.mt {
+		return false
+	}
+	if !p.skipBefore.IsZero() {
+		if e.Time.Before(p.skipBefore) || p.skipEqual && e.Time.Equal(p.skipBefore) {
+			return false
+		}
+		p.skipBefore = time.Time{} // times never go back: the rest is later
+	}
+	if sub.re == nil {
+		if e.Topic != sub.topic {
+			return false
+		}
+	} else {
+		if !sub.re.MatchString(e.Topic) {
+			return false
+		}
+		if sub.readable != nil {
+			ok, seen := r.readable[e.Topic]
+			if !seen {
+				if r.readable == nil || len(r.readable) >= replayReadableCache {
+					r.readable = make(map[string]bool)
+				}
+				ok = sub.readable(e.Topic)
+				r.readable[e.Topic] = ok
+			}
+			if !ok {
+				return false
+			}
+		}
+	}
+	if r.matcher != nil {
+		r.ex.Extract(e.Body, r.fields)
+		env := filter.Env{Topic: e.Topic, Size: len(e.Body), ClientName: e.ClientName, InstanceName: r.ep.b.opts.Name}
+		if !r.matcher.Match(r.fields, &env) {
+			return false
+		}
+	}
+	return true
+}
+
+// subAck queues an ack of the subscription (completed or persisted),
+// with its sub_id, the command's cid and a bookmark.
+func (r *replay) subAck(ackType string, pos Position) {
+	m, size := ownMessage(&protocol.Header{
+		Command:   protocol.CmdAck,
+		CommandID: r.cid,
+		SubID:     r.sub.id,
+		AckType:   ackType,
+		Status:    protocol.StatusSuccess,
+		Bookmark:  FormatBookmark(r.id, pos),
+	}, nil)
+	r.ep.enqueue(outItem{m: m, size: size})
+}
+
+// complete sends "completed", once, when asked for: the replay has
+// reached the journal's tail as it was when the subscription was made.
+// Its bookmark is the last entry before that tail.
+func (r *replay) complete() {
+	if r.completed {
+		return
+	}
+	r.completed = true
+	r.caughtUp()
+	if r.wantCompleted {
+		r.subAck(protocol.AckCompleted, r.plan.t0-1)
+	}
+}
+
+// caughtUp takes the replay out of Stats.ReplayingSubscriptions, once:
+// it has replayed what the journal held when it was made (or it ended).
+func (r *replay) caughtUp() {
+	if !r.uncounted {
+		r.uncounted = true
+		r.ep.b.replaying.Add(-1)
+	}
+}
+
+// finish ends a range whose end was reached: "completed" (with the last
+// point passed), and the subscription is over; its id is free again.
+func (r *replay) finish() {
+	r.persistedAck(true)
+	if !r.completed && r.wantCompleted {
+		r.completed = true
+		r.subAck(protocol.AckCompleted, r.passed)
+	}
+	r.caughtUp()
+	r.ended.Store(true)
+}
+
+// persistedAck sends a "persisted" ack naming the last entry passed, when
+// asked for and the point moved, at most once per
+// replayPersistedInterval; with force, whatever the interval. It reports
+// whether an ack is still due (the point moved, the interval has not
+// passed).
+func (r *replay) persistedAck(force bool) (due bool) {
+	if !r.wantPers || r.passed <= r.acked {
+		return false
+	}
+	if !force && time.Since(r.lastAck) < replayPersistedInterval {
+		return true
+	}
+	r.subAck(protocol.AckPersisted, r.passed)
+	r.acked, r.lastAck = r.passed, time.Now()
+	return false
+}
+
+// replays reports whether the subscribing command h is a bookmark
+// subscription that replays the journal: a subscribe with a bookmark, on
+// a broker with a journal, to a regex topic (which only ever takes
+// journaled topics from the journal) or a journaled literal topic. A
+// bookmark subscription to a literal topic that is not journaled follows
+// Options.BookmarkFallback, as on a broker without a journal (§7.5).
+func (s *session) replays(h *protocol.Header) bool {
+	if s.b.opts.Journal == nil || h.Command != protocol.CmdSubscribe || h.Bookmark == "" {
+		return false
+	}
+	opts := splitOptions(h.Options)
+	if !s.b.opts.NoRegexTopics && !hasOption(opts, "non_regex_topic") && isRegexTopic(h.Topic) {
+		return true
+	}
+	return s.b.journaled(s.mt, h.Topic)
+}
