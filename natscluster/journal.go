@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ampsbroker/ampsbroker/broker"
@@ -163,24 +164,26 @@ type Journal struct {
 	kv       jetstream.KeyValue
 	subjects Subjects
 	log      *slog.Logger
-	done     chan struct{}
-	ctx      context.Context // ends at Close: cancels requests in progress
+	done     chan struct{}   // closed when Close has finished
+	ctx      context.Context // ends when Close starts: cancels requests in progress
 	cancel   context.CancelFunc
 	window   chan struct{} // one token per append in flight
 	inflight sync.WaitGroup
+	acks     atomic.Int64 // acknowledgements received (Stats' Syncs)
 
 	sendMu   sync.Mutex // stamps times and sends in one order
 	lastTime time.Time  // guarded by sendMu
 
-	mu      sync.Mutex
-	closed  bool
-	first   broker.Position
-	durable broker.Position
-	changed chan struct{}
-	high    map[string]uint64
-	cursors map[*cursor]struct{}
-	tail    jetstream.ConsumeContext // the follower; see follow
-	stats   broker.JournalStats      // last figures read from the stream
+	mu       sync.Mutex
+	closed   bool // Close has started
+	finished bool // Close has finished
+	first    broker.Position
+	durable  broker.Position
+	changed  chan struct{}
+	high     map[string]uint64
+	cursors  map[*cursor]struct{}
+	tail     jetstream.ConsumeContext // the follower; see follow
+	stats    broker.JournalStats      // last figures read from the stream
 }
 
 var _ broker.Journal = (*Journal)(nil)
@@ -494,6 +497,9 @@ func (j *Journal) get(ctx context.Context, seq uint64) (broker.Entry, error) {
 func (j *Journal) advance(seq uint64, client string, sequence uint64) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if j.finished { // Durable no longer changes once Done is closed
+		return
+	}
 	if client != "" && sequence > j.high[client] {
 		j.high[client] = sequence
 	}
@@ -545,7 +551,7 @@ func (j *Journal) AppendAsync(e *broker.Entry, done func(broker.Position, error)
 	j.mu.Unlock()
 	select {
 	case j.window <- struct{}{}:
-	case <-j.done:
+	case <-j.ctx.Done(): // Close has started
 		j.inflight.Done()
 		return broker.ErrJournalClosed
 	}
@@ -580,6 +586,7 @@ func (j *Journal) AppendAsync(e *broker.Entry, done func(broker.Position, error)
 		var err error
 		select {
 		case ack := <-fut.Ok():
+			j.acks.Add(1)
 			j.advance(ack.Sequence, client, sequence)
 			pos = broker.Position(ack.Sequence)
 		case ackErr := <-fut.Err():
@@ -615,6 +622,12 @@ func (j *Journal) DurableChanged() <-chan struct{} {
 
 // Done implements broker.Journal.
 func (j *Journal) Done() <-chan struct{} { return j.done }
+
+// Err implements broker.Journal: always nil. JetStream's failures are per
+// append (Append or AppendAsync's done reports each, and Durable never
+// waits for an entry that failed), so the journal has no failed state: an
+// append after a lost acknowledgement may well succeed.
+func (j *Journal) Err() error { return nil }
 
 // opContext bounds one operation by OperationTimeout and Close.
 func (j *Journal) opContext() (context.Context, context.CancelFunc) {
@@ -756,7 +769,8 @@ func (j *Journal) HighWaters() map[string]uint64 {
 
 // Stats implements broker.Journal. Bytes and Entries come from the
 // stream's state (one request, bounded by statsTimeout; the last figures
-// when it fails); Segments is 1, the stream.
+// when it fails); Segments is 1, the stream; Syncs counts the
+// acknowledgements of this node's appends (each a replicated commit).
 func (j *Journal) Stats() broker.JournalStats {
 	var st *jetstream.StreamInfo
 	if !j.isClosed() {
@@ -772,6 +786,7 @@ func (j *Journal) Stats() broker.JournalStats {
 	j.stats.Segments = 1
 	j.stats.First, j.stats.Next, j.stats.Durable = j.first, j.durable, j.durable
 	j.stats.Cursors = len(j.cursors)
+	j.stats.Syncs = j.acks.Load()
 	return j.stats
 }
 
@@ -782,18 +797,19 @@ func (j *Journal) isClosed() bool {
 }
 
 // Close implements broker.Journal: it refuses new appends, waits for those
-// in flight to be acknowledged (or to time out), and stops every cursor
-// and the follower. Stopping a consumer waits for a reset in progress
+// in flight to be acknowledged (or to time out), stops every cursor and
+// the follower, then closes Done; a Close during or after that waits for
+// it and returns nil. Stopping a consumer waits for a reset in progress
 // (after a lost NATS node the client makes its ordered consumers again,
 // each try bounded by RequestTimeout), so Close can take a few of those.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	if j.closed {
 		j.mu.Unlock()
+		<-j.done
 		return nil
 	}
 	j.closed = true
-	close(j.done)
 	j.cancel()
 	cursors := make([]*cursor, 0, len(j.cursors))
 	for c := range j.cursors {
@@ -808,8 +824,10 @@ func (j *Journal) Close() error {
 	}
 	j.inflight.Wait()
 	j.mu.Lock()
+	j.finished = true
 	close(j.changed)
 	j.changed = make(chan struct{})
 	j.mu.Unlock()
+	close(j.done)
 	return nil
 }
