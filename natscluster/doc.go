@@ -122,16 +122,30 @@
 // true cluster-wide; AppendAsync lets a publisher's entries overlap while
 // keeping their order. A headers-only follower keeps each node's Durable
 // and high-water marks at the stream's tail, so a publisher that moves to
-// another node gets the right logon ack sequence. Note that a single-node
-// stream (R1) acknowledges before fsync unless the NATS server syncs
-// always; R3 makes an acknowledged entry survive the loss of a node.
+// another node gets the right logon ack sequence.
 //
-// Measured (BenchmarkJournalAppend, 1 KiB entries, all in one process on
-// a shared two-core machine, so ratios only): one appender waiting for
-// each entry, R1 ≈ 37 µs p50 and R3 ≈ 134 µs p50 (about 21k vs 7k appends
-// a second); 64 concurrent appenders, or AppendAsync from one caller,
-// about 40k a second with R1 and 37k with R3 (CPU bound here). A broker
-// that appends synchronously per publish is therefore limited per
-// publisher by the replication round trip; it should pipeline with
-// AppendAsync (or an equivalent in broker.Journal).
+// JetStream acknowledges a write once it is in the page cache of the
+// stream's replicas (a quorum of them), and fsyncs lazily (every two
+// minutes by default). With R3 an acknowledged entry survives the loss of
+// a node; with R1 it survives a crash of the process but not of the
+// machine, unless the NATS server syncs every write (sync_interval:
+// always), which costs a lot at R1 because JetStream does not batch those
+// fsyncs (below).
+//
+// Measured (BenchmarkJournalAppend and BenchmarkJournalReplay, 1 KiB
+// entries, the NATS nodes and the client in one process on a shared
+// two-core machine, so ratios only; appends a second):
+//
+//	                       one waiting appender   64 appenders   AppendAsync
+//	1 node, R1             18k (p50 41 µs)        38k            36k
+//	1 node, R1, fsync      1.4k (p50 392 µs)      1.8k           2.1k
+//	3 nodes, R1            15k (p50 47 µs)        32k            29k
+//	3 nodes, R3            4–7k (p50 134–147 µs)  20–37k         22–37k
+//	3 nodes, R3, fsync     0.9k (p50 924 µs)      6k             17k
+//
+// A cursor replays about 60k entries a second at R1 and at R3. A broker
+// that appends synchronously per publish is limited per publisher by the
+// replication round trip (a few thousand a second at R3); it should
+// pipeline with AppendAsync (or an equivalent in broker.Journal), which
+// keeps the publisher's order.
 package natscluster

@@ -42,6 +42,14 @@ type Cluster struct {
 // clustered JetStream node must be configured with its routes.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return StartClusterWith(t, n, nil)
+}
+
+// StartClusterWith is StartCluster with configure applied to each node's
+// options before it starts (nil for none), for example to make JetStream
+// sync every write (SyncAlways).
+func StartClusterWith(t testing.TB, n int, configure func(*server.Options)) *Cluster {
+	t.Helper()
 	if n < 1 {
 		t.Fatalf("natstest: a cluster of %d nodes", n)
 	}
@@ -71,6 +79,9 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		if n > 1 {
 			opts.Cluster = server.ClusterOpts{Name: ClusterName, Host: "127.0.0.1", Port: ports[i]}
 			opts.Routes = server.RoutesFromStr(routes)
+		}
+		if configure != nil {
+			configure(opts)
 		}
 		s, err := server.NewServer(opts)
 		if err != nil {
