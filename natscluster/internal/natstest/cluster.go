@@ -24,6 +24,12 @@ const (
 	// FormTimeout bounds how long the nodes may take to route to each
 	// other and elect a JetStream meta leader.
 	FormTimeout = 30 * time.Second
+	// bindAttempts is how many times the nodes are started on fresh route
+	// ports when one of them finds its port taken.
+	bindAttempts = 3
+	// bindTimeout bounds the wait for every node's route listener (it
+	// listens a few milliseconds after Start when its port is free).
+	bindTimeout = 2 * time.Second
 	// pollInterval is how often the harness looks at the cluster's state
 	// while waiting for it to form.
 	pollInterval = 20 * time.Millisecond
@@ -55,11 +61,41 @@ func StartClusterWith(t testing.TB, n int, configure func(*server.Options)) *Clu
 	}
 	c := &Cluster{}
 	t.Cleanup(c.Shutdown)
+	// A route port picked free can be taken by another process before the
+	// node binds it; the node then has no route listener, and the nodes
+	// start again on other ports.
+	for attempt := 1; !c.start(t, n, configure); attempt++ {
+		if attempt == bindAttempts {
+			t.Fatalf("natstest: %d tries to bind the route ports of %d nodes failed", attempt, n)
+		}
+	}
+	// A clustered node reports ready only once JetStream has its peers, so
+	// readiness is awaited after all have started.
+	for _, s := range c.Servers {
+		if !s.ReadyForConnections(ReadyTimeout) {
+			t.Fatalf("natstest: server %s not ready within %v", s.Name(), ReadyTimeout)
+		}
+	}
+	for i, s := range c.Servers {
+		// A restarted node comes back on the same client port, where its
+		// clients reconnect.
+		c.opts[i].Port = s.Addr().(*net.TCPAddr).Port
+	}
+	c.waitFormed(t)
+	return c
+}
+
+// start starts n nodes on fresh ports; false (all stopped again) when a
+// node could not bind its route port.
+func (c *Cluster) start(t testing.TB, n int, configure func(*server.Options)) bool {
+	t.Helper()
+	c.Shutdown()
+	c.Servers, c.opts = nil, nil
 	var routes string
 	ports := make([]int, n)
 	if n > 1 {
 		for i := range ports {
-			ports[i] = freePort(t)
+			ports[i] = pickPort(t)
 			if i > 0 {
 				routes += ","
 			}
@@ -91,20 +127,20 @@ func StartClusterWith(t testing.TB, n int, configure func(*server.Options)) *Clu
 		c.Servers = append(c.Servers, s)
 		c.opts = append(c.opts, opts)
 	}
-	// A clustered node reports ready only once JetStream has its peers, so
-	// readiness is awaited after all have started.
+	if n == 1 {
+		return true
+	}
+	deadline := time.Now().Add(bindTimeout)
 	for _, s := range c.Servers {
-		if !s.ReadyForConnections(ReadyTimeout) {
-			t.Fatalf("natstest: server %s not ready within %v", s.Name(), ReadyTimeout)
+		for s.ClusterAddr() == nil {
+			if time.Now().After(deadline) {
+				c.Shutdown()
+				return false
+			}
+			time.Sleep(pollInterval)
 		}
 	}
-	for i, s := range c.Servers {
-		// A restarted node comes back on the same client port, where its
-		// clients reconnect.
-		c.opts[i].Port = s.Addr().(*net.TCPAddr).Port
-	}
-	c.waitFormed(t)
-	return c
+	return true
 }
 
 // Stop shuts node i down (its store stays) and waits until it has.
@@ -131,6 +167,9 @@ func (c *Cluster) Restart(t testing.TB, i int) {
 	}
 	c.waitFormed(t)
 }
+
+// pickPort picks a route port; a test replaces it to hand out a taken one.
+var pickPort = freePort
 
 // freePort is a loopback TCP port no one listens on at the moment.
 func freePort(t testing.TB) int {

@@ -147,3 +147,31 @@ func TestProxyPausesNATSClient(t *testing.T) {
 		}
 	}
 }
+
+// A route port taken by someone else before the node binds it makes the
+// nodes start again on other ports.
+func TestClusterRetriesTakenRoutePort(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	calls := 0
+	pickPort = func(t testing.TB) int {
+		calls++
+		if calls == 2 {
+			return taken.Addr().(*net.TCPAddr).Port
+		}
+		return freePort(t)
+	}
+	defer func() { pickPort = freePort }()
+	c := StartCluster(t, 3)
+	if calls != 6 {
+		t.Fatalf("%d ports picked, want 3 for the failed start and 3 for the next", calls)
+	}
+	for _, s := range c.Servers {
+		if s.ClusterAddr() == nil || s.ClusterAddr().Port == taken.Addr().(*net.TCPAddr).Port {
+			t.Fatalf("node %s route listener %v", s.Name(), s.ClusterAddr())
+		}
+	}
+}
