@@ -8,6 +8,7 @@ package natstest
 import (
 	"fmt"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -39,9 +40,11 @@ const (
 type Cluster struct {
 	Servers []*server.Server
 	opts    []*server.Options // each node's options, its ports fixed once bound
+	stores  string            // the directory of the nodes' stores
 }
 
-// StartCluster starts n nodes (n >= 1) on loopback with JetStream, routes
+// StartCluster starts n nodes (n >= 1) on loopback with JetStream (each
+// with its own store under the test's temporary directory), routes
 // them into one cluster (for n > 1), waits until a JetStream meta leader is
 // elected and registers their shutdown with t.Cleanup. Client ports are
 // chosen by the kernel; route ports are picked free beforehand, since a
@@ -59,7 +62,10 @@ func StartClusterWith(t testing.TB, n int, configure func(*server.Options)) *Clu
 	if n < 1 {
 		t.Fatalf("natstest: a cluster of %d nodes", n)
 	}
-	c := &Cluster{}
+	// The stores' directory is made before the shutdown is registered, so
+	// that its removal (registered with it) runs after the nodes stopped
+	// writing into it: cleanups run last registered first.
+	c := &Cluster{stores: t.TempDir()}
 	t.Cleanup(c.Shutdown)
 	// A route port picked free can be taken by another process before the
 	// node binds it; the node then has no route listener, and the nodes
@@ -110,7 +116,7 @@ func (c *Cluster) start(t testing.TB, n int, configure func(*server.Options)) bo
 			NoLog:      true,
 			NoSigs:     true,
 			JetStream:  true,
-			StoreDir:   t.TempDir(),
+			StoreDir:   storeDir(t, c.stores),
 		}
 		if n > 1 {
 			opts.Cluster = server.ClusterOpts{Name: ClusterName, Host: "127.0.0.1", Port: ports[i]}
@@ -166,6 +172,16 @@ func (c *Cluster) Restart(t testing.TB, i int) {
 		t.Fatalf("natstest: server %s not ready within %v after restart", s.Name(), ReadyTimeout)
 	}
 	c.waitFormed(t)
+}
+
+// storeDir makes a new directory for one node's store under dir.
+func storeDir(t testing.TB, dir string) string {
+	t.Helper()
+	d, err := os.MkdirTemp(dir, "node")
+	if err != nil {
+		t.Fatalf("natstest: store directory: %v", err)
+	}
+	return d
 }
 
 // pickPort picks a route port; a test replaces it to hand out a taken one.
