@@ -140,7 +140,7 @@ func (c *JournalConfig) defaults() {
 //
 // Append sends the entry with an asynchronous publish (at most MaxInFlight
 // awaiting acknowledgement, across all callers) and returns once JetStream
-// acknowledged it, having stored it on Replicas nodes: the position is the
+// acknowledged it, stored on a quorum of the Replicas nodes: the position is the
 // sequence the acknowledgement names, and the entry is durable when Append
 // returns. Callers that append concurrently share the window, so their
 // round trips overlap. JetStream stores a stream in sequence order, so an
