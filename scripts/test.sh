@@ -4,9 +4,10 @@
 # Installs what the tests need when it is missing (nginx, Chromium and
 # Node.js from Debian's packages; the pinned AMPS JavaScript client with
 # npm ci from interop/package-lock.json), then checks formatting, runs
-# go vet, runs every Go test with the race detector (of the library's module
-# and of the comparison module in bench/, which has a go.mod of its own, so
-# ./... at the top does not reach it) and finally runs every fuzz target for
+# go vet, runs every Go test with the race detector (of the library's module,
+# of the comparison module in bench/ and of the NATS cluster module in
+# natscluster/, each with a go.mod of its own, so ./... at the top does not
+# reach them) and finally runs every fuzz target for
 # a bounded time. Works on a fresh Debian machine as root
 # with no prior state, and in CI (CI=true, no stdin).
 #
@@ -80,6 +81,8 @@ say "go vet ./..."
 go vet ./...
 say "go vet ./... (bench/)"
 (cd bench && go vet ./...)
+say "go vet ./... (natscluster/)"
+(cd natscluster && go vet ./...)
 
 fuzzlog="$(mktemp)"
 modlog="$(mktemp)"
@@ -112,6 +115,7 @@ run_tests() {
 }
 run_tests .
 run_tests bench
+run_tests natscluster
 
 # --- fuzzing -----------------------------------------------------------------
 # Targets are found, not listed here: every package with a "func Fuzz" in a
@@ -146,13 +150,28 @@ deadline_race_only() {
 	' "$1"
 }
 
+# in_module PKG CMD... runs CMD with PKG's relative path appended, from the
+# directory of the Go module PKG belongs to (the nearest enclosing directory
+# with a go.mod): bench/ and natscluster/ are modules of their own, which go
+# commands run at the top do not reach.
+in_module() {
+	local pkg="$1" mod rel="."
+	shift
+	mod="$pkg"
+	while [ "$mod" != "." ] && [ ! -f "$mod/go.mod" ]; do
+		mod="$(dirname "$mod")"
+	done
+	[ "$pkg" = "$mod" ] || rel="./${pkg#"$mod"/}"
+	(cd "$mod" && "$@" "$rel")
+}
+
 fuzz_failed=()
 if [ "$FUZZTIME" = "0" ]; then
 	say "fuzzing skipped (FUZZTIME=0)"
 fi
 for pkg in $(fuzz_packages); do
 	set +e
-	targets="$(go test -list '^Fuzz' "$pkg" 2>&1)"
+	targets="$(in_module "$pkg" go test -list '^Fuzz' 2>&1)"
 	list_status=$?
 	set -e
 	if [ "$list_status" -ne 0 ]; then
@@ -169,7 +188,7 @@ for pkg in $(fuzz_packages); do
 		fi
 		say "go test -fuzz=^${name}\$ -fuzztime=$FUZZTIME $pkg"
 		set +e
-		go test -run='^$' -fuzz="^${name}\$" -fuzztime="$FUZZTIME" "$pkg" >"$fuzzlog" 2>&1
+		in_module "$pkg" go test -run='^$' -fuzz="^${name}\$" -fuzztime="$FUZZTIME" >"$fuzzlog" 2>&1
 		fuzz_status=$?
 		set -e
 		if [ "$fuzz_status" -eq 0 ] || deadline_race_only "$fuzzlog" "$name"; then
@@ -195,7 +214,7 @@ for pkg in $(fuzz_packages); do
 			if [ -n "$entry" ] && [ -f "$pkg/testdata/fuzz/$name/$entry" ]; then
 				input="${pkg#./}/testdata/fuzz/$name/$entry"
 			elif [ -n "$entry" ]; then
-				input="$(go env GOCACHE)/fuzz/$(go list "$pkg")/$name/$entry"
+				input="$(go env GOCACHE)/fuzz/$(in_module "$pkg" go list)/$name/$entry"
 			fi
 		fi
 		if [ -n "$input" ]; then

@@ -1,0 +1,833 @@
+package natscluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Defaults of JournalConfig.
+const (
+	// DefaultJournalStream is the journal's stream name.
+	DefaultJournalStream = "AMPS_JOURNAL"
+	// DefaultJournalPrefix is the subject prefix of journal entries:
+	// "amps.journal.<message type>.<topic>".
+	DefaultJournalPrefix = "amps.journal"
+	// DefaultJournalReplicas is the stream's replication factor: 1, what a
+	// single NATS node can hold. A cluster wants 3.
+	DefaultJournalReplicas = 1
+	// DefaultMaxInFlight bounds the appends sent and not yet acknowledged
+	// by JetStream; Append waits for room beyond it.
+	DefaultMaxInFlight = 4096
+	// DefaultAckTimeout is how long Append waits for JetStream's
+	// acknowledgement before it fails.
+	DefaultAckTimeout = 5 * time.Second
+	// DefaultRequestTimeout bounds one try of a JetStream API request the
+	// journal makes (stream info, message get, purge, consumer creation);
+	// a try that times out or finds no responder is made again (a request
+	// can be lost while a stream elects a new leader).
+	DefaultRequestTimeout = 2 * time.Second
+	// DefaultOperationTimeout bounds one journal operation with all its
+	// tries (FindTime, Truncate, a cursor's start) and a cursor's wait for
+	// an entry it knows is stored.
+	DefaultOperationTimeout = 15 * time.Second
+	// DefaultCursorBuffer is how many entries a cursor's consumer fetches
+	// ahead of its reader.
+	DefaultCursorBuffer = 256
+	// statsTimeout bounds the stream-state request of Stats, which an
+	// admin page may call while NATS is unreachable.
+	statsTimeout = time.Second
+	// pullHeartbeat is the idle heartbeat of the journal's consumers: a
+	// pull that went unanswered (a consumer just created on a stream whose
+	// leader is still settling) is noticed after two missed heartbeats and
+	// the ordered consumer is made again, well within OperationTimeout.
+	pullHeartbeat = time.Second
+	// pullExpiry is how long one pull request waits at the server; it
+	// must be above twice the heartbeat.
+	pullExpiry = 5 * time.Second
+	// highWaterKey is the key of the high-water checkpoint in the bucket.
+	highWaterKey = "high-waters"
+	// leaderWait is the pause between tries of a request that found no
+	// responder or timed out: a stream or bucket just created, or whose
+	// leader was lost, has no leader for a moment, and its requests go
+	// unanswered until one is elected.
+	leaderWait = 50 * time.Millisecond
+	// casRetries bounds the compare-and-set rounds of a checkpoint update
+	// that other nodes race.
+	casRetries = 10
+)
+
+// JournalConfig configures a journal on JetStream. Zero fields take the
+// defaults above.
+type JournalConfig struct {
+	// Stream is the JetStream stream's name; every node of a cluster that
+	// shares one transaction log names the same stream.
+	Stream string
+	// Prefix is the subject prefix of entries (see Subjects).
+	Prefix string
+	// Replicas is the stream's replication factor: an entry is durable,
+	// and Append returns, once that many nodes (a quorum of them) hold it.
+	Replicas int
+	// Storage is the stream's storage (file unless set to memory).
+	Storage jetstream.StorageType
+	// HighWaterBucket is the key-value bucket of the high-water checkpoint
+	// (Stream + "_HW" when empty).
+	HighWaterBucket string
+	// MaxInFlight bounds the appends awaiting their acknowledgement.
+	MaxInFlight int
+	// AckTimeout bounds the wait for one append's acknowledgement.
+	AckTimeout time.Duration
+	// RequestTimeout bounds one try of a JetStream API request.
+	RequestTimeout time.Duration
+	// OperationTimeout bounds one journal operation with its retries.
+	OperationTimeout time.Duration
+	// CursorBuffer is how many entries a cursor fetches ahead.
+	CursorBuffer int
+	// Logger gets the journal's notices (discarded when nil).
+	Logger *slog.Logger
+}
+
+func (c *JournalConfig) defaults() {
+	if c.Stream == "" {
+		c.Stream = DefaultJournalStream
+	}
+	if c.Prefix == "" {
+		c.Prefix = DefaultJournalPrefix
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = DefaultJournalReplicas
+	}
+	if c.HighWaterBucket == "" {
+		c.HighWaterBucket = c.Stream + "_HW"
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.AckTimeout <= 0 {
+		c.AckTimeout = DefaultAckTimeout
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.OperationTimeout <= 0 {
+		c.OperationTimeout = DefaultOperationTimeout
+	}
+	if c.CursorBuffer <= 0 {
+		c.CursorBuffer = DefaultCursorBuffer
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Journal is a broker.Journal on a JetStream stream.
+//
+// Positions are the stream's sequence numbers. A new stream starts at
+// broker.FirstPositionSeed, so positions keep rising above those of a
+// journal that was deleted. Several nodes may append to one stream: every
+// node sees the same positions, so a bookmark is valid on any of them.
+//
+// Append sends the entry with an asynchronous publish (at most MaxInFlight
+// awaiting acknowledgement, across all callers) and returns once JetStream
+// acknowledged it, stored on a quorum of the Replicas nodes: the position is the
+// sequence the acknowledgement names, and the entry is durable when Append
+// returns. Callers that append concurrently share the window, so their
+// round trips overlap. JetStream stores a stream in sequence order, so an
+// acknowledged sequence means every lower one is stored too: Durable is one
+// above the highest sequence this node has seen acknowledged or read, and a
+// follower (see follow) keeps it at the stream's tail when other nodes
+// append.
+//
+// Entry times rise per node: Append stamps an entry no earlier than the
+// previous one it sent. Entries of several nodes interleave in the stream
+// with their own clocks; FindTime's search assumes those are close.
+//
+// The high-water marks are rebuilt at open from the stream's headers (see
+// HighWaterHeader) above a checkpoint kept in a key-value bucket; Truncate
+// folds the marks of the entries it removes into that checkpoint before
+// purging them, so no mark is lost.
+type Journal struct {
+	cfg      JournalConfig
+	js       jetstream.JetStream
+	stream   jetstream.Stream
+	kv       jetstream.KeyValue
+	subjects Subjects
+	log      *slog.Logger
+	done     chan struct{}   // closed when Close has finished
+	ctx      context.Context // ends when Close starts: cancels requests in progress
+	cancel   context.CancelFunc
+	window   chan struct{} // one token per append in flight
+	inflight sync.WaitGroup
+	acks     atomic.Int64 // acknowledgements received (Stats' Syncs)
+
+	sendMu   sync.Mutex // stamps times and sends in one order
+	lastTime time.Time  // guarded by sendMu
+
+	mu       sync.Mutex
+	closed   bool // Close has started
+	finished bool // Close has finished
+	first    broker.Position
+	durable  broker.Position
+	changed  chan struct{}
+	high     map[string]uint64
+	cursors  map[*cursor]struct{}
+	tail     jetstream.ConsumeContext // the follower; see follow
+	stats    broker.JournalStats      // last figures read from the stream
+}
+
+var _ broker.Journal = (*Journal)(nil)
+
+// OpenJournal opens the journal in cfg.Stream through nc, creating the
+// stream and its high-water bucket when missing, and rebuilds the
+// high-water marks. The connection stays the caller's; close the journal
+// before it.
+func OpenJournal(ctx context.Context, nc *nats.Conn, cfg JournalConfig) (*Journal, error) {
+	cfg.defaults()
+	subjects, err := NewSubjects(cfg.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(cfg.MaxInFlight+1),
+		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout),
+		jetstream.WithDefaultTimeout(cfg.RequestTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("natscluster: journal %s: %w", cfg.Stream, err)
+	}
+	j := &Journal{
+		cfg: cfg, js: js, subjects: subjects, log: cfg.Logger,
+		done: make(chan struct{}), window: make(chan struct{}, cfg.MaxInFlight),
+		changed: make(chan struct{}), high: map[string]uint64{}, cursors: map[*cursor]struct{}{},
+	}
+	j.ctx, j.cancel = context.WithCancel(context.Background())
+	if err := j.openStream(ctx); err != nil {
+		j.cancel()
+		return nil, err
+	}
+	if err := j.rebuild(ctx); err != nil {
+		j.cancel()
+		return nil, err
+	}
+	if err := j.follow(ctx); err != nil {
+		j.cancel()
+		return nil, err
+	}
+	return j, nil
+}
+
+// openStream binds to the stream, creating it (and the bucket) if needed.
+func (j *Journal) openStream(ctx context.Context) error {
+	s, err := j.js.Stream(ctx, j.cfg.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = j.js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:     j.cfg.Stream,
+			Subjects: []string{j.subjects.All()},
+			Replicas: j.cfg.Replicas,
+			Storage:  j.cfg.Storage,
+			FirstSeq: uint64(broker.FirstPositionSeed(time.Now())),
+		})
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another node won the race
+			s, err = j.js.Stream(ctx, j.cfg.Stream)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("natscluster: journal stream %s: %w", j.cfg.Stream, err)
+	}
+	if subj := s.CachedInfo().Config.Subjects; !slices.Contains(subj, j.subjects.All()) {
+		return fmt.Errorf("natscluster: journal stream %s takes subjects %q, not the configured prefix's %q",
+			j.cfg.Stream, subj, j.subjects.All())
+	}
+	if got := s.CachedInfo().Config.Replicas; got != j.cfg.Replicas {
+		j.log.Warn("journal stream has another replication factor than configured; keeping the stream's",
+			"stream", j.cfg.Stream, "replicas", got, "configured", j.cfg.Replicas)
+	}
+	j.stream = s
+	// Look the bucket up before creating it: a create (or update) is a
+	// meta-leader operation that waits out an election, a lookup is not.
+	kv, err := j.js.KeyValue(ctx, j.cfg.HighWaterBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = j.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: j.cfg.HighWaterBucket, Replicas: j.cfg.Replicas, Storage: j.cfg.Storage,
+			Description: "high-water marks of the entries purged from journal " + j.cfg.Stream,
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("natscluster: journal bucket %s: %w", j.cfg.HighWaterBucket, err)
+	}
+	j.kv = kv
+	return nil
+}
+
+// checkpoint is the stored high-water state: the marks of every entry up
+// to and including stream sequence Through.
+type checkpoint struct {
+	Through uint64            `json:"through"`
+	Marks   map[string]uint64 `json:"marks"`
+}
+
+// readCheckpoint returns the checkpoint and its revision (0 when none).
+func (j *Journal) readCheckpoint(ctx context.Context) (checkpoint, uint64, error) {
+	cp := checkpoint{Marks: map[string]uint64{}}
+	var kve jetstream.KeyValueEntry
+	err := j.retry(ctx, func(ctx context.Context) (err error) {
+		kve, err = j.kv.Get(ctx, highWaterKey)
+		return err
+	})
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return cp, 0, nil
+	}
+	if err != nil {
+		return cp, 0, fmt.Errorf("natscluster: journal %s: read high-water checkpoint: %w", j.cfg.Stream, err)
+	}
+	if err := json.Unmarshal(kve.Value(), &cp); err != nil {
+		return cp, 0, fmt.Errorf("natscluster: journal %s: high-water checkpoint: %w", j.cfg.Stream, err)
+	}
+	if cp.Marks == nil {
+		cp.Marks = map[string]uint64{}
+	}
+	return cp, kve.Revision(), nil
+}
+
+// rebuild reads the stream's bounds, the checkpoint, the marks of the
+// entries above it, and the last entry's time.
+func (j *Journal) rebuild(ctx context.Context) error {
+	var info *jetstream.StreamInfo
+	err := j.retry(ctx, func(ctx context.Context) (err error) {
+		info, err = j.stream.Info(ctx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("natscluster: journal %s: stream info: %w", j.cfg.Stream, err)
+	}
+	st := info.State
+	j.first, j.durable = broker.Position(st.FirstSeq), broker.Position(st.LastSeq+1)
+	if st.Msgs == 0 {
+		j.first = j.durable
+	}
+	cp, _, err := j.readCheckpoint(ctx)
+	if err != nil {
+		return err
+	}
+	maps.Copy(j.high, cp.Marks)
+	from := max(j.first, broker.Position(cp.Through+1))
+	err = j.scan(ctx, from, j.durable, func(_ uint64, h nats.Header) error {
+		return addHighWater(j.high, h)
+	})
+	if err != nil {
+		return err
+	}
+	if st.Msgs > 0 {
+		e, err := j.get(ctx, st.LastSeq)
+		if err != nil {
+			return err
+		}
+		j.lastTime = e.Time
+	}
+	return nil
+}
+
+// follow starts the follower: an ordered consumer of the entries' headers
+// from the tail on, which raises Durable and the marks by every entry
+// stored, this node's and other nodes'. Without it a node would not see
+// the entries others append until it appended itself. It costs every node
+// the headers (about a hundred bytes) of every entry.
+func (j *Journal) follow(ctx context.Context) error {
+	j.mu.Lock()
+	from := j.durable
+	j.mu.Unlock()
+	cons, err := j.orderedConsumer(ctx, from, true)
+	if err != nil {
+		return err
+	}
+	j.tail, err = cons.Consume(func(m jetstream.Msg) {
+		md, err := m.Metadata()
+		if err != nil {
+			j.log.Warn("journal follower: message without metadata", "stream", j.cfg.Stream, "err", err)
+			return
+		}
+		client, seq := "", uint64(0)
+		if v := m.Headers().Get(HighWaterHeader); v != "" {
+			if client, seq, err = parseHighWater(v); err != nil {
+				j.log.Warn("journal follower: bad high-water header", "stream", j.cfg.Stream, "entry", md.Sequence.Stream, "err", err)
+			}
+		}
+		j.advance(md.Sequence.Stream, client, seq)
+	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		j.log.Debug("journal follower", "stream", j.cfg.Stream, "err", err)
+	}), jetstream.PullHeartbeat(pullHeartbeat), jetstream.PullExpiry(pullExpiry))
+	if err != nil {
+		return fmt.Errorf("natscluster: journal %s: follow from %d: %w", j.cfg.Stream, from, err)
+	}
+	return nil
+}
+
+// orderedConsumer makes an ordered consumer of every entry from from on
+// (their headers only when asked).
+func (j *Journal) orderedConsumer(ctx context.Context, from broker.Position, headersOnly bool) (jetstream.Consumer, error) {
+	var cons jetstream.Consumer
+	err := j.retry(ctx, func(ctx context.Context) (err error) {
+		cons, err = j.js.OrderedConsumer(ctx, j.cfg.Stream, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{j.subjects.All()},
+			DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:    uint64(from),
+			HeadersOnly:    headersOnly,
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natscluster: journal %s: consumer from %d: %w", j.cfg.Stream, from, err)
+	}
+	return cons, nil
+}
+
+// pullOpts are the options of the journal's message iterators.
+func (j *Journal) pullOpts() []jetstream.PullMessagesOpt {
+	return []jetstream.PullMessagesOpt{
+		jetstream.PullMaxMessages(j.cfg.CursorBuffer),
+		jetstream.PullHeartbeat(pullHeartbeat),
+		jetstream.PullExpiry(pullExpiry),
+	}
+}
+
+// retry calls fn, each try bounded by RequestTimeout, again after
+// leaderWait for as long as a try times out or finds no responder (see
+// leaderWait) and ctx lasts.
+func (j *Journal) retry(ctx context.Context, fn func(context.Context) error) error {
+	for {
+		tctx, cancel := context.WithTimeout(ctx, j.cfg.RequestTimeout)
+		err := fn(tctx)
+		cancel()
+		lost := errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
+			errors.Is(err, context.DeadlineExceeded)
+		if !lost || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(leaderWait):
+		}
+	}
+}
+
+// addHighWater raises marks by a message's high-water header, if any.
+func addHighWater(marks map[string]uint64, h nats.Header) error {
+	v := h.Get(HighWaterHeader)
+	if v == "" {
+		return nil
+	}
+	client, seq, err := parseHighWater(v)
+	if err != nil {
+		return err
+	}
+	if seq > marks[client] {
+		marks[client] = seq
+	}
+	return nil
+}
+
+// scan calls fn with the headers of each entry from from up to (not
+// including) to, in order, through an ordered consumer.
+func (j *Journal) scan(ctx context.Context, from, to broker.Position, fn func(uint64, nats.Header) error) error {
+	if from >= to {
+		return nil
+	}
+	cons, err := j.orderedConsumer(ctx, from, true)
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages(j.pullOpts()...)
+	if err != nil {
+		return fmt.Errorf("natscluster: journal %s: scan from %d: %w", j.cfg.Stream, from, err)
+	}
+	defer it.Stop()
+	for {
+		m, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return fmt.Errorf("natscluster: journal %s: scan from %d to %d: %w", j.cfg.Stream, from, to, err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("natscluster: journal %s: scan: %w", j.cfg.Stream, err)
+		}
+		seq := md.Sequence.Stream
+		if seq >= uint64(to) {
+			return nil
+		}
+		if err := fn(seq, m.Headers()); err != nil {
+			return fmt.Errorf("natscluster: journal %s: entry %d: %w", j.cfg.Stream, seq, err)
+		}
+		if seq+1 >= uint64(to) {
+			return nil
+		}
+	}
+}
+
+// get reads the entry at seq (the first at or after seq when it is gone).
+func (j *Journal) get(ctx context.Context, seq uint64) (broker.Entry, error) {
+	var m *jetstream.RawStreamMsg
+	err := j.retry(ctx, func(ctx context.Context) (err error) {
+		m, err = j.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(j.subjects.All()))
+		return err
+	})
+	if err != nil {
+		return broker.Entry{}, err
+	}
+	e, err := decodeEntry(m.Data)
+	if err != nil {
+		return broker.Entry{}, fmt.Errorf("natscluster: journal %s: entry %d: %w", j.cfg.Stream, m.Sequence, err)
+	}
+	e.Position = broker.Position(m.Sequence)
+	return e, nil
+}
+
+// advance raises Durable to above seq (a sequence known stored) and the
+// marks by a sequenced entry's (client, sequence).
+func (j *Journal) advance(seq uint64, client string, sequence uint64) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.finished { // Durable no longer changes once Done is closed
+		return
+	}
+	if client != "" && sequence > j.high[client] {
+		j.high[client] = sequence
+	}
+	if p := broker.Position(seq + 1); p > j.durable {
+		j.durable = p
+		close(j.changed)
+		j.changed = make(chan struct{})
+	}
+}
+
+// Append implements broker.Journal: it returns once JetStream has stored
+// the entry with the stream's replication (see Journal).
+func (j *Journal) Append(e *broker.Entry) (broker.Position, error) {
+	type result struct {
+		pos broker.Position
+		err error
+	}
+	ch := make(chan result, 1)
+	if err := j.AppendAsync(e, func(pos broker.Position, err error) { ch <- result{pos, err} }); err != nil {
+		return 0, err
+	}
+	r := <-ch
+	e.Position = r.pos
+	return r.pos, r.err
+}
+
+// AppendAsync sends e and returns without waiting for JetStream (it waits
+// only for room in the in-flight window). done is called exactly once, on
+// a goroutine of the journal, with e's position once JetStream stored it
+// with the stream's replication (Durable is above it by then), or with the
+// error that kept it from being stored (then the entry may or may not be in
+// the stream: an acknowledgement lost to a timeout leaves it unknown).
+// Entries sent by one caller are stored in the order of its calls, so a
+// publisher's order is kept without waiting for each entry in turn. Like
+// Append, it stamps e.Time and copies e.Body; unlike Append it leaves
+// e.Position to done. An error returned (closed journal, unmappable topic)
+// means done is not called.
+func (j *Journal) AppendAsync(e *broker.Entry, done func(broker.Position, error)) error {
+	subject, err := j.subjects.Subject(e.MessageType, e.Topic)
+	if err != nil {
+		return fmt.Errorf("natscluster: journal append: %w", err)
+	}
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return broker.ErrJournalClosed
+	}
+	j.inflight.Add(1)
+	j.mu.Unlock()
+	select {
+	case j.window <- struct{}{}:
+	case <-j.ctx.Done(): // Close has started
+		j.inflight.Done()
+		return broker.ErrJournalClosed
+	}
+	msg := &nats.Msg{Subject: subject, Header: nats.Header{}}
+	client := ""
+	if e.ClientName != "" && e.Sequence > 0 {
+		client = e.ClientName
+		msg.Header.Set(HighWaterHeader, highWaterValue(e.ClientName, e.Sequence))
+	}
+	j.sendMu.Lock()
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	if e.Time.Before(j.lastTime) {
+		e.Time = j.lastTime
+	}
+	msg.Data = appendEntry(make([]byte, 0, 64+len(e.Topic)+len(e.Body)), e)
+	fut, err := j.js.PublishMsgAsync(msg, jetstream.WithExpectStream(j.cfg.Stream))
+	if err == nil {
+		j.lastTime = e.Time
+	}
+	j.sendMu.Unlock()
+	if err != nil {
+		<-j.window
+		j.inflight.Done()
+		return fmt.Errorf("natscluster: journal %s: append to %q: %w", j.cfg.Stream, subject, err)
+	}
+	sequence := e.Sequence
+	go func() {
+		defer j.inflight.Done()
+		var pos broker.Position
+		var err error
+		select {
+		case ack := <-fut.Ok():
+			j.acks.Add(1)
+			j.advance(ack.Sequence, client, sequence)
+			pos = broker.Position(ack.Sequence)
+		case ackErr := <-fut.Err():
+			err = fmt.Errorf("natscluster: journal %s: append to %q not acknowledged: %w", j.cfg.Stream, subject, ackErr)
+		}
+		<-j.window
+		done(pos, err)
+	}()
+	return nil
+}
+
+// Bounds implements broker.Journal. The next position is one above the
+// highest this node knows stored; another node's append may take it.
+func (j *Journal) Bounds() (first, next broker.Position) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.first, j.durable
+}
+
+// Durable implements broker.Journal.
+func (j *Journal) Durable() broker.Position {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.durable
+}
+
+// DurableChanged implements broker.Journal.
+func (j *Journal) DurableChanged() <-chan struct{} {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.changed
+}
+
+// Done implements broker.Journal.
+func (j *Journal) Done() <-chan struct{} { return j.done }
+
+// Err implements broker.Journal: always nil. JetStream's failures are per
+// append (Append or AppendAsync's done reports each, and Durable never
+// waits for an entry that failed), so the journal has no failed state: an
+// append after a lost acknowledgement may well succeed.
+func (j *Journal) Err() error { return nil }
+
+// opContext bounds one operation by OperationTimeout and Close.
+func (j *Journal) opContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(j.ctx, j.cfg.OperationTimeout)
+}
+
+// FindTime implements broker.Journal by binary search over the stream's
+// sequences, reading each probed entry (one request per probe).
+func (j *Journal) FindTime(t time.Time) (broker.Position, error) {
+	j.mu.Lock()
+	lo, hi, closed := j.first, j.durable, j.closed
+	j.mu.Unlock()
+	if closed {
+		return 0, broker.ErrJournalClosed
+	}
+	ctx, cancel := j.opContext()
+	defer cancel()
+	// Invariant: every entry below lo is older than t; found is the first
+	// entry at or above hi that is not older (hi's end value when none).
+	found := hi
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		e, err := j.get(ctx, uint64(mid))
+		if errors.Is(err, jetstream.ErrMsgNotFound) || (err == nil && e.Position >= hi) {
+			hi = mid // nothing stored in [mid, hi)
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("natscluster: journal %s: find time %v: %w", j.cfg.Stream, t, err)
+		}
+		if !e.Time.Before(t) {
+			found, hi = e.Position, mid
+		} else {
+			lo = e.Position + 1
+		}
+	}
+	return found, nil
+}
+
+// NewCursor implements broker.Journal. The cursor's consumer is created at
+// its first read, so a cursor opened at the tail costs nothing until
+// entries arrive.
+func (j *Journal) NewCursor(from broker.Position) (broker.Cursor, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return nil, broker.ErrJournalClosed
+	}
+	if from < j.first || from > j.durable {
+		return nil, fmt.Errorf("natscluster: journal %s: cursor at %d outside %d..%d: %w",
+			j.cfg.Stream, from, j.first, j.durable, broker.ErrBookmarkNotFound)
+	}
+	c := &cursor{j: j, pos: from}
+	j.cursors[c] = struct{}{}
+	return c, nil
+}
+
+// Truncate implements broker.Journal: it purges the stream below before (no
+// further than Durable or any open cursor of this node), after folding the
+// marks of the entries it removes into the checkpoint.
+func (j *Journal) Truncate(before broker.Position) (broker.Position, error) {
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return 0, broker.ErrJournalClosed
+	}
+	before = min(before, j.durable)
+	for c := range j.cursors {
+		before = min(before, c.position())
+	}
+	first := j.first
+	j.mu.Unlock()
+	if before <= first {
+		return first, nil
+	}
+	ctx, cancel := j.opContext()
+	defer cancel()
+	if err := j.foldCheckpoint(ctx, first, before); err != nil {
+		return first, err
+	}
+	if err := j.stream.Purge(ctx, jetstream.WithPurgeSequence(uint64(before))); err != nil {
+		return first, fmt.Errorf("natscluster: journal %s: purge below %d: %w", j.cfg.Stream, before, err)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.first = max(j.first, before)
+	return j.first, nil
+}
+
+// foldCheckpoint raises the checkpoint to cover every entry below before,
+// reading the marks of the entries from max(first, its Through+1) on.
+// Compare-and-set: another node's concurrent fold makes it read again.
+func (j *Journal) foldCheckpoint(ctx context.Context, first, before broker.Position) error {
+	for range casRetries {
+		cp, rev, err := j.readCheckpoint(ctx)
+		if err != nil {
+			return err
+		}
+		if cp.Through+1 >= uint64(before) {
+			return nil
+		}
+		from := max(first, broker.Position(cp.Through+1))
+		if err := j.scan(ctx, from, before, func(_ uint64, h nats.Header) error {
+			return addHighWater(cp.Marks, h)
+		}); err != nil {
+			return err
+		}
+		cp.Through = uint64(before) - 1
+		data, err := json.Marshal(cp)
+		if err != nil {
+			return err
+		}
+		if rev == 0 {
+			_, err = j.kv.Create(ctx, highWaterKey, data)
+		} else {
+			_, err = j.kv.Update(ctx, highWaterKey, data, rev)
+		}
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongLastSequence(err) {
+			return fmt.Errorf("natscluster: journal %s: write high-water checkpoint: %w", j.cfg.Stream, err)
+		}
+	}
+	return fmt.Errorf("natscluster: journal %s: high-water checkpoint raced %d times", j.cfg.Stream, casRetries)
+}
+
+func isWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// HighWaters implements broker.Journal.
+func (j *Journal) HighWaters() map[string]uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return maps.Clone(j.high)
+}
+
+// Stats implements broker.Journal. Bytes and Entries come from the
+// stream's state (one request, bounded by statsTimeout; the last figures
+// when it fails); Segments is 1, the stream; Syncs counts the
+// acknowledgements of this node's appends (each a replicated commit).
+func (j *Journal) Stats() broker.JournalStats {
+	var st *jetstream.StreamInfo
+	if !j.isClosed() {
+		ctx, cancel := context.WithTimeout(j.ctx, statsTimeout)
+		st, _ = j.stream.Info(ctx)
+		cancel()
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if st != nil {
+		j.stats.Bytes, j.stats.Entries = int64(st.State.Bytes), int64(st.State.Msgs)
+	}
+	j.stats.Segments = 1
+	j.stats.First, j.stats.Next, j.stats.Durable = j.first, j.durable, j.durable
+	j.stats.Cursors = len(j.cursors)
+	j.stats.Syncs = j.acks.Load()
+	return j.stats
+}
+
+func (j *Journal) isClosed() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.closed
+}
+
+// Close implements broker.Journal: it refuses new appends, waits for those
+// in flight to be acknowledged (or to time out), stops every cursor and
+// the follower, then closes Done; a Close during or after that waits for
+// it and returns nil. Stopping a consumer waits for a reset in progress
+// (after a lost NATS node the client makes its ordered consumers again,
+// each try bounded by RequestTimeout), so Close can take a few of those.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		<-j.done
+		return nil
+	}
+	j.closed = true
+	j.cancel()
+	cursors := make([]*cursor, 0, len(j.cursors))
+	for c := range j.cursors {
+		cursors = append(cursors, c)
+	}
+	j.mu.Unlock()
+	for _, c := range cursors {
+		c.stop()
+	}
+	if j.tail != nil {
+		j.tail.Stop()
+	}
+	j.inflight.Wait()
+	j.mu.Lock()
+	j.finished = true
+	close(j.changed)
+	j.changed = make(chan struct{})
+	j.mu.Unlock()
+	close(j.done)
+	return nil
+}
