@@ -565,9 +565,8 @@ func (j *Journal) AppendAsync(e *broker.Entry, done func(broker.Position, error)
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	if e.Time.Before(j.lastTime) {
-		e.Time = j.lastTime
-	}
+	// Microseconds, as broker.Entry says; never before the previous entry.
+	e.Time = time.UnixMicro(max(e.Time.UnixMicro(), j.lastTime.UnixMicro()))
 	msg.Data = appendEntry(make([]byte, 0, 64+len(e.Topic)+len(e.Body)), e)
 	fut, err := j.js.PublishMsgAsync(msg, jetstream.WithExpectStream(j.cfg.Stream))
 	if err == nil {
