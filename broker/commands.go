@@ -273,6 +273,7 @@ func (s *session) logon(h *protocol.Header) error {
 		}
 	}
 	s.name = h.ClientName
+	s.user = h.UserID
 	user := h.UserID
 	s.userID.Store(&user)
 	opts := splitOptions(h.Options)

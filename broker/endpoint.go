@@ -36,6 +36,11 @@ type endpoint struct {
 	// filter's CLIENT_NAME() returns for the messages this endpoint
 	// publishes.
 	name string
+	// user is the authenticated user id of a session, set at logon like
+	// name; journal entries record it. Empty for an in-process client.
+	user string
+	// replays counts the endpoint's bookmark replays that are running.
+	replays atomic.Int32
 
 	// The inbound traffic counters are written by the endpoint's own
 	// reader for every message; the padding keeps them off the cache line
@@ -175,9 +180,41 @@ func (e *endpoint) enqueue(it outItem) bool {
 	return false
 }
 
+// enqueueReplayed queues a replayed delivery once the queue holds at most
+// room bytes, never dropping it: when the queue of a client that drops
+// what does not fit has no room for it, it waits until the queue is
+// empty and tries again. It reports false when the queue or stop closed.
+func (e *endpoint) enqueueReplayed(it outItem, room int, stop <-chan struct{}) bool {
+	for {
+		if !e.q.waitRoom(room, stop) {
+			return false
+		}
+		it.at = e.b.clock.Load()
+		switch e.q.push(it) {
+		case pushOK:
+			return true
+		case pushDropped:
+			room = 0
+		case pushOverflow:
+			// Live messages for the endpoint's other subscriptions
+			// filled the budget meanwhile.
+			e.slowConsumer(ErrSlowConsumer, "outbound queue over its byte budget")
+			return false
+		default:
+			return false
+		}
+	}
+}
+
 // tooOld reports whether the oldest queued message is past the age limit
-// at now (unix nanoseconds).
+// at now (unix nanoseconds). An endpoint with a bookmark replay running is
+// exempt (replay spec §7.4): the replay queues only as fast as the
+// endpoint takes messages, so a subscriber far behind has old messages
+// queued without being a slow consumer.
 func (e *endpoint) tooOld(now int64) bool {
+	if e.replays.Load() > 0 {
+		return false
+	}
 	at := e.q.oldest()
 	return e.maxAge > 0 && at != 0 && now-at > int64(e.maxAge)
 }

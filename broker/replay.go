@@ -263,6 +263,7 @@ func (b *Broker) newReplay(ep *endpoint, mt string, sub *subscription, bm, notFo
 func (r *replay) start() {
 	b := r.ep.b
 	b.replaying.Add(1)
+	r.ep.replays.Add(1)
 	b.wg.Add(1) // the owner (a session or client) is counted too, so Wait has not returned
 	go r.run()
 }
@@ -314,6 +315,7 @@ func (r *replay) stopNow() {
 // connection gone, its range done, or the journal closed.
 func (r *replay) run() {
 	defer r.ep.b.wg.Done()
+	defer r.ep.replays.Add(-1)
 	defer close(r.done)
 	defer r.caughtUp()
 	defer func() { r.cur.Close() }() // the cursor of the moment: an overrun replaces it
@@ -472,9 +474,6 @@ func (r *replay) deliver(e *Entry, room int) bool {
 	if !r.takes(e) {
 		return true
 	}
-	if !r.ep.q.waitRoom(room, r.stop) {
-		return false
-	}
 	sub := r.sub
 	body := e.Body
 	if sub.sel != nil {
@@ -499,7 +498,7 @@ func (r *replay) deliver(e *Entry, room int) bool {
 	// replay running flat out leaves the collector little to do.
 	d := newPooledMessage(&h, body)
 	d.setPosition(r.ep.b, e.Position) // for an in-process handler's Message.Bookmark
-	return r.ep.enqueueDelivery(d, r.target)
+	return r.ep.enqueueReplayed(outItem{d: d, t: r.target, size: d.size(r.target)}, room, r.stop)
 }
 
 // takes reports whether the subscription gets e: a publish of its

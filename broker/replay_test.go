@@ -616,17 +616,26 @@ func TestReplayInProcess(t *testing.T) {
 	}
 }
 
-func TestReplayingSubscriptionsInStats(t *testing.T) {
-	b, _ := journalBroker(t, &broker.Options{OutboundQueueBytes: 64 << 10})
+// bigJournal publishes 2000 messages of 4 KB to topic t of b, 8 MB: more
+// than socket buffers hold, so a subscriber that reads nothing holds its
+// replay up. It returns a logged-on subscriber connection.
+func bigJournal(t *testing.T, b *ampstest.Broker) *ampstest.Client {
+	t.Helper()
 	pub := dialTCP(t, b.TCPAddr)
 	pub.Logon("pub")
 	pad := strings.Repeat("x", 4000)
-	for i := 0; i < 2000; i++ { // 8 MB: more than socket buffers hold
+	for i := 0; i < 2000; i++ {
 		pub.Publish("t", []byte(fmt.Sprintf(`{"n":%d,"pad":"%s"}`, i, pad)))
 	}
 	pub.Flush("f")
 	c := dialTCP(t, b.TCPAddr)
 	c.Logon("sub")
+	return c
+}
+
+func TestReplayingSubscriptionsInStats(t *testing.T) {
+	b, _ := journalBroker(t, &broker.Options{OutboundQueueBytes: 64 << 10})
+	c := bigJournal(t, b)
 	// The subscriber reads nothing yet: its replay waits for room, and
 	// counts as replaying until it has caught up.
 	subscribeBM(c, "s", "t", "0", nil)
@@ -748,5 +757,74 @@ func TestReplayCompletedOnEmptyJournal(t *testing.T) {
 	// the bookmark is EPOCH, where a client resuming from it starts.
 	if diff := cmp.Diff([]string{"processed ", "completed 0"}, r.acks); diff != "" {
 		t.Errorf("acks (-want +got):\n%s", diff)
+	}
+}
+
+// TestReplayInProcessDropWhenSlow: a client that drops what does not fit
+// its queue still gets every replayed message: a replay waits instead.
+func TestReplayInProcessDropWhenSlow(t *testing.T) {
+	b, _ := journalBroker(t, nil)
+	ctx := t.Context()
+	pub, err := b.Broker.Connect(ctx, "pub", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := strings.Repeat("x", 3000)
+	const n = 50
+	for i := 0; i < n; i++ {
+		if err := pub.Publish(ctx, "t", []byte(fmt.Sprintf(`{"n":%d,"pad":"%s"}`, i, pad))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub, err := b.Broker.Connect(ctx, "sub", &broker.ClientOptions{QueueBytes: 4 << 10, DropWhenSlow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Small live messages on another topic share the queue, so a replayed
+	// message may find it neither empty nor with room for it.
+	if _, err := sub.Subscribe(ctx, "live", func(broker.Message) {}, nil); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				pub.Publish(ctx, "live", []byte(`{}`))
+			}
+		}
+	}()
+	got := make(chan string, n)
+	if _, err := sub.Subscribe(ctx, "t", func(m broker.Message) {
+		time.Sleep(time.Millisecond) // slower than the replay
+		got <- string(m.Data[:12])
+	}, &broker.SubscribeOptions{Bookmark: "0"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case m := <-got:
+			if want := fmt.Sprintf(`{"n":%d,"pad"`, i)[:12]; m != want {
+				t.Fatalf("message %d: %q, want %q", i, m, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%d of %d replayed messages arrived (dropped: %d)", i, n, b.Broker.Stats().Dropped)
+		}
+	}
+}
+
+// TestReplayExemptFromAgeLimit: a replaying subscriber that reads late
+// has old messages queued, and is not cut off for it.
+func TestReplayExemptFromAgeLimit(t *testing.T) {
+	b, _ := journalBroker(t, &broker.Options{MaxMessageAge: 50 * time.Millisecond, OutboundQueueBytes: 64 << 10})
+	c := bigJournal(t, b)
+	subscribeBM(c, "s", "t", "0", nil)
+	time.Sleep(500 * time.Millisecond) // ten times the age limit without reading
+	r := readUntil(t, c, untilAck(protocol.AckCompleted))
+	if len(r.bodies) != 2000 || b.Broker.Stats().SlowConsumers != 0 {
+		t.Errorf("%d of 2000 messages, %d slow consumers", len(r.bodies), b.Broker.Stats().SlowConsumers)
 	}
 }

@@ -42,7 +42,7 @@ const ReasonJournalFailed = "transaction log write failed"
 // command's header, nil for an in-process client. It returns the entry's
 // position, or 0 and the failure reason.
 func (b *Broker) appendPublish(from *endpoint, mt, topic string, h *protocol.Header, key string, exp time.Time, body []byte) (Position, string) {
-	e := Entry{Kind: EntryPublish, Topic: topic, MessageType: mt, ClientName: from.name, SOWKey: key, Expiry: exp, Body: body}
+	e := Entry{Kind: EntryPublish, Topic: topic, MessageType: mt, ClientName: from.name, User: from.user, SOWKey: key, Expiry: exp, Body: body}
 	if h != nil {
 		e.CorrelationID = h.CorrelationID
 		if h.Has(protocol.FieldSequence) {
@@ -61,7 +61,7 @@ func (b *Broker) appendDelete(from *endpoint, mt, topic string, h *protocol.Head
 	if err != nil {
 		return 0, ReasonJournalFailed // strings always marshal
 	}
-	e := Entry{Kind: EntrySOWDelete, Topic: topic, MessageType: mt, ClientName: from.name, Body: body}
+	e := Entry{Kind: EntrySOWDelete, Topic: topic, MessageType: mt, ClientName: from.name, User: from.user, Body: body}
 	if h != nil {
 		e.CorrelationID = h.CorrelationID
 		if h.Has(protocol.FieldSequence) {

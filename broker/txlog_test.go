@@ -12,6 +12,7 @@ import (
 
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/journal/journaltest"
+	"github.com/ampsbroker/ampsbroker/protocol"
 )
 
 // entrySummary is what TestJournaledPublishes compares of an entry.
@@ -174,5 +175,18 @@ func TestRegexDeliveryOrderIsJournalOrder(t *testing.T) {
 	}
 	if back > 0 {
 		t.Errorf("%d of %d deliveries to a regex subscriber came before an earlier journal entry", back, len(got))
+	}
+}
+
+func TestJournalEntryRecordsPublisher(t *testing.T) {
+	j := broker.NewMemJournal(1<<20, 1)
+	b := startBroker(t, &broker.Options{Journal: j})
+	c := dialTCP(t, b.TCPAddr)
+	c.LogonWith(&protocol.Header{ClientName: "app", UserID: "alice"})
+	c.SendJSON(map[string]any{"c": "p", "t": "t", "s": 3, "x": "corr"}, []byte(`{}`))
+	c.Flush("f")
+	got := journaltest.ReadAll(t, j)
+	if len(got) != 1 || got[0].ClientName != "app" || got[0].User != "alice" || got[0].Sequence != 3 || got[0].CorrelationID != "corr" {
+		t.Errorf("journal %+v, want one entry by app (user alice), s 3, x corr", got)
 	}
 }
