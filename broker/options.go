@@ -148,12 +148,18 @@ type Options struct {
 	// it is entered live, without replay.
 	BookmarkFallback BookmarkFallback
 
-	// Journal is the transaction log: publishes to journaled topics are
-	// appended to it, "persisted" acks wait until their entry is durable,
-	// and bookmark subscriptions replay from it. Default nil: no journal;
-	// bookmark subscriptions follow BookmarkFallback and "persisted" means
-	// processed. The broker never closes it: the host that opened it closes
-	// it after Shutdown (or Close) has returned.
+	// Journal is the transaction log: publishes, delta publishes and
+	// sow_deletes of journaled topics are appended to it, "persisted" acks
+	// wait until their entry is durable (conflated per client name, see
+	// DefaultAckConflation), publishers' sequence numbers survive restarts
+	// (duplicates are dropped, the logon ack's "s" is recovered), client
+	// names are unique (a second logon with a name in use closes the first
+	// connection, or is refused under another user), bookmark subscriptions
+	// replay from it, and New rebuilds the journaled SOW topics from it
+	// (see RecoveryErr). Default nil: no journal; bookmark subscriptions
+	// follow BookmarkFallback and "persisted" means processed. The broker
+	// never closes it: the host that opened it closes it after Shutdown (or
+	// Close) has returned.
 	Journal Journal
 
 	// JournalTopics reports whether messages of messageType published to
