@@ -241,9 +241,31 @@ func (b *Broker) newReplay(ep *endpoint, mt string, sub *subscription, bm, notFo
 		ep.log.Info("bookmark not found; replay starts where bookmark_not_found says", "sub_id", sub.id, "client_name", ep.name,
 			"bookmark", logText(bm), "bookmark_not_found", cmpOr(notFound, "now"))
 	}
+	r := b.makeReplay(ep, mt, sub, cur, plan)
+	r.passed, r.acked = plan.start-1, plan.start-1
+	return r, ""
+}
+
+// continueReplay makes the reader of sub, which replaces the bookmark
+// subscription whose reader was prev (stopped), going on from where prev
+// got to, with prev's plan: its range end and its completed ack, if sent.
+func (b *Broker) continueReplay(ep *endpoint, mt string, sub *subscription, prev *replay) (*replay, string) {
+	plan := prev.plan
+	plan.start = prev.passed + 1
+	cur, err := b.opts.Journal.NewCursor(plan.start)
+	if err != nil {
+		ep.log.Info("replace refused: cannot read the journal where the replay was", "sub_id", sub.id, "position", plan.start, "err", err)
+		return nil, ReasonBookmarkNotFound
+	}
+	r := b.makeReplay(ep, mt, sub, cur, plan)
+	r.passed, r.acked, r.completed = prev.passed, prev.acked, prev.completed
+	return r, ""
+}
+
+// makeReplay returns the reader of sub over cur, following plan.
+func (b *Broker) makeReplay(ep *endpoint, mt string, sub *subscription, cur Cursor, plan replayPlan) *replay {
 	r := &replay{
-		ep: ep, mt: mt, j: j, id: b.jid, sub: sub, cur: cur, plan: plan,
-		passed: plan.start - 1, acked: plan.start - 1,
+		ep: ep, mt: mt, j: b.opts.Journal, id: b.jid, sub: sub, cur: cur, plan: plan,
 		target: &target{ep: ep, subs: []*subscription{sub}, sids: subIDs([]*subscription{sub})},
 		stop:   make(chan struct{}), done: make(chan struct{}),
 	}
@@ -255,7 +277,7 @@ func (b *Broker) newReplay(ep *endpoint, mt string, sub *subscription, bm, notFo
 		r.fields = r.ex.NewFields()
 	}
 	sub.replay = r
-	return r, ""
+	return r
 }
 
 // start runs the reader. The broker waits for it at Shutdown; its owner
@@ -263,7 +285,11 @@ func (b *Broker) newReplay(ep *endpoint, mt string, sub *subscription, bm, notFo
 func (r *replay) start() {
 	b := r.ep.b
 	b.replaying.Add(1)
+	if r.completed {
+		r.caughtUp() // a replaced subscription that had caught up
+	}
 	r.ep.replays.Add(1)
+	b.bookmarkSubs.Add(1)
 	b.wg.Add(1) // the owner (a session or client) is counted too, so Wait has not returned
 	go r.run()
 }
@@ -272,7 +298,21 @@ func (r *replay) start() {
 // a replay of the journal (old is the subscription "replace" swaps out),
 // and acks the command. A bookmark that cannot be resolved fails it.
 func (s *session) startReplay(h *protocol.Header, sub, old *subscription, fill func(*protocol.Header), opts []string) {
-	r, reason := s.b.newReplay(&s.endpoint, s.mt, sub, h.Bookmark, optionValue(opts, "bookmark_not_found"))
+	var r *replay
+	var reason string
+	if old != nil && old.replay != nil {
+		// "replace" of a bookmark subscription swaps its topic, filter
+		// and options where its replay has got to: no replay again, and
+		// the new command's bookmark is not used (replay spec §7.5).
+		prev := old.replay
+		s.dropSubs(old) // its reader has stopped: where it got to is final
+		delete(s.subs, old.id)
+		s.nsubs.Store(int64(len(s.subs)))
+		old = nil
+		r, reason = s.b.continueReplay(&s.endpoint, s.mt, sub, prev)
+	} else {
+		r, reason = s.b.newReplay(&s.endpoint, s.mt, sub, h.Bookmark, optionValue(opts, "bookmark_not_found"))
+	}
 	if reason != "" {
 		s.fail(h, reason, fill)
 		return
@@ -316,6 +356,7 @@ func (r *replay) stopNow() {
 func (r *replay) run() {
 	defer r.ep.b.wg.Done()
 	defer r.ep.replays.Add(-1)
+	defer r.ep.b.bookmarkSubs.Add(-1)
 	defer close(r.done)
 	defer r.caughtUp()
 	defer func() { r.cur.Close() }() // the cursor of the moment: an overrun replaces it

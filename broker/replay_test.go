@@ -828,3 +828,31 @@ func TestReplayExemptFromAgeLimit(t *testing.T) {
 		t.Errorf("%d of 2000 messages, %d slow consumers", len(r.bodies), b.Broker.Stats().SlowConsumers)
 	}
 }
+
+// TestReplayReplaceKeepsItsPlace: "replace" of a bookmark subscription
+// swaps its filter where its replay has got to: nothing is replayed again
+// and the new command's bookmark is not used.
+func TestReplayReplaceKeepsItsPlace(t *testing.T) {
+	b, pub, _ := replaySetup(t, 3)
+	c := dialTCP(t, b.TCPAddr)
+	c.Logon("sub")
+	subscribeBM(c, "s", "t", "0", nil)
+	if r := readUntil(t, c, untilAck(protocol.AckCompleted)); len(r.bodies) != 3 {
+		t.Fatalf("first replay: %v", r.bodies)
+	}
+	before := b.Broker.Stats().Subscriptions
+	c.SendJSON(map[string]any{"c": "subscribe", "cid": "r", "sub_id": "s", "t": "t", "bm": "0", "o": "replace",
+		"filter": "/n >= 4", "a": "processed"}, nil)
+	if ack := c.AwaitAck("r", protocol.AckProcessed); ack.Header.Status != protocol.StatusSuccess {
+		t.Fatal(ack)
+	}
+	publishN(t, pub, "t", 3, 5)
+	m := c.Next()
+	if string(m.Body) != `{"n":4}` || m.Header.SubIDs != "s" {
+		t.Errorf("after replace: %s, want only the new message the new filter takes", m)
+	}
+	c.ExpectNothing(30 * time.Millisecond)
+	if n := b.Broker.Stats().Subscriptions; n != before {
+		t.Errorf("%d subscriptions after replace, %d before", n, before)
+	}
+}
