@@ -3,6 +3,9 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -200,6 +203,14 @@ type replay struct {
 	stop     chan struct{} // closed to stop the reader
 	stopOnce sync.Once
 	done     chan struct{} // closed when it has stopped
+	// paused stops the reading (pause/resume options); wake tells the
+	// reader it changed.
+	paused atomic.Bool
+	wake   chan struct{}
+	// rateMsgs or rateBytes is the rate option (per second; 0: none), and
+	// nextAt when the next message may go.
+	rateMsgs, rateBytes float64
+	nextAt              time.Time
 	// ended is set when a range has been replayed to its end: the
 	// subscription is over (what it queued is still delivered), and its
 	// id free for another.
@@ -267,7 +278,7 @@ func (b *Broker) makeReplay(ep *endpoint, mt string, sub *subscription, cur Curs
 	r := &replay{
 		ep: ep, mt: mt, j: b.opts.Journal, id: b.jid, sub: sub, cur: cur, plan: plan,
 		target: &target{ep: ep, subs: []*subscription{sub}, sids: subIDs([]*subscription{sub})},
-		stop:   make(chan struct{}), done: make(chan struct{}),
+		stop:   make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1),
 	}
 	if sub.filter != nil {
 		// compileFilter has checked that this message type's extractor
@@ -319,6 +330,23 @@ func (s *session) startReplay(h *protocol.Header, sub, old *subscription, fill f
 	}
 	want := parseAcks(h.AckType)
 	r.cid, r.wantCompleted, r.wantPers = h.CommandID, want&ackCompleted != 0, want&ackPersisted != 0
+	// pause enters it paused; rate limits it for its whole life. Neither
+	// goes with live (replay spec §7.10).
+	var err error
+	if v := optionValue(opts, "rate"); v != "" {
+		r.rateMsgs, r.rateBytes, err = parseRate(v)
+	}
+	if err == nil && hasOption(opts, "live") && (hasOption(opts, "pause") || r.rateMsgs+r.rateBytes > 0) {
+		err = errors.New("pause and rate do not go with live")
+	}
+	if err != nil {
+		r.cur.Close()
+		sub.replay = nil
+		s.log.Info("subscribe refused", "sub_id", sub.id, "err", err)
+		s.fail(h, ReasonInvalidOptions, fill)
+		return
+	}
+	r.paused.Store(hasOption(opts, "pause"))
 	if old != nil {
 		s.dropSubs(old)
 	}
@@ -371,6 +399,9 @@ func (r *replay) run() {
 	room := min(replayQueueBytes, max(r.ep.q.limit/2, 1))
 	for {
 		if r.sub.removed.Load() {
+			return
+		}
+		if !r.waitResumed() {
 			return
 		}
 		if r.pastEndAt(r.cur.Position()) {
@@ -514,6 +545,10 @@ func (r *replay) timeEndPassed() bool {
 func (r *replay) deliver(e *Entry, room int) bool {
 	if !r.takes(e) {
 		return true
+	}
+	// A pause that came while the message waited for its turn holds it.
+	if !r.pace(len(e.Body)) || !r.waitResumed() {
+		return false
 	}
 	sub := r.sub
 	body := e.Body
@@ -676,4 +711,134 @@ func (s *session) replays(h *protocol.Header) bool {
 		return true
 	}
 	return s.b.journaled(s.mt, h.Topic)
+}
+
+// ReasonReplayOnly refuses pause, resume or rate on a subscription that is
+// not a bookmark replay (replay spec §7.10).
+const ReasonReplayOnly = "pause, resume and rate need a bookmark subscription to journaled topics"
+
+// pauseOrResume handles a subscribe whose "pause" or "resume" option names
+// existing subscriptions (sub_id, a comma list): it pauses or resumes
+// their replays, acks, and reports true. A "pause" naming no existing
+// subscription is a new subscription entered paused (false: the caller
+// goes on); any other mix fails.
+func (s *session) pauseOrResume(h *protocol.Header) bool {
+	opts := splitOptions(h.Options)
+	pause, resume := hasOption(opts, "pause"), hasOption(opts, "resume")
+	if !pause && !resume {
+		return false
+	}
+	var replays []*replay
+	missing := ""
+	for _, id := range strings.Split(h.SubID, ",") {
+		id = strings.TrimSpace(id)
+		switch sub := s.subs[id]; {
+		case sub == nil:
+			missing = id
+		case sub.replay == nil:
+			s.log.Info("subscribe refused: pause and resume apply to bookmark subscriptions", "sub_id", id)
+			s.fail(h, ReasonReplayOnly, nil)
+			return true
+		default:
+			replays = append(replays, sub.replay)
+		}
+	}
+	switch {
+	case pause && resume:
+		s.log.Info("subscribe refused: both pause and resume", "sub_id", h.SubID)
+	case pause && len(replays) == 0:
+		return false // a new subscription, entered paused
+	case missing != "":
+		s.log.Info("subscribe refused: no bookmark subscription to "+map[bool]string{true: "pause", false: "resume"}[pause], "sub_id", missing)
+	default:
+		for _, r := range replays {
+			r.setPaused(pause)
+		}
+		s.acks(h, parseAcks(h.AckType)&(ackReceived|ackProcessed), protocol.StatusSuccess, "", func(a *protocol.Header) { a.SubID = h.SubID })
+		return true
+	}
+	s.fail(h, ReasonInvalidOptions, nil)
+	return true
+}
+
+// waitResumed waits while the replay is paused; false when it was
+// stopped (or the journal closed) meanwhile.
+func (r *replay) waitResumed() bool {
+	for r.paused.Load() {
+		select {
+		case <-r.wake:
+		case <-r.stop:
+			return false
+		case <-r.j.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// setPaused stops or restarts the replay's reading; what it queued is
+// still delivered.
+func (r *replay) setPaused(p bool) {
+	r.paused.Store(p)
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// parseRate reads a rate option: "N" messages per second, or "NKB" /
+// "NMB" bytes per second (powers of 1024, as the configuration's sizes).
+// A multiple of the original pace ("2X") is not supported.
+func parseRate(v string) (msgs, bytes float64, err error) {
+	unit := 1.0
+	num := v
+	switch u := strings.ToUpper(v); {
+	case strings.HasSuffix(u, "KB"):
+		unit, num = 1<<10, v[:len(v)-2]
+	case strings.HasSuffix(u, "MB"):
+		unit, num = 1<<20, v[:len(v)-2]
+	case strings.HasSuffix(u, "X"):
+		return 0, 0, fmt.Errorf("rate %q: a multiple of the original pace is not supported", v)
+	}
+	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if err != nil || n <= 0 || math.IsInf(n, 0) {
+		return 0, 0, fmt.Errorf("rate %q: want a positive number of messages, KB or MB per second", v)
+	}
+	if unit == 1 {
+		return n, 0, nil
+	}
+	return 0, n * unit, nil
+}
+
+// pace waits, when the subscription has a rate, until a message of size
+// bytes may go; false when the replay was stopped meanwhile.
+func (r *replay) pace(size int) bool {
+	var cost time.Duration
+	switch {
+	case r.rateMsgs > 0:
+		cost = time.Duration(float64(time.Second) / r.rateMsgs)
+	case r.rateBytes > 0:
+		cost = time.Duration(float64(time.Second) * float64(size) / r.rateBytes)
+	default:
+		return true
+	}
+	// nextAt is when the next message may go. It never lags behind now:
+	// a quiet stretch (waiting for the journal) is no licence for a burst.
+	now := time.Now()
+	if r.nextAt.Before(now) {
+		r.nextAt = now
+	}
+	wait := r.nextAt.Sub(now)
+	r.nextAt = r.nextAt.Add(cost)
+	if wait <= 0 {
+		return true
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.stop:
+		return false
+	}
 }
