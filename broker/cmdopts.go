@@ -54,7 +54,7 @@ var subscribeOptions = map[string]optionUse{
 	"oof":                optHonoured,
 	"timestamp":          optHonoured,
 	"select":             optHonoured,
-	"top_n":              optLater,
+	"top_n":              optHonoured, // a bookmark replay's cap (replay.go)
 	"skip_n":             optLater,
 	"conflation":         optLater,
 	"conflation_key":     optLater,

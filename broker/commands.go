@@ -450,8 +450,9 @@ func (s *session) subscribe(h *protocol.Header) {
 		s.startReplay(h, sub, old, fill, splitOptions(h.Options))
 		return
 	}
-	if opts := splitOptions(h.Options); hasOption(opts, "pause") || optionValue(opts, "rate") != "" {
-		s.log.Info("subscribe refused: pause and rate need a bookmark subscription to journaled topics", "sub_id", sub.id, "topic", h.Topic)
+	if opts := splitOptions(h.Options); hasOption(opts, "pause") || optionValue(opts, "rate") != "" ||
+		optionValue(opts, "top_n") != "" || h.Has(protocol.FieldTopN) {
+		s.log.Info("subscribe refused: pause, rate and top_n need a bookmark subscription to journaled topics", "sub_id", sub.id, "topic", h.Topic)
 		s.fail(h, ReasonReplayOnly, fill)
 		return
 	}

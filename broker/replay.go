@@ -211,6 +211,8 @@ type replay struct {
 	// nextAt when the next message may go.
 	rateMsgs, rateBytes float64
 	nextAt              time.Time
+	// topN caps the messages delivered (0: no cap); sent counts them.
+	topN, sent uint64
 	// ended is set when a range has been replayed to its end: the
 	// subscription is over (what it queued is still delivered), and its
 	// id free for another.
@@ -339,6 +341,12 @@ func (s *session) startReplay(h *protocol.Header, sub, old *subscription, fill f
 	if err == nil && hasOption(opts, "live") && (hasOption(opts, "pause") || r.rateMsgs+r.rateBytes > 0) {
 		err = errors.New("pause and rate do not go with live")
 	}
+	if err == nil {
+		r.topN, err = topN(h, opts)
+	}
+	if err == nil && r.topN > 0 && strings.TrimSpace(h.Bookmark) == "0|1|" {
+		err = errors.New("top_n caps a replay, and NOW replays nothing")
+	}
 	if err != nil {
 		r.cur.Close()
 		sub.replay = nil
@@ -426,6 +434,11 @@ func (r *replay) run() {
 				return
 			}
 			r.passed = e.Position
+			if r.topN > 0 && r.sent >= r.topN {
+				// top_n messages delivered: the subscription is done.
+				r.finish()
+				return
+			}
 			if r.plan.hasEnd && r.plan.endIncl && !r.plan.hasEndTime && e.Position >= r.plan.end {
 				// The end entry is delivered, and no end time reaches
 				// further.
@@ -574,7 +587,11 @@ func (r *replay) deliver(e *Entry, room int) bool {
 	// replay running flat out leaves the collector little to do.
 	d := newPooledMessage(&h, body)
 	d.setPosition(r.ep.b, e.Position) // for an in-process handler's Message.Bookmark
-	return r.ep.enqueueReplayed(outItem{d: d, t: r.target, size: d.size(r.target)}, room, r.stop)
+	if !r.ep.enqueueReplayed(outItem{d: d, t: r.target, size: d.size(r.target)}, room, r.stop) {
+		return false
+	}
+	r.sent++
+	return true
 }
 
 // takes reports whether the subscription gets e: a publish of its
@@ -713,9 +730,9 @@ func (s *session) replays(h *protocol.Header) bool {
 	return s.b.journaled(s.mt, h.Topic)
 }
 
-// ReasonReplayOnly refuses pause, resume or rate on a subscription that is
-// not a bookmark replay (replay spec §7.10).
-const ReasonReplayOnly = "pause, resume and rate need a bookmark subscription to journaled topics"
+// ReasonReplayOnly refuses pause, resume, rate or top_n on a subscription
+// that is not a bookmark replay (replay spec §7.5, §7.10).
+const ReasonReplayOnly = "pause, resume, rate and top_n need a bookmark subscription to journaled topics"
 
 // pauseOrResume handles a subscribe whose "pause" or "resume" option names
 // existing subscriptions (sub_id, a comma list): it pauses or resumes
@@ -841,4 +858,23 @@ func (r *replay) pace(size int) bool {
 	case <-r.stop:
 		return false
 	}
+}
+
+// topN is a subscribe's top_n, from its option or its header; 0 when it
+// has none.
+func topN(h *protocol.Header, opts []string) (uint64, error) {
+	if v := optionValue(opts, "top_n"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n == 0 {
+			return 0, fmt.Errorf("top_n=%s: want a positive count", v)
+		}
+		return n, nil
+	}
+	if h.Has(protocol.FieldTopN) {
+		if h.TopN == 0 {
+			return 0, errors.New("top_n 0: want a positive count")
+		}
+		return h.TopN, nil
+	}
+	return 0, nil
 }

@@ -925,3 +925,38 @@ func TestReplayPauseRefusals(t *testing.T) {
 		}
 	}
 }
+
+func TestReplayTopN(t *testing.T) {
+	b, pub, _ := replaySetup(t, 5)
+	c := dialTCP(t, b.TCPAddr)
+	c.Logon("sub")
+	// top_n caps the replay: three messages, completed, and the
+	// subscription is over.
+	subscribeBM(c, "s", "t", "0", map[string]any{"o": "top_n=3"})
+	r := readUntil(t, c, untilAck(protocol.AckCompleted))
+	if diff := cmp.Diff(bodies(0, 3), r.bodies); diff != "" {
+		t.Errorf("top_n=3 (-want +got):\n%s", diff)
+	}
+	publishN(t, pub, "t", 5, 6)
+	c.ExpectNothing(30 * time.Millisecond)
+	// The header works alike; top_n with NOW, or on a live subscription,
+	// is refused.
+	c.SendJSON(map[string]any{"c": "subscribe", "cid": "h", "sub_id": "h", "t": "t", "bm": "0", "top_n": 1, "a": "processed,completed"}, nil)
+	if r := readUntil(t, c, untilAck(protocol.AckCompleted)); len(r.bodies) != 1 {
+		t.Errorf("top_n header 1: %v", r.bodies)
+	}
+	for i, tc := range []map[string]any{
+		{"t": "t", "bm": "0|1|", "o": "top_n=2"},
+		{"t": "t", "o": "top_n=2"},
+	} {
+		id := fmt.Sprint("n", i)
+		h := map[string]any{"c": "subscribe", "cid": id, "sub_id": id, "a": "processed"}
+		for k, v := range tc {
+			h[k] = v
+		}
+		c.SendJSON(h, nil)
+		if ack := c.AwaitAck(id, protocol.AckProcessed); ack.Header.Status != protocol.StatusFailure {
+			t.Errorf("%v: %s, want a failure", tc, ack)
+		}
+	}
+}
