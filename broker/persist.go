@@ -75,8 +75,10 @@ type persister struct {
 	// that holds a client name.
 	conns  map[*session]*connAcks
 	byName map[string]*connAcks
-	// leaving are the connections a logon evicted, until they end.
+	// leaving are the connections a logon evicted, until they end;
+	// taking the names a logon is taking over, closed when it is done.
 	leaving map[*session]*connAcks
+	taking  map[string]chan struct{}
 	// active are the connections with acks waiting for durability or a
 	// conflation deadline: what the goroutine looks at.
 	active  map[*connAcks]struct{}
@@ -149,6 +151,7 @@ func newPersister(b *Broker, j Journal) *persister {
 		conns:   make(map[*session]*connAcks),
 		byName:  make(map[string]*connAcks),
 		leaving: make(map[*session]*connAcks),
+		taking:  make(map[string]chan struct{}),
 		active:  make(map[*connAcks]struct{}),
 		kick:    make(chan struct{}, 1),
 	}
@@ -167,8 +170,29 @@ func newPersister(b *Broker, j Journal) *persister {
 // another user the logon is refused (ok false). A logon without a client
 // name is not checked.
 func (p *persister) logon(s *session, user string, interval time.Duration) (ackable uint64, ok bool) {
+	// A name is taken over by one logon at a time: a logon that finds
+	// another evicting the name's connection waits for it to finish, then
+	// takes the name from it in turn (the last logon wins).
+	var mine chan struct{}
+	defer func() {
+		if mine != nil {
+			p.mu.Lock()
+			delete(p.taking, s.name)
+			p.mu.Unlock()
+			close(mine)
+		}
+	}()
 	for {
 		p.mu.Lock()
+		if ch := p.taking[s.name]; ch != nil && ch != mine && s.name != "" {
+			p.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-s.ctx.Done():
+				return 0, false
+			}
+		}
 		old := p.byName[s.name]
 		if s.name == "" || old == nil || old.s == s {
 			ackable = p.attachLocked(s, interval)
@@ -182,6 +206,10 @@ func (p *persister) logon(s *session, user string, interval time.Duration) (acka
 		if s.auth != nil && oldUser != user {
 			p.mu.Unlock()
 			return 0, false
+		}
+		if mine == nil {
+			mine = make(chan struct{})
+			p.taking[s.name] = mine
 		}
 		p.detachLocked(old)
 		old.gone = make(chan struct{})

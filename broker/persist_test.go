@@ -414,6 +414,9 @@ func TestTakeoverDuringPublish(t *testing.T) {
 		}
 		return strings.HasPrefix(topic, "j")
 	}})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	defer unblock() // a failing test must not leave the old reader held
 	old := tb.Dial(tb.TCPURL(), nil)
 	logonConflation(t, old, "app", "0")
 	pub(old, "jblock", 7, "persisted", "")
@@ -428,7 +431,7 @@ func TestTakeoverDuringPublish(t *testing.T) {
 		acked <- m
 	}()
 	time.Sleep(100 * time.Millisecond) // the new logon has closed the old connection and waits for it
-	close(release)
+	unblock()
 	if ack := <-acked; ack.Field("s") != "7" {
 		t.Fatalf("logon ack after the takeover: %s, want s 7 (journal high waters %v)", ack.RawHeader, j.HighWaters())
 	}
@@ -436,4 +439,57 @@ func TestTakeoverDuringPublish(t *testing.T) {
 	if m := nc.Next(); m.Field("a") != "persisted" || m.Field("s") != "7" {
 		t.Errorf("resend of 7 after the takeover: %s, want its persisted ack", m.RawHeader)
 	}
+}
+
+// TestTakeoversOneAtATime: while a logon waits for the connection it
+// evicts to end, a third logon with the same name waits its turn (it is
+// not acked while the second's takeover is under way), then takes the name
+// from the second.
+func TestTakeoversOneAtATime(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	tb := startBroker(t, &broker.Options{Journal: broker.NewMemJournal(0, 1), JournalTopics: func(mt, topic string) bool {
+		if topic == "jblock" { // hold the first connection's publish here
+			once.Do(func() { close(entered) })
+			<-release
+		}
+		return true
+	}})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	defer unblock() // a failing test must not leave the first reader held
+	first := tb.Dial(tb.TCPURL(), nil)
+	first.Logon("app")
+	pub(first, "jblock", 1, "", "")
+	<-entered
+	second, third := tb.Dial(tb.TCPURL(), nil), tb.Dial(tb.TCPURL(), nil)
+	secondDone := make(chan struct{})
+	go func() {
+		defer close(secondDone)
+		second.Conn.LogonWith(&protocol.Header{ClientName: "app", UserID: "app"}) // evicted in turn: its ack may never come
+	}()
+	time.Sleep(50 * time.Millisecond) // the second is evicting the first, which is held
+	thirdAck := make(chan ampstest.Message, 1)
+	go func() {
+		m, err := third.Conn.LogonWith(&protocol.Header{ClientName: "app", UserID: "app"})
+		if err != nil {
+			t.Error(err)
+		}
+		thirdAck <- m
+	}()
+	select {
+	case m := <-thirdAck:
+		t.Fatalf("the third logon was acked while the second's takeover was under way: %s", m)
+	case <-time.After(100 * time.Millisecond):
+	}
+	unblock()
+	if m := <-thirdAck; m.Header.Status != protocol.StatusSuccess {
+		t.Fatalf("third logon: %s", m)
+	}
+	<-secondDone // its reads are over: the connection's end is read here
+	if how := second.ExpectClosed(); how == "" {
+		t.Error("the second connection was not closed")
+	}
+	third.Publish("t", []byte(`{}`))
+	third.Flush("f") // the name's holder is served
 }
