@@ -114,7 +114,9 @@ func publishTopicReason(topic string) string {
 // a record on a SOW topic without Keys. It returns the message's journal
 // position (0 when it is not journaled) and a failure reason when the
 // message is refused (a SOW key that cannot be had, a journal that cannot
-// record it), else "". It never blocks on a receiver.
+// record it), else "". It never blocks on a receiver. A message accepted
+// to a topic without SOW is then handed to Options.Backplane, if any (see
+// backplane.go).
 func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.Header, body []byte) (Position, string) {
 	from.messagesIn.Add(1)
 	var cid, key string
@@ -128,9 +130,14 @@ func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.He
 	// A delta_publish to a topic without SOW is a publish: there is no
 	// record to merge into.
 	if b.journaled(r.mtName, topic) {
-		return b.publishJournaled(from, r, rs, topic, h, cid, body)
+		pos, reason := b.publishJournaled(from, r, rs, topic, h, cid, body)
+		if reason == "" {
+			b.toBackplane(from, r.mtName, topic, h, pos, body)
+		}
+		return pos, reason
 	}
-	b.route(from, rs, topic, nil, cid, body, nil)
+	b.route(from.name, rs, topic, nil, cid, body, nil)
+	b.toBackplane(from, r.mtName, topic, h, 0, body)
 	return 0, ""
 }
 
@@ -153,7 +160,7 @@ func (b *Broker) publishJournaled(from *endpoint, r *router, rs *routes, topic s
 	// journal position for subscriptions with the bookmark option.
 	d := newPooledDelivery(topic, cid, body)
 	d.setPosition(b, pos)
-	b.routeOrdered(from, rs, topic, d, cid, body, nil)
+	b.routeOrdered(from.name, rs, topic, d, cid, body, nil)
 	d.release()
 	return pos, ""
 }
@@ -261,12 +268,12 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 		ch = &change{old: old, now: rec, keys: st.def.keyPaths}
 	}
 	if rs != nil {
-		b.routeOrdered(from, rs, topic, d, cid, d.body, ch)
+		b.routeOrdered(from.name, rs, topic, d, cid, d.body, ch)
 		return pos, ""
 	}
 	// The routes are read again under the store's lock: a subscription
 	// registered by a sow_and_subscribe before this point must get it.
-	b.route(from, r.routes(topic), topic, d, cid, d.body, ch)
+	b.route(from.name, r.routes(topic), topic, d, cid, d.body, ch)
 	return pos, ""
 }
 
@@ -383,7 +390,7 @@ func diffDelivery(old []byte, d *delivery, keys [][]string) (*delivery, bool) {
 	return newDelivery(d.topic, d.correlationID, d.key, diff), empty
 }
 
-func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, cid string, body []byte, ch *change) {
+func (b *Broker) route(publisher string, rs *routes, topic string, d *delivery, cid string, body []byte, ch *change) {
 	if len(rs.targets) == 0 {
 		return
 	}
@@ -393,11 +400,11 @@ func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, ci
 	// order spans topics).
 	rs.order.Lock()
 	defer rs.order.Unlock()
-	b.routeLocked(from, rs, topic, d, cid, body, ch)
+	b.routeLocked(publisher, rs, topic, d, cid, body, ch)
 }
 
 // routeLocked is route with the topic's order lock held.
-func (b *Broker) routeLocked(from *endpoint, rs *routes, topic string, d *delivery, cid string, body []byte, ch *change) {
+func (b *Broker) routeLocked(publisher string, rs *routes, topic string, d *delivery, cid string, body []byte, ch *change) {
 	if len(rs.targets) == 0 {
 		return
 	}
@@ -405,19 +412,20 @@ func (b *Broker) routeLocked(from *endpoint, rs *routes, topic string, d *delive
 		rs.regexOrder.Lock()
 		defer rs.regexOrder.Unlock()
 	}
-	b.routeOrdered(from, rs, topic, d, cid, body, ch)
+	b.routeOrdered(publisher, rs, topic, d, cid, body, ch)
 }
 
 // routeOrdered is route with the topic's order lock held, and the
 // router's regex order lock too when a regex subscription is among the
-// targets.
-func (b *Broker) routeOrdered(from *endpoint, rs *routes, topic string, d *delivery, cid string, body []byte, ch *change) {
+// targets. publisher is the publisher's client name, what a filter's
+// CLIENT_NAME() reads (a remote publisher's too, see backplane.go).
+func (b *Broker) routeOrdered(publisher string, rs *routes, topic string, d *delivery, cid string, body []byte, ch *change) {
 	if len(rs.targets) == 0 {
 		return
 	}
 	var sc *filterScratch
 	if rs.ex != nil {
-		sc = rs.scratch(body, filter.Env{Topic: topic, Size: len(body), ClientName: from.name, InstanceName: b.opts.Name})
+		sc = rs.scratch(body, filter.Env{Topic: topic, Size: len(body), ClientName: publisher, InstanceName: b.opts.Name})
 	}
 	var proj []projection // the select lists' projections of this message
 	var made *delivery    // the delivery route built, if it did
