@@ -1,18 +1,20 @@
 // Package natscluster lets several ampsbroker nodes act as one broker over
 // NATS, with JetStream holding what must be durable and ordered. It is a
 // module of its own so that the core library never depends on NATS; the
-// broker package sees only small interfaces (broker.Journal today, a
-// backplane later) that this package implements.
+// broker package sees only small interfaces (broker.Journal and
+// broker.Backplane) that this package implements.
 //
 // # Status
 //
 // Built: the topic to subject mapping (Subjects, EncodeToken), the
-// transaction log on JetStream (Journal, a broker.Journal), a proposal of
-// the backplane interface (Backplane; the broker does not drive it yet),
-// and a test harness (internal/natstest: an in-process three-node
+// transaction log on JetStream (Journal, a broker.Journal), plain
+// publishes across nodes over core NATS (Backplane, a broker.Backplane:
+// topics without SOW, broadcast interest, origin filtering, bounded
+// queues), and a test harness (internal/natstest: an in-process three-node
 // JetStream cluster over loopback and a TCP proxy that delays, pauses or
-// cuts one node's link). Not built yet: the backplane implementation, the
-// SOW across nodes, configuration (Go, XML, ampsd -nats) and readiness.
+// cuts one node's link). Not built yet: the SOW across nodes, a
+// gap-free switch from a bookmark replay to live remote publishes,
+// configuration (Go, XML, ampsd -nats) and readiness.
 //
 // # Shape of a cluster
 //
@@ -32,7 +34,12 @@
 //     connection's order per subject), no disk, lowest latency.
 //   - Journaled publishes go to the transaction log stream (Journal) and
 //     are delivered on every node from that stream, so the order a node
-//     delivers in is the order a bookmark replays in, on every node.
+//     delivers in is the order a bookmark replays in, on every node. (Not
+//     yet: today a journaled publish to a topic without SOW is journaled
+//     by the node that accepted it and crosses like a plain one, carrying
+//     its journal position for "bm"; the live order on other nodes is then
+//     the publisher's order, and a replay's switch to live is not made
+//     gap-free across nodes.)
 //   - SOW-topic publishes are ordered by JetStream, one stream order per
 //     topic (see SOW below).
 //
