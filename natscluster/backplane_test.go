@@ -11,6 +11,7 @@ import (
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/natscluster/internal/natstest"
 	"github.com/ampsbroker/ampsbroker/protocol"
+	"github.com/nats-io/nats.go"
 )
 
 // readyWait bounds the wait for every node's subscription to reach the
@@ -30,7 +31,7 @@ func startNodes(t testing.TB, c *natstest.Cluster, opts broker.Options) []node {
 	t.Helper()
 	nodes := make([]node, len(c.Servers))
 	for i := range nodes {
-		nc := natstest.Connect(t, c.URL(i))
+		nc := natstest.Connect(t, c.URL(i), nats.NoEcho())
 		bp, err := NewBackplane(nc, BackplaneConfig{NodeID: fmt.Sprintf("node%d", i)})
 		if err != nil {
 			t.Fatal(err)
