@@ -27,16 +27,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/ampsbroker/ampsbroker/admin"
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/config"
+	"github.com/ampsbroker/ampsbroker/internal/daemon"
 	"github.com/ampsbroker/ampsbroker/listener"
 	"github.com/ampsbroker/ampsbroker/transport"
 )
@@ -107,15 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 		// Refuse rather than merge: a flag silently overriding or adding to
 		// the file's transports would make the effective setup depend on
 		// both places.
-		var clash []string
-		fs.Visit(func(fl *flag.Flag) {
-			for _, name := range transportFlags {
-				if fl.Name == name {
-					clash = append(clash, "-"+name)
-				}
-			}
-		})
-		if len(clash) > 0 {
+		if clash := daemon.Given(fs, transportFlags); len(clash) > 0 {
 			return nil, fmt.Errorf("-config defines the transports and the admin server; remove %s", strings.Join(clash, ", "))
 		}
 	} else if f.adminOpen && f.admin == "" {
@@ -337,41 +330,17 @@ func closeListeners(ls []transport.Listener) {
 // done or one of them fails; then it shuts them down, the admin server
 // first.
 func serve(ctx context.Context, release func(), log *slog.Logger, b *broker.Broker, ls []transport.Listener, adm *adminServer) error {
-	errc := make(chan error, len(ls)+1)
-	var wg sync.WaitGroup
-	for _, l := range ls {
-		log.Info("listening", "transport", l.Name(), "addr", l.Addr().String())
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := b.Serve(l); !errors.Is(err, broker.ErrBrokerClosed) {
-				errc <- err
+	return daemon.Serve(ctx, log, b, ls, shutdownTimeout, daemon.Hooks{
+		Started: func(_ []net.Addr, errc chan<- error) {
+			if adm != nil {
+				adm.start(b, log, errc)
 			}
-		}()
-	}
-
-	if adm != nil {
-		adm.start(b, log, errc)
-	}
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down", "timeout", shutdownTimeout)
-	case runErr = <-errc:
-		log.Error("transport failed; shutting down", "err", runErr)
-	}
-	release()
-
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if adm != nil {
-		adm.stop(sctx)
-	}
-	if err := b.Shutdown(sctx); err != nil {
-		log.Warn("shutdown was not graceful", "err", err)
-	}
-	wg.Wait()
-	log.Info("stopped")
-	return runErr
+		},
+		Stopping: func(ctx context.Context) {
+			release()
+			if adm != nil {
+				adm.stop(ctx)
+			}
+		},
+	})
 }
