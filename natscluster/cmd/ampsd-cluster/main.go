@@ -1,0 +1,222 @@
+// Command ampsd-cluster runs an ampsbroker node that joins a cluster over
+// NATS: publishes its clients make to topics without SOW reach the
+// subscribers of every node, and theirs reach its clients (see package
+// natscluster). It is ampsd with -nats; it lives in the natscluster module
+// because the core module (and so cmd/ampsd) never depends on NATS.
+//
+//	go run ./cmd/ampsd-cluster -nats nats://127.0.0.1:4222 -tcp :9007 -ws :9008
+//	go run ./cmd/ampsd-cluster -nats nats://n1:4222,nats://n2:4222 -config amps.xml
+//
+// Every node of one cluster uses the same NATS cluster and -prefix. Not
+// yet across nodes: SOW topics (each node keeps its own records, and
+// publishes to them stay on the node) and the transaction log (a
+// TransactionLog in -config is refused: a journal of each node's own would
+// hand other nodes' subscribers bookmarks of the wrong journal).
+//
+// SIGINT or SIGTERM shut the node down gracefully; the NATS link is closed
+// after the broker.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/ampsbroker/ampsbroker/config"
+	"github.com/ampsbroker/ampsbroker/internal/daemon"
+	"github.com/ampsbroker/ampsbroker/listener"
+	"github.com/ampsbroker/ampsbroker/natscluster"
+	"github.com/ampsbroker/ampsbroker/transport"
+	"github.com/nats-io/nats.go"
+)
+
+// Defaults of the flags and of the node's run.
+const (
+	// defaultTCPAddr and defaultWSAddr are ampsd's: AMPS over TCP, and
+	// the WebSocket transport of the JavaScript client.
+	defaultTCPAddr = ":9007"
+	defaultWSAddr  = ":9008"
+	// shutdownTimeout bounds the graceful drain after a signal.
+	shutdownTimeout = 10 * time.Second
+	// reconnectWait is the pause between tries to reach NATS again after
+	// the link was lost; the node tries for as long as it runs.
+	reconnectWait = 500 * time.Millisecond
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "ampsd-cluster:", err)
+		os.Exit(1)
+	}
+}
+
+// flags are the command-line settings.
+type flags struct {
+	nats, prefix, nodeID string
+	tcp, ws              string
+	name, logLevel       string
+	configFile           string
+}
+
+// fileFlags are the flags -config replaces (the file defines the
+// transports and the instance name).
+var fileFlags = []string{"tcp", "ws", "name"}
+
+func parseFlags(args []string, stderr io.Writer) (*flags, error) {
+	fs := flag.NewFlagSet("ampsd-cluster", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := &flags{}
+	fs.StringVar(&f.nats, "nats", "", "NATS server URL(s) of the cluster, comma separated (required), e.g. nats://127.0.0.1:4222")
+	fs.StringVar(&f.prefix, "prefix", natscluster.DefaultBackplanePrefix, "subject prefix of the cluster's publishes; every node of a cluster uses the same")
+	fs.StringVar(&f.nodeID, "node-id", "", "id of this node's publishes on NATS; default: a fresh unique id")
+	fs.StringVar(&f.tcp, "tcp", defaultTCPAddr, "AMPS TCP transport address; empty disables")
+	fs.StringVar(&f.ws, "ws", defaultWSAddr, "WebSocket transport address for the JavaScript client; empty disables")
+	fs.StringVar(&f.name, "name", broker.DefaultName, "instance name (AMPS_INSTANCE_NAME())")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.configFile, "config", "", "AMPS-style XML configuration file (transports, name, SOW topics, security); -tcp, -ws and -name given with it are an error")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if f.nats == "" {
+		return nil, errors.New("-nats is required: the NATS URL(s) of the cluster")
+	}
+	if f.configFile != "" {
+		if clash := daemon.Given(fs, fileFlags); len(clash) > 0 {
+			return nil, fmt.Errorf("-config defines the transports and the name; remove %s", strings.Join(clash, ", "))
+		}
+	}
+	return f, nil
+}
+
+// run serves a node until ctx is done. ready, when not nil, is told the
+// addresses the node listens on once it serves them.
+func run(ctx context.Context, args []string, stderr io.Writer, ready func([]net.Addr)) (err error) {
+	f, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return fmt.Errorf("-log-level %q: %w", f.logLevel, err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	opts, ls, err := setup(f, log)
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(f.nats, nats.NoEcho(), nats.Name("ampsd-cluster "+opts.Name),
+		nats.MaxReconnects(-1), nats.ReconnectWait(reconnectWait),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS link lost; reconnecting", "err", err) }),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS link back", "server", c.ConnectedUrl()) }))
+	if err != nil {
+		closeListeners(ls)
+		return fmt.Errorf("-nats %s: %w", f.nats, err)
+	}
+	defer nc.Close()
+	bp, err := natscluster.NewBackplane(nc, natscluster.BackplaneConfig{Prefix: f.prefix, NodeID: f.nodeID, Logger: log})
+	if err != nil {
+		closeListeners(ls)
+		return fmt.Errorf("-prefix %q: %w", f.prefix, err)
+	}
+	defer func() {
+		if cerr := bp.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("closing the backplane: %w", cerr))
+		}
+	}()
+	opts.Logger, opts.Backplane = log, bp
+	b := broker.New(&opts)
+	if st := b.Stats().Cluster; st.StartErr != nil {
+		closeListeners(ls)
+		b.Close()
+		return st.StartErr
+	}
+	log.Info("joined the cluster", "nats", nc.ConnectedUrl(), "prefix", f.prefix)
+	return daemon.Serve(ctx, log, b, ls, shutdownTimeout, daemon.Hooks{
+		Started: func(addrs []net.Addr, _ chan<- error) {
+			if ready != nil {
+				ready(addrs)
+			}
+		},
+	})
+}
+
+// setup is the broker's options and listeners, from -config or from the
+// flags.
+func setup(f *flags, log *slog.Logger) (broker.Options, []transport.Listener, error) {
+	if f.configFile == "" {
+		ls, err := openListeners(f)
+		return broker.Options{Name: f.name}, ls, err
+	}
+	cfg, err := config.Load(f.configFile, nil)
+	if err != nil {
+		return broker.Options{}, nil, err
+	}
+	if cfg.TransactionLog != nil {
+		return broker.Options{}, nil, fmt.Errorf("%s: a TransactionLog is not shared across nodes yet; remove it to run a cluster node", f.configFile)
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn("config", "problem", w.Error(), "code", string(w.Code))
+	}
+	opts := cfg.BrokerOptions()
+	if len(opts.SOWTopics) > 0 {
+		log.Warn("SOW topics are not shared across nodes yet: each node keeps its own records, and publishes to them stay on the node")
+	}
+	for _, t := range cfg.Transports {
+		if t.InitialState == config.StateDisabled {
+			delete(opts.Transports, t.Name)
+		}
+	}
+	ls, err := cfg.ListenAll()
+	if err == nil && len(ls) == 0 {
+		err = fmt.Errorf("%s: no enabled transport", f.configFile)
+	}
+	return opts, ls, err
+}
+
+// openListeners opens the transports of -tcp and -ws.
+func openListeners(f *flags) ([]transport.Listener, error) {
+	var ls []transport.Listener
+	if f.tcp != "" {
+		l, err := listener.ListenTCP(f.tcp, nil)
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	if f.ws != "" {
+		l, err := listener.ListenWebSocket(f.ws, nil)
+		if err != nil {
+			closeListeners(ls)
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	if len(ls) == 0 {
+		return nil, errors.New("no transport enabled: set -tcp or -ws")
+	}
+	return ls, nil
+}
+
+func closeListeners(ls []transport.Listener) {
+	for _, l := range ls {
+		l.Close()
+	}
+}

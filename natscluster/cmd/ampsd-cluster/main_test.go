@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ampsbroker/ampsbroker/ampstest"
+	"github.com/ampsbroker/ampsbroker/natscluster/internal/natstest"
+	"github.com/ampsbroker/ampsbroker/protocol"
+)
+
+// testWait bounds each wait of these tests.
+const testWait = 10 * time.Second
+
+// startNode runs a node with args and returns its TCP address; the test's
+// cleanup stops it and checks that it ended without error.
+func startNode(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan []net.Addr, 1)
+	done := make(chan error, 1)
+	log := &ampstest.LogBuffer{}
+	go func() { done <- run(ctx, args, log, func(a []net.Addr) { addrs <- a }) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("node %v ended with %v; log:\n%s", args, err, log)
+			}
+		case <-time.After(testWait):
+			t.Errorf("node %v did not stop within %v", args, testWait)
+		}
+	})
+	select {
+	case a := <-addrs:
+		return a[0].String()
+	case err := <-done:
+		t.Fatalf("node %v: %v; log:\n%s", args, err, log)
+	case <-time.After(testWait):
+		t.Fatalf("node %v did not listen within %v", args, testWait)
+	}
+	return ""
+}
+
+// TestTwoNodesOnNATS: a publish to a node started with -nats reaches a
+// subscriber of another node on another NATS server.
+func TestTwoNodesOnNATS(t *testing.T) {
+	c := natstest.StartCluster(t, 2)
+	a := startNode(t, "-nats", c.URL(0), "-tcp", "127.0.0.1:0", "-ws", "", "-name", "a")
+	b := startNode(t, "-nats", c.URL(1), "-tcp", "127.0.0.1:0", "-ws", "", "-name", "b")
+	dial := func(addr, name string) *ampstest.Client {
+		cl := ampstest.Dial(t, "tcp://"+addr+"/amps/json", &ampstest.DialOptions{Timeout: testWait})
+		cl.Logon(name)
+		return cl
+	}
+	sub := dial(b, "sub")
+	sub.Subscribe("s", "orders")
+	pub := dial(a, "pub")
+	// The node on b subscribed to NATS before it listened, but the
+	// interest may still be on its way to a's NATS server: publish until
+	// one arrives.
+	deadline := time.Now().Add(testWait)
+	for {
+		pub.Publish("orders", []byte(`{"n":1}`))
+		m, err := sub.Conn.ReadWithin(20 * time.Millisecond)
+		if err == nil {
+			if m.Header.Command != protocol.CmdP || string(m.Body) != `{"n":1}` {
+				t.Fatalf("subscriber got %s", m)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing crossed from node a to node b within %v", testWait)
+		}
+	}
+}
+
+// TestFlagsAndConfigRefusals: what the command refuses before it starts.
+func TestFlagsAndConfigRefusals(t *testing.T) {
+	dir := t.TempDir()
+	withLog := filepath.Join(dir, "txlog.xml")
+	if err := os.WriteFile(withLog, []byte(`<AMPSConfig><Name>n</Name>
+<Transports><Transport><Name>tcp</Name><Type>tcp</Type><InetAddr>127.0.0.1:0</InetAddr><Protocol>amps</Protocol></Transport></Transports>
+<TransactionLog><JournalDirectory>`+dir+`</JournalDirectory><Topic><Name>.*</Name><MessageType>json</MessageType></Topic></TransactionLog>
+</AMPSConfig>`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-tcp", "127.0.0.1:0"}, "-nats is required"},
+		{[]string{"-nats", "nats://127.0.0.1:1", "-config", withLog, "-tcp", ":1"}, "remove -tcp"},
+		{[]string{"-nats", "nats://127.0.0.1:1", "-config", withLog}, "TransactionLog is not shared"},
+		{[]string{"-nats", "nats://127.0.0.1:1", "-prefix", "a b", "-tcp", "127.0.0.1:0", "-ws", ""}, "-nats"},
+	} {
+		var log bytes.Buffer
+		err := run(context.Background(), tc.args, &log, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("run %v: %v, want an error with %q", tc.args, err, tc.want)
+		}
+	}
+}
