@@ -34,16 +34,11 @@ func BenchmarkBackplane(b *testing.B) {
 		{"same-node", nodes[0].Broker, nodes[0].Broker},
 		{"cross-node", nodes[0].Broker, nodes[1].Broker},
 	} {
-		dial := func(at *ampstest.Broker, name string) *ampstest.Client {
-			cl := at.Dial(at.TCPURL(), &ampstest.DialOptions{Timeout: readyWait})
-			cl.Logon(name)
-			return cl
-		}
-		pub, sub := dial(tc.pub, "pub-"+tc.name), dial(tc.sub, "sub-"+tc.name)
+		pub, sub := logon(tc.pub, "pub-"+tc.name), logon(tc.sub, "sub-"+tc.name)
 		topic := "bench-" + tc.name
 		sub.Subscribe("s", topic)
 		if tc.pub != tc.sub {
-			probe := dial(tc.sub, "probe-"+tc.name)
+			probe := logon(tc.sub, "probe-"+tc.name)
 			probe.Subscribe("p", "probe")
 			awaitRouted(b, pub, "probe", probe)
 		}

@@ -1,9 +1,11 @@
 package natscluster
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,9 +31,20 @@ type node struct {
 // backplane, then its connection.
 func startNodes(t testing.TB, c *natstest.Cluster, opts broker.Options) []node {
 	t.Helper()
-	nodes := make([]node, len(c.Servers))
-	for i := range nodes {
-		nc := natstest.Connect(t, c.URL(i), nats.NoEcho())
+	urls := make([]string, len(c.Servers))
+	for i := range urls {
+		urls[i] = c.URL(i)
+	}
+	return startNodesAt(t, urls, opts)
+}
+
+// startNodesAt is startNodes with one node per NATS URL, connected with
+// extra options besides NoEcho.
+func startNodesAt(t testing.TB, urls []string, opts broker.Options, extra ...nats.Option) []node {
+	t.Helper()
+	nodes := make([]node, len(urls))
+	for i, url := range urls {
+		nc := natstest.Connect(t, url, append([]nats.Option{nats.NoEcho()}, extra...)...)
 		bp, err := NewBackplane(nc, BackplaneConfig{NodeID: fmt.Sprintf("node%d", i)})
 		if err != nil {
 			t.Fatal(err)
@@ -48,27 +61,37 @@ func startNodes(t testing.TB, c *natstest.Cluster, opts broker.Options) []node {
 	return nodes
 }
 
+// logon connects a raw TCP client to b and logs it on as name.
+func logon(b *ampstest.Broker, name string) *ampstest.Client {
+	cl := b.Dial(b.TCPURL(), &ampstest.DialOptions{Timeout: readyWait})
+	cl.Logon(name)
+	return cl
+}
+
 // awaitRouted publishes probes from pub (on one node) to topic until each
 // of probes (on other nodes, subscribed to topic) got one: the nodes'
-// subscriptions have then reached the publisher's NATS node. The probes'
-// messages are read off.
+// subscriptions have then reached the publisher's NATS node. Each call's
+// probes carry a tag of their own, so a probe of an earlier call still
+// arriving does not count.
 func awaitRouted(t testing.TB, pub *ampstest.Client, topic string, probes ...*ampstest.Client) {
 	t.Helper()
+	probe := fmt.Appendf(nil, `{"probe":%d}`, probeTag.Add(1))
 	deadline := time.Now().Add(readyWait)
 	waiting := slices.Clone(probes)
 	for len(waiting) > 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d nodes never got a publish of another node within %v", len(waiting), readyWait)
 		}
-		pub.Publish(topic, []byte(`{}`))
+		pub.Publish(topic, probe)
 		waiting = slices.DeleteFunc(waiting, func(c *ampstest.Client) bool {
 			m, err := c.Conn.ReadWithin(20 * time.Millisecond)
-			return err == nil && m.Header.Command == protocol.CmdP
+			return err == nil && m.Header.Command == protocol.CmdP && bytes.Equal(m.Body, probe)
 		})
 	}
-	// Probes published after the last one read may still arrive: the
-	// probe connections are not used for anything else.
 }
+
+// probeTag numbers the calls of awaitRouted.
+var probeTag atomic.Int64
 
 // subscribeFiltered subscribes c to topic with a content filter and waits
 // for the subscription's processed ack.
@@ -109,28 +132,23 @@ func TestBackplaneThreeNodes(t *testing.T) {
 	nodes := startNodes(t, c, broker.Options{})
 	a, b, cc := nodes[0], nodes[1], nodes[2]
 
-	dial := func(n node, name string) *ampstest.Client {
-		cl := n.Dial(n.TCPURL(), &ampstest.DialOptions{Timeout: readyWait})
-		cl.Logon(name)
-		return cl
-	}
 	subs := map[string]*ampstest.Client{
-		"A exact":    dial(a, "a-exact"),
-		"B exact":    dial(b, "b-exact"),
-		"B regex":    dial(b, "b-regex"),
-		"C filtered": dial(cc, "c-filtered"),
-		"C exact":    dial(cc, "c-exact"),
+		"A exact":    logon(a.Broker, "a-exact"),
+		"B exact":    logon(b.Broker, "b-exact"),
+		"B regex":    logon(b.Broker, "b-regex"),
+		"C filtered": logon(cc.Broker, "c-filtered"),
+		"C exact":    logon(cc.Broker, "c-exact"),
 	}
 	subs["A exact"].Subscribe("s", "orders")
 	subs["B exact"].Subscribe("s", "orders")
 	subs["B regex"].Subscribe("s", "^ord")
 	subscribeFiltered(subs["C filtered"], "s", "orders", "/n > 150")
 	subs["C exact"].Subscribe("s", "orders")
-	probeB, probeC := dial(b, "probe-b"), dial(cc, "probe-c")
+	probeB, probeC := logon(b.Broker, "probe-b"), logon(cc.Broker, "probe-c")
 	probeB.Subscribe("p", "probe")
 	probeC.Subscribe("p", "probe")
 
-	pub := dial(a, "pub")
+	pub := logon(a.Broker, "pub")
 	awaitRouted(t, pub, "probe", probeB, probeC)
 
 	const n, last = 200, 1000
