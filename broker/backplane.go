@@ -56,12 +56,14 @@ import (
 //     a duplicate. A replay racing the remote publish it repeats (the
 //     publisher moved faster than the backplane) is not caught.
 //   - A remote publish that was journaled carries its journal position and
-//     the origin's journal id; a bookmark subscription here gets it as its
-//     "bm" only when this node has a journal with the same id (nodes that
-//     share one journal name the same instance, see JournalID). Replaying a
-//     bookmark subscription and then switching it live is not yet made
-//     gap- and duplicate-free across nodes: remote publishes are routed
-//     live as they arrive, whatever the replay has read.
+//     the origin's journal id; a subscription here with the bookmark option
+//     gets it as its "bm" only when this node has a journal with the same
+//     id (nodes that share one journal name the same instance, see
+//     JournalID). A bookmark subscription is not routed to at all (it reads
+//     the journal, replay and live alike, see replay.go): with a journal
+//     the nodes share it gets every node's journaled publishes once, in
+//     the journal's order; with a journal of each node's own, only its
+//     node's.
 //
 // Lifetime. New starts the deliveries (Backplane.Start); from Shutdown or
 // Close on, remote publishes are dropped, and once they have returned no

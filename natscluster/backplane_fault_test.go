@@ -58,7 +58,7 @@ func TestBackplaneLinkFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxy := natstest.NewProxy(t, u.Host)
-	nodes := startNodesAt(t, []string{c.URL(0), proxy.URL()}, broker.Options{},
+	nodes := startNodesAt(t, []string{c.URL(0), proxy.URL()}, func(int) broker.Options { return broker.Options{} },
 		nats.ReconnectWait(faultReconnectWait), nats.MaxReconnects(-1))
 	a, b := nodes[0], nodes[1]
 	subA, subB := logon(a.Broker, "sub-a"), logon(b.Broker, "sub-b")

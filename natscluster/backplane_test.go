@@ -35,12 +35,12 @@ func startNodes(t testing.TB, c *natstest.Cluster, opts broker.Options) []node {
 	for i := range urls {
 		urls[i] = c.URL(i)
 	}
-	return startNodesAt(t, urls, opts)
+	return startNodesAt(t, urls, func(int) broker.Options { return opts })
 }
 
-// startNodesAt is startNodes with one node per NATS URL, connected with
-// extra options besides NoEcho.
-func startNodesAt(t testing.TB, urls []string, opts broker.Options, extra ...nats.Option) []node {
+// startNodesAt is startNodes with one node per NATS URL, node i with
+// options opts(i), connected with extra options besides NoEcho.
+func startNodesAt(t testing.TB, urls []string, opts func(i int) broker.Options, extra ...nats.Option) []node {
 	t.Helper()
 	nodes := make([]node, len(urls))
 	for i, url := range urls {
@@ -54,7 +54,7 @@ func startNodesAt(t testing.TB, urls []string, opts broker.Options, extra ...nat
 				t.Errorf("backplane %d: Close: %v", i, err)
 			}
 		})
-		o := opts
+		o := opts(i)
 		o.Backplane = bp
 		nodes[i] = node{ampstest.NewBroker(t, &ampstest.Options{Broker: &o}), bp}
 	}

@@ -10,11 +10,13 @@
 // transaction log on JetStream (Journal, a broker.Journal), plain
 // publishes across nodes over core NATS (Backplane, a broker.Backplane:
 // topics without SOW, broadcast interest, origin filtering, bounded
-// queues), and a test harness (internal/natstest: an in-process three-node
+// queues), a test harness (internal/natstest: an in-process three-node
 // JetStream cluster over loopback and a TCP proxy that delays, pauses or
-// cuts one node's link). Not built yet: the SOW across nodes, a
-// gap-free switch from a bookmark replay to live remote publishes,
-// configuration (Go, XML, ampsd -nats) and readiness.
+// cuts one node's link), and cmd/ampsd-cluster (ampsd with -nats). With
+// a Journal shared by the nodes and the Backplane, a bookmark subscription
+// on any node replays every node's journaled publishes. Not built yet: the
+// SOW across nodes, the shared journal in ampsd-cluster, the XML element
+// of the cluster's settings, and readiness.
 //
 // # Shape of a cluster
 //
@@ -37,9 +39,9 @@
 //     delivers in is the order a bookmark replays in, on every node. (Not
 //     yet: today a journaled publish to a topic without SOW is journaled
 //     by the node that accepted it and crosses like a plain one, carrying
-//     its journal position for "bm"; the live order on other nodes is then
-//     the publisher's order, and a replay's switch to live is not made
-//     gap-free across nodes.)
+//     its journal position for "bm", so the live order on other nodes is
+//     the publisher's order; bookmark subscriptions read the stream, replay
+//     and live alike, so they already get the stream's order everywhere.)
 //   - SOW-topic publishes are ordered by JetStream, one stream order per
 //     topic (see SOW below).
 //
