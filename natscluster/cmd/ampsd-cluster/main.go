@@ -6,12 +6,23 @@
 //
 //	go run ./cmd/ampsd-cluster -nats nats://127.0.0.1:4222 -tcp :9007 -ws :9008
 //	go run ./cmd/ampsd-cluster -nats nats://n1:4222,nats://n2:4222 -config amps.xml
+//	go run ./cmd/ampsd-cluster -nats nats://127.0.0.1:4222 -journal -journal-replicas 3
 //
-// Every node of one cluster uses the same NATS cluster and -prefix. Not
-// yet across nodes: SOW topics (each node keeps its own records, and
-// publishes to them stay on the node) and the transaction log (a
-// TransactionLog in -config is refused: a journal of each node's own would
-// hand other nodes' subscribers bookmarks of the wrong journal).
+// Every node of one cluster uses the same NATS cluster and -prefix.
+//
+// Transaction log. With -journal, or a TransactionLog in -config (whose
+// Topic entries then say what is journaled; its directory and file
+// settings are not used), the nodes share one transaction log on a
+// JetStream stream (natscluster.Journal): a bookmark subscription on any
+// node replays what every node journaled, and "persisted" acks wait for
+// JetStream to hold the entry with -journal-replicas copies. Every node
+// of such a cluster must have the same instance name (bookmarks carry
+// it).
+//
+// Not yet across nodes: SOW topics. Each node keeps its own records and
+// publishes to them stay on the node; SOW topics together with a
+// transaction log are refused, since a node rebuilding them from the
+// shared journal would take in the other nodes' records.
 //
 // SIGINT or SIGTERM shut the node down gracefully; the NATS link is closed
 // after the broker.
@@ -65,6 +76,9 @@ func main() {
 // flags are the command-line settings.
 type flags struct {
 	nats, prefix, nodeID string
+	journal              bool
+	journalStream        string
+	journalReplicas      int
 	tcp, ws              string
 	name, logLevel       string
 	configFile           string
@@ -81,6 +95,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.nats, "nats", "", "NATS server URL(s) of the cluster, comma separated (required), e.g. nats://127.0.0.1:4222")
 	fs.StringVar(&f.prefix, "prefix", natscluster.DefaultBackplanePrefix, "subject prefix of the cluster's publishes; every node of a cluster uses the same")
 	fs.StringVar(&f.nodeID, "node-id", "", "id of this node's publishes on NATS; default: a fresh unique id")
+	fs.BoolVar(&f.journal, "journal", false, "keep a transaction log on JetStream, shared by the nodes (every topic outside /AMPS is journaled; with -config, a TransactionLog does the same for its topics); every node must have the same -name")
+	fs.StringVar(&f.journalStream, "journal-stream", natscluster.DefaultJournalStream, "JetStream stream of the shared transaction log")
+	fs.IntVar(&f.journalReplicas, "journal-replicas", natscluster.DefaultJournalReplicas, "copies JetStream keeps of each journal entry before a persisted ack (at most the NATS cluster's size)")
 	fs.StringVar(&f.tcp, "tcp", defaultTCPAddr, "AMPS TCP transport address; empty disables")
 	fs.StringVar(&f.ws, "ws", defaultWSAddr, "WebSocket transport address for the JavaScript client; empty disables")
 	fs.StringVar(&f.name, "name", broker.DefaultName, "instance name (AMPS_INSTANCE_NAME())")
@@ -141,6 +158,25 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func([]net.
 			err = errors.Join(err, fmt.Errorf("closing the backplane: %w", cerr))
 		}
 	}()
+	if f.journal {
+		if len(opts.SOWTopics) > 0 {
+			closeListeners(ls)
+			return errors.New("SOW topics with a transaction log are not supported on a cluster node yet: a node rebuilding them from the shared journal would take in the other nodes' records")
+		}
+		jctx, cancel := context.WithTimeout(ctx, natscluster.DefaultOperationTimeout)
+		j, jerr := natscluster.OpenJournal(jctx, nc, natscluster.JournalConfig{Stream: f.journalStream, Replicas: f.journalReplicas, Logger: log})
+		cancel()
+		if jerr != nil {
+			closeListeners(ls)
+			return jerr
+		}
+		defer func() {
+			if cerr := j.Close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("closing the journal: %w", cerr))
+			}
+		}()
+		opts.Journal = j
+	}
 	opts.Logger, opts.Backplane = log, bp
 	b := broker.New(&opts)
 	if st := b.Stats().Cluster; st.StartErr != nil {
@@ -148,7 +184,12 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func([]net.
 		b.Close()
 		return st.StartErr
 	}
-	log.Info("joined the cluster", "nats", nc.ConnectedUrl(), "prefix", f.prefix)
+	if err := b.RecoveryErr(); err != nil {
+		closeListeners(ls)
+		b.Close()
+		return err
+	}
+	log.Info("joined the cluster", "nats", nc.ConnectedUrl(), "prefix", f.prefix, "journal", f.journal)
 	return daemon.Serve(ctx, log, b, ls, shutdownTimeout, daemon.Hooks{
 		Started: func(addrs []net.Addr, _ chan<- error) {
 			if ready != nil {
@@ -170,7 +211,10 @@ func setup(f *flags, log *slog.Logger) (broker.Options, []transport.Listener, er
 		return broker.Options{}, nil, err
 	}
 	if cfg.TransactionLog != nil {
-		return broker.Options{}, nil, fmt.Errorf("%s: a TransactionLog is not shared across nodes yet; remove it to run a cluster node", f.configFile)
+		// The shared journal replaces the file journal; the file's Topic
+		// entries still say what is journaled (BrokerOptions).
+		f.journal = true
+		log.Info("TransactionLog: the nodes share a transaction log on JetStream; its directory and file settings are not used", "stream", f.journalStream)
 	}
 	for _, w := range cfg.Warnings {
 		log.Warn("config", "problem", w.Error(), "code", string(w.Code))

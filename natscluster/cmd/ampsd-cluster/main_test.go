@@ -92,13 +92,22 @@ func TestFlagsAndConfigRefusals(t *testing.T) {
 </AMPSConfig>`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	withSOW := filepath.Join(dir, "sow.xml")
+	if err := os.WriteFile(withSOW, []byte(`<AMPSConfig><Name>n</Name>
+<Transports><Transport><Name>tcp</Name><Type>tcp</Type><InetAddr>127.0.0.1:0</InetAddr><Protocol>amps</Protocol></Transport></Transports>
+<TransactionLog><JournalDirectory>`+dir+`</JournalDirectory><Topic><Name>.*</Name><MessageType>json</MessageType></Topic></TransactionLog>
+<SOW><Topic><Name>positions</Name><MessageType>json</MessageType><Key>/id</Key><Durability>transient</Durability></Topic></SOW>
+</AMPSConfig>`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := natstest.StartCluster(t, 1)
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"-tcp", "127.0.0.1:0"}, "-nats is required"},
 		{[]string{"-nats", "nats://127.0.0.1:1", "-config", withLog, "-tcp", ":1"}, "remove -tcp"},
-		{[]string{"-nats", "nats://127.0.0.1:1", "-config", withLog}, "TransactionLog is not shared"},
+		{[]string{"-nats", c.URL(0), "-config", withSOW}, "SOW topics with a transaction log"},
 		{[]string{"-nats", "nats://127.0.0.1:1", "-prefix", "a b", "-tcp", "127.0.0.1:0", "-ws", ""}, "-nats"},
 	} {
 		var log bytes.Buffer
@@ -106,5 +115,33 @@ func TestFlagsAndConfigRefusals(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("run %v: %v, want an error with %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestSharedJournal: nodes started with -journal share one transaction
+// log: what is published on node a is acknowledged persisted there and
+// replayed by a bookmark subscription on node b.
+func TestSharedJournal(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	a := startNode(t, "-nats", c.URL(0), "-tcp", "127.0.0.1:0", "-ws", "", "-journal", "-journal-replicas", "3")
+	b := startNode(t, "-nats", c.URL(1), "-tcp", "127.0.0.1:0", "-ws", "", "-journal", "-journal-replicas", "3")
+	pub := ampstest.Dial(t, "tcp://"+a+"/amps/json", &ampstest.DialOptions{Timeout: testWait})
+	pub.Logon("pub")
+	pub.Send(&protocol.Header{Command: protocol.CmdP, CommandID: "p1", Topic: "orders", AckType: protocol.AckPersisted, Sequence: 1}, []byte(`{"n":1}`))
+	if m := pub.AwaitAck("p1", protocol.AckPersisted); m.Header.Status != protocol.StatusSuccess {
+		t.Fatalf("persisted ack on node a: %s", m)
+	}
+	sub := ampstest.Dial(t, "tcp://"+b+"/amps/json", &ampstest.DialOptions{Timeout: testWait})
+	sub.Logon("sub")
+	sub.Send(&protocol.Header{Command: protocol.CmdSubscribe, CommandID: "r", SubID: "r", Topic: "orders", Bookmark: "0"}, nil)
+	for {
+		m := sub.Next()
+		if m.Header.Command != protocol.CmdP {
+			continue
+		}
+		if string(m.Body) != `{"n":1}` || m.Header.Bookmark == "" {
+			t.Fatalf("node b replayed %s, want node a's publish with its bookmark", m)
+		}
+		return
 	}
 }
