@@ -362,3 +362,60 @@ func TestBackplaneEntitlementsWhereTheSubscriberIs(t *testing.T) {
 	}
 	bob.ExpectNothing(100 * time.Millisecond)
 }
+
+// TestBackplanePerPublisherOrder: publishers on node A publish at once,
+// each to a topic of its own; a regex subscription on node B gets every
+// message of each publisher once, in that publisher's order.
+func TestBackplanePerPublisherOrder(t *testing.T) {
+	hub := &fakeHub{}
+	a, _ := newNode(t, hub, broker.Options{})
+	b, _ := newNode(t, hub, broker.Options{})
+	all := subscribe(t, connect(t, b, "sub"), "^feed/", "")
+	const publishers, each = 4, 200
+	var wg sync.WaitGroup
+	errs := make(chan error, publishers)
+	for p := range publishers {
+		pub := connect(t, a, fmt.Sprintf("pub%d", p))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 1; i <= each; i++ {
+				if err := pub.Publish(context.Background(), fmt.Sprintf("feed/%d", p), []byte(body(i))); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		all.mu.Lock()
+		n := len(all.msgs)
+		all.mu.Unlock()
+		if n >= publishers*each {
+			break
+		}
+		select {
+		case <-all.got:
+		case <-deadline:
+			t.Fatalf("B got %d of %d messages", n, publishers*each)
+		}
+	}
+	next := map[string]int{}
+	all.mu.Lock()
+	defer all.mu.Unlock()
+	for _, m := range all.msgs {
+		next[m.Topic]++
+		if want := body(next[m.Topic]); string(m.Data) != want {
+			t.Fatalf("on %s B got %s, want %s next", m.Topic, m.Data, want)
+		}
+	}
+	if len(all.msgs) != publishers*each {
+		t.Errorf("B got %d messages, want %d", len(all.msgs), publishers*each)
+	}
+}
