@@ -15,8 +15,9 @@
 // cuts one node's link), and cmd/ampsd-cluster (ampsd with -nats). With
 // a Journal shared by the nodes and the Backplane, a bookmark subscription
 // on any node replays every node's journaled publishes. Not built yet: the
-// SOW across nodes, the shared journal in ampsd-cluster, the XML element
-// of the cluster's settings, and readiness.
+// SOW across nodes, readiness, and credentials and TLS for the NATS link
+// in ampsd-cluster (the NATSCluster element of the XML file and the shared
+// journal are there).
 //
 // # Shape of a cluster
 //

@@ -239,6 +239,11 @@ func runConfig(ctx context.Context, release func(), f *flags, log *slog.Logger) 
 	for _, w := range cfg.Warnings {
 		log.Warn("config", "problem", w.Error(), "code", string(w.Code))
 	}
+	if cfg.NATSCluster != nil {
+		// Serving it as a single node would leave its clients out of the
+		// cluster without a word.
+		return fmt.Errorf("%s: NATSCluster makes this a node of a cluster over NATS, which ampsd does not join; run ampsd-cluster (natscluster/cmd/ampsd-cluster) with this file", f.configFile)
+	}
 	if f.adminOpen && (cfg.Admin == nil || cfg.Admin.InetAddr == "") {
 		return fmt.Errorf("-admin-open-actions needs an admin server: %s has no Admin/InetAddr", f.configFile)
 	}

@@ -7,6 +7,10 @@
 //	go run ./cmd/ampsd-cluster -nats nats://127.0.0.1:4222 -tcp :9007 -ws :9008
 //	go run ./cmd/ampsd-cluster -nats nats://n1:4222,nats://n2:4222 -config amps.xml
 //	go run ./cmd/ampsd-cluster -nats nats://127.0.0.1:4222 -journal -journal-replicas 3
+//	go run ./cmd/ampsd-cluster -config node.xml   # with a NATSCluster element
+//
+// The NATS settings come from the flags or, with -config, from the file's
+// NATSCluster element (see config.NATSCluster), never from both.
 //
 // Every node of one cluster uses the same NATS cluster and -prefix.
 //
@@ -29,6 +33,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -82,17 +87,23 @@ type flags struct {
 	tcp, ws              string
 	name, logLevel       string
 	configFile           string
+	// natsGiven lists the NATS flags given on the command line, which a
+	// NATSCluster element in -config must not meet.
+	natsGiven []string
 }
 
 // fileFlags are the flags -config replaces (the file defines the
 // transports and the instance name).
 var fileFlags = []string{"tcp", "ws", "name"}
 
+// natsFlags are the flags a NATSCluster element in -config replaces.
+var natsFlags = []string{"nats", "prefix", "node-id", "journal-stream", "journal-replicas"}
+
 func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs := flag.NewFlagSet("ampsd-cluster", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f := &flags{}
-	fs.StringVar(&f.nats, "nats", "", "NATS server URL(s) of the cluster, comma separated (required), e.g. nats://127.0.0.1:4222")
+	fs.StringVar(&f.nats, "nats", "", "NATS server URL(s) of the cluster, comma separated, e.g. nats://127.0.0.1:4222; required unless -config has a NATSCluster element")
 	fs.StringVar(&f.prefix, "prefix", natscluster.DefaultBackplanePrefix, "subject prefix of the cluster's publishes; every node of a cluster uses the same")
 	fs.StringVar(&f.nodeID, "node-id", "", "id of this node's publishes on NATS; default: a fresh unique id")
 	fs.BoolVar(&f.journal, "journal", false, "keep a transaction log on JetStream, shared by the nodes (every topic outside /AMPS is journaled; with -config, a TransactionLog does the same for its topics); every node must have the same -name")
@@ -102,16 +113,17 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.ws, "ws", defaultWSAddr, "WebSocket transport address for the JavaScript client; empty disables")
 	fs.StringVar(&f.name, "name", broker.DefaultName, "instance name (AMPS_INSTANCE_NAME())")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&f.configFile, "config", "", "AMPS-style XML configuration file (transports, name, SOW topics, security); -tcp, -ws and -name given with it are an error")
+	fs.StringVar(&f.configFile, "config", "", "AMPS-style XML configuration file (transports, name, SOW topics, security, TransactionLog, and the NATSCluster element of our own); -tcp, -ws and -name given with it are an error, and so are the NATS flags when it has a NATSCluster element")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	if f.nats == "" {
+	if f.nats == "" && f.configFile == "" {
 		return nil, errors.New("-nats is required: the NATS URL(s) of the cluster")
 	}
+	f.natsGiven = daemon.Given(fs, natsFlags)
 	if f.configFile != "" {
 		if clash := daemon.Given(fs, fileFlags); len(clash) > 0 {
 			return nil, fmt.Errorf("-config defines the transports and the name; remove %s", strings.Join(clash, ", "))
@@ -209,6 +221,18 @@ func setup(f *flags, log *slog.Logger) (broker.Options, []transport.Listener, er
 	cfg, err := config.Load(f.configFile, nil)
 	if err != nil {
 		return broker.Options{}, nil, err
+	}
+	if n := cfg.NATSCluster; n != nil {
+		if len(f.natsGiven) > 0 {
+			return broker.Options{}, nil, fmt.Errorf("%s has a NATSCluster element; remove %s", f.configFile, strings.Join(f.natsGiven, ", "))
+		}
+		f.nats = strings.Join(n.URLs, ",")
+		f.prefix = cmp.Or(n.Prefix, f.prefix)
+		f.nodeID = n.NodeID
+		f.journalStream = cmp.Or(n.JournalStream, f.journalStream)
+		f.journalReplicas = cmp.Or(n.JournalReplicas, f.journalReplicas)
+	} else if f.nats == "" {
+		return broker.Options{}, nil, fmt.Errorf("-nats is required: %s has no NATSCluster element", f.configFile)
 	}
 	if cfg.TransactionLog != nil {
 		// The shared journal replaces the file journal; the file's Topic

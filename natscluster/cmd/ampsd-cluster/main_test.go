@@ -54,7 +54,15 @@ func startNode(t *testing.T, args ...string) string {
 func TestTwoNodesOnNATS(t *testing.T) {
 	c := natstest.StartCluster(t, 2)
 	a := startNode(t, "-nats", c.URL(0), "-tcp", "127.0.0.1:0", "-ws", "", "-name", "a")
-	b := startNode(t, "-nats", c.URL(1), "-tcp", "127.0.0.1:0", "-ws", "", "-name", "b")
+	// Node b takes its NATS settings from the file's NATSCluster element.
+	file := filepath.Join(t.TempDir(), "b.xml")
+	if err := os.WriteFile(file, []byte(`<AMPSConfig><Name>b</Name>
+<Transports><Transport><Name>tcp</Name><Type>tcp</Type><InetAddr>127.0.0.1:0</InetAddr><Protocol>amps</Protocol></Transport></Transports>
+<NATSCluster><URL>`+c.URL(1)+`</URL></NATSCluster>
+</AMPSConfig>`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := startNode(t, "-config", file)
 	dial := func(addr, name string) *ampstest.Client {
 		cl := ampstest.Dial(t, "tcp://"+addr+"/amps/json", &ampstest.DialOptions{Timeout: testWait})
 		cl.Logon(name)
@@ -100,6 +108,13 @@ func TestFlagsAndConfigRefusals(t *testing.T) {
 </AMPSConfig>`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	withCluster := filepath.Join(dir, "cluster.xml")
+	if err := os.WriteFile(withCluster, []byte(`<AMPSConfig><Name>n</Name>
+<Transports><Transport><Name>tcp</Name><Type>tcp</Type><InetAddr>127.0.0.1:0</InetAddr><Protocol>amps</Protocol></Transport></Transports>
+<NATSCluster><URL>nats://127.0.0.1:1</URL></NATSCluster>
+</AMPSConfig>`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c := natstest.StartCluster(t, 1)
 	for _, tc := range []struct {
 		args []string
@@ -107,6 +122,8 @@ func TestFlagsAndConfigRefusals(t *testing.T) {
 	}{
 		{[]string{"-tcp", "127.0.0.1:0"}, "-nats is required"},
 		{[]string{"-nats", "nats://127.0.0.1:1", "-config", withLog, "-tcp", ":1"}, "remove -tcp"},
+		{[]string{"-config", withLog}, "-nats is required"},
+		{[]string{"-config", withCluster, "-nats", c.URL(0), "-prefix", "x"}, "remove -nats, -prefix"},
 		{[]string{"-nats", c.URL(0), "-config", withSOW}, "SOW topics with a transaction log"},
 		{[]string{"-nats", "nats://127.0.0.1:1", "-prefix", "a b", "-tcp", "127.0.0.1:0", "-ws", ""}, "-nats"},
 	} {
