@@ -53,8 +53,9 @@ type Broker struct {
 	// recoverErr is why New could not rebuild the SOW topics from the
 	// journal completely (RecoveryErr); nil when it could.
 	recoverErr error
-	// replaying counts the bookmark subscriptions reading the journal.
-	replaying atomic.Int64
+	// replaying counts the bookmark subscriptions that have not caught up
+	// yet; bookmarkSubs all of them (their readers running).
+	replaying, bookmarkSubs atomic.Int64
 	// jid is the id in this instance's bookmarks (JournalID of its name).
 	jid uint64
 	// cluster is Options.Backplane's state; nil without one.
@@ -621,7 +622,7 @@ func (b *Broker) Stats() Stats {
 		conns = append(conns, s.stats())
 	}
 	slices.SortFunc(conns, func(a, b ConnStats) int { return cmp.Compare(a.ID, b.ID) })
-	var subs int64
+	subs := b.bookmarkSubs.Load() // replays are not in the routers
 	b.routersMu.RLock()
 	for _, r := range b.routers {
 		r.mu.RLock()

@@ -54,17 +54,19 @@ var subscribeOptions = map[string]optionUse{
 	"oof":                optHonoured,
 	"timestamp":          optHonoured,
 	"select":             optHonoured,
-	"top_n":              optLater,
+	"top_n":              optHonoured, // a bookmark replay's cap (replay.go)
 	"skip_n":             optLater,
 	"conflation":         optLater,
 	"conflation_key":     optLater,
 	"grouping":           optLater,
 	"projection":         optLater,
 	"bookmark_not_found": optHonoured,
-	"pause":              optLater,
-	"resume":             optLater,
-	"rate":               optLater,
-	"rate_max_gap":       optLater,
+	// pause, resume and rate shape a bookmark replay (replay.go); on any
+	// other subscription they fail with ReasonReplayOnly.
+	"pause":        optHonoured,
+	"resume":       optHonoured,
+	"rate":         optHonoured,
+	"rate_max_gap": optLater,
 }
 
 // logonOptions are the options of logon. "pretty" renders binary message

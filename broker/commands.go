@@ -439,12 +439,21 @@ func (s *session) subscribe(h *protocol.Header) {
 	if h.Command == protocol.CmdDeltaSubscribe {
 		table = deltaSubscribeOptions
 	}
+	if s.pauseOrResume(h) {
+		return
+	}
 	sub, old, fill, ok := s.prepareSubscription(h, table)
 	if !ok {
 		return
 	}
 	if s.replays(h) {
 		s.startReplay(h, sub, old, fill, splitOptions(h.Options))
+		return
+	}
+	if opts := splitOptions(h.Options); hasOption(opts, "pause") || optionValue(opts, "rate") != "" ||
+		optionValue(opts, "top_n") != "" || h.Has(protocol.FieldTopN) {
+		s.log.Info("subscribe refused: pause, rate and top_n need a bookmark subscription to journaled topics", "sub_id", sub.id, "topic", h.Topic)
+		s.fail(h, ReasonReplayOnly, fill)
 		return
 	}
 	s.register(sub, old)

@@ -3,6 +3,9 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -200,6 +203,16 @@ type replay struct {
 	stop     chan struct{} // closed to stop the reader
 	stopOnce sync.Once
 	done     chan struct{} // closed when it has stopped
+	// paused stops the reading (pause/resume options); wake tells the
+	// reader it changed.
+	paused atomic.Bool
+	wake   chan struct{}
+	// rateMsgs or rateBytes is the rate option (per second; 0: none), and
+	// nextAt when the next message may go.
+	rateMsgs, rateBytes float64
+	nextAt              time.Time
+	// topN caps the messages delivered (0: no cap); sent counts them.
+	topN, sent uint64
 	// ended is set when a range has been replayed to its end: the
 	// subscription is over (what it queued is still delivered), and its
 	// id free for another.
@@ -241,11 +254,33 @@ func (b *Broker) newReplay(ep *endpoint, mt string, sub *subscription, bm, notFo
 		ep.log.Info("bookmark not found; replay starts where bookmark_not_found says", "sub_id", sub.id, "client_name", ep.name,
 			"bookmark", logText(bm), "bookmark_not_found", cmpOr(notFound, "now"))
 	}
+	r := b.makeReplay(ep, mt, sub, cur, plan)
+	r.passed, r.acked = plan.start-1, plan.start-1
+	return r, ""
+}
+
+// continueReplay makes the reader of sub, which replaces the bookmark
+// subscription whose reader was prev (stopped), going on from where prev
+// got to, with prev's plan: its range end and its completed ack, if sent.
+func (b *Broker) continueReplay(ep *endpoint, mt string, sub *subscription, prev *replay) (*replay, string) {
+	plan := prev.plan
+	plan.start = prev.passed + 1
+	cur, err := b.opts.Journal.NewCursor(plan.start)
+	if err != nil {
+		ep.log.Info("replace refused: cannot read the journal where the replay was", "sub_id", sub.id, "position", plan.start, "err", err)
+		return nil, ReasonBookmarkNotFound
+	}
+	r := b.makeReplay(ep, mt, sub, cur, plan)
+	r.passed, r.acked, r.completed = prev.passed, prev.acked, prev.completed
+	return r, ""
+}
+
+// makeReplay returns the reader of sub over cur, following plan.
+func (b *Broker) makeReplay(ep *endpoint, mt string, sub *subscription, cur Cursor, plan replayPlan) *replay {
 	r := &replay{
-		ep: ep, mt: mt, j: j, id: b.jid, sub: sub, cur: cur, plan: plan,
-		passed: plan.start - 1, acked: plan.start - 1,
+		ep: ep, mt: mt, j: b.opts.Journal, id: b.jid, sub: sub, cur: cur, plan: plan,
 		target: &target{ep: ep, subs: []*subscription{sub}, sids: subIDs([]*subscription{sub})},
-		stop:   make(chan struct{}), done: make(chan struct{}),
+		stop:   make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1),
 	}
 	if sub.filter != nil {
 		// compileFilter has checked that this message type's extractor
@@ -255,7 +290,7 @@ func (b *Broker) newReplay(ep *endpoint, mt string, sub *subscription, bm, notFo
 		r.fields = r.ex.NewFields()
 	}
 	sub.replay = r
-	return r, ""
+	return r
 }
 
 // start runs the reader. The broker waits for it at Shutdown; its owner
@@ -263,7 +298,11 @@ func (b *Broker) newReplay(ep *endpoint, mt string, sub *subscription, bm, notFo
 func (r *replay) start() {
 	b := r.ep.b
 	b.replaying.Add(1)
+	if r.completed {
+		r.caughtUp() // a replaced subscription that had caught up
+	}
 	r.ep.replays.Add(1)
+	b.bookmarkSubs.Add(1)
 	b.wg.Add(1) // the owner (a session or client) is counted too, so Wait has not returned
 	go r.run()
 }
@@ -272,13 +311,50 @@ func (r *replay) start() {
 // a replay of the journal (old is the subscription "replace" swaps out),
 // and acks the command. A bookmark that cannot be resolved fails it.
 func (s *session) startReplay(h *protocol.Header, sub, old *subscription, fill func(*protocol.Header), opts []string) {
-	r, reason := s.b.newReplay(&s.endpoint, s.mt, sub, h.Bookmark, optionValue(opts, "bookmark_not_found"))
+	var r *replay
+	var reason string
+	if old != nil && old.replay != nil {
+		// "replace" of a bookmark subscription swaps its topic, filter
+		// and options where its replay has got to: no replay again, and
+		// the new command's bookmark is not used (replay spec §7.5).
+		prev := old.replay
+		s.dropSubs(old) // its reader has stopped: where it got to is final
+		delete(s.subs, old.id)
+		s.nsubs.Store(int64(len(s.subs)))
+		old = nil
+		r, reason = s.b.continueReplay(&s.endpoint, s.mt, sub, prev)
+	} else {
+		r, reason = s.b.newReplay(&s.endpoint, s.mt, sub, h.Bookmark, optionValue(opts, "bookmark_not_found"))
+	}
 	if reason != "" {
 		s.fail(h, reason, fill)
 		return
 	}
 	want := parseAcks(h.AckType)
 	r.cid, r.wantCompleted, r.wantPers = h.CommandID, want&ackCompleted != 0, want&ackPersisted != 0
+	// pause enters it paused; rate limits it for its whole life. Neither
+	// goes with live (replay spec §7.10).
+	var err error
+	if v := optionValue(opts, "rate"); v != "" {
+		r.rateMsgs, r.rateBytes, err = parseRate(v)
+	}
+	if err == nil && hasOption(opts, "live") && (hasOption(opts, "pause") || r.rateMsgs+r.rateBytes > 0) {
+		err = errors.New("pause and rate do not go with live")
+	}
+	if err == nil {
+		r.topN, err = topN(h, opts)
+	}
+	if err == nil && r.topN > 0 && strings.TrimSpace(h.Bookmark) == "0|1|" {
+		err = errors.New("top_n caps a replay, and NOW replays nothing")
+	}
+	if err != nil {
+		r.cur.Close()
+		sub.replay = nil
+		s.log.Info("subscribe refused", "sub_id", sub.id, "err", err)
+		s.fail(h, ReasonInvalidOptions, fill)
+		return
+	}
+	r.paused.Store(hasOption(opts, "pause"))
 	if old != nil {
 		s.dropSubs(old)
 	}
@@ -316,6 +392,7 @@ func (r *replay) stopNow() {
 func (r *replay) run() {
 	defer r.ep.b.wg.Done()
 	defer r.ep.replays.Add(-1)
+	defer r.ep.b.bookmarkSubs.Add(-1)
 	defer close(r.done)
 	defer r.caughtUp()
 	defer func() { r.cur.Close() }() // the cursor of the moment: an overrun replaces it
@@ -330,6 +407,9 @@ func (r *replay) run() {
 	room := min(replayQueueBytes, max(r.ep.q.limit/2, 1))
 	for {
 		if r.sub.removed.Load() {
+			return
+		}
+		if !r.waitResumed() {
 			return
 		}
 		if r.pastEndAt(r.cur.Position()) {
@@ -354,6 +434,11 @@ func (r *replay) run() {
 				return
 			}
 			r.passed = e.Position
+			if r.topN > 0 && r.sent >= r.topN {
+				// top_n messages delivered: the subscription is done.
+				r.finish()
+				return
+			}
 			if r.plan.hasEnd && r.plan.endIncl && !r.plan.hasEndTime && e.Position >= r.plan.end {
 				// The end entry is delivered, and no end time reaches
 				// further.
@@ -474,6 +559,10 @@ func (r *replay) deliver(e *Entry, room int) bool {
 	if !r.takes(e) {
 		return true
 	}
+	// A pause that came while the message waited for its turn holds it.
+	if !r.pace(len(e.Body)) || !r.waitResumed() {
+		return false
+	}
 	sub := r.sub
 	body := e.Body
 	if sub.sel != nil {
@@ -498,7 +587,11 @@ func (r *replay) deliver(e *Entry, room int) bool {
 	// replay running flat out leaves the collector little to do.
 	d := newPooledMessage(&h, body)
 	d.setPosition(r.ep.b, e.Position) // for an in-process handler's Message.Bookmark
-	return r.ep.enqueueReplayed(outItem{d: d, t: r.target, size: d.size(r.target)}, room, r.stop)
+	if !r.ep.enqueueReplayed(outItem{d: d, t: r.target, size: d.size(r.target)}, room, r.stop) {
+		return false
+	}
+	r.sent++
+	return true
 }
 
 // takes reports whether the subscription gets e: a publish of its
@@ -635,4 +728,153 @@ func (s *session) replays(h *protocol.Header) bool {
 		return true
 	}
 	return s.b.journaled(s.mt, h.Topic)
+}
+
+// ReasonReplayOnly refuses pause, resume, rate or top_n on a subscription
+// that is not a bookmark replay (replay spec §7.5, §7.10).
+const ReasonReplayOnly = "pause, resume, rate and top_n need a bookmark subscription to journaled topics"
+
+// pauseOrResume handles a subscribe whose "pause" or "resume" option names
+// existing subscriptions (sub_id, a comma list): it pauses or resumes
+// their replays, acks, and reports true. A "pause" naming no existing
+// subscription is a new subscription entered paused (false: the caller
+// goes on); any other mix fails.
+func (s *session) pauseOrResume(h *protocol.Header) bool {
+	opts := splitOptions(h.Options)
+	pause, resume := hasOption(opts, "pause"), hasOption(opts, "resume")
+	if !pause && !resume {
+		return false
+	}
+	var replays []*replay
+	missing := ""
+	for _, id := range strings.Split(h.SubID, ",") {
+		id = strings.TrimSpace(id)
+		switch sub := s.subs[id]; {
+		case sub == nil:
+			missing = id
+		case sub.replay == nil:
+			s.log.Info("subscribe refused: pause and resume apply to bookmark subscriptions", "sub_id", id)
+			s.fail(h, ReasonReplayOnly, nil)
+			return true
+		default:
+			replays = append(replays, sub.replay)
+		}
+	}
+	switch {
+	case pause && resume:
+		s.log.Info("subscribe refused: both pause and resume", "sub_id", h.SubID)
+	case pause && len(replays) == 0:
+		return false // a new subscription, entered paused
+	case missing != "":
+		s.log.Info("subscribe refused: no bookmark subscription to "+map[bool]string{true: "pause", false: "resume"}[pause], "sub_id", missing)
+	default:
+		for _, r := range replays {
+			r.setPaused(pause)
+		}
+		s.acks(h, parseAcks(h.AckType)&(ackReceived|ackProcessed), protocol.StatusSuccess, "", func(a *protocol.Header) { a.SubID = h.SubID })
+		return true
+	}
+	s.fail(h, ReasonInvalidOptions, nil)
+	return true
+}
+
+// waitResumed waits while the replay is paused; false when it was
+// stopped (or the journal closed) meanwhile.
+func (r *replay) waitResumed() bool {
+	for r.paused.Load() {
+		select {
+		case <-r.wake:
+		case <-r.stop:
+			return false
+		case <-r.j.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// setPaused stops or restarts the replay's reading; what it queued is
+// still delivered.
+func (r *replay) setPaused(p bool) {
+	r.paused.Store(p)
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// parseRate reads a rate option: "N" messages per second, or "NKB" /
+// "NMB" bytes per second (powers of 1024, as the configuration's sizes).
+// A multiple of the original pace ("2X") is not supported.
+func parseRate(v string) (msgs, bytes float64, err error) {
+	unit := 1.0
+	num := v
+	switch u := strings.ToUpper(v); {
+	case strings.HasSuffix(u, "KB"):
+		unit, num = 1<<10, v[:len(v)-2]
+	case strings.HasSuffix(u, "MB"):
+		unit, num = 1<<20, v[:len(v)-2]
+	case strings.HasSuffix(u, "X"):
+		return 0, 0, fmt.Errorf("rate %q: a multiple of the original pace is not supported", v)
+	}
+	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if err != nil || n <= 0 || math.IsInf(n, 0) {
+		return 0, 0, fmt.Errorf("rate %q: want a positive number of messages, KB or MB per second", v)
+	}
+	if unit == 1 {
+		return n, 0, nil
+	}
+	return 0, n * unit, nil
+}
+
+// pace waits, when the subscription has a rate, until a message of size
+// bytes may go; false when the replay was stopped meanwhile.
+func (r *replay) pace(size int) bool {
+	var cost time.Duration
+	switch {
+	case r.rateMsgs > 0:
+		cost = time.Duration(float64(time.Second) / r.rateMsgs)
+	case r.rateBytes > 0:
+		cost = time.Duration(float64(time.Second) * float64(size) / r.rateBytes)
+	default:
+		return true
+	}
+	// nextAt is when the next message may go. It never lags behind now:
+	// a quiet stretch (waiting for the journal) is no licence for a burst.
+	now := time.Now()
+	if r.nextAt.Before(now) {
+		r.nextAt = now
+	}
+	wait := r.nextAt.Sub(now)
+	r.nextAt = r.nextAt.Add(cost)
+	if wait <= 0 {
+		return true
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.stop:
+		return false
+	}
+}
+
+// topN is a subscribe's top_n, from its option or its header; 0 when it
+// has none.
+func topN(h *protocol.Header, opts []string) (uint64, error) {
+	if v := optionValue(opts, "top_n"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n == 0 {
+			return 0, fmt.Errorf("top_n=%s: want a positive count", v)
+		}
+		return n, nil
+	}
+	if h.Has(protocol.FieldTopN) {
+		if h.TopN == 0 {
+			return 0, errors.New("top_n 0: want a positive count")
+		}
+		return h.TopN, nil
+	}
+	return 0, nil
 }

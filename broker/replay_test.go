@@ -828,3 +828,135 @@ func TestReplayExemptFromAgeLimit(t *testing.T) {
 		t.Errorf("%d of 2000 messages, %d slow consumers", len(r.bodies), b.Broker.Stats().SlowConsumers)
 	}
 }
+
+// TestReplayReplaceKeepsItsPlace: "replace" of a bookmark subscription
+// swaps its filter where its replay has got to: nothing is replayed again
+// and the new command's bookmark is not used.
+func TestReplayReplaceKeepsItsPlace(t *testing.T) {
+	b, pub, _ := replaySetup(t, 3)
+	c := dialTCP(t, b.TCPAddr)
+	c.Logon("sub")
+	subscribeBM(c, "s", "t", "0", nil)
+	if r := readUntil(t, c, untilAck(protocol.AckCompleted)); len(r.bodies) != 3 {
+		t.Fatalf("first replay: %v", r.bodies)
+	}
+	before := b.Broker.Stats().Subscriptions
+	c.SendJSON(map[string]any{"c": "subscribe", "cid": "r", "sub_id": "s", "t": "t", "bm": "0", "o": "replace",
+		"filter": "/n >= 4", "a": "processed"}, nil)
+	if ack := c.AwaitAck("r", protocol.AckProcessed); ack.Header.Status != protocol.StatusSuccess {
+		t.Fatal(ack)
+	}
+	publishN(t, pub, "t", 3, 5)
+	m := c.Next()
+	if string(m.Body) != `{"n":4}` || m.Header.SubIDs != "s" {
+		t.Errorf("after replace: %s, want only the new message the new filter takes", m)
+	}
+	c.ExpectNothing(30 * time.Millisecond)
+	if n := b.Broker.Stats().Subscriptions; n != before {
+		t.Errorf("%d subscriptions after replace, %d before", n, before)
+	}
+}
+
+func TestReplayPauseResumeAndRate(t *testing.T) {
+	b, _, _ := replaySetup(t, 10)
+	c := dialTCP(t, b.TCPAddr)
+	c.Logon("sub")
+	// Entered paused: nothing comes until it is resumed.
+	subscribeBM(c, "p", "t", "0", map[string]any{"o": "pause"})
+	c.AwaitAck("p", protocol.AckProcessed)
+	c.ExpectNothing(50 * time.Millisecond)
+	c.SendJSON(map[string]any{"c": "subscribe", "cid": "r1", "sub_id": "p", "o": "resume", "a": "processed"}, nil)
+	if ack := c.AwaitAck("r1", protocol.AckProcessed); ack.Header.Status != protocol.StatusSuccess || ack.Header.SubID != "p" {
+		t.Fatalf("resume: %s", ack)
+	}
+	if r := readUntil(t, c, untilAck(protocol.AckCompleted)); len(r.bodies) != 10 {
+		t.Fatalf("after resume: %v", r.bodies)
+	}
+
+	// At 50 messages a second, ten take at least 9 intervals; paused after
+	// the first, nothing more comes until resumed, then the rest, once each.
+	start := time.Now()
+	subscribeBM(c, "q", "t", "0", map[string]any{"o": "rate=50"})
+	var r replayed
+	r = readUntil(t, c, func(m ampstest.Message, r *replayed) bool { return len(r.bodies) == 1 })
+	c.SendJSON(map[string]any{"c": "subscribe", "cid": "pq", "sub_id": "q", "o": "pause", "a": "processed"}, nil)
+	rest := readUntil(t, c, func(m ampstest.Message, _ *replayed) bool {
+		return m.Header.CommandID == "pq" && m.Header.AckType == protocol.AckProcessed
+	})
+	c.ExpectNothing(100 * time.Millisecond) // at 50/s, five would have come
+	c.SendJSON(map[string]any{"c": "subscribe", "cid": "rq", "sub_id": "q", "o": "resume", "a": "processed"}, nil)
+	more := readUntil(t, c, untilAck(protocol.AckCompleted))
+	all := append(append(r.bodies, rest.bodies...), more.bodies...)
+	if diff := cmp.Diff(bodies(0, 10), all); diff != "" {
+		t.Errorf("paused and resumed replay (-want +got):\n%s", diff)
+	}
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Errorf("ten messages at rate=50 took %v, less than 9 intervals", d)
+	}
+}
+
+func TestReplayPauseRefusals(t *testing.T) {
+	b, _, _ := replaySetup(t, 1)
+	c := dialTCP(t, b.TCPAddr)
+	c.Logon("sub")
+	c.Subscribe("live", "t")
+	for i, tc := range []struct {
+		hdr    map[string]any
+		reason string
+	}{
+		{map[string]any{"sub_id": "live", "o": "pause"}, broker.ReasonReplayOnly},        // not a bookmark subscription
+		{map[string]any{"sub_id": "nosuch", "o": "resume"}, broker.ReasonInvalidOptions}, // nothing to resume
+		{map[string]any{"t": "t", "bm": "0", "o": "rate=2X"}, broker.ReasonInvalidOptions},
+		{map[string]any{"t": "t", "bm": "0", "o": "rate=0"}, broker.ReasonInvalidOptions},
+		{map[string]any{"t": "t", "bm": "0", "o": "live,pause"}, broker.ReasonInvalidOptions},
+		{map[string]any{"t": "plain", "bm": "0", "o": "pause"}, broker.ReasonReplayOnly}, // topic not journaled
+	} {
+		id := fmt.Sprint("x", i)
+		h := map[string]any{"c": "subscribe", "cid": id, "a": "processed"}
+		if _, ok := tc.hdr["sub_id"]; !ok {
+			h["sub_id"] = id
+		}
+		for k, v := range tc.hdr {
+			h[k] = v
+		}
+		c.SendJSON(h, nil)
+		if ack := c.AwaitAck(id, protocol.AckProcessed); ack.Header.Status != protocol.StatusFailure || ack.Header.Reason != tc.reason {
+			t.Errorf("%v: %s, want failure %q", tc.hdr, ack, tc.reason)
+		}
+	}
+}
+
+func TestReplayTopN(t *testing.T) {
+	b, pub, _ := replaySetup(t, 5)
+	c := dialTCP(t, b.TCPAddr)
+	c.Logon("sub")
+	// top_n caps the replay: three messages, completed, and the
+	// subscription is over.
+	subscribeBM(c, "s", "t", "0", map[string]any{"o": "top_n=3"})
+	r := readUntil(t, c, untilAck(protocol.AckCompleted))
+	if diff := cmp.Diff(bodies(0, 3), r.bodies); diff != "" {
+		t.Errorf("top_n=3 (-want +got):\n%s", diff)
+	}
+	publishN(t, pub, "t", 5, 6)
+	c.ExpectNothing(30 * time.Millisecond)
+	// The header works alike; top_n with NOW, or on a live subscription,
+	// is refused.
+	c.SendJSON(map[string]any{"c": "subscribe", "cid": "h", "sub_id": "h", "t": "t", "bm": "0", "top_n": 1, "a": "processed,completed"}, nil)
+	if r := readUntil(t, c, untilAck(protocol.AckCompleted)); len(r.bodies) != 1 {
+		t.Errorf("top_n header 1: %v", r.bodies)
+	}
+	for i, tc := range []map[string]any{
+		{"t": "t", "bm": "0|1|", "o": "top_n=2"},
+		{"t": "t", "o": "top_n=2"},
+	} {
+		id := fmt.Sprint("n", i)
+		h := map[string]any{"c": "subscribe", "cid": id, "sub_id": id, "a": "processed"}
+		for k, v := range tc {
+			h[k] = v
+		}
+		c.SendJSON(h, nil)
+		if ack := c.AwaitAck(id, protocol.AckProcessed); ack.Header.Status != protocol.StatusFailure {
+			t.Errorf("%v: %s, want a failure", tc, ack)
+		}
+	}
+}
