@@ -33,12 +33,15 @@ import (
 //     failure is counted (ClusterStats.PublishFailures) and logged when it
 //     starts and when it ends, not per message.
 //   - Order. The broker calls Publish from the publisher's own goroutine,
-//     in the order it processed the publisher's messages; the backplane
-//     keeps that order per publisher, and the receiving node routes what
-//     one delivery goroutine hands it in that order. So each publisher's
-//     messages reach every node in the order it sent them. Publishers on
-//     different nodes (or different connections) are not ordered against
-//     each other across nodes.
+//     in the order it processed the publisher's messages, and while it
+//     holds the locks that ordered the publish's local deliveries (the
+//     topic's, and a regex subscription's); the backplane keeps the order
+//     of the calls, and the receiving node routes what one delivery
+//     goroutine hands it in that order. So each publisher's messages reach
+//     every node in the order it sent them, and the publishes one node
+//     accepted to a topic reach every subscriber of every node in one
+//     order. Publishes accepted by different nodes are not ordered against
+//     each other.
 //   - Never twice. A remote publish is routed here and nothing else: it is
 //     not handed back to the backplane, not journaled (the node that
 //     accepted it journaled it; with a journal shared by the cluster, as
@@ -81,8 +84,10 @@ import (
 // node is still catching up.
 type Backplane interface {
 	// Publish hands a publish accepted by this node to the other nodes. It
-	// must not block on them: it queues (copying what it keeps of p, whose
-	// Body is the publisher's buffer) or fails at once. What it queues
+	// must not block on them, nor wait for anything a delivery holds (the
+	// broker calls it holding the topic's order locks, which a remote
+	// delivery may be waiting for): it queues (copying what it keeps of p,
+	// whose Body is the publisher's buffer) or fails at once. What it queues
 	// reaches each other node at most once, and in the order of the calls
 	// for one publisher.
 	Publish(p *RemotePublish) error

@@ -372,26 +372,9 @@ func TestBackplanePerPublisherOrder(t *testing.T) {
 	b, _ := newNode(t, hub, broker.Options{})
 	all := subscribe(t, connect(t, b, "sub"), "^feed/", "")
 	const publishers, each = 4, 200
-	var wg sync.WaitGroup
-	errs := make(chan error, publishers)
-	for p := range publishers {
-		pub := connect(t, a, fmt.Sprintf("pub%d", p))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 1; i <= each; i++ {
-				if err := pub.Publish(context.Background(), fmt.Sprintf("feed/%d", p), []byte(body(i))); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	publishAtOnce(t, a, publishers, each, func(p, i int) (string, []byte) {
+		return fmt.Sprintf("feed/%d", p), []byte(body(i))
+	})
 	deadline := time.After(10 * time.Second)
 	for {
 		all.mu.Lock()
@@ -417,5 +400,62 @@ func TestBackplanePerPublisherOrder(t *testing.T) {
 	}
 	if len(all.msgs) != publishers*each {
 		t.Errorf("B got %d messages, want %d", len(all.msgs), publishers*each)
+	}
+}
+
+// TestBackplaneOneOrderPerTopic: publishers on node A publish to one topic
+// at once; the subscribers of A and of B get A's publishes in one order.
+func TestBackplaneOneOrderPerTopic(t *testing.T) {
+	hub := &fakeHub{}
+	a, _ := newNode(t, hub, broker.Options{})
+	b, _ := newNode(t, hub, broker.Options{})
+	atA := subscribe(t, connect(t, a, "sub"), "orders", "")
+	atB := subscribe(t, connect(t, b, "sub"), "orders", "")
+	const publishers, each = 16, 100
+	publishAtOnce(t, a, publishers, each, func(p, i int) (string, []byte) {
+		return "orders", fmt.Appendf(nil, `{"p":%d,"n":%d}`, p, i)
+	})
+	last := fmt.Sprintf(`{"p":%d,"n":%d}`, publishers, 0)
+	if err := connect(t, a, "last").Publish(context.Background(), "orders", []byte(last)); err != nil {
+		t.Fatal(err)
+	}
+	gotA, gotB := bpBodies(atA.await(t, last)), bpBodies(atB.await(t, last))
+	if len(gotA) != publishers*each+1 || strings.Join(gotA, " ") != strings.Join(gotB, " ") {
+		t.Errorf("A's subscriber got %d messages, B's %d, in another order (first difference at %d)", len(gotA), len(gotB), firstDifference(gotA, gotB))
+	}
+}
+
+// firstDifference is the first index where a and b differ.
+func firstDifference(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// publishAtOnce has publishers in-process clients of b publish each
+// messages at once, message i (from 1) of publisher p being msg(p, i),
+// and returns when all are published.
+func publishAtOnce(t *testing.T, b *broker.Broker, publishers, each int, msg func(p, i int) (topic string, body []byte)) {
+	var wg sync.WaitGroup
+	for p := range publishers {
+		pub := connect(t, b, fmt.Sprintf("pub%d", p))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 1; i <= each; i++ {
+				topic, body := msg(p, i)
+				if err := pub.Publish(context.Background(), topic, body); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
 	}
 }

@@ -130,14 +130,19 @@ func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.He
 	// A delta_publish to a topic without SOW is a publish: there is no
 	// record to merge into.
 	if b.journaled(r.mtName, topic) {
-		pos, reason := b.publishJournaled(from, r, rs, topic, h, cid, body)
-		if reason == "" {
-			b.toBackplane(from, r.mtName, topic, h, pos, body)
-		}
-		return pos, reason
+		return b.publishJournaled(from, r, rs, topic, h, cid, body)
 	}
-	b.route(from.name, rs, topic, nil, cid, body, nil)
+	if b.cluster == nil {
+		b.route(from.name, rs, topic, nil, cid, body, nil)
+		return 0, ""
+	}
+	// On a node of a cluster the publish is handed to the backplane under
+	// the locks that ordered its local deliveries, so that every node gets
+	// this node's publishes to a topic in the order its own subscribers did.
+	unlock := lockOrder(rs)
+	b.routeOrdered(from.name, rs, topic, nil, cid, body, nil)
 	b.toBackplane(from, r.mtName, topic, h, 0, body)
+	unlock()
 	return 0, ""
 }
 
@@ -145,7 +150,9 @@ func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.He
 // and routes it, holding the topic's order lock across both (and the
 // router's regex order lock, when a regex subscription takes the topic),
 // so that live subscribers get messages in the journal's order: those of
-// one topic, and those of several topics a regex subscription takes.
+// one topic, and those of several topics a regex subscription takes. On a
+// node of a cluster it then hands the publish to the backplane, still
+// under those locks (see publish).
 func (b *Broker) publishJournaled(from *endpoint, r *router, rs *routes, topic string, h *protocol.Header, cid string, body []byte) (Position, string) {
 	unlock := lockOrder(rs)
 	defer unlock()
@@ -153,15 +160,15 @@ func (b *Broker) publishJournaled(from *endpoint, r *router, rs *routes, topic s
 	if reason != "" {
 		return 0, reason
 	}
-	if len(rs.targets) == 0 {
-		return pos, ""
+	if len(rs.targets) > 0 {
+		// The delivery is built here rather than by route, to carry the
+		// journal position for subscriptions with the bookmark option.
+		d := newPooledDelivery(topic, cid, body)
+		d.setPosition(b, pos)
+		b.routeOrdered(from.name, rs, topic, d, cid, body, nil)
+		d.release()
 	}
-	// The delivery is built here rather than by route, to carry the
-	// journal position for subscriptions with the bookmark option.
-	d := newPooledDelivery(topic, cid, body)
-	d.setPosition(b, pos)
-	b.routeOrdered(from.name, rs, topic, d, cid, body, nil)
-	d.release()
+	b.toBackplane(from, r.mtName, topic, h, pos, body)
 	return pos, ""
 }
 

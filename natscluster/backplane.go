@@ -32,7 +32,8 @@ import (
 // routes (about one route round trip).
 //
 // Order. One queue and one sending goroutine per node keep the order of
-// Publish calls, NATS keeps a connection's order per subject (and every
+// Publish calls (the broker makes them in the order it routed the
+// publishes locally, per topic), NATS keeps a connection's order per subject (and every
 // publish of a node shares the connection), and the receiving node is
 // handed its messages by one goroutine in arrival order: a publisher's
 // messages reach every node in the order it sent them.
@@ -68,12 +69,19 @@ type Backplane struct {
 	node     string
 	log      *slog.Logger
 
-	queue chan outgoing
-	done  chan struct{} // closed when the sender has returned
+	// queue holds the publishes for the sender, which returns once stop
+	// is closed and it has sent what was queued; done is closed then.
+	// Publish takes no lock (the broker calls it holding locks a delivery
+	// may wait for): it checks closing and sends without blocking, so a
+	// Publish racing Close may queue a message nobody sends, as a publish
+	// after Close would be lost anyway.
+	queue   chan outgoing
+	stop    chan struct{}
+	done    chan struct{}
+	closing atomic.Bool
 
-	// mu is held for reading by Publish and by a delivery in progress,
-	// and for writing by Close, which sets closed: after Close returns no
-	// Publish queues and no delivery runs.
+	// mu is held for reading by a delivery in progress and for writing by
+	// Close, which sets closed: after Close returns no delivery runs.
 	mu      sync.RWMutex
 	closed  bool
 	started bool
@@ -171,7 +179,7 @@ func NewBackplane(nc *nats.Conn, cfg BackplaneConfig) (*Backplane, error) {
 	}
 	p := &Backplane{
 		nc: nc, cfg: cfg, subjects: subjects, node: cfg.NodeID, log: cfg.Logger,
-		queue: make(chan outgoing, cfg.SendQueue), done: make(chan struct{}),
+		queue: make(chan outgoing, cfg.SendQueue), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	go p.send()
 	return p, nil
@@ -183,12 +191,10 @@ func (p *Backplane) Publish(rp *broker.RemotePublish) error {
 	if err != nil {
 		return err
 	}
-	data := p.encode(rp)
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.closed {
+	if p.closing.Load() {
 		return ErrBackplaneClosed
 	}
+	data := p.encode(rp)
 	select {
 	case p.queue <- outgoing{subject, data}:
 		return nil
@@ -197,18 +203,36 @@ func (p *Backplane) Publish(rp *broker.RemotePublish) error {
 	}
 }
 
-// send hands the queue to NATS, in order, until Close closes it.
+// send hands the queue to NATS, in order, until Close; then it sends what
+// is left queued and returns.
 func (p *Backplane) send() {
 	defer close(p.done)
-	for o := range p.queue {
-		if err := p.nc.Publish(o.subject, o.data); err != nil {
-			if p.sendErrors.Add(1) == 1 {
-				p.log.Warn("backplane publish to NATS failed (logged once)", "subject", o.subject, "err", err)
+	for {
+		select {
+		case o := <-p.queue:
+			p.publish(o)
+		case <-p.stop:
+			for {
+				select {
+				case o := <-p.queue:
+					p.publish(o)
+				default:
+					return
+				}
 			}
-			continue
 		}
-		p.sent.Add(1)
 	}
+}
+
+// publish hands one queued publish to NATS.
+func (p *Backplane) publish(o outgoing) {
+	if err := p.nc.Publish(o.subject, o.data); err != nil {
+		if p.sendErrors.Add(1) == 1 {
+			p.log.Warn("backplane publish to NATS failed (logged once)", "subject", o.subject, "err", err)
+		}
+		return
+	}
+	p.sent.Add(1)
 }
 
 // encode is rp's data (see the wire format above).
@@ -340,7 +364,8 @@ func (p *Backplane) Close() error {
 		return nil
 	}
 	p.closed = true
-	close(p.queue)
+	p.closing.Store(true)
+	close(p.stop)
 	sub := p.sub
 	p.mu.Unlock()
 	var err error
