@@ -644,7 +644,7 @@ func TestClusterNode(t *testing.T) {
 		}
 	}
 	cl := at(t, getJSON(t, hc, "/amps.json"), "amps", "instance", "x_cluster")
-	want := map[string]any{"x_connected": "true", "x_published": "2", "x_publish_failures": "0", "x_received": "0"}
+	want := map[string]any{"x_connected": "true", "x_published": "2", "x_publish_failures": "0", "x_received": "0", "x_lost": "0"}
 	for k, v := range want {
 		if got := cl.(map[string]any)[k]; got != v {
 			t.Errorf("x_cluster %s = %v, want %v (%v)", k, got, v, cl)

@@ -336,6 +336,7 @@ func clusterNode(st broker.Stats) node {
 		"x_publish_failures": itoa(c.PublishFailures),
 		"x_received":         itoa(c.Received),
 		"x_received_dropped": itoa(c.ReceivedDropped),
+		"x_lost":             itoa(c.Lost),
 	}
 	if c.StartErr != nil {
 		n["x_start_error"] = c.StartErr.Error()

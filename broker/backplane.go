@@ -124,6 +124,9 @@ type RemotePublish struct {
 type BackplaneState struct {
 	// Connected: the link is up (publishes reach the other nodes).
 	Connected bool
+	// Lost counts the publishes of other nodes the backplane received
+	// but dropped before they reached the broker (it fell behind).
+	Lost int64
 }
 
 // ClusterStats are a node's cluster figures in a Stats snapshot.

@@ -323,11 +323,13 @@ func (p *Backplane) receive(m *nats.Msg, deliver func(*broker.RemotePublish)) {
 	deliver(&rp)
 }
 
-// State reports whether the NATS connection is up.
+// State reports whether the NATS connection is up, and how many received
+// publishes NATS dropped because the broker fell behind.
 func (p *Backplane) State() broker.BackplaneState {
 	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return broker.BackplaneState{Connected: !p.closed && p.nc.IsConnected()}
+	closed := p.closed
+	p.mu.RUnlock()
+	return broker.BackplaneState{Connected: !closed && p.nc.IsConnected(), Lost: p.Stats().Dropped}
 }
 
 // BackplaneStats are a backplane's own figures (the broker's are in

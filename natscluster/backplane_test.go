@@ -205,3 +205,53 @@ func TestRemotePublishCodec(t *testing.T) {
 		}
 	}
 }
+
+// TestBackplaneBoundedReceive: a node whose broker does not keep up holds
+// at most PendingMsgs publishes of other nodes; NATS drops the rest, and
+// State reports them lost.
+func TestBackplaneBoundedReceive(t *testing.T) {
+	c := natstest.StartCluster(t, 1)
+	sender, err := NewBackplane(natstest.Connect(t, c.URL(0), nats.NoEcho()), BackplaneConfig{NodeID: "sender"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sender.Close() })
+	const pending = 4
+	slow, err := NewBackplane(natstest.Connect(t, c.URL(0), nats.NoEcho()), BackplaneConfig{NodeID: "slow", PendingMsgs: pending})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { slow.Close() })
+	release := make(chan struct{})
+	var got atomic.Int64
+	if err := slow.Start(func(*broker.RemotePublish) {
+		<-release
+		got.Add(1)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	for i := range n {
+		if err := sender.Publish(&broker.RemotePublish{MessageType: "json", Topic: "t", Body: fmt.Appendf(nil, `{"n":%d}`, i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(readyWait)
+	for slow.State().Lost == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing reported lost within %v: %+v", readyWait, slow.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+	for slow.State().Lost+got.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("delivered %d, lost %d of %d", got.Load(), slow.State().Lost, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// One is in the handler, pending more wait: the rest were dropped.
+	if d := got.Load(); d > pending+1 {
+		t.Errorf("delivered %d with a pending limit of %d", d, pending)
+	}
+}
