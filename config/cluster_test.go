@@ -14,13 +14,15 @@ func TestNATSClusterElement(t *testing.T) {
 <NodeID>a</NodeID>
 <JournalStream>J</JournalStream>
 <JournalReplicas>3</JournalReplicas>
+<CAFile>ca.pem</CAFile><Certificate>c.pem</Certificate><PrivateKey>c.key</PrivateKey><Credentials>n.creds</Credentials>
 </NATSCluster>`), nil)
 	if e != nil {
 		t.Fatal(e)
 	}
 	n := cfg.NATSCluster
 	if n == nil || !slices.Equal(n.URLs, []string{"nats://n1:4222", "nats://n2:4222"}) || n.Prefix != "amps.prod" ||
-		n.NodeID != "a" || n.JournalStream != "J" || n.JournalReplicas != 3 {
+		n.NodeID != "a" || n.JournalStream != "J" || n.JournalReplicas != 3 ||
+		n.CAFile != "ca.pem" || n.Certificate != "c.pem" || n.PrivateKey != "c.key" || n.Credentials != "n.creds" {
 		t.Errorf("NATSCluster = %+v", n)
 	}
 	if !strings.Contains(cfg.Summary(), "cluster over NATS: nats://n1:4222, nats://n2:4222") {
@@ -37,6 +39,7 @@ func TestNATSClusterErrors(t *testing.T) {
 		{`<NATSCluster><URL>http://n1:4222</URL></NATSCluster>`, `URL "http://n1:4222" is not a NATS server URL`},
 		{`<NATSCluster><URL>n1:4222</URL></NATSCluster>`, "is not a NATS server URL"},
 		{`<NATSCluster><URL>nats://n1</URL><JournalReplicas>7</JournalReplicas></NATSCluster>`, "JournalReplicas 7 must be in 1..5"},
+		{`<NATSCluster><URL>nats://n1</URL><Certificate>c.pem</Certificate></NATSCluster>`, "Certificate and PrivateKey go together"},
 	} {
 		_, e := parseString(t, doc(tc.xml), nil)
 		if e == nil || !e.Has(CodeCluster) || !strings.Contains(e.Error(), tc.want) {

@@ -12,12 +12,12 @@
 // topics without SOW, broadcast interest, origin filtering, bounded
 // queues), a test harness (internal/natstest: an in-process three-node
 // JetStream cluster over loopback and a TCP proxy that delays, pauses or
-// cuts one node's link), and cmd/ampsd-cluster (ampsd with -nats). With
+// cuts one node's link), and cmd/ampsd-cluster (ampsd with -nats, TLS
+// and credentials for the NATS link, a shared journal, and the
+// NATSCluster element of the XML file). With
 // a Journal shared by the nodes and the Backplane, a bookmark subscription
 // on any node replays every node's journaled publishes. Not built yet: the
-// SOW across nodes, readiness, and credentials and TLS for the NATS link
-// in ampsd-cluster (the NATSCluster element of the XML file and the shared
-// journal are there).
+// SOW across nodes, and readiness.
 //
 // # Shape of a cluster
 //

@@ -81,12 +81,15 @@ func main() {
 // flags are the command-line settings.
 type flags struct {
 	nats, prefix, nodeID string
-	journal              bool
-	journalStream        string
-	journalReplicas      int
-	tcp, ws              string
-	name, logLevel       string
-	configFile           string
+	// The NATS link's security: trusted CA file, client certificate and
+	// key files, credentials file (JWT and seed).
+	natsCA, natsCert, natsKey, natsCreds string
+	journal                              bool
+	journalStream                        string
+	journalReplicas                      int
+	tcp, ws                              string
+	name, logLevel                       string
+	configFile                           string
 	// natsGiven lists the NATS flags given on the command line, which a
 	// NATSCluster element in -config must not meet.
 	natsGiven []string
@@ -97,7 +100,7 @@ type flags struct {
 var fileFlags = []string{"tcp", "ws", "name"}
 
 // natsFlags are the flags a NATSCluster element in -config replaces.
-var natsFlags = []string{"nats", "prefix", "node-id", "journal-stream", "journal-replicas"}
+var natsFlags = []string{"nats", "prefix", "node-id", "journal-stream", "journal-replicas", "nats-ca", "nats-cert", "nats-key", "nats-creds"}
 
 func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs := flag.NewFlagSet("ampsd-cluster", flag.ContinueOnError)
@@ -106,6 +109,10 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.nats, "nats", "", "NATS server URL(s) of the cluster, comma separated, e.g. nats://127.0.0.1:4222; required unless -config has a NATSCluster element")
 	fs.StringVar(&f.prefix, "prefix", natscluster.DefaultBackplanePrefix, "subject prefix of the cluster's publishes; every node of a cluster uses the same")
 	fs.StringVar(&f.nodeID, "node-id", "", "id of this node's publishes on NATS; default: a fresh unique id")
+	fs.StringVar(&f.natsCA, "nats-ca", "", "PEM file of the authorities that issued the NATS servers' certificates (TLS to NATS)")
+	fs.StringVar(&f.natsCert, "nats-cert", "", "PEM client certificate file for NATS servers that verify clients (needs -nats-key)")
+	fs.StringVar(&f.natsKey, "nats-key", "", "PEM private key file of -nats-cert")
+	fs.StringVar(&f.natsCreds, "nats-creds", "", "NATS credentials file (user JWT and seed)")
 	fs.BoolVar(&f.journal, "journal", false, "keep a transaction log on JetStream, shared by the nodes (every topic outside /AMPS is journaled; with -config, a TransactionLog does the same for its topics); every node must have the same -name")
 	fs.StringVar(&f.journalStream, "journal-stream", natscluster.DefaultJournalStream, "JetStream stream of the shared transaction log")
 	fs.IntVar(&f.journalReplicas, "journal-replicas", natscluster.DefaultJournalReplicas, "copies JetStream keeps of each journal entry before a persisted ack (at most the NATS cluster's size)")
@@ -119,6 +126,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if (f.natsCert == "") != (f.natsKey == "") {
+		return nil, errors.New("-nats-cert and -nats-key go together")
 	}
 	if f.nats == "" && f.configFile == "" {
 		return nil, errors.New("-nats is required: the NATS URL(s) of the cluster")
@@ -151,10 +161,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func([]net.
 	if err != nil {
 		return err
 	}
-	nc, err := nats.Connect(f.nats, nats.NoEcho(), nats.Name("ampsd-cluster "+opts.Name),
-		nats.MaxReconnects(-1), nats.ReconnectWait(reconnectWait),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS link lost; reconnecting", "err", err) }),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS link back", "server", c.ConnectedUrl()) }))
+	nc, err := nats.Connect(f.nats, natsOptions(f, opts.Name, log)...)
 	if err != nil {
 		closeListeners(ls)
 		return fmt.Errorf("-nats %s: %w", f.nats, err)
@@ -211,6 +218,26 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func([]net.
 	})
 }
 
+// natsOptions are the NATS connection's options: no echo of its own
+// publishes, reconnecting for as long as the node runs, and the link's
+// security from the flags.
+func natsOptions(f *flags, name string, log *slog.Logger) []nats.Option {
+	o := []nats.Option{nats.NoEcho(), nats.Name("ampsd-cluster " + name),
+		nats.MaxReconnects(-1), nats.ReconnectWait(reconnectWait),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS link lost; reconnecting", "err", err) }),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS link back", "server", c.ConnectedUrl()) })}
+	if f.natsCA != "" {
+		o = append(o, nats.RootCAs(f.natsCA))
+	}
+	if f.natsCert != "" {
+		o = append(o, nats.ClientCert(f.natsCert, f.natsKey))
+	}
+	if f.natsCreds != "" {
+		o = append(o, nats.UserCredentials(f.natsCreds))
+	}
+	return o
+}
+
 // setup is the broker's options and listeners, from -config or from the
 // flags.
 func setup(f *flags, log *slog.Logger) (broker.Options, []transport.Listener, error) {
@@ -229,6 +256,7 @@ func setup(f *flags, log *slog.Logger) (broker.Options, []transport.Listener, er
 		f.nats = strings.Join(n.URLs, ",")
 		f.prefix = cmp.Or(n.Prefix, f.prefix)
 		f.nodeID = n.NodeID
+		f.natsCA, f.natsCert, f.natsKey, f.natsCreds = n.CAFile, n.Certificate, n.PrivateKey, n.Credentials
 		f.journalStream = cmp.Or(n.JournalStream, f.journalStream)
 		f.journalReplicas = cmp.Or(n.JournalReplicas, f.journalReplicas)
 	} else if f.nats == "" {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,8 +13,10 @@ import (
 	"time"
 
 	"github.com/ampsbroker/ampsbroker/ampstest"
+	"github.com/ampsbroker/ampsbroker/internal/testcert"
 	"github.com/ampsbroker/ampsbroker/natscluster/internal/natstest"
 	"github.com/ampsbroker/ampsbroker/protocol"
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // testWait bounds each wait of these tests.
@@ -123,6 +127,8 @@ func TestFlagsAndConfigRefusals(t *testing.T) {
 		{[]string{"-tcp", "127.0.0.1:0"}, "-nats is required"},
 		{[]string{"-nats", "nats://127.0.0.1:1", "-config", withLog, "-tcp", ":1"}, "remove -tcp"},
 		{[]string{"-config", withLog}, "-nats is required"},
+		{[]string{"-nats", c.URL(0), "-nats-cert", "c.pem"}, "-nats-cert and -nats-key go together"},
+		{[]string{"-nats", c.URL(0), "-nats-creds", filepath.Join(dir, "none.creds"), "-tcp", "127.0.0.1:0", "-ws", ""}, "none.creds"},
 		{[]string{"-config", withCluster, "-nats", c.URL(0), "-prefix", "x"}, "remove -nats, -prefix"},
 		{[]string{"-nats", c.URL(0), "-config", withSOW}, "SOW topics with a transaction log"},
 		{[]string{"-nats", "nats://127.0.0.1:1", "-prefix", "a b", "-tcp", "127.0.0.1:0", "-ws", ""}, "-nats"},
@@ -160,5 +166,29 @@ func TestSharedJournal(t *testing.T) {
 			t.Fatalf("node b replayed %s, want node a's publish with its bookmark", m)
 		}
 		return
+	}
+}
+
+// TestTLSToNATS: a node reaches a NATS server that requires TLS with
+// client certificates given -nats-ca, -nats-cert and -nats-key, and is
+// refused without its certificate.
+func TestTLSToNATS(t *testing.T) {
+	is := testcert.NewIssuer(t)
+	c := natstest.StartClusterWith(t, 1, func(o *server.Options) {
+		cfg := is.ServerConfig(t)
+		cfg.ClientAuth, cfg.ClientCAs = tls.RequireAndVerifyClientCert, is.Pool
+		o.TLSConfig, o.TLS, o.TLSVerify = cfg, true, true
+	})
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, is.PEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, key := testcert.WritePEM(t, dir, "node.pem", "node.key", is.Client(t, "node"))
+	url := strings.Replace(c.URL(0), "nats://", "tls://", 1)
+	startNode(t, "-nats", url, "-nats-ca", ca, "-nats-cert", cert, "-nats-key", key, "-tcp", "127.0.0.1:0", "-ws", "")
+	err := run(context.Background(), []string{"-nats", url, "-nats-ca", ca, "-tcp", "127.0.0.1:0", "-ws", ""}, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "-nats") {
+		t.Errorf("without a client certificate: %v, want a refused connection", err)
 	}
 }
