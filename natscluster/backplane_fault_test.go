@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,4 +112,45 @@ func TestBackplaneLinkFaults(t *testing.T) {
 	}
 	subA.ExpectNothing(0)
 	subB.ExpectNothing(0)
+}
+
+// TestBackplaneNodesStop: three NATS nodes and three brokers, each broker
+// given every NATS URL with its own first. When broker C stops, A and B
+// go on; when B's NATS node stops, B moves to another NATS node and
+// publishes cross between A and B again, both ways.
+func TestBackplaneNodesStop(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	urls := make([]string, 3)
+	for i := range urls {
+		order := []string{c.URL(i)}
+		for j := range 3 {
+			if j != i {
+				order = append(order, c.URL(j))
+			}
+		}
+		urls[i] = strings.Join(order, ",")
+	}
+	nodes := startNodesAt(t, urls, func(int) broker.Options { return broker.Options{} },
+		nats.DontRandomize(), nats.ReconnectWait(faultReconnectWait), nats.MaxReconnects(-1))
+	a, b, cc := nodes[0], nodes[1], nodes[2]
+	pubA, pubB := logon(a.Broker, "pub-a"), logon(b.Broker, "pub-b")
+	probeA, probeB, probeC := logon(a.Broker, "probe-a"), logon(b.Broker, "probe-b"), logon(cc.Broker, "probe-c")
+	for _, p := range []*ampstest.Client{probeA, probeB, probeC} {
+		p.Subscribe("p", "probe")
+	}
+	awaitRouted(t, pubA, "probe", probeB, probeC)
+
+	cc.Broker.Stop()
+	awaitRouted(t, pubA, "probe", probeB)
+	awaitRouted(t, pubB, "probe", probeA)
+
+	c.Stop(1)
+	awaitRouted(t, pubA, "probe", probeB)
+	awaitRouted(t, pubB, "probe", probeA)
+	if st := b.Broker.Stats().Cluster; !st.Connected {
+		t.Errorf("B's cluster stats after moving to another NATS node: %+v", *st)
+	}
+	if got := b.bp.nc.ConnectedUrl(); got == c.URL(1) || got == "" {
+		t.Errorf("B is connected to %q, want another NATS node than the stopped %s", got, c.URL(1))
+	}
 }
