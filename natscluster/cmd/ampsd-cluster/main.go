@@ -106,7 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs := flag.NewFlagSet("ampsd-cluster", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f := &flags{}
-	fs.StringVar(&f.nats, "nats", "", "NATS server URL(s) of the cluster, comma separated, e.g. nats://127.0.0.1:4222; required unless -config has a NATSCluster element")
+	fs.StringVar(&f.nats, "nats", "", "NATS server URL(s) of the cluster, comma separated, tried in this order (nearest first), e.g. nats://127.0.0.1:4222; required unless -config has a NATSCluster element")
 	fs.StringVar(&f.prefix, "prefix", natscluster.DefaultBackplanePrefix, "subject prefix of the cluster's publishes; every node of a cluster uses the same")
 	fs.StringVar(&f.nodeID, "node-id", "", "id of this node's publishes on NATS; default: a fresh unique id")
 	fs.StringVar(&f.natsCA, "nats-ca", "", "PEM file of the authorities that issued the NATS servers' certificates (TLS to NATS)")
@@ -219,10 +219,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func([]net.
 }
 
 // natsOptions are the NATS connection's options: no echo of its own
-// publishes, reconnecting for as long as the node runs, and the link's
-// security from the flags.
+// publishes, the servers tried in the order given (a node lists its
+// nearest first), reconnecting for as long as the node runs, and the
+// link's security from the flags.
 func natsOptions(f *flags, name string, log *slog.Logger) []nats.Option {
-	o := []nats.Option{nats.NoEcho(), nats.Name("ampsd-cluster " + name),
+	o := []nats.Option{nats.NoEcho(), nats.Name("ampsd-cluster " + name), nats.DontRandomize(),
 		nats.MaxReconnects(-1), nats.ReconnectWait(reconnectWait),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS link lost; reconnecting", "err", err) }),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS link back", "server", c.ConnectedUrl()) })}
