@@ -22,8 +22,10 @@ type fakeHub struct {
 	nodes []*fakeBackplane
 }
 
-// fakeQueue bounds what a fake node holds undelivered.
-const fakeQueue = 1024
+// fakeQueue bounds what a fake node holds undelivered: above what any
+// test here publishes, so that the fake never drops (a real backplane
+// may, and the broker counts it).
+const fakeQueue = 16 << 10
 
 type fakeBackplane struct {
 	hub     *fakeHub
