@@ -14,10 +14,10 @@
 // JetStream cluster over loopback and a TCP proxy that delays, pauses or
 // cuts one node's link), and cmd/ampsd-cluster (ampsd with -nats, TLS
 // and credentials for the NATS link, a shared journal, and the
-// NATSCluster element of the XML file). With
-// a Journal shared by the nodes and the Backplane, a bookmark subscription
-// on any node replays every node's journaled publishes. Not built yet: the
-// SOW across nodes, and readiness.
+// NATSCluster element of the XML file). With a Journal shared by the
+// nodes and the Backplane, a bookmark subscription on any node replays
+// every node's journaled publishes. Not built yet: the SOW across nodes,
+// and readiness.
 //
 // # Shape of a cluster
 //
