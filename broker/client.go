@@ -247,6 +247,7 @@ func (c *Client) Subscribe(ctx context.Context, topic string, handler func(Messa
 		}
 		return nil, ErrClientClosed
 	}
+	c.sweepEnded()
 	c.subs[sub.id] = sub
 	if r != nil {
 		r.start()
@@ -254,6 +255,22 @@ func (c *Client) Subscribe(ctx context.Context, topic string, handler func(Messa
 		c.rt.add(sub)
 	}
 	return s, nil
+}
+
+// sweepEnded lets go of the bookmark subscriptions that reached their end
+// (a range's, top_n); c.mu is held.
+func (c *Client) sweepEnded() {
+	if c.endedReplays.Load() == 0 {
+		return
+	}
+	// Set to 0 first: a replay that ends during the sweep counts again
+	// and is swept next time.
+	c.endedReplays.Store(0)
+	for id, sub := range c.subs {
+		if sub.replay != nil && sub.replay.ended.Load() {
+			delete(c.subs, id)
+		}
+	}
 }
 
 // bookmarked returns the replay of a subscription with opts.Bookmark (not
@@ -328,9 +345,10 @@ func (c *Client) dropSubscriptions(closeMode) {
 	defer c.mu.Unlock()
 	// A replay is told to stop, not waited for: this may run on its own
 	// goroutine (its queue overflowed), and the broker waits for it.
+	// What a replay queued is handed over as a live message is, when the
+	// close flushes.
 	routed := slices.DeleteFunc(slices.Collect(maps.Values(c.subs)), func(s *subscription) bool {
 		if s.replay != nil {
-			s.removed.Store(true)
 			s.replay.stopNow()
 		}
 		return s.replay != nil

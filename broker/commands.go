@@ -446,7 +446,7 @@ func (s *session) subscribe(h *protocol.Header) {
 	if !ok {
 		return
 	}
-	if s.replays(h) {
+	if s.replays(h) || old != nil && old.replay != nil && s.replayable(h) {
 		s.startReplay(h, sub, old, fill, splitOptions(h.Options))
 		return
 	}
@@ -518,14 +518,8 @@ func (s *session) prepareSubscription(h *protocol.Header, table map[string]optio
 	}
 	// The legacy header switch send_empty:false is no_empties.
 	sub.noEmpties = hasOption(opts, "no_empties") || h.Has(protocol.FieldSendEmpty) && !h.SendEmpty
+	s.sweepEnded()
 	old = s.subs[id]
-	if old != nil && old.replay != nil && old.replay.ended.Load() {
-		// A bookmark range that has reached its end: its id is free.
-		s.dropSubs(old)
-		delete(s.subs, id)
-		s.nsubs.Store(int64(len(s.subs)))
-		old = nil
-	}
 	if old != nil && !hasOption(opts, "replace") {
 		s.fail(h, ReasonSubIDInUse, fill)
 		return nil, nil, nil, false

@@ -39,8 +39,9 @@ type endpoint struct {
 	// user is the authenticated user id of a session, set at logon like
 	// name; journal entries record it. Empty for an in-process client.
 	user string
-	// replays counts the endpoint's bookmark replays that are running.
-	replays atomic.Int32
+	// endedReplays counts the endpoint's bookmark subscriptions that
+	// reached their end (a range's, top_n) and are still listed.
+	endedReplays atomic.Int32
 
 	// The inbound traffic counters are written by the endpoint's own
 	// reader for every message; the padding keeps them off the cache line
@@ -186,10 +187,10 @@ func (e *endpoint) enqueue(it outItem) bool {
 // empty and tries again. It reports false when the queue or stop closed.
 func (e *endpoint) enqueueReplayed(it outItem, room int, stop <-chan struct{}) bool {
 	for {
-		if !e.q.waitRoom(room, stop) {
+		if !e.q.waitRoom(room, it.size, stop) {
 			return false
 		}
-		it.at = e.b.clock.Load()
+		it.at = 0 // exempt from the age limit: see firstStamped
 		switch e.q.push(it) {
 		case pushOK:
 			return true
@@ -207,14 +208,9 @@ func (e *endpoint) enqueueReplayed(it outItem, room int, stop <-chan struct{}) b
 }
 
 // tooOld reports whether the oldest queued message is past the age limit
-// at now (unix nanoseconds). An endpoint with a bookmark replay running is
-// exempt (replay spec §7.4): the replay queues only as fast as the
-// endpoint takes messages, so a subscriber far behind has old messages
-// queued without being a slow consumer.
+// at now (unix nanoseconds); replayed messages are not counted (see
+// firstStamped).
 func (e *endpoint) tooOld(now int64) bool {
-	if e.replays.Load() > 0 {
-		return false
-	}
 	at := e.q.oldest()
 	return e.maxAge > 0 && at != 0 && now-at > int64(e.maxAge)
 }

@@ -168,9 +168,7 @@ func (q *outbound) take(buf []outItem) (items []outItem, closed bool) {
 	}
 	q.items = buf[:0]
 	closed = q.closed
-	if len(items) > 0 {
-		q.inflightAt = items[0].at
-	}
+	q.inflightAt = firstStamped(items)
 	q.mu.Unlock()
 	return items, closed
 }
@@ -195,17 +193,18 @@ func (q *outbound) signalRoom() {
 	}
 }
 
-// waitRoom blocks until the queue holds at most limit bytes (true), or
-// the queue is closed or stop is closed (false). A producer that must not
-// overflow the budget, such as a replay, waits here instead of pushing.
-func (q *outbound) waitRoom(limit int, stop <-chan struct{}) bool {
+// waitRoom blocks until the queue holds at most limit bytes and has room
+// for size more within its budget (or is empty) (true), or the queue is
+// closed or stop is closed (false). A producer that must not overflow the
+// budget, such as a replay, waits here instead of pushing.
+func (q *outbound) waitRoom(limit, size int, stop <-chan struct{}) bool {
 	for {
 		q.mu.Lock()
 		if q.closed {
 			q.mu.Unlock()
 			return false
 		}
-		if q.bytes <= limit {
+		if q.bytes <= limit && (q.bytes == 0 || q.bytes+size <= q.limit) {
 			q.mu.Unlock()
 			return true
 		}
@@ -251,8 +250,19 @@ func (q *outbound) oldest() int64 {
 	if q.inflightAt != 0 {
 		return q.inflightAt
 	}
-	if len(q.items) > 0 {
-		return q.items[0].at
+	return firstStamped(q.items)
+}
+
+// firstStamped is the queue time of the first of items that has one, 0
+// when none has. Replayed messages have none: they are queued only as
+// fast as the connection takes them, so their age says nothing about a
+// slow consumer (replay spec §7.4), and they are not counted for the age
+// limit. Only they are, so the scan stops within a replay's window.
+func firstStamped(items []outItem) int64 {
+	for i := range items {
+		if items[i].at != 0 {
+			return items[i].at
+		}
 	}
 	return 0
 }

@@ -301,7 +301,6 @@ func (r *replay) start() {
 	if r.completed {
 		r.caughtUp() // a replaced subscription that had caught up
 	}
-	r.ep.replays.Add(1)
 	b.bookmarkSubs.Add(1)
 	b.wg.Add(1) // the owner (a session or client) is counted too, so Wait has not returned
 	go r.run()
@@ -311,6 +310,14 @@ func (r *replay) start() {
 // a replay of the journal (old is the subscription "replace" swaps out),
 // and acks the command. A bookmark that cannot be resolved fails it.
 func (s *session) startReplay(h *protocol.Header, sub, old *subscription, fill func(*protocol.Header), opts []string) {
+	// The options first: a command refused for them leaves the
+	// subscription it would replace as it was.
+	ro, err := parseReplayOptions(h, opts)
+	if err != nil {
+		s.log.Info("subscribe refused", "sub_id", sub.id, "err", err)
+		s.fail(h, ReasonInvalidOptions, fill)
+		return
+	}
 	var r *replay
 	var reason string
 	if old != nil && old.replay != nil {
@@ -319,10 +326,18 @@ func (s *session) startReplay(h *protocol.Header, sub, old *subscription, fill f
 		// the new command's bookmark is not used (replay spec §7.5).
 		prev := old.replay
 		s.dropSubs(old) // its reader has stopped: where it got to is final
-		delete(s.subs, old.id)
-		s.nsubs.Store(int64(len(s.subs)))
 		old = nil
-		r, reason = s.b.continueReplay(&s.endpoint, s.mt, sub, prev)
+		if prev.ended.Load() {
+			// It reached its end meanwhile: the id is free, and this is a
+			// subscription of its own.
+			r, reason = s.b.newReplay(&s.endpoint, s.mt, sub, h.Bookmark, optionValue(opts, "bookmark_not_found"))
+		} else {
+			r, reason = s.b.continueReplay(&s.endpoint, s.mt, sub, prev)
+		}
+		if reason != "" {
+			delete(s.subs, sub.id)
+			s.nsubs.Store(int64(len(s.subs)))
+		}
 	} else {
 		r, reason = s.b.newReplay(&s.endpoint, s.mt, sub, h.Bookmark, optionValue(opts, "bookmark_not_found"))
 	}
@@ -332,29 +347,8 @@ func (s *session) startReplay(h *protocol.Header, sub, old *subscription, fill f
 	}
 	want := parseAcks(h.AckType)
 	r.cid, r.wantCompleted, r.wantPers = h.CommandID, want&ackCompleted != 0, want&ackPersisted != 0
-	// pause enters it paused; rate limits it for its whole life. Neither
-	// goes with live (replay spec §7.10).
-	var err error
-	if v := optionValue(opts, "rate"); v != "" {
-		r.rateMsgs, r.rateBytes, err = parseRate(v)
-	}
-	if err == nil && hasOption(opts, "live") && (hasOption(opts, "pause") || r.rateMsgs+r.rateBytes > 0) {
-		err = errors.New("pause and rate do not go with live")
-	}
-	if err == nil {
-		r.topN, err = topN(h, opts)
-	}
-	if err == nil && r.topN > 0 && strings.TrimSpace(h.Bookmark) == "0|1|" {
-		err = errors.New("top_n caps a replay, and NOW replays nothing")
-	}
-	if err != nil {
-		r.cur.Close()
-		sub.replay = nil
-		s.log.Info("subscribe refused", "sub_id", sub.id, "err", err)
-		s.fail(h, ReasonInvalidOptions, fill)
-		return
-	}
-	r.paused.Store(hasOption(opts, "pause"))
+	r.rateMsgs, r.rateBytes, r.topN = ro.rateMsgs, ro.rateBytes, ro.topN
+	r.paused.Store(ro.pause)
 	if old != nil {
 		s.dropSubs(old)
 	}
@@ -365,6 +359,37 @@ func (s *session) startReplay(h *protocol.Header, sub, old *subscription, fill f
 	// "persisted" come from the reader as the replay gets there.
 	s.acks(h, want&^(ackCompleted|ackPersisted), protocol.StatusSuccess, "", fill)
 	r.start()
+}
+
+// replayOptions are a bookmark subscription's pause, rate and top_n.
+type replayOptions struct {
+	pause               bool
+	rateMsgs, rateBytes float64
+	topN                uint64
+}
+
+// parseReplayOptions reads the options that shape a replay: pause enters
+// it paused, rate limits it for its whole life (neither goes with live,
+// replay spec §7.10), top_n caps it (not with NOW).
+func parseReplayOptions(h *protocol.Header, opts []string) (replayOptions, error) {
+	var ro replayOptions
+	var err error
+	ro.pause = hasOption(opts, "pause")
+	if v := optionValue(opts, "rate"); v != "" {
+		if ro.rateMsgs, ro.rateBytes, err = parseRate(v); err != nil {
+			return ro, err
+		}
+	}
+	if hasOption(opts, "live") && (ro.pause || ro.rateMsgs+ro.rateBytes > 0) {
+		return ro, errors.New("pause and rate do not go with live")
+	}
+	if ro.topN, err = topN(h, opts); err != nil {
+		return ro, err
+	}
+	if ro.topN > 0 && strings.TrimSpace(h.Bookmark) == "0|1|" {
+		return ro, errors.New("top_n caps a replay, and NOW replays nothing")
+	}
+	return ro, nil
 }
 
 func cmpOr(a, b string) string {
@@ -390,10 +415,11 @@ func (r *replay) stopNow() {
 // run reads the journal until the subscription ends: unsubscribed, its
 // connection gone, its range done, or the journal closed.
 func (r *replay) run() {
+	// Deferred calls run last first: done is closed after the counters
+	// are, so a halt's caller reads them settled.
 	defer r.ep.b.wg.Done()
-	defer r.ep.replays.Add(-1)
-	defer r.ep.b.bookmarkSubs.Add(-1)
 	defer close(r.done)
+	defer r.ep.b.bookmarkSubs.Add(-1)
 	defer r.caughtUp()
 	defer func() { r.cur.Close() }() // the cursor of the moment: an overrun replaces it
 	var ackTimer, endTimer *time.Timer
@@ -404,7 +430,7 @@ func (r *replay) run() {
 			}
 		}
 	}()
-	room := min(replayQueueBytes, max(r.ep.q.limit/2, 1))
+	room := r.room()
 	for {
 		if r.sub.removed.Load() {
 			return
@@ -419,12 +445,18 @@ func (r *replay) run() {
 		if !r.plan.hasEnd && !r.plan.hasEndTime && r.cur.Position() >= r.plan.t0 {
 			r.complete()
 		}
+		if r.cappedDone() {
+			return
+		}
 		changed := r.j.DurableChanged()
 		e, err := r.cur.Next()
 		switch {
 		case err == nil:
 			if !r.plan.hasEnd && !r.plan.hasEndTime && e.Position >= r.plan.t0 {
 				r.complete() // positions may skip: t0 itself need not exist
+				if r.cappedDone() {
+					return
+				}
 			}
 			if r.pastEnd(&e) {
 				r.finish()
@@ -471,6 +503,9 @@ func (r *replay) run() {
 		if !r.plan.hasEnd && !r.plan.hasEndTime && r.j.Durable() >= r.plan.t0 {
 			r.complete()
 		}
+		if r.cappedDone() {
+			return
+		}
 		if r.timeEndPassed() {
 			r.finish()
 			return
@@ -497,6 +532,9 @@ func (r *replay) run() {
 		}
 	}
 }
+
+// room is how full the connection's queue may be before the replay waits.
+func (r *replay) room() int { return min(replayQueueBytes, max(r.ep.q.limit/2, 1)) }
 
 // resetTimer returns t (made when nil) set to fire after d.
 func resetTimer(t *time.Timer, d time.Duration) *time.Timer {
@@ -651,7 +689,7 @@ func (r *replay) subAck(ackType, bm string) {
 		Status:    protocol.StatusSuccess,
 		Bookmark:  bm,
 	}, nil)
-	r.ep.enqueue(outItem{m: m, size: size})
+	r.ep.enqueueReplayed(outItem{m: m, size: size}, r.room(), r.stop)
 }
 
 // complete sends "completed", once, when asked for: the replay has
@@ -675,6 +713,17 @@ func (r *replay) complete() {
 	}
 }
 
+// cappedDone ends a replay with top_n once it has replayed what the
+// journal held when it was made: top_n caps a replay, not the live
+// messages after it (replay spec §7.5 [I]). It reports whether it ended.
+func (r *replay) cappedDone() bool {
+	if r.topN == 0 || !r.completed {
+		return false
+	}
+	r.finish()
+	return true
+}
+
 // caughtUp takes the replay out of Stats.ReplayingSubscriptions, once:
 // it has replayed what the journal held when it was made (or it ended).
 func (r *replay) caughtUp() {
@@ -694,6 +743,7 @@ func (r *replay) finish() {
 	}
 	r.caughtUp()
 	r.ended.Store(true)
+	r.ep.endedReplays.Add(1)
 }
 
 // persistedAck sends a "persisted" ack naming the last entry passed, when
@@ -720,7 +770,15 @@ func (r *replay) persistedAck(force bool) (due bool) {
 // bookmark subscription to a literal topic that is not journaled follows
 // Options.BookmarkFallback, as on a broker without a journal (§7.5).
 func (s *session) replays(h *protocol.Header) bool {
-	if s.b.opts.Journal == nil || h.Command != protocol.CmdSubscribe || h.Bookmark == "" {
+	return h.Bookmark != "" && s.replayable(h)
+}
+
+// replayable reports whether the subscribe h names topics a replay can
+// serve: a regex, or a journaled literal topic, on a broker with a
+// journal. A replace of a bookmark subscription by such a command goes on
+// with the replay, even without a bookmark.
+func (s *session) replayable(h *protocol.Header) bool {
+	if s.b.opts.Journal == nil || h.Command != protocol.CmdSubscribe {
 		return false
 	}
 	opts := splitOptions(h.Options)
@@ -742,8 +800,18 @@ const ReasonReplayOnly = "pause, resume, rate and top_n need a bookmark subscrip
 func (s *session) pauseOrResume(h *protocol.Header) bool {
 	opts := splitOptions(h.Options)
 	pause, resume := hasOption(opts, "pause"), hasOption(opts, "resume")
-	if !pause && !resume {
+	if !pause && !resume || hasOption(opts, "replace") {
+		// A replace with pause is a new subscription in place of the
+		// old, entered paused.
 		return false
+	}
+	if strings.TrimSpace(h.SubID) == "" {
+		if pause {
+			return false // a new subscription (its id the cid), entered paused
+		}
+		s.log.Info("subscribe refused: resume without sub_id")
+		s.fail(h, ReasonInvalidOptions, nil)
+		return true
 	}
 	var replays []*replay
 	missing := ""
@@ -803,6 +871,11 @@ func (r *replay) setPaused(p bool) {
 	}
 }
 
+// minReplayRate is the smallest rate a replay takes: one message (or
+// byte) per 1000 seconds; below it a message's turn would be further
+// than a time.Duration reaches.
+const minReplayRate = 1e-3
+
 // parseRate reads a rate option: "N" messages per second, or "NKB" /
 // "NMB" bytes per second (powers of 1024, as the configuration's sizes).
 // A multiple of the original pace ("2X") is not supported.
@@ -818,8 +891,8 @@ func parseRate(v string) (msgs, bytes float64, err error) {
 		return 0, 0, fmt.Errorf("rate %q: a multiple of the original pace is not supported", v)
 	}
 	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
-	if err != nil || n <= 0 || math.IsInf(n, 0) {
-		return 0, 0, fmt.Errorf("rate %q: want a positive number of messages, KB or MB per second", v)
+	if err != nil || !(n*unit >= minReplayRate) || math.IsInf(n, 0) {
+		return 0, 0, fmt.Errorf("rate %q: want a number of messages, KB or MB per second of at least %g", v, minReplayRate)
 	}
 	if unit == 1 {
 		return n, 0, nil
@@ -877,4 +950,20 @@ func topN(h *protocol.Header, opts []string) (uint64, error) {
 		return h.TopN, nil
 	}
 	return 0, nil
+}
+
+// sweepEnded lets go of the bookmark subscriptions that reached their end
+// (a range's, top_n): their ids are free, and they no longer count
+// against MaxSubscriptions.
+func (s *session) sweepEnded() {
+	if s.endedReplays.Load() == 0 {
+		return
+	}
+	for id, sub := range s.subs {
+		if sub.replay != nil && sub.replay.ended.Load() {
+			s.dropSubs(sub) // its reader has returned: this does not wait
+			delete(s.subs, id)
+		}
+	}
+	s.nsubs.Store(int64(len(s.subs)))
 }

@@ -478,6 +478,9 @@ func (s *session) dropSubs(subs ...*subscription) {
 		sub.removed.Store(true)
 		if sub.replay != nil {
 			sub.replay.halt()
+			if sub.replay.ended.Load() {
+				s.endedReplays.Add(-1) // counted by its finish, which halt waited for
+			}
 		} else {
 			routed = append(routed, sub)
 		}
