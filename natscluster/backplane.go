@@ -33,10 +33,12 @@ import (
 //
 // Order. One queue and one sending goroutine per node keep the order of
 // Publish calls (the broker makes them in the order it routed the
-// publishes locally, per topic), NATS keeps a connection's order per subject (and every
-// publish of a node shares the connection), and the receiving node is
-// handed its messages by one goroutine in arrival order: a publisher's
-// messages reach every node in the order it sent them.
+// publishes locally, per topic); NATS delivers what one connection
+// publishes to one subscription in that order (every publish of a node
+// shares the connection, and every node has one subscription); and the
+// receiving node is handed its messages by one goroutine in arrival
+// order. So a publisher's messages reach every node in the order it sent
+// them, and one node's publishes to a topic reach every node in one order.
 //
 // Bounds. Publish never waits: it queues for the sending goroutine, up to
 // SendQueue messages, and refuses beyond with ErrBackplaneFull (the broker
