@@ -216,9 +216,9 @@ func run(ctx context.Context, release func(), args []string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	var adm *adminServer
+	var adm *daemon.AdminServer
 	if f.admin != "" {
-		adm, err = listenAdmin("-admin", f.admin, nil, admin.Options{OpenActions: f.adminOpen})
+		adm, err = daemon.ListenAdmin("-admin", f.admin, nil, admin.Options{OpenActions: f.adminOpen})
 		if err != nil {
 			closeListeners(ls)
 			return err
@@ -284,44 +284,13 @@ func runConfig(ctx context.Context, release func(), f *flags, log *slog.Logger) 
 		b.Close()
 		return err
 	}
-	adm, err := configAdmin(cfg, f.adminOpen)
+	adm, err := daemon.AdminFromConfig(cfg, f.adminOpen)
 	if err != nil {
 		closeListeners(ls)
 		b.Close()
 		return err
 	}
 	return serve(ctx, release, log, b, ls, adm)
-}
-
-// configAdmin opens the admin server of the file's Admin element, or
-// returns nil when it has no InetAddr.
-func configAdmin(cfg *config.Config, open bool) (*adminServer, error) {
-	a := cfg.Admin
-	if a == nil || a.InetAddr == "" {
-		return nil, nil
-	}
-	tlsConfig, err := a.LoadTLS()
-	if err != nil {
-		return nil, err
-	}
-	opts := admin.Options{
-		Interval:    a.Interval,
-		Description: cfg.Description,
-		OpenActions: open,
-		NoDashboard: a.Galvanometer == config.StateDisabled,
-	}
-	if err := adminHTTPOptions(a, &opts); err != nil {
-		return nil, err
-	}
-	// The Admin element's own Authentication or Entitlement is the
-	// decision that turns the actions on: the modules say who may run
-	// them (without an Entitlement, every authenticated user may).
-	if auth, ent, set := cfg.AdminSecurity(); set {
-		opts.Authenticate = admin.BasicAuthenticator(auth)
-		opts.Entitler = ent
-		opts.OpenActions = opts.OpenActions || ent == nil
-	}
-	return listenAdmin("Admin/InetAddr", a.InetAddr, tlsConfig, opts)
 }
 
 // closeListeners closes listeners opened before a later step failed.
@@ -334,17 +303,17 @@ func closeListeners(ls []transport.Listener) {
 // serve runs b on ls, and its admin tree on adm when not nil, until ctx is
 // done or one of them fails; then it shuts them down, the admin server
 // first.
-func serve(ctx context.Context, release func(), log *slog.Logger, b *broker.Broker, ls []transport.Listener, adm *adminServer) error {
+func serve(ctx context.Context, release func(), log *slog.Logger, b *broker.Broker, ls []transport.Listener, adm *daemon.AdminServer) error {
 	return daemon.Serve(ctx, log, b, ls, shutdownTimeout, daemon.Hooks{
 		Started: func(_ []net.Addr, errc chan<- error) {
 			if adm != nil {
-				adm.start(b, log, errc)
+				adm.Start(b, log, errc)
 			}
 		},
 		Stopping: func(ctx context.Context) {
 			release()
 			if adm != nil {
-				adm.stop(ctx)
+				adm.Stop(ctx)
 			}
 		},
 	})

@@ -1,7 +1,8 @@
 // Package daemon holds what the server commands (cmd/ampsd, and
 // ampsd-cluster in the natscluster module) share: serving a broker on its
-// listeners until a context ends, and the rule that flags a configuration
-// file replaces are not given with it.
+// listeners until a context ends, the admin HTTP server beside them (from
+// a flag or the file's Admin element), and the rule that flags a
+// configuration file replaces are not given with it.
 package daemon
 
 import (
