@@ -47,6 +47,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ampsbroker/ampsbroker/admin"
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/config"
 	"github.com/ampsbroker/ampsbroker/internal/daemon"
@@ -90,6 +91,9 @@ type flags struct {
 	tcp, ws                              string
 	name, logLevel                       string
 	configFile                           string
+	admin                                string // -admin: the admin server's address
+	// cfg is the -config file, once loaded.
+	cfg *config.Config
 	// natsGiven lists the NATS flags given on the command line, which a
 	// NATSCluster element in -config must not meet.
 	natsGiven []string
@@ -97,7 +101,7 @@ type flags struct {
 
 // fileFlags are the flags -config replaces (the file defines the
 // transports and the instance name).
-var fileFlags = []string{"tcp", "ws", "name"}
+var fileFlags = []string{"tcp", "ws", "name", "admin"}
 
 // natsFlags are the flags a NATSCluster element in -config replaces.
 var natsFlags = []string{"nats", "prefix", "node-id", "journal-stream", "journal-replicas", "nats-ca", "nats-cert", "nats-key", "nats-creds"}
@@ -119,8 +123,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.tcp, "tcp", defaultTCPAddr, "AMPS TCP transport address; empty disables")
 	fs.StringVar(&f.ws, "ws", defaultWSAddr, "WebSocket transport address for the JavaScript client; empty disables")
 	fs.StringVar(&f.name, "name", broker.DefaultName, "instance name (AMPS_INSTANCE_NAME())")
+	fs.StringVar(&f.admin, "admin", "", "serve the AMPS admin tree over HTTP on this address (its actions are refused), e.g. 127.0.0.1:8085; empty disables")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&f.configFile, "config", "", "AMPS-style XML configuration file (transports, name, SOW topics, security, TransactionLog, and the NATSCluster element of our own); -tcp, -ws and -name given with it are an error, and so are the NATS flags when it has a NATSCluster element")
+	fs.StringVar(&f.configFile, "config", "", "AMPS-style XML configuration file (transports, name, SOW topics, security, TransactionLog, and the NATSCluster element of our own); -tcp, -ws, -name and -admin given with it are an error, and so are the NATS flags when it has a NATSCluster element")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -208,14 +213,41 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func([]net.
 		b.Close()
 		return err
 	}
+	adm, err := openAdmin(f)
+	if err != nil {
+		closeListeners(ls)
+		b.Close()
+		return err
+	}
 	log.Info("joined the cluster", "nats", nc.ConnectedUrl(), "prefix", f.prefix, "journal", f.journal)
 	return daemon.Serve(ctx, log, b, ls, shutdownTimeout, daemon.Hooks{
-		Started: func(addrs []net.Addr, _ chan<- error) {
+		Started: func(addrs []net.Addr, errc chan<- error) {
+			if adm != nil {
+				adm.Start(b, log, errc)
+			}
 			if ready != nil {
 				ready(addrs)
 			}
 		},
+		Stopping: func(ctx context.Context) {
+			if adm != nil {
+				adm.Stop(ctx)
+			}
+		},
 	})
+}
+
+// openAdmin opens the admin server of the file's Admin element, or of
+// -admin; nil when neither asks for one. Its actions stay refused unless
+// the Admin element's own modules allow them.
+func openAdmin(f *flags) (*daemon.AdminServer, error) {
+	if f.cfg != nil {
+		return daemon.AdminFromConfig(f.cfg, false)
+	}
+	if f.admin == "" {
+		return nil, nil
+	}
+	return daemon.ListenAdmin("-admin", f.admin, nil, admin.Options{})
 }
 
 // natsOptions are the NATS connection's options: no echo of its own
@@ -272,6 +304,7 @@ func setup(f *flags, log *slog.Logger) (broker.Options, []transport.Listener, er
 	for _, w := range cfg.Warnings {
 		log.Warn("config", "problem", w.Error(), "code", string(w.Code))
 	}
+	f.cfg = cfg
 	opts := cfg.BrokerOptions()
 	if len(opts.SOWTopics) > 0 {
 		log.Warn("SOW topics are not shared across nodes yet: each node keeps its own records, and publishes to them stay on the node")

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,7 +59,8 @@ func startNode(t *testing.T, args ...string) string {
 // subscriber of another node on another NATS server.
 func TestTwoNodesOnNATS(t *testing.T) {
 	c := natstest.StartCluster(t, 2)
-	a := startNode(t, "-nats", c.URL(0), "-tcp", "127.0.0.1:0", "-ws", "", "-name", "a")
+	adminAddr := ampstest.FreePort(t)
+	a := startNode(t, "-nats", c.URL(0), "-tcp", "127.0.0.1:0", "-ws", "", "-name", "a", "-admin", adminAddr)
 	// Node b takes its NATS settings from the file's NATSCluster element.
 	file := filepath.Join(t.TempDir(), "b.xml")
 	if err := os.WriteFile(file, []byte(`<AMPSConfig><Name>b</Name>
@@ -86,11 +89,32 @@ func TestTwoNodesOnNATS(t *testing.T) {
 			if m.Header.Command != protocol.CmdP || string(m.Body) != `{"n":1}` {
 				t.Fatalf("subscriber got %s", m)
 			}
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("nothing crossed from node a to node b within %v", testWait)
 		}
+	}
+	// Node a's admin server shows its cluster link.
+	resp, err := http.Get("http://" + adminAddr + "/amps/instance/x_cluster.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// The node comes wrapped in its ancestors.
+	var tree struct {
+		AMPS struct {
+			Instance struct {
+				Cluster map[string]string `json:"x_cluster"`
+			} `json:"instance"`
+		} `json:"amps"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tree); err != nil {
+		t.Fatalf("x_cluster.json: %v", err)
+	}
+	cl := tree.AMPS.Instance.Cluster
+	if cl["x_connected"] != "true" || cl["x_published"] == "" || cl["x_published"] == "0" {
+		t.Errorf("node a's x_cluster = %v, want connected with publishes sent", cl)
 	}
 }
 
