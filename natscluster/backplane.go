@@ -43,6 +43,8 @@ import (
 // Bounds. Publish never waits: it queues for the sending goroutine, up to
 // SendQueue messages, and refuses beyond with ErrBackplaneFull (the broker
 // counts and logs that; the message still reached this node's clients).
+// A publish larger than the NATS server's max_payload (raise it for
+// larger messages) is refused with ErrPublishTooLarge in the same way.
 // Received messages wait for the broker in the subscription's pending
 // buffer, up to PendingMsgs and PendingBytes; NATS drops beyond (a slow
 // consumer, counted in Stats.Dropped). While the connection is down, NATS
@@ -125,6 +127,9 @@ var (
 	ErrBackplaneFull = errors.New("natscluster: backplane send queue full")
 	// ErrBackplaneClosed: Publish or Start after Close.
 	ErrBackplaneClosed = errors.New("natscluster: backplane closed")
+	// ErrPublishTooLarge: an encoded publish is larger than the NATS
+	// server's max_payload (1 MiB by default), so it cannot cross.
+	ErrPublishTooLarge = errors.New("natscluster: publish larger than the NATS server's max_payload")
 	// errBadRemote: a message under the prefix is not one this backplane
 	// wrote.
 	errBadRemote = errors.New("malformed remote publish")
@@ -197,6 +202,9 @@ func (p *Backplane) Publish(rp *broker.RemotePublish) error {
 		return ErrBackplaneClosed
 	}
 	data := p.encode(rp)
+	if limit := p.nc.MaxPayload(); limit > 0 && int64(len(data)) > limit {
+		return fmt.Errorf("%w: %d bytes on topic %q, at most %d", ErrPublishTooLarge, len(data), rp.Topic, limit)
+	}
 	select {
 	case p.queue <- outgoing{subject, data}:
 		return nil

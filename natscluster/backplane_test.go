@@ -3,6 +3,7 @@ package natscluster
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/natscluster/internal/natstest"
 	"github.com/ampsbroker/ampsbroker/protocol"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
 
@@ -253,5 +255,26 @@ func TestBackplaneBoundedReceive(t *testing.T) {
 	// One is in the handler, pending more wait: the rest were dropped.
 	if d := got.Load(); d > pending+1 {
 		t.Errorf("delivered %d with a pending limit of %d", d, pending)
+	}
+}
+
+// TestBackplaneRefusesWhatNATSCannotCarry: a publish larger than the
+// server's max_payload is refused by Publish (so the broker counts it),
+// not lost on the way.
+func TestBackplaneRefusesWhatNATSCannotCarry(t *testing.T) {
+	const maxPayload = 4 << 10
+	c := natstest.StartClusterWith(t, 1, func(o *server.Options) { o.MaxPayload = maxPayload })
+	bp, err := NewBackplane(natstest.Connect(t, c.URL(0)), BackplaneConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bp.Close() })
+	small := &broker.RemotePublish{MessageType: "json", Topic: "t", Body: make([]byte, maxPayload/2)}
+	large := &broker.RemotePublish{MessageType: "json", Topic: "t", Body: make([]byte, maxPayload)}
+	if err := bp.Publish(small); err != nil {
+		t.Errorf("a publish within max_payload: %v", err)
+	}
+	if err := bp.Publish(large); !errors.Is(err, ErrPublishTooLarge) {
+		t.Errorf("a publish beyond max_payload: %v, want ErrPublishTooLarge", err)
 	}
 }
