@@ -618,3 +618,36 @@ func TestTransactionLogNode(t *testing.T) {
 		}
 	}
 }
+
+// stubBackplane is a backplane that is up and carries nothing.
+type stubBackplane struct{}
+
+func (stubBackplane) Publish(*broker.RemotePublish) error     { return nil }
+func (stubBackplane) Start(func(*broker.RemotePublish)) error { return nil }
+func (stubBackplane) State() broker.BackplaneState            { return broker.BackplaneState{Connected: true} }
+
+func TestClusterNode(t *testing.T) {
+	_, h := newAdmin(t, nil)
+	if cl := at(t, getJSON(t, h, "/amps.json"), "amps", "instance", "x_cluster"); len(cl.(map[string]any)) != 0 {
+		t.Errorf("without a backplane x_cluster is %v, want empty", cl)
+	}
+	b := ampstest.NewBroker(t, &ampstest.Options{Broker: &broker.Options{Backplane: stubBackplane{}}})
+	hc := admin.NewHandler(b.Broker, nil)
+	defer hc.Close()
+	c, err := b.Broker.Connect(t.Context(), "pub", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := c.Publish(t.Context(), "t", []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl := at(t, getJSON(t, hc, "/amps.json"), "amps", "instance", "x_cluster")
+	want := map[string]any{"x_connected": "true", "x_published": "2", "x_publish_failures": "0", "x_received": "0", "x_lost": "0"}
+	for k, v := range want {
+		if got := cl.(map[string]any)[k]; got != v {
+			t.Errorf("x_cluster %s = %v, want %v (%v)", k, got, v, cl)
+		}
+	}
+}

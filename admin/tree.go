@@ -170,6 +170,7 @@ func (h *Handler) tree(withSamples bool) node {
 		"api":             node{"command_queue_depth": "0"},
 		"transaction_log": journalNode(st),
 		"replication":     []node{},
+		"x_cluster":       clusterNode(st),
 	}
 	if wd, err := os.Getwd(); err == nil {
 		instance["cwd"] = wd
@@ -319,6 +320,28 @@ func writeHTML(w http.ResponseWriter, r *http.Request, path string, links []stri
 	}
 	_, err := w.Write([]byte(sb.String()))
 	return err
+}
+
+// clusterNode is the x_cluster entry (ours; AMPS's replication is another
+// design): empty without a backplane; else the node's link to its
+// cluster and the publishes that crossed it.
+func clusterNode(st broker.Stats) node {
+	c := st.Cluster
+	if c == nil {
+		return node{}
+	}
+	n := node{
+		"x_connected":        strconv.FormatBool(c.Connected),
+		"x_published":        itoa(c.Published),
+		"x_publish_failures": itoa(c.PublishFailures),
+		"x_received":         itoa(c.Received),
+		"x_received_dropped": itoa(c.ReceivedDropped),
+		"x_lost":             itoa(c.Lost),
+	}
+	if c.StartErr != nil {
+		n["x_start_error"] = c.StartErr.Error()
+	}
+	return n
 }
 
 // journalNode is the transaction_log entry: empty without a journal;

@@ -58,6 +58,8 @@ type Broker struct {
 	replaying, bookmarkSubs atomic.Int64
 	// jid is the id in this instance's bookmarks (JournalID of its name).
 	jid uint64
+	// cluster is Options.Backplane's state; nil without one.
+	cluster *cluster
 
 	stats counters
 	// retired is the traffic of the endpoints that have ended; guarded by mu.
@@ -132,6 +134,10 @@ type Stats struct {
 	// ReplayingSubscriptions counts the bookmark subscriptions reading
 	// the journal (replaying, not yet live).
 	ReplayingSubscriptions int64
+
+	// Cluster is the node's link to its cluster and what crossed it; nil
+	// without Options.Backplane.
+	Cluster *ClusterStats
 }
 
 // SOWTopicStats describes one SOW topic in a Stats snapshot.
@@ -166,7 +172,8 @@ type ConnStats struct {
 
 // New returns a Broker configured by opts; nil means all defaults. With
 // Options.Journal it first rebuilds the journaled SOW topics from the
-// journal (see RecoveryErr for a journal it could not read to its end).
+// journal (see RecoveryErr for a journal it could not read to its end);
+// with Options.Backplane it then starts taking remote publishes.
 func New(opts *Options) *Broker {
 	b := &Broker{
 		routers:   make(map[string]*router),
@@ -240,6 +247,7 @@ func New(opts *Options) *Broker {
 			b.log.Info("SOW topics rebuilt from the journal", "entries_applied", n, "took", time.Since(start))
 		}
 	}
+	b.startCluster()
 	return b
 }
 
@@ -522,6 +530,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	if !already {
 		close(b.doneCh)
 	}
+	b.stopCluster()
 	for _, l := range ls {
 		l.Close()
 	}
@@ -648,6 +657,7 @@ func (b *Broker) Stats() Stats {
 
 		Journal:                js,
 		ReplayingSubscriptions: b.replaying.Load(),
+		Cluster:                b.clusterStats(),
 	}
 }
 

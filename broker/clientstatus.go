@@ -68,7 +68,7 @@ func (s *session) status(ev clientStatus) {
 	if err != nil {
 		return // a struct of strings always marshals
 	}
-	s.b.route(&s.endpoint, rs, ClientStatusTopic, nil, "", body, nil)
+	s.b.route(s.name, rs, ClientStatusTopic, nil, "", body, nil)
 }
 
 // connectionName names the connection as AMPS logs do: the transport and

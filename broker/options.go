@@ -162,6 +162,14 @@ type Options struct {
 	// Close) has returned.
 	Journal Journal
 
+	// Backplane makes this broker one node of a cluster (see
+	// backplane.go): publishes it accepts to topics without a SOW store
+	// are handed to the backplane after they are routed here, and what
+	// other nodes accepted is routed to this node's subscriptions. Default
+	// nil: a single node. New starts it; the broker never closes it: the
+	// host that made it closes it after Shutdown (or Close) has returned.
+	Backplane Backplane
+
 	// JournalTopics reports whether messages of messageType published to
 	// topic are journaled (AMPS TransactionLog/Topic). It must be a pure
 	// function of its arguments. Default nil: with a Journal, every topic

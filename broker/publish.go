@@ -114,7 +114,9 @@ func publishTopicReason(topic string) string {
 // a record on a SOW topic without Keys. It returns the message's journal
 // position (0 when it is not journaled) and a failure reason when the
 // message is refused (a SOW key that cannot be had, a journal that cannot
-// record it), else "". It never blocks on a receiver.
+// record it), else "". It never blocks on a receiver. A message accepted
+// to a topic without SOW is then handed to Options.Backplane, if any (see
+// backplane.go).
 func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.Header, body []byte) (Position, string) {
 	from.messagesIn.Add(1)
 	var cid, key string
@@ -130,7 +132,17 @@ func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.He
 	if b.journaled(r.mtName, topic) {
 		return b.publishJournaled(from, r, rs, topic, h, cid, body)
 	}
-	b.route(from, rs, topic, nil, cid, body, nil)
+	if b.cluster == nil {
+		b.route(from.name, rs, topic, nil, cid, body, nil)
+		return 0, ""
+	}
+	// On a node of a cluster the publish is handed to the backplane under
+	// the locks that ordered its local deliveries, so that every node gets
+	// this node's publishes to a topic in the order its own subscribers did.
+	unlock := lockOrder(rs)
+	b.routeOrdered(from.name, rs, topic, nil, cid, body, nil)
+	b.toBackplane(from, r.mtName, topic, h, 0, body)
+	unlock()
 	return 0, ""
 }
 
@@ -138,7 +150,9 @@ func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.He
 // and routes it, holding the topic's order lock across both (and the
 // router's regex order lock, when a regex subscription takes the topic),
 // so that live subscribers get messages in the journal's order: those of
-// one topic, and those of several topics a regex subscription takes.
+// one topic, and those of several topics a regex subscription takes. On a
+// node of a cluster it then hands the publish to the backplane, still
+// under those locks (see publish).
 func (b *Broker) publishJournaled(from *endpoint, r *router, rs *routes, topic string, h *protocol.Header, cid string, body []byte) (Position, string) {
 	unlock := lockOrder(rs)
 	defer unlock()
@@ -146,15 +160,15 @@ func (b *Broker) publishJournaled(from *endpoint, r *router, rs *routes, topic s
 	if reason != "" {
 		return 0, reason
 	}
-	if len(rs.targets) == 0 {
-		return pos, ""
+	if len(rs.targets) > 0 {
+		// The delivery is built here rather than by route, to carry the
+		// journal position for subscriptions with the bookmark option.
+		d := newPooledDelivery(topic, cid, body)
+		d.setPosition(b, pos)
+		b.routeOrdered(from.name, rs, topic, d, cid, body, nil)
+		d.release()
 	}
-	// The delivery is built here rather than by route, to carry the
-	// journal position for subscriptions with the bookmark option.
-	d := newPooledDelivery(topic, cid, body)
-	d.setPosition(b, pos)
-	b.routeOrdered(from, rs, topic, d, cid, body, nil)
-	d.release()
+	b.toBackplane(from, r.mtName, topic, h, pos, body)
 	return pos, ""
 }
 
@@ -261,12 +275,12 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 		ch = &change{old: old, now: rec, keys: st.def.keyPaths}
 	}
 	if rs != nil {
-		b.routeOrdered(from, rs, topic, d, cid, d.body, ch)
+		b.routeOrdered(from.name, rs, topic, d, cid, d.body, ch)
 		return pos, ""
 	}
 	// The routes are read again under the store's lock: a subscription
 	// registered by a sow_and_subscribe before this point must get it.
-	b.route(from, r.routes(topic), topic, d, cid, d.body, ch)
+	b.route(from.name, r.routes(topic), topic, d, cid, d.body, ch)
 	return pos, ""
 }
 
@@ -383,7 +397,7 @@ func diffDelivery(old []byte, d *delivery, keys [][]string) (*delivery, bool) {
 	return newDelivery(d.topic, d.correlationID, d.key, diff), empty
 }
 
-func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, cid string, body []byte, ch *change) {
+func (b *Broker) route(publisher string, rs *routes, topic string, d *delivery, cid string, body []byte, ch *change) {
 	if len(rs.targets) == 0 {
 		return
 	}
@@ -393,11 +407,11 @@ func (b *Broker) route(from *endpoint, rs *routes, topic string, d *delivery, ci
 	// order spans topics).
 	rs.order.Lock()
 	defer rs.order.Unlock()
-	b.routeLocked(from, rs, topic, d, cid, body, ch)
+	b.routeLocked(publisher, rs, topic, d, cid, body, ch)
 }
 
 // routeLocked is route with the topic's order lock held.
-func (b *Broker) routeLocked(from *endpoint, rs *routes, topic string, d *delivery, cid string, body []byte, ch *change) {
+func (b *Broker) routeLocked(publisher string, rs *routes, topic string, d *delivery, cid string, body []byte, ch *change) {
 	if len(rs.targets) == 0 {
 		return
 	}
@@ -405,19 +419,20 @@ func (b *Broker) routeLocked(from *endpoint, rs *routes, topic string, d *delive
 		rs.regexOrder.Lock()
 		defer rs.regexOrder.Unlock()
 	}
-	b.routeOrdered(from, rs, topic, d, cid, body, ch)
+	b.routeOrdered(publisher, rs, topic, d, cid, body, ch)
 }
 
 // routeOrdered is route with the topic's order lock held, and the
 // router's regex order lock too when a regex subscription is among the
-// targets.
-func (b *Broker) routeOrdered(from *endpoint, rs *routes, topic string, d *delivery, cid string, body []byte, ch *change) {
+// targets. publisher is the publisher's client name, what a filter's
+// CLIENT_NAME() reads (a remote publisher's too, see backplane.go).
+func (b *Broker) routeOrdered(publisher string, rs *routes, topic string, d *delivery, cid string, body []byte, ch *change) {
 	if len(rs.targets) == 0 {
 		return
 	}
 	var sc *filterScratch
 	if rs.ex != nil {
-		sc = rs.scratch(body, filter.Env{Topic: topic, Size: len(body), ClientName: from.name, InstanceName: b.opts.Name})
+		sc = rs.scratch(body, filter.Env{Topic: topic, Size: len(body), ClientName: publisher, InstanceName: b.opts.Name})
 	}
 	var proj []projection // the select lists' projections of this message
 	var made *delivery    // the delivery route built, if it did

@@ -202,6 +202,11 @@ type Config struct {
 	// none. See OpenJournal and BrokerOptions.
 	TransactionLog *TransactionLog
 
+	// NATSCluster makes the broker a node of a cluster over NATS (an
+	// element of our own, read by natscluster's ampsd-cluster); nil for a
+	// single node.
+	NATSCluster *NATSCluster
+
 	// Admin is the admin HTTP server (amps-config §9.1); nil when the file
 	// has no Admin element.
 	Admin *Admin

@@ -310,6 +310,9 @@ func (d *decoder) decodeRoot(root *node) {
 			c.SOW = append(c.SOW, d.topic(tn))
 		}
 	}
+	if cn := d.kid(root, "NATSCluster"); cn != nil {
+		c.NATSCluster = d.natsCluster(cn)
+	}
 	if lg := d.kid(root, "Logging"); lg != nil {
 		for _, tn := range d.kids(lg, "Target") {
 			c.Logging = append(c.Logging, d.logTarget(tn))

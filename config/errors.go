@@ -103,6 +103,10 @@ const (
 	// CodeSOWType: AMPS-computed keys (Key) on a message type the broker
 	// cannot read fields of (only json, fix and nvfix).
 	CodeSOWType Code = "CFG-SOW-TYPE"
+	// CodeCluster: a NATSCluster without a URL, with a URL that is not a
+	// NATS server's, with a Certificate and no PrivateKey or the reverse,
+	// or with JournalReplicas out of range.
+	CodeCluster Code = "CFG-CLUSTER"
 	// CodeTxLogDir: TransactionLog without a JournalDirectory.
 	CodeTxLogDir Code = "CFG-TXLOG-DIR"
 	// CodeTxLogArchive: JournalArchiveDirectory equal to JournalDirectory.

@@ -215,6 +215,7 @@ var rootSchema = block(map[string]*elem{
 	"SOW":            block(sowKids),
 	"TopicMetaData":  block(sowKids), // pre-5.0 name of SOW
 	"TransactionLog": block(txlogKids),
+	"NATSCluster":    block(natsClusterKids), // ours, see NATSCluster
 	"Replication":    {lv: lvReject, opaque: true, code: CodeTransportReplication, why: "replication is not supported by this broker"},
 	"Actions":        reject("Actions are not supported: scheduled and event-driven actions would never run"),
 })

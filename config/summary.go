@@ -79,6 +79,9 @@ func (c *Config) Summary() string {
 	if c.TransactionLog != nil {
 		writeTxLogSummary(&b, c.TransactionLog)
 	}
+	if n := c.NATSCluster; n != nil {
+		fmt.Fprintf(&b, "  cluster over NATS: %s\n", strings.Join(n.URLs, ", "))
+	}
 	if len(c.Warnings) > 0 {
 		fmt.Fprintf(&b, "  %d warning(s)\n", len(c.Warnings))
 		for _, w := range c.Warnings {

@@ -61,6 +61,9 @@ func (c *Config) validate(ds *diags) {
 	if c.Admin != nil {
 		c.Admin.validate(c, ds)
 	}
+	if c.NATSCluster != nil {
+		c.NATSCluster.validate(c, ds)
+	}
 	// The instance Name is required and, as AMPS asks, contains no spaces,
 	// '/', '\', '$' or '~' (it ends up in file names).
 	if strings.TrimSpace(c.Name) == "" {

@@ -1,114 +1,395 @@
 package natscluster
 
 import (
-	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
 )
 
-// This file is a proposal: the interface the broker would drive to act as
-// one node of a cluster. The broker side is not wired yet, and nothing here
-// implements it yet. When it is accepted the interface moves into the
-// broker package (which must not import NATS), and this package provides
-// the NATS implementation; the types below are spelled so that the move
-// needs no NATS type.
+// Backplane is a broker.Backplane over core NATS: the publishes a node
+// accepts to topics without SOW go to the other nodes at most once, in
+// per-publisher order, with no disk on the way.
 //
-// Division of labour. The broker keeps doing everything that depends on
-// the subscriber (matching, regex topics, filters, entitlements,
-// conflation, acks to its own clients). The backplane only carries
-// accepted publishes between nodes and, for SOW topics, decides their
-// order. A node never routes a publish twice: a plain publish is routed
-// locally when accepted and remotely when it arrives; a SOW-topic publish
-// is routed on every node (the origin included) only when it comes back
-// in order.
+// Subjects. A publish goes to "<prefix>.<message type>.<topic>" (see
+// Subjects: the topic is one escaped token, so any topic is safe).
+//
+// Interest: broadcast (option 1 of the package doc). Every node
+// subscribes once to "<prefix>.*.*" and receives every plain publish of
+// the cluster, then routes what its clients want and drops the rest; a
+// regex subscription or a content filter costs what it costs on one node.
+// A node receives its own publishes too (NATS echoes them unless the
+// connection was made with nats.NoEcho, which saves that traffic) and
+// drops them by their origin id. A node that just started may miss what
+// other nodes publish while its subscription propagates over the NATS
+// routes (about one route round trip).
+//
+// Order. One queue and one sending goroutine per node keep the order of
+// Publish calls (the broker makes them in the order it routed the
+// publishes locally, per topic); NATS delivers what one connection
+// publishes to one subscription in that order (every publish of a node
+// shares the connection, and every node has one subscription); and the
+// receiving node is handed its messages by one goroutine in arrival
+// order. So a publisher's messages reach every node in the order it sent
+// them, and one node's publishes to a topic reach every node in one order.
+//
+// Bounds. Publish never waits: it queues for the sending goroutine, up to
+// SendQueue messages, and refuses beyond with ErrBackplaneFull (the broker
+// counts and logs that; the message still reached this node's clients).
+// A publish larger than the NATS server's max_payload (raise it for
+// larger messages) is refused with ErrPublishTooLarge in the same way.
+// Received messages wait for the broker in the subscription's pending
+// buffer, up to PendingMsgs and PendingBytes; NATS drops beyond (a slow
+// consumer, counted in Stats.Dropped). While the connection is down, NATS
+// buffers publishes up to its reconnect buffer and sends them on
+// reconnect.
+//
+// Wire format. What routing needs travels in the message's data, not in
+// NATS headers: header values cannot hold every byte a client name or a
+// correlation id may hold, and a binary prefix costs no header parsing per
+// message. Little-endian varints:
+//
+//	version byte (remoteVersion)
+//	uvarint sequence, uvarint journal position, uvarint journal id
+//	3 × (uvarint length, bytes): origin node id, client name, correlation id
+//	body: the rest
+//
+// SOW topics across nodes (next): a SOW-topic publish will be ordered by
+// JetStream, one stream order per topic, and applied on every node (the
+// origin included) when it comes back through the node's ordered
+// consumer; broker.Backplane will gain the call that hands it over and
+// the callback that applies it, and State will report catching up and lag.
+type Backplane struct {
+	nc       *nats.Conn
+	cfg      BackplaneConfig
+	subjects Subjects
+	node     string
+	log      *slog.Logger
 
-// Publish is one accepted publish as it crosses the cluster: what a
-// receiving node needs to route it as if a local client had sent it.
-type Publish struct {
-	// Origin names the node that accepted the publish (its instance
-	// name); a node ignores its own plain publishes coming back.
-	Origin      string
-	MessageType string
-	Topic       string
-	// Kind says whether this is a publish, a delta_publish (merged where
-	// it is applied) or a sow_delete.
-	Kind PublishKind
-	// ClientName and Sequence identify the publisher's message (duplicate
-	// detection, per-publisher order checks); Sequence 0 when it had none.
-	ClientName string
-	Sequence   uint64
-	// CorrelationID, SOWKey and Expiry are the header fields routing and
-	// the SOW need; User is the authenticated publisher (entitlements of
-	// the receiving node's subscribers do not depend on it).
-	CorrelationID string
-	SOWKey        string
-	User          string
-	Expiry        time.Time
-	Body          []byte
+	// queue holds the publishes for the sender, which returns once stop
+	// is closed and it has sent what was queued; done is closed then.
+	// Publish takes no lock (the broker calls it holding locks a delivery
+	// may wait for): it checks closing and sends without blocking, so a
+	// Publish racing Close may queue a message nobody sends, as a publish
+	// after Close would be lost anyway.
+	queue   chan outgoing
+	stop    chan struct{}
+	done    chan struct{}
+	closing atomic.Bool
+
+	// mu is held for reading by a delivery in progress and for writing by
+	// Close, which sets closed: after Close returns no delivery runs.
+	mu      sync.RWMutex
+	closed  bool
+	started bool
+	sub     *nats.Subscription
+
+	sent, sendErrors, received, malformed atomic.Int64
 }
 
-// PublishKind says what a Publish asks of the receiving node.
-type PublishKind uint8
+// outgoing is one queued publish.
+type outgoing struct {
+	subject string
+	data    []byte
+}
 
-// Kinds of Publish.
+// Defaults of BackplaneConfig.
 const (
-	// KindPublish is a publish (routed; stored on a SOW topic).
-	KindPublish PublishKind = iota + 1
-	// KindDeltaPublish is a delta_publish, merged into the SOW record when
-	// applied.
-	KindDeltaPublish
-	// KindSOWDelete removes the records its SOWKey (or body filter) names.
-	KindSOWDelete
+	// DefaultBackplanePrefix is the subject prefix of plain publishes:
+	// "amps.bus.<message type>.<topic>".
+	DefaultBackplanePrefix = "amps.bus"
+	// DefaultSendQueue bounds the publishes a node has queued for NATS;
+	// beyond it Publish refuses. 64 Ki messages ride out a pause of the
+	// sending goroutine of tens of milliseconds at a high rate.
+	DefaultSendQueue = 64 << 10
+	// DefaultPendingMsgs and DefaultPendingBytes bound what the node has
+	// received and not yet routed; NATS drops beyond them.
+	DefaultPendingMsgs  = 256 << 10
+	DefaultPendingBytes = 256 << 20
+	// closeFlushTimeout bounds Close's wait for NATS to take what was
+	// queued.
+	closeFlushTimeout = 5 * time.Second
+	// remoteVersion is the first byte of every encoded publish.
+	remoteVersion = 1
 )
 
-// Ordered is a SOW-topic publish in its topic's cluster-wide order.
-type Ordered struct {
-	Publish
-	// Seq is the publish's place in its topic's order (the stream
-	// sequence): rising per topic, the same on every node.
-	Seq uint64
+// Sentinel errors of the backplane.
+var (
+	// ErrBackplaneFull: Publish found the send queue full (NATS is slower
+	// than the node's publishers, or its link is stalled).
+	ErrBackplaneFull = errors.New("natscluster: backplane send queue full")
+	// ErrBackplaneClosed: Publish or Start after Close.
+	ErrBackplaneClosed = errors.New("natscluster: backplane closed")
+	// ErrPublishTooLarge: an encoded publish is larger than the NATS
+	// server's max_payload (1 MiB by default), so it cannot cross.
+	ErrPublishTooLarge = errors.New("natscluster: publish larger than the NATS server's max_payload")
+	// errBadRemote: a message under the prefix is not one this backplane
+	// wrote.
+	errBadRemote = errors.New("malformed remote publish")
+)
+
+// BackplaneConfig configures a Backplane. Zero fields take the defaults
+// above.
+type BackplaneConfig struct {
+	// Prefix is the subject prefix; every node of a cluster uses the same.
+	Prefix string
+	// NodeID identifies this node's publishes, so that it drops them when
+	// NATS echoes them back. Default: a fresh unique id (nuid).
+	NodeID string
+	// SendQueue bounds the publishes queued for NATS.
+	SendQueue int
+	// PendingMsgs and PendingBytes bound the received publishes waiting
+	// for the broker.
+	PendingMsgs, PendingBytes int
+	// Logger gets the backplane's notices (discarded when nil).
+	Logger *slog.Logger
 }
 
-// Backplane carries a node's accepted publishes to the other nodes and
-// theirs to it. Implementations are safe for concurrent use.
-type Backplane interface {
-	// Publish hands a plain publish (not on a SOW topic) accepted by this
-	// node to the other nodes, after the broker has routed it locally. It
-	// must not block on other nodes: at most once across the cluster, in
-	// the order of the calls for one publisher.
-	Publish(p *Publish) error
-
-	// Order hands a SOW-topic publish accepted by this node to the cluster
-	// for ordering; the broker does not apply it now. done is called once
-	// the publish has its place in the topic's order and is stored with
-	// the configured replication (the moment a persisted ack may be sent),
-	// or with the error that kept it out. The publish itself comes back
-	// through Subscribe's apply, on this node as on every other.
-	Order(p *Publish, done func(seq uint64, err error)) error
-
-	// Subscribe starts delivering what other nodes publish: remote plain
-	// publishes to deliver (interest is the backplane's business: it may
-	// send a node everything of a message type, see the package doc) and,
-	// for every SOW topic, every ordered publish to apply, this node's
-	// included, from the sequence after from[topic] (0: from the start
-	// retained). Each callback is called from one goroutine per topic, in
-	// order; it must not block for long (the broker hands off to its own
-	// queues). Subscribe returns once the SOW topics have caught up with
-	// the order as it was when Subscribe was called, which is when the
-	// node may report itself ready.
-	Subscribe(ctx context.Context, from map[string]uint64, deliver func(*Publish), apply func(*Ordered)) error
-
-	// State reports the node's view of the cluster for Stats and readiness.
-	State() BackplaneState
-
-	// Close stops the deliveries and releases the connection.
-	Close() error
+func (c *BackplaneConfig) defaults() {
+	if c.Prefix == "" {
+		c.Prefix = DefaultBackplanePrefix
+	}
+	if c.NodeID == "" {
+		c.NodeID = nuid.Next()
+	}
+	if c.SendQueue <= 0 {
+		c.SendQueue = DefaultSendQueue
+	}
+	if c.PendingMsgs <= 0 {
+		c.PendingMsgs = DefaultPendingMsgs
+	}
+	if c.PendingBytes <= 0 {
+		c.PendingBytes = DefaultPendingBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
 }
 
-// BackplaneState is what a node reports about its cluster link.
-type BackplaneState struct {
-	Connected  bool // the NATS connection is up
-	CatchingUp bool // SOW topics are still being replayed
-	// Lag is, over the SOW topics, the most ordered publishes not yet
-	// applied by this node.
-	Lag uint64
+var _ broker.Backplane = (*Backplane)(nil)
+
+// NewBackplane returns a backplane on nc and starts its sending goroutine.
+// The connection stays the caller's: close the backplane (after the
+// broker's Shutdown) before the connection.
+func NewBackplane(nc *nats.Conn, cfg BackplaneConfig) (*Backplane, error) {
+	cfg.defaults()
+	subjects, err := NewSubjects(cfg.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	p := &Backplane{
+		nc: nc, cfg: cfg, subjects: subjects, node: cfg.NodeID, log: cfg.Logger,
+		queue: make(chan outgoing, cfg.SendQueue), stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	go p.send()
+	return p, nil
+}
+
+// Publish queues p for the other nodes (see Backplane).
+func (p *Backplane) Publish(rp *broker.RemotePublish) error {
+	subject, err := p.subjects.Subject(rp.MessageType, rp.Topic)
+	if err != nil {
+		return err
+	}
+	if p.closing.Load() {
+		return ErrBackplaneClosed
+	}
+	data := p.encode(rp)
+	if limit := p.nc.MaxPayload(); limit > 0 && int64(len(data)) > limit {
+		return fmt.Errorf("%w: %d bytes on topic %q, at most %d", ErrPublishTooLarge, len(data), rp.Topic, limit)
+	}
+	select {
+	case p.queue <- outgoing{subject, data}:
+		return nil
+	default:
+		return ErrBackplaneFull
+	}
+}
+
+// send hands the queue to NATS, in order, until Close; then it sends what
+// is left queued and returns.
+func (p *Backplane) send() {
+	defer close(p.done)
+	for {
+		select {
+		case o := <-p.queue:
+			p.publish(o)
+		case <-p.stop:
+			for {
+				select {
+				case o := <-p.queue:
+					p.publish(o)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// publish hands one queued publish to NATS.
+func (p *Backplane) publish(o outgoing) {
+	if err := p.nc.Publish(o.subject, o.data); err != nil {
+		if p.sendErrors.Add(1) == 1 {
+			p.log.Warn("backplane publish to NATS failed (logged once)", "subject", o.subject, "err", err)
+		}
+		return
+	}
+	p.sent.Add(1)
+}
+
+// encode is rp's data (see the wire format above).
+func (p *Backplane) encode(rp *broker.RemotePublish) []byte {
+	n := 1 + 3*binary.MaxVarintLen64 + 3*binary.MaxVarintLen32 + len(p.node) + len(rp.ClientName) + len(rp.CorrelationID) + len(rp.Body)
+	b := make([]byte, 0, n)
+	b = append(b, remoteVersion)
+	b = binary.AppendUvarint(b, rp.Sequence)
+	b = binary.AppendUvarint(b, uint64(rp.Position))
+	b = binary.AppendUvarint(b, rp.JournalID)
+	for _, s := range [...]string{p.node, rp.ClientName, rp.CorrelationID} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return append(b, rp.Body...)
+}
+
+// decode reads a remote publish's data into rp and returns its origin
+// node id. rp.Body shares data.
+func decode(data []byte, rp *broker.RemotePublish) (origin string, err error) {
+	d := decoder{b: data}
+	if v := d.byte(); d.err == nil && v != remoteVersion {
+		return "", fmt.Errorf("%w: version %d, want %d", errBadRemote, v, remoteVersion)
+	}
+	rp.Sequence = d.uvarint()
+	rp.Position = broker.Position(d.uvarint())
+	rp.JournalID = d.uvarint()
+	origin = d.string()
+	rp.ClientName = d.string()
+	rp.CorrelationID = d.string()
+	if d.err != nil {
+		return "", fmt.Errorf("%w: %v", errBadRemote, d.err)
+	}
+	rp.Body = d.b
+	return origin, nil
+}
+
+// Start subscribes to every plain publish of the cluster and hands those
+// of other nodes to deliver, one at a time, in arrival order. It returns
+// once this node's NATS server has the subscription.
+func (p *Backplane) Start(deliver func(*broker.RemotePublish)) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.closed:
+		return ErrBackplaneClosed
+	case p.started:
+		return errors.New("natscluster: backplane started twice")
+	}
+	sub, err := p.nc.Subscribe(p.subjects.All(), func(m *nats.Msg) { p.receive(m, deliver) })
+	if err != nil {
+		return fmt.Errorf("natscluster: backplane subscribe %s: %w", p.subjects.All(), err)
+	}
+	if err := sub.SetPendingLimits(p.cfg.PendingMsgs, p.cfg.PendingBytes); err != nil {
+		sub.Unsubscribe()
+		return fmt.Errorf("natscluster: backplane pending limits: %w", err)
+	}
+	if err := p.nc.Flush(); err != nil {
+		sub.Unsubscribe()
+		return fmt.Errorf("natscluster: backplane subscribe %s: %w", p.subjects.All(), err)
+	}
+	p.sub, p.started = sub, true
+	return nil
+}
+
+// receive hands a message of another node to deliver.
+func (p *Backplane) receive(m *nats.Msg, deliver func(*broker.RemotePublish)) {
+	var rp broker.RemotePublish
+	origin, err := decode(m.Data, &rp)
+	if err == nil && origin == p.node {
+		return
+	}
+	if err == nil {
+		rp.MessageType, rp.Topic, err = p.subjects.Parse(m.Subject)
+	}
+	if err != nil {
+		if p.malformed.Add(1) == 1 {
+			p.log.Warn("malformed message under the backplane's prefix dropped (logged once)", "subject", m.Subject, "err", err)
+		}
+		return
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return
+	}
+	p.received.Add(1)
+	deliver(&rp)
+}
+
+// State reports whether the NATS connection is up, and how many received
+// publishes NATS dropped because the broker fell behind.
+func (p *Backplane) State() broker.BackplaneState {
+	p.mu.RLock()
+	closed := p.closed
+	p.mu.RUnlock()
+	return broker.BackplaneState{Connected: !closed && p.nc.IsConnected(), Lost: p.Stats().Dropped}
+}
+
+// BackplaneStats are a backplane's own figures (the broker's are in
+// broker.Stats.Cluster).
+type BackplaneStats struct {
+	Sent       int64 // publishes handed to NATS
+	SendErrors int64 // publishes NATS refused
+	Received   int64 // publishes of other nodes handed to the broker
+	Malformed  int64 // messages under the prefix that did not decode
+	Dropped    int64 // received publishes NATS dropped: the broker fell behind
+}
+
+// Stats returns the backplane's figures.
+func (p *Backplane) Stats() BackplaneStats {
+	s := BackplaneStats{Sent: p.sent.Load(), SendErrors: p.sendErrors.Load(), Received: p.received.Load(), Malformed: p.malformed.Load()}
+	p.mu.RLock()
+	sub := p.sub
+	p.mu.RUnlock()
+	if sub != nil {
+		if n, err := sub.Dropped(); err == nil {
+			s.Dropped = int64(n)
+		}
+	}
+	return s
+}
+
+// Close stops the deliveries (waiting for one in progress), sends what is
+// queued and waits, at most closeFlushTimeout, for NATS to take it. It
+// leaves the connection open.
+func (p *Backplane) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.closing.Store(true)
+	close(p.stop)
+	sub := p.sub
+	p.mu.Unlock()
+	var err error
+	if sub != nil {
+		err = sub.Unsubscribe()
+	}
+	<-p.done
+	if ferr := p.nc.FlushTimeout(closeFlushTimeout); ferr != nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
+		err = errors.Join(err, ferr)
+	}
+	if errors.Is(err, nats.ErrConnectionClosed) {
+		err = nil
+	}
+	return err
 }

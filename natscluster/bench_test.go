@@ -78,7 +78,7 @@ func benchAppend(b *testing.B, j broker.Journal, appenders int) {
 	}
 	wg.Wait()
 	b.StopTimer()
-	reportLatency(b, slices.Concat(lat...))
+	reportLatency(b, slices.Concat(lat...), "appends/s")
 }
 
 func benchAppendAsync(b *testing.B, j *Journal) {
@@ -105,18 +105,18 @@ func benchAppendAsync(b *testing.B, j *Journal) {
 	}
 	wg.Wait()
 	b.StopTimer()
-	reportLatency(b, lat)
+	reportLatency(b, lat, "appends/s")
 }
 
-// reportLatency adds the p50 and p99 of lat and the rate of appends.
-func reportLatency(b *testing.B, lat []time.Duration) {
+// reportLatency adds the p50 and p99 of lat and their rate, in unit.
+func reportLatency(b *testing.B, lat []time.Duration, unit string) {
 	slices.Sort(lat)
 	if len(lat) == 0 {
 		return
 	}
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
-	b.ReportMetric(float64(len(lat))/b.Elapsed().Seconds(), "appends/s")
+	b.ReportMetric(float64(len(lat))/b.Elapsed().Seconds(), unit)
 }
 
 // BenchmarkJournalReplay measures a cursor reading entries already in the

@@ -1,18 +1,23 @@
 // Package natscluster lets several ampsbroker nodes act as one broker over
 // NATS, with JetStream holding what must be durable and ordered. It is a
 // module of its own so that the core library never depends on NATS; the
-// broker package sees only small interfaces (broker.Journal today, a
-// backplane later) that this package implements.
+// broker package sees only small interfaces (broker.Journal and
+// broker.Backplane) that this package implements.
 //
 // # Status
 //
 // Built: the topic to subject mapping (Subjects, EncodeToken), the
-// transaction log on JetStream (Journal, a broker.Journal), a proposal of
-// the backplane interface (Backplane; the broker does not drive it yet),
-// and a test harness (internal/natstest: an in-process three-node
+// transaction log on JetStream (Journal, a broker.Journal), plain
+// publishes across nodes over core NATS (Backplane, a broker.Backplane:
+// topics without SOW, broadcast interest, origin filtering, bounded
+// queues), a test harness (internal/natstest: an in-process three-node
 // JetStream cluster over loopback and a TCP proxy that delays, pauses or
-// cuts one node's link). Not built yet: the backplane implementation, the
-// SOW across nodes, configuration (Go, XML, ampsd -nats) and readiness.
+// cuts one node's link), and cmd/ampsd-cluster (ampsd with -nats, TLS
+// and credentials for the NATS link, a shared journal, and the
+// NATSCluster element of the XML file). With a Journal shared by the
+// nodes and the Backplane, a bookmark subscription on any node replays
+// every node's journaled publishes. Not built yet: the SOW across nodes,
+// and readiness.
 //
 // # Shape of a cluster
 //
@@ -32,7 +37,12 @@
 //     connection's order per subject), no disk, lowest latency.
 //   - Journaled publishes go to the transaction log stream (Journal) and
 //     are delivered on every node from that stream, so the order a node
-//     delivers in is the order a bookmark replays in, on every node.
+//     delivers in is the order a bookmark replays in, on every node. (Not
+//     yet: today a journaled publish to a topic without SOW is journaled
+//     by the node that accepted it and crosses like a plain one, carrying
+//     its journal position for "bm", so the live order on other nodes is
+//     the publisher's order; bookmark subscriptions read the stream, replay
+//     and live alike, so they already get the stream's order everywhere.)
 //   - SOW-topic publishes are ordered by JetStream, one stream order per
 //     topic (see SOW below).
 //

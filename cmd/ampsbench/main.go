@@ -102,6 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("ampsbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	url := fs.String("url", "tcp://127.0.0.1:9007/amps/json", "the broker's AMPS URI, tcp://host:port/amps/json")
+	subURL := fs.String("sub-url", "", "comma-separated AMPS URIs the subscribers connect to in turn instead of -url (other nodes of a cluster); empty: -url")
 	scen := fs.String("scenario", "1to1,1to10,10to1", "comma-separated scenarios: "+strings.Join(loadgen.ScenarioNames(), ", "))
 	sizes := fs.String("size", "64,1024,16384", "comma-separated message body sizes in bytes")
 	ws := fs.Bool("ws", false, "use the JavaScript client's WebSocket encoding; the default -url becomes "+defaultWSURL)
@@ -130,6 +131,19 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if *ws && !o.driver.WS {
 		return nil, fmt.Errorf("-ws with -url %q: want a ws:// URI", *url)
+	}
+	for u := range strings.SplitSeq(*subURL, ",") {
+		if u = strings.TrimSpace(u); u == "" {
+			continue
+		}
+		d, err := amps.ParseURL(u)
+		if err != nil {
+			return nil, fmt.Errorf("-sub-url: %w", err)
+		}
+		if d.WS != o.driver.WS {
+			return nil, fmt.Errorf("-sub-url %q: not the encoding of -url %q", u, *url)
+		}
+		o.base.SubDrivers = append(o.base.SubDrivers, d)
 	}
 	if *idle < 0 {
 		return nil, fmt.Errorf("-idle %d is negative", *idle)

@@ -40,6 +40,23 @@ func TestRunMain(t *testing.T) {
 	}
 }
 
+// TestSubURL: -sub-url puts the subscribers on another broker: on the
+// publishers' broker the run is clean; on a broker the publishers' does
+// not reach, nothing arrives and the run fails.
+func TestSubURL(t *testing.T) {
+	a, b := ampstest.NewBroker(t, nil), ampstest.NewBroker(t, nil)
+	for _, tc := range []struct {
+		sub  string
+		want int
+	}{{a.TCPURL(), 0}, {b.TCPURL(), 1}} {
+		var errOut bytes.Buffer
+		status := runMain([]string{"-url", a.TCPURL(), "-sub-url", tc.sub, "-scenario", "1to1", "-size", "64", "-count", "10", "-drain", "200ms"}, &bytes.Buffer{}, &errOut)
+		if status != tc.want {
+			t.Errorf("-sub-url %s: status %d, want %d; stderr:\n%s", tc.sub, status, tc.want, errOut.String())
+		}
+	}
+}
+
 func TestFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-url", "http://127.0.0.1:1/amps/json"},
@@ -50,6 +67,8 @@ func TestFlags(t *testing.T) {
 		{"-size", "10"},
 		{"-window", "0"},
 		{"-pid", "-1"},
+		{"-sub-url", "http://127.0.0.1:1/amps/json"},
+		{"-sub-url", "ws://127.0.0.1:1/amps/json"},
 		{"extra"},
 	} {
 		var errOut bytes.Buffer

@@ -382,6 +382,21 @@ func TestConfigWithErrorsDoesNotStart(t *testing.T) {
 	}
 }
 
+func TestConfigOfAClusterNodeIsRefused(t *testing.T) {
+	path, _ := writeConfig(t, `<AMPSConfig><Name>n</Name>
+<Transports><Transport><Name>tcp</Name><Type>tcp</Type><InetAddr>127.0.0.1:0</InetAddr><Protocol>amps</Protocol></Transport></Transports>
+<NATSCluster><URL>nats://127.0.0.1:4222</URL></NATSCluster>
+</AMPSConfig>`)
+	log := &ampstest.LogBuffer{}
+	err := run(context.Background(), func() {}, []string{"-config", path}, io.Discard, log)
+	if err == nil || !strings.Contains(err.Error(), "ampsd-cluster") {
+		t.Fatalf("-config with NATSCluster: %v, want a refusal naming ampsd-cluster", err)
+	}
+	if strings.Contains(log.String(), "listening") {
+		t.Errorf("a cluster node's -config opened a listener:\n%s", log)
+	}
+}
+
 func TestSampleConfigParses(t *testing.T) {
 	var err error
 	out := captureStdout(t, func(stdout io.Writer) {

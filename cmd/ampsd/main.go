@@ -27,16 +27,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/ampsbroker/ampsbroker/admin"
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/config"
+	"github.com/ampsbroker/ampsbroker/internal/daemon"
 	"github.com/ampsbroker/ampsbroker/listener"
 	"github.com/ampsbroker/ampsbroker/transport"
 )
@@ -107,15 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 		// Refuse rather than merge: a flag silently overriding or adding to
 		// the file's transports would make the effective setup depend on
 		// both places.
-		var clash []string
-		fs.Visit(func(fl *flag.Flag) {
-			for _, name := range transportFlags {
-				if fl.Name == name {
-					clash = append(clash, "-"+name)
-				}
-			}
-		})
-		if len(clash) > 0 {
+		if clash := daemon.Given(fs, transportFlags); len(clash) > 0 {
 			return nil, fmt.Errorf("-config defines the transports and the admin server; remove %s", strings.Join(clash, ", "))
 		}
 	} else if f.adminOpen && f.admin == "" {
@@ -223,9 +216,9 @@ func run(ctx context.Context, release func(), args []string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	var adm *adminServer
+	var adm *daemon.AdminServer
 	if f.admin != "" {
-		adm, err = listenAdmin("-admin", f.admin, nil, admin.Options{OpenActions: f.adminOpen})
+		adm, err = daemon.ListenAdmin("-admin", f.admin, nil, admin.Options{OpenActions: f.adminOpen})
 		if err != nil {
 			closeListeners(ls)
 			return err
@@ -245,6 +238,11 @@ func runConfig(ctx context.Context, release func(), f *flags, log *slog.Logger) 
 	}
 	for _, w := range cfg.Warnings {
 		log.Warn("config", "problem", w.Error(), "code", string(w.Code))
+	}
+	if cfg.NATSCluster != nil {
+		// Serving it as a single node would leave its clients out of the
+		// cluster without a word.
+		return fmt.Errorf("%s: NATSCluster makes this a node of a cluster over NATS, which ampsd does not join; run ampsd-cluster (natscluster/cmd/ampsd-cluster) with this file", f.configFile)
 	}
 	if f.adminOpen && (cfg.Admin == nil || cfg.Admin.InetAddr == "") {
 		return fmt.Errorf("-admin-open-actions needs an admin server: %s has no Admin/InetAddr", f.configFile)
@@ -286,44 +284,13 @@ func runConfig(ctx context.Context, release func(), f *flags, log *slog.Logger) 
 		b.Close()
 		return err
 	}
-	adm, err := configAdmin(cfg, f.adminOpen)
+	adm, err := daemon.AdminFromConfig(cfg, f.adminOpen)
 	if err != nil {
 		closeListeners(ls)
 		b.Close()
 		return err
 	}
 	return serve(ctx, release, log, b, ls, adm)
-}
-
-// configAdmin opens the admin server of the file's Admin element, or
-// returns nil when it has no InetAddr.
-func configAdmin(cfg *config.Config, open bool) (*adminServer, error) {
-	a := cfg.Admin
-	if a == nil || a.InetAddr == "" {
-		return nil, nil
-	}
-	tlsConfig, err := a.LoadTLS()
-	if err != nil {
-		return nil, err
-	}
-	opts := admin.Options{
-		Interval:    a.Interval,
-		Description: cfg.Description,
-		OpenActions: open,
-		NoDashboard: a.Galvanometer == config.StateDisabled,
-	}
-	if err := adminHTTPOptions(a, &opts); err != nil {
-		return nil, err
-	}
-	// The Admin element's own Authentication or Entitlement is the
-	// decision that turns the actions on: the modules say who may run
-	// them (without an Entitlement, every authenticated user may).
-	if auth, ent, set := cfg.AdminSecurity(); set {
-		opts.Authenticate = admin.BasicAuthenticator(auth)
-		opts.Entitler = ent
-		opts.OpenActions = opts.OpenActions || ent == nil
-	}
-	return listenAdmin("Admin/InetAddr", a.InetAddr, tlsConfig, opts)
 }
 
 // closeListeners closes listeners opened before a later step failed.
@@ -336,42 +303,18 @@ func closeListeners(ls []transport.Listener) {
 // serve runs b on ls, and its admin tree on adm when not nil, until ctx is
 // done or one of them fails; then it shuts them down, the admin server
 // first.
-func serve(ctx context.Context, release func(), log *slog.Logger, b *broker.Broker, ls []transport.Listener, adm *adminServer) error {
-	errc := make(chan error, len(ls)+1)
-	var wg sync.WaitGroup
-	for _, l := range ls {
-		log.Info("listening", "transport", l.Name(), "addr", l.Addr().String())
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := b.Serve(l); !errors.Is(err, broker.ErrBrokerClosed) {
-				errc <- err
+func serve(ctx context.Context, release func(), log *slog.Logger, b *broker.Broker, ls []transport.Listener, adm *daemon.AdminServer) error {
+	return daemon.Serve(ctx, log, b, ls, shutdownTimeout, daemon.Hooks{
+		Started: func(_ []net.Addr, errc chan<- error) {
+			if adm != nil {
+				adm.Start(b, log, errc)
 			}
-		}()
-	}
-
-	if adm != nil {
-		adm.start(b, log, errc)
-	}
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down", "timeout", shutdownTimeout)
-	case runErr = <-errc:
-		log.Error("transport failed; shutting down", "err", runErr)
-	}
-	release()
-
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if adm != nil {
-		adm.stop(sctx)
-	}
-	if err := b.Shutdown(sctx); err != nil {
-		log.Warn("shutdown was not graceful", "err", err)
-	}
-	wg.Wait()
-	log.Info("stopped")
-	return runErr
+		},
+		Stopping: func(ctx context.Context) {
+			release()
+			if adm != nil {
+				adm.Stop(ctx)
+			}
+		},
+	})
 }

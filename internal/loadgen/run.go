@@ -81,16 +81,20 @@ func filterFor(i, n int) string {
 
 // Config is one run's parameters.
 type Config struct {
-	Driver   Driver
-	Scenario Scenario
-	Size     int
-	Duration time.Duration // publish for this long, or
-	Count    uint64        // publish this many messages per publisher when > 0
-	Window   uint64        // how many messages a subscriber may have outstanding, over all publishers
-	Rate     float64       // messages per second over all publishers; 0: as fast as flow control allows
-	PID      int           // the server's pid, for CPU time; 0: none
-	Drain    time.Duration // how long to wait, after publishing, for the last deliveries
-	Topic    string
+	Driver Driver
+	// SubDrivers, when not empty, are what subscribers dial instead of
+	// Driver, in turn (subscriber i the one at i mod their number): the
+	// nodes of a cluster other than the publishers'.
+	SubDrivers []Driver
+	Scenario   Scenario
+	Size       int
+	Duration   time.Duration // publish for this long, or
+	Count      uint64        // publish this many messages per publisher when > 0
+	Window     uint64        // how many messages a subscriber may have outstanding, over all publishers
+	Rate       float64       // messages per second over all publishers; 0: as fast as flow control allows
+	PID        int           // the server's pid, for CPU time; 0: none
+	Drain      time.Duration // how long to wait, after publishing, for the last deliveries
+	Topic      string
 	// Fault, when set (by tests), says how many times publisher pub sends
 	// sequence number seq: 1 normally, 0 to drop it, 2 to duplicate it.
 	Fault func(pub int, seq uint64) int
@@ -186,7 +190,11 @@ func Run(cfg Config) (*Result, error) {
 	}()
 	subs := make([]*subscriber, sc.Subs)
 	for i := range subs {
-		c, err := cfg.Driver.Dial("loadgen-sub-" + strconv.Itoa(i))
+		d := cfg.Driver
+		if n := len(cfg.SubDrivers); n > 0 {
+			d = cfg.SubDrivers[i%n]
+		}
+		c, err := d.Dial("loadgen-sub-" + strconv.Itoa(i))
 		if err != nil {
 			return nil, err
 		}

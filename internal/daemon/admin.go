@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -33,11 +33,11 @@ const (
 	adminIdleTimeout = 2 * time.Minute
 )
 
-// adminServer is the admin tree (package admin) served over HTTP or HTTPS
-// next to the broker's transports. listenAdmin opens its socket before the
-// broker exists, so that a bad address fails before anything runs; start
+// AdminServer is the admin tree (package admin) served over HTTP or HTTPS
+// next to the broker's transports. ListenAdmin opens its socket before the
+// broker exists, so that a bad address fails before anything runs; Start
 // attaches the broker.
-type adminServer struct {
+type AdminServer struct {
 	l     net.Listener // TLS-wrapped when https
 	https bool
 	opts  admin.Options
@@ -47,10 +47,10 @@ type adminServer struct {
 	done chan struct{} // closed when Serve has returned
 }
 
-// listenAdmin listens on addr (AMPS InetAddr syntax, as the transports);
+// ListenAdmin listens on addr (AMPS InetAddr syntax, as the transports);
 // tlsConfig, when not nil, makes the server HTTPS. what names the setting
 // in errors ("-admin", "Admin/InetAddr").
-func listenAdmin(what, addr string, tlsConfig *tls.Config, opts admin.Options) (*adminServer, error) {
+func ListenAdmin(what, addr string, tlsConfig *tls.Config, opts admin.Options) (*AdminServer, error) {
 	network, address, err := listener.ParseTCPAddr(addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
@@ -62,20 +62,20 @@ func listenAdmin(what, addr string, tlsConfig *tls.Config, opts admin.Options) (
 	if tlsConfig != nil {
 		l = tls.NewListener(l, tlsConfig)
 	}
-	return &adminServer{l: l, https: tlsConfig != nil, opts: opts}, nil
+	return &AdminServer{l: l, https: tlsConfig != nil, opts: opts}, nil
 }
 
 // scheme is "https" or "http".
-func (a *adminServer) scheme() string {
+func (a *AdminServer) scheme() string {
 	if a.https {
 		return "https"
 	}
 	return "http"
 }
 
-// start serves the admin tree of b until stop; a failure of the server
+// Start serves the admin tree of b until Stop; a failure of the server
 // (not its closing) is sent on errc.
-func (a *adminServer) start(b *broker.Broker, log *slog.Logger, errc chan<- error) {
+func (a *AdminServer) Start(b *broker.Broker, log *slog.Logger, errc chan<- error) {
 	a.opts.Logger = log
 	a.h = admin.NewHandler(b, &a.opts)
 	a.srv = &http.Server{
@@ -96,9 +96,10 @@ func (a *adminServer) start(b *broker.Broker, log *slog.Logger, errc chan<- erro
 	}()
 }
 
-// stop ends the server started by start: requests in progress get until ctx is done, then
-// their connections are closed; the handler's sampling stops last.
-func (a *adminServer) stop(ctx context.Context) {
+// Stop ends the server Start started: requests in progress get until ctx
+// is done, then their connections are closed; the handler's sampling
+// stops last.
+func (a *AdminServer) Stop(ctx context.Context) {
 	if err := a.srv.Shutdown(ctx); err != nil {
 		a.srv.Close()
 	}
@@ -134,4 +135,35 @@ func adminHTTPOptions(a *config.Admin, o *admin.Options) error {
 		*re.dst = compiled
 	}
 	return nil
+}
+
+// AdminFromConfig opens the admin server of the file's Admin element, or
+// returns nil when it has no InetAddr.
+func AdminFromConfig(cfg *config.Config, open bool) (*AdminServer, error) {
+	a := cfg.Admin
+	if a == nil || a.InetAddr == "" {
+		return nil, nil
+	}
+	tlsConfig, err := a.LoadTLS()
+	if err != nil {
+		return nil, err
+	}
+	opts := admin.Options{
+		Interval:    a.Interval,
+		Description: cfg.Description,
+		OpenActions: open,
+		NoDashboard: a.Galvanometer == config.StateDisabled,
+	}
+	if err := adminHTTPOptions(a, &opts); err != nil {
+		return nil, err
+	}
+	// The Admin element's own Authentication or Entitlement is the
+	// decision that turns the actions on: the modules say who may run
+	// them (without an Entitlement, every authenticated user may).
+	if auth, ent, set := cfg.AdminSecurity(); set {
+		opts.Authenticate = admin.BasicAuthenticator(auth)
+		opts.Entitler = ent
+		opts.OpenActions = opts.OpenActions || ent == nil
+	}
+	return ListenAdmin("Admin/InetAddr", a.InetAddr, tlsConfig, opts)
 }

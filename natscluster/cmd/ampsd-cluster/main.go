@@ -1,0 +1,352 @@
+// Command ampsd-cluster runs an ampsbroker node that joins a cluster over
+// NATS: publishes its clients make to topics without SOW reach the
+// subscribers of every node, and theirs reach its clients (see package
+// natscluster). It is ampsd with -nats; it lives in the natscluster module
+// because the core module (and so cmd/ampsd) never depends on NATS.
+//
+//	go run ./cmd/ampsd-cluster -nats nats://127.0.0.1:4222 -tcp :9007 -ws :9008
+//	go run ./cmd/ampsd-cluster -nats nats://n1:4222,nats://n2:4222 -config amps.xml
+//	go run ./cmd/ampsd-cluster -nats nats://127.0.0.1:4222 -journal -journal-replicas 3
+//	go run ./cmd/ampsd-cluster -config node.xml   # with a NATSCluster element
+//
+// The NATS settings come from the flags or, with -config, from the file's
+// NATSCluster element (see config.NATSCluster), never from both.
+//
+// Every node of one cluster uses the same NATS cluster and -prefix.
+//
+// Transaction log. With -journal, or a TransactionLog in -config (whose
+// Topic entries then say what is journaled; its directory and file
+// settings are not used), the nodes share one transaction log on a
+// JetStream stream (natscluster.Journal): a bookmark subscription on any
+// node replays what every node journaled, and "persisted" acks wait for
+// JetStream to hold the entry with -journal-replicas copies. Every node
+// of such a cluster must have the same instance name (bookmarks carry
+// it).
+//
+// Not yet across nodes: SOW topics. Each node keeps its own records and
+// publishes to them stay on the node; SOW topics together with a
+// transaction log are refused, since a node rebuilding them from the
+// shared journal would take in the other nodes' records.
+//
+// SIGINT or SIGTERM shut the node down gracefully; the NATS link is closed
+// after the broker.
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ampsbroker/ampsbroker/admin"
+	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/ampsbroker/ampsbroker/config"
+	"github.com/ampsbroker/ampsbroker/internal/daemon"
+	"github.com/ampsbroker/ampsbroker/listener"
+	"github.com/ampsbroker/ampsbroker/natscluster"
+	"github.com/ampsbroker/ampsbroker/transport"
+	"github.com/nats-io/nats.go"
+)
+
+// Defaults of the flags and of the node's run.
+const (
+	// defaultTCPAddr and defaultWSAddr are ampsd's: AMPS over TCP, and
+	// the WebSocket transport of the JavaScript client.
+	defaultTCPAddr = ":9007"
+	defaultWSAddr  = ":9008"
+	// shutdownTimeout bounds the graceful drain after a signal.
+	shutdownTimeout = 10 * time.Second
+	// reconnectWait is the pause between tries to reach NATS again after
+	// the link was lost; the node tries for as long as it runs.
+	reconnectWait = 500 * time.Millisecond
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "ampsd-cluster:", err)
+		os.Exit(1)
+	}
+}
+
+// flags are the command-line settings.
+type flags struct {
+	nats, prefix, nodeID string
+	// The NATS link's security: trusted CA file, client certificate and
+	// key files, credentials file (JWT and seed).
+	natsCA, natsCert, natsKey, natsCreds string
+	journal                              bool
+	journalStream                        string
+	journalReplicas                      int
+	tcp, ws                              string
+	name, logLevel                       string
+	configFile                           string
+	admin                                string // -admin: the admin server's address
+	// cfg is the -config file, once loaded.
+	cfg *config.Config
+	// natsGiven lists the NATS flags given on the command line, which a
+	// NATSCluster element in -config must not meet.
+	natsGiven []string
+}
+
+// fileFlags are the flags -config replaces (the file defines the
+// transports and the instance name).
+var fileFlags = []string{"tcp", "ws", "name", "admin"}
+
+// natsFlags are the flags a NATSCluster element in -config replaces.
+var natsFlags = []string{"nats", "prefix", "node-id", "journal-stream", "journal-replicas", "nats-ca", "nats-cert", "nats-key", "nats-creds"}
+
+func parseFlags(args []string, stderr io.Writer) (*flags, error) {
+	fs := flag.NewFlagSet("ampsd-cluster", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := &flags{}
+	fs.StringVar(&f.nats, "nats", "", "NATS server URL(s) of the cluster, comma separated, tried in this order (nearest first), e.g. nats://127.0.0.1:4222; required unless -config has a NATSCluster element")
+	fs.StringVar(&f.prefix, "prefix", natscluster.DefaultBackplanePrefix, "subject prefix of the cluster's publishes; every node of a cluster uses the same")
+	fs.StringVar(&f.nodeID, "node-id", "", "id of this node's publishes on NATS; default: a fresh unique id")
+	fs.StringVar(&f.natsCA, "nats-ca", "", "PEM file of the authorities that issued the NATS servers' certificates (TLS to NATS)")
+	fs.StringVar(&f.natsCert, "nats-cert", "", "PEM client certificate file for NATS servers that verify clients (needs -nats-key)")
+	fs.StringVar(&f.natsKey, "nats-key", "", "PEM private key file of -nats-cert")
+	fs.StringVar(&f.natsCreds, "nats-creds", "", "NATS credentials file (user JWT and seed)")
+	fs.BoolVar(&f.journal, "journal", false, "keep a transaction log on JetStream, shared by the nodes (every topic outside /AMPS is journaled; with -config, a TransactionLog does the same for its topics); every node must have the same -name")
+	fs.StringVar(&f.journalStream, "journal-stream", natscluster.DefaultJournalStream, "JetStream stream of the shared transaction log")
+	fs.IntVar(&f.journalReplicas, "journal-replicas", natscluster.DefaultJournalReplicas, "copies JetStream keeps of each journal entry before a persisted ack (at most the NATS cluster's size)")
+	fs.StringVar(&f.tcp, "tcp", defaultTCPAddr, "AMPS TCP transport address; empty disables")
+	fs.StringVar(&f.ws, "ws", defaultWSAddr, "WebSocket transport address for the JavaScript client; empty disables")
+	fs.StringVar(&f.name, "name", broker.DefaultName, "instance name (AMPS_INSTANCE_NAME())")
+	fs.StringVar(&f.admin, "admin", "", "serve the AMPS admin tree over HTTP on this address (its actions are refused), e.g. 127.0.0.1:8085; empty disables")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.configFile, "config", "", "AMPS-style XML configuration file (transports, name, SOW topics, security, TransactionLog, and the NATSCluster element of our own); -tcp, -ws, -name and -admin given with it are an error, and so are the NATS flags when it has a NATSCluster element")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if (f.natsCert == "") != (f.natsKey == "") {
+		return nil, errors.New("-nats-cert and -nats-key go together")
+	}
+	if f.nats == "" && f.configFile == "" {
+		return nil, errors.New("-nats is required: the NATS URL(s) of the cluster")
+	}
+	f.natsGiven = daemon.Given(fs, natsFlags)
+	if f.configFile != "" {
+		if clash := daemon.Given(fs, fileFlags); len(clash) > 0 {
+			return nil, fmt.Errorf("-config defines the transports and the name; remove %s", strings.Join(clash, ", "))
+		}
+	}
+	return f, nil
+}
+
+// run serves a node until ctx is done. ready, when not nil, is told the
+// addresses the node listens on once it serves them.
+func run(ctx context.Context, args []string, stderr io.Writer, ready func([]net.Addr)) (err error) {
+	f, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return fmt.Errorf("-log-level %q: %w", f.logLevel, err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	opts, ls, err := setup(f, log)
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(f.nats, natsOptions(f, opts.Name, log)...)
+	if err != nil {
+		closeListeners(ls)
+		return fmt.Errorf("-nats %s: %w", f.nats, err)
+	}
+	defer nc.Close()
+	bp, err := natscluster.NewBackplane(nc, natscluster.BackplaneConfig{Prefix: f.prefix, NodeID: f.nodeID, Logger: log})
+	if err != nil {
+		closeListeners(ls)
+		return fmt.Errorf("-prefix %q: %w", f.prefix, err)
+	}
+	defer func() {
+		if cerr := bp.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("closing the backplane: %w", cerr))
+		}
+	}()
+	if f.journal {
+		if len(opts.SOWTopics) > 0 {
+			closeListeners(ls)
+			return errors.New("SOW topics with a transaction log are not supported on a cluster node yet: a node rebuilding them from the shared journal would take in the other nodes' records")
+		}
+		jctx, cancel := context.WithTimeout(ctx, natscluster.DefaultOperationTimeout)
+		j, jerr := natscluster.OpenJournal(jctx, nc, natscluster.JournalConfig{Stream: f.journalStream, Replicas: f.journalReplicas, Logger: log})
+		cancel()
+		if jerr != nil {
+			closeListeners(ls)
+			return jerr
+		}
+		defer func() {
+			if cerr := j.Close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("closing the journal: %w", cerr))
+			}
+		}()
+		opts.Journal = j
+	}
+	opts.Logger, opts.Backplane = log, bp
+	b := broker.New(&opts)
+	if st := b.Stats().Cluster; st.StartErr != nil {
+		closeListeners(ls)
+		b.Close()
+		return st.StartErr
+	}
+	if err := b.RecoveryErr(); err != nil {
+		closeListeners(ls)
+		b.Close()
+		return err
+	}
+	adm, err := openAdmin(f)
+	if err != nil {
+		closeListeners(ls)
+		b.Close()
+		return err
+	}
+	log.Info("joined the cluster", "nats", nc.ConnectedUrl(), "prefix", f.prefix, "journal", f.journal)
+	return daemon.Serve(ctx, log, b, ls, shutdownTimeout, daemon.Hooks{
+		Started: func(addrs []net.Addr, errc chan<- error) {
+			if adm != nil {
+				adm.Start(b, log, errc)
+			}
+			if ready != nil {
+				ready(addrs)
+			}
+		},
+		Stopping: func(ctx context.Context) {
+			if adm != nil {
+				adm.Stop(ctx)
+			}
+		},
+	})
+}
+
+// openAdmin opens the admin server of the file's Admin element, or of
+// -admin; nil when neither asks for one. Its actions stay refused unless
+// the Admin element's own modules allow them.
+func openAdmin(f *flags) (*daemon.AdminServer, error) {
+	if f.cfg != nil {
+		return daemon.AdminFromConfig(f.cfg, false)
+	}
+	if f.admin == "" {
+		return nil, nil
+	}
+	return daemon.ListenAdmin("-admin", f.admin, nil, admin.Options{})
+}
+
+// natsOptions are the NATS connection's options: no echo of its own
+// publishes, the servers tried in the order given (a node lists its
+// nearest first), reconnecting for as long as the node runs, and the
+// link's security from the flags.
+func natsOptions(f *flags, name string, log *slog.Logger) []nats.Option {
+	o := []nats.Option{nats.NoEcho(), nats.Name("ampsd-cluster " + name), nats.DontRandomize(),
+		nats.MaxReconnects(-1), nats.ReconnectWait(reconnectWait),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS link lost; reconnecting", "err", err) }),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS link back", "server", c.ConnectedUrl()) })}
+	if f.natsCA != "" {
+		o = append(o, nats.RootCAs(f.natsCA))
+	}
+	if f.natsCert != "" {
+		o = append(o, nats.ClientCert(f.natsCert, f.natsKey))
+	}
+	if f.natsCreds != "" {
+		o = append(o, nats.UserCredentials(f.natsCreds))
+	}
+	return o
+}
+
+// setup is the broker's options and listeners, from -config or from the
+// flags.
+func setup(f *flags, log *slog.Logger) (broker.Options, []transport.Listener, error) {
+	if f.configFile == "" {
+		ls, err := openListeners(f)
+		return broker.Options{Name: f.name}, ls, err
+	}
+	cfg, err := config.Load(f.configFile, nil)
+	if err != nil {
+		return broker.Options{}, nil, err
+	}
+	if n := cfg.NATSCluster; n != nil {
+		if len(f.natsGiven) > 0 {
+			return broker.Options{}, nil, fmt.Errorf("%s has a NATSCluster element; remove %s", f.configFile, strings.Join(f.natsGiven, ", "))
+		}
+		f.nats = strings.Join(n.URLs, ",")
+		f.prefix = cmp.Or(n.Prefix, f.prefix)
+		f.nodeID = n.NodeID
+		f.natsCA, f.natsCert, f.natsKey, f.natsCreds = n.CAFile, n.Certificate, n.PrivateKey, n.Credentials
+		f.journalStream = cmp.Or(n.JournalStream, f.journalStream)
+		f.journalReplicas = cmp.Or(n.JournalReplicas, f.journalReplicas)
+	} else if f.nats == "" {
+		return broker.Options{}, nil, fmt.Errorf("-nats is required: %s has no NATSCluster element", f.configFile)
+	}
+	if cfg.TransactionLog != nil {
+		// The shared journal replaces the file journal; the file's Topic
+		// entries still say what is journaled (BrokerOptions).
+		f.journal = true
+		log.Info("TransactionLog: the nodes share a transaction log on JetStream; its directory and file settings are not used", "stream", f.journalStream)
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn("config", "problem", w.Error(), "code", string(w.Code))
+	}
+	f.cfg = cfg
+	opts := cfg.BrokerOptions()
+	if len(opts.SOWTopics) > 0 {
+		log.Warn("SOW topics are not shared across nodes yet: each node keeps its own records, and publishes to them stay on the node")
+	}
+	for _, t := range cfg.Transports {
+		if t.InitialState == config.StateDisabled {
+			delete(opts.Transports, t.Name)
+		}
+	}
+	ls, err := cfg.ListenAll()
+	if err == nil && len(ls) == 0 {
+		err = fmt.Errorf("%s: no enabled transport", f.configFile)
+	}
+	return opts, ls, err
+}
+
+// openListeners opens the transports of -tcp and -ws.
+func openListeners(f *flags) ([]transport.Listener, error) {
+	var ls []transport.Listener
+	if f.tcp != "" {
+		l, err := listener.ListenTCP(f.tcp, nil)
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	if f.ws != "" {
+		l, err := listener.ListenWebSocket(f.ws, nil)
+		if err != nil {
+			closeListeners(ls)
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	if len(ls) == 0 {
+		return nil, errors.New("no transport enabled: set -tcp or -ws")
+	}
+	return ls, nil
+}
+
+func closeListeners(ls []transport.Listener) {
+	for _, l := range ls {
+		l.Close()
+	}
+}
