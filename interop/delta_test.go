@@ -175,13 +175,14 @@ func TestJSOptionRefused(t *testing.T) {
 	res := runDriver(t, tb.wsURI(), nil, "options", "--topic", sowTopic)
 	// An option AMPS has and this broker does not implement yet is named
 	// in the reason; one the command does not know at all, or a value
-	// given to a switch, is "invalid options" (README, Subscribe options).
+	// given to a switch, is "invalid options"; pause and rate without a
+	// bookmark replay say so (README, Subscribe options).
 	notYet := func(name string) string { return name + " option is not supported yet" }
 	want := map[string]string{
 		"subscribe conflation=1s":                               notYet("conflation"),
 		"subscribe select=[-/a,+/b],skip_n=5":                   notYet("skip_n"),
-		"subscribe oof,pause":                                   notYet("pause"),
-		"deltaSubscribe no_empties,rate=2x":                     notYet("rate"),
+		"subscribe oof,pause":                                   broker.ReasonReplayOnly, // pause and rate shape a bookmark replay
+		"deltaSubscribe no_empties,rate=2x":                     broker.ReasonReplayOnly,
 		"sowAndSubscribe conflation=100ms,conflation_key=[/id]": notYet("conflation"),
 		"subscribe frobnicate":                                  broker.ReasonInvalidOptions,
 		"subscribe no_empties":                                  broker.ReasonInvalidOptions,
