@@ -331,7 +331,7 @@
       renderSOW(inst.sow);
       renderTransports(transports);
       renderKV($("journal"), inst.transaction_log);
-      renderKV($("cluster"), inst.replication);
+      renderKV($("cluster"), inst.x_cluster); // ours: AMPS replication is another design
       polls++;
       $("status").dataset.polls = String(polls);
       setStatus("updated " + new Date().toLocaleTimeString() + (inst.timestamp ? " · sample " + inst.timestamp : ""), false);
