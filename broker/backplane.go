@@ -24,9 +24,8 @@ import (
 //     there) accepted by this node to a topic without a SOW store, after it
 //     was journaled (when its topic is) and routed to this node's
 //     subscriptions. A refused publish, a duplicate, a publish to /AMPS,
-//     and anything on a SOW topic (publish, delta_publish, sow_delete) stay
-//     on this node: SOW topics across nodes need one order per topic, which
-//     a later increment gets from the backplane (see Backplane).
+//     and anything on a SOW topic stay on this node, unless the backplane
+//     orders SOW topics (see SOWOrderer and "SOW topics" below).
 //   - Never blocking. Backplane.Publish must not wait for other nodes; a
 //     publish it refuses (its buffer full, its link down) is lost to the
 //     other nodes and only to them: the publisher still gets its acks, the
@@ -68,6 +67,33 @@ import (
 //     the journal's order; with a journal of each node's own, only its
 //     node's.
 //
+// SOW topics. A store needs every node to apply one topic's updates in
+// one order, or the nodes' records part ways. When the backplane also
+// implements SOWOrderer (and the node has no journal, see below), a
+// publish or delta_publish to a SOW topic is not applied where it was
+// accepted: it is checked there (entitlement, a key it can have) and
+// handed to the cluster's order (Order), and every node, its origin
+// included, applies it when the order hands it back (StartOrdered's
+// apply), through the code a local publish takes: upsert or merge, oof
+// and delta subscribers, sow_and_subscribe's no-gap handover, expiry
+// stamped where it is applied. The rules:
+//
+//   - Acks. processed (and received) once Order took the publish;
+//     persisted once the order settled it (Order's done), with the
+//     publisher's sequence, or a failed persisted ack with
+//     ReasonOrderFailed. A publish Order refuses gets failure acks and is
+//     applied nowhere.
+//   - What only the apply can tell (a delta that does not merge, a key
+//     whose values changed) is decided by every node alike, so the nodes
+//     stay equal; the publisher was acked already, and the refusal is
+//     counted (ClusterStats.ApplyRefused) and logged at debug level.
+//   - A publisher's own subscription sees its publish once, when it is
+//     applied here, like every other node's subscribers.
+//   - Not ordered yet (a later increment): sow_delete, which still acts on
+//     this node's store only, and a node with Options.Journal, whose SOW
+//     topics stay local (the journal's order and persisted acks would have
+//     to follow the cluster's order; ClusterStats.SOWOrdered says which).
+//
 // Lifetime. New starts the deliveries (Backplane.Start); from Shutdown or
 // Close on, remote publishes are dropped, and once they have returned no
 // delivery is still being routed. The broker never closes the backplane:
@@ -76,12 +102,8 @@ import (
 // Backplane carries a node's accepted publishes to the other nodes of a
 // cluster and theirs to it. Implementations are safe for concurrent use.
 //
-// It holds what the broker drives today: plain publishes (topics without
-// a SOW store). SOW topics across nodes will add a method that hands a
-// SOW-topic publish to the cluster to be ordered and a second callback
-// that applies ordered publishes (natscluster's proposal has them as
-// Order and Subscribe's apply), and BackplaneState will say whether the
-// node is still catching up.
+// It carries plain publishes (topics without a SOW store); a backplane
+// that also implements SOWOrderer carries SOW topics too.
 type Backplane interface {
 	// Publish hands a publish accepted by this node to the other nodes. It
 	// must not block on them, nor wait for anything a delivery holds (the
@@ -102,6 +124,32 @@ type Backplane interface {
 	State() BackplaneState
 }
 
+// SOWOrderer is implemented by a Backplane that orders SOW-topic publishes
+// across the cluster: one order per topic, the same on every node.
+type SOWOrderer interface {
+	// Order hands a publish to a SOW topic, accepted by this node, to the
+	// cluster's order for its topic. Like Publish it must not wait for
+	// other nodes; it copies what it keeps of p. It returns an error when
+	// it cannot take p (then no node applies it). When it took p it calls
+	// done exactly once, never before Order returned, from any goroutine:
+	// nil once p has its place in the topic's order (durable as far as the
+	// backplane makes it), else why that is not known. For one publisher,
+	// done is called in the order of the Order calls.
+	Order(p *RemotePublish, done func(err error)) error
+
+	// StartOrdered begins handing the ordered SOW-topic publishes of every
+	// node, this node's own included, to apply, from one goroutine, each
+	// topic's in its cluster order; apply stores and routes p before it
+	// returns and does not keep p. The broker calls it once, from New,
+	// after Start.
+	StartOrdered(apply func(p *RemotePublish)) error
+}
+
+// ReasonOrderFailed refuses a publish to a SOW topic that the cluster's
+// order did not take (see SOWOrderer), or fails its persisted ack when the
+// order did not confirm it.
+const ReasonOrderFailed = "cluster order failed"
+
 // RemotePublish is one accepted publish as it crosses the cluster: what a
 // receiving node needs to route it as if one of its clients had sent it.
 type RemotePublish struct {
@@ -117,7 +165,14 @@ type RemotePublish struct {
 	// it is not journaled; JournalID that journal's id (see JournalID).
 	Position  Position
 	JournalID uint64
-	Body      []byte
+	// For SOW topics (SOWOrderer): Delta marks a delta_publish; SOWKey is
+	// the publisher's "k" (the key of a topic without Keys); Expiration
+	// its "e" in seconds, when HasExpiration.
+	Delta         bool
+	SOWKey        string
+	Expiration    uint64
+	HasExpiration bool
+	Body          []byte
 }
 
 // BackplaneState is a node's link to its cluster.
@@ -127,6 +182,9 @@ type BackplaneState struct {
 	// Lost counts the publishes of other nodes the backplane received
 	// but dropped before they reached the broker (it fell behind).
 	Lost int64
+	// CatchingUp: the node is still applying the SOW updates the cluster
+	// ordered before it started; its SOW topics are not yet the cluster's.
+	CatchingUp bool
 }
 
 // ClusterStats are a node's cluster figures in a Stats snapshot.
@@ -141,6 +199,16 @@ type ClusterStats struct {
 	// Received counts the remote publishes delivered to this node,
 	// ReceivedDropped those it did not route (a SOW topic here, or /AMPS).
 	Received, ReceivedDropped int64
+	// SOWOrdered: this node hands SOW-topic publishes to the cluster's
+	// order (the backplane is a SOWOrderer, the node has no journal, and
+	// StartOrdered succeeded).
+	SOWOrdered bool
+	// Ordered counts the SOW-topic publishes handed to the order,
+	// OrderFailures those it refused or did not confirm; Applied the
+	// ordered publishes applied here (every node's), ApplyRefused those
+	// the store refused (a delta that does not merge, a key conflict) or
+	// that are for a topic without a SOW store here.
+	Ordered, OrderFailures, Applied, ApplyRefused int64
 }
 
 // cluster is the broker's state of its backplane.
@@ -150,6 +218,10 @@ type cluster struct {
 
 	published, publishFailures atomic.Int64
 	received, receivedDropped  atomic.Int64
+	// orderer is the backplane as a SOWOrderer when SOW topics are
+	// ordered across the cluster; nil when they stay local.
+	orderer                                  SOWOrderer
+	ordered, orderFailures, applied, refused atomic.Int64
 	// failing is set while Publish fails, so that a run of failures is
 	// logged once when it starts and once when it ends.
 	failing atomic.Bool
@@ -171,7 +243,21 @@ func (b *Broker) startCluster() {
 	if err := bp.Start(b.deliverRemote); err != nil {
 		b.cluster.startErr = err
 		b.log.Error("backplane did not start; this node receives nothing from the cluster", "err", err)
+		return
 	}
+	o, ok := bp.(SOWOrderer)
+	switch {
+	case !ok:
+		return
+	case b.persist != nil:
+		b.log.Info("SOW topics stay local to this node: ordering them across the cluster is not done with a journal yet")
+		return
+	}
+	if err := o.StartOrdered(b.applyOrdered); err != nil {
+		b.log.Error("backplane did not start the SOW order; SOW topics stay local to this node", "err", err)
+		return
+	}
+	b.cluster.orderer = o
 }
 
 // stopCluster stops routing remote publishes, waiting for one being
@@ -197,6 +283,11 @@ func (b *Broker) clusterStats() *ClusterStats {
 		PublishFailures: c.publishFailures.Load(),
 		Received:        c.received.Load(),
 		ReceivedDropped: c.receivedDropped.Load(),
+		SOWOrdered:      c.orderer != nil,
+		Ordered:         c.ordered.Load(),
+		OrderFailures:   c.orderFailures.Load(),
+		Applied:         c.applied.Load(),
+		ApplyRefused:    c.refused.Load(),
 	}
 }
 
@@ -271,4 +362,95 @@ func (b *Broker) deliverRemote(p *RemotePublish) {
 	d.setPosition(b, p.Position)
 	b.route(p.ClientName, rs, p.Topic, d, p.CorrelationID, p.Body, nil)
 	d.release()
+}
+
+// orderedStore returns the SOW store of topic when publishes to it go
+// through the cluster's order, else nil.
+func (b *Broker) orderedStore(r *router, topic string) *sowStore {
+	if c := b.cluster; c == nil || c.orderer == nil {
+		return nil
+	}
+	return r.routes(topic).store
+}
+
+// orderSOW hands a publish (or delta_publish) of from to st's topic to the
+// cluster's order instead of applying it (see "SOW topics" above). It
+// refuses at once what every node would refuse: a message its topic can
+// get no key for. done, if not nil, gets Order's outcome. It returns a
+// failure reason, or "" once the order took the publish.
+func (b *Broker) orderSOW(from *endpoint, r *router, st *sowStore, topic string, h *protocol.Header, body []byte, done func(error)) string {
+	p := RemotePublish{MessageType: r.mtName, Topic: topic, ClientName: from.name, Body: body}
+	if h != nil {
+		p.CorrelationID, p.SOWKey = h.CorrelationID, h.SOWKey
+		p.Delta = h.Command == protocol.CmdDeltaPublish
+		if h.Has(protocol.FieldSequence) {
+			p.Sequence = h.Sequence
+		}
+		if h.Has(protocol.FieldExpiration) {
+			p.Expiration, p.HasExpiration = h.Expiration, true
+		}
+	}
+	var ks *keyScratch
+	if st.def.keyEx != nil {
+		ks = st.def.scratch()
+		defer st.def.keys.Put(ks)
+	}
+	if _, _, reason := st.key(p.SOWKey, body, ks); reason != "" {
+		return reason
+	}
+	c := b.cluster
+	c.ordered.Add(1)
+	err := c.orderer.Order(&p, func(err error) {
+		if err != nil {
+			c.orderFailures.Add(1)
+			b.log.Warn("the cluster did not confirm the order of a SOW publish", "topic", topic, "err", err)
+		}
+		if done != nil {
+			done(err)
+		}
+	})
+	if err != nil {
+		c.orderFailures.Add(1)
+		b.log.Warn("the cluster's order refused a SOW publish", "topic", topic, "err", err)
+		return ReasonOrderFailed
+	}
+	return ""
+}
+
+// applyOrdered applies a SOW-topic publish in the cluster's order, as a
+// local publish is applied (publishSOW), whichever node accepted it.
+func (b *Broker) applyOrdered(p *RemotePublish) {
+	c := b.cluster
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.off {
+		return
+	}
+	c.applied.Add(1)
+	// The router is made if no client of the type came here yet: the
+	// store must have every record whoever reads it later.
+	r := b.router(p.MessageType)
+	st := r.routes(p.Topic).store
+	if st == nil || publishTopicReason(p.Topic) != "" {
+		c.refused.Add(1)
+		b.log.Debug("ordered publish to a topic without a SOW store here dropped: the nodes' SOW topics differ", "topic", p.Topic, "mt", p.MessageType)
+		return
+	}
+	if p.Sequence != 0 {
+		b.seqs.processed(p.ClientName, p.Sequence)
+	}
+	h := protocol.Header{Command: protocol.CmdPublish, CorrelationID: p.CorrelationID, SOWKey: p.SOWKey}
+	if p.Delta {
+		h.Command = protocol.CmdDeltaPublish
+	}
+	if p.HasExpiration {
+		h.Set(protocol.FieldExpiration, p.Expiration)
+	}
+	// Only the name of the publisher is read (this node has no journal
+	// when it orders, so nothing is journaled).
+	from := endpoint{name: p.ClientName}
+	if _, reason := b.publishSOW(&from, r, st, p.Topic, &h, p.CorrelationID, p.SOWKey, p.Body); reason != "" {
+		c.refused.Add(1)
+		b.log.Debug("ordered SOW publish refused by the store on every node", "topic", p.Topic, "reason", reason)
+	}
 }

@@ -3,6 +3,7 @@ package broker
 import (
 	"cmp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,6 +56,9 @@ func (s *session) publish(h *protocol.Header, body []byte) {
 		// the acks the publisher asked for (semantics §8.2).
 		s.failPersisted(h, ReasonNotEntitled, seq)
 		return
+	} else if st := s.b.orderedStore(s.rt, h.Topic); st != nil {
+		s.publishOrdered(st, h, body, want, seq)
+		return
 	} else if pos, reason = s.b.publish(&s.endpoint, s.rt, h.Topic, h, body); reason != "" {
 		s.log.Debug("publish refused", "topic", h.Topic, "reason", reason)
 		s.failPersisted(h, reason, seq)
@@ -78,6 +82,51 @@ func (s *session) publish(h *protocol.Header, body []byte) {
 		// publisher's sequence so a publish store can discard it.
 		s.ack(h, protocol.AckPersisted, protocol.StatusSuccess, "", seq)
 	}
+}
+
+// publishOrdered is publish for a SOW topic whose publishes the cluster
+// orders (see "SOW topics" in backplane.go): processed once handed to the
+// order, persisted once the order confirmed it. There is no journal then,
+// so the persisted ack is the publish's own, sent when the order settles.
+func (s *session) publishOrdered(st *sowStore, h *protocol.Header, body []byte, want ackSet, seq func(*protocol.Header)) {
+	s.endpoint.messagesIn.Add(1)
+	var done func(error)
+	// settled keeps a persisted ack after the processed one when the
+	// order settles before the acks below are queued.
+	var settled sync.Mutex
+	if want&ackPersisted != 0 {
+		// h is the session's to reuse once this returns: the ack keeps
+		// copies of what it echoes.
+		ah := protocol.Header{CommandID: h.CommandID, AckType: protocol.AckPersisted}
+		if h.Has(protocol.FieldSequence) {
+			ah.Set(protocol.FieldSequence, h.Sequence)
+		}
+		echo := func(a *protocol.Header) {
+			if ah.Has(protocol.FieldSequence) {
+				a.Set(protocol.FieldSequence, ah.Sequence)
+			}
+		}
+		done = func(err error) {
+			settled.Lock()
+			defer settled.Unlock()
+			if err != nil {
+				s.ack(&ah, protocol.AckPersisted, protocol.StatusFailure, ReasonOrderFailed, echo)
+				return
+			}
+			s.ack(&ah, protocol.AckPersisted, protocol.StatusSuccess, "", echo)
+		}
+	}
+	settled.Lock()
+	defer settled.Unlock()
+	if reason := s.b.orderSOW(&s.endpoint, s.rt, st, h.Topic, h, body, done); reason != "" {
+		s.log.Debug("publish refused", "topic", h.Topic, "reason", reason)
+		s.fail(h, reason, seq)
+		return
+	}
+	if h.Has(protocol.FieldSequence) {
+		s.b.seqs.processed(s.name, h.Sequence)
+	}
+	s.acks(h, want&^ackPersisted, protocol.StatusSuccess, "", nil)
 }
 
 // failPersisted is fail for a publish or sow_delete: with a journal, a
@@ -125,6 +174,10 @@ func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.He
 	}
 	rs := r.routes(topic)
 	if rs.store != nil {
+		if c := b.cluster; c != nil && c.orderer != nil {
+			// Applied when the cluster's order hands it back (backplane.go).
+			return 0, b.orderSOW(from, r, rs.store, topic, h, body, nil)
+		}
 		return b.publishSOW(from, r, rs.store, topic, h, cid, key, body)
 	}
 	// A delta_publish to a topic without SOW is a publish: there is no

@@ -1,0 +1,308 @@
+package broker_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ampsbroker/ampsbroker/ampstest"
+	"github.com/ampsbroker/ampsbroker/broker"
+)
+
+// fakeOrder is the cluster order of SOW-topic publishes for the fake
+// nodes of one test: Order puts a publish in every node's queue (its
+// origin's included) under one lock, so every node applies the same
+// sequence; each node applies its queue from its own goroutine and, for
+// the publishes it originated, then confirms the order (done).
+type fakeOrder struct {
+	hub   fakeHub
+	mu    sync.Mutex
+	nodes []*orderingNode
+}
+
+type orderedItem struct {
+	p    *broker.RemotePublish
+	done func(error) // the origin's; nil elsewhere
+}
+
+// orderingNode is a fake backplane that also orders SOW topics.
+type orderingNode struct {
+	*fakeBackplane
+	order   *fakeOrder
+	queue   chan orderedItem
+	stop    chan struct{}
+	stopped chan struct{}
+	started bool
+}
+
+var _ broker.SOWOrderer = (*orderingNode)(nil)
+
+func (o *fakeOrder) node(t *testing.T) *orderingNode {
+	n := &orderingNode{fakeBackplane: o.hub.node(t), order: o, queue: make(chan orderedItem, fakeQueue),
+		stop: make(chan struct{}), stopped: make(chan struct{})}
+	o.mu.Lock()
+	o.nodes = append(o.nodes, n)
+	o.mu.Unlock()
+	t.Cleanup(n.close)
+	return n
+}
+
+func (n *orderingNode) Order(p *broker.RemotePublish, done func(error)) error {
+	cp := *p
+	cp.Body = append([]byte(nil), p.Body...)
+	n.order.mu.Lock()
+	defer n.order.mu.Unlock()
+	for _, m := range n.order.nodes {
+		it := orderedItem{p: &cp}
+		if m == n {
+			it.done = done
+		}
+		select {
+		case m.queue <- it:
+		default:
+			return errors.New("fake order: queue full")
+		}
+	}
+	return nil
+}
+
+func (n *orderingNode) StartOrdered(apply func(*broker.RemotePublish)) error {
+	n.started = true
+	go func() {
+		defer close(n.stopped)
+		for {
+			select {
+			case <-n.stop:
+				return
+			case it := <-n.queue:
+				apply(it.p)
+				if it.done != nil {
+					it.done(nil)
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+func (n *orderingNode) close() {
+	close(n.stop)
+	if n.started {
+		<-n.stopped
+	}
+}
+
+// sowNodes starts n brokers with the SOW topic "positions" (keyed by /id)
+// on one fake order, with TCP listeners.
+func sowNodes(t *testing.T, n int) []*ampstest.Broker {
+	o := &fakeOrder{}
+	// The backplanes first: their cleanups then run after the brokers'.
+	bps := make([]*orderingNode, n)
+	for i := range bps {
+		bps[i] = o.node(t)
+	}
+	out := make([]*ampstest.Broker, n)
+	for i := range out {
+		out[i] = ampstest.NewBroker(t, &ampstest.Options{Broker: &broker.Options{
+			Backplane: bps[i],
+			SOWTopics: []broker.SOWTopic{{Name: "positions", Keys: []string{"/id"}}},
+		}})
+	}
+	return out
+}
+
+// awaitApplied waits until every node applied every ordered publish.
+func awaitApplied(t *testing.T, nodes []*ampstest.Broker) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var ordered int64
+		for _, n := range nodes {
+			ordered += n.Stats().Cluster.Ordered
+		}
+		all := true
+		for _, n := range nodes {
+			all = all && n.Stats().Cluster.Applied == ordered
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			for i, n := range nodes {
+				t.Logf("node %d: %+v", i, *n.Stats().Cluster)
+			}
+			t.Fatalf("the nodes did not apply the %d ordered publishes", ordered)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// sowOf answers a sow query for every record of "positions" on node n.
+func sowOf(t *testing.T, n *ampstest.Broker) []sowRecord {
+	t.Helper()
+	c := n.Dial(n.TCPURL(), nil)
+	c.Logon("query")
+	sowCommand(c, map[string]any{"c": "sow", "cid": "q", "t": "positions", "bs": 100, "a": "processed"})
+	expectAck(t, c, "processed", "success")
+	return readGroup(t, c, "q")
+}
+
+// TestClusterSOWSameOnEveryNode: publishers on nodes A and B publish and
+// delta_publish to one SOW topic at once; once every node applied every
+// ordered publish, a sow query returns the same records on both.
+func TestClusterSOWSameOnEveryNode(t *testing.T) {
+	nodes := sowNodes(t, 2)
+	const perNode, each, keys = 3, 100, 10
+	var wg sync.WaitGroup
+	for ni, n := range nodes {
+		for p := range perNode {
+			c := connect(t, n.Broker, fmt.Sprintf("pub%d-%d", ni, p))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					body := fmt.Appendf(nil, `{"id":%d,"node":%d,"p":%d,"n":%d}`, i%keys, ni, p, i)
+					var err error
+					if i%3 == 0 {
+						err = c.DeltaPublish(context.Background(), "positions", fmt.Appendf(nil, `{"id":%d,"last_delta":"%d-%d-%d"}`, i%keys, ni, p, i))
+					} else {
+						err = c.Publish(context.Background(), "positions", body)
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	awaitApplied(t, nodes)
+	a, b := sowOf(t, nodes[0]), sowOf(t, nodes[1])
+	if len(a) != keys || !slices.Equal(a, b) {
+		t.Fatalf("SOW on A (%d records) and B (%d records) differ:\nA %v\nB %v", len(a), len(b), a, b)
+	}
+	for i, n := range nodes {
+		if st := n.Stats().Cluster; !st.SOWOrdered || st.OrderFailures != 0 || st.ApplyRefused != 0 || st.Ordered != perNode*each {
+			t.Errorf("node %d cluster stats %+v; want SOW ordered, %d ordered, no failures", i, *st, perNode*each)
+		}
+	}
+}
+
+// TestClusterSOWAcks: over TCP, a publish to an ordered SOW topic is acked
+// processed once handed to the order and persisted (with its sequence)
+// once the order confirmed it; the publisher's own subscription gets it
+// once, when it is applied; a message without its key is refused at once.
+func TestClusterSOWAcks(t *testing.T) {
+	nodes := sowNodes(t, 2)
+	c := nodes[0].Dial(nodes[0].TCPURL(), nil)
+	c.Logon("pub")
+	sowCommand(c, map[string]any{"c": "subscribe", "cid": "s", "t": "positions", "a": "processed"})
+	expectAck(t, c, "processed", "success")
+	c.SendJSON(map[string]any{"c": "publish", "cid": "p1", "t": "positions", "s": 7, "a": "processed,persisted"}, []byte(`{"id":1}`))
+	var got []string
+	for len(got) < 3 {
+		m := c.Next()
+		switch {
+		case m.Header.Command == "ack":
+			got = append(got, m.Header.AckType+" "+m.Header.Status+" "+m.Field("s"))
+		case m.Header.Command == "p" && string(m.Body) == `{"id":1}`:
+			got = append(got, "delivery")
+		default:
+			t.Fatalf("unexpected %s", m)
+		}
+	}
+	if got[0] != "processed success " || !slices.Contains(got, "persisted success 7") || !slices.Contains(got, "delivery") {
+		t.Errorf("acks and delivery %q; want processed first, then the delivery and persisted with s 7", got)
+	}
+	c.SendJSON(map[string]any{"c": "publish", "cid": "p2", "t": "positions", "a": "processed"}, []byte(`{"other":1}`))
+	if m := c.Next(); m.Header.Command != "ack" || m.Header.Status != "failure" {
+		t.Errorf("a message without its key: %s; want a failure ack", m)
+	}
+	c.ExpectNothing(50 * time.Millisecond)
+	awaitApplied(t, nodes)
+	if a, b := sowOf(t, nodes[0]), sowOf(t, nodes[1]); len(a) != 1 || !slices.Equal(a, b) {
+		t.Errorf("SOW on A %v, on B %v; want the one record on both", a, b)
+	}
+}
+
+// TestClusterSOWAndSubscribeNoGap: while a publisher on node A updates
+// keys in turn, clients on node B sow_and_subscribe one after another;
+// each sees, per key, the snapshot's value and then every later update
+// once, in order, and ends with the SOW of both nodes.
+func TestClusterSOWAndSubscribeNoGap(t *testing.T) {
+	nodes := sowNodes(t, 2)
+	const keys, total, clients = 10, 1500, 4
+	pub := connect(t, nodes[0].Broker, "pub")
+	published := make(chan error, 1)
+	go func() {
+		for i := range total {
+			if err := pub.Publish(context.Background(), "positions", fmt.Appendf(nil, `{"id":%d,"n":%d}`, i%keys, i)); err != nil {
+				published <- err
+				return
+			}
+			if i%50 == 0 {
+				time.Sleep(time.Millisecond) // the clients subscribe at different points
+			}
+		}
+		published <- nil
+	}()
+	type rec struct{ ID, N int }
+	views := make([]map[int]int, clients)
+	for ci := range clients {
+		c := nodes[1].Dial(nodes[1].TCPURL(), nil)
+		c.Logon(fmt.Sprintf("sas%d", ci))
+		sowCommand(c, map[string]any{"c": "sow_and_subscribe", "cid": "s", "t": "positions", "bs": 10, "a": "processed"})
+		expectAck(t, c, "processed", "success")
+		view := map[int]int{}
+		for _, r := range readGroup(t, c, "s") {
+			var v rec
+			if err := json.Unmarshal([]byte(r.data), &v); err != nil {
+				t.Fatal(err)
+			}
+			view[v.ID] = v.N
+		}
+		for view[(total-1)%keys] != total-1 {
+			m := c.Next()
+			var v rec
+			if m.Header.Command != "p" || json.Unmarshal(m.Body, &v) != nil {
+				t.Fatalf("client %d: unexpected %s", ci, m)
+			}
+			// The next update of a key follows the one the client has,
+			// or is the key's first when the snapshot had none.
+			want := v.ID
+			if n, ok := view[v.ID]; ok {
+				want = n + keys
+			}
+			if v.N != want {
+				t.Fatalf("client %d: key %d went from %v to %d; want %d (a gap or a duplicate)", ci, v.ID, view[v.ID], v.N, want)
+			}
+			view[v.ID] = v.N
+		}
+		views[ci] = view
+	}
+	if err := <-published; err != nil {
+		t.Fatal(err)
+	}
+	awaitApplied(t, nodes)
+	for i, n := range nodes {
+		sow := map[int]int{}
+		for _, r := range sowOf(t, n) {
+			var v rec
+			if err := json.Unmarshal([]byte(r.data), &v); err != nil {
+				t.Fatal(err)
+			}
+			sow[v.ID] = v.N
+		}
+		for ci, view := range views {
+			if fmt.Sprint(view) != fmt.Sprint(sow) {
+				t.Errorf("client %d's view %v differs from node %d's SOW %v", ci, view, i, sow)
+			}
+		}
+	}
+}
