@@ -61,11 +61,8 @@ import (
 //	3 × (uvarint length, bytes): origin node id, client name, correlation id
 //	body: the rest
 //
-// SOW topics across nodes (next): a SOW-topic publish will be ordered by
-// JetStream, one stream order per topic, and applied on every node (the
-// origin included) when it comes back through the node's ordered
-// consumer; broker.Backplane will gain the call that hands it over and
-// the callback that applies it, and State will report catching up and lag.
+// SOW topics across nodes: OrderedBackplane (sow.go) adds the order of
+// SOW-topic publishes on JetStream to a Backplane.
 type Backplane struct {
 	nc       *nats.Conn
 	cfg      BackplaneConfig

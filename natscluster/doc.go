@@ -16,8 +16,9 @@
 // and credentials for the NATS link, a shared journal, and the
 // NATSCluster element of the XML file). With a Journal shared by the
 // nodes and the Backplane, a bookmark subscription on any node replays
-// every node's journaled publishes. Not built yet: the SOW across nodes,
-// and readiness.
+// every node's journaled publishes. Built in part: the SOW across nodes
+// (OrderedBackplane, below; ampsd-cluster does not use it yet). Not built
+// yet: readiness beyond BackplaneState.CatchingUp.
 //
 // # Shape of a cluster
 //
@@ -104,10 +105,11 @@
 //
 // # SOW across nodes
 //
-// SOW topics are ordered by JetStream: each SOW topic has one stream order
-// (one stream per SOW topic, or one stream for all with per-topic
-// subjects; one per topic spreads the raft leaders over the NATS nodes and
-// is the recommendation). A node publishes a SOW-topic publish to the stream
+// SOW topics are ordered by JetStream (OrderedBackplane, built: publish
+// and delta_publish; not yet sow_delete, nor a node with a journal, nor the
+// per-key subjects and snapshots below): one stream for every SOW topic
+// with a subject per topic, whose order is a topic's apply order on every
+// node (OrderedBackplane says why one stream rather than one per topic). A node publishes a SOW-topic publish to the stream
 // and applies it only when it comes back through the node's ordered
 // consumer, like every other node: every node applies the same records in
 // the same order, so sow, sow_and_subscribe (no gap, no duplicate: the

@@ -1,0 +1,412 @@
+package natscluster
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// OrderedBackplane is a Backplane that also orders SOW topics across the
+// cluster on JetStream (broker.SOWOrderer): a node publishes each SOW-topic
+// publish its clients make to one stream, and every node, the publishing
+// one included, applies the stream's messages in stream order from an
+// ordered consumer. Plain publishes still go over core NATS (Backplane).
+//
+// One stream for every SOW topic, a subject per message type and topic
+// ("<prefix>.<message type>.<topic>", see Subjects). The broker needs one
+// order per topic; one stream gives a total order, which is one per topic
+// and more, and lets a node catch up and apply from one consumer in one
+// goroutine, with one stream to create and size whatever SOW topics the
+// nodes' configurations name. Its cost: one raft group (one leader) takes
+// every SOW write of the cluster; a stream per topic would spread leaders
+// over the NATS nodes at the price of a consumer per topic per node. The
+// throughput of one stream is what BenchmarkJournalAppend measures for the
+// journal (same stream shape).
+//
+// Acks. Order publishes asynchronously (never waiting for JetStream) and a
+// goroutine hands JetStream's acks to the broker in the order of the Order
+// calls, so a publisher's persisted acks follow its order: JetStream acks
+// a message once the stream's replicas (a quorum) stored it.
+//
+// Catching up. StartOrdered reads the stream's last sequence, then applies
+// the stream from its first message; it returns once the node applied up
+// to that sequence (or CatchUpTimeout passed), and State reports
+// CatchingUp until then. The broker calls StartOrdered from New, so a node
+// answers no query before its SOW holds what the cluster ordered before it
+// started.
+//
+// Not bounded yet: the stream keeps every SOW publish (a delta needs the
+// record it merges into; a per-subject limit would keep only a topic's last
+// message, not each key's), so a node's catch-up replays all of them. A
+// snapshot, or subjects per key with MaxMsgsPerSubject 1 for topics
+// without deltas, is the next step.
+type OrderedBackplane struct {
+	*Backplane
+	js       jetstream.JetStream
+	cfg      SOWConfig
+	subjects Subjects
+
+	// slots bounds the publishes JetStream has not acked; pending holds
+	// them, in Order's order, for the settling goroutine, which returns
+	// once stop is closed and what was pending is settled (done closed).
+	slots   chan struct{}
+	pending chan pendingOrder
+	stop    chan struct{}
+	done    chan struct{}
+	closing atomic.Bool
+
+	// mu is held for reading while an ordered publish is applied and for
+	// writing by Close.
+	mu       sync.RWMutex
+	closed   bool
+	started  bool
+	consume  jetstream.ConsumeContext
+	caughtUp chan struct{}
+	target   uint64 // the stream's last sequence when StartOrdered began
+
+	catchingUp                atomic.Bool
+	applied                   atomic.Uint64 // the last stream sequence applied
+	orderMalformed, orderErrs atomic.Int64
+}
+
+// pendingOrder is an Order JetStream has not acked yet.
+type pendingOrder struct {
+	fut  jetstream.PubAckFuture
+	done func(error)
+}
+
+// SOWConfig configures the SOW order. Zero fields take the defaults below.
+type SOWConfig struct {
+	// Stream is the JetStream stream's name; Prefix its subjects' prefix.
+	// Every node of a cluster uses the same.
+	Stream, Prefix string
+	// Replicas is the stream's replication factor (3 on a three-node NATS
+	// cluster, so that an acked publish survives the loss of a node).
+	Replicas int
+	// Storage is where the stream keeps its messages.
+	Storage jetstream.StorageType
+	// MaxPending bounds the publishes waiting for JetStream's ack; Order
+	// refuses beyond (ErrBackplaneFull).
+	MaxPending int
+	// AckTimeout bounds the wait for JetStream's ack of a publish; a
+	// publish not acked by then gets a failed persisted ack.
+	AckTimeout time.Duration
+	// RequestTimeout bounds stream lookups and creation.
+	RequestTimeout time.Duration
+	// CatchUpTimeout bounds StartOrdered's wait for the node to apply what
+	// the stream held when it started.
+	CatchUpTimeout time.Duration
+}
+
+// Defaults of SOWConfig.
+const (
+	DefaultSOWStream     = "AMPS_SOW"
+	DefaultSOWPrefix     = "amps.sow"
+	DefaultSOWMaxPending = 16 << 10
+	// DefaultSOWAckTimeout is generous: a raft leader election takes a
+	// few seconds.
+	DefaultSOWAckTimeout     = 10 * time.Second
+	DefaultSOWRequestTimeout = 10 * time.Second
+	// DefaultCatchUpTimeout bounds a node's start; past it the node serves
+	// and reports CatchingUp until it caught up.
+	DefaultCatchUpTimeout = time.Minute
+	// orderedVersion is the first byte of an encoded ordered publish.
+	orderedVersion = 2
+	// flagDelta and flagExpiration are the bits of an ordered publish's
+	// flags.
+	flagDelta      = 1
+	flagExpiration = 2
+)
+
+func (c *SOWConfig) defaults() {
+	if c.Stream == "" {
+		c.Stream = DefaultSOWStream
+	}
+	if c.Prefix == "" {
+		c.Prefix = DefaultSOWPrefix
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = DefaultSOWMaxPending
+	}
+	if c.AckTimeout <= 0 {
+		c.AckTimeout = DefaultSOWAckTimeout
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultSOWRequestTimeout
+	}
+	if c.CatchUpTimeout <= 0 {
+		c.CatchUpTimeout = DefaultCatchUpTimeout
+	}
+}
+
+var _ broker.SOWOrderer = (*OrderedBackplane)(nil)
+
+// NewOrderedBackplane adds the SOW order to bp, on bp's connection,
+// creating the stream if it does not exist. Close the result instead of
+// bp (it closes bp).
+func NewOrderedBackplane(ctx context.Context, bp *Backplane, cfg SOWConfig) (*OrderedBackplane, error) {
+	cfg.defaults()
+	subjects, err := NewSubjects(cfg.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(bp.nc,
+		jetstream.WithPublishAsyncMaxPending(cfg.MaxPending+1),
+		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout),
+		jetstream.WithDefaultTimeout(cfg.RequestTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("natscluster: SOW stream %s: %w", cfg.Stream, err)
+	}
+	sc := jetstream.StreamConfig{Name: cfg.Stream, Subjects: []string{subjects.All()}, Replicas: cfg.Replicas, Storage: cfg.Storage}
+	if _, err := js.Stream(ctx, cfg.Stream); errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, err = js.CreateStream(ctx, sc)
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another node may win the race
+			return nil, fmt.Errorf("natscluster: SOW stream %s: %w", cfg.Stream, err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("natscluster: SOW stream %s: %w", cfg.Stream, err)
+	}
+	o := &OrderedBackplane{
+		Backplane: bp, js: js, cfg: cfg, subjects: subjects,
+		slots: make(chan struct{}, cfg.MaxPending), pending: make(chan pendingOrder, cfg.MaxPending),
+		stop: make(chan struct{}), done: make(chan struct{}), caughtUp: make(chan struct{}),
+	}
+	o.catchingUp.Store(true)
+	go o.settle()
+	return o, nil
+}
+
+// Order publishes rp to the SOW stream without waiting for the ack, which
+// reaches done later (see OrderedBackplane).
+func (o *OrderedBackplane) Order(rp *broker.RemotePublish, done func(error)) error {
+	subject, err := o.subjects.Subject(rp.MessageType, rp.Topic)
+	if err != nil {
+		return err
+	}
+	if o.closing.Load() {
+		return ErrBackplaneClosed
+	}
+	data := o.encodeOrdered(rp)
+	if limit := o.nc.MaxPayload(); limit > 0 && int64(len(data)) > limit {
+		return fmt.Errorf("%w: %d bytes on SOW topic %q, at most %d", ErrPublishTooLarge, len(data), rp.Topic, limit)
+	}
+	select {
+	case o.slots <- struct{}{}:
+	default:
+		return ErrBackplaneFull
+	}
+	fut, err := o.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data}, jetstream.WithExpectStream(o.cfg.Stream))
+	if err != nil {
+		<-o.slots
+		return fmt.Errorf("natscluster: SOW publish to %s: %w", subject, err)
+	}
+	// Never blocks: pending has a place for every slot.
+	o.pending <- pendingOrder{fut, done}
+	return nil
+}
+
+// settle hands JetStream's acks to the broker in Order's order, until
+// Close; then it settles what is pending and returns.
+func (o *OrderedBackplane) settle() {
+	defer close(o.done)
+	one := func(p pendingOrder) {
+		select {
+		case <-p.fut.Ok():
+			p.done(nil)
+		case err := <-p.fut.Err():
+			o.orderErrs.Add(1)
+			p.done(err)
+		}
+		<-o.slots
+	}
+	for {
+		select {
+		case p := <-o.pending:
+			one(p)
+		case <-o.stop:
+			for {
+				select {
+				case p := <-o.pending:
+					one(p)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// StartOrdered applies the stream from its start, this node's publishes
+// included, and returns once the node caught up (see OrderedBackplane).
+func (o *OrderedBackplane) StartOrdered(apply func(*broker.RemotePublish)) error {
+	o.mu.Lock()
+	switch {
+	case o.closed:
+		o.mu.Unlock()
+		return ErrBackplaneClosed
+	case o.started:
+		o.mu.Unlock()
+		return errors.New("natscluster: SOW order started twice")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.cfg.RequestTimeout)
+	defer cancel()
+	s, err := o.js.Stream(ctx, o.cfg.Stream)
+	if err != nil {
+		o.mu.Unlock()
+		return fmt.Errorf("natscluster: SOW stream %s: %w", o.cfg.Stream, err)
+	}
+	o.target = s.CachedInfo().State.LastSeq
+	if o.target == 0 {
+		o.caughtUpNow()
+	}
+	cons, err := o.js.OrderedConsumer(ctx, o.cfg.Stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{o.subjects.All()}, DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err == nil {
+		o.consume, err = cons.Consume(func(m jetstream.Msg) { o.receiveOrdered(m, apply) },
+			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+				o.log.Debug("SOW order consumer", "err", err)
+			}), jetstream.PullHeartbeat(pullHeartbeat), jetstream.PullExpiry(pullExpiry))
+	}
+	if err != nil {
+		o.mu.Unlock()
+		return fmt.Errorf("natscluster: SOW order consumer on %s: %w", o.cfg.Stream, err)
+	}
+	o.started = true
+	o.mu.Unlock()
+	select {
+	case <-o.caughtUp:
+	case <-time.After(o.cfg.CatchUpTimeout):
+		o.log.Warn("SOW catch-up takes longer than its timeout; serving while catching up",
+			"timeout", o.cfg.CatchUpTimeout, "applied", o.applied.Load(), "target", o.target)
+	}
+	return nil
+}
+
+// caughtUpNow records that the node applied what the stream held at start.
+func (o *OrderedBackplane) caughtUpNow() {
+	if o.catchingUp.Swap(false) {
+		close(o.caughtUp)
+	}
+}
+
+// receiveOrdered applies one message of the stream.
+func (o *OrderedBackplane) receiveOrdered(m jetstream.Msg, apply func(*broker.RemotePublish)) {
+	meta, err := m.Metadata()
+	var rp broker.RemotePublish
+	if err == nil {
+		err = decodeOrdered(m.Data(), &rp)
+	}
+	if err == nil {
+		rp.MessageType, rp.Topic, err = o.subjects.Parse(m.Subject())
+	}
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	if o.closed {
+		return
+	}
+	if err != nil {
+		if o.orderMalformed.Add(1) == 1 {
+			o.log.Warn("malformed message in the SOW stream skipped (logged once)", "subject", m.Subject(), "err", err)
+		}
+	} else {
+		apply(&rp)
+	}
+	if meta != nil {
+		o.applied.Store(meta.Sequence.Stream)
+		if meta.Sequence.Stream >= o.target {
+			o.caughtUpNow()
+		}
+	}
+}
+
+// State is Backplane's, with CatchingUp.
+func (o *OrderedBackplane) State() broker.BackplaneState {
+	s := o.Backplane.State()
+	s.CatchingUp = o.catchingUp.Load()
+	return s
+}
+
+// Close stops applying (waiting for an apply in progress), settles what
+// waits for JetStream's ack, and closes the Backplane.
+func (o *OrderedBackplane) Close() error {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return nil
+	}
+	o.closed = true
+	o.closing.Store(true)
+	cc := o.consume
+	o.mu.Unlock()
+	if cc != nil {
+		cc.Stop()
+	}
+	close(o.stop)
+	<-o.done
+	return o.Backplane.Close()
+}
+
+// encodeOrdered is rp's data in the SOW stream: little-endian varints
+//
+//	version byte (orderedVersion), uvarint flags (flagDelta, flagExpiration)
+//	uvarint sequence, uvarint expiration (seconds)
+//	4 × (uvarint length, bytes): origin node id, client name, correlation id, SOW key
+//	body: the rest
+func (o *OrderedBackplane) encodeOrdered(rp *broker.RemotePublish) []byte {
+	var flags uint64
+	if rp.Delta {
+		flags |= flagDelta
+	}
+	if rp.HasExpiration {
+		flags |= flagExpiration
+	}
+	strs := [...]string{o.node, rp.ClientName, rp.CorrelationID, rp.SOWKey}
+	n := 1 + 3*binary.MaxVarintLen64 + len(rp.Body)
+	for _, s := range strs {
+		n += binary.MaxVarintLen32 + len(s)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, orderedVersion)
+	b = binary.AppendUvarint(b, flags)
+	b = binary.AppendUvarint(b, rp.Sequence)
+	b = binary.AppendUvarint(b, rp.Expiration)
+	for _, s := range strs {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return append(b, rp.Body...)
+}
+
+// decodeOrdered reads an ordered publish's data into rp; rp.Body shares
+// data.
+func decodeOrdered(data []byte, rp *broker.RemotePublish) error {
+	d := decoder{b: data}
+	if v := d.byte(); d.err == nil && v != orderedVersion {
+		return fmt.Errorf("%w: version %d, want %d", errBadRemote, v, orderedVersion)
+	}
+	flags := d.uvarint()
+	rp.Delta, rp.HasExpiration = flags&flagDelta != 0, flags&flagExpiration != 0
+	rp.Sequence = d.uvarint()
+	rp.Expiration = d.uvarint()
+	_ = d.string() // the origin: every node applies every publish
+	rp.ClientName = d.string()
+	rp.CorrelationID = d.string()
+	rp.SOWKey = d.string()
+	if d.err != nil {
+		return fmt.Errorf("%w: %v", errBadRemote, d.err)
+	}
+	rp.Body = d.b
+	return nil
+}

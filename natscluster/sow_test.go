@@ -1,0 +1,254 @@
+package natscluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ampsbroker/ampsbroker/ampstest"
+	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/ampsbroker/ampsbroker/natscluster/internal/natstest"
+	"github.com/ampsbroker/ampsbroker/protocol"
+	"github.com/nats-io/nats.go"
+)
+
+// sowTopics are the SOW topics of these tests.
+var sowTopics = []broker.SOWTopic{{Name: "positions", Keys: []string{"/id"}}}
+
+// startSOWNode starts a broker with sowTopics on an OrderedBackplane
+// connected to url (stream replication replicas). Its cleanup stops the
+// broker, then the backplane.
+func startSOWNode(t *testing.T, url, id string, replicas int) (*ampstest.Broker, *OrderedBackplane) {
+	t.Helper()
+	nc := natstest.Connect(t, url, nats.NoEcho())
+	bp, err := NewBackplane(nc, BackplaneConfig{NodeID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), readyWait)
+	defer cancel()
+	obp, err := NewOrderedBackplane(ctx, bp, SOWConfig{Replicas: replicas})
+	if err != nil {
+		bp.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := obp.Close(); err != nil {
+			t.Errorf("backplane %s: Close: %v", id, err)
+		}
+	})
+	return ampstest.NewBroker(t, &ampstest.Options{Broker: &broker.Options{Backplane: obp, SOWTopics: sowTopics}}), obp
+}
+
+// awaitApplied waits until every node applied every publish the nodes
+// handed to the order.
+func awaitApplied(t *testing.T, nodes ...*ampstest.Broker) {
+	t.Helper()
+	deadline := time.Now().Add(readyWait)
+	for {
+		var ordered int64
+		for _, n := range nodes {
+			ordered += n.Stats().Cluster.Ordered
+		}
+		all := true
+		for _, n := range nodes {
+			all = all && n.Stats().Cluster.Applied >= ordered
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			for i, n := range nodes {
+				t.Logf("node %d: %+v", i, *n.Stats().Cluster)
+			}
+			t.Fatalf("the nodes did not apply the %d ordered publishes within %v", ordered, readyWait)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// position is a record of "positions": its key and its update's number.
+type position struct{ ID, N int }
+
+// addRecords adds the records of a "sow" batch to view (key → n).
+func addRecords(t *testing.T, m ampstest.Message, view map[int]int) {
+	t.Helper()
+	recs, err := m.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		var v position
+		if err := json.Unmarshal(r.Data, &v); err != nil {
+			t.Fatal(err)
+		}
+		view[v.ID] = v.N
+	}
+}
+
+// sowView answers a sow query of "positions" on b as key → n.
+func sowView(t *testing.T, b *ampstest.Broker) map[int]int {
+	t.Helper()
+	c := logon(b, "query")
+	c.SendJSON(map[string]any{"c": "sow", "cid": "q", "t": "positions", "bs": 100}, nil)
+	view := map[int]int{}
+	for {
+		m := c.Next()
+		switch m.Header.Command {
+		case "group_begin":
+		case "group_end":
+			return view
+		case "sow":
+			addRecords(t, m, view)
+		default:
+			t.Fatalf("in a sow result: %s", m)
+		}
+	}
+}
+
+// TestSOWOrderedAcrossNodes: three NATS nodes (R3 stream) and three
+// brokers. Publishers on A and B update keys of one SOW topic at once (A
+// keys 0–4, B keys 5–9, each key's updates numbered in steps of 5) while
+// clients on C sow_and_subscribe one after another: each sees, per key,
+// its snapshot's update then every later one once and in order, and ends
+// with the SOW every node answers. A node started afterwards catches up
+// from the stream before it serves and answers sow with the same records.
+func TestSOWOrderedAcrossNodes(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	var nodes []*ampstest.Broker
+	for i := range 3 {
+		b, _ := startSOWNode(t, c.URL(i), fmt.Sprintf("node%d", i), 3)
+		nodes = append(nodes, b)
+		if st := b.Stats().Cluster; !st.SOWOrdered || st.CatchingUp {
+			t.Fatalf("node %d cluster stats %+v; want SOW ordered, caught up", i, *st)
+		}
+	}
+	const per, total, clients = 5, 400, 3
+	published := make(chan error, 2)
+	for side, base := range []int{0, per} {
+		pub, err := nodes[side].Connect(context.Background(), fmt.Sprintf("pub%d", side), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for i := range total {
+				if err := pub.Publish(context.Background(), "positions", fmt.Appendf(nil, `{"id":%d,"n":%d}`, base+i%per, i)); err != nil {
+					published <- err
+					return
+				}
+				if i%40 == 0 {
+					time.Sleep(2 * time.Millisecond) // the clients subscribe at different points
+				}
+			}
+			published <- nil
+		}()
+	}
+	lastA, lastB := (total-1)%per, per+(total-1)%per
+	views := make([]map[int]int, clients)
+	for ci := range clients {
+		cl := logon(nodes[2], fmt.Sprintf("sas%d", ci))
+		cl.SendJSON(map[string]any{"c": "sow_and_subscribe", "cid": "s", "t": "positions", "bs": 10}, nil)
+		view := map[int]int{}
+		for inGroup := true; inGroup; {
+			m := cl.Next()
+			switch m.Header.Command {
+			case "group_begin":
+			case "group_end":
+				inGroup = false
+			case "sow":
+				addRecords(t, m, view)
+			default:
+				t.Fatalf("client %d in the snapshot: %s", ci, m)
+			}
+		}
+		for view[lastA] != total-1 || view[lastB] != total-1 {
+			m := cl.Next()
+			var v position
+			if m.Header.Command != protocol.CmdP || json.Unmarshal(m.Body, &v) != nil {
+				t.Fatalf("client %d: unexpected %s", ci, m)
+			}
+			want := v.ID % per // a key's first update
+			if n, ok := view[v.ID]; ok {
+				want = n + per
+			}
+			if v.N != want {
+				t.Fatalf("client %d: key %d went from %v to %d; want %d (a gap or a duplicate)", ci, v.ID, view[v.ID], v.N, want)
+			}
+			view[v.ID] = v.N
+		}
+		views[ci] = view
+	}
+	for range 2 {
+		if err := <-published; err != nil {
+			t.Fatal(err)
+		}
+	}
+	awaitApplied(t, nodes...)
+	want := sowView(t, nodes[0])
+	if len(want) != 2*per {
+		t.Fatalf("SOW on A %v; want %d records", want, 2*per)
+	}
+	for i, n := range nodes[1:] {
+		if got := sowView(t, n); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("SOW on node %d %v, on A %v", i+1, got, want)
+		}
+	}
+	for ci, v := range views {
+		if fmt.Sprint(v) != fmt.Sprint(want) {
+			t.Errorf("client %d's view %v, the SOW %v", ci, v, want)
+		}
+	}
+	for i, n := range nodes {
+		if st := n.Stats().Cluster; st.OrderFailures != 0 || st.ApplyRefused != 0 {
+			t.Errorf("node %d cluster stats %+v; want no failures", i, *st)
+		}
+	}
+
+	late, obp := startSOWNode(t, c.URL(2), "late", 3)
+	if st := late.Stats().Cluster; st.CatchingUp || st.Applied < 2*total {
+		t.Fatalf("a node started after %d publishes: %+v; want them applied before it serves", 2*total, *st)
+	}
+	if got := sowView(t, late); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("SOW on the late node %v, on A %v", got, want)
+	}
+	if obp.State().CatchingUp {
+		t.Error("the late node's backplane still reports catching up")
+	}
+	// The late node's publishes reach the others in the same order.
+	pub, err := late.Connect(context.Background(), "late-pub", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish(context.Background(), "positions", []byte(`{"id":0,"n":-1}`)); err != nil {
+		t.Fatal(err)
+	}
+	awaitApplied(t, append(nodes, late)...)
+	want[0] = -1
+	for i, n := range append(nodes, late) {
+		if got := sowView(t, n); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("after the late node's publish: SOW on node %d %v, want %v", i, got, want)
+		}
+	}
+}
+
+// TestOrderedCodec: an ordered publish decodes to what was encoded.
+func TestOrderedCodec(t *testing.T) {
+	o := &OrderedBackplane{Backplane: &Backplane{node: "n1"}}
+	in := broker.RemotePublish{ClientName: "c", CorrelationID: "x", Sequence: 9, Delta: true, SOWKey: "k1", Expiration: 30, HasExpiration: true, Body: []byte(`{"a":1}`)}
+	var out broker.RemotePublish
+	if err := decodeOrdered(o.encodeOrdered(&in), &out); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(out) != fmt.Sprint(in) {
+		t.Errorf("decoded %+v, encoded %+v", out, in)
+	}
+	if err := decodeOrdered([]byte{remoteVersion}, &out); err == nil {
+		t.Error("a plain publish's data decoded as an ordered one")
+	}
+	if !slices.Equal(out.Body, in.Body) {
+		t.Error("body changed by a failed decode")
+	}
+}
