@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -89,10 +91,18 @@ import (
 //     counted (ClusterStats.ApplyRefused) and logged at debug level.
 //   - A publisher's own subscription sees its publish once, when it is
 //     applied here, like every other node's subscribers.
-//   - Not ordered yet (a later increment): sow_delete, which still acts on
-//     this node's store only, and a node with Options.Journal, whose SOW
-//     topics stay local (the journal's order and persisted acks would have
-//     to follow the cluster's order; ClusterStats.SOWOrdered says which).
+//   - sow_delete is ordered too, as its selector (filter, keys or a
+//     message), one per SOW topic it reaches: which records it removes is
+//     decided where and when it is applied, so every node removes the same
+//     ones. Its acks (processed, stats, completed, persisted: each carries
+//     the counts) are sent when it was applied on its origin node, which
+//     is after the order confirmed it; a failed order fails them with
+//     ReasonOrderFailed (with a regex topic, the topics whose delete was
+//     already handed over are still removed).
+//   - Not ordered yet (a later increment): a node with Options.Journal,
+//     whose SOW topics stay local (the journal's order and persisted acks
+//     would have to follow the cluster's order; ClusterStats.SOWOrdered
+//     says which).
 //
 // Lifetime. New starts the deliveries (Backplane.Start); from Shutdown or
 // Close on, remote publishes are dropped, and once they have returned no
@@ -172,7 +182,15 @@ type RemotePublish struct {
 	SOWKey        string
 	Expiration    uint64
 	HasExpiration bool
-	Body          []byte
+	// Delete marks a sow_delete of Topic's records: those Filter selects,
+	// or the keys of the comma list SOWKeys, or the record Body (with
+	// SOWKey) would update; exactly one is set. Token is the origin's
+	// (it finds the command to ack when the delete is applied there); a
+	// backplane carries it as is.
+	Delete          bool
+	Filter, SOWKeys string
+	Token           uint64
+	Body            []byte
 }
 
 // BackplaneState is a node's link to its cluster.
@@ -222,6 +240,13 @@ type cluster struct {
 	// ordered across the cluster; nil when they stay local.
 	orderer                                  SOWOrderer
 	ordered, orderFailures, applied, refused atomic.Int64
+	// waits are the ordered sow_deletes of this node not yet applied
+	// here, by token: a random high half (so that another node's tokens
+	// are not taken for this node's) and a count.
+	waitMu sync.Mutex
+	waits  map[uint64]func(examined, deleted int, err error)
+	nonce  uint64
+	tokens atomic.Uint64
 	// failing is set while Publish fails, so that a run of failures is
 	// logged once when it starts and once when it ends.
 	failing atomic.Bool
@@ -258,6 +283,8 @@ func (b *Broker) startCluster() {
 		return
 	}
 	b.cluster.orderer = o
+	b.cluster.waits = make(map[uint64]func(int, int, error))
+	b.cluster.nonce = rand.Uint64() << 32
 }
 
 // stopCluster stops routing remote publishes, waiting for one being
@@ -436,6 +463,10 @@ func (b *Broker) applyOrdered(p *RemotePublish) {
 		b.log.Debug("ordered publish to a topic without a SOW store here dropped: the nodes' SOW topics differ", "topic", p.Topic, "mt", p.MessageType)
 		return
 	}
+	if p.Delete {
+		b.applyDelete(r, st, p)
+		return
+	}
 	if p.Sequence != 0 {
 		b.seqs.processed(p.ClientName, p.Sequence)
 	}
@@ -452,5 +483,72 @@ func (b *Broker) applyOrdered(p *RemotePublish) {
 	if _, reason := b.publishSOW(&from, r, st, p.Topic, &h, p.CorrelationID, p.SOWKey, p.Body); reason != "" {
 		c.refused.Add(1)
 		b.log.Debug("ordered SOW publish refused by the store on every node", "topic", p.Topic, "reason", reason)
+	}
+}
+
+// orderDelete hands a sow_delete of from, reaching st with selector h
+// (its filter, sow_keys, or body data with "k"), to the cluster's order;
+// finish gets the counts once it was applied here, or why the order did
+// not take it. It returns a failure reason, or "" once handed over.
+func (b *Broker) orderDelete(from *endpoint, r *router, st *sowStore, h *protocol.Header, body []byte, finish func(examined, deleted int, err error)) string {
+	c := b.cluster
+	token := c.nonce | c.tokens.Add(1)&(1<<32-1)
+	c.waitMu.Lock()
+	c.waits[token] = finish
+	c.waitMu.Unlock()
+	p := RemotePublish{MessageType: r.mtName, Topic: st.topic, ClientName: from.name, CorrelationID: h.CorrelationID,
+		Delete: true, Filter: h.Filter, SOWKeys: h.SOWKeys, SOWKey: h.SOWKey, Token: token, Body: body}
+	c.ordered.Add(1)
+	err := c.orderer.Order(&p, func(err error) {
+		if err == nil {
+			return // the apply here acks it
+		}
+		c.orderFailures.Add(1)
+		b.log.Warn("the cluster did not confirm the order of a sow_delete", "topic", st.topic, "err", err)
+		if f := c.takeWait(token); f != nil {
+			f(0, 0, err)
+		}
+	})
+	if err != nil {
+		c.takeWait(token)
+		c.orderFailures.Add(1)
+		b.log.Warn("the cluster's order refused a sow_delete", "topic", st.topic, "err", err)
+		return ReasonOrderFailed
+	}
+	return ""
+}
+
+// takeWait removes and returns the sow_delete waiting under token, nil
+// when there is none (another node's, or settled already).
+func (c *cluster) takeWait(token uint64) func(int, int, error) {
+	c.waitMu.Lock()
+	defer c.waitMu.Unlock()
+	f := c.waits[token]
+	delete(c.waits, token)
+	return f
+}
+
+// applyDelete applies an ordered sow_delete to st (as deleteFrom does a
+// local one) and, on its origin, acks it.
+func (b *Broker) applyDelete(r *router, st *sowStore, p *RemotePublish) {
+	sel := deleteSelector{body: p.Body, explicitKey: p.SOWKey}
+	if p.SOWKeys != "" {
+		sel.keys = strings.Split(p.SOWKeys, ",")
+	}
+	var err error
+	// The origin compiled the same filter, with the same router rules.
+	if sel.flt, err = r.compileFilter(p.Filter); err != nil {
+		b.cluster.refused.Add(1)
+		b.log.Debug("ordered sow_delete with a filter that does not compile dropped", "topic", p.Topic, "err", err)
+	} else {
+		from := endpoint{name: p.ClientName}
+		examined, deleted, _, _ := b.deleteFrom(&from, nil, r, st, sel)
+		if f := b.cluster.takeWait(p.Token); f != nil {
+			f(examined, deleted, nil)
+		}
+		return
+	}
+	if f := b.cluster.takeWait(p.Token); f != nil {
+		f(0, 0, err)
 	}
 }

@@ -306,3 +306,52 @@ func TestClusterSOWAndSubscribeNoGap(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterSOWDelete: a sow_delete on node B (by filter, by keys, by
+// data) is ordered like a publish: both nodes remove the same records, and
+// B's client gets its stats ack with the counts once B applied it.
+func TestClusterSOWDelete(t *testing.T) {
+	nodes := sowNodes(t, 2)
+	pub := connect(t, nodes[0].Broker, "pub")
+	for i := range 10 {
+		if err := pub.Publish(context.Background(), "positions", fmt.Appendf(nil, `{"id":%d}`, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	awaitApplied(t, nodes)
+	c := nodes[1].Dial(nodes[1].TCPURL(), nil)
+	c.Logon("del")
+	del := func(h map[string]any, body string) ampstest.Message {
+		t.Helper()
+		h["c"], h["t"], h["a"] = "sow_delete", "positions", "processed,stats"
+		var b []byte
+		if body != "" {
+			b = []byte(body)
+		}
+		c.SendJSON(h, b)
+		if a := c.Next(); a.Header.AckType != "processed" || a.Header.Status != "success" {
+			t.Fatalf("want a processed ack, got %s", a)
+		}
+		return c.Next()
+	}
+	if a := del(map[string]any{"cid": "1", "filter": "/id >= 5"}, ""); a.Header.AckType != "stats" || a.Header.RecordsDeleted != 5 || a.Header.TopicMatches != 10 {
+		t.Fatalf("delete by filter: %s", a)
+	}
+	if a := del(map[string]any{"cid": "2"}, `{"id":0}`); a.Header.RecordsDeleted != 1 {
+		t.Fatalf("delete by data: %s", a)
+	}
+	var keys []string
+	for _, r := range sowOf(t, nodes[1]) {
+		if r.data == `{"id":1}` || r.data == `{"id":2}` {
+			keys = append(keys, r.key)
+		}
+	}
+	if a := del(map[string]any{"cid": "3", "sow_keys": keys[0] + "," + keys[1] + ",nosuch"}, ""); a.Header.RecordsDeleted != 2 {
+		t.Fatalf("delete by keys %v: %s", keys, a)
+	}
+	awaitApplied(t, nodes)
+	a, b := sowOf(t, nodes[0]), sowOf(t, nodes[1])
+	if len(a) != 2 || !slices.Equal(a, b) {
+		t.Errorf("after the deletes: SOW on A %v, on B %v; want the records of ids 3 and 4 on both", a, b)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/ampsbroker/ampsbroker/filter"
 	"github.com/ampsbroker/ampsbroker/internal/jsondelta"
@@ -646,6 +647,10 @@ func (s *session) sowDelete(h *protocol.Header, body []byte) {
 		p.duplicate(s, h.Sequence, want&ackPersisted != 0)
 		return
 	}
+	if c := s.b.cluster; c != nil && c.orderer != nil {
+		s.sowDeleteOrdered(h, body, stores, want, fill)
+		return
+	}
 	sel := deleteSelector{flt: flt, body: body, explicitKey: h.SOWKey}
 	if h.SOWKeys != "" {
 		sel.keys = strings.Split(h.SOWKeys, ",")
@@ -670,6 +675,55 @@ func (s *session) sowDelete(h *protocol.Header, body []byte) {
 		want &^= ackPersisted
 	}
 	s.acks(h, want, protocol.StatusSuccess, "", counts)
+}
+
+// sowDeleteOrdered is sowDelete on a node whose SOW topics the cluster
+// orders (see "SOW topics" in backplane.go): one ordered delete per store,
+// acked with the counts once every one was applied here.
+func (s *session) sowDeleteOrdered(h *protocol.Header, body []byte, stores []*sowStore, want ackSet, fill func(*protocol.Header)) {
+	// h is the session's to reuse: the acks keep what they echo.
+	ah := protocol.Header{Command: h.Command, CommandID: h.CommandID, AckType: h.AckType}
+	var mu sync.Mutex
+	left, examined, deleted, settled := len(stores), 0, 0, false
+	counts := func(a *protocol.Header) {
+		fill(a)
+		a.Set(protocol.FieldRecordsDeleted, uint64(deleted))
+		a.Set(protocol.FieldMatches, uint64(deleted))
+		a.Set(protocol.FieldTopicMatches, uint64(examined))
+	}
+	finish := func(e, d int, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if settled {
+			return
+		}
+		if err != nil {
+			settled = true
+			s.fail(&ah, ReasonOrderFailed, fill)
+			return
+		}
+		examined, deleted, left = examined+e, deleted+d, left-1
+		if left == 0 {
+			settled = true
+			s.acks(&ah, want, protocol.StatusSuccess, "", counts)
+		}
+	}
+	s.status(clientStatus{Event: h.Command, Topic: h.Topic, Filter: h.Filter, Options: h.Options, QueryID: cmp.Or(h.QueryID, h.CommandID)})
+	if len(stores) == 0 { // a regex topic that reaches no store
+		s.acks(&ah, want, protocol.StatusSuccess, "", counts)
+		return
+	}
+	for _, st := range stores {
+		if reason := s.b.orderDelete(&s.endpoint, s.rt, st, h, body, finish); reason != "" {
+			mu.Lock()
+			if !settled {
+				settled = true
+				s.fail(&ah, reason, fill)
+			}
+			mu.Unlock()
+			return
+		}
+	}
 }
 
 // deleteSelector is what a sow_delete removes: the records a filter takes,

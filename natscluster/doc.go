@@ -105,8 +105,8 @@
 //
 // # SOW across nodes
 //
-// SOW topics are ordered by JetStream (OrderedBackplane, built: publish
-// and delta_publish; not yet sow_delete, nor a node with a journal, nor the
+// SOW topics are ordered by JetStream (OrderedBackplane, built: publish,
+// delta_publish and sow_delete; not yet a node with a journal, nor the
 // per-key subjects and snapshots below): one stream for every SOW topic
 // with a subject per topic, whose order is a topic's apply order on every
 // node (OrderedBackplane says why one stream rather than one per topic). A node publishes a SOW-topic publish to the stream

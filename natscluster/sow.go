@@ -120,10 +120,11 @@ const (
 	DefaultCatchUpTimeout = time.Minute
 	// orderedVersion is the first byte of an encoded ordered publish.
 	orderedVersion = 2
-	// flagDelta and flagExpiration are the bits of an ordered publish's
-	// flags.
+	// flagDelta, flagExpiration and flagDelete (a sow_delete) are the
+	// bits of an ordered publish's flags.
 	flagDelta      = 1
 	flagExpiration = 2
+	flagDelete     = 4
 )
 
 func (c *SOWConfig) defaults() {
@@ -361,8 +362,9 @@ func (o *OrderedBackplane) Close() error {
 // encodeOrdered is rp's data in the SOW stream: little-endian varints
 //
 //	version byte (orderedVersion), uvarint flags (flagDelta, flagExpiration)
-//	uvarint sequence, uvarint expiration (seconds)
-//	4 × (uvarint length, bytes): origin node id, client name, correlation id, SOW key
+//	uvarint sequence, uvarint expiration (seconds), uvarint token
+//	6 × (uvarint length, bytes): origin node id, client name, correlation id,
+//	    SOW key, filter, SOW keys (the last two: a sow_delete's selector)
 //	body: the rest
 func (o *OrderedBackplane) encodeOrdered(rp *broker.RemotePublish) []byte {
 	var flags uint64
@@ -372,8 +374,11 @@ func (o *OrderedBackplane) encodeOrdered(rp *broker.RemotePublish) []byte {
 	if rp.HasExpiration {
 		flags |= flagExpiration
 	}
-	strs := [...]string{o.node, rp.ClientName, rp.CorrelationID, rp.SOWKey}
-	n := 1 + 3*binary.MaxVarintLen64 + len(rp.Body)
+	if rp.Delete {
+		flags |= flagDelete
+	}
+	strs := [...]string{o.node, rp.ClientName, rp.CorrelationID, rp.SOWKey, rp.Filter, rp.SOWKeys}
+	n := 1 + 4*binary.MaxVarintLen64 + len(rp.Body)
 	for _, s := range strs {
 		n += binary.MaxVarintLen32 + len(s)
 	}
@@ -382,6 +387,7 @@ func (o *OrderedBackplane) encodeOrdered(rp *broker.RemotePublish) []byte {
 	b = binary.AppendUvarint(b, flags)
 	b = binary.AppendUvarint(b, rp.Sequence)
 	b = binary.AppendUvarint(b, rp.Expiration)
+	b = binary.AppendUvarint(b, rp.Token)
 	for _, s := range strs {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
@@ -397,13 +403,16 @@ func decodeOrdered(data []byte, rp *broker.RemotePublish) error {
 		return fmt.Errorf("%w: version %d, want %d", errBadRemote, v, orderedVersion)
 	}
 	flags := d.uvarint()
-	rp.Delta, rp.HasExpiration = flags&flagDelta != 0, flags&flagExpiration != 0
+	rp.Delta, rp.HasExpiration, rp.Delete = flags&flagDelta != 0, flags&flagExpiration != 0, flags&flagDelete != 0
 	rp.Sequence = d.uvarint()
 	rp.Expiration = d.uvarint()
+	rp.Token = d.uvarint()
 	_ = d.string() // the origin: every node applies every publish
 	rp.ClientName = d.string()
 	rp.CorrelationID = d.string()
 	rp.SOWKey = d.string()
+	rp.Filter = d.string()
+	rp.SOWKeys = d.string()
 	if d.err != nil {
 		return fmt.Errorf("%w: %v", errBadRemote, d.err)
 	}

@@ -115,7 +115,8 @@ func sowView(t *testing.T, b *ampstest.Broker) map[int]int {
 // clients on C sow_and_subscribe one after another: each sees, per key,
 // its snapshot's update then every later one once and in order, and ends
 // with the SOW every node answers. A node started afterwards catches up
-// from the stream before it serves and answers sow with the same records.
+// from the stream before it serves and answers sow with the same records;
+// a sow_delete on C removes the same records everywhere.
 func TestSOWOrderedAcrossNodes(t *testing.T) {
 	c := natstest.StartCluster(t, 3)
 	var nodes []*ampstest.Broker
@@ -232,19 +233,41 @@ func TestSOWOrderedAcrossNodes(t *testing.T) {
 			t.Errorf("after the late node's publish: SOW on node %d %v, want %v", i, got, want)
 		}
 	}
+
+	// A sow_delete on C removes the same records on every node; its stats
+	// ack comes with the count once C applied it.
+	del := logon(nodes[2], "del")
+	del.SendJSON(map[string]any{"c": "sow_delete", "cid": "d", "t": "positions", "filter": "/id >= 5", "a": "stats"}, nil)
+	if a := del.Next(); a.Header.AckType != "stats" || a.Header.Status != "success" || a.Header.RecordsDeleted != per {
+		t.Fatalf("sow_delete on C: %s; want a stats ack with %d records deleted", a, per)
+	}
+	awaitApplied(t, append(nodes, late)...)
+	for k := per; k < 2*per; k++ {
+		delete(want, k)
+	}
+	for i, n := range append(nodes, late) {
+		if got := sowView(t, n); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("after the sow_delete: SOW on node %d %v, want %v", i, got, want)
+		}
+	}
 }
 
 // TestOrderedCodec: an ordered publish decodes to what was encoded.
 func TestOrderedCodec(t *testing.T) {
 	o := &OrderedBackplane{Backplane: &Backplane{node: "n1"}}
-	in := broker.RemotePublish{ClientName: "c", CorrelationID: "x", Sequence: 9, Delta: true, SOWKey: "k1", Expiration: 30, HasExpiration: true, Body: []byte(`{"a":1}`)}
 	var out broker.RemotePublish
-	if err := decodeOrdered(o.encodeOrdered(&in), &out); err != nil {
-		t.Fatal(err)
+	for _, in := range []broker.RemotePublish{
+		{ClientName: "c", CorrelationID: "x", Sequence: 9, Delta: true, SOWKey: "k1", Expiration: 30, HasExpiration: true, Body: []byte(`{"a":1}`)},
+		{ClientName: "d", Delete: true, Filter: "/a > 1", SOWKeys: "k1,k2", Token: 1<<40 | 3},
+	} {
+		if err := decodeOrdered(o.encodeOrdered(&in), &out); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(out) != fmt.Sprint(in) {
+			t.Errorf("decoded %+v, encoded %+v", out, in)
+		}
 	}
-	if fmt.Sprint(out) != fmt.Sprint(in) {
-		t.Errorf("decoded %+v, encoded %+v", out, in)
-	}
+	in := out
 	if err := decodeOrdered([]byte{remoteVersion}, &out); err == nil {
 		t.Error("a plain publish's data decoded as an ordered one")
 	}
