@@ -17,8 +17,9 @@
 // NATSCluster element of the XML file). With a Journal shared by the
 // nodes and the Backplane, a bookmark subscription on any node replays
 // every node's journaled publishes. Built in part: the SOW across nodes
-// (OrderedBackplane, below; ampsd-cluster does not use it yet). Not built
-// yet: readiness beyond BackplaneState.CatchingUp.
+// (OrderedBackplane, below; ampsd-cluster uses it for SOW topics without
+// a transaction log). Not built yet: readiness beyond
+// BackplaneState.CatchingUp.
 //
 // # Shape of a cluster
 //

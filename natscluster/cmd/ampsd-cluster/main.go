@@ -23,10 +23,15 @@
 // of such a cluster must have the same instance name (bookmarks carry
 // it).
 //
-// Not yet across nodes: SOW topics. Each node keeps its own records and
-// publishes to them stay on the node; SOW topics together with a
+// SOW topics. Without a transaction log, the SOW topics of -config are
+// ordered across the nodes on a JetStream stream (-sow-stream, with
+// -sow-replicas copies; see natscluster.OrderedBackplane): publish,
+// delta_publish and sow_delete are applied on every node in one order per
+// topic, and a node applies what the stream holds before it serves. Every
+// node must define the same SOW topics. SOW topics together with a
 // transaction log are refused, since a node rebuilding them from the
-// shared journal would take in the other nodes' records.
+// shared journal would take in the other nodes' records, and the broker
+// does not order a journaled node's SOW topics yet.
 //
 // SIGINT or SIGTERM shut the node down gracefully; the NATS link is closed
 // after the broker.
@@ -68,6 +73,9 @@ const (
 	// reconnectWait is the pause between tries to reach NATS again after
 	// the link was lost; the node tries for as long as it runs.
 	reconnectWait = 500 * time.Millisecond
+	// defaultSOWReplicas is one copy, which works on any NATS cluster;
+	// three on a three-node cluster survive the loss of a node.
+	defaultSOWReplicas = 1
 )
 
 func main() {
@@ -88,6 +96,8 @@ type flags struct {
 	journal                              bool
 	journalStream                        string
 	journalReplicas                      int
+	sowStream                            string
+	sowReplicas                          int
 	tcp, ws                              string
 	name, logLevel                       string
 	configFile                           string
@@ -120,6 +130,8 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.BoolVar(&f.journal, "journal", false, "keep a transaction log on JetStream, shared by the nodes (every topic outside /AMPS is journaled; with -config, a TransactionLog does the same for its topics); every node must have the same -name")
 	fs.StringVar(&f.journalStream, "journal-stream", natscluster.DefaultJournalStream, "JetStream stream of the shared transaction log")
 	fs.IntVar(&f.journalReplicas, "journal-replicas", natscluster.DefaultJournalReplicas, "copies JetStream keeps of each journal entry before a persisted ack (at most the NATS cluster's size)")
+	fs.StringVar(&f.sowStream, "sow-stream", natscluster.DefaultSOWStream, "JetStream stream that orders the SOW topics' publishes across the nodes (SOW topics without a transaction log)")
+	fs.IntVar(&f.sowReplicas, "sow-replicas", defaultSOWReplicas, "copies JetStream keeps of each SOW publish before a persisted ack (at most the NATS cluster's size)")
 	fs.StringVar(&f.tcp, "tcp", defaultTCPAddr, "AMPS TCP transport address; empty disables")
 	fs.StringVar(&f.ws, "ws", defaultWSAddr, "WebSocket transport address for the JavaScript client; empty disables")
 	fs.StringVar(&f.name, "name", broker.DefaultName, "instance name (AMPS_INSTANCE_NAME())")
@@ -202,11 +214,26 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func([]net.
 		opts.Journal = j
 	}
 	opts.Logger, opts.Backplane = log, bp
+	if len(opts.SOWTopics) > 0 {
+		sctx, cancel := context.WithTimeout(ctx, natscluster.DefaultOperationTimeout)
+		obp, serr := natscluster.NewOrderedBackplane(sctx, bp, natscluster.SOWConfig{Stream: f.sowStream, Replicas: f.sowReplicas})
+		cancel()
+		if serr != nil {
+			closeListeners(ls)
+			return serr
+		}
+		defer func() {
+			if cerr := obp.Close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("closing the SOW order: %w", cerr))
+			}
+		}()
+		opts.Backplane = obp
+	}
 	b := broker.New(&opts)
-	if st := b.Stats().Cluster; st.StartErr != nil {
+	if st := b.Stats().Cluster; st.StartErr != nil || (len(opts.SOWTopics) > 0 && !st.SOWOrdered) {
 		closeListeners(ls)
 		b.Close()
-		return st.StartErr
+		return cmp.Or(st.StartErr, errors.New("the SOW topics' order across the nodes did not start (see the log)"))
 	}
 	if err := b.RecoveryErr(); err != nil {
 		closeListeners(ls)
@@ -306,9 +333,6 @@ func setup(f *flags, log *slog.Logger) (broker.Options, []transport.Listener, er
 	}
 	f.cfg = cfg
 	opts := cfg.BrokerOptions()
-	if len(opts.SOWTopics) > 0 {
-		log.Warn("SOW topics are not shared across nodes yet: each node keeps its own records, and publishes to them stay on the node")
-	}
 	for _, t := range cfg.Transports {
 		if t.InitialState == config.StateDisabled {
 			delete(opts.Transports, t.Name)

@@ -216,3 +216,54 @@ func TestTLSToNATS(t *testing.T) {
 		t.Errorf("without a client certificate: %v, want a refused connection", err)
 	}
 }
+
+// TestSOWAcrossNodes: two nodes with one SOW topic from their files share
+// its records: a publish on a is answered by a sow query on b.
+func TestSOWAcrossNodes(t *testing.T) {
+	c := natstest.StartCluster(t, 2)
+	var addrs []string
+	for i, name := range []string{"a", "b"} {
+		file := filepath.Join(t.TempDir(), name+".xml")
+		if err := os.WriteFile(file, []byte(`<AMPSConfig><Name>`+name+`</Name>
+<Transports><Transport><Name>tcp</Name><Type>tcp</Type><InetAddr>127.0.0.1:0</InetAddr><Protocol>amps</Protocol></Transport></Transports>
+<SOW><Topic><Name>positions</Name><MessageType>json</MessageType><Key>/id</Key><Durability>transient</Durability></Topic></SOW>
+</AMPSConfig>`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, startNode(t, "-nats", c.URL(i), "-config", file))
+	}
+	dial := func(addr, name string) *ampstest.Client {
+		cl := ampstest.Dial(t, "tcp://"+addr+"/amps/json", &ampstest.DialOptions{Timeout: testWait})
+		cl.Logon(name)
+		return cl
+	}
+	pub := dial(addrs[0], "pub")
+	pub.Send(&protocol.Header{Command: protocol.CmdPublish, CommandID: "p", Topic: "positions", AckType: protocol.AckPersisted}, []byte(`{"id":1,"qty":5}`))
+	if a := pub.AwaitAck("p", protocol.AckPersisted); a.Header.Status != protocol.StatusSuccess {
+		t.Fatalf("publish on a: %s", a)
+	}
+	q := dial(addrs[1], "query")
+	deadline := time.Now().Add(testWait)
+	for {
+		q.SendJSON(map[string]any{"c": "sow", "cid": "q", "t": "positions", "bs": 10}, nil)
+		var got []string
+		for m := q.Next(); m.Header.Command != "group_end"; m = q.Next() {
+			if m.Header.Command == "sow" {
+				recs, err := m.Records()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range recs {
+					got = append(got, string(r.Data))
+				}
+			}
+		}
+		if len(got) == 1 && got[0] == `{"id":1,"qty":5}` {
+			return
+		}
+		if len(got) > 1 || time.Now().After(deadline) {
+			t.Fatalf("sow on b: %q; want the record published on a", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
