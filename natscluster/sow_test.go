@@ -21,7 +21,13 @@ var sowTopics = []broker.SOWTopic{{Name: "positions", Keys: []string{"/id"}}}
 // startSOWNode starts a broker with sowTopics on an OrderedBackplane
 // connected to url (stream replication replicas). Its cleanup stops the
 // broker, then the backplane.
-func startSOWNode(t *testing.T, url, id string, replicas int) (*ampstest.Broker, *OrderedBackplane) {
+func startSOWNode(t testing.TB, url, id string, replicas int) (*ampstest.Broker, *OrderedBackplane) {
+	t.Helper()
+	return startSOWNodeWith(t, url, id, SOWConfig{Replicas: replicas})
+}
+
+// startSOWNodeWith is startSOWNode with the SOW order's configuration.
+func startSOWNodeWith(t testing.TB, url, id string, cfg SOWConfig) (*ampstest.Broker, *OrderedBackplane) {
 	t.Helper()
 	nc := natstest.Connect(t, url, nats.NoEcho())
 	bp, err := NewBackplane(nc, BackplaneConfig{NodeID: id})
@@ -30,7 +36,7 @@ func startSOWNode(t *testing.T, url, id string, replicas int) (*ampstest.Broker,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), readyWait)
 	defer cancel()
-	obp, err := NewOrderedBackplane(ctx, bp, SOWConfig{Replicas: replicas})
+	obp, err := NewOrderedBackplane(ctx, bp, cfg)
 	if err != nil {
 		bp.Close()
 		t.Fatal(err)
@@ -45,7 +51,7 @@ func startSOWNode(t *testing.T, url, id string, replicas int) (*ampstest.Broker,
 
 // awaitApplied waits until every node applied every publish the nodes
 // handed to the order.
-func awaitApplied(t *testing.T, nodes ...*ampstest.Broker) {
+func awaitApplied(t testing.TB, nodes ...*ampstest.Broker) {
 	t.Helper()
 	deadline := time.Now().Add(readyWait)
 	for {

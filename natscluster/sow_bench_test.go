@@ -1,0 +1,101 @@
+package natscluster
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ampsbroker/ampsbroker/ampstest"
+	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/ampsbroker/ampsbroker/natscluster/internal/natstest"
+)
+
+// sowBenchPublishers and sowBenchKeys shape BenchmarkSOWOrdered's load:
+// in-process publishers on node A, updating this many keys in turn.
+const (
+	sowBenchPublishers = 4
+	sowBenchKeys       = 1000
+	// sowBenchRetry is the pause before a refused publish is tried again;
+	// sowBenchSettle bounds the wait for every node to apply everything.
+	sowBenchRetry  = 100 * time.Microsecond
+	sowBenchSettle = time.Minute
+)
+
+// sowBenchRuns numbers BenchmarkSOWOrdered's runs, which name their
+// streams.
+var sowBenchRuns atomic.Int64
+
+// BenchmarkSOWOrdered measures SOW-topic publishes (about 1 KiB) ordered
+// across three brokers on three NATS servers (one stream, R1 and R3),
+// next to a single broker: b.N publishes from sowBenchPublishers
+// in-process clients on node A, timed until every node applied all of
+// them; applies/s is per node.
+func BenchmarkSOWOrdered(b *testing.B) {
+	c := natstest.StartCluster(b, 3)
+	body := func(i int) []byte {
+		return fmt.Appendf(nil, `{"id":%d,"pad":"%0980d"}`, i%sowBenchKeys, i)
+	}
+	run := func(b *testing.B, nodes []*ampstest.Broker, settled func() bool) {
+		var wg sync.WaitGroup
+		var refused atomic.Int64
+		b.ResetTimer()
+		start := time.Now()
+		for p := range sowBenchPublishers {
+			pub, err := nodes[0].Connect(context.Background(), fmt.Sprintf("pub%d", p), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := p; i < b.N; {
+					// A publish the order refuses (more than MaxPending
+					// waiting for JetStream) is retried, and counted.
+					if err := pub.Publish(context.Background(), "positions", body(i)); err != nil {
+						refused.Add(1)
+						time.Sleep(sowBenchRetry)
+						continue
+					}
+					i += sowBenchPublishers
+				}
+			}()
+		}
+		wg.Wait()
+		deadline := time.Now().Add(sowBenchSettle)
+		for !settled() {
+			if time.Now().After(deadline) {
+				b.Fatalf("the nodes did not apply %d publishes within %v", b.N, sowBenchSettle)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "applies/s")
+		b.ReportMetric(float64(refused.Load())/float64(b.N), "refused/op")
+	}
+	b.Run("single", func(b *testing.B) {
+		one := ampstest.NewBroker(b, &ampstest.Options{Broker: &broker.Options{SOWTopics: sowTopics}})
+		run(b, []*ampstest.Broker{one}, func() bool { return true })
+	})
+	for _, r := range []int{1, 3} {
+		b.Run(fmt.Sprintf("3nodes/R%d", r), func(b *testing.B) {
+			var nodes []*ampstest.Broker
+			runID := sowBenchRuns.Add(1)
+			for i := range 3 {
+				// A stream of its own per run: the nodes start empty.
+				n, _ := startSOWNodeWith(b, c.URL(i), fmt.Sprintf("node%d", i),
+					SOWConfig{Stream: fmt.Sprintf("SOW_RUN%d", runID), Prefix: fmt.Sprintf("sow.run%d", runID), Replicas: r})
+				nodes = append(nodes, n)
+			}
+			run(b, nodes, func() bool {
+				for _, n := range nodes {
+					if n.Stats().Cluster.Applied < int64(b.N) {
+						return false
+					}
+				}
+				return true
+			})
+		})
+	}
+}
