@@ -99,6 +99,12 @@ import (
 //     is after the order confirmed it; a failed order fails them with
 //     ReasonOrderFailed (with a regex topic, the topics whose delete was
 //     already handed over are still removed).
+//   - Expiration is each node's own: a record's lifetime runs from when
+//     the node applied it, and each node's janitor removes it by its own
+//     clock. An update the order hands over around the instant a record
+//     expires can therefore meet the record on one node and not on
+//     another (a delta then merges into different records). Ordering
+//     expirations through the cluster is a later increment.
 //   - Not ordered yet (a later increment): a node with Options.Journal,
 //     whose SOW topics stay local (the journal's order and persisted acks
 //     would have to follow the cluster's order; ClusterStats.SOWOrdered
