@@ -50,6 +50,15 @@ import (
 // answers no query before its SOW holds what the cluster ordered before it
 // started.
 //
+// Losing a NATS node. An acked publish survives (R3), and a node whose
+// NATS server stopped reconnects to another and goes on. But the ordered
+// consumers that lived on the lost server are made again by nats.go with
+// a backoff (1 s, 2 s, 4 s, … up to 10 s between tries): every node may
+// stop applying for several seconds (up to about 11 s in
+// TestSOWOrderSurvivesNATSNodeLoss), serving its SOW as it was meanwhile,
+// with CatchingUp false. Reporting that lag (the stream's last sequence
+// against the applied one) is a next step.
+//
 // Not bounded yet: the stream keeps every SOW publish (a delta needs the
 // record it merges into; a per-subject limit would keep only a topic's last
 // message, not each key's), so a node's catch-up replays all of them. A
