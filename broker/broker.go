@@ -540,7 +540,11 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	if ctx.Err() != nil {
 		b.forceClose() // Close, or a context already done: nothing is flushed
 	} else {
-		// A graceful end: each endpoint sends what is queued first.
+		// A graceful end: each endpoint sends what is queued first, and
+		// with a journal, the persisted acks of what it accepted.
+		if b.persist != nil {
+			b.persist.final(ctx)
+		}
 		for _, e := range endpointsOf(sessions, clients) {
 			e.close(ErrBrokerClosed)
 		}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -496,6 +497,28 @@ func (p *persister) run() {
 		}
 		t.Stop()
 	}
+}
+
+// finalDurableWait bounds how long a graceful Shutdown waits for what the
+// connections journaled to become durable, so that their persisted acks go
+// out before they close: a file journal's group commit takes at most its
+// FlushInterval (100 ms by default, 1 s at most).
+const finalDurableWait = 2 * time.Second
+
+// final is a graceful Shutdown's last pass: it waits (at most
+// finalDurableWait, or until ctx ends) until every entry appended so far
+// is durable, then sends every persisted ack that is due, conflation
+// intervals notwithstanding. The clients' publish stores then hold only
+// what was never durable.
+func (p *persister) final(ctx context.Context) {
+	_, next := p.j.Bounds()
+	if next > 0 && p.j.Durable() < next {
+		wctx, cancel := context.WithTimeout(ctx, finalDurableWait)
+		WaitDurable(wctx, p.j, next-1)
+		cancel()
+	}
+	// A moment past every conflation deadline.
+	p.serviceAll(p.j.Durable(), time.Now().Add(24*time.Hour))
 }
 
 // serviceAll services every active connection; it returns the earliest

@@ -493,3 +493,26 @@ func TestTakeoversOneAtATime(t *testing.T) {
 	third.Publish("t", []byte(`{}`))
 	third.Flush("f") // the name's holder is served
 }
+
+// TestShutdownSendsDuePersistedAcks: a graceful Shutdown sends the
+// persisted ack that conflation was holding back before it closes the
+// connection, so the publish store lets go of everything durable.
+func TestShutdownSendsDuePersistedAcks(t *testing.T) {
+	tb := startBroker(t, &broker.Options{Journal: broker.NewMemJournal(0, 1)})
+	c := tb.Dial(tb.TCPURL(), nil)
+	logonConflation(t, c, "app", "10s")
+	pub(c, "t", 1, "persisted", "")
+	if m := c.Next(); m.Field("a") != "persisted" || m.Field("s") != "1" {
+		t.Fatalf("first persisted ack: %s", m.RawHeader)
+	}
+	pub(c, "t", 2, "persisted", "") // its ack waits for the conflation interval
+	c.Flush("f")
+	done := make(chan error, 1)
+	go func() { done <- tb.Broker.Shutdown(t.Context()) }()
+	if m := c.Next(); m.Field("a") != "persisted" || m.Field("s") != "2" {
+		t.Errorf("at Shutdown: %s, want the persisted ack of 2", m.RawHeader)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
