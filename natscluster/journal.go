@@ -568,7 +568,9 @@ func (j *Journal) AppendAsync(e *broker.Entry, done func(broker.Position, error)
 	// Microseconds, as broker.Entry says; never before the previous entry.
 	e.Time = time.UnixMicro(max(e.Time.UnixMicro(), j.lastTime.UnixMicro()))
 	msg.Data = appendEntry(make([]byte, 0, 64+len(e.Topic)+len(e.Body)), e)
-	fut, err := j.js.PublishMsgAsync(msg, jetstream.WithExpectStream(j.cfg.Stream))
+	// No retries, as for the SOW order (sow.go): a retried append would be
+	// stored after later ones of this journal, out of the callers' order.
+	fut, err := j.js.PublishMsgAsync(msg, jetstream.WithExpectStream(j.cfg.Stream), jetstream.WithRetryAttempts(0))
 	if err == nil {
 		j.lastTime = e.Time
 	}

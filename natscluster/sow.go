@@ -223,7 +223,14 @@ func (o *OrderedBackplane) Order(rp *broker.RemotePublish, done func(error)) err
 	default:
 		return ErrBackplaneFull
 	}
-	fut, err := o.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data}, jetstream.WithExpectStream(o.cfg.Stream))
+	// No retries: nats.go retries a "no responders" answer (a stream
+	// without a leader, as during an election) after a wait, by which time
+	// later publishes of the same connection may be stored, so a retried
+	// update would land after newer ones of its publisher and the order
+	// every node applies would be wrong. A failed publish is reported
+	// instead, and its publisher resends.
+	fut, err := o.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data},
+		jetstream.WithExpectStream(o.cfg.Stream), jetstream.WithRetryAttempts(0))
 	if err != nil {
 		<-o.slots
 		return fmt.Errorf("natscluster: SOW publish to %s: %w", subject, err)
