@@ -545,6 +545,13 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		if b.persist != nil {
 			b.persist.final(ctx)
 		}
+		if b.cluster != nil {
+			// And the persisted acks of SOW publishes in the cluster's
+			// order, once it confirms them (at most finalDurableWait).
+			wctx, cancel := context.WithTimeout(ctx, finalDurableWait)
+			waitOrdersSettled(wctx, sessions)
+			cancel()
+		}
 		for _, e := range endpointsOf(sessions, clients) {
 			e.close(ErrBrokerClosed)
 		}

@@ -455,6 +455,14 @@ func (s *session) flush(h *protocol.Header) {
 		p.flush(s, h.CommandID)
 		return
 	}
+	if want&ackPersisted != 0 {
+		// SOW publishes in the cluster's order are persisted once it
+		// confirms them: the flush's ack follows theirs.
+		s.acks(h, want&^ackPersisted, protocol.StatusSuccess, "", nil)
+		cid := h.CommandID
+		s.orders.whenSettled(func() { ackFlush(s, cid) })
+		return
+	}
 	s.acks(h, want, protocol.StatusSuccess, "", nil)
 }
 

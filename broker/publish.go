@@ -116,9 +116,19 @@ func (s *session) publishOrdered(st *sowStore, h *protocol.Header, body []byte, 
 			s.ack(&ah, protocol.AckPersisted, protocol.StatusSuccess, "", echo)
 		}
 	}
+	// Counted until it settles, for the flushes after it (orderTrack).
+	s.orders.start()
+	ack := done
+	done = func(err error) {
+		if ack != nil {
+			ack(err)
+		}
+		s.orders.settle()
+	}
 	settled.Lock()
 	defer settled.Unlock()
 	if reason := s.b.orderSOW(&s.endpoint, s.rt, st, h.Topic, h, body, done); reason != "" {
+		s.orders.settle() // refused at once: done is never called
 		s.log.Debug("publish refused", "topic", h.Topic, "reason", reason)
 		s.fail(h, reason, seq)
 		return

@@ -49,6 +49,10 @@ type session struct {
 	connClaimed atomic.Bool
 	connClosed  chan struct{}
 
+	// orders tracks the SOW publishes this session handed to the
+	// cluster's order until they settle.
+	orders orderTrack
+
 	lastBeat atomic.Int64 // unix nanoseconds of the client's last heartbeat command
 	// connected is when the session began (after the transport's
 	// handshake), for statistics.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/natscluster/internal/natstest"
+	"github.com/ampsbroker/ampsbroker/protocol"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -83,5 +84,47 @@ func TestOrderNeverReordersAPublisher(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("stream holds publisher sequences %v, confirmed %v: want %v", got, confirmed, want)
+	}
+}
+
+// TestFlushPersistedAfterOrderedPublishes: a flush asking for "persisted"
+// is acked after the persisted acks of the SOW publishes before it, which
+// the cluster's order confirms.
+func TestFlushPersistedAfterOrderedPublishes(t *testing.T) {
+	c := natstest.StartCluster(t, 1)
+	a, _ := startSOWNode(t, c.URL(0), "a", 1)
+	pub := logon(a, "pub")
+	pub.Send(&protocol.Header{Command: protocol.CmdPublish, CommandID: "p", Topic: "positions", AckType: protocol.AckPersisted}, []byte(`{"id":1,"n":1}`))
+	pub.Send(&protocol.Header{Command: protocol.CmdFlush, CommandID: "f", AckType: protocol.AckPersisted}, nil)
+	if first := pub.Next(); first.Header.CommandID != "p" {
+		t.Fatalf("first ack %s; want the publish's persisted ack before the flush's", first)
+	}
+	if second := pub.Next(); second.Header.CommandID != "f" || second.Header.AckType != protocol.AckPersisted {
+		t.Fatalf("second ack %s; want the flush's persisted ack", second)
+	}
+}
+
+// TestShutdownSendsOrderedPersistedAcks: a graceful Shutdown lets the SOW
+// publishes in the cluster's order settle, and their persisted acks go out
+// before the connection closes.
+func TestShutdownSendsOrderedPersistedAcks(t *testing.T) {
+	c := natstest.StartCluster(t, 1)
+	a, _ := startSOWNode(t, c.URL(0), "a", 1)
+	pub := logon(a, "pub")
+	pub.Send(&protocol.Header{Command: protocol.CmdPublish, CommandID: "p", Topic: "positions", AckType: protocol.AckProcessed + "," + protocol.AckPersisted}, []byte(`{"id":1,"n":1}`))
+	pub.AwaitAck("p", protocol.AckProcessed)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, err := pub.Conn.ReadWithin(2 * time.Second)
+		if err != nil {
+			t.Fatalf("connection ended (%v) without the persisted ack of an ordered publish", err)
+		}
+		if m.Header.AckType == protocol.AckPersisted {
+			return
+		}
 	}
 }
