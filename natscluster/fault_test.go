@@ -56,7 +56,7 @@ func (r *faultRun) check(url string) {
 	t := r.t
 	t.Helper()
 	rd := openJournal(t, natstest.Connect(t, url), r.cfg)
-	got := readAll(t, rd, r.order[0])
+	got := journaltest.ReadFrom(t, rd, r.order[0])
 	seen := 0
 	for k := range got {
 		e := &got[k]

@@ -81,38 +81,6 @@ func appendN(t *testing.T, j broker.Journal, from, n int) []broker.Entry {
 	return out
 }
 
-func readAll(t *testing.T, j broker.Journal, from broker.Position) []broker.Entry {
-	t.Helper()
-	c, err := j.NewCursor(from)
-	if err != nil {
-		t.Fatalf("cursor at %d: %v", from, err)
-	}
-	defer c.Close()
-	var out []broker.Entry
-	for {
-		e, err := c.Next()
-		if errors.Is(err, broker.ErrCaughtUp) {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("next after %d entries: %v", len(out), err)
-		}
-		out = append(out, e)
-	}
-}
-
-func sameEntries(t *testing.T, got, want []broker.Entry) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%d entries, want %d", len(got), len(want))
-	}
-	for i := range got {
-		if err := journaltest.Same(&got[i], &want[i]); err != nil {
-			t.Fatalf("entry %d: %v", i, err)
-		}
-	}
-}
-
 // A reopened journal has its entries, bounds, marks, and stamps times no
 // earlier than its last entry's; a new stream starts at the position seed.
 func TestJournalReopen(t *testing.T) {
@@ -141,7 +109,7 @@ func TestJournalReopen(t *testing.T) {
 	if got := j2.HighWaters(); fmt.Sprint(got) != fmt.Sprint(marks) || len(got) != 3 {
 		t.Fatalf("reopened marks %v, were %v", got, marks)
 	}
-	sameEntries(t, readAll(t, j2, first), want)
+	journaltest.SameEntries(t, journaltest.ReadFrom(t, j2, first), want)
 	e = journaltest.Entry(10)
 	if _, err := j2.Append(e); err != nil {
 		t.Fatal(err)
@@ -174,7 +142,7 @@ func TestJournalTruncate(t *testing.T) {
 	if _, err := j.NewCursor(want[17].Position); !errors.Is(err, broker.ErrBookmarkNotFound) {
 		t.Fatalf("cursor below the first retained: %v", err)
 	}
-	sameEntries(t, readAll(t, j, first), want[18:])
+	journaltest.SameEntries(t, journaltest.ReadFrom(t, j, first), want[18:])
 	marks := j.HighWaters()
 	if marks["pub0"] != 19 || marks["pub1"] != 20 || marks["pub2"] != 18 {
 		t.Fatalf("marks after truncate %v", marks)
@@ -215,7 +183,7 @@ func TestJournalSharedAcrossNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameEntries(t, readAll(t, reader, pos), all[4:])
+	journaltest.SameEntries(t, journaltest.ReadFrom(t, reader, pos), all[4:])
 	if got := reader.HighWaters(); got["pub0"] != 10 || got["pub1"] != 8 || got["pub2"] != 9 {
 		t.Fatalf("reader's marks %v", got)
 	}
@@ -225,7 +193,7 @@ func TestJournalSharedAcrossNodes(t *testing.T) {
 	if _, err := broker.WaitDurable(ctx, a, all[9].Position); err != nil {
 		t.Fatalf("writer a never saw b's last entry durable: %v", err)
 	}
-	sameEntries(t, readAll(t, a, all[0].Position), all)
+	journaltest.SameEntries(t, journaltest.ReadFrom(t, a, all[0].Position), all)
 	if got := a.HighWaters(); got["pub0"] != 10 || got["pub1"] != 8 || got["pub2"] != 9 {
 		t.Fatalf("writer a's marks %v (b's entries' included)", got)
 	}
@@ -300,5 +268,5 @@ func TestJournalAppendAsyncKeepsOrder(t *testing.T) {
 			t.Fatalf("entry %d at %d, not after entry %d at %d", i, pos[i], i-1, pos[i-1])
 		}
 	}
-	sameEntries(t, readAll(t, j, pos[0]), sent)
+	journaltest.SameEntries(t, journaltest.ReadFrom(t, j, pos[0]), sent)
 }

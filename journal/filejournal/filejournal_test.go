@@ -60,40 +60,6 @@ func fill(t testing.TB, j *Journal, from, n int) []broker.Entry {
 	return out
 }
 
-// readAll reads every entry from the journal's first position.
-func readAll(t testing.TB, j broker.Journal) []broker.Entry {
-	t.Helper()
-	first, _ := j.Bounds()
-	c, err := j.NewCursor(first)
-	if err != nil {
-		t.Fatalf("NewCursor(%d): %v", first, err)
-	}
-	defer c.Close()
-	var out []broker.Entry
-	for {
-		e, err := c.Next()
-		if errors.Is(err, broker.ErrCaughtUp) {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("Next at %d: %v", c.Position(), err)
-		}
-		out = append(out, e)
-	}
-}
-
-func sameEntries(t testing.TB, got, want []broker.Entry) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%d entries, want %d", len(got), len(want))
-	}
-	for i := range got {
-		if err := journaltest.Same(&got[i], &want[i]); err != nil {
-			t.Fatalf("entry %d: %v", i, err)
-		}
-	}
-}
-
 func TestRestartRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	j := openT(t, Options{Dir: dir, SegmentSize: 1024, FirstPosition: 1000})
@@ -105,7 +71,7 @@ func TestRestartRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	j = openT(t, Options{Dir: dir, SegmentSize: 1024})
-	sameEntries(t, readAll(t, j), want)
+	journaltest.SameEntries(t, journaltest.ReadAll(t, j), want)
 	if hw := j.HighWaters(); hw["pub0"] != 100 || hw["pub1"] != 98 || hw["pub2"] != 99 {
 		t.Fatalf("high-water marks after reopen: %v", hw)
 	}
@@ -116,7 +82,7 @@ func TestRestartRoundTrip(t *testing.T) {
 	j.Close()
 	j = openT(t, Options{Dir: dir, SegmentSize: 1024})
 	defer j.Close()
-	sameEntries(t, readAll(t, j), want)
+	journaltest.SameEntries(t, journaltest.ReadAll(t, j), want)
 }
 
 // segFiles lists the journal's segment files, oldest first.
@@ -146,7 +112,7 @@ func TestTornTailEveryOffset(t *testing.T) {
 		}
 		j := openT(t, Options{Dir: dir, Sync: noSync})
 		defer j.Close()
-		sameEntries(t, readAll(t, j), want[:4])
+		journaltest.SameEntries(t, journaltest.ReadAll(t, j), want[:4])
 		if _, next := j.Bounds(); next != want[4].Position {
 			t.Fatalf("%s: next position %d, want %d", name, next, want[4].Position)
 		}
@@ -169,7 +135,7 @@ func TestTornTailEveryOffset(t *testing.T) {
 	j.Close()
 	j = openT(t, Options{Dir: dir, Sync: noSync})
 	defer j.Close()
-	sameEntries(t, readAll(t, j), append(want[:4:4], more...))
+	journaltest.SameEntries(t, journaltest.ReadAll(t, j), append(want[:4:4], more...))
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -241,7 +207,7 @@ func TestRetentionKeepsReadersSegment(t *testing.T) {
 		}
 		got = append(got, e)
 	}
-	sameEntries(t, got, want[seg1.first+1-want[0].Position:])
+	journaltest.SameEntries(t, got, want[seg1.first+1-want[0].Position:])
 	c.Close()
 	if first, _ = j.Truncate(next); first != j.segs[len(j.segs)-1].first || len(segFiles(t, dir)) != 1 {
 		t.Fatalf("Truncate without readers: first %d, %d files", first, len(segFiles(t, dir)))
@@ -430,7 +396,7 @@ func TestCrashKeepsDurable(t *testing.T) {
 	}
 	crashed.lock.Close() // the process "died": the kernel drops the lock
 	j := openT(t, Options{Dir: dir})
-	sameEntries(t, readAll(t, j), want)
+	journaltest.SameEntries(t, journaltest.ReadAll(t, j), want)
 	if hw := j.HighWaters(); hw["pub0"] != 10 || hw["pub1"] != 8 || hw["pub2"] != 9 {
 		t.Fatalf("high-water marks recovered by the scan: %v", hw)
 	}
@@ -482,7 +448,7 @@ func TestWriteFailureEndsWaits(t *testing.T) {
 	if d := j.Durable(); d != pos {
 		t.Fatalf("Durable %d after the failure, want %d (the entries before it)", d, pos)
 	}
-	sameEntries(t, readAll(t, j), want)
+	journaltest.SameEntries(t, journaltest.ReadAll(t, j), want)
 }
 
 // TestSecondCloseWaitsForLock starts a second Close while the first waits
@@ -588,7 +554,7 @@ func TestDamageBeforeIntactNewestRefused(t *testing.T) {
 	os.WriteFile(path, bad, 0o640)
 	j = openT(t, Options{Dir: dir, Sync: noSync})
 	defer j.Close()
-	sameEntries(t, readAll(t, j), want[:5])
+	journaltest.SameEntries(t, journaltest.ReadAll(t, j), want[:5])
 }
 
 // TestForgetIdlePublishers checks ForgetPublishersAfter: a publisher whose

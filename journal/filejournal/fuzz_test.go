@@ -119,7 +119,7 @@ func FuzzRecovery(f *testing.F) {
 			return
 		}
 		defer j2.Close()
-		got := readAll(t, j2)
+		got := journaltest.ReadAll(t, j2)
 		served := map[broker.Position]bool{}
 		for i := range got {
 			p := int(got[i].Position) - 1

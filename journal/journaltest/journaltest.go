@@ -44,9 +44,16 @@ func Same(got, want *broker.Entry) error {
 func ReadAll(t testing.TB, j broker.Journal) []broker.Entry {
 	t.Helper()
 	first, _ := j.Bounds()
-	c, err := j.NewCursor(first)
+	return ReadFrom(t, j, first)
+}
+
+// ReadFrom returns every durable entry of j from position from on,
+// failing t on any error but the caught-up end.
+func ReadFrom(t testing.TB, j broker.Journal, from broker.Position) []broker.Entry {
+	t.Helper()
+	c, err := j.NewCursor(from)
 	if err != nil {
-		t.Fatalf("NewCursor(%d): %v", first, err)
+		t.Fatalf("NewCursor(%d): %v", from, err)
 	}
 	defer c.Close()
 	var out []broker.Entry
@@ -59,6 +66,20 @@ func ReadAll(t testing.TB, j broker.Journal) []broker.Entry {
 			t.Fatalf("Next at %d: %v", c.Position(), err)
 		}
 		out = append(out, e)
+	}
+}
+
+// SameEntries fails t unless got and want hold the same entries (Same),
+// in the same order.
+func SameEntries(t testing.TB, got, want []broker.Entry) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d entries, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if err := Same(&got[i], &want[i]); err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
 	}
 }
 
