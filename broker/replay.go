@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -252,7 +253,7 @@ func (b *Broker) newReplay(ep *endpoint, mt string, sub *subscription, bm, notFo
 	}
 	if plan.fellBack {
 		ep.log.Info("bookmark not found; replay starts where bookmark_not_found says", "sub_id", sub.id, "client_name", ep.name,
-			"bookmark", logText(bm), "bookmark_not_found", cmpOr(notFound, "now"))
+			"bookmark", logText(bm), "bookmark_not_found", cmp.Or(notFound, "now"))
 	}
 	r := b.makeReplay(ep, mt, sub, cur, plan)
 	r.passed, r.acked = plan.start-1, plan.start-1
@@ -392,13 +393,6 @@ func parseReplayOptions(h *protocol.Header, opts []string) (replayOptions, error
 	return ro, nil
 }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
 // halt stops the reader and waits until it has, so that nothing of the
 // subscription is queued after the caller's next message.
 func (r *replay) halt() {
@@ -442,9 +436,7 @@ func (r *replay) run() {
 			r.finish()
 			return
 		}
-		if !r.plan.hasEnd && !r.plan.hasEndTime && r.cur.Position() >= r.plan.t0 {
-			r.complete()
-		}
+		r.completeAt(r.cur.Position())
 		if r.cappedDone() {
 			return
 		}
@@ -452,11 +444,9 @@ func (r *replay) run() {
 		e, err := r.cur.Next()
 		switch {
 		case err == nil:
-			if !r.plan.hasEnd && !r.plan.hasEndTime && e.Position >= r.plan.t0 {
-				r.complete() // positions may skip: t0 itself need not exist
-				if r.cappedDone() {
-					return
-				}
+			r.completeAt(e.Position) // positions may skip: t0 itself need not exist
+			if r.cappedDone() {
+				return
 			}
 			if r.pastEnd(&e) {
 				r.finish()
@@ -500,9 +490,7 @@ func (r *replay) run() {
 		}
 		// Caught up with the durable tail: everything before it has been
 		// delivered or passed.
-		if !r.plan.hasEnd && !r.plan.hasEndTime && r.j.Durable() >= r.plan.t0 {
-			r.complete()
-		}
+		r.completeAt(r.j.Durable())
 		if r.cappedDone() {
 			return
 		}
@@ -710,6 +698,15 @@ func (r *replay) complete() {
 		// The journal was empty: no entry names that point, and EPOCH
 		// is where a client resuming from it must start.
 		r.subAck(protocol.AckCompleted, "0")
+	}
+}
+
+// completeAt sends "completed" (complete) once a replay without a range
+// end has got to pos, at or past the journal's tail when it was made; a
+// range's end decides its own.
+func (r *replay) completeAt(pos Position) {
+	if !r.plan.hasEnd && !r.plan.hasEndTime && pos >= r.plan.t0 {
+		r.complete()
 	}
 }
 
