@@ -196,7 +196,12 @@ type RemotePublish struct {
 	Delete          bool
 	Filter, SOWKeys string
 	Token           uint64
-	Body            []byte
+	// Ordinal is an ordered publish's place in the cluster's order, set by
+	// the SOWOrderer when it hands the publish to apply: the same on every
+	// node and increasing along the order (natscluster: the stream
+	// sequence). 0 elsewhere.
+	Ordinal uint64
+	Body    []byte
 }
 
 // BackplaneState is a node's link to its cluster.

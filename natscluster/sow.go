@@ -335,6 +335,9 @@ func (o *OrderedBackplane) receiveOrdered(m jetstream.Msg, apply func(*broker.Re
 	if err == nil {
 		rp.MessageType, rp.Topic, err = o.subjects.Parse(m.Subject())
 	}
+	if meta != nil {
+		rp.Ordinal = meta.Sequence.Stream
+	}
 	o.mu.RLock()
 	defer o.mu.RUnlock()
 	if o.closed {
