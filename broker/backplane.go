@@ -80,23 +80,31 @@ import (
 // and delta subscribers, sow_and_subscribe's no-gap handover, expiry
 // stamped where it is applied. The rules:
 //
-//   - Acks. processed (and received) once Order took the publish;
-//     persisted once the order settled it (Order's done), with the
-//     publisher's sequence, or a failed persisted ack with
-//     ReasonOrderFailed. A publish Order refuses gets failure acks and is
-//     applied nowhere.
+//   - Acks. received once Order took the publish; processed once it was
+//     applied here (failed with the store's reason when the store refused
+//     it); persisted once the order also confirmed it (Order's done), with
+//     the publisher's sequence, or a failed persisted ack with
+//     ReasonOrderFailed (or the store's reason). A publish Order refuses
+//     gets failure acks and is applied nowhere. An in-process client's
+//     Publish returns once its publish was applied here.
+//   - The session's next command that does not enter the order waits
+//     until what it ordered before was applied here (ordertrack.go), so a
+//     client reads its own writes and its messages keep their order on
+//     its node; a plain publish carries the place of its publisher's last
+//     ordered one (RemotePublish.After) so that they keep it on the other
+//     nodes too.
 //   - What only the apply can tell (a delta that does not merge, a key
 //     whose values changed) is decided by every node alike, so the nodes
-//     stay equal; the publisher was acked already, and the refusal is
-//     counted (ClusterStats.ApplyRefused) and logged at debug level.
+//     stay equal; the refusal is counted (ClusterStats.ApplyRefused),
+//     logged at debug level, and told the publisher in its acks.
 //   - A publisher's own subscription sees its publish once, when it is
 //     applied here, like every other node's subscribers.
 //   - sow_delete is ordered too, as its selector (filter, keys or a
 //     message), one per SOW topic it reaches: which records it removes is
 //     decided where and when it is applied, so every node removes the same
 //     ones. Its acks (processed, stats, completed, persisted: each carries
-//     the counts) are sent when it was applied on its origin node, which
-//     is after the order confirmed it; a failed order fails them with
+//     the counts) are sent when it was applied on its origin node (the
+//     order stored it by then); a failed order fails them with
 //     ReasonOrderFailed (with a regex topic, the topics whose delete was
 //     already handed over are still removed).
 //   - Expiration is each node's own: a record's lifetime runs from when
@@ -110,9 +118,12 @@ import (
 //     would have to follow the cluster's order; ClusterStats.SOWOrdered
 //     says which).
 //
-// Lifetime. New starts the deliveries (Backplane.Start); from Shutdown or
-// Close on, remote publishes are dropped, and once they have returned no
-// delivery is still being routed. The broker never closes the backplane:
+// Lifetime. New starts the deliveries (Backplane.Start). A graceful
+// Shutdown lets this node's ordered commands be applied and confirmed
+// first (at most finalDurableWait, routing meanwhile), then fails those
+// still out; from then on, and from Close on, remote publishes are
+// dropped, and once Shutdown or Close returned no delivery is still being
+// routed. The broker never closes the backplane:
 // like Options.Journal, the host that made it closes it after Shutdown.
 
 // Backplane carries a node's accepted publishes to the other nodes of a
@@ -201,7 +212,13 @@ type RemotePublish struct {
 	// node and increasing along the order (natscluster: the stream
 	// sequence). 0 elsewhere.
 	Ordinal uint64
-	Body    []byte
+	// After, on a plain publish, is the Ordinal of the last ordered
+	// publish its publisher made before it (0: none): a receiving node
+	// routes the plain publish only once it applied that one, so that one
+	// publisher's messages to SOW topics and to other topics keep their
+	// order on every node (the backplane sees to it; see Backplane).
+	After uint64
+	Body  []byte
 }
 
 // BackplaneState is a node's link to its cluster.
@@ -251,11 +268,12 @@ type cluster struct {
 	// ordered across the cluster; nil when they stay local.
 	orderer                                  SOWOrderer
 	ordered, orderFailures, applied, refused atomic.Int64
-	// waits are the ordered sow_deletes of this node not yet applied
-	// here, by token: a random high half (so that another node's tokens
-	// are not taken for this node's) and a count.
+	// waits are the ordered commands of this node not yet applied here,
+	// by token: a random high half (so that another node's tokens are not
+	// taken for this node's) and a count. The apply here, a failed order,
+	// or stopCluster takes each once.
 	waitMu sync.Mutex
-	waits  map[uint64]func(examined, deleted int, err error)
+	waits  map[uint64]func(orderOutcome)
 	nonce  uint64
 	tokens atomic.Uint64
 	// failing is set while Publish fails, so that a run of failures is
@@ -294,17 +312,28 @@ func (b *Broker) startCluster() {
 		return
 	}
 	b.cluster.orderer = o
-	b.cluster.waits = make(map[uint64]func(int, int, error))
+	b.cluster.waits = make(map[uint64]func(orderOutcome))
 	b.cluster.nonce = rand.Uint64() << 32
 }
 
-// stopCluster stops routing remote publishes, waiting for one being
-// routed.
+// stopCluster stops routing remote publishes and applying ordered ones,
+// waiting for one in progress; then it fails, with ErrBrokerClosed, this
+// node's ordered commands the order has not handed back yet: their
+// publishers are told, and sessions waiting for them go on to close.
 func (b *Broker) stopCluster() {
-	if c := b.cluster; c != nil {
-		c.mu.Lock()
-		c.off = true
-		c.mu.Unlock()
+	c := b.cluster
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.off = true
+	c.mu.Unlock()
+	c.waitMu.Lock()
+	waits := c.waits
+	c.waits = nil
+	c.waitMu.Unlock()
+	for _, f := range waits {
+		f(orderOutcome{Err: ErrBrokerClosed})
 	}
 }
 
@@ -347,6 +376,7 @@ func (b *Broker) toBackplane(from *endpoint, mt, topic string, h *protocol.Heade
 	if pos != 0 {
 		p.Position, p.JournalID = pos, b.jid
 	}
+	p.After = from.lastOrdinal.Load()
 	c.published.Add(1)
 	if err := c.bp.Publish(&p); err != nil {
 		c.publishFailures.Add(1)
@@ -411,12 +441,86 @@ func (b *Broker) orderedStore(r *router, topic string) *sowStore {
 	return r.routes(topic).store
 }
 
+// orderOutcome is how an ordered command of this node ended here: applied
+// (Ordinal its place in the order; for a publish, Reason why the store
+// refused it on every node, "" when it took it; for a sow_delete, the
+// records Examined and Deleted here), or not (Err: the order did not take
+// or confirm it, or the broker stopped first).
+type orderOutcome struct {
+	Ordinal           uint64
+	Reason            string
+	Examined, Deleted int
+	Err               error
+}
+
+// await registers applied under a new token, for the apply of the command
+// carrying it; from's lastOrdinal follows what was applied.
+func (c *cluster) await(from *endpoint, applied func(orderOutcome)) uint64 {
+	token := c.nonce | c.tokens.Add(1)&(1<<32-1)
+	c.waitMu.Lock()
+	defer c.waitMu.Unlock()
+	if c.waits == nil { // stopped: the command fails at once
+		return 0
+	}
+	c.waits[token] = func(o orderOutcome) {
+		if o.Err == nil {
+			// Applies come in the order, from one goroutine.
+			from.lastOrdinal.Store(o.Ordinal)
+		}
+		applied(o)
+	}
+	return token
+}
+
+// takeWait removes and returns the command waiting under token, nil when
+// there is none (another node's, or settled already).
+func (c *cluster) takeWait(token uint64) func(orderOutcome) {
+	c.waitMu.Lock()
+	defer c.waitMu.Unlock()
+	f := c.waits[token]
+	delete(c.waits, token)
+	return f
+}
+
+// order hands p, a command of from, to the cluster's order. applied gets
+// its outcome here exactly once (see orderOutcome); confirm, if not nil,
+// gets the order's confirmation (Order's done). It returns a failure
+// reason when the order refused p at once (then neither is called).
+func (b *Broker) order(from *endpoint, p *RemotePublish, confirm func(error), applied func(orderOutcome)) string {
+	c := b.cluster
+	token := c.await(from, applied)
+	if token == 0 {
+		return ReasonOrderFailed
+	}
+	p.Token = token
+	c.ordered.Add(1)
+	err := c.orderer.Order(p, func(err error) {
+		if err != nil {
+			c.orderFailures.Add(1)
+			b.log.Warn("the cluster did not confirm the order of a SOW command", "topic", p.Topic, "err", err)
+			if f := c.takeWait(token); f != nil {
+				f(orderOutcome{Err: err})
+			}
+		}
+		if confirm != nil {
+			confirm(err)
+		}
+	})
+	if err != nil {
+		c.takeWait(token)
+		c.orderFailures.Add(1)
+		b.log.Warn("the cluster's order refused a SOW command", "topic", p.Topic, "err", err)
+		return ReasonOrderFailed
+	}
+	return ""
+}
+
 // orderSOW hands a publish (or delta_publish) of from to st's topic to the
 // cluster's order instead of applying it (see "SOW topics" above). It
 // refuses at once what every node would refuse: a message its topic can
-// get no key for. done, if not nil, gets Order's outcome. It returns a
-// failure reason, or "" once the order took the publish.
-func (b *Broker) orderSOW(from *endpoint, r *router, st *sowStore, topic string, h *protocol.Header, body []byte, done func(error)) string {
+// get no key for. confirm and applied are order's. It returns a failure
+// reason, or "" once the order took the publish.
+func (b *Broker) orderSOW(from *endpoint, r *router, st *sowStore, topic string, h *protocol.Header, body []byte, confirm func(error), applied func(orderOutcome)) string {
 	p := RemotePublish{MessageType: r.mtName, Topic: topic, ClientName: from.name, Body: body}
 	if h != nil {
 		p.CorrelationID, p.SOWKey = h.CorrelationID, h.SOWKey
@@ -436,27 +540,27 @@ func (b *Broker) orderSOW(from *endpoint, r *router, st *sowStore, topic string,
 	if _, _, reason := st.key(p.SOWKey, body, ks); reason != "" {
 		return reason
 	}
-	c := b.cluster
-	c.ordered.Add(1)
-	err := c.orderer.Order(&p, func(err error) {
-		if err != nil {
-			c.orderFailures.Add(1)
-			b.log.Warn("the cluster did not confirm the order of a SOW publish", "topic", topic, "err", err)
-		}
-		if done != nil {
-			done(err)
-		}
-	})
-	if err != nil {
-		c.orderFailures.Add(1)
-		b.log.Warn("the cluster's order refused a SOW publish", "topic", topic, "err", err)
+	return b.order(from, &p, confirm, applied)
+}
+
+// orderAndWait is orderSOW for an in-process client: it returns once the
+// publish was applied here (a publish then reads as on a single broker),
+// with the store's reason when it refused it, or once the order failed.
+func (b *Broker) orderAndWait(from *endpoint, r *router, st *sowStore, topic string, h *protocol.Header, body []byte) string {
+	ch := make(chan orderOutcome, 1)
+	if reason := b.orderSOW(from, r, st, topic, h, body, nil, func(o orderOutcome) { ch <- o }); reason != "" {
+		return reason
+	}
+	o := <-ch
+	if o.Err != nil {
 		return ReasonOrderFailed
 	}
-	return ""
+	return o.Reason
 }
 
 // applyOrdered applies a SOW-topic publish in the cluster's order, as a
-// local publish is applied (publishSOW), whichever node accepted it.
+// local publish is applied (publishSOW), whichever node accepted it; on
+// its origin it then settles the command waiting for it.
 func (b *Broker) applyOrdered(p *RemotePublish) {
 	c := b.cluster
 	c.mu.RLock()
@@ -465,17 +569,25 @@ func (b *Broker) applyOrdered(p *RemotePublish) {
 		return
 	}
 	c.applied.Add(1)
+	var out orderOutcome
+	defer func() {
+		if f := c.takeWait(p.Token); f != nil {
+			out.Ordinal = p.Ordinal
+			f(out)
+		}
+	}()
 	// The router is made if no client of the type came here yet: the
 	// store must have every record whoever reads it later.
 	r := b.router(p.MessageType)
 	st := r.routes(p.Topic).store
 	if st == nil || publishTopicReason(p.Topic) != "" {
 		c.refused.Add(1)
+		out.Reason = ReasonNotSOWTopic
 		b.log.Debug("ordered publish to a topic without a SOW store here dropped: the nodes' SOW topics differ", "topic", p.Topic, "mt", p.MessageType)
 		return
 	}
 	if p.Delete {
-		b.applyDelete(r, st, p)
+		out = b.applyDelete(r, st, p)
 		return
 	}
 	if p.Sequence != 0 {
@@ -491,57 +603,25 @@ func (b *Broker) applyOrdered(p *RemotePublish) {
 	// Only the name of the publisher is read (this node has no journal
 	// when it orders, so nothing is journaled).
 	from := endpoint{name: p.ClientName}
-	if _, reason := b.publishSOW(&from, r, st, p.Topic, &h, p.CorrelationID, p.SOWKey, p.Body); reason != "" {
+	if _, out.Reason = b.publishSOW(&from, r, st, p.Topic, &h, p.CorrelationID, p.SOWKey, p.Body); out.Reason != "" {
 		c.refused.Add(1)
-		b.log.Debug("ordered SOW publish refused by the store on every node", "topic", p.Topic, "reason", reason)
+		b.log.Debug("ordered SOW publish refused by the store on every node", "topic", p.Topic, "reason", out.Reason)
 	}
 }
 
 // orderDelete hands a sow_delete of from, reaching st with selector h
 // (its filter, sow_keys, or body data with "k"), to the cluster's order;
-// finish gets the counts once it was applied here, or why the order did
-// not take it. It returns a failure reason, or "" once handed over.
-func (b *Broker) orderDelete(from *endpoint, r *router, st *sowStore, h *protocol.Header, body []byte, finish func(examined, deleted int, err error)) string {
-	c := b.cluster
-	token := c.nonce | c.tokens.Add(1)&(1<<32-1)
-	c.waitMu.Lock()
-	c.waits[token] = finish
-	c.waitMu.Unlock()
+// applied gets the counts once it was applied here, or why not. It returns
+// a failure reason, or "" once handed over.
+func (b *Broker) orderDelete(from *endpoint, r *router, st *sowStore, h *protocol.Header, body []byte, applied func(orderOutcome)) string {
 	p := RemotePublish{MessageType: r.mtName, Topic: st.topic, ClientName: from.name, CorrelationID: h.CorrelationID,
-		Delete: true, Filter: h.Filter, SOWKeys: h.SOWKeys, SOWKey: h.SOWKey, Token: token, Body: body}
-	c.ordered.Add(1)
-	err := c.orderer.Order(&p, func(err error) {
-		if err == nil {
-			return // the apply here acks it
-		}
-		c.orderFailures.Add(1)
-		b.log.Warn("the cluster did not confirm the order of a sow_delete", "topic", st.topic, "err", err)
-		if f := c.takeWait(token); f != nil {
-			f(0, 0, err)
-		}
-	})
-	if err != nil {
-		c.takeWait(token)
-		c.orderFailures.Add(1)
-		b.log.Warn("the cluster's order refused a sow_delete", "topic", st.topic, "err", err)
-		return ReasonOrderFailed
-	}
-	return ""
+		Delete: true, Filter: h.Filter, SOWKeys: h.SOWKeys, SOWKey: h.SOWKey, Body: body}
+	return b.order(from, &p, nil, applied)
 }
 
-// takeWait removes and returns the sow_delete waiting under token, nil
-// when there is none (another node's, or settled already).
-func (c *cluster) takeWait(token uint64) func(int, int, error) {
-	c.waitMu.Lock()
-	defer c.waitMu.Unlock()
-	f := c.waits[token]
-	delete(c.waits, token)
-	return f
-}
-
-// applyDelete applies an ordered sow_delete to st (as deleteFrom does a
-// local one) and, on its origin, acks it.
-func (b *Broker) applyDelete(r *router, st *sowStore, p *RemotePublish) {
+// applyDelete applies an ordered sow_delete to st, as deleteFrom does a
+// local one.
+func (b *Broker) applyDelete(r *router, st *sowStore, p *RemotePublish) orderOutcome {
 	sel := deleteSelector{body: p.Body, explicitKey: p.SOWKey}
 	if p.SOWKeys != "" {
 		sel.keys = strings.Split(p.SOWKeys, ",")
@@ -551,15 +631,9 @@ func (b *Broker) applyDelete(r *router, st *sowStore, p *RemotePublish) {
 	if sel.flt, err = r.compileFilter(p.Filter); err != nil {
 		b.cluster.refused.Add(1)
 		b.log.Debug("ordered sow_delete with a filter that does not compile dropped", "topic", p.Topic, "err", err)
-	} else {
-		from := endpoint{name: p.ClientName}
-		examined, deleted, _, _ := b.deleteFrom(&from, nil, r, st, sel)
-		if f := b.cluster.takeWait(p.Token); f != nil {
-			f(examined, deleted, nil)
-		}
-		return
+		return orderOutcome{Reason: ReasonBadFilter}
 	}
-	if f := b.cluster.takeWait(p.Token); f != nil {
-		f(0, 0, err)
-	}
+	from := endpoint{name: p.ClientName}
+	examined, deleted, _, _ := b.deleteFrom(&from, nil, r, st, sel)
+	return orderOutcome{Examined: examined, Deleted: deleted}
 }

@@ -530,7 +530,6 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	if !already {
 		close(b.doneCh)
 	}
-	b.stopCluster()
 	for _, l := range ls {
 		l.Close()
 	}
@@ -538,6 +537,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		c.Close()
 	}
 	if ctx.Err() != nil {
+		b.stopCluster()
 		b.forceClose() // Close, or a context already done: nothing is flushed
 	} else {
 		// A graceful end: each endpoint sends what is queued first, and
@@ -546,11 +546,13 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 			b.persist.final(ctx)
 		}
 		if b.cluster != nil {
-			// And the persisted acks of SOW publishes in the cluster's
-			// order, once it confirms them (at most finalDurableWait).
+			// And the acks of commands in the cluster's order, once it
+			// applied and confirmed them (at most finalDurableWait); what
+			// is still out then fails (stopCluster).
 			wctx, cancel := context.WithTimeout(ctx, finalDurableWait)
 			waitOrdersSettled(wctx, sessions)
 			cancel()
+			b.stopCluster()
 		}
 		for _, e := range endpointsOf(sessions, clients) {
 			e.close(ErrBrokerClosed)

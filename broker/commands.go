@@ -207,6 +207,9 @@ func (s *session) dispatch(h *protocol.Header, body []byte) error {
 		s.log.Info("closing connection: command before logon", "command", h.Command)
 		return fmt.Errorf("%w: %q before logon", ErrProtocol, h.Command)
 	}
+	if s.applied.busy() && !s.entersOrder(h) {
+		s.awaitApplied() // see ordertrack.go
+	}
 	switch h.Command {
 	case protocol.CmdHeartbeat:
 		s.heartbeat(h)

@@ -42,6 +42,10 @@ type endpoint struct {
 	// endedReplays counts the endpoint's bookmark subscriptions that
 	// reached their end (a range's, top_n) and are still listed.
 	endedReplays atomic.Int32
+	// lastOrdinal is the place in the cluster's order of this endpoint's
+	// last ordered command applied here; its plain publishes carry it
+	// (RemotePublish.After).
+	lastOrdinal atomic.Uint64
 
 	// The inbound traffic counters are written by the endpoint's own
 	// reader for every message; the padding keeps them off the cache line

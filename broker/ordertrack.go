@@ -5,19 +5,37 @@ import (
 	"sync"
 )
 
-// orderTrack counts a session's SOW publishes handed to the cluster's
-// order (see SOWOrderer) that have not settled yet (confirmed stored, or
-// failed), and holds what waits for them: a flush asking for "persisted"
-// is acked only once every publish before it has settled, after their own
-// persisted acks, and a graceful Shutdown lets them settle before it closes
-// the connection.
+// A session's commands take effect on its node in the order it sent them,
+// on a node of a cluster as on a single broker. A SOW publish, delta
+// publish or sow_delete handed to the cluster's order (see SOWOrderer)
+// takes effect here only when the order hands it back to this node, so:
+//
+//   - A command that is not itself handed to the order waits, before it
+//     runs, until every ordered command the session sent before it was
+//     applied here or failed (the session reads nothing meanwhile, as
+//     when a client's publishes outrun the broker). A sow or
+//     sow_and_subscribe after a publish sees it, a plain publish after a
+//     SOW publish reaches subscribers after it, and a flush is acked
+//     after it. Consecutive ordered commands do not wait for each other:
+//     the order keeps one publisher's sequence.
+//   - Waiting is never wrong, only slower: a command the session cannot
+//     cheaply tell will enter the order (a sow_delete over a regex topic,
+//     one that is refused) waits too.
+//   - The wait ends when the session ends, and at a Shutdown, which fails
+//     what was not applied by then (see stopCluster).
+//
+// applied holds that barrier; confirmed counts the ordered publishes
+// whose persisted ack (the order's confirmation) has not been sent yet,
+// for a flush asking for persisted and for a graceful Shutdown.
+
+// orderTrack counts commands in flight and runs what waits for none to be.
 type orderTrack struct {
 	mu       sync.Mutex
 	inFlight int
 	waits    []func()
 }
 
-// start counts a publish handed to the order.
+// start counts a command handed over.
 func (o *orderTrack) start() {
 	o.mu.Lock()
 	o.inFlight++
@@ -38,7 +56,14 @@ func (o *orderTrack) settle() {
 	}
 }
 
-// whenSettled runs f once every publish started so far has settled: now,
+// busy reports whether a command is in flight.
+func (o *orderTrack) busy() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.inFlight > 0
+}
+
+// whenSettled runs f once every command started so far has settled: now,
 // when none is in flight.
 func (o *orderTrack) whenSettled(f func()) {
 	o.mu.Lock()
@@ -51,16 +76,32 @@ func (o *orderTrack) whenSettled(f func()) {
 	o.mu.Unlock()
 }
 
-// waitOrdersSettled waits until the ordered publishes of every session
-// have settled, or ctx ends.
+// wait returns once every command started so far has settled, or stop is
+// closed, or ctx ends.
+func (o *orderTrack) wait(ctx context.Context, stop <-chan struct{}) {
+	if !o.busy() {
+		return
+	}
+	ch := make(chan struct{})
+	o.whenSettled(func() { close(ch) })
+	select {
+	case <-ch:
+	case <-stop:
+	case <-ctx.Done():
+	}
+}
+
+// awaitApplied is the barrier above: it returns once the session's ordered
+// commands were applied here or failed, or the connection closed.
+func (s *session) awaitApplied() {
+	s.applied.wait(s.ctx, s.connClosed)
+}
+
+// waitOrdersSettled waits until the ordered commands of every session were
+// applied here and confirmed, or ctx ends.
 func waitOrdersSettled(ctx context.Context, sessions []*session) {
 	for _, s := range sessions {
-		ch := make(chan struct{})
-		s.orders.whenSettled(func() { close(ch) })
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return
-		}
+		s.applied.wait(ctx, nil)
+		s.confirmed.wait(ctx, nil)
 	}
 }

@@ -460,7 +460,7 @@ func (s *session) flush(h *protocol.Header) {
 		// confirms them: the flush's ack follows theirs.
 		s.acks(h, want&^ackPersisted, protocol.StatusSuccess, "", nil)
 		cid := h.CommandID
-		s.orders.whenSettled(func() { ackFlush(s, cid) })
+		s.confirmed.whenSettled(func() { ackFlush(s, cid) })
 		return
 	}
 	s.acks(h, want, protocol.StatusSuccess, "", nil)

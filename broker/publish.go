@@ -85,50 +85,79 @@ func (s *session) publish(h *protocol.Header, body []byte) {
 }
 
 // publishOrdered is publish for a SOW topic whose publishes the cluster
-// orders (see "SOW topics" in backplane.go): processed once handed to the
-// order, persisted once the order confirmed it. There is no journal then,
-// so the persisted ack is the publish's own, sent when the order settles.
+// orders (see "SOW topics" in backplane.go). received is acked once the
+// order took the publish; processed once it was applied here (so a client
+// that waits for it then finds the record on this node, as on a single
+// broker), failed with the store's reason when the store refused it on
+// every node; persisted once the order also confirmed it, failed when it
+// did not (ReasonOrderFailed) or the store refused the publish. There is no
+// journal then, so the persisted ack is the publish's own.
 func (s *session) publishOrdered(st *sowStore, h *protocol.Header, body []byte, want ackSet, seq func(*protocol.Header)) {
 	s.endpoint.messagesIn.Add(1)
-	var done func(error)
-	// settled keeps a persisted ack after the processed one when the
-	// order settles before the acks below are queued.
-	var settled sync.Mutex
-	if want&ackPersisted != 0 {
-		// h is the session's to reuse once this returns: the ack keeps
-		// copies of what it echoes.
-		ah := protocol.Header{CommandID: h.CommandID, AckType: protocol.AckPersisted}
-		if h.Has(protocol.FieldSequence) {
-			ah.Set(protocol.FieldSequence, h.Sequence)
-		}
-		echo := func(a *protocol.Header) {
-			if ah.Has(protocol.FieldSequence) {
-				a.Set(protocol.FieldSequence, ah.Sequence)
-			}
-		}
-		done = func(err error) {
-			settled.Lock()
-			defer settled.Unlock()
-			if err != nil {
-				s.ack(&ah, protocol.AckPersisted, protocol.StatusFailure, ReasonOrderFailed, echo)
-				return
-			}
-			s.ack(&ah, protocol.AckPersisted, protocol.StatusSuccess, "", echo)
+	// h is the session's to reuse once this returns: the acks keep copies
+	// of what they echo.
+	ah := protocol.Header{Command: h.Command, CommandID: h.CommandID, AckType: h.AckType}
+	if h.Has(protocol.FieldSequence) {
+		ah.Set(protocol.FieldSequence, h.Sequence)
+	}
+	echo := func(a *protocol.Header) {
+		if ah.Has(protocol.FieldSequence) {
+			a.Set(protocol.FieldSequence, ah.Sequence)
 		}
 	}
-	// Counted until it settles, for the flushes after it (orderTrack).
-	s.orders.start()
-	ack := done
-	done = func(err error) {
-		if ack != nil {
-			ack(err)
+	// mu orders the two outcomes, and keeps them after the received ack
+	// when they come before it is queued.
+	var mu sync.Mutex
+	var applied, confirmed bool
+	refusal := "" // the store's reason, once applied
+	persisted := func() {
+		if want&ackPersisted == 0 {
+			return
 		}
-		s.orders.settle()
+		if refusal != "" {
+			s.ack(&ah, protocol.AckPersisted, protocol.StatusFailure, refusal, echo)
+			return
+		}
+		s.ack(&ah, protocol.AckPersisted, protocol.StatusSuccess, "", echo)
 	}
-	settled.Lock()
-	defer settled.Unlock()
-	if reason := s.b.orderSOW(&s.endpoint, s.rt, st, h.Topic, h, body, done); reason != "" {
-		s.orders.settle() // refused at once: done is never called
+	onApplied := func(o orderOutcome) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case o.Err != nil:
+			s.acks(&ah, want&ackProcessed, protocol.StatusFailure, ReasonOrderFailed, echo)
+		case o.Reason != "":
+			applied, refusal = true, o.Reason
+			s.acks(&ah, want&ackProcessed, protocol.StatusFailure, o.Reason, echo)
+		default:
+			applied = true
+			s.acks(&ah, want&ackProcessed, protocol.StatusSuccess, "", nil)
+		}
+		if confirmed {
+			persisted()
+		}
+		s.applied.settle()
+	}
+	onConfirmed := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err != nil && want&ackPersisted != 0:
+			s.ack(&ah, protocol.AckPersisted, protocol.StatusFailure, ReasonOrderFailed, echo)
+		case err == nil && applied:
+			persisted()
+		case err == nil:
+			confirmed = true // persisted once applied
+		}
+		s.confirmed.settle()
+	}
+	s.applied.start()
+	s.confirmed.start()
+	mu.Lock()
+	defer mu.Unlock()
+	if reason := s.b.orderSOW(&s.endpoint, s.rt, st, h.Topic, h, body, onConfirmed, onApplied); reason != "" {
+		s.applied.settle() // refused at once: neither is called
+		s.confirmed.settle()
 		s.log.Debug("publish refused", "topic", h.Topic, "reason", reason)
 		s.fail(h, reason, seq)
 		return
@@ -136,7 +165,28 @@ func (s *session) publishOrdered(st *sowStore, h *protocol.Header, body []byte, 
 	if h.Has(protocol.FieldSequence) {
 		s.b.seqs.processed(s.name, h.Sequence)
 	}
-	s.acks(h, want&^ackPersisted, protocol.StatusSuccess, "", nil)
+	s.acks(h, want&ackReceived, protocol.StatusSuccess, "", nil)
+}
+
+// entersOrder reports whether the publish or sow_delete h is one the
+// session hands to the cluster's order without waiting for the ordered
+// commands before it (see ordertrack.go): a publish or delta_publish, not
+// a duplicate, to a SOW topic the cluster orders that the user may write;
+// a sow_delete of such a literal topic. Anything else waits.
+func (s *session) entersOrder(h *protocol.Header) bool {
+	switch h.Command {
+	case protocol.CmdPublish, protocol.CmdP, protocol.CmdDeltaPublish:
+		if h.Has(protocol.FieldSequence) && s.b.seqs.duplicate(s.name, h.Sequence) {
+			return false
+		}
+	case protocol.CmdSOWDelete:
+		if isRegexTopic(h.Topic) {
+			return false
+		}
+	default:
+		return false
+	}
+	return publishTopicReason(h.Topic) == "" && s.b.orderedStore(s.rt, h.Topic) != nil && s.entitled(h.Topic, Write)
 }
 
 // failPersisted is fail for a publish or sow_delete: with a journal, a
@@ -186,7 +236,7 @@ func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.He
 	if rs.store != nil {
 		if c := b.cluster; c != nil && c.orderer != nil {
 			// Applied when the cluster's order hands it back (backplane.go).
-			return 0, b.orderSOW(from, r, rs.store, topic, h, body, nil)
+			return 0, b.orderAndWait(from, r, rs.store, topic, h, body)
 		}
 		return b.publishSOW(from, r, rs.store, topic, h, cid, key, body)
 	}

@@ -49,9 +49,10 @@ type session struct {
 	connClaimed atomic.Bool
 	connClosed  chan struct{}
 
-	// orders tracks the SOW publishes this session handed to the
-	// cluster's order until they settle.
-	orders orderTrack
+	// applied and confirmed track the commands this session handed to the
+	// cluster's order until they were applied here, and until their
+	// persisted acks were sent (see ordertrack.go).
+	applied, confirmed orderTrack
 
 	lastBeat atomic.Int64 // unix nanoseconds of the client's last heartbeat command
 	// connected is when the session began (after the transport's

@@ -679,7 +679,8 @@ func (s *session) sowDelete(h *protocol.Header, body []byte) {
 
 // sowDeleteOrdered is sowDelete on a node whose SOW topics the cluster
 // orders (see "SOW topics" in backplane.go): one ordered delete per store,
-// acked with the counts once every one was applied here.
+// acked with the counts once every one was applied here (the session's
+// next commands wait for that, see ordertrack.go).
 func (s *session) sowDeleteOrdered(h *protocol.Header, body []byte, stores []*sowStore, want ackSet, fill func(*protocol.Header)) {
 	// h is the session's to reuse: the acks keep what they echo.
 	ah := protocol.Header{Command: h.Command, CommandID: h.CommandID, AckType: h.AckType}
@@ -691,18 +692,26 @@ func (s *session) sowDeleteOrdered(h *protocol.Header, body []byte, stores []*so
 		a.Set(protocol.FieldMatches, uint64(deleted))
 		a.Set(protocol.FieldTopicMatches, uint64(examined))
 	}
-	finish := func(e, d int, err error) {
+	// finish takes the outcome of one store's delete; the first failure
+	// fails the command, and the last success acks it.
+	finish := func(o orderOutcome) {
 		mu.Lock()
 		defer mu.Unlock()
+		defer s.applied.settle()
 		if settled {
 			return
 		}
-		if err != nil {
+		switch {
+		case o.Err != nil:
 			settled = true
 			s.fail(&ah, ReasonOrderFailed, fill)
 			return
+		case o.Reason != "":
+			settled = true
+			s.fail(&ah, o.Reason, fill)
+			return
 		}
-		examined, deleted, left = examined+e, deleted+d, left-1
+		examined, deleted, left = examined+o.Examined, deleted+o.Deleted, left-1
 		if left == 0 {
 			settled = true
 			s.acks(&ah, want, protocol.StatusSuccess, "", counts)
@@ -714,7 +723,9 @@ func (s *session) sowDeleteOrdered(h *protocol.Header, body []byte, stores []*so
 		return
 	}
 	for _, st := range stores {
+		s.applied.start()
 		if reason := s.b.orderDelete(&s.endpoint, s.rt, st, h, body, finish); reason != "" {
+			s.applied.settle() // refused at once: finish is never called
 			mu.Lock()
 			if !settled {
 				settled = true

@@ -54,12 +54,20 @@ import (
 // Wire format. What routing needs travels in the message's data, not in
 // NATS headers: header values cannot hold every byte a client name or a
 // correlation id may hold, and a binary prefix costs no header parsing per
-// message. Little-endian varints:
+// message. Little-endian, varints:
 //
 //	version byte (remoteVersion)
-//	uvarint sequence, uvarint journal position, uvarint journal id
-//	3 × (uvarint length, bytes): origin node id, client name, correlation id
+//	8 bytes: the message's number among those this backplane sent (1, 2, …)
+//	uvarint sequence, uvarint journal position, uvarint journal id,
+//	    uvarint after (RemotePublish.After)
+//	4 × (uvarint length, bytes): origin node id, origin instance id,
+//	    client name, correlation id
 //	body: the rest
+//
+// The number and the instance (a fresh id per Backplane, so a restarted
+// node with the same NodeID is a new instance) let an OrderedBackplane
+// keep one publisher's plain and SOW-topic messages in order on the
+// receiving nodes (see sow.go).
 //
 // SOW topics across nodes: OrderedBackplane (sow.go) adds the order of
 // SOW-topic publishes on JetStream to a Backplane.
@@ -80,6 +88,18 @@ type Backplane struct {
 	stop    chan struct{}
 	done    chan struct{}
 	closing atomic.Bool
+	// instance identifies this Backplane among every node's, restarts
+	// included; sentCount is the number of messages the sender handed to
+	// NATS (the sender's alone).
+	instance  string
+	sentCount uint64
+
+	// routed is, per instance of another node, the number of the last of
+	// its messages handed to the broker (or given up on, see giveUp);
+	// finished counts the subscription's messages whose handling ended.
+	routedMu sync.Mutex
+	routed   map[string]uint64
+	finished atomic.Uint64
 
 	// mu is held for reading by a delivery in progress and for writing by
 	// Close, which sets closed: after Close returns no delivery runs.
@@ -91,10 +111,13 @@ type Backplane struct {
 	sent, sendErrors, received, malformed atomic.Int64
 }
 
-// outgoing is one queued publish.
+// outgoing is one queued publish: a plain one (data, whose number the
+// sender stamps), or an ordered one (order, which the sender runs with the
+// number of plain publishes sent before it).
 type outgoing struct {
 	subject string
 	data    []byte
+	order   func(sentBefore uint64)
 }
 
 // Defaults of BackplaneConfig.
@@ -114,7 +137,9 @@ const (
 	// queued.
 	closeFlushTimeout = 5 * time.Second
 	// remoteVersion is the first byte of every encoded publish.
-	remoteVersion = 1
+	remoteVersion = 2
+	// numberAt and numberLen place the message's number in its data.
+	numberAt, numberLen = 1, 8
 )
 
 // Sentinel errors of the backplane.
@@ -182,8 +207,9 @@ func NewBackplane(nc *nats.Conn, cfg BackplaneConfig) (*Backplane, error) {
 		return nil, err
 	}
 	p := &Backplane{
-		nc: nc, cfg: cfg, subjects: subjects, node: cfg.NodeID, log: cfg.Logger,
+		nc: nc, cfg: cfg, subjects: subjects, node: cfg.NodeID, log: cfg.Logger, instance: nuid.Next(),
 		queue: make(chan outgoing, cfg.SendQueue), stop: make(chan struct{}), done: make(chan struct{}),
+		routed: make(map[string]uint64),
 	}
 	go p.send()
 	return p, nil
@@ -195,15 +221,20 @@ func (p *Backplane) Publish(rp *broker.RemotePublish) error {
 	if err != nil {
 		return err
 	}
-	if p.closing.Load() {
-		return ErrBackplaneClosed
-	}
 	data := p.encode(rp)
 	if limit := p.nc.MaxPayload(); limit > 0 && int64(len(data)) > limit {
 		return fmt.Errorf("%w: %d bytes on topic %q, at most %d", ErrPublishTooLarge, len(data), rp.Topic, limit)
 	}
+	return p.enqueue(outgoing{subject: subject, data: data})
+}
+
+// enqueue queues o for the sender, without waiting.
+func (p *Backplane) enqueue(o outgoing) error {
+	if p.closing.Load() {
+		return ErrBackplaneClosed
+	}
 	select {
-	case p.queue <- outgoing{subject, data}:
+	case p.queue <- o:
 		return nil
 	default:
 		return ErrBackplaneFull
@@ -231,50 +262,71 @@ func (p *Backplane) send() {
 	}
 }
 
-// publish hands one queued publish to NATS.
+// publish hands one queued publish to NATS, numbering plain ones.
 func (p *Backplane) publish(o outgoing) {
+	if o.order != nil {
+		o.order(p.sentCount)
+		return
+	}
+	binary.LittleEndian.PutUint64(o.data[numberAt:], p.sentCount+1)
 	if err := p.nc.Publish(o.subject, o.data); err != nil {
 		if p.sendErrors.Add(1) == 1 {
 			p.log.Warn("backplane publish to NATS failed (logged once)", "subject", o.subject, "err", err)
 		}
 		return
 	}
+	p.sentCount++
 	p.sent.Add(1)
 }
 
 // encode is rp's data (see the wire format above).
 func (p *Backplane) encode(rp *broker.RemotePublish) []byte {
-	n := 1 + 3*binary.MaxVarintLen64 + 3*binary.MaxVarintLen32 + len(p.node) + len(rp.ClientName) + len(rp.CorrelationID) + len(rp.Body)
-	b := make([]byte, 0, n)
-	b = append(b, remoteVersion)
+	strs := [...]string{p.node, p.instance, rp.ClientName, rp.CorrelationID}
+	n := 1 + numberLen + 4*binary.MaxVarintLen64 + len(rp.Body)
+	for _, s := range strs {
+		n += binary.MaxVarintLen32 + len(s)
+	}
+	b := make([]byte, 1+numberLen, n) // the number is the sender's to stamp
+	b[0] = remoteVersion
 	b = binary.AppendUvarint(b, rp.Sequence)
 	b = binary.AppendUvarint(b, uint64(rp.Position))
 	b = binary.AppendUvarint(b, rp.JournalID)
-	for _, s := range [...]string{p.node, rp.ClientName, rp.CorrelationID} {
+	b = binary.AppendUvarint(b, rp.After)
+	for _, s := range strs {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
 	return append(b, rp.Body...)
 }
 
-// decode reads a remote publish's data into rp and returns its origin
-// node id. rp.Body shares data.
-func decode(data []byte, rp *broker.RemotePublish) (origin string, err error) {
+// origin is where a remote publish comes from: its node, the Backplane
+// instance that sent it, and its number among that instance's.
+type origin struct {
+	node, instance string
+	number         uint64
+}
+
+// decode reads a remote publish's data into rp and returns its origin.
+// rp.Body shares data.
+func decode(data []byte, rp *broker.RemotePublish) (from origin, err error) {
 	d := decoder{b: data}
 	if v := d.byte(); d.err == nil && v != remoteVersion {
-		return "", fmt.Errorf("%w: version %d, want %d", errBadRemote, v, remoteVersion)
+		return from, fmt.Errorf("%w: version %d, want %d", errBadRemote, v, remoteVersion)
 	}
+	from.number = d.uint64()
 	rp.Sequence = d.uvarint()
 	rp.Position = broker.Position(d.uvarint())
 	rp.JournalID = d.uvarint()
-	origin = d.string()
+	rp.After = d.uvarint()
+	from.node = d.string()
+	from.instance = d.string()
 	rp.ClientName = d.string()
 	rp.CorrelationID = d.string()
 	if d.err != nil {
-		return "", fmt.Errorf("%w: %v", errBadRemote, d.err)
+		return from, fmt.Errorf("%w: %v", errBadRemote, d.err)
 	}
 	rp.Body = d.b
-	return origin, nil
+	return from, nil
 }
 
 // Start subscribes to every plain publish of the cluster and hands those
@@ -307,9 +359,10 @@ func (p *Backplane) Start(deliver func(*broker.RemotePublish)) error {
 
 // receive hands a message of another node to deliver.
 func (p *Backplane) receive(m *nats.Msg, deliver func(*broker.RemotePublish)) {
+	defer p.finished.Add(1)
 	var rp broker.RemotePublish
-	origin, err := decode(m.Data, &rp)
-	if err == nil && origin == p.node {
+	from, err := decode(m.Data, &rp)
+	if err == nil && from.node == p.node {
 		return
 	}
 	if err == nil {
@@ -328,6 +381,46 @@ func (p *Backplane) receive(m *nats.Msg, deliver func(*broker.RemotePublish)) {
 	}
 	p.received.Add(1)
 	deliver(&rp)
+	p.routedMu.Lock()
+	p.routed[from.instance] = max(p.routed[from.instance], from.number)
+	p.routedMu.Unlock()
+}
+
+// routedUpTo reports whether the broker was handed instance's messages up
+// to the one numbered n, or need not wait for them. Once this node got a
+// message of instance, the later ones come in their order (NATS keeps one
+// connection's order to one subscription), so it waits for them (bounded
+// by the caller, see giveUp: a message NATS dropped never comes). Of an
+// instance it got nothing from yet, what is not here may have been sent
+// before this node subscribed: it waits only while the subscription holds
+// a message not yet handled.
+func (p *Backplane) routedUpTo(instance string, n uint64) bool {
+	p.routedMu.Lock()
+	got := p.routed[instance]
+	p.routedMu.Unlock()
+	if got >= n || got > 0 {
+		return got >= n
+	}
+	p.mu.RLock()
+	sub := p.sub
+	p.mu.RUnlock()
+	if sub == nil {
+		return true
+	}
+	pending, _, err := sub.Pending()
+	if err != nil {
+		return true
+	}
+	delivered, err := sub.Delivered() // counted before the handler runs
+	return err != nil || pending == 0 && uint64(delivered) == p.finished.Load()
+}
+
+// giveUp stops waiting for instance's messages up to n: a wait for them
+// expired (they were dropped), so later ones do not wait for them again.
+func (p *Backplane) giveUp(instance string, n uint64) {
+	p.routedMu.Lock()
+	p.routed[instance] = max(p.routed[instance], n)
+	p.routedMu.Unlock()
 }
 
 // State reports whether the NATS connection is up, and how many received

@@ -2,6 +2,7 @@ package natscluster
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -189,13 +190,14 @@ func TestBackplaneThreeNodes(t *testing.T) {
 // whatever bytes its fields hold, and a truncated or foreign message is
 // refused.
 func TestRemotePublishCodec(t *testing.T) {
-	p := &Backplane{node: "node\x00a"}
-	in := broker.RemotePublish{ClientName: "pub\r\nX: y", CorrelationID: "c|ü", Sequence: 1 << 40, Position: 7, JournalID: 1<<64 - 1, Body: []byte("{\"a\":1}\n")}
+	p := &Backplane{node: "node\x00a", instance: "i\xff"}
+	in := broker.RemotePublish{ClientName: "pub\r\nX: y", CorrelationID: "c|ü", Sequence: 1 << 40, Position: 7, JournalID: 1<<64 - 1, After: 1<<63 + 5, Body: []byte("{\"a\":1}\n")}
 	data := p.encode(&in)
+	binary.LittleEndian.PutUint64(data[numberAt:], 1<<50+3) // as the sender stamps it
 	var out broker.RemotePublish
-	origin, err := decode(data, &out)
-	if err != nil || origin != p.node {
-		t.Fatalf("decode: origin %q, err %v", origin, err)
+	from, err := decode(data, &out)
+	if want := (origin{p.node, p.instance, 1<<50 + 3}); err != nil || from != want {
+		t.Fatalf("decode: origin %+v, err %v; want %+v", from, err, want)
 	}
 	out.Body = append([]byte(nil), out.Body...)
 	if fmt.Sprint(out) != fmt.Sprint(in) {

@@ -83,6 +83,17 @@ func (d *decoder) byte() byte {
 	return c
 }
 
+// uint64 reads 8 little-endian bytes.
+func (d *decoder) uint64() uint64 {
+	if d.err != nil || len(d.b) < 8 {
+		d.fail("truncated header")
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return v
+}
+
 func (d *decoder) uvarint() uint64 {
 	v, n := binary.Uvarint(d.b)
 	if d.err != nil || n <= 0 {

@@ -28,11 +28,11 @@ import (
 // nodes' configurations name. Its cost: one raft group (one leader) takes
 // every SOW write of the cluster; a stream per topic would spread leaders
 // over the NATS nodes at the price of a consumer per topic per node.
-// Measured (BenchmarkSOWOrdered: about 1 KiB SOW publishes from four
-// publishers on node A until all three nodes applied them; NATS, brokers
-// and clients in one process on two shared cores, so ratios only): a
-// single broker applies 280–290k a second, three nodes on one stream
-// 32–41k at R1 and 9–30k at R3 (each node applies them all). The cost is
+// Measured (BenchmarkSOWOrdered: about 1 KiB SOW publishes from four TCP
+// publishers on node A, a flush every 512, until all three nodes applied
+// them; NATS, brokers and clients in one process on two shared cores, so
+// ratios only): a single broker applies 294–311k a second, three nodes on
+// one stream 40–43k at R1 and 39–40k at R3 (each node applies them all). The cost is
 // the JetStream round trip and the stream's one apply goroutine per node,
 // not the single stream's leader: at these rates one raft group keeps up
 // (BenchmarkJournalAppend stores 20–37k a second at R3 on the same
@@ -49,6 +49,29 @@ import (
 // CatchingUp until then. The broker calls StartOrdered from New, so a node
 // answers no query before its SOW holds what the cluster ordered before it
 // started.
+//
+// One publisher's order. A publisher's SOW-topic messages travel through
+// JetStream and its other messages over core NATS, two paths that do not
+// keep each other's order, yet its messages must reach every node's
+// subscribers in the order it sent them. The broker keeps that order on
+// the publisher's node (a plain publish after SOW publishes waits until
+// they were applied there) and stamps each plain publish with the order's
+// place of its publisher's last SOW publish (RemotePublish.After). On the
+// receiving nodes:
+//
+//   - A plain publish is routed once this node applied that place
+//     (a SOW publish followed by a plain one).
+//   - The sending goroutine hands ordered publishes to JetStream in line
+//     with the plain ones and stamps each with the number of plain
+//     publishes this node sent before it; another node applies it only
+//     once it routed that many of this node's (a plain publish followed
+//     by a SOW one). A node waits so only for a node instance it has
+//     received plain publishes from (NATS then brings the rest in order),
+//     or while its subscription holds some it has not handled yet; never
+//     while catching up.
+//   - Either wait is bounded by orderWaitTimeout (a dropped message never
+//     comes); past it the message goes on, the wait is logged once, and
+//     the numbers it waited for are not waited for again.
 //
 // Losing a NATS node. An acked publish survives (R3), and a node whose
 // NATS server stopped reconnects to another and goes on. But the ordered
@@ -88,14 +111,16 @@ type OrderedBackplane struct {
 	caughtUp chan struct{}
 	target   uint64 // the stream's last sequence when StartOrdered began
 
-	catchingUp                atomic.Bool
-	applied                   atomic.Uint64 // the last stream sequence applied
-	orderMalformed, orderErrs atomic.Int64
+	catchingUp                              atomic.Bool
+	applied                                 atomic.Uint64 // the last stream sequence applied
+	orderMalformed, orderErrs, waitsExpired atomic.Int64
 }
 
-// pendingOrder is an Order JetStream has not acked yet.
+// pendingOrder is an Order JetStream has not acked yet (fut), or one it
+// refused at once (err).
 type pendingOrder struct {
 	fut  jetstream.PubAckFuture
+	err  error
 	done func(error)
 }
 
@@ -135,7 +160,15 @@ const (
 	// and reports CatchingUp until it caught up.
 	DefaultCatchUpTimeout = time.Minute
 	// orderedVersion is the first byte of an encoded ordered publish.
-	orderedVersion = 2
+	orderedVersion = 3
+	// orderWaitTimeout bounds how long a node holds a message back for the
+	// order of one publisher's plain and SOW-topic messages (see "One
+	// publisher's order"); past it the message goes on, and the wait is
+	// logged once.
+	orderWaitTimeout = 2 * time.Second
+	// orderWaitPoll is how often a held message checks whether it may go
+	// on (holding is rare: see "One publisher's order").
+	orderWaitPoll = time.Millisecond
 	// flagDelta, flagExpiration and flagDelete (a sow_delete) are the
 	// bits of an ordered publish's flags.
 	flagDelta      = 1
@@ -205,7 +238,9 @@ func NewOrderedBackplane(ctx context.Context, bp *Backplane, cfg SOWConfig) (*Or
 }
 
 // Order publishes rp to the SOW stream without waiting for the ack, which
-// reaches done later (see OrderedBackplane).
+// reaches done later (see OrderedBackplane). The publish goes through the
+// Backplane's sending goroutine, after the plain publishes queued before
+// it, stamped with their count (see "One publisher's order").
 func (o *OrderedBackplane) Order(rp *broker.RemotePublish, done func(error)) error {
 	subject, err := o.subjects.Subject(rp.MessageType, rp.Topic)
 	if err != nil {
@@ -223,20 +258,26 @@ func (o *OrderedBackplane) Order(rp *broker.RemotePublish, done func(error)) err
 	default:
 		return ErrBackplaneFull
 	}
-	// No retries: nats.go retries a "no responders" answer (a stream
-	// without a leader, as during an election) after a wait, by which time
-	// later publishes of the same connection may be stored, so a retried
-	// update would land after newer ones of its publisher and the order
-	// every node applies would be wrong. A failed publish is reported
-	// instead, and its publisher resends.
-	fut, err := o.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data},
-		jetstream.WithExpectStream(o.cfg.Stream), jetstream.WithRetryAttempts(0))
-	if err != nil {
-		<-o.slots
-		return fmt.Errorf("natscluster: SOW publish to %s: %w", subject, err)
+	send := func(sentBefore uint64) {
+		binary.LittleEndian.PutUint64(data[numberAt:], sentBefore)
+		// No retries: nats.go retries a "no responders" answer (a stream
+		// without a leader, as during an election) after a wait, by which
+		// time later publishes of the same connection may be stored, so a
+		// retried update would land after newer ones of its publisher and
+		// the order every node applies would be wrong. A failed publish is
+		// reported instead, and its publisher resends.
+		fut, err := o.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data},
+			jetstream.WithExpectStream(o.cfg.Stream), jetstream.WithRetryAttempts(0))
+		if err != nil {
+			err = fmt.Errorf("natscluster: SOW publish to %s: %w", subject, err)
+		}
+		// Never blocks: pending has a place for every slot.
+		o.pending <- pendingOrder{fut: fut, err: err, done: done}
 	}
-	// Never blocks: pending has a place for every slot.
-	o.pending <- pendingOrder{fut, done}
+	if err := o.enqueue(outgoing{subject: subject, order: send}); err != nil {
+		<-o.slots
+		return err
+	}
 	return nil
 }
 
@@ -245,12 +286,18 @@ func (o *OrderedBackplane) Order(rp *broker.RemotePublish, done func(error)) err
 func (o *OrderedBackplane) settle() {
 	defer close(o.done)
 	one := func(p pendingOrder) {
-		select {
-		case <-p.fut.Ok():
-			p.done(nil)
-		case err := <-p.fut.Err():
+		switch {
+		case p.err != nil:
 			o.orderErrs.Add(1)
-			p.done(err)
+			p.done(p.err)
+		default:
+			select {
+			case <-p.fut.Ok():
+				p.done(nil)
+			case err := <-p.fut.Err():
+				o.orderErrs.Add(1)
+				p.done(err)
+			}
 		}
 		<-o.slots
 	}
@@ -325,12 +372,48 @@ func (o *OrderedBackplane) caughtUpNow() {
 	}
 }
 
+// Start is Backplane's, holding a plain publish back until this node
+// applied the ordered publish it follows (see "One publisher's order").
+func (o *OrderedBackplane) Start(deliver func(*broker.RemotePublish)) error {
+	return o.Backplane.Start(func(rp *broker.RemotePublish) {
+		if rp.After > o.applied.Load() {
+			o.hold(func() bool { return o.applied.Load() >= rp.After })
+		}
+		deliver(rp)
+	})
+}
+
+// hold waits until ready, polling, at most orderWaitTimeout or until
+// Close; it reports whether ready came true.
+func (o *OrderedBackplane) hold(ready func() bool) bool {
+	deadline := time.Now().Add(orderWaitTimeout)
+	for !ready() {
+		if o.closing.Load() {
+			return false
+		}
+		if time.Now().After(deadline) {
+			if o.waitsExpired.Add(1) == 1 {
+				o.log.Warn("a message held for one publisher's order went on unordered after the wait's bound (logged once)", "bound", orderWaitTimeout)
+			}
+			return false
+		}
+		time.Sleep(orderWaitPoll)
+	}
+	return true
+}
+
 // receiveOrdered applies one message of the stream.
 func (o *OrderedBackplane) receiveOrdered(m jetstream.Msg, apply func(*broker.RemotePublish)) {
 	meta, err := m.Metadata()
 	var rp broker.RemotePublish
+	var from origin
 	if err == nil {
-		err = decodeOrdered(m.Data(), &rp)
+		from, err = decodeOrdered(m.Data(), &rp)
+	}
+	if err == nil && from.instance != o.instance && !o.catchingUp.Load() {
+		if !o.hold(func() bool { return o.routedUpTo(from.instance, from.number) }) {
+			o.giveUp(from.instance, from.number)
+		}
 	}
 	if err == nil {
 		rp.MessageType, rp.Topic, err = o.subjects.Parse(m.Subject())
@@ -365,32 +448,37 @@ func (o *OrderedBackplane) State() broker.BackplaneState {
 	return s
 }
 
-// Close stops applying (waiting for an apply in progress), settles what
-// waits for JetStream's ack, and closes the Backplane.
+// Close stops applying (waiting for an apply in progress), closes the
+// Backplane (whose sender sends what is queued, ordered publishes
+// included), then settles what waits for JetStream's ack.
 func (o *OrderedBackplane) Close() error {
+	o.closing.Store(true)
 	o.mu.Lock()
 	if o.closed {
 		o.mu.Unlock()
 		return nil
 	}
 	o.closed = true
-	o.closing.Store(true)
 	cc := o.consume
 	o.mu.Unlock()
 	if cc != nil {
 		cc.Stop()
 	}
+	err := o.Backplane.Close()
 	close(o.stop)
 	<-o.done
-	return o.Backplane.Close()
+	return err
 }
 
-// encodeOrdered is rp's data in the SOW stream: little-endian varints
+// encodeOrdered is rp's data in the SOW stream: little-endian, varints
 //
-//	version byte (orderedVersion), uvarint flags (flagDelta, flagExpiration)
+//	version byte (orderedVersion)
+//	8 bytes: the number of plain publishes the origin sent before it
+//	uvarint flags (flagDelta, flagExpiration, flagDelete)
 //	uvarint sequence, uvarint expiration (seconds), uvarint token
-//	6 × (uvarint length, bytes): origin node id, client name, correlation id,
-//	    SOW key, filter, SOW keys (the last two: a sow_delete's selector)
+//	7 × (uvarint length, bytes): origin node id, origin instance id,
+//	    client name, correlation id, SOW key, filter, SOW keys (the last
+//	    two: a sow_delete's selector)
 //	body: the rest
 func (o *OrderedBackplane) encodeOrdered(rp *broker.RemotePublish) []byte {
 	var flags uint64
@@ -403,13 +491,13 @@ func (o *OrderedBackplane) encodeOrdered(rp *broker.RemotePublish) []byte {
 	if rp.Delete {
 		flags |= flagDelete
 	}
-	strs := [...]string{o.node, rp.ClientName, rp.CorrelationID, rp.SOWKey, rp.Filter, rp.SOWKeys}
-	n := 1 + 4*binary.MaxVarintLen64 + len(rp.Body)
+	strs := [...]string{o.node, o.instance, rp.ClientName, rp.CorrelationID, rp.SOWKey, rp.Filter, rp.SOWKeys}
+	n := 1 + numberLen + 4*binary.MaxVarintLen64 + len(rp.Body)
 	for _, s := range strs {
 		n += binary.MaxVarintLen32 + len(s)
 	}
-	b := make([]byte, 0, n)
-	b = append(b, orderedVersion)
+	b := make([]byte, 1+numberLen, n) // the count is the sender's to stamp
+	b[0] = orderedVersion
 	b = binary.AppendUvarint(b, flags)
 	b = binary.AppendUvarint(b, rp.Sequence)
 	b = binary.AppendUvarint(b, rp.Expiration)
@@ -421,27 +509,30 @@ func (o *OrderedBackplane) encodeOrdered(rp *broker.RemotePublish) []byte {
 	return append(b, rp.Body...)
 }
 
-// decodeOrdered reads an ordered publish's data into rp; rp.Body shares
-// data.
-func decodeOrdered(data []byte, rp *broker.RemotePublish) error {
+// decodeOrdered reads an ordered publish's data into rp and returns its
+// origin, whose number is the count of plain publishes sent before it;
+// rp.Body shares data.
+func decodeOrdered(data []byte, rp *broker.RemotePublish) (from origin, err error) {
 	d := decoder{b: data}
 	if v := d.byte(); d.err == nil && v != orderedVersion {
-		return fmt.Errorf("%w: version %d, want %d", errBadRemote, v, orderedVersion)
+		return from, fmt.Errorf("%w: version %d, want %d", errBadRemote, v, orderedVersion)
 	}
+	from.number = d.uint64()
 	flags := d.uvarint()
 	rp.Delta, rp.HasExpiration, rp.Delete = flags&flagDelta != 0, flags&flagExpiration != 0, flags&flagDelete != 0
 	rp.Sequence = d.uvarint()
 	rp.Expiration = d.uvarint()
 	rp.Token = d.uvarint()
-	_ = d.string() // the origin: every node applies every publish
+	from.node = d.string()
+	from.instance = d.string()
 	rp.ClientName = d.string()
 	rp.CorrelationID = d.string()
 	rp.SOWKey = d.string()
 	rp.Filter = d.string()
 	rp.SOWKeys = d.string()
 	if d.err != nil {
-		return fmt.Errorf("%w: %v", errBadRemote, d.err)
+		return from, fmt.Errorf("%w: %v", errBadRemote, d.err)
 	}
 	rp.Body = d.b
-	return nil
+	return from, nil
 }

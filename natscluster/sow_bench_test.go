@@ -1,7 +1,6 @@
 package natscluster
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -14,13 +13,14 @@ import (
 )
 
 // sowBenchPublishers and sowBenchKeys shape BenchmarkSOWOrdered's load:
-// in-process publishers on node A, updating this many keys in turn.
+// TCP publishers on node A, updating this many keys in turn.
 const (
 	sowBenchPublishers = 4
 	sowBenchKeys       = 1000
-	// sowBenchRetry is the pause before a refused publish is tried again;
-	// sowBenchSettle bounds the wait for every node to apply everything.
-	sowBenchRetry  = 100 * time.Microsecond
+	// sowBenchWindow is how many publishes a publisher sends between
+	// flushes; sowBenchSettle bounds the wait for every node to apply
+	// everything.
+	sowBenchWindow = 512
 	sowBenchSettle = time.Minute
 )
 
@@ -30,9 +30,10 @@ var sowBenchRuns atomic.Int64
 
 // BenchmarkSOWOrdered measures SOW-topic publishes (about 1 KiB) ordered
 // across three brokers on three NATS servers (one stream, R1 and R3),
-// next to a single broker: b.N publishes from sowBenchPublishers
-// in-process clients on node A, timed until every node applied all of
-// them; applies/s is per node.
+// next to a single broker: b.N publishes from sowBenchPublishers TCP
+// clients on node A, each sending a flush every sowBenchWindow publishes
+// and waiting for its ack (which comes once its publishes were applied on
+// A), timed until every node applied all of them; applies/s is per node.
 func BenchmarkSOWOrdered(b *testing.B) {
 	c := natstest.StartCluster(b, 3)
 	body := func(i int) []byte {
@@ -40,26 +41,26 @@ func BenchmarkSOWOrdered(b *testing.B) {
 	}
 	run := func(b *testing.B, nodes []*ampstest.Broker, settled func() bool) {
 		var wg sync.WaitGroup
-		var refused atomic.Int64
 		b.ResetTimer()
 		start := time.Now()
 		for p := range sowBenchPublishers {
-			pub, err := nodes[0].Connect(context.Background(), fmt.Sprintf("pub%d", p), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
+			pub := logon(nodes[0], fmt.Sprintf("pub%d", p))
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for i := p; i < b.N; {
-					// A publish the order refuses (more than MaxPending
-					// waiting for JetStream) is retried, and counted.
-					if err := pub.Publish(context.Background(), "positions", body(i)); err != nil {
-						refused.Add(1)
-						time.Sleep(sowBenchRetry)
-						continue
+				n := 0
+				for i := p; i < b.N; i += sowBenchPublishers {
+					if err := pub.Conn.Publish("positions", body(i)); err != nil {
+						b.Error(err)
+						return
 					}
-					i += sowBenchPublishers
+					if n++; n%sowBenchWindow == 0 || i+sowBenchPublishers >= b.N {
+						cid := fmt.Sprint("f", n)
+						if err := pub.Conn.Flush(cid); err != nil { // waits for its ack
+							b.Error(err)
+							return
+						}
+					}
 				}
 			}()
 		}
@@ -72,7 +73,9 @@ func BenchmarkSOWOrdered(b *testing.B) {
 			time.Sleep(time.Millisecond)
 		}
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "applies/s")
-		b.ReportMetric(float64(refused.Load())/float64(b.N), "refused/op")
+		if st := nodes[0].Stats().Cluster; st != nil {
+			b.ReportMetric(float64(st.OrderFailures)/float64(b.N), "refused/op")
+		}
 	}
 	b.Run("single", func(b *testing.B) {
 		one := ampstest.NewBroker(b, &ampstest.Options{Broker: &broker.Options{SOWTopics: sowTopics}})

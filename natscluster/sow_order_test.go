@@ -73,7 +73,7 @@ func TestOrderNeverReordersAPublisher(t *testing.T) {
 			t.Fatal(err)
 		}
 		var rp broker.RemotePublish
-		if err := decodeOrdered(m.Data, &rp); err != nil {
+		if _, err := decodeOrdered(m.Data, &rp); err != nil {
 			t.Fatal(err)
 		}
 		got = append(got, rp.Sequence)

@@ -2,6 +2,7 @@ package natscluster
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -260,21 +261,24 @@ func TestSOWOrderedAcrossNodes(t *testing.T) {
 
 // TestOrderedCodec: an ordered publish decodes to what was encoded.
 func TestOrderedCodec(t *testing.T) {
-	o := &OrderedBackplane{Backplane: &Backplane{node: "n1"}}
+	o := &OrderedBackplane{Backplane: &Backplane{node: "n1", instance: "i1"}}
 	var out broker.RemotePublish
-	for _, in := range []broker.RemotePublish{
+	for i, in := range []broker.RemotePublish{
 		{ClientName: "c", CorrelationID: "x", Sequence: 9, Delta: true, SOWKey: "k1", Expiration: 30, HasExpiration: true, Body: []byte(`{"a":1}`)},
 		{ClientName: "d", Delete: true, Filter: "/a > 1", SOWKeys: "k1,k2", Token: 1<<40 | 3},
 	} {
-		if err := decodeOrdered(o.encodeOrdered(&in), &out); err != nil {
-			t.Fatal(err)
+		data := o.encodeOrdered(&in)
+		binary.LittleEndian.PutUint64(data[numberAt:], uint64(i)<<40+7) // as the sender stamps it
+		from, err := decodeOrdered(data, &out)
+		if want := (origin{"n1", "i1", uint64(i)<<40 + 7}); err != nil || from != want {
+			t.Fatalf("decoded origin %+v, err %v; want %+v", from, err, want)
 		}
 		if fmt.Sprint(out) != fmt.Sprint(in) {
 			t.Errorf("decoded %+v, encoded %+v", out, in)
 		}
 	}
 	in := out
-	if err := decodeOrdered([]byte{remoteVersion}, &out); err == nil {
+	if _, err := decodeOrdered([]byte{remoteVersion}, &out); err == nil {
 		t.Error("a plain publish's data decoded as an ordered one")
 	}
 	if !slices.Equal(out.Body, in.Body) {
