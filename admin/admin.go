@@ -299,6 +299,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	if isAction {
 		return h.administrator(w, r, req, user)
 	}
+	if isReadyPath(req.segs) {
+		return h.serveReady(w, r, req)
+	}
 	return h.serveTree(w, r, req)
 }
 
