@@ -134,8 +134,8 @@ func TestReadyWhileCatchingUp(t *testing.T) {
 	proxy := natstest.NewProxy(t, c.Servers[0].Addr().String())
 	obp := newOrdered(t, proxy.URL(), "late", SOWConfig{CatchUpTimeout: time.Millisecond, LagPollInterval: lagPoll})
 	// The updates need a round trip after StartOrdered asked for them
-	// (2 × 250 ms), by which time the link is paused.
-	proxy.SetDelay(250 * time.Millisecond)
+	// (2 × 400 ms), by which time the link is paused.
+	proxy.SetDelay(400 * time.Millisecond)
 	late := ampstest.NewBroker(t, &ampstest.Options{Broker: &broker.Options{Backplane: obp, SOWTopics: sowTopics}})
 	proxy.Pause()
 	h := admin.NewHandler(late.Broker, nil)
