@@ -19,6 +19,9 @@
 // (and /amps.rnc) get 404. A SOW entry's id is "<topic>!<type>"; a slash
 // in it is escaped in the path ("sow/orders%2Feu!json.json").
 //
+// Readiness (ours, ready.go): /amps/instance/x_ready answers 200 or 503
+// with the reason, for a readiness probe (see readyName).
+//
 // Who may do what (spec §3, §4.3): statistics are open and actions are
 // refused (403) unless the host decides otherwise, by giving an Entitler
 // (asked for every path, as AMPS asks its admin entitlements) or by
@@ -298,6 +301,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	}
 	if isAction {
 		return h.administrator(w, r, req, user)
+	}
+	if isReadyPath(req.segs) {
+		return h.serveReady(w, r, req)
 	}
 	return h.serveTree(w, r, req)
 }

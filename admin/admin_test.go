@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -650,4 +651,91 @@ func TestClusterNode(t *testing.T) {
 			t.Errorf("x_cluster %s = %v, want %v (%v)", k, got, v, cl)
 		}
 	}
+}
+
+// probeBackplane is a backplane that orders SOW topics and reports the
+// state a test sets.
+type probeBackplane struct {
+	mu sync.Mutex
+	s  broker.BackplaneState
+}
+
+func (*probeBackplane) Publish(*broker.RemotePublish) error     { return nil }
+func (*probeBackplane) Start(func(*broker.RemotePublish)) error { return nil }
+func (*probeBackplane) Order(_ *broker.RemotePublish, done func(error)) error {
+	go done(nil)
+	return nil
+}
+func (*probeBackplane) StartOrdered(func(*broker.RemotePublish)) error { return nil }
+func (p *probeBackplane) State() broker.BackplaneState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.s
+}
+func (p *probeBackplane) set(s broker.BackplaneState) {
+	p.mu.Lock()
+	p.s = s
+	p.mu.Unlock()
+}
+
+// TestReadyNode: /amps/instance/x_ready answers 200 when the broker is
+// ready and 503 with the reason when it is not (catching up, link down,
+// closed, or a lag above max_lag when asked), and x_cluster shows the
+// node's catching up and lag.
+func TestReadyNode(t *testing.T) {
+	_, single := newAdmin(t, nil)
+	if code, body, hdr := do(t, single, "GET", "/amps/instance/x_ready"); code != 200 || body != "ready\n" || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
+		t.Errorf("single node x_ready: %d %q %v; want 200 ready", code, body, hdr)
+	}
+	if code, body, _ := do(t, single, "GET", "/amps/instance/x_ready?max_lag=many"); code != 400 || !strings.Contains(body, "max_lag") {
+		t.Errorf("x_ready?max_lag=many: %d %q; want 400 naming max_lag", code, body)
+	}
+
+	bp := &probeBackplane{}
+	bp.set(broker.BackplaneState{Connected: true, CatchingUp: true, Lag: 7})
+	b := ampstest.NewBroker(t, &ampstest.Options{Broker: &broker.Options{Backplane: bp, SOWTopics: []broker.SOWTopic{{Name: "s", Keys: []string{"/id"}}}}})
+	h := admin.NewHandler(b.Broker, nil)
+	defer h.Close()
+	probe := func(path string, wantCode int, wantBody string) {
+		t.Helper()
+		code, body, _ := do(t, h, "GET", path)
+		if code != wantCode || !strings.Contains(body, wantBody) {
+			t.Errorf("%s: %d %q; want %d with %q", path, code, body, wantCode, wantBody)
+		}
+	}
+	probe("/amps/instance/x_ready", 503, "not ready: "+broker.ErrCatchingUp.Error()+": 7 ")
+	if code, _, _ := do(t, h, "HEAD", "/amps/instance/x_ready"); code != 503 {
+		t.Errorf("HEAD x_ready while catching up: %d; want 503", code)
+	}
+	r := httptest.NewRequest("GET", "/amps/instance/x_ready.json", nil)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	var doc map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil || w.Code != 503 {
+		t.Fatalf("x_ready.json: %d %q (%v); want 503 and JSON", w.Code, w.Body, err)
+	}
+	if n := at(t, doc, "amps", "instance", "x_ready").(map[string]any); n["ready"] != "false" || !strings.Contains(n["reason"].(string), "catching up") {
+		t.Errorf("x_ready.json while catching up: %v", n)
+	}
+	cl := at(t, getJSON(t, h, "/amps/instance/x_cluster.json"), "amps", "instance", "x_cluster").(map[string]any)
+	if cl["x_catching_up"] != "true" || cl["x_lag"] != "7" || cl["x_sow_ordered"] != "true" {
+		t.Errorf("x_cluster while catching up: %v", cl)
+	}
+
+	// Caught up but 7 behind: ready, unless the probe bounds the lag.
+	bp.set(broker.BackplaneState{Connected: true, Lag: 7})
+	probe("/amps/instance/x_ready", 200, "ready")
+	probe("/amps/instance/x_ready?max_lag=7", 200, "ready")
+	probe("/amps/instance/x_ready?max_lag=6", 503, "7 ordered SOW updates not applied yet, more than max_lag=6")
+	if n := at(t, getJSON(t, h, "/amps/instance.json"), "amps", "instance", "x_ready").(map[string]any); n["ready"] != "true" {
+		t.Errorf("instance.json x_ready %v; want ready", n)
+	}
+
+	bp.set(broker.BackplaneState{Connected: false})
+	probe("/amps/instance/x_ready", 503, broker.ErrClusterDown.Error())
+
+	bp.set(broker.BackplaneState{Connected: true})
+	probe("/amps/instance/x_ready", 200, "ready")
+	b.Broker.Close()
+	probe("/amps/instance/x_ready", 503, broker.ErrBrokerClosed.Error())
 }

@@ -171,6 +171,7 @@ func (h *Handler) tree(withSamples bool) node {
 		"transaction_log": journalNode(st),
 		"replication":     []node{},
 		"x_cluster":       clusterNode(st),
+		readyName:         readyNode(h.readiness(0, false)),
 	}
 	if wd, err := os.Getwd(); err == nil {
 		instance["cwd"] = wd
@@ -324,7 +325,8 @@ func writeHTML(w http.ResponseWriter, r *http.Request, path string, links []stri
 
 // clusterNode is the x_cluster entry (ours; AMPS's replication is another
 // design): empty without a backplane; else the node's link to its
-// cluster and the publishes that crossed it.
+// cluster, the publishes that crossed it, and its place in the cluster's
+// SOW order (ordered, catching up, lag: updates not applied yet).
 func clusterNode(st broker.Stats) node {
 	c := st.Cluster
 	if c == nil {
@@ -337,6 +339,9 @@ func clusterNode(st broker.Stats) node {
 		"x_received":         itoa(c.Received),
 		"x_received_dropped": itoa(c.ReceivedDropped),
 		"x_lost":             itoa(c.Lost),
+		"x_sow_ordered":      btoa(c.SOWOrdered),
+		"x_catching_up":      btoa(c.CatchingUp),
+		"x_lag":              itoa(c.Lag),
 	}
 	if c.StartErr != nil {
 		n["x_start_error"] = c.StartErr.Error()

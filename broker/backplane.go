@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -82,9 +84,11 @@ import (
 //
 //   - Acks. received once Order took the publish; processed once it was
 //     applied here (failed with the store's reason when the store refused
-//     it); persisted once the order also confirmed it (Order's done), with
-//     the publisher's sequence, or a failed persisted ack with
-//     ReasonOrderFailed (or the store's reason). A publish Order refuses
+//     it); persisted once the order confirmed it (Order's done: the
+//     cluster holds it, applied here or not yet), with the publisher's
+//     sequence, or a failed persisted ack with ReasonOrderFailed (so
+//     persisted and processed may come in either order). A publish Order
+//     refuses
 //     gets failure acks and is applied nowhere. An in-process client's
 //     Publish returns once its publish was applied here.
 //   - The session's next command that does not enter the order waits
@@ -231,13 +235,69 @@ type BackplaneState struct {
 	// CatchingUp: the node is still applying the SOW updates the cluster
 	// ordered before it started; its SOW topics are not yet the cluster's.
 	CatchingUp bool
+	// Lag counts the SOW updates the cluster has ordered that this node
+	// has not applied yet, as far as the node knows (natscluster: the SOW
+	// stream's last sequence, polled about once a second and raised by
+	// acks and by what the node receives, minus the last sequence
+	// applied). It grows while the node's consumer stalls, and falls to 0
+	// once it has applied everything. A silent link teaches the node
+	// nothing, so there Lag stays at what it knew. 0 without an order.
+	Lag uint64
+}
+
+// Readiness (Ready): the reasons a node is not ready for new clients.
+var (
+	// ErrCatchingUp: the node is still applying what the cluster ordered
+	// before it started (BackplaneState.CatchingUp); its SOW topics would
+	// answer queries with an older state.
+	ErrCatchingUp = errors.New("broker: catching up with the cluster's SOW order")
+	// ErrClusterDown: the node's link to the cluster is down, or its
+	// backplane (or the SOW order) did not start; its publishes do not
+	// reach the other nodes, nor theirs it.
+	ErrClusterDown = errors.New("broker: not connected to the cluster")
+)
+
+// Ready reports whether this node should be given new clients, as a
+// readiness probe asks: nil when it should, else why not: ErrBrokerClosed
+// once Shutdown or Close began; with a backplane, ErrClusterDown while its
+// link is down or when it (or the SOW order) did not start, and
+// ErrCatchingUp while the node applies what its cluster ordered before it
+// started. A single node is ready until it closes.
+//
+// The lag is not a reason: it is normal under load, and when a NATS node
+// stops every node stalls at once (see natscluster), so a probe failing
+// on lag would take the whole cluster out of service together. A host that
+// wants a bound reads Stats().Cluster.Lag (the admin handler's x_ready
+// takes one as max_lag). Link down is one: it is usually one node's (its
+// NATS server went away; it reconnects in seconds), and meanwhile a
+// client is better served by a node whose SOW publishes are ordered.
+func (b *Broker) Ready() error {
+	if b.isClosed() {
+		return ErrBrokerClosed
+	}
+	c := b.cluster
+	if c == nil {
+		return nil
+	}
+	if c.startErr != nil {
+		return fmt.Errorf("%w: %v", ErrClusterDown, c.startErr)
+	}
+	s := c.bp.State()
+	switch {
+	case !s.Connected:
+		return ErrClusterDown
+	case s.CatchingUp && c.orderer != nil:
+		return fmt.Errorf("%w: %d ordered SOW updates not applied yet", ErrCatchingUp, s.Lag)
+	}
+	return nil
 }
 
 // ClusterStats are a node's cluster figures in a Stats snapshot.
 type ClusterStats struct {
 	BackplaneState
 	// StartErr is why Backplane.Start failed in New (the node then
-	// receives nothing from the cluster); nil when it started.
+	// receives nothing from the cluster), or why SOWOrderer.StartOrdered
+	// did (its SOW topics then stay local); nil when they started.
 	StartErr error
 	// Published counts the publishes handed to the backplane,
 	// PublishFailures those it refused (never seen by other nodes).
@@ -308,6 +368,7 @@ func (b *Broker) startCluster() {
 		return
 	}
 	if err := o.StartOrdered(b.applyOrdered); err != nil {
+		b.cluster.startErr = fmt.Errorf("SOW order: %w", err)
 		b.log.Error("backplane did not start the SOW order; SOW topics stay local to this node", "err", err)
 		return
 	}

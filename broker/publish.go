@@ -89,9 +89,10 @@ func (s *session) publish(h *protocol.Header, body []byte) {
 // order took the publish; processed once it was applied here (so a client
 // that waits for it then finds the record on this node, as on a single
 // broker), failed with the store's reason when the store refused it on
-// every node; persisted once the order also confirmed it, failed when it
-// did not (ReasonOrderFailed) or the store refused the publish. There is no
-// journal then, so the persisted ack is the publish's own.
+// every node; persisted once the order confirmed it (the cluster holds it
+// durably, whether or not this node applied it yet), failed when it did
+// not (ReasonOrderFailed). There is no journal then, so the persisted ack
+// is the publish's own.
 func (s *session) publishOrdered(st *sowStore, h *protocol.Header, body []byte, want ackSet, seq func(*protocol.Header)) {
 	s.endpoint.messagesIn.Add(1)
 	// h is the session's to reuse once this returns: the acks keep copies
@@ -105,21 +106,9 @@ func (s *session) publishOrdered(st *sowStore, h *protocol.Header, body []byte, 
 			a.Set(protocol.FieldSequence, ah.Sequence)
 		}
 	}
-	// mu orders the two outcomes, and keeps them after the received ack
-	// when they come before it is queued.
+	// mu keeps the outcomes' acks after the received ack when they come
+	// before it is queued.
 	var mu sync.Mutex
-	var applied, confirmed bool
-	refusal := "" // the store's reason, once applied
-	persisted := func() {
-		if want&ackPersisted == 0 {
-			return
-		}
-		if refusal != "" {
-			s.ack(&ah, protocol.AckPersisted, protocol.StatusFailure, refusal, echo)
-			return
-		}
-		s.ack(&ah, protocol.AckPersisted, protocol.StatusSuccess, "", echo)
-	}
 	onApplied := func(o orderOutcome) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -127,14 +116,9 @@ func (s *session) publishOrdered(st *sowStore, h *protocol.Header, body []byte, 
 		case o.Err != nil:
 			s.acks(&ah, want&ackProcessed, protocol.StatusFailure, ReasonOrderFailed, echo)
 		case o.Reason != "":
-			applied, refusal = true, o.Reason
 			s.acks(&ah, want&ackProcessed, protocol.StatusFailure, o.Reason, echo)
 		default:
-			applied = true
 			s.acks(&ah, want&ackProcessed, protocol.StatusSuccess, "", nil)
-		}
-		if confirmed {
-			persisted()
 		}
 		s.applied.settle()
 	}
@@ -142,12 +126,11 @@ func (s *session) publishOrdered(st *sowStore, h *protocol.Header, body []byte, 
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
-		case err != nil && want&ackPersisted != 0:
+		case want&ackPersisted == 0:
+		case err != nil:
 			s.ack(&ah, protocol.AckPersisted, protocol.StatusFailure, ReasonOrderFailed, echo)
-		case err == nil && applied:
-			persisted()
-		case err == nil:
-			confirmed = true // persisted once applied
+		default:
+			s.ack(&ah, protocol.AckPersisted, protocol.StatusSuccess, "", echo)
 		}
 		s.confirmed.settle()
 	}

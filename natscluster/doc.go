@@ -18,8 +18,9 @@
 // nodes and the Backplane, a bookmark subscription on any node replays
 // every node's journaled publishes. Built in part: the SOW across nodes
 // (OrderedBackplane, below; ampsd-cluster uses it for SOW topics without
-// a transaction log). Not built yet: readiness beyond
-// BackplaneState.CatchingUp.
+// a transaction log), with each node's lag in the order
+// (broker.BackplaneState.Lag) and its readiness (broker.Broker.Ready,
+// served by the admin handler at /amps/instance/x_ready).
 //
 // # Shape of a cluster
 //

@@ -79,8 +79,18 @@ import (
 // a backoff (1 s, 2 s, 4 s, … up to 10 s between tries): every node may
 // stop applying for several seconds (up to about 11 s in
 // TestSOWOrderSurvivesNATSNodeLoss), serving its SOW as it was meanwhile,
-// with CatchingUp false. Reporting that lag (the stream's last sequence
-// against the applied one) is a next step.
+// with CatchingUp false. State's Lag shows it: the stream's last sequence
+// as this node knows it, less the last sequence it applied.
+//
+// Lag. The node learns the stream's last sequence from a stream info
+// request every LagPollInterval (on a goroutine of its own, from
+// StartOrdered to Close), from JetStream's acks of its own publishes, and
+// from each message it applies (its sequence plus the messages the
+// consumer says follow it). The poll is what shows a stalled consumer: the
+// last sequence rises while nothing is applied. A link that is silent
+// (paused, not yet found dead by the NATS client's pings) teaches the node
+// nothing, so the lag it reports stays at what it knew. One stream info
+// request per node per interval is the cost.
 //
 // Not bounded yet: the stream keeps every SOW publish (a delta needs the
 // record it merges into; a per-subject limit would keep only a topic's last
@@ -111,8 +121,14 @@ type OrderedBackplane struct {
 	caughtUp chan struct{}
 	target   uint64 // the stream's last sequence when StartOrdered began
 
+	// pollStop ends the lag poll (pollLast), which closes polled when it
+	// returns; both set by StartOrdered.
+	pollStop context.CancelFunc
+	polled   chan struct{}
+
 	catchingUp                              atomic.Bool
 	applied                                 atomic.Uint64 // the last stream sequence applied
+	last                                    atomic.Uint64 // the stream's last sequence, as far as known
 	orderMalformed, orderErrs, waitsExpired atomic.Int64
 }
 
@@ -145,6 +161,9 @@ type SOWConfig struct {
 	// CatchUpTimeout bounds StartOrdered's wait for the node to apply what
 	// the stream held when it started.
 	CatchUpTimeout time.Duration
+	// LagPollInterval is how often the node asks for the stream's last
+	// sequence, for State's Lag.
+	LagPollInterval time.Duration
 }
 
 // Defaults of SOWConfig.
@@ -159,6 +178,9 @@ const (
 	// DefaultCatchUpTimeout bounds a node's start; past it the node serves
 	// and reports CatchingUp until it caught up.
 	DefaultCatchUpTimeout = time.Minute
+	// DefaultLagPollInterval: a stalled consumer shows in the lag within
+	// about a second, for one small request per node per second.
+	DefaultLagPollInterval = time.Second
 	// orderedVersion is the first byte of an encoded ordered publish.
 	orderedVersion = 3
 	// orderWaitTimeout bounds how long a node holds a message back for the
@@ -197,6 +219,9 @@ func (c *SOWConfig) defaults() {
 	}
 	if c.CatchUpTimeout <= 0 {
 		c.CatchUpTimeout = DefaultCatchUpTimeout
+	}
+	if c.LagPollInterval <= 0 {
+		c.LagPollInterval = DefaultLagPollInterval
 	}
 }
 
@@ -292,7 +317,8 @@ func (o *OrderedBackplane) settle() {
 			p.done(p.err)
 		default:
 			select {
-			case <-p.fut.Ok():
+			case ack := <-p.fut.Ok():
+				o.raiseLast(ack.Sequence)
 				p.done(nil)
 			case err := <-p.fut.Err():
 				o.orderErrs.Add(1)
@@ -355,6 +381,10 @@ func (o *OrderedBackplane) StartOrdered(apply func(*broker.RemotePublish)) error
 		return fmt.Errorf("natscluster: SOW order consumer on %s: %w", o.cfg.Stream, err)
 	}
 	o.started = true
+	o.raiseLast(o.target)
+	pctx, pstop := context.WithCancel(context.Background())
+	o.pollStop, o.polled = pstop, make(chan struct{})
+	go o.pollLast(pctx, s)
 	o.mu.Unlock()
 	select {
 	case <-o.caughtUp:
@@ -363,6 +393,41 @@ func (o *OrderedBackplane) StartOrdered(apply func(*broker.RemotePublish)) error
 			"timeout", o.cfg.CatchUpTimeout, "applied", o.applied.Load(), "target", o.target)
 	}
 	return nil
+}
+
+// pollLast asks for the stream's last sequence every LagPollInterval
+// until ctx ends (Close), and closes polled then. A failed request is
+// retried at the next tick (a stream electing its leader answers nothing
+// for a few seconds).
+func (o *OrderedBackplane) pollLast(ctx context.Context, s jetstream.Stream) {
+	defer close(o.polled)
+	t := time.NewTicker(o.cfg.LagPollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, o.cfg.RequestTimeout)
+		info, err := s.Info(rctx)
+		cancel()
+		if err != nil {
+			o.log.Debug("SOW stream info for the lag", "stream", o.cfg.Stream, "err", err)
+			continue
+		}
+		o.raiseLast(info.State.LastSeq)
+	}
+}
+
+// raiseLast records that the stream holds at least seq messages.
+func (o *OrderedBackplane) raiseLast(seq uint64) {
+	for {
+		cur := o.last.Load()
+		if seq <= cur || o.last.CompareAndSwap(cur, seq) {
+			return
+		}
+	}
 }
 
 // caughtUpNow records that the node applied what the stream held at start.
@@ -420,6 +485,7 @@ func (o *OrderedBackplane) receiveOrdered(m jetstream.Msg, apply func(*broker.Re
 	}
 	if meta != nil {
 		rp.Ordinal = meta.Sequence.Stream
+		o.raiseLast(meta.Sequence.Stream + meta.NumPending)
 	}
 	o.mu.RLock()
 	defer o.mu.RUnlock()
@@ -441,10 +507,15 @@ func (o *OrderedBackplane) receiveOrdered(m jetstream.Msg, apply func(*broker.Re
 	}
 }
 
-// State is Backplane's, with CatchingUp.
+// State is Backplane's, with CatchingUp and Lag.
 func (o *OrderedBackplane) State() broker.BackplaneState {
 	s := o.Backplane.State()
 	s.CatchingUp = o.catchingUp.Load()
+	// applied is read first: it never passes last, which only grows.
+	applied := o.applied.Load()
+	if last := o.last.Load(); last > applied {
+		s.Lag = last - applied
+	}
 	return s
 }
 
@@ -459,10 +530,14 @@ func (o *OrderedBackplane) Close() error {
 		return nil
 	}
 	o.closed = true
-	cc := o.consume
+	cc, pstop, polled := o.consume, o.pollStop, o.polled
 	o.mu.Unlock()
 	if cc != nil {
 		cc.Stop()
+	}
+	if pstop != nil {
+		pstop()
+		<-polled
 	}
 	err := o.Backplane.Close()
 	close(o.stop)

@@ -30,6 +30,14 @@ func startSOWNode(t testing.TB, url, id string, replicas int) (*ampstest.Broker,
 // startSOWNodeWith is startSOWNode with the SOW order's configuration.
 func startSOWNodeWith(t testing.TB, url, id string, cfg SOWConfig, extra ...nats.Option) (*ampstest.Broker, *OrderedBackplane) {
 	t.Helper()
+	obp := newOrdered(t, url, id, cfg, extra...)
+	return ampstest.NewBroker(t, &ampstest.Options{Broker: &broker.Options{Backplane: obp, SOWTopics: sowTopics}}), obp
+}
+
+// newOrdered makes an OrderedBackplane connected to url, closed by the
+// test's cleanup (after the cleanups registered later, such as a broker's).
+func newOrdered(t testing.TB, url, id string, cfg SOWConfig, extra ...nats.Option) *OrderedBackplane {
+	t.Helper()
 	nc := natstest.Connect(t, url, append([]nats.Option{nats.NoEcho()}, extra...)...)
 	bp, err := NewBackplane(nc, BackplaneConfig{NodeID: id})
 	if err != nil {
@@ -47,7 +55,7 @@ func startSOWNodeWith(t testing.TB, url, id string, cfg SOWConfig, extra ...nats
 			t.Errorf("backplane %s: Close: %v", id, err)
 		}
 	})
-	return ampstest.NewBroker(t, &ampstest.Options{Broker: &broker.Options{Backplane: obp, SOWTopics: sowTopics}}), obp
+	return obp
 }
 
 // awaitApplied waits until every node applied every publish the nodes
@@ -294,8 +302,8 @@ func TestOrderedCodec(t *testing.T) {
 func TestSOWOrderSurvivesNATSNodeLoss(t *testing.T) {
 	c := natstest.StartCluster(t, 3)
 	cfg := SOWConfig{Replicas: 3, AckTimeout: 2 * time.Second}
-	a, _ := startSOWNodeWith(t, c.URLs(), "a", cfg, nats.DontRandomize(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	b, _ := startSOWNodeWith(t, c.URL(1), "b", cfg)
+	a, obpA := startSOWNodeWith(t, c.URLs(), "a", cfg, nats.DontRandomize(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	b, obpB := startSOWNodeWith(t, c.URL(1), "b", cfg)
 	pub := logon(a, "pub")
 	const keys, total, stopAt = 10, 60, 20
 	acked := map[int]int{} // key → the last n acknowledged persisted
@@ -318,7 +326,9 @@ func TestSOWOrderSurvivesNATSNodeLoss(t *testing.T) {
 	// again by nats.go with a backoff (1 s, 2 s, 4 s, …): applies may
 	// pause for several seconds.
 	deadline := time.Now().Add(testTimeout)
+	var maxLag uint64 // the largest lag either node showed meanwhile
 	for {
+		maxLag = max(maxLag, a.Stats().Cluster.Lag, b.Stats().Cluster.Lag)
 		va, vb := sowView(t, a), sowView(t, b)
 		missing := 0
 		for k, n := range acked {
@@ -338,4 +348,8 @@ func TestSOWOrderSurvivesNATSNodeLoss(t *testing.T) {
 	if st := a.Stats().Cluster; !st.Connected {
 		t.Errorf("node A's link after the loss: %+v; want connected again", *st)
 	}
+	// Once both applied everything, neither shows a lag.
+	awaitState(t, obpA, "no lag on A", func(s broker.BackplaneState) bool { return s.Lag == 0 })
+	awaitState(t, obpB, "no lag on B", func(s broker.BackplaneState) bool { return s.Lag == 0 })
+	t.Logf("largest lag seen while the nodes caught up: %d", maxLag)
 }

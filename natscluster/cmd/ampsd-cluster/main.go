@@ -33,6 +33,14 @@
 // shared journal would take in the other nodes' records, and the broker
 // does not order a journaled node's SOW topics yet.
 //
+// Readiness. -admin (or the file's Admin element) also serves
+// /amps/instance/x_ready: 200 once the node is connected to NATS and has
+// applied what the SOW stream held when it started, 503 with the reason
+// otherwise (see broker.Broker.Ready), for a load balancer's or an
+// orchestrator's readiness probe. The admin server starts once the node
+// caught up or its catch-up timeout passed, so a probe gets no answer
+// before that.
+//
 // SIGINT or SIGTERM shut the node down gracefully; the NATS link is closed
 // after the broker.
 package main

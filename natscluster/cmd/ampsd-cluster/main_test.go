@@ -116,6 +116,15 @@ func TestTwoNodesOnNATS(t *testing.T) {
 	if cl["x_connected"] != "true" || cl["x_published"] == "" || cl["x_published"] == "0" {
 		t.Errorf("node a's x_cluster = %v, want connected with publishes sent", cl)
 	}
+	// And its readiness: connected, nothing to catch up.
+	ready, err := http.Get("http://" + adminAddr + "/amps/instance/x_ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ready.Body.Close()
+	if body, _ := io.ReadAll(ready.Body); ready.StatusCode != http.StatusOK || string(body) != "ready\n" {
+		t.Errorf("node a's x_ready: %d %q; want 200 ready", ready.StatusCode, body)
+	}
 }
 
 // TestFlagsAndConfigRefusals: what the command refuses before it starts.
