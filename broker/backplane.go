@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ampsbroker/ampsbroker/protocol"
 )
@@ -77,14 +78,18 @@ import (
 // handed to the cluster's order (Order), and every node, its origin
 // included, applies it when the order hands it back (StartOrdered's
 // apply), through the code a local publish takes: upsert or merge, oof
-// and delta subscribers, sow_and_subscribe's no-gap handover, expiry
-// stamped where it is applied. The rules:
+// and delta subscribers, sow_and_subscribe's no-gap handover. The rules:
 //
 //   - Acks. processed (and received) once Order took the publish;
 //     persisted once the order settled it (Order's done), with the
 //     publisher's sequence, or a failed persisted ack with
 //     ReasonOrderFailed. A publish Order refuses gets failure acks and is
-//     applied nowhere.
+//     applied nowhere. A publish whose order was not confirmed may still
+//     be in the order (its confirmation was lost, as when the order's
+//     leader changes): its publisher's store resends it, perhaps through
+//     another node, and a backplane that deduplicates by publisher
+//     identity (client name and sequence; natscluster does, within its
+//     stream's duplicate window) orders the resend once and confirms it.
 //   - What only the apply can tell (a delta that does not merge, a key
 //     whose values changed) is decided by every node alike, so the nodes
 //     stay equal; the publisher was acked already, and the refusal is
@@ -99,12 +104,15 @@ import (
 //     is after the order confirmed it; a failed order fails them with
 //     ReasonOrderFailed (with a regex topic, the topics whose delete was
 //     already handed over are still removed).
-//   - Expiration is each node's own: a record's lifetime runs from when
-//     the node applied it, and each node's janitor removes it by its own
-//     clock. An update the order hands over around the instant a record
-//     expires can therefore meet the record on one node and not on
-//     another (a delta then merges into different records). Ordering
-//     expirations through the cluster is a later increment.
+//   - Expiration is in the order too (clusterexpiry.go): a record's
+//     lifetime runs from when the order took the publish that wrote it
+//     (RemotePublish.OrderTime), and a node's janitor does not remove a
+//     record whose deadline passed but hands the order an expire request
+//     for the record's version (the Ordinal that wrote it); every node
+//     removes the record, with "expired" oof notices, where the request
+//     comes in the order, if it still has that version. So an update
+//     racing an expiry meets the record on every node or on none, and a
+//     node that catches up does not revive records that expired.
 //   - Not ordered yet (a later increment): a node with Options.Journal,
 //     whose SOW topics stay local (the journal's order and persisted acks
 //     would have to follow the cluster's order; ClusterStats.SOWOrdered
@@ -143,7 +151,8 @@ type Backplane interface {
 // SOWOrderer is implemented by a Backplane that orders SOW-topic publishes
 // across the cluster: one order per topic, the same on every node.
 type SOWOrderer interface {
-	// Order hands a publish to a SOW topic, accepted by this node, to the
+	// Order hands a publish to a SOW topic, accepted by this node (or an
+	// expire request of its janitor, RemotePublish.Expire), to the
 	// cluster's order for its topic. Like Publish it must not wait for
 	// other nodes; it copies what it keeps of p. It returns an error when
 	// it cannot take p (then no node applies it). When it took p it calls
@@ -155,9 +164,9 @@ type SOWOrderer interface {
 
 	// StartOrdered begins handing the ordered SOW-topic publishes of every
 	// node, this node's own included, to apply, from one goroutine, each
-	// topic's in its cluster order; apply stores and routes p before it
-	// returns and does not keep p. The broker calls it once, from New,
-	// after Start.
+	// topic's in its cluster order, with their Ordinal and OrderTime set;
+	// apply stores and routes p before it returns and does not keep p. The
+	// broker calls it once, from New, after Start.
 	StartOrdered(apply func(p *RemotePublish)) error
 }
 
@@ -201,7 +210,18 @@ type RemotePublish struct {
 	// node and increasing along the order (natscluster: the stream
 	// sequence). 0 elsewhere.
 	Ordinal uint64
-	Body    []byte
+	// OrderTime is when the order took an ordered publish (natscluster:
+	// the stream's timestamp of the message), set with Ordinal; an
+	// applied record's lifetime and "ts" run from it (clusterexpiry.go),
+	// from the apply when it is zero.
+	OrderTime time.Time
+	// Expire marks a request to expire the record SOWKey of Topic if its
+	// version is still ExpireVersion (the Ordinal of the ordered publish
+	// that last wrote it); a node's janitor hands it to the order
+	// (SOWOrderer) instead of removing the record, see clusterexpiry.go.
+	Expire        bool
+	ExpireVersion uint64
+	Body          []byte
 }
 
 // BackplaneState is a node's link to its cluster.
@@ -238,6 +258,8 @@ type ClusterStats struct {
 	// the store refused (a delta that does not merge, a key conflict) or
 	// that are for a topic without a SOW store here.
 	Ordered, OrderFailures, Applied, ApplyRefused int64
+	// The figures of expiration in the cluster's order.
+	ClusterExpiryStats
 }
 
 // cluster is the broker's state of its backplane.
@@ -251,6 +273,7 @@ type cluster struct {
 	// ordered across the cluster; nil when they stay local.
 	orderer                                  SOWOrderer
 	ordered, orderFailures, applied, refused atomic.Int64
+	clusterExpiry
 	// waits are the ordered sow_deletes of this node not yet applied
 	// here, by token: a random high half (so that another node's tokens
 	// are not taken for this node's) and a count.
@@ -326,6 +349,8 @@ func (b *Broker) clusterStats() *ClusterStats {
 		OrderFailures:   c.orderFailures.Load(),
 		Applied:         c.applied.Load(),
 		ApplyRefused:    c.refused.Load(),
+
+		ClusterExpiryStats: c.expiryStats(),
 	}
 }
 
@@ -464,7 +489,9 @@ func (b *Broker) applyOrdered(p *RemotePublish) {
 	if c.off {
 		return
 	}
-	c.applied.Add(1)
+	if !p.Expire {
+		c.applied.Add(1) // expire requests are not in Ordered, which Applied follows
+	}
 	// The router is made if no client of the type came here yet: the
 	// store must have every record whoever reads it later.
 	r := b.router(p.MessageType)
@@ -472,6 +499,10 @@ func (b *Broker) applyOrdered(p *RemotePublish) {
 	if st == nil || publishTopicReason(p.Topic) != "" {
 		c.refused.Add(1)
 		b.log.Debug("ordered publish to a topic without a SOW store here dropped: the nodes' SOW topics differ", "topic", p.Topic, "mt", p.MessageType)
+		return
+	}
+	if p.Expire {
+		b.applyExpire(r, st, p)
 		return
 	}
 	if p.Delete {
@@ -491,7 +522,13 @@ func (b *Broker) applyOrdered(p *RemotePublish) {
 	// Only the name of the publisher is read (this node has no journal
 	// when it orders, so nothing is journaled).
 	from := endpoint{name: p.ClientName}
-	if _, reason := b.publishSOW(&from, r, st, p.Topic, &h, p.CorrelationID, p.SOWKey, p.Body); reason != "" {
+	// The record's version is the publish's place in the order, and its
+	// lifetime runs from when the order took it.
+	ord := orderStamp{ver: p.Ordinal}
+	if !p.OrderTime.IsZero() {
+		ord.at = p.OrderTime.UnixNano()
+	}
+	if _, reason := b.publishSOW(&from, r, st, p.Topic, &h, p.CorrelationID, p.SOWKey, p.Body, &ord); reason != "" {
 		c.refused.Add(1)
 		b.log.Debug("ordered SOW publish refused by the store on every node", "topic", p.Topic, "reason", reason)
 	}
