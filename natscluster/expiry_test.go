@@ -167,7 +167,7 @@ func TestSOWRestartedNodeDoesNotReviveExpired(t *testing.T) {
 	pub := logon(nodes[0], "pub")
 	const n = 5
 	for i := range n {
-		pub.SendJSON(map[string]any{"c": "p", "t": "ticks", "e": 1}, fmt.Appendf(nil, `{"id":%d}`, i))
+		pub.SendJSON(map[string]any{"c": "p", "t": "ticks", "e": 2}, fmt.Appendf(nil, `{"id":%d}`, i))
 	}
 	pub.Flush("f")
 	awaitApplied(t, nodes[0], nodes[1], late)
