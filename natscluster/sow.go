@@ -79,9 +79,8 @@ import (
 // Not bounded yet: the stream keeps every SOW publish and expire request
 // (a delta needs the record it merges into; a per-subject limit would keep
 // only a topic's last message, not each key's), so a node's catch-up
-// replays all of them. A
-// snapshot, or subjects per key with MaxMsgsPerSubject 1 for topics
-// without deltas, is the next step.
+// replays all of them. A snapshot, or subjects per key with
+// MaxMsgsPerSubject 1 for topics without deltas, is the next step.
 type OrderedBackplane struct {
 	*Backplane
 	js       jetstream.JetStream
