@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ampsbroker/ampsbroker/protocol"
 )
@@ -79,8 +80,7 @@ import (
 // handed to the cluster's order (Order), and every node, its origin
 // included, applies it when the order hands it back (StartOrdered's
 // apply), through the code a local publish takes: upsert or merge, oof
-// and delta subscribers, sow_and_subscribe's no-gap handover, expiry
-// stamped where it is applied. The rules:
+// and delta subscribers, sow_and_subscribe's no-gap handover. The rules:
 //
 //   - Acks. received once Order took the publish; processed once it was
 //     applied here (failed with the store's reason when the store refused
@@ -88,9 +88,14 @@ import (
 //     cluster holds it, applied here or not yet), with the publisher's
 //     sequence, or a failed persisted ack with ReasonOrderFailed (so
 //     persisted and processed may come in either order). A publish Order
-//     refuses
-//     gets failure acks and is applied nowhere. An in-process client's
-//     Publish returns once its publish was applied here.
+//     refuses gets failure acks and is applied nowhere. An in-process
+//     client's Publish returns once its publish was applied here.
+//   - A publish whose order was not confirmed may still be in the order
+//     (its confirmation was lost, as when the order's leader changes): its
+//     publisher's store resends it, perhaps through another node, and a
+//     backplane that deduplicates by publisher identity (client name and
+//     sequence; natscluster does, within its stream's duplicate window)
+//     orders the resend once and confirms it.
 //   - The session's next command that does not enter the order waits
 //     until what it ordered before was applied here (ordertrack.go), so a
 //     client reads its own writes and its messages keep their order on
@@ -111,12 +116,15 @@ import (
 //     order stored it by then); a failed order fails them with
 //     ReasonOrderFailed (with a regex topic, the topics whose delete was
 //     already handed over are still removed).
-//   - Expiration is each node's own: a record's lifetime runs from when
-//     the node applied it, and each node's janitor removes it by its own
-//     clock. An update the order hands over around the instant a record
-//     expires can therefore meet the record on one node and not on
-//     another (a delta then merges into different records). Ordering
-//     expirations through the cluster is a later increment.
+//   - Expiration is in the order too (clusterexpiry.go): a record's
+//     lifetime runs from when the order took the publish that wrote it
+//     (RemotePublish.OrderTime), and a node's janitor does not remove a
+//     record whose deadline passed but hands the order an expire request
+//     for the record's version (the Ordinal that wrote it); every node
+//     removes the record, with "expired" oof notices, where the request
+//     comes in the order, if it still has that version. So an update
+//     racing an expiry meets the record on every node or on none, and a
+//     node that catches up does not revive records that expired.
 //   - Not ordered yet (a later increment): a node with Options.Journal,
 //     whose SOW topics stay local (the journal's order and persisted acks
 //     would have to follow the cluster's order; ClusterStats.SOWOrdered
@@ -158,7 +166,8 @@ type Backplane interface {
 // SOWOrderer is implemented by a Backplane that orders SOW-topic publishes
 // across the cluster: one order per topic, the same on every node.
 type SOWOrderer interface {
-	// Order hands a publish to a SOW topic, accepted by this node, to the
+	// Order hands a publish to a SOW topic, accepted by this node (or an
+	// expire request of its janitor, RemotePublish.Expire), to the
 	// cluster's order for its topic. Like Publish it must not wait for
 	// other nodes; it copies what it keeps of p. It returns an error when
 	// it cannot take p (then no node applies it). When it took p it calls
@@ -170,9 +179,9 @@ type SOWOrderer interface {
 
 	// StartOrdered begins handing the ordered SOW-topic publishes of every
 	// node, this node's own included, to apply, from one goroutine, each
-	// topic's in its cluster order; apply stores and routes p before it
-	// returns and does not keep p. The broker calls it once, from New,
-	// after Start.
+	// topic's in its cluster order, with their Ordinal and OrderTime set;
+	// apply stores and routes p before it returns and does not keep p. The
+	// broker calls it once, from New, after Start.
 	StartOrdered(apply func(p *RemotePublish)) error
 }
 
@@ -222,7 +231,18 @@ type RemotePublish struct {
 	// publisher's messages to SOW topics and to other topics keep their
 	// order on every node (the backplane sees to it; see Backplane).
 	After uint64
-	Body  []byte
+	// OrderTime is when the order took an ordered publish (natscluster:
+	// the stream's timestamp of the message), set with Ordinal; an
+	// applied record's lifetime and "ts" run from it (clusterexpiry.go),
+	// from the apply when it is zero.
+	OrderTime time.Time
+	// Expire marks a request to expire the record SOWKey of Topic if its
+	// version is still ExpireVersion (the Ordinal of the ordered publish
+	// that last wrote it); a node's janitor hands it to the order
+	// (SOWOrderer) instead of removing the record, see clusterexpiry.go.
+	Expire        bool
+	ExpireVersion uint64
+	Body          []byte
 }
 
 // BackplaneState is a node's link to its cluster.
@@ -315,6 +335,8 @@ type ClusterStats struct {
 	// the store refused (a delta that does not merge, a key conflict) or
 	// that are for a topic without a SOW store here.
 	Ordered, OrderFailures, Applied, ApplyRefused int64
+	// The figures of expiration in the cluster's order.
+	ClusterExpiryStats
 }
 
 // cluster is the broker's state of its backplane.
@@ -328,6 +350,7 @@ type cluster struct {
 	// ordered across the cluster; nil when they stay local.
 	orderer                                  SOWOrderer
 	ordered, orderFailures, applied, refused atomic.Int64
+	clusterExpiry
 	// waits are the ordered commands of this node not yet applied here,
 	// by token: a random high half (so that another node's tokens are not
 	// taken for this node's) and a count. The apply here, a failed order,
@@ -416,6 +439,8 @@ func (b *Broker) clusterStats() *ClusterStats {
 		OrderFailures:   c.orderFailures.Load(),
 		Applied:         c.applied.Load(),
 		ApplyRefused:    c.refused.Load(),
+
+		ClusterExpiryStats: c.expiryStats(),
 	}
 }
 
@@ -629,7 +654,9 @@ func (b *Broker) applyOrdered(p *RemotePublish) {
 	if c.off {
 		return
 	}
-	c.applied.Add(1)
+	if !p.Expire {
+		c.applied.Add(1) // expire requests are not in Ordered, which Applied follows
+	}
 	var out orderOutcome
 	defer func() {
 		if f := c.takeWait(p.Token); f != nil {
@@ -645,6 +672,10 @@ func (b *Broker) applyOrdered(p *RemotePublish) {
 		c.refused.Add(1)
 		out.Reason = ReasonNotSOWTopic
 		b.log.Debug("ordered publish to a topic without a SOW store here dropped: the nodes' SOW topics differ", "topic", p.Topic, "mt", p.MessageType)
+		return
+	}
+	if p.Expire {
+		b.applyExpire(r, st, p)
 		return
 	}
 	if p.Delete {
@@ -664,7 +695,13 @@ func (b *Broker) applyOrdered(p *RemotePublish) {
 	// Only the name of the publisher is read (this node has no journal
 	// when it orders, so nothing is journaled).
 	from := endpoint{name: p.ClientName}
-	if _, out.Reason = b.publishSOW(&from, r, st, p.Topic, &h, p.CorrelationID, p.SOWKey, p.Body); out.Reason != "" {
+	// The record's version is the publish's place in the order, and its
+	// lifetime runs from when the order took it.
+	ord := orderStamp{ver: p.Ordinal}
+	if !p.OrderTime.IsZero() {
+		ord.at = p.OrderTime.UnixNano()
+	}
+	if _, out.Reason = b.publishSOW(&from, r, st, p.Topic, &h, p.CorrelationID, p.SOWKey, p.Body, &ord); out.Reason != "" {
 		c.refused.Add(1)
 		b.log.Debug("ordered SOW publish refused by the store on every node", "topic", p.Topic, "reason", out.Reason)
 	}

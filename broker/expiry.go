@@ -106,7 +106,13 @@ func (x *expiries) len() int {
 // expireRecords deletes the records whose lifetime ended by now, as a
 // sow_delete would, with "expired" out-of-focus notices. A record updated
 // after its key was found due has a later expiry of its own and stays.
+// On a node whose SOW topics are ordered across a cluster the records are
+// not removed here: the order expires them (requestExpiries).
 func (b *Broker) expireRecords(now int64) {
+	if c := b.cluster; c != nil && c.orderer != nil {
+		b.requestExpiries(now)
+		return
+	}
 	for _, k := range b.expiry.due(now) {
 		st := k.st
 		st.mu.Lock()

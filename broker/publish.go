@@ -221,7 +221,7 @@ func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.He
 			// Applied when the cluster's order hands it back (backplane.go).
 			return 0, b.orderAndWait(from, r, rs.store, topic, h, body)
 		}
-		return b.publishSOW(from, r, rs.store, topic, h, cid, key, body)
+		return b.publishSOW(from, r, rs.store, topic, h, cid, key, body, nil)
 	}
 	// A delta_publish to a topic without SOW is a publish: there is no
 	// record to merge into.
@@ -288,8 +288,8 @@ func lockOrder(rs *routes) (unlock func()) {
 // copy the records and register its subscription, sees each publish
 // either in its snapshot or as a delivery after it. The delivery carries
 // the record's key in "k"; the record shares the delivery's copy of the
-// body.
-func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic string, h *protocol.Header, cid, explicitKey string, body []byte) (Position, string) {
+// body. ord is an ordered apply's stamp (nil for a local publish).
+func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic string, h *protocol.Header, cid, explicitKey string, body []byte, ord *orderStamp) (Position, string) {
 	var ks *keyScratch
 	if st.def.keyEx != nil {
 		ks = st.def.scratch()
@@ -325,6 +325,7 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 		d = newDelivery(topic, cid, key, body)
 	}
 	rec := &record{data: d.body, cid: cid, topic: topic, at: time.Now().UnixNano()}
+	ord.stamp(rec) // an ordered apply's version and time (clusterexpiry.go)
 	if life > 0 {
 		rec.exp = rec.at + int64(life)
 	}

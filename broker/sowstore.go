@@ -67,6 +67,9 @@ type record struct {
 	topic string
 	at    int64 // when the publish was processed, unix nanoseconds
 	exp   int64 // when the record expires, unix nanoseconds; 0: never
+	// ver is the Ordinal of the ordered publish that wrote the record on a
+	// node whose SOW topics are ordered (clusterexpiry.go); 0 otherwise.
+	ver uint64
 }
 
 // timestamp formats t as AMPS's "ts": YYYYMMDDThhmmss.ffffffZ, UTC, to

@@ -116,7 +116,8 @@
 // consumer, like every other node: every node applies the same records in
 // the same order, so sow, sow_and_subscribe (no gap, no duplicate: the
 // node's query and its subscription are served from the same applied
-// sequence), sow_delete, oof and expiration behave as on one node. Delta
+// sequence), sow_delete, oof and expiration (ordered too, as expire
+// requests, see OrderedBackplane) behave as on one node. Delta
 // publishes are merged at apply time against the node's record, which is
 // the same on every node at that sequence. The record's stream subject
 // carries the SOW key ("<prefix>.<type>.<topic>.<key token>") so that a

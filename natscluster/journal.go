@@ -94,6 +94,12 @@ type JournalConfig struct {
 	OperationTimeout time.Duration
 	// CursorBuffer is how many entries a cursor fetches ahead.
 	CursorBuffer int
+	// DuplicateWindow is the stream's duplicate window (default
+	// DefaultDuplicateWindow): a sequenced entry appended again within it
+	// (its publisher resent it after the first append's ack was lost) is
+	// stored once (see dedup.go and AppendAsync). An existing stream with
+	// another window is updated to this one.
+	DuplicateWindow time.Duration
 	// Logger gets the journal's notices (discarded when nil).
 	Logger *slog.Logger
 }
@@ -125,6 +131,9 @@ func (c *JournalConfig) defaults() {
 	}
 	if c.CursorBuffer <= 0 {
 		c.CursorBuffer = DefaultCursorBuffer
+	}
+	if c.DuplicateWindow <= 0 {
+		c.DuplicateWindow = DefaultDuplicateWindow
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -231,11 +240,12 @@ func (j *Journal) openStream(ctx context.Context) error {
 	s, err := j.js.Stream(ctx, j.cfg.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		s, err = j.js.CreateStream(ctx, jetstream.StreamConfig{
-			Name:     j.cfg.Stream,
-			Subjects: []string{j.subjects.All()},
-			Replicas: j.cfg.Replicas,
-			Storage:  j.cfg.Storage,
-			FirstSeq: uint64(broker.FirstPositionSeed(time.Now())),
+			Name:       j.cfg.Stream,
+			Subjects:   []string{j.subjects.All()},
+			Replicas:   j.cfg.Replicas,
+			Storage:    j.cfg.Storage,
+			FirstSeq:   uint64(broker.FirstPositionSeed(time.Now())),
+			Duplicates: j.cfg.DuplicateWindow,
 		})
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another node won the race
 			s, err = j.js.Stream(ctx, j.cfg.Stream)
@@ -252,6 +262,7 @@ func (j *Journal) openStream(ctx context.Context) error {
 		j.log.Warn("journal stream has another replication factor than configured; keeping the stream's",
 			"stream", j.cfg.Stream, "replicas", got, "configured", j.cfg.Replicas)
 	}
+	ensureDuplicateWindow(ctx, j.js, s, j.cfg.DuplicateWindow, j.log)
 	j.stream = s
 	// Look the bucket up before creating it: a create (or update) is a
 	// meta-leader operation that waits out an election, a lookup is not.
@@ -537,6 +548,18 @@ func (j *Journal) Append(e *broker.Entry) (broker.Position, error) {
 // Append, it stamps e.Time and copies e.Body; unlike Append it leaves
 // e.Position to done. An error returned (closed journal, unmappable topic)
 // means done is not called.
+//
+// A sequenced entry (client name and sequence) whose twin the stream
+// stored within its duplicate window (an append whose acknowledgement was
+// lost, resent by the publisher through this node or another) is not
+// stored again: done gets the position of the stored one (which keeps its
+// own time, not e.Time). The broker then routes the publish to live
+// subscribers with that position, which is right when the first append
+// failed, as its node refused the publish and routed it nowhere; when the
+// first append succeeded and the resend raced the publish's arrival on
+// this node (see the broker's backplane rules), live subscribers get it
+// twice, as without deduplication, but the journal, and so every replay,
+// holds it once.
 func (j *Journal) AppendAsync(e *broker.Entry, done func(broker.Position, error)) error {
 	subject, err := j.subjects.Subject(e.MessageType, e.Topic)
 	if err != nil {
@@ -560,6 +583,7 @@ func (j *Journal) AppendAsync(e *broker.Entry, done func(broker.Position, error)
 	if e.ClientName != "" && e.Sequence > 0 {
 		client = e.ClientName
 		msg.Header.Set(HighWaterHeader, highWaterValue(e.ClientName, e.Sequence))
+		msg.Header.Set(jetstream.MsgIDHeader, publisherMsgID(e.ClientName, e.Sequence))
 	}
 	j.sendMu.Lock()
 	if e.Time.IsZero() {

@@ -43,6 +43,23 @@ import (
 // calls, so a publisher's persisted acks follow its order: JetStream acks
 // a message once the stream's replicas (a quorum) stored it.
 //
+// Resends. A publish whose ack JetStream did not send in time is
+// reported failed, yet the stream may hold it; it is not retried (see
+// Order) but resent by its publisher's store, perhaps through another
+// node. A publish with a publisher sequence carries a Nats-Msg-Id of its
+// client name and sequence, so the stream stores a resend within its
+// duplicate window (SOWConfig.DuplicateWindow) once and acks it as a
+// duplicate, which confirms it (dedup.go). A resend after the window is
+// stored and applied again (a delta then merges twice).
+//
+// Expiration. The broker's janitors hand the order expire requests (see
+// broker.RemotePublish.Expire; the record's version is the stream
+// sequence that wrote it, its lifetime runs from that message's stream
+// timestamp). Each node asks for each record it finds expired, and every
+// request for one record version carries the same Nats-Msg-Id (message
+// type, topic, key and version), so the stream stores one of them within
+// the duplicate window; a later one is applied as a no-op.
+//
 // Catching up. StartOrdered reads the stream's last sequence, then applies
 // the stream from its first message; it returns once the node applied up
 // to that sequence (or CatchUpTimeout passed), and State reports
@@ -92,11 +109,11 @@ import (
 // nothing, so the lag it reports stays at what it knew. One stream info
 // request per node per interval is the cost.
 //
-// Not bounded yet: the stream keeps every SOW publish (a delta needs the
-// record it merges into; a per-subject limit would keep only a topic's last
-// message, not each key's), so a node's catch-up replays all of them. A
-// snapshot, or subjects per key with MaxMsgsPerSubject 1 for topics
-// without deltas, is the next step.
+// Not bounded yet: the stream keeps every SOW publish and expire request
+// (a delta needs the record it merges into; a per-subject limit would keep
+// only a topic's last message, not each key's), so a node's catch-up
+// replays all of them. A snapshot, or subjects per key with
+// MaxMsgsPerSubject 1 for topics without deltas, is the next step.
 type OrderedBackplane struct {
 	*Backplane
 	js       jetstream.JetStream
@@ -164,6 +181,12 @@ type SOWConfig struct {
 	// LagPollInterval is how often the node asks for the stream's last
 	// sequence, for State's Lag.
 	LagPollInterval time.Duration
+	// DuplicateWindow is the stream's duplicate window (default
+	// DefaultDuplicateWindow): a publish with a publisher sequence resent
+	// within it, after its ack was lost, is stored once, and the nodes'
+	// expire requests for one record are stored once (see dedup.go). An
+	// existing stream with another window is updated to this one.
+	DuplicateWindow time.Duration
 }
 
 // Defaults of SOWConfig.
@@ -181,8 +204,13 @@ const (
 	// DefaultLagPollInterval: a stalled consumer shows in the lag within
 	// about a second, for one small request per node per second.
 	DefaultLagPollInterval = time.Second
-	// orderedVersion is the first byte of an encoded ordered publish.
-	orderedVersion = 3
+	// orderedVersion is the first byte of an encoded ordered publish;
+	// version 3 added the origin's instance and count of plain publishes
+	// (see "One publisher's order") and the expire request's version
+	// (flagExpire). A stream may still hold version 2 messages, which are
+	// read without them.
+	orderedVersion   = 3
+	orderedVersionV2 = 2
 	// orderWaitTimeout bounds how long a node holds a message back for the
 	// order of one publisher's plain and SOW-topic messages (see "One
 	// publisher's order"); past it the message goes on, and the wait is
@@ -191,11 +219,12 @@ const (
 	// orderWaitPoll is how often a held message checks whether it may go
 	// on (holding is rare: see "One publisher's order").
 	orderWaitPoll = time.Millisecond
-	// flagDelta, flagExpiration and flagDelete (a sow_delete) are the
-	// bits of an ordered publish's flags.
+	// flagDelta, flagExpiration, flagDelete (a sow_delete) and flagExpire
+	// (an expire request) are the bits of an ordered publish's flags.
 	flagDelta      = 1
 	flagExpiration = 2
 	flagDelete     = 4
+	flagExpire     = 8
 )
 
 func (c *SOWConfig) defaults() {
@@ -223,6 +252,9 @@ func (c *SOWConfig) defaults() {
 	if c.LagPollInterval <= 0 {
 		c.LagPollInterval = DefaultLagPollInterval
 	}
+	if c.DuplicateWindow <= 0 {
+		c.DuplicateWindow = DefaultDuplicateWindow
+	}
 }
 
 var _ broker.SOWOrderer = (*OrderedBackplane)(nil)
@@ -243,15 +275,19 @@ func NewOrderedBackplane(ctx context.Context, bp *Backplane, cfg SOWConfig) (*Or
 	if err != nil {
 		return nil, fmt.Errorf("natscluster: SOW stream %s: %w", cfg.Stream, err)
 	}
-	sc := jetstream.StreamConfig{Name: cfg.Stream, Subjects: []string{subjects.All()}, Replicas: cfg.Replicas, Storage: cfg.Storage}
-	if _, err := js.Stream(ctx, cfg.Stream); errors.Is(err, jetstream.ErrStreamNotFound) {
-		_, err = js.CreateStream(ctx, sc)
-		if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another node may win the race
-			return nil, fmt.Errorf("natscluster: SOW stream %s: %w", cfg.Stream, err)
+	sc := jetstream.StreamConfig{Name: cfg.Stream, Subjects: []string{subjects.All()}, Replicas: cfg.Replicas, Storage: cfg.Storage,
+		Duplicates: cfg.DuplicateWindow}
+	s, err := js.Stream(ctx, cfg.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = js.CreateStream(ctx, sc)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another node won the race
+			s, err = js.Stream(ctx, cfg.Stream)
 		}
-	} else if err != nil {
+	}
+	if err != nil {
 		return nil, fmt.Errorf("natscluster: SOW stream %s: %w", cfg.Stream, err)
 	}
+	ensureDuplicateWindow(ctx, js, s, cfg.DuplicateWindow, bp.log)
 	o := &OrderedBackplane{
 		Backplane: bp, js: js, cfg: cfg, subjects: subjects,
 		slots: make(chan struct{}, cfg.MaxPending), pending: make(chan pendingOrder, cfg.MaxPending),
@@ -283,6 +319,10 @@ func (o *OrderedBackplane) Order(rp *broker.RemotePublish, done func(error)) err
 	default:
 		return ErrBackplaneFull
 	}
+	msg := &nats.Msg{Subject: subject, Data: data}
+	if id := orderedMsgID(rp); id != "" {
+		msg.Header = nats.Header{jetstream.MsgIDHeader: []string{id}}
+	}
 	send := func(sentBefore uint64) {
 		binary.LittleEndian.PutUint64(data[numberAt:], sentBefore)
 		// No retries: nats.go retries a "no responders" answer (a stream
@@ -290,9 +330,11 @@ func (o *OrderedBackplane) Order(rp *broker.RemotePublish, done func(error)) err
 		// time later publishes of the same connection may be stored, so a
 		// retried update would land after newer ones of its publisher and
 		// the order every node applies would be wrong. A failed publish is
-		// reported instead, and its publisher resends.
-		fut, err := o.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data},
-			jetstream.WithExpectStream(o.cfg.Stream), jetstream.WithRetryAttempts(0))
+		// reported instead, and its publisher resends; the stream stores a
+		// resend within its duplicate window once (see dedup.go),
+		// whichever node it comes through, and acks it as a duplicate,
+		// which settles it.
+		fut, err := o.js.PublishMsgAsync(msg, jetstream.WithExpectStream(o.cfg.Stream), jetstream.WithRetryAttempts(0))
 		if err != nil {
 			err = fmt.Errorf("natscluster: SOW publish to %s: %w", subject, err)
 		}
@@ -484,7 +526,7 @@ func (o *OrderedBackplane) receiveOrdered(m jetstream.Msg, apply func(*broker.Re
 		rp.MessageType, rp.Topic, err = o.subjects.Parse(m.Subject())
 	}
 	if meta != nil {
-		rp.Ordinal = meta.Sequence.Stream
+		rp.Ordinal, rp.OrderTime = meta.Sequence.Stream, meta.Timestamp
 		o.raiseLast(meta.Sequence.Stream + meta.NumPending)
 	}
 	o.mu.RLock()
@@ -549,11 +591,15 @@ func (o *OrderedBackplane) Close() error {
 //
 //	version byte (orderedVersion)
 //	8 bytes: the number of plain publishes the origin sent before it
-//	uvarint flags (flagDelta, flagExpiration, flagDelete)
-//	uvarint sequence, uvarint expiration (seconds), uvarint token
+//	uvarint flags (flagDelta, flagExpiration, flagDelete, flagExpire)
+//	uvarint sequence, uvarint expiration (seconds), uvarint token,
+//	    uvarint expire version
 //	7 × (uvarint length, bytes): origin node id, origin instance id,
 //	    client name, correlation id, SOW key, filter, SOW keys (the last
 //	    two: a sow_delete's selector)
+//
+// Version 2 lacked the 8 bytes, the expire version and the instance id.
+//
 //	body: the rest
 func (o *OrderedBackplane) encodeOrdered(rp *broker.RemotePublish) []byte {
 	var flags uint64
@@ -566,8 +612,11 @@ func (o *OrderedBackplane) encodeOrdered(rp *broker.RemotePublish) []byte {
 	if rp.Delete {
 		flags |= flagDelete
 	}
+	if rp.Expire {
+		flags |= flagExpire
+	}
 	strs := [...]string{o.node, o.instance, rp.ClientName, rp.CorrelationID, rp.SOWKey, rp.Filter, rp.SOWKeys}
-	n := 1 + numberLen + 4*binary.MaxVarintLen64 + len(rp.Body)
+	n := 1 + numberLen + 5*binary.MaxVarintLen64 + len(rp.Body)
 	for _, s := range strs {
 		n += binary.MaxVarintLen32 + len(s)
 	}
@@ -577,6 +626,7 @@ func (o *OrderedBackplane) encodeOrdered(rp *broker.RemotePublish) []byte {
 	b = binary.AppendUvarint(b, rp.Sequence)
 	b = binary.AppendUvarint(b, rp.Expiration)
 	b = binary.AppendUvarint(b, rp.Token)
+	b = binary.AppendUvarint(b, rp.ExpireVersion)
 	for _, s := range strs {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
@@ -589,17 +639,26 @@ func (o *OrderedBackplane) encodeOrdered(rp *broker.RemotePublish) []byte {
 // rp.Body shares data.
 func decodeOrdered(data []byte, rp *broker.RemotePublish) (from origin, err error) {
 	d := decoder{b: data}
-	if v := d.byte(); d.err == nil && v != orderedVersion {
-		return from, fmt.Errorf("%w: version %d, want %d", errBadRemote, v, orderedVersion)
+	v := d.byte()
+	if d.err == nil && v != orderedVersion && v != orderedVersionV2 {
+		return from, fmt.Errorf("%w: version %d, want %d or %d", errBadRemote, v, orderedVersionV2, orderedVersion)
 	}
-	from.number = d.uint64()
+	if v != orderedVersionV2 {
+		from.number = d.uint64()
+	}
 	flags := d.uvarint()
 	rp.Delta, rp.HasExpiration, rp.Delete = flags&flagDelta != 0, flags&flagExpiration != 0, flags&flagDelete != 0
+	rp.Expire = flags&flagExpire != 0
 	rp.Sequence = d.uvarint()
 	rp.Expiration = d.uvarint()
 	rp.Token = d.uvarint()
+	if v != orderedVersionV2 {
+		rp.ExpireVersion = d.uvarint()
+	}
 	from.node = d.string()
-	from.instance = d.string()
+	if v != orderedVersionV2 {
+		from.instance = d.string()
+	}
 	rp.ClientName = d.string()
 	rp.CorrelationID = d.string()
 	rp.SOWKey = d.string()

@@ -30,8 +30,14 @@ func startSOWNode(t testing.TB, url, id string, replicas int) (*ampstest.Broker,
 // startSOWNodeWith is startSOWNode with the SOW order's configuration.
 func startSOWNodeWith(t testing.TB, url, id string, cfg SOWConfig, extra ...nats.Option) (*ampstest.Broker, *OrderedBackplane) {
 	t.Helper()
+	return startOrderedNode(t, url, id, cfg, sowTopics, extra...)
+}
+
+// startOrderedNode is startSOWNodeWith with the broker's SOW topics.
+func startOrderedNode(t testing.TB, url, id string, cfg SOWConfig, topics []broker.SOWTopic, extra ...nats.Option) (*ampstest.Broker, *OrderedBackplane) {
+	t.Helper()
 	obp := newOrdered(t, url, id, cfg, extra...)
-	return ampstest.NewBroker(t, &ampstest.Options{Broker: &broker.Options{Backplane: obp, SOWTopics: sowTopics}}), obp
+	return ampstest.NewBroker(t, &ampstest.Options{Broker: &broker.Options{Backplane: obp, SOWTopics: topics}}), obp
 }
 
 // newOrdered makes an OrderedBackplane connected to url, closed by the
@@ -274,6 +280,7 @@ func TestOrderedCodec(t *testing.T) {
 	for i, in := range []broker.RemotePublish{
 		{ClientName: "c", CorrelationID: "x", Sequence: 9, Delta: true, SOWKey: "k1", Expiration: 30, HasExpiration: true, Body: []byte(`{"a":1}`)},
 		{ClientName: "d", Delete: true, Filter: "/a > 1", SOWKeys: "k1,k2", Token: 1<<40 | 3},
+		{Expire: true, SOWKey: "k 1", ExpireVersion: 1<<50 | 5},
 	} {
 		data := o.encodeOrdered(&in)
 		binary.LittleEndian.PutUint64(data[numberAt:], uint64(i)<<40+7) // as the sender stamps it
@@ -284,6 +291,12 @@ func TestOrderedCodec(t *testing.T) {
 		if fmt.Sprint(out) != fmt.Sprint(in) {
 			t.Errorf("decoded %+v, encoded %+v", out, in)
 		}
+	}
+	// A version 2 message (no expire version) still decodes.
+	v2 := append([]byte{orderedVersionV2, flagDelta, 9, 0, 0}, make([]byte, 6)...)
+	v2 = append(v2, `{"a":1}`...)
+	if _, err := decodeOrdered(v2, &out); err != nil || !out.Delta || out.Sequence != 9 || string(out.Body) != `{"a":1}` || out.Expire {
+		t.Errorf("version 2 message decoded as %+v, %v", out, err)
 	}
 	in := out
 	if _, err := decodeOrdered([]byte{remoteVersion}, &out); err == nil {
