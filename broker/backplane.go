@@ -125,10 +125,18 @@ import (
 //     comes in the order, if it still has that version. So an update
 //     racing an expiry meets the record on every node or on none, and a
 //     node that catches up does not revive records that expired.
-//   - Not ordered yet (a later increment): a node with Options.Journal,
-//     whose SOW topics stay local (the journal's order and persisted acks
-//     would have to follow the cluster's order; ClusterStats.SOWOrdered
-//     says which).
+//   - With Options.Journal too, a SOW publish is journaled once, by its
+//     origin, when the order hands it back there (as merged, for a delta,
+//     like a local one), so the journal has what the SOW has; its
+//     persisted ack is the journal's cumulative one, sent once it was
+//     applied and journaled there. Other nodes' live deliveries of it
+//     carry no journal position (the bookmark option's "bm"): it is known
+//     only where it is journaled. The SOW topics come from the order at
+//     start (New does not rebuild them from the journal), and removals
+//     (sow_delete, expiry) are not journaled, as they serve only that
+//     rebuild. Entries of SOW publishes accepted on different nodes are
+//     in the journal in the order their origins applied them, which for
+//     racing publishers may differ from the SOW's order.
 //
 // Lifetime. New starts the deliveries (Backplane.Start). A graceful
 // Shutdown lets this node's ordered commands be applied and confirmed
@@ -173,8 +181,10 @@ type SOWOrderer interface {
 	// it cannot take p (then no node applies it). When it took p it calls
 	// done exactly once, never before Order returned, from any goroutine:
 	// nil once p has its place in the topic's order (durable as far as the
-	// backplane makes it), else why that is not known. For one publisher,
-	// done is called in the order of the Order calls.
+	// backplane makes it), ErrAlreadyOrdered when p is a resend the order
+	// already holds (it is not applied again), else why p's place is not
+	// known. For one publisher, done is called in the order of the Order
+	// calls.
 	Order(p *RemotePublish, done func(err error)) error
 
 	// StartOrdered begins handing the ordered SOW-topic publishes of every
@@ -184,6 +194,12 @@ type SOWOrderer interface {
 	// broker calls it once, from New, after Start.
 	StartOrdered(apply func(p *RemotePublish)) error
 }
+
+// ErrAlreadyOrdered is what a SOWOrderer's done reports for a publish the
+// order already held (a publish store's resend, with the same client name
+// and sequence, of a publish whose confirmation was lost): it is confirmed
+// and is not applied again.
+var ErrAlreadyOrdered = errors.New("broker: publish already in the cluster's order")
 
 // ReasonOrderFailed refuses a publish to a SOW topic that the cluster's
 // order did not take (see SOWOrderer), or fails its persisted ack when the
@@ -356,7 +372,7 @@ type cluster struct {
 	// taken for this node's) and a count. The apply here, a failed order,
 	// or stopCluster takes each once.
 	waitMu sync.Mutex
-	waits  map[uint64]func(orderOutcome)
+	waits  map[uint64]orderWait
 	nonce  uint64
 	tokens atomic.Uint64
 	// failing is set while Publish fails, so that a run of failures is
@@ -383,11 +399,7 @@ func (b *Broker) startCluster() {
 		return
 	}
 	o, ok := bp.(SOWOrderer)
-	switch {
-	case !ok:
-		return
-	case b.persist != nil:
-		b.log.Info("SOW topics stay local to this node: ordering them across the cluster is not done with a journal yet")
+	if !ok {
 		return
 	}
 	if err := o.StartOrdered(b.applyOrdered); err != nil {
@@ -396,7 +408,7 @@ func (b *Broker) startCluster() {
 		return
 	}
 	b.cluster.orderer = o
-	b.cluster.waits = make(map[uint64]func(orderOutcome))
+	b.cluster.waits = make(map[uint64]orderWait)
 	b.cluster.nonce = rand.Uint64() << 32
 }
 
@@ -416,8 +428,8 @@ func (b *Broker) stopCluster() {
 	waits := c.waits
 	c.waits = nil
 	c.waitMu.Unlock()
-	for _, f := range waits {
-		f(orderOutcome{Err: ErrBrokerClosed})
+	for _, w := range waits {
+		w.settle(orderOutcome{Err: ErrBrokerClosed})
 	}
 }
 
@@ -518,6 +530,10 @@ func (b *Broker) deliverRemote(p *RemotePublish) {
 	d.release()
 }
 
+// ordersSOW reports whether this node's SOW topics are in the cluster's
+// order.
+func (b *Broker) ordersSOW() bool { return b.cluster != nil && b.cluster.orderer != nil }
+
 // orderedStore returns the SOW store of topic when publishes to it go
 // through the cluster's order, else nil.
 func (b *Broker) orderedStore(r *router, topic string) *sowStore {
@@ -529,14 +545,34 @@ func (b *Broker) orderedStore(r *router, topic string) *sowStore {
 
 // orderOutcome is how an ordered command of this node ended here: applied
 // (Ordinal its place in the order; for a publish, Reason why the store
-// refused it on every node, "" when it took it; for a sow_delete, the
-// records Examined and Deleted here), or not (Err: the order did not take
-// or confirm it, or the broker stopped first).
+// refused it on every node, "" when it took it, and Position its journal
+// entry, 0 when not journaled; for a sow_delete, the records Examined and
+// Deleted here), or not (Err: the order did not take or confirm it, or the
+// broker stopped first).
 type orderOutcome struct {
 	Ordinal           uint64
 	Reason            string
+	Position          Position
+	JournalReason     string // why the journal did not take an applied publish
 	Examined, Deleted int
 	Err               error
+}
+
+// orderWait is an ordered command of this node waiting for its apply:
+// who sent it (its endpoint journals it when it is applied here) and what
+// to tell.
+type orderWait struct {
+	from    *endpoint
+	applied func(orderOutcome)
+}
+
+// settle tells the command's sender how it ended.
+func (w orderWait) settle(o orderOutcome) {
+	if o.Err == nil && o.Ordinal != 0 {
+		// Applies come in the order, from one goroutine.
+		w.from.lastOrdinal.Store(o.Ordinal)
+	}
+	w.applied(o)
 }
 
 // await registers applied under a new token, for the apply of the command
@@ -548,24 +584,26 @@ func (c *cluster) await(from *endpoint, applied func(orderOutcome)) uint64 {
 	if c.waits == nil { // stopped: the command fails at once
 		return 0
 	}
-	c.waits[token] = func(o orderOutcome) {
-		if o.Err == nil {
-			// Applies come in the order, from one goroutine.
-			from.lastOrdinal.Store(o.Ordinal)
-		}
-		applied(o)
-	}
+	c.waits[token] = orderWait{from, applied}
 	return token
 }
 
-// takeWait removes and returns the command waiting under token, nil when
-// there is none (another node's, or settled already).
-func (c *cluster) takeWait(token uint64) func(orderOutcome) {
+// waiting returns the endpoint of this node's command waiting under token,
+// nil when there is none (another node's, or settled already).
+func (c *cluster) waiting(token uint64) *endpoint {
 	c.waitMu.Lock()
 	defer c.waitMu.Unlock()
-	f := c.waits[token]
+	return c.waits[token].from
+}
+
+// takeWait removes and returns the command waiting under token, ok false
+// when there is none (another node's, or settled already).
+func (c *cluster) takeWait(token uint64) (w orderWait, ok bool) {
+	c.waitMu.Lock()
+	defer c.waitMu.Unlock()
+	w, ok = c.waits[token]
 	delete(c.waits, token)
-	return f
+	return w, ok
 }
 
 // order hands p, a command of from, to the cluster's order. applied gets
@@ -581,11 +619,19 @@ func (b *Broker) order(from *endpoint, p *RemotePublish, confirm func(error), ap
 	p.Token = token
 	c.ordered.Add(1)
 	err := c.orderer.Order(p, func(err error) {
+		if errors.Is(err, ErrAlreadyOrdered) {
+			// Applied (or to be) under its first sending: the resend is
+			// done here, and confirmed.
+			if w, ok := c.takeWait(token); ok {
+				w.settle(orderOutcome{})
+			}
+			err = nil
+		}
 		if err != nil {
 			c.orderFailures.Add(1)
 			b.log.Warn("the cluster did not confirm the order of a SOW command", "topic", p.Topic, "err", err)
-			if f := c.takeWait(token); f != nil {
-				f(orderOutcome{Err: err})
+			if w, ok := c.takeWait(token); ok {
+				w.settle(orderOutcome{Err: err})
 			}
 		}
 		if confirm != nil {
@@ -659,9 +705,9 @@ func (b *Broker) applyOrdered(p *RemotePublish) {
 	}
 	var out orderOutcome
 	defer func() {
-		if f := c.takeWait(p.Token); f != nil {
+		if w, ok := c.takeWait(p.Token); ok {
 			out.Ordinal = p.Ordinal
-			f(out)
+			w.settle(out)
 		}
 	}()
 	// The router is made if no client of the type came here yet: the
@@ -692,16 +738,24 @@ func (b *Broker) applyOrdered(p *RemotePublish) {
 	if p.HasExpiration {
 		h.Set(protocol.FieldExpiration, p.Expiration)
 	}
-	// Only the name of the publisher is read (this node has no journal
-	// when it orders, so nothing is journaled).
-	from := endpoint{name: p.ClientName}
+	if p.Sequence != 0 {
+		h.Set(protocol.FieldSequence, p.Sequence) // for the journal
+	}
 	// The record's version is the publish's place in the order, and its
 	// lifetime runs from when the order took it.
 	ord := orderStamp{ver: p.Ordinal}
 	if !p.OrderTime.IsZero() {
 		ord.at = p.OrderTime.UnixNano()
 	}
-	if _, out.Reason = b.publishSOW(&from, r, st, p.Topic, &h, p.CorrelationID, p.SOWKey, p.Body, &ord); out.Reason != "" {
+	// The publisher's name is what filters read; on the publish's own node
+	// its endpoint journals it (see orderStamp).
+	from := &endpoint{name: p.ClientName}
+	if e := c.waiting(p.Token); e != nil {
+		from, ord.origin = e, true
+	}
+	out.Position, out.Reason = b.publishSOW(from, r, st, p.Topic, &h, p.CorrelationID, p.SOWKey, p.Body, &ord)
+	out.JournalReason = ord.journalErr
+	if out.Reason != "" {
 		c.refused.Add(1)
 		b.log.Debug("ordered SOW publish refused by the store on every node", "topic", p.Topic, "reason", out.Reason)
 	}

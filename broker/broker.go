@@ -239,7 +239,15 @@ func New(opts *Options) *Broker {
 		b.persist = newPersister(b, o.Journal)
 		b.seqs.seed(o.Journal.HighWaters())
 		start := time.Now()
-		n, err := b.rebuildSOW()
+		var n int
+		var err error
+		if _, ordered := o.Backplane.(SOWOrderer); ordered {
+			// The cluster's order holds the SOW topics, and StartOrdered
+			// applies it from its start (backplane.go).
+			b.log.Info("SOW topics come from the cluster's order, not from the journal")
+		} else {
+			n, err = b.rebuildSOW()
+		}
 		if err != nil {
 			b.recoverErr = err
 			b.log.Error("SOW topics only partly rebuilt from the journal", "entries_applied", n, "err", err)

@@ -88,6 +88,12 @@ func (c *clusterExpiry) expiryStats() ClusterExpiryStats {
 type orderStamp struct {
 	ver uint64
 	at  int64
+	// origin is set on the node that accepted the publish, which journals
+	// it there (when its topic is journaled) as it applies it, so that the
+	// journal gets it once and as merged; journalErr is why that append
+	// failed (the publish is applied all the same: the order decided it).
+	origin     bool
+	journalErr string
 }
 
 // stamp sets rec's version, and its time when the order gave one; a nil

@@ -91,8 +91,10 @@ func (s *session) publish(h *protocol.Header, body []byte) {
 // broker), failed with the store's reason when the store refused it on
 // every node; persisted once the order confirmed it (the cluster holds it
 // durably, whether or not this node applied it yet), failed when it did
-// not (ReasonOrderFailed). There is no journal then, so the persisted ack
-// is the publish's own.
+// not (ReasonOrderFailed). With a journal, persisted means journaled and
+// ordered: the publish is journaled where it is applied on this node, and
+// its persisted ack is the journal's cumulative one (persist.go), failed
+// like a local publish's when the store refused it or the journal failed.
 func (s *session) publishOrdered(st *sowStore, h *protocol.Header, body []byte, want ackSet, seq func(*protocol.Header)) {
 	s.endpoint.messagesIn.Add(1)
 	// h is the session's to reuse once this returns: the acks keep copies
@@ -109,16 +111,38 @@ func (s *session) publishOrdered(st *sowStore, h *protocol.Header, body []byte, 
 	// mu keeps the outcomes' acks after the received ack when they come
 	// before it is queued.
 	var mu sync.Mutex
+	p := s.b.persist
+	// failJournaled fails the persisted ack with a journal, after the
+	// cumulative success ack of what came before.
+	failJournaled := func(reason string) {
+		if want&ackPersisted != 0 {
+			p.beforeFailure(s)
+			s.ack(&ah, protocol.AckPersisted, protocol.StatusFailure, reason, echo)
+		}
+	}
 	onApplied := func(o orderOutcome) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
 		case o.Err != nil:
 			s.acks(&ah, want&ackProcessed, protocol.StatusFailure, ReasonOrderFailed, echo)
+			if p != nil {
+				failJournaled(ReasonOrderFailed)
+			}
 		case o.Reason != "":
 			s.acks(&ah, want&ackProcessed, protocol.StatusFailure, o.Reason, echo)
+			if p != nil {
+				failJournaled(o.Reason)
+			}
 		default:
 			s.acks(&ah, want&ackProcessed, protocol.StatusSuccess, "", nil)
+			switch {
+			case p == nil:
+			case o.JournalReason != "":
+				failJournaled(o.JournalReason)
+			default:
+				p.done(s, &ah, o.Position, want&ackPersisted != 0)
+			}
 		}
 		s.applied.settle()
 	}
@@ -126,6 +150,7 @@ func (s *session) publishOrdered(st *sowStore, h *protocol.Header, body []byte, 
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
+		case p != nil: // acked when applied here (above)
 		case want&ackPersisted == 0:
 		case err != nil:
 			s.ack(&ah, protocol.AckPersisted, protocol.StatusFailure, ReasonOrderFailed, echo)
@@ -331,7 +356,9 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 	}
 	var pos Position
 	var rs *routes // read under the store's lock, before the journal's order is taken
-	if b.journaled(r.mtName, topic) {
+	// An ordered publish is journaled where it was accepted only (see
+	// orderStamp).
+	if b.journaled(r.mtName, topic) && (ord == nil || ord.origin) {
 		// Journaled before it is stored, under the store's lock: the
 		// journal then holds the topic's updates in the order the store
 		// applied them, which is what a rebuild replays. A message the
@@ -348,7 +375,12 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 			exp = time.Unix(0, rec.exp)
 		}
 		if pos, reason = b.appendPublish(from, r.mtName, topic, h, key, exp, d.body); reason != "" {
-			return 0, reason
+			if ord == nil {
+				return 0, reason
+			}
+			// Every node applies what the order decided; only the
+			// journal misses it (its publisher is told).
+			ord.journalErr, reason = reason, ""
 		}
 	}
 	old, ok := st.upsert(key, vals, rec)

@@ -51,9 +51,8 @@ func TestReady(t *testing.T) {
 		{"catching up", &stateOrderer{state: broker.BackplaneState{Connected: true, CatchingUp: true}}, broker.Options{}, broker.ErrCatchingUp},
 		{"link down", &stateOrderer{state: broker.BackplaneState{}}, broker.Options{}, broker.ErrClusterDown},
 		{"order not started", &stateOrderer{state: broker.BackplaneState{Connected: true}, startErr: errors.New("no stream")}, broker.Options{}, broker.ErrClusterDown},
-		// With a journal the SOW topics stay local: the order's catching
-		// up is not this node's.
-		{"not ordered", &stateOrderer{state: broker.BackplaneState{Connected: true, CatchingUp: true}}, broker.Options{Journal: j}, nil},
+		// With a journal the SOW topics are in the order too.
+		{"journaled", &stateOrderer{state: broker.BackplaneState{Connected: true, CatchingUp: true}}, broker.Options{Journal: j}, broker.ErrCatchingUp},
 	} {
 		opts := c.opts
 		opts.Backplane, opts.SOWTopics = c.bp, topics

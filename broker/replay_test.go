@@ -627,7 +627,10 @@ func bigJournal(t *testing.T, b *ampstest.Broker) *ampstest.Client {
 	for i := 0; i < 2000; i++ {
 		pub.Publish("t", []byte(fmt.Sprintf(`{"n":%d,"pad":"%s"}`, i, pad)))
 	}
-	pub.Flush("f")
+	// Durable before the subscriber comes: a replay reads only durable
+	// entries, and one that finds none yet is caught up at once.
+	pub.Send(&protocol.Header{Command: protocol.CmdFlush, CommandID: "f", AckType: protocol.AckPersisted}, nil)
+	pub.AwaitAck("f", protocol.AckPersisted)
 	c := dialTCP(t, b.TCPAddr)
 	c.Logon("sub")
 	return c

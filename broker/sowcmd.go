@@ -680,10 +680,17 @@ func (s *session) sowDelete(h *protocol.Header, body []byte) {
 // sowDeleteOrdered is sowDelete on a node whose SOW topics the cluster
 // orders (see "SOW topics" in backplane.go): one ordered delete per store,
 // acked with the counts once every one was applied here (the session's
-// next commands wait for that, see ordertrack.go).
+// next commands wait for that, see ordertrack.go). With a journal it takes
+// part in the publisher's numbering and its persisted ack is the
+// cumulative one (persist.go), as on one node; the removal itself is not
+// journaled (see deleteFrom).
 func (s *session) sowDeleteOrdered(h *protocol.Header, body []byte, stores []*sowStore, want ackSet, fill func(*protocol.Header)) {
 	// h is the session's to reuse: the acks keep what they echo.
 	ah := protocol.Header{Command: h.Command, CommandID: h.CommandID, AckType: h.AckType}
+	if h.Has(protocol.FieldSequence) {
+		ah.Set(protocol.FieldSequence, h.Sequence)
+	}
+	p := s.b.persist
 	var mu sync.Mutex
 	left, examined, deleted, settled := len(stores), 0, 0, false
 	counts := func(a *protocol.Header) {
@@ -691,6 +698,23 @@ func (s *session) sowDeleteOrdered(h *protocol.Header, body []byte, stores []*so
 		a.Set(protocol.FieldRecordsDeleted, uint64(deleted))
 		a.Set(protocol.FieldMatches, uint64(deleted))
 		a.Set(protocol.FieldTopicMatches, uint64(examined))
+	}
+	// succeed and failWith end the command, under mu.
+	succeed := func() {
+		settled = true
+		if p == nil {
+			s.acks(&ah, want, protocol.StatusSuccess, "", counts)
+			return
+		}
+		s.acks(&ah, want&^ackPersisted, protocol.StatusSuccess, "", counts)
+		p.done(s, &ah, 0, want&ackPersisted != 0)
+	}
+	failWith := func(reason string) {
+		settled = true
+		if p != nil && want&ackPersisted != 0 {
+			p.beforeFailure(s)
+		}
+		s.fail(&ah, reason, fill)
 	}
 	// finish takes the outcome of one store's delete; the first failure
 	// fails the command, and the last success acks it.
@@ -703,35 +727,35 @@ func (s *session) sowDeleteOrdered(h *protocol.Header, body []byte, stores []*so
 		}
 		switch {
 		case o.Err != nil:
-			settled = true
-			s.fail(&ah, ReasonOrderFailed, fill)
+			failWith(ReasonOrderFailed)
 			return
 		case o.Reason != "":
-			settled = true
-			s.fail(&ah, o.Reason, fill)
+			failWith(o.Reason)
 			return
 		}
 		examined, deleted, left = examined+o.Examined, deleted+o.Deleted, left-1
 		if left == 0 {
-			settled = true
-			s.acks(&ah, want, protocol.StatusSuccess, "", counts)
+			succeed()
 		}
 	}
 	s.status(clientStatus{Event: h.Command, Topic: h.Topic, Filter: h.Filter, Options: h.Options, QueryID: cmp.Or(h.QueryID, h.CommandID)})
+	if p != nil && h.Has(protocol.FieldSequence) {
+		s.b.seqs.processed(s.name, h.Sequence)
+	}
+	mu.Lock()
+	defer mu.Unlock()
 	if len(stores) == 0 { // a regex topic that reaches no store
-		s.acks(&ah, want, protocol.StatusSuccess, "", counts)
+		succeed()
 		return
 	}
 	for _, st := range stores {
 		s.applied.start()
+		// finish, should a delete be applied already, waits for mu.
 		if reason := s.b.orderDelete(&s.endpoint, s.rt, st, h, body, finish); reason != "" {
 			s.applied.settle() // refused at once: finish is never called
-			mu.Lock()
 			if !settled {
-				settled = true
-				s.fail(&ah, reason, fill)
+				failWith(reason)
 			}
-			mu.Unlock()
 			return
 		}
 	}
@@ -798,7 +822,10 @@ func (b *Broker) deleteFrom(from *endpoint, h *protocol.Header, r *router, st *s
 			}
 		}
 	}
-	if len(keys) > 0 && b.journaled(r.mtName, st.topic) {
+	// A removal is journaled for the rebuild of the SOW topic at start
+	// (it is never replayed); a node whose SOW topics the cluster orders
+	// rebuilds them from the order instead, and journals none.
+	if len(keys) > 0 && b.journaled(r.mtName, st.topic) && !b.ordersSOW() {
 		if pos, reason = b.appendDelete(from, r.mtName, st.topic, h, keys); reason != "" {
 			return examined, 0, 0, reason
 		}

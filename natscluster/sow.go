@@ -49,7 +49,7 @@ import (
 // node. A publish with a publisher sequence carries a Nats-Msg-Id of its
 // client name and sequence, so the stream stores a resend within its
 // duplicate window (SOWConfig.DuplicateWindow) once and acks it as a
-// duplicate, which confirms it (dedup.go). A resend after the window is
+// duplicate, which confirms it (broker.ErrAlreadyOrdered; dedup.go). A resend after the window is
 // stored and applied again (a delta then merges twice).
 //
 // Expiration. The broker's janitors hand the order expire requests (see
@@ -361,7 +361,11 @@ func (o *OrderedBackplane) settle() {
 			select {
 			case ack := <-p.fut.Ok():
 				o.raiseLast(ack.Sequence)
-				p.done(nil)
+				if ack.Duplicate {
+					p.done(broker.ErrAlreadyOrdered) // a resend: not applied again
+				} else {
+					p.done(nil)
+				}
 			case err := <-p.fut.Err():
 				o.orderErrs.Add(1)
 				p.done(err)

@@ -23,15 +23,14 @@
 // of such a cluster must have the same instance name (bookmarks carry
 // it).
 //
-// SOW topics. Without a transaction log, the SOW topics of -config are
-// ordered across the nodes on a JetStream stream (-sow-stream, with
-// -sow-replicas copies; see natscluster.OrderedBackplane): publish,
-// delta_publish and sow_delete are applied on every node in one order per
-// topic, and a node applies what the stream holds before it serves. Every
-// node must define the same SOW topics. SOW topics together with a
-// transaction log are refused, since a node rebuilding them from the
-// shared journal would take in the other nodes' records, and the broker
-// does not order a journaled node's SOW topics yet.
+// SOW topics. The SOW topics of -config are ordered across the nodes on a
+// JetStream stream (-sow-stream, with -sow-replicas copies; see
+// natscluster.OrderedBackplane): publish, delta_publish and sow_delete are
+// applied on every node in one order per topic, and a node applies what
+// the stream holds before it serves. Every node must define the same SOW
+// topics. With a transaction log as well, a SOW publish is journaled once,
+// as merged, by the node that accepted it, when it applies it; the SOW
+// topics come from the order at start, not from the journal.
 //
 // Readiness. -admin (or the file's Admin element) also serves
 // /amps/instance/x_ready: 200 once the node is connected to NATS and has
@@ -203,10 +202,6 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func([]net.
 		}
 	}()
 	if f.journal {
-		if len(opts.SOWTopics) > 0 {
-			closeListeners(ls)
-			return errors.New("SOW topics with a transaction log are not supported on a cluster node yet: a node rebuilding them from the shared journal would take in the other nodes' records")
-		}
 		jctx, cancel := context.WithTimeout(ctx, natscluster.DefaultOperationTimeout)
 		j, jerr := natscluster.OpenJournal(jctx, nc, natscluster.JournalConfig{Stream: f.journalStream, Replicas: f.journalReplicas, Logger: log})
 		cancel()

@@ -163,7 +163,6 @@ func TestFlagsAndConfigRefusals(t *testing.T) {
 		{[]string{"-nats", c.URL(0), "-nats-cert", "c.pem"}, "-nats-cert and -nats-key go together"},
 		{[]string{"-nats", c.URL(0), "-nats-creds", filepath.Join(dir, "none.creds"), "-tcp", "127.0.0.1:0", "-ws", ""}, "none.creds"},
 		{[]string{"-config", withCluster, "-nats", c.URL(0), "-prefix", "x"}, "remove -nats, -prefix"},
-		{[]string{"-nats", c.URL(0), "-config", withSOW}, "SOW topics with a transaction log"},
 		{[]string{"-nats", "nats://127.0.0.1:1", "-prefix", "a b", "-tcp", "127.0.0.1:0", "-ws", ""}, "-nats"},
 	} {
 		var log bytes.Buffer
