@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -632,6 +633,11 @@ func bigJournal(t *testing.T, b *ampstest.Broker) *ampstest.Client {
 	pub.Send(&protocol.Header{Command: protocol.CmdFlush, CommandID: "f", AckType: protocol.AckPersisted}, nil)
 	pub.AwaitAck("f", protocol.AckPersisted)
 	c := dialTCP(t, b.TCPAddr)
+	// A small receive buffer: the socket buffers on both sides must hold
+	// far less than the journal, whatever the system's autotuning allows.
+	if err := c.Conn.NetConn().(*net.TCPConn).SetReadBuffer(64 << 10); err != nil {
+		t.Fatal(err)
+	}
 	c.Logon("sub")
 	return c
 }
