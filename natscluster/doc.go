@@ -112,8 +112,8 @@
 // per-key subjects and snapshots below): one stream for every SOW topic
 // with a subject per topic, whose order is a topic's apply order on every
 // node (OrderedBackplane says why one stream rather than one per topic). A node publishes a SOW-topic publish to the stream
-// and applies it only when it comes back through the node's ordered
-// consumer, like every other node: every node applies the same records in
+// and applies it only when it comes back through the node's consumer of
+// the stream, like every other node: every node applies the same records in
 // the same order, so sow, sow_and_subscribe (no gap, no duplicate: the
 // node's query and its subscription are served from the same applied
 // sequence), sow_delete, oof and expiration (ordered too, as expire

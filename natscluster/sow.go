@@ -17,8 +17,9 @@ import (
 // OrderedBackplane is a Backplane that also orders SOW topics across the
 // cluster on JetStream (broker.SOWOrderer): a node publishes each SOW-topic
 // publish its clients make to one stream, and every node, the publishing
-// one included, applies the stream's messages in stream order from an
-// ordered consumer. Plain publishes still go over core NATS (Backplane).
+// one included, applies the stream's messages in stream order from a
+// consumer of its own (see "Losing a NATS node"). Plain publishes still go
+// over core NATS (Backplane).
 //
 // One stream for every SOW topic, a subject per message type and topic
 // ("<prefix>.<message type>.<topic>", see Subjects). The broker needs one
@@ -91,13 +92,31 @@ import (
 //     the numbers it waited for are not waited for again.
 //
 // Losing a NATS node. An acked publish survives (R3), and a node whose
-// NATS server stopped reconnects to another and goes on. But the ordered
-// consumers that lived on the lost server are made again by nats.go with
-// a backoff (1 s, 2 s, 4 s, … up to 10 s between tries): every node may
-// stop applying for several seconds (up to about 11 s in
-// TestSOWOrderSurvivesNATSNodeLoss), serving its SOW as it was meanwhile,
-// with CatchingUp false. State's Lag shows it: the stream's last sequence
-// as this node knows it, less the last sequence it applied.
+// NATS server stopped reconnects to another and goes on. A node reads the
+// stream through one consumer of its own at a time (R1, in memory, on a
+// server JetStream picks; sowfollow.go). When that consumer reports any
+// trouble (its server announcing its shutdown, a pull nobody answers, two
+// missed heartbeats of 500 ms, the consumer deleted) or skips a delivery,
+// the node makes another at once, starting after the last sequence it
+// applied, and skips whatever it applied already: every message is
+// applied once, in stream order, from one goroutine. A create request
+// unanswered within 250 ms (as one sent while the JetStream meta leader
+// leaves) is sent again, its bound doubled each time up to
+// RequestTimeout, with 50 ms to 1 s between tries; a consumer placed on
+// the server that just announced its shutdown is refused for 2 s. The
+// consumer given up is deleted (best effort; one the server never hears
+// of goes after a minute without pulls). Measured
+// (TestSOWApplyResumesAfterNATSNodeLoss, the stopped server holding the
+// node's consumer and link and being the meta leader): the stream takes
+// publishes again 0.06-0.15 s after the stop and the node applies them
+// 0.16-0.25 s after that; nats.go's ordered consumer, which made its
+// consumer again with a backoff (1 s, 2 s, 4 s, … up to 10 s) and waited
+// up to 10 s for each answer, paused for about 11 s there (about 2 s when
+// only its heartbeats found the loss). A server that vanishes without a
+// word is noticed by the missed heartbeats, within about 1 s. Meanwhile
+// the node serves its SOW as it was, with CatchingUp false. State's Lag
+// shows it: the stream's last sequence as this node knows it, less the
+// last sequence it applied.
 //
 // Lag. The node learns the stream's last sequence from a stream info
 // request every LagPollInterval (on a goroutine of its own, from
@@ -134,9 +153,18 @@ type OrderedBackplane struct {
 	mu       sync.RWMutex
 	closed   bool
 	started  bool
-	consume  jetstream.ConsumeContext
 	caughtUp chan struct{}
 	target   uint64 // the stream's last sequence when StartOrdered began
+
+	// followCtx ends (followStop, by Close) the follow goroutine, which
+	// closes followed when it returns, and the consumer deletes it starts
+	// (deletes); all set by StartOrdered. serial numbers the consumers
+	// (sowfollow.go), the follow goroutine's alone once started.
+	followCtx  context.Context
+	followStop context.CancelFunc
+	followed   chan struct{}
+	deletes    sync.WaitGroup
+	serial     int
 
 	// pollStop ends the lag poll (pollLast), which closes polled when it
 	// returns; both set by StartOrdered.
@@ -413,21 +441,19 @@ func (o *OrderedBackplane) StartOrdered(apply func(*broker.RemotePublish)) error
 	if o.target == 0 {
 		o.caughtUpNow()
 	}
-	cons, err := o.js.OrderedConsumer(ctx, o.cfg.Stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{o.subjects.All()}, DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
-	if err == nil {
-		o.consume, err = cons.Consume(func(m jetstream.Msg) { o.receiveOrdered(m, apply) },
-			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-				o.log.Debug("SOW order consumer", "err", err)
-			}), jetstream.PullHeartbeat(pullHeartbeat), jetstream.PullExpiry(pullExpiry))
-	}
+	o.followCtx, o.followStop = context.WithCancel(context.Background())
+	first, err := o.newSOWConsumer(ctx, o.cfg.RequestTimeout)
 	if err != nil {
+		o.followStop()
+		o.deletes.Wait()
+		o.followStop = nil
 		o.mu.Unlock()
-		return fmt.Errorf("natscluster: SOW order consumer on %s: %w", o.cfg.Stream, err)
+		return err
 	}
 	o.started = true
 	o.raiseLast(o.target)
+	o.followed = make(chan struct{})
+	go o.follow(first, apply)
 	pctx, pstop := context.WithCancel(context.Background())
 	o.pollStop, o.polled = pstop, make(chan struct{})
 	go o.pollLast(pctx, s)
@@ -513,14 +539,10 @@ func (o *OrderedBackplane) hold(ready func() bool) bool {
 	return true
 }
 
-// receiveOrdered applies one message of the stream.
-func (o *OrderedBackplane) receiveOrdered(m jetstream.Msg, apply func(*broker.RemotePublish)) {
-	meta, err := m.Metadata()
+// receiveOrdered applies one message of the stream (meta its metadata).
+func (o *OrderedBackplane) receiveOrdered(m jetstream.Msg, meta *jetstream.MsgMetadata, apply func(*broker.RemotePublish)) {
 	var rp broker.RemotePublish
-	var from origin
-	if err == nil {
-		from, err = decodeOrdered(m.Data(), &rp)
-	}
+	from, err := decodeOrdered(m.Data(), &rp)
 	if err == nil && from.instance != o.instance && !o.catchingUp.Load() {
 		if !o.hold(func() bool { return o.routedUpTo(from.instance, from.number) }) {
 			o.giveUp(from.instance, from.number)
@@ -529,10 +551,8 @@ func (o *OrderedBackplane) receiveOrdered(m jetstream.Msg, apply func(*broker.Re
 	if err == nil {
 		rp.MessageType, rp.Topic, err = o.subjects.Parse(m.Subject())
 	}
-	if meta != nil {
-		rp.Ordinal, rp.OrderTime = meta.Sequence.Stream, meta.Timestamp
-		o.raiseLast(meta.Sequence.Stream + meta.NumPending)
-	}
+	rp.Ordinal, rp.OrderTime = meta.Sequence.Stream, meta.Timestamp
+	o.raiseLast(meta.Sequence.Stream + meta.NumPending)
 	o.mu.RLock()
 	defer o.mu.RUnlock()
 	if o.closed {
@@ -545,11 +565,9 @@ func (o *OrderedBackplane) receiveOrdered(m jetstream.Msg, apply func(*broker.Re
 	} else {
 		apply(&rp)
 	}
-	if meta != nil {
-		o.applied.Store(meta.Sequence.Stream)
-		if meta.Sequence.Stream >= o.target {
-			o.caughtUpNow()
-		}
+	o.applied.Store(meta.Sequence.Stream)
+	if meta.Sequence.Stream >= o.target {
+		o.caughtUpNow()
 	}
 }
 
@@ -576,10 +594,12 @@ func (o *OrderedBackplane) Close() error {
 		return nil
 	}
 	o.closed = true
-	cc, pstop, polled := o.consume, o.pollStop, o.polled
+	fstop, followed, pstop, polled := o.followStop, o.followed, o.pollStop, o.polled
 	o.mu.Unlock()
-	if cc != nil {
-		cc.Stop()
+	if fstop != nil {
+		fstop()
+		<-followed
+		o.deletes.Wait()
 	}
 	if pstop != nil {
 		pstop()

@@ -335,9 +335,9 @@ func TestSOWOrderSurvivesNATSNodeLoss(t *testing.T) {
 	}
 	t.Logf("%d of %d publishes not acknowledged persisted while NATS node 0 stopped", failed, total)
 	published := time.Now()
-	// The ordered consumers on the lost node's stream leader are made
-	// again by nats.go with a backoff (1 s, 2 s, 4 s, …): applies may
-	// pause for several seconds.
+	// A node whose consumer lived on the lost server makes another: its
+	// applies pause for a fraction of a second (see
+	// TestSOWApplyResumesAfterNATSNodeLoss).
 	deadline := time.Now().Add(testTimeout)
 	var maxLag uint64 // the largest lag either node showed meanwhile
 	for {
