@@ -130,9 +130,11 @@ import (
 //     origin, when the order hands it back there (as merged, for a delta,
 //     like a local one), so the journal has what the SOW has; its
 //     persisted ack is the journal's cumulative one, sent once it was
-//     applied and journaled there. Other nodes' live deliveries of it
-//     carry no journal position (the bookmark option's "bm"): it is known
-//     only where it is journaled. The SOW topics come from the order at
+//     applied and journaled there. With an AsyncAppender journal the
+//     apply does not wait for the append (its outcome settles the command
+//     later), and live deliveries carry no journal position (the bookmark
+//     option's "bm"); other nodes' never do, as it is known only where it
+//     is journaled. The SOW topics come from the order at
 //     start (New does not rebuild them from the journal), and removals
 //     (sow_delete, expiry) are not journaled, as they serve only that
 //     rebuild. Entries of SOW publishes accepted on different nodes are
@@ -598,8 +600,10 @@ func (w orderWait) settle(o orderOutcome) {
 		return
 	}
 	if o.Err == nil && o.Ordinal != 0 {
-		// Applies come in the order, from one goroutine.
-		w.from.lastOrdinal.Store(o.Ordinal)
+		// The highest: applies come in the order, but a journaled one may
+		// be settled after a later one that was not.
+		for last := w.from.lastOrdinal.Load(); o.Ordinal > last && !w.from.lastOrdinal.CompareAndSwap(last, o.Ordinal); last = w.from.lastOrdinal.Load() {
+		}
 	}
 	w.applied(o)
 }
@@ -771,7 +775,11 @@ func (b *Broker) applyOrdered(p *RemotePublish) {
 		c.applied.Add(1) // expire requests are not in Ordered, which Applied follows
 	}
 	var out orderOutcome
+	var ord orderStamp
 	defer func() {
+		if ord.handedOff {
+			return // settled when the journal has it (below)
+		}
 		if w, ok := c.takeWait(p.Token); ok {
 			out.Ordinal = p.Ordinal
 			w.settle(out)
@@ -810,15 +818,22 @@ func (b *Broker) applyOrdered(p *RemotePublish) {
 	}
 	// The record's version is the publish's place in the order, and its
 	// lifetime runs from when the order took it.
-	ord := orderStamp{ver: p.Ordinal}
+	ord.ver = p.Ordinal
 	if !p.OrderTime.IsZero() {
 		ord.at = p.OrderTime.UnixNano()
 	}
 	// The publisher's name is what filters read; on the publish's own node
-	// its endpoint journals it (see orderStamp).
+	// its endpoint journals it (see orderStamp), and when the journal can
+	// append without waiting, the command is settled once it has.
 	from := &endpoint{name: p.ClientName}
 	if e := c.waiting(p.Token); e != nil {
 		from, ord.origin = e, true
+		token, ordinal := p.Token, p.Ordinal
+		ord.journaled = func(pos Position, reason string) {
+			if w, ok := c.takeWait(token); ok {
+				w.settle(orderOutcome{Ordinal: ordinal, Position: pos, JournalReason: reason})
+			}
+		}
 	}
 	out.Position, out.Reason = b.publishSOW(from, r, st, p.Topic, &h, p.CorrelationID, p.SOWKey, p.Body, &ord)
 	out.JournalReason = ord.journalErr

@@ -388,7 +388,15 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 		if rec.exp != 0 {
 			exp = time.Unix(0, rec.exp)
 		}
-		if pos, reason = b.appendPublish(from, r.mtName, topic, h, key, exp, d.body); reason != "" {
+		if aj, ok := b.opts.Journal.(AsyncAppender); ok && ord != nil && ord.journaled != nil {
+			// An ordered apply does not wait for the journal: the entry
+			// goes out in the order of the applies, the outcome to
+			// ord.journaled (the live deliveries here then carry no "bm").
+			ord.handedOff = b.appendPublishAsync(aj, from, r.mtName, topic, h, key, exp, d.body, ord.journaled)
+			if !ord.handedOff {
+				ord.journalErr = ReasonJournalFailed
+			}
+		} else if pos, reason = b.appendPublish(from, r.mtName, topic, h, key, exp, d.body); reason != "" {
 			if ord == nil {
 				return 0, reason
 			}
