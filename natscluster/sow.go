@@ -586,6 +586,9 @@ func (o *OrderedBackplane) arrive(rp *broker.RemotePublish, from origin) {
 	}
 	// rp.Body is the NATS message's own copy, which nobody reuses.
 	o.held[from.instance] = append(q, heldPlain{rp: *rp, from: from, until: time.Now().Add(orderWaitTimeout)})
+	// heldN grows before the kick, and an apply reads it after it stored
+	// applied: so the release goroutine, which reads applied after the
+	// kick, sees that apply, or the apply kicks it again.
 	if o.heldN.Add(1) > maxHeldPlain {
 		o.releaseLocked(time.Now(), true)
 	}
@@ -622,10 +625,10 @@ func (o *OrderedBackplane) releaseHeld(stop <-chan struct{}, done chan<- struct{
 			continue
 		}
 		o.heldMu.Lock()
-		next, any := o.releaseLocked(time.Now(), false)
+		next, waiting := o.releaseLocked(time.Now(), false)
 		o.heldMu.Unlock()
 		bp.mu.RUnlock()
-		if any {
+		if waiting {
 			timer.Reset(time.Until(next))
 		}
 	}
@@ -637,7 +640,7 @@ func (o *OrderedBackplane) releaseHeld(stop <-chan struct{}, done chan<- struct{
 // held), which gives up on their place, so the publishes that follow it
 // no longer wait for it. It returns the first expiry of those still held.
 // heldMu and the Backplane's mu (for reading) are held.
-func (o *OrderedBackplane) releaseLocked(now time.Time, force bool) (next time.Time, any bool) {
+func (o *OrderedBackplane) releaseLocked(now time.Time, force bool) (next time.Time, waiting bool) {
 	for id, q := range o.held {
 		for len(q) > 0 {
 			h := &q[0]
@@ -658,11 +661,11 @@ func (o *OrderedBackplane) releaseLocked(now time.Time, force bool) (next time.T
 			continue
 		}
 		o.held[id] = q
-		if !any || q[0].until.Before(next) {
-			next, any = q[0].until, true
+		if !waiting || q[0].until.Before(next) {
+			next, waiting = q[0].until, true
 		}
 	}
-	return next, any
+	return next, waiting
 }
 
 // hold waits until ready, polling, at most orderWaitTimeout or until
@@ -720,7 +723,7 @@ func (o *OrderedBackplane) receiveOrdered(m jetstream.Msg, meta *jetstream.MsgMe
 	if meta.Sequence.Stream >= o.target {
 		o.caughtUpNow()
 	}
-	if o.heldN.Load() > 0 { // read after the store: see arrive
+	if o.heldN.Load() > 0 { // after the store: see arrive
 		o.kickRelease()
 	}
 }
