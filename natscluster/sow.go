@@ -191,6 +191,7 @@ type OrderedBackplane struct {
 	heldMu      sync.Mutex
 	held        map[string][]heldPlain
 	heldN       atomic.Int64
+	heldLimit   int64 // maxHeldPlain; tests lower it
 	gaveUpAfter uint64
 	deliver     func(*broker.RemotePublish)
 	kick        chan struct{}
@@ -350,7 +351,7 @@ func NewOrderedBackplane(ctx context.Context, bp *Backplane, cfg SOWConfig) (*Or
 		Backplane: bp, js: js, cfg: cfg, subjects: subjects,
 		slots: make(chan struct{}, cfg.MaxPending), pending: make(chan pendingOrder, cfg.MaxPending),
 		stop: make(chan struct{}), done: make(chan struct{}), caughtUp: make(chan struct{}),
-		held: make(map[string][]heldPlain), kick: make(chan struct{}, 1),
+		held: make(map[string][]heldPlain), heldLimit: maxHeldPlain, kick: make(chan struct{}, 1),
 	}
 	o.catchingUp.Store(true)
 	go o.settle()
@@ -589,7 +590,7 @@ func (o *OrderedBackplane) arrive(rp *broker.RemotePublish, from origin) {
 	// heldN grows before the kick, and an apply reads it after it stored
 	// applied: so the release goroutine, which reads applied after the
 	// kick, sees that apply, or the apply kicks it again.
-	if o.heldN.Add(1) > maxHeldPlain {
+	if o.heldN.Add(1) > o.heldLimit {
 		o.releaseLocked(time.Now(), true)
 	}
 	o.kickRelease()

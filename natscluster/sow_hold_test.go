@@ -24,7 +24,15 @@ type holdNode struct {
 // called at the start of each apply (it may block).
 func startHoldNode(t *testing.T, url, id string, cfg SOWConfig, gate func()) *holdNode {
 	t.Helper()
+	return startHoldNodeWith(t, url, id, cfg, gate, maxHeldPlain)
+}
+
+// startHoldNodeWith is startHoldNode holding at most heldLimit plain
+// publishes.
+func startHoldNodeWith(t *testing.T, url, id string, cfg SOWConfig, gate func(), heldLimit int64) *holdNode {
+	t.Helper()
 	n := &holdNode{o: newOrdered(t, url, id, cfg)}
+	n.o.heldLimit = heldLimit
 	record := func(what string) func(*broker.RemotePublish) {
 		return func(rp *broker.RemotePublish) {
 			if what == "apply" && gate != nil {
@@ -135,6 +143,34 @@ func TestHeldPlainGivesUpOnce(t *testing.T) {
 	}
 	if n := recv.o.waitsExpired.Load(); n != 1 {
 		t.Errorf("%d waits expired; want 1 (the later messages wait for no place given up on)", n)
+	}
+}
+
+// TestHeldPlainBounded: past the bound on held plain publishes, they
+// all go on at once (from the subscription's goroutine, before it takes
+// the next message), in order, their wait counted as expired.
+func TestHeldPlainBounded(t *testing.T) {
+	c := natstest.StartCluster(t, 1)
+	recv := startHoldNodeWith(t, c.URL(0), "recv", SOWConfig{}, nil, 2)
+	a := newOrdered(t, c.URL(0), "a", SOWConfig{})
+	for i := range 3 {
+		plain(t, a, fmt.Sprintf("p%d", i), 1000)
+	}
+	deadline := time.Now().Add(readyWait)
+	for recv.o.finished.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the subscription handled %d of 3 messages within %v", recv.o.finished.Load(), readyWait)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	recv.mu.Lock()
+	got := slices.Clone(recv.events)
+	recv.mu.Unlock()
+	if want := []string{"plain:p0", "plain:p1", "plain:p2"}; !slices.Equal(got, want) {
+		t.Errorf("deliveries once the third message was handled: %v; want %v", got, want)
+	}
+	if n := recv.o.waitsExpired.Load(); n != 1 {
+		t.Errorf("%d waits expired; want 1", n)
 	}
 }
 
