@@ -37,8 +37,10 @@ import (
 // publishes to one subscription in that order (every publish of a node
 // shares the connection, and every node has one subscription); and the
 // receiving node is handed its messages by one goroutine in arrival
-// order. So a publisher's messages reach every node in the order it sent
-// them, and one node's publishes to a topic reach every node in one order.
+// order (an OrderedBackplane holds some back, keeping each sending
+// instance's order: see sow.go). So a publisher's messages reach every
+// node in the order it sent them, and one node's publishes to a topic
+// reach every node in one order.
 //
 // Bounds. Publish never waits: it queues for the sending goroutine, up to
 // SendQueue messages, and refuses beyond with ErrBackplaneFull (the broker
@@ -94,11 +96,14 @@ type Backplane struct {
 	instance  string
 	sentCount uint64
 
-	// routed is, per instance of another node, the number of the last of
-	// its messages handed to the broker (or given up on, see giveUp);
-	// finished counts the subscription's messages whose handling ended.
-	routedMu sync.Mutex
-	routed   map[string]uint64
+	// peers holds, per instance of another node, what this node got of
+	// its plain publishes (see peer); swept is when peers last lost the
+	// instances not heard from for forgetPeerAfter. finished counts the
+	// subscription's messages whose handling ended (routed, dropped, or
+	// held by an OrderedBackplane).
+	peersMu  sync.Mutex
+	peers    map[string]*peer
+	swept    time.Time
 	finished atomic.Uint64
 
 	// mu is held for reading by a delivery in progress and for writing by
@@ -109,6 +114,16 @@ type Backplane struct {
 	sub     *nats.Subscription
 
 	sent, sendErrors, received, malformed atomic.Int64
+}
+
+// peer is what a node got of one instance of another node: the number of
+// the last of its messages taken from the subscription (seen), and of the
+// last handed to the broker or given up on (routed; see giveUp), and when
+// it was last heard of (a plain publish, or an ordered one waiting for
+// them).
+type peer struct {
+	seen, routed uint64
+	heard        time.Time
 }
 
 // outgoing is one queued publish: a plain one (data, whose number the
@@ -133,6 +148,12 @@ const (
 	// received and not yet routed; NATS drops beyond them.
 	DefaultPendingMsgs  = 256 << 10
 	DefaultPendingBytes = 256 << 20
+	// forgetPeerAfter is how long a node keeps what it got of an instance
+	// of another node it no longer hears from (peer): instances change at
+	// every node restart, so the dead ones go. An instance forgotten while
+	// alive only makes its next ordered publish wait as for one never heard
+	// of (routedUpTo), bounded by orderWaitTimeout.
+	forgetPeerAfter = 10 * time.Minute
 	// closeFlushTimeout bounds Close's wait for NATS to take what was
 	// queued.
 	closeFlushTimeout = 5 * time.Second
@@ -209,7 +230,7 @@ func NewBackplane(nc *nats.Conn, cfg BackplaneConfig) (*Backplane, error) {
 	p := &Backplane{
 		nc: nc, cfg: cfg, subjects: subjects, node: cfg.NodeID, log: cfg.Logger, instance: nuid.Next(),
 		queue: make(chan outgoing, cfg.SendQueue), stop: make(chan struct{}), done: make(chan struct{}),
-		routed: make(map[string]uint64),
+		peers: make(map[string]*peer),
 	}
 	go p.send()
 	return p, nil
@@ -333,6 +354,12 @@ func decode(data []byte, rp *broker.RemotePublish) (from origin, err error) {
 // of other nodes to deliver, one at a time, in arrival order. It returns
 // once this node's NATS server has the subscription.
 func (p *Backplane) Start(deliver func(*broker.RemotePublish)) error {
+	return p.start(func(rp *broker.RemotePublish, from origin) { p.route(deliver, rp, from) })
+}
+
+// start subscribes, handing each publish of another node to handle, from
+// the subscription's goroutine, under mu's read lock while not closed.
+func (p *Backplane) start(handle func(*broker.RemotePublish, origin)) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
@@ -341,7 +368,7 @@ func (p *Backplane) Start(deliver func(*broker.RemotePublish)) error {
 	case p.started:
 		return errors.New("natscluster: backplane started twice")
 	}
-	sub, err := p.nc.Subscribe(p.subjects.All(), func(m *nats.Msg) { p.receive(m, deliver) })
+	sub, err := p.nc.Subscribe(p.subjects.All(), func(m *nats.Msg) { p.receive(m, handle) })
 	if err != nil {
 		return fmt.Errorf("natscluster: backplane subscribe %s: %w", p.subjects.All(), err)
 	}
@@ -357,8 +384,9 @@ func (p *Backplane) Start(deliver func(*broker.RemotePublish)) error {
 	return nil
 }
 
-// receive hands a message of another node to deliver.
-func (p *Backplane) receive(m *nats.Msg, deliver func(*broker.RemotePublish)) {
+// receive hands a message of another node to handle, once it noted it
+// seen (so seen is set before finished counts the message).
+func (p *Backplane) receive(m *nats.Msg, handle func(*broker.RemotePublish, origin)) {
 	defer p.finished.Add(1)
 	var rp broker.RemotePublish
 	from, err := decode(m.Data, &rp)
@@ -379,26 +407,64 @@ func (p *Backplane) receive(m *nats.Msg, deliver func(*broker.RemotePublish)) {
 	if p.closed {
 		return
 	}
+	p.noteSeen(from, time.Now())
+	handle(&rp, from)
+}
+
+// route hands rp, of from, to deliver and records it routed. Its callers
+// hold mu for reading and checked closed.
+func (p *Backplane) route(deliver func(*broker.RemotePublish), rp *broker.RemotePublish, from origin) {
 	p.received.Add(1)
-	deliver(&rp)
-	p.routedMu.Lock()
-	p.routed[from.instance] = max(p.routed[from.instance], from.number)
-	p.routedMu.Unlock()
+	deliver(rp)
+	p.giveUp(from.instance, from.number)
+}
+
+// noteSeen records that from was taken from the subscription at now, and
+// forgets the instances not heard from for forgetPeerAfter (a sweep at
+// most every forgetPeerAfter).
+func (p *Backplane) noteSeen(from origin, now time.Time) {
+	p.peersMu.Lock()
+	defer p.peersMu.Unlock()
+	if now.Sub(p.swept) >= forgetPeerAfter {
+		for id, e := range p.peers {
+			if now.Sub(e.heard) >= forgetPeerAfter {
+				delete(p.peers, id)
+			}
+		}
+		p.swept = now
+	}
+	e := p.peers[from.instance]
+	if e == nil {
+		e = &peer{}
+		p.peers[from.instance] = e
+	}
+	e.seen, e.heard = max(e.seen, from.number), now
+}
+
+// peerCounts returns what this node got of instance (see peer), and
+// records it heard of now when it knows it.
+func (p *Backplane) peerCounts(instance string) (seen, routed uint64) {
+	p.peersMu.Lock()
+	defer p.peersMu.Unlock()
+	e := p.peers[instance]
+	if e == nil {
+		return 0, 0
+	}
+	e.heard = time.Now()
+	return e.seen, e.routed
 }
 
 // routedUpTo reports whether the broker was handed instance's messages up
 // to the one numbered n, or need not wait for them. Once this node got a
-// message of instance, the later ones come in their order (NATS keeps one
+// message of instance (routed, or taken from the subscription and held by
+// an OrderedBackplane), the later ones come in their order (NATS keeps one
 // connection's order to one subscription), so it waits for them (bounded
 // by the caller, see giveUp: a message NATS dropped never comes). Of an
 // instance it got nothing from yet, what is not here may have been sent
 // before this node subscribed: it waits only while the subscription holds
-// a message not yet handled.
+// a message not yet handled (one held counts as handled: it is seen).
 func (p *Backplane) routedUpTo(instance string, n uint64) bool {
-	p.routedMu.Lock()
-	got := p.routed[instance]
-	p.routedMu.Unlock()
-	if got >= n || got > 0 {
+	if seen, got := p.peerCounts(instance); got >= n || seen > 0 || got > 0 {
 		return got >= n
 	}
 	p.mu.RLock()
@@ -412,15 +478,27 @@ func (p *Backplane) routedUpTo(instance string, n uint64) bool {
 		return true
 	}
 	delivered, err := sub.Delivered() // counted before the handler runs
-	return err != nil || pending == 0 && uint64(delivered) == p.finished.Load()
+	if err == nil && (pending != 0 || uint64(delivered) != p.finished.Load()) {
+		return false
+	}
+	// A message of instance handled meanwhile was seen before it counted
+	// as finished.
+	seen, got := p.peerCounts(instance)
+	return got >= n || seen == 0 && got == 0
 }
 
-// giveUp stops waiting for instance's messages up to n: a wait for them
-// expired (they were dropped), so later ones do not wait for them again.
+// giveUp records instance's messages up to n routed: handed to the broker,
+// or a wait for them expired (they were dropped), so later ones do not
+// wait for them again.
 func (p *Backplane) giveUp(instance string, n uint64) {
-	p.routedMu.Lock()
-	p.routed[instance] = max(p.routed[instance], n)
-	p.routedMu.Unlock()
+	p.peersMu.Lock()
+	defer p.peersMu.Unlock()
+	e := p.peers[instance]
+	if e == nil {
+		e = &peer{heard: time.Now()}
+		p.peers[instance] = e
+	}
+	e.routed = max(e.routed, n)
 }
 
 // State reports whether the NATS connection is up, and how many received

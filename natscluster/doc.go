@@ -168,4 +168,19 @@
 // replication round trip (a few thousand a second at R3); it should
 // pipeline with AppendAsync (or an equivalent in broker.Journal), which
 // keeps the publisher's order.
+//
+// # Upgrading
+//
+// Every node of a cluster runs the same version of this package: no
+// rolling upgrade. The formats of what the nodes send each other change
+// between versions (a plain publish is version 2 since it carries its
+// sender's count and its publisher's place in the SOW order, a SOW
+// publish version 3 since it carries its sender's count of plain
+// publishes), and a node drops what it cannot read: counted in
+// BackplaneStats.Malformed for plain publishes, logged once for the SOW
+// stream's. So plain publishes would not cross between old and new nodes,
+// and an old node would skip the new nodes' SOW publishes, its SOW
+// drifting from theirs for good. Upgrade by stopping every node, upgrading
+// them, and starting them again. The streams stay: a new node reads the
+// SOW stream's older messages (version 2) and the journal's entries.
 package natscluster
