@@ -165,9 +165,10 @@ type Backplane interface {
 	Publish(p *RemotePublish) error
 
 	// Start begins delivering what other nodes published (never this
-	// node's own publishes) to deliver, from one goroutine, in arrival
-	// order; deliver routes the publish before it returns and does not
-	// keep p. The broker calls it once, from New.
+	// node's own publishes) to deliver, one call at a time (calls never
+	// overlap), each node's publishes in the order it sent them; deliver
+	// routes the publish before it returns and does not keep p. The broker
+	// calls it once, from New.
 	Start(deliver func(p *RemotePublish)) error
 
 	// State reports the node's link to the cluster, for Stats.
