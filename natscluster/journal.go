@@ -15,6 +15,7 @@ import (
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
 // Defaults of JournalConfig.
@@ -191,8 +192,15 @@ type Journal struct {
 	changed  chan struct{}
 	high     map[string]uint64
 	cursors  map[*cursor]struct{}
-	tail     jetstream.ConsumeContext // the follower; see follow
-	stats    broker.JournalStats      // last figures read from the stream
+	stats    broker.JournalStats // last figures read from the stream
+
+	// followed is closed when the follower (see follow) has returned;
+	// deletes counts the deletes of consumers the follower and cursors
+	// gave up on; id and serial name those consumers.
+	followed chan struct{}
+	deletes  sync.WaitGroup
+	id       string
+	serial   atomic.Int64
 }
 
 var _ broker.Journal = (*Journal)(nil)
@@ -220,6 +228,7 @@ func OpenJournal(ctx context.Context, nc *nats.Conn, cfg JournalConfig) (*Journa
 		changed: make(chan struct{}), high: map[string]uint64{}, cursors: map[*cursor]struct{}{},
 	}
 	j.ctx, j.cancel = context.WithCancel(context.Background())
+	j.id = nuid.Next()
 	if err := j.openStream(ctx); err != nil {
 		j.cancel()
 		return nil, err
@@ -230,6 +239,7 @@ func OpenJournal(ctx context.Context, nc *nats.Conn, cfg JournalConfig) (*Journa
 	}
 	if err := j.follow(ctx); err != nil {
 		j.cancel()
+		j.deletes.Wait()
 		return nil, err
 	}
 	return j, nil
@@ -348,25 +358,55 @@ func (j *Journal) rebuild(ctx context.Context) error {
 	return nil
 }
 
-// follow starts the follower: an ordered consumer of the entries' headers
-// from the tail on, which raises Durable and the marks by every entry
-// stored, this node's and other nodes'. Without it a node would not see
-// the entries others append until it appended itself. It costs every node
-// the headers (about a hundred bytes) of every entry.
+// follow starts the follower: a consumer of the entries' headers from the
+// tail on, which raises Durable and the marks by every entry stored, this
+// node's and other nodes'. Without it a node would not see the entries
+// others append until it appended itself. It costs every node the headers
+// (about a hundred bytes) of every entry. Its consumers come and go as the
+// SOW order's do (follow.go): one at a time, made again at once after the
+// last entry it handled when one reports trouble, so a lost NATS node
+// pauses it for a fraction of a second. follow returns once the first
+// consumer is made (or ctx ends); the follower runs until Close.
 func (j *Journal) follow(ctx context.Context) error {
 	j.mu.Lock()
-	from := j.durable
+	next := uint64(j.durable) // the first sequence the follower has not handled
 	j.mu.Unlock()
-	cons, err := j.orderedConsumer(ctx, from, true)
+	r := &resumer{spec: j.followSpec("journal follower", true), name: j.consumerName("amps_journal"),
+		from: func() uint64 { return next }}
+	c, err := r.open(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("natscluster: journal %s: follow from %d: %w", j.cfg.Stream, next, err)
 	}
-	j.tail, err = cons.Consume(func(m jetstream.Msg) {
-		md, err := m.Metadata()
-		if err != nil {
-			j.log.Warn("journal follower: message without metadata", "stream", j.cfg.Stream, "err", err)
-			return
+	j.followed = make(chan struct{})
+	go func() {
+		defer close(j.followed)
+		for {
+			err := j.readFollowed(c, &next)
+			c.end()
+			if j.ctx.Err() != nil {
+				return
+			}
+			r.lost(c, err)
+			if c, err = r.open(j.ctx); err != nil {
+				return // only when Close started
+			}
 		}
+	}()
+	return nil
+}
+
+// readFollowed handles what the follower's consumer c delivers, each entry
+// from *next on once, until c reports trouble or Close starts.
+func (j *Journal) readFollowed(c *streamConsumer, next *uint64) error {
+	for {
+		m, md, err := c.next(j.ctx)
+		if err != nil {
+			return err
+		}
+		if md.Sequence.Stream < *next {
+			continue
+		}
+		*next = md.Sequence.Stream + 1
 		client, seq := "", uint64(0)
 		if v := m.Headers().Get(HighWaterHeader); v != "" {
 			if client, seq, err = parseHighWater(v); err != nil {
@@ -374,13 +414,26 @@ func (j *Journal) follow(ctx context.Context) error {
 			}
 		}
 		j.advance(md.Sequence.Stream, client, seq)
-	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		j.log.Debug("journal follower", "stream", j.cfg.Stream, "err", err)
-	}), jetstream.PullHeartbeat(pullHeartbeat), jetstream.PullExpiry(pullExpiry))
-	if err != nil {
-		return fmt.Errorf("natscluster: journal %s: follow from %d: %w", j.cfg.Stream, from, err)
 	}
-	return nil
+}
+
+// followSpec is the follower's and cursors' consumers (follow.go): every
+// subject of the stream (headers only when asked), CursorBuffer at a time,
+// deleted while the journal is open.
+func (j *Journal) followSpec(what string, headersOnly bool) *followSpec {
+	return &followSpec{
+		js: j.js, stream: j.cfg.Stream, filter: j.subjects.All(), headersOnly: headersOnly,
+		buffer: j.cfg.CursorBuffer, pullBatch: true, requestTimeout: j.cfg.RequestTimeout,
+		what: what, log: j.log, life: j.ctx, deletes: &j.deletes,
+	}
+}
+
+// consumerName returns a function naming consumers kind_<journal>_<n>,
+// unique in the cluster.
+func (j *Journal) consumerName(kind string) func() string {
+	return func() string {
+		return fmt.Sprintf("%s_%s_%d", kind, j.id, j.serial.Add(1))
+	}
 }
 
 // orderedConsumer makes an ordered consumer of every entry from from on
@@ -706,6 +759,7 @@ func (j *Journal) NewCursor(from broker.Position) (broker.Cursor, error) {
 			j.cfg.Stream, from, j.first, j.durable, broker.ErrBookmarkNotFound)
 	}
 	c := &cursor{j: j, pos: from}
+	c.ctx, c.cancel = context.WithCancel(j.ctx)
 	j.cursors[c] = struct{}{}
 	return c, nil
 }
@@ -844,10 +898,9 @@ func (j *Journal) Close() error {
 	for _, c := range cursors {
 		c.stop()
 	}
-	if j.tail != nil {
-		j.tail.Stop()
-	}
+	<-j.followed
 	j.inflight.Wait()
+	j.deletes.Wait()
 	j.mu.Lock()
 	j.finished = true
 	close(j.changed)
