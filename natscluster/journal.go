@@ -35,28 +35,21 @@ const (
 	// acknowledgement before it fails.
 	DefaultAckTimeout = 5 * time.Second
 	// DefaultRequestTimeout bounds one try of a JetStream API request the
-	// journal makes (stream info, message get, purge, consumer creation);
-	// a try that times out or finds no responder is made again (a request
-	// can be lost while a stream elects a new leader).
+	// journal makes (stream info, message get, purge); a try that times
+	// out or finds no responder is made again (a request can be lost while
+	// a stream elects a new leader). A consumer's creation starts with
+	// shorter tries and grows them up to it (follow.go).
 	DefaultRequestTimeout = 2 * time.Second
 	// DefaultOperationTimeout bounds one journal operation with all its
 	// tries (FindTime, Truncate, a cursor's start) and a cursor's wait for
 	// an entry it knows is stored.
 	DefaultOperationTimeout = 15 * time.Second
-	// DefaultCursorBuffer is how many entries a cursor's consumer fetches
-	// ahead of its reader.
+	// DefaultCursorBuffer is how many entries a cursor's consumer (and the
+	// follower's) fetches ahead of its reader.
 	DefaultCursorBuffer = 256
 	// statsTimeout bounds the stream-state request of Stats, which an
 	// admin page may call while NATS is unreachable.
 	statsTimeout = time.Second
-	// pullHeartbeat is the idle heartbeat of the journal's consumers: a
-	// pull that went unanswered (a consumer just created on a stream whose
-	// leader is still settling) is noticed after two missed heartbeats and
-	// the ordered consumer is made again, well within OperationTimeout.
-	pullHeartbeat = time.Second
-	// pullExpiry is how long one pull request waits at the server; it
-	// must be above twice the heartbeat.
-	pullExpiry = 5 * time.Second
 	// highWaterKey is the key of the high-water checkpoint in the bucket.
 	highWaterKey = "high-waters"
 	// leaderWait is the pause between tries of a request that found no
@@ -229,18 +222,12 @@ func OpenJournal(ctx context.Context, nc *nats.Conn, cfg JournalConfig) (*Journa
 	}
 	j.ctx, j.cancel = context.WithCancel(context.Background())
 	j.id = nuid.Next()
-	if err := j.openStream(ctx); err != nil {
-		j.cancel()
-		return nil, err
-	}
-	if err := j.rebuild(ctx); err != nil {
-		j.cancel()
-		return nil, err
-	}
-	if err := j.follow(ctx); err != nil {
-		j.cancel()
-		j.deletes.Wait()
-		return nil, err
+	for _, step := range []func(context.Context) error{j.openStream, j.rebuild, j.follow} {
+		if err := step(ctx); err != nil {
+			j.cancel()
+			j.deletes.Wait()
+			return nil, err
+		}
 	}
 	return j, nil
 }
@@ -436,34 +423,6 @@ func (j *Journal) consumerName(kind string) func() string {
 	}
 }
 
-// orderedConsumer makes an ordered consumer of every entry from from on
-// (their headers only when asked).
-func (j *Journal) orderedConsumer(ctx context.Context, from broker.Position, headersOnly bool) (jetstream.Consumer, error) {
-	var cons jetstream.Consumer
-	err := j.retry(ctx, func(ctx context.Context) (err error) {
-		cons, err = j.js.OrderedConsumer(ctx, j.cfg.Stream, jetstream.OrderedConsumerConfig{
-			FilterSubjects: []string{j.subjects.All()},
-			DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-			OptStartSeq:    uint64(from),
-			HeadersOnly:    headersOnly,
-		})
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("natscluster: journal %s: consumer from %d: %w", j.cfg.Stream, from, err)
-	}
-	return cons, nil
-}
-
-// pullOpts are the options of the journal's message iterators.
-func (j *Journal) pullOpts() []jetstream.PullMessagesOpt {
-	return []jetstream.PullMessagesOpt{
-		jetstream.PullMaxMessages(j.cfg.CursorBuffer),
-		jetstream.PullHeartbeat(pullHeartbeat),
-		jetstream.PullExpiry(pullExpiry),
-	}
-}
-
 // retry calls fn, each try bounded by RequestTimeout, again after
 // leaderWait for as long as a try times out or finds no responder (see
 // leaderWait) and ctx lasts.
@@ -502,40 +461,55 @@ func addHighWater(marks map[string]uint64, h nats.Header) error {
 }
 
 // scan calls fn with the headers of each entry from from up to (not
-// including) to, in order, through an ordered consumer.
+// including) to, in order, through consumers made as the follower's are
+// (a lost one is made again from the next entry).
 func (j *Journal) scan(ctx context.Context, from, to broker.Position, fn func(uint64, nats.Header) error) error {
-	if from >= to {
-		return nil
-	}
-	cons, err := j.orderedConsumer(ctx, from, true)
-	if err != nil {
-		return err
-	}
-	it, err := cons.Messages(j.pullOpts()...)
-	if err != nil {
-		return fmt.Errorf("natscluster: journal %s: scan from %d: %w", j.cfg.Stream, from, err)
-	}
-	defer it.Stop()
-	for {
-		m, err := it.Next(jetstream.NextContext(ctx))
+	next := uint64(from)
+	r := &resumer{spec: j.followSpec("journal scan", true), name: j.consumerName("amps_scan"),
+		from: func() uint64 { return next }}
+	for next < uint64(to) {
+		c, err := r.open(ctx)
 		if err != nil {
-			return fmt.Errorf("natscluster: journal %s: scan from %d to %d: %w", j.cfg.Stream, from, to, err)
+			return fmt.Errorf("natscluster: journal %s: scan from %d to %d: %w", j.cfg.Stream, next, to, err)
 		}
-		md, err := m.Metadata()
+		err = j.scanWith(ctx, c, &next, to, fn)
+		c.end()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, errConsumerLost) {
+			r.spec.delete(c.name)
+			return err
+		}
+		r.lost(c, err)
+	}
+	return nil
+}
+
+// errConsumerLost wraps the trouble a consumer reported, after which scan
+// makes another.
+var errConsumerLost = errors.New("consumer lost")
+
+// scanWith calls fn for what c delivers from *next on, up to to.
+func (j *Journal) scanWith(ctx context.Context, c *streamConsumer, next *uint64, to broker.Position, fn func(uint64, nats.Header) error) error {
+	for *next < uint64(to) {
+		m, md, err := c.next(ctx)
 		if err != nil {
-			return fmt.Errorf("natscluster: journal %s: scan: %w", j.cfg.Stream, err)
+			if ctx.Err() != nil {
+				return fmt.Errorf("natscluster: journal %s: scan at %d of %d: %w", j.cfg.Stream, *next, to, err)
+			}
+			return fmt.Errorf("%w: %w", errConsumerLost, err)
 		}
 		seq := md.Sequence.Stream
+		if seq < *next {
+			continue
+		}
 		if seq >= uint64(to) {
 			return nil
 		}
 		if err := fn(seq, m.Headers()); err != nil {
 			return fmt.Errorf("natscluster: journal %s: entry %d: %w", j.cfg.Stream, seq, err)
 		}
-		if seq+1 >= uint64(to) {
-			return nil
-		}
+		*next = seq + 1
 	}
+	return nil
 }
 
 // get reads the entry at seq (the first at or after seq when it is gone).
@@ -878,9 +852,9 @@ func (j *Journal) isClosed() bool {
 // Close implements broker.Journal: it refuses new appends, waits for those
 // in flight to be acknowledged (or to time out), stops every cursor and
 // the follower, then closes Done; a Close during or after that waits for
-// it and returns nil. Stopping a consumer waits for a reset in progress
-// (after a lost NATS node the client makes its ordered consumers again,
-// each try bounded by RequestTimeout), so Close can take a few of those.
+// it and returns nil. A consumer being made again (after a lost NATS
+// node) is given up at once; the deletes of consumers given up are
+// abandoned (the server drops them after a minute without pulls).
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	if j.closed {
