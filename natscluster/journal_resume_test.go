@@ -2,9 +2,11 @@ package natscluster
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/ampsbroker/ampsbroker/ampstest"
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/ampsbroker/ampsbroker/journal/journaltest"
 	"github.com/ampsbroker/ampsbroker/natscluster/internal/natstest"
@@ -92,6 +94,37 @@ func appendAfterStop(t *testing.T, w *Journal, from int, stopped time.Time) (bro
 	}
 }
 
+// closedJournalsLeaveNothing closes js and fails the test if a goroutine
+// of the journal's code (its follower, a cursor's or scan's consumer, a
+// consumer delete) still runs a moment later.
+func closedJournalsLeaveNothing(t *testing.T, js ...*Journal) {
+	t.Helper()
+	for _, j := range js {
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	frames := []string{"natscluster.(*Journal)", "natscluster.(*followSpec)", "natscluster.(*streamConsumer)", "natscluster.(*cursor)"}
+	var left []string
+	for deadline := time.Now().Add(ampstest.DefaultLeakGrace); ; time.Sleep(20 * time.Millisecond) {
+		left = left[:0]
+		for _, g := range ampstest.OtherGoroutines() {
+			for _, f := range frames {
+				if strings.Contains(g, f) {
+					left = append(left, g)
+					break
+				}
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines of the journal still run after Close:\n%s", strings.Join(left, "\n\n"))
+		}
+	}
+}
+
 // journalResumeBound is how long after the stream takes appends again a
 // node's follower and cursors must have them, in the tests below:
 // generous for a loaded machine, yet well below the about 11 s nats.go's
@@ -147,6 +180,7 @@ func TestJournalFollowerResumesAfterNATSNodeLoss(t *testing.T) {
 	if resumed > journalResumeBound {
 		t.Errorf("the follower had the entry %v after the stream took it; want within %v", resumed, journalResumeBound)
 	}
+	closedJournalsLeaveNothing(t, f, w)
 }
 
 // awaitDurable waits until j's Durable reaches pos, failing after
@@ -162,7 +196,7 @@ func awaitDurable(t *testing.T, j *Journal, pos broker.Position) {
 // the JetStream meta leader stops. The cursor delivers the rest, every
 // entry once and in order, within journalResumeBound of the stop.
 func TestJournalCursorResumesAfterNATSNodeLoss(t *testing.T) {
-	c, leader, cfg, _, reader, js := resumeSetup(t)
+	c, leader, cfg, w, reader, js := resumeSetup(t)
 	cfg.CursorBuffer = 1 // the entries after the stop are fetched after it
 	r := openJournal(t, reader(), cfg)
 	appendN(t, r, 0, 20)
@@ -211,4 +245,5 @@ func TestJournalCursorResumesAfterNATSNodeLoss(t *testing.T) {
 	if resumed > journalResumeBound {
 		t.Errorf("the cursor delivered the last entries %v after the stop; want within %v", resumed, journalResumeBound)
 	}
+	closedJournalsLeaveNothing(t, r, w)
 }
