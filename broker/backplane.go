@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -373,6 +374,7 @@ type cluster struct {
 	// or stopCluster takes each once.
 	waitMu sync.Mutex
 	waits  map[uint64]orderWait
+	swept  time.Time // the last look for old orphans
 	nonce  uint64
 	tokens atomic.Uint64
 	// failing is set while Publish fails, so that a run of failures is
@@ -560,14 +562,41 @@ type orderOutcome struct {
 
 // orderWait is an ordered command of this node waiting for its apply:
 // who sent it (its endpoint journals it when it is applied here) and what
-// to tell.
+// to tell. An orphan (applied nil, since when) is a publish whose order
+// failed unconfirmed: its sender was told, yet the order may hold it, and
+// if it is applied here after all it is journaled here still (the journal
+// then has what the SOW has; its publisher's resend is a duplicate).
 type orderWait struct {
-	from    *endpoint
-	applied func(orderOutcome)
+	from          *endpoint
+	applied, late func(orderOutcome)
+	since         time.Time
 }
+
+// orderCallbacks are what an ordered command of this node is told:
+// confirm, if not nil, gets the order's confirmation (Order's done);
+// applied its outcome here, exactly once; late, if not nil, the outcome of
+// an apply that came after all once the order failed (an orphan's).
+type orderCallbacks struct {
+	confirm       func(error)
+	applied, late func(orderOutcome)
+}
+
+// Orphans are forgotten orphanTTL after their order failed (an order that
+// held the publish applies it well before), looked for at most every
+// orphanSweep.
+const (
+	orphanTTL   = 10 * time.Minute
+	orphanSweep = time.Minute
+)
 
 // settle tells the command's sender how it ended.
 func (w orderWait) settle(o orderOutcome) {
+	if w.applied == nil { // an orphan: its sender was told it failed
+		if w.late != nil && o.Err == nil {
+			w.late(o)
+		}
+		return
+	}
 	if o.Err == nil && o.Ordinal != 0 {
 		// Applies come in the order, from one goroutine.
 		w.from.lastOrdinal.Store(o.Ordinal)
@@ -575,17 +604,34 @@ func (w orderWait) settle(o orderOutcome) {
 	w.applied(o)
 }
 
-// await registers applied under a new token, for the apply of the command
+// await registers cb under a new token, for the apply of the command
 // carrying it; from's lastOrdinal follows what was applied.
-func (c *cluster) await(from *endpoint, applied func(orderOutcome)) uint64 {
+func (c *cluster) await(from *endpoint, cb orderCallbacks) uint64 {
 	token := c.nonce | c.tokens.Add(1)&(1<<32-1)
 	c.waitMu.Lock()
 	defer c.waitMu.Unlock()
 	if c.waits == nil { // stopped: the command fails at once
 		return 0
 	}
-	c.waits[token] = orderWait{from, applied}
+	c.waits[token] = orderWait{from: from, applied: cb.applied, late: cb.late}
+	if now := time.Now(); now.Sub(c.swept) > orphanSweep {
+		c.swept = now
+		for t, w := range c.waits {
+			if w.applied == nil && now.Sub(w.since) > orphanTTL {
+				delete(c.waits, t)
+			}
+		}
+	}
 	return token
+}
+
+// orphan keeps w's command under token as an orphan (see orderWait).
+func (c *cluster) orphan(token uint64, w orderWait) {
+	c.waitMu.Lock()
+	defer c.waitMu.Unlock()
+	if c.waits != nil {
+		c.waits[token] = orderWait{from: w.from, late: w.late, since: time.Now()}
+	}
 }
 
 // waiting returns the endpoint of this node's command waiting under token,
@@ -610,9 +656,9 @@ func (c *cluster) takeWait(token uint64) (w orderWait, ok bool) {
 // its outcome here exactly once (see orderOutcome); confirm, if not nil,
 // gets the order's confirmation (Order's done). It returns a failure
 // reason when the order refused p at once (then neither is called).
-func (b *Broker) order(from *endpoint, p *RemotePublish, confirm func(error), applied func(orderOutcome)) string {
+func (b *Broker) order(from *endpoint, p *RemotePublish, cb orderCallbacks) string {
 	c := b.cluster
-	token := c.await(from, applied)
+	token := c.await(from, cb)
 	if token == 0 {
 		return ReasonOrderFailed
 	}
@@ -632,10 +678,13 @@ func (b *Broker) order(from *endpoint, p *RemotePublish, confirm func(error), ap
 			b.log.Warn("the cluster did not confirm the order of a SOW command", "topic", p.Topic, "err", err)
 			if w, ok := c.takeWait(token); ok {
 				w.settle(orderOutcome{Err: err})
+				if b.persist != nil && !p.Delete {
+					c.orphan(token, w)
+				}
 			}
 		}
-		if confirm != nil {
-			confirm(err)
+		if cb.confirm != nil {
+			cb.confirm(err)
 		}
 	})
 	if err != nil {
@@ -652,7 +701,7 @@ func (b *Broker) order(from *endpoint, p *RemotePublish, confirm func(error), ap
 // refuses at once what every node would refuse: a message its topic can
 // get no key for. confirm and applied are order's. It returns a failure
 // reason, or "" once the order took the publish.
-func (b *Broker) orderSOW(from *endpoint, r *router, st *sowStore, topic string, h *protocol.Header, body []byte, confirm func(error), applied func(orderOutcome)) string {
+func (b *Broker) orderSOW(from *endpoint, r *router, st *sowStore, topic string, h *protocol.Header, body []byte, cb orderCallbacks) string {
 	p := RemotePublish{MessageType: r.mtName, Topic: topic, ClientName: from.name, Body: body}
 	if h != nil {
 		p.CorrelationID, p.SOWKey = h.CorrelationID, h.SOWKey
@@ -672,22 +721,40 @@ func (b *Broker) orderSOW(from *endpoint, r *router, st *sowStore, topic string,
 	if _, _, reason := st.key(p.SOWKey, body, ks); reason != "" {
 		return reason
 	}
-	return b.order(from, &p, confirm, applied)
+	return b.order(from, &p, cb)
 }
 
 // orderAndWait is orderSOW for an in-process client: it returns once the
 // publish was applied here (a publish then reads as on a single broker),
 // with the store's reason when it refused it, or once the order failed.
-func (b *Broker) orderAndWait(from *endpoint, r *router, st *sowStore, topic string, h *protocol.Header, body []byte) string {
-	ch := make(chan orderOutcome, 1)
-	if reason := b.orderSOW(from, r, st, topic, h, body, nil, func(o orderOutcome) { ch <- o }); reason != "" {
-		return reason
+// When ctx ends first it returns ctx's error; the publish goes on (the
+// order has it).
+func (b *Broker) orderAndWait(ctx context.Context, from *endpoint, r *router, st *sowStore, topic string, h *protocol.Header, body []byte) (reason string, err error) {
+	ch := make(chan orderOutcome, 1) // the outcome may come after ctx ended
+	if reason := b.orderSOW(from, r, st, topic, h, body, orderCallbacks{applied: func(o orderOutcome) { ch <- o }}); reason != "" {
+		return reason, nil
 	}
-	o := <-ch
+	o, err := awaitOutcome(ctx, ch)
+	return o.reason(), err
+}
+
+// reason is why the command failed, "" when it was applied.
+func (o orderOutcome) reason() string {
 	if o.Err != nil {
 		return ReasonOrderFailed
 	}
 	return o.Reason
+}
+
+// awaitOutcome waits for an in-process client's ordered command's outcome,
+// or for ctx to end.
+func awaitOutcome(ctx context.Context, ch <-chan orderOutcome) (orderOutcome, error) {
+	select {
+	case o := <-ch:
+		return o, nil
+	case <-ctx.Done():
+		return orderOutcome{}, ctx.Err()
+	}
 }
 
 // applyOrdered applies a SOW-topic publish in the cluster's order, as a
@@ -768,7 +835,7 @@ func (b *Broker) applyOrdered(p *RemotePublish) {
 func (b *Broker) orderDelete(from *endpoint, r *router, st *sowStore, h *protocol.Header, body []byte, applied func(orderOutcome)) string {
 	p := RemotePublish{MessageType: r.mtName, Topic: st.topic, ClientName: from.name, CorrelationID: h.CorrelationID,
 		Delete: true, Filter: h.Filter, SOWKeys: h.SOWKeys, SOWKey: h.SOWKey, Body: body}
-	return b.order(from, &p, nil, applied)
+	return b.order(from, &p, orderCallbacks{applied: applied})
 }
 
 // applyDelete applies an ordered sow_delete to st, as deleteFrom does a

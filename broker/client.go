@@ -132,14 +132,35 @@ func (c *Client) Publish(ctx context.Context, topic string, data []byte) error {
 	}
 	switch reason := publishTopicReason(topic); reason {
 	case "":
-		if _, reason := c.b.publish(&c.endpoint, c.rt, topic, nil, data); reason != "" {
-			return fmt.Errorf("broker: publish to %q: %s", topic, reason)
+		if reason, err := c.publish(ctx, topic, nil, data); err != nil || reason != "" {
+			return publishErr("publish", topic, reason, err)
 		}
 	case reasonDiscard:
 	default:
 		return fmt.Errorf("broker: publish to %q: %s", topic, reason)
 	}
 	return nil
+}
+
+// publish is Publish and DeltaPublish past their checks (h nil for a
+// publish). On a SOW topic the cluster orders it returns once the publish
+// was applied on this node, or ctx ended (see orderAndWait).
+func (c *Client) publish(ctx context.Context, topic string, h *protocol.Header, data []byte) (reason string, err error) {
+	if st := c.b.orderedStore(c.rt, topic); st != nil {
+		c.endpoint.messagesIn.Add(1)
+		return c.b.orderAndWait(ctx, &c.endpoint, c.rt, st, topic, h, data)
+	}
+	_, reason = c.b.publish(&c.endpoint, c.rt, topic, h, data)
+	return reason, nil
+}
+
+// publishErr is the error of a publish (what: "publish" or "delta
+// publish") refused for reason, or ended by err.
+func publishErr(what, topic, reason string, err error) error {
+	if err != nil {
+		return fmt.Errorf("broker: %s to %q: %w", what, topic, err)
+	}
+	return fmt.Errorf("broker: %s to %q: %s", what, topic, reason)
 }
 
 // DeltaPublish publishes a delta to topic: on a SOW topic of JSON
@@ -160,8 +181,8 @@ func (c *Client) DeltaPublish(ctx context.Context, topic string, data []byte) er
 		}
 		return fmt.Errorf("broker: delta publish to %q: %s", topic, reason)
 	}
-	if _, reason := c.b.publish(&c.endpoint, c.rt, topic, &protocol.Header{Command: protocol.CmdDeltaPublish}, data); reason != "" {
-		return fmt.Errorf("broker: delta publish to %q: %s", topic, reason)
+	if reason, err := c.publish(ctx, topic, &protocol.Header{Command: protocol.CmdDeltaPublish}, data); err != nil || reason != "" {
+		return publishErr("delta publish", topic, reason, err)
 	}
 	return nil
 }

@@ -148,7 +148,9 @@ func (h *heartbeatTimer) tick() {
 		h.mu.Unlock()
 		return
 	}
-	if in != h.seenIn {
+	if in != h.seenIn || s.awaiting.Load() {
+		// Reading, or not reading because the session waits for its own
+		// ordered commands: either way not a silent client.
 		h.readAt, h.seenIn = now, in
 	}
 	lastRead := h.readAt

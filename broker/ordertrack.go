@@ -92,9 +92,24 @@ func (o *orderTrack) wait(ctx context.Context, stop <-chan struct{}) {
 }
 
 // awaitApplied is the barrier above: it returns once the session's ordered
-// commands were applied here or failed, or the connection closed.
+// commands were applied here or failed, or the connection closed. While it
+// waits the session reads nothing, so its heartbeat check must not take the
+// quiet for a silent client (awaiting).
 func (s *session) awaitApplied() {
+	s.awaiting.Store(true)
+	defer s.awaiting.Store(false)
 	s.applied.wait(s.ctx, s.connClosed)
+}
+
+// awaitSettled waits, before a command that is refused at once is
+// answered, until the session's ordered commands were applied and
+// confirmed, so that the refusal's acks come after theirs, in command
+// order.
+func (s *session) awaitSettled() {
+	s.awaitApplied()
+	s.awaiting.Store(true)
+	defer s.awaiting.Store(false)
+	s.confirmed.wait(s.ctx, s.connClosed)
 }
 
 // waitOrdersSettled waits until the ordered commands of every session were

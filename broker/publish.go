@@ -2,6 +2,7 @@ package broker
 
 import (
 	"cmp"
+	"context"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,11 +164,21 @@ func (s *session) publishOrdered(st *sowStore, h *protocol.Header, body []byte, 
 	s.confirmed.start()
 	mu.Lock()
 	defer mu.Unlock()
-	if reason := s.b.orderSOW(&s.endpoint, s.rt, st, h.Topic, h, body, onConfirmed, onApplied); reason != "" {
+	// An apply that comes after all once the order failed is journaled
+	// (see orderWait): its sequence then counts as durable for the
+	// cumulative ack, which covers the publisher's resend.
+	onLate := func(o orderOutcome) {
+		if p != nil && o.Reason == "" && o.JournalReason == "" {
+			p.done(s, &ah, o.Position, false)
+		}
+	}
+	cb := orderCallbacks{confirm: onConfirmed, applied: onApplied, late: onLate}
+	if reason := s.b.orderSOW(&s.endpoint, s.rt, st, h.Topic, h, body, cb); reason != "" {
 		s.applied.settle() // refused at once: neither is called
 		s.confirmed.settle()
 		s.log.Debug("publish refused", "topic", h.Topic, "reason", reason)
-		s.fail(h, reason, seq)
+		s.awaitSettled() // its acks after those of the publishes before it
+		s.failPersisted(h, reason, seq)
 		return
 	}
 	if h.Has(protocol.FieldSequence) {
@@ -244,7 +255,10 @@ func (b *Broker) publish(from *endpoint, r *router, topic string, h *protocol.He
 	if rs.store != nil {
 		if c := b.cluster; c != nil && c.orderer != nil {
 			// Applied when the cluster's order hands it back (backplane.go).
-			return 0, b.orderAndWait(from, r, rs.store, topic, h, body)
+			// (Client.Publish waits with its context; this is for
+			// whatever else publishes in process.)
+			reason, _ := b.orderAndWait(context.Background(), from, r, rs.store, topic, h, body)
+			return 0, reason
 		}
 		return b.publishSOW(from, r, rs.store, topic, h, cid, key, body, nil)
 	}

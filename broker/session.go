@@ -55,6 +55,9 @@ type session struct {
 	applied, confirmed orderTrack
 
 	lastBeat atomic.Int64 // unix nanoseconds of the client's last heartbeat command
+	// awaiting is set while the reader waits for the session's ordered
+	// commands (ordertrack.go) and reads nothing.
+	awaiting atomic.Bool
 	// connected is when the session began (after the transport's
 	// handshake), for statistics.
 	connected time.Time

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ampsbroker/ampsbroker/protocol"
 	"strings"
 
 	"github.com/nats-io/nuid"
@@ -176,16 +177,19 @@ func (c *Client) SOWDelete(ctx context.Context, topic, filter string) (int, erro
 	if err != nil {
 		return 0, fmt.Errorf("broker: %s: %w", ReasonBadFilter, err)
 	}
-	return c.sowDelete(ctx, topic, deleteSelector{flt: flt})
+	return c.sowDelete(ctx, topic, deleteSelector{flt: flt}, &protocol.Header{Filter: filter})
 }
 
 // SOWDeleteKeys deletes the records of topic with the given keys (as in
 // Message.Key; unknown keys are skipped) and returns how many it deleted.
 func (c *Client) SOWDeleteKeys(ctx context.Context, topic string, keys ...string) (int, error) {
-	return c.sowDelete(ctx, topic, deleteSelector{keys: keys})
+	return c.sowDelete(ctx, topic, deleteSelector{keys: keys}, &protocol.Header{SOWKeys: strings.Join(keys, ",")})
 }
 
-func (c *Client) sowDelete(ctx context.Context, topic string, sel deleteSelector) (int, error) {
+// sowDelete deletes sel's records from the stores of topic; on a node
+// whose SOW topics the cluster orders, it hands the delete to the order
+// as h's selector, store by store, and waits for each to be applied here.
+func (c *Client) sowDelete(ctx context.Context, topic string, sel deleteSelector, h *protocol.Header) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -201,6 +205,23 @@ func (c *Client) sowDelete(ctx context.Context, topic string, sel deleteSelector
 	}
 	total := 0
 	for _, st := range stores {
+		if c.b.ordersSOW() {
+			ch := make(chan orderOutcome, 1) // the outcome may come after ctx ended
+			reason := c.b.orderDelete(&c.endpoint, c.rt, st, h, nil, func(o orderOutcome) { ch <- o })
+			var err error
+			if reason == "" {
+				var o orderOutcome
+				o, err = awaitOutcome(ctx, ch)
+				reason, total = o.reason(), total+o.Deleted
+			}
+			if err != nil {
+				return total, fmt.Errorf("broker: sow_delete on %q: %w", st.topic, err)
+			}
+			if reason != "" {
+				return total, fmt.Errorf("broker: sow_delete on %q: %s", st.topic, reason)
+			}
+			continue
+		}
 		_, n, _, reason := c.b.deleteFrom(&c.endpoint, nil, c.rt, st, sel)
 		total += n
 		if reason != "" {

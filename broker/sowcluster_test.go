@@ -23,6 +23,9 @@ type fakeOrder struct {
 	hub   fakeHub
 	mu    sync.Mutex
 	nodes []*orderingNode
+	// lostConfirm makes the origin's confirmation fail before the apply,
+	// as when JetStream stored a publish and its ack timed out.
+	lostConfirm bool
 }
 
 type orderedItem struct {
@@ -80,6 +83,11 @@ func (n *orderingNode) StartOrdered(apply func(*broker.RemotePublish)) error {
 			case <-n.stop:
 				return
 			case it := <-n.queue:
+				if it.done != nil && n.order.lostConfirm {
+					it.done(errors.New("fake order: confirmation lost"))
+					apply(it.p)
+					continue
+				}
 				apply(it.p)
 				if it.done != nil {
 					it.done(nil)
@@ -355,5 +363,52 @@ func TestClusterSOWDelete(t *testing.T) {
 	a, b := sowOf(t, nodes[0]), sowOf(t, nodes[1])
 	if len(a) != 2 || !slices.Equal(a, b) {
 		t.Errorf("after the deletes: SOW on A %v, on B %v; want the records of ids 3 and 4 on both", a, b)
+	}
+}
+
+// TestClusterSOWJournalsUnconfirmedApply: with a journal, a SOW publish
+// whose order failed unconfirmed is told so (persisted failure), yet when
+// the order applies it after all, its node journals it (the journal then
+// has what the SOW has), and the publisher's resend of it is a duplicate
+// acked persisted.
+func TestClusterSOWJournalsUnconfirmedApply(t *testing.T) {
+	o := &fakeOrder{lostConfirm: true}
+	bp := o.node(t)
+	j := broker.NewMemJournal(0, 0)
+	t.Cleanup(func() { j.Close() })
+	n := ampstest.NewBroker(t, &ampstest.Options{Broker: &broker.Options{
+		Backplane: bp, Journal: j,
+		SOWTopics: []broker.SOWTopic{{Name: "positions", Keys: []string{"/id"}}},
+	}})
+	c := n.Dial(n.TCPURL(), nil)
+	c.Logon("pub")
+	publish := func() ampstest.Message {
+		c.SendJSON(map[string]any{"c": "publish", "t": "positions", "s": 1, "a": "persisted"}, []byte(`{"id":1}`))
+		for {
+			m := c.Next()
+			if m.Header.AckType == "persisted" {
+				return m
+			}
+		}
+	}
+	if m := publish(); m.Header.Status != "failure" {
+		t.Fatalf("unconfirmed publish: %s; want a persisted failure", m)
+	}
+	// The apply follows the failed confirmation.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(sowOf(t, n)) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the SOW never held the record the order applied: %+v", *n.Stats().Cluster)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if e := j.Stats().Entries; e != 1 {
+		t.Fatalf("journal holds %d entries; want the applied publish", e)
+	}
+	if m := publish(); m.Header.Status != "success" || m.Header.Sequence != 1 {
+		t.Errorf("the resend: %s; want persisted success with s 1", m)
+	}
+	if e := j.Stats().Entries; e != 1 {
+		t.Errorf("journal holds %d entries after the resend, want 1", e)
 	}
 }

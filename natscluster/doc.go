@@ -16,9 +16,10 @@
 // and credentials for the NATS link, a shared journal, and the
 // NATSCluster element of the XML file). With a Journal shared by the
 // nodes and the Backplane, a bookmark subscription on any node replays
-// every node's journaled publishes. Built in part: the SOW across nodes
-// (OrderedBackplane, below; ampsd-cluster uses it for SOW topics without
-// a transaction log), with each node's lag in the order
+// every node's journaled publishes. The SOW across nodes
+// (OrderedBackplane, below; ampsd-cluster uses it for the SOW topics of
+// its configuration, with or without a transaction log), with each node's
+// lag in the order
 // (broker.BackplaneState.Lag) and its readiness (broker.Broker.Ready,
 // served by the admin handler at /amps/instance/x_ready).
 //
@@ -108,8 +109,8 @@
 // # SOW across nodes
 //
 // SOW topics are ordered by JetStream (OrderedBackplane, built: publish,
-// delta_publish and sow_delete; not yet a node with a journal, nor the
-// per-key subjects and snapshots below): one stream for every SOW topic
+// delta_publish, sow_delete and expiration, with or without a journal;
+// not yet the per-key subjects and snapshots below): one stream for every SOW topic
 // with a subject per topic, whose order is a topic's apply order on every
 // node (OrderedBackplane says why one stream rather than one per topic). A node publishes a SOW-topic publish to the stream
 // and applies it only when it comes back through the node's consumer of
@@ -117,15 +118,19 @@
 // the same order, so sow, sow_and_subscribe (no gap, no duplicate: the
 // node's query and its subscription are served from the same applied
 // sequence), sow_delete, oof and expiration (ordered too, as expire
-// requests, see OrderedBackplane) behave as on one node. Delta
+// requests, see OrderedBackplane) behave as on one node. A client's
+// commands take effect on its node in the order it sent them (the broker
+// makes a command wait for the client's SOW publishes before it to be
+// applied there), and one publisher's SOW and plain messages keep their
+// order on every node (see "One publisher's order" in OrderedBackplane).
+// With a journal, a SOW publish is journaled once, by the node that
+// accepted it, as it applies it. Delta
 // publishes are merged at apply time against the node's record, which is
-// the same on every node at that sequence. The record's stream subject
-// carries the SOW key ("<prefix>.<type>.<topic>.<key token>") so that a
-// node can publish with an expected last sequence per subject when it
-// needs the record it merged against to be the current one. A node that
-// starts or restarts replays the stream into its SOW before it reports
-// ready; a snapshot (or MaxMsgsPerSubject 1 with full records, which makes
-// the stream hold only the current record of each key) bounds that replay.
+// the same on every node at that sequence. A node that starts or
+// restarts replays the stream into its SOW before it reports ready; a
+// snapshot (or, for topics without deltas, a subject per key with
+// MaxMsgsPerSubject 1, which makes the stream hold only the current
+// record of each key) would bound that replay: not built yet.
 //
 // # Transaction log across nodes
 //
