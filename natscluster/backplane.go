@@ -43,7 +43,8 @@ import (
 // reach every node in one order.
 //
 // Bounds. Publish never waits: it queues for the sending goroutine, up to
-// SendQueue messages, and refuses beyond with ErrBackplaneFull (the broker
+// SendQueue messages and SendQueueBytes bytes, and refuses beyond with
+// ErrBackplaneFull (the broker
 // counts and logs that; the message still reached this node's clients).
 // A publish larger than the NATS server's max_payload (raise it for
 // larger messages) is refused with ErrPublishTooLarge in the same way.
@@ -95,6 +96,8 @@ type Backplane struct {
 	// NATS (the sender's alone).
 	instance  string
 	sentCount uint64
+	// queuedBytes is the size of what is queued (SendQueueBytes bounds it).
+	queuedBytes atomic.Int64
 
 	// peers holds, per instance of another node, what this node got of
 	// its plain publishes (see peer); swept is when peers last lost the
@@ -133,6 +136,7 @@ type outgoing struct {
 	subject string
 	data    []byte
 	order   func(sentBefore uint64)
+	size    int // counted in queuedBytes
 }
 
 // Defaults of BackplaneConfig.
@@ -144,6 +148,9 @@ const (
 	// beyond it Publish refuses. 64 Ki messages ride out a pause of the
 	// sending goroutine of tens of milliseconds at a high rate.
 	DefaultSendQueue = 64 << 10
+	// DefaultSendQueueBytes bounds the bytes a node has queued for NATS
+	// (publishes may be up to max_payload each, 1 MiB by default).
+	DefaultSendQueueBytes = 64 << 20
 	// DefaultPendingMsgs and DefaultPendingBytes bound what the node has
 	// received and not yet routed; NATS drops beyond them.
 	DefaultPendingMsgs  = 256 << 10
@@ -186,8 +193,9 @@ type BackplaneConfig struct {
 	// NodeID identifies this node's publishes, so that it drops them when
 	// NATS echoes them back. Default: a fresh unique id (nuid).
 	NodeID string
-	// SendQueue bounds the publishes queued for NATS.
-	SendQueue int
+	// SendQueue and SendQueueBytes bound the publishes queued for NATS, in
+	// number and in bytes.
+	SendQueue, SendQueueBytes int
 	// PendingMsgs and PendingBytes bound the received publishes waiting
 	// for the broker.
 	PendingMsgs, PendingBytes int
@@ -204,6 +212,9 @@ func (c *BackplaneConfig) defaults() {
 	}
 	if c.SendQueue <= 0 {
 		c.SendQueue = DefaultSendQueue
+	}
+	if c.SendQueueBytes <= 0 {
+		c.SendQueueBytes = DefaultSendQueueBytes
 	}
 	if c.PendingMsgs <= 0 {
 		c.PendingMsgs = DefaultPendingMsgs
@@ -246,18 +257,24 @@ func (p *Backplane) Publish(rp *broker.RemotePublish) error {
 	if limit := p.nc.MaxPayload(); limit > 0 && int64(len(data)) > limit {
 		return fmt.Errorf("%w: %d bytes on topic %q, at most %d", ErrPublishTooLarge, len(data), rp.Topic, limit)
 	}
-	return p.enqueue(outgoing{subject: subject, data: data})
+	return p.enqueue(outgoing{subject: subject, data: data}, len(data))
 }
 
-// enqueue queues o for the sender, without waiting.
-func (p *Backplane) enqueue(o outgoing) error {
+// enqueue queues o (size bytes) for the sender, without waiting.
+func (p *Backplane) enqueue(o outgoing, size int) error {
 	if p.closing.Load() {
 		return ErrBackplaneClosed
 	}
+	if p.queuedBytes.Add(int64(size)) > int64(p.cfg.SendQueueBytes) {
+		p.queuedBytes.Add(-int64(size))
+		return ErrBackplaneFull
+	}
+	o.size = size
 	select {
 	case p.queue <- o:
 		return nil
 	default:
+		p.queuedBytes.Add(-int64(size))
 		return ErrBackplaneFull
 	}
 }
@@ -285,6 +302,7 @@ func (p *Backplane) send() {
 
 // publish hands one queued publish to NATS, numbering plain ones.
 func (p *Backplane) publish(o outgoing) {
+	p.queuedBytes.Add(-int64(o.size))
 	if o.order != nil {
 		o.order(p.sentCount)
 		return

@@ -151,14 +151,16 @@ type OrderedBackplane struct {
 	cfg      SOWConfig
 	subjects Subjects
 
-	// slots bounds the publishes JetStream has not acked; pending holds
-	// them, in Order's order, for the settling goroutine, which returns
-	// once stop is closed and what was pending is settled (done closed).
-	slots   chan struct{}
-	pending chan pendingOrder
-	stop    chan struct{}
-	done    chan struct{}
-	closing atomic.Bool
+	// slots and pendingBytes bound the publishes JetStream has not acked;
+	// pending holds them, in Order's order, for the settling goroutine,
+	// which returns once stop is closed and what was pending is settled
+	// (done closed).
+	slots        chan struct{}
+	pendingBytes atomic.Int64
+	pending      chan pendingOrder
+	stop         chan struct{}
+	done         chan struct{}
+	closing      atomic.Bool
 
 	// mu is held for reading while an ordered publish is applied and for
 	// writing by Close.
@@ -210,6 +212,7 @@ type pendingOrder struct {
 	fut  jetstream.PubAckFuture
 	err  error
 	done func(error)
+	size int64 // counted in pendingBytes
 }
 
 // SOWConfig configures the SOW order. Zero fields take the defaults below.
@@ -222,6 +225,9 @@ type SOWConfig struct {
 	Replicas int
 	// Storage is where the stream keeps its messages.
 	Storage jetstream.StorageType
+	// MaxPendingBytes bounds their bytes likewise (nats.go keeps each
+	// until its ack).
+	MaxPendingBytes int
 	// MaxPending bounds the publishes waiting for JetStream's ack; Order
 	// refuses beyond (ErrBackplaneFull).
 	MaxPending int
@@ -249,6 +255,8 @@ const (
 	DefaultSOWStream     = "AMPS_SOW"
 	DefaultSOWPrefix     = "amps.sow"
 	DefaultSOWMaxPending = 16 << 10
+	// DefaultSOWMaxPendingBytes bounds the bytes of those publishes.
+	DefaultSOWMaxPendingBytes = 64 << 20
 	// DefaultSOWAckTimeout is generous: a raft leader election takes a
 	// few seconds.
 	DefaultSOWAckTimeout     = 10 * time.Second
@@ -298,6 +306,9 @@ func (c *SOWConfig) defaults() {
 	}
 	if c.MaxPending <= 0 {
 		c.MaxPending = DefaultSOWMaxPending
+	}
+	if c.MaxPendingBytes <= 0 {
+		c.MaxPendingBytes = DefaultSOWMaxPendingBytes
 	}
 	if c.AckTimeout <= 0 {
 		c.AckTimeout = DefaultSOWAckTimeout
@@ -374,9 +385,15 @@ func (o *OrderedBackplane) Order(rp *broker.RemotePublish, done func(error)) err
 	if limit := o.nc.MaxPayload(); limit > 0 && int64(len(data)) > limit {
 		return fmt.Errorf("%w: %d bytes on SOW topic %q, at most %d", ErrPublishTooLarge, len(data), rp.Topic, limit)
 	}
+	size := int64(len(data))
+	if o.pendingBytes.Add(size) > int64(o.cfg.MaxPendingBytes) {
+		o.pendingBytes.Add(-size)
+		return ErrBackplaneFull
+	}
 	select {
 	case o.slots <- struct{}{}:
 	default:
+		o.pendingBytes.Add(-size)
 		return ErrBackplaneFull
 	}
 	msg := &nats.Msg{Subject: subject, Data: data}
@@ -399,10 +416,11 @@ func (o *OrderedBackplane) Order(rp *broker.RemotePublish, done func(error)) err
 			err = fmt.Errorf("natscluster: SOW publish to %s: %w", subject, err)
 		}
 		// Never blocks: pending has a place for every slot.
-		o.pending <- pendingOrder{fut: fut, err: err, done: done}
+		o.pending <- pendingOrder{fut: fut, err: err, done: done, size: size}
 	}
-	if err := o.enqueue(outgoing{subject: subject, order: send}); err != nil {
+	if err := o.enqueue(outgoing{subject: subject, order: send}, len(data)); err != nil {
 		<-o.slots
+		o.pendingBytes.Add(-size)
 		return err
 	}
 	return nil
@@ -431,6 +449,7 @@ func (o *OrderedBackplane) settle() {
 				p.done(err)
 			}
 		}
+		o.pendingBytes.Add(-p.size)
 		<-o.slots
 	}
 	for {
