@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -408,6 +409,11 @@ func (b *Broker) startCluster() {
 		return
 	}
 	if err := o.StartOrdered(b.applyOrdered); err != nil {
+		if b.persist != nil {
+			// New left the SOW topics to the order (see New); they stay
+			// local now, so they come from the journal after all.
+			b.rebuildFromJournal()
+		}
 		b.cluster.startErr = fmt.Errorf("SOW order: %w", err)
 		b.log.Error("backplane did not start the SOW order; SOW topics stay local to this node", "err", err)
 		return
@@ -630,13 +636,22 @@ func (c *cluster) await(from *endpoint, cb orderCallbacks) uint64 {
 	return token
 }
 
-// orphan keeps w's command under token as an orphan (see orderWait).
-func (c *cluster) orphan(token uint64, w orderWait) {
+// failWait takes the command waiting under token, whose order failed,
+// and when orphan is set leaves an orphan in its place (see orderWait) in
+// the same step, so that an apply racing the failure finds one or the
+// other. ok is false when there is none.
+func (c *cluster) failWait(token uint64, orphan bool) (w orderWait, ok bool) {
 	c.waitMu.Lock()
 	defer c.waitMu.Unlock()
-	if c.waits != nil {
-		c.waits[token] = orderWait{from: w.from, late: w.late, since: time.Now()}
+	if w, ok = c.waits[token]; !ok {
+		return w, false
 	}
+	if orphan {
+		c.waits[token] = orderWait{from: w.from, late: w.late, since: time.Now()}
+	} else {
+		delete(c.waits, token)
+	}
+	return w, true
 }
 
 // waiting returns the endpoint of this node's command waiting under token,
@@ -681,11 +696,8 @@ func (b *Broker) order(from *endpoint, p *RemotePublish, cb orderCallbacks) stri
 		if err != nil {
 			c.orderFailures.Add(1)
 			b.log.Warn("the cluster did not confirm the order of a SOW command", "topic", p.Topic, "err", err)
-			if w, ok := c.takeWait(token); ok {
+			if w, ok := c.failWait(token, b.persist != nil && !p.Delete); ok {
 				w.settle(orderOutcome{Err: err})
-				if b.persist != nil && !p.Delete {
-					c.orphan(token, w)
-				}
 			}
 		}
 		if cb.confirm != nil {
@@ -743,12 +755,13 @@ func (b *Broker) orderAndWait(ctx context.Context, from *endpoint, r *router, st
 	return o.reason(), err
 }
 
-// reason is why the command failed, "" when it was applied.
+// reason is why the command failed, "" when it was applied (and, with a
+// journal, journaled).
 func (o orderOutcome) reason() string {
 	if o.Err != nil {
 		return ReasonOrderFailed
 	}
-	return o.Reason
+	return cmp.Or(o.Reason, o.JournalReason)
 }
 
 // awaitOutcome waits for an in-process client's ordered command's outcome,

@@ -104,8 +104,9 @@ type Entry struct {
 // Append waits for a replication round trip). AppendAsync stamps e.Time and
 // copies e.Body as Append does, then calls done exactly once, from any
 // goroutine, with e's position once it is durable or with why it is not
-// stored; entries of one caller are stored in the order of its calls. An
-// error returned means done is not called. The broker uses it where
+// stored; entries are stored, and done called, in the order of the calls
+// (the broker's cumulative persisted ack relies on a publisher's outcomes
+// coming in its order). An error returned means done is not called. The broker uses it where
 // waiting would hold up others: the apply of a cluster's ordered SOW
 // publishes (see SOWOrderer).
 type AsyncAppender interface {

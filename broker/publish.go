@@ -181,9 +181,9 @@ func (s *session) publishOrdered(st *sowStore, h *protocol.Header, body []byte, 
 		s.failPersisted(h, reason, seq)
 		return
 	}
-	if h.Has(protocol.FieldSequence) {
-		s.b.seqs.processed(s.name, h.Sequence)
-	}
+	// The publisher's sequence counts as processed when the order hands
+	// the publish back (applyOrdered), not now: should the order fail, a
+	// resend must reach it again (the backplane drops a true duplicate).
 	s.acks(h, want&ackReceived, protocol.StatusSuccess, "", nil)
 }
 

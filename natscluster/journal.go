@@ -194,6 +194,9 @@ type Journal struct {
 	deletes  sync.WaitGroup
 	id       string
 	serial   atomic.Int64
+	// lastTurn is closed once the latest append's callback has run
+	// (under sendMu; see AppendAsync).
+	lastTurn chan struct{}
 }
 
 var _ broker.Journal = (*Journal)(nil)
@@ -571,7 +574,10 @@ func (j *Journal) Append(e *broker.Entry) (broker.Position, error) {
 // error that kept it from being stored (then the entry may or may not be in
 // the stream: an acknowledgement lost to a timeout leaves it unknown).
 // Entries sent by one caller are stored in the order of its calls, so a
-// publisher's order is kept without waiting for each entry in turn. Like
+// publisher's order is kept without waiting for each entry in turn, and
+// the done calls come in the order of the AppendAsync calls (one after
+// the other, never overlapping), so a caller learns its outcomes in its
+// order. done must not call Append. Like
 // Append, it stamps e.Time and copies e.Body; unlike Append it leaves
 // e.Position to done. An error returned (closed journal, unmappable topic)
 // means done is not called.
@@ -622,8 +628,12 @@ func (j *Journal) AppendAsync(e *broker.Entry, done func(broker.Position, error)
 	// No retries, as for the SOW order (sow.go): a retried append would be
 	// stored after later ones of this journal, out of the callers' order.
 	fut, err := j.js.PublishMsgAsync(msg, jetstream.WithExpectStream(j.cfg.Stream), jetstream.WithRetryAttempts(0))
+	// The callbacks run in the order of the appends: each waits for the
+	// one before it (turn), so a caller's outcomes come in its order.
+	prev, turn := j.lastTurn, make(chan struct{})
 	if err == nil {
 		j.lastTime = e.Time
+		j.lastTurn = turn
 	}
 	j.sendMu.Unlock()
 	if err != nil {
@@ -634,6 +644,7 @@ func (j *Journal) AppendAsync(e *broker.Entry, done func(broker.Position, error)
 	sequence := e.Sequence
 	go func() {
 		defer j.inflight.Done()
+		defer close(turn)
 		var pos broker.Position
 		var err error
 		select {
@@ -645,6 +656,9 @@ func (j *Journal) AppendAsync(e *broker.Entry, done func(broker.Position, error)
 			err = fmt.Errorf("natscluster: journal %s: append to %q not acknowledged: %w", j.cfg.Stream, subject, ackErr)
 		}
 		<-j.window
+		if prev != nil {
+			<-prev
+		}
 		done(pos, err)
 	}()
 	return nil

@@ -3,6 +3,7 @@ package natscluster
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -246,4 +247,45 @@ func TestJournalCursorResumesAfterNATSNodeLoss(t *testing.T) {
 		t.Errorf("the cursor delivered the last entries %v after the stop; want within %v", resumed, journalResumeBound)
 	}
 	closedJournalsLeaveNothing(t, r, w)
+}
+
+// TestAppendAsyncOutcomesInOrder: AppendAsync's done calls come in the
+// order of the calls (the broker's cumulative persisted ack relies on a
+// publisher learning its outcomes in its order), however JetStream's acks
+// arrive.
+func TestAppendAsyncOutcomesInOrder(t *testing.T) {
+	c := natstest.StartCluster(t, 1)
+	j := openJournal(t, natstest.Connect(t, c.URL(0)), journalConfig(1))
+	const total = 2000
+	var mu sync.Mutex
+	var got []broker.Position
+	all := make(chan struct{})
+	for i := range total {
+		e := journaltest.Entry(i)
+		err := j.AppendAsync(e, func(pos broker.Position, err error) {
+			if err != nil {
+				t.Errorf("append %d: %v", i, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if got = append(got, pos); len(got) == total {
+				close(all)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-all:
+	case <-time.After(testTimeout):
+		t.Fatal("not every append was settled")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < total; i++ {
+		if got[i] <= got[i-1] {
+			t.Fatalf("outcome %d (position %d) came after position %d", i, got[i], got[i-1])
+		}
+	}
 }
