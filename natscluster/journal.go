@@ -237,9 +237,10 @@ func OpenJournal(ctx context.Context, nc *nats.Conn, cfg JournalConfig) (*Journa
 
 // openStream binds to the stream, creating it (and the bucket) if needed.
 func (j *Journal) openStream(ctx context.Context) error {
-	s, err := j.js.Stream(ctx, j.cfg.Stream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		s, err = j.js.CreateStream(ctx, jetstream.StreamConfig{
+	s, err := ensure(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		return j.js.Stream(ctx, j.cfg.Stream)
+	}, func(ctx context.Context) (jetstream.Stream, error) {
+		return j.js.CreateStream(ctx, jetstream.StreamConfig{
 			Name:       j.cfg.Stream,
 			Subjects:   []string{j.subjects.All()},
 			Replicas:   j.cfg.Replicas,
@@ -247,10 +248,7 @@ func (j *Journal) openStream(ctx context.Context) error {
 			FirstSeq:   uint64(broker.FirstPositionSeed(time.Now())),
 			Duplicates: j.cfg.DuplicateWindow,
 		})
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another node won the race
-			s, err = j.js.Stream(ctx, j.cfg.Stream)
-		}
-	}
+	}, jetstream.ErrStreamNotFound)
 	if err != nil {
 		return fmt.Errorf("natscluster: journal stream %s: %w", j.cfg.Stream, err)
 	}
@@ -266,13 +264,14 @@ func (j *Journal) openStream(ctx context.Context) error {
 	j.stream = s
 	// Look the bucket up before creating it: a create (or update) is a
 	// meta-leader operation that waits out an election, a lookup is not.
-	kv, err := j.js.KeyValue(ctx, j.cfg.HighWaterBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = j.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := ensure(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return j.js.KeyValue(ctx, j.cfg.HighWaterBucket)
+	}, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return j.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket: j.cfg.HighWaterBucket, Replicas: j.cfg.Replicas, Storage: j.cfg.Storage,
 			Description: "high-water marks of the entries purged from journal " + j.cfg.Stream,
 		})
-	}
+	}, jetstream.ErrBucketNotFound)
 	if err != nil {
 		return fmt.Errorf("natscluster: journal bucket %s: %w", j.cfg.HighWaterBucket, err)
 	}

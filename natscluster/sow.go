@@ -347,13 +347,8 @@ func NewOrderedBackplane(ctx context.Context, bp *Backplane, cfg SOWConfig) (*Or
 	}
 	sc := jetstream.StreamConfig{Name: cfg.Stream, Subjects: []string{subjects.All()}, Replicas: cfg.Replicas, Storage: cfg.Storage,
 		Duplicates: cfg.DuplicateWindow}
-	s, err := js.Stream(ctx, cfg.Stream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		s, err = js.CreateStream(ctx, sc)
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another node won the race
-			s, err = js.Stream(ctx, cfg.Stream)
-		}
-	}
+	s, err := ensure(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, cfg.Stream) },
+		func(ctx context.Context) (jetstream.Stream, error) { return js.CreateStream(ctx, sc) }, jetstream.ErrStreamNotFound)
 	if err != nil {
 		return nil, fmt.Errorf("natscluster: SOW stream %s: %w", cfg.Stream, err)
 	}
