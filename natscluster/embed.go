@@ -3,6 +3,7 @@ package natscluster
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 // Defaults of an embedded NATS server (ServerConfig's zero values).
@@ -35,6 +37,13 @@ const (
 	DefaultServerReadyTimeout = 10 * time.Second
 	// serverPoll is how often a wait looks at the embedded server again.
 	serverPoll = 25 * time.Millisecond
+	// jetStreamProbeTimeout bounds one JetStream API request of
+	// WaitJetStream; a request lost while the routes come up is simply
+	// asked again.
+	jetStreamProbeTimeout = 500 * time.Millisecond
+	// jetStreamInfoSubject is the JetStream API's account information
+	// request, which a clustered server forwards to the meta leader.
+	jetStreamInfoSubject = "$JS.API.INFO"
 )
 
 // ErrServerConfig is wrapped by every error StartServer returns for a
@@ -248,20 +257,38 @@ func (e *EmbeddedServer) InProcessConn() (net.Conn, error) { return e.srv.InProc
 // WaitJetStream waits until JetStream can place a stream with replicas
 // copies: the server is stand-alone (replicas 1), or it knows the
 // cluster's meta leader and at least replicas servers of the cluster are
-// online (this one included). It returns ctx's error, wrapped in
+// online (this one included); and then until a JetStream API request made
+// through the server is answered (a request sent before the routes are up
+// is lost, and its client would wait for its whole timeout). It returns
+// ctx's error, wrapped in
 // ErrServerNotReady with what was missing, when ctx ends first, and
 // ErrServerConfig at once when a stand-alone server is asked for more
 // than one replica.
 func (e *EmbeddedServer) WaitJetStream(ctx context.Context, replicas int) error {
 	t := time.NewTicker(serverPoll)
 	defer t.Stop()
+	var nc *nats.Conn
+	defer func() {
+		if nc != nil {
+			nc.Close()
+		}
+	}()
 	for {
 		if e.srv.JetStreamEnabled() && !e.srv.JetStreamIsClustered() && replicas > 1 {
 			return fmt.Errorf("%w: server %s is stand-alone (no ClusterListen) and cannot hold %d replicas", ErrServerConfig, e.name, replicas)
 		}
 		missing := e.jetStreamMissing(replicas)
 		if missing == "" {
-			return nil
+			if nc == nil {
+				c, err := nats.Connect(e.ClientURL(), nats.InProcessServer(e), nats.Name("natscluster WaitJetStream"))
+				if err != nil {
+					return fmt.Errorf("%w: server %s: in-process connection: %w", ErrServerNotReady, e.name, err)
+				}
+				nc = c
+			}
+			if missing = jetStreamAnswers(ctx, nc); missing == "" {
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -298,6 +325,29 @@ func (e *EmbeddedServer) jetStreamMissing(replicas int) string {
 	}
 	if online < replicas {
 		return fmt.Sprintf("%d of the %d servers JetStream needs are online", online, replicas)
+	}
+	return ""
+}
+
+// jetStreamAnswers asks JetStream for the account's information and says
+// what went wrong, "" when it answered.
+func jetStreamAnswers(ctx context.Context, nc *nats.Conn) string {
+	rctx, cancel := context.WithTimeout(ctx, jetStreamProbeTimeout)
+	defer cancel()
+	m, err := nc.RequestWithContext(rctx, jetStreamInfoSubject, nil)
+	if err != nil {
+		return "the JetStream API does not answer yet (" + err.Error() + ")"
+	}
+	var resp struct {
+		Error *struct {
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &resp); err != nil {
+		return "the JetStream API answered " + strconv.Quote(string(m.Data))
+	}
+	if resp.Error != nil {
+		return "the JetStream API answered " + resp.Error.Description
 	}
 	return ""
 }
