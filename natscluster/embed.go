@@ -133,7 +133,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*EmbeddedServer, error)
 		if rctx.Err() != nil {
 			es.Shutdown()
 			return nil, fmt.Errorf("%w: server %s: listeners %s and %q not open within %v: %w",
-				ErrServerNotReady, opts.ServerName, cfg.Listen, cfg.ClusterListen, ready, context.Cause(rctx))
+				ErrServerNotReady, opts.ServerName, cmp.Or(cfg.Listen, DefaultServerListen), cfg.ClusterListen, ready, context.Cause(rctx))
 		}
 	}
 	return es, nil
@@ -153,14 +153,14 @@ func serverOptions(cfg ServerConfig) (*server.Options, error) {
 		NoSigs:    true,
 		JetStream: true,
 	}
-	namePort := strconv.Itoa(port)
+	_, namePort, _ := net.SplitHostPort(listen)
 	if cfg.ClusterListen != "" {
 		ch, cp, err := splitListen(cfg.ClusterListen)
 		if err != nil {
 			return nil, fmt.Errorf("%w: ClusterListen %q: %v", ErrServerConfig, cfg.ClusterListen, err)
 		}
 		opts.Cluster = server.ClusterOpts{Name: cmp.Or(cfg.ClusterName, DefaultServerClusterName), Host: ch, Port: cp}
-		namePort = strconv.Itoa(cp)
+		_, namePort, _ = net.SplitHostPort(cfg.ClusterListen)
 	} else if len(cfg.Routes) > 0 {
 		return nil, fmt.Errorf("%w: Routes %v need a ClusterListen", ErrServerConfig, cfg.Routes)
 	}
@@ -257,7 +257,9 @@ func (e *EmbeddedServer) InProcessConn() (net.Conn, error) { return e.srv.InProc
 // WaitJetStream waits until JetStream can place a stream with replicas
 // copies: the server is stand-alone (replicas 1), or it knows the
 // cluster's meta leader and at least replicas servers of the cluster are
-// online (this one included); and then until a JetStream API request made
+// online (this one included; a server that is not the meta leader counts
+// those it has not seen go away, so JetStream may still refuse a stream
+// for a moment, which its opener tries again); and then until a JetStream API request made
 // through the server is answered (a request sent before the routes are up
 // is lost, and its client would wait for its whole timeout). It returns
 // ctx's error, wrapped in

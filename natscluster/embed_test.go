@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -173,4 +174,30 @@ func freeLoopback(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// TestServerOptionsDefaults: what a zero ServerConfig, and one with only
+// a route listener, become.
+func TestServerOptionsDefaults(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := serverOptions(ServerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Host != "127.0.0.1" || o.Port != 4222 || o.ServerName != host+"-4222" || o.StoreDir != filepath.Join(DefaultServerStoreRoot, host+"-4222") ||
+		!o.JetStream || o.Cluster.Port != 0 || len(o.Routes) != 0 {
+		t.Errorf("zero ServerConfig: host %s port %d name %s store %s JetStream %v cluster %+v routes %v",
+			o.Host, o.Port, o.ServerName, o.StoreDir, o.JetStream, o.Cluster, o.Routes)
+	}
+	o, err = serverOptions(ServerConfig{ClusterListen: ":6222", Routes: []string{"n2:6222"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Cluster.Name != DefaultServerClusterName || o.Cluster.Host != "0.0.0.0" || o.Cluster.Port != 6222 ||
+		o.ServerName != host+"-6222" || len(o.Routes) != 1 || o.Routes[0].String() != "nats-route://n2:6222" {
+		t.Errorf("clustered: cluster %+v name %s routes %v", o.Cluster, o.ServerName, o.Routes)
+	}
 }
