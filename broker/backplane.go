@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -130,9 +131,11 @@ import (
 //     origin, when the order hands it back there (as merged, for a delta,
 //     like a local one), so the journal has what the SOW has; its
 //     persisted ack is the journal's cumulative one, sent once it was
-//     applied and journaled there. Other nodes' live deliveries of it
-//     carry no journal position (the bookmark option's "bm"): it is known
-//     only where it is journaled. The SOW topics come from the order at
+//     applied and journaled there. With an AsyncAppender journal the
+//     apply does not wait for the append (its outcome settles the command
+//     later), and live deliveries carry no journal position (the bookmark
+//     option's "bm"); other nodes' never do, as it is known only where it
+//     is journaled. The SOW topics come from the order at
 //     start (New does not rebuild them from the journal), and removals
 //     (sow_delete, expiry) are not journaled, as they serve only that
 //     rebuild. Entries of SOW publishes accepted on different nodes are
@@ -163,9 +166,10 @@ type Backplane interface {
 	Publish(p *RemotePublish) error
 
 	// Start begins delivering what other nodes published (never this
-	// node's own publishes) to deliver, from one goroutine, in arrival
-	// order; deliver routes the publish before it returns and does not
-	// keep p. The broker calls it once, from New.
+	// node's own publishes) to deliver, one call at a time (calls never
+	// overlap), each node's publishes in the order it sent them; deliver
+	// routes the publish before it returns and does not keep p. The broker
+	// calls it once, from New.
 	Start(deliver func(p *RemotePublish)) error
 
 	// State reports the node's link to the cluster, for Stats.
@@ -405,6 +409,11 @@ func (b *Broker) startCluster() {
 		return
 	}
 	if err := o.StartOrdered(b.applyOrdered); err != nil {
+		if b.persist != nil {
+			// New left the SOW topics to the order (see New); they stay
+			// local now, so they come from the journal after all.
+			b.rebuildFromJournal()
+		}
 		b.cluster.startErr = fmt.Errorf("SOW order: %w", err)
 		b.log.Error("backplane did not start the SOW order; SOW topics stay local to this node", "err", err)
 		return
@@ -598,8 +607,10 @@ func (w orderWait) settle(o orderOutcome) {
 		return
 	}
 	if o.Err == nil && o.Ordinal != 0 {
-		// Applies come in the order, from one goroutine.
-		w.from.lastOrdinal.Store(o.Ordinal)
+		// The highest: applies come in the order, but a journaled one may
+		// be settled after a later one that was not.
+		for last := w.from.lastOrdinal.Load(); o.Ordinal > last && !w.from.lastOrdinal.CompareAndSwap(last, o.Ordinal); last = w.from.lastOrdinal.Load() {
+		}
 	}
 	w.applied(o)
 }
@@ -625,13 +636,22 @@ func (c *cluster) await(from *endpoint, cb orderCallbacks) uint64 {
 	return token
 }
 
-// orphan keeps w's command under token as an orphan (see orderWait).
-func (c *cluster) orphan(token uint64, w orderWait) {
+// failWait takes the command waiting under token, whose order failed,
+// and when orphan is set leaves an orphan in its place (see orderWait) in
+// the same step, so that an apply racing the failure finds one or the
+// other. ok is false when there is none.
+func (c *cluster) failWait(token uint64, orphan bool) (w orderWait, ok bool) {
 	c.waitMu.Lock()
 	defer c.waitMu.Unlock()
-	if c.waits != nil {
-		c.waits[token] = orderWait{from: w.from, late: w.late, since: time.Now()}
+	if w, ok = c.waits[token]; !ok {
+		return w, false
 	}
+	if orphan {
+		c.waits[token] = orderWait{from: w.from, late: w.late, since: time.Now()}
+	} else {
+		delete(c.waits, token)
+	}
+	return w, true
 }
 
 // waiting returns the endpoint of this node's command waiting under token,
@@ -676,11 +696,8 @@ func (b *Broker) order(from *endpoint, p *RemotePublish, cb orderCallbacks) stri
 		if err != nil {
 			c.orderFailures.Add(1)
 			b.log.Warn("the cluster did not confirm the order of a SOW command", "topic", p.Topic, "err", err)
-			if w, ok := c.takeWait(token); ok {
+			if w, ok := c.failWait(token, b.persist != nil && !p.Delete); ok {
 				w.settle(orderOutcome{Err: err})
-				if b.persist != nil && !p.Delete {
-					c.orphan(token, w)
-				}
 			}
 		}
 		if cb.confirm != nil {
@@ -738,12 +755,13 @@ func (b *Broker) orderAndWait(ctx context.Context, from *endpoint, r *router, st
 	return o.reason(), err
 }
 
-// reason is why the command failed, "" when it was applied.
+// reason is why the command failed, "" when it was applied (and, with a
+// journal, journaled).
 func (o orderOutcome) reason() string {
 	if o.Err != nil {
 		return ReasonOrderFailed
 	}
-	return o.Reason
+	return cmp.Or(o.Reason, o.JournalReason)
 }
 
 // awaitOutcome waits for an in-process client's ordered command's outcome,
@@ -771,7 +789,11 @@ func (b *Broker) applyOrdered(p *RemotePublish) {
 		c.applied.Add(1) // expire requests are not in Ordered, which Applied follows
 	}
 	var out orderOutcome
+	var ord orderStamp
 	defer func() {
+		if ord.handedOff {
+			return // settled when the journal has it (below)
+		}
 		if w, ok := c.takeWait(p.Token); ok {
 			out.Ordinal = p.Ordinal
 			w.settle(out)
@@ -810,15 +832,22 @@ func (b *Broker) applyOrdered(p *RemotePublish) {
 	}
 	// The record's version is the publish's place in the order, and its
 	// lifetime runs from when the order took it.
-	ord := orderStamp{ver: p.Ordinal}
+	ord.ver = p.Ordinal
 	if !p.OrderTime.IsZero() {
 		ord.at = p.OrderTime.UnixNano()
 	}
 	// The publisher's name is what filters read; on the publish's own node
-	// its endpoint journals it (see orderStamp).
+	// its endpoint journals it (see orderStamp), and when the journal can
+	// append without waiting, the command is settled once it has.
 	from := &endpoint{name: p.ClientName}
 	if e := c.waiting(p.Token); e != nil {
 		from, ord.origin = e, true
+		token, ordinal := p.Token, p.Ordinal
+		ord.journaled = func(pos Position, reason string) {
+			if w, ok := c.takeWait(token); ok {
+				w.settle(orderOutcome{Ordinal: ordinal, Position: pos, JournalReason: reason})
+			}
+		}
 	}
 	out.Position, out.Reason = b.publishSOW(from, r, st, p.Topic, &h, p.CorrelationID, p.SOWKey, p.Body, &ord)
 	out.JournalReason = ord.journalErr

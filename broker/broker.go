@@ -238,25 +238,30 @@ func New(opts *Options) *Broker {
 	if o.Journal != nil {
 		b.persist = newPersister(b, o.Journal)
 		b.seqs.seed(o.Journal.HighWaters())
-		start := time.Now()
-		var n int
-		var err error
 		if _, ordered := o.Backplane.(SOWOrderer); ordered {
 			// The cluster's order holds the SOW topics, and StartOrdered
-			// applies it from its start (backplane.go).
+			// applies it from its start (backplane.go; should it fail,
+			// startCluster rebuilds them from the journal after all).
 			b.log.Info("SOW topics come from the cluster's order, not from the journal")
 		} else {
-			n, err = b.rebuildSOW()
-		}
-		if err != nil {
-			b.recoverErr = err
-			b.log.Error("SOW topics only partly rebuilt from the journal", "entries_applied", n, "err", err)
-		} else if n > 0 {
-			b.log.Info("SOW topics rebuilt from the journal", "entries_applied", n, "took", time.Since(start))
+			b.rebuildFromJournal()
 		}
 	}
 	b.startCluster()
 	return b
+}
+
+// rebuildFromJournal rebuilds the journaled SOW topics (rebuildSOW),
+// logging the outcome and keeping a failure for RecoveryErr.
+func (b *Broker) rebuildFromJournal() {
+	start := time.Now()
+	n, err := b.rebuildSOW()
+	if err != nil {
+		b.recoverErr = err
+		b.log.Error("SOW topics only partly rebuilt from the journal", "entries_applied", n, "err", err)
+	} else if n > 0 {
+		b.log.Info("SOW topics rebuilt from the journal", "entries_applied", n, "took", time.Since(start))
+	}
 }
 
 // router returns the router of a message type.

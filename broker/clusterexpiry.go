@@ -94,6 +94,11 @@ type orderStamp struct {
 	// failed (the publish is applied all the same: the order decided it).
 	origin     bool
 	journalErr string
+	// journaled, when set, takes the journal's outcome of an append made
+	// without waiting (AsyncAppender); handedOff is set once that append
+	// was sent and journaled will be called.
+	journaled func(Position, string)
+	handedOff bool
 }
 
 // stamp sets rec's version, and its time when the order gave one; a nil

@@ -99,6 +99,20 @@ type Entry struct {
 	Body   []byte
 }
 
+// AsyncAppender is implemented by a Journal that can append without
+// waiting until the entry is stored (natscluster's JetStream journal, whose
+// Append waits for a replication round trip). AppendAsync stamps e.Time and
+// copies e.Body as Append does, then calls done exactly once, from any
+// goroutine, with e's position once it is durable or with why it is not
+// stored; entries are stored, and done called, in the order of the calls
+// (the broker's cumulative persisted ack relies on a publisher's outcomes
+// coming in its order). An error returned means done is not called. The broker uses it where
+// waiting would hold up others: the apply of a cluster's ordered SOW
+// publishes (see SOWOrderer).
+type AsyncAppender interface {
+	AppendAsync(e *Entry, done func(Position, error)) error
+}
+
 // Journal is a transaction log. All methods are safe for concurrent use.
 type Journal interface {
 	// Append adds e at the tail, sets e.Position (and e.Time when zero, or

@@ -181,9 +181,9 @@ func (s *session) publishOrdered(st *sowStore, h *protocol.Header, body []byte, 
 		s.failPersisted(h, reason, seq)
 		return
 	}
-	if h.Has(protocol.FieldSequence) {
-		s.b.seqs.processed(s.name, h.Sequence)
-	}
+	// The publisher's sequence counts as processed when the order hands
+	// the publish back (applyOrdered), not now: should the order fail, a
+	// resend must reach it again (the backplane drops a true duplicate).
 	s.acks(h, want&ackReceived, protocol.StatusSuccess, "", nil)
 }
 
@@ -388,7 +388,15 @@ func (b *Broker) publishSOW(from *endpoint, r *router, st *sowStore, topic strin
 		if rec.exp != 0 {
 			exp = time.Unix(0, rec.exp)
 		}
-		if pos, reason = b.appendPublish(from, r.mtName, topic, h, key, exp, d.body); reason != "" {
+		if aj, ok := b.opts.Journal.(AsyncAppender); ok && ord != nil && ord.journaled != nil {
+			// An ordered apply does not wait for the journal: the entry
+			// goes out in the order of the applies, the outcome to
+			// ord.journaled (the live deliveries here then carry no "bm").
+			ord.handedOff = b.appendPublishAsync(aj, from, r.mtName, topic, h, key, exp, d.body, ord.journaled)
+			if !ord.handedOff {
+				ord.journalErr = ReasonJournalFailed
+			}
+		} else if pos, reason = b.appendPublish(from, r.mtName, topic, h, key, exp, d.body); reason != "" {
 			if ord == nil {
 				return 0, reason
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,8 +25,10 @@ type fakeOrder struct {
 	mu    sync.Mutex
 	nodes []*orderingNode
 	// lostConfirm makes the origin's confirmation fail before the apply,
-	// as when JetStream stored a publish and its ack timed out.
+	// as when JetStream stored a publish and its ack timed out; notStored
+	// makes it fail with no node applying the publish.
 	lostConfirm bool
+	notStored   atomic.Bool
 }
 
 type orderedItem struct {
@@ -83,6 +86,12 @@ func (n *orderingNode) StartOrdered(apply func(*broker.RemotePublish)) error {
 			case <-n.stop:
 				return
 			case it := <-n.queue:
+				if n.order.notStored.Load() {
+					if it.done != nil {
+						it.done(errors.New("fake order: not stored"))
+					}
+					continue
+				}
 				if it.done != nil && n.order.lostConfirm {
 					it.done(errors.New("fake order: confirmation lost"))
 					apply(it.p)
@@ -410,5 +419,114 @@ func TestClusterSOWJournalsUnconfirmedApply(t *testing.T) {
 	}
 	if e := j.Stats().Entries; e != 1 {
 		t.Errorf("journal holds %d entries after the resend, want 1", e)
+	}
+}
+
+// TestClusterSOWResendOfUnstoredPublish: a publish the order failed to
+// store (it is applied nowhere) is not counted as processed, so its
+// publisher's resend reaches the order and is applied, with or without a
+// journal.
+func TestClusterSOWResendOfUnstoredPublish(t *testing.T) {
+	for _, journaled := range []bool{false, true} {
+		t.Run(fmt.Sprint("journal=", journaled), func(t *testing.T) {
+			o := &fakeOrder{}
+			o.notStored.Store(true)
+			opts := &broker.Options{Backplane: o.node(t), SOWTopics: []broker.SOWTopic{{Name: "positions", Keys: []string{"/id"}}}}
+			if journaled {
+				j := broker.NewMemJournal(0, 0)
+				t.Cleanup(func() { j.Close() })
+				opts.Journal = j
+			}
+			n := ampstest.NewBroker(t, &ampstest.Options{Broker: opts})
+			c := n.Dial(n.TCPURL(), nil)
+			c.Logon("pub")
+			persisted := func() ampstest.Message {
+				for {
+					if m := c.Next(); m.Header.AckType == "persisted" {
+						return m
+					}
+				}
+			}
+			c.SendJSON(map[string]any{"c": "publish", "t": "positions", "s": 1, "a": "persisted"}, []byte(`{"id":1}`))
+			if m := persisted(); m.Header.Status != "failure" {
+				t.Fatalf("a publish the order did not store: %s; want a persisted failure", m)
+			}
+			o.notStored.Store(false)
+			c.SendJSON(map[string]any{"c": "publish", "t": "positions", "s": 1, "a": "persisted"}, []byte(`{"id":1}`))
+			c.SendJSON(map[string]any{"c": "publish", "t": "positions", "s": 2, "a": "persisted"}, []byte(`{"id":2}`))
+			for m := persisted(); m.Header.Sequence < 2; m = persisted() {
+				if m.Header.Status != "success" {
+					t.Fatalf("resend: %s", m)
+				}
+			}
+			if got := len(sowOf(t, n)); got != 2 {
+				t.Errorf("SOW holds %d records after the resend of s=1 and s=2, want 2", got)
+			}
+		})
+	}
+}
+
+// racingOrder fails every order's confirmation from another goroutine
+// while applying the publish at the same time, as when JetStream's ack of
+// a stored publish times out just as the consumer delivers it.
+type racingOrder struct {
+	*fakeBackplane
+	q chan *broker.RemotePublish
+}
+
+func (r *racingOrder) Order(p *broker.RemotePublish, done func(error)) error {
+	cp := *p
+	cp.Body = append([]byte(nil), p.Body...)
+	r.q <- &cp
+	go done(errors.New("racing order: ack timed out"))
+	return nil
+}
+
+func (r *racingOrder) StartOrdered(apply func(*broker.RemotePublish)) error {
+	go func() {
+		for i := uint64(1); ; i++ {
+			p, ok := <-r.q
+			if !ok {
+				return
+			}
+			p.Ordinal = i
+			apply(p)
+		}
+	}()
+	return nil
+}
+
+// TestClusterSOWJournalsRacingFailure: with a journal, every publish the
+// order applies on its node is journaled there, also when the failure of
+// its confirmation races its apply.
+func TestClusterSOWJournalsRacingFailure(t *testing.T) {
+	hub := &fakeHub{}
+	r := &racingOrder{fakeBackplane: hub.node(t), q: make(chan *broker.RemotePublish, 4096)}
+	t.Cleanup(func() { close(r.q) })
+	j := broker.NewMemJournal(0, 0)
+	t.Cleanup(func() { j.Close() })
+	n := ampstest.NewBroker(t, &ampstest.Options{Broker: &broker.Options{
+		Backplane: r, Journal: j,
+		SOWTopics: []broker.SOWTopic{{Name: "positions", Keys: []string{"/id"}}},
+	}})
+	c := n.Dial(n.TCPURL(), nil)
+	c.Logon("pub")
+	const total = 2000
+	for i := 1; i <= total; i++ {
+		c.SendJSON(map[string]any{"c": "publish", "t": "positions", "s": i, "a": "processed,persisted"}, fmt.Appendf(nil, `{"id":%d}`, i))
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for n.Stats().Cluster.Applied < total {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d applied", n.Stats().Cluster.Applied, total)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The last apply's journal append may still be under way.
+	for j.Stats().Entries < total && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if e := j.Stats().Entries; e != total {
+		t.Errorf("%d publishes applied, the journal holds %d", total, e)
 	}
 }

@@ -702,6 +702,11 @@ func (s *session) sowDeleteOrdered(h *protocol.Header, body []byte, stores []*so
 	// succeed and failWith end the command, under mu.
 	succeed := func() {
 		settled = true
+		if p != nil && ah.Has(protocol.FieldSequence) {
+			// Numbered once applied, not when handed to the order (as a
+			// publish, see publishOrdered).
+			s.b.seqs.processed(s.name, ah.Sequence)
+		}
 		if p == nil {
 			s.acks(&ah, want, protocol.StatusSuccess, "", counts)
 			return
@@ -739,9 +744,6 @@ func (s *session) sowDeleteOrdered(h *protocol.Header, body []byte, stores []*so
 		}
 	}
 	s.status(clientStatus{Event: h.Command, Topic: h.Topic, Filter: h.Filter, Options: h.Options, QueryID: cmp.Or(h.QueryID, h.CommandID)})
-	if p != nil && h.Has(protocol.FieldSequence) {
-		s.b.seqs.processed(s.name, h.Sequence)
-	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(stores) == 0 { // a regex topic that reaches no store

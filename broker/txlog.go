@@ -42,6 +42,32 @@ const ReasonJournalFailed = "transaction log write failed"
 // command's header, nil for an in-process client. It returns the entry's
 // position, or 0 and the failure reason.
 func (b *Broker) appendPublish(from *endpoint, mt, topic string, h *protocol.Header, key string, exp time.Time, body []byte) (Position, string) {
+	e := publishEntry(from, mt, topic, h, key, exp, body)
+	return b.appendEntry(&e)
+}
+
+// appendPublishAsync is appendPublish with an AsyncAppender: done gets the
+// position, or the failure reason. It reports whether done will be called
+// (false: the journal refused the entry at once, logged).
+func (b *Broker) appendPublishAsync(j AsyncAppender, from *endpoint, mt, topic string, h *protocol.Header, key string, exp time.Time, body []byte, done func(Position, string)) bool {
+	e := publishEntry(from, mt, topic, h, key, exp, body)
+	err := j.AppendAsync(&e, func(pos Position, err error) {
+		if err != nil {
+			b.log.Error("transaction log append failed", "topic", topic, "mt", mt, "client_name", from.name, "err", err)
+			done(0, ReasonJournalFailed)
+			return
+		}
+		done(pos, "")
+	})
+	if err != nil {
+		b.log.Error("transaction log append failed", "topic", topic, "mt", mt, "client_name", from.name, "err", err)
+		return false
+	}
+	return true
+}
+
+// publishEntry is the journal entry of a publish (see appendPublish).
+func publishEntry(from *endpoint, mt, topic string, h *protocol.Header, key string, exp time.Time, body []byte) Entry {
 	e := Entry{Kind: EntryPublish, Topic: topic, MessageType: mt, ClientName: from.name, User: from.user, SOWKey: key, Expiry: exp, Body: body}
 	if h != nil {
 		e.CorrelationID = h.CorrelationID
@@ -49,7 +75,7 @@ func (b *Broker) appendPublish(from *endpoint, mt, topic string, h *protocol.Hea
 			e.Sequence = h.Sequence
 		}
 	}
-	return b.appendEntry(&e)
+	return e
 }
 
 // appendDelete journals the removal of the records keys from a SOW topic

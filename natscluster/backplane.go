@@ -37,11 +37,14 @@ import (
 // publishes to one subscription in that order (every publish of a node
 // shares the connection, and every node has one subscription); and the
 // receiving node is handed its messages by one goroutine in arrival
-// order. So a publisher's messages reach every node in the order it sent
-// them, and one node's publishes to a topic reach every node in one order.
+// order (an OrderedBackplane holds some back, keeping each sending
+// instance's order: see sow.go). So a publisher's messages reach every
+// node in the order it sent them, and one node's publishes to a topic
+// reach every node in one order.
 //
 // Bounds. Publish never waits: it queues for the sending goroutine, up to
-// SendQueue messages, and refuses beyond with ErrBackplaneFull (the broker
+// SendQueue messages and SendQueueBytes bytes, and refuses beyond with
+// ErrBackplaneFull (the broker
 // counts and logs that; the message still reached this node's clients).
 // A publish larger than the NATS server's max_payload (raise it for
 // larger messages) is refused with ErrPublishTooLarge in the same way.
@@ -93,12 +96,17 @@ type Backplane struct {
 	// NATS (the sender's alone).
 	instance  string
 	sentCount uint64
+	// queuedBytes is the size of what is queued (SendQueueBytes bounds it).
+	queuedBytes atomic.Int64
 
-	// routed is, per instance of another node, the number of the last of
-	// its messages handed to the broker (or given up on, see giveUp);
-	// finished counts the subscription's messages whose handling ended.
-	routedMu sync.Mutex
-	routed   map[string]uint64
+	// peers holds, per instance of another node, what this node got of
+	// its plain publishes (see peer); swept is when peers last lost the
+	// instances not heard from for forgetPeerAfter. finished counts the
+	// subscription's messages whose handling ended (routed, dropped, or
+	// held by an OrderedBackplane).
+	peersMu  sync.Mutex
+	peers    map[string]*peer
+	swept    time.Time
 	finished atomic.Uint64
 
 	// mu is held for reading by a delivery in progress and for writing by
@@ -111,6 +119,16 @@ type Backplane struct {
 	sent, sendErrors, received, malformed atomic.Int64
 }
 
+// peer is what a node got of one instance of another node: the number of
+// the last of its messages taken from the subscription (seen), and of the
+// last handed to the broker or given up on (routed; see giveUp), and when
+// it was last heard of (a plain publish, or an ordered one waiting for
+// them).
+type peer struct {
+	seen, routed uint64
+	heard        time.Time
+}
+
 // outgoing is one queued publish: a plain one (data, whose number the
 // sender stamps), or an ordered one (order, which the sender runs with the
 // number of plain publishes sent before it).
@@ -118,6 +136,7 @@ type outgoing struct {
 	subject string
 	data    []byte
 	order   func(sentBefore uint64)
+	size    int // counted in queuedBytes
 }
 
 // Defaults of BackplaneConfig.
@@ -129,10 +148,19 @@ const (
 	// beyond it Publish refuses. 64 Ki messages ride out a pause of the
 	// sending goroutine of tens of milliseconds at a high rate.
 	DefaultSendQueue = 64 << 10
+	// DefaultSendQueueBytes bounds the bytes a node has queued for NATS
+	// (publishes may be up to max_payload each, 1 MiB by default).
+	DefaultSendQueueBytes = 64 << 20
 	// DefaultPendingMsgs and DefaultPendingBytes bound what the node has
 	// received and not yet routed; NATS drops beyond them.
 	DefaultPendingMsgs  = 256 << 10
 	DefaultPendingBytes = 256 << 20
+	// forgetPeerAfter is how long a node keeps what it got of an instance
+	// of another node it no longer hears from (peer): instances change at
+	// every node restart, so the dead ones go. An instance forgotten while
+	// alive only makes its next ordered publish wait as for one never heard
+	// of (routedUpTo), bounded by orderWaitTimeout.
+	forgetPeerAfter = 10 * time.Minute
 	// closeFlushTimeout bounds Close's wait for NATS to take what was
 	// queued.
 	closeFlushTimeout = 5 * time.Second
@@ -165,8 +193,9 @@ type BackplaneConfig struct {
 	// NodeID identifies this node's publishes, so that it drops them when
 	// NATS echoes them back. Default: a fresh unique id (nuid).
 	NodeID string
-	// SendQueue bounds the publishes queued for NATS.
-	SendQueue int
+	// SendQueue and SendQueueBytes bound the publishes queued for NATS, in
+	// number and in bytes.
+	SendQueue, SendQueueBytes int
 	// PendingMsgs and PendingBytes bound the received publishes waiting
 	// for the broker.
 	PendingMsgs, PendingBytes int
@@ -183,6 +212,9 @@ func (c *BackplaneConfig) defaults() {
 	}
 	if c.SendQueue <= 0 {
 		c.SendQueue = DefaultSendQueue
+	}
+	if c.SendQueueBytes <= 0 {
+		c.SendQueueBytes = DefaultSendQueueBytes
 	}
 	if c.PendingMsgs <= 0 {
 		c.PendingMsgs = DefaultPendingMsgs
@@ -209,7 +241,7 @@ func NewBackplane(nc *nats.Conn, cfg BackplaneConfig) (*Backplane, error) {
 	p := &Backplane{
 		nc: nc, cfg: cfg, subjects: subjects, node: cfg.NodeID, log: cfg.Logger, instance: nuid.Next(),
 		queue: make(chan outgoing, cfg.SendQueue), stop: make(chan struct{}), done: make(chan struct{}),
-		routed: make(map[string]uint64),
+		peers: make(map[string]*peer),
 	}
 	go p.send()
 	return p, nil
@@ -225,18 +257,24 @@ func (p *Backplane) Publish(rp *broker.RemotePublish) error {
 	if limit := p.nc.MaxPayload(); limit > 0 && int64(len(data)) > limit {
 		return fmt.Errorf("%w: %d bytes on topic %q, at most %d", ErrPublishTooLarge, len(data), rp.Topic, limit)
 	}
-	return p.enqueue(outgoing{subject: subject, data: data})
+	return p.enqueue(outgoing{subject: subject, data: data}, len(data))
 }
 
-// enqueue queues o for the sender, without waiting.
-func (p *Backplane) enqueue(o outgoing) error {
+// enqueue queues o (size bytes) for the sender, without waiting.
+func (p *Backplane) enqueue(o outgoing, size int) error {
 	if p.closing.Load() {
 		return ErrBackplaneClosed
 	}
+	if p.queuedBytes.Add(int64(size)) > int64(p.cfg.SendQueueBytes) {
+		p.queuedBytes.Add(-int64(size))
+		return ErrBackplaneFull
+	}
+	o.size = size
 	select {
 	case p.queue <- o:
 		return nil
 	default:
+		p.queuedBytes.Add(-int64(size))
 		return ErrBackplaneFull
 	}
 }
@@ -264,6 +302,7 @@ func (p *Backplane) send() {
 
 // publish hands one queued publish to NATS, numbering plain ones.
 func (p *Backplane) publish(o outgoing) {
+	p.queuedBytes.Add(-int64(o.size))
 	if o.order != nil {
 		o.order(p.sentCount)
 		return
@@ -333,6 +372,12 @@ func decode(data []byte, rp *broker.RemotePublish) (from origin, err error) {
 // of other nodes to deliver, one at a time, in arrival order. It returns
 // once this node's NATS server has the subscription.
 func (p *Backplane) Start(deliver func(*broker.RemotePublish)) error {
+	return p.start(func(rp *broker.RemotePublish, from origin) { p.route(deliver, rp, from) })
+}
+
+// start subscribes, handing each publish of another node to handle, from
+// the subscription's goroutine, under mu's read lock while not closed.
+func (p *Backplane) start(handle func(*broker.RemotePublish, origin)) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
@@ -341,7 +386,7 @@ func (p *Backplane) Start(deliver func(*broker.RemotePublish)) error {
 	case p.started:
 		return errors.New("natscluster: backplane started twice")
 	}
-	sub, err := p.nc.Subscribe(p.subjects.All(), func(m *nats.Msg) { p.receive(m, deliver) })
+	sub, err := p.nc.Subscribe(p.subjects.All(), func(m *nats.Msg) { p.receive(m, handle) })
 	if err != nil {
 		return fmt.Errorf("natscluster: backplane subscribe %s: %w", p.subjects.All(), err)
 	}
@@ -357,8 +402,9 @@ func (p *Backplane) Start(deliver func(*broker.RemotePublish)) error {
 	return nil
 }
 
-// receive hands a message of another node to deliver.
-func (p *Backplane) receive(m *nats.Msg, deliver func(*broker.RemotePublish)) {
+// receive hands a message of another node to handle, once it noted it
+// seen (so seen is set before finished counts the message).
+func (p *Backplane) receive(m *nats.Msg, handle func(*broker.RemotePublish, origin)) {
 	defer p.finished.Add(1)
 	var rp broker.RemotePublish
 	from, err := decode(m.Data, &rp)
@@ -379,26 +425,64 @@ func (p *Backplane) receive(m *nats.Msg, deliver func(*broker.RemotePublish)) {
 	if p.closed {
 		return
 	}
+	p.noteSeen(from, time.Now())
+	handle(&rp, from)
+}
+
+// route hands rp, of from, to deliver and records it routed. Its callers
+// hold mu for reading and checked closed.
+func (p *Backplane) route(deliver func(*broker.RemotePublish), rp *broker.RemotePublish, from origin) {
 	p.received.Add(1)
-	deliver(&rp)
-	p.routedMu.Lock()
-	p.routed[from.instance] = max(p.routed[from.instance], from.number)
-	p.routedMu.Unlock()
+	deliver(rp)
+	p.giveUp(from.instance, from.number)
+}
+
+// noteSeen records that from was taken from the subscription at now, and
+// forgets the instances not heard from for forgetPeerAfter (a sweep at
+// most every forgetPeerAfter).
+func (p *Backplane) noteSeen(from origin, now time.Time) {
+	p.peersMu.Lock()
+	defer p.peersMu.Unlock()
+	if now.Sub(p.swept) >= forgetPeerAfter {
+		for id, e := range p.peers {
+			if now.Sub(e.heard) >= forgetPeerAfter {
+				delete(p.peers, id)
+			}
+		}
+		p.swept = now
+	}
+	e := p.peers[from.instance]
+	if e == nil {
+		e = &peer{}
+		p.peers[from.instance] = e
+	}
+	e.seen, e.heard = max(e.seen, from.number), now
+}
+
+// peerCounts returns what this node got of instance (see peer), and
+// records it heard of now when it knows it.
+func (p *Backplane) peerCounts(instance string) (seen, routed uint64) {
+	p.peersMu.Lock()
+	defer p.peersMu.Unlock()
+	e := p.peers[instance]
+	if e == nil {
+		return 0, 0
+	}
+	e.heard = time.Now()
+	return e.seen, e.routed
 }
 
 // routedUpTo reports whether the broker was handed instance's messages up
 // to the one numbered n, or need not wait for them. Once this node got a
-// message of instance, the later ones come in their order (NATS keeps one
+// message of instance (routed, or taken from the subscription and held by
+// an OrderedBackplane), the later ones come in their order (NATS keeps one
 // connection's order to one subscription), so it waits for them (bounded
 // by the caller, see giveUp: a message NATS dropped never comes). Of an
 // instance it got nothing from yet, what is not here may have been sent
 // before this node subscribed: it waits only while the subscription holds
-// a message not yet handled.
+// a message not yet handled (one held counts as handled: it is seen).
 func (p *Backplane) routedUpTo(instance string, n uint64) bool {
-	p.routedMu.Lock()
-	got := p.routed[instance]
-	p.routedMu.Unlock()
-	if got >= n || got > 0 {
+	if seen, got := p.peerCounts(instance); got >= n || seen > 0 || got > 0 {
 		return got >= n
 	}
 	p.mu.RLock()
@@ -412,15 +496,27 @@ func (p *Backplane) routedUpTo(instance string, n uint64) bool {
 		return true
 	}
 	delivered, err := sub.Delivered() // counted before the handler runs
-	return err != nil || pending == 0 && uint64(delivered) == p.finished.Load()
+	if err == nil && (pending != 0 || uint64(delivered) != p.finished.Load()) {
+		return false
+	}
+	// A message of instance handled meanwhile was seen before it counted
+	// as finished.
+	seen, got := p.peerCounts(instance)
+	return got >= n || seen == 0 && got == 0
 }
 
-// giveUp stops waiting for instance's messages up to n: a wait for them
-// expired (they were dropped), so later ones do not wait for them again.
+// giveUp records instance's messages up to n routed: handed to the broker,
+// or a wait for them expired (they were dropped), so later ones do not
+// wait for them again.
 func (p *Backplane) giveUp(instance string, n uint64) {
-	p.routedMu.Lock()
-	p.routed[instance] = max(p.routed[instance], n)
-	p.routedMu.Unlock()
+	p.peersMu.Lock()
+	defer p.peersMu.Unlock()
+	e := p.peers[instance]
+	if e == nil {
+		e = &peer{heard: time.Now()}
+		p.peers[instance] = e
+	}
+	e.routed = max(e.routed, n)
 }
 
 // State reports whether the NATS connection is up, and how many received

@@ -1,6 +1,7 @@
 package natscluster
 
 import (
+	"context"
 	"fmt"
 	"sync"
 
@@ -8,17 +9,22 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// cursor reads the stream through an ordered consumer from its position.
-// readMu serialises Next (the consumer's iterator has one reader); mu
-// guards the fields, never held while waiting, so Close and Truncate
-// never wait for a read.
+// cursor reads the stream from its position through consumers made as the
+// follower's are (follow.go): when one reports trouble, Next makes another
+// at once from the cursor's position, within the same wait. readMu
+// serialises Next, which alone uses the resumer and the consumer it made;
+// mu guards the fields, never held while waiting, so Close and Truncate
+// never wait for a read. ctx ends when the cursor or its journal closes.
 type cursor struct {
 	j      *Journal
+	ctx    context.Context
+	cancel context.CancelFunc
 	readMu sync.Mutex
+	resume *resumer // made at the first read
 
 	mu     sync.Mutex
 	pos    broker.Position
-	it     jetstream.MessagesContext
+	cons   *streamConsumer
 	closed bool
 }
 
@@ -38,7 +44,8 @@ func (c *cursor) isClosed() bool {
 }
 
 // Next implements broker.Cursor. Below Durable an entry is stored, so the
-// wait for it is short; it is bounded by OperationTimeout all the same.
+// wait for it is short; it is bounded by OperationTimeout all the same,
+// consumers made again after a lost NATS node included.
 func (c *cursor) Next() (broker.Entry, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
@@ -49,27 +56,15 @@ func (c *cursor) Next() (broker.Entry, error) {
 	if pos >= c.j.Durable() {
 		return broker.Entry{}, broker.ErrCaughtUp
 	}
-	c.mu.Lock()
-	it := c.it
-	c.mu.Unlock()
-	if it == nil {
-		var err error
-		if it, err = c.open(pos); err != nil {
-			return broker.Entry{}, err
-		}
-	}
-	m, err := it.Next(jetstream.NextMaxWait(c.j.cfg.OperationTimeout))
+	ctx, cancel := context.WithTimeout(c.ctx, c.j.cfg.OperationTimeout)
+	defer cancel()
+	m, seq, err := c.read(ctx, pos)
 	if err != nil {
 		if c.isClosed() || c.j.isClosed() {
 			return broker.Entry{}, broker.ErrJournalClosed
 		}
 		return broker.Entry{}, fmt.Errorf("natscluster: journal %s: read at %d: %w", c.j.cfg.Stream, pos, err)
 	}
-	md, err := m.Metadata()
-	if err != nil {
-		return broker.Entry{}, fmt.Errorf("natscluster: journal %s: read at %d: %w", c.j.cfg.Stream, pos, err)
-	}
-	seq := md.Sequence.Stream
 	e, err := decodeEntry(m.Data())
 	if err != nil {
 		return broker.Entry{}, fmt.Errorf("natscluster: journal %s: entry %d: %w", c.j.cfg.Stream, seq, err)
@@ -82,37 +77,76 @@ func (c *cursor) Next() (broker.Entry, error) {
 	return e, nil
 }
 
-// open starts the cursor's ordered consumer at pos.
-func (c *cursor) open(pos broker.Position) (jetstream.MessagesContext, error) {
-	ctx, cancel := c.j.opContext()
-	defer cancel()
-	cons, err := c.j.orderedConsumer(ctx, pos, false)
-	if err != nil {
-		return nil, err
+// read returns the first message at or after pos and its sequence,
+// replacing the consumer while it reports trouble, until ctx ends.
+func (c *cursor) read(ctx context.Context, pos broker.Position) (jetstream.Msg, uint64, error) {
+	if c.resume == nil {
+		c.resume = &resumer{spec: c.j.followSpec("journal cursor", false), name: c.j.consumerName("amps_cursor"),
+			from: func() uint64 { return uint64(c.position()) }}
 	}
-	it, err := cons.Messages(c.j.pullOpts()...)
-	if err != nil {
-		return nil, fmt.Errorf("natscluster: journal %s: cursor at %d: %w", c.j.cfg.Stream, pos, err)
+	for {
+		c.mu.Lock()
+		cons := c.cons
+		c.mu.Unlock()
+		if cons == nil {
+			var err error
+			if cons, err = c.resume.open(ctx); err != nil {
+				return nil, 0, err
+			}
+			c.mu.Lock()
+			closed := c.closed
+			if !closed {
+				c.cons = cons
+			}
+			c.mu.Unlock()
+			if closed { // closed while the consumer was made
+				cons.end()
+				c.j.followSpec("journal cursor", false).delete(cons.name)
+				return nil, 0, broker.ErrJournalClosed
+			}
+		}
+		m, md, err := cons.next(ctx)
+		if err == nil {
+			if seq := md.Sequence.Stream; seq >= uint64(pos) {
+				return m, seq, nil
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			return nil, 0, err
+		}
+		if !c.drop(cons) {
+			return nil, 0, broker.ErrJournalClosed
+		}
+		cons.end()
+		c.resume.lost(cons, err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed { // closed while the consumer was made
-		it.Stop()
-		return nil, broker.ErrJournalClosed
-	}
-	c.it = it
-	return it, nil
 }
 
-// stop ends the cursor's consumer; a Next in progress returns
-// ErrJournalClosed.
+// drop forgets cons as the cursor's consumer; false when the cursor closed
+// (and so ended cons) meanwhile.
+func (c *cursor) drop(cons *streamConsumer) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cons != cons {
+		return false
+	}
+	c.cons = nil
+	return true
+}
+
+// stop ends the cursor's consumer (deleting it); a Next in progress
+// returns ErrJournalClosed.
 func (c *cursor) stop() {
 	c.mu.Lock()
 	c.closed = true
-	it := c.it
+	cons := c.cons
+	c.cons = nil
 	c.mu.Unlock()
-	if it != nil {
-		it.Stop()
+	c.cancel()
+	if cons != nil {
+		cons.end()
+		c.j.followSpec("journal cursor", false).delete(cons.name)
 	}
 }
 

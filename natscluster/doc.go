@@ -20,9 +20,10 @@
 // each node runs its own JetStream server, routed to the others', and
 // connects to it in-process. With a Journal shared by the
 // nodes and the Backplane, a bookmark subscription on any node replays
-// every node's journaled publishes. Built in part: the SOW across nodes
-// (OrderedBackplane, below; ampsd-cluster uses it for SOW topics without
-// a transaction log), with each node's lag in the order
+// every node's journaled publishes. The SOW across nodes
+// (OrderedBackplane, below; ampsd-cluster uses it for the SOW topics of
+// its configuration, with or without a transaction log), with each node's
+// lag in the order
 // (broker.BackplaneState.Lag) and its readiness (broker.Broker.Ready,
 // served by the admin handler at /amps/instance/x_ready).
 //
@@ -112,8 +113,8 @@
 // # SOW across nodes
 //
 // SOW topics are ordered by JetStream (OrderedBackplane, built: publish,
-// delta_publish and sow_delete; not yet a node with a journal, nor the
-// per-key subjects and snapshots below): one stream for every SOW topic
+// delta_publish, sow_delete and expiration, with or without a journal;
+// not yet the per-key subjects and snapshots below): one stream for every SOW topic
 // with a subject per topic, whose order is a topic's apply order on every
 // node (OrderedBackplane says why one stream rather than one per topic). A node publishes a SOW-topic publish to the stream
 // and applies it only when it comes back through the node's consumer of
@@ -121,15 +122,19 @@
 // the same order, so sow, sow_and_subscribe (no gap, no duplicate: the
 // node's query and its subscription are served from the same applied
 // sequence), sow_delete, oof and expiration (ordered too, as expire
-// requests, see OrderedBackplane) behave as on one node. Delta
+// requests, see OrderedBackplane) behave as on one node. A client's
+// commands take effect on its node in the order it sent them (the broker
+// makes a command wait for the client's SOW publishes before it to be
+// applied there), and one publisher's SOW and plain messages keep their
+// order on every node (see "One publisher's order" in OrderedBackplane).
+// With a journal, a SOW publish is journaled once, by the node that
+// accepted it, as it applies it. Delta
 // publishes are merged at apply time against the node's record, which is
-// the same on every node at that sequence. The record's stream subject
-// carries the SOW key ("<prefix>.<type>.<topic>.<key token>") so that a
-// node can publish with an expected last sequence per subject when it
-// needs the record it merged against to be the current one. A node that
-// starts or restarts replays the stream into its SOW before it reports
-// ready; a snapshot (or MaxMsgsPerSubject 1 with full records, which makes
-// the stream hold only the current record of each key) bounds that replay.
+// the same on every node at that sequence. A node that starts or
+// restarts replays the stream into its SOW before it reports ready; a
+// snapshot (or, for topics without deltas, a subject per key with
+// MaxMsgsPerSubject 1, which makes the stream hold only the current
+// record of each key) would bound that replay: not built yet.
 //
 // # Transaction log across nodes
 //
@@ -141,7 +146,16 @@
 // true cluster-wide; AppendAsync lets a publisher's entries overlap while
 // keeping their order. A headers-only follower keeps each node's Durable
 // and high-water marks at the stream's tail, so a publisher that moves to
-// another node gets the right logon ack sequence.
+// another node gets the right logon ack sequence. The follower, each
+// cursor and the rebuild's scan read through consumers of their own, made
+// again at once from the next entry when one reports trouble (follow.go,
+// as the SOW order). After the loss of the NATS node holding the
+// consumer, the node's link and the JetStream meta leader, a follower knew
+// of the first append acknowledged after the loss 0.2-0.25 s after its ack
+// (TestJournalFollowerResumesAfterNATSNodeLoss), and a cursor replaying
+// delivered its remaining entries 0.35-0.4 s after the loss
+// (TestJournalCursorResumesAfterNATSNodeLoss); with nats.go's ordered
+// consumer, used before, both paused for about 11 s.
 //
 // JetStream acknowledges a write once it is in the page cache of the
 // stream's replicas (a quorum of them), and fsyncs lazily (every two
@@ -167,4 +181,19 @@
 // replication round trip (a few thousand a second at R3); it should
 // pipeline with AppendAsync (or an equivalent in broker.Journal), which
 // keeps the publisher's order.
+//
+// # Upgrading
+//
+// Every node of a cluster runs the same version of this package: no
+// rolling upgrade. The formats of what the nodes send each other change
+// between versions (a plain publish is version 2 since it carries its
+// sender's count and its publisher's place in the SOW order, a SOW
+// publish version 3 since it carries its sender's count of plain
+// publishes), and a node drops what it cannot read: counted in
+// BackplaneStats.Malformed for plain publishes, logged once for the SOW
+// stream's. So plain publishes would not cross between old and new nodes,
+// and an old node would skip the new nodes' SOW publishes, its SOW
+// drifting from theirs for good. Upgrade by stopping every node, upgrading
+// them, and starting them again. The streams stay: a new node reads the
+// SOW stream's older messages (version 2) and the journal's entries.
 package natscluster

@@ -15,6 +15,7 @@ import (
 	"github.com/ampsbroker/ampsbroker/broker"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
 // Defaults of JournalConfig.
@@ -34,28 +35,21 @@ const (
 	// acknowledgement before it fails.
 	DefaultAckTimeout = 5 * time.Second
 	// DefaultRequestTimeout bounds one try of a JetStream API request the
-	// journal makes (stream info, message get, purge, consumer creation);
-	// a try that times out or finds no responder is made again (a request
-	// can be lost while a stream elects a new leader).
+	// journal makes (stream info, message get, purge); a try that times
+	// out or finds no responder is made again (a request can be lost while
+	// a stream elects a new leader). A consumer's creation starts with
+	// shorter tries and grows them up to it (follow.go).
 	DefaultRequestTimeout = 2 * time.Second
 	// DefaultOperationTimeout bounds one journal operation with all its
 	// tries (FindTime, Truncate, a cursor's start) and a cursor's wait for
 	// an entry it knows is stored.
 	DefaultOperationTimeout = 15 * time.Second
-	// DefaultCursorBuffer is how many entries a cursor's consumer fetches
-	// ahead of its reader.
+	// DefaultCursorBuffer is how many entries a cursor's consumer (and the
+	// follower's) fetches ahead of its reader.
 	DefaultCursorBuffer = 256
 	// statsTimeout bounds the stream-state request of Stats, which an
 	// admin page may call while NATS is unreachable.
 	statsTimeout = time.Second
-	// pullHeartbeat is the idle heartbeat of the journal's consumers: a
-	// pull that went unanswered (a consumer just created on a stream whose
-	// leader is still settling) is noticed after two missed heartbeats and
-	// the ordered consumer is made again, well within OperationTimeout.
-	pullHeartbeat = time.Second
-	// pullExpiry is how long one pull request waits at the server; it
-	// must be above twice the heartbeat.
-	pullExpiry = 5 * time.Second
 	// highWaterKey is the key of the high-water checkpoint in the bucket.
 	highWaterKey = "high-waters"
 	// leaderWait is the pause between tries of a request that found no
@@ -191,8 +185,18 @@ type Journal struct {
 	changed  chan struct{}
 	high     map[string]uint64
 	cursors  map[*cursor]struct{}
-	tail     jetstream.ConsumeContext // the follower; see follow
-	stats    broker.JournalStats      // last figures read from the stream
+	stats    broker.JournalStats // last figures read from the stream
+
+	// followed is closed when the follower (see follow) has returned;
+	// deletes counts the deletes of consumers the follower and cursors
+	// gave up on; id and serial name those consumers.
+	followed chan struct{}
+	deletes  sync.WaitGroup
+	id       string
+	serial   atomic.Int64
+	// lastTurn is closed once the latest append's callback has run
+	// (under sendMu; see AppendAsync).
+	lastTurn chan struct{}
 }
 
 var _ broker.Journal = (*Journal)(nil)
@@ -220,17 +224,13 @@ func OpenJournal(ctx context.Context, nc *nats.Conn, cfg JournalConfig) (*Journa
 		changed: make(chan struct{}), high: map[string]uint64{}, cursors: map[*cursor]struct{}{},
 	}
 	j.ctx, j.cancel = context.WithCancel(context.Background())
-	if err := j.openStream(ctx); err != nil {
-		j.cancel()
-		return nil, err
-	}
-	if err := j.rebuild(ctx); err != nil {
-		j.cancel()
-		return nil, err
-	}
-	if err := j.follow(ctx); err != nil {
-		j.cancel()
-		return nil, err
+	j.id = nuid.Next()
+	for _, step := range []func(context.Context) error{j.openStream, j.rebuild, j.follow} {
+		if err := step(ctx); err != nil {
+			j.cancel()
+			j.deletes.Wait()
+			return nil, err
+		}
 	}
 	return j, nil
 }
@@ -348,25 +348,55 @@ func (j *Journal) rebuild(ctx context.Context) error {
 	return nil
 }
 
-// follow starts the follower: an ordered consumer of the entries' headers
-// from the tail on, which raises Durable and the marks by every entry
-// stored, this node's and other nodes'. Without it a node would not see
-// the entries others append until it appended itself. It costs every node
-// the headers (about a hundred bytes) of every entry.
+// follow starts the follower: a consumer of the entries' headers from the
+// tail on, which raises Durable and the marks by every entry stored, this
+// node's and other nodes'. Without it a node would not see the entries
+// others append until it appended itself. It costs every node the headers
+// (about a hundred bytes) of every entry. Its consumers come and go as the
+// SOW order's do (follow.go): one at a time, made again at once after the
+// last entry it handled when one reports trouble, so a lost NATS node
+// pauses it for a fraction of a second. follow returns once the first
+// consumer is made (or ctx ends); the follower runs until Close.
 func (j *Journal) follow(ctx context.Context) error {
 	j.mu.Lock()
-	from := j.durable
+	next := uint64(j.durable) // the first sequence the follower has not handled
 	j.mu.Unlock()
-	cons, err := j.orderedConsumer(ctx, from, true)
+	r := &resumer{spec: j.followSpec("journal follower", true), name: j.consumerName("amps_journal"),
+		from: func() uint64 { return next }}
+	c, err := r.open(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("natscluster: journal %s: follow from %d: %w", j.cfg.Stream, next, err)
 	}
-	j.tail, err = cons.Consume(func(m jetstream.Msg) {
-		md, err := m.Metadata()
-		if err != nil {
-			j.log.Warn("journal follower: message without metadata", "stream", j.cfg.Stream, "err", err)
-			return
+	j.followed = make(chan struct{})
+	go func() {
+		defer close(j.followed)
+		for {
+			err := j.readFollowed(c, &next)
+			c.end()
+			if j.ctx.Err() != nil {
+				return
+			}
+			r.lost(c, err)
+			if c, err = r.open(j.ctx); err != nil {
+				return // only when Close started
+			}
 		}
+	}()
+	return nil
+}
+
+// readFollowed handles what the follower's consumer c delivers, each entry
+// from *next on once, until c reports trouble or Close starts.
+func (j *Journal) readFollowed(c *streamConsumer, next *uint64) error {
+	for {
+		m, md, err := c.next(j.ctx)
+		if err != nil {
+			return err
+		}
+		if md.Sequence.Stream < *next {
+			continue
+		}
+		*next = md.Sequence.Stream + 1
 		client, seq := "", uint64(0)
 		if v := m.Headers().Get(HighWaterHeader); v != "" {
 			if client, seq, err = parseHighWater(v); err != nil {
@@ -374,40 +404,25 @@ func (j *Journal) follow(ctx context.Context) error {
 			}
 		}
 		j.advance(md.Sequence.Stream, client, seq)
-	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		j.log.Debug("journal follower", "stream", j.cfg.Stream, "err", err)
-	}), jetstream.PullHeartbeat(pullHeartbeat), jetstream.PullExpiry(pullExpiry))
-	if err != nil {
-		return fmt.Errorf("natscluster: journal %s: follow from %d: %w", j.cfg.Stream, from, err)
 	}
-	return nil
 }
 
-// orderedConsumer makes an ordered consumer of every entry from from on
-// (their headers only when asked).
-func (j *Journal) orderedConsumer(ctx context.Context, from broker.Position, headersOnly bool) (jetstream.Consumer, error) {
-	var cons jetstream.Consumer
-	err := j.retry(ctx, func(ctx context.Context) (err error) {
-		cons, err = j.js.OrderedConsumer(ctx, j.cfg.Stream, jetstream.OrderedConsumerConfig{
-			FilterSubjects: []string{j.subjects.All()},
-			DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-			OptStartSeq:    uint64(from),
-			HeadersOnly:    headersOnly,
-		})
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("natscluster: journal %s: consumer from %d: %w", j.cfg.Stream, from, err)
+// followSpec is the follower's and cursors' consumers (follow.go): every
+// subject of the stream (headers only when asked), CursorBuffer at a time,
+// deleted while the journal is open.
+func (j *Journal) followSpec(what string, headersOnly bool) *followSpec {
+	return &followSpec{
+		js: j.js, stream: j.cfg.Stream, filter: j.subjects.All(), headersOnly: headersOnly,
+		buffer: j.cfg.CursorBuffer, pullBatch: true, requestTimeout: j.cfg.RequestTimeout,
+		what: what, log: j.log, life: j.ctx, deletes: &j.deletes,
 	}
-	return cons, nil
 }
 
-// pullOpts are the options of the journal's message iterators.
-func (j *Journal) pullOpts() []jetstream.PullMessagesOpt {
-	return []jetstream.PullMessagesOpt{
-		jetstream.PullMaxMessages(j.cfg.CursorBuffer),
-		jetstream.PullHeartbeat(pullHeartbeat),
-		jetstream.PullExpiry(pullExpiry),
+// consumerName returns a function naming consumers kind_<journal>_<n>,
+// unique in the cluster.
+func (j *Journal) consumerName(kind string) func() string {
+	return func() string {
+		return fmt.Sprintf("%s_%s_%d", kind, j.id, j.serial.Add(1))
 	}
 }
 
@@ -449,40 +464,55 @@ func addHighWater(marks map[string]uint64, h nats.Header) error {
 }
 
 // scan calls fn with the headers of each entry from from up to (not
-// including) to, in order, through an ordered consumer.
+// including) to, in order, through consumers made as the follower's are
+// (a lost one is made again from the next entry).
 func (j *Journal) scan(ctx context.Context, from, to broker.Position, fn func(uint64, nats.Header) error) error {
-	if from >= to {
-		return nil
-	}
-	cons, err := j.orderedConsumer(ctx, from, true)
-	if err != nil {
-		return err
-	}
-	it, err := cons.Messages(j.pullOpts()...)
-	if err != nil {
-		return fmt.Errorf("natscluster: journal %s: scan from %d: %w", j.cfg.Stream, from, err)
-	}
-	defer it.Stop()
-	for {
-		m, err := it.Next(jetstream.NextContext(ctx))
+	next := uint64(from)
+	r := &resumer{spec: j.followSpec("journal scan", true), name: j.consumerName("amps_scan"),
+		from: func() uint64 { return next }}
+	for next < uint64(to) {
+		c, err := r.open(ctx)
 		if err != nil {
-			return fmt.Errorf("natscluster: journal %s: scan from %d to %d: %w", j.cfg.Stream, from, to, err)
+			return fmt.Errorf("natscluster: journal %s: scan from %d to %d: %w", j.cfg.Stream, next, to, err)
 		}
-		md, err := m.Metadata()
+		err = j.scanWith(ctx, c, &next, to, fn)
+		c.end()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, errConsumerLost) {
+			r.spec.delete(c.name)
+			return err
+		}
+		r.lost(c, err)
+	}
+	return nil
+}
+
+// errConsumerLost wraps the trouble a consumer reported, after which scan
+// makes another.
+var errConsumerLost = errors.New("consumer lost")
+
+// scanWith calls fn for what c delivers from *next on, up to to.
+func (j *Journal) scanWith(ctx context.Context, c *streamConsumer, next *uint64, to broker.Position, fn func(uint64, nats.Header) error) error {
+	for *next < uint64(to) {
+		m, md, err := c.next(ctx)
 		if err != nil {
-			return fmt.Errorf("natscluster: journal %s: scan: %w", j.cfg.Stream, err)
+			if ctx.Err() != nil {
+				return fmt.Errorf("natscluster: journal %s: scan at %d of %d: %w", j.cfg.Stream, *next, to, err)
+			}
+			return fmt.Errorf("%w: %w", errConsumerLost, err)
 		}
 		seq := md.Sequence.Stream
+		if seq < *next {
+			continue
+		}
 		if seq >= uint64(to) {
 			return nil
 		}
 		if err := fn(seq, m.Headers()); err != nil {
 			return fmt.Errorf("natscluster: journal %s: entry %d: %w", j.cfg.Stream, seq, err)
 		}
-		if seq+1 >= uint64(to) {
-			return nil
-		}
+		*next = seq + 1
 	}
+	return nil
 }
 
 // get reads the entry at seq (the first at or after seq when it is gone).
@@ -544,7 +574,10 @@ func (j *Journal) Append(e *broker.Entry) (broker.Position, error) {
 // error that kept it from being stored (then the entry may or may not be in
 // the stream: an acknowledgement lost to a timeout leaves it unknown).
 // Entries sent by one caller are stored in the order of its calls, so a
-// publisher's order is kept without waiting for each entry in turn. Like
+// publisher's order is kept without waiting for each entry in turn, and
+// the done calls come in the order of the AppendAsync calls (one after
+// the other, never overlapping), so a caller learns its outcomes in its
+// order. done must not call Append. Like
 // Append, it stamps e.Time and copies e.Body; unlike Append it leaves
 // e.Position to done. An error returned (closed journal, unmappable topic)
 // means done is not called.
@@ -595,8 +628,12 @@ func (j *Journal) AppendAsync(e *broker.Entry, done func(broker.Position, error)
 	// No retries, as for the SOW order (sow.go): a retried append would be
 	// stored after later ones of this journal, out of the callers' order.
 	fut, err := j.js.PublishMsgAsync(msg, jetstream.WithExpectStream(j.cfg.Stream), jetstream.WithRetryAttempts(0))
+	// The callbacks run in the order of the appends: each waits for the
+	// one before it (turn), so a caller's outcomes come in its order.
+	prev, turn := j.lastTurn, make(chan struct{})
 	if err == nil {
 		j.lastTime = e.Time
+		j.lastTurn = turn
 	}
 	j.sendMu.Unlock()
 	if err != nil {
@@ -607,6 +644,7 @@ func (j *Journal) AppendAsync(e *broker.Entry, done func(broker.Position, error)
 	sequence := e.Sequence
 	go func() {
 		defer j.inflight.Done()
+		defer close(turn)
 		var pos broker.Position
 		var err error
 		select {
@@ -618,6 +656,9 @@ func (j *Journal) AppendAsync(e *broker.Entry, done func(broker.Position, error)
 			err = fmt.Errorf("natscluster: journal %s: append to %q not acknowledged: %w", j.cfg.Stream, subject, ackErr)
 		}
 		<-j.window
+		if prev != nil {
+			<-prev
+		}
 		done(pos, err)
 	}()
 	return nil
@@ -706,6 +747,7 @@ func (j *Journal) NewCursor(from broker.Position) (broker.Cursor, error) {
 			j.cfg.Stream, from, j.first, j.durable, broker.ErrBookmarkNotFound)
 	}
 	c := &cursor{j: j, pos: from}
+	c.ctx, c.cancel = context.WithCancel(j.ctx)
 	j.cursors[c] = struct{}{}
 	return c, nil
 }
@@ -824,9 +866,9 @@ func (j *Journal) isClosed() bool {
 // Close implements broker.Journal: it refuses new appends, waits for those
 // in flight to be acknowledged (or to time out), stops every cursor and
 // the follower, then closes Done; a Close during or after that waits for
-// it and returns nil. Stopping a consumer waits for a reset in progress
-// (after a lost NATS node the client makes its ordered consumers again,
-// each try bounded by RequestTimeout), so Close can take a few of those.
+// it and returns nil. A consumer being made again (after a lost NATS
+// node) is given up at once; the deletes of consumers given up are
+// abandoned (the server drops them after a minute without pulls).
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	if j.closed {
@@ -844,10 +886,9 @@ func (j *Journal) Close() error {
 	for _, c := range cursors {
 		c.stop()
 	}
-	if j.tail != nil {
-		j.tail.Stop()
-	}
+	<-j.followed
 	j.inflight.Wait()
+	j.deletes.Wait()
 	j.mu.Lock()
 	j.finished = true
 	close(j.changed)

@@ -78,18 +78,30 @@ import (
 // receiving nodes:
 //
 //   - A plain publish is routed once this node applied that place
-//     (a SOW publish followed by a plain one).
+//     (a SOW publish followed by a plain one). Until then it is held
+//     aside, with the later ones of its node instance behind it, while
+//     the subscription goes on with the rest: so a held publish holds up
+//     neither other instances' plain publishes nor, through them, the
+//     apply it waits for. Deliveries never overlap (the subscription's
+//     goroutine and the one that releases held publishes take turns).
+//     Nothing is held while the node catches up: it is applying places
+//     far older than the plain publishes it receives.
 //   - The sending goroutine hands ordered publishes to JetStream in line
 //     with the plain ones and stamps each with the number of plain
 //     publishes this node sent before it; another node applies it only
 //     once it routed that many of this node's (a plain publish followed
 //     by a SOW one). A node waits so only for a node instance it has
-//     received plain publishes from (NATS then brings the rest in order),
-//     or while its subscription holds some it has not handled yet; never
-//     while catching up.
+//     received plain publishes from, held ones included (NATS then brings
+//     the rest in order; a held one of that instance waits for a place
+//     before this publish's, which is applied by then), or while its
+//     subscription holds some it has not handled yet (one held aside is
+//     handled); never while catching up.
 //   - Either wait is bounded by orderWaitTimeout (a dropped message never
-//     comes); past it the message goes on, the wait is logged once, and
-//     the numbers it waited for are not waited for again.
+//     comes, a stalled consumer applies nothing); past it the message goes
+//     on, the wait is counted and logged once, and what it waited for is
+//     not waited for again: the numbers, or the place, so the publishes
+//     held for that place or an earlier one go on at once. At most
+//     maxHeldPlain publishes are held; beyond, they all go on.
 //
 // Losing a NATS node. An acked publish survives (R3), and a node whose
 // NATS server stopped reconnects to another and goes on. A node reads the
@@ -139,14 +151,16 @@ type OrderedBackplane struct {
 	cfg      SOWConfig
 	subjects Subjects
 
-	// slots bounds the publishes JetStream has not acked; pending holds
-	// them, in Order's order, for the settling goroutine, which returns
-	// once stop is closed and what was pending is settled (done closed).
-	slots   chan struct{}
-	pending chan pendingOrder
-	stop    chan struct{}
-	done    chan struct{}
-	closing atomic.Bool
+	// slots and pendingBytes bound the publishes JetStream has not acked;
+	// pending holds them, in Order's order, for the settling goroutine,
+	// which returns once stop is closed and what was pending is settled
+	// (done closed).
+	slots        chan struct{}
+	pendingBytes atomic.Int64
+	pending      chan pendingOrder
+	stop         chan struct{}
+	done         chan struct{}
+	closing      atomic.Bool
 
 	// mu is held for reading while an ordered publish is applied and for
 	// writing by Close.
@@ -171,6 +185,21 @@ type OrderedBackplane struct {
 	pollStop context.CancelFunc
 	polled   chan struct{}
 
+	// held are the plain publishes of other nodes held back, per
+	// instance in arrival order (heldN of them), for the Backplane's
+	// deliver; gaveUpAfter is the last place a wait for it expired. The
+	// release goroutine (releaseHeld, kicked through kick) runs from Start
+	// until Close closes releaseStop, and closes released.
+	heldMu      sync.Mutex
+	held        map[string][]heldPlain
+	heldN       atomic.Int64
+	heldLimit   int64 // maxHeldPlain; tests lower it
+	gaveUpAfter uint64
+	deliver     func(*broker.RemotePublish)
+	kick        chan struct{}
+	releaseStop chan struct{}
+	released    chan struct{}
+
 	catchingUp                              atomic.Bool
 	applied                                 atomic.Uint64 // the last stream sequence applied
 	last                                    atomic.Uint64 // the stream's last sequence, as far as known
@@ -183,6 +212,7 @@ type pendingOrder struct {
 	fut  jetstream.PubAckFuture
 	err  error
 	done func(error)
+	size int64 // counted in pendingBytes
 }
 
 // SOWConfig configures the SOW order. Zero fields take the defaults below.
@@ -195,6 +225,9 @@ type SOWConfig struct {
 	Replicas int
 	// Storage is where the stream keeps its messages.
 	Storage jetstream.StorageType
+	// MaxPendingBytes bounds their bytes likewise (nats.go keeps each
+	// until its ack).
+	MaxPendingBytes int
 	// MaxPending bounds the publishes waiting for JetStream's ack; Order
 	// refuses beyond (ErrBackplaneFull).
 	MaxPending int
@@ -222,6 +255,8 @@ const (
 	DefaultSOWStream     = "AMPS_SOW"
 	DefaultSOWPrefix     = "amps.sow"
 	DefaultSOWMaxPending = 16 << 10
+	// DefaultSOWMaxPendingBytes bounds the bytes of those publishes.
+	DefaultSOWMaxPendingBytes = 64 << 20
 	// DefaultSOWAckTimeout is generous: a raft leader election takes a
 	// few seconds.
 	DefaultSOWAckTimeout     = 10 * time.Second
@@ -247,6 +282,10 @@ const (
 	// orderWaitPoll is how often a held message checks whether it may go
 	// on (holding is rare: see "One publisher's order").
 	orderWaitPoll = time.Millisecond
+	// maxHeldPlain bounds the plain publishes held back at once (they wait
+	// outside NATS's pending limits); beyond it every held one goes on
+	// (its wait counted as expired).
+	maxHeldPlain = 64 << 10
 	// flagDelta, flagExpiration, flagDelete (a sow_delete) and flagExpire
 	// (an expire request) are the bits of an ordered publish's flags.
 	flagDelta      = 1
@@ -267,6 +306,9 @@ func (c *SOWConfig) defaults() {
 	}
 	if c.MaxPending <= 0 {
 		c.MaxPending = DefaultSOWMaxPending
+	}
+	if c.MaxPendingBytes <= 0 {
+		c.MaxPendingBytes = DefaultSOWMaxPendingBytes
 	}
 	if c.AckTimeout <= 0 {
 		c.AckTimeout = DefaultSOWAckTimeout
@@ -320,6 +362,7 @@ func NewOrderedBackplane(ctx context.Context, bp *Backplane, cfg SOWConfig) (*Or
 		Backplane: bp, js: js, cfg: cfg, subjects: subjects,
 		slots: make(chan struct{}, cfg.MaxPending), pending: make(chan pendingOrder, cfg.MaxPending),
 		stop: make(chan struct{}), done: make(chan struct{}), caughtUp: make(chan struct{}),
+		held: make(map[string][]heldPlain), heldLimit: maxHeldPlain, kick: make(chan struct{}, 1),
 	}
 	o.catchingUp.Store(true)
 	go o.settle()
@@ -342,9 +385,15 @@ func (o *OrderedBackplane) Order(rp *broker.RemotePublish, done func(error)) err
 	if limit := o.nc.MaxPayload(); limit > 0 && int64(len(data)) > limit {
 		return fmt.Errorf("%w: %d bytes on SOW topic %q, at most %d", ErrPublishTooLarge, len(data), rp.Topic, limit)
 	}
+	size := int64(len(data))
+	if o.pendingBytes.Add(size) > int64(o.cfg.MaxPendingBytes) {
+		o.pendingBytes.Add(-size)
+		return ErrBackplaneFull
+	}
 	select {
 	case o.slots <- struct{}{}:
 	default:
+		o.pendingBytes.Add(-size)
 		return ErrBackplaneFull
 	}
 	msg := &nats.Msg{Subject: subject, Data: data}
@@ -367,10 +416,11 @@ func (o *OrderedBackplane) Order(rp *broker.RemotePublish, done func(error)) err
 			err = fmt.Errorf("natscluster: SOW publish to %s: %w", subject, err)
 		}
 		// Never blocks: pending has a place for every slot.
-		o.pending <- pendingOrder{fut: fut, err: err, done: done}
+		o.pending <- pendingOrder{fut: fut, err: err, done: done, size: size}
 	}
-	if err := o.enqueue(outgoing{subject: subject, order: send}); err != nil {
+	if err := o.enqueue(outgoing{subject: subject, order: send}, len(data)); err != nil {
 		<-o.slots
+		o.pendingBytes.Add(-size)
 		return err
 	}
 	return nil
@@ -399,6 +449,7 @@ func (o *OrderedBackplane) settle() {
 				p.done(err)
 			}
 		}
+		o.pendingBytes.Add(-p.size)
 		<-o.slots
 	}
 	for {
@@ -509,15 +560,132 @@ func (o *OrderedBackplane) caughtUpNow() {
 	}
 }
 
+// heldPlain is a plain publish of another node held back (see "One
+// publisher's order"): until this node applied rp.After, or behind an
+// earlier held one of its instance; until is when its wait expires.
+type heldPlain struct {
+	rp    broker.RemotePublish
+	from  origin
+	until time.Time
+}
+
 // Start is Backplane's, holding a plain publish back until this node
-// applied the ordered publish it follows (see "One publisher's order").
+// applied the ordered publish it follows, without holding up those of
+// other instances (see "One publisher's order"). Deliveries never
+// overlap; those of one instance keep their arrival order.
 func (o *OrderedBackplane) Start(deliver func(*broker.RemotePublish)) error {
-	return o.Backplane.Start(func(rp *broker.RemotePublish) {
-		if rp.After > o.applied.Load() {
-			o.hold(func() bool { return o.applied.Load() >= rp.After })
+	o.heldMu.Lock()
+	if o.deliver != nil {
+		o.heldMu.Unlock()
+		return errors.New("natscluster: backplane started twice")
+	}
+	o.deliver = deliver
+	o.heldMu.Unlock()
+	stop, released := make(chan struct{}), make(chan struct{})
+	go o.releaseHeld(stop, released)
+	if err := o.Backplane.start(o.arrive); err != nil {
+		close(stop)
+		<-released
+		return err
+	}
+	o.releaseStop, o.released = stop, released
+	return nil
+}
+
+// arrive routes a plain publish of another node, or holds it back when
+// its instance has one held or it follows an ordered publish this node
+// has not applied (not while catching up, nor for a place a wait gave up
+// on). It runs on the subscription's goroutine (under mu's read lock).
+func (o *OrderedBackplane) arrive(rp *broker.RemotePublish, from origin) {
+	o.heldMu.Lock()
+	defer o.heldMu.Unlock()
+	q := o.held[from.instance]
+	if len(q) == 0 && (rp.After <= o.gaveUpAfter || rp.After <= o.applied.Load() || o.catchingUp.Load()) {
+		o.route(o.deliver, rp, from)
+		return
+	}
+	// rp.Body is the NATS message's own copy, which nobody reuses.
+	o.held[from.instance] = append(q, heldPlain{rp: *rp, from: from, until: time.Now().Add(orderWaitTimeout)})
+	// heldN grows before the kick, and an apply reads it after it stored
+	// applied: so the release goroutine, which reads applied after the
+	// kick, sees that apply, or the apply kicks it again.
+	if o.heldN.Add(1) > o.heldLimit {
+		o.releaseLocked(time.Now(), true)
+	}
+	o.kickRelease()
+}
+
+// kickRelease has the release goroutine look at the held publishes.
+func (o *OrderedBackplane) kickRelease() {
+	select {
+	case o.kick <- struct{}{}:
+	default:
+	}
+}
+
+// releaseHeld routes held publishes when their wait ends (an apply kicks
+// it; a timer runs to the first expiry), until stop is closed; it closes
+// done then.
+func (o *OrderedBackplane) releaseHeld(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	timer := time.NewTimer(orderWaitTimeout)
+	timer.Stop()
+	for {
+		select {
+		case <-stop:
+			timer.Stop()
+			return
+		case <-o.kick:
+		case <-timer.C:
 		}
-		deliver(rp)
-	})
+		bp := o.Backplane // its lock: no delivery once it closed
+		bp.mu.RLock()
+		if bp.closed {
+			bp.mu.RUnlock()
+			continue
+		}
+		o.heldMu.Lock()
+		next, waiting := o.releaseLocked(time.Now(), false)
+		o.heldMu.Unlock()
+		bp.mu.RUnlock()
+		if waiting {
+			timer.Reset(time.Until(next))
+		}
+	}
+}
+
+// releaseLocked routes, per instance, the held publishes at the head of
+// its queue whose wait ended: this node applied their place, or gave up
+// on it, or is catching up, or their wait expired (or force: too many are
+// held), which gives up on their place, so the publishes that follow it
+// no longer wait for it. It returns the first expiry of those still held.
+// heldMu and the Backplane's mu (for reading) are held.
+func (o *OrderedBackplane) releaseLocked(now time.Time, force bool) (next time.Time, waiting bool) {
+	for id, q := range o.held {
+		for len(q) > 0 {
+			h := &q[0]
+			if h.rp.After > o.gaveUpAfter && h.rp.After > o.applied.Load() && !o.catchingUp.Load() {
+				if !force && now.Before(h.until) {
+					break
+				}
+				o.gaveUpAfter = h.rp.After
+				o.waitExpired()
+			}
+			o.route(o.deliver, &h.rp, h.from)
+			*h = heldPlain{}
+			q = q[1:]
+			o.heldN.Add(-1)
+		}
+		if len(q) == 0 {
+			delete(o.held, id)
+			continue
+		}
+		o.held[id] = q
+		if !waiting || q[0].until.Before(next) {
+			next, waiting = q[0].until, true
+		}
+	}
+	return next, waiting
 }
 
 // hold waits until ready, polling, at most orderWaitTimeout or until
@@ -529,14 +697,20 @@ func (o *OrderedBackplane) hold(ready func() bool) bool {
 			return false
 		}
 		if time.Now().After(deadline) {
-			if o.waitsExpired.Add(1) == 1 {
-				o.log.Warn("a message held for one publisher's order went on unordered after the wait's bound (logged once)", "bound", orderWaitTimeout)
-			}
+			o.waitExpired()
 			return false
 		}
 		time.Sleep(orderWaitPoll)
 	}
 	return true
+}
+
+// waitExpired counts a wait for one publisher's order that expired, and
+// logs the first.
+func (o *OrderedBackplane) waitExpired() {
+	if o.waitsExpired.Add(1) == 1 {
+		o.log.Warn("a message held for one publisher's order went on unordered after the wait's bound (logged once)", "bound", orderWaitTimeout)
+	}
 }
 
 // receiveOrdered applies one message of the stream (meta its metadata).
@@ -568,6 +742,9 @@ func (o *OrderedBackplane) receiveOrdered(m jetstream.Msg, meta *jetstream.MsgMe
 	o.applied.Store(meta.Sequence.Stream)
 	if meta.Sequence.Stream >= o.target {
 		o.caughtUpNow()
+	}
+	if o.heldN.Load() > 0 { // after the store: see arrive
+		o.kickRelease()
 	}
 }
 
@@ -606,6 +783,10 @@ func (o *OrderedBackplane) Close() error {
 		<-polled
 	}
 	err := o.Backplane.Close()
+	if o.releaseStop != nil {
+		close(o.releaseStop)
+		<-o.released
+	}
 	close(o.stop)
 	<-o.done
 	return err

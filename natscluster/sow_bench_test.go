@@ -81,15 +81,27 @@ func BenchmarkSOWOrdered(b *testing.B) {
 		one := ampstest.NewBroker(b, &ampstest.Options{Broker: &broker.Options{SOWTopics: sowTopics}})
 		run(b, []*ampstest.Broker{one}, func() bool { return true })
 	})
-	for _, r := range []int{1, 3} {
-		b.Run(fmt.Sprintf("3nodes/R%d", r), func(b *testing.B) {
+	for _, tc := range []struct {
+		replicas int
+		journal  bool
+	}{{1, false}, {3, false}, {3, true}} {
+		name := fmt.Sprintf("3nodes/R%d", tc.replicas)
+		if tc.journal {
+			name += "+journal" // a shared journal (R3) that the publishes also go to
+		}
+		b.Run(name, func(b *testing.B) {
 			var nodes []*ampstest.Broker
 			runID := sowBenchRuns.Add(1)
+			jcfg := journalConfig(3)
 			for i := range 3 {
 				// A stream of its own per run: the nodes start empty.
-				n, _ := startSOWNodeWith(b, c.URL(i), fmt.Sprintf("node%d", i),
-					SOWConfig{Stream: fmt.Sprintf("SOW_RUN%d", runID), Prefix: fmt.Sprintf("sow.run%d", runID), Replicas: r})
-				nodes = append(nodes, n)
+				obp := newOrdered(b, c.URL(i), fmt.Sprintf("node%d", i),
+					SOWConfig{Stream: fmt.Sprintf("SOW_RUN%d", runID), Prefix: fmt.Sprintf("sow.run%d", runID), Replicas: tc.replicas})
+				opts := broker.Options{Backplane: obp, SOWTopics: sowTopics}
+				if tc.journal {
+					opts.Journal = openJournal(b, natstest.Connect(b, c.URL(i)), jcfg)
+				}
+				nodes = append(nodes, ampstest.NewBroker(b, &ampstest.Options{Broker: &opts}))
 			}
 			run(b, nodes, func() bool {
 				for _, n := range nodes {

@@ -161,10 +161,17 @@ func urlsFrom(c *natstest.Cluster, i int) string {
 // awaitSeq waits until last reaches seq, failing after testTimeout.
 func awaitSeq(t *testing.T, last *atomic.Uint64, seq uint64) {
 	t.Helper()
+	awaitReach(t, last.Load, seq)
+}
+
+// awaitReach waits until get returns at least want, failing after
+// testTimeout.
+func awaitReach(t *testing.T, get func() uint64, want uint64) {
+	t.Helper()
 	deadline := time.Now().Add(testTimeout)
-	for last.Load() < seq {
+	for get() < want {
 		if time.Now().After(deadline) {
-			t.Fatalf("applied up to %d after %v; want %d", last.Load(), testTimeout, seq)
+			t.Fatalf("reached %d after %v; want %d", get(), testTimeout, want)
 		}
 		time.Sleep(time.Millisecond)
 	}
