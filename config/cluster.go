@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -24,6 +26,22 @@ import (
 //	  <JournalReplicas>3</JournalReplicas>         optional, with a TransactionLog
 //	</NATSCluster>
 //
+// Instead of URLs, an Embedded child runs a nats-server with JetStream
+// inside the node, which the node connects to in-process (a single-binary
+// cluster: every node embeds one, routed to the others):
+//
+//	<NATSCluster>
+//	  <Embedded>
+//	    <Listen>127.0.0.1:4222</Listen>          optional: client listener, for other NATS clients
+//	    <ClusterListen>0.0.0.0:6222</ClusterListen> route listener; needed with Route
+//	    <Route>nats-route://n2:6222</Route>      one per other server (this one's own may be listed)
+//	    <Route>nats-route://n3:6222</Route>
+//	    <ClusterName>ampsbroker</ClusterName>   optional, the same on every node
+//	    <ServerName>n1</ServerName>             optional: unique in the cluster, stable across restarts
+//	    <StoreDirectory>/var/lib/ampsd/nats</StoreDirectory> optional: the JetStream store
+//	  </Embedded>
+//	</NATSCluster>
+//
 // With a TransactionLog, the nodes share one transaction log on the
 // JetStream stream JournalStream, each entry held by JournalReplicas NATS
 // nodes before a persisted ack (the TransactionLog's Topic entries still
@@ -39,6 +57,20 @@ type NATSCluster struct {
 	Credentials     string
 	JournalStream   string
 	JournalReplicas int
+	// Embedded, when not nil, is the node's own NATS server (no URLs).
+	Embedded *NATSEmbedded
+}
+
+// NATSEmbedded is the Embedded child of NATSCluster: a nats-server the
+// node runs itself (natscluster.ServerConfig). Empty fields take the
+// defaults of package natscluster.
+type NATSEmbedded struct {
+	Listen         string   // client listener host:port
+	ClusterListen  string   // route listener host:port; "" for a stand-alone server
+	Routes         []string // the other servers' route listeners
+	ClusterName    string
+	ServerName     string
+	StoreDirectory string
 }
 
 // MaxJournalReplicas is the most copies JetStream keeps of a stream.
@@ -55,6 +87,17 @@ var natsClusterKids = map[string]*elem{
 	"Credentials":     leaf(),
 	"JournalStream":   leaf(),
 	"JournalReplicas": leaf(),
+	"Embedded":        block(natsEmbeddedKids),
+}
+
+// natsEmbeddedKids are the children of NATSCluster/Embedded.
+var natsEmbeddedKids = map[string]*elem{
+	"Listen":         leaf(),
+	"ClusterListen":  leaf(),
+	"Route":          leaves(),
+	"ClusterName":    leaf(),
+	"ServerName":     leaf(),
+	"StoreDirectory": leaf(),
 }
 
 // natsCluster decodes a NATSCluster element.
@@ -72,6 +115,19 @@ func (d *decoder) natsCluster(n *node) *NATSCluster {
 		c.URLs = append(c.URLs, strings.TrimSpace(u.text))
 	}
 	d.remember("NATSCluster", n)
+	if e := d.kid(n, "Embedded"); e != nil {
+		c.Embedded = &NATSEmbedded{
+			Listen:         strings.TrimSpace(d.text(e, "Listen")),
+			ClusterListen:  strings.TrimSpace(d.text(e, "ClusterListen")),
+			ClusterName:    strings.TrimSpace(d.text(e, "ClusterName")),
+			ServerName:     strings.TrimSpace(d.text(e, "ServerName")),
+			StoreDirectory: strings.TrimSpace(d.text(e, "StoreDirectory")),
+		}
+		for _, r := range d.kids(e, "Route") {
+			c.Embedded.Routes = append(c.Embedded.Routes, strings.TrimSpace(r.text))
+		}
+		d.remember("NATSCluster/Embedded", e)
+	}
 	if v, ok := value(d, n, "JournalReplicas", parseCount); ok {
 		c.JournalReplicas = int(v)
 	}
@@ -81,10 +137,16 @@ func (d *decoder) natsCluster(n *node) *NATSCluster {
 // validate reports what is wrong with the cluster settings: no URL, a URL
 // that is not nats://, tls://, ws:// or wss://, a Certificate without a
 // PrivateKey or the reverse, a replication factor outside
-// 1..MaxJournalReplicas. The files are read when the node connects.
+// 1..MaxJournalReplicas, and what NATSEmbedded.validate refuses. The
+// files are read when the node connects.
 func (n *NATSCluster) validate(c *Config, ds *diags) {
-	if len(n.URLs) == 0 {
-		ds.errorf(CodeCluster, c.at("NATSCluster"), "NATSCluster needs at least one URL of a NATS server")
+	switch {
+	case n.Embedded != nil && len(n.URLs) > 0:
+		ds.errorf(CodeCluster, c.at("NATSCluster"), "NATSCluster has both URL and Embedded: a node connects to NATS servers or runs its own, not both")
+	case n.Embedded != nil:
+		n.Embedded.validate(c, ds)
+	case len(n.URLs) == 0:
+		ds.errorf(CodeCluster, c.at("NATSCluster"), "NATSCluster needs at least one URL of a NATS server, or an Embedded server")
 	}
 	for i, raw := range n.URLs {
 		u, err := url.Parse(raw)
@@ -98,4 +160,42 @@ func (n *NATSCluster) validate(c *Config, ds *diags) {
 	if n.JournalReplicas < 0 || n.JournalReplicas > MaxJournalReplicas {
 		ds.errorf(CodeCluster, c.at("NATSCluster/JournalReplicas"), "NATSCluster JournalReplicas %d must be in 1..%d", n.JournalReplicas, MaxJournalReplicas)
 	}
+}
+
+// validate reports a Listen or ClusterListen that is not host:port with a
+// port number, a Route that is not nats-route://host:port (nats:// or a
+// bare host:port also do), and Routes without a ClusterListen.
+func (e *NATSEmbedded) validate(c *Config, ds *diags) {
+	for _, l := range []struct{ name, v string }{{"Listen", e.Listen}, {"ClusterListen", e.ClusterListen}} {
+		if l.v != "" && !isHostPort(l.v) {
+			ds.errorf(CodeCluster, c.at("NATSCluster/Embedded/"+l.name), "NATSCluster Embedded %s %q is not host:port", l.name, l.v)
+		}
+	}
+	if len(e.Routes) > 0 && e.ClusterListen == "" {
+		ds.errorf(CodeCluster, c.at("NATSCluster/Embedded"), "NATSCluster Embedded Route needs a ClusterListen, the route listener of this server")
+	}
+	for i, r := range e.Routes {
+		hp := r
+		if s, rest, ok := strings.Cut(r, "://"); ok {
+			if s != "nats-route" && s != "nats" {
+				hp = ""
+			} else {
+				hp = rest
+			}
+		}
+		if !isHostPort(hp) || strings.HasPrefix(hp, ":") {
+			ds.errorf(CodeCluster, c.at(fmt.Sprintf("NATSCluster/Embedded/Route[%d]", i+1)), "NATSCluster Embedded Route %q is not nats-route://host:port", r)
+		}
+	}
+}
+
+// isHostPort says whether s is host:port with a port number (the host may
+// be empty: every address).
+func isHostPort(s string) bool {
+	_, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 0 && n <= 65535
 }

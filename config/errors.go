@@ -103,9 +103,11 @@ const (
 	// CodeSOWType: AMPS-computed keys (Key) on a message type the broker
 	// cannot read fields of (only json, fix and nvfix).
 	CodeSOWType Code = "CFG-SOW-TYPE"
-	// CodeCluster: a NATSCluster without a URL, with a URL that is not a
-	// NATS server's, with a Certificate and no PrivateKey or the reverse,
-	// or with JournalReplicas out of range.
+	// CodeCluster: a NATSCluster without a URL (or Embedded), with both,
+	// with a URL that is not a NATS server's, with a Certificate and no
+	// PrivateKey or the reverse, with JournalReplicas out of range, or an
+	// Embedded server with a listener that is not host:port, a Route that
+	// is not nats-route://host:port, or Routes without a ClusterListen.
 	CodeCluster Code = "CFG-CLUSTER"
 	// CodeTxLogDir: TransactionLog without a JournalDirectory.
 	CodeTxLogDir Code = "CFG-TXLOG-DIR"

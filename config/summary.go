@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 )
@@ -79,7 +80,11 @@ func (c *Config) Summary() string {
 	if c.TransactionLog != nil {
 		writeTxLogSummary(&b, c.TransactionLog)
 	}
-	if n := c.NATSCluster; n != nil {
+	if n := c.NATSCluster; n != nil && n.Embedded != nil {
+		e := n.Embedded
+		fmt.Fprintf(&b, "  cluster over an embedded NATS server: clients on %s, routes on %s to %s\n",
+			cmp.Or(e.Listen, "the default"), cmp.Or(e.ClusterListen, "none"), cmp.Or(strings.Join(e.Routes, ", "), "none"))
+	} else if n != nil {
 		fmt.Fprintf(&b, "  cluster over NATS: %s\n", strings.Join(n.URLs, ", "))
 	}
 	if len(c.Warnings) > 0 {

@@ -14,7 +14,11 @@
 // JetStream cluster over loopback and a TCP proxy that delays, pauses or
 // cuts one node's link), and cmd/ampsd-cluster (ampsd with -nats, TLS
 // and credentials for the NATS link, a shared journal, and the
-// NATSCluster element of the XML file). With a Journal shared by the
+// NATSCluster element of the XML file). An embedded nats-server
+// (StartServer, ServerConfig, EmbeddedServer; ampsd-cluster -nats-embed,
+// or the Embedded child of NATSCluster) makes a single-binary cluster:
+// each node runs its own JetStream server, routed to the others', and
+// connects to it in-process. With a Journal shared by the
 // nodes and the Backplane, a bookmark subscription on any node replays
 // every node's journaled publishes. The SOW across nodes
 // (OrderedBackplane, below; ampsd-cluster uses it for the SOW topics of

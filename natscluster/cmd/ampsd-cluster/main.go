@@ -8,9 +8,29 @@
 //	go run ./cmd/ampsd-cluster -nats nats://n1:4222,nats://n2:4222 -config amps.xml
 //	go run ./cmd/ampsd-cluster -nats nats://127.0.0.1:4222 -journal -journal-replicas 3
 //	go run ./cmd/ampsd-cluster -config node.xml   # with a NATSCluster element
+//	go run ./cmd/ampsd-cluster -nats-embed 127.0.0.1:4222 -nats-embed-cluster :6222 \
+//	    -nats-embed-routes n2:6222,n3:6222 -nats-embed-store /var/lib/ampsd/nats
 //
 // The NATS settings come from the flags or, with -config, from the file's
 // NATSCluster element (see config.NATSCluster), never from both.
+//
+// Embedded NATS server. With -nats-embed (or an Embedded child of the
+// NATSCluster element) the node runs a nats-server with JetStream itself
+// (natscluster.StartServer) and connects to it in-process, instead of
+// -nats: three nodes, each with -nats-embed-cluster and the others'
+// route listeners in -nats-embed-routes, are a NATS cluster and a broker
+// cluster in three processes of one binary. -nats-embed is the address
+// of the server's client listener for other NATS clients (port 0: any),
+// -nats-embed-cluster its route listener, -nats-embed-name its name in
+// the cluster (unique, stable across restarts; default the host name and
+// the route port), -nats-embed-store its JetStream store (default
+// nats-store/<name> in the working directory). With a transaction log
+// or SOW topics, a node waits (at most embedFormTimeout) until the
+// cluster has a JetStream leader and as many servers online as the
+// streams' replicas, so the nodes of a cluster are started together. The
+// -nats-ca, -nats-cert, -nats-key and -nats-creds flags secure a link to
+// remote servers and do not go with it; what else the server needs (TLS
+// on routes, accounts) is for the Go API (natscluster.ServerConfig).
 //
 // Every node of one cluster uses the same NATS cluster and -prefix.
 //
@@ -67,6 +87,7 @@ import (
 	"github.com/ampsbroker/ampsbroker/natscluster"
 	"github.com/ampsbroker/ampsbroker/transport"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Defaults of the flags and of the node's run.
@@ -83,6 +104,21 @@ const (
 	// defaultSOWReplicas is one copy, which works on any NATS cluster;
 	// three on a three-node cluster survive the loss of a node.
 	defaultSOWReplicas = 1
+	// embedFormTimeout bounds the wait of a node with an embedded NATS
+	// server for the JetStream cluster to form (the other nodes to start)
+	// before it creates its streams.
+	embedFormTimeout = 2 * time.Minute
+	// streamAttempt bounds one try to open the journal or the SOW stream;
+	// a JetStream request the cluster lost while it was forming (nodes
+	// started together) would otherwise hold the node for the whole
+	// streamOpenTimeout.
+	streamAttempt = 5 * time.Second
+	// streamOpenTimeout bounds all the tries to open one stream.
+	streamOpenTimeout = 3 * streamAttempt
+	// streamLeaderAnswers is how many answers in a row must name the
+	// stream's leader, streamLeaderPoll apart.
+	streamLeaderAnswers = 3
+	streamLeaderPoll    = 50 * time.Millisecond
 )
 
 func main() {
@@ -114,6 +150,10 @@ type flags struct {
 	// natsGiven lists the NATS flags given on the command line, which a
 	// NATSCluster element in -config must not meet.
 	natsGiven []string
+	// embed is the node's own NATS server, when embedded is set (by
+	// -nats-embed or the file's Embedded element).
+	embedded bool
+	embed    natscluster.ServerConfig
 }
 
 // fileFlags are the flags -config replaces (the file defines the
@@ -121,13 +161,28 @@ type flags struct {
 var fileFlags = []string{"tcp", "ws", "name", "admin"}
 
 // natsFlags are the flags a NATSCluster element in -config replaces.
-var natsFlags = []string{"nats", "prefix", "node-id", "journal-stream", "journal-replicas", "nats-ca", "nats-cert", "nats-key", "nats-creds"}
+var natsFlags = append([]string{"nats", "prefix", "node-id", "journal-stream", "journal-replicas", "nats-ca", "nats-cert", "nats-key", "nats-creds"}, embedFlags...)
+
+// embedFlags are the flags of the embedded NATS server; all but
+// -nats-embed itself need it.
+var embedFlags = []string{"nats-embed", "nats-embed-cluster", "nats-embed-routes", "nats-embed-cluster-name", "nats-embed-name", "nats-embed-store"}
+
+// remoteFlags are the flags of a link to remote NATS servers, which an
+// embedded server replaces.
+var remoteFlags = []string{"nats", "nats-ca", "nats-cert", "nats-key", "nats-creds"}
 
 func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs := flag.NewFlagSet("ampsd-cluster", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f := &flags{}
-	fs.StringVar(&f.nats, "nats", "", "NATS server URL(s) of the cluster, comma separated, tried in this order (nearest first), e.g. nats://127.0.0.1:4222; required unless -config has a NATSCluster element")
+	fs.StringVar(&f.nats, "nats", "", "NATS server URL(s) of the cluster, comma separated, tried in this order (nearest first), e.g. nats://127.0.0.1:4222; required unless -nats-embed is given or -config has a NATSCluster element")
+	var embedListen, embedRoutes string
+	fs.StringVar(&embedListen, "nats-embed", "", "run a NATS server with JetStream inside the node, its client listener on this host:port (port 0: any), instead of -nats; the node connects to it in-process")
+	fs.StringVar(&f.embed.ClusterListen, "nats-embed-cluster", "", "route listener host:port of the embedded NATS server, which the other nodes' servers connect to; empty: a stand-alone server")
+	fs.StringVar(&embedRoutes, "nats-embed-routes", "", "route listeners of the other nodes' embedded servers, comma separated, nats-route://host:port or host:port (this node's own may be listed)")
+	fs.StringVar(&f.embed.ClusterName, "nats-embed-cluster-name", natscluster.DefaultServerClusterName, "NATS cluster name of the embedded servers, the same on every node")
+	fs.StringVar(&f.embed.ServerName, "nats-embed-name", "", "name of the embedded server in the cluster, unique and stable across restarts; default: host name and route port")
+	fs.StringVar(&f.embed.StoreDir, "nats-embed-store", "", "JetStream store directory of the embedded server; default: "+natscluster.DefaultServerStoreRoot+"/<name>")
 	fs.StringVar(&f.prefix, "prefix", natscluster.DefaultBackplanePrefix, "subject prefix of the cluster's publishes; every node of a cluster uses the same")
 	fs.StringVar(&f.nodeID, "node-id", "", "id of this node's publishes on NATS; default: a fresh unique id")
 	fs.StringVar(&f.natsCA, "nats-ca", "", "PEM file of the authorities that issued the NATS servers' certificates (TLS to NATS)")
@@ -154,10 +209,22 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	if (f.natsCert == "") != (f.natsKey == "") {
 		return nil, errors.New("-nats-cert and -nats-key go together")
 	}
-	if f.nats == "" && f.configFile == "" {
-		return nil, errors.New("-nats is required: the NATS URL(s) of the cluster")
-	}
 	f.natsGiven = daemon.Given(fs, natsFlags)
+	if embedGiven := daemon.Given(fs, embedFlags); len(embedGiven) > 0 {
+		if embedListen == "" {
+			return nil, fmt.Errorf("%s given without -nats-embed, the embedded server's client listener", strings.Join(embedGiven, ", "))
+		}
+		if clash := daemon.Given(fs, remoteFlags); len(clash) > 0 {
+			return nil, fmt.Errorf("-nats-embed runs the node's own NATS server; remove %s", strings.Join(clash, ", "))
+		}
+		f.embedded, f.embed.Listen = true, embedListen
+		if embedRoutes != "" {
+			f.embed.Routes = strings.Split(embedRoutes, ",")
+		}
+	}
+	if f.nats == "" && !f.embedded && f.configFile == "" {
+		return nil, errors.New("-nats is required: the NATS URL(s) of the cluster (or -nats-embed)")
+	}
 	if f.configFile != "" {
 		if clash := daemon.Given(fs, fileFlags); len(clash) > 0 {
 			return nil, fmt.Errorf("-config defines the transports and the name; remove %s", strings.Join(clash, ", "))
@@ -185,7 +252,18 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func([]net.
 	if err != nil {
 		return err
 	}
-	nc, err := nats.Connect(f.nats, natsOptions(f, opts.Name, log)...)
+	nopts := natsOptions(f, opts.Name, log)
+	if f.embedded {
+		es, err := startEmbedded(ctx, f, len(opts.SOWTopics) > 0, log)
+		if err != nil {
+			closeListeners(ls)
+			return err
+		}
+		// Deferred first, so it stops after everything that uses it.
+		defer es.Shutdown()
+		f.nats, nopts = es.ClientURL(), append(nopts, nats.InProcessServer(es))
+	}
+	nc, err := nats.Connect(f.nats, nopts...)
 	if err != nil {
 		closeListeners(ls)
 		return fmt.Errorf("-nats %s: %w", f.nats, err)
@@ -202,9 +280,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func([]net.
 		}
 	}()
 	if f.journal {
-		jctx, cancel := context.WithTimeout(ctx, natscluster.DefaultOperationTimeout)
-		j, jerr := natscluster.OpenJournal(jctx, nc, natscluster.JournalConfig{Stream: f.journalStream, Replicas: f.journalReplicas, Logger: log})
-		cancel()
+		j, jerr := openRetrying(ctx, func(ctx context.Context) (*natscluster.Journal, error) {
+			return natscluster.OpenJournal(ctx, nc, natscluster.JournalConfig{Stream: f.journalStream, Replicas: f.journalReplicas, Logger: log})
+		})
 		if jerr != nil {
 			closeListeners(ls)
 			return jerr
@@ -218,9 +296,14 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func([]net.
 	}
 	opts.Logger, opts.Backplane = log, bp
 	if len(opts.SOWTopics) > 0 {
-		sctx, cancel := context.WithTimeout(ctx, natscluster.DefaultOperationTimeout)
-		obp, serr := natscluster.NewOrderedBackplane(sctx, bp, natscluster.SOWConfig{Stream: f.sowStream, Replicas: f.sowReplicas})
-		cancel()
+		obp, serr := openRetrying(ctx, func(ctx context.Context) (*natscluster.OrderedBackplane, error) {
+			return natscluster.NewOrderedBackplane(ctx, bp, natscluster.SOWConfig{Stream: f.sowStream, Replicas: f.sowReplicas})
+		})
+		if serr == nil {
+			if serr = awaitStreamLeader(ctx, nc, f.sowStream); serr != nil {
+				serr = errors.Join(serr, obp.Close())
+			}
+		}
 		if serr != nil {
 			closeListeners(ls)
 			return serr
@@ -265,6 +348,99 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func([]net.
 			}
 		},
 	})
+}
+
+// jsErrNoPeers is JetStream's error code for a stream it cannot place
+// yet: the meta leader does not count enough servers online.
+const jsErrNoPeers jetstream.ErrorCode = 10005
+
+// openRetrying opens a stream with open, each try bounded by
+// streamAttempt, trying again (streamLeaderPoll later) after a try that
+// ran out of time or that JetStream could not place yet, for at most
+// streamOpenTimeout in all: nodes started together open their streams
+// while the cluster still forms. open must leave nothing behind when it
+// fails (OpenJournal and NewOrderedBackplane do not).
+func openRetrying[T any](ctx context.Context, open func(context.Context) (T, error)) (T, error) {
+	all, cancel := context.WithTimeout(ctx, streamOpenTimeout)
+	defer cancel()
+	for {
+		actx, acancel := context.WithTimeout(all, streamAttempt)
+		v, err := open(actx)
+		acancel()
+		var api *jetstream.APIError
+		transient := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &api) && api.ErrorCode == jsErrNoPeers)
+		if err == nil || !transient {
+			return v, err
+		}
+		select {
+		case <-all.Done():
+			return v, err
+		case <-time.After(streamLeaderPoll):
+		}
+	}
+}
+
+// awaitStreamLeader waits (at most streamOpenTimeout) until every answer
+// about the stream, a freshly made one included, names its leader: nodes
+// started together each open the stream at once, and a server that has
+// not yet learnt of a stream another node just made answers "not found"
+// for a moment.
+func awaitStreamLeader(ctx context.Context, nc *nats.Conn, stream string) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	all, cancel := context.WithTimeout(ctx, streamOpenTimeout)
+	defer cancel()
+	t := time.NewTicker(streamLeaderPoll)
+	defer t.Stop()
+	for led := 0; led < streamLeaderAnswers; {
+		actx, acancel := context.WithTimeout(all, streamAttempt)
+		s, err := js.Stream(actx, stream)
+		acancel()
+		if err == nil && (s.CachedInfo().Cluster == nil || s.CachedInfo().Cluster.Leader != "") {
+			led++
+		} else {
+			led = 0
+		}
+		select {
+		case <-all.Done():
+			return fmt.Errorf("stream %s has no leader within %v (last: %v)", stream, streamOpenTimeout, err)
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// startEmbedded starts the node's own NATS server and, when the node
+// keeps streams (a transaction log, or SOW topics when withSOW), waits
+// until JetStream can place them with their replicas.
+func startEmbedded(ctx context.Context, f *flags, withSOW bool, log *slog.Logger) (*natscluster.EmbeddedServer, error) {
+	cfg := f.embed
+	cfg.Logger = log
+	es, err := natscluster.StartServer(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	replicas := 0
+	if f.journal {
+		replicas = f.journalReplicas
+	}
+	if withSOW {
+		replicas = max(replicas, f.sowReplicas)
+	}
+	if replicas > 0 {
+		log.Info("embedded NATS server: waiting for the JetStream cluster", "server", es.Name(), "replicas", replicas, "timeout", embedFormTimeout)
+		wctx, cancel := context.WithTimeout(ctx, embedFormTimeout)
+		err = es.WaitJetStream(wctx, replicas)
+		cancel()
+		if err != nil {
+			es.Shutdown()
+			return nil, err
+		}
+	}
+	log.Info("embedded NATS server running", "server", es.Name(), "clients", es.ClientURL(), "routes", es.ClusterAddr())
+	return es, nil
 }
 
 // openAdmin opens the admin server of the file's Admin element, or of
@@ -322,7 +498,12 @@ func setup(f *flags, log *slog.Logger) (broker.Options, []transport.Listener, er
 		f.natsCA, f.natsCert, f.natsKey, f.natsCreds = n.CAFile, n.Certificate, n.PrivateKey, n.Credentials
 		f.journalStream = cmp.Or(n.JournalStream, f.journalStream)
 		f.journalReplicas = cmp.Or(n.JournalReplicas, f.journalReplicas)
-	} else if f.nats == "" {
+		if e := n.Embedded; e != nil {
+			f.embedded = true
+			f.embed = natscluster.ServerConfig{Listen: e.Listen, ClusterListen: e.ClusterListen, Routes: e.Routes,
+				ClusterName: e.ClusterName, ServerName: e.ServerName, StoreDir: e.StoreDirectory}
+		}
+	} else if f.nats == "" && !f.embedded {
 		return broker.Options{}, nil, fmt.Errorf("-nats is required: %s has no NATSCluster element", f.configFile)
 	}
 	if cfg.TransactionLog != nil {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,35 +25,57 @@ import (
 // testWait bounds each wait of these tests.
 const testWait = 10 * time.Second
 
+// embedWait bounds a node's start with an embedded NATS server, which
+// waits for the other nodes' servers to form a JetStream cluster.
+const embedWait = 60 * time.Second
+
 // startNode runs a node with args and returns its TCP address; the test's
 // cleanup stops it and checks that it ended without error.
 func startNode(t *testing.T, args ...string) string {
+	t.Helper()
+	addr, _ := launchNode(t, args...)
+	return addr()
+}
+
+// launchNode runs a node with args; addr waits until it listens and
+// returns its TCP address, stop stops it (at once, or by the test's
+// cleanup) and checks that it ended without error.
+func launchNode(t *testing.T, args ...string) (addr func() string, stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan []net.Addr, 1)
 	done := make(chan error, 1)
 	log := &ampstest.LogBuffer{}
 	go func() { done <- run(ctx, args, log, func(a []net.Addr) { addrs <- a }) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("node %v ended with %v; log:\n%s", args, err, log)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("node %v ended with %v; log:\n%s", args, err, log)
+				}
+			case <-time.After(testWait):
+				t.Errorf("node %v did not stop within %v", args, testWait)
 			}
-		case <-time.After(testWait):
-			t.Errorf("node %v did not stop within %v", args, testWait)
-		}
-	})
-	select {
-	case a := <-addrs:
-		return a[0].String()
-	case err := <-done:
-		t.Fatalf("node %v: %v; log:\n%s", args, err, log)
-	case <-time.After(testWait):
-		t.Fatalf("node %v did not listen within %v", args, testWait)
+		})
 	}
-	return ""
+	t.Cleanup(stop)
+	addr = func() string {
+		t.Helper()
+		select {
+		case a := <-addrs:
+			return a[0].String()
+		case err := <-done:
+			done <- err // for stop
+			t.Fatalf("node %v: %v; log:\n%s", args, err, log)
+		case <-time.After(embedWait):
+			t.Fatalf("node %v did not listen within %v", args, embedWait)
+		}
+		return ""
+	}
+	return addr, stop
 }
 
 // TestTwoNodesOnNATS: a publish to a node started with -nats reaches a
@@ -164,6 +187,11 @@ func TestFlagsAndConfigRefusals(t *testing.T) {
 		{[]string{"-nats", c.URL(0), "-nats-creds", filepath.Join(dir, "none.creds"), "-tcp", "127.0.0.1:0", "-ws", ""}, "none.creds"},
 		{[]string{"-config", withCluster, "-nats", c.URL(0), "-prefix", "x"}, "remove -nats, -prefix"},
 		{[]string{"-nats", "nats://127.0.0.1:1", "-prefix", "a b", "-tcp", "127.0.0.1:0", "-ws", ""}, "-nats"},
+		{[]string{"-nats-embed-cluster", "127.0.0.1:0"}, "-nats-embed-cluster given without -nats-embed"},
+		{[]string{"-nats-embed", "127.0.0.1:0", "-nats", c.URL(0), "-nats-creds", "x"}, "remove -nats, -nats-creds"},
+		{[]string{"-config", withCluster, "-nats-embed", "127.0.0.1:0"}, "remove -nats-embed"},
+		{[]string{"-nats-embed", "127.0.0.1:0", "-nats-embed-routes", "127.0.0.1:1", "-tcp", "127.0.0.1:0", "-ws", ""}, "need a ClusterListen"},
+		{[]string{"-nats-embed", "127.0.0.1:0", "-nats-embed-store", filepath.Join(dir, "store"), "-journal", "-journal-replicas", "3", "-tcp", "127.0.0.1:0", "-ws", ""}, "stand-alone"},
 	} {
 		var log bytes.Buffer
 		err := run(context.Background(), tc.args, &log, nil)
@@ -250,28 +278,5 @@ func TestSOWAcrossNodes(t *testing.T) {
 	if a := pub.AwaitAck("p", protocol.AckPersisted); a.Header.Status != protocol.StatusSuccess {
 		t.Fatalf("publish on a: %s", a)
 	}
-	q := dial(addrs[1], "query")
-	deadline := time.Now().Add(testWait)
-	for {
-		q.SendJSON(map[string]any{"c": "sow", "cid": "q", "t": "positions", "bs": 10}, nil)
-		var got []string
-		for m := q.Next(); m.Header.Command != "group_end"; m = q.Next() {
-			if m.Header.Command == "sow" {
-				recs, err := m.Records()
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, r := range recs {
-					got = append(got, string(r.Data))
-				}
-			}
-		}
-		if len(got) == 1 && got[0] == `{"id":1,"qty":5}` {
-			return
-		}
-		if len(got) > 1 || time.Now().After(deadline) {
-			t.Fatalf("sow on b: %q; want the record published on a", got)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	awaitSOW(t, dial(addrs[1], "query"), `{"id":1,"qty":5}`)
 }
