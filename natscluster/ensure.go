@@ -20,8 +20,10 @@ const (
 )
 
 // ensure returns what lookup finds, creating it with create when it is
-// missing (notFound tells lookup's "missing" error), trying again with
-// short attempts until ctx ends; it returns the last error then.
+// missing (notFound tells lookup's "missing" error; a nil create only
+// looks, as a server that has not yet learnt of a stream another node just
+// made says "not found" for a moment), trying again with short attempts
+// until ctx ends; it returns the last error then.
 func ensure[T any](ctx context.Context, lookup, create func(context.Context) (T, error), notFound error) (T, error) {
 	attempt := func(f func(context.Context) (T, error)) (T, error) {
 		actx, cancel := context.WithTimeout(ctx, createAttempt)
@@ -30,7 +32,7 @@ func ensure[T any](ctx context.Context, lookup, create func(context.Context) (T,
 	}
 	for {
 		v, err := attempt(lookup)
-		if errors.Is(err, notFound) {
+		if create != nil && errors.Is(err, notFound) {
 			if v, err = attempt(create); err == nil {
 				return v, nil
 			}

@@ -478,7 +478,7 @@ func (o *OrderedBackplane) StartOrdered(apply func(*broker.RemotePublish)) error
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.cfg.RequestTimeout)
 	defer cancel()
-	s, err := o.js.Stream(ctx, o.cfg.Stream)
+	s, err := ensure(ctx, func(ctx context.Context) (jetstream.Stream, error) { return o.js.Stream(ctx, o.cfg.Stream) }, nil, nil)
 	if err != nil {
 		o.mu.Unlock()
 		return fmt.Errorf("natscluster: SOW stream %s: %w", o.cfg.Stream, err)

@@ -87,7 +87,6 @@ import (
 	"github.com/ampsbroker/ampsbroker/natscluster"
 	"github.com/ampsbroker/ampsbroker/transport"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Defaults of the flags and of the node's run.
@@ -108,17 +107,10 @@ const (
 	// server for the JetStream cluster to form (the other nodes to start)
 	// before it creates its streams.
 	embedFormTimeout = 2 * time.Minute
-	// streamAttempt bounds one try to open the journal or the SOW stream;
-	// a JetStream request the cluster lost while it was forming (nodes
-	// started together) would otherwise hold the node for the whole
-	// streamOpenTimeout.
-	streamAttempt = 5 * time.Second
-	// streamOpenTimeout bounds all the tries to open one stream.
-	streamOpenTimeout = 3 * streamAttempt
-	// streamLeaderAnswers is how many answers in a row must name the
-	// stream's leader, streamLeaderPoll apart.
-	streamLeaderAnswers = 3
-	streamLeaderPoll    = 50 * time.Millisecond
+	// streamOpenTimeout bounds the opening of the journal or the SOW
+	// stream (natscluster tries again in short attempts meanwhile: nodes
+	// started together race to create them while the cluster forms).
+	streamOpenTimeout = 15 * time.Second
 )
 
 func main() {
@@ -280,9 +272,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func([]net.
 		}
 	}()
 	if f.journal {
-		j, jerr := openRetrying(ctx, func(ctx context.Context) (*natscluster.Journal, error) {
-			return natscluster.OpenJournal(ctx, nc, natscluster.JournalConfig{Stream: f.journalStream, Replicas: f.journalReplicas, Logger: log})
-		})
+		octx, cancel := context.WithTimeout(ctx, streamOpenTimeout)
+		j, jerr := natscluster.OpenJournal(octx, nc, natscluster.JournalConfig{Stream: f.journalStream, Replicas: f.journalReplicas, Logger: log})
+		cancel()
 		if jerr != nil {
 			closeListeners(ls)
 			return jerr
@@ -296,14 +288,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func([]net.
 	}
 	opts.Logger, opts.Backplane = log, bp
 	if len(opts.SOWTopics) > 0 {
-		obp, serr := openRetrying(ctx, func(ctx context.Context) (*natscluster.OrderedBackplane, error) {
-			return natscluster.NewOrderedBackplane(ctx, bp, natscluster.SOWConfig{Stream: f.sowStream, Replicas: f.sowReplicas})
-		})
-		if serr == nil {
-			if serr = awaitStreamLeader(ctx, nc, f.sowStream); serr != nil {
-				serr = errors.Join(serr, obp.Close())
-			}
-		}
+		octx, cancel := context.WithTimeout(ctx, streamOpenTimeout)
+		obp, serr := natscluster.NewOrderedBackplane(octx, bp, natscluster.SOWConfig{Stream: f.sowStream, Replicas: f.sowReplicas})
+		cancel()
 		if serr != nil {
 			closeListeners(ls)
 			return serr
@@ -348,68 +335,6 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func([]net.
 			}
 		},
 	})
-}
-
-// jsErrNoPeers is JetStream's error code for a stream it cannot place
-// yet: the meta leader does not count enough servers online.
-const jsErrNoPeers jetstream.ErrorCode = 10005
-
-// openRetrying opens a stream with open, each try bounded by
-// streamAttempt, trying again (streamLeaderPoll later) after a try that
-// ran out of time or that JetStream could not place yet, for at most
-// streamOpenTimeout in all: nodes started together open their streams
-// while the cluster still forms. open must leave nothing behind when it
-// fails (OpenJournal and NewOrderedBackplane do not).
-func openRetrying[T any](ctx context.Context, open func(context.Context) (T, error)) (T, error) {
-	all, cancel := context.WithTimeout(ctx, streamOpenTimeout)
-	defer cancel()
-	for {
-		actx, acancel := context.WithTimeout(all, streamAttempt)
-		v, err := open(actx)
-		acancel()
-		var api *jetstream.APIError
-		transient := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &api) && api.ErrorCode == jsErrNoPeers)
-		if err == nil || !transient {
-			return v, err
-		}
-		select {
-		case <-all.Done():
-			return v, err
-		case <-time.After(streamLeaderPoll):
-		}
-	}
-}
-
-// awaitStreamLeader waits (at most streamOpenTimeout) until every answer
-// about the stream, a freshly made one included, names its leader: nodes
-// started together each open the stream at once, and a server that has
-// not yet learnt of a stream another node just made answers "not found"
-// for a moment.
-func awaitStreamLeader(ctx context.Context, nc *nats.Conn, stream string) error {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	all, cancel := context.WithTimeout(ctx, streamOpenTimeout)
-	defer cancel()
-	t := time.NewTicker(streamLeaderPoll)
-	defer t.Stop()
-	for led := 0; led < streamLeaderAnswers; {
-		actx, acancel := context.WithTimeout(all, streamAttempt)
-		s, err := js.Stream(actx, stream)
-		acancel()
-		if err == nil && (s.CachedInfo().Cluster == nil || s.CachedInfo().Cluster.Leader != "") {
-			led++
-		} else {
-			led = 0
-		}
-		select {
-		case <-all.Done():
-			return fmt.Errorf("stream %s has no leader within %v (last: %v)", stream, streamOpenTimeout, err)
-		case <-t.C:
-		}
-	}
-	return nil
 }
 
 // startEmbedded starts the node's own NATS server and, when the node
