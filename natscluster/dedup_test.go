@@ -92,7 +92,7 @@ func TestOrderedResendStoredOnce(t *testing.T) {
 // TestJournalResendStoredOnce: a sequenced entry appended again (its
 // publisher resent it through another node) is stored once and both
 // appends get its position; another client's entry with the same
-// sequence is an entry of its own.
+// sequence is an entry of its own, and so are removals sharing one.
 func TestJournalResendStoredOnce(t *testing.T) {
 	c := natstest.StartCluster(t, 1)
 	cfg := journalConfig(1)
@@ -119,9 +119,17 @@ func TestJournalResendStoredOnce(t *testing.T) {
 	if pos, err = b.Append(&other); err != nil || pos == first {
 		t.Fatalf("another client's entry with the same sequence: position %d (first %d), %v", pos, first, err)
 	}
+	// A sow_delete over two topics journals a removal per topic, both with
+	// the command's sequence: both are stored.
+	for _, topic := range []string{"a", "b"} {
+		del := broker.Entry{Kind: broker.EntrySOWDelete, Topic: topic, MessageType: "json", ClientName: e.ClientName, Sequence: 9, Body: []byte(`["k"]`)}
+		if _, err := a.Append(&del); err != nil {
+			t.Fatal(err)
+		}
+	}
 	js, _ := jetstream.New(natstest.Connect(t, c.URL(0)))
-	if n := streamMsgs(t, js, cfg.Stream); n != 2 {
-		t.Fatalf("journal stream holds %d messages, want 2", n)
+	if n := streamMsgs(t, js, cfg.Stream); n != 4 {
+		t.Fatalf("journal stream holds %d messages, want 4 (a publish, another client's, two removals)", n)
 	}
 	if s, _ := js.Stream(context.Background(), cfg.Stream); s.CachedInfo().Config.Duplicates != DefaultDuplicateWindow {
 		t.Fatalf("journal stream's duplicate window %v, want %v", s.CachedInfo().Config.Duplicates, DefaultDuplicateWindow)

@@ -615,7 +615,12 @@ func (j *Journal) AppendAsync(e *broker.Entry, done func(broker.Position, error)
 	if e.ClientName != "" && e.Sequence > 0 {
 		client = e.ClientName
 		msg.Header.Set(HighWaterHeader, highWaterValue(e.ClientName, e.Sequence))
-		msg.Header.Set(jetstream.MsgIDHeader, publisherMsgID(e.ClientName, e.Sequence))
+		if e.Kind == broker.EntryPublish {
+			// A publish's resend is stored once. Not a removal: a
+			// sow_delete over several topics journals one entry per
+			// topic, all with the command's sequence.
+			msg.Header.Set(jetstream.MsgIDHeader, publisherMsgID(e.ClientName, e.Sequence))
+		}
 	}
 	j.sendMu.Lock()
 	if e.Time.IsZero() {
