@@ -394,6 +394,14 @@ type cluster struct {
 
 // startCluster starts the deliveries of Options.Backplane, if any.
 func (b *Broker) startCluster() {
+	defer func() {
+		// New left the SOW topics of a journaled node to the order (see
+		// New); if it did not start, they stay local and come from the
+		// journal after all.
+		if _, ok := b.opts.Backplane.(SOWOrderer); ok && b.persist != nil && (b.cluster == nil || b.cluster.orderer == nil) {
+			b.rebuildFromJournal()
+		}
+	}()
 	bp := b.opts.Backplane
 	if bp == nil {
 		return
@@ -409,11 +417,6 @@ func (b *Broker) startCluster() {
 		return
 	}
 	if err := o.StartOrdered(b.applyOrdered); err != nil {
-		if b.persist != nil {
-			// New left the SOW topics to the order (see New); they stay
-			// local now, so they come from the journal after all.
-			b.rebuildFromJournal()
-		}
 		b.cluster.startErr = fmt.Errorf("SOW order: %w", err)
 		b.log.Error("backplane did not start the SOW order; SOW topics stay local to this node", "err", err)
 		return
@@ -567,6 +570,10 @@ type orderOutcome struct {
 	JournalReason     string // why the journal did not take an applied publish
 	Examined, Deleted int
 	Err               error
+	// Resent: the order already held the publish (a resend, see
+	// ErrAlreadyOrdered); it was or will be applied under its first
+	// sending, perhaps on another node, and is not applied here for it.
+	Resent bool
 }
 
 // orderWait is an ordered command of this node waiting for its apply:
@@ -689,7 +696,7 @@ func (b *Broker) order(from *endpoint, p *RemotePublish, cb orderCallbacks) stri
 			// Applied (or to be) under its first sending: the resend is
 			// done here, and confirmed.
 			if w, ok := c.takeWait(token); ok {
-				w.settle(orderOutcome{})
+				w.settle(orderOutcome{Resent: true})
 			}
 			err = nil
 		}

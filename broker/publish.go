@@ -139,6 +139,11 @@ func (s *session) publishOrdered(st *sowStore, h *protocol.Header, body []byte, 
 			s.acks(&ah, want&ackProcessed, protocol.StatusSuccess, "", nil)
 			switch {
 			case p == nil:
+			case o.Resent:
+				// Journaled (or not) where its first sending was applied:
+				// the cumulative ack covers it once the journal shows it,
+				// as for a duplicate (never on this node's word alone).
+				p.duplicate(s, ah.Sequence, want&ackPersisted != 0 && ah.Has(protocol.FieldSequence))
 			case o.JournalReason != "":
 				failJournaled(o.JournalReason)
 			default:

@@ -29,6 +29,9 @@ type fakeOrder struct {
 	// makes it fail with no node applying the publish.
 	lostConfirm bool
 	notStored   atomic.Bool
+	// resent makes the order answer every publish as a resend it already
+	// held (broker.ErrAlreadyOrdered), applying nothing.
+	resent bool
 }
 
 type orderedItem struct {
@@ -86,6 +89,12 @@ func (n *orderingNode) StartOrdered(apply func(*broker.RemotePublish)) error {
 			case <-n.stop:
 				return
 			case it := <-n.queue:
+				if n.order.resent {
+					if it.done != nil {
+						it.done(broker.ErrAlreadyOrdered)
+					}
+					continue
+				}
 				if n.order.notStored.Load() {
 					if it.done != nil {
 						it.done(errors.New("fake order: not stored"))
@@ -528,5 +537,48 @@ func TestClusterSOWJournalsRacingFailure(t *testing.T) {
 	}
 	if e := j.Stats().Entries; e != total {
 		t.Errorf("%d publishes applied, the journal holds %d", total, e)
+	}
+}
+
+// TestClusterSOWResendAlreadyOrdered: a resend the order already held is
+// confirmed (processed, and persisted without a journal); with a journal
+// its persisted ack waits for the journal to show the publish, as a
+// duplicate's does, since the node that journals it is its first sending's
+// (here none did).
+func TestClusterSOWResendAlreadyOrdered(t *testing.T) {
+	for _, journaled := range []bool{false, true} {
+		t.Run(fmt.Sprint("journal=", journaled), func(t *testing.T) {
+			o := &fakeOrder{resent: true}
+			opts := &broker.Options{Backplane: o.node(t), SOWTopics: []broker.SOWTopic{{Name: "positions", Keys: []string{"/id"}}}}
+			if journaled {
+				j := broker.NewMemJournal(0, 0)
+				t.Cleanup(func() { j.Close() })
+				opts.Journal = j
+			}
+			n := ampstest.NewBroker(t, &ampstest.Options{Broker: opts})
+			c := n.Dial(n.TCPURL(), nil)
+			c.Logon("pub")
+			c.SendJSON(map[string]any{"c": "publish", "cid": "p", "t": "positions", "s": 1, "a": "processed,persisted"}, []byte(`{"id":1}`))
+			if m := c.AwaitAck("p", "processed"); m.Header.Status != "success" {
+				t.Fatalf("processed: %s", m)
+			}
+			var persisted *ampstest.Message
+			for {
+				m, err := c.Conn.ReadWithin(300 * time.Millisecond)
+				if err != nil {
+					break
+				}
+				if m.Header.AckType == "persisted" {
+					persisted = &m
+					break
+				}
+			}
+			switch {
+			case !journaled && (persisted == nil || persisted.Header.Status != "success"):
+				t.Errorf("without a journal: persisted %v; want success (the order holds it)", persisted)
+			case journaled && persisted != nil:
+				t.Errorf("with a journal that does not show it: persisted %s; want none yet", persisted)
+			}
+		})
 	}
 }

@@ -143,6 +143,10 @@ func (n *NATSCluster) validate(c *Config, ds *diags) {
 	switch {
 	case n.Embedded != nil && len(n.URLs) > 0:
 		ds.errorf(CodeCluster, c.at("NATSCluster"), "NATSCluster has both URL and Embedded: a node connects to NATS servers or runs its own, not both")
+	case n.Embedded != nil && (n.CAFile != "" || n.Certificate != "" || n.PrivateKey != "" || n.Credentials != ""):
+		// The node reaches its own server in process: there is no link
+		// to secure (the embedded servers' routes are configured in Go).
+		ds.errorf(CodeCluster, c.at("NATSCluster"), "NATSCluster has Embedded with CAFile, Certificate, PrivateKey or Credentials: those secure a link to NATS servers elsewhere; an embedded server is reached in process")
 	case n.Embedded != nil:
 		n.Embedded.validate(c, ds)
 	case len(n.URLs) == 0:

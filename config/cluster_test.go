@@ -86,6 +86,8 @@ func TestNATSClusterEmbeddedErrors(t *testing.T) {
 		want string
 	}{
 		{`<NATSCluster><URL>nats://n1:4222</URL><Embedded/></NATSCluster>`, CodeCluster, "both URL and Embedded"},
+		{`<NATSCluster><Embedded/><CAFile>ca.pem</CAFile></NATSCluster>`, CodeCluster, "Embedded with CAFile"},
+		{`<NATSCluster><Embedded/><Credentials>n.creds</Credentials></NATSCluster>`, CodeCluster, "reached in process"},
 		{`<NATSCluster><Embedded><Listen>4222</Listen></Embedded></NATSCluster>`, CodeCluster, `Listen "4222" is not host:port`},
 		{`<NATSCluster><Embedded><ClusterListen>h:x</ClusterListen></Embedded></NATSCluster>`, CodeCluster, `ClusterListen "h:x" is not host:port`},
 		{`<NATSCluster><Embedded><Route>n2:6222</Route></Embedded></NATSCluster>`, CodeCluster, "Route needs a ClusterListen"},

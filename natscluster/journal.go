@@ -659,11 +659,14 @@ func (j *Journal) AppendAsync(e *broker.Entry, done func(broker.Position, error)
 		case ackErr := <-fut.Err():
 			err = fmt.Errorf("natscluster: journal %s: append to %q not acknowledged: %w", j.cfg.Stream, subject, ackErr)
 		}
-		<-j.window
 		if prev != nil {
 			<-prev
 		}
 		done(pos, err)
+		// The slot is freed once the outcome was told, so that callers
+		// that outrun their callbacks wait for room (the window bounds
+		// both).
+		<-j.window
 	}()
 	return nil
 }

@@ -3,8 +3,10 @@ package natscluster
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ampsbroker/ampsbroker/natscluster/internal/natstest"
 )
@@ -46,5 +48,30 @@ func TestJournalOpenedByNodesAtOnce(t *testing.T) {
 		if err != nil {
 			t.Errorf("node %d: %v", i, err)
 		}
+	}
+}
+
+// TestOpenRefusedAtOnce: a journal or SOW order the cluster can never
+// have (three replicas on a single server) is refused with JetStream's
+// reason at once, not after retries, even without a deadline; a SOW
+// stream that takes other subjects (another stream's name) is refused.
+func TestOpenRefusedAtOnce(t *testing.T) {
+	c := natstest.StartCluster(t, 1)
+	nc := natstest.Connect(t, c.URL(0))
+	start := time.Now()
+	_, err := OpenJournal(context.Background(), nc, journalConfig(3))
+	if err == nil || !strings.Contains(err.Error(), "replicas") || time.Since(start) > 5*time.Second {
+		t.Fatalf("a journal of 3 replicas on one server: %v after %v; want the refusal at once", err, time.Since(start))
+	}
+	cfg := journalConfig(1)
+	j := openJournal(t, nc, cfg)
+	defer j.Close()
+	bp, err := NewBackplane(nc, BackplaneConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bp.Close()
+	if _, err := NewOrderedBackplane(context.Background(), bp, SOWConfig{Stream: cfg.Stream}); err == nil || !strings.Contains(err.Error(), "takes subjects") {
+		t.Fatalf("a SOW order on the journal's stream: %v; want it refused", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -351,6 +352,10 @@ func NewOrderedBackplane(ctx context.Context, bp *Backplane, cfg SOWConfig) (*Or
 		func(ctx context.Context) (jetstream.Stream, error) { return js.CreateStream(ctx, sc) }, jetstream.ErrStreamNotFound)
 	if err != nil {
 		return nil, fmt.Errorf("natscluster: SOW stream %s: %w", cfg.Stream, err)
+	}
+	if subj := s.CachedInfo().Config.Subjects; !slices.ContainsFunc(subj, func(sub string) bool { return covers(sub, subjects.All()) }) {
+		return nil, fmt.Errorf("natscluster: SOW stream %s takes subjects %q, not the configured prefix's %q (another stream's name?)",
+			cfg.Stream, subj, subjects.All())
 	}
 	ensureDuplicateWindow(ctx, js, s, cfg.DuplicateWindow, bp.log)
 	o := &OrderedBackplane{

@@ -221,3 +221,20 @@ func (s Subjects) Parse(subject string) (messageType, topic string, err error) {
 	}
 	return messageType, topic, nil
 }
+
+// covers reports whether the subjects of filter (a stream's subject, with
+// NATS wildcards) include every subject of pattern ("*" tokens too).
+func covers(filter, pattern string) bool {
+	f, p := strings.Split(filter, "."), strings.Split(pattern, ".")
+	for i, tok := range f {
+		switch {
+		case tok == ">":
+			return true
+		case i >= len(p):
+			return false
+		case tok != "*" && tok != p[i]:
+			return false
+		}
+	}
+	return len(f) == len(p)
+}

@@ -115,3 +115,23 @@ func FuzzSubjectRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+func TestCovers(t *testing.T) {
+	for _, tc := range []struct {
+		filter, pattern string
+		want            bool
+	}{
+		{"amps.sow.*.*", "amps.sow.*.*", true},
+		{"amps.sow.>", "amps.sow.*.*", true},
+		{"amps.>", "amps.sow.*.*", true},
+		{"amps.*.*.*", "amps.sow.*.*", true},
+		{"amps.sow.*", "amps.sow.*.*", false},
+		{"amps.bus.*.*", "amps.sow.*.*", false},
+		{"amps.sow.json.*", "amps.sow.*.*", false},
+		{"amps.sow.*.*.x", "amps.sow.*.*", false},
+	} {
+		if got := covers(tc.filter, tc.pattern); got != tc.want {
+			t.Errorf("covers(%q, %q) = %v, want %v", tc.filter, tc.pattern, got, tc.want)
+		}
+	}
+}
