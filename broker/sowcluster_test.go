@@ -440,15 +440,7 @@ func TestClusterSOWResendOfUnstoredPublish(t *testing.T) {
 		t.Run(fmt.Sprint("journal=", journaled), func(t *testing.T) {
 			o := &fakeOrder{}
 			o.notStored.Store(true)
-			opts := &broker.Options{Backplane: o.node(t), SOWTopics: []broker.SOWTopic{{Name: "positions", Keys: []string{"/id"}}}}
-			if journaled {
-				j := broker.NewMemJournal(0, 0)
-				t.Cleanup(func() { j.Close() })
-				opts.Journal = j
-			}
-			n := ampstest.NewBroker(t, &ampstest.Options{Broker: opts})
-			c := n.Dial(n.TCPURL(), nil)
-			c.Logon("pub")
+			n, c := orderedPublisher(t, o, journaled)
 			persisted := func() ampstest.Message {
 				for {
 					if m := c.Next(); m.Header.AckType == "persisted" {
@@ -548,16 +540,7 @@ func TestClusterSOWJournalsRacingFailure(t *testing.T) {
 func TestClusterSOWResendAlreadyOrdered(t *testing.T) {
 	for _, journaled := range []bool{false, true} {
 		t.Run(fmt.Sprint("journal=", journaled), func(t *testing.T) {
-			o := &fakeOrder{resent: true}
-			opts := &broker.Options{Backplane: o.node(t), SOWTopics: []broker.SOWTopic{{Name: "positions", Keys: []string{"/id"}}}}
-			if journaled {
-				j := broker.NewMemJournal(0, 0)
-				t.Cleanup(func() { j.Close() })
-				opts.Journal = j
-			}
-			n := ampstest.NewBroker(t, &ampstest.Options{Broker: opts})
-			c := n.Dial(n.TCPURL(), nil)
-			c.Logon("pub")
+			_, c := orderedPublisher(t, &fakeOrder{resent: true}, journaled)
 			c.SendJSON(map[string]any{"c": "publish", "cid": "p", "t": "positions", "s": 1, "a": "processed,persisted"}, []byte(`{"id":1}`))
 			if m := c.AwaitAck("p", "processed"); m.Header.Status != "success" {
 				t.Fatalf("processed: %s", m)
@@ -581,4 +564,19 @@ func TestClusterSOWResendAlreadyOrdered(t *testing.T) {
 			}
 		})
 	}
+}
+
+// orderedPublisher starts a node of o with the SOW topic "positions" (and
+// a memory journal when journaled) and logs a TCP client "pub" on to it.
+func orderedPublisher(t *testing.T, o *fakeOrder, journaled bool) (*ampstest.Broker, *ampstest.Client) {
+	opts := &broker.Options{Backplane: o.node(t), SOWTopics: []broker.SOWTopic{{Name: "positions", Keys: []string{"/id"}}}}
+	if journaled {
+		j := broker.NewMemJournal(0, 0)
+		t.Cleanup(func() { j.Close() })
+		opts.Journal = j
+	}
+	n := ampstest.NewBroker(t, &ampstest.Options{Broker: opts})
+	c := n.Dial(n.TCPURL(), nil)
+	c.Logon("pub")
+	return n, c
 }
