@@ -1,6 +1,7 @@
 package natscluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -27,7 +28,10 @@ func TestOrderedSessionSemantics(t *testing.T) {
 	c := natstest.StartCluster(t, 3)
 	var nodes []*ampstest.Broker
 	for i := range 3 {
-		b, _ := startSOWNode(t, c.URL(i), fmt.Sprintf("node%d", i), 3)
+		// One replica: the stream's leader never moves, so a loaded
+		// machine's raft elections do not fail publishes here (these
+		// are the session's rules, not replication's).
+		b, _ := startSOWNode(t, c.URL(i), fmt.Sprintf("node%d", i), 1)
 		nodes = append(nodes, b)
 	}
 
@@ -78,10 +82,9 @@ func TestOrderedSessionSemantics(t *testing.T) {
 		for i, n := range nodes {
 			subs[i] = logon(n, fmt.Sprintf("mixed-sub%d", i))
 			subs[i].Subscribe("s", "^(positions|ticks)$")
-			subs[i].Subscribe("pr", "probe")
 		}
 		pub := logon(nodes[0], "mixed-pub")
-		awaitRouted(t, pub, "probe", subs...)
+		awaitRouted(t, pub, "ticks", subs...)
 		rng := rand.New(rand.NewPCG(1, 2))
 		for n := range total {
 			topic := "ticks"
@@ -108,7 +111,7 @@ func TestOrderedSessionSemantics(t *testing.T) {
 	})
 
 	t.Run("sow_delete in flight at Shutdown", func(t *testing.T) {
-		node, _ := startSOWNode(t, c.URL(1), "stopping", 3)
+		node, _ := startSOWNode(t, c.URL(1), "stopping", 1)
 		cl := logon(node, "deleter")
 		const deletes = 20
 		for i := range deletes {
@@ -163,9 +166,10 @@ func queryOne(t *testing.T, cl *ampstest.Client, cid string, id int) int {
 // readInOrder reads n messages from cl and checks that their "n" fields
 // are 0, 1, … n-1 in that order.
 func readInOrder(cl *ampstest.Client, n int) error {
+	var seen []string
 	for want := range n {
 		m, err := cl.Conn.Next()
-		for err == nil && m.Header.Topic == "probe" { // awaitRouted's, late
+		for err == nil && bytes.HasPrefix(m.Body, []byte(`{"probe"`)) { // awaitRouted's, late
 			m, err = cl.Conn.Next()
 		}
 		if err != nil {
@@ -175,8 +179,9 @@ func readInOrder(cl *ampstest.Client, n int) error {
 		if err := json.Unmarshal(m.Body, &v); err != nil || m.Header.Command != protocol.CmdP {
 			return fmt.Errorf("message %d: %s", want, m)
 		}
+		seen = append(seen, fmt.Sprintf("%s:%d", m.Header.Topic[:1], v.N))
 		if v.N != want {
-			return fmt.Errorf("message %d (topic %s) has n=%d: the publisher's order was not kept", want, m.Header.Topic, v.N)
+			return fmt.Errorf("message %d (topic %s) has n=%d: the publisher's order was not kept; got %v", want, m.Header.Topic, v.N, seen)
 		}
 	}
 	return nil
