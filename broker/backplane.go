@@ -142,6 +142,10 @@ import (
 //     in the journal in the order their origins applied them, which for
 //     racing publishers may differ from the SOW's order.
 //
+// Snapshots. A SOWOrderer that also implements SOWSnapshotter gets the
+// means to snapshot the ordered SOW topics and load a snapshot at start,
+// so that its log of the order can be cut (clustersnap.go).
+//
 // Lifetime. New starts the deliveries (Backplane.Start). A graceful
 // Shutdown lets this node's ordered commands be applied and confirmed
 // first (at most finalDurableWait, routing meanwhile), then fails those
@@ -407,6 +411,9 @@ func (b *Broker) startCluster() {
 	o, ok := bp.(SOWOrderer)
 	if !ok {
 		return
+	}
+	if sn, ok := o.(SOWSnapshotter); ok {
+		sn.SetSOWState(sowState{b}) // clustersnap.go
 	}
 	if err := o.StartOrdered(b.applyOrdered); err != nil {
 		if b.persist != nil {
