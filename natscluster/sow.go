@@ -148,9 +148,12 @@ import (
 // SnapshotRetain of messages for nodes that lag; a starting node loads the
 // newest snapshot and applies the stream after it. A node that finds
 // messages purged before it applied them stops applying and reports
-// catching up (snapshot.go has the rules). Measured
-// (TestSOWSnapshotBoundsCatchUp): a node started after 312 SOW commands
-// loads 10 records and applies no stream message.
+// catching up (snapshot.go has the rules). Measured (BenchmarkSOWCatchUp,
+// 20000 ordered publishes of about 220 bytes over 1000 keys, one NATS
+// server in the process, two shared cores): a node starts in 8-9 ms
+// loading 1000 records and applying no stream message, against
+// 104-123 ms applying all 20000 without snapshots; without them the
+// start grows with the history, with them with the SOW's size.
 type OrderedBackplane struct {
 	*Backplane
 	js       jetstream.JetStream
