@@ -114,6 +114,23 @@ func TestSOWSnapshotBoundsCatchUp(t *testing.T) {
 	if aBP.snapsWritten.Load() == 0 {
 		t.Fatal("node A wrote no snapshot")
 	}
+	// The older snapshots went, their delete markers too.
+	deadline = time.Now().Add(readyWait)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), readyWait)
+		info, err := aBP.snapStream.Info(ctx, jetstream.WithSubjectFilter("$O."+aBP.cfg.SnapshotBucket+".M.>"))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(info.State.Subjects) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the snapshot bucket names %d objects after %d snapshots; want the newest only", len(info.State.Subjects), aBP.snapsWritten.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	b, bBP := startOrderedNode(t, c.URL(0), "b", snapConfig, snapTopics)
 	if st := b.Stats().Cluster; st.CatchingUp {
