@@ -54,7 +54,11 @@ import (
 //     node lagged by more than SnapshotRetain, or another node's retain is
 //     shorter). The node does not apply across it: it logs an error, stops
 //     applying, and reports CatchingUp from then on (the broker's Ready
-//     says not ready); a restart loads the newest snapshot.
+//     says not ready); a restart loads the newest snapshot. When no
+//     message comes (the stream was cut to nothing past the node), the
+//     stream's state tells: a node that starts checks it once it loaded
+//     its snapshot (past the attempts above), and a following node's lag
+//     poll once the node waited a poll interval for a message (idleGap).
 //
 // A snapshot needs the broker's state (SetSOWState); without it the node
 // loads records but writes none.
@@ -492,13 +496,48 @@ func (o *OrderedBackplane) answerSnapshot() {
 }
 
 // reportGap records a gap before seq (the last applied being applied):
-// the node stops applying (see "A gap").
+// the node stops applying (see "A gap"). It logs the first.
 func (o *OrderedBackplane) reportGap(applied, seq uint64) error {
 	err := fmt.Errorf("%w: applied up to %d, the stream's next message is %d", ErrSOWGap, applied, seq)
-	o.gapped.Store(true)
 	o.catchingUp.Store(true)
-	o.log.Error("SOW stream cut past what this node applied; it stops applying and reports catching up until restarted", "err", err)
+	if !o.gapped.Swap(true) {
+		o.log.Error("SOW stream cut past what this node applied; it stops applying and reports catching up until restarted", "err", err)
+	}
 	return err
+}
+
+// checkGap reports a gap when the stream's state st, asked for by
+// StartOrdered before it follows the stream, shows messages purged that
+// the node has not applied: its first message is past the one after the
+// last applied, and it has had messages past that one. (The follow
+// goroutine finds a gap when its next message comes; this finds it when
+// none comes, as when the stream was cut to nothing. While following, a
+// message the consumer delivered before the cut may still be applied, so
+// the stream's state alone tells no gap then.)
+func (o *OrderedBackplane) checkGap(st jetstream.StreamState) {
+	if applied := o.applied.Load(); st.FirstSeq > applied+1 && st.LastSeq > applied {
+		o.reportGap(applied, st.FirstSeq)
+	}
+}
+
+// idleGap reports a gap when the stream's state st (the lag poll's) shows
+// messages purged that this node has not applied, while the follow
+// goroutine has waited for a message, applying nothing, for at least a
+// poll interval: a consumer whose next messages were purged delivers
+// nothing until the stream gets more, and an idle cluster may not get
+// any. A message the consumer delivered before the cut is applied within
+// that interval (nats.go hands it over at once, and the follow goroutine
+// is waiting), so what the node still has in its buffers is not taken for
+// a gap.
+func (o *OrderedBackplane) idleGap(st jetstream.StreamState) {
+	applied := o.applied.Load()
+	idle := o.idleSince.Load()
+	if idle == 0 || time.Since(time.Unix(0, idle)) < o.cfg.LagPollInterval || o.applied.Load() != applied {
+		return
+	}
+	if st.FirstSeq > applied+1 && st.LastSeq > applied {
+		o.reportGap(applied, st.FirstSeq)
+	}
 }
 
 // snapshotState are the OrderedBackplane's snapshot fields.
@@ -522,7 +561,10 @@ type snapshotState struct {
 	samples   []seqTime
 	newest    seqTime
 	// gapped is set once the node found a gap and stopped applying.
-	gapped atomic.Bool
+	// idleSince is when the follow goroutine began waiting for a message
+	// (unix ns), 0 while it handles one.
+	gapped    atomic.Bool
+	idleSince atomic.Int64
 	// snapLoaded is the sequence of the snapshot StartOrdered loaded (0:
 	// none), snapRecords its records; snapsWritten counts the snapshots
 	// this node wrote; streamApplied the stream messages it applied.

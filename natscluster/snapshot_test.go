@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -288,4 +290,67 @@ func BenchmarkSOWCatchUp(b *testing.B) {
 			b.ReportMetric(float64(loaded)/float64(b.N), "loaded/start")
 		})
 	}
+}
+
+// TestSOWGapWhileFollowing: a node whose apply is stuck while the other
+// node orders more than its consumer buffers and cuts the stream past
+// them applies what it received before the cut, then finds the gap and
+// stops applying there, reporting catching up: when a message past the
+// gap comes, and when none does (the stream cut to nothing; the lag poll
+// finds it).
+func TestSOWGapWhileFollowing(t *testing.T) {
+	for _, after := range []bool{true, false} {
+		t.Run(fmt.Sprintf("message_after_%v", after), func(t *testing.T) { gapWhileFollowing(t, after) })
+	}
+}
+
+func gapWhileFollowing(t *testing.T, after bool) {
+	c := natstest.StartCluster(t, 1)
+	_, aBP := startOrderedNode(t, c.URL(0), "a", snapConfig, snapTopics)
+	stuck := newOrdered(t, c.URL(0), "stuck", SOWConfig{SnapshotInterval: -1, SnapshotBucket: "OTHER_SNAP"})
+	gate, entered := make(chan struct{}), make(chan struct{}, 1)
+	var release sync.Once
+	// Registered after newOrdered's cleanup, so it runs before it: Close
+	// waits for an apply in progress.
+	t.Cleanup(func() { release.Do(func() { close(gate) }) })
+	var applied atomic.Uint64 // the last sequence applied
+	if err := stuck.StartOrdered(func(p *broker.RemotePublish) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-gate
+		if last := applied.Load(); p.Ordinal != last+1 {
+			t.Errorf("applied %d after %d", p.Ordinal, last)
+		}
+		applied.Store(p.Ordinal)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	orderN(t, aBP, 0, 1)
+	select {
+	case <-entered:
+	case <-time.After(readyWait):
+		t.Fatalf("the first update was not applied within %v", readyWait)
+	}
+	const more = 8 * sowConsumerBuffer // more than the consumer holds
+	orderN(t, aBP, 1, more)
+	awaitCut(t, aBP, 1+more)
+	if after {
+		orderN(t, aBP, 1+more, 1)
+	}
+	release.Do(func() { close(gate) })
+	s := awaitState(t, stuck, "catching up after the gap", func(broker.BackplaneState) bool { return stuck.gapped.Load() })
+	if !s.CatchingUp {
+		t.Fatalf("node stuck found the gap yet reports %+v", s)
+	}
+	got := applied.Load()
+	if got >= 1+more || got == 0 {
+		t.Fatalf("node stuck applied up to %d of %d; want a gap", got, 1+more)
+	}
+	time.Sleep(50 * time.Millisecond) // nothing more comes
+	if applied.Load() != got || stuck.applied.Load() != got {
+		t.Fatalf("node stuck applied up to %d (backplane %d) after finding the gap at %d", applied.Load(), stuck.applied.Load(), got)
+	}
+	t.Logf("node stuck applied up to %d of %d, then found the gap", got, 1+more)
 }

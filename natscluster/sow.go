@@ -177,7 +177,10 @@ type OrderedBackplane struct {
 	closed   bool
 	started  bool
 	caughtUp chan struct{}
-	target   uint64 // the stream's last sequence when StartOrdered began
+	// caughtUpOnce closes caughtUp: a gap found at start may set
+	// catchingUp again after it was closed.
+	caughtUpOnce sync.Once
+	target       uint64 // the stream's last sequence when StartOrdered began
 
 	// followCtx ends (followStop, by Close) the follow goroutine, which
 	// closes followed when it returns, and the consumer deletes it starts
@@ -539,6 +542,7 @@ func (o *OrderedBackplane) StartOrdered(apply func(*broker.RemotePublish)) error
 		return err
 	}
 	o.target = info.State.LastSeq
+	o.checkGap(info.State) // then target is past what was applied
 	if o.target <= o.applied.Load() {
 		o.caughtUpNow()
 	}
@@ -588,6 +592,7 @@ func (o *OrderedBackplane) pollLast(ctx context.Context, s jetstream.Stream) {
 			return
 		}
 		o.raiseLast(info.State.LastSeq)
+		o.idleGap(info.State)
 	})
 }
 
@@ -617,8 +622,11 @@ func (o *OrderedBackplane) raiseLast(seq uint64) {
 
 // caughtUpNow records that the node applied what the stream held at start.
 func (o *OrderedBackplane) caughtUpNow() {
+	if o.gapped.Load() {
+		return // catching up for good (snapshot.go)
+	}
 	if o.catchingUp.Swap(false) {
-		close(o.caughtUp)
+		o.caughtUpOnce.Do(func() { close(o.caughtUp) })
 	}
 }
 

@@ -73,7 +73,12 @@ func (o *OrderedBackplane) follow(first *streamConsumer, apply func(*broker.Remo
 // ends. Between applies it answers the snapshot goroutine's requests.
 func (o *OrderedBackplane) read(ctx context.Context, c *streamConsumer, apply func(*broker.RemotePublish)) error {
 	for {
+		if o.gapped.Load() { // found by the lag poll (idleGap)
+			return ErrSOWGap
+		}
+		o.idleSince.Store(time.Now().UnixNano())
 		m, meta, err := c.nextOr(ctx, o.snapWake)
+		o.idleSince.Store(0)
 		if err != nil {
 			return err
 		}
