@@ -356,7 +356,8 @@ type ClusterStats struct {
 	SOWOrdered bool
 	// Ordered counts the SOW-topic publishes handed to the order,
 	// OrderFailures those it refused or did not confirm; Applied the
-	// ordered publishes applied here (every node's), ApplyRefused those
+	// ordered publishes applied here (every node's, and the records of a
+	// snapshot loaded at start, see SOWSnapshotter), ApplyRefused those
 	// the store refused (a delta that does not merge, a key conflict) or
 	// that are for a topic without a SOW store here.
 	Ordered, OrderFailures, Applied, ApplyRefused int64
