@@ -242,17 +242,20 @@ func TestSOWGapStopsApplying(t *testing.T) {
 }
 
 // BenchmarkSOWCatchUp measures a node's start (StartOrdered's catch-up)
-// after sowCatchUpPublishes ordered publishes over sowBenchKeys keys, with
-// snapshots (the stream cut past them) and without (the whole stream
-// replayed). Run it with -benchtime=1x: each run starts one more node.
+// after n ordered publishes over sowBenchKeys keys, with snapshots (the
+// stream cut past them) and without (the whole stream replayed), and with
+// a snapshot of n keys (each publish a record of its own). Run it with -benchtime=1x: each run starts one more node.
 func BenchmarkSOWCatchUp(b *testing.B) {
 	const n = 20000
+	snap := SOWConfig{SnapshotInterval: 100 * time.Millisecond, SnapshotRetain: 100 * time.Millisecond}
 	for _, tc := range []struct {
 		name string
 		cfg  SOWConfig
+		keys int
 	}{
-		{"snapshot", SOWConfig{SnapshotInterval: 100 * time.Millisecond, SnapshotRetain: 100 * time.Millisecond}},
-		{"none", SOWConfig{SnapshotInterval: -1}},
+		{"snapshot", snap, sowBenchKeys},
+		{"snapshot_every_key", snap, n}, // a snapshot as large as the history
+		{"none", SOWConfig{SnapshotInterval: -1}, sowBenchKeys},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			c := natstest.StartCluster(b, 1)
@@ -261,7 +264,7 @@ func BenchmarkSOWCatchUp(b *testing.B) {
 			go func() {
 				for i := range n {
 					rp := broker.RemotePublish{MessageType: "json", Topic: "positions", ClientName: "pub", Sequence: uint64(i + 1),
-						Body: fmt.Appendf(nil, `{"id":%d,"pad":"%0200d"}`, i%sowBenchKeys, i)}
+						Body: fmt.Appendf(nil, `{"id":%d,"pad":"%0200d"}`, i%tc.keys, i)}
 					for aBP.Order(&rp, func(err error) { acks <- err }) != nil {
 						time.Sleep(time.Millisecond) // the backplane is full
 					}
