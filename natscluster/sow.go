@@ -549,7 +549,10 @@ func (o *OrderedBackplane) StartOrdered(apply func(*broker.RemotePublish)) error
 		o.caughtUpNow()
 	}
 	o.followCtx, o.followStop = context.WithCancel(context.Background())
-	first, err := o.newSOWConsumer(ctx, o.cfg.RequestTimeout)
+	// A request of its own: the snapshot's load may have taken ctx's time.
+	cctx, ccancel := context.WithTimeout(context.Background(), o.cfg.RequestTimeout)
+	defer ccancel()
+	first, err := o.newSOWConsumer(cctx, o.cfg.RequestTimeout)
 	if err != nil {
 		o.followStop()
 		o.deletes.Wait()
