@@ -142,6 +142,10 @@ import (
 //     in the journal in the order their origins applied them, which for
 //     racing publishers may differ from the SOW's order.
 //
+// Snapshots. A SOWOrderer that also implements SOWSnapshotter gets the
+// means to snapshot the ordered SOW topics and load a snapshot at start,
+// so that its log of the order can be cut (clustersnap.go).
+//
 // Lifetime. New starts the deliveries (Backplane.Start). A graceful
 // Shutdown lets this node's ordered commands be applied and confirmed
 // first (at most finalDurableWait, routing meanwhile), then fails those
@@ -352,7 +356,8 @@ type ClusterStats struct {
 	SOWOrdered bool
 	// Ordered counts the SOW-topic publishes handed to the order,
 	// OrderFailures those it refused or did not confirm; Applied the
-	// ordered publishes applied here (every node's), ApplyRefused those
+	// ordered publishes applied here (every node's, and the records of a
+	// snapshot loaded at start, see SOWSnapshotter), ApplyRefused those
 	// the store refused (a delta that does not merge, a key conflict) or
 	// that are for a topic without a SOW store here.
 	Ordered, OrderFailures, Applied, ApplyRefused int64
@@ -415,6 +420,9 @@ func (b *Broker) startCluster() {
 	o, ok := bp.(SOWOrderer)
 	if !ok {
 		return
+	}
+	if sn, ok := o.(SOWSnapshotter); ok {
+		sn.SetSOWState(sowState{b}) // clustersnap.go
 	}
 	if err := o.StartOrdered(b.applyOrdered); err != nil {
 		b.cluster.startErr = fmt.Errorf("SOW order: %w", err)

@@ -114,7 +114,7 @@
 //
 // SOW topics are ordered by JetStream (OrderedBackplane, built: publish,
 // delta_publish, sow_delete and expiration, with or without a journal;
-// not yet the per-key subjects and snapshots below): one stream for every SOW topic
+// bounded by snapshots): one stream for every SOW topic
 // with a subject per topic, whose order is a topic's apply order on every
 // node (OrderedBackplane says why one stream rather than one per topic). A node publishes a SOW-topic publish to the stream
 // and applies it only when it comes back through the node's consumer of
@@ -131,10 +131,13 @@
 // accepted it, as it applies it. Delta
 // publishes are merged at apply time against the node's record, which is
 // the same on every node at that sequence. A node that starts or
-// restarts replays the stream into its SOW before it reports ready; a
-// snapshot (or, for topics without deltas, a subject per key with
-// MaxMsgsPerSubject 1, which makes the stream hold only the current
-// record of each key) would bound that replay: not built yet.
+// restarts loads the newest snapshot of the SOW (an Object Store object
+// the nodes write every SnapshotInterval, after which the stream is
+// purged below it, keeping SnapshotRetain of messages for lagging nodes;
+// snapshot.go) and applies the stream after it before it reports ready,
+// so its catch-up does not grow with the history. (A subject per key with
+// MaxMsgsPerSubject 1 would bound the stream for topics without deltas
+// only; the snapshot bounds every topic.)
 //
 // # Transaction log across nodes
 //

@@ -149,7 +149,15 @@ func (c *streamConsumer) end() {
 // server shutting down, the consumer deleted), a skipped delivery
 // (errDeliveryGap), or ctx's end.
 func (c *streamConsumer) next(ctx context.Context) (jetstream.Msg, *jetstream.MsgMetadata, error) {
+	return c.nextOr(ctx, nil)
+}
+
+// nextOr is next, or returns nothing (no message, no error) when wake
+// fires first (nil: never).
+func (c *streamConsumer) nextOr(ctx context.Context, wake <-chan struct{}) (jetstream.Msg, *jetstream.MsgMetadata, error) {
 	select {
+	case <-wake:
+		return nil, nil, nil
 	case <-ctx.Done():
 		return nil, nil, ctx.Err()
 	case err := <-c.lost:

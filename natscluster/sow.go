@@ -62,8 +62,9 @@ import (
 // type, topic, key and version), so the stream stores one of them within
 // the duplicate window; a later one is applied as a no-op.
 //
-// Catching up. StartOrdered reads the stream's last sequence, then applies
-// the stream from its first message; it returns once the node applied up
+// Catching up. StartOrdered loads the newest snapshot (snapshot.go),
+// reads the stream's last sequence, then applies the stream from the
+// message after the snapshot's; it returns once the node applied up
 // to that sequence (or CatchUpTimeout passed), and State reports
 // CatchingUp until then. The broker calls StartOrdered from New, so a node
 // answers no query before its SOW holds what the cluster ordered before it
@@ -141,11 +142,21 @@ import (
 // nothing, so the lag it reports stays at what it knew. One stream info
 // request per node per interval is the cost.
 //
-// Not bounded yet: the stream keeps every SOW publish and expire request
-// (a delta needs the record it merges into; a per-subject limit would keep
-// only a topic's last message, not each key's), so a node's catch-up
-// replays all of them. A snapshot, or subjects per key with
-// MaxMsgsPerSubject 1 for topics without deltas, is the next step.
+// Bounded by snapshots: a per-subject limit cannot bound the stream (a
+// delta needs the record it merges into, and a subject is a topic, not a
+// key), so the nodes write snapshots of the SOW to an Object Store bucket
+// every SnapshotInterval and purge the stream below them, keeping
+// SnapshotRetain of messages for nodes that lag; a starting node loads the
+// newest snapshot and applies the stream after it. A node that finds
+// messages purged before it applied them stops applying and reports
+// catching up (snapshot.go has the rules). Measured (BenchmarkSOWCatchUp,
+// 20000 ordered publishes of about 220 bytes over 1000 keys, one NATS
+// server in the process, two shared cores, one run side by side): a node
+// starts in 9-10 ms loading 1000 records and applying no stream message,
+// against 143-187 ms applying all 20000 without snapshots; with a
+// snapshot of 20000 records (every publish a key of its own) 66-86 ms.
+// Without snapshots the start grows with the history, with them with the
+// SOW's size.
 type OrderedBackplane struct {
 	*Backplane
 	js       jetstream.JetStream
@@ -169,7 +180,10 @@ type OrderedBackplane struct {
 	closed   bool
 	started  bool
 	caughtUp chan struct{}
-	target   uint64 // the stream's last sequence when StartOrdered began
+	// caughtUpOnce closes caughtUp: a gap found at start may set
+	// catchingUp again after it was closed.
+	caughtUpOnce sync.Once
+	target       uint64 // the stream's last sequence when StartOrdered began
 
 	// followCtx ends (followStop, by Close) the follow goroutine, which
 	// closes followed when it returns, and the consumer deletes it starts
@@ -205,6 +219,8 @@ type OrderedBackplane struct {
 	applied                                 atomic.Uint64 // the last stream sequence applied
 	last                                    atomic.Uint64 // the stream's last sequence, as far as known
 	orderMalformed, orderErrs, waitsExpired atomic.Int64
+
+	snapshotState // snapshot.go
 }
 
 // pendingOrder is an Order JetStream has not acked yet (fut), or one it
@@ -243,6 +259,17 @@ type SOWConfig struct {
 	// LagPollInterval is how often the node asks for the stream's last
 	// sequence, for State's Lag.
 	LagPollInterval time.Duration
+	// SnapshotInterval is how often a node considers writing a snapshot
+	// of the SOW (snapshot.go; default DefaultSnapshotInterval, negative:
+	// never; the node still loads one at start). SnapshotRetain is how
+	// long the stream keeps a message after a snapshot covers it (default
+	// DefaultSnapshotRetain): a node lagging by more stops applying (see
+	// "A gap" in snapshot.go); keep it above SnapshotInterval. Every node
+	// of a cluster should use the same. SnapshotBucket is the Object
+	// Store bucket of the snapshots (default the stream's name and
+	// "_SNAP").
+	SnapshotInterval, SnapshotRetain time.Duration
+	SnapshotBucket                   string
 	// DuplicateWindow is the stream's duplicate window (default
 	// DefaultDuplicateWindow): a publish with a publisher sequence resent
 	// within it, after its ack was lost, is stored once, and the nodes'
@@ -326,6 +353,15 @@ func (c *SOWConfig) defaults() {
 	if c.DuplicateWindow <= 0 {
 		c.DuplicateWindow = DefaultDuplicateWindow
 	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = DefaultSnapshotInterval
+	}
+	if c.SnapshotRetain <= 0 {
+		c.SnapshotRetain = DefaultSnapshotRetain
+	}
+	if c.SnapshotBucket == "" {
+		c.SnapshotBucket = c.Stream + snapshotBucketSuffix
+	}
 }
 
 var _ broker.SOWOrderer = (*OrderedBackplane)(nil)
@@ -358,8 +394,24 @@ func NewOrderedBackplane(ctx context.Context, bp *Backplane, cfg SOWConfig) (*Or
 			cfg.Stream, subj, subjects.All())
 	}
 	ensureDuplicateWindow(ctx, js, s, cfg.DuplicateWindow, bp.log)
+	oc := jetstream.ObjectStoreConfig{Bucket: cfg.SnapshotBucket, Replicas: cfg.Replicas, Storage: cfg.Storage,
+		Description: "SOW snapshots of stream " + cfg.Stream}
+	snaps, err := ensure(ctx, func(ctx context.Context) (jetstream.ObjectStore, error) {
+		return js.ObjectStore(ctx, cfg.SnapshotBucket)
+	},
+		func(ctx context.Context) (jetstream.ObjectStore, error) { return js.CreateObjectStore(ctx, oc) }, jetstream.ErrBucketNotFound)
+	if err != nil {
+		return nil, fmt.Errorf("natscluster: SOW snapshot bucket %s: %w", cfg.SnapshotBucket, err)
+	}
+	snapStream, err := ensure(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		return js.Stream(ctx, snapshotStreamPrefix+cfg.SnapshotBucket)
+	}, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("natscluster: SOW snapshot bucket %s: %w", cfg.SnapshotBucket, err)
+	}
 	o := &OrderedBackplane{
-		Backplane: bp, js: js, cfg: cfg, subjects: subjects,
+		snapshotState: snapshotState{snaps: snaps, snapStream: snapStream, snapWake: make(chan struct{}), snapOut: make(chan snapshotData, 1)},
+		Backplane:     bp, js: js, cfg: cfg, subjects: subjects,
 		slots: make(chan struct{}, cfg.MaxPending), pending: make(chan pendingOrder, cfg.MaxPending),
 		stop: make(chan struct{}), done: make(chan struct{}), caughtUp: make(chan struct{}),
 		held: make(map[string][]heldPlain), heldLimit: maxHeldPlain, kick: make(chan struct{}, 1),
@@ -488,12 +540,24 @@ func (o *OrderedBackplane) StartOrdered(apply func(*broker.RemotePublish)) error
 		o.mu.Unlock()
 		return fmt.Errorf("natscluster: SOW stream %s: %w", o.cfg.Stream, err)
 	}
-	o.target = s.CachedInfo().State.LastSeq
-	if o.target == 0 {
+	// Loading a large snapshot may take longer than a request.
+	lctx, lcancel := context.WithTimeout(context.Background(), o.cfg.RequestTimeout+o.cfg.CatchUpTimeout)
+	defer lcancel()
+	info, err := o.loadNewest(lctx, s, apply)
+	if err != nil {
+		o.mu.Unlock()
+		return err
+	}
+	o.target = info.State.LastSeq
+	o.checkGap(info.State) // then target is past what was applied
+	if o.target <= o.applied.Load() {
 		o.caughtUpNow()
 	}
 	o.followCtx, o.followStop = context.WithCancel(context.Background())
-	first, err := o.newSOWConsumer(ctx, o.cfg.RequestTimeout)
+	// A request of its own: the snapshot's load may have taken ctx's time.
+	cctx, ccancel := context.WithTimeout(context.Background(), o.cfg.RequestTimeout)
+	defer ccancel()
+	first, err := o.newSOWConsumer(cctx, o.cfg.RequestTimeout)
 	if err != nil {
 		o.followStop()
 		o.deletes.Wait()
@@ -508,6 +572,11 @@ func (o *OrderedBackplane) StartOrdered(apply func(*broker.RemotePublish)) error
 	pctx, pstop := context.WithCancel(context.Background())
 	o.pollStop, o.polled = pstop, make(chan struct{})
 	go o.pollLast(pctx, s)
+	if o.cfg.SnapshotInterval > 0 && o.state != nil {
+		sctx, sstop := context.WithCancel(context.Background())
+		o.snapStop, o.snapDone = sstop, make(chan struct{})
+		go o.snapshotLoop(sctx, s)
+	}
 	o.mu.Unlock()
 	select {
 	case <-o.caughtUp:
@@ -524,7 +593,22 @@ func (o *OrderedBackplane) StartOrdered(apply func(*broker.RemotePublish)) error
 // for a few seconds).
 func (o *OrderedBackplane) pollLast(ctx context.Context, s jetstream.Stream) {
 	defer close(o.polled)
-	t := time.NewTicker(o.cfg.LagPollInterval)
+	every(ctx, o.cfg.LagPollInterval, func() {
+		rctx, cancel := context.WithTimeout(ctx, o.cfg.RequestTimeout)
+		info, err := s.Info(rctx)
+		cancel()
+		if err != nil {
+			o.log.Debug("SOW stream info for the lag", "stream", o.cfg.Stream, "err", err)
+			return
+		}
+		o.raiseLast(info.State.LastSeq)
+		o.idleGap(info.State)
+	})
+}
+
+// every calls f every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -532,14 +616,7 @@ func (o *OrderedBackplane) pollLast(ctx context.Context, s jetstream.Stream) {
 			return
 		case <-t.C:
 		}
-		rctx, cancel := context.WithTimeout(ctx, o.cfg.RequestTimeout)
-		info, err := s.Info(rctx)
-		cancel()
-		if err != nil {
-			o.log.Debug("SOW stream info for the lag", "stream", o.cfg.Stream, "err", err)
-			continue
-		}
-		o.raiseLast(info.State.LastSeq)
+		f()
 	}
 }
 
@@ -555,8 +632,11 @@ func (o *OrderedBackplane) raiseLast(seq uint64) {
 
 // caughtUpNow records that the node applied what the stream held at start.
 func (o *OrderedBackplane) caughtUpNow() {
+	if o.gapped.Load() {
+		return // catching up for good (snapshot.go)
+	}
 	if o.catchingUp.Swap(false) {
-		close(o.caughtUp)
+		o.caughtUpOnce.Do(func() { close(o.caughtUp) })
 	}
 }
 
@@ -740,6 +820,8 @@ func (o *OrderedBackplane) receiveOrdered(m jetstream.Msg, meta *jetstream.MsgMe
 		apply(&rp)
 	}
 	o.applied.Store(meta.Sequence.Stream)
+	o.streamApplied.Add(1)
+	o.sample(meta.Sequence.Stream, meta.Timestamp)
 	if meta.Sequence.Stream >= o.target {
 		o.caughtUpNow()
 	}
@@ -772,7 +854,12 @@ func (o *OrderedBackplane) Close() error {
 	}
 	o.closed = true
 	fstop, followed, pstop, polled := o.followStop, o.followed, o.pollStop, o.polled
+	sstop, snapDone := o.snapStop, o.snapDone
 	o.mu.Unlock()
+	if sstop != nil { // first: it may wait for the follow goroutine
+		sstop()
+		<-snapDone
+	}
 	if fstop != nil {
 		fstop()
 		<-followed

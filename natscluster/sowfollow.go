@@ -2,6 +2,7 @@ package natscluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -58,20 +59,38 @@ func (o *OrderedBackplane) follow(first *streamConsumer, apply func(*broker.Remo
 		if ctx.Err() != nil {
 			return
 		}
+		if errors.Is(err, ErrSOWGap) {
+			r.spec.delete(c.name)
+			return // until a restart (see "A gap" in snapshot.go)
+		}
 		r.lost(c, err)
 		c = nil
 	}
 }
 
 // read applies what c delivers until c reports trouble, skips a delivery,
-// or ctx ends.
+// skips a stream sequence (a gap, ErrSOWGap: see snapshot.go), or ctx
+// ends. Between applies it answers the snapshot goroutine's requests.
 func (o *OrderedBackplane) read(ctx context.Context, c *streamConsumer, apply func(*broker.RemotePublish)) error {
 	for {
-		m, meta, err := c.next(ctx)
+		if o.gapped.Load() { // found by the lag poll (idleGap)
+			return ErrSOWGap
+		}
+		o.idleSince.Store(time.Now().UnixNano())
+		m, meta, err := c.nextOr(ctx, o.snapWake)
+		o.idleSince.Store(0)
 		if err != nil {
 			return err
 		}
-		if meta.Sequence.Stream > o.applied.Load() {
+		if m == nil {
+			o.answerSnapshot()
+			continue
+		}
+		applied := o.applied.Load()
+		switch seq := meta.Sequence.Stream; {
+		case seq > applied+1:
+			return o.reportGap(applied, seq)
+		case seq > applied:
 			o.receiveOrdered(m, meta, apply)
 		}
 	}
