@@ -77,9 +77,14 @@ func (s sowState) Records(visit func(p *RemotePublish)) {
 		for _, rec := range recs {
 			p = RemotePublish{MessageType: st.def.MessageType, Topic: st.topic, SOWKey: rec.key,
 				CorrelationID: rec.cid, Ordinal: rec.ver, OrderTime: time.Unix(0, rec.at), Body: rec.data}
-			if rec.exp != 0 {
+			switch {
+			case rec.exp != 0:
 				life := max(rec.exp-rec.at, 0)
 				p.HasExpiration, p.Expiration = true, uint64((life+int64(time.Second)-1)/int64(time.Second))
+			case st.def.Expiration > 0:
+				// Published to live for ever ("e" 0) on a topic whose
+				// records expire: the load must not give it the topic's.
+				p.HasExpiration = true
 			}
 			visit(&p)
 		}

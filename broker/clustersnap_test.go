@@ -131,3 +131,36 @@ func TestClusterSOWStateSnapshot(t *testing.T) {
 		t.Fatalf("the publisher's logon on node B: %s; want sequence %d", ack, n)
 	}
 }
+
+// TestClusterSOWStateForeverRecord: on a topic whose records expire by
+// default, a record published to live for ever ("e" 0) still lives for
+// ever once loaded from a snapshot (it must not take the topic's lifetime,
+// after which every node would expire it).
+func TestClusterSOWStateForeverRecord(t *testing.T) {
+	topics := []broker.SOWTopic{{Name: "positions", Keys: []string{"/id"}, Expiration: time.Hour}}
+	src := &snapshotNode{orderingNode: (&fakeOrder{}).node(t)}
+	a := ampstest.NewBroker(t, &ampstest.Options{Broker: &broker.Options{Backplane: src, SOWTopics: topics}})
+	pub := a.Dial(a.TCPURL(), nil)
+	pub.Logon("pub")
+	pub.SendJSON(map[string]any{"c": "p", "t": "positions", "e": 0}, []byte(`{"id":1}`))
+	pub.SendJSON(map[string]any{"c": "p", "t": "positions"}, []byte(`{"id":2}`))
+	pub.Flush("f")
+	awaitApplied(t, []*ampstest.Broker{a})
+	snap := take(src.state)
+	dst := &snapshotNode{orderingNode: (&fakeOrder{}).node(t), load: snap}
+	ampstest.NewBroker(t, &ampstest.Options{Broker: &broker.Options{Backplane: dst, SOWTopics: topics}})
+	lifetimes := func(s *snapshot) map[string]string {
+		out := map[string]string{}
+		for _, p := range s.records {
+			out[string(p.Body)] = fmt.Sprint(p.HasExpiration, p.Expiration)
+		}
+		return out
+	}
+	want := map[string]string{`{"id":1}`: "true 0", `{"id":2}`: "true 3600"}
+	if got := lifetimes(snap); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("node A's snapshot lifetimes %v, want %v", got, want)
+	}
+	if got := lifetimes(take(dst.state)); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("node B's lifetimes after loading %v, want %v", got, want)
+	}
+}

@@ -290,6 +290,10 @@ func (o *OrderedBackplane) fetchSnapshot(ctx context.Context) (data []byte, seq 
 			return o.fetchSnapshot(ctx)
 		}
 		o.log.Debug("SOW snapshot not read; trying again", "name", in.name, "err", err)
+		select { // a refusal that comes at once is not tried again at once
+		case <-ctx.Done():
+		case <-time.After(createPause):
+		}
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("natscluster: snapshot %s of %s: %w", in.name, o.cfg.SnapshotBucket, err)
@@ -317,7 +321,9 @@ func (o *OrderedBackplane) loadNewest(ctx context.Context, s jetstream.Stream, a
 		if err != nil {
 			return nil, fmt.Errorf("natscluster: SOW stream %s: %w", o.cfg.Stream, err)
 		}
-		if info.State.FirstSeq > seq+1 && info.State.Msgs > 0 && attempt < snapshotLoadAttempts {
+		// Cut past the snapshot read (also to nothing: an empty stream
+		// whose first sequence is past it), so a newer one was stored.
+		if info.State.FirstSeq > seq+1 && attempt < snapshotLoadAttempts {
 			o.log.Info("SOW stream cut past the newest snapshot read; reading again", "sequence", seq, "first", info.State.FirstSeq)
 			continue
 		}

@@ -2,6 +2,7 @@ package natscluster
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -356,4 +357,66 @@ func gapWhileFollowing(t *testing.T, after bool) {
 		t.Fatalf("node stuck applied up to %d (backplane %d) after finding the gap at %d", applied.Load(), stuck.applied.Load(), got)
 	}
 	t.Logf("node stuck applied up to %d of %d, then found the gap", got, 1+more)
+}
+
+// firstListingStale answers the first listing of the snapshot bucket with
+// the one object named name, as a listing made just before a newer
+// snapshot was stored would.
+type firstListingStale struct {
+	jetstream.Stream
+	answered atomic.Bool
+	subject  string
+}
+
+func (s *firstListingStale) Info(ctx context.Context, opts ...jetstream.StreamInfoOpt) (*jetstream.StreamInfo, error) {
+	info, err := s.Stream.Info(ctx, opts...)
+	if err == nil && s.answered.CompareAndSwap(false, true) {
+		info.State.Subjects = map[string]uint64{s.subject: 1}
+	}
+	return info, err
+}
+
+// TestSnapshotLoadAfterStreamCutToNothing: a node that read an older
+// snapshot while a newer one was stored and the stream cut to nothing
+// (past the older one) reads the newest again instead of stopping at a
+// gap; a node that applied everything stays ready while the stream is cut
+// to nothing, round after round.
+func TestSnapshotLoadAfterStreamCutToNothing(t *testing.T) {
+	c := natstest.StartCluster(t, 1)
+	cfg := snapConfig
+	cfg.LagPollInterval = 50 * time.Millisecond
+	a, aBP := startOrderedNode(t, c.URL(0), "a", cfg, snapTopics)
+	idle, idleBP := startOrderedNode(t, c.URL(0), "idle", cfg, snapTopics)
+	pub := logon(a, "pub")
+	for round := range 3 {
+		for i := range 20 {
+			pub.SendJSON(map[string]any{"c": "p", "t": "positions"}, fmt.Appendf(nil, `{"id":%d,"n":%d}`, i, round))
+		}
+		pub.Flush("f")
+		awaitApplied(t, a, idle)
+		awaitCut(t, aBP, streamState(t, aBP).LastSeq)
+		time.Sleep(3 * cfg.LagPollInterval)
+		if idleBP.gapped.Load() || idle.Ready() != nil {
+			t.Fatalf("round %d: a node that applied everything: gapped %v, Ready %v", round, idleBP.gapped.Load(), idle.Ready())
+		}
+	}
+	if st := streamState(t, aBP); st.Msgs != 0 {
+		t.Fatalf("stream %+v; want it cut to nothing", st)
+	}
+	const older = 5 // a snapshot the stale listing names, long cut past
+	ctx, cancel := context.WithTimeout(context.Background(), readyWait)
+	defer cancel()
+	if _, err := aBP.snaps.PutBytes(ctx, snapshotName(older), []byte{snapshotVersion, older, snapEnd}); err != nil {
+		t.Fatal(err)
+	}
+	late := newOrdered(t, c.URL(0), "late", SOWConfig{SnapshotInterval: -1, SnapshotRetain: cfg.SnapshotRetain, CatchUpTimeout: time.Second})
+	late.snapStream = &firstListingStale{Stream: late.snapStream,
+		subject: "$O." + late.cfg.SnapshotBucket + ".M." + base64.URLEncoding.EncodeToString([]byte(snapshotName(older)))}
+	b := ampstest.NewBroker(t, &ampstest.Options{Broker: &broker.Options{Backplane: late, SOWTopics: snapTopics}})
+	if late.gapped.Load() || b.Ready() != nil {
+		t.Fatalf("a node whose first listing was stale: gapped %v, Ready %v, loaded snapshot %d", late.gapped.Load(), b.Ready(), late.snapLoaded.Load())
+	}
+	if got, want := sowView(t, b), sowView(t, a); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("its SOW %v, node a's %v", got, want)
+	}
 }
