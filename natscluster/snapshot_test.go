@@ -420,3 +420,21 @@ func TestSnapshotLoadAfterStreamCutToNothing(t *testing.T) {
 		t.Errorf("its SOW %v, node a's %v", got, want)
 	}
 }
+
+// TestSnapshotRetainAtLeastInterval: a SnapshotRetain shorter than the
+// SnapshotInterval is raised to it (kept messages must outlast the time
+// between snapshots); the defaults and a longer one stay.
+func TestSnapshotRetainAtLeastInterval(t *testing.T) {
+	for _, tc := range []struct{ interval, retain, want time.Duration }{
+		{time.Minute, time.Second, time.Minute},
+		{time.Second, time.Minute, time.Minute},
+		{0, 0, DefaultSnapshotRetain},
+		{-1, time.Second, time.Second}, // never snapshots: nothing to outlast
+	} {
+		c := SOWConfig{SnapshotInterval: tc.interval, SnapshotRetain: tc.retain}
+		c.defaults()
+		if c.SnapshotRetain != tc.want {
+			t.Errorf("interval %v, retain %v: retain %v, want %v", tc.interval, tc.retain, c.SnapshotRetain, tc.want)
+		}
+	}
+}

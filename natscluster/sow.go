@@ -264,8 +264,9 @@ type SOWConfig struct {
 	// never; the node still loads one at start). SnapshotRetain is how
 	// long the stream keeps a message after a snapshot covers it (default
 	// DefaultSnapshotRetain): a node lagging by more stops applying (see
-	// "A gap" in snapshot.go); keep it above SnapshotInterval. Every node
-	// of a cluster should use the same. SnapshotBucket is the Object
+	// "A gap" in snapshot.go); at least SnapshotInterval (a shorter one is
+	// raised to it). Every node of a cluster should use the same.
+	// SnapshotBucket is the Object
 	// Store bucket of the snapshots (default the stream's name and
 	// "_SNAP").
 	SnapshotInterval, SnapshotRetain time.Duration
@@ -358,6 +359,11 @@ func (c *SOWConfig) defaults() {
 	}
 	if c.SnapshotRetain <= 0 {
 		c.SnapshotRetain = DefaultSnapshotRetain
+	}
+	if c.SnapshotInterval > 0 && c.SnapshotRetain < c.SnapshotInterval {
+		// Kept messages must outlast the time between snapshots, or a
+		// node a little behind finds a gap after every snapshot.
+		c.SnapshotRetain = c.SnapshotInterval
 	}
 	if c.SnapshotBucket == "" {
 		c.SnapshotBucket = c.Stream + snapshotBucketSuffix
