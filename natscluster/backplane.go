@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/ampsbroker/ampsbroker/internal/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 )
@@ -348,23 +349,23 @@ type origin struct {
 // decode reads a remote publish's data into rp and returns its origin.
 // rp.Body shares data.
 func decode(data []byte, rp *broker.RemotePublish) (from origin, err error) {
-	d := decoder{b: data}
-	if v := d.byte(); d.err == nil && v != remoteVersion {
+	d := wire.Decoder{B: data, Bad: errBadEntry}
+	if v := d.Byte(); d.Err == nil && v != remoteVersion {
 		return from, fmt.Errorf("%w: version %d, want %d", errBadRemote, v, remoteVersion)
 	}
-	from.number = d.uint64()
-	rp.Sequence = d.uvarint()
-	rp.Position = broker.Position(d.uvarint())
-	rp.JournalID = d.uvarint()
-	rp.After = d.uvarint()
-	from.node = d.string()
-	from.instance = d.string()
-	rp.ClientName = d.string()
-	rp.CorrelationID = d.string()
-	if d.err != nil {
-		return from, fmt.Errorf("%w: %v", errBadRemote, d.err)
+	from.number = d.Uint64()
+	rp.Sequence = d.Uvarint()
+	rp.Position = broker.Position(d.Uvarint())
+	rp.JournalID = d.Uvarint()
+	rp.After = d.Uvarint()
+	from.node = d.String()
+	from.instance = d.String()
+	rp.ClientName = d.String()
+	rp.CorrelationID = d.String()
+	if d.Err != nil {
+		return from, fmt.Errorf("%w: %v", errBadRemote, d.Err)
 	}
-	rp.Body = d.b
+	rp.Body = d.B
 	return from, nil
 }
 

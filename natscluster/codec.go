@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ampsbroker/ampsbroker/internal/wire"
+
 	"github.com/ampsbroker/ampsbroker/broker"
 )
 
@@ -61,94 +63,30 @@ func appendEntry(dst []byte, e *broker.Entry) []byte {
 	return append(dst, e.Body...)
 }
 
-// decoder reads an encoded entry front to back; the first failure sticks.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) fail(what string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: %s", errBadEntry, what)
-	}
-}
-
-func (d *decoder) byte() byte {
-	if d.err != nil || len(d.b) == 0 {
-		d.fail("truncated header")
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-// uint64 reads 8 little-endian bytes.
-func (d *decoder) uint64() uint64 {
-	if d.err != nil || len(d.b) < 8 {
-		d.fail("truncated header")
-		return 0
-	}
-	v := binary.LittleEndian.Uint64(d.b)
-	d.b = d.b[8:]
-	return v
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if d.err != nil || n <= 0 {
-		d.fail("bad unsigned varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if d.err != nil || n <= 0 {
-		d.fail("bad varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if d.err != nil || n > uint64(len(d.b)) {
-		d.fail("string longer than the entry")
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
-}
-
 // decodeEntry decodes data (which the entry's Body does not share).
 func decodeEntry(data []byte) (broker.Entry, error) {
-	d := decoder{b: data}
+	d := wire.Decoder{B: data, Bad: errBadEntry}
 	var e broker.Entry
-	if v := d.byte(); d.err == nil && v != codecVersion {
+	if v := d.Byte(); d.Err == nil && v != codecVersion {
 		return e, fmt.Errorf("%w: version %d, want %d", errBadEntry, v, codecVersion)
 	}
-	e.Kind = broker.EntryKind(d.byte())
-	flags := d.byte()
-	e.Sequence = d.uvarint()
-	e.Time = time.Unix(0, d.varint())
+	e.Kind = broker.EntryKind(d.Byte())
+	flags := d.Byte()
+	e.Sequence = d.Uvarint()
+	e.Time = time.Unix(0, d.Varint())
 	if flags&flagExpiry != 0 {
-		e.Expiry = time.Unix(0, d.varint())
+		e.Expiry = time.Unix(0, d.Varint())
 	}
-	e.Topic = d.string()
-	e.MessageType = d.string()
-	e.ClientName = d.string()
-	e.CorrelationID = d.string()
-	e.SOWKey = d.string()
-	e.User = d.string()
-	if d.err != nil {
-		return broker.Entry{}, d.err
+	e.Topic = d.String()
+	e.MessageType = d.String()
+	e.ClientName = d.String()
+	e.CorrelationID = d.String()
+	e.SOWKey = d.String()
+	e.User = d.String()
+	if d.Err != nil {
+		return broker.Entry{}, d.Err
 	}
-	e.Body = append([]byte(nil), d.b...)
+	e.Body = append([]byte(nil), d.B...)
 	return e, nil
 }
 

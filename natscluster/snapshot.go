@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/ampsbroker/ampsbroker/internal/wire"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -227,45 +228,45 @@ func (o *OrderedBackplane) encodeSnapshot() snapshotData {
 // high-water mark to the visitors (either may be nil), and returns its
 // sequence. p.Body shares data.
 func decodeSnapshot(data []byte, record func(p *broker.RemotePublish), mark func(name string, seq uint64)) (uint64, error) {
-	d := decoder{b: data}
-	if v := d.byte(); d.err == nil && v != snapshotVersion {
+	d := wire.Decoder{B: data, Bad: errBadEntry}
+	if v := d.Byte(); d.Err == nil && v != snapshotVersion {
 		return 0, fmt.Errorf("%w: snapshot version %d, want %d", errBadRemote, v, snapshotVersion)
 	}
-	seq := d.uvarint()
-	for d.err == nil {
-		switch kind := d.byte(); kind {
+	seq := d.Uvarint()
+	for d.Err == nil {
+		switch kind := d.Byte(); kind {
 		case snapEnd:
-			if d.err == nil && len(d.b) != 0 {
-				return 0, fmt.Errorf("%w: %d bytes after the snapshot's end", errBadRemote, len(d.b))
+			if d.Err == nil && len(d.B) != 0 {
+				return 0, fmt.Errorf("%w: %d bytes after the snapshot's end", errBadRemote, len(d.B))
 			}
-			return seq, d.err
+			return seq, d.Err
 		case snapRecord:
-			p := broker.RemotePublish{MessageType: d.string(), Topic: d.string(), SOWKey: d.string(), CorrelationID: d.string()}
-			p.Ordinal = d.uvarint()
-			p.OrderTime = time.Unix(0, d.varint())
-			if exp := d.uvarint(); exp != 0 {
+			p := broker.RemotePublish{MessageType: d.String(), Topic: d.String(), SOWKey: d.String(), CorrelationID: d.String()}
+			p.Ordinal = d.Uvarint()
+			p.OrderTime = time.Unix(0, d.Varint())
+			if exp := d.Uvarint(); exp != 0 {
 				p.HasExpiration, p.Expiration = true, exp-1
 			}
-			n := d.uvarint()
-			if d.err == nil && n > uint64(len(d.b)) {
-				d.fail("record body longer than the snapshot")
+			n := d.Uvarint()
+			if d.Err == nil && n > uint64(len(d.B)) {
+				d.Fail("record body longer than the snapshot")
 			}
-			if d.err == nil {
-				p.Body, d.b = d.b[:n], d.b[n:]
+			if d.Err == nil {
+				p.Body, d.B = d.B[:n], d.B[n:]
 				if record != nil {
 					record(&p)
 				}
 			}
 		case snapSeq:
-			name, s := d.string(), d.uvarint()
-			if d.err == nil && mark != nil {
+			name, s := d.String(), d.Uvarint()
+			if d.Err == nil && mark != nil {
 				mark(name, s)
 			}
 		default:
-			d.fail(fmt.Sprintf("snapshot frame kind %d", kind))
+			d.Fail(fmt.Sprintf("snapshot frame kind %d", kind))
 		}
 	}
-	return 0, fmt.Errorf("%w: snapshot: %v", errBadRemote, d.err)
+	return 0, fmt.Errorf("%w: snapshot: %v", errBadRemote, d.Err)
 }
 
 // fetchSnapshot reads the newest snapshot and checks its encoding; data

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ampsbroker/ampsbroker/broker"
+	"github.com/ampsbroker/ampsbroker/internal/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -936,35 +937,35 @@ func (o *OrderedBackplane) encodeOrdered(rp *broker.RemotePublish) []byte {
 // origin, whose number is the count of plain publishes sent before it;
 // rp.Body shares data.
 func decodeOrdered(data []byte, rp *broker.RemotePublish) (from origin, err error) {
-	d := decoder{b: data}
-	v := d.byte()
-	if d.err == nil && v != orderedVersion && v != orderedVersionV2 {
+	d := wire.Decoder{B: data, Bad: errBadEntry}
+	v := d.Byte()
+	if d.Err == nil && v != orderedVersion && v != orderedVersionV2 {
 		return from, fmt.Errorf("%w: version %d, want %d or %d", errBadRemote, v, orderedVersionV2, orderedVersion)
 	}
 	if v != orderedVersionV2 {
-		from.number = d.uint64()
+		from.number = d.Uint64()
 	}
-	flags := d.uvarint()
+	flags := d.Uvarint()
 	rp.Delta, rp.HasExpiration, rp.Delete = flags&flagDelta != 0, flags&flagExpiration != 0, flags&flagDelete != 0
 	rp.Expire = flags&flagExpire != 0
-	rp.Sequence = d.uvarint()
-	rp.Expiration = d.uvarint()
-	rp.Token = d.uvarint()
+	rp.Sequence = d.Uvarint()
+	rp.Expiration = d.Uvarint()
+	rp.Token = d.Uvarint()
 	if v != orderedVersionV2 {
-		rp.ExpireVersion = d.uvarint()
+		rp.ExpireVersion = d.Uvarint()
 	}
-	from.node = d.string()
+	from.node = d.String()
 	if v != orderedVersionV2 {
-		from.instance = d.string()
+		from.instance = d.String()
 	}
-	rp.ClientName = d.string()
-	rp.CorrelationID = d.string()
-	rp.SOWKey = d.string()
-	rp.Filter = d.string()
-	rp.SOWKeys = d.string()
-	if d.err != nil {
-		return from, fmt.Errorf("%w: %v", errBadRemote, d.err)
+	rp.ClientName = d.String()
+	rp.CorrelationID = d.String()
+	rp.SOWKey = d.String()
+	rp.Filter = d.String()
+	rp.SOWKeys = d.String()
+	if d.Err != nil {
+		return from, fmt.Errorf("%w: %v", errBadRemote, d.Err)
 	}
-	rp.Body = d.b
+	rp.Body = d.B
 	return from, nil
 }

@@ -7,6 +7,8 @@ import (
 	"hash/crc32"
 	"time"
 
+	"github.com/ampsbroker/ampsbroker/internal/wire"
+
 	"github.com/ampsbroker/ampsbroker/broker"
 )
 
@@ -115,78 +117,24 @@ func decodeFrame(h, payload []byte) (broker.Entry, error) {
 
 func decodePayload(p []byte) (broker.Entry, error) {
 	var e broker.Entry
-	d := decoder{b: p}
-	e.Position = broker.Position(d.uvarint())
-	e.Time = fromMicros(d.varint())
-	e.Kind = broker.EntryKind(d.byte())
-	e.Sequence = d.uvarint()
-	e.Expiry = fromMicros(d.varint())
-	e.Topic = d.string()
-	e.MessageType = d.string()
-	e.ClientName = d.string()
-	e.CorrelationID = d.string()
-	e.SOWKey = d.string()
-	e.User = d.string()
-	if d.err != nil {
-		return broker.Entry{}, d.err
+	d := wire.Decoder{B: p, Bad: errBadEntry}
+	e.Position = broker.Position(d.Uvarint())
+	e.Time = fromMicros(d.Varint())
+	e.Kind = broker.EntryKind(d.Byte())
+	e.Sequence = d.Uvarint()
+	e.Expiry = fromMicros(d.Varint())
+	e.Topic = d.String()
+	e.MessageType = d.String()
+	e.ClientName = d.String()
+	e.CorrelationID = d.String()
+	e.SOWKey = d.String()
+	e.User = d.String()
+	if d.Err != nil {
+		return broker.Entry{}, d.Err
 	}
 	if e.Kind != broker.EntryPublish && e.Kind != broker.EntrySOWDelete {
 		return broker.Entry{}, fmt.Errorf("%w: kind %d", errBadEntry, e.Kind)
 	}
-	e.Body = append([]byte(nil), d.b...)
+	e.Body = append([]byte(nil), d.B...)
 	return e, nil
-}
-
-// decoder reads a payload's fields; the first failure sticks in err.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) fail(what string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: truncated %s", errBadEntry, what)
-	}
-	d.b = nil
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("uvarint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail("varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) byte() byte {
-	if len(d.b) < 1 {
-		d.fail("kind")
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail("string")
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
 }
