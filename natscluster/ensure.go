@@ -1,6 +1,7 @@
 package natscluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -67,33 +68,43 @@ func ensure[T any](ctx context.Context, lookup, create func(context.Context) (T,
 		ctx, cancel = context.WithTimeout(ctx, ensureLimit)
 		defer cancel()
 	}
-	attempt := func(f func(context.Context) (T, error)) (T, error) {
-		actx, cancel := context.WithTimeout(ctx, createAttempt)
-		defer cancel()
-		return f(actx)
-	}
+	var v T
 	var telling error // the last failure that says more than a timeout
+	err := retrying(ctx, createAttempt, createPause, func(err error) bool { return transient(err, notFound) },
+		func(actx context.Context) (err error) {
+			if v, err = lookup(actx); create != nil && errors.Is(err, notFound) {
+				// A create of its own attempt: the look-up may have used
+				// most of this one.
+				cctx, cancel := context.WithTimeout(ctx, createAttempt)
+				defer cancel()
+				v, err = create(cctx)
+			}
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				telling = err
+			}
+			return err
+		})
+	if err != nil {
+		return v, cmp.Or(telling, err)
+	}
+	return v, nil
+}
+
+// retrying calls fn, each call bounded by attempt, again after pause
+// while the call fails with an error again says is a moment's and ctx
+// lasts. It returns nil or the last failure.
+func retrying(ctx context.Context, attempt, pause time.Duration, again func(error) bool, fn func(context.Context) error) error {
 	for {
-		v, err := attempt(lookup)
-		if create != nil && errors.Is(err, notFound) {
-			v, err = attempt(create)
-		}
-		if err == nil {
-			return v, nil
-		}
-		if !errors.Is(err, context.DeadlineExceeded) {
-			telling = err
-		}
-		if !transient(err, notFound) {
-			return v, err
+		actx, cancel := context.WithTimeout(ctx, attempt)
+		err := fn(actx)
+		cancel()
+		if err == nil || !again(err) || ctx.Err() != nil {
+			return err
 		}
 		select {
 		case <-ctx.Done():
-			if telling != nil {
-				return v, telling
-			}
-			return v, err
-		case <-time.After(createPause):
+			return err
+		case <-time.After(pause):
 		}
 	}
 }

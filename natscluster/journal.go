@@ -427,23 +427,11 @@ func (j *Journal) consumerName(kind string) func() string {
 
 // retry calls fn, each try bounded by RequestTimeout, again after
 // leaderWait for as long as a try times out or finds no responder (see
-// leaderWait) and ctx lasts.
+// leaderWait) and ctx lasts (retrying).
 func (j *Journal) retry(ctx context.Context, fn func(context.Context) error) error {
-	for {
-		tctx, cancel := context.WithTimeout(ctx, j.cfg.RequestTimeout)
-		err := fn(tctx)
-		cancel()
-		lost := errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
-			errors.Is(err, context.DeadlineExceeded)
-		if !lost || ctx.Err() != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(leaderWait):
-		}
-	}
+	return retrying(ctx, j.cfg.RequestTimeout, leaderWait, func(err error) bool {
+		return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
+	}, fn)
 }
 
 // addHighWater raises marks by a message's high-water header, if any.
